@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the prerequisites r1's build and tests need, only when they are missing.
+# Debian packages are listed in .ci/apt-packages; npm packages are pinned in contracts/package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+while read -r pkg; do
+  [[ -z "$pkg" || "$pkg" == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done < .ci/apt-packages
+
+if ((${#missing[@]})); then
+  echo "deps: installing apt packages: ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [[ -f contracts/package-lock.json ]]; then
+  stamp=contracts/node_modules/.r1-installed-lock.json
+  if ! cmp -s contracts/package-lock.json "$stamp"; then
+    echo "deps: installing npm packages in contracts/"
+    (cd contracts && npm ci --no-audit --no-fund --loglevel=error)
+    cp contracts/package-lock.json "$stamp"
+  fi
+fi

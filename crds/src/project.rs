@@ -1,0 +1,73 @@
+//! `DeeployProject`: a CSP's group of jobs (a dApp, a CMS, a database cluster).
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::Condition;
+
+/// Desired state of a DeeployProject.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "deeploy.ratio1.ai",
+    version = "v1alpha1",
+    kind = "DeeployProject",
+    namespaced,
+    status = "DeeployProjectStatus",
+    derive = "PartialEq",
+    shortname = "dproj",
+    category = "r1",
+    doc = "A CSP's project: a named group of DeeployJobs owned by one CSP address.",
+    printcolumn(
+        name = "Owner",
+        type_ = "string",
+        json_path = ".spec.owner",
+        description = "CSP address"
+    ),
+    printcolumn(
+        name = "Jobs",
+        type_ = "integer",
+        json_path = ".status.jobCount",
+        description = "Jobs in the project"
+    ),
+    printcolumn(
+        name = "Spend",
+        type_ = "string",
+        json_path = ".status.spend",
+        description = "USDC locked for the project's jobs so far"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DeeployProjectSpec {
+    /// EVM address of the CSP that owns the project; requests on its jobs must be signed by it.
+    pub owner: String,
+    /// Human-readable project name shown in listings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// What the project is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Observed state of a DeeployProject.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeeployProjectStatus {
+    /// Number of DeeployJobs referencing this project.
+    #[serde(default)]
+    pub job_count: u32,
+    /// USDC locked for the project's jobs so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend: Option<String>,
+    /// Conditions, e.g. `Ready`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// `metadata.generation` last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}

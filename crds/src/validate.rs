@@ -1,0 +1,448 @@
+//! Checks beyond the schema, shared by every way a resource enters r1: `r1ctl validate`, the
+//! Deeploy API and the Kubernetes reconciler all call [`validate`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::field::{Errors, FieldError};
+use crate::image::ImageRef;
+use crate::job::{DeeployJobSpec, EnvVar, HealthCheck, JobType, Port};
+use crate::manifest::{Kind, Manifest};
+use crate::names;
+use crate::pricing::{Catalogue, EstimateError, PricingError};
+use crate::{DeeployProjectSpec, EscrowSpec, TunnelSpec};
+
+/// Longest port name (an IANA service name).
+const PORT_NAME_MAX: usize = 15;
+/// Longest free-text description kept in a project.
+const DESCRIPTION_MAX: usize = 1024;
+
+/// Where validation looks up the objects a resource refers to.
+pub trait ResourceIndex {
+    /// The resource of `kind` named `name` in `namespace`, if it is known.
+    fn lookup(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Manifest>;
+}
+
+/// An index over a set of manifests read together (the files given to `r1ctl validate`).
+#[derive(Debug, Default)]
+pub struct ManifestSet {
+    by_key: HashMap<(Kind, String, String), Manifest>,
+}
+
+impl ManifestSet {
+    /// Adds `manifest`; returns the one already present under the same kind, namespace and name.
+    pub fn insert(&mut self, manifest: Manifest) -> Option<Manifest> {
+        let key = (
+            manifest.kind(),
+            manifest.namespace().to_owned(),
+            manifest.name().to_owned(),
+        );
+        self.by_key.insert(key, manifest)
+    }
+}
+
+impl ResourceIndex for ManifestSet {
+    fn lookup(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Manifest> {
+        self.by_key
+            .get(&(kind, namespace.to_owned(), name.to_owned()))
+    }
+}
+
+/// Every problem with `manifest`. References are checked against `index` when one is given;
+/// without one (a lone file validated offline) only their syntax is checked.
+pub fn validate(
+    manifest: &Manifest,
+    catalogue: &Catalogue,
+    index: Option<&dyn ResourceIndex>,
+) -> Vec<FieldError> {
+    let mut errors = Errors::default();
+    validate_metadata(manifest, &mut errors);
+    let refs = RefChecker {
+        index,
+        namespace: manifest.namespace(),
+    };
+    match manifest {
+        Manifest::Project(p) => validate_project(&p.spec, &mut errors),
+        Manifest::Job(j) => validate_job(&j.spec, catalogue, &refs, &mut errors),
+        Manifest::Tunnel(t) => validate_tunnel(&t.spec, &mut errors),
+        Manifest::Escrow(e) => validate_escrow(&e.spec, &mut errors),
+    }
+    errors.into_vec()
+}
+
+fn validate_metadata(manifest: &Manifest, errors: &mut Errors) {
+    let meta = manifest.metadata();
+    match meta.name.as_deref() {
+        None | Some("") => errors.add("metadata.name", "is required"),
+        Some(name) => {
+            errors.check("metadata.name", names::dns_label(name));
+        }
+    }
+    if let Some(namespace) = meta.namespace.as_deref() {
+        errors.check("metadata.namespace", names::dns_label(namespace));
+    }
+}
+
+fn validate_project(spec: &DeeployProjectSpec, errors: &mut Errors) {
+    errors.check("spec.owner", names::evm_address(&spec.owner));
+    if let Some(description) = &spec.description {
+        if description.chars().count() > DESCRIPTION_MAX {
+            errors.add(
+                "spec.description",
+                format!("is longer than {DESCRIPTION_MAX} characters"),
+            );
+        }
+    }
+}
+
+fn validate_tunnel(spec: &TunnelSpec, errors: &mut Errors) {
+    errors.check("spec.hostname", names::hostname(&spec.hostname));
+    validate_secret_ref(&spec.token_secret_ref, "spec.tokenSecretRef", errors);
+}
+
+fn validate_escrow(spec: &EscrowSpec, errors: &mut Errors) {
+    if spec.chain_id == 0 {
+        errors.add("spec.chainId", "must be a positive EVM chain id");
+    }
+    errors.check("spec.owner", names::evm_address(&spec.owner));
+    if let Some(address) = &spec.address {
+        errors.check("spec.address", names::evm_address(address));
+    }
+}
+
+fn validate_secret_ref(secret: &crate::common::SecretKeyRef, path: &str, errors: &mut Errors) {
+    errors.check(format!("{path}.name"), names::dns_subdomain(&secret.name));
+    let key_ok = !secret.key.is_empty()
+        && secret.key.len() <= 253
+        && secret
+            .key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !key_ok {
+        errors.add(
+            format!("{path}.key"),
+            format!("{:?} is not a valid Secret key", secret.key),
+        );
+    }
+}
+
+/// Checks that references name existing objects of the right kind.
+struct RefChecker<'a> {
+    index: Option<&'a dyn ResourceIndex>,
+    namespace: &'a str,
+}
+
+impl RefChecker<'_> {
+    /// Checks the syntax of the reference and, with an index, that the object exists.
+    fn check<'m>(
+        &'m self,
+        kind: Kind,
+        name: &str,
+        path: &str,
+        errors: &mut Errors,
+    ) -> Option<&'m Manifest> {
+        errors.check(format!("{path}.name"), names::dns_label(name))?;
+        let index = self.index?;
+        let found = index.lookup(kind, self.namespace, name);
+        if found.is_none() {
+            errors.add(
+                format!("{path}.name"),
+                format!(
+                    "{kind} {:?} not found in namespace {:?}",
+                    name, self.namespace
+                ),
+            );
+        }
+        found
+    }
+}
+
+fn validate_job(
+    spec: &DeeployJobSpec,
+    catalogue: &Catalogue,
+    refs: &RefChecker<'_>,
+    errors: &mut Errors,
+) {
+    let project = refs.check(
+        Kind::Project,
+        &spec.project_ref.name,
+        "spec.projectRef",
+        errors,
+    );
+    let escrow = refs.check(
+        Kind::Escrow,
+        &spec.escrow_ref.name,
+        "spec.escrowRef",
+        errors,
+    );
+    if let (Some(Manifest::Project(project)), Some(Manifest::Escrow(escrow))) = (project, escrow) {
+        if !project.spec.owner.eq_ignore_ascii_case(&escrow.spec.owner) {
+            errors.add(
+                "spec.escrowRef.name",
+                format!(
+                    "Escrow {:?} belongs to {}, but project {:?} is owned by {}",
+                    spec.escrow_ref.name,
+                    escrow.spec.owner,
+                    spec.project_ref.name,
+                    project.spec.owner
+                ),
+            );
+        }
+    }
+    if let Some(tunnel) = &spec.tunnel_ref {
+        refs.check(Kind::Tunnel, &tunnel.name, "spec.tunnelRef", errors);
+        if spec.ports.is_empty() {
+            errors.add(
+                "spec.tunnelRef",
+                "a tunnel forwards to the job's first port, but spec.ports is empty",
+            );
+        }
+    }
+    validate_payload(spec, errors);
+    validate_args("spec.command", &spec.command, errors);
+    validate_args("spec.args", &spec.args, errors);
+    validate_env(&spec.env, errors);
+    validate_ports(&spec.ports, errors);
+    for (key, value) in &spec.node_selector {
+        errors.check(format!("spec.nodeSelector.{key}"), names::label_key(key));
+        errors.check(
+            format!("spec.nodeSelector.{key}"),
+            names::label_value(value),
+        );
+    }
+    if spec.replicas < 1 {
+        errors.add(
+            "spec.replicas",
+            format!("{} is below the minimum of 1", spec.replicas),
+        );
+    }
+    if let Some(check) = &spec.health_check {
+        validate_health_check(check, &spec.ports, errors);
+    }
+    validate_pricing(spec, catalogue, errors);
+}
+
+/// What runs: an image for containers and services, a plugin for native jobs.
+fn validate_payload(spec: &DeeployJobSpec, errors: &mut Errors) {
+    let kind = spec.job_type.as_str();
+    match spec.job_type {
+        JobType::Container | JobType::Service => {
+            match &spec.image {
+                None => errors.add("spec.image", format!("is required for {kind} jobs")),
+                Some(image) => {
+                    errors.check(
+                        "spec.image",
+                        ImageRef::parse(image).map_err(|e| e.to_string()),
+                    );
+                }
+            }
+            if spec.plugin.is_some() {
+                errors.add(
+                    "spec.plugin",
+                    format!("only native jobs run a plugin; this is a {kind} job"),
+                );
+            }
+        }
+        JobType::Native => {
+            match &spec.plugin {
+                None => errors.add("spec.plugin", "is required for native jobs"),
+                Some(plugin) => {
+                    errors.check("spec.plugin", names::dns_label(plugin));
+                }
+            }
+            if spec.image.is_some() {
+                errors.add("spec.image", "native jobs run a plugin, not an image");
+            }
+        }
+    }
+}
+
+fn validate_args(path: &str, args: &[String], errors: &mut Errors) {
+    for (i, arg) in args.iter().enumerate() {
+        if arg.contains('\0') {
+            errors.add(format!("{path}[{i}]"), "must not contain a NUL byte");
+        }
+    }
+    if args.first().is_some_and(String::is_empty) && path.ends_with("command") {
+        errors.add(format!("{path}[0]"), "the program to run must not be empty");
+    }
+}
+
+fn validate_env(env: &[EnvVar], errors: &mut Errors) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, var) in env.iter().enumerate() {
+        let path = format!("spec.env[{i}]");
+        if errors
+            .check(format!("{path}.name"), names::env_name(&var.name))
+            .is_some()
+        {
+            if let Some(first) = seen.insert(&var.name, i) {
+                seen.insert(&var.name, first);
+                errors.add(
+                    format!("{path}.name"),
+                    format!(
+                        "{:?} is defined twice (first at spec.env[{first}])",
+                        var.name
+                    ),
+                );
+            }
+        }
+        match (&var.value, &var.value_from) {
+            (Some(_), Some(_)) => errors.add(path, "set either value or valueFrom, not both"),
+            (None, None) => errors.add(path, "set value or valueFrom"),
+            (None, Some(source)) => validate_secret_ref(
+                &source.secret_key_ref,
+                &format!("{path}.valueFrom.secretKeyRef"),
+                errors,
+            ),
+            (Some(_), None) => {}
+        }
+    }
+}
+
+fn port_in_range(port: u32) -> Result<u16, String> {
+    u16::try_from(port)
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| format!("{port} is out of range 1-65535"))
+}
+
+fn validate_ports(ports: &[Port], errors: &mut Errors) {
+    let mut container_ports = HashMap::new();
+    let mut host_ports = HashMap::new();
+    let mut port_names = HashMap::new();
+    for (i, port) in ports.iter().enumerate() {
+        let path = format!("spec.ports[{i}]");
+        if let Some(name) = &port.name {
+            let name_ok = names::dns_label(name).and_then(|()| {
+                if name.len() > PORT_NAME_MAX {
+                    Err(format!(
+                        "{name:?} is longer than {PORT_NAME_MAX} characters"
+                    ))
+                } else {
+                    Ok(())
+                }
+            });
+            if errors.check(format!("{path}.name"), name_ok).is_some() {
+                if let Some(first) = port_names.get(name.as_str()) {
+                    errors.add(
+                        format!("{path}.name"),
+                        format!("{name:?} is used twice (first at spec.ports[{first}])"),
+                    );
+                } else {
+                    port_names.insert(name.as_str(), i);
+                }
+            }
+        }
+        if let Some(p) = errors.check(
+            format!("{path}.containerPort"),
+            port_in_range(port.container_port),
+        ) {
+            if let Some(first) = container_ports.insert((p, port.protocol), i) {
+                container_ports.insert((p, port.protocol), first);
+                errors.add(
+                    format!("{path}.containerPort"),
+                    format!("{p} is used twice (first at spec.ports[{first}])"),
+                );
+            }
+        }
+        if let Some(host) = port.host_port {
+            if let Some(p) = errors.check(format!("{path}.hostPort"), port_in_range(host)) {
+                if let Some(first) = host_ports.insert((p, port.protocol), i) {
+                    host_ports.insert((p, port.protocol), first);
+                    errors.add(
+                        format!("{path}.hostPort"),
+                        format!("{p} is used twice (first at spec.ports[{first}])"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn validate_health_check(check: &HealthCheck, ports: &[Port], errors: &mut Errors) {
+    let path = "spec.healthCheck";
+    let probes = [
+        check.http.is_some(),
+        check.tcp.is_some(),
+        check.exec.is_some(),
+    ];
+    if probes.iter().filter(|&&set| set).count() != 1 {
+        errors.add(path, "set exactly one of http, tcp and exec");
+    }
+    let declared = |port: u32| ports.iter().any(|p| p.container_port == port);
+    let mut check_port = |field: String, port: u32| {
+        if errors.check(field.clone(), port_in_range(port)).is_some() && !declared(port) {
+            errors.add(field, format!("{port} is not one of spec.ports"));
+        }
+    };
+    if let Some(http) = &check.http {
+        check_port(format!("{path}.http.port"), http.port);
+    }
+    if let Some(tcp) = &check.tcp {
+        check_port(format!("{path}.tcp.port"), tcp.port);
+    }
+    if let Some(http) = &check.http {
+        if !http.path.starts_with('/') {
+            errors.add(
+                format!("{path}.http.path"),
+                format!("{:?} must start with '/'", http.path),
+            );
+        }
+    }
+    if let Some(exec) = &check.exec {
+        if exec.command.first().is_none_or(String::is_empty) {
+            errors.add(format!("{path}.exec.command"), "must name a program to run");
+        }
+    }
+    if check.period_seconds == Some(0) {
+        errors.add(format!("{path}.periodSeconds"), "must be at least 1");
+    }
+    if check.failure_threshold == Some(0) {
+        errors.add(format!("{path}.failureThreshold"), "must be at least 1");
+    }
+}
+
+/// The duration meets the minimum, quantities parse and are positive, and a catalogue class
+/// fits; each problem is reported on its own field.
+fn validate_pricing(spec: &DeeployJobSpec, catalogue: &Catalogue, errors: &mut Errors) {
+    if spec.duration_epochs < catalogue.min_epochs {
+        errors.add(
+            "spec.durationEpochs",
+            format!(
+                "{} is below the minimum of {} epochs",
+                spec.duration_epochs, catalogue.min_epochs
+            ),
+        );
+    }
+    let resources = &spec.resources;
+    let amounts = match resources.amounts() {
+        Ok(amounts) => amounts,
+        Err(fields) => {
+            for field in fields {
+                errors.add(
+                    format!("spec.resources.{}", field.field),
+                    field.source.to_string(),
+                );
+            }
+            return;
+        }
+    };
+    if amounts.cpu_millis == 0 {
+        errors.add("spec.resources.cpu", "must be above zero");
+    }
+    if amounts.memory_bytes == 0 {
+        errors.add("spec.resources.memory", "must be above zero");
+    }
+    if let Err(e) = catalogue.select(spec.job_type, resources.class.as_deref(), &amounts) {
+        let path = match &e {
+            PricingError::UnknownClass(_) | PricingError::WrongType { .. } => {
+                "spec.resources.class".to_owned()
+            }
+            PricingError::DoesNotFit { field, .. } => format!("spec.resources.{field}"),
+            PricingError::NoClassFits { .. } => "spec.resources".to_owned(),
+        };
+        errors.add(path, e.to_string());
+    } else if let Err(EstimateError::Overflow) = catalogue.estimate(spec) {
+        errors.add("spec", "the total price is too large");
+    }
+}

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {IR1} from "./interfaces/IR1.sol";
+import {IBlacklist} from "./interfaces/IBlacklist.sol";
+
+/// @title Node Deed licences
+/// @notice An ERC-721 bought with R1 at a tiered price. Each purchase burns 20 % of the price,
+/// sends 50 % to the liquidity wallet and 30 % to the operations wallet. The holder links one
+/// node address to the licence; a node belongs to at most one licence. Proof-of-Availability
+/// mints `N/T × A/255` R1 per epoch to the holder for the oracle-agreed availability byte `A`
+/// of the linked node, until `N` has been minted for the licence.
+contract NodeDeed is ERC721, Ownable {
+    /// @notice Most licences that can ever exist.
+    uint256 public constant MAX_LICENCES = 46_224;
+    /// @notice PoA cap per licence, `N` = 1,575.19 R1.
+    uint256 public constant MAX_POA_PER_LICENCE = 1_575.19 ether;
+    /// @notice Epoch credits per licence, `T`.
+    uint256 public constant POA_EPOCH_CREDITS = 1_080;
+    /// @notice Share of a sale that is burned, in percent.
+    uint256 public constant BURN_PERCENT = 20;
+    /// @notice Share of a sale that goes to the liquidity wallet, in percent.
+    uint256 public constant LIQUIDITY_PERCENT = 50;
+
+    /// @notice The R1 token (the price currency and the PoA reward).
+    IR1 public immutable r1;
+    /// @notice Receives 50 % of every sale.
+    address public immutable liquidityWallet;
+    /// @notice Receives 30 % of every sale.
+    address public immutable operationsWallet;
+    /// @notice The PoAI manager, the only contract that may record availability.
+    address public manager;
+
+    /// @notice Price in R1 of every licence sold while `totalSold < tierCap[i]`.
+    uint256[] public tierPrice;
+    /// @notice Cumulative licence count at which each tier ends.
+    uint256[] public tierCap;
+    /// @notice Licences sold so far (token ids are 1..totalSold).
+    uint256 public totalSold;
+
+    /// @notice Licence linked to each node address (0 = none).
+    mapping(address => uint256) public licenceOfNode;
+    /// @notice Node address linked to each licence (zero = none).
+    mapping(uint256 => address) public nodeOfLicence;
+    /// @notice PoA R1 already minted for each licence.
+    mapping(uint256 => uint256) public poaMinted;
+    /// @notice Epochs whose availability has been recorded.
+    mapping(uint256 => bool) public availabilityRecorded;
+
+    /// @notice The tier table is malformed.
+    error InvalidTiers();
+    /// @notice Every licence of every tier has been sold.
+    error SoldOut();
+    /// @notice The current price exceeds the buyer's limit.
+    error PriceAboveLimit(uint256 price, uint256 maxPrice);
+    /// @notice The caller does not own the licence.
+    error NotLicenceOwner(uint256 licenceId, address caller);
+    /// @notice The node is already linked to a licence.
+    error NodeAlreadyLinked(address node, uint256 licenceId);
+    /// @notice The licence already has a node.
+    error LicenceAlreadyLinked(uint256 licenceId, address node);
+    /// @notice The licence has no node to unlink.
+    error LicenceNotLinked(uint256 licenceId);
+    /// @notice The zero address cannot be a node.
+    error ZeroNode();
+    /// @notice Only the PoAI manager may call this.
+    error NotManager(address caller);
+    /// @notice The manager has already been set.
+    error ManagerAlreadySet();
+    /// @notice Availability for this epoch was already recorded.
+    error AvailabilityAlreadyRecorded(uint256 epoch);
+    /// @notice The node and availability arrays differ in length.
+    error LengthMismatch();
+
+    /// @notice A licence was sold, with the split of its price.
+    event LicenceBought(address indexed buyer, uint256 indexed licenceId, uint256 price, uint256 burned, uint256 toLiquidity, uint256 toOperations);
+    /// @notice A node was linked to a licence.
+    event NodeLinked(uint256 indexed licenceId, address indexed node);
+    /// @notice A node was unlinked from a licence.
+    event NodeUnlinked(uint256 indexed licenceId, address indexed node);
+    /// @notice PoA R1 was minted for a licence for one epoch.
+    event PoaMinted(uint256 indexed epoch, uint256 indexed licenceId, address indexed node, uint8 availability, uint256 amount);
+
+    constructor(
+        IR1 r1_,
+        address liquidityWallet_,
+        address operationsWallet_,
+        address initialOwner,
+        uint256[] memory prices,
+        uint256[] memory caps
+    ) ERC721("Ratio1 Node Deed", "ND") Ownable(initialOwner) {
+        if (prices.length == 0 || prices.length != caps.length) revert InvalidTiers();
+        uint256 previous = 0;
+        for (uint256 i = 0; i < caps.length; i++) {
+            if (caps[i] <= previous || caps[i] > MAX_LICENCES || prices[i] == 0) revert InvalidTiers();
+            previous = caps[i];
+        }
+        r1 = r1_;
+        liquidityWallet = liquidityWallet_;
+        operationsWallet = operationsWallet_;
+        tierPrice = prices;
+        tierCap = caps;
+    }
+
+    /// @notice Sets the PoAI manager once.
+    function setManager(address manager_) external onlyOwner {
+        if (manager != address(0)) revert ManagerAlreadySet();
+        manager = manager_;
+    }
+
+    /// @notice The price of the next licence, in R1.
+    function currentPrice() public view returns (uint256) {
+        for (uint256 i = 0; i < tierCap.length; i++) {
+            if (totalSold < tierCap[i]) return tierPrice[i];
+        }
+        revert SoldOut();
+    }
+
+    /// @notice Buys the next licence at the current tier price (at most `maxPrice`), pulling R1
+    /// from the caller, who must have approved it.
+    function buyLicence(uint256 maxPrice) external returns (uint256 licenceId) {
+        uint256 price = currentPrice();
+        if (price > maxPrice) revert PriceAboveLimit(price, maxPrice);
+        uint256 burned = (price * BURN_PERCENT) / 100;
+        uint256 toLiquidity = (price * LIQUIDITY_PERCENT) / 100;
+        uint256 toOperations = price - burned - toLiquidity;
+        licenceId = ++totalSold;
+        r1.transferFrom(msg.sender, address(this), burned);
+        r1.burn(burned);
+        r1.transferFrom(msg.sender, liquidityWallet, toLiquidity);
+        r1.transferFrom(msg.sender, operationsWallet, toOperations);
+        _safeMint(msg.sender, licenceId);
+        emit LicenceBought(msg.sender, licenceId, price, burned, toLiquidity, toOperations);
+    }
+
+    /// @notice Links `node` to the caller's licence.
+    function linkNode(uint256 licenceId, address node) external {
+        _requireLicenceOwner(licenceId);
+        if (node == address(0)) revert ZeroNode();
+        uint256 existing = licenceOfNode[node];
+        if (existing != 0) revert NodeAlreadyLinked(node, existing);
+        address linked = nodeOfLicence[licenceId];
+        if (linked != address(0)) revert LicenceAlreadyLinked(licenceId, linked);
+        licenceOfNode[node] = licenceId;
+        nodeOfLicence[licenceId] = node;
+        emit NodeLinked(licenceId, node);
+    }
+
+    /// @notice Unlinks the node of the caller's licence so it can be relinked.
+    function unlinkNode(uint256 licenceId) external {
+        _requireLicenceOwner(licenceId);
+        address node = nodeOfLicence[licenceId];
+        if (node == address(0)) revert LicenceNotLinked(licenceId);
+        delete licenceOfNode[node];
+        delete nodeOfLicence[licenceId];
+        emit NodeUnlinked(licenceId, node);
+    }
+
+    /// @notice The owner of the licence `node` is linked to (zero when unlinked).
+    function ownerOfNode(address node) external view returns (address) {
+        uint256 licenceId = licenceOfNode[node];
+        return licenceId == 0 ? address(0) : ownerOf(licenceId);
+    }
+
+    /// @notice The PoA reward for one epoch at availability `a`: `N/T × a/255`.
+    function poaRewardFor(uint8 a) public pure returns (uint256) {
+        return (MAX_POA_PER_LICENCE * a) / (POA_EPOCH_CREDITS * 255);
+    }
+
+    /// @notice Mints the PoA rewards of `epoch` for the oracle-agreed availability of `nodes`.
+    /// Unlinked and blacklisted nodes earn nothing; a licence never mints beyond `N`.
+    function recordAvailability(uint256 epoch, address[] calldata nodes, uint8[] calldata availability) external {
+        if (msg.sender != manager) revert NotManager(msg.sender);
+        if (availabilityRecorded[epoch]) revert AvailabilityAlreadyRecorded(epoch);
+        if (nodes.length != availability.length) revert LengthMismatch();
+        availabilityRecorded[epoch] = true;
+        for (uint256 i = 0; i < nodes.length; i++) {
+            uint256 licenceId = licenceOfNode[nodes[i]];
+            if (licenceId == 0 || IBlacklist(manager).isBlacklisted(nodes[i])) continue;
+            uint256 amount = poaRewardFor(availability[i]);
+            uint256 left = MAX_POA_PER_LICENCE - poaMinted[licenceId];
+            if (amount > left) amount = left;
+            if (amount == 0) continue;
+            poaMinted[licenceId] += amount;
+            r1.mint(ownerOf(licenceId), amount);
+            emit PoaMinted(epoch, licenceId, nodes[i], availability[i], amount);
+        }
+    }
+
+    function _requireLicenceOwner(uint256 licenceId) private view {
+        if (ownerOf(licenceId) != msg.sender) revert NotLicenceOwner(licenceId, msg.sender);
+    }
+}

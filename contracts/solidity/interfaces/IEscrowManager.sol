@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IBlacklist} from "./IBlacklist.sol";
+
+/// @title What a CSP escrow needs from the PoAI manager
+interface IEscrowManager is IBlacklist {
+    /// @notice The settlement token.
+    function usdc() external view returns (IERC20);
+
+    /// @notice The epoch now: `(block.timestamp - genesis) / epochSeconds`.
+    function currentEpoch() external view returns (uint256);
+
+    /// @notice Governance price per node per epoch of a job type (0 = not offered).
+    function jobTypePrice(bytes32 jobType) external view returns (uint256);
+
+    /// @notice Allocates a network-wide job id to the calling escrow.
+    function registerJob() external returns (uint256 jobId);
+
+    /// @notice Swaps `amount` USDC, already sent to the manager by the calling escrow, to R1 and burns it.
+    function burnUsdc(uint256 amount) external;
+}

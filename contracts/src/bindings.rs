@@ -1,0 +1,58 @@
+//! alloy bindings generated at compile time from `artifacts/*.json` (written by
+//! `scripts/compile.cjs`; a test fails when they drift from `solidity/`). Each module carries
+//! the ABI types, the revert errors, the events, a typed instance and `deploy` with the bytecode.
+#![allow(missing_docs, clippy::too_many_arguments)]
+
+use alloy::sol;
+
+sol!(
+    #[sol(rpc)]
+    R1,
+    "artifacts/R1.json"
+);
+
+sol!(
+    #[sol(rpc)]
+    TestUSDC,
+    "artifacts/TestUSDC.json"
+);
+
+sol!(
+    #[sol(rpc)]
+    R1UsdcPool,
+    "artifacts/R1UsdcPool.json"
+);
+
+sol!(
+    #[sol(rpc)]
+    NodeDeed,
+    "artifacts/NodeDeed.json"
+);
+
+sol!(
+    #[sol(rpc)]
+    CspEscrow,
+    "artifacts/CspEscrow.json"
+);
+
+/// The test-only second escrow implementation, in its own module because its ABI names the
+/// `CspEscrow` structs again.
+pub mod v2 {
+    alloy::sol!(
+        #[sol(rpc)]
+        CspEscrowV2,
+        "artifacts/CspEscrowV2.json"
+    );
+}
+
+sol!(
+    #[sol(rpc)]
+    PoAIManager,
+    "artifacts/PoAIManager.json"
+);
+
+sol!(
+    #[sol(rpc)]
+    UpgradeableBeacon,
+    "artifacts/UpgradeableBeacon.json"
+);

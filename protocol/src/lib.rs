@@ -1,1 +1,22 @@
-//! placeholder
+//! What r1 oracles and nodes say to each other.
+//!
+//! * [`identity`]: secp256k1 keys and their EVM addresses, the only identity r1 knows.
+//! * [`keyfile`]: keys on disk, readable by their owner only.
+//! * [`envelope`]: the signed envelope every message travels in (EIP-191 over a canonical
+//!   encoding), and [`verify`] which refuses forged, unknown, stale, replayed or malformed ones.
+//! * [`messages`]: heartbeat, deploy and stop commands, job status, oracle observation.
+//! * [`topics`]: the MQTT topic layout, in one place.
+
+pub mod envelope;
+pub mod hex;
+pub mod identity;
+pub mod keyfile;
+pub mod messages;
+pub mod topics;
+pub mod verify;
+
+pub use alloy_primitives::Address;
+pub use envelope::{Envelope, MessageKind};
+pub use identity::Identity;
+pub use messages::Message;
+pub use verify::{Freshness, SenderPolicy, Verifier, VerifyError};

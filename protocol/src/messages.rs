@@ -1,0 +1,276 @@
+//! The messages oracles and nodes exchange. Each travels as the payload of a signed
+//! [`Envelope`](crate::Envelope); [`Message::KIND`] ties a payload type to its envelope kind so a
+//! deploy command can never be read as a heartbeat.
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::Address;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::MessageKind;
+
+/// A payload type carried in an envelope of kind [`Message::KIND`].
+pub trait Message: Serialize + DeserializeOwned {
+    /// The envelope kind that carries this payload.
+    const KIND: MessageKind;
+}
+
+/// One replica of one on-chain job: what a node runs and an oracle schedules.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadId {
+    /// Job id in the escrow contract.
+    pub job: u64,
+    /// Replica index, 0-based.
+    pub replica: u32,
+}
+
+/// Resources of a node: totals and what is still free for new workloads.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeResources {
+    /// CPU capacity in millicores.
+    pub cpu_millis_total: u64,
+    /// CPU not reserved by workloads, in millicores.
+    pub cpu_millis_free: u64,
+    /// Memory in bytes.
+    pub memory_total: u64,
+    /// Memory not reserved by workloads, in bytes.
+    pub memory_free: u64,
+    /// Disk for workloads, in bytes.
+    pub disk_total: u64,
+    /// Disk still free, in bytes.
+    pub disk_free: u64,
+    /// GPU model (e.g. `NVIDIA L4`), when the node has GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_model: Option<String>,
+    /// Number of GPUs.
+    pub gpu_total: u32,
+    /// GPUs not assigned to workloads.
+    pub gpu_free: u32,
+}
+
+/// What a workload is doing, as its node sees it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(tag = "state", rename_all = "camelCase", deny_unknown_fields)]
+pub enum WorkloadState {
+    /// Image being imported or container being created.
+    Starting,
+    /// Running (and healthy, when it has a health check).
+    Running,
+    /// Crashed and waiting to be restarted with backoff.
+    Restarting {
+        /// Restarts so far.
+        restarts: u32,
+        /// Exit code of the last run.
+        last_exit_code: i32,
+    },
+    /// Stopped with an exit code and not restarted.
+    Exited {
+        /// Exit code.
+        code: i32,
+    },
+    /// Cannot run: bad image, killed for exceeding memory, unsupported spec.
+    Failed {
+        /// Why, for humans.
+        reason: String,
+    },
+}
+
+/// One workload in a heartbeat or status report.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadReport {
+    /// Which replica of which job.
+    pub id: WorkloadId,
+    /// Revision of the spec running (see [`WorkloadSpec::revision`]).
+    pub revision: String,
+    /// Current state.
+    pub state: WorkloadState,
+    /// Digest of the image the container runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+}
+
+/// Liveness proof and capacity report, sent by every node every 10 s.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// Operator-chosen node name for displays.
+    pub alias: String,
+    /// Agent version.
+    pub version: String,
+    /// Seconds since the agent started.
+    pub uptime_s: u64,
+    /// Capacity and free resources.
+    pub resources: NodeResources,
+    /// Node labels used by job selectors (`kyb`, `ratio1.ai/region`, …).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Every workload the node runs.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadReport>,
+}
+
+impl Message for Heartbeat {
+    const KIND: MessageKind = MessageKind::Heartbeat;
+}
+
+/// Transport protocol of an exposed port.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum PortProtocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// A port a workload exposes on its node.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PortMapping {
+    /// Port inside the container.
+    pub container_port: u16,
+    /// Port on the host; the node chooses one when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
+    /// Transport protocol.
+    pub protocol: PortProtocol,
+}
+
+/// How a node checks that a workload is healthy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(tag = "probe", rename_all = "camelCase", deny_unknown_fields)]
+pub enum HealthProbe {
+    /// `GET http://127.0.0.1:<port><path>` answers 2xx or 3xx.
+    Http {
+        /// Container port.
+        port: u16,
+        /// Request path.
+        path: String,
+    },
+    /// A TCP connection to the port opens.
+    Tcp {
+        /// Container port.
+        port: u16,
+    },
+    /// The command exits 0 inside the container.
+    Exec {
+        /// Command and arguments.
+        command: Vec<String>,
+    },
+}
+
+/// Health-check schedule around a probe.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSpec {
+    /// What to check.
+    pub probe: HealthProbe,
+    /// Seconds after start before the first check.
+    pub initial_delay_s: u32,
+    /// Seconds between checks.
+    pub period_s: u32,
+    /// Consecutive failures that make the workload unhealthy.
+    pub failure_threshold: u32,
+}
+
+/// Everything a node needs to run one replica.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// Which replica of which job.
+    pub id: WorkloadId,
+    /// Content hash of the job spec; a new revision replaces the old one.
+    pub revision: String,
+    /// Image reference.
+    pub image: String,
+    /// Entrypoint override.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment, resolved.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Exposed ports.
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+    /// CPU limit in millicores.
+    pub cpu_millis: u64,
+    /// Memory limit in bytes.
+    pub memory_bytes: u64,
+    /// GPUs to pass through.
+    #[serde(default)]
+    pub gpu: u32,
+    /// Health check, when the job has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheckSpec>,
+}
+
+/// An oracle's order to a node to run (or keep running) a workload. Idempotent: repeating it
+/// changes nothing.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeployCommand {
+    /// The node the command is for; nodes refuse commands addressed to others, so a command
+    /// captured on one node's topic cannot be replayed to another.
+    pub target: Address,
+    /// What to run.
+    pub workload: WorkloadSpec,
+}
+
+impl Message for DeployCommand {
+    const KIND: MessageKind = MessageKind::Deploy;
+}
+
+/// An oracle's order to a node to stop a workload and forget it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StopCommand {
+    /// The node the command is for.
+    pub target: Address,
+    /// What to stop.
+    pub workload: WorkloadId,
+    /// Why, for the node's log: `job closed`, `not on the paid roster`, `moved`.
+    pub reason: String,
+}
+
+impl Message for StopCommand {
+    const KIND: MessageKind = MessageKind::Stop;
+}
+
+/// A node's report after a workload changed state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JobStatusReport {
+    /// The workload and its new state.
+    pub workload: WorkloadReport,
+    /// Details for humans (last log line, error text).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+impl Message for JobStatusReport {
+    const KIND: MessageKind = MessageKind::JobStatus;
+}
+
+/// What one oracle observed during an epoch, exchanged so that oracles can agree on a median.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OracleObservation {
+    /// Epoch observed.
+    pub epoch: u64,
+    /// Availability byte per node: `floor(received / expected × 255)`.
+    pub availability: BTreeMap<Address, u8>,
+    /// Nodes seen running each job, sorted.
+    #[serde(default)]
+    pub job_nodes: BTreeMap<u64, Vec<Address>>,
+}
+
+impl Message for OracleObservation {
+    const KIND: MessageKind = MessageKind::Observation;
+}

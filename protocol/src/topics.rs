@@ -1,0 +1,117 @@
+//! The MQTT topic layout of an r1 network, written down once.
+//!
+//! Every topic lives under a root (one per network, e.g. `r1/devnet`):
+//!
+//! | topic | publisher → subscribers | message |
+//! |---|---|---|
+//! | `{root}/nodes/{node}/heartbeat` | node → oracles | [`Heartbeat`](crate::messages::Heartbeat) |
+//! | `{root}/nodes/{node}/status` | node → oracles | [`JobStatusReport`](crate::messages::JobStatusReport) |
+//! | `{root}/nodes/{node}/commands` | oracles → node | [`DeployCommand`](crate::messages::DeployCommand), [`StopCommand`](crate::messages::StopCommand) |
+//! | `{root}/oracles/{oracle}/observations` | oracle → oracles | [`OracleObservation`](crate::messages::OracleObservation) |
+//!
+//! `{node}` and `{oracle}` are lowercase `0x` addresses. A receiver checks that the envelope's
+//! sender is the address in the topic, so nobody can publish under another's name.
+
+use alloy_primitives::Address;
+
+/// One kind of topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// `{root}/nodes/{node}/heartbeat`.
+    Heartbeat,
+    /// `{root}/nodes/{node}/status`.
+    Status,
+    /// `{root}/nodes/{node}/commands`.
+    Commands,
+    /// `{root}/oracles/{oracle}/observations`.
+    Observations,
+}
+
+impl Channel {
+    fn parts(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Heartbeat => ("nodes", "heartbeat"),
+            Self::Status => ("nodes", "status"),
+            Self::Commands => ("nodes", "commands"),
+            Self::Observations => ("oracles", "observations"),
+        }
+    }
+}
+
+/// Builds and parses topics under one root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    root: String,
+}
+
+impl Topics {
+    /// Topics under `root` (no trailing `/`).
+    pub fn new(root: impl Into<String>) -> Self {
+        Self {
+            root: root.into().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The topic of `channel` for `address`.
+    pub fn topic(&self, channel: Channel, address: &Address) -> String {
+        let (group, leaf) = channel.parts();
+        format!(
+            "{}/{group}/{}/{leaf}",
+            self.root,
+            crate::hex::encode(address.as_slice())
+        )
+    }
+
+    /// The subscription matching `channel` for every address.
+    pub fn all(&self, channel: Channel) -> String {
+        let (group, leaf) = channel.parts();
+        format!("{}/{group}/+/{leaf}", self.root)
+    }
+
+    /// The channel and address of `topic`, when it is one of this root's topics.
+    pub fn parse(&self, topic: &str) -> Option<(Channel, Address)> {
+        let rest = topic.strip_prefix(&self.root)?.strip_prefix('/')?;
+        let mut parts = rest.split('/');
+        let (group, address, leaf) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let channel = [
+            Channel::Heartbeat,
+            Channel::Status,
+            Channel::Commands,
+            Channel::Observations,
+        ]
+        .into_iter()
+        .find(|c| c.parts() == (group, leaf))?;
+        let address = crate::hex::decode::<20>(address)?;
+        Some((channel, Address::from(address)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_and_parse() {
+        let topics = Topics::new("r1/devnet/");
+        let node = Address::repeat_byte(0xab);
+        let topic = topics.topic(Channel::Heartbeat, &node);
+        assert_eq!(
+            topic,
+            format!("r1/devnet/nodes/0x{}/heartbeat", "ab".repeat(20))
+        );
+        assert_eq!(topics.parse(&topic), Some((Channel::Heartbeat, node)));
+        assert_eq!(
+            topics.all(Channel::Observations),
+            "r1/devnet/oracles/+/observations"
+        );
+        let commands = topics.topic(Channel::Commands, &node);
+        assert_eq!(topics.parse(&commands), Some((Channel::Commands, node)));
+        assert_eq!(topics.parse("r1/devnet/nodes/0xab/heartbeat"), None);
+        assert_eq!(topics.parse("r1/other/nodes/0x00/heartbeat"), None);
+        assert_eq!(topics.parse(&format!("{topic}/extra")), None);
+        assert_eq!(topics.parse(&topic.replace("nodes", "oracles")), None);
+    }
+}

@@ -1,0 +1,222 @@
+//! Accepting a message: the signature must match the sender, the sender must be allowed to send
+//! that kind, the message must be fresh and never seen before, and the payload must parse. Each
+//! refusal has its own error so logs and metrics say exactly why.
+
+use std::collections::{HashMap, HashSet};
+
+use alloy_primitives::Address;
+
+use crate::envelope::{DecodeError, Envelope, MessageKind};
+use crate::messages::Message;
+
+/// Who may send which kind of message.
+pub trait SenderPolicy {
+    /// Whether `sender` may send messages of `kind`.
+    fn allows(&self, kind: MessageKind, sender: &Address) -> bool;
+}
+
+impl SenderPolicy for HashSet<Address> {
+    fn allows(&self, _: MessageKind, sender: &Address) -> bool {
+        self.contains(sender)
+    }
+}
+
+impl<F: Fn(MessageKind, &Address) -> bool> SenderPolicy for F {
+    fn allows(&self, kind: MessageKind, sender: &Address) -> bool {
+        self(kind, sender)
+    }
+}
+
+/// How old or how far ahead a message's timestamp may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    /// Oldest acceptable age, in milliseconds.
+    pub max_age_ms: u64,
+    /// Largest acceptable clock lead of the sender, in milliseconds.
+    pub max_future_ms: u64,
+}
+
+impl Default for Freshness {
+    /// One minute old at most (six heartbeat periods), five seconds of clock skew.
+    fn default() -> Self {
+        Self {
+            max_age_ms: 60_000,
+            max_future_ms: 5_000,
+        }
+    }
+}
+
+/// Why a message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Not a well-formed envelope.
+    #[error("malformed envelope: {0}")]
+    Malformed(DecodeError),
+    /// The signature does not recover to the claimed sender.
+    #[error("signature does not match sender {claimed}")]
+    BadSignature {
+        /// The sender the envelope names.
+        claimed: Address,
+    },
+    /// The sender is not allowed to send this kind.
+    #[error("sender {sender} is not allowed to send {kind:?} messages")]
+    UnknownSender {
+        /// The authenticated sender.
+        sender: Address,
+        /// Kind it tried to send.
+        kind: MessageKind,
+    },
+    /// The envelope carries another kind than the receiver expects.
+    #[error("expected a {expected:?} message, got {got:?}")]
+    WrongKind {
+        /// Kind the receiver reads.
+        expected: MessageKind,
+        /// Kind in the envelope.
+        got: MessageKind,
+    },
+    /// Older than the freshness window.
+    #[error("message is stale: sealed {age_ms} ms ago")]
+    Stale {
+        /// Age in milliseconds.
+        age_ms: u64,
+    },
+    /// Sealed in the future beyond the allowed clock skew.
+    #[error("message is from the future: {ahead_ms} ms ahead")]
+    FromTheFuture {
+        /// Lead in milliseconds.
+        ahead_ms: u64,
+    },
+    /// A nonce at or below one already accepted from this sender.
+    #[error("replayed message: nonce {nonce} is not above {last} already accepted from {sender}")]
+    Replayed {
+        /// The sender.
+        sender: Address,
+        /// Nonce received.
+        nonce: u64,
+        /// Highest nonce accepted before.
+        last: u64,
+    },
+    /// The payload does not parse as the expected message.
+    #[error("malformed {kind:?} payload: {reason}")]
+    MalformedPayload {
+        /// Kind of the envelope.
+        kind: MessageKind,
+        /// Parser error.
+        reason: String,
+    },
+}
+
+impl VerifyError {
+    /// A short label for metrics and logs: `bad_signature`, `replayed`, …
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::BadSignature { .. } => "bad_signature",
+            Self::UnknownSender { .. } => "unknown_sender",
+            Self::WrongKind { .. } => "wrong_kind",
+            Self::Stale { .. } => "stale",
+            Self::FromTheFuture { .. } => "from_the_future",
+            Self::Replayed { .. } => "replayed",
+            Self::MalformedPayload { .. } => "malformed_payload",
+        }
+    }
+}
+
+/// A message that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified<M> {
+    /// Authenticated sender.
+    pub sender: Address,
+    /// Its nonce.
+    pub nonce: u64,
+    /// When it was sealed, in milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The payload.
+    pub message: M,
+}
+
+/// Checks incoming envelopes and remembers the last nonce accepted from each sender.
+#[derive(Debug)]
+pub struct Verifier<P> {
+    policy: P,
+    freshness: Freshness,
+    last_nonce: HashMap<Address, u64>,
+}
+
+impl<P: SenderPolicy> Verifier<P> {
+    /// A verifier admitting senders by `policy` within `freshness`.
+    pub fn new(policy: P, freshness: Freshness) -> Self {
+        Self {
+            policy,
+            freshness,
+            last_nonce: HashMap::new(),
+        }
+    }
+
+    /// The sender policy, e.g. to update the trusted set.
+    pub fn policy_mut(&mut self) -> &mut P {
+        &mut self.policy
+    }
+
+    /// Checks `bytes` as a message of type `M` received at `now_ms`; on success the nonce is
+    /// remembered so the same message is refused next time.
+    pub fn verify<M: Message>(
+        &mut self,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<Verified<M>, VerifyError> {
+        let envelope = Envelope::from_bytes(bytes).map_err(VerifyError::Malformed)?;
+        if envelope.recover_signer() != Some(envelope.sender) {
+            return Err(VerifyError::BadSignature {
+                claimed: envelope.sender,
+            });
+        }
+        if !self.policy.allows(envelope.kind, &envelope.sender) {
+            return Err(VerifyError::UnknownSender {
+                sender: envelope.sender,
+                kind: envelope.kind,
+            });
+        }
+        if envelope.kind != M::KIND {
+            return Err(VerifyError::WrongKind {
+                expected: M::KIND,
+                got: envelope.kind,
+            });
+        }
+        if envelope
+            .timestamp_ms
+            .saturating_add(self.freshness.max_age_ms)
+            < now_ms
+        {
+            return Err(VerifyError::Stale {
+                age_ms: now_ms - envelope.timestamp_ms,
+            });
+        }
+        if envelope.timestamp_ms > now_ms.saturating_add(self.freshness.max_future_ms) {
+            return Err(VerifyError::FromTheFuture {
+                ahead_ms: envelope.timestamp_ms - now_ms,
+            });
+        }
+        if let Some(&last) = self.last_nonce.get(&envelope.sender) {
+            if envelope.nonce <= last {
+                return Err(VerifyError::Replayed {
+                    sender: envelope.sender,
+                    nonce: envelope.nonce,
+                    last,
+                });
+            }
+        }
+        let message: M =
+            serde_json::from_str(&envelope.payload).map_err(|e| VerifyError::MalformedPayload {
+                kind: envelope.kind,
+                reason: e.to_string(),
+            })?;
+        self.last_nonce.insert(envelope.sender, envelope.nonce);
+        Ok(Verified {
+            sender: envelope.sender,
+            nonce: envelope.nonce,
+            timestamp_ms: envelope.timestamp_ms,
+            message,
+        })
+    }
+}

@@ -27,7 +27,7 @@ contract CspEscrow is Initializable {
 
     /// @notice One job to create.
     struct JobCreationRequest {
-        bytes32 jobType;
+        uint8 jobType;
         bytes32 projectHash;
         uint256 lastExecutionEpoch;
         uint256 numberOfNodesRequested;
@@ -36,7 +36,7 @@ contract CspEscrow is Initializable {
     /// @notice A job and its budget.
     struct Job {
         uint256 id;
-        bytes32 jobType;
+        uint8 jobType;
         bytes32 projectHash;
         uint256 requestTimestamp;
         uint256 startTimestamp;
@@ -78,7 +78,7 @@ contract CspEscrow is Initializable {
     /// @notice The caller is not the PoAI manager.
     error NotManager(address caller);
     /// @notice The job type has no price.
-    error UnknownJobType(bytes32 jobType);
+    error UnknownJobType(uint8 jobType);
     /// @notice A job must request at least one node.
     error NoNodesRequested();
     /// @notice A job must be paid for at least `MIN_EPOCHS` epochs.
@@ -93,7 +93,7 @@ contract CspEscrow is Initializable {
     error NotAnExtension(uint256 current, uint256 requested);
 
     /// @notice A job was created and paid for.
-    event JobCreated(uint256 indexed jobId, bytes32 indexed jobType, bytes32 projectHash, uint256 lastExecutionEpoch, uint256 numberOfNodesRequested, uint256 pricePerEpoch, uint256 paid);
+    event JobCreated(uint256 indexed jobId, uint8 indexed jobType, bytes32 projectHash, uint256 lastExecutionEpoch, uint256 numberOfNodesRequested, uint256 pricePerEpoch, uint256 paid);
     /// @notice A job's last execution epoch moved later.
     event JobDurationExtended(uint256 indexed jobId, uint256 lastExecutionEpoch, uint256 paid);
     /// @notice A job's node count grew.

@@ -47,7 +47,7 @@ contract PoAIManager is Ownable, IEscrowManager {
     /// @notice Whether an address is an active oracle.
     mapping(address => bool) public isOracle;
     /// @inheritdoc IEscrowManager
-    mapping(bytes32 => uint256) public jobTypePrice;
+    mapping(uint8 => uint256) public jobTypePrice;
     /// @notice Nodes governance has blacklisted.
     mapping(address => bool) public isBlacklisted;
 
@@ -124,7 +124,7 @@ contract PoAIManager is Ownable, IEscrowManager {
     /// @notice Governance removed an oracle.
     event OracleRemoved(address indexed oracle);
     /// @notice Governance set a job type's price per node per epoch.
-    event JobTypePriceSet(bytes32 indexed jobType, uint256 pricePerEpoch);
+    event JobTypePriceSet(uint8 indexed jobType, uint256 pricePerEpoch);
     /// @notice Governance blacklisted or cleared a node.
     event BlacklistSet(address indexed node, bool blacklisted);
     /// @notice Governance changed the swap venue.
@@ -206,7 +206,7 @@ contract PoAIManager is Ownable, IEscrowManager {
     }
 
     /// @notice Sets the price per node per epoch of a job type (0 withdraws it).
-    function setJobTypePrice(bytes32 jobType, uint256 pricePerEpoch) external onlyOwner {
+    function setJobTypePrice(uint8 jobType, uint256 pricePerEpoch) external onlyOwner {
         jobTypePrice[jobType] = pricePerEpoch;
         emit JobTypePriceSet(jobType, pricePerEpoch);
     }

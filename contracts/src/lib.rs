@@ -1,4 +1,19 @@
-//! On-chain half of r1: the Solidity sources live beside this crate and their alloy bindings
-//! are generated from the compiled artifacts.
+//! On-chain half of r1: the Solidity contracts (R1 token, Node Deed licences, CSP escrow behind
+//! a beacon, PoAI manager, development USDC and swap pool), their alloy bindings generated from
+//! the compiled artifacts, a typed client, and the Hardhat EDR development chain.
+//!
+//! Sources are in `solidity/`, compiled by `scripts/compile.cjs` (pinned solcjs) into
+//! `artifacts/`; see the crate README for the money flows.
 
 pub mod bindings;
+pub mod client;
+pub mod deploy;
+pub mod devchain;
+pub mod error;
+pub mod tx;
+pub mod units;
+
+pub use client::{Allocation, JobRequest, Suite, VoteOutcome};
+pub use deploy::{Deployment, LicenceTier, SuiteConfig, deploy_suite};
+pub use devchain::DevChain;
+pub use error::{Error, Result};

@@ -13,7 +13,7 @@ interface IEscrowManager is IBlacklist {
     function currentEpoch() external view returns (uint256);
 
     /// @notice Governance price per node per epoch of a job type (0 = not offered).
-    function jobTypePrice(bytes32 jobType) external view returns (uint256);
+    function jobTypePrice(uint8 jobType) external view returns (uint256);
 
     /// @notice Allocates a network-wide job id to the calling escrow.
     function registerJob() external returns (uint256 jobId);

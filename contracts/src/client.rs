@@ -1,0 +1,345 @@
+//! A typed client over a deployed suite, acting as the provider's signer: governance, CSP,
+//! node owner or oracle, depending on who that is.
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::DynProvider;
+use alloy::rpc::types::TransactionReceipt;
+
+use crate::bindings::{CspEscrow, NodeDeed, PoAIManager, R1, R1UsdcPool, TestUSDC};
+use crate::deploy::Deployment;
+use crate::error::{Error, Result};
+use crate::tx::confirm;
+
+/// A job to create in a CSP's escrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobRequest {
+    /// Job type / resource class id from the price table.
+    pub job_type: u8,
+    /// Hash identifying the CSP's project.
+    pub project_hash: B256,
+    /// Last epoch the job is paid for (at least 30 after the current one).
+    pub last_execution_epoch: u64,
+    /// Nodes (replicas) the job runs on.
+    pub nodes: u64,
+}
+
+/// What a node-set submission achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoteOutcome {
+    /// The vote was counted; no decision yet.
+    Pending,
+    /// This vote completed consensus and the node set was recorded (empty = job closed).
+    Accepted(Vec<Address>),
+}
+
+/// What one allocation call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allocation {
+    /// First epoch allocated.
+    pub from_epoch: u64,
+    /// Epochs before this one are now allocated.
+    pub until_epoch: u64,
+    /// USDC swapped to R1 and burned.
+    pub usdc_burned: U256,
+}
+
+/// The suite seen by one signer.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    provider: DynProvider,
+    address: Address,
+    deployment: Deployment,
+}
+
+impl Suite {
+    /// Acts on `deployment` as `address`, the account `provider` signs for.
+    pub fn new(provider: DynProvider, address: Address, deployment: Deployment) -> Self {
+        Suite {
+            provider,
+            address,
+            deployment,
+        }
+    }
+
+    /// The signer's address.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// The provider this client sends with.
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// The deployed addresses.
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
+    }
+
+    /// The PoAI manager.
+    pub fn manager(&self) -> PoAIManager::PoAIManagerInstance<DynProvider> {
+        PoAIManager::new(self.deployment.manager, self.provider.clone())
+    }
+
+    /// The R1 token.
+    pub fn r1(&self) -> R1::R1Instance<DynProvider> {
+        R1::new(self.deployment.r1, self.provider.clone())
+    }
+
+    /// The USDC token.
+    pub fn usdc(&self) -> TestUSDC::TestUSDCInstance<DynProvider> {
+        TestUSDC::new(self.deployment.usdc, self.provider.clone())
+    }
+
+    /// The swap pool.
+    pub fn pool(&self) -> R1UsdcPool::R1UsdcPoolInstance<DynProvider> {
+        R1UsdcPool::new(self.deployment.pool, self.provider.clone())
+    }
+
+    /// The Node Deed licences.
+    pub fn node_deed(&self) -> NodeDeed::NodeDeedInstance<DynProvider> {
+        NodeDeed::new(self.deployment.node_deed, self.provider.clone())
+    }
+
+    /// An escrow by address.
+    pub fn escrow(&self, escrow: Address) -> CspEscrow::CspEscrowInstance<DynProvider> {
+        CspEscrow::new(escrow, self.provider.clone())
+    }
+
+    /// The current epoch.
+    pub async fn current_epoch(&self) -> Result<u64> {
+        Ok(to_u64(self.manager().currentEpoch().call().await?))
+    }
+
+    // ----- governance -----
+
+    /// Adds an oracle (governance).
+    pub async fn add_oracle(&self, oracle: Address) -> Result<TransactionReceipt> {
+        confirm(self.manager().addOracle(oracle)).await
+    }
+
+    /// Sets a job type's price per node per epoch (governance).
+    pub async fn set_job_type_price(
+        &self,
+        job_type: u8,
+        price: U256,
+    ) -> Result<TransactionReceipt> {
+        confirm(self.manager().setJobTypePrice(job_type, price)).await
+    }
+
+    /// Deploys the escrow of `csp` behind the beacon (governance) and returns its address.
+    pub async fn deploy_escrow(&self, csp: Address) -> Result<Address> {
+        let receipt = confirm(self.manager().deployEscrow(csp)).await?;
+        receipt
+            .decoded_log::<PoAIManager::EscrowDeployed>()
+            .map(|log| log.data.escrow)
+            .ok_or(Error::MissingEvent {
+                tx: receipt.transaction_hash,
+                event: "EscrowDeployed",
+            })
+    }
+
+    /// Mints test USDC (governance, development only).
+    pub async fn mint_usdc(&self, to: Address, amount: U256) -> Result<TransactionReceipt> {
+        confirm(self.usdc().mint(to, amount)).await
+    }
+
+    /// Mints R1 to `to` by granting and revoking this signer's minter role (governance,
+    /// development only: genesis allocations and test balances).
+    pub async fn mint_r1(&self, to: Address, amount: U256) -> Result<()> {
+        let r1 = self.r1();
+        let me = self.address();
+        confirm(r1.setMinter(me, true)).await?;
+        confirm(r1.mint(to, amount)).await?;
+        confirm(r1.setMinter(me, false)).await?;
+        Ok(())
+    }
+
+    // ----- CSP -----
+
+    /// The escrow of `csp` (zero when it has none).
+    pub async fn escrow_of(&self, csp: Address) -> Result<Address> {
+        Ok(self.manager().escrowOfCsp(csp).call().await?)
+    }
+
+    /// What `request` costs if created now: price × nodes × epochs left.
+    pub async fn job_cost(&self, request: &JobRequest) -> Result<U256> {
+        let price = self.manager().jobTypePrice(request.job_type).call().await?;
+        let epoch = self.current_epoch().await?;
+        let epochs = request.last_execution_epoch.saturating_sub(epoch);
+        Ok(price * U256::from(request.nodes) * U256::from(epochs))
+    }
+
+    /// Approves the cost and creates the job in `escrow` (the signer must own it); returns the
+    /// job id.
+    pub async fn create_job(&self, escrow: Address, request: &JobRequest) -> Result<u64> {
+        let cost = self.job_cost(request).await?;
+        confirm(self.usdc().approve(escrow, cost)).await?;
+        let escrow_contract = self.escrow(escrow);
+        let call = escrow_contract.createJobs(vec![CspEscrow::JobCreationRequest {
+            jobType: request.job_type,
+            projectHash: request.project_hash,
+            lastExecutionEpoch: U256::from(request.last_execution_epoch),
+            numberOfNodesRequested: U256::from(request.nodes),
+        }]);
+        let receipt = confirm(call).await?;
+        receipt
+            .decoded_log::<CspEscrow::JobCreated>()
+            .map(|log| to_u64(log.data.jobId))
+            .ok_or(Error::MissingEvent {
+                tx: receipt.transaction_hash,
+                event: "JobCreated",
+            })
+    }
+
+    /// A job by id, from whichever escrow holds it.
+    pub async fn job(&self, job_id: u64) -> Result<CspEscrow::Job> {
+        let escrow = self
+            .manager()
+            .escrowOfJob(U256::from(job_id))
+            .call()
+            .await?;
+        Ok(self
+            .escrow(escrow)
+            .getJob(U256::from(job_id))
+            .call()
+            .await?)
+    }
+
+    /// Approves the cost and moves the job's last execution epoch to `last_execution_epoch`.
+    pub async fn extend_job_duration(
+        &self,
+        escrow: Address,
+        job_id: u64,
+        last_execution_epoch: u64,
+    ) -> Result<TransactionReceipt> {
+        let job = self.job(job_id).await?;
+        let added = U256::from(last_execution_epoch).saturating_sub(job.lastExecutionEpoch);
+        let cost = job.pricePerEpoch * job.numberOfNodesRequested * added;
+        confirm(self.usdc().approve(escrow, cost)).await?;
+        confirm(
+            self.escrow(escrow)
+                .extendJobDuration(U256::from(job_id), U256::from(last_execution_epoch)),
+        )
+        .await
+    }
+
+    /// Approves the cost and raises the job's node count to `nodes`.
+    pub async fn extend_job_nodes(
+        &self,
+        escrow: Address,
+        job_id: u64,
+        nodes: u64,
+    ) -> Result<TransactionReceipt> {
+        let job = self.job(job_id).await?;
+        let epoch = U256::from(self.current_epoch().await?);
+        let next = job.nextEpochToSettle.max(epoch);
+        let epochs_left = (job.lastExecutionEpoch + U256::from(1u64)).saturating_sub(next);
+        let added = U256::from(nodes).saturating_sub(job.numberOfNodesRequested);
+        let cost = job.pricePerEpoch * added * epochs_left;
+        confirm(self.usdc().approve(escrow, cost)).await?;
+        confirm(
+            self.escrow(escrow)
+                .extendJobNodes(U256::from(job_id), U256::from(nodes)),
+        )
+        .await
+    }
+
+    // ----- node owner -----
+
+    /// Approves the current price and buys a licence; returns its id.
+    pub async fn buy_licence(&self) -> Result<u64> {
+        let deed = self.node_deed();
+        let price = deed.currentPrice().call().await?;
+        confirm(self.r1().approve(self.deployment.node_deed, price)).await?;
+        let receipt = confirm(deed.buyLicence(price)).await?;
+        receipt
+            .decoded_log::<NodeDeed::LicenceBought>()
+            .map(|log| to_u64(log.data.licenceId))
+            .ok_or(Error::MissingEvent {
+                tx: receipt.transaction_hash,
+                event: "LicenceBought",
+            })
+    }
+
+    /// Links `node` to the signer's licence.
+    pub async fn link_node(&self, licence_id: u64, node: Address) -> Result<TransactionReceipt> {
+        confirm(self.node_deed().linkNode(U256::from(licence_id), node)).await
+    }
+
+    /// Claims the balances of the signer's `nodes`; returns (USDC claimed, R1 received).
+    pub async fn claim_rewards(&self, nodes: &[Address]) -> Result<(U256, U256)> {
+        let receipt = confirm(self.manager().claimRewards(nodes.to_vec())).await?;
+        receipt
+            .decoded_log::<PoAIManager::ClaimPaid>()
+            .map(|log| (log.data.usdcAmount, log.data.r1Amount))
+            .ok_or(Error::MissingEvent {
+                tx: receipt.transaction_hash,
+                event: "ClaimPaid",
+            })
+    }
+
+    // ----- oracle -----
+
+    /// Submits the node set this oracle sees running `job_id` (sorted here).
+    pub async fn submit_node_update(&self, job_id: u64, nodes: &[Address]) -> Result<VoteOutcome> {
+        let mut sorted = nodes.to_vec();
+        sorted.sort();
+        let receipt = confirm(self.manager().submitNodeUpdate(U256::from(job_id), sorted)).await?;
+        Ok(
+            match receipt.decoded_log::<PoAIManager::NodeUpdateAccepted>() {
+                Some(log) => VoteOutcome::Accepted(log.data.nodes.clone()),
+                None => VoteOutcome::Pending,
+            },
+        )
+    }
+
+    /// Submits this oracle's availability bytes of a finished epoch (sorted by node here).
+    pub async fn submit_availability(
+        &self,
+        epoch: u64,
+        availability: &[(Address, u8)],
+    ) -> Result<TransactionReceipt> {
+        let mut rows = availability.to_vec();
+        rows.sort();
+        let (nodes, bytes): (Vec<Address>, Vec<u8>) = rows.into_iter().unzip();
+        confirm(
+            self.manager()
+                .submitAvailability(U256::from(epoch), nodes, bytes),
+        )
+        .await
+    }
+
+    /// Allocates every finished, unallocated epoch across all escrows.
+    pub async fn allocate_rewards(&self) -> Result<Allocation> {
+        let receipt = confirm(self.manager().allocateRewardsToNodes()).await?;
+        receipt
+            .decoded_log::<PoAIManager::RewardsAllocated>()
+            .map(|log| Allocation {
+                from_epoch: to_u64(log.data.fromEpoch),
+                until_epoch: to_u64(log.data.untilEpoch),
+                usdc_burned: log.data.usdcBurned,
+            })
+            .ok_or(Error::MissingEvent {
+                tx: receipt.transaction_hash,
+                event: "RewardsAllocated",
+            })
+    }
+
+    /// Open jobs never validated on which `oracle` has not voted in the current round.
+    pub async fn unvalidated_job_ids(&self, oracle: Address) -> Result<Vec<u64>> {
+        let ids = self.manager().getUnvalidatedJobIds(oracle).call().await?;
+        Ok(ids.into_iter().map(to_u64).collect())
+    }
+
+    /// The lowest-id job that can be closed, if any.
+    pub async fn first_closable_job_id(&self) -> Result<Option<u64>> {
+        let id = to_u64(self.manager().getFirstClosableJobId().call().await?);
+        Ok((id != 0).then_some(id))
+    }
+}
+
+/// Epochs, ids and counts fit in 64 bits; saturate rather than wrap if a contract ever says otherwise.
+fn to_u64(value: U256) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}

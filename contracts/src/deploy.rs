@@ -1,0 +1,176 @@
+//! Deploying the whole suite: tokens, pool, licences, escrow beacon and PoAI manager, wired
+//! together (manager on the licences, licences as R1 minter, pool liquidity, price table).
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::DynProvider;
+use serde::{Deserialize, Serialize};
+
+use crate::bindings::{
+    CspEscrow, NodeDeed, PoAIManager, R1, R1UsdcPool, TestUSDC, UpgradeableBeacon,
+};
+use crate::error::Result;
+use crate::tx::confirm;
+use crate::units::{r1_units, usdc_units};
+
+/// One licence price tier: `price` R1 each until `cap` licences have been sold in total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenceTier {
+    /// Price in R1 wei.
+    pub price: U256,
+    /// Cumulative number of licences at which the tier ends.
+    pub cap: u64,
+}
+
+/// What the deployment is parameterised by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuiteConfig {
+    /// Start of epoch 0 (unix seconds, not in the future).
+    pub genesis_timestamp: u64,
+    /// Epoch length in seconds (mainnet 86,400; devnet a few seconds).
+    pub epoch_seconds: u64,
+    /// Receives 50 % of licence sales.
+    pub liquidity_wallet: Address,
+    /// Receives 30 % of licence sales.
+    pub operations_wallet: Address,
+    /// Licence price tiers.
+    pub licence_tiers: Vec<LicenceTier>,
+    /// Price per node per epoch (USDC units) by job type / resource class id.
+    pub job_prices: Vec<(u8, U256)>,
+    /// USDC seeded into the development pool.
+    pub pool_usdc: U256,
+    /// R1 seeded into the development pool.
+    pub pool_r1: U256,
+}
+
+impl SuiteConfig {
+    /// A development configuration: two licence tiers (100 R1, then 200 R1), the container price
+    /// classes micro/lite/entry (ids 1–3: 0.10, 0.166666, 0.375 USDC) and a pool priced at
+    /// 1 R1 = 0.50 USDC.
+    pub fn devnet(
+        genesis_timestamp: u64,
+        epoch_seconds: u64,
+        liquidity_wallet: Address,
+        operations_wallet: Address,
+    ) -> Self {
+        SuiteConfig {
+            genesis_timestamp,
+            epoch_seconds,
+            liquidity_wallet,
+            operations_wallet,
+            licence_tiers: vec![
+                LicenceTier {
+                    price: r1_units(100),
+                    cap: 1_000,
+                },
+                LicenceTier {
+                    price: r1_units(200),
+                    cap: 46_224,
+                },
+            ],
+            job_prices: vec![
+                (1, U256::from(100_000u64)),
+                (2, U256::from(166_666u64)),
+                (3, U256::from(375_000u64)),
+            ],
+            pool_usdc: usdc_units(500_000),
+            pool_r1: r1_units(1_000_000),
+        }
+    }
+}
+
+/// Addresses of a deployed suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// The R1 token.
+    pub r1: Address,
+    /// The (test) USDC token.
+    pub usdc: Address,
+    /// The USDC→R1 swap venue.
+    pub pool: Address,
+    /// The Node Deed licences.
+    pub node_deed: Address,
+    /// The escrow implementation behind the beacon.
+    pub escrow_implementation: Address,
+    /// The beacon every escrow proxy follows.
+    pub beacon: Address,
+    /// The PoAI manager.
+    pub manager: Address,
+}
+
+/// Deploys and wires the suite; `owner`, the address `provider` signs as, becomes the
+/// governance owner of every contract.
+pub async fn deploy_suite(
+    provider: &DynProvider,
+    owner: Address,
+    config: &SuiteConfig,
+) -> Result<Deployment> {
+    let p = provider.clone();
+    let r1 = R1::deploy_builder(p.clone(), owner).deploy().await?;
+    let usdc = TestUSDC::deploy_builder(p.clone(), owner).deploy().await?;
+    let pool = R1UsdcPool::deploy_builder(p.clone(), usdc, r1, owner)
+        .deploy()
+        .await?;
+    let prices = config.licence_tiers.iter().map(|t| t.price).collect();
+    let caps = config
+        .licence_tiers
+        .iter()
+        .map(|t| U256::from(t.cap))
+        .collect();
+    let node_deed = NodeDeed::deploy_builder(
+        p.clone(),
+        r1,
+        config.liquidity_wallet,
+        config.operations_wallet,
+        owner,
+        prices,
+        caps,
+    )
+    .deploy()
+    .await?;
+    let escrow_implementation = CspEscrow::deploy_builder(p.clone()).deploy().await?;
+    let beacon = UpgradeableBeacon::deploy_builder(p.clone(), escrow_implementation, owner)
+        .deploy()
+        .await?;
+    let manager = PoAIManager::deploy_builder(
+        p.clone(),
+        owner,
+        usdc,
+        r1,
+        node_deed,
+        pool,
+        beacon,
+        U256::from(config.genesis_timestamp),
+        U256::from(config.epoch_seconds),
+    )
+    .deploy()
+    .await?;
+
+    let deed = NodeDeed::new(node_deed, p.clone());
+    confirm(deed.setManager(manager)).await?;
+    let r1_token = R1::new(r1, p.clone());
+    confirm(r1_token.setMinter(node_deed, true)).await?;
+
+    let usdc_token = TestUSDC::new(usdc, p.clone());
+    let pool_contract = R1UsdcPool::new(pool, p.clone());
+    confirm(r1_token.setMinter(owner, true)).await?;
+    confirm(r1_token.mint(owner, config.pool_r1)).await?;
+    confirm(r1_token.setMinter(owner, false)).await?;
+    confirm(usdc_token.mint(owner, config.pool_usdc)).await?;
+    confirm(r1_token.approve(pool, config.pool_r1)).await?;
+    confirm(usdc_token.approve(pool, config.pool_usdc)).await?;
+    confirm(pool_contract.addLiquidity(config.pool_usdc, config.pool_r1)).await?;
+
+    let manager_contract = PoAIManager::new(manager, p);
+    for (job_type, price) in &config.job_prices {
+        confirm(manager_contract.setJobTypePrice(*job_type, *price)).await?;
+    }
+    Ok(Deployment {
+        r1,
+        usdc,
+        pool,
+        node_deed,
+        escrow_implementation,
+        beacon,
+        manager,
+    })
+}

@@ -1,0 +1,148 @@
+//! The Hardhat EDR node as a child process, for tests, benchmarks and the devnet.
+//!
+//! `scripts/chain.cjs` serves the node on 127.0.0.1 and exits when its standard input closes;
+//! [`DevChain`] holds that pipe, so the chain stops when the handle is dropped and also when the
+//! owning process dies without running destructors.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::transports::http::reqwest::Url;
+
+use crate::error::{Error, Result};
+
+/// How long the node may take to answer its first request.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running Hardhat EDR node on a free 127.0.0.1 port.
+pub struct DevChain {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    url: Url,
+    rpc: DynProvider,
+}
+
+impl DevChain {
+    /// Starts the node from the contracts directory of this crate.
+    pub async fn start() -> Result<Self> {
+        Self::start_in(&contracts_dir()).await
+    }
+
+    /// Starts the node from `dir` (a directory holding `scripts/chain.cjs` and `node_modules`).
+    pub async fn start_in(dir: &Path) -> Result<Self> {
+        let port = free_port()?;
+        let mut child = Command::new("node")
+            .arg(dir.join("scripts/chain.cjs"))
+            .arg("--port")
+            .arg(port.to_string())
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let url: Url = format!("http://127.0.0.1:{port}")
+            .parse()
+            .map_err(|e| Error::Chain(format!("bad url: {e}")))?;
+        let rpc = ProviderBuilder::new().connect_http(url.clone()).erased();
+        let mut chain = DevChain {
+            child,
+            stdin,
+            url,
+            rpc,
+        };
+        chain.wait_ready().await?;
+        Ok(chain)
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            if self.rpc.get_chain_id().await.is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                return Err(Error::Chain(format!("hardhat node exited early: {status}")));
+            }
+            if started.elapsed() > START_TIMEOUT {
+                return Err(Error::Chain("hardhat node did not answer in time".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The JSON-RPC endpoint.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// A provider that signs with `signer`.
+    pub fn connect(&self, signer: PrivateKeySigner) -> DynProvider {
+        connect(&self.url, signer)
+    }
+
+    /// A fresh random account holding `ether` ETH, and a provider signing as it.
+    pub async fn funded_account(&self, ether: u64) -> Result<(Address, DynProvider)> {
+        let signer = PrivateKeySigner::random();
+        let address = signer.address();
+        let wei = U256::from(ether) * U256::from(10u64).pow(U256::from(18u64));
+        self.rpc
+            .raw_request::<_, bool>("hardhat_setBalance".into(), (address, wei))
+            .await?;
+        Ok((address, self.connect(signer)))
+    }
+
+    /// Moves the chain clock forward by `seconds` and mines a block at the new time.
+    pub async fn advance_time(&self, seconds: u64) -> Result<()> {
+        self.rpc
+            .raw_request::<_, serde_json::Value>("evm_increaseTime".into(), (seconds,))
+            .await?;
+        self.rpc
+            .raw_request::<_, serde_json::Value>("evm_mine".into(), Vec::<u64>::new())
+            .await?;
+        Ok(())
+    }
+
+    /// The timestamp of the latest block.
+    pub async fn timestamp(&self) -> Result<u64> {
+        let block = self
+            .rpc
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await?
+            .ok_or_else(|| Error::Chain("no latest block".into()))?;
+        Ok(block.header.timestamp)
+    }
+}
+
+impl Drop for DevChain {
+    fn drop(&mut self) {
+        self.stdin.take();
+        // The node may already have exited after its stdin closed; both results are fine.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A provider for `url` that signs with `signer`.
+pub fn connect(url: &Url, signer: PrivateKeySigner) -> DynProvider {
+    ProviderBuilder::new()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(url.clone())
+        .erased()
+}
+
+/// The directory of this crate: Solidity sources, artifacts, scripts and `node_modules`.
+pub fn contracts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}

@@ -1,0 +1,216 @@
+//! Shared test harness: one Hardhat EDR node per test binary (started on first use, stopped when
+//! the binary exits because its stdin closes), one tokio runtime, tests run one at a time (they
+//! move the chain clock), and a `World` fixture with a fresh deployment per test.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::{LazyLock, Mutex};
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::sol_types::SolInterface;
+use r1_contracts::units::{r1_units, usdc_units};
+use r1_contracts::{DevChain, Error, JobRequest, Suite, SuiteConfig, VoteOutcome, deploy_suite};
+
+/// Epoch length used by the tests (seconds).
+pub const EPOCH: u64 = 3_600;
+
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+});
+
+static CHAIN: LazyLock<DevChain> = LazyLock::new(|| {
+    RUNTIME
+        .block_on(DevChain::start())
+        .expect("start the hardhat node (run `npm ci` in contracts/)")
+});
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs one test body against the shared chain, never two at once.
+pub fn run<F: Future<Output = ()>>(body: impl FnOnce(&'static DevChain) -> F) {
+    let _guard = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let chain: &'static DevChain = &CHAIN;
+    RUNTIME.block_on(body(chain));
+}
+
+/// A fresh suite with governance, oracles, a CSP with an escrow, and one node owner holding a
+/// licence for each of `nodes` (sorted ascending).
+pub struct World {
+    pub chain: &'static DevChain,
+    pub gov: Suite,
+    pub oracles: Vec<Suite>,
+    pub csp: Suite,
+    pub escrow: Address,
+    pub owner: Suite,
+    pub nodes: Vec<Address>,
+    pub licences: Vec<u64>,
+}
+
+/// An extra actor on the same deployment.
+pub async fn actor(world: &World) -> Suite {
+    let (address, provider) = world.chain.funded_account(1_000).await.expect("fund");
+    Suite::new(provider, address, *world.gov.deployment())
+}
+
+impl World {
+    pub async fn new(chain: &'static DevChain, oracles: usize, nodes: usize) -> World {
+        let (gov_address, gov_provider) = chain
+            .funded_account(1_000_000)
+            .await
+            .expect("fund governance");
+        let genesis = chain.timestamp().await.expect("timestamp");
+        let config = SuiteConfig::devnet(
+            genesis,
+            EPOCH,
+            Address::repeat_byte(0x11),
+            Address::repeat_byte(0x22),
+        );
+        let deployment = deploy_suite(&gov_provider, gov_address, &config)
+            .await
+            .expect("deploy suite");
+        let gov = Suite::new(gov_provider, gov_address, deployment);
+
+        let mut oracle_clients = Vec::new();
+        for _ in 0..oracles {
+            let (address, provider) = chain.funded_account(1_000).await.expect("fund oracle");
+            gov.add_oracle(address).await.expect("add oracle");
+            oracle_clients.push(Suite::new(provider, address, deployment));
+        }
+
+        let (csp_address, csp_provider) = chain.funded_account(1_000).await.expect("fund csp");
+        let escrow = gov.deploy_escrow(csp_address).await.expect("deploy escrow");
+        gov.mint_usdc(csp_address, usdc_units(1_000_000))
+            .await
+            .expect("mint usdc");
+        let csp = Suite::new(csp_provider, csp_address, deployment);
+
+        let (owner_address, owner_provider) =
+            chain.funded_account(1_000).await.expect("fund owner");
+        gov.mint_r1(owner_address, r1_units(100_000))
+            .await
+            .expect("mint r1");
+        let owner = Suite::new(owner_provider, owner_address, deployment);
+        let mut node_addresses: Vec<Address> = (0..nodes).map(|_| random_address()).collect();
+        node_addresses.sort();
+        let mut licences = Vec::new();
+        for node in &node_addresses {
+            let licence = owner.buy_licence().await.expect("buy licence");
+            owner.link_node(licence, *node).await.expect("link node");
+            licences.push(licence);
+        }
+        World {
+            chain,
+            gov,
+            oracles: oracle_clients,
+            csp,
+            escrow,
+            owner,
+            nodes: node_addresses,
+            licences,
+        }
+    }
+
+    /// Moves the clock to the start of the next epoch.
+    pub async fn next_epoch(&self) {
+        let now = self.chain.timestamp().await.expect("timestamp");
+        let genesis: u64 = self
+            .gov
+            .manager()
+            .genesisTimestamp()
+            .call()
+            .await
+            .expect("genesis")
+            .to();
+        let into = (now - genesis) % EPOCH;
+        self.chain
+            .advance_time(EPOCH - into)
+            .await
+            .expect("advance");
+    }
+
+    /// Moves the clock forward by `epochs` whole epochs (landing at an epoch start).
+    pub async fn advance_epochs(&self, epochs: u64) {
+        for _ in 0..epochs {
+            self.next_epoch().await;
+        }
+    }
+
+    pub async fn epoch(&self) -> u64 {
+        self.gov.current_epoch().await.expect("epoch")
+    }
+
+    /// Creates a job of type 1 (0.10 USDC per node per epoch) for `epochs` paid epochs.
+    pub async fn create_job(&self, nodes: u64, epochs: u64) -> u64 {
+        let request = JobRequest {
+            job_type: 1,
+            project_hash: B256::repeat_byte(0xab),
+            last_execution_epoch: self.epoch().await + epochs,
+            nodes,
+        };
+        self.csp
+            .create_job(self.escrow, &request)
+            .await
+            .expect("create job")
+    }
+
+    /// Every oracle votes `nodes` for `job` until consensus; returns the accepted set.
+    pub async fn agree(&self, job: u64, nodes: &[Address]) -> Vec<Address> {
+        for oracle in &self.oracles {
+            if let VoteOutcome::Accepted(set) =
+                oracle.submit_node_update(job, nodes).await.expect("vote")
+            {
+                return set;
+            }
+        }
+        panic!("no consensus on job {job}");
+    }
+
+    pub async fn usdc_balance(&self, who: Address) -> U256 {
+        self.gov
+            .usdc()
+            .balanceOf(who)
+            .call()
+            .await
+            .expect("balance")
+    }
+
+    pub async fn r1_balance(&self, who: Address) -> U256 {
+        self.gov.r1().balanceOf(who).call().await.expect("balance")
+    }
+
+    pub async fn node_balance(&self, node: Address) -> U256 {
+        self.gov
+            .escrow(self.escrow)
+            .virtualWalletBalance(node)
+            .call()
+            .await
+            .expect("balance")
+    }
+}
+
+/// Unwraps the revert of `result` as one of `E`'s errors.
+pub fn revert_of<T: std::fmt::Debug, E: SolInterface + std::fmt::Debug>(
+    result: Result<T, Error>,
+) -> E {
+    let err = result.expect_err("call should revert");
+    err.revert::<E>()
+        .unwrap_or_else(|| panic!("unexpected error: {err}"))
+}
+
+/// Unwraps the revert of a raw contract call as one of `E`'s errors.
+pub fn raw_revert_of<T: std::fmt::Debug, E: SolInterface + std::fmt::Debug>(
+    result: Result<T, alloy::contract::Error>,
+) -> E {
+    revert_of(result.map_err(Error::from))
+}
+
+/// A fresh node address (from a random key, as a real node's would be).
+pub fn random_address() -> Address {
+    alloy::signers::local::PrivateKeySigner::random().address()
+}

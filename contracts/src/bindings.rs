@@ -6,31 +6,31 @@
 use alloy::sol;
 
 sol!(
-    #[sol(rpc)]
+    #[sol(rpc, all_derives)]
     R1,
     "artifacts/R1.json"
 );
 
 sol!(
-    #[sol(rpc)]
+    #[sol(rpc, all_derives)]
     TestUSDC,
     "artifacts/TestUSDC.json"
 );
 
 sol!(
-    #[sol(rpc)]
+    #[sol(rpc, all_derives)]
     R1UsdcPool,
     "artifacts/R1UsdcPool.json"
 );
 
 sol!(
-    #[sol(rpc)]
+    #[sol(rpc, all_derives)]
     NodeDeed,
     "artifacts/NodeDeed.json"
 );
 
 sol!(
-    #[sol(rpc)]
+    #[sol(rpc, all_derives)]
     CspEscrow,
     "artifacts/CspEscrow.json"
 );
@@ -39,20 +39,20 @@ sol!(
 /// `CspEscrow` structs again.
 pub mod v2 {
     alloy::sol!(
-        #[sol(rpc)]
+        #[sol(rpc, all_derives)]
         CspEscrowV2,
         "artifacts/CspEscrowV2.json"
     );
 }
 
 sol!(
-    #[sol(rpc)]
+    #[sol(rpc, all_derives)]
     PoAIManager,
     "artifacts/PoAIManager.json"
 );
 
 sol!(
-    #[sol(rpc)]
+    #[sol(rpc, all_derives)]
     UpgradeableBeacon,
     "artifacts/UpgradeableBeacon.json"
 );

@@ -82,6 +82,11 @@ impl DevChain {
         &self.url
     }
 
+    /// An unsigned provider, for reads and the node's `hardhat_*` / `evm_*` methods.
+    pub fn rpc(&self) -> &DynProvider {
+        &self.rpc
+    }
+
     /// A provider that signs with `signer`.
     pub fn connect(&self, signer: PrivateKeySigner) -> DynProvider {
         connect(&self.url, signer)
@@ -129,9 +134,11 @@ impl Drop for DevChain {
     }
 }
 
-/// A provider for `url` that signs with `signer`.
+/// A provider for `url` that signs with `signer`. Nonces are read from the chain for every
+/// transaction, so a call refused during estimation does not leave a gap.
 pub fn connect(url: &Url, signer: PrivateKeySigner) -> DynProvider {
     ProviderBuilder::new()
+        .with_simple_nonce_management()
         .wallet(EthereumWallet::from(signer))
         .connect_http(url.clone())
         .erased()

@@ -195,16 +195,16 @@ impl World {
 }
 
 /// Unwraps the revert of `result` as one of `E`'s errors.
-pub fn revert_of<T: std::fmt::Debug, E: SolInterface + std::fmt::Debug>(
-    result: Result<T, Error>,
-) -> E {
-    let err = result.expect_err("call should revert");
+pub fn revert_of<T, E: SolInterface + std::fmt::Debug>(result: Result<T, Error>) -> E {
+    let Err(err) = result else {
+        panic!("call should revert")
+    };
     err.revert::<E>()
         .unwrap_or_else(|| panic!("unexpected error: {err}"))
 }
 
 /// Unwraps the revert of a raw contract call as one of `E`'s errors.
-pub fn raw_revert_of<T: std::fmt::Debug, E: SolInterface + std::fmt::Debug>(
+pub fn raw_revert_of<T, E: SolInterface + std::fmt::Debug>(
     result: Result<T, alloy::contract::Error>,
 ) -> E {
     revert_of(result.map_err(Error::from))

@@ -60,8 +60,17 @@ impl Report {
     }
 }
 
+/// How references between resources are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum References {
+    /// Every referenced object must be among the sources.
+    WithinSet,
+    /// Only the syntax of references is checked (the objects live elsewhere, e.g. in a cluster).
+    SyntaxOnly,
+}
+
 /// Parses and validates every document of `sources` as one set.
-pub fn check_sources(sources: &[Source], catalogue: &Catalogue) -> Report {
+pub fn check_sources(sources: &[Source], catalogue: &Catalogue, references: References) -> Report {
     let mut report = Report::default();
     let mut set = ManifestSet::default();
     let mut first_seen: HashMap<(Kind, String, String), (String, usize)> = HashMap::new();
@@ -104,7 +113,11 @@ pub fn check_sources(sources: &[Source], catalogue: &Catalogue) -> Report {
         }
     }
     for (source, document, manifest) in &report.resources {
-        for error in validate(manifest, catalogue, Some(&set)) {
+        let index: Option<&dyn crate::validate::ResourceIndex> = match references {
+            References::WithinSet => Some(&set),
+            References::SyntaxOnly => None,
+        };
+        for error in validate(manifest, catalogue, index) {
             report.findings.push(Finding {
                 source: source.clone(),
                 document: *document,

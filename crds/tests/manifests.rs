@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use r1_crds::check::{Source, check_sources};
+use r1_crds::check::{References, Source, check_sources};
 use r1_crds::manifest::{Kind, Manifest};
 use r1_crds::pricing::Catalogue;
 use r1_crds::usdc::Usdc;
@@ -39,6 +39,7 @@ fn examples_are_valid_and_cover_every_kind() {
     let report = check_sources(
         &yaml_sources(Path::new("examples")),
         &Catalogue::builtin().unwrap(),
+        References::WithinSet,
     );
     let findings: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
     assert!(
@@ -84,7 +85,7 @@ fn invalid_corpus_reports_expected_field_errors() {
         assert!(!expected.is_empty(), "{} has no `# expect:` line", bad.name);
         let mut sources = examples.clone();
         sources.push(bad.clone());
-        let report = check_sources(&sources, &catalogue);
+        let report = check_sources(&sources, &catalogue, References::WithinSet);
         let other: Vec<_> = report
             .findings
             .iter()
@@ -116,7 +117,11 @@ fn invalid_corpus_reports_expected_field_errors() {
 #[test]
 fn shop_example_prices_exactly() {
     let catalogue = Catalogue::builtin().unwrap();
-    let report = check_sources(&yaml_sources(Path::new("examples")), &catalogue);
+    let report = check_sources(
+        &yaml_sources(Path::new("examples")),
+        &catalogue,
+        References::WithinSet,
+    );
     let estimate = |name: &str| {
         let job = report
             .resources

@@ -7,6 +7,7 @@
 //! * [`messages`]: heartbeat, deploy and stop commands, job status, oracle observation.
 //! * [`topics`]: the MQTT topic layout, in one place.
 
+pub mod config_file;
 pub mod envelope;
 pub mod hex;
 pub mod identity;

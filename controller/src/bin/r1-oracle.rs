@@ -1,0 +1,58 @@
+//! `r1-oracle`: one member of the decentralized control plane.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use r1_controller::config::OracleConfig;
+
+/// r1 oracle controller: reconciles Deeploy jobs through the ChainDist loops.
+#[derive(Parser)]
+#[command(name = "r1-oracle", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file.
+    #[arg(
+        short,
+        long,
+        env = "R1_ORACLE_CONFIG",
+        default_value = "/etc/r1/oracle.yaml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the configuration and key file, print the oracle's identity and settings.
+    CheckConfig,
+    /// Run the oracle.
+    Run,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("r1-oracle: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let config = OracleConfig::load(&cli.config)?;
+    let identity = r1_protocol::keyfile::load(&config.key_file)?;
+    match cli.command {
+        Command::CheckConfig => {
+            println!("config {} is valid", cli.config.display());
+            println!("oracle address: {}", identity.address().to_checksum(None));
+            print!("{}", serde_yaml::to_string(&config)?);
+            Ok(())
+        }
+        Command::Run => anyhow::bail!(
+            "the oracle's control loops are not built yet (issue #5); `r1-oracle check-config` validates a deployment's configuration"
+        ),
+    }
+}

@@ -1,0 +1,214 @@
+//! `r1-oracle` configuration: identity, chain, broker, API and epoch settings, read from a YAML
+//! file and checked before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use r1_protocol::config_file::{self, ConfigError};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// The oracle's configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OracleConfig {
+    /// The oracle's key file (0600).
+    pub key_file: PathBuf,
+    /// Where the oracle keeps its state.
+    pub data_dir: PathBuf,
+    /// EVM chain holding the contracts.
+    pub chain: ChainConfig,
+    /// MQTT broker for the oracle ↔ node control plane.
+    pub broker: BrokerConfig,
+    /// Deeploy API listener.
+    pub api: ApiConfig,
+    /// Prometheus `/metrics` listener; metrics are served on the API listener when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Epoch clock.
+    pub epoch: EpochConfig,
+    /// Price catalogue file; the built-in catalogue when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalogue: Option<PathBuf>,
+}
+
+/// Chain connection and contract addresses.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ChainConfig {
+    /// JSON-RPC endpoint (`http`, `https`, `ws` or `wss`).
+    pub rpc_url: Url,
+    /// Chain id the RPC endpoint must report.
+    pub chain_id: u64,
+    /// Address of the PoAI manager contract.
+    pub poai_manager: String,
+}
+
+/// Broker settings: an external broker by URL, or the embedded one.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BrokerConfig {
+    /// External broker (`mqtt://host:port` or `mqtts://…`); the embedded broker runs when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Url>,
+    /// Where the embedded broker listens.
+    #[serde(default = "default_embedded_listen")]
+    pub embedded_listen: SocketAddr,
+    /// Root of every topic of this network, e.g. `r1/devnet`.
+    pub topic_root: String,
+}
+
+fn default_embedded_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 1883))
+}
+
+/// Deeploy API settings.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+}
+
+/// The epoch clock all oracles share.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EpochConfig {
+    /// Start of epoch 0, in seconds since the Unix epoch.
+    pub genesis_unix: u64,
+    /// Epoch length in seconds (86400 on mainnet; a few seconds on a devnet).
+    pub length_seconds: u64,
+}
+
+impl OracleConfig {
+    /// Reads and checks the configuration at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = config_file::load(path)?;
+        config.check(path)?;
+        Ok(config)
+    }
+
+    /// Checks values serde cannot: URL schemes, addresses, non-zero lengths.
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let scheme = self.chain.rpc_url.scheme();
+        if !matches!(scheme, "http" | "https" | "ws" | "wss") {
+            return Err(config_file::invalid(
+                path,
+                "chain.rpcUrl",
+                format!("scheme {scheme:?} is not http, https, ws or wss"),
+            ));
+        }
+        if self.chain.chain_id == 0 {
+            return Err(config_file::invalid(
+                path,
+                "chain.chainId",
+                "must be a positive chain id",
+            ));
+        }
+        r1_crds::names::evm_address(&self.chain.poai_manager)
+            .map_err(|reason| config_file::invalid(path, "chain.poaiManager", reason))?;
+        if let Some(url) = &self.broker.url {
+            config_file::check_broker_url(url)
+                .map_err(|reason| config_file::invalid(path, "broker.url", reason))?;
+        }
+        config_file::check_topic_root(&self.broker.topic_root)
+            .map_err(|reason| config_file::invalid(path, "broker.topicRoot", reason))?;
+        if self.epoch.length_seconds == 0 {
+            return Err(config_file::invalid(
+                path,
+                "epoch.lengthSeconds",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+keyFile: /var/lib/r1-oracle/oracle.key
+dataDir: /var/lib/r1-oracle
+chain:
+  rpcUrl: http://127.0.0.1:8545
+  chainId: 31337
+  poaiManager: "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+broker:
+  topicRoot: r1/devnet
+api:
+  listen: 127.0.0.1:8080
+epoch:
+  genesisUnix: 1790000000
+  lengthSeconds: 20
+"#;
+
+    fn parse(text: &str) -> Result<OracleConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oracle.yaml");
+        std::fs::write(&path, text).unwrap();
+        OracleConfig::load(&path).map_err(|e| {
+            e.to_string()
+                .replace(&path.display().to_string(), "oracle.yaml")
+        })
+    }
+
+    #[test]
+    fn good_config_loads_with_defaults() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.broker.url, None);
+        assert_eq!(config.broker.embedded_listen, default_embedded_listen());
+        assert_eq!(config.epoch.length_seconds, 20);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases = [
+            (
+                GOOD.replace("http://127.0.0.1:8545", "ftp://x"),
+                "chain.rpcUrl: scheme \"ftp\" is not http, https, ws or wss",
+            ),
+            (
+                GOOD.replace("chainId: 31337", "chainId: 0"),
+                "chain.chainId: must be a positive chain id",
+            ),
+            (
+                GOOD.replace("0x5FbDB2315678afecb367f032d93F642f64180aa3", "0x5fbdb"),
+                "chain.poaiManager: \"0x5fbdb\" is not an EVM address",
+            ),
+            (
+                GOOD.replace("topicRoot: r1/devnet", "topicRoot: r1/#"),
+                "broker.topicRoot: \"r1/#\" must be",
+            ),
+            (
+                GOOD.replace(
+                    "topicRoot: r1/devnet",
+                    "topicRoot: r1/devnet\n  url: http://broker:1883",
+                ),
+                "broker.url: scheme \"http\" is not mqtt or mqtts",
+            ),
+            (
+                GOOD.replace("lengthSeconds: 20", "lengthSeconds: 0"),
+                "epoch.lengthSeconds: must be at least 1",
+            ),
+            (
+                GOOD.replace("listen: 127.0.0.1:8080", "listen: everywhere"),
+                "api.listen: invalid socket address syntax",
+            ),
+            (
+                GOOD.replace("dataDir:", "dataDirectory:"),
+                "unknown field `dataDirectory`",
+            ),
+            (
+                GOOD.replace("keyFile: /var/lib/r1-oracle/oracle.key\n", ""),
+                "missing field `keyFile`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(&text).unwrap_err();
+            assert!(err.starts_with("config file oracle.yaml: "), "{err}");
+            assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The r1 oracle controller and the `r1ctl` command-line tool.
+//!
+//! * [`config`]: the oracle's configuration file.
+//! * [`ctl`]: what `r1ctl` does (validate and price manifests, manage keys), as functions the
+//!   binary and the tests call alike.
+
+pub mod config;
+pub mod ctl;

@@ -1,0 +1,58 @@
+//! `r1-node`: the agent that runs on every edge node.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use r1_node::config::NodeConfig;
+
+/// r1 node agent: runs workloads on containerd, heartbeats, obeys signed oracle commands.
+#[derive(Parser)]
+#[command(name = "r1-node", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file.
+    #[arg(
+        short,
+        long,
+        env = "R1_NODE_CONFIG",
+        default_value = "/etc/r1/node.yaml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the configuration and key file, print the node's identity and settings.
+    CheckConfig,
+    /// Run the agent.
+    Run,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("r1-node: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let config = NodeConfig::load(&cli.config)?;
+    let identity = r1_protocol::keyfile::load(&config.key_file)?;
+    match cli.command {
+        Command::CheckConfig => {
+            println!("config {} is valid", cli.config.display());
+            println!("node address: {}", identity.address().to_checksum(None));
+            print!("{}", serde_yaml::to_string(&config)?);
+            Ok(())
+        }
+        Command::Run => anyhow::bail!(
+            "the node runtime (containerd, heartbeats, commands) is not built yet (issue #4); `r1-node check-config` validates a node's configuration"
+        ),
+    }
+}

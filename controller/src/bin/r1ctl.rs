@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use r1_controller::ctl;
 use r1_crds::check::References;
 use r1_crds::pricing::Catalogue;
@@ -59,6 +59,22 @@ enum Command {
     },
 }
 
+/// Where manifests are read from, as with `kubectl -f`.
+#[derive(Args)]
+struct Inputs {
+    /// Manifest file, directory, or `-` for stdin (repeatable).
+    #[arg(
+        short = 'f',
+        long = "filename",
+        required = true,
+        value_name = "FILE|DIR"
+    )]
+    files: Vec<PathBuf>,
+    /// Also read subdirectories.
+    #[arg(short = 'R', long)]
+    recursive: bool,
+}
+
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Create a new key file (mode 0600) and print its EVM address.
@@ -92,12 +108,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     };
     let mut out = std::io::stdout().lock();
     match &cli.command {
-        Command::Validate {
-            files,
-            recursive,
-            skip_refs,
-        } => {
-            let sources = ctl::sources::read_sources(files, *recursive)?;
+        Command::Validate { inputs, skip_refs } => {
+            let sources = ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
             let references = if *skip_refs {
                 References::SyntaxOnly
             } else {
@@ -110,8 +122,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 &mut out,
             )?)
         }
-        Command::Estimate { files, recursive } => {
-            let sources = ctl::sources::read_sources(files, *recursive)?;
+        Command::Estimate { inputs } => {
+            let sources = ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
             Ok(ctl::estimate::run(&sources, &catalogue()?, &mut out)?)
         }
         Command::Keys { command } => {

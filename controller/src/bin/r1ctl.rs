@@ -23,34 +23,16 @@ struct Cli {
 enum Command {
     /// Check manifests: schema, values, references; prints every error with its field path.
     Validate {
-        /// Manifest file, directory, or `-` for stdin (repeatable).
-        #[arg(
-            short = 'f',
-            long = "filename",
-            required = true,
-            value_name = "FILE|DIR"
-        )]
-        files: Vec<PathBuf>,
-        /// Also read subdirectories.
-        #[arg(short = 'R', long)]
-        recursive: bool,
+        #[command(flatten)]
+        inputs: Inputs,
         /// Do not require referenced projects, escrows and tunnels to be among the files.
         #[arg(long)]
         skip_refs: bool,
     },
     /// Print what each job costs per epoch and the USDC to lock in escrow.
     Estimate {
-        /// Manifest file, directory, or `-` for stdin (repeatable).
-        #[arg(
-            short = 'f',
-            long = "filename",
-            required = true,
-            value_name = "FILE|DIR"
-        )]
-        files: Vec<PathBuf>,
-        /// Also read subdirectories.
-        #[arg(short = 'R', long)]
-        recursive: bool,
+        #[command(flatten)]
+        inputs: Inputs,
     },
     /// Create or inspect key files.
     Keys {

@@ -1,7 +1,8 @@
 //! Checks beyond the schema, shared by every way a resource enters r1: `r1ctl validate`, the
 //! Deeploy API and the Kubernetes reconciler all call [`validate`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::hash::Hash;
 
 use crate::field::{Errors, FieldError};
 use crate::image::ImageRef;
@@ -199,6 +200,9 @@ fn validate_job(
     }
     validate_payload(spec, errors);
     validate_args("spec.command", &spec.command, errors);
+    if spec.command.first().is_some_and(String::is_empty) {
+        errors.add("spec.command[0]", "the program to run must not be empty");
+    }
     validate_args("spec.args", &spec.args, errors);
     validate_env(&spec.env, errors);
     validate_ports(&spec.ports, errors);
@@ -262,21 +266,23 @@ fn validate_args(path: &str, args: &[String], errors: &mut Errors) {
             errors.add(format!("{path}[{i}]"), "must not contain a NUL byte");
         }
     }
-    if args.first().is_some_and(String::is_empty) && path.ends_with("command") {
-        errors.add(format!("{path}[0]"), "the program to run must not be empty");
-    }
+}
+
+/// Records `key` as seen at `index`; when it was seen before, returns where.
+fn seen_before<K: Eq + Hash>(seen: &mut HashMap<K, usize>, key: K, index: usize) -> Option<usize> {
+    let first = *seen.entry(key).or_insert(index);
+    (first != index).then_some(first)
 }
 
 fn validate_env(env: &[EnvVar], errors: &mut Errors) {
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut seen = HashMap::new();
     for (i, var) in env.iter().enumerate() {
         let path = format!("spec.env[{i}]");
         if errors
             .check(format!("{path}.name"), names::env_name(&var.name))
             .is_some()
         {
-            if let Some(first) = seen.insert(&var.name, i) {
-                seen.insert(&var.name, first);
+            if let Some(first) = seen_before(&mut seen, var.name.as_str(), i) {
                 errors.add(
                     format!("{path}.name"),
                     format!(
@@ -323,13 +329,11 @@ fn validate_ports(ports: &[Port], errors: &mut Errors) {
                 }
             });
             if errors.check(format!("{path}.name"), name_ok).is_some() {
-                if let Some(first) = port_names.get(name.as_str()) {
+                if let Some(first) = seen_before(&mut port_names, name.as_str(), i) {
                     errors.add(
                         format!("{path}.name"),
                         format!("{name:?} is used twice (first at spec.ports[{first}])"),
                     );
-                } else {
-                    port_names.insert(name.as_str(), i);
                 }
             }
         }
@@ -337,8 +341,7 @@ fn validate_ports(ports: &[Port], errors: &mut Errors) {
             format!("{path}.containerPort"),
             port_in_range(port.container_port),
         ) {
-            if let Some(first) = container_ports.insert((p, port.protocol), i) {
-                container_ports.insert((p, port.protocol), first);
+            if let Some(first) = seen_before(&mut container_ports, (p, port.protocol), i) {
                 errors.add(
                     format!("{path}.containerPort"),
                     format!("{p} is used twice (first at spec.ports[{first}])"),
@@ -347,8 +350,7 @@ fn validate_ports(ports: &[Port], errors: &mut Errors) {
         }
         if let Some(host) = port.host_port {
             if let Some(p) = errors.check(format!("{path}.hostPort"), port_in_range(host)) {
-                if let Some(first) = host_ports.insert((p, port.protocol), i) {
-                    host_ports.insert((p, port.protocol), first);
+                if let Some(first) = seen_before(&mut host_ports, (p, port.protocol), i) {
                     errors.add(
                         format!("{path}.hostPort"),
                         format!("{p} is used twice (first at spec.ports[{first}])"),

@@ -43,7 +43,7 @@ pub fn run(
         "{:<32} {:<14} {:>12} {:>8} {:>12} {:>7} {:>14}",
         "JOB", "CLASS", "NODE/EPOCH", "REPLICAS", "PER EPOCH", "EPOCHS", "TOTAL (USDC)"
     )?;
-    let mut total = Usdc(0);
+    let mut total = Some(Usdc(0));
     for (name, e) in &priced {
         writeln!(
             out,
@@ -56,8 +56,12 @@ pub fn run(
             e.epochs,
             e.total.to_string()
         )?;
-        total = total.checked_add(e.total).unwrap_or(Usdc(u64::MAX));
+        total = total.and_then(|t| t.checked_add(e.total));
     }
+    let Some(total) = total else {
+        writeln!(out, "the total is too large to lock in one escrow")?;
+        return Ok(false);
+    };
     writeln!(out, "total to lock in escrow: {total} USDC")?;
     Ok(true)
 }

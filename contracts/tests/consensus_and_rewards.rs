@@ -1,0 +1,420 @@
+//! PoAI manager: oracle governance, node-set consensus (including byzantine minorities),
+//! closing jobs, allocation across escrows, claims and the blacklist.
+
+mod common;
+
+use alloy::primitives::{Address, U256};
+use common::{World, actor, random_address, raw_revert_of, revert_of, run};
+use r1_contracts::VoteOutcome;
+use r1_contracts::bindings::PoAIManager::{self, PoAIManagerErrors as E};
+use r1_contracts::tx::confirm;
+
+const PRICE: u64 = 100_000;
+
+#[test]
+fn governance_adds_and_removes_oracles() {
+    run(|chain| async move {
+        let w = World::new(chain, 2, 0).await;
+        let o = w.oracles[0].address();
+        assert!(matches!(
+            revert_of::<_, E>(w.gov.add_oracle(o).await),
+            E::AlreadyOracle(_)
+        ));
+        let stranger = actor(&w).await;
+        assert!(matches!(
+            revert_of::<_, E>(stranger.add_oracle(stranger.address()).await),
+            E::OwnableUnauthorizedAccount(_)
+        ));
+        confirm(w.gov.manager().removeOracle(o)).await.unwrap();
+        assert_eq!(
+            w.gov.manager().getOracles().call().await.unwrap(),
+            vec![w.oracles[1].address()]
+        );
+        let err = revert_of::<_, E>(confirm(w.gov.manager().removeOracle(o)).await);
+        assert!(matches!(err, E::NotOracle(_)));
+        let err =
+            revert_of::<_, E>(confirm(stranger.manager().setJobTypePrice(1, U256::from(1))).await);
+        assert!(matches!(err, E::OwnableUnauthorizedAccount(_)));
+        let err = revert_of::<_, E>(confirm(stranger.manager().setBlacklisted(o, true)).await);
+        assert!(matches!(err, E::OwnableUnauthorizedAccount(_)));
+        let err = revert_of::<_, E>(confirm(stranger.manager().setSwap(o)).await);
+        assert!(matches!(err, E::OwnableUnauthorizedAccount(_)));
+        w.gov.set_job_type_price(9, U256::from(123)).await.unwrap();
+        assert_eq!(
+            w.gov.manager().jobTypePrice(9).call().await.unwrap(),
+            U256::from(123)
+        );
+    });
+}
+
+#[test]
+fn consensus_needs_a_majority_of_submissions_and_a_third_plus_one_agreeing() {
+    run(|chain| async move {
+        let w = World::new(chain, 4, 2).await;
+        let job = w.create_job(2, 30).await;
+        let oracle_ids: Vec<Address> = w.oracles.iter().map(|o| o.address()).collect();
+        assert_eq!(
+            w.gov.unvalidated_job_ids(oracle_ids[0]).await.unwrap(),
+            vec![job]
+        );
+
+        // n = 4: attempted at 3 submissions, needs 2 matching.
+        assert_eq!(
+            w.oracles[0]
+                .submit_node_update(job, &w.nodes)
+                .await
+                .unwrap(),
+            VoteOutcome::Pending
+        );
+        assert!(
+            w.gov
+                .unvalidated_job_ids(oracle_ids[0])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            w.gov.unvalidated_job_ids(oracle_ids[1]).await.unwrap(),
+            vec![job]
+        );
+        let err = revert_of::<_, E>(w.oracles[0].submit_node_update(job, &w.nodes).await);
+        assert!(matches!(err, E::AlreadyVoted(_)));
+        assert_eq!(
+            w.oracles[1]
+                .submit_node_update(job, &w.nodes[..1])
+                .await
+                .unwrap(),
+            VoteOutcome::Pending
+        );
+        // Three submissions, all different so far except... none reaches 2: not reached.
+        let receipt = confirm(
+            w.oracles[2]
+                .manager()
+                .submitNodeUpdate(U256::from(job), w.nodes[1..].to_vec()),
+        )
+        .await
+        .unwrap();
+        assert!(
+            receipt
+                .decoded_log::<PoAIManager::ConsensusNotReached>()
+                .is_some()
+        );
+        assert!(w.csp.job(job).await.unwrap().activeNodes.is_empty());
+        // The fourth agrees with the first: 2 of 4 → accepted, and the job starts.
+        assert_eq!(
+            w.oracles[3]
+                .submit_node_update(job, &w.nodes)
+                .await
+                .unwrap(),
+            VoteOutcome::Accepted(w.nodes.clone())
+        );
+        let state = w.csp.job(job).await.unwrap();
+        assert_eq!(state.activeNodes, w.nodes);
+        assert!(state.startTimestamp > U256::ZERO);
+        assert!(
+            w.gov
+                .unvalidated_job_ids(oracle_ids[1])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            w.gov
+                .manager()
+                .jobRound(U256::from(job))
+                .call()
+                .await
+                .unwrap(),
+            U256::from(1)
+        );
+    });
+}
+
+#[test]
+fn a_byzantine_minority_cannot_validate_a_wrong_node_set() {
+    run(|chain| async move {
+        let w = World::new(chain, 7, 4).await;
+        let job = w.create_job(3, 30).await;
+        let honest = &w.nodes[..3];
+        let wrong = vec![w.nodes[0], w.nodes[1], w.nodes[3]];
+        // n = 7: attempted at 4 submissions, needs 3 matching. Two byzantine oracles vote first.
+        for byzantine in &w.oracles[..2] {
+            assert_eq!(
+                byzantine.submit_node_update(job, &wrong).await.unwrap(),
+                VoteOutcome::Pending
+            );
+        }
+        assert_eq!(
+            w.oracles[2].submit_node_update(job, honest).await.unwrap(),
+            VoteOutcome::Pending
+        );
+        assert_eq!(
+            w.oracles[3].submit_node_update(job, honest).await.unwrap(),
+            VoteOutcome::Pending
+        );
+        assert!(w.csp.job(job).await.unwrap().activeNodes.is_empty());
+        assert_eq!(
+            w.oracles[4].submit_node_update(job, honest).await.unwrap(),
+            VoteOutcome::Accepted(honest.to_vec())
+        );
+        assert_eq!(w.csp.job(job).await.unwrap().activeNodes, honest.to_vec());
+
+        // A new round: the byzantine pair alone still cannot replace the set.
+        for byzantine in &w.oracles[..2] {
+            assert_eq!(
+                byzantine.submit_node_update(job, &wrong).await.unwrap(),
+                VoteOutcome::Pending
+            );
+        }
+        assert_eq!(w.csp.job(job).await.unwrap().activeNodes, honest.to_vec());
+    });
+}
+
+#[test]
+fn votes_are_checked_before_they_count() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 3).await;
+        let job = w.create_job(2, 30).await;
+        let oracle = w.oracles[0].manager();
+        let stranger = actor(&w).await;
+        assert!(matches!(
+            revert_of::<_, E>(stranger.submit_node_update(job, &w.nodes[..1]).await),
+            E::NotOracle(_)
+        ));
+        let unsorted = vec![w.nodes[1], w.nodes[0]];
+        assert!(matches!(
+            raw_revert_of::<_, E>(
+                oracle
+                    .submitNodeUpdate(U256::from(job), unsorted)
+                    .call()
+                    .await
+            ),
+            E::NodesNotSorted(_)
+        ));
+        let dup = vec![w.nodes[0], w.nodes[0]];
+        assert!(matches!(
+            raw_revert_of::<_, E>(oracle.submitNodeUpdate(U256::from(job), dup).call().await),
+            E::NodesNotSorted(_)
+        ));
+        assert!(matches!(
+            revert_of::<_, E>(w.oracles[0].submit_node_update(job, &w.nodes).await),
+            E::TooManyNodes(_)
+        ));
+        assert!(matches!(
+            revert_of::<_, E>(
+                w.oracles[0]
+                    .submit_node_update(job, &[random_address()])
+                    .await
+            ),
+            E::NodeNotLicensed(_)
+        ));
+        assert!(matches!(
+            revert_of::<_, E>(w.oracles[0].submit_node_update(99, &w.nodes[..1]).await),
+            E::UnknownJob(_)
+        ));
+        confirm(w.gov.manager().setBlacklisted(w.nodes[0], true))
+            .await
+            .unwrap();
+        assert!(matches!(
+            revert_of::<_, E>(w.oracles[0].submit_node_update(job, &w.nodes[..1]).await),
+            E::NodeIsBlacklisted(_)
+        ));
+    });
+}
+
+#[test]
+fn a_round_left_undecided_restarts_in_the_next_epoch() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 2).await;
+        let job = w.create_job(2, 30).await;
+        // n = 3: attempted at 2, needs 2 matching; two different views do not decide.
+        w.oracles[0]
+            .submit_node_update(job, &w.nodes[..1])
+            .await
+            .unwrap();
+        w.oracles[1]
+            .submit_node_update(job, &w.nodes[1..])
+            .await
+            .unwrap();
+        w.next_epoch().await;
+        // Same oracle, new epoch, new round.
+        assert_eq!(
+            w.oracles[0]
+                .submit_node_update(job, &w.nodes)
+                .await
+                .unwrap(),
+            VoteOutcome::Pending
+        );
+        assert_eq!(
+            w.gov
+                .manager()
+                .jobRound(U256::from(job))
+                .call()
+                .await
+                .unwrap(),
+            U256::from(1)
+        );
+        assert_eq!(
+            w.oracles[1]
+                .submit_node_update(job, &w.nodes)
+                .await
+                .unwrap(),
+            VoteOutcome::Accepted(w.nodes.clone())
+        );
+    });
+}
+
+#[test]
+fn allocation_pays_85_percent_to_validated_nodes_burns_15_and_never_repeats_an_epoch() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 3).await;
+        let job = w.create_job(2, 30).await;
+        w.agree(job, &w.nodes[..2]).await;
+        let stranger = actor(&w).await;
+        assert!(matches!(
+            revert_of::<_, E>(stranger.allocate_rewards().await),
+            E::NotOracle(_)
+        ));
+        // Nothing finished yet in this epoch.
+        assert!(matches!(
+            revert_of::<_, E>(w.oracles[0].allocate_rewards().await),
+            E::EpochAlreadyAllocated(_)
+        ));
+
+        w.advance_epochs(3).await; // epochs 1 and 2 finished and paid
+        let supply = w.gov.r1().totalSupply().call().await.unwrap();
+        let pool_r1 = w.gov.pool().reserveR1().call().await.unwrap();
+        let allocation = w.oracles[0].allocate_rewards().await.unwrap();
+        assert_eq!((allocation.from_epoch, allocation.until_epoch), (0, 3));
+        let per_node = U256::from(PRICE * 2);
+        let burn = per_node * U256::from(15) / U256::from(100);
+        assert_eq!(allocation.usdc_burned, burn * U256::from(2));
+        for node in &w.nodes[..2] {
+            assert_eq!(w.node_balance(*node).await, per_node - burn);
+        }
+        assert_eq!(w.node_balance(w.nodes[2]).await, U256::ZERO);
+        let r1_burned = pool_r1 - w.gov.pool().reserveR1().call().await.unwrap();
+        assert!(r1_burned > U256::ZERO);
+        assert_eq!(
+            w.gov.r1().totalSupply().call().await.unwrap(),
+            supply - r1_burned
+        );
+        assert_eq!(
+            w.gov.manager().totalR1Burned().call().await.unwrap(),
+            r1_burned
+        );
+        // Any other oracle finds the epoch done.
+        assert!(matches!(
+            revert_of::<_, E>(w.oracles[1].allocate_rewards().await),
+            E::EpochAlreadyAllocated(_)
+        ));
+        // A missed slot is finalized by another oracle.
+        w.next_epoch().await;
+        let next = w.oracles[2].allocate_rewards().await.unwrap();
+        assert_eq!((next.from_epoch, next.until_epoch), (3, 4));
+        assert!(matches!(
+            revert_of::<_, E>(w.oracles[0].allocate_rewards().await),
+            E::EpochAlreadyAllocated(_)
+        ));
+    });
+}
+
+#[test]
+fn allocation_pays_the_set_validated_at_the_end_of_each_epoch() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 3).await;
+        let job = w.create_job(1, 30).await;
+        w.agree(job, &w.nodes[..1]).await;
+        w.advance_epochs(2).await; // epoch 1 done with node 0, no allocation yet
+        w.agree(job, &w.nodes[1..2]).await; // node 1 replaces node 0 during epoch 2
+        w.next_epoch().await;
+        w.oracles[0].allocate_rewards().await.unwrap();
+        let reward = U256::from(PRICE * 85 / 100);
+        assert_eq!(w.node_balance(w.nodes[0]).await, reward);
+        assert_eq!(w.node_balance(w.nodes[1]).await, reward);
+        assert_eq!(w.node_balance(w.nodes[2]).await, U256::ZERO);
+    });
+}
+
+#[test]
+fn owners_claim_r1_once_and_blacklisted_nodes_are_never_paid() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 2).await;
+        let job = w.create_job(2, 30).await;
+        w.agree(job, &w.nodes).await;
+        w.advance_epochs(2).await;
+        confirm(w.gov.manager().setBlacklisted(w.nodes[1], true))
+            .await
+            .unwrap();
+        w.oracles[0].allocate_rewards().await.unwrap();
+        let reward = U256::from(PRICE * 85 / 100);
+        assert_eq!(w.node_balance(w.nodes[0]).await, reward);
+        assert_eq!(w.node_balance(w.nodes[1]).await, U256::ZERO);
+        assert_eq!(
+            w.csp.job(job).await.unwrap().balance,
+            U256::from(PRICE * 2 * 30) - U256::from(PRICE)
+        );
+
+        let stranger = actor(&w).await;
+        assert!(matches!(
+            revert_of::<_, E>(stranger.claim_rewards(&w.nodes[..1]).await),
+            E::NotNodeOwner(_)
+        ));
+        assert!(matches!(
+            revert_of::<_, E>(w.owner.claim_rewards(&w.nodes[1..]).await),
+            E::NodeIsBlacklisted(_)
+        ));
+
+        let quote = w.gov.pool().quoteUsdcToR1(reward).call().await.unwrap();
+        let before = w.r1_balance(w.owner.address()).await;
+        let (usdc, r1) = w.owner.claim_rewards(&w.nodes[..1]).await.unwrap();
+        assert_eq!((usdc, r1), (reward, quote));
+        assert_eq!(w.r1_balance(w.owner.address()).await, before + quote);
+        assert_eq!(w.node_balance(w.nodes[0]).await, U256::ZERO);
+        assert!(matches!(
+            revert_of::<_, E>(w.owner.claim_rewards(&w.nodes[..1]).await),
+            E::NothingToClaim(_)
+        ));
+    });
+}
+
+#[test]
+fn closing_a_job_stops_payouts_and_refunds_the_unspent_budget() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 1).await;
+        let job = w.create_job(1, 30).await;
+        w.agree(job, &w.nodes).await;
+        assert_eq!(w.gov.first_closable_job_id().await.unwrap(), None);
+        w.advance_epochs(32).await;
+        assert_eq!(w.gov.first_closable_job_id().await.unwrap(), None);
+        w.oracles[0].allocate_rewards().await.unwrap();
+        assert_eq!(w.gov.first_closable_job_id().await.unwrap(), Some(job));
+        let csp_before = w.usdc_balance(w.csp.address()).await;
+        assert_eq!(w.agree(job, &[]).await, Vec::<Address>::new());
+        let state = w.csp.job(job).await.unwrap();
+        assert!(state.closed);
+        // Every epoch was paid to the one node: nothing is left to refund.
+        assert_eq!(w.usdc_balance(w.csp.address()).await, csp_before);
+        assert!(matches!(
+            revert_of::<_, E>(w.oracles[0].submit_node_update(job, &w.nodes).await),
+            E::JobClosed(_)
+        ));
+        assert_eq!(w.gov.first_closable_job_id().await.unwrap(), None);
+
+        // Early close of a half-used job: the rest comes back and payouts stop.
+        let job = w.create_job(1, 30).await;
+        w.agree(job, &w.nodes).await;
+        w.advance_epochs(5).await;
+        let csp_before = w.usdc_balance(w.csp.address()).await;
+        w.agree(job, &[]).await;
+        let paid = U256::from(PRICE * 4);
+        assert_eq!(
+            w.usdc_balance(w.csp.address()).await,
+            csp_before + U256::from(PRICE * 30) - paid
+        );
+        let node_before = w.node_balance(w.nodes[0]).await;
+        w.next_epoch().await;
+        w.oracles[0].allocate_rewards().await.unwrap();
+        assert_eq!(w.node_balance(w.nodes[0]).await, node_before);
+    });
+}

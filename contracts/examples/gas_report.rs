@@ -1,0 +1,261 @@
+//! Gas used per external function of the suite, and allocation over 1, 10 and 100 jobs, measured
+//! on the Hardhat EDR node: `cargo run -p r1-contracts --example gas_report`.
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::DynProvider;
+use alloy::rpc::types::TransactionReceipt;
+use alloy::signers::local::PrivateKeySigner;
+use r1_contracts::bindings::CspEscrow;
+use r1_contracts::tx::confirm;
+use r1_contracts::units::{r1_units, usdc_units};
+use r1_contracts::{DevChain, Result, Suite, SuiteConfig, deploy_suite};
+
+const EPOCH: u64 = 3_600;
+
+struct Setup {
+    gov: Suite,
+    oracles: Vec<Suite>,
+    csp: Suite,
+    escrow: Address,
+    owner: Suite,
+}
+
+async fn account(
+    chain: &DevChain,
+    deployment: Option<r1_contracts::Deployment>,
+) -> Result<(Address, DynProvider, Option<Suite>)> {
+    let (address, provider) = chain.funded_account(1_000_000).await?;
+    let suite = deployment.map(|d| Suite::new(provider.clone(), address, d));
+    Ok((address, provider, suite))
+}
+
+async fn setup(chain: &DevChain, report: &mut Vec<(String, u64)>) -> Result<Setup> {
+    let (gov_address, gov_provider, _) = account(chain, None).await?;
+    let genesis = chain.timestamp().await?;
+    let config = SuiteConfig::devnet(
+        genesis,
+        EPOCH,
+        Address::repeat_byte(1),
+        Address::repeat_byte(2),
+    );
+    let deployment = deploy_suite(&gov_provider, gov_address, &config).await?;
+    let gov = Suite::new(gov_provider, gov_address, deployment);
+    let mut oracles = Vec::new();
+    for _ in 0..3 {
+        let (address, _, suite) = account(chain, Some(deployment)).await?;
+        let receipt = gov.add_oracle(address).await?;
+        record(report, "addOracle", &receipt);
+        oracles.extend(suite);
+    }
+    let (csp_address, _, csp) = account(chain, Some(deployment)).await?;
+    let receipt = confirm(gov.manager().deployEscrow(csp_address)).await?;
+    record(report, "deployEscrow (beacon proxy)", &receipt);
+    let escrow = gov.escrow_of(csp_address).await?;
+    gov.mint_usdc(csp_address, usdc_units(10_000_000)).await?;
+    let (owner_address, _, owner) = account(chain, Some(deployment)).await?;
+    gov.mint_r1(owner_address, r1_units(100_000)).await?;
+    let csp = csp.ok_or_else(|| r1_contracts::Error::Chain("no csp".into()))?;
+    let owner = owner.ok_or_else(|| r1_contracts::Error::Chain("no owner".into()))?;
+    Ok(Setup {
+        gov,
+        oracles,
+        csp,
+        escrow,
+        owner,
+    })
+}
+
+fn record(report: &mut Vec<(String, u64)>, name: &str, receipt: &TransactionReceipt) {
+    report.push((name.to_string(), receipt.gas_used));
+}
+
+fn job_requests(count: usize, last: u64) -> Vec<CspEscrow::JobCreationRequest> {
+    (0..count)
+        .map(|_| CspEscrow::JobCreationRequest {
+            jobType: 1,
+            projectHash: B256::repeat_byte(7),
+            lastExecutionEpoch: U256::from(last),
+            numberOfNodesRequested: U256::from(1u64),
+        })
+        .collect()
+}
+
+async fn licensed_node(s: &Setup, report: &mut Vec<(String, u64)>) -> Result<Address> {
+    let node = PrivateKeySigner::random().address();
+    let deed = s.owner.node_deed();
+    let price = deed.currentPrice().call().await?;
+    confirm(s.owner.r1().approve(s.gov.deployment().node_deed, price)).await?;
+    let receipt = confirm(deed.buyLicence(price)).await?;
+    record(report, "buyLicence", &receipt);
+    let licence = deed.totalSold().call().await?;
+    record(
+        report,
+        "linkNode",
+        &confirm(deed.linkNode(licence, node)).await?,
+    );
+    Ok(node)
+}
+
+/// Creates `count` one-node jobs on `node`, validates them, lets two epochs pass and allocates.
+async fn allocation_over(
+    chain: &DevChain,
+    count: usize,
+    report: &mut Vec<(String, u64)>,
+) -> Result<()> {
+    let mut scratch = Vec::new();
+    let s = setup(chain, &mut scratch).await?;
+    let node = licensed_node(&s, &mut scratch).await?;
+    let epoch = s.gov.current_epoch().await?;
+    confirm(s.csp.usdc().approve(s.escrow, U256::MAX)).await?;
+    let receipt = confirm(
+        s.csp
+            .escrow(s.escrow)
+            .createJobs(job_requests(count, epoch + 30)),
+    )
+    .await?;
+    record(
+        report,
+        &format!("createJobs ({count} jobs in one call)"),
+        &receipt,
+    );
+    for job in 1..=count as u64 {
+        for oracle in &s.oracles[..2] {
+            oracle.submit_node_update(job, &[node]).await?;
+        }
+    }
+    chain.advance_time(2 * EPOCH).await?;
+    let receipt = confirm(s.oracles[0].manager().allocateRewardsToNodes()).await?;
+    record(
+        report,
+        &format!("allocateRewardsToNodes ({count} jobs, 1 node each)"),
+        &receipt,
+    );
+    Ok(())
+}
+
+async fn functions(chain: &DevChain, report: &mut Vec<(String, u64)>) -> Result<()> {
+    let s = setup(chain, report).await?;
+    let nodes = [
+        licensed_node(&s, report).await?,
+        licensed_node(&s, report).await?,
+    ];
+    let mut sorted = nodes.to_vec();
+    sorted.sort();
+    let manager = s.gov.manager();
+    record(
+        report,
+        "setJobTypePrice",
+        &s.gov.set_job_type_price(4, U256::from(750_000u64)).await?,
+    );
+
+    let epoch = s.gov.current_epoch().await?;
+    confirm(s.csp.usdc().approve(s.escrow, U256::MAX)).await?;
+    let escrow = s.csp.escrow(s.escrow);
+    let mut requests = job_requests(1, epoch + 30);
+    requests[0].numberOfNodesRequested = U256::from(2u64);
+    record(
+        report,
+        "createJobs (1 job)",
+        &confirm(escrow.createJobs(requests)).await?,
+    );
+    let job = U256::from(1u64);
+    record(
+        report,
+        "extendJobDuration",
+        &confirm(escrow.extendJobDuration(job, U256::from(epoch + 40))).await?,
+    );
+
+    let first = confirm(s.oracles[0].manager().submitNodeUpdate(job, sorted.clone())).await?;
+    record(report, "submitNodeUpdate (counted, no decision)", &first);
+    let second = confirm(s.oracles[1].manager().submitNodeUpdate(job, sorted.clone())).await?;
+    record(report, "submitNodeUpdate (decides, starts job)", &second);
+
+    chain.advance_time(2 * EPOCH).await?;
+    record(
+        report,
+        "extendJobNodes (settles 1 epoch first)",
+        &confirm(escrow.extendJobNodes(job, U256::from(3u64))).await?,
+    );
+    chain.advance_time(EPOCH).await?;
+    record(
+        report,
+        "allocateRewardsToNodes (1 job, 2 nodes)",
+        &confirm(s.oracles[2].manager().allocateRewardsToNodes()).await?,
+    );
+    record(
+        report,
+        "claimRewards (2 nodes)",
+        &confirm(s.owner.manager().claimRewards(sorted.clone())).await?,
+    );
+
+    let epoch_done = s.gov.current_epoch().await? - 1;
+    let bytes = vec![255u8; sorted.len()];
+    let a = confirm(s.oracles[0].manager().submitAvailability(
+        U256::from(epoch_done),
+        sorted.clone(),
+        bytes.clone(),
+    ))
+    .await?;
+    record(report, "submitAvailability (counted, 2 nodes)", &a);
+    let b = confirm(s.oracles[1].manager().submitAvailability(
+        U256::from(epoch_done),
+        sorted.clone(),
+        bytes,
+    ))
+    .await?;
+    record(
+        report,
+        "submitAvailability (decides, mints PoA for 2 nodes)",
+        &b,
+    );
+
+    record(
+        report,
+        "setBlacklisted",
+        &confirm(manager.setBlacklisted(Address::repeat_byte(9), true)).await?,
+    );
+    let close_a = confirm(s.oracles[0].manager().submitNodeUpdate(job, vec![])).await?;
+    record(report, "submitNodeUpdate (empty set, counted)", &close_a);
+    let close_b = confirm(s.oracles[1].manager().submitNodeUpdate(job, vec![])).await?;
+    record(
+        report,
+        "submitNodeUpdate (empty set, closes + refunds)",
+        &close_b,
+    );
+    let deed = s.owner.node_deed();
+    record(
+        report,
+        "unlinkNode",
+        &confirm(deed.unlinkNode(U256::from(1u64))).await?,
+    );
+    record(
+        report,
+        "removeOracle",
+        &confirm(manager.removeOracle(s.oracles[2].address())).await?,
+    );
+    Ok(())
+}
+
+fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let chain = DevChain::start().await?;
+        let mut report = Vec::new();
+        functions(&chain, &mut report).await?;
+        for count in [1, 10, 100] {
+            allocation_over(&chain, count, &mut report).await?;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        println!("| function | gas used |\n|---|---:|");
+        for (name, gas) in report {
+            if seen.insert(name.clone()) {
+                println!("| {name} | {gas} |");
+            }
+        }
+        Ok::<(), r1_contracts::Error>(())
+    })?;
+    Ok(())
+}

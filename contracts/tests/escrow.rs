@@ -1,4 +1,5 @@
 //! CSP escrows: deployment behind the beacon, job creation and extension, access rules, upgrades.
+#![allow(clippy::unwrap_used)] // test bodies run inside closures, where the usual test exemption does not reach
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! R1, test USDC, the swap pool and Node Deed licences, including PoA minting.
+#![allow(clippy::unwrap_used)] // test bodies run inside closures, where the usual test exemption does not reach
 
 mod common;
 

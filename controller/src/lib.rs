@@ -3,6 +3,9 @@
 //! * [`config`]: the oracle's configuration file.
 //! * [`ctl`]: what `r1ctl` does (validate and price manifests, manage keys), as functions the
 //!   binary and the tests call alike.
+//! * [`decide`]: the oracle's pure decisions (epochs, liveness, medians, placement, vote counting,
+//!   availability, rollout, closure), free of I/O so every caller decides alike.
 
 pub mod config;
 pub mod ctl;
+pub mod decide;

@@ -1,0 +1,308 @@
+//! Node liveness from heartbeats, and the per-epoch availability byte of Proof of Availability.
+//!
+//! Losing the oracle's own view never counts against a node: a node is [`NodeLiveness::Lost`]
+//! only after the oracle, connected to the broker the whole time, saw no heartbeat for the grace
+//! period. Whenever the oracle's link was down during that period the answer is
+//! [`NodeLiveness::Unknown`], and nothing is stopped or moved on an Unknown.
+
+use std::collections::BTreeSet;
+
+/// What one oracle concludes about one node right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NodeLiveness {
+    /// A heartbeat arrived within the last interval and a half.
+    Alive,
+    /// Late, but not yet for the whole grace period; the oracle watched the whole silence.
+    Suspect,
+    /// Confirmed absence: no heartbeat for the grace period while the oracle was connected.
+    Lost,
+    /// The oracle cannot tell: its own broker link was down (or only recently came back).
+    Unknown,
+}
+
+impl NodeLiveness {
+    /// Whether a workload on the node may be left where it is (everything but confirmed loss).
+    pub const fn may_keep_workloads(self) -> bool {
+        !matches!(self, Self::Lost)
+    }
+}
+
+/// The oracle's own broker connection, which decides whether silence means anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerLink {
+    /// Connected without interruption since this unix millisecond.
+    Connected {
+        /// Start of the current uninterrupted connection.
+        since_ms: u64,
+    },
+    /// Not connected now.
+    Disconnected,
+}
+
+/// A configuration that cannot tell Suspect from Lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LivenessConfigError {
+    /// A zero heartbeat interval.
+    #[error("heartbeat interval must be positive")]
+    ZeroInterval,
+    /// A grace of fewer than 2 intervals would declare a merely late node lost.
+    #[error("grace must be at least 2 missed heartbeats, got {0}")]
+    GraceTooShort(u32),
+}
+
+/// Heartbeat interval and grace, shared by liveness and availability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LivenessConfig {
+    heartbeat_interval_ms: u64,
+    grace_missed: u32,
+}
+
+impl LivenessConfig {
+    /// Nodes heartbeat every 10 s unless configured otherwise.
+    pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 10_000;
+    /// A node is lost after 3 missed heartbeats unless configured otherwise.
+    pub const DEFAULT_GRACE_MISSED: u32 = 3;
+
+    /// Nodes heartbeat every `heartbeat_interval_ms`; lost after `grace_missed` intervals.
+    pub const fn new(heartbeat_interval_ms: u64, grace_missed: u32) -> Result<Self, LivenessConfigError> {
+        if heartbeat_interval_ms == 0 {
+            return Err(LivenessConfigError::ZeroInterval);
+        }
+        if grace_missed < 2 {
+            return Err(LivenessConfigError::GraceTooShort(grace_missed));
+        }
+        Ok(Self { heartbeat_interval_ms, grace_missed })
+    }
+
+    /// Interval between two heartbeats of a node, milliseconds.
+    pub const fn heartbeat_interval_ms(&self) -> u64 {
+        self.heartbeat_interval_ms
+    }
+
+    /// Silence (ms) after which a node is Suspect: one interval plus half an interval of jitter.
+    pub const fn suspect_after_ms(&self) -> u64 {
+        self.heartbeat_interval_ms + self.heartbeat_interval_ms / 2
+    }
+
+    /// Watched silence (ms) after which a node is Lost: the grace period.
+    pub const fn lost_after_ms(&self) -> u64 {
+        self.heartbeat_interval_ms.saturating_mul(self.grace_missed as u64)
+    }
+}
+
+impl Default for LivenessConfig {
+    fn default() -> Self {
+        Self { heartbeat_interval_ms: Self::DEFAULT_HEARTBEAT_INTERVAL_MS, grace_missed: Self::DEFAULT_GRACE_MISSED }
+    }
+}
+
+/// Liveness of a node whose last heartbeat (if any ever reached this oracle) arrived at
+/// `last_heartbeat_ms`, judged at `now_ms` by an oracle whose broker link is `link`.
+///
+/// Only silence the oracle watched counts: it runs from the later of the last heartbeat and the
+/// start of the current connection. A node never heard from is Lost once the oracle has been
+/// connected for the grace period.
+pub fn liveness(
+    last_heartbeat_ms: Option<u64>,
+    link: BrokerLink,
+    now_ms: u64,
+    config: &LivenessConfig,
+) -> NodeLiveness {
+    if let Some(last) = last_heartbeat_ms
+        && now_ms.saturating_sub(last) < config.suspect_after_ms()
+    {
+        return NodeLiveness::Alive;
+    }
+    let BrokerLink::Connected { since_ms } = link else {
+        return NodeLiveness::Unknown;
+    };
+    let watched_from = last_heartbeat_ms.map_or(since_ms, |last| last.max(since_ms));
+    if now_ms.saturating_sub(watched_from) >= config.lost_after_ms() {
+        return NodeLiveness::Lost;
+    }
+    match last_heartbeat_ms {
+        Some(last) if last >= since_ms => NodeLiveness::Suspect,
+        _ => NodeLiveness::Unknown,
+    }
+}
+
+/// Heartbeats a perfectly available node sends in one epoch (at least 1).
+pub const fn expected_heartbeats(epoch_length_s: u64, config: &LivenessConfig) -> u64 {
+    let expected = epoch_length_s.saturating_mul(1000) / config.heartbeat_interval_ms;
+    if expected == 0 { 1 } else { expected }
+}
+
+/// Heartbeats received during the epoch `[start_ms, end_ms)`, counted as distinct heartbeat
+/// slots (one per interval since the epoch start), so a node cannot make up for downtime by
+/// sending many heartbeats at once and a duplicate delivery counts once.
+pub fn received_heartbeats(arrivals_ms: &[u64], start_ms: u64, end_ms: u64, config: &LivenessConfig) -> u64 {
+    let slots: BTreeSet<u64> = arrivals_ms
+        .iter()
+        .filter(|&&t| t >= start_ms && t < end_ms)
+        .map(|&t| (t - start_ms) / config.heartbeat_interval_ms)
+        .collect();
+    slots.len() as u64
+}
+
+/// The availability byte `H = floor(received / expected × 255)`, capped at 255 (0 when nothing
+/// was expected).
+pub fn availability_byte(received: u64, expected: u64) -> u8 {
+    if expected == 0 {
+        return 0;
+    }
+    let value = u128::from(received) * 255 / u128::from(expected);
+    u8::try_from(value.min(255)).unwrap_or(u8::MAX)
+}
+
+/// Minimum self-availability, percent, for an oracle to vote on availability.
+pub const SELF_AVAILABILITY_MIN_PERCENT: u64 = 98;
+
+/// Whether an oracle that received `received` of its own `expected` heartbeats (echoed back by
+/// the broker, counted like any node's) is available enough — at least 98 % — for its
+/// availability table to count. Compared on the counts, not the rounded byte.
+pub fn may_vote_on_availability(received: u64, expected: u64) -> bool {
+    expected > 0
+        && u128::from(received) * 100 >= u128::from(expected) * u128::from(SELF_AVAILABILITY_MIN_PERCENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const S: u64 = 1000;
+
+    fn cfg() -> LivenessConfig {
+        LivenessConfig::default()
+    }
+
+    fn connected(since_ms: u64) -> BrokerLink {
+        BrokerLink::Connected { since_ms }
+    }
+
+    #[test]
+    fn config_validation() {
+        assert_eq!(LivenessConfig::new(0, 3), Err(LivenessConfigError::ZeroInterval));
+        assert_eq!(LivenessConfig::new(10, 1), Err(LivenessConfigError::GraceTooShort(1)));
+        let c = LivenessConfig::new(10 * S, 3).expect("valid");
+        assert_eq!(c, LivenessConfig::default());
+        assert_eq!(c.suspect_after_ms(), 15 * S);
+        assert_eq!(c.lost_after_ms(), 30 * S);
+    }
+
+    #[test]
+    fn fresh_heartbeat_is_alive_even_while_disconnected() {
+        assert_eq!(liveness(Some(100 * S), connected(0), 114 * S, &cfg()), NodeLiveness::Alive);
+        assert_eq!(liveness(Some(100 * S), BrokerLink::Disconnected, 114 * S, &cfg()), NodeLiveness::Alive);
+        // A heartbeat stamped slightly in the future (clock skew) is fresh.
+        assert_eq!(liveness(Some(200 * S), connected(0), 100 * S, &cfg()), NodeLiveness::Alive);
+    }
+
+    #[test]
+    fn watched_silence_goes_suspect_then_lost() {
+        let c = cfg();
+        assert_eq!(liveness(Some(100 * S), connected(0), 115 * S, &c), NodeLiveness::Suspect);
+        assert_eq!(liveness(Some(100 * S), connected(0), 130 * S - 1, &c), NodeLiveness::Suspect);
+        assert_eq!(liveness(Some(100 * S), connected(0), 130 * S, &c), NodeLiveness::Lost);
+    }
+
+    #[test]
+    fn a_disconnected_oracle_never_declares_loss() {
+        assert_eq!(liveness(Some(100 * S), BrokerLink::Disconnected, 1000 * S, &cfg()), NodeLiveness::Unknown);
+        assert_eq!(liveness(None, BrokerLink::Disconnected, 1000 * S, &cfg()), NodeLiveness::Unknown);
+    }
+
+    #[test]
+    fn a_recent_reconnection_restarts_the_watch() {
+        let c = cfg();
+        // Silent since 100 s, but the oracle only reconnected at 500 s: Unknown until 530 s.
+        assert_eq!(liveness(Some(100 * S), connected(500 * S), 510 * S, &c), NodeLiveness::Unknown);
+        assert_eq!(liveness(Some(100 * S), connected(500 * S), 529 * S, &c), NodeLiveness::Unknown);
+        assert_eq!(liveness(Some(100 * S), connected(500 * S), 530 * S, &c), NodeLiveness::Lost);
+    }
+
+    #[test]
+    fn a_node_never_heard_from() {
+        let c = cfg();
+        assert_eq!(liveness(None, connected(500 * S), 510 * S, &c), NodeLiveness::Unknown);
+        assert_eq!(liveness(None, connected(500 * S), 530 * S, &c), NodeLiveness::Lost);
+    }
+
+    #[test]
+    fn only_lost_loses_workloads() {
+        assert!(NodeLiveness::Alive.may_keep_workloads());
+        assert!(NodeLiveness::Suspect.may_keep_workloads());
+        assert!(NodeLiveness::Unknown.may_keep_workloads());
+        assert!(!NodeLiveness::Lost.may_keep_workloads());
+    }
+
+    #[test]
+    fn availability_bytes() {
+        assert_eq!(availability_byte(0, 8640), 0);
+        assert_eq!(availability_byte(8640, 8640), 255);
+        assert_eq!(availability_byte(9000, 8640), 255);
+        assert_eq!(availability_byte(4320, 8640), 127);
+        assert_eq!(availability_byte(1, 0), 0);
+        assert_eq!(availability_byte(u64::MAX, 1), 255);
+        assert_eq!(expected_heartbeats(86_400, &cfg()), 8640);
+        assert_eq!(expected_heartbeats(5, &cfg()), 1);
+    }
+
+    #[test]
+    fn heartbeats_count_once_per_slot_inside_the_epoch() {
+        let c = cfg();
+        let arrivals = [999, 1000, 1001, 5000, 10_999, 11_000, 25_000, 31_000];
+        // Epoch [1000, 31000): slots 0 (1000, 1001, 5000, 10999), 1 (11000), 2 (25000).
+        assert_eq!(received_heartbeats(&arrivals, 1000, 31_000, &c), 3);
+        assert_eq!(received_heartbeats(&[], 1000, 31_000, &c), 0);
+    }
+
+    #[test]
+    fn the_98_percent_rule_is_exact() {
+        assert!(may_vote_on_availability(98, 100));
+        assert!(!may_vote_on_availability(97, 100));
+        assert!(may_vote_on_availability(8468, 8640)); // 98.01 %
+        assert!(!may_vote_on_availability(8467, 8640)); // 97.997 %
+        assert!(!may_vote_on_availability(0, 0));
+    }
+
+    proptest! {
+        #[test]
+        fn the_byte_is_monotone_and_capped(received in 0u64..20_000, expected in 1u64..20_000) {
+            let byte = availability_byte(received, expected);
+            prop_assert!(byte <= availability_byte(received + 1, expected));
+            prop_assert_eq!(byte == 255, received >= expected);
+        }
+
+        #[test]
+        fn liveness_is_never_lost_without_a_full_watched_grace(
+            last in proptest::option::of(0u64..1_000_000),
+            since in proptest::option::of(0u64..1_000_000),
+            now in 0u64..2_000_000,
+        ) {
+            let c = cfg();
+            let link = since.map_or(BrokerLink::Disconnected, |since_ms| BrokerLink::Connected { since_ms });
+            let state = liveness(last, link, now, &c);
+            if state == NodeLiveness::Lost {
+                let since = since.expect("lost needs a connection");
+                prop_assert!(now >= since + c.lost_after_ms());
+                if let Some(last) = last {
+                    prop_assert!(now >= last + c.lost_after_ms());
+                }
+            }
+            if state == NodeLiveness::Alive {
+                prop_assert!(last.is_some_and(|l| now < l + c.suspect_after_ms()));
+            }
+            // More silence never revives a node.
+            let later = liveness(last, link, now + c.heartbeat_interval_ms(), &c);
+            prop_assert!(!(state != NodeLiveness::Alive && later == NodeLiveness::Alive));
+        }
+
+        #[test]
+        fn received_never_exceeds_slots(arrivals in proptest::collection::vec(0u64..200_000, 0..200)) {
+            let c = cfg();
+            let received = received_heartbeats(&arrivals, 50_000, 150_000, &c);
+            prop_assert!(received <= 10);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The BFT median of the oracles' availability bytes (`A = med(H_O1 … H_On)`).
+//!
+//! The median is the **lower median**: the value at index `⌊(n−1)/2⌋` of the ascending sort. It
+//! is always a value some oracle reported (no averaging), identical for every order of the
+//! inputs, and it lies within the range of the honest values as long as at most `⌊(n−1)/2⌋`
+//! values are byzantine — in particular whenever fewer than a third are.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use alloy_primitives::Address;
+
+/// The lower median of `values` (`None` when empty).
+pub fn bft_median(values: &[u8]) -> Option<u8> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    sorted.get((sorted.len() - 1) / 2).copied()
+}
+
+/// The per-node median table of the availability tables of the oracles allowed to vote (the
+/// caller leaves out oracles below 98 % self-availability).
+///
+/// Every node any table names is judged by every table: a table that does not name a node
+/// says it received nothing from it (0). Nodes whose median is 0 are left out, so a node one
+/// byzantine oracle invents does not appear.
+pub fn median_table(tables: &[&BTreeMap<Address, u8>]) -> BTreeMap<Address, u8> {
+    let nodes: BTreeSet<Address> = tables.iter().flat_map(|table| table.keys().copied()).collect();
+    nodes
+        .into_iter()
+        .filter_map(|node| {
+            let values: Vec<u8> = tables.iter().map(|table| table.get(&node).copied().unwrap_or(0)).collect();
+            bft_median(&values).filter(|&median| median > 0).map(|median| (node, median))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn node(byte: u8) -> Address {
+        Address::with_last_byte(byte)
+    }
+
+    #[test]
+    fn odd_and_even_counts() {
+        assert_eq!(bft_median(&[]), None);
+        assert_eq!(bft_median(&[7]), Some(7));
+        assert_eq!(bft_median(&[9, 1]), Some(1));
+        assert_eq!(bft_median(&[3, 9, 1]), Some(3));
+        assert_eq!(bft_median(&[4, 3, 9, 1]), Some(3));
+        assert_eq!(bft_median(&[255, 255, 0, 0]), Some(0));
+    }
+
+    #[test]
+    fn tables_fill_missing_nodes_with_zero() {
+        let a = BTreeMap::from([(node(1), 255), (node(2), 100)]);
+        let b = BTreeMap::from([(node(1), 250), (node(2), 90), (node(9), 255)]);
+        let c = BTreeMap::from([(node(1), 240), (node(2), 95)]);
+        let table = median_table(&[&a, &b, &c]);
+        assert_eq!(table, BTreeMap::from([(node(1), 250), (node(2), 95)]));
+        assert!(median_table(&[]).is_empty());
+    }
+
+    #[test]
+    fn exhaustive_small_byzantine_sets_stay_in_the_honest_range() {
+        let values = [0u8, 1, 128, 254, 255];
+        // n = honest + byzantine up to 5; byzantine ≤ ⌊(n−1)/2⌋.
+        for n in 1usize..=5 {
+            let bad_max = (n - 1) / 2;
+            for bad in 0..=bad_max {
+                let honest = n - bad;
+                let total = values.len().pow(n as u32);
+                for code in 0..total {
+                    let mut c = code;
+                    let mut all = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        all.push(values[c % values.len()]);
+                        c /= values.len();
+                    }
+                    let (good, _) = all.split_at(honest);
+                    let lo = *good.iter().min().expect("honest > 0");
+                    let hi = *good.iter().max().expect("honest > 0");
+                    let median = bft_median(&all).expect("non-empty");
+                    assert!(lo <= median && median <= hi, "{all:?} honest {honest}");
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fewer_than_a_third_byzantine_cannot_leave_the_honest_range(
+            honest in proptest::collection::vec(any::<u8>(), 1..40),
+            byzantine in proptest::collection::vec(any::<u8>(), 0..20),
+        ) {
+            let n = honest.len() + byzantine.len();
+            prop_assume!(byzantine.len() * 3 < n);
+            let mut all = honest.clone();
+            all.extend(&byzantine);
+            let median = bft_median(&all).expect("non-empty");
+            let lo = *honest.iter().min().expect("non-empty");
+            let hi = *honest.iter().max().expect("non-empty");
+            prop_assert!(lo <= median && median <= hi);
+        }
+
+        #[test]
+        fn order_does_not_matter(mut values in proptest::collection::vec(any::<u8>(), 1..30)) {
+            let before = bft_median(&values);
+            values.reverse();
+            prop_assert_eq!(before, bft_median(&values));
+            values.sort_unstable();
+            prop_assert_eq!(before, values.get((values.len() - 1) / 2).copied());
+        }
+    }
+}

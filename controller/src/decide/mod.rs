@@ -1,0 +1,25 @@
+//! The oracle controller's decisions as pure functions of plain data.
+//!
+//! The kube reconciler, the Deeploy API and the four ChainDist loops (validation, availability,
+//! rewards, closure) all decide through these functions, so two honest oracles that see the same
+//! facts reach the same decision, and every rule is tested without a broker, chain or cluster.
+//! Nothing here performs I/O or reads a clock: times come in as unix milliseconds or seconds,
+//! nodes as [`alloy_primitives::Address`], resources as millicores, bytes and GPU counts.
+//!
+//! * [`epoch`]: epoch numbering, identical to `PoAIManager.currentEpoch()`.
+//! * [`liveness`]: heartbeat history → Alive / Suspect / Lost / Unknown; availability bytes.
+//! * [`median`]: the BFT median of the oracles' availability bytes.
+//! * [`placement`]: where each replica runs (rendezvous hashing, sticky, resource-aware).
+//! * [`consensus`]: the PoAI manager's vote rule, replayed off-chain to predict outcomes.
+//! * [`availability_plan`]: the availability loop's actions for one job.
+//! * [`rollout`]: replica-by-replica rollout of a spec change, with rollback.
+//! * [`closure`]: which job to close next, and the random backoff before acting.
+
+pub mod availability_plan;
+pub mod closure;
+pub mod consensus;
+pub mod epoch;
+pub mod liveness;
+pub mod median;
+pub mod placement;
+pub mod rollout;

@@ -1,8 +1,9 @@
 //! The placement of one job, or of several jobs sharing the same nodes.
 //!
-//! 1. Existing replicas stay where they run while their node may keep them (licensed, not
-//!    confirmed lost, still matching selector and GPU model); replicas beyond the wanted count
-//!    and a second replica on the same node are dropped.
+//! 1. Pinned replicas stay where the caller says. Existing replicas stay where they run while
+//!    their node may keep them (licensed, not confirmed lost, still matching selector and GPU
+//!    model); replicas beyond the wanted count and a second replica on the same node are
+//!    dropped.
 //! 2. Every other replica, in ascending index, takes the highest-scoring node (see
 //!    [`rank`](super::rank)) that is alive, fits, hosts no replica of the job yet and — when any
 //!    such node exists — belongs to an operator not yet used by the job.
@@ -32,8 +33,12 @@ pub struct PlacementRequest {
     pub demand: Demand,
     /// Labels a node must carry.
     pub node_selector: BTreeMap<String, String>,
-    /// Replicas already running, by index. Their nodes' free resources already account for them.
+    /// Replicas already running, by index, kept while their node may keep them. Their nodes'
+    /// free resources already account for them.
     pub existing: BTreeMap<u32, Address>,
+    /// Replicas the caller holds where they are whatever this call thinks of the node (e.g.
+    /// a node whose liveness is Unknown): never moved, never re-placed.
+    pub pinned: BTreeMap<u32, Address>,
     /// Nodes never chosen for a new replica (e.g. where the replica just failed).
     pub exclude: BTreeSet<Address>,
 }
@@ -109,7 +114,19 @@ fn place_one(
     let mut placement = Placement::default();
     let mut used_nodes = BTreeSet::new();
     let mut used_operators = BTreeSet::new();
+    for (&replica, &node) in request.pinned.range(..request.replicas) {
+        if used_nodes.insert(node) {
+            if let Some(candidate) = by_node.get(&node) {
+                used_operators.insert(candidate.operator);
+            }
+            placement.assignments.insert(replica, node);
+            placement.kept.insert(replica);
+        }
+    }
     for (&replica, &node) in request.existing.range(..request.replicas) {
+        if placement.assignments.contains_key(&replica) {
+            continue;
+        }
         let keep = match by_node.get(&node) {
             Some(candidate) => may_keep(candidate, &request.demand, &request.node_selector),
             None => true,
@@ -286,6 +303,18 @@ mod tests {
         assert_ne!(p.assignments[&1], addr(0));
         assert_eq!(p.kept, BTreeSet::from([0]));
         assert!(!p.assignments.contains_key(&5));
+    }
+
+    #[test]
+    fn pinned_replicas_are_never_moved() {
+        let nodes = vec![Candidate { licensed: false, ..node(0, 0) }, node(1, 1), node(2, 2)];
+        let mut r = request(1, 2);
+        r.pinned = BTreeMap::from([(0, addr(0))]);
+        r.existing = BTreeMap::from([(0, addr(1))]);
+        let p = place(&r, &nodes);
+        assert_eq!(p.assignments[&0], addr(0));
+        assert_ne!(p.assignments[&1], addr(0));
+        assert_eq!(p.kept, BTreeSet::from([0]));
     }
 
     #[test]

@@ -1,1 +1,18 @@
-//! Harness for r1's end-to-end scenarios: each scenario starts its own processes on 127.0.0.1.
+//! Harness for r1's end-to-end scenarios: each scenario starts its own real parts on 127.0.0.1
+//! (a private containerd, MQTT brokers, r1 binaries) and this crate makes sure nothing outlives
+//! the test.
+
+pub mod broker;
+pub mod containerd;
+pub mod images;
+pub mod ports;
+pub mod process;
+pub mod procfs;
+pub mod signal;
+pub mod wait;
+
+pub use broker::{Broker, Mosquitto, Rumqttd};
+pub use containerd::PrivateContainerd;
+pub use images::{ImageInfo, OciImageBuilder};
+pub use ports::free_port;
+pub use process::{ChildGuard, bin_path};

@@ -1,0 +1,63 @@
+//! MQTT brokers on 127.0.0.1 for tests: the embedded rumqttd (run as the `r1-test-broker`
+//! binary) and Debian's mosquitto. Both can be stopped and started again on the same port, to
+//! test clients that must survive a broker going away.
+
+mod mosquitto;
+mod rumqttd;
+mod served;
+
+pub use mosquitto::Mosquitto;
+pub use rumqttd::Rumqttd;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::process::ProcessError;
+
+/// How long a broker gets to accept connections after being started.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a broker could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Its temp dir or config file could not be written.
+    #[error("cannot prepare {path}: {source}")]
+    Setup {
+        /// The file or dir.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// No free port was found.
+    #[error(transparent)]
+    Port(#[from] crate::ports::PortError),
+    /// The broker process could not be started or found.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// The broker did not accept connections in time.
+    #[error(
+        "{name} did not accept connections on port {port} within {timeout:?}; log tail:\n{log}"
+    )]
+    NotReady {
+        /// Which broker.
+        name: String,
+        /// Its port.
+        port: u16,
+        /// How long was waited.
+        timeout: Duration,
+        /// The end of its log.
+        log: String,
+    },
+}
+
+/// An MQTT broker a test controls.
+pub trait Broker {
+    /// Where clients connect: `mqtt://127.0.0.1:<port>`.
+    fn url(&self) -> String;
+    /// The TCP port, which stays the same across [`Broker::stop`] and [`Broker::start_again`].
+    fn port(&self) -> u16;
+    /// Stops the broker (connected clients lose their connections); idempotent.
+    fn stop(&mut self);
+    /// Starts the broker again on the same port and waits until it accepts connections.
+    fn start_again(&mut self) -> Result<(), BrokerError>;
+}

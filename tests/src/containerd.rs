@@ -210,10 +210,10 @@ impl PrivateContainerd {
         };
         let mut problems = Vec::new();
         // containerd first, so it cannot start new shims (or `shim delete`) while we clean up.
-        if let Some(mut daemon) = self.daemon.take() {
-            if let Err(error) = daemon.kill() {
-                problems.push(error.to_string());
-            }
+        if let Some(mut daemon) = self.daemon.take()
+            && let Err(error) = daemon.kill()
+        {
+            problems.push(error.to_string());
         }
         problems.extend(cleanup::kill_containers(&self.socket, &self.namespace));
         problems.extend(cleanup::unmount_all(&self.root));

@@ -60,10 +60,10 @@ impl Served {
 
     /// Stops the process if it runs.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Err(error) = child.stop() {
-                eprintln!("r1-e2e: stopping {}: {error}", self.name);
-            }
+        if let Some(mut child) = self.child.take()
+            && let Err(error) = child.stop()
+        {
+            eprintln!("r1-e2e: stopping {}: {error}", self.name);
         }
     }
 

@@ -47,10 +47,10 @@ pub fn kill_containers(socket: &Path, namespace: &str) -> Vec<String> {
         problems.push(format!("processes survive SIGKILL: {left:?}"));
     }
     for shim in &shims {
-        if let Some(path) = shim_socket(&socket_text, shim) {
-            if let Err(error) = remove_file_if_present(&path) {
-                problems.push(format!("removing shim socket {}: {error}", path.display()));
-            }
+        if let Some(path) = shim_socket(&socket_text, shim)
+            && let Err(error) = remove_file_if_present(&path)
+        {
+            problems.push(format!("removing shim socket {}: {error}", path.display()));
         }
     }
     problems

@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/r1/target
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 
-.PHONY: all deps build test test-rust crd-drift fmt-check lint crds devnet devnet-down help
+.PHONY: all deps build test test-rust crd-drift fmt-check lint crds bench devnet devnet-down help
 
 all: build
 
@@ -38,6 +38,9 @@ fmt-check:
 
 lint: ## clippy over the workspace (not part of `make test`: it would compile everything twice)
 	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
+
+bench: build ## benchmarks that print numbers (container start latency, heartbeat cost); needs root
+	$(CARGO) bench $(CARGO_FLAGS) --profile dev --workspace --bench node_agent
 
 devnet: ## the main job: a local network running the example manifests
 	@echo "make devnet: the devnet (chain, broker, oracles, node agents) is not built yet; see issue #6." >&2

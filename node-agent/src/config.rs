@@ -2,6 +2,7 @@
 //! containerd settings, read from a YAML file and checked before anything starts.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use r1_protocol::Address;
@@ -34,6 +35,118 @@ pub struct NodeConfig {
     pub heartbeat_interval_seconds: u64,
     /// Unix socket of the local gRPC API.
     pub api_socket: PathBuf,
+    /// Where Prometheus scrapes `/metrics`; no metrics endpoint when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Directory of OCI image archives (`*.tar`) the node imports images from; defaults to
+    /// `<dataDir>/images`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images_dir: Option<PathBuf>,
+    /// How workload ports are exposed.
+    #[serde(default)]
+    pub ports: PortsConfig,
+    /// Workload log files.
+    #[serde(default)]
+    pub logs: LogsConfig,
+    /// Delays between restarts of a crashing workload.
+    #[serde(default)]
+    pub restart_backoff: BackoffConfig,
+    /// Oldest acceptable oracle command, in seconds.
+    #[serde(default = "default_command_max_age")]
+    pub command_max_age_seconds: u64,
+}
+
+/// How workload ports are exposed on the node.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PortsConfig {
+    /// Address host ports listen on (`0.0.0.0` for all interfaces).
+    pub bind_address: IpAddr,
+    /// First port the node may choose when a job leaves the host port open.
+    pub first: u16,
+    /// Last such port.
+    pub last: u16,
+}
+
+impl Default for PortsConfig {
+    fn default() -> Self {
+        Self {
+            bind_address: IpAddr::from([0, 0, 0, 0]),
+            first: 30000,
+            last: 32767,
+        }
+    }
+}
+
+/// Workload log files.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LogsConfig {
+    /// Size past which a log is rotated.
+    pub max_bytes: u64,
+    /// Rotated files kept per container.
+    pub keep: u32,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 10 << 20,
+            keep: 3,
+        }
+    }
+}
+
+/// Restart delays: doubling from `initialMs` to `maxMs`, forgotten after `resetAfterMs` of
+/// running.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackoffConfig {
+    /// First delay.
+    pub initial_ms: u64,
+    /// Longest delay.
+    pub max_ms: u64,
+    /// A run this long resets the delays.
+    pub reset_after_ms: u64,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        Self {
+            initial_ms: 2_000,
+            max_ms: 60_000,
+            reset_after_ms: 300_000,
+        }
+    }
+}
+
+/// Settings given on the command line or in the environment, which win over the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Node name shown in listings.
+    #[arg(long, env = "R1_NODE_ALIAS")]
+    pub alias: Option<String>,
+    /// State directory.
+    #[arg(long, env = "R1_NODE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// MQTT broker URL.
+    #[arg(long, env = "R1_NODE_BROKER_URL")]
+    pub broker_url: Option<Url>,
+    /// containerd socket.
+    #[arg(long, env = "R1_NODE_CONTAINERD_SOCKET")]
+    pub containerd_socket: Option<PathBuf>,
+    /// containerd namespace.
+    #[arg(long, env = "R1_NODE_CONTAINERD_NAMESPACE")]
+    pub containerd_namespace: Option<String>,
+    /// Seconds between heartbeats.
+    #[arg(long, env = "R1_NODE_HEARTBEAT_INTERVAL_SECONDS")]
+    pub heartbeat_interval_seconds: Option<u64>,
+    /// Unix socket of the local API.
+    #[arg(long, env = "R1_NODE_API_SOCKET")]
+    pub api_socket: Option<PathBuf>,
+    /// Metrics listen address.
+    #[arg(long, env = "R1_NODE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Broker connection.
@@ -69,12 +182,41 @@ fn default_heartbeat_seconds() -> u64 {
     10
 }
 
+fn default_command_max_age() -> u64 {
+    60
+}
+
 impl NodeConfig {
     /// Reads and checks the configuration at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let config: Self = config_file::load(path)?;
+        Self::load_with(path, &Overrides::default())
+    }
+
+    /// Reads the configuration at `path`, applies `overrides`, and checks the result.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut config: Self = config_file::load(path)?;
+        let o = overrides.clone();
+        config.alias = o.alias.unwrap_or(config.alias);
+        config.data_dir = o.data_dir.unwrap_or(config.data_dir);
+        config.broker.url = o.broker_url.unwrap_or(config.broker.url);
+        config.containerd.socket = o.containerd_socket.unwrap_or(config.containerd.socket);
+        config.containerd.namespace = o
+            .containerd_namespace
+            .unwrap_or(config.containerd.namespace);
+        config.heartbeat_interval_seconds = o
+            .heartbeat_interval_seconds
+            .unwrap_or(config.heartbeat_interval_seconds);
+        config.api_socket = o.api_socket.unwrap_or(config.api_socket);
+        config.metrics_listen = o.metrics_listen.or(config.metrics_listen);
         config.check(path)?;
         Ok(config)
+    }
+
+    /// Where image archives are read from.
+    pub fn images_dir(&self) -> PathBuf {
+        self.images_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("images"))
     }
 
     fn check(&self, path: &Path) -> Result<(), ConfigError> {
@@ -93,6 +235,29 @@ impl NodeConfig {
             return Err(config_file::invalid(
                 path,
                 "heartbeatIntervalSeconds",
+                "must be at least 1",
+            ));
+        }
+        if self.ports.first == 0 || self.ports.first > self.ports.last {
+            return Err(config_file::invalid(
+                path,
+                "ports",
+                "first must be at least 1 and at most last",
+            ));
+        }
+        if self.restart_backoff.initial_ms == 0
+            || self.restart_backoff.initial_ms > self.restart_backoff.max_ms
+        {
+            return Err(config_file::invalid(
+                path,
+                "restartBackoff",
+                "initialMs must be at least 1 and at most maxMs",
+            ));
+        }
+        if self.command_max_age_seconds == 0 {
+            return Err(config_file::invalid(
+                path,
+                "commandMaxAgeSeconds",
                 "must be at least 1",
             ));
         }
@@ -137,6 +302,29 @@ apiSocket: /run/r1/node.sock
     }
 
     #[test]
+    fn flags_and_environment_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.yaml");
+        std::fs::write(&path, GOOD).unwrap();
+        let overrides = Overrides {
+            alias: Some("edge-9".into()),
+            heartbeat_interval_seconds: Some(2),
+            ..Default::default()
+        };
+        let config = NodeConfig::load_with(&path, &overrides).unwrap();
+        assert_eq!(
+            (config.alias.as_str(), config.heartbeat_interval_seconds),
+            ("edge-9", 2)
+        );
+        let zero = Overrides {
+            heartbeat_interval_seconds: Some(0),
+            ..Default::default()
+        };
+        let err = NodeConfig::load_with(&path, &zero).unwrap_err().to_string();
+        assert!(err.contains("heartbeatIntervalSeconds"), "{err}");
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let cases = [
             (
@@ -164,6 +352,13 @@ apiSocket: /run/r1/node.sock
             (
                 GOOD.replace("alias: edge-1", "alais: edge-1"),
                 "unknown field `alais`",
+            ),
+            (
+                GOOD.replace(
+                    "alias: edge-1",
+                    "alias: e\nports: {bindAddress: 127.0.0.1, first: 9, last: 8}",
+                ),
+                "ports: first must be at least 1 and at most last",
             ),
         ];
         for (text, expected) in cases {

@@ -1,5 +1,34 @@
 //! The r1 node agent: turns a host with containerd into a Ratio1 edge node.
 //!
-//! * [`config`]: the agent's configuration file.
+//! * [`config`]: the agent's configuration file, environment and flags.
+//! * [`store`]: durable desired state and accepted nonces, in RocksDB.
+//! * [`commands`]: accepting only signed, fresh, unseen oracle commands addressed to this node.
+//! * [`reconcile`]: the pure decision of what to create, start, restart or remove.
+//! * [`supervisor`]: observing containerd and carrying the decisions out.
+//! * [`runtime`]: containerd (images, containers, tasks) and the OCI runtime spec.
+//! * [`oci`]: reading OCI images (index, manifest, config, chain ids).
+//! * [`ports`]: host ports forwarded into each container's network namespace.
+//! * [`health`]: the job's HTTP/TCP health checks, run from inside the container's namespace.
+//! * [`logs`]: workload log files, rotation and reading.
+//! * [`resources`]: capacity, GPUs and free resources.
+//! * [`link`], [`heartbeat`]: the MQTT link, heartbeats and status reports.
+//! * [`api`]: the local gRPC API; [`metrics`]: Prometheus metrics.
+//! * [`state`]: what the agent's tasks share; [`agent`]: the wiring.
 
+pub mod agent;
+pub mod api;
+pub mod commands;
 pub mod config;
+pub mod health;
+pub mod heartbeat;
+pub mod link;
+pub mod logs;
+pub mod metrics;
+pub mod oci;
+pub mod ports;
+pub mod reconcile;
+pub mod resources;
+pub mod runtime;
+pub mod state;
+pub mod store;
+pub mod supervisor;

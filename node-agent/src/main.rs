@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use r1_node::config::NodeConfig;
+use r1_node::config::{NodeConfig, Overrides};
 
 /// r1 node agent: runs workloads on containerd, heartbeats, obeys signed oracle commands.
 #[derive(Parser)]
@@ -18,6 +18,8 @@ struct Cli {
         default_value = "/etc/r1/node.yaml"
     )]
     config: PathBuf,
+    #[command(flatten)]
+    overrides: Overrides,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,7 +44,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let config = NodeConfig::load(&cli.config)?;
+    let config = NodeConfig::load_with(&cli.config, &cli.overrides)?;
     let identity = r1_protocol::keyfile::load(&config.key_file)?;
     match cli.command {
         Command::CheckConfig => {
@@ -51,8 +53,16 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             print!("{}", serde_yaml::to_string(&config)?);
             Ok(())
         }
-        Command::Run => anyhow::bail!(
-            "the node runtime (containerd, heartbeats, commands) is not built yet (issue #4); `r1-node check-config` validates a node's configuration"
-        ),
+        Command::Run => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("R1_LOG")
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .init();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(r1_node::agent::run(config, identity))?;
+            Ok(())
+        }
     }
 }

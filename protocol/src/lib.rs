@@ -6,6 +6,7 @@
 //!   encoding), and [`verify`] which refuses forged, unknown, stale, replayed or malformed ones.
 //! * [`messages`]: heartbeat, deploy and stop commands, job status, oracle observation.
 //! * [`topics`]: the MQTT topic layout, in one place.
+//! * [`node_api`]: the node agent's local gRPC API (generated from `proto/node.proto`).
 
 pub mod config_file;
 pub mod envelope;
@@ -13,6 +14,7 @@ pub mod hex;
 pub mod identity;
 pub mod keyfile;
 pub mod messages;
+pub mod node_api;
 pub mod topics;
 pub mod verify;
 

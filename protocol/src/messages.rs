@@ -65,6 +65,9 @@ pub enum WorkloadState {
         restarts: u32,
         /// Exit code of the last run.
         last_exit_code: i32,
+        /// Why it ended, when known (`OOMKilled`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Stopped with an exit code and not restarted.
     Exited {
@@ -91,6 +94,12 @@ pub struct WorkloadReport {
     /// Digest of the image the container runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
+    /// Ports exposed on the node, with the host port chosen for each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
+    /// Result of the workload's health check; `None` when it has none or none ran yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
 }
 
 /// Liveness proof and capacity report, sent by every node every 10 s.

@@ -153,6 +153,13 @@ impl<P: SenderPolicy> Verifier<P> {
         }
     }
 
+    /// Seeds the last nonce accepted from `sender` (kept durably by the receiver), so that
+    /// replays stay refused across restarts.
+    pub fn remember(&mut self, sender: Address, nonce: u64) {
+        let last = self.last_nonce.entry(sender).or_insert(nonce);
+        *last = (*last).max(nonce);
+    }
+
     /// The sender policy, e.g. to update the trusted set.
     pub fn policy_mut(&mut self) -> &mut P {
         &mut self.policy

@@ -37,8 +37,11 @@ fn heartbeat(alias: &str, workloads: u32) -> Heartbeat {
                 state: WorkloadState::Restarting {
                     restarts: i,
                     last_exit_code: 3,
+                    reason: None,
                 },
                 image_digest: Some(format!("sha256:{i:064x}")),
+                ports: vec![],
+                healthy: None,
             })
             .collect(),
     }

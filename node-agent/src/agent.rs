@@ -1,0 +1,228 @@
+//! Wiring: opens the store, connects to containerd and the broker, and runs the supervisor,
+//! the command handler, heartbeats, status reports, the local API and the metrics endpoint
+//! until SIGINT or SIGTERM. Stopping the agent leaves workloads running; the next agent finds
+//! them again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use r1_protocol::envelope::Sealer;
+use r1_protocol::topics::{Channel, Topics};
+use r1_protocol::{Freshness, Identity};
+use tokio::sync::mpsc;
+
+use crate::api::{self, Api};
+use crate::commands::CommandHandler;
+use crate::config::NodeConfig;
+use crate::heartbeat;
+use crate::link::{Link, LinkError};
+use crate::logs::LogDir;
+use crate::metrics::{self, Metrics};
+use crate::ports::PortForwarder;
+use crate::reconcile::Backoff;
+use crate::resources;
+use crate::runtime::containerd::Containerd;
+use crate::state::NodeState;
+use crate::store::{Store, StoreError};
+use crate::supervisor::{Supervisor, SupervisorParts, now_ms};
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The data directory cannot be used.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The state store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The broker link cannot be set up.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// A listener cannot be opened.
+    #[error("{what}: {source}")]
+    Listen {
+        /// Which listener.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the agent until a termination signal.
+pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentError> {
+    let started = Instant::now();
+    let data_error = |source| AgentError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(data_error)?;
+    let store = Arc::new(Store::open(&config.data_dir.join("state"))?);
+    let state = NodeState::new(store.desired()?);
+    let metrics = Metrics::new();
+    let address = identity.address();
+    tracing::info!(
+        address = %address.to_checksum(None),
+        workloads = state.desired().len(),
+        "r1-node starting"
+    );
+
+    if let Some(listen) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| AgentError::Listen {
+                what: "metrics listener",
+                source,
+            })?;
+        drop(listener);
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(listen, metrics).await {
+                tracing::error!("metrics endpoint stopped: {e}");
+            }
+        });
+    }
+
+    let capacity = resources::read_capacity(&config.data_dir);
+    let logs = LogDir::new(
+        config.data_dir.join("logs"),
+        config.logs.max_bytes,
+        config.logs.keep,
+    )
+    .map_err(data_error)?;
+    let images_dir = config.images_dir();
+    std::fs::create_dir_all(&images_dir).map_err(data_error)?;
+
+    let topics = Topics::new(config.broker.topic_root.clone());
+    let sealer = Arc::new(Sealer::new(identity));
+    let (command_tx, mut command_rx) = mpsc::channel::<Vec<u8>>(256);
+    let (link, connected) = Link::start(
+        &config.broker.url,
+        &format!("r1-node-{}", r1_protocol::hex::encode(address.as_slice())),
+        topics.topic(Channel::Commands, &address),
+        state.clone(),
+        metrics.clone(),
+        command_tx,
+    )?;
+
+    let mut handler = CommandHandler::new(
+        address,
+        &config.oracles,
+        Freshness {
+            max_age_ms: config.command_max_age_seconds.saturating_mul(1000),
+            ..Freshness::default()
+        },
+        store.clone(),
+        state.clone(),
+        config.ports.clone(),
+        metrics.clone(),
+    )?;
+    tokio::spawn(async move {
+        while let Some(bytes) = command_rx.recv().await {
+            let _ = handler.handle(&bytes, now_ms());
+        }
+    });
+
+    let (status_tx, status_rx) = mpsc::channel(256);
+    tokio::spawn(heartbeat::run_status_reports(
+        status_rx,
+        link.clone(),
+        sealer.clone(),
+        topics.clone(),
+    ));
+    tokio::spawn(heartbeat::run_heartbeats(
+        heartbeat::Identity {
+            alias: config.alias.clone(),
+            labels: config.labels.clone(),
+            capacity: capacity.clone(),
+            data_dir: config.data_dir.clone(),
+            started,
+        },
+        Duration::from_secs(config.heartbeat_interval_seconds),
+        state.clone(),
+        link.clone(),
+        sealer.clone(),
+        topics,
+        connected,
+        metrics.clone(),
+    ));
+
+    let api = Arc::new(Api {
+        address,
+        alias: config.alias.clone(),
+        capacity: capacity.clone(),
+        data_dir: config.data_dir.clone(),
+        state: state.clone(),
+        logs: logs.clone(),
+        started,
+    });
+    let socket = config.api_socket.clone();
+    tokio::spawn(async move {
+        if let Err(e) = api::serve(&socket, api).await {
+            tracing::error!(socket = %socket.display(), "local API stopped: {e}");
+        }
+    });
+
+    let containerd = connect_containerd(&config).await;
+    let supervisor = Supervisor::new(
+        SupervisorParts {
+            containerd,
+            logs,
+            images_dir,
+            backoff: Backoff {
+                initial_ms: config.restart_backoff.initial_ms,
+                max_ms: config.restart_backoff.max_ms,
+                reset_after_ms: config.restart_backoff.reset_after_ms,
+            },
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            gpus: capacity.gpus.clone(),
+            forwarder: PortForwarder::new(config.ports.bind_address, state.pids.clone()),
+            status: status_tx,
+            metrics,
+        },
+        state,
+    );
+    let supervising = tokio::spawn(supervisor.run());
+    shutdown_signal().await;
+    supervising.abort();
+    tracing::info!("r1-node stopping; workloads keep running");
+    let _ = std::fs::remove_file(&config.api_socket);
+    Ok(())
+}
+
+/// Connects to containerd, retrying every second while it is down.
+async fn connect_containerd(config: &NodeConfig) -> Containerd {
+    let mut warned = false;
+    loop {
+        match Containerd::connect(&config.containerd.socket, &config.containerd.namespace).await {
+            Ok(containerd) => return containerd,
+            Err(e) => {
+                if !warned {
+                    tracing::warn!("{e}; retrying every second");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

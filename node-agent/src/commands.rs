@@ -1,0 +1,434 @@
+//! Oracle commands: a deploy or stop is obeyed only when it is signed by a trusted oracle,
+//! fresh, never seen before and addressed to this node. Everything else is refused and logged
+//! with the reason. An accepted command is written to the store (synced) before it takes
+//! effect; a repeated one changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use r1_protocol::messages::{DeployCommand, StopCommand, WorkloadId};
+use r1_protocol::{Address, Envelope, Freshness, MessageKind, Verifier, VerifyError};
+
+use crate::config::PortsConfig;
+use crate::metrics::Metrics;
+use crate::ports;
+use crate::state::NodeState;
+use crate::store::{DesiredWorkload, Store, StoreError};
+
+/// Why a command was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The envelope failed verification.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// Signed correctly, but for another node.
+    #[error("command addressed to {target}, not to this node")]
+    WrongTarget {
+        /// The node named in the command.
+        target: Address,
+    },
+    /// Not a command kind.
+    #[error("{0:?} messages are not commands")]
+    NotACommand(MessageKind),
+    /// A port the workload needs cannot be given.
+    #[error("cannot expose the workload's ports: {0}")]
+    Ports(String),
+    /// The command could not be made durable; it is not acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Refusal {
+    /// Label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Verify(e) => e.label(),
+            Self::WrongTarget { .. } => "wrong_target",
+            Self::NotACommand(_) => "not_a_command",
+            Self::Ports(_) => "ports",
+            Self::Store(_) => "store",
+        }
+    }
+}
+
+/// What an accepted command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new or changed workload is now desired.
+    Deployed(WorkloadId),
+    /// The same workload at the same revision was already desired.
+    AlreadyDeployed(WorkloadId),
+    /// The workload is no longer desired.
+    Stopped(WorkloadId),
+    /// It was not desired anyway.
+    AlreadyStopped(WorkloadId),
+}
+
+/// Checks and applies commands.
+pub struct CommandHandler {
+    me: Address,
+    verifier: Verifier<HashSet<Address>>,
+    store: Arc<Store>,
+    state: Arc<NodeState>,
+    ports: PortsConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl CommandHandler {
+    /// A handler for node `me`, obeying `oracles`, remembering the nonces already in `store`.
+    pub fn new(
+        me: Address,
+        oracles: &[Address],
+        freshness: Freshness,
+        store: Arc<Store>,
+        state: Arc<NodeState>,
+        ports: PortsConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StoreError> {
+        let mut verifier = Verifier::new(oracles.iter().copied().collect(), freshness);
+        for (sender, nonce) in store.nonces()? {
+            verifier.remember(sender, nonce);
+        }
+        Ok(Self {
+            me,
+            verifier,
+            store,
+            state,
+            ports,
+            metrics,
+        })
+    }
+
+    /// Checks and applies one command received at `now_ms`; counts and logs the outcome.
+    pub fn handle(&mut self, bytes: &[u8], now_ms: u64) -> Result<Outcome, Refusal> {
+        let kind = Envelope::from_bytes(bytes).map(|e| e.kind).ok();
+        let kind_name = match kind {
+            Some(MessageKind::Deploy) => "deploy",
+            Some(MessageKind::Stop) => "stop",
+            _ => "unknown",
+        };
+        let result = match kind {
+            Some(MessageKind::Stop) => self.stop(bytes, now_ms),
+            Some(MessageKind::Deploy) | None => self.deploy(bytes, now_ms),
+            Some(other) => Err(Refusal::NotACommand(other)),
+        };
+        match &result {
+            Ok(outcome) => {
+                let label = match outcome {
+                    Outcome::Deployed(_) | Outcome::Stopped(_) => "accepted",
+                    Outcome::AlreadyDeployed(_) | Outcome::AlreadyStopped(_) => "repeated",
+                };
+                self.metrics.command(kind_name, label);
+                tracing::info!(?outcome, "command accepted");
+            }
+            Err(refusal) => {
+                self.metrics.command(kind_name, refusal.label());
+                tracing::warn!(
+                    kind = kind_name,
+                    reason = refusal.label(),
+                    "command refused: {refusal}"
+                );
+            }
+        }
+        result
+    }
+
+    fn deploy(&mut self, bytes: &[u8], now_ms: u64) -> Result<Outcome, Refusal> {
+        let verified = self.verifier.verify::<DeployCommand>(bytes, now_ms)?;
+        let command = verified.message;
+        if command.target != self.me {
+            return Err(Refusal::WrongTarget {
+                target: command.target,
+            });
+        }
+        let id = command.workload.id;
+        let current = self.state.desired_one(id);
+        if current.as_ref().is_some_and(|c| c.spec == command.workload) {
+            self.store.put_nonce(verified.sender, verified.nonce)?;
+            return Ok(Outcome::AlreadyDeployed(id));
+        }
+        let host_ports = self.host_ports(&command, current.as_ref())?;
+        let workload = DesiredWorkload {
+            spec: command.workload,
+            host_ports,
+            ordered_by: verified.sender,
+        };
+        self.store.put_desired(&workload, verified.nonce)?;
+        self.state.set_desired(id, Some(workload));
+        Ok(Outcome::Deployed(id))
+    }
+
+    /// Host ports for a workload: as the oracle asked, else as before (same workload, earlier
+    /// revision), else a free one from the node's range.
+    fn host_ports(
+        &self,
+        command: &DeployCommand,
+        current: Option<&DesiredWorkload>,
+    ) -> Result<BTreeMap<u16, u16>, Refusal> {
+        let id = command.workload.id;
+        let desired = self.state.desired();
+        let mut taken: BTreeSet<u16> = desired
+            .iter()
+            .filter(|(other, _)| **other != id)
+            .flat_map(|(_, w)| w.host_ports.values().copied())
+            .collect();
+        let mut out = BTreeMap::new();
+        for (i, mapping) in command.workload.ports.iter().enumerate() {
+            if mapping.protocol != r1_protocol::messages::PortProtocol::Tcp {
+                return Err(Refusal::Ports(format!(
+                    "port {} is UDP; only TCP ports can be exposed",
+                    mapping.container_port
+                )));
+            }
+            let host = match mapping.host_port {
+                Some(port) => {
+                    if taken.contains(&port) {
+                        return Err(Refusal::Ports(format!(
+                            "host port {port} is already used by another workload"
+                        )));
+                    }
+                    port
+                }
+                None => match current.and_then(|c| c.host_ports.get(&mapping.container_port)) {
+                    Some(&port) => port,
+                    None => ports::choose_host_port(
+                        self.bind(),
+                        self.ports.first,
+                        self.ports.last,
+                        &taken,
+                        id.job
+                            .wrapping_mul(7919)
+                            .wrapping_add(u64::from(id.replica) + i as u64),
+                    )
+                    .map_err(|e| Refusal::Ports(e.to_string()))?,
+                },
+            };
+            taken.insert(host);
+            out.insert(mapping.container_port, host);
+        }
+        Ok(out)
+    }
+
+    fn bind(&self) -> IpAddr {
+        self.ports.bind_address
+    }
+
+    fn stop(&mut self, bytes: &[u8], now_ms: u64) -> Result<Outcome, Refusal> {
+        let verified = self.verifier.verify::<StopCommand>(bytes, now_ms)?;
+        let command = verified.message;
+        if command.target != self.me {
+            return Err(Refusal::WrongTarget {
+                target: command.target,
+            });
+        }
+        let id = command.workload;
+        if self.state.desired_one(id).is_none() {
+            self.store.put_nonce(verified.sender, verified.nonce)?;
+            return Ok(Outcome::AlreadyStopped(id));
+        }
+        tracing::info!(?id, reason = command.reason, "stopping workload");
+        self.store
+            .remove_desired(id, verified.sender, verified.nonce)?;
+        self.state.set_desired(id, None);
+        Ok(Outcome::Stopped(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use r1_protocol::Identity;
+    use r1_protocol::envelope::Sealer;
+    use r1_protocol::messages::{PortMapping, PortProtocol, WorkloadSpec};
+
+    use super::*;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        handler: CommandHandler,
+        oracle: Sealer,
+        me: Address,
+        store: Arc<Store>,
+        state: Arc<NodeState>,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let state = NodeState::new(BTreeMap::new());
+        let oracle = Sealer::new(Identity::generate());
+        let me = Identity::generate().address();
+        let handler = CommandHandler::new(
+            me,
+            &[oracle.address()],
+            Freshness::default(),
+            store.clone(),
+            state.clone(),
+            PortsConfig {
+                bind_address: [127, 0, 0, 1].into(),
+                ..Default::default()
+            },
+            Metrics::new(),
+        )
+        .unwrap();
+        Fixture {
+            _dir: dir,
+            handler,
+            oracle,
+            me,
+            store,
+            state,
+        }
+    }
+
+    fn spec(revision: &str) -> WorkloadSpec {
+        WorkloadSpec {
+            id: WorkloadId { job: 4, replica: 1 },
+            revision: revision.into(),
+            image: "localhost/x:1".into(),
+            command: vec![],
+            args: vec![],
+            env: BTreeMap::new(),
+            ports: vec![PortMapping {
+                container_port: 8080,
+                host_port: None,
+                protocol: PortProtocol::Tcp,
+            }],
+            cpu_millis: 100,
+            memory_bytes: 1 << 24,
+            gpu: 0,
+            health: None,
+        }
+    }
+
+    fn deploy(f: &Fixture, target: Address, revision: &str) -> Vec<u8> {
+        let command = DeployCommand {
+            target,
+            workload: spec(revision),
+        };
+        f.oracle.seal(&command, now()).unwrap().to_bytes()
+    }
+
+    fn now() -> u64 {
+        crate::supervisor::now_ms()
+    }
+
+    #[test]
+    fn deploy_is_durable_idempotent_and_keeps_its_port_across_revisions() {
+        let mut f = fixture();
+        let first = deploy(&f, f.me, "a");
+        let id = WorkloadId { job: 4, replica: 1 };
+        assert_eq!(
+            f.handler.handle(&first, now()).unwrap(),
+            Outcome::Deployed(id)
+        );
+        let port = f.state.desired_one(id).unwrap().host_ports[&8080];
+        assert!((30000..=32767).contains(&port));
+        assert_eq!(f.store.desired().unwrap()[&id].host_ports[&8080], port);
+        let again = deploy(&f, f.me, "a");
+        assert_eq!(
+            f.handler.handle(&again, now()).unwrap(),
+            Outcome::AlreadyDeployed(id)
+        );
+        let changed = deploy(&f, f.me, "b");
+        assert_eq!(
+            f.handler.handle(&changed, now()).unwrap(),
+            Outcome::Deployed(id)
+        );
+        let stored = f.store.desired().unwrap();
+        assert_eq!(
+            (
+                stored[&id].spec.revision.as_str(),
+                stored[&id].host_ports[&8080]
+            ),
+            ("b", port)
+        );
+    }
+
+    #[test]
+    fn refuses_replays_even_after_a_restart() {
+        let mut f = fixture();
+        let bytes = deploy(&f, f.me, "a");
+        f.handler.handle(&bytes, now()).unwrap();
+        let err = f.handler.handle(&bytes, now()).unwrap_err();
+        assert_eq!(err.label(), "replayed");
+        let mut restarted = CommandHandler::new(
+            f.me,
+            &[f.oracle.address()],
+            Freshness::default(),
+            f.store.clone(),
+            f.state.clone(),
+            PortsConfig::default(),
+            Metrics::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            restarted.handle(&bytes, now()).unwrap_err().label(),
+            "replayed"
+        );
+    }
+
+    #[test]
+    fn refuses_strangers_forgeries_stale_and_misaddressed_commands() {
+        let mut f = fixture();
+        let stranger = Sealer::new(Identity::generate());
+        let command = DeployCommand {
+            target: f.me,
+            workload: spec("a"),
+        };
+        let from_stranger = stranger.seal(&command, now()).unwrap().to_bytes();
+        assert_eq!(
+            f.handler.handle(&from_stranger, now()).unwrap_err().label(),
+            "unknown_sender"
+        );
+        let mut forged = f.oracle.seal(&command, now()).unwrap();
+        forged.payload = forged.payload.replace("localhost/x:1", "localhost/evil:1");
+        assert_eq!(
+            f.handler
+                .handle(&forged.to_bytes(), now())
+                .unwrap_err()
+                .label(),
+            "bad_signature"
+        );
+        let stale = f.oracle.seal(&command, now() - 120_000).unwrap().to_bytes();
+        assert_eq!(
+            f.handler.handle(&stale, now()).unwrap_err().label(),
+            "stale"
+        );
+        let elsewhere = deploy(&f, Address::repeat_byte(9), "a");
+        assert_eq!(
+            f.handler.handle(&elsewhere, now()).unwrap_err().label(),
+            "wrong_target"
+        );
+        assert_eq!(
+            f.handler.handle(b"{}", now()).unwrap_err().label(),
+            "malformed"
+        );
+        assert!(f.state.desired().is_empty());
+        assert!(f.store.desired().unwrap().is_empty());
+    }
+
+    #[test]
+    fn stop_removes_and_repeats_harmlessly() {
+        let mut f = fixture();
+        let id = WorkloadId { job: 4, replica: 1 };
+        f.handler.handle(&deploy(&f, f.me, "a"), now()).unwrap();
+        let stop = |f: &Fixture| {
+            let command = StopCommand {
+                target: f.me,
+                workload: id,
+                reason: "job closed".into(),
+            };
+            f.oracle.seal(&command, now()).unwrap().to_bytes()
+        };
+        assert_eq!(
+            f.handler.handle(&stop(&f), now()).unwrap(),
+            Outcome::Stopped(id)
+        );
+        assert!(f.store.desired().unwrap().is_empty());
+        assert_eq!(
+            f.handler.handle(&stop(&f), now()).unwrap(),
+            Outcome::AlreadyStopped(id)
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! Health checks the job asked for, run by the node against each running container from
+//! inside its network namespace: an HTTP GET that must answer 2xx/3xx, or a TCP connect.
+//! Results feed the workload's `healthy` flag, which oracles wait for before retiring an old
+//! revision during a rollout.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use r1_protocol::messages::{HealthCheckSpec, HealthProbe, WorkloadId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
+
+use crate::ports::dial_in_namespace;
+
+/// How long one probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The latest verdict per workload: `None` until the first verdict.
+pub type HealthTable = Arc<Mutex<BTreeMap<WorkloadId, bool>>>;
+
+/// Whether an HTTP status line reports success (2xx or 3xx).
+pub fn status_line_ok(line: &str) -> bool {
+    let mut parts = line.split_whitespace();
+    parts.next().is_some_and(|v| v.starts_with("HTTP/"))
+        && parts
+            .next()
+            .and_then(|code| code.parse::<u16>().ok())
+            .is_some_and(|code| (200..400).contains(&code))
+}
+
+/// Runs `probe` once against the container whose init process is `pid`.
+pub async fn probe_once(pid: u32, probe: &HealthProbe) -> Result<(), String> {
+    let run = async {
+        match probe {
+            HealthProbe::Tcp { port } => dial_in_namespace(pid, *port)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("tcp {port}: {e}")),
+            HealthProbe::Http { port, path } => {
+                let mut stream = dial_in_namespace(pid, *port)
+                    .await
+                    .map_err(|e| format!("http {port}: {e}"))?;
+                let request = format!(
+                    "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: r1-node\r\n\r\n"
+                );
+                stream
+                    .write_all(request.as_bytes())
+                    .await
+                    .map_err(|e| format!("http {port}: {e}"))?;
+                let mut head = vec![0u8; 64];
+                let n = stream
+                    .read(&mut head)
+                    .await
+                    .map_err(|e| format!("http {port}: {e}"))?;
+                let text = String::from_utf8_lossy(&head[..n]);
+                let line = text.lines().next().unwrap_or_default();
+                if status_line_ok(line) {
+                    Ok(())
+                } else {
+                    Err(format!("http {port}{path}: answered {line:?}"))
+                }
+            }
+            HealthProbe::Exec { .. } => Err("exec probes are not built yet".into()),
+        }
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, run)
+        .await
+        .unwrap_or_else(|_| Err("probe timed out".into()))
+}
+
+/// Consecutive-failure bookkeeping: healthy after one success, unhealthy after
+/// `failure_threshold` failures in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Verdicts {
+    failures: u32,
+    /// The current verdict.
+    pub healthy: Option<bool>,
+}
+
+impl Verdicts {
+    /// Records one probe result under `threshold`.
+    pub fn record(&mut self, ok: bool, threshold: u32) {
+        if ok {
+            self.failures = 0;
+            self.healthy = Some(true);
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            if self.failures >= threshold.max(1) {
+                self.healthy = Some(false);
+            }
+        }
+    }
+}
+
+/// Starts probing workload `id` (running as `pid`) per `spec`, writing verdicts to `table`.
+/// The task runs until aborted.
+pub fn spawn_prober(
+    id: WorkloadId,
+    pid: u32,
+    spec: HealthCheckSpec,
+    table: HealthTable,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let HealthProbe::Exec { .. } = spec.probe {
+            tracing::warn!(
+                ?id,
+                "exec health checks are not built yet; health stays unknown"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(u64::from(spec.initial_delay_s))).await;
+        let mut verdicts = Verdicts::default();
+        loop {
+            let result = probe_once(pid, &spec.probe).await;
+            if let Err(reason) = &result {
+                tracing::debug!(?id, "health check failed: {reason}");
+            }
+            verdicts.record(result.is_ok(), spec.failure_threshold);
+            if let (Some(healthy), Ok(mut table)) = (verdicts.healthy, table.lock()) {
+                table.insert(id, healthy);
+            }
+            tokio::time::sleep(Duration::from_secs(u64::from(spec.period_s.max(1)))).await;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert!(status_line_ok("HTTP/1.0 200 OK"));
+        assert!(status_line_ok("HTTP/1.1 302 Found"));
+        assert!(!status_line_ok("HTTP/1.1 404 Not Found"));
+        assert!(!status_line_ok("HTTP/1.1 500"));
+        assert!(!status_line_ok("SSH-2.0"));
+        assert!(!status_line_ok(""));
+    }
+
+    #[test]
+    fn verdicts_need_consecutive_failures() {
+        let mut v = Verdicts::default();
+        v.record(false, 3);
+        v.record(false, 3);
+        assert_eq!(v.healthy, None);
+        v.record(true, 3);
+        assert_eq!(v.healthy, Some(true));
+        v.record(false, 3);
+        v.record(false, 3);
+        assert_eq!(v.healthy, Some(true));
+        v.record(false, 3);
+        assert_eq!(v.healthy, Some(false));
+        v.record(true, 3);
+        assert_eq!(v.healthy, Some(true));
+    }
+}

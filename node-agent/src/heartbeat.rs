@@ -1,0 +1,106 @@
+//! Heartbeats and status reports: the node's signed proof of life, capacity and workload
+//! states every interval (and at once after every reconnection), and a signed report after
+//! every workload change.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use r1_protocol::envelope::Sealer;
+use r1_protocol::messages::{Heartbeat, JobStatusReport};
+use r1_protocol::topics::{Channel, Topics};
+use tokio::sync::{mpsc, watch};
+
+use crate::link::Link;
+use crate::metrics::Metrics;
+use crate::resources::{self, Capacity};
+use crate::state::NodeState;
+use crate::supervisor::now_ms;
+
+/// Static facts a heartbeat carries.
+pub struct Identity {
+    /// Node alias.
+    pub alias: String,
+    /// Node labels.
+    pub labels: BTreeMap<String, String>,
+    /// The node's capacity.
+    pub capacity: Capacity,
+    /// The data directory, whose filesystem's free space is reported.
+    pub data_dir: PathBuf,
+    /// When the agent started.
+    pub started: Instant,
+}
+
+/// The heartbeat the node would send now.
+pub fn build(identity: &Identity, state: &NodeState) -> Heartbeat {
+    let desired = state.desired();
+    Heartbeat {
+        alias: identity.alias.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_s: identity.started.elapsed().as_secs(),
+        resources: resources::node_resources(
+            &identity.capacity,
+            resources::disk_free(&identity.data_dir),
+            desired.values().map(|w| &w.spec),
+        ),
+        labels: identity.labels.clone(),
+        workloads: state.reports().into_values().collect(),
+    }
+}
+
+/// Sends a heartbeat every `interval` and right after each (re)connection.
+pub async fn run_heartbeats(
+    identity: Identity,
+    interval: Duration,
+    state: Arc<NodeState>,
+    link: Link,
+    sealer: Arc<Sealer>,
+    topics: Topics,
+    mut connected: watch::Receiver<u64>,
+    metrics: Arc<Metrics>,
+) {
+    let topic = topics.topic(Channel::Heartbeat, &sealer.address());
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            changed = connected.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                ticker.reset();
+            }
+        }
+        let heartbeat = build(&identity, &state);
+        match sealer.seal(&heartbeat, now_ms()) {
+            Ok(envelope) => {
+                if link.publish(&topic, envelope.to_bytes()) {
+                    metrics.heartbeats_sent.inc();
+                }
+            }
+            Err(e) => tracing::error!("cannot seal heartbeat: {e}"),
+        }
+    }
+}
+
+/// Publishes each status report from `reports`.
+pub async fn run_status_reports(
+    mut reports: mpsc::Receiver<JobStatusReport>,
+    link: Link,
+    sealer: Arc<Sealer>,
+    topics: Topics,
+) {
+    let topic = topics.topic(Channel::Status, &sealer.address());
+    while let Some(report) = reports.recv().await {
+        match sealer.seal(&report, now_ms()) {
+            Ok(envelope) => {
+                if !link.publish(&topic, envelope.to_bytes()) {
+                    tracing::debug!("broker down; status report left to the next heartbeat");
+                }
+            }
+            Err(e) => tracing::error!("cannot seal status report: {e}"),
+        }
+    }
+}

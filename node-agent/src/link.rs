@@ -1,0 +1,142 @@
+//! The agent's MQTT link: connects to the broker, re-subscribes to its command topic after
+//! every (re)connection, hands incoming commands to the agent, and reconnects with backoff when
+//! the broker goes away. Heartbeats and status reports are published only while connected:
+//! an old heartbeat is worthless, and the next one carries the whole state anyway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::{mpsc, watch};
+use url::Url;
+
+use crate::metrics::Metrics;
+use crate::state::NodeState;
+
+/// Longest wait between reconnection attempts.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
+
+/// Why the link cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The broker URL cannot be used.
+    #[error("broker URL {url}: {reason}")]
+    Url {
+        /// The URL.
+        url: Url,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A publishing handle to the broker.
+#[derive(Clone)]
+pub struct Link {
+    client: AsyncClient,
+    state: Arc<NodeState>,
+}
+
+impl Link {
+    /// Starts the connection to `url` as `client_id`, subscribed to `command_topic`. Commands
+    /// arrive on `commands`; `connected` turns true on every (re)connection.
+    pub fn start(
+        url: &Url,
+        client_id: &str,
+        command_topic: String,
+        state: Arc<NodeState>,
+        metrics: Arc<Metrics>,
+        commands: mpsc::Sender<Vec<u8>>,
+    ) -> Result<(Self, watch::Receiver<u64>), LinkError> {
+        let options = mqtt_options(url, client_id)?;
+        let (client, mut events) = AsyncClient::new(options, 64);
+        let (connected_tx, connected_rx) = watch::channel(0u64);
+        let subscriber = client.clone();
+        let link_state = state.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(200);
+            let mut connections = 0u64;
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        delay = Duration::from_millis(200);
+                        if let Err(e) = subscriber
+                            .subscribe(command_topic.clone(), QoS::AtLeastOnce)
+                            .await
+                        {
+                            tracing::warn!("cannot subscribe to commands: {e}");
+                        }
+                        link_state.set_broker_connected(true);
+                        metrics.broker_connected.set(1);
+                        connections += 1;
+                        tracing::info!(connections, "connected to the broker");
+                        let _ = connected_tx.send(connections);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        if commands.send(publish.payload.to_vec()).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if link_state.broker_connected() {
+                            tracing::warn!("lost the broker: {e}; reconnecting");
+                        } else {
+                            tracing::debug!("broker unreachable: {e}; retrying in {delay:?}");
+                        }
+                        link_state.set_broker_connected(false);
+                        metrics.broker_connected.set(0);
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                    }
+                }
+            }
+        });
+        Ok((Self { client, state }, connected_rx))
+    }
+
+    /// Publishes `payload` on `topic` when connected; returns whether it was queued.
+    pub fn publish(&self, topic: &str, payload: Vec<u8>) -> bool {
+        if !self.state.broker_connected() {
+            return false;
+        }
+        self.client
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+            .is_ok()
+    }
+}
+
+/// MQTT options for `url` (`mqtt://host:port`).
+fn mqtt_options(url: &Url, client_id: &str) -> Result<MqttOptions, LinkError> {
+    let error = |reason: &str| LinkError::Url {
+        url: url.clone(),
+        reason: reason.to_owned(),
+    };
+    if url.scheme() != "mqtt" {
+        return Err(error(
+            "only mqtt:// is built; TLS (mqtts://) is not built into the node agent yet",
+        ));
+    }
+    let host = url.host_str().ok_or_else(|| error("no host"))?;
+    let port = url.port().unwrap_or(1883);
+    let mut options = MqttOptions::new(client_id, host, port);
+    options.set_keep_alive(Duration::from_secs(5));
+    options.set_clean_session(true);
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    if !url.username().is_empty() {
+        options.set_credentials(url.username(), url.password().unwrap_or(""));
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_mqtt_urls_are_accepted() {
+        let ok = mqtt_options(&Url::parse("mqtt://user:pw@127.0.0.1:1884").unwrap(), "n").unwrap();
+        assert_eq!(ok.broker_address(), ("127.0.0.1".to_string(), 1884));
+        let err = mqtt_options(&Url::parse("mqtts://127.0.0.1").unwrap(), "n").unwrap_err();
+        assert!(err.to_string().contains("TLS"), "{err}");
+    }
+}

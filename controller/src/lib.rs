@@ -5,7 +5,10 @@
 //!   binary and the tests call alike.
 //! * [`decide`]: the oracle's pure decisions (epochs, liveness, medians, placement, vote counting,
 //!   availability, rollout, closure), free of I/O so every caller decides alike.
+//! * [`intake`]: the Deeploy API door — the durable resource store, apply/delete as a library
+//!   call, request signing and the HTTP API — where CSPs' resources enter the oracle.
 
 pub mod config;
 pub mod ctl;
 pub mod decide;
+pub mod intake;

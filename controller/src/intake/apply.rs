@@ -1,0 +1,480 @@
+//! Apply, delete, get and list: the one way resources enter and leave the store, whichever door
+//! they come through (the HTTP API, the Kubernetes adapter, tests). Plain functions over the
+//! store, free of HTTP.
+//!
+//! An apply checks the whole multi-document set first — schema and values with r1-crds,
+//! references against the set and the store, owners against the signer, immutable fields
+//! against the stored objects — and writes all of it in one batch or nothing.
+//!
+//! Tenancy: a namespace belongs to the CSP address that first applied anything in it; nobody
+//! else may apply, delete or read there.
+
+use std::collections::{BTreeSet, HashMap};
+
+use alloy_primitives::Address;
+use r1_crds::field::FieldError;
+use r1_crds::manifest::{Kind, Manifest, parse_documents};
+use r1_crds::pricing::Catalogue;
+use r1_crds::validate::{ManifestSet, ResourceIndex, validate};
+use serde::{Deserialize, Serialize};
+
+use crate::intake::object::{Desired, ObjectKey, StoredObject, timestamp_now};
+use crate::intake::rules;
+use crate::intake::store::{ResourceStore, StoreError, StoreIndex};
+
+/// What an apply did to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// The object did not exist.
+    Created,
+    /// The spec, labels or annotations changed.
+    Configured,
+    /// Applied exactly as stored; nothing was written.
+    Unchanged,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Created => "created",
+            Self::Configured => "configured",
+            Self::Unchanged => "unchanged",
+        })
+    }
+}
+
+/// One object of an applied set and what happened to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    /// The kind.
+    #[serde(with = "crate::intake::object::kind_name")]
+    pub kind: Kind,
+    /// The namespace.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+    /// Created, configured or unchanged.
+    pub action: Action,
+    /// The object's generation afterwards.
+    pub generation: i64,
+    /// The object's resource version afterwards.
+    pub resource_version: u64,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DeleteAction {
+    /// Deletion is now requested; the reconciler finishes it.
+    Requested,
+    /// Deletion had been requested before.
+    AlreadyRequested,
+}
+
+/// The outcome of a delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deleted {
+    /// The kind.
+    #[serde(with = "crate::intake::object::kind_name")]
+    pub kind: Kind,
+    /// The namespace.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+    /// Requested now or before.
+    pub action: DeleteAction,
+    /// The object's resource version afterwards.
+    pub resource_version: u64,
+}
+
+/// One problem with an applied set, located as precisely as it could be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejection {
+    /// 1-based document in the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<usize>,
+    /// `Kind namespace/name`, when the document got that far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The field's YAML path, e.g. `spec.resources.memory` (empty for the whole document).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Rejection {
+    fn new(document: Option<usize>, resource: Option<String>, error: FieldError) -> Self {
+        Self {
+            document,
+            resource,
+            path: error.path,
+            message: error.message,
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.resource, self.document) {
+            (Some(resource), _) => write!(f, "{resource}: ")?,
+            (None, Some(document)) => write!(f, "document {document}: ")?,
+            (None, None) => {}
+        }
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Why an apply, delete or read was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The set is invalid; nothing was written.
+    #[error("{}; nothing was applied", count(.0.len(), "problem"))]
+    Invalid(Vec<Rejection>),
+    /// The namespace belongs to another CSP.
+    #[error("namespace {namespace} belongs to {}", .owner.to_checksum(None))]
+    Forbidden {
+        /// The namespace.
+        namespace: String,
+        /// Its owner.
+        owner: Address,
+    },
+    /// The object is being deleted and cannot be changed meanwhile.
+    #[error("{0} is being deleted; apply it again once it is gone")]
+    Terminating(ObjectKey),
+    /// A live job still refers to the object.
+    #[error("{key} is still used by {user}; delete that first")]
+    InUse {
+        /// The object to delete.
+        key: ObjectKey,
+        /// A job referring to it.
+        user: ObjectKey,
+    },
+    /// No such object (or not one the caller may see).
+    #[error("{0} not found")]
+    NotFound(ObjectKey),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `1 problem`, `3 problems`.
+pub(crate) fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Validates `documents` (YAML or JSON, one or more documents) as one set and applies all of it
+/// as `signer`, or nothing.
+pub fn apply(
+    store: &ResourceStore,
+    catalogue: &Catalogue,
+    signer: Address,
+    documents: &str,
+) -> Result<Vec<Applied>, ApplyError> {
+    let (parsed, mut rejections) = parse_set(documents);
+    if parsed.is_empty() && rejections.is_empty() {
+        rejections.push(Rejection::new(
+            None,
+            None,
+            FieldError::new("", "the request holds no resources"),
+        ));
+    }
+    let mut tx = store.begin();
+    let namespaces: BTreeSet<&str> = parsed.iter().map(|(_, m)| m.namespace()).collect();
+    let mut unclaimed = Vec::new();
+    for &namespace in &namespaces {
+        match tx.namespace_owner(namespace)? {
+            None => unclaimed.push(namespace),
+            Some(owner) => check_tenant(namespace, owner, signer, "apply")?,
+        }
+    }
+
+    let mut set = ManifestSet::default();
+    for (_, manifest) in &parsed {
+        set.insert(manifest.clone());
+    }
+    let stored = store.index(namespaces.iter().copied())?;
+    let index = Overlay {
+        set: &set,
+        stored: &stored,
+    };
+    let mut plans = Vec::with_capacity(parsed.len());
+    let mut terminating = None;
+    for (document, manifest) in &parsed {
+        let key = ObjectKey::of(manifest);
+        let reject = |error| Rejection::new(Some(*document), Some(manifest.display_name()), error);
+        let mut errors = validate(manifest, catalogue, Some(&index));
+        errors.extend(rules::owner_errors(manifest, signer));
+        let desired = match Desired::of(manifest) {
+            Ok(desired) => desired,
+            Err(e) => {
+                errors.push(FieldError::new("spec", e.to_string()));
+                rejections.extend(errors.into_iter().map(reject));
+                continue;
+            }
+        };
+        let existing = tx.get(&key)?;
+        if let Some(existing) = &existing {
+            errors.extend(rules::immutable_errors(
+                key.kind,
+                &existing.spec,
+                &desired.spec,
+            ));
+            if existing.metadata.deletion_requested {
+                terminating.get_or_insert_with(|| key.clone());
+            }
+        }
+        rejections.extend(errors.into_iter().map(reject));
+        plans.push((key, desired, existing));
+    }
+    if !rejections.is_empty() {
+        return Err(ApplyError::Invalid(rejections));
+    }
+    if let Some(key) = terminating {
+        return Err(ApplyError::Terminating(key));
+    }
+
+    let now = timestamp_now();
+    let mut applied = Vec::with_capacity(plans.len());
+    for (key, desired, existing) in plans {
+        let (object, action) = match existing {
+            None => {
+                let uid = tx.new_uid(&key);
+                let object = StoredObject::create(&key, desired, signer, uid, 0, now.clone());
+                (tx.put(object)?, Action::Created)
+            }
+            Some(existing) if existing.desired() == desired => (existing, Action::Unchanged),
+            Some(mut existing) => {
+                if existing.spec != desired.spec {
+                    existing.metadata.generation += 1;
+                }
+                existing.spec = desired.spec;
+                existing.metadata.labels = desired.labels;
+                existing.metadata.annotations = desired.annotations;
+                (tx.put(existing)?, Action::Configured)
+            }
+        };
+        applied.push(Applied {
+            kind: key.kind,
+            namespace: key.namespace,
+            name: key.name,
+            action,
+            generation: object.metadata.generation,
+            resource_version: object.metadata.resource_version,
+        });
+    }
+    for namespace in unclaimed {
+        tx.claim_namespace(namespace, signer);
+    }
+    tx.commit()?;
+    for a in applied.iter().filter(|a| a.action != Action::Unchanged) {
+        tracing::info!(
+            kind = %a.kind,
+            namespace = %a.namespace,
+            name = %a.name,
+            action = %a.action,
+            generation = a.generation,
+            signer = %signer,
+            "applied"
+        );
+    }
+    Ok(applied)
+}
+
+/// Requests the deletion of the object under `key` as `signer`. The object stays, marked, until
+/// the reconciler has cleaned up after it and calls [`ResourceStore::finalize_delete`].
+/// Escrows, projects and tunnels that a live job still uses are refused.
+pub fn delete(
+    store: &ResourceStore,
+    signer: Address,
+    key: &ObjectKey,
+) -> Result<Deleted, ApplyError> {
+    let mut tx = store.begin();
+    match tx.namespace_owner(&key.namespace)? {
+        None => return Err(ApplyError::NotFound(key.clone())),
+        Some(owner) => check_tenant(&key.namespace, owner, signer, "delete")?,
+    }
+    let mut object = tx
+        .get(key)?
+        .ok_or_else(|| ApplyError::NotFound(key.clone()))?;
+    let deleted = |action, resource_version| Deleted {
+        kind: key.kind,
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        action,
+        resource_version,
+    };
+    if object.metadata.deletion_requested {
+        return Ok(deleted(
+            DeleteAction::AlreadyRequested,
+            object.metadata.resource_version,
+        ));
+    }
+    if let Some(user) = live_user(store, key)? {
+        return Err(ApplyError::InUse {
+            key: key.clone(),
+            user,
+        });
+    }
+    object.metadata.deletion_requested = true;
+    object.metadata.deletion_timestamp = Some(timestamp_now());
+    let object = tx.put(object)?;
+    tx.commit()?;
+    tracing::info!(object = %key, signer = %signer, "deletion requested");
+    Ok(deleted(
+        DeleteAction::Requested,
+        object.metadata.resource_version,
+    ))
+}
+
+/// The object under `key`, if `signer` owns its namespace.
+pub fn get(
+    store: &ResourceStore,
+    signer: Address,
+    key: &ObjectKey,
+) -> Result<StoredObject, ApplyError> {
+    if let Some(owner) = store.namespace_owner(&key.namespace)? {
+        check_tenant(&key.namespace, owner, signer, "read")?;
+    }
+    store
+        .get(key)?
+        .ok_or_else(|| ApplyError::NotFound(key.clone()))
+}
+
+/// Objects of `kind` (every kind when `None`) in `namespace`, or in every namespace `signer`
+/// owns when `namespace` is `None`.
+pub fn list(
+    store: &ResourceStore,
+    signer: Address,
+    kind: Option<Kind>,
+    namespace: Option<&str>,
+) -> Result<Vec<StoredObject>, ApplyError> {
+    let namespaces: Vec<String> = match namespace {
+        Some(namespace) => {
+            if let Some(owner) = store.namespace_owner(namespace)? {
+                check_tenant(namespace, owner, signer, "list")?;
+            }
+            vec![namespace.to_owned()]
+        }
+        None => store
+            .namespaces()?
+            .into_iter()
+            .filter(|(_, owner)| *owner == signer)
+            .map(|(namespace, _)| namespace)
+            .collect(),
+    };
+    let kinds = match kind {
+        Some(kind) => vec![kind],
+        None => Kind::ALL.to_vec(),
+    };
+    let mut objects = Vec::new();
+    for kind in kinds {
+        for namespace in &namespaces {
+            objects.extend(store.list(kind, Some(namespace))?);
+        }
+    }
+    Ok(objects)
+}
+
+/// Parses every document; duplicates and unparsable documents become rejections.
+fn parse_set(documents: &str) -> (Vec<(usize, Manifest)>, Vec<Rejection>) {
+    let mut parsed = Vec::new();
+    let mut rejections = Vec::new();
+    let mut first_seen: HashMap<ObjectKey, usize> = HashMap::new();
+    for doc in parse_documents(documents) {
+        match doc.result {
+            Ok(manifest) => {
+                let key = ObjectKey::of(&manifest);
+                if let Some(first) = first_seen.get(&key) {
+                    rejections.push(Rejection::new(
+                        Some(doc.index),
+                        Some(manifest.display_name()),
+                        FieldError::new(
+                            "metadata.name",
+                            format!("is defined twice (first in document {first})"),
+                        ),
+                    ));
+                    continue;
+                }
+                first_seen.insert(key, doc.index);
+                parsed.push((doc.index, manifest));
+            }
+            Err(errors) => rejections.extend(
+                errors
+                    .into_iter()
+                    .map(|e| Rejection::new(Some(doc.index), None, e)),
+            ),
+        }
+    }
+    (parsed, rejections)
+}
+
+/// Refuses (and logs) `signer` acting in a namespace `owner` owns.
+fn check_tenant(
+    namespace: &str,
+    owner: Address,
+    signer: Address,
+    action: &str,
+) -> Result<(), ApplyError> {
+    if owner == signer {
+        return Ok(());
+    }
+    tracing::warn!(
+        namespace,
+        owner = %owner,
+        signer = %signer,
+        action,
+        "refused: namespace belongs to another CSP"
+    );
+    Err(ApplyError::Forbidden {
+        namespace: namespace.to_owned(),
+        owner,
+    })
+}
+
+/// A job not being deleted that refers to the object under `key`.
+fn live_user(store: &ResourceStore, key: &ObjectKey) -> Result<Option<ObjectKey>, StoreError> {
+    let field = match key.kind {
+        Kind::Job => return Ok(None),
+        Kind::Project => "projectRef",
+        Kind::Escrow => "escrowRef",
+        Kind::Tunnel => "tunnelRef",
+    };
+    Ok(store
+        .list(Kind::Job, Some(&key.namespace))?
+        .into_iter()
+        .find(|job| {
+            !job.metadata.deletion_requested
+                && job.spec.get(field).and_then(|r| r.get("name"))
+                    == Some(&serde_json::Value::String(key.name.clone()))
+        })
+        .map(|job| job.key()))
+}
+
+/// References resolve against the applied set first, then the store.
+struct Overlay<'a> {
+    set: &'a ManifestSet,
+    stored: &'a StoreIndex,
+}
+
+impl ResourceIndex for Overlay<'_> {
+    fn lookup(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Manifest> {
+        self.set
+            .lookup(kind, namespace, name)
+            .or_else(|| self.stored.lookup(kind, namespace, name))
+    }
+}
+
+#[cfg(test)]
+mod tests;

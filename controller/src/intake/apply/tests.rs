@@ -1,0 +1,362 @@
+use std::str::FromStr;
+
+use super::*;
+
+const ESCROW: &str = include_str!("../../../../crds/examples/escrow.yaml");
+const PROJECT: &str = include_str!("../../../../crds/examples/project.yaml");
+const TUNNEL: &str = include_str!("../../../../crds/examples/tunnel.yaml");
+const JOB: &str = include_str!("../../../../crds/examples/job-http.yaml");
+
+fn csp() -> Address {
+    Address::from_str("0x70997970C51812dc3A010C7d01b50e0d17dc79C8").unwrap()
+}
+
+fn stranger() -> Address {
+    Address::from_str("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC").unwrap()
+}
+
+fn all() -> String {
+    [ESCROW, PROJECT, TUNNEL, JOB].join("\n---\n")
+}
+
+fn job_key() -> ObjectKey {
+    ObjectKey::new(Kind::Job, "default", "hello-web")
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: ResourceStore,
+    catalogue: Catalogue,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ResourceStore::open(dir.path()).unwrap();
+        Self {
+            _dir: dir,
+            store,
+            catalogue: Catalogue::builtin().unwrap(),
+        }
+    }
+
+    fn apply(&self, signer: Address, text: &str) -> Result<Vec<Applied>, ApplyError> {
+        apply(&self.store, &self.catalogue, signer, text)
+    }
+
+    fn actions(&self, text: &str) -> Vec<(String, Action)> {
+        self.apply(csp(), text)
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.name, a.action))
+            .collect()
+    }
+}
+
+fn rejections(result: Result<Vec<Applied>, ApplyError>) -> Vec<Rejection> {
+    match result {
+        Err(ApplyError::Invalid(rejections)) => rejections,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn creates_then_leaves_unchanged_then_configures() {
+    let f = Fixture::new();
+    let applied = f.apply(csp(), &all()).unwrap();
+    assert_eq!(applied.len(), 4);
+    assert!(
+        applied
+            .iter()
+            .all(|a| a.action == Action::Created && a.generation == 1)
+    );
+    assert_eq!(applied[3].kind, Kind::Job);
+    assert_eq!(f.store.namespace_owner("default").unwrap(), Some(csp()));
+    let version = f.store.resource_version();
+    assert_eq!(version, 4);
+
+    let job = f.store.get(&job_key()).unwrap().unwrap();
+    assert_eq!(job.metadata.owner, csp());
+    assert_eq!(job.metadata.generation, 1);
+    assert!(!job.metadata.uid.is_empty());
+    assert!(job.status.is_null());
+
+    // The same set again writes nothing.
+    let mut changes = f.store.subscribe();
+    changes.borrow_and_update();
+    assert!(
+        f.actions(&all())
+            .iter()
+            .all(|(_, a)| *a == Action::Unchanged)
+    );
+    assert_eq!(f.store.resource_version(), version);
+    assert!(!changes.has_changed().unwrap());
+
+    // A new image is a new generation.
+    let changed = JOB.replace("httpd:1", "httpd:2");
+    let applied = f.apply(csp(), &changed).unwrap();
+    assert_eq!(applied[0].action, Action::Configured);
+    assert_eq!(applied[0].generation, 2);
+    assert!(changes.has_changed().unwrap());
+    let stored = f.store.get(&job_key()).unwrap().unwrap();
+    assert_eq!(stored.spec["image"], "localhost/r1-examples/httpd:2");
+    assert_eq!(stored.metadata.uid, job.metadata.uid);
+    assert_eq!(
+        stored.metadata.creation_timestamp,
+        job.metadata.creation_timestamp
+    );
+
+    // A label alone configures without a new generation.
+    let labelled = changed.replace(
+        "name: hello-web\n",
+        "name: hello-web\n  labels: { tier: web }\n",
+    );
+    let applied = f.apply(csp(), &labelled).unwrap();
+    assert_eq!(
+        (applied[0].action, applied[0].generation),
+        (Action::Configured, 2)
+    );
+    assert_eq!(
+        f.store.get(&job_key()).unwrap().unwrap().metadata.labels["tier"],
+        "web"
+    );
+}
+
+#[test]
+fn references_resolve_against_the_store() {
+    let f = Fixture::new();
+    f.apply(csp(), &[ESCROW, PROJECT].join("---\n")).unwrap();
+    assert_eq!(f.actions(JOB), [("hello-web".to_owned(), Action::Created)]);
+    let with_tunnel = JOB.replace(
+        "  type: container",
+        "  tunnelRef: { name: hello-web }\n  type: container",
+    );
+    let errors = rejections(f.apply(csp(), &with_tunnel));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "spec.tunnelRef.name");
+    assert!(errors[0].message.contains("not found"), "{}", errors[0]);
+    assert_eq!(
+        errors[0].resource.as_deref(),
+        Some("DeeployJob default/hello-web")
+    );
+    assert_eq!(errors[0].document, Some(1));
+    f.apply(csp(), TUNNEL).unwrap();
+    assert_eq!(f.actions(&with_tunnel)[0].1, Action::Configured);
+}
+
+#[test]
+fn an_invalid_set_stores_nothing() {
+    let f = Fixture::new();
+    let broken = JOB.replace("memory: 128Mi", "memory: 12XB");
+    let errors = rejections(f.apply(csp(), &[ESCROW, PROJECT, &broken].join("---\n")));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "spec.resources.memory");
+    assert_eq!(errors[0].document, Some(3));
+    assert!(f.store.list_all(None).unwrap().is_empty());
+    assert_eq!(f.store.namespace_owner("default").unwrap(), None);
+    assert_eq!(f.store.resource_version(), 0);
+
+    // Every problem is reported, not just the first.
+    let errors = rejections(f.apply(csp(), &format!("{JOB}\n---\nkind: Pod\n---\n{JOB}")));
+    let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert!(paths.contains(&"spec.projectRef.name"), "{paths:?}");
+    assert!(paths.contains(&"spec.escrowRef.name"), "{paths:?}");
+    assert!(paths.contains(&"apiVersion"), "{paths:?}");
+    assert!(paths.contains(&"metadata.name"), "{paths:?}"); // defined twice
+    assert!(
+        rejections(f.apply(csp(), "# nothing here\n"))[0]
+            .message
+            .contains("no resources")
+    );
+    assert!(f.store.list_all(None).unwrap().is_empty());
+}
+
+#[test]
+fn owners_must_be_the_signer() {
+    let f = Fixture::new();
+    let errors = rejections(f.apply(stranger(), ESCROW));
+    assert_eq!(errors[0].path, "spec.owner");
+    assert!(
+        errors[0].message.contains("not the signer"),
+        "{}",
+        errors[0]
+    );
+    let errors = rejections(f.apply(stranger(), PROJECT));
+    assert_eq!(errors[0].path, "spec.owner");
+    assert!(f.store.list_all(None).unwrap().is_empty());
+}
+
+#[test]
+fn namespaces_belong_to_their_first_applier() {
+    let f = Fixture::new();
+    f.apply(csp(), &all()).unwrap();
+    let other_escrow = ESCROW.replace("acme-escrow", "other").replace(
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+    );
+    let err = f.apply(stranger(), &other_escrow).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "namespace default belongs to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    );
+    assert!(matches!(
+        get(&f.store, stranger(), &job_key()),
+        Err(ApplyError::Forbidden { .. })
+    ));
+    assert!(matches!(
+        delete(&f.store, stranger(), &job_key()),
+        Err(ApplyError::Forbidden { .. })
+    ));
+    assert!(matches!(
+        list(&f.store, stranger(), Some(Kind::Job), Some("default")),
+        Err(ApplyError::Forbidden { .. })
+    ));
+    assert!(list(&f.store, stranger(), None, None).unwrap().is_empty());
+    assert!(
+        !f.store
+            .get(&job_key())
+            .unwrap()
+            .unwrap()
+            .metadata
+            .deletion_requested
+    );
+
+    // The stranger has namespaces of its own.
+    let theirs = other_escrow.replace("name: other\n", "name: other\n  namespace: theirs\n");
+    f.apply(stranger(), &theirs).unwrap();
+    assert_eq!(list(&f.store, stranger(), None, None).unwrap().len(), 1);
+    assert_eq!(list(&f.store, csp(), None, None).unwrap().len(), 4);
+    assert_eq!(
+        list(&f.store, csp(), Some(Kind::Job), None).unwrap().len(),
+        1
+    );
+    assert!(
+        list(&f.store, csp(), None, Some("nobody"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        get(
+            &f.store,
+            csp(),
+            &ObjectKey::new(Kind::Job, "default", "nope")
+        ),
+        Err(ApplyError::NotFound(_))
+    ));
+}
+
+#[test]
+fn immutable_fields_are_refused_with_their_path() {
+    let f = Fixture::new();
+    f.apply(csp(), &all()).unwrap();
+    let second = ESCROW.replace("acme-escrow", "second-escrow");
+    let moved = JOB
+        .replace("name: acme-escrow", "name: second-escrow")
+        .replace("type: container", "type: service");
+    let errors = rejections(f.apply(csp(), &[second.as_str(), &moved].join("---\n")));
+    let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert!(paths.contains(&"spec.escrowRef"), "{paths:?}");
+    assert!(paths.contains(&"spec.type"), "{paths:?}");
+    let errors = rejections(f.apply(csp(), &ESCROW.replace("31337", "8453")));
+    assert_eq!(errors[0].path, "spec.chainId");
+    assert!(errors[0].message.contains("immutable"), "{}", errors[0]);
+}
+
+#[test]
+fn deletion_is_two_phase() {
+    let f = Fixture::new();
+    f.apply(csp(), &all()).unwrap();
+    let escrow = ObjectKey::new(Kind::Escrow, "default", "acme-escrow");
+    let err = delete(&f.store, csp(), &escrow).unwrap_err();
+    assert!(matches!(err, ApplyError::InUse { .. }), "{err}");
+    assert!(
+        err.to_string().contains("DeeployJob default/hello-web"),
+        "{err}"
+    );
+
+    let deleted = delete(&f.store, csp(), &job_key()).unwrap();
+    assert_eq!(deleted.action, DeleteAction::Requested);
+    let marked = f.store.get(&job_key()).unwrap().unwrap();
+    assert!(marked.metadata.deletion_requested);
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(marked.metadata.resource_version, deleted.resource_version);
+    assert_eq!(
+        delete(&f.store, csp(), &job_key()).unwrap().action,
+        DeleteAction::AlreadyRequested
+    );
+    assert!(matches!(
+        f.apply(csp(), JOB),
+        Err(ApplyError::Terminating(_))
+    ));
+
+    // With the job on its way out, the escrow can go too.
+    assert_eq!(
+        delete(&f.store, csp(), &escrow).unwrap().action,
+        DeleteAction::Requested
+    );
+    assert!(matches!(
+        delete(
+            &f.store,
+            csp(),
+            &ObjectKey::new(Kind::Job, "default", "nope")
+        ),
+        Err(ApplyError::NotFound(_))
+    ));
+    assert!(matches!(
+        delete(
+            &f.store,
+            csp(),
+            &ObjectKey::new(Kind::Job, "elsewhere", "nope")
+        ),
+        Err(ApplyError::NotFound(_))
+    ));
+
+    // The reconciler finalizes; the name can then be used again, as a new object.
+    f.store.finalize_delete(&job_key(), None).unwrap();
+    f.store.finalize_delete(&escrow, None).unwrap();
+    let applied = f.apply(csp(), &[ESCROW, JOB].join("---\n")).unwrap();
+    assert!(
+        applied
+            .iter()
+            .all(|a| a.action == Action::Created && a.generation == 1)
+    );
+    assert_ne!(
+        f.store.get(&job_key()).unwrap().unwrap().metadata.uid,
+        marked.metadata.uid
+    );
+}
+
+#[test]
+fn references_to_objects_being_deleted_do_not_resolve() {
+    let f = Fixture::new();
+    f.apply(csp(), &[ESCROW, PROJECT, TUNNEL].join("---\n"))
+        .unwrap();
+    delete(
+        &f.store,
+        csp(),
+        &ObjectKey::new(Kind::Escrow, "default", "acme-escrow"),
+    )
+    .unwrap();
+    let errors = rejections(f.apply(csp(), JOB));
+    assert_eq!(errors[0].path, "spec.escrowRef.name");
+}
+
+#[test]
+fn rejections_display_with_resource_and_path() {
+    let r = Rejection {
+        document: Some(2),
+        resource: Some("DeeployJob default/x".into()),
+        path: "spec.image".into(),
+        message: "is required".into(),
+    };
+    assert_eq!(
+        r.to_string(),
+        "DeeployJob default/x: spec.image: is required"
+    );
+    let r = Rejection {
+        resource: None,
+        path: String::new(),
+        ..r
+    };
+    assert_eq!(r.to_string(), "document 2: is required");
+}

@@ -1,0 +1,17 @@
+//! The Deeploy API door of the oracle: where CSPs' resources enter and where the reconcile loops
+//! find them.
+//!
+//! * [`store`]: the durable resource store (RocksDB), with generations, resource versions,
+//!   two-phase deletion, status written only by the reconcilers, and change notification.
+//! * [`apply`]: apply, delete, get and list as a plain library API (validation against the set
+//!   and the store, tenancy, immutable fields, all-or-nothing writes), shared by the HTTP API and
+//!   the Kubernetes adapter.
+//! * [`kinds`]: the names a kind goes by in URLs and on the command line.
+//! * [`object`]: the stored form of a resource.
+
+pub mod apply;
+pub mod kinds;
+pub mod object;
+pub mod store;
+
+mod rules;

@@ -6,10 +6,12 @@
 //! * [`apply`]: apply, delete, get and list as a plain library API (validation against the set
 //!   and the store, tenancy, immutable fields, all-or-nothing writes), shared by the HTTP API and
 //!   the Kubernetes adapter.
+//! * [`auth`]: how every API request is signed by the CSP's key and checked.
 //! * [`kinds`]: the names a kind goes by in URLs and on the command line.
 //! * [`object`]: the stored form of a resource.
 
 pub mod apply;
+pub mod auth;
 pub mod kinds;
 pub mod object;
 pub mod store;

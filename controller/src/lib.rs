@@ -1,8 +1,8 @@
 //! The r1 oracle controller and the `r1ctl` command-line tool.
 //!
 //! * [`config`]: the oracle's configuration file.
-//! * [`ctl`]: what `r1ctl` does (validate and price manifests, manage keys), as functions the
-//!   binary and the tests call alike.
+//! * [`ctl`]: what `r1ctl` does (validate and price manifests, manage keys, use an oracle's
+//!   Deeploy API), as functions the binary and the tests call alike.
 //! * [`decide`]: the oracle's pure decisions (epochs, liveness, medians, placement, vote counting,
 //!   availability, rollout, closure), free of I/O so every caller decides alike.
 //! * [`intake`]: the Deeploy API door — the durable resource store, apply/delete as a library

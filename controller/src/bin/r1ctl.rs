@@ -5,10 +5,15 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use r1_controller::ctl;
+use r1_controller::ctl::remote::{Client, OutputFormat, Scope};
+use r1_controller::intake::kinds;
+use r1_controller::intake::object::ObjectKey;
 use r1_crds::check::References;
+use r1_crds::manifest::{DEFAULT_NAMESPACE, Kind};
 use r1_crds::pricing::Catalogue;
 
-/// Validate and price r1 manifests, and manage keys.
+/// Validate and price r1 manifests, manage keys, and apply, inspect and delete resources on an
+/// oracle's Deeploy API.
 #[derive(Parser)]
 #[command(name = "r1ctl", version, about, long_about = None)]
 struct Cli {
@@ -34,6 +39,63 @@ enum Command {
         #[command(flatten)]
         inputs: Inputs,
     },
+    /// Apply manifests to an oracle: every document of every file as one all-or-nothing set.
+    Apply {
+        #[command(flatten)]
+        inputs: Inputs,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List resources of a kind, or show one.
+    Get {
+        /// Kind: deeployjobs (djob), deeployprojects (dproj), tunnels (tun), escrows (esc).
+        #[arg(value_parser = parse_kind)]
+        kind: Kind,
+        /// Show only this resource.
+        name: Option<String>,
+        #[command(flatten)]
+        namespace: NamespaceArgs,
+        /// List across every namespace the key owns.
+        #[arg(short = 'A', long, conflicts_with = "namespace")]
+        all_namespaces: bool,
+        /// Output: yaml, json or wide (a table by default).
+        #[arg(short, long, value_name = "FORMAT")]
+        output: Option<OutputFormat>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one resource in detail: bookkeeping, spec, status and conditions.
+    Describe {
+        /// Kind: deeployjobs (djob), deeployprojects (dproj), tunnels (tun), escrows (esc).
+        #[arg(value_parser = parse_kind)]
+        kind: Kind,
+        /// The resource.
+        name: String,
+        #[command(flatten)]
+        namespace: NamespaceArgs,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Request deletion of a resource, or of every resource in manifest files; the oracle
+    /// finishes it once the job is closed and its workloads are gone.
+    Delete {
+        /// Kind: deeployjobs (djob), deeployprojects (dproj), tunnels (tun), escrows (esc).
+        #[arg(value_parser = parse_kind, required_unless_present = "files", conflicts_with = "files")]
+        kind: Option<Kind>,
+        /// The resource.
+        #[arg(required_unless_present = "files")]
+        name: Option<String>,
+        /// Manifest file, directory, or `-` for stdin (repeatable).
+        #[arg(short = 'f', long = "filename", value_name = "FILE|DIR")]
+        files: Vec<PathBuf>,
+        /// Also read subdirectories.
+        #[arg(short = 'R', long)]
+        recursive: bool,
+        #[command(flatten)]
+        namespace: NamespaceArgs,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Create or inspect key files.
     Keys {
         #[command(subcommand)]
@@ -55,6 +117,49 @@ struct Inputs {
     /// Also read subdirectories.
     #[arg(short = 'R', long)]
     recursive: bool,
+}
+
+/// Which oracle to talk to and which key signs.
+#[derive(Args)]
+struct Remote {
+    /// Deeploy API of an oracle.
+    #[arg(long, env = "R1_SERVER", default_value = ctl::remote::DEFAULT_SERVER)]
+    server: String,
+    /// CSP key file (as written by `r1ctl keys new`) that signs every request.
+    #[arg(long, env = "R1_KEY", value_name = "FILE")]
+    key: PathBuf,
+}
+
+impl Remote {
+    fn client(&self) -> anyhow::Result<Client> {
+        let identity = r1_protocol::keyfile::load(&self.key)?;
+        Ok(Client::new(&self.server, identity)?)
+    }
+}
+
+/// The namespace a command works in.
+#[derive(Args)]
+struct NamespaceArgs {
+    /// Namespace.
+    #[arg(short = 'n', long = "namespace", default_value = DEFAULT_NAMESPACE)]
+    namespace: String,
+}
+
+fn parse_kind(text: &str) -> Result<Kind, String> {
+    kinds::parse(text).ok_or_else(|| {
+        format!(
+            "{text:?} is not an r1 resource kind (one of {})",
+            kinds::known()
+        )
+    })
+}
+
+/// Runs one remote command to completion.
+fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(future))
 }
 
 #[derive(Subcommand)]
@@ -107,6 +212,71 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Estimate { inputs } => {
             let sources = ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
             Ok(ctl::estimate::run(&sources, &catalogue()?, &mut out)?)
+        }
+        Command::Apply { inputs, remote } => {
+            let sources = ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
+            let client = remote.client()?;
+            let catalogue = catalogue()?;
+            Ok(block_on(ctl::remote::apply(
+                &client, &sources, &catalogue, &mut out,
+            ))??)
+        }
+        Command::Get {
+            kind,
+            name,
+            namespace,
+            all_namespaces,
+            output,
+            remote,
+        } => {
+            let client = remote.client()?;
+            let scope = if *all_namespaces {
+                Scope::All
+            } else {
+                Scope::Namespace(namespace.namespace.clone())
+            };
+            let format = output.unwrap_or(OutputFormat::Table);
+            Ok(block_on(ctl::remote::get(
+                &client,
+                *kind,
+                name.as_deref(),
+                &scope,
+                format,
+                &mut out,
+            ))??)
+        }
+        Command::Describe {
+            kind,
+            name,
+            namespace,
+            remote,
+        } => {
+            let client = remote.client()?;
+            let key = ObjectKey::new(*kind, namespace.namespace.clone(), name.clone());
+            Ok(block_on(ctl::remote::describe(&client, &key, &mut out))??)
+        }
+        Command::Delete {
+            kind,
+            name,
+            files,
+            recursive,
+            namespace,
+            remote,
+        } => {
+            let client = remote.client()?;
+            match (kind, name) {
+                (Some(kind), Some(name)) => {
+                    let key = ObjectKey::new(*kind, namespace.namespace.clone(), name.clone());
+                    Ok(block_on(ctl::remote::delete(&client, &key, &mut out))??)
+                }
+                _ => {
+                    let sources = ctl::sources::read_sources(files, *recursive)?;
+                    let catalogue = catalogue()?;
+                    Ok(block_on(ctl::remote::delete_sources(
+                        &client, &sources, &catalogue, &mut out,
+                    ))??)
+                }
+            }
         }
         Command::Keys { command } => {
             let address = match command {

@@ -3,5 +3,6 @@
 
 pub mod estimate;
 pub mod keys;
+pub mod remote;
 pub mod sources;
 pub mod validate;

@@ -7,13 +7,17 @@
 //!   and the store, tenancy, immutable fields, all-or-nothing writes), shared by the HTTP API and
 //!   the Kubernetes adapter.
 //! * [`auth`]: how every API request is signed by the CSP's key and checked.
+//! * [`http`]: the HTTP API over the library calls.
 //! * [`kinds`]: the names a kind goes by in URLs and on the command line.
 //! * [`object`]: the stored form of a resource.
+//! * [`wire`]: the JSON bodies the API and `r1ctl` exchange.
 
 pub mod apply;
 pub mod auth;
+pub mod http;
 pub mod kinds;
 pub mod object;
 pub mod store;
+pub mod wire;
 
 mod rules;

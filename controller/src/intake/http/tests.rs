@@ -1,0 +1,214 @@
+use super::*;
+use crate::ctl::remote::{Client, RemoteError};
+use crate::intake::apply::{Action, DeleteAction};
+use r1_crds::manifest::Kind;
+use r1_protocol::Identity;
+use reqwest::Method;
+
+const ESCROW: &str = include_str!("../../../../crds/examples/escrow.yaml");
+
+struct Server {
+    _dir: tempfile::TempDir,
+    url: String,
+    state: ApiState,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ResourceStore::open(dir.path()).unwrap());
+    let state = ApiState::new(store, Catalogue::builtin().unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve(listener, state.clone()));
+    Server {
+        _dir: dir,
+        url,
+        state,
+    }
+}
+
+fn hardhat(account: u8) -> Identity {
+    let secret = match account {
+        1 => "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+        _ => "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    };
+    Identity::from_secret(&r1_protocol::hex::decode(secret).unwrap()).unwrap()
+}
+
+fn refused(result: Result<impl std::fmt::Debug, RemoteError>) -> (u16, ErrorBody) {
+    match result {
+        Err(RemoteError::Refused { status, body }) => (status, body),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn health_needs_no_signature() {
+    let server = start().await;
+    let response = reqwest::get(format!("{}/healthz", server.url))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let health: Health = response.json().await.unwrap();
+    assert_eq!(health.status, "ok");
+    assert_eq!(health.resource_version, 0);
+    let response = reqwest::get(format!("{}/nowhere", server.url))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn unsigned_requests_get_401_with_a_reason() {
+    let server = start().await;
+    let http = reqwest::Client::new();
+    for (method, path) in [
+        (Method::GET, "/v1/djob"),
+        (Method::POST, "/v1/apply"),
+        (Method::DELETE, "/v1/djob/default/x"),
+        (Method::GET, "/v1/nonsense"),
+    ] {
+        let response = http
+            .request(method.clone(), format!("{}{path}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{method} {path}");
+        let body: ErrorBody = response.json().await.unwrap();
+        assert_eq!(body.error, "unsigned");
+        assert!(body.reason.contains("x-r1-address"), "{}", body.reason);
+    }
+}
+
+#[tokio::test]
+async fn apply_get_list_delete_over_http() {
+    let server = start().await;
+    let csp = Client::new(&server.url, hardhat(1)).unwrap();
+    let applied = csp.apply(ESCROW).await.unwrap();
+    assert_eq!(applied[0].action, Action::Created);
+    let key = ObjectKey::new(Kind::Escrow, "default", "acme-escrow");
+    assert_eq!(csp.get(&key).await.unwrap().metadata.generation, 1);
+    for kind in ["escrows", "esc", "escrow", "Escrow"] {
+        let url = csp.url(&["v1", kind], &[("namespace", "default")]).unwrap();
+        let raw = csp.send(Method::GET, url, Vec::new()).await.unwrap();
+        assert_eq!(raw.status, 200, "{kind}");
+        let list: ListResponse = serde_json::from_slice(&raw.body).unwrap();
+        assert_eq!(list.items.len(), 1, "{kind}");
+    }
+    assert_eq!(csp.list(Kind::Escrow, None).await.unwrap().len(), 1);
+    assert!(
+        csp.list(Kind::Job, Some("default"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let (status, body) = refused(csp.get(&ObjectKey::new(Kind::Job, "default", "nope")).await);
+    assert_eq!((status, body.error.as_str()), (404, "not_found"));
+    let url = csp.url(&["v1", "pods"], &[]).unwrap();
+    let raw = csp.send(Method::GET, url, Vec::new()).await.unwrap();
+    assert_eq!(raw.status, 404);
+    assert!(String::from_utf8_lossy(&raw.body).contains("unknown_kind"));
+
+    assert_eq!(
+        csp.delete(&key).await.unwrap().action,
+        DeleteAction::Requested
+    );
+    assert!(
+        server
+            .state
+            .store()
+            .get(&key)
+            .unwrap()
+            .unwrap()
+            .metadata
+            .deletion_requested
+    );
+    let (status, body) = refused(csp.apply(ESCROW).await);
+    assert_eq!((status, body.error.as_str()), (409, "conflict"));
+}
+
+#[tokio::test]
+async fn refusals_carry_their_status_and_paths() {
+    let server = start().await;
+    let csp = Client::new(&server.url, hardhat(1)).unwrap();
+    let (status, body) = refused(csp.apply(&ESCROW.replace("31337", "0")).await);
+    assert_eq!((status, body.error.as_str()), (422, "invalid"));
+    assert_eq!(body.errors[0].path, "spec.chainId");
+    assert_eq!(
+        body.errors[0].resource.as_deref(),
+        Some("Escrow default/acme-escrow")
+    );
+
+    let url = csp.url(&["v1", "apply"], &[]).unwrap();
+    let raw = csp.send(Method::POST, url, vec![0xff, 0xfe]).await.unwrap();
+    assert_eq!(raw.status, 400);
+
+    csp.apply(ESCROW).await.unwrap();
+    let other = Client::new(&server.url, hardhat(2)).unwrap();
+    let (status, body) = refused(
+        other
+            .get(&ObjectKey::new(Kind::Escrow, "default", "acme-escrow"))
+            .await,
+    );
+    assert_eq!((status, body.error.as_str()), (403, "forbidden"));
+    assert_eq!(
+        body.reason,
+        "namespace default belongs to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    );
+    assert!(other.list(Kind::Escrow, None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_delete_cannot_be_replayed() {
+    let server = start().await;
+    let csp = Client::new(&server.url, hardhat(1)).unwrap();
+    csp.apply(ESCROW).await.unwrap();
+    let key = ObjectKey::new(Kind::Escrow, "default", "acme-escrow");
+    let url = csp.object_url(&key).unwrap();
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let first = csp
+        .send_at(Method::DELETE, url.clone(), Vec::new(), at)
+        .await
+        .unwrap();
+    assert_eq!(first.status, 200);
+    let replay = csp
+        .send_at(Method::DELETE, url.clone(), Vec::new(), at)
+        .await
+        .unwrap();
+    assert_eq!(replay.status, 401);
+    let body: ErrorBody = serde_json::from_slice(&replay.body).unwrap();
+    assert_eq!(body.error, "replayed");
+    // A freshly signed delete is fine (and idempotent).
+    let again = csp
+        .send_at(Method::DELETE, url, Vec::new(), at + 1)
+        .await
+        .unwrap();
+    assert_eq!(again.status, 200);
+    // Replaying a read is harmless and allowed.
+    let get = csp
+        .url(&["v1", "esc", "default", "acme-escrow"], &[])
+        .unwrap();
+    for _ in 0..2 {
+        let raw = csp
+            .send_at(Method::GET, get.clone(), Vec::new(), at)
+            .await
+            .unwrap();
+        assert_eq!(raw.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn bodies_are_bounded() {
+    let server = start().await;
+    let csp = Client::new(&server.url, hardhat(1)).unwrap();
+    let url = csp.url(&["v1", "apply"], &[]).unwrap();
+    let raw = csp
+        .send(Method::POST, url, vec![b'#'; MAX_BODY_BYTES + 1])
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 413);
+}

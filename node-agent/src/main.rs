@@ -59,6 +59,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     tracing_subscriber::EnvFilter::try_from_env("R1_LOG")
                         .unwrap_or_else(|_| "info".into()),
                 )
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(r1_node::agent::run(config, identity))?;

@@ -111,9 +111,20 @@ impl Supervisor {
                 .observe(started.elapsed().as_secs_f64());
             tokio::select! {
                 () = self.state.wake.notified() => {}
-                () = tokio::time::sleep(PERIOD) => {}
+                () = tokio::time::sleep(self.next_pause()) => {}
             }
         }
+    }
+
+    /// Time until the next pass: the period, or less when a restart falls due sooner.
+    fn next_pause(&self) -> Duration {
+        let now = now_ms();
+        self.crashes
+            .values()
+            .map(|c| c.next_start_ms)
+            .filter(|&at| at > now)
+            .min()
+            .map_or(PERIOD, |at| Duration::from_millis(at - now).min(PERIOD))
     }
 
     /// One observe → plan → act → report pass.

@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod containerd;
 pub mod images;
+pub mod node;
 pub mod ports;
 pub mod process;
 pub mod procfs;

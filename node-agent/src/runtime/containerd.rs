@@ -626,7 +626,14 @@ impl Containerd {
             .tasks;
         let tasks: BTreeMap<String, TaskState> = tasks
             .into_iter()
-            .map(|t| (t.container_id.clone(), task_state(&t)))
+            .map(|t| {
+                let id = if t.container_id.is_empty() {
+                    t.id.clone()
+                } else {
+                    t.container_id.clone()
+                };
+                (id, task_state(&t))
+            })
             .collect();
         Ok(containers
             .into_iter()
@@ -741,6 +748,9 @@ fn read_layout(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let mut out = BTreeMap::new();
     for entry in archive.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
         let name = entry
             .path()
             .map_err(|e| e.to_string())?

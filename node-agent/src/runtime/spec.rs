@@ -163,7 +163,7 @@ pub fn runtime_spec(input: &SpecInput<'_>) -> Result<Value, SpecError> {
             "capabilities": {
                 "bounding": capabilities, "effective": capabilities, "permitted": capabilities
             },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 65536, "soft": 65536}],
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": true
         },
         "root": {"path": "rootfs", "readonly": false},

@@ -1,0 +1,446 @@
+//! A node agent under test, and a stand-in oracle that talks to it over a real broker: it signs
+//! commands with its own key and watches the heartbeats and status reports the node sends.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use r1_protocol::envelope::Sealer;
+use r1_protocol::messages::{
+    DeployCommand, Heartbeat, JobStatusReport, StopCommand, WorkloadId, WorkloadReport,
+    WorkloadSpec,
+};
+use r1_protocol::topics::{Channel, Topics};
+use r1_protocol::{Address, Envelope, Identity, Message};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+
+use crate::process::{ChildGuard, ProcessError, bin_path};
+
+/// The topic root the tests use.
+pub const TOPIC_ROOT: &str = "r1/test";
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Why a node or oracle stand-in could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeHarnessError {
+    /// A file could not be written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The agent process could not be started.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// The key file could not be created.
+    #[error("key file: {0}")]
+    Key(String),
+    /// The broker could not be reached.
+    #[error("broker: {0}")]
+    Broker(String),
+}
+
+/// Settings of a node agent under test.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    /// containerd socket.
+    pub containerd_socket: PathBuf,
+    /// containerd namespace.
+    pub namespace: String,
+    /// Broker URL.
+    pub broker_url: String,
+    /// Oracles the node obeys.
+    pub oracles: Vec<Address>,
+    /// Heartbeat interval in seconds.
+    pub heartbeat_seconds: u64,
+    /// First restart delay in milliseconds.
+    pub backoff_initial_ms: u64,
+}
+
+/// An `r1-node` process with its own key, data directory, config and API socket.
+pub struct NodeAgent {
+    dir: tempfile::TempDir,
+    /// The node's address.
+    pub address: Address,
+    /// Its metrics port on 127.0.0.1.
+    pub metrics_port: u16,
+    process: Option<ChildGuard>,
+}
+
+impl NodeAgent {
+    /// Prepares a node (key, config, directories) without starting it.
+    pub fn new(settings: &NodeSettings) -> Result<Self, NodeHarnessError> {
+        let dir = tempfile::Builder::new().prefix("r1n").tempdir_in("/tmp")?;
+        let key = dir.path().join("node.key");
+        let identity =
+            r1_protocol::keyfile::create(&key).map_err(|e| NodeHarnessError::Key(e.to_string()))?;
+        let metrics_port = crate::free_port();
+        let oracles: Vec<String> = settings
+            .oracles
+            .iter()
+            .map(|a| format!("\"{}\"", a.to_checksum(None)))
+            .collect();
+        let config = format!(
+            "keyFile: {key}\ndataDir: {data}\nalias: test-node\nlabels: {{ kyb: \"true\" }}\n\
+             oracles: [{oracles}]\nbroker: {{ url: \"{broker}\", topicRoot: {TOPIC_ROOT} }}\n\
+             containerd: {{ socket: {socket}, namespace: {namespace} }}\n\
+             heartbeatIntervalSeconds: {hb}\napiSocket: {api}\nmetricsListen: 127.0.0.1:{metrics_port}\n\
+             ports: {{ bindAddress: 127.0.0.1, first: 20000, last: 29999 }}\n\
+             restartBackoff: {{ initialMs: {backoff}, maxMs: 5000, resetAfterMs: 60000 }}\n",
+            key = key.display(),
+            data = dir.path().join("data").display(),
+            oracles = oracles.join(", "),
+            broker = settings.broker_url,
+            socket = settings.containerd_socket.display(),
+            namespace = settings.namespace,
+            hb = settings.heartbeat_seconds,
+            api = dir.path().join("api.sock").display(),
+            backoff = settings.backoff_initial_ms,
+        );
+        std::fs::write(dir.path().join("node.yaml"), config)?;
+        std::fs::create_dir_all(dir.path().join("data/images"))?;
+        Ok(Self {
+            address: identity.address(),
+            dir,
+            metrics_port,
+            process: None,
+        })
+    }
+
+    /// Where the node imports image archives from.
+    pub fn images_dir(&self) -> PathBuf {
+        self.dir.path().join("data/images")
+    }
+
+    /// The local API socket.
+    pub fn api_socket(&self) -> PathBuf {
+        self.dir.path().join("api.sock")
+    }
+
+    /// The agent's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The agent's log (stdout and stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("r1-node.log")).unwrap_or_default()
+    }
+
+    /// Starts the agent process.
+    pub fn start(&mut self) -> Result<(), NodeHarnessError> {
+        let mut command = Command::new(bin_path("r1-node")?);
+        command
+            .arg("--config")
+            .arg(self.dir.path().join("node.yaml"))
+            .arg("run")
+            .env("R1_LOG", "info,r1_node=debug");
+        self.process = Some(ChildGuard::spawn_logged(
+            &mut command,
+            "r1-node",
+            self.dir.path(),
+        )?);
+        Ok(())
+    }
+
+    /// Kills the agent with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill_leader();
+        }
+    }
+
+    /// Stops the agent with SIGTERM.
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.stop();
+        }
+    }
+
+    /// Runs `r1ctl` against this node's API socket.
+    pub fn r1ctl(&self, args: &[&str]) -> std::process::Output {
+        let mut command = Command::new(bin_path("r1ctl").unwrap_or_else(|e| panic!("{e}")));
+        command
+            .arg("node")
+            .arg("--socket")
+            .arg(self.api_socket())
+            .args(args);
+        command.output().unwrap_or_else(|e| panic!("r1ctl: {e}"))
+    }
+
+    /// The agent's Prometheus metrics text.
+    pub fn metrics(&self) -> String {
+        http_get(self.metrics_port, "/metrics").unwrap_or_default()
+    }
+
+    /// The current value of the metric line starting with `prefix` (0 when absent).
+    pub fn metric(&self, prefix: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for NodeAgent {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A plain `GET` on 127.0.0.1:`port`; the body when the status is 2xx.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status_ok = response
+        .lines()
+        .next()
+        .is_some_and(|l| l.split(' ').nth(1).is_some_and(|c| c.starts_with('2')));
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    status_ok.then(|| body.to_owned())
+}
+
+/// What the stand-in oracle has heard.
+#[derive(Default)]
+struct Heard {
+    heartbeats: BTreeMap<Address, (Instant, Heartbeat)>,
+    heartbeat_count: BTreeMap<Address, u64>,
+    statuses: Vec<(Address, JobStatusReport)>,
+}
+
+/// A stand-in oracle: signs commands and listens to nodes over the broker.
+pub struct TestOracle {
+    sealer: Sealer,
+    client: Client,
+    topics: Topics,
+    heard: Arc<Mutex<Heard>>,
+}
+
+impl TestOracle {
+    /// Connects to `broker_url` with a new key, subscribed to every node's heartbeat and status.
+    pub fn connect(broker_url: &str) -> Result<Self, NodeHarnessError> {
+        Self::with_identity(broker_url, Identity::generate())
+    }
+
+    /// Connects as `identity`.
+    pub fn with_identity(broker_url: &str, identity: Identity) -> Result<Self, NodeHarnessError> {
+        let url = url_parts(broker_url)?;
+        let id = format!(
+            "test-oracle-{}",
+            r1_protocol::hex::encode(&identity.address()[..6])
+        );
+        let mut options = MqttOptions::new(id, url.0, url.1);
+        options.set_keep_alive(Duration::from_secs(5));
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut connection) = Client::new(options, 64);
+        let topics = Topics::new(TOPIC_ROOT);
+        let heard = Arc::new(Mutex::new(Heard::default()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread_heard = heard.clone();
+        let thread_topics = topics.clone();
+        let subscriber = client.clone();
+        std::thread::spawn(move || {
+            for event in connection.iter() {
+                match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        for channel in [Channel::Heartbeat, Channel::Status] {
+                            let _ =
+                                subscriber.subscribe(thread_topics.all(channel), QoS::AtLeastOnce);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = ready_tx.send(());
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        record(&thread_heard, &thread_topics, &p.topic, &p.payload);
+                    }
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| NodeHarnessError::Broker(format!("no subscription on {broker_url}")))?;
+        Ok(Self {
+            sealer: Sealer::new(identity),
+            client,
+            topics,
+            heard,
+        })
+    }
+
+    /// The oracle's address.
+    pub fn address(&self) -> Address {
+        self.sealer.address()
+    }
+
+    /// Signs `message` as this oracle, sealed now.
+    pub fn seal<M: Message>(&self, message: &M) -> Envelope {
+        self.seal_at(message, now_ms())
+    }
+
+    /// Signs `message` as this oracle with timestamp `at_ms`.
+    pub fn seal_at<M: Message>(&self, message: &M, at_ms: u64) -> Envelope {
+        self.sealer
+            .seal(message, at_ms)
+            .unwrap_or_else(|e| panic!("seal: {e}"))
+    }
+
+    /// Publishes raw bytes on `node`'s command topic.
+    pub fn send_raw(&self, node: Address, bytes: Vec<u8>) {
+        let topic = self.topics.topic(Channel::Commands, &node);
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, bytes)
+            .unwrap_or_else(|e| panic!("publish: {e}"));
+    }
+
+    /// Orders `node` to run `workload`.
+    pub fn deploy(&self, node: Address, workload: WorkloadSpec) {
+        let envelope = self.seal(&DeployCommand {
+            target: node,
+            workload,
+        });
+        self.send_raw(node, envelope.to_bytes());
+    }
+
+    /// Orders `node` to stop `workload`.
+    pub fn stop(&self, node: Address, workload: WorkloadId) {
+        let envelope = self.seal(&StopCommand {
+            target: node,
+            workload,
+            reason: "test".into(),
+        });
+        self.send_raw(node, envelope.to_bytes());
+    }
+
+    /// The latest heartbeat from `node` and when it arrived.
+    pub fn heartbeat(&self, node: Address) -> Option<(Instant, Heartbeat)> {
+        self.heard.lock().ok()?.heartbeats.get(&node).cloned()
+    }
+
+    /// Heartbeats received from `node` so far.
+    pub fn heartbeat_count(&self, node: Address) -> u64 {
+        self.heard
+            .lock()
+            .map(|h| h.heartbeat_count.get(&node).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Status reports from `node` so far.
+    pub fn statuses(&self, node: Address) -> Vec<JobStatusReport> {
+        self.heard
+            .lock()
+            .map(|h| {
+                h.statuses
+                    .iter()
+                    .filter(|(a, _)| *a == node)
+                    .map(|(_, r)| r.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits until a heartbeat of `node` reports `workload` in a state `accept`s, and returns
+    /// that report.
+    pub fn wait_for(
+        &self,
+        node: Address,
+        workload: WorkloadId,
+        timeout: Duration,
+        accept: impl Fn(&WorkloadReport) -> bool,
+    ) -> Option<WorkloadReport> {
+        let mut found = None;
+        crate::wait::until(timeout, || {
+            found = self.heartbeat(node).and_then(|(_, hb)| {
+                hb.workloads
+                    .into_iter()
+                    .find(|w| w.id == workload && accept(w))
+            });
+            found.is_some()
+        });
+        found
+    }
+
+    /// Waits until a heartbeat of `node` lists exactly `count` workloads.
+    pub fn wait_for_count(&self, node: Address, count: usize, timeout: Duration) -> bool {
+        crate::wait::until(timeout, || {
+            self.heartbeat(node)
+                .is_some_and(|(_, hb)| hb.workloads.len() == count)
+        })
+    }
+}
+
+fn record(heard: &Mutex<Heard>, topics: &Topics, topic: &str, payload: &[u8]) {
+    let Some((channel, sender)) = topics.parse(topic) else {
+        return;
+    };
+    let Ok(envelope) = Envelope::from_bytes(payload) else {
+        return;
+    };
+    if envelope.recover_signer() != Some(sender) || envelope.sender != sender {
+        return;
+    }
+    let Ok(mut heard) = heard.lock() else { return };
+    match channel {
+        Channel::Heartbeat => {
+            if let Ok(hb) = serde_json::from_str::<Heartbeat>(&envelope.payload) {
+                heard.heartbeats.insert(sender, (Instant::now(), hb));
+                *heard.heartbeat_count.entry(sender).or_default() += 1;
+            }
+        }
+        Channel::Status => {
+            if let Ok(report) = serde_json::from_str::<JobStatusReport>(&envelope.payload) {
+                heard.statuses.push((sender, report));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn url_parts(url: &str) -> Result<(String, u16), NodeHarnessError> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .ok_or_else(|| NodeHarnessError::Broker(format!("{url} is not mqtt://")))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| NodeHarnessError::Broker(format!("{url} has no port")))?;
+    let port = port
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| NodeHarnessError::Broker(format!("{url} has a bad port")))?;
+    Ok((host.to_owned(), port))
+}
+
+/// A workload spec for tests: `image`, 250 m CPU, `memory_mib` MiB, no ports.
+pub fn workload(job: u64, replica: u32, image: &str, memory_mib: u64) -> WorkloadSpec {
+    WorkloadSpec {
+        id: WorkloadId { job, replica },
+        revision: format!("rev-{job}-{replica}"),
+        image: image.to_owned(),
+        command: vec![],
+        args: vec![],
+        env: BTreeMap::new(),
+        ports: vec![],
+        cpu_millis: 250,
+        memory_bytes: memory_mib << 20,
+        gpu: 0,
+        health: None,
+    }
+}

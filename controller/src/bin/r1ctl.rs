@@ -101,6 +101,33 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Ask a node agent on this host what it runs.
+    Node {
+        /// The agent's API socket.
+        #[arg(long, env = "R1_NODE_API_SOCKET", default_value = "/run/r1/node.sock")]
+        socket: PathBuf,
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// The node's identity, capacity and broker connection.
+    Info,
+    /// The workloads the node runs, with their states and ports.
+    Ps,
+    /// A workload's output.
+    Logs {
+        /// The workload, as `<job>/<replica>`.
+        workload: String,
+        /// Lines of existing output to show first (0 for all).
+        #[arg(long, default_value_t = 100)]
+        tail: u32,
+        /// Keep printing new output.
+        #[arg(short, long)]
+        follow: bool,
+    },
 }
 
 /// Where manifests are read from, as with `kubectl -f`.
@@ -284,6 +311,23 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 KeysCommand::Show { file } => ctl::keys::show(file)?,
             };
             println!("{address}");
+            Ok(true)
+        }
+        Command::Node { socket, command } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                match command {
+                    NodeCommand::Info => ctl::node::info(socket, &mut out).await,
+                    NodeCommand::Ps => ctl::node::ps(socket, &mut out).await,
+                    NodeCommand::Logs {
+                        workload,
+                        tail,
+                        follow,
+                    } => ctl::node::logs(socket, workload, *tail, *follow, &mut out).await,
+                }
+            })?;
             Ok(true)
         }
     }

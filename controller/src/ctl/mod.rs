@@ -3,6 +3,7 @@
 
 pub mod estimate;
 pub mod keys;
+pub mod node;
 pub mod remote;
 pub mod sources;
 pub mod validate;

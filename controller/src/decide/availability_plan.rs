@@ -50,7 +50,11 @@ impl ReplicaHealth {
             None => Self::Missing,
             Some(WorkloadState::Running) => Self::Healthy,
             Some(WorkloadState::Starting) => Self::Starting,
-            Some(WorkloadState::Restarting { restarts, .. }) if *restarts >= crash_loop_restarts => Self::CrashLooping,
+            Some(WorkloadState::Restarting { restarts, .. })
+                if *restarts >= crash_loop_restarts =>
+            {
+                Self::CrashLooping
+            }
             Some(WorkloadState::Restarting { .. }) => Self::Starting,
             Some(WorkloadState::Exited { .. } | WorkloadState::Failed { .. }) => Self::Failed,
         }
@@ -198,7 +202,11 @@ enum Standing {
     Failing(Failure),
 }
 
-fn standing(holder: &Holder, input: &AvailabilityInput<'_>, candidates: &BTreeMap<Address, &Candidate>) -> Standing {
+fn standing(
+    holder: &Holder,
+    input: &AvailabilityInput<'_>,
+    candidates: &BTreeMap<Address, &Candidate>,
+) -> Standing {
     match holder.liveness {
         NodeLiveness::Unknown => return Standing::Unknown,
         NodeLiveness::Lost => return Standing::Lost,
@@ -228,11 +236,15 @@ struct Move {
 
 /// Decides the availability loop's actions for one job.
 pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
-    let candidates: BTreeMap<Address, &Candidate> = input.candidates.iter().map(|c| (c.node, c)).collect();
+    let candidates: BTreeMap<Address, &Candidate> =
+        input.candidates.iter().map(|c| (c.node, c)).collect();
     let on_roster = |node: &Address| input.roster.is_none_or(|roster| roster.contains(node));
     let mut by_replica: BTreeMap<u32, Vec<(&Holder, Standing)>> = BTreeMap::new();
     for holder in input.holders {
-        by_replica.entry(holder.replica).or_default().push((holder, standing(holder, input, &candidates)));
+        by_replica
+            .entry(holder.replica)
+            .or_default()
+            .push((holder, standing(holder, input, &candidates)));
     }
     for holders in by_replica.values_mut() {
         holders.sort_by_key(|(holder, _)| holder.node);
@@ -248,14 +260,20 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
         if replica >= input.desired_replicas {
             for (holder, standing) in holders {
                 if !matches!(standing, Standing::Unknown | Standing::Lost) {
-                    result.actions.push(Action::Stop { replica, node: holder.node, reason: StopReason::ScaledDown });
+                    result.actions.push(Action::Stop {
+                        replica,
+                        node: holder.node,
+                        reason: StopReason::ScaledDown,
+                    });
                 }
             }
             continue;
         }
         let keeper = holders
             .iter()
-            .filter(|(holder, standing)| *standing == Standing::Usable && !keepers.contains(&holder.node))
+            .filter(|(holder, standing)| {
+                *standing == Standing::Usable && !keepers.contains(&holder.node)
+            })
             .min_by_key(|(holder, _)| {
                 (
                     holder.health != ReplicaHealth::Healthy,
@@ -275,22 +293,34 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
                     Standing::Usable if !on_roster(&holder.node) => StopReason::NotOnRoster,
                     Standing::Usable => StopReason::Duplicate,
                 };
-                result.actions.push(Action::Stop { replica, node: holder.node, reason });
+                result.actions.push(Action::Stop {
+                    replica,
+                    node: holder.node,
+                    reason,
+                });
             }
             continue;
         }
-        if let Some((unknown, _)) = holders.iter().find(|(_, standing)| *standing == Standing::Unknown) {
-            result.waiting.push(Waiting { replica, node: unknown.node });
+        if let Some((unknown, _)) = holders
+            .iter()
+            .find(|(_, standing)| *standing == Standing::Unknown)
+        {
+            result.waiting.push(Waiting {
+                replica,
+                node: unknown.node,
+            });
             pinned.insert(replica, unknown.node);
             continue;
         }
         // Nothing usable and nothing Unknown: move. Prefer leaving from a reachable node, so the
         // stop reaches it; other reachable holders are stopped.
-        let failing = holders.iter().filter_map(|(holder, standing)| match standing {
-            Standing::Failing(failure) => Some((holder.node, MoveReason::Unhealthy(*failure))),
-            Standing::Usable => Some((holder.node, MoveReason::SharedNode)),
-            _ => None,
-        });
+        let failing = holders
+            .iter()
+            .filter_map(|(holder, standing)| match standing {
+                Standing::Failing(failure) => Some((holder.node, MoveReason::Unhealthy(*failure))),
+                Standing::Usable => Some((holder.node, MoveReason::SharedNode)),
+                _ => None,
+            });
         let failing: Vec<(Address, MoveReason)> = failing.collect();
         let lost = holders
             .iter()
@@ -302,13 +332,20 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
                 MoveReason::Unhealthy(failure) => StopReason::Unhealthy(failure),
                 MoveReason::NodeLost | MoveReason::SharedNode => StopReason::Duplicate,
             };
-            result.actions.push(Action::Stop { replica, node, reason });
+            result.actions.push(Action::Stop {
+                replica,
+                node,
+                reason,
+            });
         }
         moves.push(Move { replica, from });
     }
     for replica in 0..input.desired_replicas {
         if !by_replica.contains_key(&replica) {
-            moves.push(Move { replica, from: None });
+            moves.push(Move {
+                replica,
+                from: None,
+            });
         }
     }
     moves.sort_by_key(|m| m.replica);
@@ -327,9 +364,16 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
     for Move { replica, from } in moves {
         match (placement.assignments.get(&replica), from) {
             (Some(&to), None) => result.actions.push(Action::Deploy { replica, node: to }),
-            (Some(&to), Some((from, reason))) => result.actions.push(Action::Redeploy { replica, from, to, reason }),
+            (Some(&to), Some((from, reason))) => result.actions.push(Action::Redeploy {
+                replica,
+                from,
+                to,
+                reason,
+            }),
             (None, _) => {
-                if let Some(unplaceable) = placement.unplaceable.iter().find(|u| u.replica == replica) {
+                if let Some(unplaceable) =
+                    placement.unplaceable.iter().find(|u| u.replica == replica)
+                {
                     result.unplaceable.push(unplaceable.clone());
                 }
             }
@@ -362,13 +406,24 @@ mod tests {
             licensed: true,
             liveness,
             labels: BTreeMap::new(),
-            free: Capacity { cpu_millis: 4000, memory_bytes: 8 << 30, disk_bytes: 1 << 40, gpu: 0 },
+            free: Capacity {
+                cpu_millis: 4000,
+                memory_bytes: 8 << 30,
+                disk_bytes: 1 << 40,
+                gpu: 0,
+            },
             gpu_model: None,
         }
     }
 
     fn holder(replica: u32, i: u8, liveness: NodeLiveness, health: ReplicaHealth) -> Holder {
-        Holder { replica, node: addr(i), liveness, health, since_ms: NOW - 10 * GRACE }
+        Holder {
+            replica,
+            node: addr(i),
+            liveness,
+            health,
+            since_ms: NOW - 10 * GRACE,
+        }
     }
 
     struct Case {
@@ -383,15 +438,27 @@ mod tests {
         fn new(desired: u32, holders: Vec<Holder>) -> Self {
             let candidates = (1..=6)
                 .map(|i| {
-                    let liveness = holders.iter().find(|h| h.node == addr(i)).map_or(NodeLiveness::Alive, |h| h.liveness);
+                    let liveness = holders
+                        .iter()
+                        .find(|h| h.node == addr(i))
+                        .map_or(NodeLiveness::Alive, |h| h.liveness);
                     candidate(i, liveness)
                 })
                 .collect();
-            Self { desired, holders, roster: None, candidates }
+            Self {
+                desired,
+                holders,
+                roster: None,
+                candidates,
+            }
         }
 
         fn plan(&self) -> Plan {
-            let demand = Demand { cpu_millis: 1000, memory_bytes: 1 << 30, ..Demand::default() };
+            let demand = Demand {
+                cpu_millis: 1000,
+                memory_bytes: 1 << 30,
+                ..Demand::default()
+            };
             let selector = BTreeMap::new();
             plan(&AvailabilityInput {
                 job_id: 7,
@@ -424,7 +491,12 @@ mod tests {
         assert_eq!(h(restarting(4)), Starting);
         assert_eq!(h(restarting(5)), CrashLooping);
         assert_eq!(h(WorkloadState::Exited { code: 0 }), Failed);
-        assert_eq!(h(WorkloadState::Failed { reason: "oom".to_owned() }), Failed);
+        assert_eq!(
+            h(WorkloadState::Failed {
+                reason: "oom".to_owned()
+            }),
+            Failed
+        );
     }
 
     #[test]
@@ -445,7 +517,14 @@ mod tests {
     #[test]
     fn healthy_replicas_are_left_alone() {
         for liveness in [Alive, Suspect] {
-            let p = Case::new(2, vec![holder(0, 1, liveness, Healthy), holder(1, 2, Alive, Healthy)]).plan();
+            let p = Case::new(
+                2,
+                vec![
+                    holder(0, 1, liveness, Healthy),
+                    holder(1, 2, Alive, Healthy),
+                ],
+            )
+            .plan();
             assert_eq!(p, Plan::default());
         }
     }
@@ -454,19 +533,39 @@ mod tests {
     fn unknown_means_wait_and_nothing_else() {
         let p = Case::new(1, vec![holder(0, 1, Unknown, Healthy)]).plan();
         assert!(p.actions.is_empty());
-        assert_eq!(p.waiting, vec![Waiting { replica: 0, node: addr(1) }]);
+        assert_eq!(
+            p.waiting,
+            vec![Waiting {
+                replica: 0,
+                node: addr(1)
+            }]
+        );
         // Even beside a lost and a failed holder of the same replica.
-        let p = Case::new(1, vec![holder(0, 1, Unknown, Healthy), holder(0, 2, Lost, Healthy), holder(0, 3, Alive, Failed)])
-            .plan();
+        let p = Case::new(
+            1,
+            vec![
+                holder(0, 1, Unknown, Healthy),
+                holder(0, 2, Lost, Healthy),
+                holder(0, 3, Alive, Failed),
+            ],
+        )
+        .plan();
         assert!(p.actions.is_empty());
         assert_eq!(p.waiting.len(), 1);
         // Scaled-down replicas on Unknown nodes are not stopped either.
-        assert_eq!(Case::new(0, vec![holder(0, 1, Unknown, Healthy)]).plan(), Plan::default());
+        assert_eq!(
+            Case::new(0, vec![holder(0, 1, Unknown, Healthy)]).plan(),
+            Plan::default()
+        );
     }
 
     #[test]
     fn a_usable_holder_wins_over_an_unknown_one() {
-        let p = Case::new(1, vec![holder(0, 1, Unknown, Healthy), holder(0, 2, Alive, Healthy)]).plan();
+        let p = Case::new(
+            1,
+            vec![holder(0, 1, Unknown, Healthy), holder(0, 2, Alive, Healthy)],
+        )
+        .plan();
         assert_eq!(p, Plan::default());
     }
 
@@ -474,7 +573,14 @@ mod tests {
     fn a_lost_node_is_replaced() {
         let p = Case::new(1, vec![holder(0, 1, Lost, Healthy)]).plan();
         match p.actions.as_slice() {
-            [Action::Redeploy { replica: 0, from, to, reason: MoveReason::NodeLost }] => {
+            [
+                Action::Redeploy {
+                    replica: 0,
+                    from,
+                    to,
+                    reason: MoveReason::NodeLost,
+                },
+            ] => {
                 assert_eq!(*from, addr(1));
                 assert_ne!(*to, addr(1));
             }
@@ -493,7 +599,14 @@ mod tests {
         for (health, failure) in cases {
             let p = Case::new(1, vec![holder(0, 1, Alive, health)]).plan();
             match p.actions.as_slice() {
-                [Action::Redeploy { replica: 0, from, to, reason }] => {
+                [
+                    Action::Redeploy {
+                        replica: 0,
+                        from,
+                        to,
+                        reason,
+                    },
+                ] => {
                     assert_eq!((*from, *reason), (addr(1), MoveReason::Unhealthy(failure)));
                     assert_ne!(*to, addr(1));
                 }
@@ -526,7 +639,13 @@ mod tests {
         let mut case = Case::new(1, vec![holder(0, 1, Alive, Healthy)]);
         case.candidates[0].licensed = false;
         match case.plan().actions.as_slice() {
-            [Action::Redeploy { from, reason: MoveReason::Unhealthy(Failure::Ineligible), .. }] => assert_eq!(*from, addr(1)),
+            [
+                Action::Redeploy {
+                    from,
+                    reason: MoveReason::Unhealthy(Failure::Ineligible),
+                    ..
+                },
+            ] => assert_eq!(*from, addr(1)),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -534,35 +653,88 @@ mod tests {
     #[test]
     fn duplicates_are_stopped_keeping_the_best_holder() {
         // Two healthy holders: the one on the roster stays.
-        let mut case = Case::new(1, vec![holder(0, 1, Alive, Healthy), holder(0, 2, Alive, Healthy)]);
+        let mut case = Case::new(
+            1,
+            vec![holder(0, 1, Alive, Healthy), holder(0, 2, Alive, Healthy)],
+        );
         case.roster = Some(BTreeSet::from([addr(2)]));
         assert_eq!(
             case.plan().actions,
-            vec![Action::Stop { replica: 0, node: addr(1), reason: StopReason::NotOnRoster }]
+            vec![Action::Stop {
+                replica: 0,
+                node: addr(1),
+                reason: StopReason::NotOnRoster
+            }]
         );
         // No roster yet: the lower address stays, the other is a duplicate.
         case.roster = None;
-        assert_eq!(case.plan().actions, vec![Action::Stop { replica: 0, node: addr(2), reason: StopReason::Duplicate }]);
+        assert_eq!(
+            case.plan().actions,
+            vec![Action::Stop {
+                replica: 0,
+                node: addr(2),
+                reason: StopReason::Duplicate
+            }]
+        );
         // Healthy beats starting; alive beats suspect.
         let mut starting = holder(0, 1, Alive, Starting);
         starting.since_ms = NOW;
         let case = Case::new(1, vec![starting, holder(0, 2, Suspect, Healthy)]);
-        assert_eq!(case.plan().actions, vec![Action::Stop { replica: 0, node: addr(1), reason: StopReason::Duplicate }]);
-        let case = Case::new(1, vec![holder(0, 1, Suspect, Healthy), holder(0, 2, Alive, Healthy)]);
-        assert_eq!(case.plan().actions, vec![Action::Stop { replica: 0, node: addr(1), reason: StopReason::Duplicate }]);
-        // An unhealthy second copy is stopped as unhealthy; a lost one is left alone.
-        let case = Case::new(1, vec![holder(0, 1, Alive, Healthy), holder(0, 2, Alive, Failed), holder(0, 3, Lost, Healthy)]);
         assert_eq!(
             case.plan().actions,
-            vec![Action::Stop { replica: 0, node: addr(2), reason: StopReason::Unhealthy(Failure::Failed) }]
+            vec![Action::Stop {
+                replica: 0,
+                node: addr(1),
+                reason: StopReason::Duplicate
+            }]
+        );
+        let case = Case::new(
+            1,
+            vec![holder(0, 1, Suspect, Healthy), holder(0, 2, Alive, Healthy)],
+        );
+        assert_eq!(
+            case.plan().actions,
+            vec![Action::Stop {
+                replica: 0,
+                node: addr(1),
+                reason: StopReason::Duplicate
+            }]
+        );
+        // An unhealthy second copy is stopped as unhealthy; a lost one is left alone.
+        let case = Case::new(
+            1,
+            vec![
+                holder(0, 1, Alive, Healthy),
+                holder(0, 2, Alive, Failed),
+                holder(0, 3, Lost, Healthy),
+            ],
+        );
+        assert_eq!(
+            case.plan().actions,
+            vec![Action::Stop {
+                replica: 0,
+                node: addr(2),
+                reason: StopReason::Unhealthy(Failure::Failed)
+            }]
         );
     }
 
     #[test]
     fn one_node_keeps_one_replica() {
-        let p = Case::new(2, vec![holder(0, 1, Alive, Healthy), holder(1, 1, Alive, Healthy)]).plan();
+        let p = Case::new(
+            2,
+            vec![holder(0, 1, Alive, Healthy), holder(1, 1, Alive, Healthy)],
+        )
+        .plan();
         match p.actions.as_slice() {
-            [Action::Redeploy { replica: 1, from, to, reason: MoveReason::SharedNode }] => {
+            [
+                Action::Redeploy {
+                    replica: 1,
+                    from,
+                    to,
+                    reason: MoveReason::SharedNode,
+                },
+            ] => {
                 assert_eq!(*from, addr(1));
                 assert_ne!(*to, addr(1));
             }
@@ -572,23 +744,54 @@ mod tests {
 
     #[test]
     fn scaled_down_replicas_are_stopped_where_reachable() {
-        let p = Case::new(1, vec![holder(0, 1, Alive, Healthy), holder(1, 2, Alive, Healthy), holder(2, 3, Lost, Healthy), holder(3, 4, Suspect, Failed)])
-            .plan();
+        let p = Case::new(
+            1,
+            vec![
+                holder(0, 1, Alive, Healthy),
+                holder(1, 2, Alive, Healthy),
+                holder(2, 3, Lost, Healthy),
+                holder(3, 4, Suspect, Failed),
+            ],
+        )
+        .plan();
         assert_eq!(
             p.actions,
             vec![
-                Action::Stop { replica: 1, node: addr(2), reason: StopReason::ScaledDown },
-                Action::Stop { replica: 3, node: addr(4), reason: StopReason::ScaledDown },
+                Action::Stop {
+                    replica: 1,
+                    node: addr(2),
+                    reason: StopReason::ScaledDown
+                },
+                Action::Stop {
+                    replica: 3,
+                    node: addr(4),
+                    reason: StopReason::ScaledDown
+                },
             ]
         );
     }
 
     #[test]
     fn several_failing_copies_move_once_and_the_rest_stop() {
-        let p = Case::new(1, vec![holder(0, 1, Alive, Failed), holder(0, 2, Alive, CrashLooping), holder(0, 3, Lost, Healthy)]).plan();
+        let p = Case::new(
+            1,
+            vec![
+                holder(0, 1, Alive, Failed),
+                holder(0, 2, Alive, CrashLooping),
+                holder(0, 3, Lost, Healthy),
+            ],
+        )
+        .plan();
         assert_eq!(p.actions.len(), 2);
         assert!(matches!(p.actions[0], Action::Redeploy { from, .. } if from == addr(1)));
-        assert_eq!(p.actions[1], Action::Stop { replica: 0, node: addr(2), reason: StopReason::Unhealthy(Failure::CrashLooping) });
+        assert_eq!(
+            p.actions[1],
+            Action::Stop {
+                replica: 0,
+                node: addr(2),
+                reason: StopReason::Unhealthy(Failure::CrashLooping)
+            }
+        );
     }
 
     fn arb_holder() -> impl Strategy<Value = Holder> {
@@ -596,10 +799,22 @@ mod tests {
             0u32..4,
             1u8..7,
             prop_oneof![Just(Alive), Just(Suspect), Just(Lost), Just(Unknown)],
-            prop_oneof![Just(Healthy), Just(Starting), Just(CrashLooping), Just(Failed), Just(Missing)],
+            prop_oneof![
+                Just(Healthy),
+                Just(Starting),
+                Just(CrashLooping),
+                Just(Failed),
+                Just(Missing)
+            ],
             prop_oneof![Just(NOW), Just(NOW - 10 * GRACE)],
         )
-            .prop_map(|(replica, i, liveness, health, since_ms)| Holder { replica, node: addr(i), liveness, health, since_ms })
+            .prop_map(|(replica, i, liveness, health, since_ms)| Holder {
+                replica,
+                node: addr(i),
+                liveness,
+                health,
+                since_ms,
+            })
     }
 
     proptest! {

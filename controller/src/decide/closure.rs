@@ -31,13 +31,18 @@ pub struct JobLedger {
 impl JobLedger {
     /// Whether the job may be closed during `current_epoch` (`isClosable`).
     pub const fn is_closable(&self, current_epoch: u64) -> bool {
-        self.open && current_epoch > self.last_execution_epoch && self.next_epoch_to_settle > self.last_execution_epoch
+        self.open
+            && current_epoch > self.last_execution_epoch
+            && self.next_epoch_to_settle > self.last_execution_epoch
     }
 }
 
 /// The lowest-id closable job, whatever the order of `jobs`.
 pub fn first_closable(jobs: &[JobLedger], current_epoch: u64) -> Option<u64> {
-    jobs.iter().filter(|job| job.is_closable(current_epoch)).map(|job| job.job_id).min()
+    jobs.iter()
+        .filter(|job| job.is_closable(current_epoch))
+        .map(|job| job.job_id)
+        .min()
 }
 
 /// Whether an allocation is due (`allocateRewardsToNodes` would not revert): some finished
@@ -70,7 +75,11 @@ const fn splitmix64(seed: u64) -> u64 {
 /// A backoff in `min_ms..=max_ms` drawn from `seed` (bounds swapped if reversed); the same seed
 /// always gives the same wait.
 pub fn backoff_ms(seed: u64, range_ms: (u64, u64)) -> u64 {
-    let (low, high) = if range_ms.0 <= range_ms.1 { range_ms } else { (range_ms.1, range_ms.0) };
+    let (low, high) = if range_ms.0 <= range_ms.1 {
+        range_ms
+    } else {
+        (range_ms.1, range_ms.0)
+    };
     let span = u128::from(high - low) + 1;
     let offset = (u128::from(splitmix64(seed)) * span) >> 64;
     low + u64::try_from(offset).unwrap_or(0)
@@ -82,7 +91,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn job(job_id: u64, open: bool, last: u64, next: u64) -> JobLedger {
-        JobLedger { job_id, open, last_execution_epoch: last, next_epoch_to_settle: next }
+        JobLedger {
+            job_id,
+            open,
+            last_execution_epoch: last,
+            next_epoch_to_settle: next,
+        }
     }
 
     #[test]
@@ -99,7 +113,12 @@ mod tests {
 
     #[test]
     fn the_lowest_closable_id_wins_in_any_order() {
-        let jobs = [job(9, true, 1, 2), job(3, true, 10, 11), job(5, true, 1, 2), job(2, false, 1, 2)];
+        let jobs = [
+            job(9, true, 1, 2),
+            job(3, true, 10, 11),
+            job(5, true, 1, 2),
+            job(2, false, 1, 2),
+        ];
         assert_eq!(first_closable(&jobs, 5), Some(5));
         let mut reversed = jobs;
         reversed.reverse();
@@ -123,17 +142,25 @@ mod tests {
         assert_ne!(seed, backoff_seed(&Address::with_last_byte(2), 7, 100));
         assert_ne!(seed, backoff_seed(&oracle, 8, 100));
         assert_ne!(seed, backoff_seed(&oracle, 7, 101));
-        assert_eq!(backoff_ms(seed, CLOSURE_BACKOFF_MS), backoff_ms(seed, CLOSURE_BACKOFF_MS));
+        assert_eq!(
+            backoff_ms(seed, CLOSURE_BACKOFF_MS),
+            backoff_ms(seed, CLOSURE_BACKOFF_MS)
+        );
         assert_eq!(backoff_ms(seed, (5, 5)), 5);
         assert_eq!(backoff_ms(0, (0, u64::MAX)), splitmix64(0));
         // 1000 seeds over 10 buckets of the closure range: every bucket gets a fair share.
         let mut buckets = [0u32; 10];
         for s in 0..1000u64 {
             let wait = backoff_ms(s, CLOSURE_BACKOFF_MS) - CLOSURE_BACKOFF_MS.0;
-            let bucket = usize::try_from(wait * 10 / (CLOSURE_BACKOFF_MS.1 - CLOSURE_BACKOFF_MS.0 + 1)).expect("small");
+            let bucket =
+                usize::try_from(wait * 10 / (CLOSURE_BACKOFF_MS.1 - CLOSURE_BACKOFF_MS.0 + 1))
+                    .expect("small");
             buckets[bucket] += 1;
         }
-        assert!(buckets.iter().all(|&count| (60..=140).contains(&count)), "{buckets:?}");
+        assert!(
+            buckets.iter().all(|&count| (60..=140).contains(&count)),
+            "{buckets:?}"
+        );
     }
 
     proptest! {

@@ -43,7 +43,10 @@ impl EpochClock {
         if length_s == 0 {
             return Err(EpochError::ZeroLength);
         }
-        Ok(Self { genesis_unix_s, length_s })
+        Ok(Self {
+            genesis_unix_s,
+            length_s,
+        })
     }
 
     /// Start of epoch 0, unix seconds.
@@ -59,7 +62,10 @@ impl EpochClock {
     /// The epoch containing `unix_s`, as `currentEpoch()` computes it at that block time.
     pub const fn epoch_at(&self, unix_s: u64) -> Result<u64, EpochError> {
         if unix_s < self.genesis_unix_s {
-            return Err(EpochError::BeforeGenesis { at_unix_s: unix_s, genesis_unix_s: self.genesis_unix_s });
+            return Err(EpochError::BeforeGenesis {
+                at_unix_s: unix_s,
+                genesis_unix_s: self.genesis_unix_s,
+            });
         }
         Ok((unix_s - self.genesis_unix_s) / self.length_s)
     }
@@ -71,7 +77,8 @@ impl EpochClock {
 
     /// First second of `epoch` (saturating far beyond any real date).
     pub const fn start_s(&self, epoch: u64) -> u64 {
-        self.genesis_unix_s.saturating_add(epoch.saturating_mul(self.length_s))
+        self.genesis_unix_s
+            .saturating_add(epoch.saturating_mul(self.length_s))
     }
 
     /// First second after `epoch`, i.e. the start of the next one (the end is exclusive).
@@ -110,7 +117,11 @@ impl EpochClock {
     /// reference does), scaled to 1/20 of shorter development epochs (e.g. 3 s of a 60 s epoch).
     pub const fn quiet_window_s(&self) -> u64 {
         let scaled = self.length_s / QUIET_WINDOW_DIVISOR;
-        if scaled < QUIET_WINDOW_MAX_S { scaled } else { QUIET_WINDOW_MAX_S }
+        if scaled < QUIET_WINDOW_MAX_S {
+            scaled
+        } else {
+            QUIET_WINDOW_MAX_S
+        }
     }
 
     /// Whether `unix_ms` lies in the quiet window at the end of its epoch.
@@ -151,8 +162,20 @@ mod tests {
     #[test]
     fn before_genesis_is_an_error() {
         let c = clock(100, 10);
-        assert_eq!(c.epoch_at(99), Err(EpochError::BeforeGenesis { at_unix_s: 99, genesis_unix_s: 100 }));
-        assert_eq!(c.epoch_at_ms(99_999), Err(EpochError::BeforeGenesis { at_unix_s: 99, genesis_unix_s: 100 }));
+        assert_eq!(
+            c.epoch_at(99),
+            Err(EpochError::BeforeGenesis {
+                at_unix_s: 99,
+                genesis_unix_s: 100
+            })
+        );
+        assert_eq!(
+            c.epoch_at_ms(99_999),
+            Err(EpochError::BeforeGenesis {
+                at_unix_s: 99,
+                genesis_unix_s: 100
+            })
+        );
         assert!(c.time_left_ms(0).is_err());
         assert!(c.in_quiet_window(0).is_err());
         assert_eq!(c.epoch_at_ms(100_000), Ok(0));

@@ -64,14 +64,20 @@ impl LivenessConfig {
     pub const DEFAULT_GRACE_MISSED: u32 = 3;
 
     /// Nodes heartbeat every `heartbeat_interval_ms`; lost after `grace_missed` intervals.
-    pub const fn new(heartbeat_interval_ms: u64, grace_missed: u32) -> Result<Self, LivenessConfigError> {
+    pub const fn new(
+        heartbeat_interval_ms: u64,
+        grace_missed: u32,
+    ) -> Result<Self, LivenessConfigError> {
         if heartbeat_interval_ms == 0 {
             return Err(LivenessConfigError::ZeroInterval);
         }
         if grace_missed < 2 {
             return Err(LivenessConfigError::GraceTooShort(grace_missed));
         }
-        Ok(Self { heartbeat_interval_ms, grace_missed })
+        Ok(Self {
+            heartbeat_interval_ms,
+            grace_missed,
+        })
     }
 
     /// Interval between two heartbeats of a node, milliseconds.
@@ -86,13 +92,17 @@ impl LivenessConfig {
 
     /// Watched silence (ms) after which a node is Lost: the grace period.
     pub const fn lost_after_ms(&self) -> u64 {
-        self.heartbeat_interval_ms.saturating_mul(self.grace_missed as u64)
+        self.heartbeat_interval_ms
+            .saturating_mul(self.grace_missed as u64)
     }
 }
 
 impl Default for LivenessConfig {
     fn default() -> Self {
-        Self { heartbeat_interval_ms: Self::DEFAULT_HEARTBEAT_INTERVAL_MS, grace_missed: Self::DEFAULT_GRACE_MISSED }
+        Self {
+            heartbeat_interval_ms: Self::DEFAULT_HEARTBEAT_INTERVAL_MS,
+            grace_missed: Self::DEFAULT_GRACE_MISSED,
+        }
     }
 }
 
@@ -135,7 +145,12 @@ pub const fn expected_heartbeats(epoch_length_s: u64, config: &LivenessConfig) -
 /// Heartbeats received during the epoch `[start_ms, end_ms)`, counted as distinct heartbeat
 /// slots (one per interval since the epoch start), so a node cannot make up for downtime by
 /// sending many heartbeats at once and a duplicate delivery counts once.
-pub fn received_heartbeats(arrivals_ms: &[u64], start_ms: u64, end_ms: u64, config: &LivenessConfig) -> u64 {
+pub fn received_heartbeats(
+    arrivals_ms: &[u64],
+    start_ms: u64,
+    end_ms: u64,
+    config: &LivenessConfig,
+) -> u64 {
     let slots: BTreeSet<u64> = arrivals_ms
         .iter()
         .filter(|&&t| t >= start_ms && t < end_ms)
@@ -162,7 +177,8 @@ pub const SELF_AVAILABILITY_MIN_PERCENT: u64 = 98;
 /// availability table to count. Compared on the counts, not the rounded byte.
 pub fn may_vote_on_availability(received: u64, expected: u64) -> bool {
     expected > 0
-        && u128::from(received) * 100 >= u128::from(expected) * u128::from(SELF_AVAILABILITY_MIN_PERCENT)
+        && u128::from(received) * 100
+            >= u128::from(expected) * u128::from(SELF_AVAILABILITY_MIN_PERCENT)
 }
 
 #[cfg(test)]
@@ -182,8 +198,14 @@ mod tests {
 
     #[test]
     fn config_validation() {
-        assert_eq!(LivenessConfig::new(0, 3), Err(LivenessConfigError::ZeroInterval));
-        assert_eq!(LivenessConfig::new(10, 1), Err(LivenessConfigError::GraceTooShort(1)));
+        assert_eq!(
+            LivenessConfig::new(0, 3),
+            Err(LivenessConfigError::ZeroInterval)
+        );
+        assert_eq!(
+            LivenessConfig::new(10, 1),
+            Err(LivenessConfigError::GraceTooShort(1))
+        );
         let c = LivenessConfig::new(10 * S, 3).expect("valid");
         assert_eq!(c, LivenessConfig::default());
         assert_eq!(c.suspect_after_ms(), 15 * S);
@@ -192,40 +214,79 @@ mod tests {
 
     #[test]
     fn fresh_heartbeat_is_alive_even_while_disconnected() {
-        assert_eq!(liveness(Some(100 * S), connected(0), 114 * S, &cfg()), NodeLiveness::Alive);
-        assert_eq!(liveness(Some(100 * S), BrokerLink::Disconnected, 114 * S, &cfg()), NodeLiveness::Alive);
+        assert_eq!(
+            liveness(Some(100 * S), connected(0), 114 * S, &cfg()),
+            NodeLiveness::Alive
+        );
+        assert_eq!(
+            liveness(Some(100 * S), BrokerLink::Disconnected, 114 * S, &cfg()),
+            NodeLiveness::Alive
+        );
         // A heartbeat stamped slightly in the future (clock skew) is fresh.
-        assert_eq!(liveness(Some(200 * S), connected(0), 100 * S, &cfg()), NodeLiveness::Alive);
+        assert_eq!(
+            liveness(Some(200 * S), connected(0), 100 * S, &cfg()),
+            NodeLiveness::Alive
+        );
     }
 
     #[test]
     fn watched_silence_goes_suspect_then_lost() {
         let c = cfg();
-        assert_eq!(liveness(Some(100 * S), connected(0), 115 * S, &c), NodeLiveness::Suspect);
-        assert_eq!(liveness(Some(100 * S), connected(0), 130 * S - 1, &c), NodeLiveness::Suspect);
-        assert_eq!(liveness(Some(100 * S), connected(0), 130 * S, &c), NodeLiveness::Lost);
+        assert_eq!(
+            liveness(Some(100 * S), connected(0), 115 * S, &c),
+            NodeLiveness::Suspect
+        );
+        assert_eq!(
+            liveness(Some(100 * S), connected(0), 130 * S - 1, &c),
+            NodeLiveness::Suspect
+        );
+        assert_eq!(
+            liveness(Some(100 * S), connected(0), 130 * S, &c),
+            NodeLiveness::Lost
+        );
     }
 
     #[test]
     fn a_disconnected_oracle_never_declares_loss() {
-        assert_eq!(liveness(Some(100 * S), BrokerLink::Disconnected, 1000 * S, &cfg()), NodeLiveness::Unknown);
-        assert_eq!(liveness(None, BrokerLink::Disconnected, 1000 * S, &cfg()), NodeLiveness::Unknown);
+        assert_eq!(
+            liveness(Some(100 * S), BrokerLink::Disconnected, 1000 * S, &cfg()),
+            NodeLiveness::Unknown
+        );
+        assert_eq!(
+            liveness(None, BrokerLink::Disconnected, 1000 * S, &cfg()),
+            NodeLiveness::Unknown
+        );
     }
 
     #[test]
     fn a_recent_reconnection_restarts_the_watch() {
         let c = cfg();
         // Silent since 100 s, but the oracle only reconnected at 500 s: Unknown until 530 s.
-        assert_eq!(liveness(Some(100 * S), connected(500 * S), 510 * S, &c), NodeLiveness::Unknown);
-        assert_eq!(liveness(Some(100 * S), connected(500 * S), 529 * S, &c), NodeLiveness::Unknown);
-        assert_eq!(liveness(Some(100 * S), connected(500 * S), 530 * S, &c), NodeLiveness::Lost);
+        assert_eq!(
+            liveness(Some(100 * S), connected(500 * S), 510 * S, &c),
+            NodeLiveness::Unknown
+        );
+        assert_eq!(
+            liveness(Some(100 * S), connected(500 * S), 529 * S, &c),
+            NodeLiveness::Unknown
+        );
+        assert_eq!(
+            liveness(Some(100 * S), connected(500 * S), 530 * S, &c),
+            NodeLiveness::Lost
+        );
     }
 
     #[test]
     fn a_node_never_heard_from() {
         let c = cfg();
-        assert_eq!(liveness(None, connected(500 * S), 510 * S, &c), NodeLiveness::Unknown);
-        assert_eq!(liveness(None, connected(500 * S), 530 * S, &c), NodeLiveness::Lost);
+        assert_eq!(
+            liveness(None, connected(500 * S), 510 * S, &c),
+            NodeLiveness::Unknown
+        );
+        assert_eq!(
+            liveness(None, connected(500 * S), 530 * S, &c),
+            NodeLiveness::Lost
+        );
     }
 
     #[test]

@@ -26,12 +26,20 @@ pub fn bft_median(values: &[u8]) -> Option<u8> {
 /// says it received nothing from it (0). Nodes whose median is 0 are left out, so a node one
 /// byzantine oracle invents does not appear.
 pub fn median_table(tables: &[&BTreeMap<Address, u8>]) -> BTreeMap<Address, u8> {
-    let nodes: BTreeSet<Address> = tables.iter().flat_map(|table| table.keys().copied()).collect();
+    let nodes: BTreeSet<Address> = tables
+        .iter()
+        .flat_map(|table| table.keys().copied())
+        .collect();
     nodes
         .into_iter()
         .filter_map(|node| {
-            let values: Vec<u8> = tables.iter().map(|table| table.get(&node).copied().unwrap_or(0)).collect();
-            bft_median(&values).filter(|&median| median > 0).map(|median| (node, median))
+            let values: Vec<u8> = tables
+                .iter()
+                .map(|table| table.get(&node).copied().unwrap_or(0))
+                .collect();
+            bft_median(&values)
+                .filter(|&median| median > 0)
+                .map(|median| (node, median))
         })
         .collect()
 }

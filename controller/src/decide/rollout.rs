@@ -46,10 +46,19 @@ pub struct RolloutFailure {
 
 impl fmt::Display for RolloutFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self { replica, generation, cause } = self;
-        write!(f, "{ROLLOUT_FAILED}: replica {replica} of generation {generation} ")?;
+        let Self {
+            replica,
+            generation,
+            cause,
+        } = self;
+        write!(
+            f,
+            "{ROLLOUT_FAILED}: replica {replica} of generation {generation} "
+        )?;
         match cause {
-            Cause::NeverHealthy { deadline_s } => write!(f, "never became healthy within {deadline_s} s"),
+            Cause::NeverHealthy { deadline_s } => {
+                write!(f, "never became healthy within {deadline_s} s")
+            }
             Cause::CrashLooping => f.write_str("crash-looped"),
             Cause::Failed => f.write_str("failed"),
         }
@@ -134,7 +143,10 @@ pub struct RolloutObservations(pub BTreeMap<(u32, u64), ReplicaHealth>);
 impl RolloutObservations {
     /// Health of `generation` of `replica`.
     pub fn health(&self, replica: u32, generation: u64) -> ReplicaHealth {
-        self.0.get(&(replica, generation)).copied().unwrap_or(ReplicaHealth::Missing)
+        self.0
+            .get(&(replica, generation))
+            .copied()
+            .unwrap_or(ReplicaHealth::Missing)
     }
 }
 
@@ -166,10 +178,18 @@ pub fn begin(
 ) -> Result<(RolloutState, Vec<RolloutAction>), RolloutError> {
     let running = match *state {
         RolloutState::Progressing { to, .. } | RolloutState::RollingBack { to, .. } => {
-            return if to == target { Ok((*state, Vec::new())) } else { Err(RolloutError::InProgress { current: to }) };
+            return if to == target {
+                Ok((*state, Vec::new()))
+            } else {
+                Err(RolloutError::InProgress { current: to })
+            };
         }
-        RolloutState::RolledBack { failure, .. } if failure.generation == target => return Ok((*state, Vec::new())),
-        RolloutState::Stable { generation } | RolloutState::RolledBack { generation, .. } => generation,
+        RolloutState::RolledBack { failure, .. } if failure.generation == target => {
+            return Ok((*state, Vec::new()));
+        }
+        RolloutState::Stable { generation } | RolloutState::RolledBack { generation, .. } => {
+            generation
+        }
     };
     if target < running {
         return Err(RolloutError::Backwards { target, running });
@@ -177,8 +197,20 @@ pub fn begin(
     if target == running || replicas == 0 {
         return Ok((RolloutState::Stable { generation: target }, Vec::new()));
     }
-    let next = RolloutState::Progressing { from: running, to: target, replicas, replica: 0, started_ms: now_ms };
-    Ok((next, vec![RolloutAction::Start { replica: 0, generation: target }]))
+    let next = RolloutState::Progressing {
+        from: running,
+        to: target,
+        replicas,
+        replica: 0,
+        started_ms: now_ms,
+    };
+    Ok((
+        next,
+        vec![RolloutAction::Start {
+            replica: 0,
+            generation: target,
+        }],
+    ))
 }
 
 /// Whether a health is a definite failure, and which.
@@ -191,11 +223,32 @@ const fn broken(health: ReplicaHealth) -> Option<Cause> {
 }
 
 /// Stops every new replica up to `upto` and restarts the old ones already stopped.
-fn roll_back(from: u64, to: u64, replicas: u32, upto: u32, failure: RolloutFailure) -> (RolloutState, Vec<RolloutAction>) {
-    let mut actions: Vec<RolloutAction> =
-        (0..=upto).map(|replica| RolloutAction::Stop { replica, generation: to }).collect();
-    actions.extend((0..upto).map(|replica| RolloutAction::Start { replica, generation: from }));
-    (RolloutState::RollingBack { from, to, replicas, failure }, actions)
+fn roll_back(
+    from: u64,
+    to: u64,
+    replicas: u32,
+    upto: u32,
+    failure: RolloutFailure,
+) -> (RolloutState, Vec<RolloutAction>) {
+    let mut actions: Vec<RolloutAction> = (0..=upto)
+        .map(|replica| RolloutAction::Stop {
+            replica,
+            generation: to,
+        })
+        .collect();
+    actions.extend((0..upto).map(|replica| RolloutAction::Start {
+        replica,
+        generation: from,
+    }));
+    (
+        RolloutState::RollingBack {
+            from,
+            to,
+            replicas,
+            failure,
+        },
+        actions,
+    )
 }
 
 /// Advances the rollout given what the nodes report at `now_ms`; `deadline_ms` is how long a
@@ -208,52 +261,121 @@ pub fn step(
 ) -> (RolloutState, Vec<RolloutAction>) {
     match *state {
         RolloutState::Stable { .. } | RolloutState::RolledBack { .. } => (*state, Vec::new()),
-        RolloutState::Progressing { from, to, replicas, replica, started_ms } => {
+        RolloutState::Progressing {
+            from,
+            to,
+            replicas,
+            replica,
+            started_ms,
+        } => {
             for done in 0..replica {
                 if let Some(cause) = broken(observed.health(done, to)) {
-                    let failure = RolloutFailure { replica: done, generation: to, cause };
+                    let failure = RolloutFailure {
+                        replica: done,
+                        generation: to,
+                        cause,
+                    };
                     return roll_back(from, to, replicas, replica, failure);
                 }
             }
             let health = observed.health(replica, to);
             if let Some(cause) = broken(health) {
-                return roll_back(from, to, replicas, replica, RolloutFailure { replica, generation: to, cause });
+                return roll_back(
+                    from,
+                    to,
+                    replicas,
+                    replica,
+                    RolloutFailure {
+                        replica,
+                        generation: to,
+                        cause,
+                    },
+                );
             }
             if health == ReplicaHealth::Healthy {
-                let mut actions = vec![RolloutAction::Stop { replica, generation: from }];
+                let mut actions = vec![RolloutAction::Stop {
+                    replica,
+                    generation: from,
+                }];
                 let next = replica + 1;
                 if next >= replicas {
                     return (RolloutState::Stable { generation: to }, actions);
                 }
-                actions.push(RolloutAction::Start { replica: next, generation: to });
-                return (RolloutState::Progressing { from, to, replicas, replica: next, started_ms: now_ms }, actions);
+                actions.push(RolloutAction::Start {
+                    replica: next,
+                    generation: to,
+                });
+                return (
+                    RolloutState::Progressing {
+                        from,
+                        to,
+                        replicas,
+                        replica: next,
+                        started_ms: now_ms,
+                    },
+                    actions,
+                );
             }
             if now_ms.saturating_sub(started_ms) > deadline_ms {
-                let cause = Cause::NeverHealthy { deadline_s: deadline_ms / 1000 };
-                return roll_back(from, to, replicas, replica, RolloutFailure { replica, generation: to, cause });
+                let cause = Cause::NeverHealthy {
+                    deadline_s: deadline_ms / 1000,
+                };
+                return roll_back(
+                    from,
+                    to,
+                    replicas,
+                    replica,
+                    RolloutFailure {
+                        replica,
+                        generation: to,
+                        cause,
+                    },
+                );
             }
-            let resend = (health == ReplicaHealth::Missing).then_some(RolloutAction::Start { replica, generation: to });
+            let resend = (health == ReplicaHealth::Missing).then_some(RolloutAction::Start {
+                replica,
+                generation: to,
+            });
             (*state, resend.into_iter().collect())
         }
-        RolloutState::RollingBack { from, to, replicas, failure } => {
+        RolloutState::RollingBack {
+            from,
+            to,
+            replicas,
+            failure,
+        } => {
             let mut actions = Vec::new();
             let mut settled = true;
             for replica in 0..replicas {
                 if observed.health(replica, to) != ReplicaHealth::Missing {
-                    actions.push(RolloutAction::Stop { replica, generation: to });
+                    actions.push(RolloutAction::Stop {
+                        replica,
+                        generation: to,
+                    });
                     settled = false;
                 }
                 match observed.health(replica, from) {
                     ReplicaHealth::Healthy => {}
                     ReplicaHealth::Missing => {
-                        actions.push(RolloutAction::Start { replica, generation: from });
+                        actions.push(RolloutAction::Start {
+                            replica,
+                            generation: from,
+                        });
                         settled = false;
                     }
-                    ReplicaHealth::Starting | ReplicaHealth::CrashLooping | ReplicaHealth::Failed => settled = false,
+                    ReplicaHealth::Starting
+                    | ReplicaHealth::CrashLooping
+                    | ReplicaHealth::Failed => settled = false,
                 }
             }
             if settled {
-                (RolloutState::RolledBack { generation: from, failure }, Vec::new())
+                (
+                    RolloutState::RolledBack {
+                        generation: from,
+                        failure,
+                    },
+                    Vec::new(),
+                )
             } else {
                 (*state, actions)
             }
@@ -273,101 +395,247 @@ mod tests {
     }
 
     fn start(replica: u32, generation: u64) -> RolloutAction {
-        RolloutAction::Start { replica, generation }
+        RolloutAction::Start {
+            replica,
+            generation,
+        }
     }
 
     fn stop(replica: u32, generation: u64) -> RolloutAction {
-        RolloutAction::Stop { replica, generation }
+        RolloutAction::Stop {
+            replica,
+            generation,
+        }
     }
 
     fn progressing(replica: u32, started_ms: u64) -> RolloutState {
-        RolloutState::Progressing { from: 1, to: 2, replicas: 2, replica, started_ms }
+        RolloutState::Progressing {
+            from: 1,
+            to: 2,
+            replicas: 2,
+            replica,
+            started_ms,
+        }
     }
 
     #[test]
     fn begin_from_each_state() {
         let stable = RolloutState::Stable { generation: 1 };
-        assert_eq!(begin(&stable, 2, 2, 5), Ok((progressing(0, 5), vec![start(0, 2)])));
+        assert_eq!(
+            begin(&stable, 2, 2, 5),
+            Ok((progressing(0, 5), vec![start(0, 2)]))
+        );
         assert_eq!(begin(&stable, 1, 2, 5), Ok((stable, vec![])));
-        assert_eq!(begin(&stable, 2, 0, 5), Ok((RolloutState::Stable { generation: 2 }, vec![])));
-        assert_eq!(begin(&stable, 0, 2, 5), Err(RolloutError::Backwards { target: 0, running: 1 }));
+        assert_eq!(
+            begin(&stable, 2, 0, 5),
+            Ok((RolloutState::Stable { generation: 2 }, vec![]))
+        );
+        assert_eq!(
+            begin(&stable, 0, 2, 5),
+            Err(RolloutError::Backwards {
+                target: 0,
+                running: 1
+            })
+        );
         let p = progressing(1, 5);
         assert_eq!(begin(&p, 2, 2, 9), Ok((p, vec![])));
-        assert_eq!(begin(&p, 3, 2, 9), Err(RolloutError::InProgress { current: 2 }));
-        let failure = RolloutFailure { replica: 0, generation: 2, cause: Cause::Failed };
-        let back = RolloutState::RolledBack { generation: 1, failure };
+        assert_eq!(
+            begin(&p, 3, 2, 9),
+            Err(RolloutError::InProgress { current: 2 })
+        );
+        let failure = RolloutFailure {
+            replica: 0,
+            generation: 2,
+            cause: Cause::Failed,
+        };
+        let back = RolloutState::RolledBack {
+            generation: 1,
+            failure,
+        };
         assert_eq!(begin(&back, 2, 2, 9), Ok((back, vec![])));
-        assert_eq!(begin(&back, 1, 2, 9), Ok((RolloutState::Stable { generation: 1 }, vec![])));
-        assert_eq!(begin(&back, 3, 2, 9).map(|(s, _)| s), Ok(RolloutState::Progressing { from: 1, to: 3, replicas: 2, replica: 0, started_ms: 9 }));
-        let rolling = RolloutState::RollingBack { from: 1, to: 2, replicas: 2, failure };
-        assert_eq!(begin(&rolling, 3, 2, 9), Err(RolloutError::InProgress { current: 2 }));
+        assert_eq!(
+            begin(&back, 1, 2, 9),
+            Ok((RolloutState::Stable { generation: 1 }, vec![]))
+        );
+        assert_eq!(
+            begin(&back, 3, 2, 9).map(|(s, _)| s),
+            Ok(RolloutState::Progressing {
+                from: 1,
+                to: 3,
+                replicas: 2,
+                replica: 0,
+                started_ms: 9
+            })
+        );
+        let rolling = RolloutState::RollingBack {
+            from: 1,
+            to: 2,
+            replicas: 2,
+            failure,
+        };
+        assert_eq!(
+            begin(&rolling, 3, 2, 9),
+            Err(RolloutError::InProgress { current: 2 })
+        );
     }
 
     #[test]
     fn a_healthy_rollout_goes_replica_by_replica() {
-        let (s, a) = step(&progressing(0, 0), &observe(&[(0, 1, Healthy), (0, 2, Starting)]), 1000, DEADLINE);
+        let (s, a) = step(
+            &progressing(0, 0),
+            &observe(&[(0, 1, Healthy), (0, 2, Starting)]),
+            1000,
+            DEADLINE,
+        );
         assert_eq!((s, a), (progressing(0, 0), vec![]));
-        let (s, a) = step(&s, &observe(&[(0, 1, Healthy), (0, 2, Healthy)]), 2000, DEADLINE);
+        let (s, a) = step(
+            &s,
+            &observe(&[(0, 1, Healthy), (0, 2, Healthy)]),
+            2000,
+            DEADLINE,
+        );
         assert_eq!(a, vec![stop(0, 1), start(1, 2)]);
         assert_eq!(s, progressing(1, 2000));
-        let (s, a) = step(&s, &observe(&[(0, 2, Healthy), (1, 1, Healthy), (1, 2, Healthy)]), 3000, DEADLINE);
+        let (s, a) = step(
+            &s,
+            &observe(&[(0, 2, Healthy), (1, 1, Healthy), (1, 2, Healthy)]),
+            3000,
+            DEADLINE,
+        );
         assert_eq!(a, vec![stop(1, 1)]);
         assert_eq!(s, RolloutState::Stable { generation: 2 });
-        assert_eq!(step(&s, &RolloutObservations::default(), 4000, DEADLINE), (s, vec![]));
+        assert_eq!(
+            step(&s, &RolloutObservations::default(), 4000, DEADLINE),
+            (s, vec![])
+        );
     }
 
     #[test]
     fn a_missing_new_replica_is_started_again() {
-        let (s, a) = step(&progressing(0, 0), &observe(&[(0, 1, Healthy)]), 1000, DEADLINE);
+        let (s, a) = step(
+            &progressing(0, 0),
+            &observe(&[(0, 1, Healthy)]),
+            1000,
+            DEADLINE,
+        );
         assert_eq!((s, a), (progressing(0, 0), vec![start(0, 2)]));
     }
 
     #[test]
     fn never_healthy_rolls_back_with_a_reason() {
-        let (s, a) = step(&progressing(0, 0), &observe(&[(0, 1, Healthy), (0, 2, Starting)]), DEADLINE + 1, DEADLINE);
+        let (s, a) = step(
+            &progressing(0, 0),
+            &observe(&[(0, 1, Healthy), (0, 2, Starting)]),
+            DEADLINE + 1,
+            DEADLINE,
+        );
         assert_eq!(a, vec![stop(0, 2)]);
         let failure = s.failure().expect("rolling back");
-        assert_eq!(failure.to_string(), "RolloutFailed: replica 0 of generation 2 never became healthy within 120 s");
+        assert_eq!(
+            failure.to_string(),
+            "RolloutFailed: replica 0 of generation 2 never became healthy within 120 s"
+        );
         // At the deadline exactly it still waits.
-        let (s2, _) = step(&progressing(0, 0), &observe(&[(0, 2, Starting)]), DEADLINE, DEADLINE);
+        let (s2, _) = step(
+            &progressing(0, 0),
+            &observe(&[(0, 2, Starting)]),
+            DEADLINE,
+            DEADLINE,
+        );
         assert_eq!(s2, progressing(0, 0));
     }
 
     #[test]
     fn crash_loops_and_failures_roll_back_at_once() {
-        for (health, cause, text) in [(CrashLooping, Cause::CrashLooping, "crash-looped"), (Failed, Cause::Failed, "failed")] {
-            let (s, a) = step(&progressing(1, 0), &observe(&[(0, 2, Healthy), (1, 1, Healthy), (1, 2, health)]), 10, DEADLINE);
+        for (health, cause, text) in [
+            (CrashLooping, Cause::CrashLooping, "crash-looped"),
+            (Failed, Cause::Failed, "failed"),
+        ] {
+            let (s, a) = step(
+                &progressing(1, 0),
+                &observe(&[(0, 2, Healthy), (1, 1, Healthy), (1, 2, health)]),
+                10,
+                DEADLINE,
+            );
             // Both new replicas stop, the old replica 0 (already stopped) comes back.
             assert_eq!(a, vec![stop(0, 2), stop(1, 2), start(0, 1)]);
             let failure = s.failure().expect("rolling back");
-            assert_eq!(failure, RolloutFailure { replica: 1, generation: 2, cause });
-            assert_eq!(failure.to_string(), format!("RolloutFailed: replica 1 of generation 2 {text}"));
+            assert_eq!(
+                failure,
+                RolloutFailure {
+                    replica: 1,
+                    generation: 2,
+                    cause
+                }
+            );
+            assert_eq!(
+                failure.to_string(),
+                format!("RolloutFailed: replica 1 of generation 2 {text}")
+            );
         }
     }
 
     #[test]
     fn an_already_switched_replica_breaking_rolls_back() {
-        let (s, a) = step(&progressing(1, 0), &observe(&[(0, 2, CrashLooping), (1, 1, Healthy), (1, 2, Starting)]), 10, DEADLINE);
+        let (s, a) = step(
+            &progressing(1, 0),
+            &observe(&[(0, 2, CrashLooping), (1, 1, Healthy), (1, 2, Starting)]),
+            10,
+            DEADLINE,
+        );
         assert_eq!(a, vec![stop(0, 2), stop(1, 2), start(0, 1)]);
         assert_eq!(s.failure().map(|f| f.replica), Some(0));
     }
 
     #[test]
     fn rolling_back_repeats_until_the_old_generation_is_healthy() {
-        let failure = RolloutFailure { replica: 1, generation: 2, cause: Cause::Failed };
-        let s = RolloutState::RollingBack { from: 1, to: 2, replicas: 2, failure };
+        let failure = RolloutFailure {
+            replica: 1,
+            generation: 2,
+            cause: Cause::Failed,
+        };
+        let s = RolloutState::RollingBack {
+            from: 1,
+            to: 2,
+            replicas: 2,
+            failure,
+        };
         // New replica 1 still reported, old replica 0 missing: re-sent.
-        let (s1, a) = step(&s, &observe(&[(1, 2, Failed), (1, 1, Healthy)]), 10, DEADLINE);
+        let (s1, a) = step(
+            &s,
+            &observe(&[(1, 2, Failed), (1, 1, Healthy)]),
+            10,
+            DEADLINE,
+        );
         assert_eq!((s1, a), (s, vec![start(0, 1), stop(1, 2)]));
         // Old replica 0 starting: wait.
-        let (s2, a) = step(&s, &observe(&[(0, 1, Starting), (1, 1, Healthy)]), 20, DEADLINE);
+        let (s2, a) = step(
+            &s,
+            &observe(&[(0, 1, Starting), (1, 1, Healthy)]),
+            20,
+            DEADLINE,
+        );
         assert_eq!((s2, a), (s, vec![]));
         // All old healthy, no new: rolled back, with the reason kept.
-        let (s3, a) = step(&s, &observe(&[(0, 1, Healthy), (1, 1, Healthy)]), 30, DEADLINE);
+        let (s3, a) = step(
+            &s,
+            &observe(&[(0, 1, Healthy), (1, 1, Healthy)]),
+            30,
+            DEADLINE,
+        );
         assert_eq!(a, vec![]);
-        assert_eq!(s3, RolloutState::RolledBack { generation: 1, failure });
+        assert_eq!(
+            s3,
+            RolloutState::RolledBack {
+                generation: 1,
+                failure
+            }
+        );
         assert_eq!(s3.failure(), Some(failure));
-        assert_eq!(step(&s3, &RolloutObservations::default(), 40, DEADLINE), (s3, vec![]));
+        assert_eq!(
+            step(&s3, &RolloutObservations::default(), 40, DEADLINE),
+            (s3, vec![])
+        );
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub fn sorted_node_set(nodes: impl IntoIterator<Item = Address>) -> Vec<Address>
 
 fn check_sorted(nodes: &[Address]) -> Result<(), ProposalError> {
     match nodes.windows(2).position(|pair| pair[1] <= pair[0]) {
-        Some(position) => Err(ProposalError::NotSorted { index: position + 1 }),
+        Some(position) => Err(ProposalError::NotSorted {
+            index: position + 1,
+        }),
         None => Ok(()),
     }
 }
@@ -67,9 +69,15 @@ fn encode_string_tail(out: &mut Vec<u8>, text: &[u8]) {
 }
 
 /// The proposal hash of an availability table (`submitAvailability`).
-pub fn availability_proposal(nodes: &[Address], availability: &[u8]) -> Result<B256, ProposalError> {
+pub fn availability_proposal(
+    nodes: &[Address],
+    availability: &[u8],
+) -> Result<B256, ProposalError> {
     if nodes.len() != availability.len() {
-        return Err(ProposalError::LengthMismatch { nodes: nodes.len(), values: availability.len() });
+        return Err(ProposalError::LengthMismatch {
+            nodes: nodes.len(),
+            values: availability.len(),
+        });
     }
     check_sorted(nodes)?;
     let n = nodes.len();
@@ -115,7 +123,11 @@ mod tests {
     use alloy_sol_types::{SolType, sol_data};
     use proptest::prelude::*;
 
-    type AvailabilityArgs = (sol_data::String, sol_data::Array<sol_data::Address>, sol_data::Array<sol_data::Uint<8>>);
+    type AvailabilityArgs = (
+        sol_data::String,
+        sol_data::Array<sol_data::Address>,
+        sol_data::Array<sol_data::Uint<8>>,
+    );
 
     fn node(byte: u8) -> Address {
         Address::with_last_byte(byte)
@@ -133,24 +145,42 @@ mod tests {
 
     #[test]
     fn unsorted_or_duplicate_nodes_are_refused() {
-        assert_eq!(node_set_proposal(&[node(2), node(1)]), Err(ProposalError::NotSorted { index: 1 }));
-        assert_eq!(node_set_proposal(&[node(1), node(2), node(2)]), Err(ProposalError::NotSorted { index: 2 }));
+        assert_eq!(
+            node_set_proposal(&[node(2), node(1)]),
+            Err(ProposalError::NotSorted { index: 1 })
+        );
+        assert_eq!(
+            node_set_proposal(&[node(1), node(2), node(2)]),
+            Err(ProposalError::NotSorted { index: 2 })
+        );
         assert_eq!(
             availability_proposal(&[node(1)], &[1, 2]),
-            Err(ProposalError::LengthMismatch { nodes: 1, values: 2 })
+            Err(ProposalError::LengthMismatch {
+                nodes: 1,
+                values: 2
+            })
         );
-        assert_eq!(sorted_node_set([node(3), node(1), node(3)]), vec![node(1), node(3)]);
+        assert_eq!(
+            sorted_node_set([node(3), node(1), node(3)]),
+            vec![node(1), node(3)]
+        );
     }
 
     #[test]
     fn round_keys_match_abi_encode() {
-        let expected = keccak256(<(sol_data::Uint<256>, sol_data::Uint<256>)>::abi_encode_params(&(
-            U256::from(7),
-            U256::from(3),
-        )));
+        let expected = keccak256(
+            <(sol_data::Uint<256>, sol_data::Uint<256>)>::abi_encode_params(&(
+                U256::from(7),
+                U256::from(3),
+            )),
+        );
         assert_eq!(node_set_round_key(7, 3), expected);
-        let expected =
-            keccak256(<(sol_data::String, sol_data::Uint<256>)>::abi_encode_params(&("availability".to_owned(), U256::from(42))));
+        let expected = keccak256(
+            <(sol_data::String, sol_data::Uint<256>)>::abi_encode_params(&(
+                "availability".to_owned(),
+                U256::from(42),
+            )),
+        );
         assert_eq!(availability_round_key(42), expected);
     }
 

@@ -101,7 +101,10 @@ impl NodeSetRounds {
         }
         let proposal = node_set_proposal(nodes)?;
         if nodes.len() > requested {
-            return Err(RoundError::TooManyNodes { proposed: nodes.len(), requested });
+            return Err(RoundError::TooManyNodes {
+                proposed: nodes.len(),
+                requested,
+            });
         }
         if self.tally.submissions() > 0 && self.tally.epoch() != epoch {
             self.round += 1;
@@ -113,7 +116,11 @@ impl NodeSetRounds {
             self.round += 1;
             self.tally = Tally::new();
         }
-        Ok(RoundVote { round, proposal, outcome })
+        Ok(RoundVote {
+            round,
+            proposal,
+            outcome,
+        })
     }
 
     /// Records the node list of a decided proposal (the caller knows the list behind each hash,
@@ -135,7 +142,11 @@ pub struct AvailabilityRound {
 impl AvailabilityRound {
     /// The round of `epoch`.
     pub fn new(epoch: u64) -> Self {
-        Self { epoch, tally: Tally::new(), recorded: None }
+        Self {
+            epoch,
+            tally: Tally::new(),
+            recorded: None,
+        }
     }
 
     /// The recorded table's proposal hash, once decided.
@@ -153,7 +164,10 @@ impl AvailabilityRound {
         oracles: usize,
     ) -> Result<RoundVote, RoundError> {
         if self.epoch >= current_epoch {
-            return Err(RoundError::EpochNotEnded { epoch: self.epoch, current: current_epoch });
+            return Err(RoundError::EpochNotEnded {
+                epoch: self.epoch,
+                current: current_epoch,
+            });
         }
         if self.recorded.is_some() {
             return Err(RoundError::AlreadyRecorded(self.epoch));
@@ -163,7 +177,11 @@ impl AvailabilityRound {
         if let VoteOutcome::Decided(winner) = outcome {
             self.recorded = Some(winner);
         }
-        Ok(RoundVote { round: 0, proposal, outcome })
+        Ok(RoundVote {
+            round: 0,
+            proposal,
+            outcome,
+        })
     }
 }
 
@@ -182,7 +200,13 @@ mod tests {
         // n = 3: quorum 2, threshold 2.
         let first = job.submit(addr(1), &set, 2, 5, 3).expect("accepted");
         assert_eq!(first.round, 0);
-        assert!(matches!(first.outcome, VoteOutcome::Waiting { submissions: 1, quorum: 2 }));
+        assert!(matches!(
+            first.outcome,
+            VoteOutcome::Waiting {
+                submissions: 1,
+                quorum: 2
+            }
+        ));
         let second = job.submit(addr(2), &set, 2, 5, 3).expect("accepted");
         assert_eq!(second.outcome, VoteOutcome::Decided(first.proposal));
         assert_eq!(job.round(), 1);
@@ -201,9 +225,15 @@ mod tests {
         // Same oracle, next epoch: a fresh round, so no AlreadyVoted.
         let vote = job.submit(addr(1), &set, 1, 6, 3).expect("accepted");
         assert_eq!(vote.round, 1);
-        assert!(matches!(vote.outcome, VoteOutcome::Waiting { submissions: 1, .. }));
+        assert!(matches!(
+            vote.outcome,
+            VoteOutcome::Waiting { submissions: 1, .. }
+        ));
         // Same epoch again: refused.
-        assert_eq!(job.submit(addr(1), &set, 1, 6, 3), Err(RoundError::Vote(VoteError::AlreadyVoted(addr(1)))));
+        assert_eq!(
+            job.submit(addr(1), &set, 1, 6, 3),
+            Err(RoundError::Vote(VoteError::AlreadyVoted(addr(1))))
+        );
     }
 
     #[test]
@@ -211,9 +241,15 @@ mod tests {
         let mut job = NodeSetRounds::new();
         assert_eq!(
             job.submit(addr(1), &[addr(10), addr(11)], 1, 0, 3),
-            Err(RoundError::TooManyNodes { proposed: 2, requested: 1 })
+            Err(RoundError::TooManyNodes {
+                proposed: 2,
+                requested: 1
+            })
         );
-        assert!(matches!(job.submit(addr(1), &[addr(11), addr(10)], 2, 0, 3), Err(RoundError::Proposal(_))));
+        assert!(matches!(
+            job.submit(addr(1), &[addr(11), addr(10)], 2, 0, 3),
+            Err(RoundError::Proposal(_))
+        ));
     }
 
     #[test]
@@ -223,7 +259,10 @@ mod tests {
         assert!(matches!(vote.outcome, VoteOutcome::Decided(_)));
         job.apply(&[]);
         assert!(job.is_closed());
-        assert_eq!(job.submit(addr(2), &[], 1, 0, 1), Err(RoundError::JobClosed));
+        assert_eq!(
+            job.submit(addr(2), &[], 1, 0, 1),
+            Err(RoundError::JobClosed)
+        );
     }
 
     #[test]
@@ -232,14 +271,27 @@ mod tests {
         let nodes = [addr(10), addr(11)];
         assert_eq!(
             round.submit(addr(1), &nodes, &[255, 200], 4, 3),
-            Err(RoundError::EpochNotEnded { epoch: 4, current: 4 })
+            Err(RoundError::EpochNotEnded {
+                epoch: 4,
+                current: 4
+            })
         );
-        round.submit(addr(1), &nodes, &[255, 200], 5, 3).expect("accepted");
-        let vote = round.submit(addr(2), &nodes, &[255, 200], 5, 3).expect("accepted");
+        round
+            .submit(addr(1), &nodes, &[255, 200], 5, 3)
+            .expect("accepted");
+        let vote = round
+            .submit(addr(2), &nodes, &[255, 200], 5, 3)
+            .expect("accepted");
         assert_eq!(vote.outcome, VoteOutcome::Decided(vote.proposal));
         assert_eq!(round.recorded(), Some(vote.proposal));
-        assert_eq!(round.submit(addr(3), &nodes, &[255, 200], 5, 3), Err(RoundError::AlreadyRecorded(4)));
+        assert_eq!(
+            round.submit(addr(3), &nodes, &[255, 200], 5, 3),
+            Err(RoundError::AlreadyRecorded(4))
+        );
         let mut other = AvailabilityRound::new(1);
-        assert!(matches!(other.submit(addr(1), &nodes, &[1], 5, 3), Err(RoundError::Proposal(_))));
+        assert!(matches!(
+            other.submit(addr(1), &nodes, &[1], 5, 3),
+            Err(RoundError::Proposal(_))
+        ));
     }
 }

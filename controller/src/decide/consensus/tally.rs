@@ -93,7 +93,13 @@ impl Tally {
     }
 
     /// Records `oracle`'s vote for `proposal` in `epoch` with `oracles` active oracles.
-    pub fn vote(&mut self, oracle: Address, proposal: B256, epoch: u64, oracles: usize) -> Result<VoteOutcome, VoteError> {
+    pub fn vote(
+        &mut self,
+        oracle: Address,
+        proposal: B256,
+        epoch: u64,
+        oracles: usize,
+    ) -> Result<VoteOutcome, VoteError> {
         if !self.voted.insert(oracle) {
             return Err(VoteError::AlreadyVoted(oracle));
         }
@@ -114,10 +120,16 @@ impl Tally {
     pub const fn outcome(&self, oracles: usize) -> VoteOutcome {
         let quorum = submission_quorum(oracles);
         if self.submissions < quorum {
-            return VoteOutcome::Waiting { submissions: self.submissions, quorum };
+            return VoteOutcome::Waiting {
+                submissions: self.submissions,
+                quorum,
+            };
         }
         if self.best_count < decision_threshold(oracles) {
-            return VoteOutcome::NotReached { submissions: self.submissions, best_count: self.best_count };
+            return VoteOutcome::NotReached {
+                submissions: self.submissions,
+                best_count: self.best_count,
+            };
         }
         VoteOutcome::Decided(self.best)
     }
@@ -126,7 +138,11 @@ impl Tally {
 /// Replays `votes` in order into a fresh round with `oracles` active oracles and returns the
 /// outcome: the first decision if one happens (later votes would land in the next round), else
 /// the outcome after the last vote.
-pub fn predict(oracles: usize, epoch: u64, votes: &[(Address, B256)]) -> Result<VoteOutcome, VoteError> {
+pub fn predict(
+    oracles: usize,
+    epoch: u64,
+    votes: &[(Address, B256)],
+) -> Result<VoteOutcome, VoteError> {
     let mut tally = Tally::new();
     let mut outcome = tally.outcome(oracles);
     for &(oracle, proposal) in votes {
@@ -177,20 +193,42 @@ mod tests {
                     return VoteOutcome::Decided(proposal(winner.expect("non-empty")));
                 }
                 if last {
-                    return VoteOutcome::NotReached { submissions: k, best_count: max };
+                    return VoteOutcome::NotReached {
+                        submissions: k,
+                        best_count: max,
+                    };
                 }
             } else if last {
-                return VoteOutcome::Waiting { submissions: k, quorum: n / 2 + 1 };
+                return VoteOutcome::Waiting {
+                    submissions: k,
+                    quorum: n / 2 + 1,
+                };
             }
         }
-        VoteOutcome::Waiting { submissions: 0, quorum: n / 2 + 1 }
+        VoteOutcome::Waiting {
+            submissions: 0,
+            quorum: n / 2 + 1,
+        }
     }
 
     #[test]
     fn thresholds() {
-        let table = [(1, 1, 1), (2, 2, 1), (3, 2, 2), (4, 3, 2), (5, 3, 2), (6, 4, 3), (7, 4, 3), (10, 6, 4)];
+        let table = [
+            (1, 1, 1),
+            (2, 2, 1),
+            (3, 2, 2),
+            (4, 3, 2),
+            (5, 3, 2),
+            (6, 4, 3),
+            (7, 4, 3),
+            (10, 6, 4),
+        ];
         for (n, quorum, threshold) in table {
-            assert_eq!((submission_quorum(n), decision_threshold(n)), (quorum, threshold), "n = {n}");
+            assert_eq!(
+                (submission_quorum(n), decision_threshold(n)),
+                (quorum, threshold),
+                "n = {n}"
+            );
         }
     }
 
@@ -198,7 +236,10 @@ mod tests {
     fn double_votes_are_refused() {
         let mut tally = Tally::new();
         assert!(tally.vote(oracle(0), proposal(0), 5, 4).is_ok());
-        assert_eq!(tally.vote(oracle(0), proposal(1), 5, 4), Err(VoteError::AlreadyVoted(oracle(0))));
+        assert_eq!(
+            tally.vote(oracle(0), proposal(1), 5, 4),
+            Err(VoteError::AlreadyVoted(oracle(0)))
+        );
         assert_eq!(tally.submissions(), 1);
         assert_eq!(tally.epoch(), 5);
         assert!(tally.has_voted(&oracle(0)));
@@ -208,11 +249,25 @@ mod tests {
     #[test]
     fn four_oracles_split_two_two_decides_for_the_first_to_two() {
         // n = 4: quorum 3, threshold 2. Votes A, B, B: after the third, B has 2 → decided B.
-        let votes = [(oracle(0), proposal(0)), (oracle(1), proposal(1)), (oracle(2), proposal(1))];
+        let votes = [
+            (oracle(0), proposal(0)),
+            (oracle(1), proposal(1)),
+            (oracle(2), proposal(1)),
+        ];
         assert_eq!(predict(4, 0, &votes), Ok(VoteOutcome::Decided(proposal(1))));
         // A, B, C: quorum met, best has 1 < 2 → not reached; a fourth vote for B decides B.
-        let mut votes = vec![(oracle(0), proposal(0)), (oracle(1), proposal(1)), (oracle(2), proposal(2))];
-        assert_eq!(predict(4, 0, &votes), Ok(VoteOutcome::NotReached { submissions: 3, best_count: 1 }));
+        let mut votes = vec![
+            (oracle(0), proposal(0)),
+            (oracle(1), proposal(1)),
+            (oracle(2), proposal(2)),
+        ];
+        assert_eq!(
+            predict(4, 0, &votes),
+            Ok(VoteOutcome::NotReached {
+                submissions: 3,
+                best_count: 1
+            })
+        );
         votes.push((oracle(3), proposal(1)));
         assert_eq!(predict(4, 0, &votes), Ok(VoteOutcome::Decided(proposal(1))));
     }
@@ -222,12 +277,20 @@ mod tests {
         // n = 6: quorum 4, threshold 3. A A B B B A: after the 5th vote B has 3 → B, although A
         // ends with 3 too.
         let order = [0u8, 0, 1, 1, 1, 0];
-        let votes: Vec<_> = order.iter().enumerate().map(|(i, &p)| (oracle(i), proposal(p))).collect();
+        let votes: Vec<_> = order
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| (oracle(i), proposal(p)))
+            .collect();
         assert_eq!(predict(6, 0, &votes), Ok(VoteOutcome::Decided(proposal(1))));
         // n = 9: quorum 5, threshold 4. A A A B B B B A: best is A until B reaches 4 with the 7th
         // vote, so B wins.
         let order = [0u8, 0, 0, 1, 1, 1, 1, 0];
-        let votes: Vec<_> = order.iter().enumerate().map(|(i, &p)| (oracle(i), proposal(p))).collect();
+        let votes: Vec<_> = order
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| (oracle(i), proposal(p)))
+            .collect();
         assert_eq!(predict(9, 0, &votes), Ok(VoteOutcome::Decided(proposal(1))));
     }
 
@@ -245,8 +308,16 @@ mod tests {
                             p
                         })
                         .collect();
-                    let votes: Vec<_> = order.iter().enumerate().map(|(i, &p)| (oracle(i), proposal(p))).collect();
-                    assert_eq!(predict(n, 0, &votes), Ok(reference(n, &order)), "n = {n}, votes {order:?}");
+                    let votes: Vec<_> = order
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &p)| (oracle(i), proposal(p)))
+                        .collect();
+                    assert_eq!(
+                        predict(n, 0, &votes),
+                        Ok(reference(n, &order)),
+                        "n = {n}, votes {order:?}"
+                    );
                 }
             }
         }
@@ -266,12 +337,24 @@ mod tests {
                     let order: Vec<u8> = (0..n)
                         .map(|i| {
                             let slot = (i + shift) % n;
-                            if slot < f { 1 + u8::try_from((colours >> slot) & 1).expect("bit") } else { 0 }
+                            if slot < f {
+                                1 + u8::try_from((colours >> slot) & 1).expect("bit")
+                            } else {
+                                0
+                            }
                         })
                         .collect();
-                    let votes: Vec<_> = order.iter().enumerate().map(|(i, &p)| (oracle(i), proposal(p))).collect();
+                    let votes: Vec<_> = order
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &p)| (oracle(i), proposal(p)))
+                        .collect();
                     let outcome = predict(n, 0, &votes).expect("distinct oracles");
-                    assert_eq!(outcome, VoteOutcome::Decided(proposal(0)), "n = {n}, votes {order:?}");
+                    assert_eq!(
+                        outcome,
+                        VoteOutcome::Decided(proposal(0)),
+                        "n = {n}, votes {order:?}"
+                    );
                 }
             }
         }

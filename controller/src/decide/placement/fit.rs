@@ -163,8 +163,13 @@ impl fmt::Display for Rejections {
 }
 
 /// Whether `labels` carry every `selector` label with the same value.
-pub fn selector_matches(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
-    selector.iter().all(|(key, value)| labels.get(key) == Some(value))
+pub fn selector_matches(
+    selector: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    selector
+        .iter()
+        .all(|(key, value)| labels.get(key) == Some(value))
 }
 
 /// Whether the node's GPU model satisfies the demand's.
@@ -179,7 +184,11 @@ pub fn gpu_model_matches(demand: &Demand, node_model: Option<&str>) -> bool {
 /// Whether a node may keep a replica it already runs: licensed, not confirmed lost, and still
 /// matching the selector and GPU model. Free resources are not rechecked — they already
 /// account for the running replica.
-pub fn may_keep(candidate: &Candidate, demand: &Demand, selector: &BTreeMap<String, String>) -> bool {
+pub fn may_keep(
+    candidate: &Candidate,
+    demand: &Demand,
+    selector: &BTreeMap<String, String>,
+) -> bool {
     candidate.licensed
         && candidate.liveness.may_keep_workloads()
         && selector_matches(selector, &candidate.labels)
@@ -226,13 +235,24 @@ mod tests {
             licensed: true,
             liveness: NodeLiveness::Alive,
             labels: BTreeMap::from([("kyb".to_owned(), "true".to_owned())]),
-            free: Capacity { cpu_millis: 2000, memory_bytes: 4 << 30, disk_bytes: 20 << 30, gpu: 1 },
+            free: Capacity {
+                cpu_millis: 2000,
+                memory_bytes: 4 << 30,
+                disk_bytes: 20 << 30,
+                gpu: 1,
+            },
             gpu_model: Some("NVIDIA L4".to_owned()),
         }
     }
 
     fn demand() -> Demand {
-        Demand { cpu_millis: 1000, memory_bytes: 2 << 30, disk_bytes: 8 << 30, gpu: 0, gpu_model: None }
+        Demand {
+            cpu_millis: 1000,
+            memory_bytes: 2 << 30,
+            disk_bytes: 8 << 30,
+            gpu: 0,
+            gpu_model: None,
+        }
     }
 
     #[test]
@@ -242,32 +262,137 @@ mod tests {
         let d = demand();
         assert_eq!(reject(&c, &c.free, &d, &selector), None);
         let cases: Vec<(Candidate, Demand, Rejection)> = vec![
-            (Candidate { licensed: false, ..candidate() }, demand(), Rejection::NotLicensed),
-            (Candidate { liveness: NodeLiveness::Suspect, ..candidate() }, demand(), Rejection::NotAlive),
-            (Candidate { liveness: NodeLiveness::Unknown, ..candidate() }, demand(), Rejection::NotAlive),
-            (Candidate { labels: BTreeMap::new(), ..candidate() }, demand(), Rejection::SelectorMismatch),
-            (candidate(), Demand { gpu_model: Some("H100".to_owned()), ..demand() }, Rejection::GpuModelMismatch),
-            (Candidate { gpu_model: None, ..candidate() }, Demand { gpu_model: Some("l4".to_owned()), ..demand() }, Rejection::GpuModelMismatch),
-            (candidate(), Demand { cpu_millis: 2001, ..demand() }, Rejection::InsufficientCpu),
-            (candidate(), Demand { memory_bytes: 5 << 30, ..demand() }, Rejection::InsufficientMemory),
-            (candidate(), Demand { disk_bytes: 21 << 30, ..demand() }, Rejection::InsufficientDisk),
-            (candidate(), Demand { gpu: 2, ..demand() }, Rejection::InsufficientGpu),
+            (
+                Candidate {
+                    licensed: false,
+                    ..candidate()
+                },
+                demand(),
+                Rejection::NotLicensed,
+            ),
+            (
+                Candidate {
+                    liveness: NodeLiveness::Suspect,
+                    ..candidate()
+                },
+                demand(),
+                Rejection::NotAlive,
+            ),
+            (
+                Candidate {
+                    liveness: NodeLiveness::Unknown,
+                    ..candidate()
+                },
+                demand(),
+                Rejection::NotAlive,
+            ),
+            (
+                Candidate {
+                    labels: BTreeMap::new(),
+                    ..candidate()
+                },
+                demand(),
+                Rejection::SelectorMismatch,
+            ),
+            (
+                candidate(),
+                Demand {
+                    gpu_model: Some("H100".to_owned()),
+                    ..demand()
+                },
+                Rejection::GpuModelMismatch,
+            ),
+            (
+                Candidate {
+                    gpu_model: None,
+                    ..candidate()
+                },
+                Demand {
+                    gpu_model: Some("l4".to_owned()),
+                    ..demand()
+                },
+                Rejection::GpuModelMismatch,
+            ),
+            (
+                candidate(),
+                Demand {
+                    cpu_millis: 2001,
+                    ..demand()
+                },
+                Rejection::InsufficientCpu,
+            ),
+            (
+                candidate(),
+                Demand {
+                    memory_bytes: 5 << 30,
+                    ..demand()
+                },
+                Rejection::InsufficientMemory,
+            ),
+            (
+                candidate(),
+                Demand {
+                    disk_bytes: 21 << 30,
+                    ..demand()
+                },
+                Rejection::InsufficientDisk,
+            ),
+            (
+                candidate(),
+                Demand { gpu: 2, ..demand() },
+                Rejection::InsufficientGpu,
+            ),
         ];
         for (c, d, why) in cases {
             assert_eq!(reject(&c, &c.free, &d, &selector), Some(why), "{why:?}");
         }
-        let gpu = Demand { gpu: 1, gpu_model: Some("nvidia l4".to_owned()), ..demand() };
+        let gpu = Demand {
+            gpu: 1,
+            gpu_model: Some("nvidia l4".to_owned()),
+            ..demand()
+        };
         assert_eq!(reject(&c, &c.free, &gpu, &selector), None);
     }
 
     #[test]
     fn keeping_ignores_resources_and_suspicion() {
         let selector = BTreeMap::new();
-        let d = Demand { cpu_millis: 1 << 40, ..demand() };
-        assert!(may_keep(&Candidate { liveness: NodeLiveness::Suspect, ..candidate() }, &d, &selector));
-        assert!(may_keep(&Candidate { liveness: NodeLiveness::Unknown, ..candidate() }, &d, &selector));
-        assert!(!may_keep(&Candidate { liveness: NodeLiveness::Lost, ..candidate() }, &d, &selector));
-        assert!(!may_keep(&Candidate { licensed: false, ..candidate() }, &d, &selector));
+        let d = Demand {
+            cpu_millis: 1 << 40,
+            ..demand()
+        };
+        assert!(may_keep(
+            &Candidate {
+                liveness: NodeLiveness::Suspect,
+                ..candidate()
+            },
+            &d,
+            &selector
+        ));
+        assert!(may_keep(
+            &Candidate {
+                liveness: NodeLiveness::Unknown,
+                ..candidate()
+            },
+            &d,
+            &selector
+        ));
+        assert!(!may_keep(
+            &Candidate {
+                liveness: NodeLiveness::Lost,
+                ..candidate()
+            },
+            &d,
+            &selector
+        ));
+        assert!(!may_keep(
+            &Candidate {
+                licensed: false,
+                ..candidate()
+            },
+            &d,
+            &selector
+        ));
         let other = BTreeMap::from([("kyb".to_owned(), "false".to_owned())]);
         assert!(!may_keep(&candidate(), &d, &other));
     }
@@ -275,12 +400,42 @@ mod tests {
     #[test]
     fn capacity_arithmetic_and_conversions() {
         let free = candidate().free.minus(&Demand { gpu: 3, ..demand() });
-        assert_eq!(free, Capacity { cpu_millis: 1000, memory_bytes: 2 << 30, disk_bytes: 12 << 30, gpu: 0 });
-        let resources = NodeResources { cpu_millis_free: 7, memory_free: 8, disk_free: 9, gpu_free: 1, ..NodeResources::default() };
-        assert_eq!(Capacity::from(&resources), Capacity { cpu_millis: 7, memory_bytes: 8, disk_bytes: 9, gpu: 1 });
-        let amounts = ResourceAmounts { cpu_millis: 500, memory_bytes: 1 << 30, disk_bytes: None, gpu: 1 };
+        assert_eq!(
+            free,
+            Capacity {
+                cpu_millis: 1000,
+                memory_bytes: 2 << 30,
+                disk_bytes: 12 << 30,
+                gpu: 0
+            }
+        );
+        let resources = NodeResources {
+            cpu_millis_free: 7,
+            memory_free: 8,
+            disk_free: 9,
+            gpu_free: 1,
+            ..NodeResources::default()
+        };
+        assert_eq!(
+            Capacity::from(&resources),
+            Capacity {
+                cpu_millis: 7,
+                memory_bytes: 8,
+                disk_bytes: 9,
+                gpu: 1
+            }
+        );
+        let amounts = ResourceAmounts {
+            cpu_millis: 500,
+            memory_bytes: 1 << 30,
+            disk_bytes: None,
+            gpu: 1,
+        };
         let d = Demand::from_amounts(&amounts, Some("L4".to_owned()));
-        assert_eq!((d.cpu_millis, d.memory_bytes, d.disk_bytes, d.gpu), (500, 1 << 30, 0, 1));
+        assert_eq!(
+            (d.cpu_millis, d.memory_bytes, d.disk_bytes, d.gpu),
+            (500, 1 << 30, 0, 1)
+        );
     }
 
     #[test]
@@ -290,6 +445,9 @@ mod tests {
         r.add(Rejection::InsufficientMemory);
         r.add(Rejection::InsufficientMemory);
         r.add(Rejection::SelectorMismatch);
-        assert_eq!(r.to_string(), "0/3 nodes available: 1 not matching nodeSelector, 2 insufficient memory");
+        assert_eq!(
+            r.to_string(),
+            "0/3 nodes available: 1 not matching nodeSelector, 2 insufficient memory"
+        );
     }
 }

@@ -66,7 +66,10 @@ pub struct Placement {
 impl Placement {
     /// Replicas placed by this call (not kept), with their nodes.
     pub fn new_assignments(&self) -> impl Iterator<Item = (u32, Address)> + '_ {
-        self.assignments.iter().filter(|(replica, _)| !self.kept.contains(replica)).map(|(&r, &n)| (r, n))
+        self.assignments
+            .iter()
+            .filter(|(replica, _)| !self.kept.contains(replica))
+            .map(|(&r, &n)| (r, n))
     }
 }
 
@@ -88,7 +91,8 @@ fn index(candidates: &[Candidate]) -> BTreeMap<Address, &Candidate> {
 /// Places one job.
 pub fn place(request: &PlacementRequest, candidates: &[Candidate]) -> Placement {
     let by_node = index(candidates);
-    let mut free: BTreeMap<Address, Capacity> = by_node.iter().map(|(&node, c)| (node, c.free)).collect();
+    let mut free: BTreeMap<Address, Capacity> =
+        by_node.iter().map(|(&node, c)| (node, c.free)).collect();
     place_one(request, &by_node, &mut free)
 }
 
@@ -96,7 +100,8 @@ pub fn place(request: &PlacementRequest, candidates: &[Candidate]) -> Placement 
 /// the resources the previous ones took. Results come back in input order.
 pub fn place_jobs(requests: &[PlacementRequest], candidates: &[Candidate]) -> Vec<Placement> {
     let by_node = index(candidates);
-    let mut free: BTreeMap<Address, Capacity> = by_node.iter().map(|(&node, c)| (node, c.free)).collect();
+    let mut free: BTreeMap<Address, Capacity> =
+        by_node.iter().map(|(&node, c)| (node, c.free)).collect();
     let mut order: Vec<usize> = (0..requests.len()).collect();
     order.sort_by_key(|&i| requests[i].job_id);
     let mut results: Vec<Option<Placement>> = vec![None; requests.len()];
@@ -145,7 +150,12 @@ fn place_one(
         }
         let mut ranked: Vec<(alloy_primitives::B256, &Candidate)> = by_node
             .values()
-            .map(|&candidate| (score(request.job_id, request.salt, replica, &candidate.node), candidate))
+            .map(|&candidate| {
+                (
+                    score(request.job_id, request.salt, replica, &candidate.node),
+                    candidate,
+                )
+            })
             .collect();
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.node.cmp(&b.1.node)));
         let mut why = Rejections::default();
@@ -204,17 +214,33 @@ mod tests {
             licensed: true,
             liveness: NodeLiveness::Alive,
             labels: BTreeMap::new(),
-            free: Capacity { cpu_millis: 4000, memory_bytes: 8 << 30, disk_bytes: 100 << 30, gpu: 0 },
+            free: Capacity {
+                cpu_millis: 4000,
+                memory_bytes: 8 << 30,
+                disk_bytes: 100 << 30,
+                gpu: 0,
+            },
             gpu_model: None,
         }
     }
 
     fn small() -> Demand {
-        Demand { cpu_millis: 1000, memory_bytes: 1 << 30, disk_bytes: 0, gpu: 0, gpu_model: None }
+        Demand {
+            cpu_millis: 1000,
+            memory_bytes: 1 << 30,
+            disk_bytes: 0,
+            gpu: 0,
+            gpu_model: None,
+        }
     }
 
     fn request(job_id: u64, replicas: u32) -> PlacementRequest {
-        PlacementRequest { job_id, replicas, demand: small(), ..PlacementRequest::default() }
+        PlacementRequest {
+            job_id,
+            replicas,
+            demand: small(),
+            ..PlacementRequest::default()
+        }
     }
 
     fn fleet(n: u32) -> Vec<Candidate> {
@@ -235,14 +261,20 @@ mod tests {
     #[test]
     fn too_few_nodes_leaves_replicas_unplaceable_with_reasons() {
         let mut nodes = fleet(2);
-        nodes.push(Candidate { licensed: false, ..node(7, 7) });
+        nodes.push(Candidate {
+            licensed: false,
+            ..node(7, 7)
+        });
         let p = place(&request(1, 3), &nodes);
         assert_eq!(p.assignments.len(), 2);
         assert_eq!(p.unplaceable.len(), 1);
         let why = &p.unplaceable[0].why;
         assert_eq!(why.0.get(&Rejection::Taken), Some(&2));
         assert_eq!(why.0.get(&Rejection::NotLicensed), Some(&1));
-        assert_eq!(place(&request(1, 1), &[]).unplaceable[0].why.to_string(), "no candidate nodes");
+        assert_eq!(
+            place(&request(1, 1), &[]).unplaceable[0].why.to_string(),
+            "no candidate nodes"
+        );
     }
 
     #[test]
@@ -252,7 +284,11 @@ mod tests {
         nodes.push(node(9, 1));
         for job in 0..50 {
             let p = place(&request(job, 2), &nodes);
-            let ops: BTreeSet<_> = p.assignments.values().map(|n| nodes.iter().find(|c| c.node == *n).map(|c| c.operator)).collect();
+            let ops: BTreeSet<_> = p
+                .assignments
+                .values()
+                .map(|n| nodes.iter().find(|c| c.node == *n).map(|c| c.operator))
+                .collect();
             assert_eq!(ops.len(), 2, "job {job}");
         }
         // Only one operator: still placed, on distinct nodes.
@@ -274,7 +310,16 @@ mod tests {
         let lost = first.assignments[&0];
         let nodes_lost: Vec<Candidate> = nodes
             .iter()
-            .map(|c| if c.node == lost { Candidate { liveness: NodeLiveness::Lost, ..c.clone() } } else { c.clone() })
+            .map(|c| {
+                if c.node == lost {
+                    Candidate {
+                        liveness: NodeLiveness::Lost,
+                        ..c.clone()
+                    }
+                } else {
+                    c.clone()
+                }
+            })
             .collect();
         let third = place(&again, &nodes_lost);
         assert_ne!(third.assignments[&0], lost);
@@ -285,7 +330,17 @@ mod tests {
         for liveness in [NodeLiveness::Unknown, NodeLiveness::Suspect] {
             let view: Vec<Candidate> = nodes
                 .iter()
-                .map(|c| if c.node == lost { Candidate { liveness, free: Capacity::default(), ..c.clone() } } else { c.clone() })
+                .map(|c| {
+                    if c.node == lost {
+                        Candidate {
+                            liveness,
+                            free: Capacity::default(),
+                            ..c.clone()
+                        }
+                    } else {
+                        c.clone()
+                    }
+                })
                 .collect();
             assert_eq!(place(&again, &view).assignments, first.assignments);
         }
@@ -307,7 +362,14 @@ mod tests {
 
     #[test]
     fn pinned_replicas_are_never_moved() {
-        let nodes = vec![Candidate { licensed: false, ..node(0, 0) }, node(1, 1), node(2, 2)];
+        let nodes = vec![
+            Candidate {
+                licensed: false,
+                ..node(0, 0)
+            },
+            node(1, 1),
+            node(2, 2),
+        ];
         let mut r = request(1, 2);
         r.pinned = BTreeMap::from([(0, addr(0))]);
         r.existing = BTreeMap::from([(0, addr(1))]);
@@ -328,7 +390,10 @@ mod tests {
     #[test]
     fn conflicting_duplicate_reports_are_ignored() {
         let a = node(0, 0);
-        let b = Candidate { licensed: false, ..node(0, 0) };
+        let b = Candidate {
+            licensed: false,
+            ..node(0, 0)
+        };
         let p = place(&request(1, 1), &[a.clone(), b.clone()]);
         assert_eq!(p.unplaceable.len(), 1);
         let p = place(&request(1, 1), &[a.clone(), a]);
@@ -345,7 +410,13 @@ mod tests {
         // Jobs 1 and 2 (lowest ids) get the node; job 3 does not.
         assert_eq!(results[1].assignments[&0], addr(0));
         assert_eq!(results[2].assignments[&0], addr(0));
-        assert_eq!(results[0].unplaceable[0].why.0.get(&Rejection::InsufficientCpu), Some(&1));
+        assert_eq!(
+            results[0].unplaceable[0]
+                .why
+                .0
+                .get(&Rejection::InsufficientCpu),
+            Some(&1)
+        );
     }
 
     #[test]
@@ -372,10 +443,15 @@ mod tests {
         for job in 0..jobs {
             let a = place(&request(job, replicas), &before);
             let b = place(&request(job, replicas), &after);
-            moved += (0..replicas).filter(|r| a.assignments.get(r) != b.assignments.get(r)).count() as u64;
+            moved += (0..replicas)
+                .filter(|r| a.assignments.get(r) != b.assignments.get(r))
+                .count() as u64;
         }
         let expected = jobs * u64::from(replicas) / u64::from(n + 1);
-        assert!(moved <= 2 * expected, "moved {moved}, expected about {expected}");
+        assert!(
+            moved <= 2 * expected,
+            "moved {moved}, expected about {expected}"
+        );
     }
 
     fn arb_candidate(i: u32) -> impl Strategy<Value = Candidate> {
@@ -404,15 +480,31 @@ mod tests {
     }
 
     fn arb_request() -> impl Strategy<Value = PlacementRequest> {
-        (any::<u64>(), 1u32..5, 0u64..3, 0u64..3, 0u32..2, any::<bool>()).prop_map(|(job_id, replicas, cpu, mem, gpu, kyb)| {
-            PlacementRequest {
+        (
+            any::<u64>(),
+            1u32..5,
+            0u64..3,
+            0u64..3,
+            0u32..2,
+            any::<bool>(),
+        )
+            .prop_map(|(job_id, replicas, cpu, mem, gpu, kyb)| PlacementRequest {
                 job_id,
                 replicas,
-                demand: Demand { cpu_millis: cpu * 1000, memory_bytes: mem << 30, disk_bytes: 0, gpu, gpu_model: None },
-                node_selector: if kyb { BTreeMap::from([("kyb".to_owned(), "true".to_owned())]) } else { BTreeMap::new() },
+                demand: Demand {
+                    cpu_millis: cpu * 1000,
+                    memory_bytes: mem << 30,
+                    disk_bytes: 0,
+                    gpu,
+                    gpu_model: None,
+                },
+                node_selector: if kyb {
+                    BTreeMap::from([("kyb".to_owned(), "true".to_owned())])
+                } else {
+                    BTreeMap::new()
+                },
                 ..PlacementRequest::default()
-            }
-        })
+            })
     }
 
     proptest! {

@@ -43,6 +43,9 @@ mod tests {
         input[15] = 3;
         input[19] = 2;
         input[39] = 9;
-        assert_eq!(score(7, 3, 2, &Address::with_last_byte(9)), keccak256(input));
+        assert_eq!(
+            score(7, 3, 2, &Address::with_last_byte(9)),
+            keccak256(input)
+        );
     }
 }

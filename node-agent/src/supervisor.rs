@@ -251,6 +251,16 @@ impl Supervisor {
                     }
                     Err(e) => {
                         tracing::error!(container, "cannot start workload: {e}");
+                        if e.is_missing_snapshot() {
+                            if let Err(e) =
+                                self.parts.containerd.remove(container, STOP_GRACE).await
+                            {
+                                tracing::error!(
+                                    container,
+                                    "cannot remove half-created container: {e}"
+                                );
+                            }
+                        }
                         self.crashes.entry(workload).or_default().failed(
                             e.to_string(),
                             now_ms(),

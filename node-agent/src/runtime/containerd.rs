@@ -93,6 +93,12 @@ impl RuntimeError {
         }
     }
 
+    /// Whether a container's writable snapshot is missing (a creation cut short): the
+    /// container must be created again.
+    pub fn is_missing_snapshot(&self) -> bool {
+        matches!(self, Self::Rpc { op: "snapshot mounts", status } if status.code() == Code::NotFound)
+    }
+
     /// Whether containerd itself is unreachable (as opposed to refusing one call).
     pub fn is_unavailable(&self) -> bool {
         match self {
@@ -519,7 +525,9 @@ impl Containerd {
     }
 
     /// Creates container `id` from `image` with the OCI runtime `spec`, on a fresh writable
-    /// snapshot of the image. A leftover snapshot of a half-created container is replaced.
+    /// snapshot of the image. The container record comes first so that containerd's garbage
+    /// collector sees the snapshot referenced from the moment it exists; a leftover snapshot of
+    /// a half-created container is replaced.
     pub async fn create_container(
         &self,
         id: &str,
@@ -528,16 +536,6 @@ impl Containerd {
         labels: BTreeMap<String, String>,
     ) -> Result<(), RuntimeError> {
         self.remove_snapshot(id).await?;
-        self.client
-            .snapshots()
-            .prepare(self.request(PrepareSnapshotRequest {
-                snapshotter: SNAPSHOTTER.into(),
-                key: id.to_owned(),
-                parent: image.top_chain_id.clone(),
-                labels: Default::default(),
-            }))
-            .await
-            .map_err(RuntimeError::rpc("prepare snapshot"))?;
         let container = Container {
             id: id.to_owned(),
             labels: labels.into_iter().collect(),
@@ -561,6 +559,16 @@ impl Containerd {
             }))
             .await
             .map_err(RuntimeError::rpc("create container"))?;
+        self.client
+            .snapshots()
+            .prepare(self.request(PrepareSnapshotRequest {
+                snapshotter: SNAPSHOTTER.into(),
+                key: id.to_owned(),
+                parent: image.top_chain_id.clone(),
+                labels: Default::default(),
+            }))
+            .await
+            .map_err(RuntimeError::rpc("prepare snapshot"))?;
         Ok(())
     }
 

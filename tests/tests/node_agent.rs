@@ -155,7 +155,13 @@ fn crashing_workload_is_restarted_with_growing_delays() {
         canned::exits_with("localhost/r1-test/exit3:1", 3),
         "exit3",
     );
-    let spec = workload(2, 0, &reference, 32);
+    let mut spec = workload(2, 0, &reference, 32);
+    spec.command = vec![
+        "sh".into(),
+        "-c".into(),
+        r#"echo "start $MSG"; echo oops >&2; sleep 1; exit 3"#.into(),
+    ];
+    spec.env.insert("MSG".into(), "from-env".into());
     let id = spec.id;
     rig.oracle.deploy(rig.node.address, spec);
     let report = rig
@@ -181,6 +187,10 @@ fn crashing_workload_is_restarted_with_growing_delays() {
         gaps[3] > gaps[0] + 1.0,
         "delays do not grow: {gaps:?}\n{log}"
     );
+    let logs = rig.node.r1ctl(&["logs", "2/0", "--tail", "0"]);
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.matches("start from-env").count() >= 5, "{logs}");
+    assert!(logs.contains("oops"), "{logs}");
 }
 
 #[test]

@@ -59,9 +59,8 @@ impl Link {
                 match events.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         delay = Duration::from_millis(200);
-                        if let Err(e) = subscriber
-                            .subscribe(command_topic.clone(), QoS::AtLeastOnce)
-                            .await
+                        if let Err(e) =
+                            subscriber.try_subscribe(command_topic.clone(), QoS::AtLeastOnce)
                         {
                             tracing::warn!("cannot subscribe to commands: {e}");
                         }

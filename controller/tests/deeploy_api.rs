@@ -400,10 +400,7 @@ fn unsigned_forged_and_stale_requests_are_refused() {
     assert!(server.apply_examples().status.success());
     let path = "/v1/deeployjobs/default/hello-web";
     let url = format!("{}{path}", server.url);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = r1_protocol::now_ms();
     let csp = identity(CSP_KEY);
     let other = identity(OTHER_KEY);
     let send =

@@ -25,7 +25,8 @@ use crate::resources;
 use crate::runtime::containerd::Containerd;
 use crate::state::NodeState;
 use crate::store::{Store, StoreError};
-use crate::supervisor::{Supervisor, SupervisorParts, now_ms};
+use crate::supervisor::{Supervisor, SupervisorParts};
+use r1_protocol::now_ms;
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -79,10 +80,9 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
                 what: "metrics listener",
                 source,
             })?;
-        drop(listener);
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            if let Err(e) = metrics::serve(listen, metrics).await {
+            if let Err(e) = metrics::serve(listener, metrics).await {
                 tracing::error!("metrics endpoint stopped: {e}");
             }
         });

@@ -4,7 +4,6 @@
 //! effect; a repeated one changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use r1_protocol::messages::{DeployCommand, StopCommand, WorkloadId};
@@ -193,7 +192,7 @@ impl CommandHandler {
                 None => match current.and_then(|c| c.host_ports.get(&mapping.container_port)) {
                     Some(&port) => port,
                     None => ports::choose_host_port(
-                        self.bind(),
+                        self.ports.bind_address,
                         self.ports.first,
                         self.ports.last,
                         &taken,
@@ -208,10 +207,6 @@ impl CommandHandler {
             out.insert(mapping.container_port, host);
         }
         Ok(out)
-    }
-
-    fn bind(&self) -> IpAddr {
-        self.ports.bind_address
     }
 
     fn stop(&mut self, bytes: &[u8], now_ms: u64) -> Result<Outcome, Refusal> {
@@ -310,7 +305,7 @@ mod tests {
     }
 
     fn now() -> u64 {
-        crate::supervisor::now_ms()
+        r1_protocol::now_ms()
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::link::Link;
 use crate::metrics::Metrics;
 use crate::resources::{self, Capacity};
 use crate::state::NodeState;
-use crate::supervisor::now_ms;
+use r1_protocol::now_ms;
 
 /// Static facts a heartbeat carries.
 pub struct Identity {

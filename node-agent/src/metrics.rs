@@ -1,6 +1,5 @@
 //! The agent's Prometheus metrics, and the HTTP endpoint that serves them.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -120,8 +119,11 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` and `GET /healthz` on `listen` until the task is dropped.
-pub async fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+/// Serves `GET /metrics` and `GET /healthz` on `listener` until the task is dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<()> {
     use axum::routing::get;
     let app = axum::Router::new()
         .route(
@@ -140,7 +142,6 @@ pub async fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }));
-    let listener = tokio::net::TcpListener::bind(listen).await?;
     axum::serve(listener, app).await
 }
 

@@ -197,7 +197,7 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
             None => diff_id.clone(),
             Some(parent) => {
                 let digest = Sha256::digest(format!("{parent} {diff_id}").as_bytes());
-                format!("sha256:{}", bare_hex(&digest))
+                format!("sha256:{}", r1_protocol::hex::encode_bare(&digest))
             }
         };
         out.push(next);
@@ -205,16 +205,12 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     out
 }
 
-/// Lowercase hex without the `0x` prefix, as OCI digests and container ids spell it.
-pub fn bare_hex(bytes: &[u8]) -> String {
-    r1_protocol::hex::encode(bytes)
-        .trim_start_matches("0x")
-        .to_owned()
-}
-
 /// The `sha256:<hex>` digest of `bytes`.
 pub fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", bare_hex(&Sha256::digest(bytes)))
+    format!(
+        "sha256:{}",
+        r1_protocol::hex::encode_bare(&Sha256::digest(bytes))
+    )
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ pub struct Observed {
 /// unwanted.
 pub fn container_id(id: WorkloadId, revision: &str) -> String {
     let hash = Sha256::digest(revision.as_bytes());
-    let short = crate::oci::bare_hex(&hash[..6]);
+    let short = r1_protocol::hex::encode_bare(&hash[..6]);
     format!("r1-{}-{}-{short}", id.job, id.replica)
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use r1_protocol::messages::{
     JobStatusReport, PortMapping, PortProtocol, WorkloadId, WorkloadReport, WorkloadState,
 };
+use r1_protocol::now_ms;
 use tokio::sync::mpsc;
 
 use crate::health::{self, HealthTable};
@@ -31,14 +32,6 @@ use crate::store::DesiredWorkload;
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Time between passes when nothing wakes the supervisor.
 const PERIOD: Duration = Duration::from_secs(1);
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
 
 /// What the supervisor needs besides the shared state.
 pub struct SupervisorParts {
@@ -137,10 +130,15 @@ impl Supervisor {
         let observed = self.observe(&wanted).await?;
         self.crashes.retain(|id, _| desired.contains_key(id));
         let actions = reconcile::plan(&wanted, &observed, &self.crashes, now_ms());
+        let acted = !actions.is_empty();
         for action in actions {
             self.act(action, &desired, &wanted).await;
         }
-        let observed = self.observe(&wanted).await?;
+        let observed = if acted {
+            self.observe(&wanted).await?
+        } else {
+            observed
+        };
         self.publish_pids(&observed);
         self.sync_probers(&desired);
         let ports: BTreeMap<WorkloadId, BTreeMap<u16, u16>> = desired

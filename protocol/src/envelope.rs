@@ -201,6 +201,14 @@ impl Envelope {
     }
 }
 
+/// Milliseconds since the Unix epoch: the clock envelope timestamps and freshness checks use.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// Seals messages for one identity with strictly increasing nonces.
 ///
 /// Nonces are microsecond timestamps bumped past the last one issued, so they keep increasing

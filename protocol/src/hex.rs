@@ -3,9 +3,13 @@
 
 /// `0x` followed by the lowercase hex of `bytes`.
 pub fn encode(bytes: &[u8]) -> String {
+    format!("0x{}", encode_bare(bytes))
+}
+
+/// The lowercase hex of `bytes` without a prefix, as OCI digests and container ids spell it.
+pub fn encode_bare(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(2 + bytes.len() * 2);
-    out.push_str("0x");
+    let mut out = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
         out.push(char::from(DIGITS[usize::from(b >> 4)]));
         out.push(char::from(DIGITS[usize::from(b & 0x0f)]));

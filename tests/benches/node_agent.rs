@@ -172,7 +172,7 @@ fn heartbeat_cost(reference: &str, data_dir: &std::path::Path) {
     for _ in 0..rounds {
         let hb = heartbeat::build(&identity, &state);
         bytes = sealer
-            .seal(&hb, r1_e2e::node::now_ms())
+            .seal(&hb, r1_protocol::now_ms())
             .expect("seal")
             .to_bytes()
             .len();

@@ -21,14 +21,6 @@ use crate::process::{ChildGuard, ProcessError, bin_path};
 /// The topic root the tests use.
 pub const TOPIC_ROOT: &str = "r1/test";
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Why a node or oracle stand-in could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeHarnessError {
@@ -293,7 +285,7 @@ impl TestOracle {
 
     /// Signs `message` as this oracle, sealed now.
     pub fn seal<M: Message>(&self, message: &M) -> Envelope {
-        self.seal_at(message, now_ms())
+        self.seal_at(message, r1_protocol::now_ms())
     }
 
     /// Signs `message` as this oracle with timestamp `at_ms`.

@@ -356,7 +356,7 @@ fn forged_unsigned_stale_replayed_and_misaddressed_commands_are_refused() {
     rig.oracle.send_raw(node, forged.to_bytes());
 
     let unsigned = serde_json::json!({
-        "v": 1, "kind": "deploy", "sender": format!("{node:#x}"), "nonce": 1, "ts": r1_e2e::node::now_ms(),
+        "v": 1, "kind": "deploy", "sender": format!("{node:#x}"), "nonce": 1, "ts": r1_protocol::now_ms(),
         "payload": serde_json::to_string(&command).unwrap(), "sig": ""
     });
     rig.oracle.send_raw(node, unsigned.to_string().into_bytes());
@@ -366,7 +366,7 @@ fn forged_unsigned_stale_replayed_and_misaddressed_commands_are_refused() {
 
     let stale = rig
         .oracle
-        .seal_at(&command, r1_e2e::node::now_ms() - 600_000);
+        .seal_at(&command, r1_protocol::now_ms() - 600_000);
     rig.oracle.send_raw(node, stale.to_bytes());
 
     let elsewhere = rig.oracle.seal(&DeployCommand {

@@ -7,8 +7,8 @@ use std::io::Write;
 use r1_crds::check::{References, Source, check_sources};
 use r1_crds::manifest::Kind;
 use r1_crds::pricing::Catalogue;
-use r1_protocol::Identity;
 use r1_protocol::identity::IdentityError;
+use r1_protocol::{Identity, now_ms};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use url::Url;
@@ -251,13 +251,6 @@ fn decode<T: DeserializeOwned>(response: RawResponse) -> Result<T, RemoteError> 
                 .collect(),
         )),
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
 }
 
 /// Prints a refusal (every field problem for invalid manifests) and turns it into `false`;

@@ -22,6 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use r1_crds::pricing::Catalogue;
+use r1_protocol::now_ms;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
@@ -311,13 +312,6 @@ fn refusal(status: StatusCode, code: &str, reason: String) -> Response {
         }),
     )
         .into_response()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -166,10 +166,7 @@ async fn a_delete_cannot_be_replayed() {
     csp.apply(ESCROW).await.unwrap();
     let key = ObjectKey::new(Kind::Escrow, "default", "acme-escrow");
     let url = csp.object_url(&key).unwrap();
-    let at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let at = r1_protocol::now_ms();
     let first = csp
         .send_at(Method::DELETE, url.clone(), Vec::new(), at)
         .await

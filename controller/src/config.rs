@@ -25,8 +25,15 @@ pub struct OracleConfig {
     /// Prometheus `/metrics` listener; metrics are served on the API listener when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Epoch clock.
-    pub epoch: EpochConfig,
+    /// Epoch clock; read from the PoAI manager when unset, and checked against it when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<EpochConfig>,
+    /// How often the loops run and how long their patience lasts.
+    #[serde(default)]
+    pub loops: LoopsConfig,
+    /// What the oracle expects of node heartbeats.
+    #[serde(default)]
+    pub nodes: NodesConfig,
     /// Price catalogue file; the built-in catalogue when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalogue: Option<PathBuf>,
@@ -80,6 +87,74 @@ pub struct EpochConfig {
     pub length_seconds: u64,
 }
 
+/// Loop timing.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LoopsConfig {
+    /// Milliseconds between two passes of the reconcile loops (10 s as in the reference).
+    #[serde(default = "default_period_ms")]
+    pub period_ms: u64,
+    /// Seconds a replica may take to start before it counts as failed where it is.
+    #[serde(default = "default_start_grace_seconds")]
+    pub start_grace_seconds: u64,
+    /// Seconds between two full re-publications of the CSPs' signed requests to the other
+    /// oracles (anti-entropy; a request is also sent once as soon as it is accepted).
+    #[serde(default = "default_resync_seconds")]
+    pub resync_seconds: u64,
+}
+
+fn default_period_ms() -> u64 {
+    10_000
+}
+
+fn default_start_grace_seconds() -> u64 {
+    120
+}
+
+fn default_resync_seconds() -> u64 {
+    30
+}
+
+impl Default for LoopsConfig {
+    fn default() -> Self {
+        Self {
+            period_ms: default_period_ms(),
+            start_grace_seconds: default_start_grace_seconds(),
+            resync_seconds: default_resync_seconds(),
+        }
+    }
+}
+
+/// Heartbeat expectations shared by liveness and availability.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodesConfig {
+    /// Seconds between two heartbeats of a node (the nodes' own setting).
+    #[serde(default = "default_heartbeat_interval_seconds")]
+    pub heartbeat_interval_seconds: u64,
+    /// Missed heartbeats, watched while connected, after which a node is lost and its replicas
+    /// move (at least 2).
+    #[serde(default = "default_grace_missed")]
+    pub grace_missed: u32,
+}
+
+fn default_heartbeat_interval_seconds() -> u64 {
+    10
+}
+
+fn default_grace_missed() -> u32 {
+    3
+}
+
+impl Default for NodesConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_seconds: default_heartbeat_interval_seconds(),
+            grace_missed: default_grace_missed(),
+        }
+    }
+}
+
 impl OracleConfig {
     /// Reads and checks the configuration at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -113,11 +188,32 @@ impl OracleConfig {
         }
         config_file::check_topic_root(&self.broker.topic_root)
             .map_err(|reason| config_file::invalid(path, "broker.topicRoot", reason))?;
-        if self.epoch.length_seconds == 0 {
+        if self.epoch.as_ref().is_some_and(|e| e.length_seconds == 0) {
             return Err(config_file::invalid(
                 path,
                 "epoch.lengthSeconds",
                 "must be at least 1",
+            ));
+        }
+        if self.loops.period_ms < 100 {
+            return Err(config_file::invalid(
+                path,
+                "loops.periodMs",
+                "must be at least 100",
+            ));
+        }
+        if self.nodes.heartbeat_interval_seconds == 0 {
+            return Err(config_file::invalid(
+                path,
+                "nodes.heartbeatIntervalSeconds",
+                "must be at least 1",
+            ));
+        }
+        if self.nodes.grace_missed < 2 {
+            return Err(config_file::invalid(
+                path,
+                "nodes.graceMissed",
+                "must be at least 2: a single late heartbeat must not move workloads",
             ));
         }
         Ok(())
@@ -159,7 +255,9 @@ epoch:
         let config = parse(GOOD).unwrap();
         assert_eq!(config.broker.url, None);
         assert_eq!(config.broker.embedded_listen, default_embedded_listen());
-        assert_eq!(config.epoch.length_seconds, 20);
+        assert_eq!(config.epoch.map(|e| e.length_seconds), Some(20));
+        assert_eq!(config.loops, LoopsConfig::default());
+        assert_eq!(config.nodes.grace_missed, 3);
     }
 
     #[test]
@@ -191,6 +289,14 @@ epoch:
             (
                 GOOD.replace("lengthSeconds: 20", "lengthSeconds: 0"),
                 "epoch.lengthSeconds: must be at least 1",
+            ),
+            (
+                format!("{GOOD}nodes:\n  graceMissed: 1\n"),
+                "nodes.graceMissed: must be at least 2",
+            ),
+            (
+                format!("{GOOD}loops:\n  periodMs: 5\n"),
+                "loops.periodMs: must be at least 100",
             ),
             (
                 GOOD.replace("listen: 127.0.0.1:8080", "listen: everywhere"),

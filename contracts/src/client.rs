@@ -162,6 +162,16 @@ impl Suite {
         Ok(self.manager().escrowOfCsp(csp).call().await?)
     }
 
+    /// The price per node per epoch of `job_type` (zero when governance has not priced it).
+    pub async fn job_type_price(&self, job_type: u8) -> Result<U256> {
+        Ok(self.manager().jobTypePrice(job_type).call().await?)
+    }
+
+    /// The USDC `who` holds.
+    pub async fn usdc_balance(&self, who: Address) -> Result<U256> {
+        Ok(self.usdc().balanceOf(who).call().await?)
+    }
+
     /// What `request` costs if created now: price × nodes × epochs left.
     pub async fn job_cost(&self, request: &JobRequest) -> Result<U256> {
         let price = self.manager().jobTypePrice(request.job_type).call().await?;
@@ -340,6 +350,6 @@ impl Suite {
 }
 
 /// Epochs, ids and counts fit in 64 bits; saturate rather than wrap if a contract ever says otherwise.
-fn to_u64(value: U256) -> u64 {
+pub(crate) fn to_u64(value: U256) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
 }

@@ -5,11 +5,14 @@
 //! Sources are in `solidity/`, compiled by `scripts/compile.cjs` (pinned solcjs) into
 //! `artifacts/`; see the crate README for the money flows.
 
+pub mod attach;
 pub mod bindings;
 pub mod client;
 pub mod deploy;
 pub mod devchain;
 pub mod error;
+pub mod job_link;
+pub mod oracle_view;
 pub mod tx;
 pub mod units;
 
@@ -17,3 +20,5 @@ pub use client::{Allocation, JobRequest, Suite, VoteOutcome};
 pub use deploy::{Deployment, LicenceTier, SuiteConfig, deploy_suite};
 pub use devchain::DevChain;
 pub use error::{Error, Result};
+pub use job_link::project_hash;
+pub use oracle_view::{EscrowTotals, NodeLicence};

@@ -17,7 +17,7 @@ use crate::intake::apply::{Action, Applied, DeleteAction, Deleted};
 use crate::intake::auth;
 use crate::intake::kinds;
 use crate::intake::object::{ObjectKey, StoredObject};
-use crate::intake::wire::{ApplyResponse, ErrorBody, ListResponse};
+use crate::intake::wire::{ApiInfo, ApplyResponse, ErrorBody, ListResponse};
 
 mod print;
 
@@ -183,6 +183,20 @@ impl Client {
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(transport)?.to_vec();
         Ok(RawResponse { status, body })
+    }
+
+    /// The oracle's address and the chain it settles on (`GET /v1/info`, which needs no
+    /// signature). Refused with 503 `no_chain` when the oracle runs without a chain.
+    pub async fn info(&self) -> Result<ApiInfo, RemoteError> {
+        let transport = |source| RemoteError::Transport {
+            server: self.server.to_string(),
+            source,
+        };
+        let url = self.url(&["v1", "info"], &[])?;
+        let response = self.http.get(url).send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(transport)?.to_vec();
+        decode(RawResponse { status, body })
     }
 
     /// Applies `documents` (YAML or JSON, several documents) as one all-or-nothing set.

@@ -6,9 +6,11 @@
 //! * `GET /v1/{kind}/{namespace}/{name}` — one object with its status.
 //! * `DELETE /v1/{kind}/{namespace}/{name}` — request deletion.
 //! * `GET /healthz` — unauthenticated liveness.
+//! * `GET /v1/info` — unauthenticated: the oracle's address and its chain (see
+//!   [`crate::intake::wire::ApiInfo`]); 503 `no_chain` when the oracle runs without a chain.
 //!
-//! Kinds go by plural (`deeployjobs`), singular or short name (`djob`). Every `/v1` request must
-//! be signed (see [`crate::intake::auth`]); failures are 401 with `{error, reason}`.
+//! Kinds go by plural (`deeployjobs`), singular or short name (`djob`). Every other `/v1` request
+//! must be signed (see [`crate::intake::auth`]); failures are 401 with `{error, reason}`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,15 +33,20 @@ use crate::intake::auth::{self, AuthError, Credentials, ReplayGuard};
 use crate::intake::kinds;
 use crate::intake::object::ObjectKey;
 use crate::intake::store::ResourceStore;
-use crate::intake::wire::{ApplyResponse, ErrorBody, Health, ListResponse};
+use crate::intake::wire::{ApiInfo, ApplyResponse, ErrorBody, Health, ListResponse};
+
+/// Error code of `GET /v1/info` when the oracle runs without a chain.
+pub const NO_CHAIN: &str = "no_chain";
 
 /// Largest request body accepted (manifests are small; this bounds memory per request).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-/// What the handlers share: the store, the price catalogue and the delete replay guard.
+/// What the handlers share: the store, the price catalogue, the delete replay guard and what
+/// `GET /v1/info` tells.
 #[derive(Clone, Debug)]
 pub struct ApiState {
     inner: Arc<Inner>,
+    info: Option<ApiInfo>,
 }
 
 #[derive(Debug)]
@@ -58,6 +65,16 @@ impl ApiState {
                 catalogue,
                 replays: ReplayGuard::default(),
             }),
+            info: None,
+        }
+    }
+
+    /// The same state, answering `GET /v1/info` with `info` (the oracle runtime sets it once it
+    /// knows its chain).
+    pub fn with_info(self, info: ApiInfo) -> Self {
+        Self {
+            info: Some(info),
+            ..self
         }
     }
 
@@ -83,6 +100,7 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(health_handler))
+        .route("/v1/info", get(info_handler))
         .merge(signed)
         .fallback(|| async {
             refusal(
@@ -167,6 +185,17 @@ async fn health_handler(State(state): State<ApiState>) -> Response {
         resource_version: state.store().resource_version(),
     })
     .into_response()
+}
+
+async fn info_handler(State(state): State<ApiState>) -> Response {
+    match state.info {
+        Some(info) => axum::Json(info).into_response(),
+        None => refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            NO_CHAIN,
+            "this oracle has no chain configured, so it cannot tell where jobs are funded".into(),
+        ),
+    }
 }
 
 async fn apply_handler(

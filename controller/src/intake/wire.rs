@@ -1,6 +1,7 @@
 //! The JSON bodies of the Deeploy API, shared by the server and `r1ctl` so both sides agree by
 //! construction.
 
+use alloy_primitives::Address;
 use serde::{Deserialize, Serialize};
 
 use crate::intake::apply::{Applied, Rejection};
@@ -40,4 +41,38 @@ pub struct Health {
     pub status: String,
     /// The store's resource version.
     pub resource_version: u64,
+}
+
+/// `GET /v1/info` answer: which oracle this is and the chain it works on, so that a CSP can fund
+/// its jobs on the right chain and contracts (`r1ctl fund`) without being told separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiInfo {
+    /// The oracle's address (checksummed in JSON).
+    #[serde(with = "checksummed")]
+    pub oracle: Address,
+    /// EVM chain id of the chain the oracle settles on.
+    pub chain_id: u64,
+    /// The PoAI manager contract; every other contract is found from it.
+    #[serde(with = "checksummed")]
+    pub poai_manager: Address,
+    /// Epoch length in seconds.
+    pub epoch_seconds: u64,
+    /// Start of epoch 0, unix seconds.
+    pub genesis_unix: u64,
+}
+
+/// Addresses as EIP-55 checksummed text, as users see them everywhere else.
+mod checksummed {
+    use alloy_primitives::Address;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(address: &Address, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&address.to_checksum(None))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }

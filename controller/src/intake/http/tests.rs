@@ -14,9 +14,16 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with(None).await
+}
+
+async fn start_with(info: Option<ApiInfo>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(ResourceStore::open(dir.path()).unwrap());
-    let state = ApiState::new(store, Catalogue::builtin().unwrap());
+    let mut state = ApiState::new(store, Catalogue::builtin().unwrap());
+    if let Some(info) = info {
+        state = state.with_info(info);
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(serve(listener, state.clone()));
@@ -56,6 +63,54 @@ async fn health_needs_no_signature() {
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn info_tells_the_chain_without_a_signature() {
+    let info = ApiInfo {
+        oracle: hardhat(2).address(),
+        chain_id: 31337,
+        poai_manager: Address::repeat_byte(0xab),
+        epoch_seconds: 60,
+        genesis_unix: 1_700_000_000,
+    };
+    let server = start_with(Some(info)).await;
+    let response = reqwest::get(format!("{}/v1/info", server.url))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "oracle": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+            "chainId": 31337,
+            "poaiManager": "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB",
+            "epochSeconds": 60,
+            "genesisUnix": 1_700_000_000u64,
+        })
+    );
+    let csp = Client::new(&server.url, hardhat(1)).unwrap();
+    assert_eq!(csp.info().await.unwrap(), info);
+}
+
+#[tokio::test]
+async fn info_without_a_chain_is_503_with_a_reason() {
+    let server = start().await;
+    let response = reqwest::get(format!("{}/v1/info", server.url))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: ErrorBody = response.json().await.unwrap();
+    assert_eq!(body.error, NO_CHAIN);
+    assert!(
+        body.reason.contains("no chain configured"),
+        "{}",
+        body.reason
+    );
+    let csp = Client::new(&server.url, hardhat(1)).unwrap();
+    let (status, body) = refused(csp.info().await);
+    assert_eq!((status, body.error.as_str()), (503, NO_CHAIN));
 }
 
 #[tokio::test]

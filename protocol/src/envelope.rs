@@ -36,6 +36,8 @@ pub enum MessageKind {
     JobStatus,
     /// [`OracleObservation`](crate::messages::OracleObservation), oracle → oracles.
     Observation,
+    /// [`RelayedRequest`](crate::messages::RelayedRequest), oracle → oracles.
+    Request,
 }
 
 impl MessageKind {
@@ -47,6 +49,7 @@ impl MessageKind {
             Self::Stop => 3,
             Self::JobStatus => 4,
             Self::Observation => 5,
+            Self::Request => 6,
         }
     }
 }

@@ -283,3 +283,27 @@ pub struct OracleObservation {
 impl Message for OracleObservation {
     const KIND: MessageKind = MessageKind::Observation;
 }
+
+/// A CSP's signed Deeploy API request (apply or delete), relayed by the oracle that accepted it
+/// so that every oracle holds the same desired state. Receivers check the CSP's own signature
+/// over the request, so a relaying oracle can delay a request but never forge or alter one.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RelayedRequest {
+    /// HTTP method (`POST` or `DELETE`).
+    pub method: String,
+    /// Path and query as signed.
+    pub path: String,
+    /// The CSP's address header.
+    pub address: String,
+    /// The timestamp header (unix ms).
+    pub timestamp: String,
+    /// The signature header.
+    pub signature: String,
+    /// The request body (UTF-8 YAML or JSON; empty for deletes).
+    pub body: String,
+}
+
+impl Message for RelayedRequest {
+    const KIND: MessageKind = MessageKind::Request;
+}

@@ -8,6 +8,7 @@
 //! | `{root}/nodes/{node}/status` | node → oracles | [`JobStatusReport`](crate::messages::JobStatusReport) |
 //! | `{root}/nodes/{node}/commands` | oracles → node | [`DeployCommand`](crate::messages::DeployCommand), [`StopCommand`](crate::messages::StopCommand) |
 //! | `{root}/oracles/{oracle}/observations` | oracle → oracles | [`OracleObservation`](crate::messages::OracleObservation) |
+//! | `{root}/oracles/{oracle}/requests` | oracle → oracles | [`RelayedRequest`](crate::messages::RelayedRequest) |
 //!
 //! `{node}` and `{oracle}` are lowercase `0x` addresses. A receiver checks that the envelope's
 //! sender is the address in the topic, so nobody can publish under another's name.
@@ -25,6 +26,8 @@ pub enum Channel {
     Commands,
     /// `{root}/oracles/{oracle}/observations`.
     Observations,
+    /// `{root}/oracles/{oracle}/requests`.
+    Requests,
 }
 
 impl Channel {
@@ -34,6 +37,7 @@ impl Channel {
             Self::Status => ("nodes", "status"),
             Self::Commands => ("nodes", "commands"),
             Self::Observations => ("oracles", "observations"),
+            Self::Requests => ("oracles", "requests"),
         }
     }
 }
@@ -81,6 +85,7 @@ impl Topics {
             Channel::Status,
             Channel::Commands,
             Channel::Observations,
+            Channel::Requests,
         ]
         .into_iter()
         .find(|c| c.parts() == (group, leaf))?;

@@ -51,8 +51,16 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             print!("{}", serde_yaml::to_string(&config)?);
             Ok(())
         }
-        Command::Run => anyhow::bail!(
-            "the oracle's control loops are not built yet (issue #5); `r1-oracle check-config` validates a deployment's configuration"
-        ),
+        Command::Run => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .init();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(r1_controller::oracle::runtime::run(config, identity))?;
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,303 @@
+//! The loops that move money: closure (close the first closable job after a random backoff),
+//! rewards (allocate finished epochs, the scheduled oracle first), and Proof of Availability
+//! (exchange availability tables, submit the agreed median), plus escrow and project status.
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::Address;
+use r1_crds::common::{Condition, ConditionStatus};
+use r1_crds::escrow::{EscrowPhase, EscrowStatus};
+use r1_crds::job::DeeployJobSpec;
+use r1_crds::manifest::Kind;
+use r1_crds::project::DeeployProjectStatus;
+use r1_crds::usdc::Usdc;
+use r1_protocol::messages::OracleObservation;
+
+use crate::decide::closure::{
+    CLOSURE_BACKOFF_MS, REWARDS_BACKOFF_MS, backoff_ms, backoff_seed, rewards_due,
+};
+use crate::decide::liveness::{availability_byte, expected_heartbeats, received_heartbeats};
+use crate::decide::median::median_table;
+use crate::intake::object::timestamp_now;
+use crate::oracle::chain::within;
+use crate::oracle::runtime::{Oracle, Pass};
+
+/// What the money loops remember between passes.
+#[derive(Debug, Default)]
+pub struct Economy {
+    /// Availability tables received, by epoch then oracle.
+    tables: BTreeMap<u64, BTreeMap<Address, BTreeMap<Address, u8>>>,
+    /// When each closable job was first seen closable (unix ms).
+    closable_since: BTreeMap<u64, u64>,
+}
+
+impl Economy {
+    /// Records another oracle's availability table.
+    pub fn observe(&mut self, oracle: Address, observation: OracleObservation) {
+        self.tables
+            .entry(observation.epoch)
+            .or_default()
+            .insert(oracle, observation.availability);
+    }
+}
+
+/// A backoff range scaled to the epoch: at most half an epoch, so short development epochs
+/// still close and allocate within the epoch.
+fn scaled(range: (u64, u64), epoch_ms: u64) -> (u64, u64) {
+    let high = range.1.min(epoch_ms / 2);
+    (range.0.min(high), high)
+}
+
+impl Oracle {
+    /// Closure, rewards and availability for this pass.
+    pub(crate) async fn economy_pass(&self, pass: &Pass) {
+        let Some(chain) = &pass.chain else { return };
+        let epoch_ms = self.clock.length_s() * 1000;
+        let epoch_start = self.clock.start_ms(chain.epoch);
+
+        // Closure: the first closable job, after this oracle's backoff.
+        if let Some(job) = chain.first_closable {
+            let since = *self
+                .economy
+                .lock()
+                .await
+                .closable_since
+                .entry(job)
+                .or_insert(pass.now_ms);
+            let wait = backoff_ms(
+                backoff_seed(&self.me, job, chain.epoch),
+                scaled(CLOSURE_BACKOFF_MS, epoch_ms),
+            );
+            if pass.now_ms.saturating_sub(since) >= wait {
+                tracing::info!(job, "closing a job whose budget is spent");
+                self.stop_everywhere(job, "budget spent", pass);
+                self.vote_nodes(job, &[], "close", pass).await;
+            }
+        }
+
+        // Rewards: the scheduled oracle allocates at once, the others after a backoff.
+        if rewards_due(chain.epoch, chain.allocated_until) && !chain.oracles.is_empty() {
+            let scheduled = chain.oracles[(chain.epoch % chain.oracles.len() as u64) as usize];
+            let wait = if scheduled == self.me {
+                0
+            } else {
+                backoff_ms(
+                    backoff_seed(&self.me, 0, chain.epoch),
+                    scaled(REWARDS_BACKOFF_MS, epoch_ms),
+                )
+            };
+            if pass.now_ms.saturating_sub(epoch_start) >= wait {
+                match within(self.suite.allocate_rewards()).await {
+                    Ok(a) => {
+                        tracing::info!(from = a.from_epoch, until = a.until_epoch, burned = %a.usdc_burned, "allocated epoch rewards");
+                        self.metrics.vote("allocate", "accepted");
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "allocation not made (already done?)");
+                        self.metrics.vote("allocate", "error");
+                    }
+                }
+            }
+        }
+
+        if chain.epoch > 0 {
+            self.availability(chain.epoch - 1, &chain.oracles, pass)
+                .await;
+        }
+    }
+
+    /// Proof of Availability for the finished `epoch`: publish this oracle's table once, then
+    /// submit the median of every oracle's table once all arrived or a third of the next epoch
+    /// has passed.
+    async fn availability(&self, epoch: u64, oracles: &[Address], pass: &Pass) {
+        let key = format!("availability/{epoch}");
+        if self.state.voted(&key).unwrap_or(true) {
+            return;
+        }
+        let start = self.clock.start_ms(epoch);
+        let end = self.clock.end_ms(epoch);
+        let mine: BTreeMap<Address, u8> = {
+            let registry = self.registry.lock().await;
+            let expected = expected_heartbeats(self.clock.length_s(), &self.liveness);
+            registry
+                .nodes()
+                .filter(|(_, r)| r.standing.is_some_and(|s| s.licensed))
+                .map(|(node, r)| {
+                    let arrivals: Vec<u64> = r.arrivals.iter().copied().collect();
+                    let received = received_heartbeats(&arrivals, start, end, &self.liveness);
+                    (*node, availability_byte(received, expected))
+                })
+                .collect()
+        };
+        if mine.is_empty() {
+            return;
+        }
+        let tables = {
+            let mut economy = self.economy.lock().await;
+            let first = !economy
+                .tables
+                .get(&epoch)
+                .is_some_and(|t| t.contains_key(&self.me));
+            economy.tables.retain(|e, _| *e + 2 >= epoch);
+            economy
+                .tables
+                .entry(epoch)
+                .or_default()
+                .insert(self.me, mine.clone());
+            if first {
+                self.publish_observation(&OracleObservation {
+                    epoch,
+                    availability: mine,
+                    job_nodes: BTreeMap::new(),
+                });
+            }
+            economy.tables.get(&epoch).cloned().unwrap_or_default()
+        };
+        let from_oracles: Vec<&BTreeMap<Address, u8>> = tables
+            .iter()
+            .filter(|(oracle, _)| oracles.contains(oracle))
+            .map(|(_, t)| t)
+            .collect();
+        let waited = pass.now_ms.saturating_sub(end) >= self.clock.length_s() * 1000 / 3;
+        if from_oracles.len() < oracles.len() && !waited {
+            return;
+        }
+        match within(self.suite.availability_recorded(epoch)).await {
+            Ok(false) => {}
+            Ok(true) | Err(_) => return,
+        }
+        let median = median_table(&from_oracles);
+        if let Err(e) = self.state.record_vote(&key, "") {
+            tracing::warn!(error = %e, "cannot record the availability vote");
+            return;
+        }
+        let rows: Vec<(Address, u8)> = median.into_iter().collect();
+        match within(self.suite.submit_availability(epoch, &rows)).await {
+            Ok(_) => {
+                tracing::info!(epoch, nodes = rows.len(), "submitted availability");
+                self.metrics.vote("availability", "pending");
+            }
+            Err(e) => {
+                tracing::debug!(epoch, error = %e, "availability not submitted");
+                self.metrics.vote("availability", "error");
+            }
+        }
+    }
+
+    /// Escrow and project statuses from the chain snapshot.
+    pub(crate) async fn resource_statuses(&self, pass: &Pass) {
+        let Some(chain) = &pass.chain else { return };
+        for object in self.store.list(Kind::Escrow, None).unwrap_or_default() {
+            let key = object.key();
+            let previous: EscrowStatus = object.status_as().ok().flatten().unwrap_or_default();
+            let mut status = EscrowStatus {
+                conditions: previous.conditions.clone(),
+                ..EscrowStatus::default()
+            };
+            match chain.escrows.get(&object.metadata.owner) {
+                Some(&escrow) => {
+                    status.phase = Some(EscrowPhase::Ready);
+                    status.address = Some(escrow.to_checksum(None));
+                    if let Ok(totals) = within(self.suite.escrow_totals(escrow)).await {
+                        let usdc = |v: alloy_primitives::U256| {
+                            Usdc(u64::try_from(v).unwrap_or(u64::MAX)).to_string()
+                        };
+                        status.balance = Some(usdc(totals.balance_usdc));
+                        status.paid = Some(usdc(totals.credited_to_nodes));
+                        status.burned = Some(usdc(totals.burned));
+                    }
+                    let locked: u64 = chain
+                        .jobs
+                        .values()
+                        .filter(|j| j.escrow == escrow)
+                        .map(|j| j.balance)
+                        .sum();
+                    status.locked = Some(Usdc(locked).to_string());
+                    status.conditions = vec![ready_condition(
+                        &previous,
+                        true,
+                        "EscrowFound",
+                        format!("escrow {escrow:#x} is owned by the CSP"),
+                    )];
+                }
+                None => {
+                    status.phase = Some(EscrowPhase::Pending);
+                    status.conditions = vec![ready_condition(
+                        &previous,
+                        false,
+                        "NoEscrow",
+                        format!(
+                            "governance has not deployed an escrow for {}",
+                            object.metadata.owner.to_checksum(None)
+                        ),
+                    )];
+                }
+            }
+            if previous != status
+                && let Err(e) = self.store.update_status(&key, None, &status)
+            {
+                tracing::warn!(object = %key, error = %e, "cannot write status");
+            }
+        }
+        let jobs = self.store.list(Kind::Job, None).unwrap_or_default();
+        for object in self.store.list(Kind::Project, None).unwrap_or_default() {
+            let key = object.key();
+            let count = jobs
+                .iter()
+                .filter(|j| j.metadata.namespace == key.namespace)
+                .filter_map(|j| serde_json::from_value::<DeeployJobSpec>(j.spec.clone()).ok())
+                .filter(|spec| spec.project_ref.name == key.name)
+                .count();
+            let previous: DeeployProjectStatus =
+                object.status_as().ok().flatten().unwrap_or_default();
+            let status = DeeployProjectStatus {
+                job_count: u32::try_from(count).unwrap_or(u32::MAX),
+                observed_generation: Some(object.metadata.generation),
+                ..previous.clone()
+            };
+            if previous != status
+                && let Err(e) = self.store.update_status(&key, None, &status)
+            {
+                tracing::warn!(object = %key, error = %e, "cannot write status");
+            }
+        }
+    }
+}
+
+fn ready_condition(
+    previous: &EscrowStatus,
+    ready: bool,
+    reason: &str,
+    message: String,
+) -> Condition {
+    let status = if ready {
+        ConditionStatus::True
+    } else {
+        ConditionStatus::False
+    };
+    let last_transition_time = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == status)
+        .map_or_else(timestamp_now, |c| c.last_transition_time.clone());
+    Condition {
+        type_: "Ready".into(),
+        status,
+        reason: reason.into(),
+        message,
+        last_transition_time,
+        observed_generation: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoffs_fit_in_half_an_epoch() {
+        assert_eq!(scaled((1_000, 250_000), 20_000), (1_000, 10_000));
+        assert_eq!(scaled((1_000, 250_000), 1_000), (500, 500));
+        assert_eq!(scaled((1_000, 250_000), 86_400_000), (1_000, 250_000));
+    }
+}

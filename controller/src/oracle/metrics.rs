@@ -1,0 +1,156 @@
+//! The oracle's Prometheus metrics: loop durations, consensus submissions, jobs by phase, nodes
+//! by liveness, commands sent and node messages refused.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// A single `name` label (loop, phase, state, reason, kind).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Name {
+    /// The label value.
+    pub name: String,
+}
+
+/// Labels of the consensus counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VoteLabels {
+    /// `nodeset`, `close`, `availability`, `allocate`.
+    pub kind: String,
+    /// `pending`, `accepted`, `error`.
+    pub outcome: String,
+}
+
+/// Every metric the oracle exports (prefix `r1_oracle_`).
+#[derive(Debug)]
+pub struct Metrics {
+    /// Seconds per pass of each loop.
+    pub loop_seconds: Family<Name, Histogram>,
+    /// On-chain submissions by kind and outcome.
+    pub votes: Family<VoteLabels, Counter>,
+    /// Jobs by phase.
+    pub jobs: Family<Name, Gauge>,
+    /// Nodes by liveness.
+    pub nodes: Family<Name, Gauge>,
+    /// Commands sent to nodes by kind.
+    pub commands: Family<Name, Counter>,
+    /// Messages refused by reason.
+    pub refused: Family<Name, Counter>,
+    /// 1 while the last chain read succeeded.
+    pub chain_reachable: Gauge,
+    /// 1 while connected to the broker.
+    pub broker_connected: Gauge,
+    registry: Registry,
+}
+
+fn loop_histogram() -> Histogram {
+    Histogram::new([0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+}
+
+impl Metrics {
+    /// Creates and registers the metrics.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("r1_oracle");
+        let loop_seconds: Family<Name, Histogram> =
+            Family::new_with_constructor(loop_histogram as fn() -> Histogram);
+        registry.register(
+            "loop_seconds",
+            "Seconds per pass of each loop",
+            loop_seconds.clone(),
+        );
+        let votes = Family::<VoteLabels, Counter>::default();
+        registry.register(
+            "votes",
+            "On-chain submissions by kind and outcome",
+            votes.clone(),
+        );
+        let jobs = Family::<Name, Gauge>::default();
+        registry.register("jobs", "Jobs by phase", jobs.clone());
+        let nodes = Family::<Name, Gauge>::default();
+        registry.register("nodes", "Nodes by liveness", nodes.clone());
+        let commands = Family::<Name, Counter>::default();
+        registry.register(
+            "commands",
+            "Commands sent to nodes by kind",
+            commands.clone(),
+        );
+        let refused = Family::<Name, Counter>::default();
+        registry.register("refused", "Messages refused by reason", refused.clone());
+        let chain_reachable = Gauge::default();
+        registry.register(
+            "chain_reachable",
+            "1 while the last chain read succeeded",
+            chain_reachable.clone(),
+        );
+        let broker_connected = Gauge::default();
+        registry.register(
+            "broker_connected",
+            "1 while connected to the MQTT broker",
+            broker_connected.clone(),
+        );
+        Self {
+            loop_seconds,
+            votes,
+            jobs,
+            nodes,
+            commands,
+            refused,
+            chain_reachable,
+            broker_connected,
+            registry,
+        }
+    }
+
+    /// Counts one command of `kind` sent.
+    pub fn command(&self, kind: &str) {
+        self.commands
+            .get_or_create(&Name { name: kind.into() })
+            .inc();
+    }
+
+    /// Counts one message refused for `reason`.
+    pub fn refuse(&self, reason: &str) {
+        self.refused
+            .get_or_create(&Name {
+                name: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Records how long one pass of `loop_name` took.
+    pub fn pass(&self, loop_name: &str, seconds: f64) {
+        self.loop_seconds
+            .get_or_create(&Name {
+                name: loop_name.into(),
+            })
+            .observe(seconds);
+    }
+
+    /// Counts one on-chain submission.
+    pub fn vote(&self, kind: &str, outcome: &str) {
+        self.votes
+            .get_or_create(&VoteLabels {
+                kind: kind.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

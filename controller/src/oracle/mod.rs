@@ -1,0 +1,25 @@
+//! The running oracle (`r1-oracle run`): the I/O around [`crate::decide`].
+//!
+//! * [`runtime`]: start-up, the Deeploy API, the broker link and the reconcile pass.
+//! * [`jobs`]: availability and validation of one job, and its status.
+//! * [`economy`]: closure, rewards, Proof of Availability, escrow and project status.
+//! * [`chain`]: the chain snapshot a pass decides from.
+//! * [`registry`]: nodes from their signed heartbeats, and their licences.
+//! * [`relay`]: CSP requests relayed between oracles.
+//! * [`state`]: the oracle's durable memory (placements, votes, relayed requests).
+//! * [`workload`]: the deploy command of a replica.
+//! * [`status`]: a job's status as a pure function of the facts.
+//! * [`mesh`], [`broker`], [`metrics`]: MQTT link, embedded broker, Prometheus metrics.
+
+pub mod broker;
+pub mod chain;
+pub mod economy;
+pub mod jobs;
+pub mod mesh;
+pub mod metrics;
+pub mod registry;
+pub mod relay;
+pub mod runtime;
+pub mod state;
+pub mod status;
+pub mod workload;

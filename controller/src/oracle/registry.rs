@@ -1,0 +1,254 @@
+//! The node registry: what this oracle knows of every node from its signed heartbeats and status
+//! reports, and whether the chain says the node may work (a licence linked, not blacklisted).
+//!
+//! A message counts only if its signature recovers to the node named in its topic; a node
+//! without a valid licence is remembered (to say why it gets no work) but never a candidate.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use alloy_primitives::Address;
+use r1_protocol::envelope::MessageKind;
+use r1_protocol::messages::{Heartbeat, JobStatusReport, WorkloadReport};
+use r1_protocol::verify::{Freshness, Verifier, VerifyError};
+
+use crate::decide::liveness::{BrokerLink, LivenessConfig, NodeLiveness, liveness};
+use crate::decide::placement::{Candidate, Capacity};
+
+/// Arrival times kept per node: enough for two epochs of heartbeats at one per second.
+const MAX_ARRIVALS: usize = 8192;
+
+/// Admits any node for heartbeats and status reports; licences are checked separately.
+type NodePolicy = fn(MessageKind, &Address) -> bool;
+
+fn node_kinds(kind: MessageKind, _: &Address) -> bool {
+    matches!(kind, MessageKind::Heartbeat | MessageKind::JobStatus)
+}
+
+/// What the chain says about a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// Linked to a licence and not blacklisted.
+    pub licensed: bool,
+    /// The licence owner (the operator), zero when unlicensed.
+    pub operator: Address,
+    /// When this was read from the chain (unix ms).
+    pub checked_ms: u64,
+}
+
+/// Everything known about one node.
+#[derive(Debug, Clone)]
+pub struct NodeRecord {
+    /// The latest heartbeat, with workloads updated by later status reports.
+    pub heartbeat: Heartbeat,
+    /// When the latest heartbeat arrived (unix ms).
+    pub last_ms: u64,
+    /// Arrival times of recent heartbeats, oldest first.
+    pub arrivals: VecDeque<u64>,
+    /// The chain's word on the node, once read.
+    pub standing: Option<Standing>,
+}
+
+/// Why a node message was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The envelope failed verification.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// Signed by another node than the one named in the topic.
+    #[error("signed by {signer}, published under {topic}")]
+    TopicMismatch {
+        /// The signer.
+        signer: Address,
+        /// The topic's node.
+        topic: Address,
+    },
+}
+
+impl Refusal {
+    /// A short label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Verify(e) => e.label(),
+            Self::TopicMismatch { .. } => "topic_mismatch",
+        }
+    }
+}
+
+/// The registry.
+#[derive(Debug)]
+pub struct Registry {
+    nodes: BTreeMap<Address, NodeRecord>,
+    heartbeats: Verifier<NodePolicy>,
+    statuses: Verifier<NodePolicy>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            nodes: BTreeMap::new(),
+            heartbeats: Verifier::new(node_kinds as NodePolicy, Freshness::default()),
+            statuses: Verifier::new(node_kinds as NodePolicy, Freshness::default()),
+        }
+    }
+}
+
+impl Registry {
+    /// Records a heartbeat published under `topic_node`'s topic.
+    pub fn on_heartbeat(
+        &mut self,
+        topic_node: Address,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<Address, Refusal> {
+        let verified = self.heartbeats.verify::<Heartbeat>(bytes, now_ms)?;
+        if verified.sender != topic_node {
+            return Err(Refusal::TopicMismatch {
+                signer: verified.sender,
+                topic: topic_node,
+            });
+        }
+        let node = verified.sender;
+        match self.nodes.get_mut(&node) {
+            Some(record) => {
+                record.heartbeat = verified.message;
+                record.last_ms = now_ms;
+                record.arrivals.push_back(now_ms);
+                if record.arrivals.len() > MAX_ARRIVALS {
+                    record.arrivals.pop_front();
+                }
+            }
+            None => {
+                tracing::info!(%node, alias = verified.message.alias, "first heartbeat");
+                self.nodes.insert(
+                    node,
+                    NodeRecord {
+                        heartbeat: verified.message,
+                        last_ms: now_ms,
+                        arrivals: VecDeque::from([now_ms]),
+                        standing: None,
+                    },
+                );
+            }
+        }
+        Ok(node)
+    }
+
+    /// Applies a status report published under `topic_node`'s topic to the node's workloads.
+    pub fn on_status(
+        &mut self,
+        topic_node: Address,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<Address, Refusal> {
+        let verified = self.statuses.verify::<JobStatusReport>(bytes, now_ms)?;
+        if verified.sender != topic_node {
+            return Err(Refusal::TopicMismatch {
+                signer: verified.sender,
+                topic: topic_node,
+            });
+        }
+        if let Some(record) = self.nodes.get_mut(&verified.sender) {
+            let report = verified.message.workload;
+            let workloads = &mut record.heartbeat.workloads;
+            match workloads.iter_mut().find(|w| w.id == report.id) {
+                Some(existing) => *existing = report,
+                None => workloads.push(report),
+            }
+        }
+        Ok(verified.sender)
+    }
+
+    /// Records what the chain says about `node`.
+    pub fn set_standing(&mut self, node: Address, standing: Standing) {
+        if let Some(record) = self.nodes.get_mut(&node) {
+            if !standing.licensed && record.standing.is_none_or(|s| s.licensed) {
+                tracing::warn!(%node, "node has no valid licence: it gets no work");
+            }
+            record.standing = Some(standing);
+        }
+    }
+
+    /// Nodes whose standing is unknown or older than `max_age_ms`.
+    pub fn stale_standings(&self, now_ms: u64, max_age_ms: u64) -> Vec<Address> {
+        self.nodes
+            .iter()
+            .filter(|(_, r)| {
+                r.standing
+                    .is_none_or(|s| now_ms.saturating_sub(s.checked_ms) > max_age_ms)
+            })
+            .map(|(node, _)| *node)
+            .collect()
+    }
+
+    /// One node's record.
+    pub fn get(&self, node: &Address) -> Option<&NodeRecord> {
+        self.nodes.get(node)
+    }
+
+    /// Every node record.
+    pub fn nodes(&self) -> impl Iterator<Item = (&Address, &NodeRecord)> {
+        self.nodes.iter()
+    }
+
+    /// A node's liveness as this oracle sees it now.
+    pub fn liveness(
+        &self,
+        node: &Address,
+        link: BrokerLink,
+        now_ms: u64,
+        config: &LivenessConfig,
+    ) -> NodeLiveness {
+        liveness(
+            self.nodes.get(node).map(|r| r.last_ms),
+            link,
+            now_ms,
+            config,
+        )
+    }
+
+    /// Every node that may take work: licensed and heard from, with its liveness and free
+    /// resources.
+    pub fn candidates(
+        &self,
+        link: BrokerLink,
+        now_ms: u64,
+        config: &LivenessConfig,
+    ) -> Vec<Candidate> {
+        self.nodes
+            .iter()
+            .filter_map(|(node, record)| {
+                let standing = record.standing?;
+                let resources = &record.heartbeat.resources;
+                Some(Candidate {
+                    node: *node,
+                    operator: standing.operator,
+                    licensed: standing.licensed,
+                    liveness: liveness(Some(record.last_ms), link, now_ms, config),
+                    labels: record.heartbeat.labels.clone(),
+                    free: Capacity {
+                        cpu_millis: resources.cpu_millis_free,
+                        memory_bytes: resources.memory_free,
+                        disk_bytes: resources.disk_free,
+                        gpu: resources.gpu_free,
+                    },
+                    gpu_model: resources.gpu_model.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Every replica of `job` some node reports, with that node.
+    pub fn reports_of(&self, job: u64) -> Vec<(Address, &WorkloadReport)> {
+        self.nodes
+            .iter()
+            .flat_map(|(node, record)| {
+                record
+                    .heartbeat
+                    .workloads
+                    .iter()
+                    .filter(move |w| w.id.job == job)
+                    .map(move |w| (*node, w))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,201 @@
+//! What a node is told to run for one replica of a job, derived from the job's spec alone, so
+//! every oracle sends byte-identical deploy commands and the revision changes exactly when
+//! something a node runs changes (not when replicas or duration do).
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::keccak256;
+use r1_crds::job::{DeeployJobSpec, Protocol};
+use r1_protocol::messages::{
+    HealthCheckSpec, HealthProbe, PortMapping, PortProtocol, WorkloadId, WorkloadSpec,
+};
+
+use crate::decide::placement::Demand;
+
+/// Why a job spec cannot be turned into a workload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkloadError {
+    /// The job has no image (native plugins are not built).
+    #[error("spec.image: the job has no container image; native plugin jobs are not built yet")]
+    NoImage,
+    /// An env var takes its value from a secret, which the Deeploy API path cannot resolve.
+    #[error(
+        "spec.env[{0}].valueFrom: secret references are resolved only on the Kubernetes path; give a value"
+    )]
+    SecretEnv(usize),
+    /// A quantity does not parse.
+    #[error("spec.resources: {0}")]
+    Resources(String),
+    /// A port is out of range.
+    #[error("spec.ports[{0}]: port out of range")]
+    Port(usize),
+}
+
+/// The node-facing part of one replica, without its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadTemplate {
+    spec: WorkloadSpec,
+    demand: Demand,
+}
+
+impl WorkloadTemplate {
+    /// The template of `spec`.
+    pub fn of(spec: &DeeployJobSpec) -> Result<Self, WorkloadError> {
+        let image = spec.image.clone().ok_or(WorkloadError::NoImage)?;
+        let mut env = BTreeMap::new();
+        for (i, var) in spec.env.iter().enumerate() {
+            let value = var.value.clone().ok_or(WorkloadError::SecretEnv(i))?;
+            env.insert(var.name.clone(), value);
+        }
+        let amounts = spec.resources.amounts().map_err(|errors| {
+            WorkloadError::Resources(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let mut ports = Vec::with_capacity(spec.ports.len());
+        for (i, port) in spec.ports.iter().enumerate() {
+            let container_port =
+                u16::try_from(port.container_port).map_err(|_| WorkloadError::Port(i))?;
+            let host_port = port
+                .host_port
+                .map(u16::try_from)
+                .transpose()
+                .map_err(|_| WorkloadError::Port(i))?;
+            ports.push(PortMapping {
+                container_port,
+                host_port,
+                protocol: match port.protocol {
+                    Protocol::Tcp => PortProtocol::Tcp,
+                    Protocol::Udp => PortProtocol::Udp,
+                },
+            });
+        }
+        let health = spec.health_check.as_ref().and_then(|check| {
+            let probe = if let Some(http) = &check.http {
+                HealthProbe::Http {
+                    port: u16::try_from(http.port).ok()?,
+                    path: http.path.clone(),
+                }
+            } else if let Some(tcp) = &check.tcp {
+                HealthProbe::Tcp {
+                    port: u16::try_from(tcp.port).ok()?,
+                }
+            } else {
+                HealthProbe::Exec {
+                    command: check.exec.as_ref()?.command.clone(),
+                }
+            };
+            Some(HealthCheckSpec {
+                probe,
+                initial_delay_s: check.initial_delay_seconds,
+                period_s: check.period_seconds.unwrap_or(10),
+                failure_threshold: check.failure_threshold.unwrap_or(3),
+            })
+        });
+        let mut workload = WorkloadSpec {
+            id: WorkloadId { job: 0, replica: 0 },
+            revision: String::new(),
+            image,
+            command: spec.command.clone(),
+            args: spec.args.clone(),
+            env,
+            ports,
+            cpu_millis: amounts.cpu_millis,
+            memory_bytes: amounts.memory_bytes,
+            gpu: amounts.gpu,
+            health,
+        };
+        workload.revision = revision(&workload);
+        Ok(Self {
+            spec: workload,
+            demand: Demand::from_amounts(&amounts, None),
+        })
+    }
+
+    /// The revision every replica of this template carries.
+    pub fn revision(&self) -> &str {
+        &self.spec.revision
+    }
+
+    /// What each replica needs of a node.
+    pub fn demand(&self) -> &Demand {
+        &self.demand
+    }
+
+    /// The workload of `replica` of on-chain job `job`.
+    pub fn replica(&self, job: u64, replica: u32) -> WorkloadSpec {
+        WorkloadSpec {
+            id: WorkloadId { job, replica },
+            ..self.spec.clone()
+        }
+    }
+}
+
+/// First 16 hex digits of keccak256 over the canonical JSON of what the node runs.
+fn revision(spec: &WorkloadSpec) -> String {
+    let canonical = serde_json::json!({
+        "image": spec.image,
+        "command": spec.command,
+        "args": spec.args,
+        "env": spec.env,
+        "ports": spec.ports,
+        "cpuMillis": spec.cpu_millis,
+        "memoryBytes": spec.memory_bytes,
+        "gpu": spec.gpu,
+        "health": spec.health,
+    });
+    let hash = keccak256(canonical.to_string().as_bytes());
+    r1_protocol::hex::encode_bare(&hash[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use r1_crds::manifest::{Manifest, parse_value};
+
+    fn job(extra: &str) -> DeeployJobSpec {
+        let text = format!(
+            "apiVersion: deeploy.ratio1.ai/v1alpha1\nkind: DeeployJob\nmetadata: {{name: j}}\nspec:\n  projectRef: {{name: p}}\n  escrowRef: {{name: e}}\n  image: localhost/x:1\n  resources: {{cpu: 250m, memory: 128Mi}}\n  ports: [{{containerPort: 8080}}]\n  durationEpochs: 30\n{extra}"
+        );
+        let value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        match parse_value(value).unwrap() {
+            Manifest::Job(job) => job.spec,
+            other => panic!("not a job: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn replicas_and_duration_do_not_change_the_revision_but_the_image_does() {
+        let base = WorkloadTemplate::of(&job("  replicas: 1\n")).unwrap();
+        let mut longer = job("  replicas: 3\n");
+        longer.duration_epochs = 60;
+        let more = WorkloadTemplate::of(&longer).unwrap();
+        assert_eq!(base.revision(), more.revision());
+        let mut other = job("  replicas: 1\n");
+        other.image = Some("localhost/x:2".into());
+        assert_ne!(
+            base.revision(),
+            WorkloadTemplate::of(&other).unwrap().revision()
+        );
+        let replica = base.replica(9, 1);
+        assert_eq!(replica.id, WorkloadId { job: 9, replica: 1 });
+        assert_eq!(replica.cpu_millis, 250);
+        assert_eq!(replica.memory_bytes, 128 << 20);
+        assert_eq!(base.demand().cpu_millis, 250);
+    }
+
+    #[test]
+    fn secret_env_is_refused_with_its_field() {
+        let spec =
+            job("  env:\n    - name: A\n      valueFrom: {secretKeyRef: {name: s, key: k}}\n");
+        let err = WorkloadTemplate::of(&spec).unwrap_err();
+        assert!(
+            err.to_string().starts_with("spec.env[0].valueFrom"),
+            "{err}"
+        );
+    }
+}

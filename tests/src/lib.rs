@@ -1,11 +1,14 @@
 //! Harness for r1's end-to-end scenarios: each scenario starts its own real parts on 127.0.0.1
-//! (a private containerd, MQTT brokers, r1 binaries) and this crate makes sure nothing outlives
+//! (a development chain, a private containerd, MQTT brokers, r1 binaries) and this crate makes sure nothing outlives
 //! the test.
 
 pub mod broker;
+pub mod chain;
 pub mod containerd;
 pub mod images;
+pub mod network;
 pub mod node;
+pub mod oracle;
 pub mod ports;
 pub mod process;
 pub mod procfs;
@@ -13,7 +16,10 @@ pub mod signal;
 pub mod wait;
 
 pub use broker::{Broker, Mosquitto, Rumqttd};
+pub use chain::TestChain;
 pub use containerd::PrivateContainerd;
 pub use images::{ImageInfo, OciImageBuilder};
+pub use network::{BrokerKind, Network, NetworkSettings};
+pub use oracle::{OracleProcess, OracleSettings};
 pub use ports::free_port;
 pub use process::{ChildGuard, bin_path};

@@ -1,6 +1,6 @@
 //! Harness for r1's end-to-end scenarios: each scenario starts its own real parts on 127.0.0.1
-//! (a development chain, a private containerd, MQTT brokers, r1 binaries) and this crate makes sure nothing outlives
-//! the test.
+//! (a development chain, a private containerd, MQTT brokers, r1 binaries) and this crate makes
+//! sure nothing outlives the test.
 
 pub mod broker;
 pub mod chain;

@@ -2,7 +2,7 @@
 //! oracle publishes and what `r1ctl` is told): every other address is read from the chain.
 
 use alloy::primitives::Address;
-use alloy::providers::{DynProvider, Provider};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::http::reqwest::Url;
 
@@ -49,4 +49,11 @@ impl Suite {
     pub async fn chain_id(&self) -> Result<u64> {
         Ok(self.provider().get_chain_id().await?)
     }
+}
+
+/// The id of the chain served at `rpc_url`, asked before attaching so that a wrong endpoint is
+/// reported as such rather than as failing contract calls.
+pub async fn chain_id_at(rpc_url: &Url) -> Result<u64> {
+    let provider = ProviderBuilder::new().connect_http(rpc_url.clone());
+    Ok(provider.get_chain_id().await?)
 }

@@ -8,6 +8,7 @@ mod common;
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use common::{EPOCH, World, random_address, run};
+use r1_contracts::attach::chain_id_at;
 use r1_contracts::tx::confirm;
 use r1_contracts::{Deployment, JobRequest, NodeLicence, Suite, project_hash};
 
@@ -180,6 +181,7 @@ fn attaching_by_the_manager_address_finds_the_whole_suite() {
         assert_eq!(suite.address(), address);
         assert_eq!(*suite.deployment(), deployment);
         assert_eq!(suite.chain_id().await.unwrap(), 31_337);
+        assert_eq!(chain_id_at(chain.url()).await.unwrap(), 31_337);
         assert_eq!(suite.job_type_price(3).await.unwrap(), U256::from(375_000));
         assert_eq!(suite.job_type_price(99).await.unwrap(), U256::ZERO);
         assert_eq!(suite.usdc_balance(address).await.unwrap(), U256::ZERO);

@@ -39,12 +39,41 @@ enum Command {
         #[command(flatten)]
         inputs: Inputs,
     },
-    /// Apply manifests to an oracle: every document of every file as one all-or-nothing set.
+    /// Apply manifests to an oracle: every document of every file as one all-or-nothing set;
+    /// then fund each DeeployJob on chain from the signer's escrow (see `fund`).
     Apply {
         #[command(flatten)]
         inputs: Inputs,
+        /// Only apply; fund the jobs later with `r1ctl fund`.
+        #[arg(long)]
+        no_fund: bool,
         #[command(flatten)]
         remote: Remote,
+        #[command(flatten)]
+        chain: Chain,
+    },
+    /// Pay for DeeployJobs on chain from the signer's escrow: a job applied earlier by name, or
+    /// every job in manifest files. The oracle tells the chain; a job already funded is left
+    /// alone.
+    Fund {
+        /// Kind: deeployjobs (djob).
+        #[arg(value_parser = parse_kind, required_unless_present = "files", conflicts_with = "files")]
+        kind: Option<Kind>,
+        /// The job.
+        #[arg(required_unless_present = "files")]
+        name: Option<String>,
+        /// Manifest file, directory, or `-` for stdin (repeatable).
+        #[arg(short = 'f', long = "filename", value_name = "FILE|DIR")]
+        files: Vec<PathBuf>,
+        /// Also read subdirectories.
+        #[arg(short = 'R', long)]
+        recursive: bool,
+        #[command(flatten)]
+        namespace: NamespaceArgs,
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        chain: Chain,
     },
     /// List resources of a kind, or show one.
     Get {
@@ -164,6 +193,14 @@ impl Remote {
     }
 }
 
+/// Where jobs are funded.
+#[derive(Args)]
+struct Chain {
+    /// JSON-RPC endpoint of the oracle's chain (checked against the chain id the oracle reports).
+    #[arg(long, env = "R1_RPC_URL", default_value = ctl::fund::DEFAULT_RPC_URL)]
+    rpc_url: String,
+}
+
 /// The namespace a command works in.
 #[derive(Args)]
 struct NamespaceArgs {
@@ -240,13 +277,53 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             let sources = ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
             Ok(ctl::estimate::run(&sources, &catalogue()?, &mut out)?)
         }
-        Command::Apply { inputs, remote } => {
+        Command::Apply {
+            inputs,
+            no_fund,
+            remote,
+            chain,
+        } => {
             let sources = ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
             let client = remote.client()?;
             let catalogue = catalogue()?;
-            Ok(block_on(ctl::remote::apply(
-                &client, &sources, &catalogue, &mut out,
+            let rpc_url = (!no_fund).then_some(chain.rpc_url.as_str());
+            Ok(block_on(ctl::fund::apply(
+                &client, &sources, &catalogue, rpc_url, &mut out,
             ))??)
+        }
+        Command::Fund {
+            kind,
+            name,
+            files,
+            recursive,
+            namespace,
+            remote,
+            chain,
+        } => {
+            let client = remote.client()?;
+            let catalogue = catalogue()?;
+            match (kind, name) {
+                (Some(kind), Some(name)) => {
+                    let key = ObjectKey::new(*kind, namespace.namespace.clone(), name.clone());
+                    Ok(block_on(ctl::fund::fund_named(
+                        &client,
+                        &key,
+                        &catalogue,
+                        &chain.rpc_url,
+                        &mut out,
+                    ))??)
+                }
+                _ => {
+                    let sources = ctl::sources::read_sources(files, *recursive)?;
+                    Ok(block_on(ctl::fund::fund_sources(
+                        &client,
+                        &sources,
+                        &catalogue,
+                        &chain.rpc_url,
+                        &mut out,
+                    ))??)
+                }
+            }
         }
         Command::Get {
             kind,

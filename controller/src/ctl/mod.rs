@@ -2,6 +2,7 @@
 //! thin argument parser and the tests drive the same code.
 
 pub mod estimate;
+pub mod fund;
 pub mod keys;
 pub mod node;
 pub mod remote;

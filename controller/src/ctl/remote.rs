@@ -119,6 +119,11 @@ impl Client {
         self.identity.address()
     }
 
+    /// The key requests are signed with (also the CSP's key on chain).
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
     /// The URL of an API path given as segments (each percent-encoded as needed) and query
     /// pairs, e.g. `["v1", "deeployjobs"]` and `[("namespace", "shop")]`.
     pub fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, RemoteError> {

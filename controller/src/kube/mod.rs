@@ -1,0 +1,36 @@
+//! The Kubernetes door: a thin adapter between a cluster's r1 custom resources and the oracle's
+//! resource store, so resources applied with `kubectl` or a GitOps tool reach the same reconcile
+//! loops as those applied through the Deeploy API.
+//!
+//! The adapter only mirrors: desired state from the cluster into the store ([`mirror`]), status
+//! from the store onto the resources ([`status`]), and deletion in both directions through a
+//! finalizer ([`finalizer`]). The oracle's loops read the store and write status there, and
+//! finalize deletions once their on-chain cleanup is done.
+//!
+//! * [`controller`]: [`run`], the controllers of the four kinds and their triggers.
+//! * [`reconcile`]: one reconcile of one resource.
+//! * [`mirror`]: cluster → store, on behalf of the namespace's owner ([`owner`]).
+//! * [`status`]: store → cluster, by server-side apply on the status subresource.
+//! * [`finalizer`]: the on-chain cleanup finalizer.
+//! * [`events`]: Warning events for refused resources.
+//! * [`metrics`], [`settings`], [`resource`], [`error`]: counters, configuration, kind names,
+//!   errors.
+
+pub mod controller;
+pub mod error;
+pub mod events;
+pub mod finalizer;
+pub mod metrics;
+pub mod mirror;
+pub mod owner;
+pub mod reconcile;
+pub mod resource;
+pub mod settings;
+pub mod status;
+
+pub use controller::{run, run_with_metrics};
+pub use error::KubeError;
+pub use metrics::KubeMetrics;
+pub use owner::ClusterView;
+pub use reconcile::Reconciler;
+pub use settings::KubeSettings;

@@ -1,0 +1,300 @@
+//! One reconcile of one custom resource, whatever woke it (a change in the cluster, a change in
+//! the store, a resync): on deletion, request it in the store and hold the finalizer until the
+//! store object is gone; otherwise make sure of the finalizer, mirror the resource into the store
+//! and show the store's status on it. The adapter never deletes from the store on its own and
+//! never writes status into it, so losing the Kubernetes API changes nothing there.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::controller::Action;
+use kube::{Client, Resource};
+use r1_crds::common::{Condition, ConditionStatus};
+use r1_crds::manifest::Kind;
+use r1_crds::pricing::Catalogue;
+
+use crate::intake::apply::{self, ApplyError};
+use crate::intake::object::{ObjectKey, timestamp_now};
+use crate::intake::store::ResourceStore;
+use crate::kube::error::KubeError;
+use crate::kube::events;
+use crate::kube::finalizer::{Cleanup, cleanup, finalizers, has_finalizer, set_finalizers};
+use crate::kube::metrics::KubeMetrics;
+use crate::kube::mirror::{Mirror, mirror};
+use crate::kube::owner::ClusterView;
+use crate::kube::resource::{FIELD_MANAGER, api_resource, describe};
+use crate::kube::settings::KubeSettings;
+use crate::kube::status::{
+    Generations, VALID, apply_status, condition, target_status, valid_condition,
+};
+
+/// How soon a resource waiting for another one is looked at again, in case what it waits for
+/// arrives without changing the store (the cluster's view filling up after a restart).
+const WAIT_REQUEUE: Duration = Duration::from_secs(5);
+
+/// Everything a reconcile needs, shared by the controllers of the four kinds.
+pub struct Reconciler {
+    client: Client,
+    store: Arc<ResourceStore>,
+    catalogue: Catalogue,
+    cluster: ClusterView,
+    settings: KubeSettings,
+    metrics: KubeMetrics,
+    failures: Mutex<HashMap<ObjectKey, u32>>,
+    blocked: Mutex<HashMap<ObjectKey, String>>,
+}
+
+impl Reconciler {
+    /// A reconciler writing to the cluster through `client` and mirroring into `store`; `cluster`
+    /// is the watched escrows and projects that tell a namespace's owner.
+    pub fn new(
+        client: Client,
+        store: Arc<ResourceStore>,
+        catalogue: Catalogue,
+        cluster: ClusterView,
+        settings: KubeSettings,
+        metrics: KubeMetrics,
+    ) -> Self {
+        Self {
+            client,
+            store,
+            catalogue,
+            cluster,
+            settings,
+            metrics,
+            failures: Mutex::default(),
+            blocked: Mutex::default(),
+        }
+    }
+
+    /// Reconciles `object`, a custom resource of `kind`, once; says when to look at it again.
+    pub async fn reconcile(&self, kind: Kind, object: &DynamicObject) -> Result<Action, KubeError> {
+        self.metrics.reconciled(kind);
+        let key = key_of(kind, object)?;
+        let result = if object.metadata.deletion_timestamp.is_some() {
+            self.finalize(kind, &key, object).await
+        } else {
+            self.sync(kind, &key, object).await
+        };
+        if result.is_ok() {
+            self.failures_mut().remove(&key);
+        }
+        result
+    }
+
+    /// What to do after a failed reconcile: count it and retry with exponential backoff.
+    pub fn error_policy(&self, kind: Kind, object: &DynamicObject, error: &KubeError) -> Action {
+        self.metrics.failed(kind);
+        let failures = match key_of(kind, object) {
+            Ok(key) => {
+                let mut all = self.failures_mut();
+                let count = all.entry(key).or_default();
+                *count = count.saturating_add(1);
+                *count
+            }
+            Err(_) => 1,
+        };
+        let delay = self.settings.retry_delay(failures);
+        tracing::warn!(
+            resource = %describe(kind, object),
+            %error,
+            failures,
+            retry_in_ms = delay.as_millis() as u64,
+            "reconcile failed; retrying"
+        );
+        Action::requeue(delay)
+    }
+
+    fn failures_mut(&self) -> MutexGuard<'_, HashMap<ObjectKey, u32>> {
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remembers why the deletion of `key` is blocked; true when that is news.
+    fn blocked_anew(&self, key: &ObjectKey, why: &str) -> bool {
+        let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        blocked.insert(key.clone(), why.to_owned()).as_deref() != Some(why)
+    }
+
+    fn unblocked(&self, key: &ObjectKey) {
+        self.blocked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// A live resource: finalizer, mirror, status.
+    async fn sync(
+        &self,
+        kind: Kind,
+        key: &ObjectKey,
+        object: &DynamicObject,
+    ) -> Result<Action, KubeError> {
+        let resource = api_resource(kind);
+        let api = self.api(key, &resource);
+        let updated;
+        let object = if has_finalizer(object) {
+            object
+        } else {
+            updated = set_finalizers(&api, object, finalizers(object, true)).await?;
+            &updated
+        };
+        let outcome = mirror(&self.store, &self.catalogue, &self.cluster, kind, object)?;
+        let generation = object.metadata.generation.unwrap_or_default();
+        let current = object.data.get("status");
+        let previous = condition(current, VALID);
+        let valid = valid_condition(&outcome, generation, previous.as_ref(), &timestamp_now());
+        if let Mirror::Rejected { reason, .. } = &outcome
+            && is_news(previous.as_ref(), &valid)
+        {
+            tracing::warn!(
+                resource = %describe(kind, object),
+                reason,
+                message = %valid.message,
+                "not mirrored"
+            );
+            self.warn(&resource, object, "Mirror", reason, &valid.message)
+                .await;
+        }
+        let head = match &outcome {
+            Mirror::Accepted => Some(generation),
+            Mirror::Rejected {
+                shows_store: true, ..
+            } => Some(generation - 1),
+            Mirror::Rejected { .. } | Mirror::Waiting { .. } => None,
+        };
+        self.show_status(&api, &resource, key, object, head, &valid)
+            .await?;
+        Ok(match outcome {
+            Mirror::Waiting { .. } => Action::requeue(WAIT_REQUEUE),
+            Mirror::Accepted | Mirror::Rejected { .. } => Action::requeue(self.settings.resync()),
+        })
+    }
+
+    /// A resource being deleted: request the deletion in the store, keep the finalizer while the
+    /// store object exists, release it once the store object is gone.
+    async fn finalize(
+        &self,
+        kind: Kind,
+        key: &ObjectKey,
+        object: &DynamicObject,
+    ) -> Result<Action, KubeError> {
+        if !has_finalizer(object) {
+            return Ok(Action::await_change());
+        }
+        let resource = api_resource(kind);
+        let api = self.api(key, &resource);
+        let stored = self.store.get(key)?;
+        match cleanup(stored.as_ref(), object.metadata.uid.as_deref()) {
+            step @ (Cleanup::Release | Cleanup::Foreign) => {
+                if step == Cleanup::Foreign {
+                    tracing::info!(object = %key, "the store object is not this resource's; it stays");
+                }
+                set_finalizers(&api, object, finalizers(object, false)).await?;
+                self.unblocked(key);
+                tracing::info!(resource = %describe(kind, object), "finalizer released");
+                return Ok(Action::await_change());
+            }
+            Cleanup::RequestDeletion(owner) => match apply::delete(&self.store, owner, key) {
+                Ok(_) => self.unblocked(key),
+                Err(error @ ApplyError::InUse { .. }) => {
+                    let note = error.to_string();
+                    if self.blocked_anew(key, &note) {
+                        tracing::info!(object = %key, %note, "deletion waits");
+                        self.warn(&resource, object, "Delete", "InUse", &note).await;
+                    }
+                    return Ok(Action::requeue(WAIT_REQUEUE));
+                }
+                Err(ApplyError::NotFound(_)) => return Ok(Action::requeue(Duration::ZERO)),
+                Err(ApplyError::Store(e)) => return Err(e.into()),
+                Err(other) => return Err(KubeError::Apply(other)),
+            },
+            Cleanup::Wait => {}
+        }
+        if let Some(valid) = condition(object.data.get("status"), VALID) {
+            let generation = object.metadata.generation.unwrap_or_default();
+            let mirrored = valid.status == ConditionStatus::True
+                && valid.observed_generation == Some(generation);
+            let head = if mirrored { generation } else { generation - 1 };
+            self.show_status(&api, &resource, key, object, Some(head), &valid)
+                .await?;
+        }
+        Ok(Action::requeue(self.settings.resync()))
+    }
+
+    /// Writes the status the resource should show, unless it shows it already. `head` is the
+    /// resource generation the store's current generation stands for, when the store object is
+    /// this resource's.
+    async fn show_status(
+        &self,
+        api: &Api<DynamicObject>,
+        resource: &ApiResource,
+        key: &ObjectKey,
+        object: &DynamicObject,
+        head: Option<i64>,
+        valid: &Condition,
+    ) -> Result<(), KubeError> {
+        let stored = match head {
+            Some(_) => self.store.get(key)?,
+            None => None,
+        };
+        let store_part = stored.as_ref().zip(head).map(|(stored, kube)| {
+            let generations = Generations {
+                store: stored.metadata.generation,
+                kube,
+            };
+            (&stored.status, generations)
+        });
+        let target =
+            target_status(store_part, valid).map_err(|e| KubeError::Object(e.to_string()))?;
+        if object.data.get("status") == Some(&target) {
+            return Ok(());
+        }
+        apply_status(api, resource, &key.name, &target).await?;
+        Ok(())
+    }
+
+    /// Publishes a Warning event; a failure is logged, not retried (the condition says it too).
+    async fn warn(
+        &self,
+        resource: &ApiResource,
+        object: &DynamicObject,
+        action: &str,
+        reason: &str,
+        note: &str,
+    ) {
+        let instance = self
+            .settings
+            .reporting_instance
+            .as_deref()
+            .unwrap_or(FIELD_MANAGER);
+        let regarding = object.object_ref(resource);
+        if let Err(error) =
+            events::warn(&self.client, regarding, instance, action, reason, note).await
+        {
+            tracing::warn!(%error, reason, "cannot publish a Kubernetes event");
+        }
+    }
+
+    fn api(&self, key: &ObjectKey, resource: &ApiResource) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), &key.namespace, resource)
+    }
+}
+
+/// Whether `valid` says something the resource does not show yet.
+fn is_news(previous: Option<&Condition>, valid: &Condition) -> bool {
+    previous.is_none_or(|p| {
+        p.status != valid.status || p.reason != valid.reason || p.message != valid.message
+    })
+}
+
+/// The store key of a namespaced custom resource.
+fn key_of(kind: Kind, object: &DynamicObject) -> Result<ObjectKey, KubeError> {
+    match (&object.metadata.namespace, &object.metadata.name) {
+        (Some(namespace), Some(name)) => Ok(ObjectKey::new(kind, namespace, name)),
+        _ => Err(KubeError::Object(format!(
+            "a {kind} without a namespace or name cannot be mirrored"
+        ))),
+    }
+}

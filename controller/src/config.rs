@@ -34,6 +34,10 @@ pub struct OracleConfig {
     /// What the oracle expects of node heartbeats.
     #[serde(default)]
     pub nodes: NodesConfig,
+    /// Mirror the CRDs of the cluster the oracle runs in (the kube path); off when unset.
+    /// Run it on one oracle per cluster: status is written under one field manager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<crate::kube::KubeSettings>,
     /// Price catalogue file; the built-in catalogue when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalogue: Option<PathBuf>,

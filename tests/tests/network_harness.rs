@@ -265,7 +265,6 @@ fn prepared_network_nodes_heartbeat_serve_the_example_image_and_clean_up() {
 }
 
 #[test]
-#[ignore = "needs r1-oracle run (issue 5)"]
 fn full_network_oracles_are_healthy_and_nodes_heartbeat() {
     let network = Network::start(&NetworkSettings {
         oracles: 3,

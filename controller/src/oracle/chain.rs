@@ -77,7 +77,9 @@ impl ChainJob {
 /// The chain as one pass sees it.
 #[derive(Debug, Clone, Default)]
 pub struct ChainSnapshot {
-    /// Current epoch (the manager's `currentEpoch`).
+    /// Current epoch by the wall clock and the manager's epoch settings. Not the manager's
+    /// `currentEpoch()` view: a chain that mines only on demand (a devnet) answers views with
+    /// the last block's time, which stands still while nobody sends a transaction.
     pub epoch: u64,
     /// Active oracles, sorted.
     pub oracles: Vec<Address>,
@@ -92,15 +94,16 @@ pub struct ChainSnapshot {
 }
 
 impl ChainSnapshot {
-    /// Reads the snapshot for the CSPs `owners`.
+    /// Reads the snapshot for the CSPs `owners` in `epoch`.
     pub async fn read(
         suite: &Suite,
+        epoch: u64,
         owners: impl IntoIterator<Item = Address>,
     ) -> Result<Self, ChainError> {
         let mut oracles = within(suite.oracles()).await?;
         oracles.sort();
         let mut snapshot = Self {
-            epoch: within(suite.current_epoch()).await?,
+            epoch,
             oracles,
             allocated_until: within(suite.allocated_until_epoch()).await?,
             first_closable: within(suite.first_closable_job_id()).await?,

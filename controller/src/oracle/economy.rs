@@ -93,7 +93,7 @@ impl Oracle {
                         self.metrics.vote("allocate", "accepted");
                     }
                     Err(e) => {
-                        tracing::debug!(error = %e, "allocation not made (already done?)");
+                        tracing::warn!(error = %e, "allocation failed");
                         self.metrics.vote("allocate", "error");
                     }
                 }
@@ -178,7 +178,7 @@ impl Oracle {
                 self.metrics.vote("availability", "pending");
             }
             Err(e) => {
-                tracing::debug!(epoch, error = %e, "availability not submitted");
+                tracing::warn!(epoch, error = %e, "availability not submitted");
                 self.metrics.vote("availability", "error");
             }
         }

@@ -31,6 +31,7 @@ use crate::decide::liveness::{BrokerLink, LivenessConfig, NodeLiveness};
 use crate::decide::placement::Candidate;
 use crate::intake::http::{ApiState, MAX_BODY_BYTES, router};
 use crate::intake::store::ResourceStore;
+use crate::intake::wire::ApiInfo;
 use crate::oracle::broker;
 use crate::oracle::chain::{ChainSnapshot, within};
 use crate::oracle::economy::Economy;
@@ -196,7 +197,14 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         config: config.clone(),
     });
 
-    let api = router(ApiState::new(store, catalogue))
+    let info = ApiInfo {
+        oracle: me,
+        chain_id: config.chain.chain_id,
+        poai_manager: manager,
+        epoch_seconds: length,
+        genesis_unix: genesis,
+    };
+    let api = router(ApiState::new(store, catalogue).with_info(info))
         .route_layer(middleware::from_fn_with_state(
             oracle.clone(),
             relay_accepted,
@@ -213,6 +221,19 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
     });
     if let Some(listen) = config.metrics_listen {
         serve_metrics(listen, oracle.clone()).await?;
+    }
+    if let Some(settings) = config.kube.clone() {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| fail("kube")(e.to_string()))?;
+        let store = oracle.store.clone();
+        let catalogue = oracle.catalogue.clone();
+        tokio::spawn(async move {
+            let never = std::future::pending::<()>();
+            if let Err(e) = crate::kube::run(client, settings, store, catalogue, never).await {
+                tracing::error!(error = %e, "the Kubernetes adapter stopped");
+            }
+        });
     }
     tokio::spawn(oracle.clone().receive(inbound));
     tokio::spawn(oracle.clone().resync());
@@ -531,7 +552,8 @@ impl Oracle {
             Err(e) => tracing::warn!(error = %e, "cannot list namespaces"),
         }
         let mut last = self.last_chain.lock().await;
-        match ChainSnapshot::read(&self.suite, owners).await {
+        let epoch = self.clock.epoch_at_ms(now_ms()).unwrap_or(0);
+        match ChainSnapshot::read(&self.suite, epoch, owners).await {
             Ok(snapshot) => {
                 self.metrics.chain_reachable.set(1);
                 let oracles: HashSet<Address> = snapshot.oracles.iter().copied().collect();

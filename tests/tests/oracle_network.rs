@@ -114,7 +114,7 @@ fn a_job_runs_validated_and_moves_off_a_dead_node() {
 }
 
 #[test]
-#[ignore = "flaky: in one run of three the oracles never voted the running set; see the issue 5 note"]
+#[ignore = "flaky: in one of two runs the oracles never voted the running set; see the issue 5 note"]
 fn a_job_whose_budget_ends_is_closed_paid_and_stopped() {
     let settings = NetworkSettings {
         epoch_seconds: 2,

@@ -23,7 +23,6 @@ use crate::logs::{self, LogDir};
 use crate::reconcile;
 use crate::resources::{self, Capacity};
 use crate::state::NodeState;
-use crate::supervisor::state_name;
 
 /// How often a followed log is checked for new output.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
@@ -69,7 +68,7 @@ impl Api {
                     WorkloadState::Failed { reason } => (reason.clone(), 0),
                     WorkloadState::Starting | WorkloadState::Running => (String::new(), 0),
                 };
-                (state_name(state), detail, restarts)
+                (state.name(), detail, restarts)
             }
         };
         Some(Workload {

@@ -421,7 +421,7 @@ impl Supervisor {
                     reason: reason.clone(),
                 };
             }
-            *counts.entry(state_name(&state)).or_default() += 1;
+            *counts.entry(state.name()).or_default() += 1;
             let image_digest = self.images.get(&w.spec.image).map(|i| i.digest.clone());
             reports.insert(
                 id,
@@ -492,16 +492,5 @@ impl Supervisor {
         if self.parts.status.try_send(report).is_err() {
             tracing::debug!("status queue full; the next heartbeat carries the state");
         }
-    }
-}
-
-/// The lowercase name of a state, for metrics and the API.
-pub fn state_name(state: &WorkloadState) -> &'static str {
-    match state {
-        WorkloadState::Starting => "starting",
-        WorkloadState::Running => "running",
-        WorkloadState::Restarting { .. } => "restarting",
-        WorkloadState::Exited { .. } => "exited",
-        WorkloadState::Failed { .. } => "failed",
     }
 }

@@ -81,6 +81,20 @@ pub enum WorkloadState {
     },
 }
 
+impl WorkloadState {
+    /// The lowercase name of the state (`starting`, `running`, …), as metrics, listings and
+    /// statuses show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Restarting { .. } => "restarting",
+            Self::Exited { .. } => "exited",
+            Self::Failed { .. } => "failed",
+        }
+    }
+}
+
 /// One workload in a heartbeat or status report.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

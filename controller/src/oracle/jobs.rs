@@ -24,16 +24,8 @@ use crate::oracle::workload::WorkloadTemplate;
 pub struct JobOutcome {
     /// The phase written.
     pub phase: JobPhase,
-}
-
-fn state_name(state: &WorkloadState) -> &'static str {
-    match state {
-        WorkloadState::Starting => "starting",
-        WorkloadState::Running => "running",
-        WorkloadState::Restarting { .. } => "restarting",
-        WorkloadState::Exited { .. } => "exited",
-        WorkloadState::Failed { .. } => "failed",
-    }
+    /// The on-chain job the resource is linked to, if any.
+    pub chain_job: Option<u64>,
 }
 
 impl Oracle {
@@ -74,6 +66,7 @@ impl Oracle {
                     self.finalize(&key);
                     return JobOutcome {
                         phase: JobPhase::Closed,
+                        chain_job: None,
                     };
                 }
                 return self.write_status(&key, object, &previous, &facts);
@@ -106,6 +99,7 @@ impl Oracle {
                     self.finalize(&key);
                     return JobOutcome {
                         phase: JobPhase::Closed,
+                        chain_job: None,
                     };
                 }
             }
@@ -115,6 +109,7 @@ impl Oracle {
                     self.finalize(&key);
                     return JobOutcome {
                         phase: JobPhase::Closed,
+                        chain_job: None,
                     };
                 }
             }
@@ -152,7 +147,13 @@ impl Oracle {
         if changed && let Err(e) = self.store.update_status(key, None, &status) {
             tracing::warn!(object = %key, error = %e, "cannot write status");
         }
-        JobOutcome { phase }
+        JobOutcome {
+            phase,
+            chain_job: status
+                .chain_job_id
+                .as_deref()
+                .and_then(|id| id.parse().ok()),
+        }
     }
 
     /// Availability (deploy, stop, move) and validation of one open chain job.
@@ -297,7 +298,7 @@ impl Oracle {
                 continue;
             }
             let report = reported.get(&(holder.replica, holder.node));
-            let state = report.map_or("pending", |r| state_name(&r.state));
+            let state = report.map_or("pending", |r| r.state.name());
             let healthy = report.is_some_and(|r| {
                 r.state == WorkloadState::Running
                     && r.healthy != Some(false)

@@ -651,13 +651,7 @@ impl Oracle {
         for object in &jobs {
             let outcome = self.reconcile_job(object, &pass).await;
             *phases.entry(format!("{:?}", outcome.phase)).or_default() += 1;
-        }
-        for object in self.store.list(Kind::Job, None).unwrap_or_default() {
-            if let Ok(Some(status)) = object.status_as::<r1_crds::job::DeeployJobStatus>()
-                && let Some(id) = status.chain_job_id.and_then(|s| s.parse().ok())
-            {
-                linked.insert(id);
-            }
+            linked.extend(outcome.chain_job);
         }
         self.metrics.jobs.clear();
         for (phase, count) in phases {

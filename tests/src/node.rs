@@ -173,12 +173,7 @@ impl NodeAgent {
 
     /// The current value of the metric line starting with `prefix` (0 when absent).
     pub fn metric(&self, prefix: &str) -> f64 {
-        self.metrics()
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
+        metric_value(&self.metrics(), prefix)
     }
 }
 
@@ -186,6 +181,16 @@ impl Drop for NodeAgent {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The value of the first line of a Prometheus text exposition that starts with `prefix`
+/// (0 when there is none).
+pub fn metric_value(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// A plain `GET` on 127.0.0.1:`port`; the body when the status is 2xx.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use r1_protocol::{Address, Identity};
 
-use crate::node::http_get;
+use crate::node::{http_get, metric_value};
 use crate::process::{ChildGuard, ProcessError, bin_path};
 
 /// Why an oracle could not be set up, started or found healthy.
@@ -234,12 +234,7 @@ impl OracleProcess {
 
     /// The current value of the metric line starting with `prefix` (0 when absent).
     pub fn metric(&self, prefix: &str) -> f64 {
-        self.metrics()
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
+        metric_value(&self.metrics(), prefix)
     }
 }
 

@@ -6,12 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 use url::Url;
 
 use crate::metrics::Metrics;
 use crate::state::NodeState;
+
+/// Largest MQTT packet sent or accepted (a heartbeat of many workloads is a few KiB).
+const MAX_PACKET_BYTES: usize = 1 << 20;
 
 /// Longest wait between reconnection attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
@@ -47,7 +50,12 @@ impl Link {
         metrics: Arc<Metrics>,
         commands: mpsc::Sender<Vec<u8>>,
     ) -> Result<(Self, watch::Receiver<u64>), LinkError> {
-        let options = mqtt_options(url, client_id)?;
+        let options = r1_protocol::mqtt::client_options(url, client_id, MAX_PACKET_BYTES).map_err(
+            |reason| LinkError::Url {
+                url: url.clone(),
+                reason,
+            },
+        )?;
         let (client, mut events) = AsyncClient::new(options, 64);
         let (connected_tx, connected_rx) = watch::channel(0u64);
         let subscriber = client.clone();
@@ -101,41 +109,5 @@ impl Link {
         self.client
             .try_publish(topic, QoS::AtLeastOnce, false, payload)
             .is_ok()
-    }
-}
-
-/// MQTT options for `url` (`mqtt://host:port`).
-fn mqtt_options(url: &Url, client_id: &str) -> Result<MqttOptions, LinkError> {
-    let error = |reason: &str| LinkError::Url {
-        url: url.clone(),
-        reason: reason.to_owned(),
-    };
-    if url.scheme() != "mqtt" {
-        return Err(error(
-            "only mqtt:// is built; TLS (mqtts://) is not built into the node agent yet",
-        ));
-    }
-    let host = url.host_str().ok_or_else(|| error("no host"))?;
-    let port = url.port().unwrap_or(1883);
-    let mut options = MqttOptions::new(client_id, host, port);
-    options.set_keep_alive(Duration::from_secs(5));
-    options.set_clean_session(true);
-    options.set_max_packet_size(1 << 20, 1 << 20);
-    if !url.username().is_empty() {
-        options.set_credentials(url.username(), url.password().unwrap_or(""));
-    }
-    Ok(options)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_plain_mqtt_urls_are_accepted() {
-        let ok = mqtt_options(&Url::parse("mqtt://user:pw@127.0.0.1:1884").unwrap(), "n").unwrap();
-        assert_eq!(ok.broker_address(), ("127.0.0.1".to_string(), 1884));
-        let err = mqtt_options(&Url::parse("mqtts://127.0.0.1").unwrap(), "n").unwrap_err();
-        assert!(err.to_string().contains("TLS"), "{err}");
     }
 }

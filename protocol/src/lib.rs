@@ -5,7 +5,7 @@
 //! * [`envelope`]: the signed envelope every message travels in (EIP-191 over a canonical
 //!   encoding), and [`verify`] which refuses forged, unknown, stale, replayed or malformed ones.
 //! * [`messages`]: heartbeat, deploy and stop commands, job status, oracle observation.
-//! * [`topics`]: the MQTT topic layout, in one place.
+//! * [`topics`]: the MQTT topic layout, in one place; [`mqtt`]: client options from a broker URL.
 //! * [`node_api`]: the node agent's local gRPC API (generated from `proto/node.proto`).
 
 pub mod config_file;
@@ -14,6 +14,7 @@ pub mod hex;
 pub mod identity;
 pub mod keyfile;
 pub mod messages;
+pub mod mqtt;
 pub mod node_api;
 pub mod topics;
 pub mod verify;

@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use r1_protocol::now_ms;
 use r1_protocol::topics::{Channel, Topics};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 use url::Url;
 
 use crate::decide::liveness::BrokerLink;
+
+/// Largest MQTT packet sent or accepted (relayed manifests are bounded by the API's 1 MiB).
+const MAX_PACKET_BYTES: usize = 4 << 20;
 
 /// Longest wait between reconnection attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
@@ -54,7 +57,12 @@ impl Mesh {
         client_id: &str,
         topics: &Topics,
     ) -> Result<(Self, mpsc::Receiver<Inbound>), MeshError> {
-        let options = mqtt_options(url, client_id)?;
+        let options = r1_protocol::mqtt::client_options(url, client_id, MAX_PACKET_BYTES).map_err(
+            |reason| MeshError::Url {
+                url: url.clone(),
+                reason,
+            },
+        )?;
         let (client, mut events) = AsyncClient::new(options, 256);
         let (link_tx, link_rx) = watch::channel(BrokerLink::Disconnected);
         let (inbound_tx, inbound_rx) = mpsc::channel(4096);
@@ -131,26 +139,4 @@ impl Mesh {
             .try_publish(topic, QoS::AtLeastOnce, false, payload)
             .is_ok()
     }
-}
-
-/// MQTT options for `url` (`mqtt://host:port`).
-fn mqtt_options(url: &Url, client_id: &str) -> Result<MqttOptions, MeshError> {
-    let error = |reason: &str| MeshError::Url {
-        url: url.clone(),
-        reason: reason.to_owned(),
-    };
-    if url.scheme() != "mqtt" {
-        return Err(error(
-            "only mqtt:// is built; TLS (mqtts://) is not built into the oracle yet",
-        ));
-    }
-    let host = url.host_str().ok_or_else(|| error("no host"))?;
-    let mut options = MqttOptions::new(client_id, host, url.port().unwrap_or(1883));
-    options.set_keep_alive(Duration::from_secs(5));
-    options.set_clean_session(true);
-    options.set_max_packet_size(4 << 20, 4 << 20);
-    if !url.username().is_empty() {
-        options.set_credentials(url.username(), url.password().unwrap_or(""));
-    }
-    Ok(options)
 }

@@ -46,8 +46,9 @@ pub fn start_embedded(listen: SocketAddr) -> Result<(), BrokerError> {
     Err(BrokerError::NotListening(listen))
 }
 
-/// One anonymous MQTT 3.1.1 listener with limits sized for many nodes.
-fn config(listen: SocketAddr) -> Config {
+/// The embedded broker's configuration: one anonymous MQTT 3.1.1 listener on `listen` with
+/// limits sized for many nodes. The test harness runs the same broker as its own process.
+pub fn config(listen: SocketAddr) -> Config {
     let connections = ConnectionSettings {
         connection_timeout_ms: 60_000,
         max_payload_size: 4 * 1024 * 1024,

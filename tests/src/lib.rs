@@ -12,6 +12,7 @@ pub mod oracle;
 pub mod ports;
 pub mod process;
 pub mod procfs;
+pub mod proxy;
 pub mod signal;
 pub mod wait;
 

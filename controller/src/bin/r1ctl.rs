@@ -125,6 +125,19 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// The epoch, every job (phase, replicas, nodes, budget left) and every escrow (balance,
+    /// locked, paid to node operators, burned), across the signer's namespaces.
+    Status {
+        #[command(flatten)]
+        watch: Watch,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The local devnet that `make devnet` runs.
+    Devnet {
+        #[command(subcommand)]
+        command: DevnetCommand,
+    },
     /// Create or inspect key files.
     Keys {
         #[command(subcommand)]
@@ -138,6 +151,39 @@ enum Command {
         #[command(subcommand)]
         command: NodeCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum DevnetCommand {
+    /// `r1ctl status` as the devnet's CSP, found through the `env` file in the devnet's
+    /// directory (`R1_DEVNET_DIR`, default /tmp/r1-devnet).
+    Status {
+        #[command(flatten)]
+        watch: Watch,
+    },
+}
+
+/// `-w`: keep showing.
+#[derive(Args)]
+struct Watch {
+    /// Show again every `--interval` seconds until interrupted.
+    #[arg(short, long)]
+    watch: bool,
+    /// Seconds between two screens with `--watch`.
+    #[arg(long, default_value_t = 2, value_name = "SECONDS")]
+    interval: u64,
+}
+
+impl Watch {
+    fn show(&self, client: &Client, out: &mut dyn std::io::Write) -> anyhow::Result<bool> {
+        use std::io::IsTerminal;
+        let every = self
+            .watch
+            .then(|| std::time::Duration::from_secs(self.interval.max(1)));
+        let clear = std::io::stdout().is_terminal();
+        block_on(ctl::overview::show(client, every, clear, out))??;
+        Ok(true)
+    }
 }
 
 #[derive(Subcommand)]
@@ -348,6 +394,14 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 format,
                 &mut out,
             ))??)
+        }
+        Command::Status { watch, remote } => watch.show(&remote.client()?, &mut out),
+        Command::Devnet {
+            command: DevnetCommand::Status { watch },
+        } => {
+            let env = ctl::devnet::DevnetEnv::read(&ctl::devnet::dir_from_env())?;
+            let identity = r1_protocol::keyfile::load(&env.key)?;
+            watch.show(&Client::new(&env.server, identity)?, &mut out)
         }
         Command::Describe {
             kind,

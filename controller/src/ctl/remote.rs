@@ -19,7 +19,7 @@ use crate::intake::kinds;
 use crate::intake::object::{ObjectKey, StoredObject};
 use crate::intake::wire::{ApiInfo, ApplyResponse, ErrorBody, ListResponse};
 
-mod print;
+pub(crate) mod print;
 
 pub use print::OutputFormat;
 

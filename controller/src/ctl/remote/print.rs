@@ -206,6 +206,40 @@ pub fn table(
     print_rows(&header, &rows, out)
 }
 
+/// Prints escrows with their money: address, balance, locked for running jobs, paid to node
+/// operators and burned (the overview's second table).
+pub fn escrow_money_table(escrows: &[StoredObject], out: &mut dyn Write) -> io::Result<()> {
+    let header: Vec<String> = [
+        "NAMESPACE",
+        "ESCROW",
+        "ADDRESS",
+        "BALANCE",
+        "LOCKED",
+        "PAID",
+        "BURNED",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let rows: Vec<Vec<String>> = escrows
+        .iter()
+        .map(|escrow| {
+            let status = &escrow.status;
+            let mut row = vec![
+                escrow.metadata.namespace.clone(),
+                escrow.metadata.name.clone(),
+            ];
+            row.extend(
+                ["address", "balance", "locked", "paid", "burned"]
+                    .iter()
+                    .map(|field| text(status, &[field])),
+            );
+            row
+        })
+        .collect();
+    print_rows(&header, &rows, out)
+}
+
 fn print_rows(header: &[String], rows: &[Vec<String>], out: &mut dyn Write) -> io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {

@@ -20,6 +20,7 @@ use crate::images::ImageError;
 use crate::node::{NodeAgent, NodeHarnessError, NodeSettings, TOPIC_ROOT};
 use crate::oracle::{OracleHarnessError, OracleProcess, OracleSettings};
 use crate::process::{ProcessError, bin_path};
+use crate::proxy::{Proxy, ProxyError};
 
 /// The image `crds/examples/job-http.yaml` runs; every node holds its archive.
 pub const HTTPD_IMAGE: &str = "localhost/r1-examples/httpd:1";
@@ -56,6 +57,9 @@ pub struct NetworkSettings {
     pub grace_missed: u32,
     /// The broker.
     pub broker: BrokerKind,
+    /// Route the oracles' chain RPC through a [`Proxy`] ([`Network::chain_proxy`]), so a test can
+    /// cut the chain off from them; r1ctl and the test itself keep the direct endpoint.
+    pub proxy_chain: bool,
 }
 
 impl Default for NetworkSettings {
@@ -68,6 +72,7 @@ impl Default for NetworkSettings {
             loop_period_ms: 500,
             grace_missed: 3,
             broker: BrokerKind::Rumqttd,
+            proxy_chain: false,
         }
     }
 }
@@ -102,6 +107,9 @@ pub enum NetworkError {
     /// A binary could not be found or started.
     #[error(transparent)]
     Process(#[from] ProcessError),
+    /// The chain proxy could not start.
+    #[error("chain proxy: {0}")]
+    Proxy(#[from] ProxyError),
     /// A file or process could not be handled.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -122,6 +130,7 @@ pub struct Network {
     containerd: PrivateContainerd,
     namespaces: NodeNamespaces,
     broker: Box<dyn Broker>,
+    chain_proxy: Option<Proxy>,
     chain: TestChain,
     csp: Identity,
     escrow: Address,
@@ -151,8 +160,19 @@ impl Network {
         let containerd = PrivateContainerd::start()?;
         let mut namespaces = NodeNamespaces(Vec::new());
 
+        let chain_proxy = if settings.proxy_chain {
+            let port = chain.devchain().url().port().unwrap_or(80);
+            Some(Proxy::start(std::net::SocketAddr::from((
+                std::net::Ipv4Addr::LOCALHOST,
+                port,
+            )))?)
+        } else {
+            None
+        };
         let oracle_settings = OracleSettings {
-            rpc_url: chain.url(),
+            rpc_url: chain_proxy
+                .as_ref()
+                .map_or_else(|| chain.url(), |p| format!("http://127.0.0.1:{}", p.port())),
             chain_id: chain.chain_id(),
             manager: chain.manager(),
             broker_url: broker.url(),
@@ -203,6 +223,7 @@ impl Network {
             containerd,
             namespaces,
             broker,
+            chain_proxy,
             chain,
             csp,
             escrow,
@@ -232,6 +253,12 @@ impl Network {
     /// The chain.
     pub fn chain(&self) -> &TestChain {
         &self.chain
+    }
+
+    /// The proxy between the oracles and the chain, when [`NetworkSettings::proxy_chain`] asked
+    /// for one: cut it to take the chain away from the oracles.
+    pub fn chain_proxy(&self) -> Option<&Proxy> {
+        self.chain_proxy.as_ref()
     }
 
     /// The oracles, in creation order.

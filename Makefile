@@ -42,10 +42,9 @@ lint: ## clippy over the workspace (not part of `make test`: it would compile ev
 bench: build ## benchmarks that print numbers (container start latency, heartbeat cost); needs root
 	$(CARGO) bench $(CARGO_FLAGS) --profile dev --workspace --bench node_agent
 
-devnet: ## the main job: a local network running the example manifests
-	@echo "make devnet: the devnet (chain, broker, oracles, node agents) is not built yet; see issue #6." >&2
-	@exit 1
+devnet: build ## the main job: chain, broker, 3 oracles, 4 node agents running crds/examples (Ctrl-C stops)
+	$(CARGO_TARGET_DIR)/debug/r1-devnet up $(DEVNET_FLAGS)
 
-devnet-down: ## stop everything `make devnet` started
-	@echo "make devnet-down: the devnet is not built yet; nothing to stop." >&2
-	@exit 1
+devnet-down: ## stop the devnet `make devnet` started, and anything it left behind
+	@if [ -x $(CARGO_TARGET_DIR)/debug/r1-devnet ]; then $(CARGO_TARGET_DIR)/debug/r1-devnet down; \
+	else echo "make devnet-down: r1-devnet is not built, so no devnet can be running"; fi

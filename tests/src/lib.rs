@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod chain;
 pub mod containerd;
+pub mod devnet;
 pub mod images;
 pub mod network;
 pub mod node;

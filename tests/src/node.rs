@@ -122,7 +122,12 @@ impl NodeAgent {
 
     /// The agent's log (stdout and stderr) so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("r1-node.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Where the agent's log (stdout and stderr) is written.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("r1-node.log")
     }
 
     /// Starts the agent process.

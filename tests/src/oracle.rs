@@ -137,7 +137,12 @@ impl OracleProcess {
 
     /// The oracle's log (stdout and stderr) so far, across restarts.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("r1-oracle.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Where its log (stdout and stderr) is written.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("r1-oracle.log")
     }
 
     /// Runs `r1-oracle --config <file> check-config` and returns what it said.

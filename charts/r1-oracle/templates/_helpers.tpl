@@ -62,13 +62,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if hasKey .Values.podSecurityContext "fsGroup" }}
 {{- fail "podSecurityContext.fsGroup must not be set: Kubernetes would make the key file group-readable (kubernetes/kubernetes#57923) and r1-oracle refuses such key files" }}
 {{- end }}
+{{- $ports := list (int64 .Values.api.port) (int64 .Values.metrics.port) }}
+{{- if not .Values.broker.url }}
+{{- $ports = append $ports (int64 .Values.broker.embeddedPort) }}
+{{- end }}
+{{- if ne (len $ports) (len (uniq $ports)) }}
+{{- fail "api.port, metrics.port and broker.embeddedPort (with the embedded broker) must differ: each is its own listener" }}
+{{- end }}
 {{- if and .Values.persistence.enabled (eq .Values.updateStrategy "RollingUpdate") (not .Values.persistence.existingClaim) }}
 {{- /* A ReadWriteOnce claim cannot be mounted by the surge pod on another node. */}}
 {{- fail "persistence.enabled needs updateStrategy: Recreate (a ReadWriteOnce volume cannot be mounted by the old and the new pod at once)" }}
 {{- end }}
 {{- end }}
 
-{{/* Cluster-scoped names carry the namespace: two releases of one name must not collide. */}}
+{{/* Names of the RBAC objects carry the release namespace: the ClusterRole is cluster-scoped and
+a Role lives in kube.namespace, so two releases of one name must not collide there. */}}
 {{- define "r1-oracle.clusterRoleName" -}}
 {{- printf "%s-%s" .Release.Namespace (include "r1-oracle.fullname" .) }}
 {{- end }}

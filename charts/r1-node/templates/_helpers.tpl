@@ -17,7 +17,7 @@
 {{- end }}
 {{- end }}
 
-{{/* Labels selecting the oracle's pods; never change them (selectors are immutable). */}}
+{{/* Labels selecting the agent's pods; never change them (selectors are immutable). */}}
 {{- define "r1-node.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "r1-node.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -65,9 +65,25 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* The local API socket inside apiSocketDir. */}}
+{{- define "r1-node.apiSocket" -}}
+{{- printf "%s/node.sock" (trimSuffix "/" .Values.apiSocketDir) }}
+{{- end }}
+
+{{/* Whether imagesDir needs its own host mount (it is set and not inside dataDir). */}}
+{{- define "r1-node.mountImagesDir" -}}
+{{- if and .Values.imagesDir (ne .Values.imagesDir .Values.dataDir) (not (hasPrefix (printf "%s/" (trimSuffix "/" .Values.dataDir)) .Values.imagesDir)) }}true{{ end }}
+{{- end }}
+
 {{/* Fails rendering on values the schema cannot express. */}}
 {{- define "r1-node.validate" -}}
 {{- if hasKey .Values.podSecurityContext "fsGroup" }}
 {{- fail "podSecurityContext.fsGroup must not be set: Kubernetes would make the key file group-readable (kubernetes/kubernetes#57923) and r1-node refuses such key files" }}
+{{- end }}
+{{- if gt (int64 .Values.ports.first) (int64 .Values.ports.last) }}
+{{- fail "ports.first must be at most ports.last" }}
+{{- end }}
+{{- if gt (int64 .Values.restartBackoff.initialMs) (int64 .Values.restartBackoff.maxMs) }}
+{{- fail "restartBackoff.initialMs must be at most restartBackoff.maxMs" }}
 {{- end }}
 {{- end }}

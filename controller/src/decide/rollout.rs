@@ -14,13 +14,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::decide::availability_plan::ReplicaHealth;
 
 /// The condition reason of a failed rollout.
 pub const ROLLOUT_FAILED: &str = "RolloutFailed";
 
 /// Why a new replica was given up on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Cause {
     /// Not healthy within the deadline.
     NeverHealthy {
@@ -33,8 +35,21 @@ pub enum Cause {
     Failed,
 }
 
+/// What happened, as the end of a sentence: `never became healthy within 120 s`.
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NeverHealthy { deadline_s } => {
+                write!(f, "never became healthy within {deadline_s} s")
+            }
+            Self::CrashLooping => f.write_str("crash-looped"),
+            Self::Failed => f.write_str("failed"),
+        }
+    }
+}
+
 /// Which new replica failed and how; `Display` gives the condition message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RolloutFailure {
     /// Replica index.
     pub replica: u32,
@@ -53,20 +68,13 @@ impl fmt::Display for RolloutFailure {
         } = self;
         write!(
             f,
-            "{ROLLOUT_FAILED}: replica {replica} of generation {generation} "
-        )?;
-        match cause {
-            Cause::NeverHealthy { deadline_s } => {
-                write!(f, "never became healthy within {deadline_s} s")
-            }
-            Cause::CrashLooping => f.write_str("crash-looped"),
-            Cause::Failed => f.write_str("failed"),
-        }
+            "{ROLLOUT_FAILED}: replica {replica} of generation {generation} {cause}"
+        )
     }
 }
 
-/// Where a job's rollout stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a job's rollout stands; serializable so a controller can keep it across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RolloutState {
     /// Every replica runs `generation`.
     Stable {
@@ -113,6 +121,55 @@ impl RolloutState {
         match self {
             Self::RollingBack { failure, .. } | Self::RolledBack { failure, .. } => Some(*failure),
             Self::Stable { .. } | Self::Progressing { .. } => None,
+        }
+    }
+
+    /// The generation that serves `replica`, the one availability keeps running: the new one
+    /// for replicas already switched, the old one for the rest and during a rollback.
+    pub const fn serving(&self, replica: u32) -> u64 {
+        match *self {
+            Self::Stable { generation } | Self::RolledBack { generation, .. } => generation,
+            Self::Progressing {
+                from,
+                to,
+                replica: switching,
+                ..
+            } => {
+                if replica < switching {
+                    to
+                } else {
+                    from
+                }
+            }
+            Self::RollingBack { from, .. } => from,
+        }
+    }
+
+    /// The other generation [`step`] itself manages on `replica`, if any: the new one being
+    /// started beside the old one, or a new one being stopped during a rollback.
+    pub const fn in_flight(&self, replica: u32) -> Option<u64> {
+        match *self {
+            Self::Progressing {
+                to,
+                replica: switching,
+                ..
+            } if replica == switching => Some(to),
+            Self::RollingBack { to, .. } => Some(to),
+            Self::Stable { .. } | Self::RolledBack { .. } | Self::Progressing { .. } => None,
+        }
+    }
+
+    /// Every generation the state names (running, target, failed).
+    pub fn generations(&self) -> Vec<u64> {
+        match *self {
+            Self::Stable { generation } => vec![generation],
+            Self::Progressing { from, to, .. } | Self::RollingBack { from, to, .. } => {
+                vec![from, to]
+            }
+            Self::RolledBack {
+                generation,
+                failure,
+            } => vec![generation, failure.generation],
         }
     }
 }
@@ -384,6 +441,7 @@ pub fn step(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures
 mod tests {
     use super::*;
     use ReplicaHealth::{CrashLooping, Failed, Healthy, Missing, Starting};
@@ -636,6 +694,41 @@ mod tests {
             step(&s3, &RolloutObservations::default(), 40, DEADLINE),
             (s3, vec![])
         );
+    }
+
+    #[test]
+    fn serving_and_in_flight_generations_per_replica() {
+        let p = RolloutState::Progressing {
+            from: 1,
+            to: 2,
+            replicas: 3,
+            replica: 1,
+            started_ms: 0,
+        };
+        assert_eq!([0, 1, 2].map(|r| p.serving(r)), [2, 1, 1]);
+        assert_eq!([0, 1, 2].map(|r| p.in_flight(r)), [None, Some(2), None]);
+        assert_eq!(p.generations(), vec![1, 2]);
+        let failure = RolloutFailure {
+            replica: 1,
+            generation: 2,
+            cause: Cause::CrashLooping,
+        };
+        let back = RolloutState::RollingBack {
+            from: 1,
+            to: 2,
+            replicas: 3,
+            failure,
+        };
+        assert_eq!([0, 1, 2].map(|r| back.serving(r)), [1, 1, 1]);
+        assert_eq!(back.in_flight(2), Some(2));
+        let done = RolloutState::RolledBack {
+            generation: 1,
+            failure,
+        };
+        assert_eq!((done.serving(0), done.in_flight(0)), (1, None));
+        assert_eq!(done.generations(), vec![1, 2]);
+        let json = serde_json::to_string(&back).unwrap();
+        assert_eq!(serde_json::from_str::<RolloutState>(&json).unwrap(), back);
     }
 
     #[test]

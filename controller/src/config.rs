@@ -105,6 +105,10 @@ pub struct LoopsConfig {
     /// oracles (anti-entropy; a request is also sent once as soon as it is accepted).
     #[serde(default = "default_resync_seconds")]
     pub resync_seconds: u64,
+    /// Seconds a new replica of a changed job has to become healthy (running, and passing its
+    /// HTTP or TCP health check when it has one) before the rollout is rolled back.
+    #[serde(default = "default_rollout_deadline_seconds")]
+    pub rollout_deadline_seconds: u64,
 }
 
 fn default_period_ms() -> u64 {
@@ -119,12 +123,17 @@ fn default_resync_seconds() -> u64 {
     30
 }
 
+fn default_rollout_deadline_seconds() -> u64 {
+    120
+}
+
 impl Default for LoopsConfig {
     fn default() -> Self {
         Self {
             period_ms: default_period_ms(),
             start_grace_seconds: default_start_grace_seconds(),
             resync_seconds: default_resync_seconds(),
+            rollout_deadline_seconds: default_rollout_deadline_seconds(),
         }
     }
 }

@@ -1,12 +1,14 @@
-//! The availability and validation loops for one job: gather what the nodes report, let
-//! [`crate::decide::availability_plan`] decide, send the commands, vote the running node set on
-//! chain when it differs from the validated one, and write the job's status.
+//! The rollout, availability and validation loops for one job: gather what the nodes report,
+//! roll a changed spec out (see [`crate::oracle::rollout`]), let
+//! [`crate::decide::availability_plan`] keep the generation serving each replica running, send
+//! the commands, vote the running node set on chain when it differs from the validated one,
+//! and write the job's status.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_primitives::Address;
 use r1_crds::job::{DeeployJobSpec, DeeployJobStatus, JobPhase, ReplicaAssignment};
-use r1_protocol::messages::{DeployCommand, StopCommand, WorkloadId, WorkloadState};
+use r1_protocol::messages::{WorkloadId, WorkloadState};
 
 use crate::decide::availability_plan::{
     self, Action, AvailabilityInput, DEFAULT_CRASH_LOOP_RESTARTS, Holder, ReplicaHealth,
@@ -14,6 +16,7 @@ use crate::decide::availability_plan::{
 use crate::decide::liveness::NodeLiveness;
 use crate::intake::object::{ObjectKey, StoredObject, timestamp_now};
 use crate::oracle::chain::ChainJob;
+use crate::oracle::rollout::{JobRollout, Role, Seen, split, workload_replica};
 use crate::oracle::runtime::{Oracle, Pass};
 use crate::oracle::state::Placement;
 use crate::oracle::status::{JobFacts, OnChain, job_status};
@@ -56,6 +59,7 @@ impl Oracle {
                 .ok()
                 .and_then(|s| self.catalogue.estimate(s).ok())
                 .map(|e| e.class.name.clone()),
+            rollout: None,
             now: timestamp_now(),
         };
         let (spec, template) = match (spec, template) {
@@ -156,7 +160,7 @@ impl Oracle {
         }
     }
 
-    /// Availability (deploy, stop, move) and validation of one open chain job.
+    /// Rollout, availability (deploy, stop, move) and validation of one open chain job.
     async fn run_job(
         &self,
         job: &ChainJob,
@@ -166,70 +170,116 @@ impl Oracle {
         facts: &mut JobFacts<'_>,
     ) {
         let now = pass.now_ms;
+        let desired = job.nodes_requested.min(spec.replicas.max(1));
         let placements = self.state.placements(job.id).unwrap_or_else(|e| {
             tracing::warn!(job = job.id, error = %e, "cannot read placements");
             Vec::new()
         });
-        let (holders, reported) = {
+        let (seen, placed_liveness) = {
             let registry = self.registry.lock().await;
-            let mut holders = Vec::new();
-            let mut reported = BTreeMap::new();
-            for (node, report) in registry.reports_of(job.id) {
-                let mut health =
-                    ReplicaHealth::from_report(Some(&report.state), DEFAULT_CRASH_LOOP_RESTARTS);
-                if health == ReplicaHealth::Healthy
-                    && (report.revision != template.revision() || report.healthy == Some(false))
-                {
-                    health = ReplicaHealth::Starting;
-                }
-                let since_ms = match placements
-                    .iter()
-                    .find(|p| p.replica == report.id.replica && p.node == node)
-                {
-                    Some(p) => p.since_ms,
-                    None => {
-                        // Placed by another oracle: the start grace runs from first sight.
-                        let seen = Placement {
-                            job: job.id,
-                            replica: report.id.replica,
-                            node,
-                            since_ms: now,
-                        };
-                        if let Err(e) = self.state.place(&seen) {
-                            tracing::warn!(job = job.id, error = %e, "cannot record first sight");
-                        }
-                        now
-                    }
-                };
-                holders.push(Holder {
-                    replica: report.id.replica,
+            let liveness = |node: &Address| registry.liveness(node, pass.link, now, &self.liveness);
+            let seen: Vec<Seen> = registry
+                .reports_of(job.id)
+                .into_iter()
+                .map(|(node, report)| Seen {
                     node,
-                    liveness: registry.liveness(&node, pass.link, now, &self.liveness),
-                    health,
-                    since_ms,
-                });
-                reported.insert((report.id.replica, node), report.clone());
-            }
-            for placement in &placements {
-                if !reported.contains_key(&(placement.replica, placement.node)) {
-                    holders.push(Holder {
-                        replica: placement.replica,
-                        node: placement.node,
-                        liveness: registry.liveness(
-                            &placement.node,
-                            pass.link,
-                            now,
-                            &self.liveness,
-                        ),
-                        health: ReplicaHealth::Missing,
-                        since_ms: placement.since_ms,
-                    });
-                }
-            }
-            (holders, reported)
+                    report: report.clone(),
+                    liveness: liveness(&node),
+                })
+                .collect();
+            let placed: BTreeMap<Address, NodeLiveness> = placements
+                .iter()
+                .map(|p| (p.node, liveness(&p.node)))
+                .collect();
+            (seen, placed)
         };
+        let Some(mut rollout) = self.rollout_record(job.id, template, &seen) else {
+            observe_only(job, desired, &seen, facts);
+            return;
+        };
+        let rollout_commands =
+            self.advance_rollout(job.id, &mut rollout, template, desired, &seen, pass);
+        facts.rollout = Some(rollout.view());
+
+        // Holders: where the generation serving each replica runs or was placed.
+        let mut holders = Vec::new();
+        let mut reported = BTreeMap::new();
+        for s in &seen {
+            let (_, replica) = split(s.report.id.replica);
+            let serving = rollout.serving(replica);
+            let (Role::Serving, Some(generation)) = (rollout.role(s.report.id.replica), serving)
+            else {
+                continue;
+            };
+            let mut health =
+                ReplicaHealth::from_report(Some(&s.report.state), DEFAULT_CRASH_LOOP_RESTARTS);
+            if health == ReplicaHealth::Healthy
+                && (s.report.revision != generation.revision || s.report.healthy == Some(false))
+            {
+                health = ReplicaHealth::Starting;
+            }
+            let since_ms = match placements
+                .iter()
+                .find(|p| p.replica == replica && p.node == s.node)
+            {
+                Some(p) => p.since_ms,
+                None => {
+                    // Placed by another oracle: the start grace runs from first sight.
+                    let seen = Placement {
+                        job: job.id,
+                        replica,
+                        node: s.node,
+                        since_ms: now,
+                    };
+                    if let Err(e) = self.state.place(&seen) {
+                        tracing::warn!(job = job.id, error = %e, "cannot record first sight");
+                    }
+                    now
+                }
+            };
+            holders.push(Holder {
+                replica,
+                node: s.node,
+                liveness: s.liveness,
+                health,
+                since_ms,
+            });
+            reported.insert((replica, s.node), s.report.clone());
+        }
+        for placement in &placements {
+            if !reported.contains_key(&(placement.replica, placement.node)) {
+                holders.push(Holder {
+                    replica: placement.replica,
+                    node: placement.node,
+                    liveness: placed_liveness
+                        .get(&placement.node)
+                        .copied()
+                        .unwrap_or(NodeLiveness::Unknown),
+                    health: ReplicaHealth::Missing,
+                    since_ms: placement.since_ms,
+                });
+            }
+        }
+
+        // The rollout starts a new generation where the replica is held (a live node, the
+        // healthiest holder first), and stops what it retires.
+        let mut by_health: Vec<&Holder> = holders
+            .iter()
+            .filter(|h| h.liveness == NodeLiveness::Alive)
+            .collect();
+        by_health.sort_by_key(|h| h.health);
+        let mut held: BTreeMap<u32, Address> = BTreeMap::new();
+        for holder in by_health {
+            held.entry(holder.replica).or_insert(holder.node);
+        }
+        self.send_rollout(job.id, &rollout, &rollout_commands, &held, &seen, now);
+        for s in &seen {
+            if s.current() && rollout.role(s.report.id.replica) == Role::Unwanted {
+                self.send_stop(s.node, s.report.id, "retired revision");
+            }
+        }
+
         let roster = (!job.active_nodes.is_empty()).then_some(&job.active_nodes);
-        let desired = job.nodes_requested.min(spec.replicas.max(1));
         let plan = availability_plan::plan(&AvailabilityInput {
             job_id: job.id,
             salt: 0,
@@ -246,14 +296,21 @@ impl Oracle {
         for action in &plan.actions {
             match *action {
                 Action::Deploy { replica, node } => {
-                    self.deploy(job.id, replica, node, template, now)
+                    self.deploy(job.id, replica, node, &rollout, now)
                 }
                 Action::Stop {
                     replica,
                     node,
                     reason,
                 } => {
-                    self.stop(job.id, replica, node, &format!("{reason:?}"));
+                    self.stop(
+                        job.id,
+                        replica,
+                        node,
+                        &format!("{reason:?}"),
+                        &rollout,
+                        &seen,
+                    );
                     gone.insert((replica, node));
                 }
                 Action::Redeploy {
@@ -263,8 +320,8 @@ impl Oracle {
                     reason,
                 } => {
                     tracing::info!(job = job.id, replica, %from, %to, ?reason, "moving replica");
-                    self.deploy(job.id, replica, to, template, now);
-                    self.stop(job.id, replica, from, "moved");
+                    self.deploy(job.id, replica, to, &rollout, now);
+                    self.stop(job.id, replica, from, "moved", &rollout, &seen);
                     gone.insert((replica, from));
                 }
             }
@@ -279,11 +336,14 @@ impl Oracle {
             {
                 continue;
             }
+            let Some(generation) = rollout.serving(holder.replica) else {
+                continue;
+            };
             let current = reported
                 .get(&(holder.replica, holder.node))
-                .is_some_and(|r| r.revision == template.revision());
+                .is_some_and(|r| r.revision == generation.revision);
             if !current {
-                self.send_deploy(job.id, holder.replica, holder.node, template);
+                self.send_deploy(holder.node, generation.workload(job.id, holder.replica));
             }
         }
         if let Some(first) = plan.unplaceable.first() {
@@ -299,10 +359,11 @@ impl Oracle {
             }
             let report = reported.get(&(holder.replica, holder.node));
             let state = report.map_or("pending", |r| r.state.name());
+            let revision = rollout.serving(holder.replica).map(|g| g.revision.as_str());
             let healthy = report.is_some_and(|r| {
                 r.state == WorkloadState::Running
                     && r.healthy != Some(false)
-                    && r.revision == template.revision()
+                    && Some(r.revision.as_str()) == revision
             }) && holder.liveness.may_keep_workloads()
                 && holder.liveness != NodeLiveness::Unknown;
             if healthy {
@@ -354,7 +415,11 @@ impl Oracle {
         }
     }
 
-    fn deploy(&self, job: u64, replica: u32, node: Address, template: &WorkloadTemplate, now: u64) {
+    /// Places `replica` on `node` and deploys the generation serving it there.
+    fn deploy(&self, job: u64, replica: u32, node: Address, rollout: &JobRollout, now: u64) {
+        let Some(generation) = rollout.serving(replica) else {
+            return;
+        };
         let placement = Placement {
             job,
             replica,
@@ -365,36 +430,42 @@ impl Oracle {
             tracing::warn!(job, replica, %node, error = %e, "cannot record placement");
             return;
         }
-        tracing::info!(job, replica, %node, revision = template.revision(), "deploying replica");
-        self.send_deploy(job, replica, node, template);
+        tracing::info!(job, replica, %node, revision = generation.revision, "deploying replica");
+        self.send_deploy(node, generation.workload(job, replica));
     }
 
-    fn send_deploy(&self, job: u64, replica: u32, node: Address, template: &WorkloadTemplate) {
-        let command = DeployCommand {
-            target: node,
-            workload: template.replica(job, replica),
-        };
-        if self.send(node, &command) {
-            self.metrics.command("deploy");
-        }
-    }
-
-    fn stop(&self, job: u64, replica: u32, node: Address, reason: &str) {
+    /// Stops every generation of `replica` this oracle knows on `node` and forgets the
+    /// placement.
+    fn stop(
+        &self,
+        job: u64,
+        replica: u32,
+        node: Address,
+        reason: &str,
+        rollout: &JobRollout,
+        seen: &[Seen],
+    ) {
         tracing::info!(job, replica, %node, reason, "stopping replica");
-        let command = StopCommand {
-            target: node,
-            workload: WorkloadId { job, replica },
-            reason: reason.into(),
-        };
-        if self.send(node, &command) {
-            self.metrics.command("stop");
+        let mut ids: BTreeSet<WorkloadId> = seen
+            .iter()
+            .filter(|s| {
+                s.node == node
+                    && split(s.report.id.replica).1 == replica
+                    && rollout.role(s.report.id.replica) != Role::Foreign
+            })
+            .map(|s| s.report.id)
+            .collect();
+        ids.extend(rollout.serving(replica).map(|g| g.id(job, replica)));
+        for id in ids {
+            self.send_stop(node, id, reason);
         }
         if let Err(e) = self.state.unplace(job, replica, &node) {
             tracing::warn!(job, replica, %node, error = %e, "cannot forget placement");
         }
     }
 
-    /// Stops every replica of `job` wherever a node reports or this oracle placed it.
+    /// Stops every replica of `job` wherever a node reports or this oracle placed it (under
+    /// every tag its rollout record knows).
     pub(crate) fn stop_everywhere(&self, job: u64, reason: &str, pass: &Pass) {
         let mut targets: BTreeSet<(u32, Address)> = pass
             .reports
@@ -403,11 +474,58 @@ impl Oracle {
             .flatten()
             .copied()
             .collect();
+        let tags: Vec<u32> = match self.state.rollout(job) {
+            Ok(Some(record)) => record
+                .generations
+                .values()
+                .map(|g| g.tag)
+                .chain(record.retired.iter().copied())
+                .collect(),
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(job, error = %e, "cannot read the job's rollout");
+                Vec::new()
+            }
+        };
         for placement in self.state.placements(job).unwrap_or_default() {
-            targets.insert((placement.replica, placement.node));
+            for tag in &tags {
+                targets.insert((workload_replica(*tag, placement.replica), placement.node));
+            }
+            if let Err(e) = self.state.unplace(job, placement.replica, &placement.node) {
+                tracing::warn!(job, error = %e, "cannot forget placement");
+            }
         }
         for (replica, node) in targets {
-            self.stop(job, replica, node, reason);
+            tracing::info!(job, replica, %node, reason, "stopping workload");
+            self.send_stop(node, WorkloadId { job, replica }, reason);
         }
     }
+}
+
+/// Status facts of a job this oracle keeps its hands off (see [`crate::oracle::rollout`]):
+/// what the nodes report, whatever the revision.
+fn observe_only(job: &ChainJob, desired: u32, seen: &[Seen], facts: &mut JobFacts<'_>) {
+    let mut running: BTreeMap<u32, Address> = BTreeMap::new();
+    let mut assignments = Vec::new();
+    for s in seen.iter().filter(|s| s.current()) {
+        let (_, replica) = split(s.report.id.replica);
+        if replica >= desired {
+            continue;
+        }
+        if s.report.state == WorkloadState::Running && s.report.healthy != Some(false) {
+            running.entry(replica).or_insert(s.node);
+        }
+        assignments.push(ReplicaAssignment {
+            replica,
+            node: s.node.to_checksum(None),
+            state: s.report.state.name().into(),
+            since: None,
+        });
+    }
+    assignments.sort_by(|a, b| a.replica.cmp(&b.replica).then(a.node.cmp(&b.node)));
+    assignments.dedup_by(|a, b| a.replica == b.replica && a.node == b.node);
+    facts.assignments = assignments;
+    facts.healthy = running.len() as u32;
+    let running_set: BTreeSet<Address> = running.values().copied().collect();
+    facts.validated = !job.active_nodes.is_empty() && running_set == job.active_nodes;
 }

@@ -6,7 +6,8 @@
 //! * [`chain`]: the chain snapshot a pass decides from.
 //! * [`registry`]: nodes from their signed heartbeats, and their licences.
 //! * [`relay`]: CSP requests relayed between oracles.
-//! * [`state`]: the oracle's durable memory (placements, votes, relayed requests).
+//! * [`rollout`]: a changed spec rolled out replica by replica, rolled back when unhealthy.
+//! * [`state`]: the oracle's durable memory (placements, votes, relayed requests, rollouts).
 //! * [`workload`]: the deploy command of a replica.
 //! * [`status`]: a job's status as a pure function of the facts.
 //! * [`mesh`], [`broker`], [`metrics`]: MQTT link, embedded broker, Prometheus metrics.
@@ -19,6 +20,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod registry;
 pub mod relay;
+pub mod rollout;
 pub mod runtime;
 pub mod state;
 pub mod status;

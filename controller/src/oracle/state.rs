@@ -4,7 +4,9 @@
 //!   start grace survives a restart and a replica is not placed twice;
 //! * `votes`: the consensus rounds this oracle has voted in, so a restart never votes twice;
 //! * `relayed`: the newest CSP-signed request that touched each object, re-sent to the other
-//!   oracles (anti-entropy) and used to refuse older ones.
+//!   oracles (anti-entropy) and used to refuse older ones;
+//! * `rollouts`: where each job's rollout stands and the generations it names (see
+//!   [`crate::oracle::rollout`]), so a restart carries a rollout or rollback on.
 
 use std::path::Path;
 
@@ -13,9 +15,12 @@ use r1_protocol::messages::RelayedRequest;
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::oracle::rollout::JobRollout;
+
 const PLACEMENTS: &str = "placements";
 const VOTES: &str = "votes";
 const RELAYED: &str = "relayed";
+const ROLLOUTS: &str = "rollouts";
 
 /// A failure of the oracle's state database.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +72,7 @@ impl OracleState {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let families = [PLACEMENTS, VOTES, RELAYED]
+        let families = [PLACEMENTS, VOTES, RELAYED, ROLLOUTS]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         Ok(Self {
@@ -97,6 +102,16 @@ impl OracleState {
             self.db
                 .put_cf_opt(cf, &key, placement.since_ms.to_be_bytes(), &Self::synced())?;
         }
+        Ok(())
+    }
+
+    /// Records `placement` with its own time even when the replica was placed there before,
+    /// so the start grace runs again (a replica a rollback starts again on its node).
+    pub fn replace(&self, placement: &Placement) -> Result<(), StateError> {
+        let cf = self.family(PLACEMENTS)?;
+        let key = placement_key(placement.job, placement.replica, &placement.node);
+        self.db
+            .put_cf_opt(cf, key, placement.since_ms.to_be_bytes(), &Self::synced())?;
         Ok(())
     }
 
@@ -170,6 +185,34 @@ impl OracleState {
         Ok(())
     }
 
+    /// The rollout record of on-chain job `job`, if this oracle has one.
+    pub fn rollout(&self, job: u64) -> Result<Option<JobRollout>, StateError> {
+        let key = format!("{job:020}");
+        match self.db.get_cf(self.family(ROLLOUTS)?, &key)? {
+            None => Ok(None),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StateError::Corrupt {
+                        key,
+                        reason: e.to_string(),
+                    })
+            }
+        }
+    }
+
+    /// Records the rollout of on-chain job `job`.
+    pub fn record_rollout(&self, job: u64, rollout: &JobRollout) -> Result<(), StateError> {
+        let key = format!("{job:020}");
+        let bytes = serde_json::to_vec(rollout).map_err(|e| StateError::Corrupt {
+            key: key.clone(),
+            reason: e.to_string(),
+        })?;
+        self.db
+            .put_cf_opt(self.family(ROLLOUTS)?, key, bytes, &Self::synced())?;
+        Ok(())
+    }
+
     /// Every distinct recorded request, oldest first.
     pub fn all_relayed(&self) -> Result<Vec<RelayedRecord>, StateError> {
         let cf = self.family(RELAYED)?;
@@ -218,6 +261,7 @@ fn parse_placement(key: &str, value: &[u8]) -> Result<Placement, StateError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures
 mod tests {
     use super::*;
 

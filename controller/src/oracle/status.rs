@@ -6,6 +6,7 @@ use r1_crds::common::{Condition, ConditionStatus};
 use r1_crds::job::{DeeployJobStatus, JobPhase, ReplicaAssignment};
 use r1_crds::usdc::Usdc;
 
+use crate::decide::rollout::ROLLOUT_FAILED;
 use crate::oracle::chain::ChainJob;
 
 /// Where the job stands on chain.
@@ -19,6 +20,33 @@ pub enum OnChain<'a> {
     Open(&'a ChainJob),
     /// The job that paid for it is closed.
     Closed(u64),
+}
+
+/// Where the job's rollout stands, for its `RolledOut` condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutView {
+    /// Every replica runs the spec's revision.
+    Complete {
+        /// That revision.
+        revision: String,
+    },
+    /// A new revision is being rolled out replica by replica.
+    Progressing {
+        /// The replica being switched.
+        replica: u32,
+        /// Replicas of the job.
+        replicas: u32,
+        /// The old revision.
+        from: String,
+        /// The new revision.
+        to: String,
+    },
+    /// The new revision failed; the old one is being restored, or runs again.
+    Failed {
+        /// What failed and what runs, e.g. `replica 0 of revision 8c1f… never became healthy
+        /// within 120 s; running revision 1a2b… again`.
+        message: String,
+    },
 }
 
 /// Everything a job's status is computed from.
@@ -46,6 +74,8 @@ pub struct JobFacts<'a> {
     pub epoch: Option<u64>,
     /// Price class the job is funded under.
     pub price_class: Option<String>,
+    /// The rollout, when this oracle manages the job's replicas.
+    pub rollout: Option<RolloutView>,
     /// Now, RFC 3339.
     pub now: String,
 }
@@ -247,12 +277,55 @@ pub fn job_status(previous: &DeeployJobStatus, facts: &JobFacts<'_>) -> DeeployJ
             }
         }
     };
+    if let Some(rollout) = &facts.rollout {
+        conditions.push(rolled_out(prev, rollout, facts));
+    }
     status.phase = Some(phase);
     status.conditions = conditions;
     status
 }
 
+/// `RolledOut`: True once every replica runs the spec's revision; False while a new one rolls
+/// out, and with reason `RolloutFailed` after it failed (the old revision keeps running).
+fn rolled_out(prev: &[Condition], rollout: &RolloutView, facts: &JobFacts<'_>) -> Condition {
+    use ConditionStatus::{False, True};
+    match rollout {
+        RolloutView::Complete { revision } => condition(
+            prev,
+            "RolledOut",
+            True,
+            "RolloutComplete",
+            format!("every replica runs revision {revision}"),
+            facts,
+        ),
+        RolloutView::Progressing {
+            replica,
+            replicas,
+            from,
+            to,
+        } => condition(
+            prev,
+            "RolledOut",
+            False,
+            "RollingOut",
+            format!(
+                "replica {replica} of {replicas}: revision {to} starting beside {from}, which stops once it is healthy"
+            ),
+            facts,
+        ),
+        RolloutView::Failed { message } => condition(
+            prev,
+            "RolledOut",
+            False,
+            ROLLOUT_FAILED,
+            message.clone(),
+            facts,
+        ),
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
@@ -291,6 +364,7 @@ mod tests {
             unplaceable: None,
             epoch: Some(10),
             price_class: Some("entry".into()),
+            rollout: None,
             now: now.into(),
         }
     }
@@ -334,5 +408,43 @@ mod tests {
         );
         let closed = job_status(&unknown, &facts(OnChain::Closed(4), 0, false, "t6"));
         assert_eq!(closed.phase, Some(JobPhase::Closed));
+    }
+
+    #[test]
+    fn a_failed_rollout_keeps_the_job_running_and_says_why() {
+        let job = chain_job();
+        let rolled_out = |s: &DeeployJobStatus| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == "RolledOut")
+                .cloned()
+                .unwrap()
+        };
+        let mut progressing = facts(OnChain::Open(&job), 2, true, "t1");
+        progressing.rollout = Some(RolloutView::Progressing {
+            replica: 0,
+            replicas: 2,
+            from: "aa".into(),
+            to: "bb".into(),
+        });
+        let first = job_status(&DeeployJobStatus::default(), &progressing);
+        assert_eq!(first.phase, Some(JobPhase::Running));
+        assert_eq!(rolled_out(&first).reason, "RollingOut");
+        let mut failed = facts(OnChain::Open(&job), 2, true, "t2");
+        failed.rollout = Some(RolloutView::Failed {
+            message: "replica 0 of revision bb never became healthy within 6 s; running revision aa again".into(),
+        });
+        let after = job_status(&first, &failed);
+        assert_eq!(after.phase, Some(JobPhase::Running));
+        let condition = rolled_out(&after);
+        assert_eq!(
+            (condition.status, condition.reason.as_str()),
+            (ConditionStatus::False, ROLLOUT_FAILED)
+        );
+        assert!(condition.message.contains("never became healthy"));
+        assert_eq!(
+            condition.last_transition_time, "t1",
+            "still False: the transition time stays"
+        );
     }
 }

@@ -11,6 +11,7 @@ use r1_protocol::messages::{
 };
 
 use crate::decide::placement::Demand;
+use crate::oracle::rollout::SLOT_STRIDE;
 
 /// Why a job spec cannot be turned into a workload.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +30,10 @@ pub enum WorkloadError {
     /// A port is out of range.
     #[error("spec.ports[{0}]: port out of range")]
     Port(usize),
+    /// More replicas than a node-facing workload id can number (see
+    /// [`crate::oracle::rollout::SLOT_STRIDE`]).
+    #[error("spec.replicas: at most {max} replicas", max = SLOT_STRIDE - 1)]
+    Replicas,
 }
 
 /// The node-facing part of one replica, without its id.
@@ -42,6 +47,9 @@ impl WorkloadTemplate {
     /// The template of `spec`.
     pub fn of(spec: &DeeployJobSpec) -> Result<Self, WorkloadError> {
         let image = spec.image.clone().ok_or(WorkloadError::NoImage)?;
+        if spec.replicas >= SLOT_STRIDE {
+            return Err(WorkloadError::Replicas);
+        }
         let mut env = BTreeMap::new();
         for (i, var) in spec.env.iter().enumerate() {
             let value = var.value.clone().ok_or(WorkloadError::SecretEnv(i))?;
@@ -126,12 +134,10 @@ impl WorkloadTemplate {
         &self.demand
     }
 
-    /// The workload of `replica` of on-chain job `job`.
-    pub fn replica(&self, job: u64, replica: u32) -> WorkloadSpec {
-        WorkloadSpec {
-            id: WorkloadId { job, replica },
-            ..self.spec.clone()
-        }
+    /// What every replica runs; its id is a placeholder that
+    /// [`crate::oracle::rollout::Generation::workload`] fills in.
+    pub fn spec(&self) -> &WorkloadSpec {
+        &self.spec
     }
 }
 
@@ -153,6 +159,7 @@ fn revision(spec: &WorkloadSpec) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures
 mod tests {
     use super::*;
     use r1_crds::manifest::{Manifest, parse_value};
@@ -181,11 +188,17 @@ mod tests {
             base.revision(),
             WorkloadTemplate::of(&other).unwrap().revision()
         );
-        let replica = base.replica(9, 1);
-        assert_eq!(replica.id, WorkloadId { job: 9, replica: 1 });
-        assert_eq!(replica.cpu_millis, 250);
-        assert_eq!(replica.memory_bytes, 128 << 20);
+        assert_eq!(base.spec().revision, base.revision());
+        assert_eq!(base.spec().cpu_millis, 250);
+        assert_eq!(base.spec().memory_bytes, 128 << 20);
         assert_eq!(base.demand().cpu_millis, 250);
+    }
+
+    #[test]
+    fn replicas_must_fit_a_workload_id() {
+        let err = WorkloadTemplate::of(&job("  replicas: 10000\n")).unwrap_err();
+        assert_eq!(err.to_string(), "spec.replicas: at most 9999 replicas");
+        assert!(WorkloadTemplate::of(&job("  replicas: 9999\n")).is_ok());
     }
 
     #[test]

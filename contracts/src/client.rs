@@ -172,18 +172,35 @@ impl Suite {
         Ok(self.usdc().balanceOf(who).call().await?)
     }
 
-    /// What `request` costs if created now: price × nodes × epochs left.
-    pub async fn job_cost(&self, request: &JobRequest) -> Result<U256> {
+    /// What `request` costs if it is created in `epoch`: price × nodes × epochs after `epoch`
+    /// (the escrow pays from the next epoch on).
+    pub async fn job_cost(&self, request: &JobRequest, epoch: u64) -> Result<U256> {
         let price = self.manager().jobTypePrice(request.job_type).call().await?;
-        let epoch = self.current_epoch().await?;
         let epochs = request.last_execution_epoch.saturating_sub(epoch);
         Ok(price * U256::from(request.nodes) * U256::from(epochs))
     }
 
-    /// Approves the cost and creates the job in `escrow` (the signer must own it); returns the
-    /// job id.
+    /// Approves the cost and creates the job in `escrow` (the signer must own it), costed in
+    /// the epoch of the chain's latest block; returns the job id. Right when that block is
+    /// recent (a chain that mines continuously, or a test that moved the clock and mined); a
+    /// devnet that mines on demand answers with a stale epoch: see [`Suite::create_job_in`].
     pub async fn create_job(&self, escrow: Address, request: &JobRequest) -> Result<u64> {
-        let cost = self.job_cost(request).await?;
+        let epoch = self.current_epoch().await?;
+        self.create_job_in(escrow, request, epoch).await
+    }
+
+    /// Approves what the job costs if created in `epoch` and creates it in `escrow` (the signer
+    /// must own it); returns the job id. The escrow pulls what it costs in the epoch of the
+    /// block it runs in: less in a later epoch (which also pays fewer epochs), more than
+    /// approved in an earlier one, which fails. Gas estimation runs it too, in the epoch of the
+    /// chain's latest block, so `epoch` must not be later than that one either.
+    pub async fn create_job_in(
+        &self,
+        escrow: Address,
+        request: &JobRequest,
+        epoch: u64,
+    ) -> Result<u64> {
+        let cost = self.job_cost(request, epoch).await?;
         confirm(self.usdc().approve(escrow, cost)).await?;
         let escrow_contract = self.escrow(escrow);
         let call = escrow_contract.createJobs(vec![CspEscrow::JobCreationRequest {

@@ -6,21 +6,28 @@
 //! ([`r1_contracts::job_link::project_hash`] of the signer, namespace and name). The oracle's
 //! `GET /v1/info` says which chain and contracts to use. Funding is idempotent: a job whose
 //! escrow already holds an open job with that hash is reported and left alone.
+//!
+//! Epochs are counted as the oracles count them: by the wall clock and the PoAI manager's
+//! genesis and epoch length ([`EpochClock`]), not by its `currentEpoch()` view, which a devnet
+//! that mines only on demand answers with its last block's time (standing still between
+//! transactions, so a job asked for 30 epochs would get fewer, or none).
 
 use std::io::Write;
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, U256};
 use r1_contracts::attach::chain_id_at;
-use r1_contracts::bindings::CspEscrow::CspEscrowErrors;
+use r1_contracts::bindings::CspEscrow::{self, CspEscrowErrors};
 use r1_contracts::{JobRequest, Suite, project_hash};
 use r1_crds::DeeployJobSpec;
 use r1_crds::check::{References, Source, check_sources};
 use r1_crds::manifest::{Kind, Manifest};
 use r1_crds::pricing::{Catalogue, EstimateError};
 use r1_crds::usdc::Usdc;
+use r1_protocol::now_ms;
 use url::Url;
 
 use crate::ctl::remote::{Client, RemoteError};
+use crate::decide::epoch::{EpochClock, EpochError};
 use crate::intake::apply::count;
 use crate::intake::http::NO_CHAIN;
 use crate::intake::object::ObjectKey;
@@ -65,6 +72,9 @@ pub enum FundError {
         /// The chain looked at.
         chain_id: u64,
     },
+    /// The PoAI manager's epoch settings are unusable (a zero epoch length).
+    #[error("the PoAI manager's epoch clock: {0}")]
+    Clock(#[from] EpochError),
     /// Talking to the chain failed.
     #[error("chain: {0}")]
     Chain(#[from] r1_contracts::Error),
@@ -107,6 +117,9 @@ pub enum JobFundError {
     /// The oracle does not have the job.
     #[error(transparent)]
     Remote(#[from] RemoteError),
+    /// This machine's clock is before the chain's epoch 0.
+    #[error("no epoch yet: {0}")]
+    Clock(#[from] EpochError),
     /// Creating the job on chain failed.
     #[error("chain: {0}")]
     Chain(#[from] r1_contracts::Error),
@@ -134,12 +147,13 @@ pub enum Funded {
 }
 
 /// A CSP's funding session: the suite the oracle named, over an RPC checked to be its chain,
-/// signing as the CSP, with the CSP's escrow.
+/// signing as the CSP, with the CSP's escrow and the manager's epoch clock.
 #[derive(Debug)]
 pub struct Funder {
     suite: Suite,
     escrow: Address,
     chain_id: u64,
+    clock: EpochClock,
 }
 
 impl Funder {
@@ -177,10 +191,12 @@ impl Funder {
                 chain_id: info.chain_id,
             });
         }
+        let (genesis, length) = suite.epoch_clock().await?;
         Ok(Self {
             suite,
             escrow,
             chain_id: info.chain_id,
+            clock: EpochClock::new(genesis, length)?,
         })
     }
 
@@ -224,33 +240,50 @@ impl Funder {
                 csp: self.suite.address(),
             });
         }
-        let job_id = self.create(class.id, hash, nodes, epochs).await?;
+        let job = self.create(class.id, hash, nodes, epochs).await?;
         Ok(Funded::Created {
-            job_id,
-            epochs,
+            job_id: to_u64(job.id),
+            epochs: paid_epochs(
+                to_u64(job.lastExecutionEpoch),
+                to_u64(job.nextEpochToSettle),
+            ),
             nodes,
-            paid: usdc(cost),
+            paid: usdc(job.balance),
         })
     }
 
-    /// Creates the job paid from the next epoch for `epochs` epochs, retrying when an epoch
-    /// boundary passes in between and the contract would count one epoch fewer.
+    /// Creates the job paid for the `epochs` epochs after the current one (by [`EpochClock`])
+    /// and returns it as the chain holds it.
+    ///
+    /// The chain runs the transaction twice: once to estimate its gas, at its last block's time
+    /// (on a devnet that mines on demand, possibly epochs ago), then for real at the wall
+    /// clock's. The approval covers the cost counted from the earlier of the two epochs, which
+    /// the real run never exceeds. An epoch boundary may pass before the transaction is mined,
+    /// and the escrow then pays one epoch fewer: below its minimum it refuses and creation is
+    /// retried; otherwise the job is extended by the missing epochs.
     async fn create(
         &self,
         job_type: u8,
-        project_hash: alloy_primitives::B256,
+        project_hash: B256,
         nodes: u64,
         epochs: u64,
-    ) -> Result<u64, r1_contracts::Error> {
+    ) -> Result<CspEscrow::Job, JobFundError> {
         let mut attempt = 1;
-        loop {
+        let job_id = loop {
+            let (epoch, last_execution_epoch) = asked_epochs(&self.clock, now_ms(), epochs)?;
             let request = JobRequest {
                 job_type,
                 project_hash,
-                last_execution_epoch: self.suite.current_epoch().await? + epochs,
+                last_execution_epoch,
                 nodes,
             };
-            match self.suite.create_job(self.escrow, &request).await {
+            let costed_from = costed_from(self.suite.current_epoch().await?, epoch);
+            match self
+                .suite
+                .create_job_in(self.escrow, &request, costed_from)
+                .await
+            {
+                Ok(job_id) => break job_id,
                 Err(e)
                     if attempt < CREATE_ATTEMPTS
                         && matches!(
@@ -261,10 +294,60 @@ impl Funder {
                     tracing::debug!(attempt, "an epoch passed while creating the job; retrying");
                     attempt += 1;
                 }
-                result => return result,
+                Err(e) => return Err(e.into()),
             }
-        }
+        };
+        let job = self.suite.job(job_id).await?;
+        let Some(last) = made_up_last_epoch(
+            to_u64(job.lastExecutionEpoch),
+            to_u64(job.nextEpochToSettle),
+            epochs,
+        ) else {
+            return Ok(job);
+        };
+        tracing::debug!(
+            job_id,
+            last,
+            "an epoch passed while creating the job; extending it"
+        );
+        self.suite
+            .extend_job_duration(self.escrow, job_id, last)
+            .await?;
+        Ok(self.suite.job(job_id).await?)
     }
+}
+
+/// The current epoch at `now_ms` and the last execution epoch that pays the `epochs` epochs
+/// after it.
+fn asked_epochs(clock: &EpochClock, now_ms: u64, epochs: u64) -> Result<(u64, u64), EpochError> {
+    let epoch = clock.epoch_at_ms(now_ms)?;
+    Ok((epoch, epoch.saturating_add(epochs)))
+}
+
+/// The epoch a job's approval is counted from: the earlier of the chain's latest block's epoch
+/// `view_epoch` (where gas estimation runs the creation) and the wall clock's `epoch` (where
+/// the chain runs it, or later). The escrow pulls the most in the earliest.
+fn costed_from(view_epoch: u64, epoch: u64) -> u64 {
+    view_epoch.min(epoch)
+}
+
+/// Epochs a job is paid for: every epoch from `next_epoch_to_settle` through
+/// `last_execution_epoch` (the escrow pays from the epoch after the one it was created in).
+fn paid_epochs(last_execution_epoch: u64, next_epoch_to_settle: u64) -> u64 {
+    last_execution_epoch
+        .saturating_add(1)
+        .saturating_sub(next_epoch_to_settle)
+}
+
+/// The last execution epoch that makes a job paid through `last_execution_epoch` from
+/// `next_epoch_to_settle` on hold `epochs` epochs, when it holds fewer.
+fn made_up_last_epoch(
+    last_execution_epoch: u64,
+    next_epoch_to_settle: u64,
+    epochs: u64,
+) -> Option<u64> {
+    let paid = paid_epochs(last_execution_epoch, next_epoch_to_settle);
+    (paid < epochs).then(|| last_execution_epoch.saturating_add(epochs - paid))
 }
 
 /// `r1ctl apply`: applies `sources` as one set, then funds their jobs unless `rpc_url` is
@@ -435,4 +518,128 @@ fn usdc(units: U256) -> Usdc {
 /// Ids and epochs fit in 64 bits; saturate rather than wrap if a contract ever says otherwise.
 fn to_u64(value: U256) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the escrow records for a job asked to end in `last` and run in `epoch`:
+    /// `(lastExecutionEpoch, nextEpochToSettle)`, or `None` when it refuses too few epochs.
+    fn escrow_creates(last: u64, epoch: u64) -> Option<(u64, u64)> {
+        (last.saturating_sub(epoch) >= 30).then_some((last, epoch + 1))
+    }
+
+    /// Whether the escrow can pull what a job ending in `last` costs in `epoch` when the
+    /// approval was counted from `costed_from` (prices and nodes cancel out).
+    fn approval_covers(last: u64, epoch: u64, costed_from: u64) -> bool {
+        last.saturating_sub(epoch) <= last.saturating_sub(costed_from)
+    }
+
+    #[test]
+    fn the_epoch_is_the_wall_clocks_not_the_last_blocks() {
+        // 2 s epochs from t = 1000 s; the devnet's last block is at genesis, and a view would
+        // say epoch 0 for as long as nobody sends a transaction.
+        let clock = EpochClock::new(1_000, 2).expect("non-zero length");
+        let now_ms = 1_100_500;
+        let (epoch, last) = asked_epochs(&clock, now_ms, 30).expect("after genesis");
+        assert_eq!((epoch, last), (50, 80));
+        let (last, next) = escrow_creates(last, epoch).expect("30 epochs");
+        assert_eq!(paid_epochs(last, next), 30);
+        // Asked from the stale view (epoch 0), the job would end before it began.
+        assert_eq!(escrow_creates(30, 50), None);
+    }
+
+    #[test]
+    fn asked_epochs_follow_epoch_boundaries() {
+        let clock = EpochClock::new(1_000, 2).expect("non-zero length");
+        assert_eq!(asked_epochs(&clock, 1_000_000, 30), Ok((0, 30)));
+        assert_eq!(asked_epochs(&clock, 1_001_999, 30), Ok((0, 30)));
+        assert_eq!(asked_epochs(&clock, 1_002_000, 30), Ok((1, 31)));
+        assert_eq!(
+            asked_epochs(&clock, 999_999, 30),
+            Err(EpochError::BeforeGenesis {
+                at_unix_s: 999,
+                genesis_unix_s: 1_000
+            })
+        );
+        assert_eq!(
+            asked_epochs(&clock, u64::MAX, 30).map(|(_, l)| l >= 30),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn paid_epochs_run_from_the_next_to_settle_through_the_last() {
+        assert_eq!(paid_epochs(80, 51), 30);
+        assert_eq!(paid_epochs(80, 80), 1);
+        assert_eq!(paid_epochs(80, 81), 0);
+        assert_eq!(paid_epochs(80, 90), 0);
+    }
+
+    #[test]
+    fn a_job_mined_an_epoch_late_is_extended_by_the_missing_epoch() {
+        // Asked in epoch 50 to end in 80, mined in 51: paid 52..=80, 29 epochs.
+        assert_eq!(made_up_last_epoch(80, 52, 30), Some(81));
+        assert_eq!(paid_epochs(81, 52), 30);
+        // Mined in time, or paid more than asked: nothing to make up.
+        assert_eq!(made_up_last_epoch(80, 51, 30), None);
+        assert_eq!(made_up_last_epoch(80, 50, 30), None);
+    }
+
+    #[test]
+    fn the_approval_covers_the_gas_estimate_at_a_stale_block() {
+        // Wall clock in epoch 50, the last block in epoch 10: the estimate runs the creation
+        // in epoch 10 (70 epochs to pay), the real run in epoch 50 (30).
+        assert_eq!(costed_from(10, 50), 10);
+        assert!(approval_covers(80, 10, costed_from(10, 50)));
+        assert!(approval_covers(80, 50, costed_from(10, 50)));
+        assert!(
+            !approval_covers(80, 10, 50),
+            "costed by the wall clock alone"
+        );
+    }
+
+    proptest! {
+        /// Whenever the transaction is mined, and however old the chain's last block, the job
+        /// ends up paid for exactly the epochs asked: the gas estimate passes, the approval
+        /// covers what is pulled, creation is retried when the escrow refuses too few epochs,
+        /// and the job is extended when one short. Mined within half an epoch of reading the
+        /// clock, it is always created.
+        #[test]
+        fn every_created_job_holds_the_epochs_asked(
+            genesis in 0u64..2_000_000_000,
+            length in 1u64..100_000,
+            offset_ms in 0u64..10_000_000_000,
+            delay_ms in 0u64..200_000,
+            block_age_ms in 0u64..10_000_000_000,
+            epochs in 30u64..400,
+        ) {
+            let clock = EpochClock::new(genesis, length).expect("non-zero length");
+            let mut now = genesis * 1000 + offset_ms;
+            let delay_ms = delay_ms % (length * 1000);
+            let mut created = None;
+            for _ in 0..CREATE_ATTEMPTS {
+                let (epoch, last) = asked_epochs(&clock, now, epochs).expect("after genesis");
+                let block_ms = now.saturating_sub(block_age_ms).max(genesis * 1000);
+                let view = clock.epoch_at_ms(block_ms).expect("after genesis");
+                let costed_from = costed_from(view, epoch);
+                prop_assert!(escrow_creates(last, view).is_some(), "the estimate passes");
+                prop_assert!(approval_covers(last, view, costed_from));
+                now += delay_ms;
+                let mined = clock.epoch_at_ms(now).expect("after genesis");
+                prop_assert!(approval_covers(last, mined, costed_from));
+                created = escrow_creates(last, mined);
+                if created.is_some() {
+                    break;
+                }
+            }
+            prop_assert!(created.is_some() || delay_ms >= length * 1000 / 2);
+            if let Some((last, next)) = created {
+                let last = made_up_last_epoch(last, next, epochs).unwrap_or(last);
+                prop_assert_eq!(paid_epochs(last, next), epochs);
+            }
+        }
+    }
 }

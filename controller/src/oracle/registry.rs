@@ -3,6 +3,10 @@
 //!
 //! A message counts only if its signature recovers to the node named in its topic; a node
 //! without a valid licence is remembered (to say why it gets no work) but never a candidate.
+//!
+//! A node's silence counts only from [`NODE_RECONNECT_ALLOWANCE_MS`] after this oracle's broker
+//! connection started: when the broker itself was down, healthy nodes come back on their own
+//! reconnection schedule, and until they have had the time to, their silence is Unknown.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -16,6 +20,23 @@ use crate::decide::placement::{Candidate, Capacity};
 
 /// Arrival times kept per node: enough for two epochs of heartbeats at one per second.
 const MAX_ARRIVALS: usize = 8192;
+
+/// How long after this oracle (re)connects to the broker a node it has not heard from since gets
+/// to come back before its silence counts. Node agents retry the broker at most every 10 s
+/// (their longest reconnection delay) and heartbeat as soon as they are back, so after a broker
+/// outage a healthy node may reach the broker up to that long after this oracle did.
+pub const NODE_RECONNECT_ALLOWANCE_MS: u64 = 10_000;
+
+/// The link as the liveness rules see it: silence is watched only from
+/// [`NODE_RECONNECT_ALLOWANCE_MS`] after the connection started.
+fn watched(link: BrokerLink) -> BrokerLink {
+    match link {
+        BrokerLink::Connected { since_ms } => BrokerLink::Connected {
+            since_ms: since_ms.saturating_add(NODE_RECONNECT_ALLOWANCE_MS),
+        },
+        BrokerLink::Disconnected => BrokerLink::Disconnected,
+    }
+}
 
 /// Admits any node for heartbeats and status reports; licences are checked separately.
 type NodePolicy = fn(MessageKind, &Address) -> bool;
@@ -190,7 +211,7 @@ impl Registry {
         self.nodes.iter()
     }
 
-    /// A node's liveness as this oracle sees it now.
+    /// A node's liveness as this oracle, whose broker link is `link`, sees it now.
     pub fn liveness(
         &self,
         node: &Address,
@@ -200,7 +221,7 @@ impl Registry {
     ) -> NodeLiveness {
         liveness(
             self.nodes.get(node).map(|r| r.last_ms),
-            link,
+            watched(link),
             now_ms,
             config,
         )
@@ -223,7 +244,7 @@ impl Registry {
                     node: *node,
                     operator: standing.operator,
                     licensed: standing.licensed,
-                    liveness: liveness(Some(record.last_ms), link, now_ms, config),
+                    liveness: liveness(Some(record.last_ms), watched(link), now_ms, config),
                     labels: record.heartbeat.labels.clone(),
                     free: Capacity {
                         cpu_millis: resources.cpu_millis_free,
@@ -250,5 +271,119 @@ impl Registry {
                     .map(move |w| (*node, w))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use r1_protocol::Identity;
+    use r1_protocol::envelope::Sealer;
+    use r1_protocol::messages::NodeResources;
+
+    const S: u64 = 1000;
+    /// A plausible wall clock, so heartbeats sealed "now" are fresh.
+    const T0: u64 = 1_790_000_000_000;
+
+    fn config() -> LivenessConfig {
+        LivenessConfig::new(S, 3).expect("config")
+    }
+
+    fn heartbeat() -> Heartbeat {
+        Heartbeat {
+            alias: "n".into(),
+            version: "0".into(),
+            uptime_s: 1,
+            resources: NodeResources::default(),
+            labels: BTreeMap::new(),
+            workloads: vec![],
+        }
+    }
+
+    /// A registry that heard `node` (licensed) at `at_ms`.
+    fn heard(node: &Sealer, at_ms: u64) -> Registry {
+        let mut registry = Registry::default();
+        let bytes = node.seal(&heartbeat(), at_ms).expect("seal").to_bytes();
+        registry
+            .on_heartbeat(node.address(), &bytes, at_ms)
+            .expect("heartbeat");
+        registry.set_standing(
+            node.address(),
+            Standing {
+                licensed: true,
+                operator: Address::ZERO,
+                checked_ms: at_ms,
+            },
+        );
+        registry
+    }
+
+    #[test]
+    fn a_node_silent_across_a_broker_outage_is_unknown_until_it_could_reconnect() {
+        let node = Sealer::new(Identity::generate());
+        let registry = heard(&node, T0);
+        // The broker was down from T0 + 1 s; this oracle is connected again at T0 + 120 s.
+        let back = BrokerLink::Connected {
+            since_ms: T0 + 120 * S,
+        };
+        let lost_from = T0 + 120 * S + NODE_RECONNECT_ALLOWANCE_MS + config().lost_after_ms();
+        for now in [T0 + 121 * S, T0 + 124 * S, lost_from - 1] {
+            assert_eq!(
+                registry.liveness(&node.address(), back, now, &config()),
+                NodeLiveness::Unknown,
+                "{} ms after the reconnection",
+                now - (T0 + 120 * S)
+            );
+            let candidates = registry.candidates(back, now, &config());
+            assert_eq!(candidates[0].liveness, NodeLiveness::Unknown);
+        }
+        assert_eq!(
+            registry.liveness(&node.address(), back, lost_from, &config()),
+            NodeLiveness::Lost
+        );
+    }
+
+    #[test]
+    fn a_node_back_after_the_outage_is_alive() {
+        let node = Sealer::new(Identity::generate());
+        let mut registry = heard(&node, T0);
+        let back = BrokerLink::Connected {
+            since_ms: T0 + 120 * S,
+        };
+        let again = T0 + 128 * S;
+        let bytes = node.seal(&heartbeat(), again).expect("seal").to_bytes();
+        registry
+            .on_heartbeat(node.address(), &bytes, again)
+            .expect("heartbeat");
+        assert_eq!(
+            registry.liveness(&node.address(), back, again + S, &config()),
+            NodeLiveness::Alive
+        );
+    }
+
+    #[test]
+    fn silence_watched_on_a_long_connection_still_loses_the_node() {
+        let node = Sealer::new(Identity::generate());
+        let registry = heard(&node, T0);
+        let long = BrokerLink::Connected {
+            since_ms: T0 - 600 * S,
+        };
+        assert_eq!(
+            registry.liveness(&node.address(), long, T0 + 2 * S, &config()),
+            NodeLiveness::Suspect
+        );
+        assert_eq!(
+            registry.liveness(&node.address(), long, T0 + 3 * S, &config()),
+            NodeLiveness::Lost
+        );
+        assert_eq!(
+            registry.liveness(
+                &node.address(),
+                BrokerLink::Disconnected,
+                T0 + 60 * S,
+                &config()
+            ),
+            NodeLiveness::Unknown
+        );
     }
 }

@@ -16,7 +16,9 @@ use r1_protocol::messages::OracleObservation;
 use crate::decide::closure::{
     CLOSURE_BACKOFF_MS, REWARDS_BACKOFF_MS, backoff_ms, backoff_seed, rewards_due,
 };
-use crate::decide::liveness::{availability_byte, expected_heartbeats, received_heartbeats};
+use crate::decide::liveness::{
+    availability_byte, expected_heartbeats, may_vote_on_availability, received_heartbeats,
+};
 use crate::decide::median::median_table;
 use crate::intake::object::timestamp_now;
 use crate::oracle::chain::within;
@@ -108,7 +110,9 @@ impl Oracle {
 
     /// Proof of Availability for the finished `epoch`: publish this oracle's table once, then
     /// submit the median of every oracle's table once all arrived or a third of the next epoch
-    /// has passed.
+    /// has passed. An oracle that was not connected to the broker for 98 % of the epoch heard
+    /// too little to judge anyone (silence it could not hear is Unknown, not absence): it
+    /// neither publishes nor submits a table for that epoch.
     async fn availability(&self, epoch: u64, oracles: &[Address], pass: &Pass) {
         let key = format!("availability/{epoch}");
         if self.state.voted(&key).unwrap_or(true) {
@@ -116,6 +120,18 @@ impl Oracle {
         }
         let start = self.clock.start_ms(epoch);
         let end = self.clock.end_ms(epoch);
+        let connected = self.mesh.connected_ms(start, end);
+        if !may_vote_on_availability(connected, end.saturating_sub(start)) {
+            tracing::info!(
+                epoch,
+                connected_ms = connected,
+                "not judging availability: this oracle was not connected to the broker for 98 % of the epoch"
+            );
+            if let Err(e) = self.state.record_vote(&key, "unwatched") {
+                tracing::warn!(error = %e, "cannot record the skipped availability vote");
+            }
+            return;
+        }
         let mine: BTreeMap<Address, u8> = {
             let registry = self.registry.lock().await;
             let expected = expected_heartbeats(self.clock.length_s(), &self.liveness);

@@ -1,7 +1,10 @@
 //! The oracle's MQTT link: subscribes to every node's heartbeats and status reports and to the
 //! other oracles' observations and relayed requests, hands what arrives to the runtime, publishes
-//! commands, and tells the liveness rules whether this oracle could hear anything at all.
+//! commands, and tells the liveness rules whether this oracle could hear anything at all (now,
+//! and over an epoch: [`LinkHistory`]).
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use r1_protocol::now_ms;
@@ -17,6 +20,48 @@ const MAX_PACKET_BYTES: usize = 4 << 20;
 
 /// Longest wait between reconnection attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+
+/// Connections remembered by [`LinkHistory`]: days of a flapping link at one per minute.
+const MAX_CONNECTIONS: usize = 4096;
+
+/// When this oracle was connected to the broker. What it heard during a span it was not
+/// connected for says nothing about the nodes, so its availability table for an epoch counts
+/// only if it was connected for (almost) all of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkHistory {
+    /// Connections, oldest first: start and, once it ended, end (unix ms).
+    connections: VecDeque<(u64, Option<u64>)>,
+}
+
+impl LinkHistory {
+    /// A connection started at `at_ms` (ending any still open one there).
+    pub fn connected(&mut self, at_ms: u64) {
+        self.disconnected(at_ms);
+        self.connections.push_back((at_ms, None));
+        if self.connections.len() > MAX_CONNECTIONS {
+            self.connections.pop_front();
+        }
+    }
+
+    /// The current connection, if any, ended at `at_ms`.
+    pub fn disconnected(&mut self, at_ms: u64) {
+        if let Some((_, end @ None)) = self.connections.back_mut() {
+            *end = Some(at_ms);
+        }
+    }
+
+    /// Milliseconds of `[start_ms, end_ms)` this oracle was connected, counting an open
+    /// connection as lasting until `now_ms`.
+    pub fn connected_ms(&self, start_ms: u64, end_ms: u64, now_ms: u64) -> u64 {
+        self.connections
+            .iter()
+            .map(|&(from, to)| {
+                let to = to.unwrap_or(now_ms).min(end_ms);
+                to.saturating_sub(from.max(start_ms))
+            })
+            .sum()
+    }
+}
 
 /// Why the link cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +92,7 @@ pub struct Inbound {
 pub struct Mesh {
     client: AsyncClient,
     link: watch::Receiver<BrokerLink>,
+    history: Arc<Mutex<LinkHistory>>,
 }
 
 impl Mesh {
@@ -76,6 +122,14 @@ impl Mesh {
         .map(|c| topics.all(c))
         .collect();
         let subscriber = client.clone();
+        let history = Arc::new(Mutex::new(LinkHistory::default()));
+        let record = history.clone();
+        let remember = move |change: fn(&mut LinkHistory, u64)| {
+            change(
+                &mut record.lock().unwrap_or_else(PoisonError::into_inner),
+                now_ms(),
+            );
+        };
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(100);
             loop {
@@ -90,6 +144,7 @@ impl Mesh {
                             }
                         }
                         tracing::info!("connected to the broker");
+                        remember(LinkHistory::connected);
                         let _ = link_tx.send(BrokerLink::Connected { since_ms: now_ms() });
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -109,6 +164,7 @@ impl Mesh {
                         } else {
                             tracing::debug!("broker unreachable: {e}; retrying in {delay:?}");
                         }
+                        remember(LinkHistory::disconnected);
                         let _ = link_tx.send(BrokerLink::Disconnected);
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(MAX_RECONNECT_DELAY);
@@ -120,6 +176,7 @@ impl Mesh {
             Self {
                 client,
                 link: link_rx,
+                history,
             },
             inbound_rx,
         ))
@@ -130,6 +187,14 @@ impl Mesh {
         *self.link.borrow()
     }
 
+    /// Milliseconds of `[start_ms, end_ms)` this oracle was connected to the broker.
+    pub fn connected_ms(&self, start_ms: u64, end_ms: u64) -> u64 {
+        self.history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .connected_ms(start_ms, end_ms, now_ms())
+    }
+
     /// Publishes `payload` on `topic` when connected; returns whether it was queued.
     pub fn publish(&self, topic: &str, payload: Vec<u8>) -> bool {
         if !matches!(self.link(), BrokerLink::Connected { .. }) {
@@ -138,5 +203,39 @@ impl Mesh {
         self.client
             .try_publish(topic, QoS::AtLeastOnce, false, payload)
             .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connected_time_is_counted_inside_the_span_only() {
+        let mut history = LinkHistory::default();
+        assert_eq!(history.connected_ms(0, 1_000, 2_000), 0);
+        history.connected(100);
+        history.disconnected(400);
+        history.disconnected(450);
+        history.connected(600);
+        // [100, 400) and [600, now = 900) inside [0, 1000).
+        assert_eq!(history.connected_ms(0, 1_000, 900), 300 + 300);
+        // Clipped to the span.
+        assert_eq!(history.connected_ms(200, 700, 900), 200 + 100);
+        assert_eq!(history.connected_ms(400, 600, 900), 0);
+        // A reconnection without a noticed loss ends the previous connection.
+        history.connected(950);
+        assert_eq!(history.connected_ms(0, 1_000, 1_000), 300 + 350 + 50);
+    }
+
+    #[test]
+    fn the_history_is_bounded() {
+        let mut history = LinkHistory::default();
+        for i in 0..(MAX_CONNECTIONS as u64 + 10) {
+            history.connected(i * 10);
+            history.disconnected(i * 10 + 5);
+        }
+        assert_eq!(history.connections.len(), MAX_CONNECTIONS);
+        assert_eq!(history.connected_ms(0, 100, 100), 0);
     }
 }

@@ -76,7 +76,7 @@ pub struct Oracle {
     pub(crate) store: Arc<ResourceStore>,
     pub(crate) state: Arc<OracleState>,
     pub(crate) registry: Mutex<Registry>,
-    mesh: Mesh,
+    pub(crate) mesh: Mesh,
     topics: Topics,
     pub(crate) catalogue: Catalogue,
     pub(crate) config: OracleConfig,

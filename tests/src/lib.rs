@@ -4,12 +4,14 @@
 
 pub mod broker;
 pub mod chain;
+pub mod consensus;
 pub mod containerd;
 pub mod devnet;
 pub mod images;
 pub mod network;
 pub mod node;
 pub mod oracle;
+pub mod peer;
 pub mod ports;
 pub mod process;
 pub mod procfs;

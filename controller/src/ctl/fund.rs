@@ -255,12 +255,13 @@ impl Funder {
     /// Creates the job paid for the `epochs` epochs after the current one (by [`EpochClock`])
     /// and returns it as the chain holds it.
     ///
-    /// The chain runs the transaction twice: once to estimate its gas, at its last block's time
-    /// (on a devnet that mines on demand, possibly epochs ago), then for real at the wall
-    /// clock's. The approval covers the cost counted from the earlier of the two epochs, which
-    /// the real run never exceeds. An epoch boundary may pass before the transaction is mined,
-    /// and the escrow then pays one epoch fewer: below its minimum it refuses and creation is
-    /// retried; otherwise the job is extended by the missing epochs.
+    /// The escrow pays from the epoch after the one of the block the creation runs in (its gas
+    /// estimate runs it too). That epoch may be later than ours: an epoch boundary passed
+    /// meanwhile, and the job is paid one epoch fewer, so it is extended by the missing epoch
+    /// (or, refused below the escrow's minimum, created again). It may be earlier: the chain's
+    /// clock runs behind ours (a Hardhat EDR devnet's by about a second) across an epoch
+    /// boundary, and the job is paid from the chain's epoch, one more. The approval counts
+    /// from the earliest epoch the chain can run the creation in (see [`costed_from`]).
     async fn create(
         &self,
         job_type: u8,
@@ -324,9 +325,9 @@ fn asked_epochs(clock: &EpochClock, now_ms: u64, epochs: u64) -> Result<(u64, u6
     Ok((epoch, epoch.saturating_add(epochs)))
 }
 
-/// The epoch a job's approval is counted from: the earlier of the chain's latest block's epoch
-/// `view_epoch` (where gas estimation runs the creation) and the wall clock's `epoch` (where
-/// the chain runs it, or later). The escrow pulls the most in the earliest.
+/// The epoch a job's approval is counted from: the earlier of the wall clock's `epoch` and the
+/// latest block's `view_epoch` (block times never go back, so the chain runs the creation and
+/// its gas estimate no earlier). The escrow pulls the most in the earliest epoch.
 fn costed_from(view_epoch: u64, epoch: u64) -> u64 {
     view_epoch.min(epoch)
 }
@@ -589,56 +590,70 @@ mod tests {
     }
 
     #[test]
-    fn the_approval_covers_the_gas_estimate_at_a_stale_block() {
-        // Wall clock in epoch 50, the last block in epoch 10: the estimate runs the creation
-        // in epoch 10 (70 epochs to pay), the real run in epoch 50 (30).
+    fn the_approval_covers_a_chain_clock_behind_ours() {
+        // Wall clock just into epoch 50, the chain's clock a second behind, in epoch 49: the
+        // creation runs in epoch 49 and pays 31 epochs (50..=80).
+        assert_eq!(costed_from(49, 50), 49);
+        assert!(approval_covers(80, 49, costed_from(49, 50)));
+        assert_eq!(
+            escrow_creates(80, 49).map(|(l, n)| paid_epochs(l, n)),
+            Some(31)
+        );
+        assert!(
+            !approval_covers(80, 49, 50),
+            "costed by the wall clock alone"
+        );
+        // A devnet idle since epoch 10: the chain runs the creation at its own time, somewhere
+        // from epoch 10 to 50; the approval covers the dearest.
         assert_eq!(costed_from(10, 50), 10);
         assert!(approval_covers(80, 10, costed_from(10, 50)));
         assert!(approval_covers(80, 50, costed_from(10, 50)));
-        assert!(
-            !approval_covers(80, 10, 50),
-            "costed by the wall clock alone"
-        );
     }
 
     proptest! {
-        /// Whenever the transaction is mined, and however old the chain's last block, the job
-        /// ends up paid for exactly the epochs asked: the gas estimate passes, the approval
-        /// covers what is pulled, creation is retried when the escrow refuses too few epochs,
-        /// and the job is extended when one short. Mined within half an epoch of reading the
-        /// clock, it is always created.
+        /// However far behind ours the chain's clock and however old its latest block, the gas
+        /// estimate passes, the approval covers what the escrow pulls, and the job ends up
+        /// paid for the epochs asked: exactly when the chain runs the creation in our epoch or
+        /// later (a later one is made up), plus one per epoch the chain's clock is behind ours.
+        /// Mined within half an epoch of reading the clock, it is always created.
         #[test]
         fn every_created_job_holds_the_epochs_asked(
             genesis in 0u64..2_000_000_000,
             length in 1u64..100_000,
             offset_ms in 0u64..10_000_000_000,
             delay_ms in 0u64..200_000,
+            lag_ms in 0u64..3_000,
             block_age_ms in 0u64..10_000_000_000,
             epochs in 30u64..400,
         ) {
             let clock = EpochClock::new(genesis, length).expect("non-zero length");
+            let chain_epoch = |wall_ms: u64| {
+                clock
+                    .epoch_at_ms(wall_ms.saturating_sub(lag_ms).max(genesis * 1000))
+                    .expect("after genesis")
+            };
             let mut now = genesis * 1000 + offset_ms;
             let delay_ms = delay_ms % (length * 1000);
             let mut created = None;
             for _ in 0..CREATE_ATTEMPTS {
                 let (epoch, last) = asked_epochs(&clock, now, epochs).expect("after genesis");
-                let block_ms = now.saturating_sub(block_age_ms).max(genesis * 1000);
-                let view = clock.epoch_at_ms(block_ms).expect("after genesis");
+                let view = chain_epoch(now.saturating_sub(block_age_ms));
                 let costed_from = costed_from(view, epoch);
-                prop_assert!(escrow_creates(last, view).is_some(), "the estimate passes");
-                prop_assert!(approval_covers(last, view, costed_from));
+                let estimated = chain_epoch(now);
+                prop_assert!(escrow_creates(last, estimated).is_some(), "the estimate passes");
+                prop_assert!(approval_covers(last, estimated, costed_from));
                 now += delay_ms;
-                let mined = clock.epoch_at_ms(now).expect("after genesis");
+                let mined = chain_epoch(now);
                 prop_assert!(approval_covers(last, mined, costed_from));
-                created = escrow_creates(last, mined);
+                created = escrow_creates(last, mined).map(|job| (job, epoch, mined));
                 if created.is_some() {
                     break;
                 }
             }
             prop_assert!(created.is_some() || delay_ms >= length * 1000 / 2);
-            if let Some((last, next)) = created {
+            if let Some(((last, next), epoch, mined)) = created {
                 let last = made_up_last_epoch(last, next, epochs).unwrap_or(last);
-                prop_assert_eq!(paid_epochs(last, next), epochs);
+                prop_assert_eq!(paid_epochs(last, next), epochs + epoch.saturating_sub(mined));
             }
         }
     }

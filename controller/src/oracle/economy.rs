@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use alloy_primitives::Address;
+use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
 use r1_crds::common::{Condition, ConditionStatus};
 use r1_crds::escrow::{EscrowPhase, EscrowStatus};
 use r1_crds::job::DeeployJobSpec;
@@ -21,7 +22,7 @@ use crate::decide::liveness::{
 };
 use crate::decide::median::median_table;
 use crate::intake::object::timestamp_now;
-use crate::oracle::chain::within;
+use crate::oracle::chain::{ChainError, within};
 use crate::oracle::runtime::{Oracle, Pass};
 
 /// What the money loops remember between passes.
@@ -94,6 +95,15 @@ impl Oracle {
                         tracing::info!(from = a.from_epoch, until = a.until_epoch, burned = %a.usdc_burned, "allocated epoch rewards");
                         self.metrics.vote("allocate", "accepted");
                     }
+                    Err(e)
+                        if refused_with(&e, |r| {
+                            matches!(r, PoAIManagerErrors::EpochAlreadyAllocated(_))
+                        }) =>
+                    {
+                        // Another oracle allocated, or the chain's clock has not left the epoch
+                        // yet (block times lag the wall clock): nothing was sent.
+                        tracing::debug!("nothing to allocate by the chain's clock yet");
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "allocation failed");
                         self.metrics.vote("allocate", "error");
@@ -110,7 +120,7 @@ impl Oracle {
 
     /// Proof of Availability for the finished `epoch`: publish this oracle's table once, then
     /// submit the median of every oracle's table once all arrived or a third of the next epoch
-    /// has passed. An oracle that was not connected to the broker for 98 % of the epoch heard
+    /// has passed (and again on later passes while the chain's clock has not left `epoch`). An oracle that was not connected to the broker for 98 % of the epoch heard
     /// too little to judge anyone (silence it could not hear is Unknown, not absence): it
     /// neither publishes nor submits a table for that epoch.
     async fn availability(&self, epoch: u64, oracles: &[Address], pass: &Pass) {
@@ -182,16 +192,35 @@ impl Oracle {
             Ok(false) => {}
             Ok(true) | Err(_) => return,
         }
-        let median = median_table(&from_oracles);
-        if let Err(e) = self.state.record_vote(&key, "") {
-            tracing::warn!(error = %e, "cannot record the availability vote");
+        let rows: Vec<(Address, u8)> = median_table(&from_oracles).into_iter().collect();
+        let submitted = within(self.suite.submit_availability(epoch, &rows)).await;
+        if let Err(e) = &submitted
+            && refused_with(e, |r| matches!(r, PoAIManagerErrors::EpochNotEnded(_)))
+        {
+            // The chain's clock is still in the epoch (block times lag the wall clock):
+            // nothing was sent, and the next pass tries again.
+            tracing::debug!(epoch, "the epoch has not ended by the chain's clock yet");
             return;
         }
-        let rows: Vec<(Address, u8)> = median.into_iter().collect();
-        match within(self.suite.submit_availability(epoch, &rows)).await {
+        // Recorded once the chain answered: a submission lost to a crash before this is
+        // refused as a second vote when sent again.
+        if let Err(e) = self.state.record_vote(&key, "") {
+            tracing::warn!(error = %e, "cannot record the availability vote");
+        }
+        match submitted {
             Ok(_) => {
                 tracing::info!(epoch, nodes = rows.len(), "submitted availability");
                 self.metrics.vote("availability", "pending");
+            }
+            Err(e)
+                if refused_with(&e, |r| {
+                    matches!(r, PoAIManagerErrors::AvailabilityAlreadyRecorded(_))
+                }) =>
+            {
+                tracing::debug!(
+                    epoch,
+                    "the other oracles agreed on the epoch's availability first"
+                );
             }
             Err(e) => {
                 tracing::warn!(epoch, error = %e, "availability not submitted");
@@ -277,6 +306,17 @@ impl Oracle {
                 tracing::warn!(object = %key, error = %e, "cannot write status");
             }
         }
+    }
+}
+
+/// Whether `error` is the PoAI manager refusing the transaction with an error `expected` accepts
+/// (refused during gas estimation: nothing was mined).
+fn refused_with(error: &ChainError, expected: impl Fn(&PoAIManagerErrors) -> bool) -> bool {
+    match error {
+        ChainError::Call(e) => e
+            .revert::<PoAIManagerErrors>()
+            .is_some_and(|r| expected(&r)),
+        ChainError::Timeout => false,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod ports;
 pub mod process;
 pub mod procfs;
 pub mod proxy;
+pub mod scenario;
 pub mod signal;
 pub mod wait;
 

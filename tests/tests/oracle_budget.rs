@@ -1,0 +1,165 @@
+//! A job's budget runs out: three oracles, three nodes, a real chain, broker and containerd,
+//! and one-second epochs so that the 30 epochs the example job pays for pass in half a minute.
+//! `r1ctl apply` funds the job by the wall clock's epoch; the job is validated on chain, paid
+//! epoch by epoch (85 % to its nodes, 15 % burned), closed by consensus once its last epoch is
+//! allocated, the rest refunded to the CSP, its containers stopped and its phase Closed.
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::U256;
+use r1_e2e::network::{Network, NetworkSettings};
+use r1_e2e::scenario::{self, ScenarioError, chain_job, read_chain};
+use r1_e2e::wait::until;
+
+/// Epochs the example job pays for (`durationEpochs` in `job-http.yaml`).
+const JOB_EPOCHS: u64 = 30;
+
+/// Epochs the devnet's clock may run behind the wall clock's: a job created just after an
+/// epoch boundary is paid from the chain's epoch, up to this many more than asked.
+const CHAIN_CLOCK_LAG_EPOCHS: u64 = 2;
+
+/// The epochs `r1ctl apply` says it funded (`... funded: chain job N, E epochs × ...`).
+fn funded_epochs(printed: &str) -> Option<u64> {
+    let line = printed
+        .lines()
+        .find(|l| l.contains(" funded: chain job "))?;
+    let (_, after) = line.split_once(", ")?;
+    after.split_once(" epochs")?.0.parse().ok()
+}
+
+/// The epoch of the wall clock on the network's chain.
+fn wall_epoch(network: &Network) -> u64 {
+    let chain = network.chain();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    now.saturating_sub(chain.genesis_unix()) / chain.epoch_seconds()
+}
+
+#[test]
+fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioError> {
+    let started = Instant::now();
+    // A third node takes a replica whose node fails it (e.g. its host port was taken).
+    let settings = NetworkSettings {
+        epoch_seconds: 1,
+        ..NetworkSettings::default()
+    };
+    let network = Network::start(&settings)?;
+    let csp = network.csp().address();
+    let chain = network.chain();
+    let usdc_before = read_chain(|| chain.usdc_balance(csp))?;
+    let before = wall_epoch(&network);
+    let applied = scenario::apply_examples(&network, &scenario::HELLO_WEB)?;
+    let after = wall_epoch(&network);
+    let printed = scenario::printed(&applied);
+    let funded_epochs = funded_epochs(&printed).unwrap_or_default();
+    assert!(
+        (JOB_EPOCHS..=JOB_EPOCHS + CHAIN_CLOCK_LAG_EPOCHS).contains(&funded_epochs),
+        "r1ctl funds the epochs asked: {printed}"
+    );
+    let job_id = scenario::wait_running(&network, "hello-web", 2, Duration::from_secs(20))?;
+    let running_after = started.elapsed();
+    let running_epoch = wall_epoch(&network);
+    let job = chain_job(&network, job_id)?;
+    assert_eq!(job.activeNodes.len(), 2, "validated node set on chain");
+    let last = u64::try_from(job.lastExecutionEpoch).unwrap_or(u64::MAX);
+    assert!(
+        (before + JOB_EPOCHS..=after + JOB_EPOCHS).contains(&last),
+        "the job ends {JOB_EPOCHS} epochs after the wall clock's epoch at funding \
+         ({before}..={after}), not the chain's last block's: it ends in {last}"
+    );
+    let deposited = job.pricePerEpoch * U256::from(2u64) * U256::from(funded_epochs);
+
+    // The job ends, is allocated to its last epoch, and closed by consensus.
+    let timeout = Duration::from_secs(settings.epoch_seconds * (JOB_EPOCHS + 15));
+    let closed = until(timeout, || {
+        chain_job(&network, job_id).is_ok_and(|j| j.closed)
+    });
+    if !closed {
+        return Err(ScenarioError::timeout(
+            &network,
+            "the job was not closed",
+            timeout,
+        ));
+    }
+    let closed_after = started.elapsed();
+    let timeout = Duration::from_secs(20);
+    let stopped = until(timeout, || {
+        (0..network.nodes().len()).all(|i| {
+            network
+                .node_ctr(i, &["containers", "ls", "-q"])
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim().is_empty())
+        })
+    });
+    if !stopped {
+        return Err(ScenarioError::timeout(
+            &network,
+            "containers were left running after closure",
+            timeout,
+        ));
+    }
+    let timeout = Duration::from_secs(10);
+    let phase_closed = until(timeout, || {
+        (0..network.oracles().len()).all(|o| {
+            scenario::job_status(&network, o, "hello-web").is_some_and(|s| s["phase"] == "Closed")
+        })
+    });
+    if !phase_closed {
+        return Err(ScenarioError::timeout(
+            &network,
+            "the status does not say Closed on every oracle",
+            timeout,
+        ));
+    }
+
+    // Every paid node-epoch: 85 % to the node, 15 % burned; the rest refunded to the CSP.
+    let totals = read_chain(|| chain.block_on(chain.gov().escrow_totals(network.escrow())))
+        .map_err(|e| ScenarioError::Chain(e.into()))?;
+    let node_epoch = job.pricePerEpoch;
+    let paid = totals.credited_to_nodes + totals.burned;
+    assert!(paid > U256::ZERO, "nothing was paid");
+    assert_eq!(paid % node_epoch, U256::ZERO, "whole node-epochs are paid");
+    let node_epochs = paid / node_epoch;
+    assert!(
+        node_epochs <= U256::from(2 * funded_epochs),
+        "at most the node-epochs deposited are paid"
+    );
+    assert!(
+        node_epochs >= U256::from(2 * (last + 1).saturating_sub(running_epoch)),
+        "both nodes are paid every epoch from validation (by {running_epoch}) through {last}: \
+         {node_epochs} node-epochs"
+    );
+    assert_eq!(
+        totals.credited_to_nodes,
+        node_epoch * U256::from(85u64) / U256::from(100u64) * node_epochs,
+        "85 % of every paid node-epoch is credited to its node"
+    );
+    assert_eq!(totals.burned, paid - totals.credited_to_nodes);
+    assert_eq!(
+        paid + totals.refunded,
+        deposited,
+        "every USDC deposited is paid or refunded"
+    );
+    assert_eq!(
+        totals.deposited, deposited,
+        "the escrow took what r1ctl said"
+    );
+    assert_eq!(
+        totals.balance_usdc,
+        totals.credited_to_nodes - totals.claimed,
+        "the escrow holds only what its nodes have not claimed"
+    );
+    assert_eq!(
+        read_chain(|| chain.usdc_balance(csp))?,
+        usdc_before - paid,
+        "the CSP got the rest back"
+    );
+    let job = chain_job(&network, job_id)?;
+    assert!(job.activeNodes.is_empty() && job.balance.is_zero());
+    eprintln!(
+        "running and validated after {running_after:?}, closed after {closed_after:?}, \
+         {node_epochs} node-epochs paid, all done after {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}

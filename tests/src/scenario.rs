@@ -10,7 +10,7 @@ use r1_contracts::bindings::CspEscrow;
 use serde_json::Value;
 
 use crate::chain::ChainError;
-use crate::network::{Network, NetworkError};
+use crate::network::{Network, NetworkError, NetworkSettings};
 use crate::wait::until;
 
 /// The example manifests (`crds/examples`).
@@ -60,6 +60,21 @@ impl ScenarioError {
             timeout,
             logs: network_logs(network),
         }
+    }
+}
+
+/// Starts a network as [`Network::start`] does, and once more when setting up its chain
+/// failed. With epochs of a second or two the suite's deployment can run out of gas: the PoAI
+/// manager's constructor records the current epoch, a storage write that costs 20 000 gas more
+/// from epoch 1 on, and `deploy_suite` sends it with the gas estimated a moment earlier, which
+/// may still have been in epoch 0.
+pub fn start_network(settings: &NetworkSettings) -> Result<Network, ScenarioError> {
+    match Network::start(settings) {
+        Err(NetworkError::Chain(first)) => {
+            tracing::warn!(error = %first, "setting up the chain failed; once more");
+            Ok(Network::start(settings)?)
+        }
+        started => Ok(started?),
     }
 }
 

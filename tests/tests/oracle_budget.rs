@@ -44,7 +44,7 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
         epoch_seconds: 1,
         ..NetworkSettings::default()
     };
-    let network = Network::start(&settings)?;
+    let network = scenario::start_network(&settings)?;
     let csp = network.csp().address();
     let chain = network.chain();
     let usdc_before = read_chain(|| chain.usdc_balance(csp))?;

@@ -4,9 +4,11 @@
 //! A message counts only if its signature recovers to the node named in its topic; a node
 //! without a valid licence is remembered (to say why it gets no work) but never a candidate.
 //!
-//! A node's silence counts only from [`NODE_RECONNECT_ALLOWANCE_MS`] after this oracle's broker
-//! connection started: when the broker itself was down, healthy nodes come back on their own
-//! reconnection schedule, and until they have had the time to, their silence is Unknown.
+//! The silence of a node not heard from since this oracle's broker connection started counts
+//! only from [`NODE_RECONNECT_ALLOWANCE_MS`] after that start: when the broker itself was down,
+//! healthy nodes come back on their own reconnection schedule, and until they have had the time
+//! to, their silence is Unknown. A node heard during the connection has come back already: its
+//! silence counts as usual.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -27,14 +29,17 @@ const MAX_ARRIVALS: usize = 8192;
 /// outage a healthy node may reach the broker up to that long after this oracle did.
 pub const NODE_RECONNECT_ALLOWANCE_MS: u64 = 10_000;
 
-/// The link as the liveness rules see it: silence is watched only from
-/// [`NODE_RECONNECT_ALLOWANCE_MS`] after the connection started.
-fn watched(link: BrokerLink) -> BrokerLink {
+/// The link as the liveness rules see it for a node last heard at `last_ms`: when that was
+/// before the connection started (or never), its silence is watched only from
+/// [`NODE_RECONNECT_ALLOWANCE_MS`] after the start.
+fn watched(link: BrokerLink, last_ms: Option<u64>) -> BrokerLink {
     match link {
-        BrokerLink::Connected { since_ms } => BrokerLink::Connected {
-            since_ms: since_ms.saturating_add(NODE_RECONNECT_ALLOWANCE_MS),
-        },
-        BrokerLink::Disconnected => BrokerLink::Disconnected,
+        BrokerLink::Connected { since_ms } if last_ms.is_none_or(|last| last < since_ms) => {
+            BrokerLink::Connected {
+                since_ms: since_ms.saturating_add(NODE_RECONNECT_ALLOWANCE_MS),
+            }
+        }
+        other => other,
     }
 }
 
@@ -219,12 +224,8 @@ impl Registry {
         now_ms: u64,
         config: &LivenessConfig,
     ) -> NodeLiveness {
-        liveness(
-            self.nodes.get(node).map(|r| r.last_ms),
-            watched(link),
-            now_ms,
-            config,
-        )
+        let last_ms = self.nodes.get(node).map(|r| r.last_ms);
+        liveness(last_ms, watched(link, last_ms), now_ms, config)
     }
 
     /// Every node that may take work: licensed and heard from, with its liveness and free
@@ -244,7 +245,12 @@ impl Registry {
                     node: *node,
                     operator: standing.operator,
                     licensed: standing.licensed,
-                    liveness: liveness(Some(record.last_ms), watched(link), now_ms, config),
+                    liveness: liveness(
+                        Some(record.last_ms),
+                        watched(link, Some(record.last_ms)),
+                        now_ms,
+                        config,
+                    ),
                     labels: record.heartbeat.labels.clone(),
                     free: Capacity {
                         cpu_millis: resources.cpu_millis_free,
@@ -358,6 +364,28 @@ mod tests {
         assert_eq!(
             registry.liveness(&node.address(), back, again + S, &config()),
             NodeLiveness::Alive
+        );
+    }
+
+    #[test]
+    fn a_node_heard_since_the_connection_started_is_lost_after_the_usual_grace() {
+        let node = Sealer::new(Identity::generate());
+        // Heard 2 s into a fresh connection, then silent: no reconnection allowance.
+        let registry = heard(&node, T0);
+        let fresh = BrokerLink::Connected {
+            since_ms: T0 - 2 * S,
+        };
+        assert_eq!(
+            registry.liveness(&node.address(), fresh, T0 + 2 * S, &config()),
+            NodeLiveness::Suspect
+        );
+        assert_eq!(
+            registry.liveness(&node.address(), fresh, T0 + 3 * S, &config()),
+            NodeLiveness::Lost
+        );
+        assert_eq!(
+            registry.candidates(fresh, T0 + 3 * S, &config())[0].liveness,
+            NodeLiveness::Lost
         );
     }
 

@@ -1,0 +1,244 @@
+//! Whole-network benchmarks, printed as numbers, on the e2e [`Network`] (a devnet chain, a
+//! broker, oracles, and node agents on one private containerd):
+//!
+//! * apply → running: from `r1ctl apply` returning (the job is stored and funded on chain) to
+//!   every oracle reporting it Running with 2/2 replicas ready, and to both replicas answering
+//!   HTTP on their nodes;
+//! * node loss → replacement: from killing the agent of a node that holds a replica to a
+//!   replacement replica running, and answering HTTP, on another node.
+//!
+//! Each of `R1_BENCH_ITERATIONS` iterations (default 8) applies a fresh two-replica copy of
+//! `crds/examples/job-http.yaml`, kills one of its nodes, then restarts that agent and deletes
+//! the job so the next iteration starts from a clean network. p50/p99/max are printed.
+//!
+//! Run with `make bench`; needs root for containerd.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use r1_e2e::network::{Network, NetworkSettings};
+use r1_e2e::node::http_get;
+use r1_e2e::wait::until;
+use serde_json::Value;
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/examples");
+
+/// Longest wait for any one step.
+const STEP_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn summary(name: &str, mut samples: Vec<Duration>) {
+    if samples.is_empty() {
+        println!("{name:<44} no samples");
+        return;
+    }
+    samples.sort();
+    println!(
+        "{name:<44} n={:<3} p50={:>7.0} ms  p99={:>7.0} ms  max={:>7.0} ms",
+        samples.len(),
+        percentile(&samples, 0.5).as_secs_f64() * 1e3,
+        percentile(&samples, 0.99).as_secs_f64() * 1e3,
+        samples[samples.len() - 1].as_secs_f64() * 1e3,
+    );
+}
+
+/// The job's status as oracle `oracle` reports it.
+fn status(network: &Network, oracle: usize, name: &str) -> Option<Value> {
+    let output = network
+        .r1ctl_command()
+        .ok()?
+        .env("R1_SERVER", network.oracles()[oracle].api_url())
+        .args(["get", "djob", name, "-o", "json"])
+        .output()
+        .ok()?;
+    let value: Value = serde_json::from_slice(&output.stdout).ok()?;
+    Some(value["status"].clone())
+}
+
+/// The chain job id once every oracle reports the job Running with 2/2 ready.
+fn running_everywhere(network: &Network, name: &str) -> Option<u64> {
+    let statuses: Vec<Value> = (0..network.oracles().len())
+        .map(|o| status(network, o, name))
+        .collect::<Option<_>>()?;
+    let id = statuses[0]["chainJobId"].as_str()?.to_owned();
+    statuses
+        .iter()
+        .all(|s| {
+            s["chainJobId"].as_str() == Some(id.as_str())
+                && s["phase"] == "Running"
+                && s["readyReplicas"] == 2
+        })
+        .then(|| id.parse().ok())
+        .flatten()
+}
+
+/// Running replicas of chain job `job` on the nodes `alive`: (node, host port) each, from
+/// `r1ctl node ps` on the node's own socket.
+fn running_replicas(network: &Network, job: u64, alive: &[usize]) -> Vec<(usize, u16)> {
+    let prefix = format!("{job}/");
+    let mut found = Vec::new();
+    for &node in alive {
+        let output = network.nodes()[node].r1ctl(&["ps"]);
+        for line in String::from_utf8_lossy(&output.stdout).lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if let [workload, "running", _, ports, ..] = fields[..]
+                && workload.starts_with(&prefix)
+                && let Some(port) = ports.split("->").next().and_then(|p| p.parse().ok())
+            {
+                found.push((node, port));
+            }
+        }
+    }
+    found
+}
+
+/// Whether two replicas run on two different nodes and both answer HTTP.
+fn serving(replicas: &[(usize, u16)]) -> bool {
+    let nodes: BTreeSet<usize> = replicas.iter().map(|(n, _)| *n).collect();
+    replicas.len() == 2
+        && nodes.len() == 2
+        && replicas.iter().all(|(_, p)| http_get(*p, "/").is_some())
+}
+
+/// Containers left in every node's namespace.
+fn containers(network: &Network) -> usize {
+    (0..network.nodes().len())
+        .map(|i| {
+            network
+                .node_ctr(i, &["containers", "ls", "-q"])
+                .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+fn r1ctl_ok(network: &Network, args: &[&str]) {
+    let output = network.r1ctl(args).expect("r1ctl");
+    assert!(
+        output.status.success(),
+        "r1ctl {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Samples of one iteration.
+struct Iteration {
+    running: Duration,
+    serving: Duration,
+    replaced: Duration,
+}
+
+fn iteration(network: &mut Network, index: usize, manifest: &str) -> Iteration {
+    let name = format!("bench-{index}");
+    let path = network.scratch_dir().join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        manifest.replace("name: hello-web", &format!("name: {name}")),
+    )
+    .expect("manifest");
+    r1ctl_ok(network, &["apply", "-f", &path.display().to_string()]);
+    let applied = Instant::now();
+
+    // Apply → running on every oracle, and → both replicas answering HTTP.
+    let all: Vec<usize> = (0..network.nodes().len()).collect();
+    let (mut running, mut serving_at, mut job) = (None, None, None);
+    let up = until(STEP_TIMEOUT, || {
+        if running.is_none()
+            && let Some(id) = running_everywhere(network, &name)
+        {
+            running = Some(applied.elapsed());
+            job = Some(id);
+        }
+        if let Some(id) = job
+            && serving_at.is_none()
+            && serving(&running_replicas(network, id, &all))
+        {
+            serving_at = Some(applied.elapsed());
+        }
+        running.is_some() && serving_at.is_some()
+    });
+    assert!(
+        up,
+        "{name} never ran (running {running:?}, serving {serving_at:?})"
+    );
+    let job = job.expect("job id");
+
+    // Node loss → a replacement running on another node.
+    let (victim, _) = running_replicas(network, job, &all)[0];
+    network.nodes_mut()[victim].kill();
+    let killed = Instant::now();
+    let alive: Vec<usize> = all.iter().copied().filter(|n| *n != victim).collect();
+    let replaced = until(STEP_TIMEOUT, || {
+        serving(&running_replicas(network, job, &alive))
+    });
+    assert!(replaced, "{name}: no replacement for node {victim}");
+    let replaced = killed.elapsed();
+    println!(
+        "  {name}: running {:>5} ms, serving {:>5} ms; node {victim} killed, replaced in {:>5} ms",
+        running.unwrap_or_default().as_millis(),
+        serving_at.unwrap_or_default().as_millis(),
+        replaced.as_millis()
+    );
+
+    // Back to a clean network: the agent returns, the job is deleted and its containers go.
+    network.nodes_mut()[victim]
+        .start()
+        .expect("restart the agent");
+    r1ctl_ok(network, &["delete", "djob", &name]);
+    let clean = until(STEP_TIMEOUT, || containers(network) == 0);
+    assert!(clean, "{name}: containers left after deletion");
+    Iteration {
+        running: running.expect("running"),
+        serving: serving_at.expect("serving"),
+        replaced,
+    }
+}
+
+fn main() {
+    let iterations: usize = std::env::var("R1_BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let settings = NetworkSettings::default();
+    let started = Instant::now();
+    let mut network = Network::start(&settings).expect("network");
+    println!(
+        "network: {} oracles, {} nodes, {} s heartbeats, lost after {} missed, {} ms loops \
+         (up in {:.1} s)",
+        network.oracles().len(),
+        network.nodes().len(),
+        settings.heartbeat_seconds,
+        settings.grace_missed,
+        settings.loop_period_ms,
+        started.elapsed().as_secs_f64()
+    );
+    r1ctl_ok(
+        &network,
+        &[
+            "apply",
+            "-f",
+            &format!("{EXAMPLES}/escrow.yaml"),
+            "-f",
+            &format!("{EXAMPLES}/project.yaml"),
+        ],
+    );
+    let manifest =
+        std::fs::read_to_string(format!("{EXAMPLES}/job-http.yaml")).expect("job-http.yaml");
+    let (mut running, mut serving, mut replaced) = (Vec::new(), Vec::new(), Vec::new());
+    for index in 0..iterations {
+        let sample = iteration(&mut network, index, &manifest);
+        running.push(sample.running);
+        serving.push(sample.serving);
+        replaced.push(sample.replaced);
+    }
+    println!("two-replica job, {iterations} iterations:");
+    summary("apply → Running 2/2 on every oracle", running);
+    summary("apply → both replicas answer HTTP", serving);
+    summary("node agent killed → replacement answers HTTP", replaced);
+    println!("total {:.1} s", started.elapsed().as_secs_f64());
+}

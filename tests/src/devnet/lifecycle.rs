@@ -176,7 +176,11 @@ mod tests {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        claim.record_processes(&[child.id()], &[marker]).unwrap();
+        let sh = child.id();
+        assert!(crate::wait::until(Duration::from_secs(5), || {
+            !procfs::descendants(&[sh]).is_empty()
+        }));
+        claim.record_processes(&[sh], &[marker]).unwrap();
         let recorded = recorded_processes(dir.path());
         assert!(
             recorded.iter().any(|(pid, _)| *pid == child.id()),

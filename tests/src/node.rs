@@ -73,6 +73,7 @@ impl NodeAgent {
         let identity =
             r1_protocol::keyfile::create(&key).map_err(|e| NodeHarnessError::Key(e.to_string()))?;
         let metrics_port = crate::free_port();
+        let (first_port, last_port) = crate::ports::host_port_range();
         let oracles: Vec<String> = settings
             .oracles
             .iter()
@@ -83,7 +84,7 @@ impl NodeAgent {
              oracles: [{oracles}]\nbroker: {{ url: \"{broker}\", topicRoot: {TOPIC_ROOT} }}\n\
              containerd: {{ socket: {socket}, namespace: {namespace} }}\n\
              heartbeatIntervalSeconds: {hb}\napiSocket: {api}\nmetricsListen: 127.0.0.1:{metrics_port}\n\
-             ports: {{ bindAddress: 127.0.0.1, first: 20000, last: 29999 }}\n\
+             ports: {{ bindAddress: 127.0.0.1, first: {first_port}, last: {last_port} }}\n\
              restartBackoff: {{ initialMs: {backoff}, maxMs: 5000, resetAfterMs: 60000 }}\n",
             key = key.display(),
             data = dir.path().join("data").display(),

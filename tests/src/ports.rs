@@ -48,6 +48,27 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// First host port handed to node agents; below Linux's ephemeral range (32768 and up), from
+/// which [`free_port`] draws, so the two never meet.
+const HOST_PORTS_FIRST: u16 = 10_000;
+/// Ports per node agent.
+const HOST_PORTS_PER_NODE: u16 = 50;
+/// How many per-node blocks fit below the ephemeral range.
+const HOST_PORT_BLOCKS: u32 = 440;
+
+/// A range of host ports for one node agent (`ports.first`, `ports.last`), distinct from every
+/// other range this process handed out (until 440 have been) and, by a per-process offset, most
+/// likely from those of other test processes. Node agents of networks running at once on this
+/// one host would otherwise pick the same port for the same job and replica and race to bind it.
+pub fn host_port_range() -> (u16, u16) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(7919);
+    let index = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let block = u16::try_from(offset.wrapping_add(index) % HOST_PORT_BLOCKS).unwrap_or(0);
+    let first = HOST_PORTS_FIRST + block * HOST_PORTS_PER_NODE;
+    (first, first + HOST_PORTS_PER_NODE - 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

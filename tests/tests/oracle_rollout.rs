@@ -40,23 +40,14 @@ fn edit_config(path: &Path, from: &str, to: &str) {
     std::fs::write(path, changed).unwrap();
 }
 
-/// A network whose oracles roll back after [`DEADLINE_S`] and whose nodes choose host ports
-/// from `ports` (each test its own range: every network's first job is job 1, so nodes of two
-/// networks running at once would otherwise race for the same ports on this one host).
-fn start_network(ports: (u16, u16)) -> Network {
+/// A network whose oracles roll back after [`DEADLINE_S`].
+fn start_network() -> Network {
     let mut network = Network::prepare(&NetworkSettings::default()).unwrap();
     for oracle in network.oracles() {
         edit_config(
             &oracle.config_path(),
             "resyncSeconds: 5 }",
             &format!("resyncSeconds: 5, rolloutDeadlineSeconds: {DEADLINE_S} }}"),
-        );
-    }
-    for node in network.nodes() {
-        edit_config(
-            &node.data_dir().with_file_name("node.yaml"),
-            "first: 20000, last: 29999",
-            &format!("first: {}, last: {}", ports.0, ports.1),
         );
     }
     network.start_oracles().unwrap();
@@ -260,7 +251,7 @@ fn settled_revision(network: &Network, monitor: &TestOracle, job: u64) -> String
 #[test]
 fn a_revision_that_never_becomes_healthy_is_rolled_back_while_the_old_one_serves() {
     let started = Instant::now();
-    let network = start_network((10_000, 14_999));
+    let network = start_network();
     let monitor = TestOracle::connect(&network.broker().url()).unwrap();
     let nodes = network.node_addresses();
     let job = run_hello_web(&network);
@@ -342,7 +333,7 @@ fn a_revision_that_never_becomes_healthy_is_rolled_back_while_the_old_one_serves
 #[test]
 fn a_changed_env_rolls_out_replica_by_replica_without_a_gap() {
     let started = Instant::now();
-    let network = start_network((15_000, 19_999));
+    let network = start_network();
     let monitor = TestOracle::connect(&network.broker().url()).unwrap();
     let nodes = network.node_addresses();
     let job = run_hello_web(&network);

@@ -13,6 +13,7 @@ use r1_contracts::bindings::CspEscrow;
 use r1_e2e::network::{Network, NetworkSettings};
 use r1_e2e::node::http_get;
 use r1_e2e::proxy::Outage;
+use r1_e2e::scenario;
 use r1_e2e::wait::until;
 use serde_json::Value;
 
@@ -78,18 +79,6 @@ impl Baseline {
     }
 }
 
-fn job_status(network: &Network, oracle: usize) -> Option<Value> {
-    let output = network
-        .r1ctl_command()
-        .ok()?
-        .env("R1_SERVER", network.oracles()[oracle].api_url())
-        .args(["get", "djob", "hello-web", "-o", "json"])
-        .output()
-        .ok()?;
-    let value: Value = serde_json::from_slice(&output.stdout).ok()?;
-    Some(value["status"].clone())
-}
-
 fn validated(status: &Value) -> bool {
     status["conditions"]
         .as_array()
@@ -101,7 +90,7 @@ fn validated(status: &Value) -> bool {
 /// Running 2/2 and validated on every oracle; the chain job id they agree on.
 fn running_everywhere(network: &Network) -> Option<u64> {
     let statuses: Vec<Value> = (0..network.oracles().len())
-        .map(|o| job_status(network, o))
+        .map(|o| scenario::job_status(network, o, "hello-web"))
         .collect::<Option<_>>()?;
     let id: u64 = statuses[0]["chainJobId"].as_str()?.parse().ok()?;
     statuses

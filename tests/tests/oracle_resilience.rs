@@ -25,6 +25,7 @@ use r1_e2e::consensus::{
 };
 use r1_e2e::network::{HEALTHY_TIMEOUT, HTTPD_IMAGE, Network, NetworkSettings};
 use r1_e2e::peer::MqttPeer;
+use r1_e2e::scenario;
 use r1_e2e::wait::until;
 use r1_protocol::messages::{DeployCommand, OracleObservation, StopCommand, WorkloadId};
 use r1_protocol::topics::Channel;
@@ -73,26 +74,6 @@ fn funded_job(network: &Network) -> u64 {
     u64::try_from(jobs[0].id).unwrap()
 }
 
-fn job_status(network: &Network, oracle: usize) -> Option<Value> {
-    let output = network
-        .r1ctl_command()
-        .ok()?
-        .env("R1_SERVER", network.oracles()[oracle].api_url())
-        .args(["get", "djob", "hello-web", "-o", "json"])
-        .output()
-        .ok()?;
-    let value: Value = serde_json::from_slice(&output.stdout).ok()?;
-    Some(value["status"].clone())
-}
-
-fn logs(network: &Network) -> String {
-    network
-        .oracles()
-        .iter()
-        .map(|o| format!("--- oracle {}\n{}", o.address, o.log()))
-        .collect()
-}
-
 fn active_nodes(network: &Network, job: u64) -> BTreeSet<Address> {
     let chain = network.chain();
     read(chain, || chain.gov().job(job))
@@ -107,7 +88,7 @@ fn active_nodes(network: &Network, job: u64) -> BTreeSet<Address> {
 fn wait_running(network: &Network, oracles: &[usize], job: u64) -> BTreeSet<Address> {
     let running = until(Duration::from_secs(40), || {
         let all = oracles.iter().all(|&o| {
-            job_status(network, o).is_some_and(|s| {
+            scenario::job_status(network, o, "hello-web").is_some_and(|s| {
                 s["phase"] == "Running"
                     && s["readyReplicas"] == 2
                     && s["chainJobId"].as_str() == Some(job.to_string().as_str())
@@ -122,7 +103,7 @@ fn wait_running(network: &Network, oracles: &[usize], job: u64) -> BTreeSet<Addr
     assert!(
         running,
         "job {job} did not reach Running and validated on oracles {oracles:?}\n{}",
-        logs(network)
+        scenario::oracle_logs(network)
     );
     active_nodes(network, job)
 }
@@ -225,7 +206,7 @@ fn assert_exactly_once(network: &Network, job: u64) {
         settled,
         "containers are not one per validated node: {:#?} (validated {active:?})\n{}",
         all_containers(network),
-        logs(network)
+        scenario::oracle_logs(network)
     );
     std::thread::sleep(Duration::from_secs(3));
     let later = all_containers(network);
@@ -292,7 +273,7 @@ fn an_oracle_killed_mid_reconcile_duplicates_nothing_and_never_votes_twice() {
     assert!(
         deploying,
         "oracle {victim} never deployed\n{}",
-        logs(&network)
+        scenario::oracle_logs(&network)
     );
     network.oracles_mut()[victim].kill();
     network.oracles_mut()[victim].start().unwrap();
@@ -600,7 +581,7 @@ fn stops_from_a_byzantine_oracle_are_undone_by_the_honest_ones() {
         restored,
         "replica {replica} was not restored: {:#?}\n{}",
         all_containers(&network),
-        logs(&network)
+        scenario::oracle_logs(&network)
     );
     eprintln!(
         "replica {replica}, stopped by a byzantine oracle, ran again after {:?}",
@@ -669,7 +650,7 @@ fn a_byzantine_oracle_does_not_move_the_availability_median() {
     assert!(
         recorded,
         "availability of epoch {epoch} was never agreed\n{}",
-        logs(&network)
+        scenario::oracle_logs(&network)
     );
     let votes = availability_votes(chain, epoch).unwrap();
     let winner = accepted_availability(chain, epoch).unwrap().unwrap();

@@ -18,6 +18,7 @@ use alloy::primitives::Address;
 use r1_controller::oracle::rollout::split;
 use r1_e2e::network::{Network, NetworkSettings};
 use r1_e2e::node::{TestOracle, http_get};
+use r1_e2e::scenario;
 use r1_e2e::wait::until;
 use r1_protocol::messages::{WorkloadReport, WorkloadState};
 use serde_json::Value;
@@ -55,21 +56,9 @@ fn start_network() -> Network {
     network
 }
 
-fn job_status(network: &Network, oracle: usize) -> Option<Value> {
-    let output = network
-        .r1ctl_command()
-        .ok()?
-        .env("R1_SERVER", network.oracles()[oracle].api_url())
-        .args(["get", "djob", "hello-web", "-o", "json"])
-        .output()
-        .ok()?;
-    let value: Value = serde_json::from_slice(&output.stdout).ok()?;
-    Some(value["status"].clone())
-}
-
 fn statuses(network: &Network) -> Vec<Value> {
     (0..network.oracles().len())
-        .filter_map(|o| job_status(network, o))
+        .filter_map(|o| scenario::job_status(network, o, "hello-web"))
         .collect()
 }
 
@@ -79,20 +68,6 @@ fn rolled_out(status: &Value) -> Option<&Value> {
         .as_array()?
         .iter()
         .find(|c| c["type"] == "RolledOut")
-}
-
-fn logs(network: &Network) -> String {
-    let oracles: String = network
-        .oracles()
-        .iter()
-        .map(|o| format!("--- oracle {}\n{}", o.address, o.log()))
-        .collect();
-    let nodes: String = network
-        .nodes()
-        .iter()
-        .map(|n| format!("--- node {}\n{}", n.address, n.log()))
-        .collect();
-    format!("{oracles}{nodes}")
 }
 
 fn apply(network: &Network, files: &[String]) {
@@ -149,7 +124,7 @@ fn run_hello_web(network: &Network) -> u64 {
     assert!(
         running,
         "the job did not reach Running on every oracle\n{}",
-        logs(network)
+        scenario::network_logs(network)
     );
     job_id.unwrap()
 }
@@ -243,7 +218,7 @@ fn settled_revision(network: &Network, monitor: &TestOracle, job: u64) -> String
         settled,
         "the job's replicas did not settle on one serving revision: {:?}\n{}",
         workloads(monitor, &nodes, job),
-        logs(network)
+        scenario::network_logs(network)
     );
     revision.unwrap()
 }
@@ -296,7 +271,7 @@ fn a_revision_that_never_becomes_healthy_is_rolled_back_while_the_old_one_serves
         rolled_back,
         "the bad revision was not rolled back on every oracle: {:?}\n{}",
         statuses(&network),
-        logs(&network)
+        scenario::network_logs(&network)
     );
     assert!(
         !new_ids.is_empty(),
@@ -314,7 +289,7 @@ fn a_revision_that_never_becomes_healthy_is_rolled_back_while_the_old_one_serves
         old_serving.iter().all(|n| *n == 2),
         "both old replicas serve throughout: {old_serving:?}"
     );
-    let condition = rolled_out(&job_status(&network, 0).unwrap())
+    let condition = rolled_out(&scenario::job_status(&network, 0, "hello-web").unwrap())
         .cloned()
         .unwrap();
     let message = condition["message"].as_str().unwrap();
@@ -377,7 +352,7 @@ fn a_changed_env_rolls_out_replica_by_replica_without_a_gap() {
         "the new revision did not reach every replica: {:?}\n{:?}\n{}",
         workloads(&monitor, &nodes, job),
         statuses(&network),
-        logs(&network)
+        scenario::network_logs(&network)
     );
     let totals: Vec<usize> = samples.iter().map(|s| s.values().sum()).collect();
     let least = totals.iter().copied().min().unwrap_or(0);

@@ -97,6 +97,9 @@ pub struct Deployment {
     pub manager: Address,
 }
 
+/// Gas added to the PoAI manager deployment's estimate (see where it is used).
+const MANAGER_DEPLOY_GAS_HEADROOM: u64 = 50_000;
+
 /// Deploys and wires the suite; `owner`, the address `provider` signs as, becomes the
 /// governance owner of every contract.
 pub async fn deploy_suite(
@@ -131,7 +134,7 @@ pub async fn deploy_suite(
     let beacon = UpgradeableBeacon::deploy_builder(p.clone(), escrow_implementation, owner)
         .deploy()
         .await?;
-    let manager = PoAIManager::deploy_builder(
+    let manager_builder = PoAIManager::deploy_builder(
         p.clone(),
         owner,
         usdc,
@@ -141,9 +144,14 @@ pub async fn deploy_suite(
         beacon,
         U256::from(config.genesis_timestamp),
         U256::from(config.epoch_seconds),
-    )
-    .deploy()
-    .await?;
+    );
+    // The constructor stores the current epoch: 20 000 gas more from epoch 1 on than in epoch
+    // 0, so with short epochs an estimate taken in epoch 0 could fall short once mined.
+    let manager_gas = manager_builder
+        .estimate_gas()
+        .await?
+        .saturating_add(MANAGER_DEPLOY_GAS_HEADROOM);
+    let manager = manager_builder.gas(manager_gas).deploy().await?;
 
     let deed = NodeDeed::new(node_deed, p.clone());
     confirm(deed.setManager(manager)).await?;

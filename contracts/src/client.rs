@@ -347,9 +347,7 @@ impl Suite {
         )
     }
 
-    /// Submits this oracle's availability bytes of a finished epoch (sorted by node here), with
-    /// the same headroom as a node-set vote: the vote that decides takes the median and mints
-    /// every node's Proof of Availability, and was often estimated as one that only counts.
+    /// Submits this oracle's availability bytes of a finished epoch (sorted by node here).
     pub async fn submit_availability(
         &self,
         epoch: u64,
@@ -357,15 +355,12 @@ impl Suite {
     ) -> Result<TransactionReceipt> {
         let mut rows = availability.to_vec();
         rows.sort();
-        let involved = rows.len();
         let (nodes, bytes): (Vec<Address>, Vec<u8>) = rows.into_iter().unzip();
-        let manager = self.manager();
-        let call = manager.submitAvailability(U256::from(epoch), nodes, bytes);
-        let gas = call
-            .estimate_gas()
-            .await?
-            .saturating_add(vote_gas_headroom(involved));
-        confirm(call.gas(gas)).await
+        confirm(
+            self.manager()
+                .submitAvailability(U256::from(epoch), nodes, bytes),
+        )
+        .await
     }
 
     /// Allocates every finished, unallocated epoch across all escrows.

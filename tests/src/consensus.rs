@@ -45,15 +45,13 @@ pub struct AvailabilityVote {
     pub proposal: B256,
 }
 
-/// Runs `call` on the chain's runtime, and once more if it fails. The harness's client keeps
-/// idle connections that nothing polls between two calls, so it does not notice when the chain
-/// closes one (after 5 s idle); the first request after such a pause fails with an incomplete
-/// message, without the chain having seen it, and the second one succeeds on a new connection.
+/// Runs `call` on the chain's runtime with [`crate::scenario::read_chain`]'s retries, for the
+/// async reads the event queries here are made of.
 pub fn read<T, E, F: Future<Output = Result<T, E>>>(
     chain: &TestChain,
     call: impl Fn() -> F,
 ) -> Result<T, E> {
-    chain.block_on(call()).or_else(|_| chain.block_on(call()))
+    crate::scenario::read_chain(|| chain.block_on(call()))
 }
 
 /// Every node-set vote counted for `job`, oldest first.

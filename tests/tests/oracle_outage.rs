@@ -17,8 +17,6 @@ use r1_e2e::scenario;
 use r1_e2e::wait::until;
 use serde_json::Value;
 
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/examples");
-
 /// The outage the issue asks the network to ride out; the chain RPC comes back after it.
 const OUTAGE: Duration = Duration::from_secs(120);
 
@@ -278,23 +276,7 @@ fn a_two_minute_chain_and_broker_outage_stops_moves_and_closes_nothing() {
     })
     .expect("network");
 
-    let applied = network
-        .r1ctl(&[
-            "apply",
-            "-f",
-            &format!("{EXAMPLES}/escrow.yaml"),
-            "-f",
-            &format!("{EXAMPLES}/project.yaml"),
-            "-f",
-            &format!("{EXAMPLES}/job-http.yaml"),
-        ])
-        .expect("r1ctl");
-    assert!(
-        applied.status.success(),
-        "apply failed: {}{}",
-        String::from_utf8_lossy(&applied.stdout),
-        String::from_utf8_lossy(&applied.stderr)
-    );
+    scenario::apply_examples(&network, &scenario::HELLO_WEB).expect("apply");
     let mut job_id = None;
     assert!(
         until(Duration::from_secs(90), || {

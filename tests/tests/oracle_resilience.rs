@@ -32,8 +32,6 @@ use r1_protocol::topics::Channel;
 use r1_protocol::{Identity, MessageKind};
 use serde_json::Value;
 
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/examples");
-
 /// Pause between two polls that spawn processes (r1ctl, ctr), to leave the CPUs to the network.
 const SLOW_POLL: Duration = Duration::from_millis(250);
 
@@ -47,23 +45,7 @@ fn one_epoch_settings() -> NetworkSettings {
 }
 
 fn apply_hello_web(network: &Network) {
-    let applied = network
-        .r1ctl(&[
-            "apply",
-            "-f",
-            &format!("{EXAMPLES}/escrow.yaml"),
-            "-f",
-            &format!("{EXAMPLES}/project.yaml"),
-            "-f",
-            &format!("{EXAMPLES}/job-http.yaml"),
-        ])
-        .unwrap();
-    assert!(
-        applied.status.success(),
-        "apply failed: {}{}",
-        String::from_utf8_lossy(&applied.stdout),
-        String::from_utf8_lossy(&applied.stderr)
-    );
+    scenario::apply_examples(network, &scenario::HELLO_WEB).unwrap();
 }
 
 /// The only job of the CSP's escrow, once r1ctl has funded it.

@@ -21,9 +21,6 @@ use crate::network::{Network, NetworkError, NetworkSettings};
 use lifecycle::{Claim, LifecycleError};
 use progress::Progress;
 
-/// The manifests the devnet applies, in `crds/examples/`.
-pub const EXAMPLE_FILES: [&str; 3] = ["escrow.yaml", "project.yaml", "job-http.yaml"];
-
 /// How long every job gets to run validated on chain after being applied.
 const RUNNING_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -37,7 +34,7 @@ pub struct DevnetSettings {
     pub network: NetworkSettings,
     /// The directory holding the pid, process and `env` files.
     pub dir: PathBuf,
-    /// The directory holding [`EXAMPLE_FILES`].
+    /// The directory holding [`crate::scenario::HELLO_WEB`].
     pub examples: PathBuf,
     /// Stop as soon as the job answers, instead of running until interrupted.
     pub until_running: bool,
@@ -194,7 +191,7 @@ fn bring_up(
 
     progress.begin("Applying crds/examples (escrow, project, hello-web) and funding the job");
     let mut args = vec!["apply".to_owned()];
-    for file in EXAMPLE_FILES {
+    for file in crate::scenario::HELLO_WEB {
         args.push("-f".into());
         args.push(settings.examples.join(file).display().to_string());
     }

@@ -10,6 +10,7 @@ use r1_crds::manifest::Kind;
 
 use super::remote::print;
 use super::remote::{Client, RemoteError};
+use crate::decide::epoch::EpochClock;
 use crate::intake::object::StoredObject;
 use crate::intake::wire::ApiInfo;
 
@@ -37,11 +38,15 @@ impl Overview {
         })
     }
 
-    /// The epoch at `now` (unix seconds) and the seconds until the next one starts.
+    /// The epoch at `now` (unix seconds) and the seconds until the next one starts, by the
+    /// oracle's epoch clock; before genesis, epoch 0 and a whole epoch.
     pub fn epoch_at(&self, now_unix: u64) -> (u64, u64) {
         let length = self.info.epoch_seconds.max(1);
-        let since_genesis = now_unix.saturating_sub(self.info.genesis_unix);
-        (since_genesis / length, length - since_genesis % length)
+        let clock = EpochClock::new(self.info.genesis_unix, length);
+        match clock.and_then(|clock| Ok((clock, clock.epoch_at(now_unix)?))) {
+            Ok((clock, epoch)) => (epoch, clock.end_s(epoch).saturating_sub(now_unix)),
+            Err(_) => (0, length),
+        }
     }
 
     /// Prints the epoch line, the jobs table and the escrows table.

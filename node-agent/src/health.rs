@@ -1,5 +1,6 @@
-//! Health checks the job asked for, run by the node against each running container from
-//! inside its network namespace: an HTTP GET that must answer 2xx/3xx, or a TCP connect.
+//! Health checks the job asked for, run by the node against each running container: an HTTP
+//! GET that must answer 2xx/3xx or a TCP connect, both from inside the container's network
+//! namespace, or a command that must exit 0 inside the container.
 //! Results feed the workload's `healthy` flag, which oracles wait for before retiring an old
 //! revision during a rollout.
 
@@ -12,6 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 use crate::ports::dial_in_namespace;
+use crate::runtime::containerd::Containerd;
+use crate::runtime::exec::ExecOutcome;
 
 /// How long one probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -29,44 +32,77 @@ pub fn status_line_ok(line: &str) -> bool {
             .is_some_and(|code| (200..400).contains(&code))
 }
 
-/// Runs `probe` once against the container whose init process is `pid`.
-pub async fn probe_once(pid: u32, probe: &HealthProbe) -> Result<(), String> {
-    let run = async {
-        match probe {
-            HealthProbe::Tcp { port } => dial_in_namespace(pid, *port)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("tcp {port}: {e}")),
-            HealthProbe::Http { port, path } => {
-                let mut stream = dial_in_namespace(pid, *port)
-                    .await
-                    .map_err(|e| format!("http {port}: {e}"))?;
-                let request = format!(
-                    "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: r1-node\r\n\r\n"
-                );
-                stream
-                    .write_all(request.as_bytes())
-                    .await
-                    .map_err(|e| format!("http {port}: {e}"))?;
-                let mut head = vec![0u8; 64];
-                let n = stream
-                    .read(&mut head)
-                    .await
-                    .map_err(|e| format!("http {port}: {e}"))?;
-                let text = String::from_utf8_lossy(&head[..n]);
-                let line = text.lines().next().unwrap_or_default();
-                if status_line_ok(line) {
-                    Ok(())
-                } else {
-                    Err(format!("http {port}{path}: answered {line:?}"))
-                }
-            }
-            HealthProbe::Exec { .. } => Err("exec probes are not built yet".into()),
+/// The container a prober checks.
+#[derive(Clone)]
+pub struct ProbeTarget {
+    /// Init pid of its task: network probes dial from inside its network namespace.
+    pub pid: u32,
+    /// Its containerd id: exec probes run inside it.
+    pub container: String,
+    /// The containerd that runs it.
+    pub containerd: Containerd,
+}
+
+/// Runs `probe` once against `target`.
+pub async fn probe_once(target: &ProbeTarget, probe: &HealthProbe) -> Result<(), String> {
+    let network = match probe {
+        HealthProbe::Exec { command } => return exec_probe(target, command).await,
+        HealthProbe::Tcp { port } => {
+            tokio::time::timeout(PROBE_TIMEOUT, tcp_probe(target.pid, *port)).await
+        }
+        HealthProbe::Http { port, path } => {
+            tokio::time::timeout(PROBE_TIMEOUT, http_probe(target.pid, *port, path)).await
         }
     };
-    tokio::time::timeout(PROBE_TIMEOUT, run)
+    network.unwrap_or_else(|_| Err("probe timed out".into()))
+}
+
+async fn tcp_probe(pid: u32, port: u16) -> Result<(), String> {
+    dial_in_namespace(pid, port)
         .await
-        .unwrap_or_else(|_| Err("probe timed out".into()))
+        .map(|_| ())
+        .map_err(|e| format!("tcp {port}: {e}"))
+}
+
+async fn http_probe(pid: u32, port: u16, path: &str) -> Result<(), String> {
+    let mut stream = dial_in_namespace(pid, port)
+        .await
+        .map_err(|e| format!("http {port}: {e}"))?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: r1-node\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("http {port}: {e}"))?;
+    let mut head = vec![0u8; 64];
+    let n = stream
+        .read(&mut head)
+        .await
+        .map_err(|e| format!("http {port}: {e}"))?;
+    let text = String::from_utf8_lossy(&head[..n]);
+    let line = text.lines().next().unwrap_or_default();
+    if status_line_ok(line) {
+        Ok(())
+    } else {
+        Err(format!("http {port}{path}: answered {line:?}"))
+    }
+}
+
+/// Runs the command inside the container: exit status 0 passes; one still running after
+/// the probe timeout is killed and fails.
+async fn exec_probe(target: &ProbeTarget, command: &[String]) -> Result<(), String> {
+    match target
+        .containerd
+        .exec(&target.container, command, PROBE_TIMEOUT)
+        .await
+    {
+        Ok(ExecOutcome::Exited(0)) => Ok(()),
+        Ok(ExecOutcome::Exited(code)) => Err(format!("exec {command:?}: exit status {code}")),
+        Ok(ExecOutcome::TimedOut) => Err(format!(
+            "exec {command:?}: still running after {} s, killed",
+            PROBE_TIMEOUT.as_secs()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Consecutive-failure bookkeeping: healthy after one success, unhealthy after
@@ -93,26 +129,19 @@ impl Verdicts {
     }
 }
 
-/// Starts probing workload `id` (running as `pid`) per `spec`, writing verdicts to `table`.
-/// The task runs until aborted.
+/// Starts probing workload `id` (running in `target`) per `spec`, writing verdicts to
+/// `table`. The task runs until aborted.
 pub fn spawn_prober(
     id: WorkloadId,
-    pid: u32,
+    target: ProbeTarget,
     spec: HealthCheckSpec,
     table: HealthTable,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        if let HealthProbe::Exec { .. } = spec.probe {
-            tracing::warn!(
-                ?id,
-                "exec health checks are not built yet; health stays unknown"
-            );
-            return;
-        }
         tokio::time::sleep(Duration::from_secs(u64::from(spec.initial_delay_s))).await;
         let mut verdicts = Verdicts::default();
         loop {
-            let result = probe_once(pid, &spec.probe).await;
+            let result = probe_once(&target, &spec.probe).await;
             if let Err(reason) = &result {
                 tracing::debug!(?id, "health check failed: {reason}");
             }

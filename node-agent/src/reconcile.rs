@@ -169,7 +169,7 @@ pub enum Action {
 }
 
 /// The actions that bring `observed` to `desired` (workload → wanted container id) at
-/// `now_ms`. Removals come first, so ports and names are free before anything starts.
+/// `now_ms`. Removals come first; the supervisor carries them out in the background.
 pub fn plan(
     desired: &BTreeMap<WorkloadId, String>,
     observed: &[Observed],

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use r1_protocol::messages::{
@@ -14,7 +14,7 @@ use r1_protocol::messages::{
 use r1_protocol::now_ms;
 use tokio::sync::mpsc;
 
-use crate::health::{self, HealthTable};
+use crate::health::{self, HealthTable, ProbeTarget};
 use crate::logs::LogDir;
 use crate::metrics::{Metrics, StateLabel};
 use crate::ports::PortForwarder;
@@ -67,6 +67,7 @@ pub struct Supervisor {
     known: BTreeSet<WorkloadId>,
     health: HealthTable,
     probers: BTreeMap<WorkloadId, (u32, tokio::task::JoinHandle<()>)>,
+    removing: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Supervisor {
@@ -83,6 +84,7 @@ impl Supervisor {
             known: BTreeSet::new(),
             health: HealthTable::default(),
             probers: BTreeMap::new(),
+            removing: Arc::default(),
         }
     }
 
@@ -140,7 +142,7 @@ impl Supervisor {
             observed
         };
         self.publish_pids(&observed);
-        self.sync_probers(&desired);
+        self.sync_probers(&desired, &wanted);
         let ports: BTreeMap<WorkloadId, BTreeMap<u16, u16>> = desired
             .iter()
             .map(|(&id, w)| (id, w.host_ports.iter().map(|(&c, &h)| (h, c)).collect()))
@@ -163,7 +165,17 @@ impl Supervisor {
         wanted: &BTreeMap<WorkloadId, String>,
     ) -> Result<Vec<Observed>, RuntimeError> {
         let now = now_ms();
-        let containers = self.parts.containerd.list().await?;
+        let removing = self.removing.lock().map(|r| r.clone()).unwrap_or_default();
+        let containers: Vec<_> = self
+            .parts
+            .containerd
+            .list()
+            .await?
+            .into_iter()
+            .filter(|c| !removing.contains(&c.id))
+            .collect();
+        self.stops_recorded
+            .retain(|id| containers.iter().any(|c| &c.id == id));
         let by_container: BTreeMap<&str, WorkloadId> =
             wanted.iter().map(|(&id, c)| (c.as_str(), id)).collect();
         let mut observed = Vec::with_capacity(containers.len());
@@ -214,18 +226,7 @@ impl Supervisor {
         wanted: &BTreeMap<WorkloadId, String>,
     ) {
         match action {
-            Action::Remove { container } => {
-                tracing::info!(container, "removing container that is no longer wanted");
-                match self.parts.containerd.remove(&container, STOP_GRACE).await {
-                    Ok(()) => {
-                        self.stops_recorded.remove(&container);
-                        if let Err(e) = self.parts.logs.remove(&container) {
-                            tracing::warn!(container, "cannot delete logs: {e}");
-                        }
-                    }
-                    Err(e) => tracing::error!(container, "cannot remove container: {e}"),
-                }
-            }
+            Action::Remove { container } => self.spawn_removal(container),
             Action::Create { workload }
             | Action::Start { workload }
             | Action::Restart { workload } => {
@@ -233,6 +234,9 @@ impl Supervisor {
                 else {
                     return;
                 };
+                if self.is_removing(container) {
+                    return;
+                }
                 let started = Instant::now();
                 let result = match action {
                     Action::Create { .. } => self.create(w, container).await,
@@ -268,6 +272,43 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Whether `container` is being removed: it is started again once it is gone.
+    fn is_removing(&self, container: &str) -> bool {
+        self.removing
+            .lock()
+            .is_ok_and(|removing| removing.contains(container))
+    }
+
+    /// Stops and removes `container` in the background, so a workload that takes its whole
+    /// stop grace holds up neither other starts nor the reports; until it is gone, passes do
+    /// not see it. A removal cut short (agent stopped) is simply planned again.
+    fn spawn_removal(&self, container: String) {
+        if let Ok(mut removing) = self.removing.lock()
+            && !removing.insert(container.clone())
+        {
+            return;
+        }
+        tracing::info!(container, "removing container that is no longer wanted");
+        let containerd = self.parts.containerd.clone();
+        let logs = self.parts.logs.clone();
+        let removing = self.removing.clone();
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            match containerd.remove(&container, STOP_GRACE).await {
+                Ok(()) => {
+                    if let Err(e) = logs.remove(&container) {
+                        tracing::warn!(container, "cannot delete logs: {e}");
+                    }
+                }
+                Err(e) => tracing::error!(container, "cannot remove container: {e}"),
+            }
+            if let Ok(mut removing) = removing.lock() {
+                removing.remove(&container);
+            }
+            state.wake.notify_one();
+        });
     }
 
     async fn create(&mut self, w: &DesiredWorkload, container: &str) -> Result<u32, RuntimeError> {
@@ -359,7 +400,11 @@ impl Supervisor {
 
     /// Keeps one prober per running workload that has a health check, restarted when its
     /// container's pid changes; forgets verdicts of workloads that stopped running.
-    fn sync_probers(&mut self, desired: &BTreeMap<WorkloadId, DesiredWorkload>) {
+    fn sync_probers(
+        &mut self,
+        desired: &BTreeMap<WorkloadId, DesiredWorkload>,
+        wanted: &BTreeMap<WorkloadId, String>,
+    ) {
         let pids = self
             .state
             .pids
@@ -377,11 +422,18 @@ impl Supervisor {
             table.retain(|id, _| self.probers.contains_key(id));
         }
         for (id, w) in desired {
-            let (Some(spec), Some(&pid)) = (&w.spec.health, pids.get(id)) else {
+            let (Some(spec), Some(&pid), Some(container)) =
+                (&w.spec.health, pids.get(id), wanted.get(id))
+            else {
                 continue;
             };
             if !self.probers.contains_key(id) {
-                let task = health::spawn_prober(*id, pid, spec.clone(), self.health.clone());
+                let target = ProbeTarget {
+                    pid,
+                    container: container.clone(),
+                    containerd: self.parts.containerd.clone(),
+                };
+                let task = health::spawn_prober(*id, target, spec.clone(), self.health.clone());
                 self.probers.insert(*id, (pid, task));
             }
         }

@@ -1,5 +1,6 @@
 //! The node agent on a real containerd and real brokers: serving, crashing, running out of
-//! memory, being killed, outliving containerd and the broker, and refusing bad commands.
+//! memory, being killed, outliving containerd and the broker, running exec health checks,
+//! stopping slow workloads without holding up others, and refusing bad commands.
 
 use std::time::Duration;
 
@@ -8,7 +9,8 @@ use r1_e2e::containerd::PrivateContainerd;
 use r1_e2e::images as canned;
 use r1_e2e::node::{NodeAgent, NodeSettings, TestOracle, http_get, workload};
 use r1_protocol::messages::{
-    DeployCommand, PortMapping, PortProtocol, WorkloadId, WorkloadReport, WorkloadState,
+    DeployCommand, HealthCheckSpec, HealthProbe, PortMapping, PortProtocol, WorkloadId,
+    WorkloadReport, WorkloadState,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -412,4 +414,97 @@ fn forged_unsigned_stale_replayed_and_misaddressed_commands_are_refused() {
     );
     let log = rig.node.log();
     assert!(log.contains("command refused"), "{log}");
+}
+
+/// An exec health check running `command` every second, unhealthy after two failures.
+fn exec_check(command: &[&str]) -> Option<HealthCheckSpec> {
+    Some(HealthCheckSpec {
+        probe: HealthProbe::Exec {
+            command: command.iter().map(|&a| a.to_owned()).collect(),
+        },
+        initial_delay_s: 0,
+        period_s: 1,
+        failure_threshold: 2,
+    })
+}
+
+#[test]
+fn exec_health_checks_run_inside_the_container() {
+    let rig = rig(Box::new(Rumqttd::start().expect("rumqttd")));
+    let reference = image(
+        &rig,
+        canned::httpd("localhost/r1-test/httpd-exec:1").applets(&["test"]),
+        "httpd-exec",
+    );
+    let node = rig.node.address;
+    let checks = [
+        (
+            0,
+            exec_check(&["test", "-f", "/www/index.html"]),
+            Some(true),
+        ),
+        (
+            1,
+            exec_check(&["test", "-f", "/www/missing.html"]),
+            Some(false),
+        ),
+        (2, exec_check(&["sleep", "60"]), Some(false)),
+        (3, exec_check(&["/bin/not-there"]), Some(false)),
+    ];
+    for (replica, health, _) in &checks {
+        let mut spec = workload(7, *replica, &reference, 32);
+        spec.health = health.clone();
+        rig.oracle.deploy(node, spec);
+    }
+    for (replica, _, verdict) in checks {
+        let id = WorkloadId { job: 7, replica };
+        let report = rig
+            .oracle
+            .wait_for(node, id, WAIT, |w| running(w) && w.healthy.is_some())
+            .unwrap_or_else(|| panic!("replica {replica}: no verdict; log:\n{}", rig.node.log()));
+        assert_eq!(report.healthy, verdict, "replica {replica}");
+    }
+    let log = rig.node.log();
+    assert!(!log.contains("cannot delete exec process"), "{log}");
+}
+
+#[test]
+fn a_workload_slow_to_stop_holds_up_neither_new_workloads_nor_reports() {
+    let rig = rig(Box::new(Rumqttd::start().expect("rumqttd")));
+    let reference = image(&rig, canned::httpd("localhost/r1-test/httpd:1"), "httpd");
+    let node = rig.node.address;
+    // A bare httpd as PID 1 has no TERM handler, so only the SIGKILL after the 10 s stop
+    // grace ends it.
+    let mut stubborn = workload(8, 0, &reference, 32);
+    stubborn.command = ["httpd", "-f", "-p", "8080", "-h", "/www"]
+        .map(str::to_owned)
+        .to_vec();
+    rig.oracle.deploy(node, stubborn.clone());
+    assert!(
+        rig.oracle
+            .wait_for(node, stubborn.id, WAIT, running)
+            .is_some(),
+        "never running; log:\n{}",
+        rig.node.log()
+    );
+
+    rig.oracle.stop(node, stubborn.id);
+    let next = workload(8, 1, &reference, 32);
+    rig.oracle.deploy(node, next.clone());
+    assert!(
+        rig.oracle.wait_for(node, next.id, WAIT, running).is_some(),
+        "the next workload never ran; log:\n{}",
+        rig.node.log()
+    );
+    assert!(rig.oracle.wait_for_count(node, 1, WAIT));
+    assert_eq!(
+        containers(&rig).len(),
+        2,
+        "the stubborn container should still be in its stop grace"
+    );
+    assert!(
+        r1_e2e::wait::until(WAIT, || containers(&rig).len() == 1),
+        "the stubborn container was never removed; log:\n{}",
+        rig.node.log()
+    );
 }

@@ -32,7 +32,7 @@ pub const REVISION_LABEL: &str = "ai.ratio1.revision";
 
 const SNAPSHOTTER: &str = "overlayfs";
 const RUNC_SHIM: &str = "io.containerd.runc.v2";
-const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+pub(super) const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 const CHUNK: usize = 1 << 20;
 
 /// A failure talking to containerd or reading an image.
@@ -83,10 +83,18 @@ pub enum RuntimeError {
     /// The container's runtime spec cannot be built.
     #[error(transparent)]
     Spec(#[from] super::spec::SpecError),
+    /// A command cannot be run inside a container.
+    #[error("exec in {container}: {reason}")]
+    Exec {
+        /// Container id.
+        container: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl RuntimeError {
-    fn rpc(op: &'static str) -> impl FnOnce(RpcStatus) -> Self {
+    pub(super) fn rpc(op: &'static str) -> impl FnOnce(RpcStatus) -> Self {
         move |status| Self::Rpc {
             op,
             status: Box::new(status),
@@ -136,7 +144,7 @@ pub struct ContainerStatus {
 /// A containerd connection bound to one namespace.
 #[derive(Clone)]
 pub struct Containerd {
-    client: std::sync::Arc<Client>,
+    pub(super) client: std::sync::Arc<Client>,
     namespace: String,
 }
 
@@ -162,7 +170,7 @@ impl Containerd {
         &self.namespace
     }
 
-    fn request<T>(&self, message: T) -> Request<T> {
+    pub(super) fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         if let Ok(value) = self.namespace.parse() {
             request.metadata_mut().insert("containerd-namespace", value);

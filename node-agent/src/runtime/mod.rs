@@ -1,5 +1,7 @@
-//! Running workloads on containerd: the client, the OCI runtime spec, and cgroup readings.
+//! Running workloads on containerd: the client, commands run inside containers, the OCI
+//! runtime spec, and cgroup readings.
 
 pub mod cgroup;
 pub mod containerd;
+pub mod exec;
 pub mod spec;

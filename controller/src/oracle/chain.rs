@@ -9,6 +9,7 @@ use std::time::Duration;
 use alloy_primitives::{Address, B256};
 use r1_contracts::Suite;
 use r1_contracts::bindings::CspEscrow;
+use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
 
 /// Longest wait for one chain call; an RPC that does not answer is an outage, not a hang.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,6 +23,25 @@ pub enum ChainError {
     /// No answer within [`CALL_TIMEOUT`].
     #[error("the chain RPC did not answer within {CALL_TIMEOUT:?}")]
     Timeout,
+}
+
+impl ChainError {
+    /// Whether the PoAI manager refused the call with a revert that `expected` matches
+    /// (refused during gas estimation: nothing was mined).
+    pub fn refused_with(&self, expected: impl Fn(&PoAIManagerErrors) -> bool) -> bool {
+        match self {
+            Self::Call(e) => e
+                .revert::<PoAIManagerErrors>()
+                .is_some_and(|r| expected(&r)),
+            Self::Timeout => false,
+        }
+    }
+    /// Whether the PoAI manager answered the call with one of its own errors: a definite
+    /// answer, unlike a timeout, a transport failure or a mined transaction that ran out of gas,
+    /// after which the call may be tried again.
+    pub fn is_refusal(&self) -> bool {
+        self.refused_with(|_| true)
+    }
 }
 
 /// Runs a chain call with [`CALL_TIMEOUT`].

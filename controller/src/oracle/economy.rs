@@ -22,7 +22,7 @@ use crate::decide::liveness::{
 };
 use crate::decide::median::median_table;
 use crate::intake::object::timestamp_now;
-use crate::oracle::chain::{ChainError, within};
+use crate::oracle::chain::within;
 use crate::oracle::runtime::{Oracle, Pass};
 
 /// What the money loops remember between passes.
@@ -96,7 +96,7 @@ impl Oracle {
                         self.metrics.vote("allocate", "accepted");
                     }
                     Err(e)
-                        if refused_with(&e, |r| {
+                        if e.refused_with(|r| {
                             matches!(r, PoAIManagerErrors::EpochAlreadyAllocated(_))
                         }) =>
                     {
@@ -195,16 +195,18 @@ impl Oracle {
         let rows: Vec<(Address, u8)> = median_table(&from_oracles).into_iter().collect();
         let submitted = within(self.suite.submit_availability(epoch, &rows)).await;
         if let Err(e) = &submitted
-            && refused_with(e, |r| matches!(r, PoAIManagerErrors::EpochNotEnded(_)))
+            && e.refused_with(|r| matches!(r, PoAIManagerErrors::EpochNotEnded(_)))
         {
             // The chain's clock is still in the epoch (block times lag the wall clock):
             // nothing was sent, and the next pass tries again.
             tracing::debug!(epoch, "the epoch has not ended by the chain's clock yet");
             return;
         }
-        // Recorded once the chain answered: a submission lost to a crash before this is
-        // refused as a second vote when sent again.
-        if let Err(e) = self.state.record_vote(&key, "") {
+        // Recorded once the chain answered (counted, or refused with the manager's own error);
+        // a submission lost to a timeout, a dropped transaction or a crash is sent again, and
+        // the chain refuses it as a second vote if the first was counted after all.
+        let answered = submitted.as_ref().map_or_else(|e| e.is_refusal(), |_| true);
+        if answered && let Err(e) = self.state.record_vote(&key, "") {
             tracing::warn!(error = %e, "cannot record the availability vote");
         }
         match submitted {
@@ -213,7 +215,7 @@ impl Oracle {
                 self.metrics.vote("availability", "pending");
             }
             Err(e)
-                if refused_with(&e, |r| {
+                if e.refused_with(|r| {
                     matches!(r, PoAIManagerErrors::AvailabilityAlreadyRecorded(_))
                 }) =>
             {
@@ -223,7 +225,7 @@ impl Oracle {
                 );
             }
             Err(e) => {
-                tracing::warn!(epoch, error = %e, "availability not submitted");
+                tracing::warn!(epoch, error = %e, answered, "availability not submitted");
                 self.metrics.vote("availability", "error");
             }
         }
@@ -306,17 +308,6 @@ impl Oracle {
                 tracing::warn!(object = %key, error = %e, "cannot write status");
             }
         }
-    }
-}
-
-/// Whether `error` is the PoAI manager refusing the transaction with an error `expected` accepts
-/// (refused during gas estimation: nothing was mined).
-fn refused_with(error: &ChainError, expected: impl Fn(&PoAIManagerErrors) -> bool) -> bool {
-    match error {
-        ChainError::Call(e) => e
-            .revert::<PoAIManagerErrors>()
-            .is_some_and(|r| expected(&r)),
-        ChainError::Timeout => false,
     }
 }
 

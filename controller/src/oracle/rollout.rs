@@ -46,9 +46,7 @@
 use std::collections::BTreeMap;
 
 use alloy_primitives::{Address, keccak256};
-use r1_protocol::messages::{
-    DeployCommand, HealthProbe, StopCommand, WorkloadId, WorkloadReport, WorkloadSpec,
-};
+use r1_protocol::messages::{DeployCommand, StopCommand, WorkloadId, WorkloadReport, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::decide::availability_plan::{DEFAULT_CRASH_LOOP_RESTARTS, ReplicaHealth};
@@ -130,15 +128,9 @@ impl Generation {
         }
     }
 
-    /// Whether nodes run this generation's health probe; they do not run exec probes yet, so
-    /// those generations count as healthy once running.
+    /// Whether nodes probe this generation's health (HTTP, TCP or exec).
     fn probed(&self) -> bool {
-        self.workload.health.as_ref().is_some_and(|check| {
-            matches!(
-                check.probe,
-                HealthProbe::Http { .. } | HealthProbe::Tcp { .. }
-            )
-        })
+        self.workload.health.is_some()
     }
 
     /// The health of a replica of this generation as its node reports it: healthy only when

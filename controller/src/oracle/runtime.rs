@@ -13,6 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
 use r1_contracts::{Deployment, Suite};
 use r1_crds::manifest::Kind;
 use r1_crds::pricing::Catalogue;
@@ -512,7 +513,11 @@ impl Oracle {
         entry.1
     }
 
-    /// Votes `nodes` as the node set of `job`, at most once per consensus round.
+    /// Votes `nodes` as the node set of `job`, once per consensus round and epoch. The vote is
+    /// recorded once the chain has answered it (counted, or refused with the manager's own
+    /// error): a vote lost to a timeout, a dropped or out-of-gas transaction or a crash is sent
+    /// again on a later pass, and since the chain refuses a second vote in a round
+    /// (`AlreadyVoted`, during gas estimation), a retry never counts twice.
     pub(crate) async fn vote_nodes(&self, job: u64, nodes: &[Address], kind: &str, pass: &Pass) {
         let Some(chain) = &pass.chain else { return };
         let round = match within(self.suite.job_round(job)).await {
@@ -526,22 +531,36 @@ impl Oracle {
         if self.state.voted(&key).unwrap_or(true) {
             return;
         }
-        let proposal = format!("{nodes:?}");
-        if let Err(e) = self.state.record_vote(&key, &proposal) {
-            tracing::warn!(job, error = %e, "cannot record the vote; not voting");
-            return;
-        }
-        match within(self.suite.submit_node_update(job, nodes)).await {
+        let answered = match within(self.suite.submit_node_update(job, nodes)).await {
             Ok(outcome) => {
                 let accepted = matches!(outcome, r1_contracts::VoteOutcome::Accepted(_));
                 tracing::info!(job, round, kind, nodes = ?nodes, accepted, "voted the node set");
                 self.metrics
                     .vote(kind, if accepted { "accepted" } else { "pending" });
+                true
+            }
+            Err(e) if e.refused_with(|r| matches!(r, PoAIManagerErrors::AlreadyVoted(..))) => {
+                tracing::info!(
+                    job,
+                    round,
+                    kind,
+                    "this oracle's vote of the round was already counted"
+                );
+                true
+            }
+            Err(e) if e.is_refusal() => {
+                tracing::warn!(job, round, kind, error = %e, "the chain refused the node-set vote");
+                self.metrics.vote(kind, "refused");
+                true
             }
             Err(e) => {
-                tracing::warn!(job, round, kind, error = %e, "node-set vote failed");
+                tracing::warn!(job, round, kind, error = %e, "node-set vote failed; trying again next pass");
                 self.metrics.vote(kind, "error");
+                false
             }
+        };
+        if answered && let Err(e) = self.state.record_vote(&key, &format!("{nodes:?}")) {
+            tracing::warn!(job, error = %e, "cannot record the vote");
         }
     }
 

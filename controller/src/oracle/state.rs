@@ -148,7 +148,8 @@ impl OracleState {
         Ok(self.db.get_cf(self.family(VOTES)?, round_key)?.is_some())
     }
 
-    /// Records a vote under `round_key`, before it is sent, so a crash never votes twice.
+    /// Records that the chain answered this oracle's vote under `round_key`, so it is not sent
+    /// again.
     pub fn record_vote(&self, round_key: &str, proposal: &str) -> Result<(), StateError> {
         self.db.put_cf_opt(
             self.family(VOTES)?,

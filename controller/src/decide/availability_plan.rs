@@ -13,6 +13,9 @@
 //!
 //! Replicas at or beyond the wanted count are stopped on every reachable node. Holders on Lost
 //! or Unknown nodes are never sent a stop.
+//!
+//! Once the job's paid epochs are over, nothing is deployed or moved any more: what runs keeps
+//! running until the closure loop stops it with the job, and only stops are planned.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -100,6 +103,8 @@ pub struct AvailabilityInput<'a> {
     pub now_ms: u64,
     /// How long a replica may stay starting or unreported before it counts as failed.
     pub start_grace_ms: u64,
+    /// The current epoch is past the job's last paid one: the job is about to be closed.
+    pub budget_spent: bool,
 }
 
 /// Why a replica is unhealthy where it is.
@@ -379,6 +384,12 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
             }
         }
     }
+    if input.budget_spent {
+        result
+            .actions
+            .retain(|action| matches!(action, Action::Stop { .. }));
+        result.unplaceable.clear();
+    }
     result.actions.sort_by_key(|action| match action {
         Action::Deploy { replica, node } | Action::Stop { replica, node, .. } => (*replica, *node),
         Action::Redeploy { replica, from, .. } => (*replica, *from),
@@ -431,6 +442,7 @@ mod tests {
         holders: Vec<Holder>,
         roster: Option<BTreeSet<Address>>,
         candidates: Vec<Candidate>,
+        budget_spent: bool,
     }
 
     impl Case {
@@ -450,6 +462,7 @@ mod tests {
                 holders,
                 roster: None,
                 candidates,
+                budget_spent: false,
             }
         }
 
@@ -471,6 +484,7 @@ mod tests {
                 candidates: &self.candidates,
                 now_ms: NOW,
                 start_grace_ms: GRACE,
+                budget_spent: self.budget_spent,
             })
         }
     }
@@ -875,7 +889,17 @@ mod tests {
             // Order of holders does not matter.
             let mut reversed = Case::new(desired, holders.iter().rev().cloned().collect());
             reversed.roster = case.roster.clone();
-            prop_assert_eq!(reversed.plan(), plan);
+            prop_assert_eq!(reversed.plan(), plan.clone());
+            // Once the budget is spent, only the stops remain.
+            case.budget_spent = true;
+            let ending = case.plan();
+            let stops: Vec<Action> = plan
+                .actions
+                .into_iter()
+                .filter(|a| matches!(a, Action::Stop { .. }))
+                .collect();
+            prop_assert_eq!(ending.actions, stops);
+            prop_assert!(ending.unplaceable.is_empty());
         }
     }
 }

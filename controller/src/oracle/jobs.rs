@@ -280,6 +280,10 @@ impl Oracle {
         }
 
         let roster = (!job.active_nodes.is_empty()).then_some(&job.active_nodes);
+        let budget_spent = pass
+            .chain
+            .as_ref()
+            .is_some_and(|chain| chain.epoch > job.last_execution_epoch);
         let plan = availability_plan::plan(&AvailabilityInput {
             job_id: job.id,
             salt: 0,
@@ -291,6 +295,7 @@ impl Oracle {
             candidates: &pass.candidates,
             now_ms: now,
             start_grace_ms: self.config.loops.start_grace_seconds * 1000,
+            budget_spent,
         });
         let mut gone: BTreeSet<(u32, Address)> = BTreeSet::new();
         for action in &plan.actions {
@@ -330,7 +335,8 @@ impl Oracle {
         // every replica this oracle placed that its node does not report yet, or reports at an
         // older revision. Nodes treat a repeated command as a no-op.
         for holder in &holders {
-            if gone.contains(&(holder.replica, holder.node))
+            if budget_spent
+                || gone.contains(&(holder.replica, holder.node))
                 || holder.liveness != NodeLiveness::Alive
                 || holder.replica >= desired
             {
@@ -406,6 +412,7 @@ impl Oracle {
         let complete = running.len() as u32 == desired && running_set.len() == running.len();
         let stable = self.stable_since(job.id, &running_set, now);
         if complete
+            && !budget_spent
             && running_set != job.active_nodes
             && now.saturating_sub(stable) >= self.config.loops.period_ms
             && pass.chain_fresh

@@ -156,6 +156,18 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
     );
     let job = chain_job(&network, job_id)?;
     assert!(job.activeNodes.is_empty() && job.balance.is_zero());
+    // No node failed, so any move is churn: replicas the closure stopped, say, taken for
+    // failures by the other oracles and started again elsewhere just before the job closed.
+    let logs = scenario::oracle_logs(&network);
+    let moves: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("moving replica"))
+        .collect();
+    assert!(
+        moves.is_empty(),
+        "replicas moved although no node failed:\n{}",
+        moves.join("\n")
+    );
     eprintln!(
         "running and validated after {running_after:?}, closed after {closed_after:?}, \
          {node_epochs} node-epochs paid, all done after {:?}",

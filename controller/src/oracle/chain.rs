@@ -36,6 +36,7 @@ impl ChainError {
             Self::Timeout => false,
         }
     }
+
     /// Whether the PoAI manager answered the call with one of its own errors: a definite
     /// answer, unlike a timeout, a transport failure or a mined transaction that ran out of gas,
     /// after which the call may be tried again.

@@ -159,7 +159,8 @@ impl CommandHandler {
     }
 
     /// Host ports for a workload: as the oracle asked, else as before (same workload, earlier
-    /// revision), else a free one from the node's range.
+    /// revision), else a free one from the node's range. A fixed host port may be shared only
+    /// with workloads of the same job (the generations of a rollout; see [`crate::ports`]).
     fn host_ports(
         &self,
         command: &DeployCommand,
@@ -167,11 +168,15 @@ impl CommandHandler {
     ) -> Result<BTreeMap<u16, u16>, Refusal> {
         let id = command.workload.id;
         let desired = self.state.desired();
-        let mut taken: BTreeSet<u16> = desired
-            .iter()
-            .filter(|(other, _)| **other != id)
-            .flat_map(|(_, w)| w.host_ports.values().copied())
-            .collect();
+        let ports_of = |same_job: bool| -> BTreeSet<u16> {
+            desired
+                .iter()
+                .filter(|(other, _)| **other != id && (other.job == id.job) == same_job)
+                .flat_map(|(_, w)| w.host_ports.values().copied())
+                .collect()
+        };
+        let mut taken = ports_of(false);
+        let shared = ports_of(true);
         let mut out = BTreeMap::new();
         for (i, mapping) in command.workload.ports.iter().enumerate() {
             if mapping.protocol != r1_protocol::messages::PortProtocol::Tcp {
@@ -184,7 +189,7 @@ impl CommandHandler {
                 Some(port) => {
                     if taken.contains(&port) {
                         return Err(Refusal::Ports(format!(
-                            "host port {port} is already used by another workload"
+                            "host port {port} is already used by another job's workload"
                         )));
                     }
                     port
@@ -195,7 +200,7 @@ impl CommandHandler {
                         self.ports.bind_address,
                         self.ports.first,
                         self.ports.last,
-                        &taken,
+                        &taken.union(&shared).copied().collect(),
                         id.job
                             .wrapping_mul(7919)
                             .wrapping_add(u64::from(id.replica) + i as u64),

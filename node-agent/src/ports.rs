@@ -2,6 +2,11 @@
 //! loopback), so two replicas listening on the same container port never clash; the agent
 //! listens on each host port and forwards every TCP connection into the container's
 //! namespace, dialling from a short-lived thread that has entered it.
+//!
+//! Generations of one job may claim the same fixed host port (a rollout runs the new replica
+//! beside the old one). The listener stays open across them and each new connection goes to
+//! the oldest claimant that is running: the old replica until it stops, then the new one, with
+//! no moment where the port is closed.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -60,9 +65,12 @@ pub async fn dial_in_namespace(pid: u32, port: u16) -> std::io::Result<TcpStream
     TcpStream::from_std(stream)
 }
 
-/// One listening host port forwarding to one container port.
+/// Workloads claiming one host port, oldest claim first, each with its container port.
+type Claimants = Arc<Mutex<Vec<(WorkloadId, u16)>>>;
+
+/// One listening host port forwarding to the container port of its first running claimant.
 struct Forward {
-    container_port: u16,
+    claimants: Claimants,
     task: JoinHandle<()>,
 }
 
@@ -76,7 +84,7 @@ impl Drop for Forward {
 pub struct PortForwarder {
     bind: IpAddr,
     pids: PidTable,
-    open: BTreeMap<(WorkloadId, u16), Forward>,
+    open: BTreeMap<u16, Forward>,
 }
 
 impl PortForwarder {
@@ -90,41 +98,48 @@ impl PortForwarder {
     }
 
     /// Makes the open ports exactly `wanted` (workload → host port → container port): closes
-    /// the others and opens the missing ones. Returns the ports that could not be opened.
+    /// the ports nobody claims any more, opens the missing ones, and keeps each port's claimants
+    /// in claim order. Returns the claims whose port could not be opened.
     pub async fn sync(
         &mut self,
         wanted: &BTreeMap<WorkloadId, BTreeMap<u16, u16>>,
     ) -> Vec<(WorkloadId, PortError)> {
-        self.open.retain(|(workload, host), forward| {
-            wanted
-                .get(workload)
-                .and_then(|ports| ports.get(host))
-                .is_some_and(|&c| c == forward.container_port)
-        });
-        let mut failures = Vec::new();
+        let mut claims: BTreeMap<u16, Vec<(WorkloadId, u16)>> = BTreeMap::new();
         for (&workload, ports) in wanted {
             for (&host, &container_port) in ports {
-                if self.open.contains_key(&(workload, host)) {
-                    continue;
+                claims
+                    .entry(host)
+                    .or_default()
+                    .push((workload, container_port));
+            }
+        }
+        self.open.retain(|host, _| claims.contains_key(host));
+        let mut failures = Vec::new();
+        for (host, wanted_claims) in claims {
+            if let Some(forward) = self.open.get(&host) {
+                if let Ok(mut claimants) = forward.claimants.lock() {
+                    *claimants = in_claim_order(&claimants, wanted_claims);
                 }
-                let addr = SocketAddr::new(self.bind, host);
-                match TcpListener::bind(addr).await {
-                    Ok(listener) => {
-                        let task = tokio::spawn(serve(
-                            listener,
+                continue;
+            }
+            let addr = SocketAddr::new(self.bind, host);
+            match TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    let claimants: Claimants = Arc::new(Mutex::new(wanted_claims));
+                    let task = tokio::spawn(serve(listener, claimants.clone(), self.pids.clone()));
+                    self.open.insert(host, Forward { claimants, task });
+                }
+                Err(source) => {
+                    let reason = source.to_string();
+                    for (workload, _) in wanted_claims {
+                        failures.push((
                             workload,
-                            container_port,
-                            self.pids.clone(),
-                        ));
-                        self.open.insert(
-                            (workload, host),
-                            Forward {
-                                container_port,
-                                task,
+                            PortError::Bind {
+                                addr,
+                                source: std::io::Error::new(source.kind(), reason.clone()),
                             },
-                        );
+                        ));
                     }
-                    Err(source) => failures.push((workload, PortError::Bind { addr, source })),
                 }
             }
         }
@@ -132,18 +147,39 @@ impl PortForwarder {
     }
 }
 
-async fn serve(listener: TcpListener, workload: WorkloadId, port: u16, pids: PidTable) {
+/// The claims of `wanted` ordered by age: those already in `current` keep their order (with
+/// their container port as now wanted), new ones follow in the order given.
+fn in_claim_order(
+    current: &[(WorkloadId, u16)],
+    mut wanted: Vec<(WorkloadId, u16)>,
+) -> Vec<(WorkloadId, u16)> {
+    let mut ordered: Vec<(WorkloadId, u16)> = current
+        .iter()
+        .filter_map(|(id, _)| wanted.iter().find(|(w, _)| w == id).copied())
+        .collect();
+    wanted.retain(|claim| !ordered.contains(claim));
+    ordered.extend(wanted);
+    ordered
+}
+
+/// The claimant a new connection goes to: the oldest one whose container is running.
+fn first_running(claimants: &Claimants, pids: &PidTable) -> Option<(WorkloadId, u32, u16)> {
+    let claimants = claimants.lock().ok()?;
+    let pids = pids.lock().ok()?;
+    claimants
+        .iter()
+        .find_map(|&(id, port)| pids.get(&id).map(|&pid| (id, pid, port)))
+}
+
+async fn serve(listener: TcpListener, claimants: Claimants, pids: PidTable) {
     loop {
         let Ok((mut inbound, peer)) = listener.accept().await else {
             continue;
         };
-        let pid = pids
-            .lock()
-            .ok()
-            .and_then(|table| table.get(&workload).copied());
+        let target = first_running(&claimants, &pids);
         tokio::spawn(async move {
-            let Some(pid) = pid else {
-                tracing::debug!(?workload, %peer, "connection refused: workload not running");
+            let Some((workload, pid, port)) = target else {
+                tracing::debug!(%peer, "connection refused: no claimant of the port is running");
                 return;
             };
             match dial_in_namespace(pid, port).await {
@@ -199,5 +235,34 @@ mod tests {
         assert!(!taken.contains(&chosen));
         let none = choose_host_port(bind, busy_port, busy_port, &Default::default(), 0);
         assert!(matches!(none, Err(PortError::Exhausted { .. })));
+    }
+
+    fn id(replica: u32) -> WorkloadId {
+        WorkloadId { job: 3, replica }
+    }
+
+    #[test]
+    fn claims_keep_their_age_and_new_ones_queue_behind() {
+        let current = vec![(id(20_000), 80), (id(10_000), 80)];
+        let wanted = vec![(id(10_000), 80), (id(20_000), 8080), (id(30_000), 80)];
+        assert_eq!(
+            in_claim_order(&current, wanted),
+            vec![(id(20_000), 8080), (id(10_000), 80), (id(30_000), 80)]
+        );
+        assert_eq!(
+            in_claim_order(&current, vec![(id(10_000), 80)]),
+            vec![(id(10_000), 80)]
+        );
+    }
+
+    #[test]
+    fn connections_go_to_the_oldest_running_claimant() {
+        let claimants: Claimants = Arc::new(Mutex::new(vec![(id(1), 80), (id(2), 8080)]));
+        let pids: PidTable = Arc::default();
+        assert_eq!(first_running(&claimants, &pids), None);
+        pids.lock().unwrap().insert(id(2), 200);
+        assert_eq!(first_running(&claimants, &pids), Some((id(2), 200, 8080)));
+        pids.lock().unwrap().insert(id(1), 100);
+        assert_eq!(first_running(&claimants, &pids), Some((id(1), 100, 80)));
     }
 }

@@ -508,3 +508,69 @@ fn a_workload_slow_to_stop_holds_up_neither_new_workloads_nor_reports() {
         rig.node.log()
     );
 }
+
+/// A free TCP port on 127.0.0.1, for a fixed host port.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("local address").port()
+}
+
+#[test]
+fn generations_of_one_job_share_a_fixed_host_port_and_hand_it_over() {
+    let rig = rig(Box::new(Rumqttd::start().expect("rumqttd")));
+    let node = rig.node.address;
+    let first = image(&rig, canned::httpd("localhost/r1-test/httpd:1"), "httpd");
+    let second = image(
+        &rig,
+        canned::httpd("localhost/r1-test/httpd:2").file(
+            "/www/index.html",
+            b"second generation\n".to_vec(),
+            0o644,
+        ),
+        "httpd-2",
+    );
+    let port = free_port();
+    let fixed = |replica: u32, image: &str| {
+        let mut spec = workload(9, replica, image, 32);
+        spec.ports = vec![PortMapping {
+            container_port: 8080,
+            host_port: Some(port),
+            protocol: PortProtocol::Tcp,
+        }];
+        spec
+    };
+    let old = fixed(10_000, &first);
+    rig.oracle.deploy(node, old.clone());
+    assert!(rig.oracle.wait_for(node, old.id, WAIT, running).is_some());
+    assert!(r1_e2e::wait::until(WAIT, || http_get(port, "/").as_deref()
+        == Some("hello from r1\n")));
+
+    // The next generation claims the same port: the old one keeps serving it.
+    let new = fixed(20_000, &second);
+    rig.oracle.deploy(node, new.clone());
+    assert!(
+        rig.oracle.wait_for(node, new.id, WAIT, running).is_some(),
+        "the second generation never ran; log:\n{}",
+        rig.node.log()
+    );
+    assert_eq!(http_get(port, "/").as_deref(), Some("hello from r1\n"));
+
+    // Another job cannot take it.
+    rig.oracle.deploy(node, {
+        let mut other = fixed(0, &first);
+        other.id.job = 10;
+        other
+    });
+    assert!(r1_e2e::wait::until(WAIT, || rig.node.metric(
+        "r1_node_commands_total{kind=\"deploy\",outcome=\"ports\"}"
+    ) >= 1.0));
+
+    // Once the old generation stops, the port serves the new one without closing.
+    rig.oracle.stop(node, old.id);
+    assert!(
+        r1_e2e::wait::until(WAIT, || http_get(port, "/").as_deref()
+            == Some("second generation\n")),
+        "the port never moved to the new generation; log:\n{}",
+        rig.node.log()
+    );
+}

@@ -86,12 +86,15 @@ fn apply(network: &Network, files: &[String]) {
     );
 }
 
-/// hello-web with `from` replaced by `to`, written to the scratch directory.
-fn variant(network: &Network, name: &str, from: &str, to: &str) -> String {
-    let text = std::fs::read_to_string(format!("{EXAMPLES}/job-http.yaml")).unwrap();
-    assert!(text.contains(from), "job-http.yaml has no {from:?}");
+/// hello-web with each `from` replaced by its `to`, written to the scratch directory.
+fn variant(network: &Network, name: &str, edits: &[(&str, &str)]) -> String {
+    let mut text = std::fs::read_to_string(format!("{EXAMPLES}/job-http.yaml")).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "job-http.yaml has no {from:?}");
+        text = text.replace(from, to);
+    }
     let path = network.scratch_dir().join(name);
-    std::fs::write(&path, text.replace(from, to)).unwrap();
+    std::fs::write(&path, text).unwrap();
     path.display().to_string()
 }
 
@@ -237,8 +240,10 @@ fn a_revision_that_never_becomes_healthy_is_rolled_back_while_the_old_one_serves
     let bad = variant(
         &network,
         "job-bad.yaml",
-        r#"["httpd", "-f", "-p", "8080", "-h", "/www"]"#,
-        r#"["httpd", "-f", "-p", "9090", "-h", "/www"]"#,
+        &[(
+            r#"["httpd", "-f", "-p", "8080", "-h", "/www"]"#,
+            r#"["httpd", "-f", "-p", "9090", "-h", "/www"]"#,
+        )],
     );
     let mut new_ids = Vec::new();
     let (rolled_back, samples) = sample_while(&monitor, &nodes, job, || {
@@ -319,8 +324,10 @@ fn a_changed_env_rolls_out_replica_by_replica_without_a_gap() {
     let changed = variant(
         &network,
         "job-env.yaml",
-        "value: Hello from a Ratio1 edge node",
-        "value: Hello from the next revision",
+        &[(
+            "value: Hello from a Ratio1 edge node",
+            "value: Hello from the next revision",
+        )],
     );
     let mut new = None;
     let (rolled_out_everywhere, samples) = sample_while(&monitor, &nodes, job, || {
@@ -370,5 +377,107 @@ fn a_changed_env_rolls_out_replica_by_replica_without_a_gap() {
         "running after {running_at:?}, rolled out after {:?}; least serving {least} over {} samples",
         started.elapsed(),
         samples.len()
+    );
+}
+
+#[test]
+fn a_job_with_a_fixed_host_port_rolls_out_without_closing_the_port() {
+    let network = start_network();
+    let monitor = TestOracle::connect(&network.broker().url()).unwrap();
+    let nodes = network.node_addresses();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // One replica: every node agent of the harness listens on 127.0.0.1, so two replicas on
+    // two nodes could not both hold the port.
+    let host_port = format!("containerPort: 8080\n      hostPort: {port}");
+    let fixed: [(&str, &str); 2] = [
+        ("replicas: 2", "replicas: 1"),
+        ("containerPort: 8080", &host_port),
+    ];
+    let base = variant(&network, "job-fixed.yaml", &fixed);
+    apply(
+        &network,
+        &[
+            format!("{EXAMPLES}/escrow.yaml"),
+            format!("{EXAMPLES}/project.yaml"),
+            base,
+        ],
+    );
+    let mut old = None;
+    let running = until(Duration::from_secs(40), || {
+        let all = statuses(&network);
+        let job = all
+            .first()
+            .and_then(|s| s["chainJobId"].as_str()?.parse::<u64>().ok());
+        old = job.and_then(|job| {
+            workloads(&monitor, &nodes, job)
+                .first()
+                .map(|(_, w)| w.revision.clone())
+        });
+        all.len() == network.oracles().len()
+            && all
+                .iter()
+                .all(|s| s["phase"] == "Running" && s["readyReplicas"] == 1)
+            && http_get(port, "/").is_some()
+            && old.is_some()
+    });
+    assert!(
+        running,
+        "the job never served on {port}\n{}",
+        scenario::network_logs(&network)
+    );
+    let old = old.unwrap();
+
+    let mut edits = fixed.to_vec();
+    edits.push((
+        "value: Hello from a Ratio1 edge node",
+        "value: Hello from the next revision",
+    ));
+    let changed = variant(&network, "job-fixed-env.yaml", &edits);
+    let done = AtomicBool::new(false);
+    let (rolled_out, answers) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut answers = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                answers.push(http_get(port, "/").is_some());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            answers
+        });
+        apply(&network, &[changed]);
+        let rolled_out = until(Duration::from_secs(40), || {
+            let all = statuses(&network);
+            all.len() == network.oracles().len()
+                && all.iter().all(|s| {
+                    rolled_out(s).is_some_and(|c| {
+                        c["status"] == "True"
+                            && c["message"]
+                                .as_str()
+                                .is_some_and(|m| !m.ends_with(old.as_str()))
+                    })
+                })
+        });
+        done.store(true, Ordering::Relaxed);
+        (rolled_out, sampler.join().unwrap())
+    });
+    assert!(
+        rolled_out,
+        "the new revision was not rolled out: {:?}\n{}",
+        statuses(&network),
+        scenario::network_logs(&network)
+    );
+    let refused = answers.iter().filter(|a| !**a).count();
+    assert_eq!(
+        refused,
+        0,
+        "{refused} of {} requests to port {port} failed",
+        answers.len()
+    );
+    eprintln!(
+        "{} requests to the fixed host port during the rollout, all answered",
+        answers.len()
     );
 }

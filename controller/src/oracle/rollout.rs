@@ -40,8 +40,9 @@
 //! the nodes report nothing else of the job; while they report other tags it keeps its hands
 //! off the job, since it could not restore a revision it never saw.
 //!
-//! New replicas need room beside the old ones on the same node, and a job with a fixed
-//! `hostPort` cannot run two generations on one node: such a rollout rolls back.
+//! New replicas need room beside the old ones on the same node. A fixed `hostPort` is shared
+//! by the generations of a job: the node keeps the port open and hands it to the new replica
+//! when the old one stops (see the node agent's `ports` module).
 
 use std::collections::BTreeMap;
 

@@ -10,7 +10,10 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use alloy::contract::Event;
 use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
+use alloy::sol_types::SolEvent;
 
 use crate::chain::{ChainError, TestChain};
 
@@ -54,21 +57,23 @@ pub fn read<T, E, F: Future<Output = Result<T, E>>>(
     crate::scenario::read_chain(|| chain.block_on(call()))
 }
 
+/// Every event `filter` matches since the first block, oldest first.
+fn all_events<P: Provider, E: SolEvent>(
+    chain: &TestChain,
+    filter: Event<P, E>,
+) -> Result<Vec<E>, ChainError> {
+    let filter = filter.from_block(0);
+    let logs = read(chain, || filter.query()).map_err(r1_contracts::Error::from)?;
+    Ok(logs.into_iter().map(|(event, _)| event).collect())
+}
+
 /// Every node-set vote counted for `job`, oldest first.
 pub fn node_set_votes(chain: &TestChain, job: u64) -> Result<Vec<NodeSetVote>, ChainError> {
-    let manager = chain.gov().manager();
-    let logs = read(chain, || async {
-        manager
-            .NodeUpdateSubmitted_filter()
-            .from_block(0)
-            .query()
-            .await
-    })
-    .map_err(r1_contracts::Error::from)?;
-    Ok(logs
+    let events = all_events(chain, chain.gov().manager().NodeUpdateSubmitted_filter())?;
+    Ok(events
         .into_iter()
-        .filter(|(event, _)| event.jobId == U256::from(job))
-        .map(|(event, _)| NodeSetVote {
+        .filter(|event| event.jobId == U256::from(job))
+        .map(|event| NodeSetVote {
             round: to_u64(event.round),
             oracle: event.oracle,
             proposal: event.proposal,
@@ -78,19 +83,11 @@ pub fn node_set_votes(chain: &TestChain, job: u64) -> Result<Vec<NodeSetVote>, C
 
 /// Every node set accepted for `job`, oldest first.
 pub fn accepted_node_sets(chain: &TestChain, job: u64) -> Result<Vec<AcceptedNodeSet>, ChainError> {
-    let manager = chain.gov().manager();
-    let logs = read(chain, || async {
-        manager
-            .NodeUpdateAccepted_filter()
-            .from_block(0)
-            .query()
-            .await
-    })
-    .map_err(r1_contracts::Error::from)?;
-    Ok(logs
+    let events = all_events(chain, chain.gov().manager().NodeUpdateAccepted_filter())?;
+    Ok(events
         .into_iter()
-        .filter(|(event, _)| event.jobId == U256::from(job))
-        .map(|(event, _)| AcceptedNodeSet {
+        .filter(|event| event.jobId == U256::from(job))
+        .map(|event| AcceptedNodeSet {
             round: to_u64(event.round),
             proposal: event.proposal,
             nodes: event.nodes,
@@ -103,19 +100,11 @@ pub fn availability_votes(
     chain: &TestChain,
     epoch: u64,
 ) -> Result<Vec<AvailabilityVote>, ChainError> {
-    let manager = chain.gov().manager();
-    let logs = read(chain, || async {
-        manager
-            .AvailabilitySubmitted_filter()
-            .from_block(0)
-            .query()
-            .await
-    })
-    .map_err(r1_contracts::Error::from)?;
-    Ok(logs
+    let events = all_events(chain, chain.gov().manager().AvailabilitySubmitted_filter())?;
+    Ok(events
         .into_iter()
-        .filter(|(event, _)| event.epoch == U256::from(epoch))
-        .map(|(event, _)| AvailabilityVote {
+        .filter(|event| event.epoch == U256::from(epoch))
+        .map(|event| AvailabilityVote {
             oracle: event.oracle,
             proposal: event.proposal,
         })
@@ -124,19 +113,11 @@ pub fn availability_votes(
 
 /// The winning availability proposal of `epoch`, once one was accepted.
 pub fn accepted_availability(chain: &TestChain, epoch: u64) -> Result<Option<B256>, ChainError> {
-    let manager = chain.gov().manager();
-    let logs = read(chain, || async {
-        manager
-            .AvailabilityAccepted_filter()
-            .from_block(0)
-            .query()
-            .await
-    })
-    .map_err(r1_contracts::Error::from)?;
-    Ok(logs
+    let events = all_events(chain, chain.gov().manager().AvailabilityAccepted_filter())?;
+    Ok(events
         .into_iter()
-        .find(|(event, _)| event.epoch == U256::from(epoch))
-        .map(|(event, _)| event.proposal))
+        .find(|event| event.epoch == U256::from(epoch))
+        .map(|event| event.proposal))
 }
 
 /// The availability byte the Node Deed recorded (and paid PoA for) per node in `epoch`.
@@ -144,15 +125,11 @@ pub fn recorded_availability(
     chain: &TestChain,
     epoch: u64,
 ) -> Result<BTreeMap<Address, u8>, ChainError> {
-    let deed = chain.gov().node_deed();
-    let logs = read(chain, || async {
-        deed.PoaMinted_filter().from_block(0).query().await
-    })
-    .map_err(r1_contracts::Error::from)?;
-    Ok(logs
+    let events = all_events(chain, chain.gov().node_deed().PoaMinted_filter())?;
+    Ok(events
         .into_iter()
-        .filter(|(event, _)| event.epoch == U256::from(epoch))
-        .map(|(event, _)| (event.node, event.availability))
+        .filter(|event| event.epoch == U256::from(epoch))
+        .map(|event| (event.node, event.availability))
         .collect())
 }
 

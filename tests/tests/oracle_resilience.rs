@@ -18,8 +18,8 @@ use alloy::providers::Provider;
 use r1_contracts::VoteOutcome;
 use r1_e2e::TestChain;
 use r1_e2e::consensus::{
-    accepted_availability, accepted_node_sets, availability_votes, node_set_votes, read,
-    recorded_availability,
+    AcceptedNodeSet, accepted_availability, accepted_node_sets, availability_votes, node_set_votes,
+    read, recorded_availability,
 };
 use r1_e2e::network::{HEALTHY_TIMEOUT, HTTPD_IMAGE, Network, NetworkSettings};
 use r1_e2e::peer::MqttPeer;
@@ -236,6 +236,23 @@ fn assert_no_double_vote(network: &Network, job: u64) {
             );
         }
     }
+}
+
+/// The chain accepted exactly one node set for `job`: `active`, in `round` (`why` says why
+/// that round). Returns the acceptance.
+fn assert_one_acceptance(
+    network: &Network,
+    job: u64,
+    round: u64,
+    active: &BTreeSet<Address>,
+    why: &str,
+) -> AcceptedNodeSet {
+    let mut accepted = accepted_node_sets(network.chain(), job).unwrap();
+    assert_eq!(accepted.len(), 1, "{accepted:#?}");
+    let only = accepted.remove(0);
+    assert_eq!(only.round, round, "{why}");
+    assert_eq!(only.nodes.iter().copied().collect::<BTreeSet<_>>(), *active);
+    only
 }
 
 #[test]
@@ -475,15 +492,12 @@ fn a_byzantine_oracle_loses_the_node_set_vote() {
 
     let active = wait_running(&network, &[0, 1], job);
     assert!(!active.contains(&ghost), "the liar's ghost was validated");
-    let accepted = accepted_node_sets(chain, job).unwrap();
-    assert_eq!(accepted.len(), 1, "{accepted:#?}");
-    assert_eq!(
-        accepted[0].round, round,
-        "the honest set won the very round the liar voted in"
-    );
-    assert_eq!(
-        accepted[0].nodes.iter().copied().collect::<BTreeSet<_>>(),
-        active
+    let accepted = assert_one_acceptance(
+        &network,
+        job,
+        round,
+        &active,
+        "the honest set won the very round the liar voted in",
     );
     let votes = node_set_votes(chain, job).unwrap();
     let in_round: BTreeMap<Address, _> = votes
@@ -496,9 +510,9 @@ fn a_byzantine_oracle_loses_the_node_set_vote() {
         3,
         "all three voted in round {round}: {votes:#?}"
     );
-    assert_ne!(in_round[&liar_key.address()], accepted[0].proposal);
+    assert_ne!(in_round[&liar_key.address()], accepted.proposal);
     for honest in &network.oracle_addresses()[..2] {
-        assert_eq!(in_round[honest], accepted[0].proposal);
+        assert_eq!(in_round[honest], accepted.proposal);
     }
     assert_exactly_once(&network, job);
 }
@@ -711,15 +725,12 @@ fn oracles_whose_wallets_ran_dry_vote_in_the_same_round_once_refilled() {
         chain.give_ether(poor, 100).unwrap();
     }
     let active = wait_running(&network, &[0, 1, 2], job);
-    let accepted = accepted_node_sets(chain, job).unwrap();
-    assert_eq!(accepted.len(), 1, "{accepted:#?}");
-    assert_eq!(
-        accepted[0].round, round,
-        "the refilled oracles' retries decided the round oracle 0 voted in"
-    );
-    assert_eq!(
-        accepted[0].nodes.iter().copied().collect::<BTreeSet<_>>(),
-        active
+    assert_one_acceptance(
+        &network,
+        job,
+        round,
+        &active,
+        "the refilled oracles' retries decided the round oracle 0 voted in",
     );
     assert_no_double_vote(&network, job);
     assert_exactly_once(&network, job);

@@ -184,19 +184,17 @@ fn serving(monitor: &TestOracle, nodes: &[Address], job: u64) -> BTreeMap<String
     by_revision
 }
 
-/// Samples [`serving`] every 100 ms on another thread while `body` runs; returns the samples.
-fn sample_while<T>(
-    monitor: &TestOracle,
-    nodes: &[Address],
-    job: u64,
+/// Takes a `sample` every 100 ms on another thread while `body` runs; returns the samples.
+fn sample_while<S: Send, T>(
+    sample: impl Fn() -> S + Sync,
     body: impl FnOnce() -> T,
-) -> (T, Vec<BTreeMap<String, usize>>) {
+) -> (T, Vec<S>) {
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let sampler = scope.spawn(|| {
             let mut samples = Vec::new();
             while !done.load(Ordering::Relaxed) {
-                samples.push(serving(monitor, nodes, job));
+                samples.push(sample());
                 std::thread::sleep(Duration::from_millis(100));
             }
             samples
@@ -246,32 +244,35 @@ fn a_revision_that_never_becomes_healthy_is_rolled_back_while_the_old_one_serves
         )],
     );
     let mut new_ids = Vec::new();
-    let (rolled_back, samples) = sample_while(&monitor, &nodes, job, || {
-        apply(&network, &[bad]);
-        until(Duration::from_secs(40), || {
-            for (_, report) in workloads(&monitor, &nodes, job) {
-                if report.revision != old && !new_ids.contains(&report.id) {
-                    new_ids.push(report.id);
+    let (rolled_back, samples) = sample_while(
+        || serving(&monitor, &nodes, job),
+        || {
+            apply(&network, &[bad]);
+            until(Duration::from_secs(40), || {
+                for (_, report) in workloads(&monitor, &nodes, job) {
+                    if report.revision != old && !new_ids.contains(&report.id) {
+                        new_ids.push(report.id);
+                    }
                 }
-            }
-            let all = statuses(&network);
-            let failed = all.len() == network.oracles().len()
-                && all.iter().all(|s| {
-                    s["phase"] == "Running"
-                        && s["readyReplicas"] == 2
-                        && rolled_out(s).is_some_and(|c| {
-                            c["reason"] == "RolloutFailed"
-                                && c["message"].as_str().is_some_and(|m| {
-                                    m.ends_with(&format!("running revision {old} again"))
-                                })
-                        })
-                });
-            let only_old = workloads(&monitor, &nodes, job)
-                .iter()
-                .all(|(_, w)| w.revision == old);
-            failed && only_old
-        })
-    });
+                let all = statuses(&network);
+                let failed = all.len() == network.oracles().len()
+                    && all.iter().all(|s| {
+                        s["phase"] == "Running"
+                            && s["readyReplicas"] == 2
+                            && rolled_out(s).is_some_and(|c| {
+                                c["reason"] == "RolloutFailed"
+                                    && c["message"].as_str().is_some_and(|m| {
+                                        m.ends_with(&format!("running revision {old} again"))
+                                    })
+                            })
+                    });
+                let only_old = workloads(&monitor, &nodes, job)
+                    .iter()
+                    .all(|(_, w)| w.revision == old);
+                failed && only_old
+            })
+        },
+    );
     assert!(
         rolled_back,
         "the bad revision was not rolled back on every oracle: {:?}\n{}",
@@ -330,30 +331,33 @@ fn a_changed_env_rolls_out_replica_by_replica_without_a_gap() {
         )],
     );
     let mut new = None;
-    let (rolled_out_everywhere, samples) = sample_while(&monitor, &nodes, job, || {
-        apply(&network, &[changed]);
-        until(Duration::from_secs(40), || {
-            let all = workloads(&monitor, &nodes, job);
-            new = all.first().map(|(_, w)| w.revision.clone());
-            let on_new = all.len() == 2
-                && new.as_ref().is_some_and(|n| *n != old)
-                && all
-                    .iter()
-                    .all(|(_, w)| Some(&w.revision) == new.as_ref() && serves(w));
-            let statuses = statuses(&network);
-            on_new
-                && statuses.len() == network.oracles().len()
-                && statuses.iter().all(|s| {
-                    s["phase"] == "Running"
-                        && rolled_out(s).is_some_and(|c| {
-                            c["status"] == "True"
-                                && c["message"].as_str().is_some_and(|m| {
-                                    new.as_ref().is_some_and(|n| m.ends_with(n.as_str()))
-                                })
-                        })
-                })
-        })
-    });
+    let (rolled_out_everywhere, samples) = sample_while(
+        || serving(&monitor, &nodes, job),
+        || {
+            apply(&network, &[changed]);
+            until(Duration::from_secs(40), || {
+                let all = workloads(&monitor, &nodes, job);
+                new = all.first().map(|(_, w)| w.revision.clone());
+                let on_new = all.len() == 2
+                    && new.as_ref().is_some_and(|n| *n != old)
+                    && all
+                        .iter()
+                        .all(|(_, w)| Some(&w.revision) == new.as_ref() && serves(w));
+                let statuses = statuses(&network);
+                on_new
+                    && statuses.len() == network.oracles().len()
+                    && statuses.iter().all(|s| {
+                        s["phase"] == "Running"
+                            && rolled_out(s).is_some_and(|c| {
+                                c["status"] == "True"
+                                    && c["message"].as_str().is_some_and(|m| {
+                                        new.as_ref().is_some_and(|n| m.ends_with(n.as_str()))
+                                    })
+                            })
+                    })
+            })
+        },
+    );
     assert!(
         rolled_out_everywhere,
         "the new revision did not reach every replica: {:?}\n{:?}\n{}",
@@ -437,32 +441,24 @@ fn a_job_with_a_fixed_host_port_rolls_out_without_closing_the_port() {
         "value: Hello from the next revision",
     ));
     let changed = variant(&network, "job-fixed-env.yaml", &edits);
-    let done = AtomicBool::new(false);
-    let (rolled_out, answers) = std::thread::scope(|scope| {
-        let sampler = scope.spawn(|| {
-            let mut answers = Vec::new();
-            while !done.load(Ordering::Relaxed) {
-                answers.push(http_get(port, "/").is_some());
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            answers
-        });
-        apply(&network, &[changed]);
-        let rolled_out = until(Duration::from_secs(40), || {
-            let all = statuses(&network);
-            all.len() == network.oracles().len()
-                && all.iter().all(|s| {
-                    rolled_out(s).is_some_and(|c| {
-                        c["status"] == "True"
-                            && c["message"]
-                                .as_str()
-                                .is_some_and(|m| !m.ends_with(old.as_str()))
+    let (rolled_out, answers) = sample_while(
+        || http_get(port, "/").is_some(),
+        || {
+            apply(&network, &[changed]);
+            until(Duration::from_secs(40), || {
+                let all = statuses(&network);
+                all.len() == network.oracles().len()
+                    && all.iter().all(|s| {
+                        rolled_out(s).is_some_and(|c| {
+                            c["status"] == "True"
+                                && c["message"]
+                                    .as_str()
+                                    .is_some_and(|m| !m.ends_with(old.as_str()))
+                        })
                     })
-                })
-        });
-        done.store(true, Ordering::Relaxed);
-        (rolled_out, sampler.join().unwrap())
-    });
+            })
+        },
+    );
     assert!(
         rolled_out,
         "the new revision was not rolled out: {:?}\n{}",

@@ -1,6 +1,11 @@
 //! Accepting a message: the signature must match the sender, the sender must be allowed to send
 //! that kind, the message must be fresh and never seen before, and the payload must parse. Each
 //! refusal has its own error so logs and metrics say exactly why.
+//!
+//! The cheap checks (kind, sender policy, freshness, nonce) run before the signature is
+//! recovered, so a flood of messages that fail them costs no curve arithmetic; nothing is
+//! remembered from a message until its signature holds. Nonces are remembered per sender only
+//! as long as a replay could still be fresh, so strangers cannot grow the verifier.
 
 use std::collections::{HashMap, HashSet};
 
@@ -140,7 +145,10 @@ pub struct Verified<M> {
 pub struct Verifier<P> {
     policy: P,
     freshness: Freshness,
-    last_nonce: HashMap<Address, u64>,
+    /// Per sender: the last nonce accepted and its message's timestamp.
+    last_nonce: HashMap<Address, (u64, u64)>,
+    /// Senders remembered when expired nonces were last forgotten.
+    remembered_at_last_sweep: usize,
 }
 
 impl<P: SenderPolicy> Verifier<P> {
@@ -150,14 +158,27 @@ impl<P: SenderPolicy> Verifier<P> {
             policy,
             freshness,
             last_nonce: HashMap::new(),
+            remembered_at_last_sweep: 0,
         }
     }
 
     /// Seeds the last nonce accepted from `sender` (kept durably by the receiver), so that
     /// replays stay refused across restarts.
     pub fn remember(&mut self, sender: Address, nonce: u64) {
-        let last = self.last_nonce.entry(sender).or_insert(nonce);
-        *last = (*last).max(nonce);
+        let last = self.last_nonce.entry(sender).or_insert((nonce, u64::MAX));
+        *last = (last.0.max(nonce), u64::MAX);
+    }
+
+    /// Forgets the nonces of senders whose last message is too old for a replay of it, or of
+    /// anything before it, to pass the freshness check — once the map has doubled since the
+    /// last sweep, so the sweeps cost O(1) per message. Seeded nonces are never forgotten.
+    fn forget_expired(&mut self, now_ms: u64) {
+        if self.last_nonce.len() < 1024.max(2 * self.remembered_at_last_sweep) {
+            return;
+        }
+        let horizon = now_ms.saturating_sub(self.freshness.max_age_ms);
+        self.last_nonce.retain(|_, (_, at)| *at >= horizon);
+        self.remembered_at_last_sweep = self.last_nonce.len();
     }
 
     /// The sender policy, e.g. to update the trusted set.
@@ -173,21 +194,16 @@ impl<P: SenderPolicy> Verifier<P> {
         now_ms: u64,
     ) -> Result<Verified<M>, VerifyError> {
         let envelope = Envelope::from_bytes(bytes).map_err(VerifyError::Malformed)?;
-        if envelope.recover_signer() != Some(envelope.sender) {
-            return Err(VerifyError::BadSignature {
-                claimed: envelope.sender,
+        if envelope.kind != M::KIND {
+            return Err(VerifyError::WrongKind {
+                expected: M::KIND,
+                got: envelope.kind,
             });
         }
         if !self.policy.allows(envelope.kind, &envelope.sender) {
             return Err(VerifyError::UnknownSender {
                 sender: envelope.sender,
                 kind: envelope.kind,
-            });
-        }
-        if envelope.kind != M::KIND {
-            return Err(VerifyError::WrongKind {
-                expected: M::KIND,
-                got: envelope.kind,
             });
         }
         if envelope
@@ -204,7 +220,7 @@ impl<P: SenderPolicy> Verifier<P> {
                 ahead_ms: envelope.timestamp_ms - now_ms,
             });
         }
-        if let Some(&last) = self.last_nonce.get(&envelope.sender) {
+        if let Some(&(last, _)) = self.last_nonce.get(&envelope.sender) {
             if envelope.nonce <= last {
                 return Err(VerifyError::Replayed {
                     sender: envelope.sender,
@@ -213,12 +229,19 @@ impl<P: SenderPolicy> Verifier<P> {
                 });
             }
         }
+        if envelope.recover_signer() != Some(envelope.sender) {
+            return Err(VerifyError::BadSignature {
+                claimed: envelope.sender,
+            });
+        }
         let message: M =
             serde_json::from_str(&envelope.payload).map_err(|e| VerifyError::MalformedPayload {
                 kind: envelope.kind,
                 reason: e.to_string(),
             })?;
-        self.last_nonce.insert(envelope.sender, envelope.nonce);
+        self.forget_expired(now_ms);
+        self.last_nonce
+            .insert(envelope.sender, (envelope.nonce, envelope.timestamp_ms));
         Ok(Verified {
             sender: envelope.sender,
             nonce: envelope.nonce,

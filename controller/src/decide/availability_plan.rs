@@ -12,7 +12,10 @@
 //!   an unhealthy holder is left running rather than stopped for nothing.
 //!
 //! Replicas at or beyond the wanted count are stopped on every reachable node. Holders on Lost
-//! or Unknown nodes are never sent a stop.
+//! or Unknown nodes are never sent a stop. A holder on a Lost node that is not needed — the
+//! replica is kept or moved elsewhere, or no longer wanted — is *forgotten*: the oracle drops
+//! the placement, so the dead node no longer counts as an assignment; should the node come back
+//! still running the replica, its report makes it a holder again and the duplicate is stopped.
 //!
 //! Once the job's paid epochs are over, nothing is deployed or moved any more: what runs keeps
 //! running until the closure loop stops it with the job, and only stops are planned.
@@ -176,6 +179,14 @@ pub enum Action {
         /// Why.
         reason: MoveReason,
     },
+    /// Drop the record of the replica on a Lost node it is no longer needed on (no stop is
+    /// sent: the node cannot hear it).
+    Forget {
+        /// Replica index.
+        replica: u32,
+        /// The Lost node.
+        node: Address,
+    },
 }
 
 /// A replica left alone because a node holding it is Unknown to this oracle.
@@ -264,12 +275,17 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
     for (&replica, holders) in &by_replica {
         if replica >= input.desired_replicas {
             for (holder, standing) in holders {
-                if !matches!(standing, Standing::Unknown | Standing::Lost) {
-                    result.actions.push(Action::Stop {
+                match standing {
+                    Standing::Unknown => {}
+                    Standing::Lost => result.actions.push(Action::Forget {
+                        replica,
+                        node: holder.node,
+                    }),
+                    _ => result.actions.push(Action::Stop {
                         replica,
                         node: holder.node,
                         reason: StopReason::ScaledDown,
-                    });
+                    }),
                 }
             }
             continue;
@@ -293,7 +309,14 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
             pinned.insert(replica, kept);
             for (holder, standing) in holders.iter().filter(|(holder, _)| holder.node != kept) {
                 let reason = match standing {
-                    Standing::Unknown | Standing::Lost => continue,
+                    Standing::Unknown => continue,
+                    Standing::Lost => {
+                        result.actions.push(Action::Forget {
+                            replica,
+                            node: holder.node,
+                        });
+                        continue;
+                    }
                     Standing::Failing(failure) => StopReason::Unhealthy(*failure),
                     Standing::Usable if !on_roster(&holder.node) => StopReason::NotOnRoster,
                     Standing::Usable => StopReason::Duplicate,
@@ -332,6 +355,14 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
             .find(|(_, standing)| *standing == Standing::Lost)
             .map(|(holder, _)| (holder.node, MoveReason::NodeLost));
         let from = failing.first().copied().or(lost);
+        for (holder, _) in holders.iter().filter(|(holder, standing)| {
+            *standing == Standing::Lost && from.is_none_or(|(node, _)| node != holder.node)
+        }) {
+            result.actions.push(Action::Forget {
+                replica,
+                node: holder.node,
+            });
+        }
         for &(node, reason) in failing.iter().skip(1) {
             let reason = match reason {
                 MoveReason::Unhealthy(failure) => StopReason::Unhealthy(failure),
@@ -387,11 +418,13 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
     if input.budget_spent {
         result
             .actions
-            .retain(|action| matches!(action, Action::Stop { .. }));
+            .retain(|action| matches!(action, Action::Stop { .. } | Action::Forget { .. }));
         result.unplaceable.clear();
     }
     result.actions.sort_by_key(|action| match action {
-        Action::Deploy { replica, node } | Action::Stop { replica, node, .. } => (*replica, *node),
+        Action::Deploy { replica, node }
+        | Action::Stop { replica, node, .. }
+        | Action::Forget { replica, node } => (*replica, *node),
         Action::Redeploy { replica, from, .. } => (*replica, *from),
     });
     result
@@ -714,7 +747,8 @@ mod tests {
                 reason: StopReason::Duplicate
             }]
         );
-        // An unhealthy second copy is stopped as unhealthy; a lost one is left alone.
+        // An unhealthy second copy is stopped as unhealthy; a lost one is sent nothing, only
+        // forgotten.
         let case = Case::new(
             1,
             vec![
@@ -725,11 +759,17 @@ mod tests {
         );
         assert_eq!(
             case.plan().actions,
-            vec![Action::Stop {
-                replica: 0,
-                node: addr(2),
-                reason: StopReason::Unhealthy(Failure::Failed)
-            }]
+            vec![
+                Action::Stop {
+                    replica: 0,
+                    node: addr(2),
+                    reason: StopReason::Unhealthy(Failure::Failed)
+                },
+                Action::Forget {
+                    replica: 0,
+                    node: addr(3)
+                }
+            ]
         );
     }
 
@@ -776,12 +816,38 @@ mod tests {
                     node: addr(2),
                     reason: StopReason::ScaledDown
                 },
+                Action::Forget {
+                    replica: 2,
+                    node: addr(3)
+                },
                 Action::Stop {
                     replica: 3,
                     node: addr(4),
                     reason: StopReason::ScaledDown
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_lost_holder_of_a_replica_kept_elsewhere_is_forgotten() {
+        // Another oracle moved the replica off the dead node first: this oracle still has the
+        // dead node's placement. It is forgotten, not left as a phantom assignment.
+        let p = Case::new(
+            2,
+            vec![
+                holder(0, 1, Alive, Healthy),
+                holder(1, 2, Lost, Healthy),
+                holder(1, 3, Alive, Healthy),
+            ],
+        )
+        .plan();
+        assert_eq!(
+            p.actions,
+            vec![Action::Forget {
+                replica: 1,
+                node: addr(2)
+            }]
         );
     }
 
@@ -796,7 +862,7 @@ mod tests {
             ],
         )
         .plan();
-        assert_eq!(p.actions.len(), 2);
+        assert_eq!(p.actions.len(), 3);
         assert!(matches!(p.actions[0], Action::Redeploy { from, .. } if from == addr(1)));
         assert_eq!(
             p.actions[1],
@@ -804,6 +870,13 @@ mod tests {
                 replica: 0,
                 node: addr(2),
                 reason: StopReason::Unhealthy(Failure::CrashLooping)
+            }
+        );
+        assert_eq!(
+            p.actions[2],
+            Action::Forget {
+                replica: 0,
+                node: addr(3)
             }
         );
     }
@@ -873,6 +946,10 @@ mod tests {
                             prop_assert!(shared, "healthy replica moved: {:?}", action);
                         }
                     }
+                    Action::Forget { replica, node } => {
+                        let h = holder_at(replica, node).expect("forgets only holders");
+                        prop_assert_eq!(h.liveness, Lost);
+                    }
                     Action::Deploy { replica, node } => {
                         prop_assert!(!holders.iter().any(|h| h.replica == replica));
                         prop_assert!(!holders.iter().any(|h| h.node == node));
@@ -883,20 +960,20 @@ mod tests {
             // A replica with an Unknown holder and no usable one gets no action at all.
             for w in &plan.waiting {
                 let untouched = plan.actions.iter().all(|a| !matches!(a,
-                    Action::Deploy { replica, .. } | Action::Stop { replica, .. } | Action::Redeploy { replica, .. } if *replica == w.replica));
+                    Action::Deploy { replica, .. } | Action::Stop { replica, .. } | Action::Redeploy { replica, .. } | Action::Forget { replica, .. } if *replica == w.replica));
                 prop_assert!(untouched, "waiting replica {} touched", w.replica);
             }
             // Order of holders does not matter.
             let mut reversed = Case::new(desired, holders.iter().rev().cloned().collect());
             reversed.roster = case.roster.clone();
             prop_assert_eq!(reversed.plan(), plan.clone());
-            // Once the budget is spent, only the stops remain.
+            // Once the budget is spent, only the stops and forgets remain.
             case.budget_spent = true;
             let ending = case.plan();
             let stops: Vec<Action> = plan
                 .actions
                 .into_iter()
-                .filter(|a| matches!(a, Action::Stop { .. }))
+                .filter(|a| matches!(a, Action::Stop { .. } | Action::Forget { .. }))
                 .collect();
             prop_assert_eq!(ending.actions, stops);
             prop_assert!(ending.unplaceable.is_empty());

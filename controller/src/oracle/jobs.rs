@@ -193,7 +193,8 @@ impl Oracle {
                 .collect();
             (seen, placed)
         };
-        let Some(mut rollout) = self.rollout_record(job.id, template, &seen) else {
+        let Some(mut rollout) = self.rollout_record(job.id, template, &seen, &job.active_nodes)
+        else {
             observe_only(job, desired, &seen, facts);
             return;
         };
@@ -223,6 +224,7 @@ impl Oracle {
                 .find(|p| p.replica == replica && p.node == s.node)
             {
                 Some(p) => p.since_ms,
+                None if s.liveness == NodeLiveness::Lost => now,
                 None => {
                     // Placed by another oracle: the start grace runs from first sight.
                     let seen = Placement {
@@ -328,6 +330,13 @@ impl Oracle {
                     self.deploy(job.id, replica, to, &rollout, now);
                     self.stop(job.id, replica, from, "moved", &rollout, &seen);
                     gone.insert((replica, from));
+                }
+                Action::Forget { replica, node } => {
+                    tracing::info!(job = job.id, replica, %node, "forgetting the replica on a lost node");
+                    if let Err(e) = self.state.unplace(job.id, replica, &node) {
+                        tracing::warn!(job = job.id, replica, %node, error = %e, "cannot forget placement");
+                    }
+                    gone.insert((replica, node));
                 }
             }
         }

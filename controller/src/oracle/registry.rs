@@ -9,6 +9,14 @@
 //! healthy nodes come back on their own reconnection schedule, and until they have had the time
 //! to, their silence is Unknown. A node heard during the connection has come back already: its
 //! silence counts as usual.
+//!
+//! Strangers cannot grow it without bound or hide work from it: a node's reports count only
+//! while the chain has not said it is unlicensed ([`Registry::reports_of`]); a node unheard for
+//! [`NODE_EXPIRY_MS`] is forgotten; the registry holds at most [`MAX_NODES`] nodes, evicting the
+//! longest-silent node without a licence to admit a new one; a heartbeat or status report
+//! listing more than [`MAX_WORKLOADS_PER_NODE`] workloads is refused; and a node the chain says
+//! is unlicensed is heard at most once per [`UNLICENSED_HEARTBEAT_MS`], refused before its
+//! signature is even checked.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -22,6 +30,27 @@ use crate::decide::placement::{Candidate, Capacity};
 
 /// Arrival times kept per node: enough for two epochs of heartbeats at one per second.
 const MAX_ARRIVALS: usize = 8192;
+
+/// Nodes remembered at once: far more than a network's licences, few enough to bound memory.
+pub const MAX_NODES: usize = 10_000;
+
+/// Workloads one node may report: more than any node can run.
+pub const MAX_WORKLOADS_PER_NODE: usize = 512;
+
+/// A node unheard for this long is forgotten (its replicas were moved long before).
+pub const NODE_EXPIRY_MS: u64 = 15 * 60_000;
+
+/// How often a node the chain says is unlicensed is heard: enough to say why it gets no work
+/// and to notice a new licence, little enough that its traffic costs nothing.
+pub const UNLICENSED_HEARTBEAT_MS: u64 = 30_000;
+
+/// How long a reading that a node is unlicensed stays good: a stranger's node costs one chain
+/// call per this period, a newly licensed node waits at most this long for work.
+pub const UNLICENSED_RECHECK_MS: u64 = 5 * 60_000;
+
+/// Licence readings refreshed in one pass, nodes never read first: a flood of new nodes costs a
+/// bounded number of chain calls per pass.
+pub const STANDINGS_PER_PASS: usize = 32;
 
 /// How long after this oracle (re)connects to the broker a node it has not heard from since gets
 /// to come back before its silence counts. Node agents retry the broker at most every 10 s
@@ -88,6 +117,15 @@ pub enum Refusal {
         /// The topic's node.
         topic: Address,
     },
+    /// The chain says the node is unlicensed and it was heard recently enough.
+    #[error("unlicensed node heard less than {UNLICENSED_HEARTBEAT_MS} ms ago")]
+    Unlicensed,
+    /// The message lists more workloads than any node runs.
+    #[error("{0} workloads reported; at most {MAX_WORKLOADS_PER_NODE} are accepted")]
+    TooManyWorkloads(usize),
+    /// The registry is full of licensed or unread nodes.
+    #[error("the registry holds {MAX_NODES} nodes already")]
+    Full,
 }
 
 impl Refusal {
@@ -96,6 +134,9 @@ impl Refusal {
         match self {
             Self::Verify(e) => e.label(),
             Self::TopicMismatch { .. } => "topic_mismatch",
+            Self::Unlicensed => "unlicensed",
+            Self::TooManyWorkloads(_) => "too_many_workloads",
+            Self::Full => "registry_full",
         }
     }
 }
@@ -126,12 +167,17 @@ impl Registry {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<Address, Refusal> {
+        self.refuse_unlicensed(&topic_node, now_ms)?;
         let verified = self.heartbeats.verify::<Heartbeat>(bytes, now_ms)?;
         if verified.sender != topic_node {
             return Err(Refusal::TopicMismatch {
                 signer: verified.sender,
                 topic: topic_node,
             });
+        }
+        let count = verified.message.workloads.len();
+        if count > MAX_WORKLOADS_PER_NODE {
+            return Err(Refusal::TooManyWorkloads(count));
         }
         let node = verified.sender;
         match self.nodes.get_mut(&node) {
@@ -144,6 +190,7 @@ impl Registry {
                 }
             }
             None => {
+                self.make_room()?;
                 tracing::info!(%node, alias = verified.message.alias, "first heartbeat");
                 self.nodes.insert(
                     node,
@@ -159,6 +206,48 @@ impl Registry {
         Ok(node)
     }
 
+    /// Refuses, before any signature is checked, a node the chain says is unlicensed that was
+    /// heard less than [`UNLICENSED_HEARTBEAT_MS`] ago.
+    fn refuse_unlicensed(&self, node: &Address, now_ms: u64) -> Result<(), Refusal> {
+        match self.nodes.get(node) {
+            Some(record)
+                if record.standing.is_some_and(|s| !s.licensed)
+                    && now_ms.saturating_sub(record.last_ms) < UNLICENSED_HEARTBEAT_MS =>
+            {
+                Err(Refusal::Unlicensed)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes room for one more node: evicts the longest-silent node the chain has not licensed
+    /// when the registry is full, or refuses when every node in it is licensed.
+    fn make_room(&mut self) -> Result<(), Refusal> {
+        if self.nodes.len() < MAX_NODES {
+            return Ok(());
+        }
+        let evict = self
+            .nodes
+            .iter()
+            .filter(|(_, r)| !r.standing.is_some_and(|s| s.licensed))
+            .min_by_key(|(_, r)| r.last_ms)
+            .map(|(node, _)| *node)
+            .ok_or(Refusal::Full)?;
+        self.nodes.remove(&evict);
+        Ok(())
+    }
+
+    /// Forgets nodes unheard for [`NODE_EXPIRY_MS`].
+    pub fn expire(&mut self, now_ms: u64) {
+        self.nodes.retain(|node, record| {
+            let keep = now_ms.saturating_sub(record.last_ms) < NODE_EXPIRY_MS;
+            if !keep {
+                tracing::info!(%node, "forgetting a node unheard for {NODE_EXPIRY_MS} ms");
+            }
+            keep
+        });
+    }
+
     /// Applies a status report published under `topic_node`'s topic to the node's workloads.
     pub fn on_status(
         &mut self,
@@ -166,6 +255,10 @@ impl Registry {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<Address, Refusal> {
+        if !self.nodes.contains_key(&topic_node) {
+            // Status reports only update a node heard from; nothing to verify.
+            return Ok(topic_node);
+        }
         let verified = self.statuses.verify::<JobStatusReport>(bytes, now_ms)?;
         if verified.sender != topic_node {
             return Err(Refusal::TopicMismatch {
@@ -173,11 +266,22 @@ impl Registry {
                 topic: topic_node,
             });
         }
+        if self
+            .nodes
+            .get(&topic_node)
+            .is_some_and(|r| r.standing.is_some_and(|s| !s.licensed))
+        {
+            return Err(Refusal::Unlicensed);
+        }
         if let Some(record) = self.nodes.get_mut(&verified.sender) {
             let report = verified.message.workload;
             let workloads = &mut record.heartbeat.workloads;
+            let count = workloads.len();
             match workloads.iter_mut().find(|w| w.id == report.id) {
                 Some(existing) => *existing = report,
+                None if count >= MAX_WORKLOADS_PER_NODE => {
+                    return Err(Refusal::TooManyWorkloads(count + 1));
+                }
                 None => workloads.push(report),
             }
         }
@@ -194,16 +298,48 @@ impl Registry {
         }
     }
 
-    /// Nodes whose standing is unknown or older than `max_age_ms`.
+    /// Up to [`STANDINGS_PER_PASS`] nodes whose standing is unknown or older than
+    /// `max_age_ms` ([`UNLICENSED_RECHECK_MS`] for unlicensed nodes), nodes never read first,
+    /// then the oldest readings.
     pub fn stale_standings(&self, now_ms: u64, max_age_ms: u64) -> Vec<Address> {
-        self.nodes
+        let mut stale: Vec<(Option<u64>, Address)> = self
+            .nodes
             .iter()
             .filter(|(_, r)| {
-                r.standing
-                    .is_none_or(|s| now_ms.saturating_sub(s.checked_ms) > max_age_ms)
+                r.standing.is_none_or(|s| {
+                    let max_age = if s.licensed {
+                        max_age_ms
+                    } else {
+                        UNLICENSED_RECHECK_MS.max(max_age_ms)
+                    };
+                    now_ms.saturating_sub(s.checked_ms) > max_age
+                })
             })
+            .map(|(node, r)| (r.standing.map(|s| s.checked_ms), *node))
+            .collect();
+        stale.sort();
+        stale
+            .into_iter()
+            .take(STANDINGS_PER_PASS)
+            .map(|(_, node)| node)
+            .collect()
+    }
+
+    /// The nodes the chain last said are licensed.
+    pub fn licensed(&self) -> std::collections::HashSet<Address> {
+        self.nodes
+            .iter()
+            .filter(|(_, r)| r.standing.is_some_and(|s| s.licensed))
             .map(|(node, _)| *node)
             .collect()
+    }
+
+    /// Whether `node`'s reports count: the chain has not said it is unlicensed. (A node not
+    /// read yet counts, so an oracle that restarts sees what runs before its first readings.)
+    pub fn reports_count(&self, node: &Address) -> bool {
+        self.nodes
+            .get(node)
+            .is_some_and(|r| r.standing.is_none_or(|s| s.licensed))
     }
 
     /// One node's record.
@@ -264,10 +400,11 @@ impl Registry {
             .collect()
     }
 
-    /// Every replica of `job` some node reports, with that node.
+    /// Every replica of `job` some node whose reports count reports, with that node.
     pub fn reports_of(&self, job: u64) -> Vec<(Address, &WorkloadReport)> {
         self.nodes
             .iter()
+            .filter(|(node, _)| self.reports_count(node))
             .flat_map(|(node, record)| {
                 record
                     .heartbeat
@@ -412,6 +549,111 @@ mod tests {
                 &config()
             ),
             NodeLiveness::Unknown
+        );
+    }
+
+    fn workload(job: u64) -> WorkloadReport {
+        serde_json::from_value(serde_json::json!({
+            "id": {"job": job, "replica": 0},
+            "state": {"state": "running"},
+            "image_digest": "sha256:00",
+            "revision": "r",
+        }))
+        .expect("a workload report")
+    }
+
+    #[test]
+    fn an_unlicensed_node_reports_nothing_and_is_heard_rarely() {
+        let stranger = Sealer::new(Identity::generate());
+        let mut registry = Registry::default();
+        let claim = Heartbeat {
+            workloads: vec![workload(2)],
+            ..heartbeat()
+        };
+        let bytes = stranger.seal(&claim, T0).expect("seal").to_bytes();
+        registry
+            .on_heartbeat(stranger.address(), &bytes, T0)
+            .expect("first heartbeat");
+        // Until the chain has answered, its reports count (a restarted oracle sees what runs).
+        assert_eq!(registry.reports_of(2).len(), 1);
+        registry.set_standing(
+            stranger.address(),
+            Standing {
+                licensed: false,
+                operator: Address::ZERO,
+                checked_ms: T0,
+            },
+        );
+        assert!(
+            registry.reports_of(2).is_empty(),
+            "a stranger's claim counts for nothing"
+        );
+        assert!(registry.licensed().is_empty());
+        // Its next heartbeats are refused unread until UNLICENSED_HEARTBEAT_MS has passed.
+        let again = stranger.seal(&claim, T0 + S).expect("seal").to_bytes();
+        assert!(matches!(
+            registry.on_heartbeat(stranger.address(), &again, T0 + S),
+            Err(Refusal::Unlicensed)
+        ));
+        let later = T0 + UNLICENSED_HEARTBEAT_MS;
+        let bytes = stranger.seal(&claim, later).expect("seal").to_bytes();
+        assert!(
+            registry
+                .on_heartbeat(stranger.address(), &bytes, later)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn heartbeats_listing_too_many_workloads_are_refused() {
+        let node = Sealer::new(Identity::generate());
+        let mut registry = Registry::default();
+        let flood = Heartbeat {
+            workloads: (0..=MAX_WORKLOADS_PER_NODE as u64).map(workload).collect(),
+            ..heartbeat()
+        };
+        let bytes = node.seal(&flood, T0).expect("seal").to_bytes();
+        assert!(matches!(
+            registry.on_heartbeat(node.address(), &bytes, T0),
+            Err(Refusal::TooManyWorkloads(_))
+        ));
+        assert!(registry.get(&node.address()).is_none());
+    }
+
+    #[test]
+    fn silent_nodes_are_forgotten_and_strangers_make_room() {
+        let node = Sealer::new(Identity::generate());
+        let mut registry = heard(&node, T0);
+        registry.expire(T0 + NODE_EXPIRY_MS - 1);
+        assert!(registry.get(&node.address()).is_some());
+        registry.expire(T0 + NODE_EXPIRY_MS);
+        assert!(registry.get(&node.address()).is_none());
+
+        // A full registry evicts the longest-silent unlicensed node, never a licensed one.
+        let mut registry = heard(&node, T0);
+        for i in 1..MAX_NODES as u64 {
+            let stranger = Address::from_word(alloy_primitives::B256::from(
+                alloy_primitives::U256::from(i),
+            ));
+            registry.nodes.insert(
+                stranger,
+                NodeRecord {
+                    heartbeat: heartbeat(),
+                    last_ms: T0 + i,
+                    arrivals: VecDeque::new(),
+                    standing: None,
+                },
+            );
+        }
+        let newcomer = Sealer::new(Identity::generate());
+        let bytes = newcomer.seal(&heartbeat(), T0).expect("seal").to_bytes();
+        registry
+            .on_heartbeat(newcomer.address(), &bytes, T0 + MAX_NODES as u64)
+            .expect("room is made");
+        assert_eq!(registry.nodes.len(), MAX_NODES);
+        assert!(
+            registry.get(&node.address()).is_some(),
+            "the licensed node stays"
         );
     }
 }

@@ -37,14 +37,16 @@
 //!    it never knew belongs to a rollout another oracle began first and is left alone.
 //!
 //! An oracle with no record for a job (new, or its state lost) adopts the spec as running when
-//! the nodes report nothing else of the job; while they report other tags it keeps its hands
-//! off the job, since it could not restore a revision it never saw.
+//! the nodes of the job's validated set report nothing else of it; while they report other
+//! tags it keeps its hands off the job, since it could not restore a revision it never saw.
+//! Only the validated set counts here: any node can claim to run anything, and a stranger's
+//! claim must not take a job away from every oracle.
 //!
 //! New replicas need room beside the old ones on the same node. A fixed `hostPort` is shared
 //! by the generations of a job: the node keeps the port open and hands it to the new replica
 //! when the old one stops (see the node agent's `ports` module).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_primitives::{Address, keccak256};
 use r1_protocol::messages::{DeployCommand, StopCommand, WorkloadId, WorkloadReport, WorkloadSpec};
@@ -401,14 +403,15 @@ impl Oracle {
         job: u64,
         template: &WorkloadTemplate,
         seen: &[Seen],
+        roster: &BTreeSet<Address>,
     ) -> Option<JobRollout> {
         match self.state.rollout(job) {
             Ok(Some(record)) => Some(record),
             Ok(None) => {
                 let adopted = JobRollout::adopt(template);
-                let foreign = seen
-                    .iter()
-                    .any(|s| adopted.role(s.report.id.replica) == Role::Foreign);
+                let foreign = seen.iter().any(|s| {
+                    roster.contains(&s.node) && adopted.role(s.report.id.replica) == Role::Foreign
+                });
                 if foreign {
                     tracing::info!(
                         job,

@@ -1,10 +1,18 @@
 //! What the chain says, read once per pass into one snapshot so that every decision of the pass
 //! sees the same facts. A failed read leaves the previous snapshot in place and marks the chain
 //! Unknown: nothing is closed or voted on from stale facts.
+//!
+//! The chain work of a pass is bounded whatever strangers do: which CSP owns which escrow is
+//! kept in an [`EscrowBook`] (an escrow, once deployed, never changes; "no escrow" is asked
+//! again only after [`NO_ESCROW_RECHECK_MS`]), at most [`ESCROW_LOOKUPS_PER_PASS`] owners are
+//! looked up per pass, concurrently, and a failed lookup only delays that owner. Only escrows
+//! are read for their jobs, and escrows are deployed by governance.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::time::Duration;
+
+use futures_util::StreamExt;
 
 use alloy_primitives::{Address, B256};
 use r1_contracts::Suite;
@@ -13,6 +21,77 @@ use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
 
 /// Longest wait for one chain call; an RPC that does not answer is an outage, not a hang.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Owners whose escrow is looked up in one pass.
+pub const ESCROW_LOOKUPS_PER_PASS: usize = 16;
+
+/// How long "this owner has no escrow" is believed before asking again.
+pub const NO_ESCROW_RECHECK_MS: u64 = 60_000;
+
+/// Chain calls of one pass in flight at once.
+const CONCURRENT_CALLS: usize = 8;
+
+/// What this oracle knows of which CSP owns which escrow.
+#[derive(Debug, Clone, Default)]
+pub struct EscrowBook {
+    /// Per owner: the escrow, or when it was last seen to have none.
+    known: HashMap<Address, Known>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Known {
+    Escrow(Address),
+    NoneAt(u64),
+}
+
+impl EscrowBook {
+    /// The owners among `owners` to look up now: never looked up, or seen without an escrow
+    /// longer than [`NO_ESCROW_RECHECK_MS`] ago (oldest first), at most
+    /// [`ESCROW_LOOKUPS_PER_PASS`].
+    pub fn due(&self, owners: &BTreeSet<Address>, now_ms: u64) -> Vec<Address> {
+        let mut due: Vec<(u64, Address)> = owners
+            .iter()
+            .filter_map(|owner| match self.known.get(owner) {
+                None => Some((0, *owner)),
+                Some(Known::NoneAt(at)) if now_ms.saturating_sub(*at) >= NO_ESCROW_RECHECK_MS => {
+                    Some((*at, *owner))
+                }
+                Some(_) => None,
+            })
+            .collect();
+        due.sort();
+        due.into_iter()
+            .take(ESCROW_LOOKUPS_PER_PASS)
+            .map(|(_, owner)| owner)
+            .collect()
+    }
+
+    /// Records what the chain answered for `owner` (the zero address: no escrow).
+    pub fn record(&mut self, owner: Address, escrow: Address, now_ms: u64) {
+        let known = if escrow == Address::ZERO {
+            Known::NoneAt(now_ms)
+        } else {
+            Known::Escrow(escrow)
+        };
+        self.known.insert(owner, known);
+    }
+
+    /// The escrow of each of `owners` that has one.
+    pub fn escrows(&self, owners: &BTreeSet<Address>) -> BTreeMap<Address, Address> {
+        owners
+            .iter()
+            .filter_map(|owner| match self.known.get(owner) {
+                Some(Known::Escrow(escrow)) => Some((*owner, *escrow)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Forgets owners no longer in `owners`, so the book does not outgrow the store.
+    pub fn retain(&mut self, owners: &BTreeSet<Address>) {
+        self.known.retain(|owner, _| owners.contains(owner));
+    }
+}
 
 /// A chain call that failed or timed out.
 #[derive(Debug, thiserror::Error)]
@@ -115,11 +194,14 @@ pub struct ChainSnapshot {
 }
 
 impl ChainSnapshot {
-    /// Reads the snapshot for the CSPs `owners` in `epoch`.
+    /// Reads the snapshot for the CSPs `owners` in `epoch`, looking up the escrows `book`
+    /// says are due and recording the answers in it.
     pub async fn read(
         suite: &Suite,
         epoch: u64,
-        owners: impl IntoIterator<Item = Address>,
+        owners: &BTreeSet<Address>,
+        book: &mut EscrowBook,
+        now_ms: u64,
     ) -> Result<Self, ChainError> {
         let mut oracles = within(suite.oracles()).await?;
         oracles.sort();
@@ -130,13 +212,29 @@ impl ChainSnapshot {
             first_closable: within(suite.first_closable_job_id()).await?,
             ..Self::default()
         };
-        for owner in owners {
-            let escrow = within(suite.escrow_of(owner)).await?;
-            if escrow == Address::ZERO {
-                continue;
+        book.retain(owners);
+        let lookups: Vec<(Address, Result<Address, ChainError>)> =
+            futures_util::stream::iter(book.due(owners, now_ms))
+                .map(|owner| async move { (owner, within(suite.escrow_of(owner)).await) })
+                .buffer_unordered(CONCURRENT_CALLS)
+                .collect()
+                .await;
+        for (owner, answer) in lookups {
+            match answer {
+                Ok(escrow) => book.record(owner, escrow, now_ms),
+                Err(e) => tracing::debug!(%owner, error = %e, "cannot look up the escrow; later"),
             }
-            snapshot.escrows.insert(owner, escrow);
-            for job in within(suite.escrow_open_jobs(escrow)).await? {
+        }
+        snapshot.escrows = book.escrows(owners);
+        let escrows: BTreeSet<Address> = snapshot.escrows.values().copied().collect();
+        let reads: Vec<(Address, Result<Vec<CspEscrow::Job>, ChainError>)> =
+            futures_util::stream::iter(escrows)
+                .map(|escrow| async move { (escrow, within(suite.escrow_open_jobs(escrow)).await) })
+                .buffer_unordered(CONCURRENT_CALLS)
+                .collect()
+                .await;
+        for (escrow, jobs) in reads {
+            for job in jobs? {
                 let job = ChainJob::of(escrow, &job);
                 snapshot.jobs.insert(job.id, job);
             }
@@ -150,5 +248,54 @@ impl ChainSnapshot {
         self.jobs
             .values()
             .find(|j| j.escrow == *escrow && j.project_hash == *project_hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(i: u8) -> Address {
+        Address::with_last_byte(i)
+    }
+
+    #[test]
+    fn the_book_bounds_lookups_and_remembers_answers() {
+        let owners: BTreeSet<Address> = (1..=40).map(owner).collect();
+        let mut book = EscrowBook::default();
+        let first = book.due(&owners, 0);
+        assert_eq!(first.len(), ESCROW_LOOKUPS_PER_PASS);
+        for o in &first {
+            let escrow = if *o == owner(1) {
+                owner(200)
+            } else {
+                Address::ZERO
+            };
+            book.record(*o, escrow, 1_000);
+        }
+        // The answered owners are not due again; the others are, up to the bound.
+        let second = book.due(&owners, 2_000);
+        assert_eq!(second.len(), ESCROW_LOOKUPS_PER_PASS);
+        assert!(second.iter().all(|o| !first.contains(o)));
+        for o in &second {
+            book.record(*o, Address::ZERO, 2_000);
+        }
+        let third = book.due(&owners, 3_000);
+        assert_eq!(third.len(), 40 - 2 * ESCROW_LOOKUPS_PER_PASS);
+        for o in &third {
+            book.record(*o, Address::ZERO, 3_000);
+        }
+        assert!(book.due(&owners, 3_000).is_empty());
+        // "No escrow" is asked again after the recheck period; an escrow never.
+        let again = book.due(&owners, 1_000 + NO_ESCROW_RECHECK_MS);
+        assert_eq!(again.len(), ESCROW_LOOKUPS_PER_PASS - 1);
+        assert!(!again.contains(&owner(1)));
+        assert_eq!(
+            book.escrows(&owners),
+            BTreeMap::from([(owner(1), owner(200))])
+        );
+        // Owners that left the store are forgotten.
+        book.retain(&BTreeSet::from([owner(1)]));
+        assert_eq!(book.known.len(), 1);
     }
 }

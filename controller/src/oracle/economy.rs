@@ -2,7 +2,7 @@
 //! rewards (allocate finished epochs, the scheduled oracle first), and Proof of Availability
 //! (exchange availability tables, submit the agreed median), plus escrow and project status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use alloy_primitives::Address;
 use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
@@ -234,6 +234,7 @@ impl Oracle {
     /// Escrow and project statuses from the chain snapshot.
     pub(crate) async fn resource_statuses(&self, pass: &Pass) {
         let Some(chain) = &pass.chain else { return };
+        let mut totals_of = HashMap::new();
         for object in self.store.list(Kind::Escrow, None).unwrap_or_default() {
             let key = object.key();
             let previous: EscrowStatus = object.status_as().ok().flatten().unwrap_or_default();
@@ -245,7 +246,11 @@ impl Oracle {
                 Some(&escrow) => {
                     status.phase = Some(EscrowPhase::Ready);
                     status.address = Some(escrow.to_checksum(None));
-                    if let Ok(totals) = within(self.suite.escrow_totals(escrow)).await {
+                    if !totals_of.contains_key(&escrow) {
+                        let totals = within(self.suite.escrow_totals(escrow)).await.ok();
+                        totals_of.insert(escrow, totals);
+                    }
+                    if let Some(Some(totals)) = totals_of.get(&escrow) {
                         let usdc = |v: alloy_primitives::U256| {
                             Usdc(u64::try_from(v).unwrap_or(u64::MAX)).to_string()
                         };
@@ -306,6 +311,40 @@ impl Oracle {
                 && let Err(e) = self.store.update_status(&key, None, &status)
             {
                 tracing::warn!(object = %key, error = %e, "cannot write status");
+            }
+        }
+    }
+}
+
+impl Oracle {
+    /// Removes projects, escrows and tunnels whose deletion was requested once no job — not
+    /// even one being deleted — refers to them any more. Nothing on chain belongs to them (an
+    /// escrow resource only names the CSP's escrow contract), so that is all their deletion
+    /// waits for.
+    pub(crate) fn finalize_unused(&self) {
+        let jobs = self.store.list(Kind::Job, None).unwrap_or_default();
+        for (kind, field) in [
+            (Kind::Project, "projectRef"),
+            (Kind::Escrow, "escrowRef"),
+            (Kind::Tunnel, "tunnelRef"),
+        ] {
+            for object in self.store.list(kind, None).unwrap_or_default() {
+                if !object.metadata.deletion_requested {
+                    continue;
+                }
+                let key = object.key();
+                let used = jobs.iter().any(|job| {
+                    job.metadata.namespace == key.namespace
+                        && job.spec.get(field).and_then(|r| r.get("name"))
+                            == Some(&serde_json::Value::String(key.name.clone()))
+                });
+                if used {
+                    continue;
+                }
+                match self.store.finalize_delete(&key, None) {
+                    Ok(()) => tracing::info!(object = %key, "deletion finalized"),
+                    Err(e) => tracing::warn!(object = %key, error = %e, "cannot finalize deletion"),
+                }
             }
         }
     }

@@ -182,7 +182,20 @@ pub fn apply(
     signer: Address,
     documents: &str,
 ) -> Result<Vec<Applied>, ApplyError> {
-    let (parsed, mut rejections) = parse_set(documents);
+    apply_where(store, catalogue, signer, documents, |_| true)
+}
+
+/// Like [`apply`], for only the documents whose object `keep` selects: a relayed request some
+/// of whose objects already have a newer request here applies to the others alone.
+pub fn apply_where(
+    store: &ResourceStore,
+    catalogue: &Catalogue,
+    signer: Address,
+    documents: &str,
+    keep: impl Fn(&ObjectKey) -> bool,
+) -> Result<Vec<Applied>, ApplyError> {
+    let (mut parsed, mut rejections) = parse_set(documents);
+    parsed.retain(|(_, manifest)| keep(&ObjectKey::of(manifest)));
     if parsed.is_empty() && rejections.is_empty() {
         rejections.push(Rejection::new(
             None,

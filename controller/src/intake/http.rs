@@ -34,6 +34,8 @@ use crate::intake::kinds;
 use crate::intake::object::ObjectKey;
 use crate::intake::store::ResourceStore;
 use crate::intake::wire::{ApiInfo, ApplyResponse, ErrorBody, Health, ListResponse};
+use crate::intake::writes::{self, WriteHook};
+use r1_protocol::messages::RelayedRequest;
 
 /// Error code of `GET /v1/info` when the oracle runs without a chain.
 pub const NO_CHAIN: &str = "no_chain";
@@ -54,6 +56,7 @@ struct Inner {
     store: Arc<ResourceStore>,
     catalogue: Catalogue,
     replays: ReplayGuard,
+    writes: Option<Arc<dyn WriteHook>>,
 }
 
 impl ApiState {
@@ -64,8 +67,26 @@ impl ApiState {
                 store,
                 catalogue,
                 replays: ReplayGuard::default(),
+                writes: None,
             }),
             info: None,
+        }
+    }
+
+    /// Runs every authenticated apply and delete through `hook` (see [`crate::intake::writes`]).
+    pub fn with_writes(self, hook: Arc<dyn WriteHook>) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            store: shared.store.clone(),
+            catalogue: shared.catalogue.clone(),
+            replays: ReplayGuard::default(),
+            writes: shared.writes.clone(),
+        });
+        Self {
+            inner: Arc::new(Inner {
+                writes: Some(hook),
+                ..inner
+            }),
+            ..self
         }
     }
 
@@ -175,8 +196,26 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
             return unauthorized(&e);
         }
     };
+    let write = match &state.inner.writes {
+        Some(hook) if writes::is_write(parts.method.as_str(), parts.uri.path()) => {
+            let write = RelayedRequest {
+                method: parts.method.to_string(),
+                path: path.to_owned(),
+                address: credentials.address.unwrap_or_default().to_owned(),
+                timestamp: credentials.timestamp.unwrap_or_default().to_owned(),
+                signature: credentials.signature.unwrap_or_default().to_owned(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+            };
+            Some((hook.clone(), write))
+        }
+        _ => None,
+    };
     parts.extensions.insert(Caller(signer));
-    next.run(Request::from_parts(parts, Body::from(body))).await
+    let request = Request::from_parts(parts, Body::from(body));
+    match write {
+        Some((hook, write)) => hook.around(write, Box::pin(next.run(request))).await,
+        None => next.run(request).await,
+    }
 }
 
 async fn health_handler(State(state): State<ApiState>) -> Response {

@@ -11,6 +11,7 @@
 //! * [`kinds`]: the names a kind goes by in URLs and on the command line.
 //! * [`object`]: the stored form of a resource.
 //! * [`wire`]: the JSON bodies the API and `r1ctl` exchange.
+//! * [`writes`]: the hook every authenticated apply and delete runs through (ordering, relays).
 
 pub mod apply;
 pub mod auth;
@@ -19,5 +20,6 @@ pub mod kinds;
 pub mod object;
 pub mod store;
 pub mod wire;
+pub mod writes;
 
 mod rules;

@@ -2,6 +2,10 @@
 //! other oracles' observations and relayed requests, hands what arrives to the runtime, publishes
 //! commands, and tells the liveness rules whether this oracle could hear anything at all (now,
 //! and over an epoch: [`LinkHistory`]).
+//!
+//! What arrives is sorted by [`crate::oracle::admission`] into bounded lanes ([`Inbox`]), each
+//! read by its own handler: the event loop never waits for a handler (a full lane drops the
+//! message and counts it), and a flood on one lane leaves the others untouched.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,6 +18,11 @@ use tokio::sync::{mpsc, watch};
 use url::Url;
 
 use crate::decide::liveness::BrokerLink;
+use crate::oracle::admission::{Admission, Known, Lane};
+
+/// Messages each lane holds before it drops: licensed nodes, other nodes, observations,
+/// requests.
+const LANE_CAPACITY: [usize; 4] = [8192, 512, 1024, 8192];
 
 /// Largest MQTT packet sent or accepted (relayed manifests are bounded by the API's 1 MiB).
 const MAX_PACKET_BYTES: usize = 4 << 20;
@@ -87,22 +96,41 @@ pub struct Inbound {
     pub received_ms: u64,
 }
 
+/// The lanes messages arrive on (see [`Lane`]).
+#[derive(Debug)]
+pub struct Inbox {
+    /// Heartbeats and status reports of licensed nodes.
+    pub licensed_nodes: mpsc::Receiver<Inbound>,
+    /// Heartbeats and status reports of every other node.
+    pub other_nodes: mpsc::Receiver<Inbound>,
+    /// Other oracles' observations.
+    pub observations: mpsc::Receiver<Inbound>,
+    /// Other oracles' relayed requests.
+    pub requests: mpsc::Receiver<Inbound>,
+}
+
+/// Counts one message dropped before it was read, by reason.
+pub type DropCounter = Arc<dyn Fn(&'static str) + Send + Sync>;
+
 /// A publishing handle plus the link state.
 #[derive(Clone)]
 pub struct Mesh {
     client: AsyncClient,
     link: watch::Receiver<BrokerLink>,
     history: Arc<Mutex<LinkHistory>>,
+    admission: Arc<Mutex<Admission>>,
 }
 
 impl Mesh {
     /// Connects to `url` as `client_id` and subscribes to the oracle's channels under
-    /// `topics` after every (re)connection. Messages arrive on the returned receiver.
+    /// `topics` after every (re)connection. Messages arrive in the returned [`Inbox`]; each
+    /// one dropped before it is read is counted by `dropped`.
     pub fn start(
         url: &Url,
         client_id: &str,
         topics: &Topics,
-    ) -> Result<(Self, mpsc::Receiver<Inbound>), MeshError> {
+        dropped: DropCounter,
+    ) -> Result<(Self, Inbox), MeshError> {
         let options = r1_protocol::mqtt::client_options(url, client_id, MAX_PACKET_BYTES).map_err(
             |reason| MeshError::Url {
                 url: url.clone(),
@@ -111,7 +139,17 @@ impl Mesh {
         )?;
         let (client, mut events) = AsyncClient::new(options, 256);
         let (link_tx, link_rx) = watch::channel(BrokerLink::Disconnected);
-        let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+        let [licensed, others, observations, requests] = LANE_CAPACITY.map(mpsc::channel);
+        let lanes = [licensed.0, others.0, observations.0, requests.0];
+        let inbox = Inbox {
+            licensed_nodes: licensed.1,
+            other_nodes: others.1,
+            observations: observations.1,
+            requests: requests.1,
+        };
+        let admission = Arc::new(Mutex::new(Admission::default()));
+        let admit = admission.clone();
+        let topics = topics.clone();
         let filters: Vec<String> = [
             Channel::Heartbeat,
             Channel::Status,
@@ -148,13 +186,37 @@ impl Mesh {
                         let _ = link_tx.send(BrokerLink::Connected { since_ms: now_ms() });
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        let now = now_ms();
+                        let Some((channel, sender)) = topics.parse(&publish.topic) else {
+                            dropped("bad_topic");
+                            continue;
+                        };
+                        let lane = admit
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .admit(channel, sender, now);
+                        let lane = match lane {
+                            Ok(lane) => lane,
+                            Err(reason) => {
+                                dropped(reason.label());
+                                continue;
+                            }
+                        };
                         let inbound = Inbound {
                             topic: publish.topic.clone(),
                             payload: publish.payload.to_vec(),
-                            received_ms: now_ms(),
+                            received_ms: now,
                         };
-                        if inbound_tx.send(inbound).await.is_err() {
-                            return;
+                        let queue = &lanes[match lane {
+                            Lane::LicensedNodes => 0,
+                            Lane::OtherNodes => 1,
+                            Lane::Observations => 2,
+                            Lane::Requests => 3,
+                        }];
+                        match queue.try_send(inbound) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => dropped("queue_full"),
+                            Err(mpsc::error::TrySendError::Closed(_)) => return,
                         }
                     }
                     Ok(_) => {}
@@ -177,9 +239,18 @@ impl Mesh {
                 client,
                 link: link_rx,
                 history,
+                admission,
             },
-            inbound_rx,
+            inbox,
         ))
+    }
+
+    /// Tells admission who the chain says the oracles and licensed nodes are.
+    pub fn set_known(&self, known: Known) {
+        self.admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_known(known);
     }
 
     /// The link right now.

@@ -149,8 +149,49 @@ impl Metrics {
     }
 }
 
+/// How long after a refusal reason was logged at warn level its repeats go to debug.
+const REFUSAL_WARN_EVERY_MS: u64 = 60_000;
+
+/// Keeps refusals from flooding the log: the first refusal of each reason in a minute is worth
+/// a warning, its repeats only a debug line (the counter counts them all).
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    last_warned: std::sync::Mutex<std::collections::HashMap<&'static str, u64>>,
+}
+
+impl RefusalLog {
+    /// Whether a refusal for `label` at `now_ms` should be logged at warn level.
+    pub fn should_warn(&self, label: &'static str, now_ms: u64) -> bool {
+        let mut last = self
+            .last_warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match last.get(label) {
+            Some(&at) if now_ms.saturating_sub(at) < REFUSAL_WARN_EVERY_MS => false,
+            _ => {
+                last.insert(label, now_ms);
+                true
+            }
+        }
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_reason_warns_once_a_minute() {
+        let log = RefusalLog::default();
+        assert!(log.should_warn("stale", 0));
+        assert!(!log.should_warn("stale", 1_000));
+        assert!(log.should_warn("replayed", 1_000));
+        assert!(log.should_warn("stale", REFUSAL_WARN_EVERY_MS));
     }
 }

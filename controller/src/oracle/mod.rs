@@ -11,13 +11,17 @@
 //! * [`workload`]: the deploy command of a replica.
 //! * [`status`]: a job's status as a pure function of the facts.
 //! * [`mesh`], [`broker`], [`metrics`]: MQTT link, embedded broker, Prometheus metrics.
+//! * [`admission`]: which broker messages are read at all (oracle channels, rates, lanes).
+//! * [`orphans`]: chain jobs nodes report that no resource here pays for.
 
+pub mod admission;
 pub mod broker;
 pub mod chain;
 pub mod economy;
 pub mod jobs;
 pub mod mesh;
 pub mod metrics;
+pub mod orphans;
 pub mod registry;
 pub mod relay;
 pub mod rollout;

@@ -1,8 +1,14 @@
 //! Keeping every oracle's desired state the same: a CSP's signed apply or delete accepted by one
 //! oracle is relayed to the others, which check the CSP's own signature and apply it through the
-//! same [`crate::intake::apply`] functions. Per object the newest CSP timestamp wins, so a
-//! relayed request that arrives late, or is replayed, never rolls an object back. Every oracle
-//! re-sends the newest request of each object now and then, so one that was down catches up.
+//! same [`crate::intake::apply`] functions. Every oracle re-sends the newest request of each
+//! object now and then, so one that was down catches up.
+//!
+//! Per object the newest CSP timestamp wins, on every path and strictly: a request reaching an
+//! oracle directly ([`admit`]) must be newer than every request recorded for each object it
+//! touches, and one relayed ([`receive`]) changes only the objects it is newer for. So a
+//! request replayed — to the same oracle or another, within its signature's freshness window
+//! or long after — never changes anything: its own timestamp is recorded for its objects the
+//! first time it is accepted anywhere, and relays carry that record to every oracle.
 
 use r1_crds::manifest::parse_documents;
 use r1_crds::pricing::Catalogue;
@@ -13,7 +19,7 @@ use crate::intake::auth::{self, AuthError, Credentials};
 use crate::intake::kinds;
 use crate::intake::object::ObjectKey;
 use crate::intake::store::ResourceStore;
-use crate::oracle::state::{OracleState, RelayedRecord, StateError};
+use crate::oracle::state::{OracleState, StateError};
 
 /// Why a relayed request was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +33,18 @@ pub enum RelayError {
     /// The apply or delete was refused (as it would be over HTTP).
     #[error(transparent)]
     Refused(#[from] ApplyError),
+    /// A request as new or newer already changed an object this one touches.
+    #[error(
+        "{object} was already changed by a request signed at {newest_ms} (this one: {timestamp_ms}); sign a new request"
+    )]
+    Superseded {
+        /// The object.
+        object: ObjectKey,
+        /// The newest recorded request's timestamp.
+        newest_ms: u64,
+        /// This request's timestamp.
+        timestamp_ms: u64,
+    },
     /// The state database failed.
     #[error(transparent)]
     State(#[from] StateError),
@@ -42,7 +60,7 @@ pub enum Outcome {
 }
 
 /// The objects a request touches, or `None` when it is not an apply or a delete.
-fn objects(request: &RelayedRequest) -> Option<Vec<ObjectKey>> {
+pub fn objects(request: &RelayedRequest) -> Option<Vec<ObjectKey>> {
     match request.method.as_str() {
         "POST" if request.path == "/v1/apply" => Some(
             parse_documents(&request.body)
@@ -65,20 +83,59 @@ fn objects(request: &RelayedRequest) -> Option<Vec<ObjectKey>> {
     }
 }
 
-/// Records `request`, accepted over this oracle's API, as the newest for each object it touched.
-pub fn record_accepted(state: &OracleState, request: &RelayedRequest) -> Result<(), RelayError> {
-    let timestamp_ms = request.timestamp.parse().unwrap_or(0);
-    let record = RelayedRecord {
-        timestamp_ms,
-        request: request.clone(),
-    };
-    for key in objects(request).unwrap_or_default() {
-        state.record_relayed(&key.to_string(), &record)?;
+/// The CSP timestamp a request carries (0 when it is not a number, which no check passes).
+fn timestamp_of(request: &RelayedRequest) -> u64 {
+    request.timestamp.parse().unwrap_or(0)
+}
+
+/// The objects among `keys` that `timestamp_ms` is newer for than their recorded requests.
+fn newer_for(
+    state: &OracleState,
+    timestamp_ms: u64,
+    keys: &[ObjectKey],
+) -> Result<Vec<ObjectKey>, RelayError> {
+    let mut newer = Vec::new();
+    for key in keys {
+        match state.mark(&key.to_string())? {
+            Some(mark) if mark.timestamp_ms >= timestamp_ms => {}
+            _ => newer.push(key.clone()),
+        }
     }
+    Ok(newer)
+}
+
+/// Checks, before it is applied, that `request` (authenticated, reaching this oracle directly)
+/// is newer than every request recorded for each object it touches; returns those objects.
+pub fn admit(state: &OracleState, request: &RelayedRequest) -> Result<Vec<ObjectKey>, RelayError> {
+    let keys = objects(request)
+        .ok_or_else(|| RelayError::NotRelayable(request.method.clone(), request.path.clone()))?;
+    let timestamp_ms = timestamp_of(request);
+    for key in &keys {
+        if let Some(mark) = state.mark(&key.to_string())?
+            && mark.timestamp_ms >= timestamp_ms
+        {
+            return Err(RelayError::Superseded {
+                object: key.clone(),
+                newest_ms: mark.timestamp_ms,
+                timestamp_ms,
+            });
+        }
+    }
+    Ok(keys)
+}
+
+/// Records `request` as the newest for `keys`, the objects it changed.
+pub fn record_accepted(
+    state: &OracleState,
+    request: &RelayedRequest,
+    keys: &[ObjectKey],
+) -> Result<(), RelayError> {
+    let objects: Vec<String> = keys.iter().map(ToString::to_string).collect();
+    state.record_request(request, timestamp_of(request), &objects)?;
     Ok(())
 }
 
-/// Checks and applies a request relayed by another oracle.
+/// Checks and applies a request relayed by another oracle, to the objects it is newer for.
 pub fn receive(
     state: &OracleState,
     store: &ResourceStore,
@@ -90,9 +147,15 @@ pub fn receive(
         timestamp: Some(&request.timestamp),
         signature: Some(&request.signature),
     };
-    let timestamp_ms: u64 = request.timestamp.parse().unwrap_or(0);
+    let timestamp_ms = timestamp_of(request);
+    let keys = objects(request)
+        .ok_or_else(|| RelayError::NotRelayable(request.method.clone(), request.path.clone()))?;
+    let newer = newer_for(state, timestamp_ms, &keys)?;
+    if newer.is_empty() {
+        return Ok(Outcome::AlreadyCurrent);
+    }
     // Judged at its own time: a relayed request is old by nature; its age is bounded by the
-    // per-object ordering below instead.
+    // per-object ordering instead.
     let verified = auth::verify(
         &credentials,
         &request.method,
@@ -100,27 +163,17 @@ pub fn receive(
         request.body.as_bytes(),
         timestamp_ms,
     )?;
-    let keys = objects(request)
-        .ok_or_else(|| RelayError::NotRelayable(request.method.clone(), request.path.clone()))?;
-    let mut newer = false;
-    for key in &keys {
-        match state.relayed(&key.to_string())? {
-            Some(seen) if seen.timestamp_ms >= timestamp_ms => {}
-            _ => newer = true,
-        }
-    }
-    if !newer {
-        return Ok(Outcome::AlreadyCurrent);
-    }
     if request.method == "DELETE" {
-        match apply::delete(store, verified.signer, &keys[0]) {
+        match apply::delete(store, verified.signer, &newer[0]) {
             Ok(_) | Err(ApplyError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
     } else {
-        apply::apply(store, catalogue, verified.signer, &request.body)?;
+        apply::apply_where(store, catalogue, verified.signer, &request.body, |key| {
+            newer.contains(key)
+        })?;
     }
-    record_accepted(state, request)?;
+    record_accepted(state, request, &newer)?;
     Ok(Outcome::Applied)
 }
 
@@ -197,6 +250,86 @@ mod tests {
         assert_eq!(
             receive(&state, &store, &catalogue, &delete).unwrap(),
             Outcome::AlreadyCurrent
+        );
+    }
+
+    #[test]
+    fn a_replayed_or_older_request_is_refused_at_the_door() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = OracleState::open(&dir.path().join("state")).unwrap();
+        let csp = Identity::generate();
+        let delete = signed(&csp, "DELETE", "/v1/deeployjobs/acme/web", "", 1_000);
+        let keys = admit(&state, &delete).unwrap();
+        record_accepted(&state, &delete, &keys).unwrap();
+        // The same delete again (to this oracle, or to one the relay reached) changes nothing.
+        assert!(matches!(
+            admit(&state, &delete),
+            Err(RelayError::Superseded {
+                newest_ms: 1_000,
+                ..
+            })
+        ));
+        let body = DOCS.replace("OWNER", &csp.address().to_checksum(None));
+        let recreate = signed(&csp, "POST", "/v1/apply", &body, 2_000);
+        let keys = admit(&state, &recreate).unwrap();
+        record_accepted(&state, &recreate, &keys).unwrap();
+        let old = signed(&csp, "POST", "/v1/apply", &body, 1_500);
+        assert!(matches!(
+            admit(&state, &old),
+            Err(RelayError::Superseded {
+                newest_ms: 2_000,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_late_relay_changes_only_the_objects_it_is_newer_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = OracleState::open(&dir.path().join("state")).unwrap();
+        let store = ResourceStore::open(&dir.path().join("store")).unwrap();
+        let catalogue = Catalogue::builtin().unwrap();
+        let csp = Identity::generate();
+        let hello = DOCS.replace("OWNER", &csp.address().to_checksum(None));
+        let both = format!(
+            "{}---\n{}",
+            hello,
+            hello.replace("name: hello", "name: other")
+        );
+        let first = signed(&csp, "POST", "/v1/apply", &both, 1_000);
+        let described = hello.replace("spec:\n", "spec:\n  description: second\n");
+        let second = signed(&csp, "POST", "/v1/apply", &described, 2_000);
+        assert_eq!(
+            receive(&state, &store, &catalogue, &second).unwrap(),
+            Outcome::Applied
+        );
+        assert_eq!(
+            receive(&state, &store, &catalogue, &first).unwrap(),
+            Outcome::Applied
+        );
+        let hello_key = ObjectKey::new(r1_crds::manifest::Kind::Project, "acme", "hello");
+        let other_key = ObjectKey::new(r1_crds::manifest::Kind::Project, "acme", "other");
+        assert_eq!(
+            store.get(&hello_key).unwrap().unwrap().spec["description"],
+            "second",
+            "the newer request for hello stands"
+        );
+        assert!(store.get(&other_key).unwrap().is_some(), "other is created");
+        assert_eq!(
+            state
+                .mark(&hello_key.to_string())
+                .unwrap()
+                .unwrap()
+                .timestamp_ms,
+            2_000
+        );
+        assert_eq!(
+            state
+                .mark(&other_key.to_string())
+                .unwrap()
+                .unwrap()
+                .timestamp_ms,
+            1_000
         );
     }
 }

@@ -8,11 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::Method;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
 use r1_contracts::{Deployment, Suite};
 use r1_crds::manifest::Kind;
@@ -30,14 +27,17 @@ use crate::config::OracleConfig;
 use crate::decide::epoch::EpochClock;
 use crate::decide::liveness::{BrokerLink, LivenessConfig, NodeLiveness};
 use crate::decide::placement::Candidate;
-use crate::intake::http::{ApiState, MAX_BODY_BYTES, router};
+use crate::intake::http::{ApiState, router};
 use crate::intake::store::ResourceStore;
-use crate::intake::wire::ApiInfo;
+use crate::intake::wire::{ApiInfo, ErrorBody};
+use crate::intake::writes::{BoxFuture, WriteHook};
+use crate::oracle::admission::Known;
 use crate::oracle::broker;
-use crate::oracle::chain::{ChainSnapshot, within};
+use crate::oracle::chain::{ChainSnapshot, EscrowBook, within};
 use crate::oracle::economy::Economy;
-use crate::oracle::mesh::{Inbound, Mesh};
-use crate::oracle::metrics::Metrics;
+use crate::oracle::mesh::{DropCounter, Inbound, Mesh};
+use crate::oracle::metrics::{Metrics, RefusalLog};
+use crate::oracle::orphans::OrphanBook;
 use crate::oracle::registry::{Registry, Standing};
 use crate::oracle::relay;
 use crate::oracle::state::OracleState;
@@ -84,11 +84,16 @@ pub struct Oracle {
     pub(crate) liveness: LivenessConfig,
     pub(crate) clock: EpochClock,
     pub(crate) metrics: Metrics,
+    /// Held while a CSP write is checked, applied and recorded, by the API and the relay alike,
+    /// so the newest-request-wins rule holds between concurrent writes.
+    write_order: Mutex<()>,
     stable: std::sync::Mutex<HashMap<u64, (BTreeSet<Address>, u64)>>,
     pub(crate) economy: Mutex<Economy>,
     last_chain: Mutex<Option<ChainSnapshot>>,
+    escrow_book: Mutex<EscrowBook>,
     oracle_messages: Mutex<(Verifier<HashSet<Address>>, Verifier<HashSet<Address>>)>,
-    closed_jobs: Mutex<BTreeSet<u64>>,
+    orphans: Mutex<OrphanBook>,
+    refusal_log: RefusalLog,
 }
 
 /// Starts every part and runs until SIGINT or SIGTERM.
@@ -171,7 +176,16 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         }
     };
     let topics = Topics::new(config.broker.topic_root.clone());
-    let (mesh, inbound) = Mesh::start(&broker_url, &format!("r1-oracle-{me:#x}"), &topics)
+    let metrics = Metrics::new();
+    let refused = metrics.refused.clone();
+    let dropped: DropCounter = Arc::new(move |reason: &'static str| {
+        refused
+            .get_or_create(&crate::oracle::metrics::Name {
+                name: reason.into(),
+            })
+            .inc();
+    });
+    let (mesh, inbox) = Mesh::start(&broker_url, &format!("r1-oracle-{me:#x}"), &topics, dropped)
         .map_err(|e| fail("broker")(e.to_string()))?;
 
     let oracle = Arc::new(Oracle {
@@ -186,15 +200,18 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         catalogue: catalogue.clone(),
         liveness,
         clock,
-        metrics: Metrics::new(),
+        metrics,
+        write_order: Mutex::new(()),
         stable: std::sync::Mutex::new(HashMap::new()),
         economy: Mutex::new(Economy::default()),
         last_chain: Mutex::new(None),
+        escrow_book: Mutex::new(EscrowBook::default()),
         oracle_messages: Mutex::new((
             Verifier::new(HashSet::new(), Freshness::default()),
             Verifier::new(HashSet::new(), Freshness::default()),
         )),
-        closed_jobs: Mutex::new(BTreeSet::new()),
+        orphans: Mutex::new(OrphanBook::default()),
+        refusal_log: RefusalLog::default(),
         config: config.clone(),
     });
 
@@ -205,12 +222,12 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         epoch_seconds: length,
         genesis_unix: genesis,
     };
-    let api = router(ApiState::new(store, catalogue).with_info(info))
-        .route_layer(middleware::from_fn_with_state(
-            oracle.clone(),
-            relay_accepted,
-        ))
-        .merge(metrics_router(oracle.clone()));
+    let api = router(
+        ApiState::new(store, catalogue)
+            .with_info(info)
+            .with_writes(Arc::new(RelayWrites(oracle.clone()))),
+    )
+    .merge(metrics_router(oracle.clone()));
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .map_err(|e| fail("api.listen")(e.to_string()))?;
@@ -236,7 +253,13 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
             }
         });
     }
-    tokio::spawn(oracle.clone().receive(inbound));
+    tokio::spawn(
+        oracle
+            .clone()
+            .receive_nodes(inbox.licensed_nodes, inbox.other_nodes),
+    );
+    tokio::spawn(oracle.clone().receive_observations(inbox.observations));
+    tokio::spawn(oracle.clone().receive_requests(inbox.requests));
     tokio::spawn(oracle.clone().resync());
     let passes = tokio::spawn(oracle.clone().reconcile_forever());
     shutdown_signal().await;
@@ -290,51 +313,69 @@ async fn serve_metrics(listen: SocketAddr, oracle: Arc<Oracle>) -> Result<(), St
     Ok(())
 }
 
-/// After an apply or delete the API accepted, records the CSP's signed request and relays it
-/// to the other oracles.
-async fn relay_accepted(
-    State(oracle): State<Arc<Oracle>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let relayable = (request.method() == Method::POST && request.uri().path() == "/v1/apply")
-        || request.method() == Method::DELETE;
-    if !relayable {
-        return next.run(request).await;
+/// Orders the CSP writes this oracle's API receives (see [`relay`]): a write older than one
+/// recorded for an object it touches is refused with 409; one the API accepts is recorded and
+/// relayed to the other oracles.
+struct RelayWrites(Arc<Oracle>);
+
+impl std::fmt::Debug for RelayWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayWrites")
+            .field("oracle", &self.0.me)
+            .finish()
     }
-    let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return next.run(Request::from_parts(parts, Body::empty())).await;
-    };
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let relayed = RelayedRequest {
-        method: parts.method.to_string(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
-        address: header(crate::intake::auth::ADDRESS_HEADER),
-        timestamp: header(crate::intake::auth::TIMESTAMP_HEADER),
-        signature: header(crate::intake::auth::SIGNATURE_HEADER),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    };
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
-    if response.status().is_success() {
-        if let Err(e) = relay::record_accepted(&oracle.state, &relayed) {
-            tracing::warn!(error = %e, "cannot record the accepted request");
-        }
-        oracle.broadcast(Channel::Requests, &relayed);
+}
+
+impl WriteHook for RelayWrites {
+    fn around<'a>(
+        &'a self,
+        write: RelayedRequest,
+        handle: BoxFuture<'a, Response>,
+    ) -> BoxFuture<'a, Response> {
+        Box::pin(async move {
+            let oracle = &self.0;
+            let _order = oracle.write_order.lock().await;
+            let state = oracle.state.clone();
+            let checked = {
+                let write = write.clone();
+                tokio::task::spawn_blocking(move || relay::admit(&state, &write)).await
+            };
+            let keys = match checked {
+                Ok(Ok(keys)) => keys,
+                Ok(Err(e @ relay::RelayError::Superseded { .. })) => {
+                    tracing::warn!(signer = write.address, path = write.path, reason = %e, "refused a superseded write");
+                    oracle.metrics.refuse("superseded_write");
+                    return (
+                        StatusCode::CONFLICT,
+                        axum::Json(ErrorBody {
+                            error: "superseded".into(),
+                            reason: e.to_string(),
+                            errors: Vec::new(),
+                        }),
+                    )
+                        .into_response();
+                }
+                // Not an object write (an unknown kind, say): the API answers it.
+                Ok(Err(_)) | Err(_) => return handle.await,
+            };
+            let response = handle.await;
+            if response.status().is_success() {
+                let state = oracle.state.clone();
+                let recorded = {
+                    let write = write.clone();
+                    tokio::task::spawn_blocking(move || {
+                        relay::record_accepted(&state, &write, &keys)
+                    })
+                    .await
+                };
+                if !matches!(recorded, Ok(Ok(()))) {
+                    tracing::warn!(path = write.path, "cannot record the accepted request");
+                }
+                oracle.broadcast(Channel::Requests, &write);
+            }
+            response
+        })
     }
-    response
 }
 
 impl Oracle {
@@ -370,88 +411,120 @@ impl Oracle {
         }
     }
 
-    /// Handles everything that arrives from the broker.
-    async fn receive(self: Arc<Self>, mut inbound: tokio::sync::mpsc::Receiver<Inbound>) {
-        while let Some(message) = inbound.recv().await {
+    /// Handles node heartbeats and status reports, licensed nodes first.
+    async fn receive_nodes(
+        self: Arc<Self>,
+        mut licensed: tokio::sync::mpsc::Receiver<Inbound>,
+        mut others: tokio::sync::mpsc::Receiver<Inbound>,
+    ) {
+        loop {
+            let message = tokio::select! {
+                biased;
+                Some(message) = licensed.recv() => message,
+                Some(message) = others.recv() => message,
+                else => return,
+            };
             let Some((channel, sender)) = self.topics.parse(&message.topic) else {
                 continue;
             };
             let now = message.received_ms;
-            let refused = match channel {
-                Channel::Heartbeat => self
-                    .registry
-                    .lock()
-                    .await
-                    .on_heartbeat(sender, &message.payload, now)
-                    .err()
-                    .map(|e| (e.label(), e.to_string())),
-                Channel::Status => self
-                    .registry
-                    .lock()
-                    .await
-                    .on_status(sender, &message.payload, now)
-                    .err()
-                    .map(|e| (e.label(), e.to_string())),
-                Channel::Observations if sender != self.me => {
-                    let verified = self
-                        .oracle_messages
-                        .lock()
-                        .await
-                        .0
-                        .verify::<OracleObservation>(&message.payload, now);
-                    match verified {
-                        Ok(v) if v.sender == sender => {
-                            self.economy.lock().await.observe(sender, v.message);
-                            None
-                        }
-                        Ok(_) => Some((
-                            "topic_mismatch",
-                            "observation under another oracle's topic".into(),
-                        )),
-                        Err(e) => Some((e.label(), e.to_string())),
-                    }
-                }
-                Channel::Requests if sender != self.me => {
-                    let verified = self
-                        .oracle_messages
-                        .lock()
-                        .await
-                        .1
-                        .verify::<RelayedRequest>(&message.payload, now);
-                    match verified {
-                        Ok(v) if v.sender == sender => {
-                            let oracle = self.clone();
-                            let outcome = tokio::task::spawn_blocking(move || {
-                                relay::receive(
-                                    &oracle.state,
-                                    &oracle.store,
-                                    &oracle.catalogue,
-                                    &v.message,
-                                )
-                            })
-                            .await;
-                            match outcome {
-                                Ok(Ok(outcome)) => {
-                                    tracing::debug!(from = %sender, ?outcome, "relayed request");
-                                    None
-                                }
-                                Ok(Err(e)) => Some(("relay_refused", e.to_string())),
-                                Err(e) => Some(("relay_failed", e.to_string())),
-                            }
-                        }
-                        Ok(_) => Some((
-                            "topic_mismatch",
-                            "request under another oracle's topic".into(),
-                        )),
-                        Err(e) => Some((e.label(), e.to_string())),
-                    }
-                }
-                _ => None,
+            let mut registry = self.registry.lock().await;
+            let outcome = match channel {
+                Channel::Heartbeat => registry.on_heartbeat(sender, &message.payload, now),
+                Channel::Status => registry.on_status(sender, &message.payload, now),
+                _ => continue,
             };
-            if let Some((label, reason)) = refused {
-                self.metrics.refuse(label);
-                tracing::warn!(topic = message.topic, %sender, label, reason, "refused a message");
+            drop(registry);
+            if let Err(e) = outcome {
+                self.refused(&message.topic, sender, e.label(), &e.to_string());
             }
+        }
+    }
+
+    /// Handles the other oracles' observations.
+    async fn receive_observations(
+        self: Arc<Self>,
+        mut inbound: tokio::sync::mpsc::Receiver<Inbound>,
+    ) {
+        while let Some(message) = inbound.recv().await {
+            let Some((_, sender)) = self.topics.parse(&message.topic) else {
+                continue;
+            };
+            if sender == self.me {
+                continue;
+            }
+            let verified = self
+                .oracle_messages
+                .lock()
+                .await
+                .0
+                .verify::<OracleObservation>(&message.payload, message.received_ms);
+            match verified {
+                Ok(v) if v.sender == sender => self.economy.lock().await.observe(sender, v.message),
+                Ok(_) => self.refused(
+                    &message.topic,
+                    sender,
+                    "topic_mismatch",
+                    "observation under another oracle's topic",
+                ),
+                Err(e) => self.refused(&message.topic, sender, e.label(), &e.to_string()),
+            }
+        }
+    }
+
+    /// Handles requests relayed by the other oracles, one at a time, in the write order.
+    async fn receive_requests(self: Arc<Self>, mut inbound: tokio::sync::mpsc::Receiver<Inbound>) {
+        while let Some(message) = inbound.recv().await {
+            let Some((_, sender)) = self.topics.parse(&message.topic) else {
+                continue;
+            };
+            if sender == self.me {
+                continue;
+            }
+            let verified = self
+                .oracle_messages
+                .lock()
+                .await
+                .1
+                .verify::<RelayedRequest>(&message.payload, message.received_ms);
+            let request = match verified {
+                Ok(v) if v.sender == sender => v.message,
+                Ok(_) => {
+                    self.refused(
+                        &message.topic,
+                        sender,
+                        "topic_mismatch",
+                        "request under another oracle's topic",
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    self.refused(&message.topic, sender, e.label(), &e.to_string());
+                    continue;
+                }
+            };
+            let _order = self.write_order.lock().await;
+            let oracle = self.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                relay::receive(&oracle.state, &oracle.store, &oracle.catalogue, &request)
+            })
+            .await;
+            match outcome {
+                Ok(Ok(outcome)) => tracing::debug!(from = %sender, ?outcome, "relayed request"),
+                Ok(Err(e)) => self.refused(&message.topic, sender, "relay_refused", &e.to_string()),
+                Err(e) => self.refused(&message.topic, sender, "relay_failed", &e.to_string()),
+            }
+        }
+    }
+
+    /// Counts and logs a refused message: the first of each reason in a while at warn level,
+    /// the rest at debug, so a flood of refusals does not become a flood of log lines.
+    fn refused(&self, topic: &str, sender: Address, label: &'static str, reason: &str) {
+        self.metrics.refuse(label);
+        if self.refusal_log.should_warn(label, now_ms()) {
+            tracing::warn!(topic, %sender, label, reason, "refused a message (more of this reason in the next minute are logged at debug level)");
+        } else {
+            tracing::debug!(topic, %sender, label, reason, "refused a message");
         }
     }
 
@@ -476,12 +549,17 @@ impl Oracle {
                 continue;
             }
             connected_since = Some((since_ms, Instant::now()));
-            match self.state.all_relayed() {
-                Ok(records) => {
-                    for record in records {
+            let state = self.state.clone();
+            match tokio::task::spawn_blocking(move || state.current_requests()).await {
+                Ok(Ok(records)) => {
+                    for (i, record) in records.iter().enumerate() {
                         self.broadcast(Channel::Requests, &record.request);
+                        if i % 100 == 99 {
+                            tokio::task::yield_now().await;
+                        }
                     }
                 }
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot read relayed requests"),
                 Err(e) => tracing::warn!(error = %e, "cannot read relayed requests"),
             }
         }
@@ -571,14 +649,20 @@ impl Oracle {
             Err(e) => tracing::warn!(error = %e, "cannot list namespaces"),
         }
         let mut last = self.last_chain.lock().await;
-        let epoch = self.clock.epoch_at_ms(now_ms()).unwrap_or(0);
-        match ChainSnapshot::read(&self.suite, epoch, owners).await {
+        let now = now_ms();
+        let epoch = self.clock.epoch_at_ms(now).unwrap_or(0);
+        let mut book = self.escrow_book.lock().await;
+        match ChainSnapshot::read(&self.suite, epoch, &owners, &mut book, now).await {
             Ok(snapshot) => {
                 self.metrics.chain_reachable.set(1);
                 let oracles: HashSet<Address> = snapshot.oracles.iter().copied().collect();
                 let mut verifiers = self.oracle_messages.lock().await;
                 *verifiers.0.policy_mut() = oracles.clone();
-                *verifiers.1.policy_mut() = oracles;
+                *verifiers.1.policy_mut() = oracles.clone();
+                self.mesh.set_known(Known {
+                    oracles,
+                    licensed: self.registry.lock().await.licensed(),
+                });
                 *last = Some(snapshot.clone());
                 (Some(snapshot), true)
             }
@@ -596,20 +680,24 @@ impl Oracle {
             .lock()
             .await
             .stale_standings(now, STANDING_MAX_AGE_MS);
-        for node in stale {
-            match within(self.suite.node_licence(node)).await {
+        let readings: Vec<_> = futures_util::future::join_all(
+            stale
+                .into_iter()
+                .map(|node| async move { (node, within(self.suite.node_licence(node)).await) }),
+        )
+        .await;
+        let mut registry = self.registry.lock().await;
+        for (node, reading) in readings {
+            match reading {
                 Ok(licence) => {
                     let standing = Standing {
                         licensed: licence.is_some_and(|l| !l.blacklisted),
                         operator: licence.map_or(Address::ZERO, |l| l.owner),
                         checked_ms: now,
                     };
-                    self.registry.lock().await.set_standing(node, standing);
+                    registry.set_standing(node, standing);
                 }
-                Err(e) => {
-                    tracing::warn!(%node, error = %e, "cannot read the node's licence");
-                    return;
-                }
+                Err(e) => tracing::warn!(%node, error = %e, "cannot read the node's licence"),
             }
         }
     }
@@ -626,7 +714,8 @@ impl Oracle {
             self.refresh_standings(now).await;
         }
         let (candidates, reports) = {
-            let registry = self.registry.lock().await;
+            let mut registry = self.registry.lock().await;
+            registry.expire(now);
             let mut by_state: BTreeMap<&'static str, i64> = BTreeMap::new();
             let mut reports: BTreeMap<u64, Vec<(u32, Address)>> = BTreeMap::new();
             for (node, record) in registry.nodes() {
@@ -637,6 +726,9 @@ impl Oracle {
                     NodeLiveness::Unknown => "unknown",
                 };
                 *by_state.entry(state).or_default() += 1;
+                if !registry.reports_count(node) {
+                    continue;
+                }
                 for w in &record.heartbeat.workloads {
                     reports
                         .entry(w.id.job)
@@ -679,6 +771,7 @@ impl Oracle {
                 .get_or_create(&crate::oracle::metrics::Name { name: phase })
                 .set(count);
         }
+        self.finalize_unused();
         if pass.chain_fresh {
             self.stop_orphans(&pass, &linked).await;
             self.economy_pass(&pass).await;
@@ -688,26 +781,30 @@ impl Oracle {
 
     /// Stops workloads of jobs no resource here pays for, once the chain confirms their job
     /// is closed (an unknown job may simply belong to a CSP whose request has not reached this
-    /// oracle yet).
+    /// oracle yet). The [`OrphanBook`] bounds the chain calls this costs per pass.
     async fn stop_orphans(&self, pass: &Pass, linked: &BTreeSet<u64>) {
         let Some(chain) = &pass.chain else { return };
-        for job in pass.reports.keys() {
-            if chain.jobs.contains_key(job) || linked.contains(job) {
-                continue;
+        let unknown: BTreeSet<u64> = pass
+            .reports
+            .keys()
+            .filter(|job| !chain.jobs.contains_key(job) && !linked.contains(job))
+            .copied()
+            .collect();
+        let due = self.orphans.lock().await.due(&unknown, pass.now_ms);
+        let answers: Vec<_> = futures_util::future::join_all(
+            due.into_iter()
+                .map(|job| async move { (job, within(self.suite.job(job)).await) }),
+        )
+        .await;
+        let mut book = self.orphans.lock().await;
+        for (job, answer) in answers {
+            match answer {
+                Ok(j) => book.record(job, j.closed || j.id.is_zero(), pass.now_ms),
+                Err(e) => tracing::debug!(job, error = %e, "cannot read an unknown job"),
             }
-            let known_closed = self.closed_jobs.lock().await.contains(job);
-            let closed = known_closed
-                || match within(self.suite.job(*job)).await {
-                    Ok(j) => j.closed || j.id.is_zero(),
-                    Err(e) => {
-                        tracing::debug!(job, error = %e, "cannot read an unknown job");
-                        false
-                    }
-                };
-            if closed {
-                self.closed_jobs.lock().await.insert(*job);
-                self.stop_everywhere(*job, "job closed", pass);
-            }
+        }
+        for job in unknown.iter().filter(|job| book.is_closed(**job)) {
+            self.stop_everywhere(*job, "job closed", pass);
         }
     }
 }

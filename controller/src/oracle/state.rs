@@ -3,14 +3,16 @@
 //! * `placements`: which node this oracle told to run which replica, and since when, so the
 //!   start grace survives a restart and a replica is not placed twice;
 //! * `votes`: the consensus rounds this oracle has voted in, so a restart never votes twice;
-//! * `relayed`: the newest CSP-signed request that touched each object, re-sent to the other
-//!   oracles (anti-entropy) and used to refuse older ones;
+//! * `relayed`: per object, the CSP timestamp and hash of the newest signed request that
+//!   touched it (a few dozen bytes: the replay guard every door and every oracle shares);
+//! * `requests`: each such request, stored once by its hash however many objects it touched,
+//!   re-sent to the other oracles (anti-entropy) and dropped once no object names it;
 //! * `rollouts`: where each job's rollout stands and the generations it names (see
 //!   [`crate::oracle::rollout`]), so a restart carries a rollout or rollback on.
 
 use std::path::Path;
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, B256};
 use r1_protocol::messages::RelayedRequest;
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteOptions};
 use serde::{Deserialize, Serialize};
@@ -20,6 +22,7 @@ use crate::oracle::rollout::JobRollout;
 const PLACEMENTS: &str = "placements";
 const VOTES: &str = "votes";
 const RELAYED: &str = "relayed";
+const REQUESTS: &str = "requests";
 const ROLLOUTS: &str = "rollouts";
 
 /// A failure of the oracle's state database.
@@ -51,13 +54,46 @@ pub struct Placement {
     pub since_ms: u64,
 }
 
-/// The newest signed request that touched an object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The newest signed request that touched an object: its CSP timestamp and hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestMark {
+    /// The CSP's timestamp (unix ms).
+    pub timestamp_ms: u64,
+    /// The request's hash (see [`request_hash`]).
+    pub request: B256,
+}
+
+/// A stored request with its timestamp, for re-sending oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayedRecord {
     /// The CSP's timestamp (unix ms).
     pub timestamp_ms: u64,
     /// The request.
     pub request: RelayedRequest,
+}
+
+/// The version of a record in `relayed` before requests were stored once.
+#[derive(Deserialize)]
+struct LegacyRecord {
+    timestamp_ms: u64,
+    request: RelayedRequest,
+}
+
+/// Names a request by everything the CSP signed, so two copies of it are one.
+pub fn request_hash(request: &RelayedRequest) -> B256 {
+    let mut hasher = alloy_primitives::Keccak256::new();
+    for part in [
+        &request.method,
+        &request.path,
+        &request.address,
+        &request.timestamp,
+        &request.signature,
+        &request.body,
+    ] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize()
 }
 
 /// The state database.
@@ -72,12 +108,31 @@ impl OracleState {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let families = [PLACEMENTS, VOTES, RELAYED, ROLLOUTS]
+        let families = [PLACEMENTS, VOTES, RELAYED, REQUESTS, ROLLOUTS]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-        Ok(Self {
+        let state = Self {
             db: DB::open_cf_descriptors(&options, path, families)?,
-        })
+        };
+        state.migrate_relayed()?;
+        Ok(state)
+    }
+
+    /// Rewrites records of `relayed` that still hold a whole request into a mark plus the
+    /// request stored once.
+    fn migrate_relayed(&self) -> Result<(), StateError> {
+        let cf = self.family(RELAYED)?;
+        let mut legacy = Vec::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (key, value) = item?;
+            if let Ok(record) = serde_json::from_slice::<LegacyRecord>(&value) {
+                legacy.push((String::from_utf8_lossy(&key).into_owned(), record));
+            }
+        }
+        for (object, record) in legacy {
+            self.record_request(&record.request, record.timestamp_ms, &[object])?;
+        }
+        Ok(())
     }
 
     fn synced() -> WriteOptions {
@@ -160,30 +215,74 @@ impl OracleState {
         Ok(())
     }
 
-    /// The newest request recorded for `object` (e.g. `DeeployJob/ns/name`).
-    pub fn relayed(&self, object: &str) -> Result<Option<RelayedRecord>, StateError> {
+    /// The mark of the newest request recorded for `object` (e.g. `DeeployJob/ns/name`).
+    pub fn mark(&self, object: &str) -> Result<Option<RequestMark>, StateError> {
         match self.db.get_cf(self.family(RELAYED)?, object)? {
             None => Ok(None),
-            Some(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| StateError::Corrupt {
-                        key: object.into(),
-                        reason: e.to_string(),
-                    })
-            }
+            Some(bytes) => decode(object, &bytes).map(Some),
         }
     }
 
-    /// Records `record` as the newest request for `object`.
-    pub fn record_relayed(&self, object: &str, record: &RelayedRecord) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec(record).map_err(|e| StateError::Corrupt {
-            key: object.into(),
-            reason: e.to_string(),
-        })?;
-        self.db
-            .put_cf_opt(self.family(RELAYED)?, object, bytes, &Self::synced())?;
+    /// Records `request`, signed at `timestamp_ms`, as the newest for each of `objects`, and
+    /// stores the request itself once, in one synced batch.
+    pub fn record_request(
+        &self,
+        request: &RelayedRequest,
+        timestamp_ms: u64,
+        objects: &[String],
+    ) -> Result<(), StateError> {
+        let hash = request_hash(request);
+        let mark = RequestMark {
+            timestamp_ms,
+            request: hash,
+        };
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put_cf(
+            self.family(REQUESTS)?,
+            hash,
+            encode(&hash.to_string(), request)?,
+        );
+        for object in objects {
+            batch.put_cf(self.family(RELAYED)?, object, encode(object, &mark)?);
+        }
+        self.db.write_opt(batch, &Self::synced())?;
         Ok(())
+    }
+
+    /// Every request some object still names, oldest first; requests no object names any
+    /// more (every object they touched has a newer one) are deleted.
+    pub fn current_requests(&self) -> Result<Vec<RelayedRecord>, StateError> {
+        let mut named: std::collections::BTreeMap<B256, u64> = std::collections::BTreeMap::new();
+        for item in self
+            .db
+            .iterator_cf(self.family(RELAYED)?, IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            let mark: RequestMark = decode(&String::from_utf8_lossy(&key), &value)?;
+            named.insert(mark.request, mark.timestamp_ms);
+        }
+        let requests = self.family(REQUESTS)?;
+        let mut records = Vec::with_capacity(named.len());
+        let mut unnamed = Vec::new();
+        for item in self.db.iterator_cf(requests, IteratorMode::Start) {
+            let (key, value) = item?;
+            let hash = B256::try_from(key.as_ref()).map_err(|_| StateError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: "not a 32-byte hash".into(),
+            })?;
+            match named.get(&hash) {
+                Some(&timestamp_ms) => records.push(RelayedRecord {
+                    timestamp_ms,
+                    request: decode(&hash.to_string(), &value)?,
+                }),
+                None => unnamed.push(hash),
+            }
+        }
+        for hash in unnamed {
+            self.db.delete_cf(requests, hash)?;
+        }
+        records.sort_by_key(|r| r.timestamp_ms);
+        Ok(records)
     }
 
     /// The rollout record of on-chain job `job`, if this oracle has one.
@@ -191,47 +290,32 @@ impl OracleState {
         let key = format!("{job:020}");
         match self.db.get_cf(self.family(ROLLOUTS)?, &key)? {
             None => Ok(None),
-            Some(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| StateError::Corrupt {
-                        key,
-                        reason: e.to_string(),
-                    })
-            }
+            Some(bytes) => decode(&key, &bytes).map(Some),
         }
     }
 
     /// Records the rollout of on-chain job `job`.
     pub fn record_rollout(&self, job: u64, rollout: &JobRollout) -> Result<(), StateError> {
         let key = format!("{job:020}");
-        let bytes = serde_json::to_vec(rollout).map_err(|e| StateError::Corrupt {
-            key: key.clone(),
-            reason: e.to_string(),
-        })?;
+        let bytes = encode(&key, rollout)?;
         self.db
             .put_cf_opt(self.family(ROLLOUTS)?, key, bytes, &Self::synced())?;
         Ok(())
     }
+}
 
-    /// Every distinct recorded request, oldest first.
-    pub fn all_relayed(&self) -> Result<Vec<RelayedRecord>, StateError> {
-        let cf = self.family(RELAYED)?;
-        let mut records: Vec<RelayedRecord> = Vec::new();
-        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
-            let (key, value) = item?;
-            let record: RelayedRecord =
-                serde_json::from_slice(&value).map_err(|e| StateError::Corrupt {
-                    key: String::from_utf8_lossy(&key).into_owned(),
-                    reason: e.to_string(),
-                })?;
-            if !records.contains(&record) {
-                records.push(record);
-            }
-        }
-        records.sort_by_key(|r| r.timestamp_ms);
-        Ok(records)
-    }
+fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StateError> {
+    serde_json::to_vec(value).map_err(|e| StateError::Corrupt {
+        key: key.into(),
+        reason: e.to_string(),
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StateError> {
+    serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt {
+        key: key.into(),
+        reason: e.to_string(),
+    })
 }
 
 fn placement_key(job: u64, replica: u32, node: &Address) -> String {
@@ -267,6 +351,63 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_request_no_object_names_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = OracleState::open(dir.path()).unwrap();
+        let request = |ts: &str| RelayedRequest {
+            method: "POST".into(),
+            path: "/v1/apply".into(),
+            address: "0x00".into(),
+            timestamp: ts.into(),
+            signature: "0x".into(),
+            body: "x".repeat(10_000),
+        };
+        for ts in 1..=50u64 {
+            state
+                .record_request(&request(&ts.to_string()), ts, &["DeeployJob/a/b".into()])
+                .unwrap();
+        }
+        let current = state.current_requests().unwrap();
+        assert_eq!(current.len(), 1);
+        assert_eq!(current[0].timestamp_ms, 50);
+        let stored = state
+            .db
+            .iterator_cf(state.family(REQUESTS).unwrap(), IteratorMode::Start)
+            .count();
+        assert_eq!(stored, 1, "superseded requests are deleted");
+    }
+
+    #[test]
+    fn legacy_records_are_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let request = RelayedRequest {
+            method: "DELETE".into(),
+            path: "/v1/djob/a/b".into(),
+            address: "0x00".into(),
+            timestamp: "9".into(),
+            signature: "0x".into(),
+            body: String::new(),
+        };
+        {
+            let state = OracleState::open(dir.path()).unwrap();
+            let legacy = serde_json::json!({"timestamp_ms": 9, "request": request});
+            state
+                .db
+                .put_cf(
+                    state.family(RELAYED).unwrap(),
+                    "DeeployJob/a/b",
+                    serde_json::to_vec(&legacy).unwrap(),
+                )
+                .unwrap();
+        }
+        let state = OracleState::open(dir.path()).unwrap();
+        let mark = state.mark("DeeployJob/a/b").unwrap().unwrap();
+        assert_eq!(mark.timestamp_ms, 9);
+        assert_eq!(mark.request, request_hash(&request));
+        assert_eq!(state.current_requests().unwrap()[0].request, request);
+    }
+
+    #[test]
     fn placements_votes_and_requests_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let node = Address::repeat_byte(7);
@@ -287,19 +428,28 @@ mod tests {
                 .unwrap();
             state.place(&Placement { job: 30, ..first }).unwrap();
             state.record_vote("nodeset/3/0", "0xab").unwrap();
-            let record = RelayedRecord {
-                timestamp_ms: 5,
-                request: RelayedRequest {
-                    method: "POST".into(),
-                    path: "/v1/apply".into(),
-                    address: "0x00".into(),
-                    timestamp: "5".into(),
-                    signature: "0x".into(),
-                    body: "kind: x".into(),
-                },
+            let request = RelayedRequest {
+                method: "POST".into(),
+                path: "/v1/apply".into(),
+                address: "0x00".into(),
+                timestamp: "5".into(),
+                signature: "0x".into(),
+                body: "kind: x".into(),
             };
-            state.record_relayed("DeeployJob/a/b", &record).unwrap();
-            state.record_relayed("DeeployProject/a/p", &record).unwrap();
+            state
+                .record_request(
+                    &request,
+                    5,
+                    &["DeeployJob/a/b".into(), "DeeployProject/a/p".into()],
+                )
+                .unwrap();
+            let newer = RelayedRequest {
+                timestamp: "6".into(),
+                ..request
+            };
+            state
+                .record_request(&newer, 6, &["DeeployJob/a/b".into()])
+                .unwrap();
         }
         let state = OracleState::open(dir.path()).unwrap();
         let placements = state.placements(3).unwrap();
@@ -312,9 +462,22 @@ mod tests {
         assert!(state.voted("nodeset/3/0").unwrap());
         assert!(!state.voted("nodeset/3/1").unwrap());
         assert_eq!(
-            state.all_relayed().unwrap().len(),
-            1,
-            "one request, two objects"
+            state.mark("DeeployJob/a/b").unwrap().unwrap().timestamp_ms,
+            6
+        );
+        assert_eq!(
+            state
+                .mark("DeeployProject/a/p")
+                .unwrap()
+                .unwrap()
+                .timestamp_ms,
+            5
+        );
+        let current = state.current_requests().unwrap();
+        assert_eq!(
+            current.iter().map(|r| r.timestamp_ms).collect::<Vec<_>>(),
+            vec![5, 6],
+            "each request once, oldest first"
         );
         state.unplace(3, 1, &node).unwrap();
         assert!(state.placements(3).unwrap().is_empty());

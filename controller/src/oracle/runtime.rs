@@ -205,7 +205,11 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         epoch_seconds: length,
         genesis_unix: genesis,
     };
-    let api = router(ApiState::new(store, catalogue).with_info(info))
+    let claims = Arc::new(crate::intake::claims::EscrowHolders::new(
+        oracle.suite.clone(),
+    ));
+    let state = ApiState::new(store, catalogue).with_info(info);
+    let api = router(state.with_claims(claims))
         .route_layer(middleware::from_fn_with_state(
             oracle.clone(),
             relay_accepted,
@@ -216,7 +220,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         .map_err(|e| fail("api.listen")(e.to_string()))?;
     tracing::info!(oracle = %me, api = %config.api.listen, broker = %broker_url, "oracle started");
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, api).await {
+        if let Err(e) = crate::intake::serve::serve_api(listener, api).await {
             tracing::error!(error = %e, "the Deeploy API stopped");
         }
     });

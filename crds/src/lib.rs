@@ -13,6 +13,7 @@ pub mod image;
 pub mod job;
 pub mod manifest;
 pub mod names;
+pub mod prescan;
 pub mod pricing;
 pub mod project;
 pub mod quantity;

@@ -3,10 +3,12 @@
 
 use std::fmt;
 
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_yaml::Value;
 
 use crate::field::FieldError;
+use crate::prescan::{Refusal, prescan};
 use crate::{DeeployJob, DeeployProject, Escrow, Tunnel};
 
 /// API group and version of every r1 resource.
@@ -118,18 +120,22 @@ pub struct Document {
 
 /// Splits a YAML (or JSON) text into documents and reads each as an r1 resource. Empty documents
 /// are skipped; a syntax error ends the file, since nothing after it can be trusted.
+///
+/// The text is first checked against [`crate::prescan`]'s limits (size, documents, depth, nodes,
+/// no anchors or aliases) without building any value; a text over them is refused as a whole,
+/// with one document naming the first problem.
 pub fn parse_documents(text: &str) -> Vec<Document> {
+    if let Err(refusal) = prescan(text) {
+        return vec![refused(text, refusal)];
+    }
     let mut documents = Vec::new();
     for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
-        let value = match <Value as serde::Deserialize>::deserialize(de) {
+        let value = match Value::deserialize(de) {
             Ok(Value::Null) => continue,
             Ok(value) => value,
             Err(e) => {
-                documents.push(Document {
-                    index,
-                    result: Err(vec![FieldError::new("", format!("YAML syntax error: {e}"))]),
-                });
+                documents.push(syntax_error(index, &e));
                 break;
             }
         };
@@ -139,6 +145,34 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
         });
     }
     documents
+}
+
+/// The one document reporting why the pre-scan refused `text`. A syntax error is worded as
+/// serde_yaml words it when serde_yaml finds one too: skipping documents with [`IgnoredAny`]
+/// neither builds values nor follows aliases, so it stays linear in the text.
+fn refused(text: &str, refusal: Refusal) -> Document {
+    if refusal.syntax {
+        let skipped = serde_yaml::Deserializer::from_str(text)
+            .enumerate()
+            .find_map(|(i, de)| IgnoredAny::deserialize(de).err().map(|e| (i + 1, e)));
+        if let Some((index, e)) = skipped {
+            return syntax_error(index, &e);
+        }
+    }
+    Document {
+        index: refusal.document,
+        result: Err(vec![refusal.error]),
+    }
+}
+
+fn syntax_error(index: usize, error: &serde_yaml::Error) -> Document {
+    Document {
+        index,
+        result: Err(vec![FieldError::new(
+            "",
+            format!("YAML syntax error: {error}"),
+        )]),
+    }
 }
 
 /// Reads one YAML value as an r1 resource.

@@ -6,8 +6,10 @@
 //! references against the set and the store, owners against the signer, immutable fields
 //! against the stored objects — and writes all of it in one batch or nothing.
 //!
-//! Tenancy: a namespace belongs to the CSP address that first applied anything in it; nobody
-//! else may apply, delete or read there.
+//! Tenancy: a namespace belongs to the CSP address that first applied anything in it (when the
+//! [`Policy`] lets that signer claim namespaces); nobody else may apply, delete or read there.
+//! Reads and deletes in another CSP's namespace answer exactly as for a missing object, and an
+//! apply there is refused without naming the owner, so nobody learns who owns what.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -19,6 +21,7 @@ use r1_crds::validate::{ManifestSet, ResourceIndex, validate};
 use serde::{Deserialize, Serialize};
 
 use crate::intake::object::{Desired, ObjectKey, StoredObject, timestamp_now};
+use crate::intake::quotas::{Exceeded, Quotas, Usage};
 use crate::intake::rules;
 use crate::intake::store::{ResourceStore, StoreError, StoreIndex};
 
@@ -138,14 +141,16 @@ pub enum ApplyError {
     /// The set is invalid; nothing was written.
     #[error("{}; nothing was applied", count(.0.len(), "problem"))]
     Invalid(Vec<Rejection>),
-    /// The namespace belongs to another CSP.
-    #[error("namespace {namespace} belongs to {}", .owner.to_checksum(None))]
+    /// The namespace belongs to another CSP, or is unclaimed and the signer may not claim it.
+    /// The message is the same either way and never names the owner.
+    #[error("namespace {namespace} is not yours")]
     Forbidden {
         /// The namespace.
         namespace: String,
-        /// Its owner.
-        owner: Address,
     },
+    /// The apply would take the signer past one of its [`Quotas`].
+    #[error(transparent)]
+    Quota(#[from] Exceeded),
     /// The object is being deleted and cannot be changed meanwhile.
     #[error("{0} is being deleted; apply it again once it is gone")]
     Terminating(ObjectKey),
@@ -174,24 +179,74 @@ pub(crate) fn count(n: usize, noun: &str) -> String {
     }
 }
 
+/// What an apply may do beyond what validation checks: how much the signer may own, and
+/// whether it may claim namespaces nobody owns yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// The signer's quotas.
+    pub quotas: Quotas,
+    /// Whether the signer may claim unclaimed namespaces (the HTTP API asks the chain first).
+    pub may_claim: bool,
+}
+
+impl Default for Policy {
+    /// Default quotas; claiming allowed (the doors that checked nothing else before).
+    fn default() -> Self {
+        Self {
+            quotas: Quotas::default(),
+            may_claim: true,
+        }
+    }
+}
+
 /// Validates `documents` (YAML or JSON, one or more documents) as one set and applies all of it
-/// as `signer`, or nothing.
+/// as `signer`, or nothing, under the default [`Policy`].
 pub fn apply(
     store: &ResourceStore,
     catalogue: &Catalogue,
     signer: Address,
     documents: &str,
 ) -> Result<Vec<Applied>, ApplyError> {
-    apply_where(store, catalogue, signer, documents, |_| true)
+    apply_with(store, catalogue, signer, documents, &Policy::default())
 }
 
-/// Like [`apply`], for only the documents whose object `keep` selects: a relayed request some
-/// of whose objects already have a newer request here applies to the others alone.
+/// The namespaces `documents` name that nobody owns yet: what applying them would claim. Reads
+/// only; unparsable documents name no namespace (the apply reports them).
+pub fn unclaimed_namespaces(
+    store: &ResourceStore,
+    documents: &str,
+) -> Result<Vec<String>, ApplyError> {
+    let (parsed, _) = parse_set(documents);
+    let namespaces: BTreeSet<&str> = parsed.iter().map(|(_, m)| m.namespace()).collect();
+    let mut unclaimed = Vec::new();
+    for namespace in namespaces {
+        if store.namespace_owner(namespace)?.is_none() {
+            unclaimed.push(namespace.to_owned());
+        }
+    }
+    Ok(unclaimed)
+}
+
+/// [`apply`] under `policy`: refuses claiming a namespace the policy does not allow, and sets
+/// that would take the signer past its quotas.
+pub fn apply_with(
+    store: &ResourceStore,
+    catalogue: &Catalogue,
+    signer: Address,
+    documents: &str,
+    policy: &Policy,
+) -> Result<Vec<Applied>, ApplyError> {
+    apply_where(store, catalogue, signer, documents, policy, |_| true)
+}
+
+/// Like [`apply_with`], for only the documents whose object `keep` selects: a relayed request
+/// some of whose objects already have a newer request here applies to the others alone.
 pub fn apply_where(
     store: &ResourceStore,
     catalogue: &Catalogue,
     signer: Address,
     documents: &str,
+    policy: &Policy,
     keep: impl Fn(&ObjectKey) -> bool,
 ) -> Result<Vec<Applied>, ApplyError> {
     let (mut parsed, mut rejections) = parse_set(documents);
@@ -208,7 +263,11 @@ pub fn apply_where(
     let mut unclaimed = Vec::new();
     for &namespace in &namespaces {
         match tx.namespace_owner(namespace)? {
-            None => unclaimed.push(namespace),
+            None if policy.may_claim => unclaimed.push(namespace),
+            None => {
+                tracing::warn!(namespace, signer = %signer, "refused: signer may not claim");
+                return Err(forbidden(namespace));
+            }
             Some(owner) => check_tenant(namespace, owner, signer, "apply")?,
         }
     }
@@ -256,6 +315,13 @@ pub fn apply_where(
     }
     if let Some(key) = terminating {
         return Err(ApplyError::Terminating(key));
+    }
+    let adding = Usage {
+        namespaces: unclaimed.len(),
+        objects: plans.iter().filter(|(_, _, e)| e.is_none()).count(),
+    };
+    if adding != Usage::default() {
+        policy.quotas.check(store_usage(store, signer)?, adding)?;
     }
 
     let now = timestamp_now();
@@ -314,9 +380,8 @@ pub fn delete(
     key: &ObjectKey,
 ) -> Result<Deleted, ApplyError> {
     let mut tx = store.begin();
-    match tx.namespace_owner(&key.namespace)? {
-        None => return Err(ApplyError::NotFound(key.clone())),
-        Some(owner) => check_tenant(&key.namespace, owner, signer, "delete")?,
+    if tx.namespace_owner(&key.namespace)? != Some(signer) {
+        return Err(hidden(key, signer, "delete"));
     }
     let mut object = tx
         .get(key)?
@@ -351,14 +416,15 @@ pub fn delete(
     ))
 }
 
-/// The object under `key`, if `signer` owns its namespace.
+/// The object under `key`, if `signer` owns its namespace; [`ApplyError::NotFound`] otherwise,
+/// exactly as for a missing object.
 pub fn get(
     store: &ResourceStore,
     signer: Address,
     key: &ObjectKey,
 ) -> Result<StoredObject, ApplyError> {
-    if let Some(owner) = store.namespace_owner(&key.namespace)? {
-        check_tenant(&key.namespace, owner, signer, "read")?;
+    if store.namespace_owner(&key.namespace)? != Some(signer) {
+        return Err(hidden(key, signer, "read"));
     }
     store
         .get(key)?
@@ -366,7 +432,8 @@ pub fn get(
 }
 
 /// Objects of `kind` (every kind when `None`) in `namespace`, or in every namespace `signer`
-/// owns when `namespace` is `None`.
+/// owns when `namespace` is `None`. A namespace the signer does not own lists as empty, exactly
+/// as one nobody owns.
 pub fn list(
     store: &ResourceStore,
     signer: Address,
@@ -374,12 +441,10 @@ pub fn list(
     namespace: Option<&str>,
 ) -> Result<Vec<StoredObject>, ApplyError> {
     let namespaces: Vec<String> = match namespace {
-        Some(namespace) => {
-            if let Some(owner) = store.namespace_owner(namespace)? {
-                check_tenant(namespace, owner, signer, "list")?;
-            }
+        Some(namespace) if store.namespace_owner(namespace)? == Some(signer) => {
             vec![namespace.to_owned()]
         }
+        Some(_) => Vec::new(),
         None => store
             .namespaces()?
             .into_iter()
@@ -450,9 +515,36 @@ fn check_tenant(
         action,
         "refused: namespace belongs to another CSP"
     );
-    Err(ApplyError::Forbidden {
+    Err(forbidden(namespace))
+}
+
+fn forbidden(namespace: &str) -> ApplyError {
+    ApplyError::Forbidden {
         namespace: namespace.to_owned(),
-        owner,
+    }
+}
+
+/// A read or delete outside the signer's namespaces: logged, answered as not found.
+fn hidden(key: &ObjectKey, signer: Address, action: &str) -> ApplyError {
+    tracing::debug!(object = %key, signer = %signer, action, "not the signer's namespace");
+    ApplyError::NotFound(key.clone())
+}
+
+/// What `signer` owns now.
+fn store_usage(store: &ResourceStore, signer: Address) -> Result<Usage, StoreError> {
+    let owned: Vec<String> = store
+        .namespaces()?
+        .into_iter()
+        .filter(|(_, owner)| *owner == signer)
+        .map(|(namespace, _)| namespace)
+        .collect();
+    let mut objects = 0;
+    for namespace in &owned {
+        objects += store.count_objects(namespace)?;
+    }
+    Ok(Usage {
+        namespaces: owned.len(),
+        objects,
     })
 }
 

@@ -1,25 +1,39 @@
 //! The Deeploy API over HTTP: signed requests in, [`crate::intake::apply`] calls, JSON out.
 //!
 //! * `POST /v1/apply` — body: YAML or JSON, one or more documents; 200 with what was applied,
-//!   422 with every problem by field path, 403 in another CSP's namespace.
-//! * `GET /v1/{kind}?namespace=` — list (all of the caller's namespaces without `namespace`).
-//! * `GET /v1/{kind}/{namespace}/{name}` — one object with its status.
-//! * `DELETE /v1/{kind}/{namespace}/{name}` — request deletion.
+//!   422 with every problem by field path, 403 `forbidden` ("namespace X is not yours") in
+//!   another CSP's namespace or when claiming a new namespace is not allowed (see
+//!   [`crate::intake::claims`]), 403 `quota_exceeded` past the owner's [`Quotas`], 503
+//!   `unavailable` when the claim policy cannot answer.
+//! * `GET /v1/{kind}?namespace=` — list (all of the caller's namespaces without `namespace`;
+//!   another CSP's namespace lists as empty, like an unused one).
+//! * `GET /v1/{kind}/{namespace}/{name}` — one object with its status (404 `not_found` for an
+//!   object in another CSP's namespace, exactly as for a missing one).
+//! * `DELETE /v1/{kind}/{namespace}/{name}` — request deletion (404 likewise).
 //! * `GET /healthz` — unauthenticated liveness.
 //! * `GET /v1/info` — unauthenticated: the oracle's address and its chain (see
 //!   [`crate::intake::wire::ApiInfo`]); 503 `no_chain` when the oracle runs without a chain.
 //!
 //! Kinds go by plural (`deeployjobs`), singular or short name (`djob`). Every other `/v1` request
 //! must be signed (see [`crate::intake::auth`]); failures are 401 with `{error, reason}`.
+//!
+//! Limits: bodies over [`MAX_BODY_BYTES`] are 413 (by `Content-Length` before reading, or while
+//! reading); a body that does not arrive in time is 408 `timeout`. Each signer has a request
+//! rate and each peer address a rate of failed signatures ([`RateLimits`]); past either, 429
+//! `rate_limited` with `Retry-After` in seconds. The failed-signature budget is checked before
+//! the body is read or a signature recovered. [`serve`] adds the connection limits of
+//! [`crate::intake::serve`].
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Extension, Path, Query, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::extract::{ConnectInfo, Extension, Path, Query, Request, State};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,10 +42,14 @@ use r1_protocol::now_ms;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use crate::intake::apply::{self, ApplyError};
+use crate::intake::apply::{self, ApplyError, Policy};
 use crate::intake::auth::{self, AuthError, Credentials, ReplayGuard};
+use crate::intake::claims::{AllowAll, NamespaceClaims};
 use crate::intake::kinds;
 use crate::intake::object::ObjectKey;
+use crate::intake::quotas::Quotas;
+use crate::intake::ratelimit::{Limiter, Rate};
+use crate::intake::serve::{BodyTimedOut, ServeLimits, serve_api, serve_router, timeout_response};
 use crate::intake::store::ResourceStore;
 use crate::intake::wire::{ApiInfo, ApplyResponse, ErrorBody, Health, ListResponse};
 use crate::intake::writes::{self, WriteHook};
@@ -43,12 +61,60 @@ pub const NO_CHAIN: &str = "no_chain";
 /// Largest request body accepted (manifests are small; this bounds memory per request).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-/// What the handlers share: the store, the price catalogue, the delete replay guard and what
-/// `GET /v1/info` tells.
+/// Error code of a request refused by a rate limit.
+pub const RATE_LIMITED: &str = "rate_limited";
+
+/// How often a signer may call and a peer may fail to sign.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    /// Requests per signer (checked right after its signature).
+    pub per_signer: Rate,
+    /// Failed signatures per peer address (checked before a signature is recovered).
+    pub failures_per_peer: Rate,
+}
+
+impl Default for RateLimits {
+    /// A signer: bursts of 60, 10 per second; a peer: bursts of 20 failures, 1 per second.
+    fn default() -> Self {
+        Self {
+            per_signer: Rate {
+                burst: 60,
+                per_second: 10.0,
+            },
+            failures_per_peer: Rate {
+                burst: 20,
+                per_second: 1.0,
+            },
+        }
+    }
+}
+
+/// What the handlers share: the store, the price catalogue, the delete replay guard, what
+/// `GET /v1/info` tells, and the limits on who may do how much.
 #[derive(Clone, Debug)]
 pub struct ApiState {
     inner: Arc<Inner>,
     info: Option<ApiInfo>,
+    quotas: Quotas,
+    claims: Arc<dyn NamespaceClaims>,
+    rates: Arc<Rates>,
+    writes: Option<Arc<dyn WriteHook>>,
+}
+
+/// The rate limiters of one API.
+#[derive(Debug)]
+struct Rates {
+    signers: Limiter<Address>,
+    failures: Limiter<IpAddr>,
+}
+
+impl Rates {
+    fn new(limits: RateLimits) -> Self {
+        Self {
+            signers: Limiter::new(limits.per_signer),
+            failures: Limiter::new(limits.failures_per_peer),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -56,36 +122,48 @@ struct Inner {
     store: Arc<ResourceStore>,
     catalogue: Catalogue,
     replays: ReplayGuard,
-    writes: Option<Arc<dyn WriteHook>>,
 }
 
 impl ApiState {
-    /// State over `store`, validating with `catalogue`.
+    /// State over `store`, validating with `catalogue`, with default quotas and rates, and
+    /// anybody allowed to claim namespaces.
     pub fn new(store: Arc<ResourceStore>, catalogue: Catalogue) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 catalogue,
                 replays: ReplayGuard::default(),
-                writes: None,
             }),
             info: None,
+            quotas: Quotas::default(),
+            claims: Arc::new(AllowAll),
+            rates: Arc::new(Rates::new(RateLimits::default())),
+            writes: None,
+        }
+    }
+
+    /// The same state with `quotas` per owner.
+    pub fn with_quotas(self, quotas: Quotas) -> Self {
+        Self { quotas, ..self }
+    }
+
+    /// The same state asking `claims` before an apply claims a namespace.
+    pub fn with_claims(self, claims: Arc<dyn NamespaceClaims>) -> Self {
+        Self { claims, ..self }
+    }
+
+    /// The same state with fresh rate limiters at `limits`.
+    pub fn with_rate_limits(self, limits: RateLimits) -> Self {
+        Self {
+            rates: Arc::new(Rates::new(limits)),
+            ..self
         }
     }
 
     /// Runs every authenticated apply and delete through `hook` (see [`crate::intake::writes`]).
     pub fn with_writes(self, hook: Arc<dyn WriteHook>) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
-            store: shared.store.clone(),
-            catalogue: shared.catalogue.clone(),
-            replays: ReplayGuard::default(),
-            writes: shared.writes.clone(),
-        });
         Self {
-            inner: Arc::new(Inner {
-                writes: Some(hook),
-                ..inner
-            }),
+            writes: Some(hook),
             ..self
         }
     }
@@ -133,31 +211,49 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until the process ends.
+/// Serves the API on `listener`, within the default [`ServeLimits`], until the process ends.
 pub async fn serve(listener: TcpListener, state: ApiState) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+    serve_api(listener, router(state)).await
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then finishes requests in flight.
+/// Serves the API on `listener`, within the default [`ServeLimits`], until `shutdown`
+/// completes, then finishes requests in flight.
 pub async fn serve_with_shutdown(
     listener: TcpListener,
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_router(listener, router(state), ServeLimits::default(), shutdown).await
 }
 
-/// Checks the request's signature and time, refuses replayed deletes, and passes the signer on.
+/// Checks the request's signature and time, refuses replayed deletes, applies the rate
+/// limits, and passes the signer on.
 async fn authenticate(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return refusal(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
-        );
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    if let Some(peer) = peer
+        && let Err(wait) = state.rates.failures.check(&peer, Instant::now())
+    {
+        tracing::warn!(%peer, "refused: too many failed signatures from this address");
+        return rate_limited(wait, "too many unauthenticated requests from your address");
+    }
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return too_large();
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(e) if BodyTimedOut::caused(&e) => {
+            return timeout_response(StatusCode::REQUEST_TIMEOUT, &BodyTimedOut.to_string());
+        }
+        Err(_) => return too_large(),
     };
     // A header that is not visible ASCII is present but unreadable: malformed, not missing.
     let header = |name| {
@@ -193,10 +289,18 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
                 reason = %e,
                 "refused unauthenticated request"
             );
+            if let Some(peer) = peer {
+                // Only the count matters here; the next request from the peer sees the result.
+                let _counted = state.rates.failures.take(&peer, Instant::now());
+            }
             return unauthorized(&e);
         }
     };
-    let write = match &state.inner.writes {
+    if let Err(wait) = state.rates.signers.take(&signer, Instant::now()) {
+        tracing::warn!(signer = %signer, "refused: signer over its request rate");
+        return rate_limited(wait, "too many requests from your key");
+    }
+    let write = match &state.writes {
         Some(hook) if writes::is_write(parts.method.as_str(), parts.uri.path()) => {
             let write = RelayedRequest {
                 method: parts.method.to_string(),
@@ -249,9 +353,41 @@ async fn apply_handler(
             "the body must be UTF-8 YAML or JSON".into(),
         );
     };
+    let text: Arc<str> = text.into();
+    let store = state.store().clone();
+    let documents = text.clone();
+    let unclaimed = match blocking(move || apply::unclaimed_namespaces(&store, &documents)).await {
+        Ok(unclaimed) => unclaimed,
+        Err(response) => return response,
+    };
+    let may_claim = match unclaimed.first() {
+        None => true,
+        Some(namespace) => match state.claims.may_claim(signer).await {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!(namespace, signer = %signer, "refused: signer may not claim");
+                return apply_error(ApplyError::Forbidden {
+                    namespace: namespace.clone(),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(signer = %signer, error = %e, "cannot tell whether signer may claim");
+                return refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "cannot check now whether you may claim a new namespace; try again".into(),
+                );
+            }
+        },
+    };
+    let policy = Policy {
+        quotas: state.quotas,
+        may_claim,
+    };
     let inner = state.inner.clone();
     let result =
-        blocking(move || apply::apply(&inner.store, &inner.catalogue, signer, &text)).await;
+        blocking(move || apply::apply_with(&inner.store, &inner.catalogue, signer, &text, &policy))
+            .await;
     match result {
         Ok(applied) => axum::Json(ApplyResponse { applied }).into_response(),
         Err(response) => response,
@@ -355,6 +491,7 @@ fn apply_error(error: ApplyError) -> Response {
         )
             .into_response(),
         ApplyError::Forbidden { .. } => refusal(StatusCode::FORBIDDEN, "forbidden", reason),
+        ApplyError::Quota(_) => refusal(StatusCode::FORBIDDEN, "quota_exceeded", reason),
         ApplyError::Terminating(_) | ApplyError::InUse { .. } => {
             refusal(StatusCode::CONFLICT, "conflict", reason)
         }
@@ -364,6 +501,24 @@ fn apply_error(error: ApplyError) -> Response {
             refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal", reason)
         }
     }
+}
+
+fn too_large() -> Response {
+    refusal(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+/// 429 with `Retry-After` in whole seconds (at least 1).
+fn rate_limited(wait: Duration, reason: &str) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = refusal(StatusCode::TOO_MANY_REQUESTS, RATE_LIMITED, reason.into());
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, seconds.max(1).into());
+    response
 }
 
 fn unauthorized(error: &AuthError) -> Response {

@@ -7,7 +7,11 @@
 //!   and the store, tenancy, immutable fields, all-or-nothing writes), shared by the HTTP API and
 //!   the Kubernetes adapter.
 //! * [`auth`]: how every API request is signed by the CSP's key and checked.
-//! * [`http`]: the HTTP API over the library calls.
+//! * [`http`]: the HTTP API over the library calls, with its rate limits.
+//! * [`serve`]: the hardened HTTP server (connection cap, header/body/request deadlines).
+//! * [`claims`]: who may claim a namespace nobody owns yet.
+//! * [`quotas`]: how much one owner may keep in the store.
+//! * [`ratelimit`]: token buckets per signer and per peer.
 //! * [`kinds`]: the names a kind goes by in URLs and on the command line.
 //! * [`object`]: the stored form of a resource.
 //! * [`wire`]: the JSON bodies the API and `r1ctl` exchange.
@@ -15,9 +19,13 @@
 
 pub mod apply;
 pub mod auth;
+pub mod claims;
 pub mod http;
 pub mod kinds;
 pub mod object;
+pub mod quotas;
+pub mod ratelimit;
+pub mod serve;
 pub mod store;
 pub mod wire;
 pub mod writes;

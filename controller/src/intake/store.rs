@@ -158,6 +158,23 @@ impl ResourceStore {
         }
     }
 
+    /// How many objects (of every kind, being deleted or not) `namespace` holds, without
+    /// decoding them: what a quota counts.
+    pub fn count_objects(&self, namespace: &str) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for kind in Kind::ALL {
+            let prefix = format!("{OBJECT_PREFIX}{}/{namespace}/", kind.as_str());
+            for item in self.db.prefix_iterator(prefix.as_bytes()) {
+                let (key, _) = item?;
+                if !key.starts_with(prefix.as_bytes()) {
+                    break;
+                }
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
     /// Every namespace with its owner.
     pub fn namespaces(&self) -> Result<Vec<(String, Address)>, StoreError> {
         self.scan(NAMESPACE_PREFIX.as_bytes())?

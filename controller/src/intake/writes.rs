@@ -4,14 +4,9 @@
 //! relays them to the other oracles (see `crate::oracle::relay`); without a hook, writes run
 //! as they come.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use axum::response::Response;
+use futures_util::future::BoxFuture;
 use r1_protocol::messages::RelayedRequest;
-
-/// A boxed future, as the hook passes the API's handling around.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Runs around every authenticated write.
 pub trait WriteHook: Send + Sync + std::fmt::Debug {

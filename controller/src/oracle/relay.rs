@@ -169,9 +169,15 @@ pub fn receive(
             Err(e) => return Err(e.into()),
         }
     } else {
-        apply::apply_where(store, catalogue, verified.signer, &request.body, |key| {
-            newer.contains(key)
-        })?;
+        // The claim was checked by the oracle the CSP sent the request to; quotas hold here too.
+        apply::apply_where(
+            store,
+            catalogue,
+            verified.signer,
+            &request.body,
+            &apply::Policy::default(),
+            |key| newer.contains(key),
+        )?;
     }
     record_accepted(state, request, &newer)?;
     Ok(Outcome::Applied)

@@ -30,7 +30,7 @@ use crate::decide::placement::Candidate;
 use crate::intake::http::{ApiState, router};
 use crate::intake::store::ResourceStore;
 use crate::intake::wire::{ApiInfo, ErrorBody};
-use crate::intake::writes::{BoxFuture, WriteHook};
+use crate::intake::writes::WriteHook;
 use crate::oracle::admission::Known;
 use crate::oracle::broker;
 use crate::oracle::chain::{ChainSnapshot, EscrowBook, within};
@@ -41,6 +41,7 @@ use crate::oracle::orphans::OrphanBook;
 use crate::oracle::registry::{Registry, Standing};
 use crate::oracle::relay;
 use crate::oracle::state::OracleState;
+use futures_util::future::BoxFuture;
 
 /// How long a node's licence reading stays good.
 const STANDING_MAX_AGE_MS: u64 = 30_000;
@@ -222,9 +223,13 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         epoch_seconds: length,
         genesis_unix: genesis,
     };
+    let claims = Arc::new(crate::intake::claims::EscrowHolders::new(
+        oracle.suite.clone(),
+    ));
     let api = router(
         ApiState::new(store, catalogue)
             .with_info(info)
+            .with_claims(claims)
             .with_writes(Arc::new(RelayWrites(oracle.clone()))),
     )
     .merge(metrics_router(oracle.clone()));
@@ -233,7 +238,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         .map_err(|e| fail("api.listen")(e.to_string()))?;
     tracing::info!(oracle = %me, api = %config.api.listen, broker = %broker_url, "oracle started");
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, api).await {
+        if let Err(e) = crate::intake::serve::serve_api(listener, api).await {
             tracing::error!(error = %e, "the Deeploy API stopped");
         }
     });

@@ -1,6 +1,7 @@
 use std::str::FromStr;
 
 use super::*;
+use crate::intake::quotas::Quotas;
 
 const ESCROW: &str = include_str!("../../../../crds/examples/escrow.yaml");
 const PROJECT: &str = include_str!("../../../../crds/examples/project.yaml");
@@ -195,22 +196,29 @@ fn namespaces_belong_to_their_first_applier() {
         "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
     );
     let err = f.apply(stranger(), &other_escrow).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "namespace default belongs to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    assert_eq!(err.to_string(), "namespace default is not yours");
+    // Reads and deletes answer as for a missing object; nothing names the owner.
+    let missing = ObjectKey::new(Kind::Job, "default", "nope");
+    for (theirs, absent) in [
+        (
+            get(&f.store, stranger(), &job_key()).map(drop),
+            get(&f.store, csp(), &missing).map(drop),
+        ),
+        (
+            delete(&f.store, stranger(), &job_key()).map(drop),
+            delete(&f.store, csp(), &missing).map(drop),
+        ),
+    ] {
+        let (theirs, absent) = (theirs.unwrap_err(), absent.unwrap_err());
+        assert!(matches!(theirs, ApplyError::NotFound(_)), "{theirs:?}");
+        assert!(matches!(absent, ApplyError::NotFound(_)), "{absent:?}");
+        assert!(!theirs.to_string().contains("0x"), "{theirs}");
+    }
+    assert!(
+        list(&f.store, stranger(), Some(Kind::Job), Some("default"))
+            .unwrap()
+            .is_empty()
     );
-    assert!(matches!(
-        get(&f.store, stranger(), &job_key()),
-        Err(ApplyError::Forbidden { .. })
-    ));
-    assert!(matches!(
-        delete(&f.store, stranger(), &job_key()),
-        Err(ApplyError::Forbidden { .. })
-    ));
-    assert!(matches!(
-        list(&f.store, stranger(), Some(Kind::Job), Some("default")),
-        Err(ApplyError::Forbidden { .. })
-    ));
     assert!(list(&f.store, stranger(), None, None).unwrap().is_empty());
     assert!(
         !f.store
@@ -359,4 +367,61 @@ fn rejections_display_with_resource_and_path() {
         ..r
     };
     assert_eq!(r.to_string(), "document 2: is required");
+}
+
+#[test]
+fn claiming_a_namespace_needs_the_policy_and_says_the_same_as_a_taken_one() {
+    let f = Fixture::new();
+    let no_claims = Policy {
+        may_claim: false,
+        ..Policy::default()
+    };
+    assert_eq!(unclaimed_namespaces(&f.store, &all()).unwrap(), ["default"]);
+    let err = apply_with(&f.store, &f.catalogue, csp(), &all(), &no_claims).unwrap_err();
+    assert_eq!(err.to_string(), "namespace default is not yours");
+    assert!(f.store.list_all(None).unwrap().is_empty());
+    f.apply(csp(), &all()).unwrap();
+    assert!(unclaimed_namespaces(&f.store, &all()).unwrap().is_empty());
+    // Once owned, applying there needs no claim.
+    let again = ESCROW.replace("acme-escrow", "second-escrow");
+    apply_with(&f.store, &f.catalogue, csp(), &again, &no_claims).unwrap();
+}
+
+#[test]
+fn quotas_bound_what_an_owner_keeps() {
+    let f = Fixture::new();
+    let policy = Policy {
+        quotas: Quotas {
+            objects: 5,
+            namespaces: 2,
+        },
+        may_claim: true,
+    };
+    let apply = |text: &str| apply_with(&f.store, &f.catalogue, csp(), text, &policy);
+    apply(&all()).unwrap();
+    // Re-applying what exists adds nothing.
+    apply(&all()).unwrap();
+    let second = ESCROW.replace("acme-escrow", "second-escrow");
+    apply(&second).unwrap();
+    let third = ESCROW.replace("acme-escrow", "third-escrow");
+    let err = apply(&third).unwrap_err();
+    assert!(matches!(err, ApplyError::Quota(_)), "{err:?}");
+    assert!(err.to_string().contains("objects quota is 5"), "{err}");
+    let elsewhere = |ns: &str| {
+        ESCROW.replace(
+            "name: acme-escrow\n",
+            &format!("name: acme-escrow\n  namespace: {ns}\n"),
+        )
+    };
+    let policy = Policy {
+        quotas: Quotas {
+            objects: 100,
+            namespaces: 2,
+        },
+        may_claim: true,
+    };
+    apply_with(&f.store, &f.catalogue, csp(), &elsewhere("two"), &policy).unwrap();
+    let err = apply_with(&f.store, &f.catalogue, csp(), &elsewhere("three"), &policy).unwrap_err();
+    assert!(err.to_string().contains("namespaces quota is 2"), "{err}");
+    assert_eq!(f.store.count_objects("default").unwrap(), 5);
 }

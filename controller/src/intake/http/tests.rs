@@ -1,6 +1,7 @@
 use super::*;
 use crate::ctl::remote::{Client, RemoteError};
 use crate::intake::apply::{Action, DeleteAction};
+use crate::intake::quotas::Quotas;
 use r1_crds::manifest::Kind;
 use r1_protocol::Identity;
 use reqwest::Method;
@@ -206,12 +207,146 @@ async fn refusals_carry_their_status_and_paths() {
             .get(&ObjectKey::new(Kind::Escrow, "default", "acme-escrow"))
             .await,
     );
-    assert_eq!((status, body.error.as_str()), (403, "forbidden"));
+    // Another CSP's object answers exactly like a missing one.
+    assert_eq!((status, body.error.as_str()), (404, "not_found"));
+    assert_eq!(body.reason, "Escrow default/acme-escrow not found");
+    let (_, missing) = refused(
+        other
+            .get(&ObjectKey::new(Kind::Escrow, "default", "nope"))
+            .await,
+    );
     assert_eq!(
-        body.reason,
-        "namespace default belongs to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+        serde_json::to_value(&body)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        serde_json::to_value(&missing)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>()
     );
     assert!(other.list(Kind::Escrow, None).await.unwrap().is_empty());
+    assert!(
+        other
+            .list(Kind::Escrow, Some("default"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let escrow = ESCROW.replace(
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+    );
+    let (status, body) = refused(other.apply(&escrow).await);
+    assert_eq!((status, body.error.as_str()), (403, "forbidden"));
+    assert_eq!(body.reason, "namespace default is not yours");
+}
+
+/// Nobody may claim a namespace.
+#[derive(Debug)]
+struct NoClaims;
+
+impl NamespaceClaims for NoClaims {
+    fn may_claim(
+        &self,
+        _signer: Address,
+    ) -> futures_util::future::BoxFuture<'_, Result<bool, String>> {
+        Box::pin(async { Ok(false) })
+    }
+}
+
+async fn start_state(state: ApiState) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve(listener, state));
+    url
+}
+
+#[tokio::test]
+async fn claiming_needs_the_policy_and_quotas_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ResourceStore::open(dir.path()).unwrap());
+    let state = ApiState::new(store.clone(), Catalogue::builtin().unwrap());
+    let url = start_state(state.clone().with_claims(Arc::new(NoClaims))).await;
+    let csp = Client::new(&url, hardhat(1)).unwrap();
+    let (status, body) = refused(csp.apply(ESCROW).await);
+    assert_eq!((status, body.error.as_str()), (403, "forbidden"));
+    assert_eq!(body.reason, "namespace default is not yours");
+    assert!(store.list_all(None).unwrap().is_empty());
+
+    let url = start_state(state.with_quotas(Quotas {
+        objects: 1,
+        namespaces: 1,
+    }))
+    .await;
+    let csp = Client::new(&url, hardhat(1)).unwrap();
+    csp.apply(ESCROW).await.unwrap();
+    let (status, body) = refused(csp.apply(&ESCROW.replace("acme-escrow", "second")).await);
+    assert_eq!((status, body.error.as_str()), (403, "quota_exceeded"));
+    assert!(
+        body.reason.contains("objects quota is 1"),
+        "{}",
+        body.reason
+    );
+}
+
+#[tokio::test]
+async fn rates_are_limited_per_signer_and_per_failing_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ResourceStore::open(dir.path()).unwrap());
+    let rate = Rate {
+        burst: 2,
+        per_second: 0.5,
+    };
+    let state = ApiState::new(store, Catalogue::builtin().unwrap()).with_rate_limits(RateLimits {
+        per_signer: rate,
+        failures_per_peer: rate,
+    });
+    let url = start_state(state).await;
+    let csp = Client::new(&url, hardhat(1)).unwrap();
+    csp.list(Kind::Escrow, None).await.unwrap();
+    csp.list(Kind::Escrow, None).await.unwrap();
+    let path = "/v1/escrows";
+    let signed = auth::sign(&hardhat(1), "GET", path, now_ms(), b"").unwrap();
+    let response = reqwest::Client::new()
+        .get(format!("{url}{path}"))
+        .header(auth::ADDRESS_HEADER, signed.address)
+        .header(auth::TIMESTAMP_HEADER, signed.timestamp)
+        .header(auth::SIGNATURE_HEADER, signed.signature)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "2");
+    let body: ErrorBody = response.json().await.unwrap();
+    assert_eq!(body.error, RATE_LIMITED);
+    // Another key has its own budget.
+    Client::new(&url, hardhat(2))
+        .unwrap()
+        .list(Kind::Escrow, None)
+        .await
+        .unwrap();
+
+    let unsigned = || async {
+        reqwest::get(format!("{url}/v1/escrows"))
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(unsigned().await, 401);
+    assert_eq!(unsigned().await, 401);
+    assert_eq!(unsigned().await, 429, "the peer's failures are limited");
+    assert_eq!(
+        reqwest::get(format!("{url}/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]

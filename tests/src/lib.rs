@@ -7,6 +7,7 @@ pub mod chain;
 pub mod consensus;
 pub mod containerd;
 pub mod devnet;
+pub mod hostile;
 pub mod images;
 pub mod network;
 pub mod node;

@@ -29,7 +29,10 @@ fn peak_rss_kib() -> Option<u64> {
 fn only_error(text: &str) -> (usize, String) {
     let documents = parse_documents(text);
     assert_eq!(documents.len(), 1, "{documents:?}");
-    let errors = documents[0].result.clone().unwrap_err();
+    let errors = documents[0]
+        .result
+        .clone()
+        .expect_err("the manifest should be refused");
     assert_eq!(errors.len(), 1);
     (documents[0].index, errors[0].to_string())
 }

@@ -628,6 +628,15 @@ fn namespaces_cannot_be_mass_claimed_squatted_or_probed() {
     report.finish();
 }
 
+/// The chain job `r1ctl apply` says it funded (`… funded: chain job 7, …`).
+fn funded_job(printed: &str) -> Option<u64> {
+    let rest = printed.split("chain job ").nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Eight hex digits to make names unique.
 fn rand_suffix() -> String {
     format!("{:08x}", rand::random::<u32>())
@@ -701,25 +710,22 @@ fn hello_web_revision() -> String {
 }
 
 /// 2: one forged heartbeat from an unlicensed key claiming a replica of the next job kept it at
-/// 0/1 for ever. 4: 200 fake nodes and one heartbeat listing 2 000 job ids made every pass
-/// take 22–25 s, for good.
+/// 0/1 for ever. Here the outsider claims both replicas of the next three jobs, at the revision
+/// the example will run, every second from before the CSP applies it.
 #[test]
-fn unlicensed_heartbeats_neither_hold_jobs_nor_slow_the_oracles() {
+fn a_forged_claim_to_the_next_job_does_not_hold_it() {
     let _serial = serial();
-    let mut report = Report::new("unlicensed heartbeats");
+    let mut report = Report::new("forged claim to the next job");
     let network = network(2);
-    let broker = network.broker().url();
-    let attacker = Arc::new(Attacker::connect(&broker, &Identity::generate(), &[]).unwrap());
+    let attacker =
+        Arc::new(Attacker::connect(&network.broker().url(), &Identity::generate(), &[]).unwrap());
     report.note(format!("outsider on the broker: {:?}", attacker.verdict()));
-
-    // Claim both replicas of the next jobs, at the revision the example will run, before the
-    // CSP applies it.
     let revision = hello_web_revision();
     let claims: Vec<_> = (1..=3)
         .flat_map(|job| (0..2).map(move |r| (job, r)))
         .map(|(job, replica)| payload::running(job, replica, &revision))
         .collect();
-    let claimer = FakeNodes::start(attacker.clone(), 1, claims, Duration::from_secs(1));
+    let claimer = FakeNodes::start(attacker, 1, claims, Duration::from_secs(1));
     std::thread::sleep(Duration::from_secs(2));
     scenario::apply_examples(&network, &scenario::HELLO_WEB).unwrap();
     let started = Instant::now();
@@ -733,43 +739,75 @@ fn unlicensed_heartbeats_neither_hold_jobs_nor_slow_the_oracles() {
         },
         started.elapsed()
     ));
-    let job = match running {
-        Ok(job) => job,
-        Err(e) => {
-            report.check(
-                false,
-                format!("forged claim: hello-web never ran: {:.800}", e.to_string()),
-            );
-            let statuses: Vec<String> = (0..3)
-                .map(|o| format!("{:?}", scenario::job_status(&network, o, "hello-web")))
-                .collect();
-            report.note(format!("  statuses: {}", statuses.join(" | ")));
-            1
-        }
-    };
-    if let Ok(on_chain) = scenario::chain_job(&network, job) {
-        let licensed = network.node_addresses();
+    let licensed: Vec<String> = network
+        .node_addresses()
+        .iter()
+        .map(|a| a.to_checksum(None))
+        .collect();
+    for oracle in 0..network.oracles().len() {
+        let status = scenario::job_status(&network, oracle, "hello-web").unwrap_or_default();
+        let nodes: Vec<String> = status["assignments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| format!("{}:{}", a["node"].as_str().unwrap_or("-"), a["state"]))
+            .collect();
+        report.note(format!(
+            "  oracle {oracle}: {} {} on {nodes:?}",
+            status["phase"], status["ready"]
+        ));
         report.check(
-            on_chain.activeNodes.iter().all(|n| licensed.contains(n)),
+            nodes
+                .iter()
+                .all(|n| licensed.iter().any(|l| n.starts_with(l.as_str()))),
             format!(
-                "forged claim: chain job {job} validated on an unlicensed node: {:?}",
-                on_chain.activeNodes
+                "forged claim: oracle {oracle} assigns hello-web to unlicensed nodes: {nodes:?}"
             ),
         );
     }
+    match running {
+        Ok(job) => {
+            let active = scenario::active_nodes(&network, job).unwrap_or_default();
+            report.check(
+                active.iter().all(|n| network.node_addresses().contains(n)),
+                format!(
+                    "forged claim: chain job {job} validated on an unlicensed node: {active:?}"
+                ),
+            );
+            honest_job(&network, &mut report, "the forged claim", job, 2);
+        }
+        Err(e) => report.check(
+            false,
+            format!("forged claim: hello-web never ran: {:.300}", e.to_string()),
+        ),
+    }
     let sent = claimer.stop();
     report.note(format!("  {sent} forged heartbeats sent"));
+    report.finish();
+}
 
+/// 4: 200 fake nodes and one heartbeat listing 2 000 job ids made every pass take 22–25 s, for
+/// good; here also 20 fake nodes and 200 job ids. The fakes heartbeat every second through the
+/// window.
+#[test]
+fn fake_nodes_and_claimed_jobs_do_not_slow_the_oracles() {
+    let _serial = serial();
+    let mut report = Report::new("fake nodes");
+    let network = network(2);
+    let job = scenario::run_hello_web(&network).unwrap();
+    let attacker =
+        Arc::new(Attacker::connect(&network.broker().url(), &Identity::generate(), &[]).unwrap());
+    report.note(format!("outsider on the broker: {:?}", attacker.verdict()));
     for (fakes, jobs) in [(20, 200), (200, 2000)] {
         let claims: Vec<_> = (0..jobs)
             .map(|i| payload::running(10_000 + i, 0, "ffff"))
             .collect();
-        let (sent, costs) = measured(&network, || {
+        let (publishing, costs) = measured(&network, || {
             let fake = FakeNodes::start(attacker.clone(), fakes, claims, Duration::from_secs(1));
             std::thread::sleep(Duration::from_secs(2));
             fake
         });
-        let sent = sent.stop();
+        let sent = publishing.stop();
         report.costs(
             &format!("{fakes} fake nodes, one claiming {jobs} jobs"),
             &format!("{sent} heartbeats published"),
@@ -896,7 +934,7 @@ fn replays_change_nothing_and_deletions_finish() {
         gone && closed,
         format!("the CSP's delete of hello-web: gone {gone}, closed {closed}"),
     );
-    scenario::apply_examples(&network, &["job-http.yaml", "project.yaml", "escrow.yaml"]).unwrap();
+    let recreated = scenario::apply_examples(&network, &scenario::HELLO_WEB).unwrap();
     let age_ms = r1_protocol::now_ms() - delete.headers.timestamp.parse::<u64>().unwrap();
     let replayed: Vec<String> = ports[1..]
         .iter()
@@ -914,13 +952,9 @@ fn replays_change_nothing_and_deletions_finish() {
         age_ms < 55_000,
         format!("the delete could only be replayed {age_ms} ms after it was signed"),
     );
-    match scenario::wait_running(&network, "hello-web", 2, Duration::from_secs(40)) {
-        Ok(new_job) => {
-            report.check(
-                new_job != job,
-                format!("re-created hello-web still on job {job}"),
-            );
-            std::thread::sleep(Duration::from_secs(3));
+    match funded_job(&scenario::printed(&recreated)) {
+        Some(new_job) => {
+            let running = scenario::wait_running(&network, "hello-web", 2, Duration::from_secs(30));
             let deleting: Vec<bool> = (0..ports.len())
                 .map(|o| {
                     csp_get(&network, o, "deeployjobs", "hello-web")
@@ -929,40 +963,47 @@ fn replays_change_nothing_and_deletions_finish() {
                 .collect();
             let closed = scenario::chain_job(&network, new_job).is_ok_and(|j| j.closed);
             report.note(format!(
-                "re-created hello-web: chain job {new_job}, closed {closed}, deleting on oracles {deleting:?}"
+                "re-created hello-web: chain job {new_job}, closed {closed}, deleting on oracles \
+                 {deleting:?}, Running everywhere {}",
+                running.is_ok()
             ));
             report.check(
                 !closed && deleting.iter().all(|d| !d),
-                format!("the replayed delete closed job {new_job} ({closed}) or marked it deleted ({deleting:?})"),
+                format!(
+                    "the replayed delete closed the re-created job {new_job} ({closed}) or marked \
+                     it deleted on oracles ({deleting:?})"
+                ),
             );
-            honest_job(&network, &mut report, "the replayed delete", new_job, 2);
-
-            // Deleting the job, then the tunnel, project and escrow: each must be gone from
-            // every oracle, and applying them again must work.
-            let _ = http::signed(
-                ports[0],
-                csp,
-                "DELETE",
-                "/v1/deeployjobs/default/hello-web",
-                b"",
-            );
-            let job_gone = until(Duration::from_secs(40), || {
-                std::thread::sleep(Duration::from_millis(250));
-                gone_everywhere(&network, "deeployjobs", "hello-web")
-            });
-            report.check(
-                job_gone,
-                "the re-created hello-web was not finalized after its delete".into(),
-            );
+            if running.is_ok() {
+                honest_job(&network, &mut report, "the replayed delete", new_job, 2);
+            }
         }
-        Err(e) => report.check(
+        None => report.check(
             false,
             format!(
-                "the re-created hello-web did not run: {:.600}",
-                e.to_string()
+                "r1ctl did not fund the re-created hello-web: {}",
+                scenario::printed(&recreated)
             ),
         ),
     }
+
+    // The CSP deletes the job, then the tunnel, project and escrow: each must be gone from every
+    // oracle, and applying them again must work.
+    let _ = http::signed(
+        ports[0],
+        csp,
+        "DELETE",
+        "/v1/deeployjobs/default/hello-web",
+        b"",
+    );
+    let job_gone = until(Duration::from_secs(40), || {
+        std::thread::sleep(Duration::from_millis(250));
+        gone_everywhere(&network, "deeployjobs", "hello-web")
+    });
+    report.check(
+        job_gone,
+        "the re-created hello-web was not finalized after its delete".into(),
+    );
     for (plural, name) in [
         ("tunnels", "hello-web"),
         ("deeployprojects", "hello"),
@@ -1094,15 +1135,17 @@ fn a_killed_oracle_and_node_leave_no_phantom_assignment() {
         settled,
         format!("a phantom or missing assignment remained after 45 s: {last:?}"),
     );
-    std::thread::sleep(Duration::from_secs(3));
-    let later: Vec<_> = [0, 2]
-        .iter()
-        .map(|&o| clean(&network, o).unwrap_or_default())
-        .collect();
-    report.check(
-        later.iter().all(|a| is_clean(a)),
-        format!("assignments changed again 3 s later: {later:?}"),
-    );
+    if settled {
+        std::thread::sleep(Duration::from_secs(3));
+        let later: Vec<_> = [0, 2]
+            .iter()
+            .map(|&o| clean(&network, o).unwrap_or_default())
+            .collect();
+        report.check(
+            later.iter().all(|a| is_clean(a)),
+            format!("assignments changed again 3 s later: {later:?}"),
+        );
+    }
     let output = network.r1ctl(&["get", "djob", "hello-web"]).unwrap();
     let text = scenario::printed(&output);
     report.note(format!("r1ctl get djob hello-web:\n{text}"));

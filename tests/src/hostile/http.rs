@@ -84,7 +84,13 @@ pub fn send(
         .unwrap_or_else(|_| Err(io::Error::other("the writer panicked")));
     if raw.is_empty() {
         written?;
-        read?;
+        read.map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer within {REQUEST_TIMEOUT:?}"),
+            ),
+            _ => e,
+        })?;
     }
     parse_reply(&raw)
 }

@@ -8,6 +8,7 @@ pub mod consensus;
 pub mod containerd;
 pub mod devnet;
 pub mod images;
+pub mod mqtt_client;
 pub mod network;
 pub mod node;
 pub mod oracle;
@@ -18,6 +19,7 @@ pub mod procfs;
 pub mod proxy;
 pub mod scenario;
 pub mod signal;
+pub mod tls;
 pub mod wait;
 
 pub use broker::{Broker, Mosquitto, Rumqttd};

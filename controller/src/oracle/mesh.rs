@@ -7,16 +7,13 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use r1_protocol::now_ms;
 use r1_protocol::topics::{Channel, Topics};
+use r1_protocol::{Identity, now_ms};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 use url::Url;
 
 use crate::decide::liveness::BrokerLink;
-
-/// Largest MQTT packet sent or accepted (relayed manifests are bounded by the API's 1 MiB).
-const MAX_PACKET_BYTES: usize = 4 << 20;
 
 /// Longest wait between reconnection attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
@@ -96,19 +93,21 @@ pub struct Mesh {
 }
 
 impl Mesh {
-    /// Connects to `url` as `client_id` and subscribes to the oracle's channels under
+    /// Connects to `url` (trusting `ca_file` for `mqtts`) as `client_id`, logging in as
+    /// `identity` unless the URL names a user, and subscribes to the oracle's channels under
     /// `topics` after every (re)connection. Messages arrive on the returned receiver.
     pub fn start(
         url: &Url,
+        ca_file: Option<&std::path::Path>,
         client_id: &str,
+        identity: &Identity,
         topics: &Topics,
     ) -> Result<(Self, mpsc::Receiver<Inbound>), MeshError> {
-        let options = r1_protocol::mqtt::client_options(url, client_id, MAX_PACKET_BYTES).map_err(
-            |reason| MeshError::Url {
+        let (options, login) = r1_protocol::mqtt::client_options(url, ca_file, client_id, identity)
+            .map_err(|reason| MeshError::Url {
                 url: url.clone(),
                 reason,
-            },
-        )?;
+            })?;
         let (client, mut events) = AsyncClient::new(options, 256);
         let (link_tx, link_rx) = watch::channel(BrokerLink::Disconnected);
         let (inbound_tx, inbound_rx) = mpsc::channel(4096);
@@ -166,6 +165,9 @@ impl Mesh {
                         }
                         remember(LinkHistory::disconnected);
                         let _ = link_tx.send(BrokerLink::Disconnected);
+                        if let Err(e) = login.refresh(&mut events.mqtt_options) {
+                            tracing::warn!("cannot sign broker credentials: {e}");
+                        }
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(MAX_RECONNECT_DELAY);
                     }

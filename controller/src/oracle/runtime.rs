@@ -89,6 +89,8 @@ pub struct Oracle {
     last_chain: Mutex<Option<ChainSnapshot>>,
     oracle_messages: Mutex<(Verifier<HashSet<Address>>, Verifier<HashSet<Address>>)>,
     closed_jobs: Mutex<BTreeSet<u64>>,
+    /// The embedded broker's oracle set, kept equal to the chain's.
+    gate_oracles: broker::GateOracles,
 }
 
 /// Starts every part and runs until SIGINT or SIGTERM.
@@ -157,22 +159,30 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
     )
     .map_err(|e| fail("nodes")(e.to_string()))?;
 
+    let gate_oracles = broker::GateOracles::new(config.broker.oracles.iter().copied().chain([me]));
     let broker_url: Url = match &config.broker.url {
         Some(url) => url
             .as_str()
             .parse()
             .map_err(|e: url::ParseError| fail("broker.url")(e.to_string()))?,
-        None => {
-            broker::start_embedded(config.broker.embedded_listen)
-                .map_err(|e| fail("embedded broker")(e.to_string()))?;
-            format!("mqtt://{}", config.broker.embedded_listen)
-                .parse()
-                .map_err(|e: url::ParseError| fail("embedded broker")(e.to_string()))?
-        }
+        None => broker::start_embedded(
+            config.broker.embedded_listen,
+            Topics::new(config.broker.topic_root.clone()),
+            gate_oracles.clone(),
+            config.broker.tls.as_ref(),
+        )
+        .await
+        .map_err(|e| fail("embedded broker")(e.to_string()))?,
     };
     let topics = Topics::new(config.broker.topic_root.clone());
-    let (mesh, inbound) = Mesh::start(&broker_url, &format!("r1-oracle-{me:#x}"), &topics)
-        .map_err(|e| fail("broker")(e.to_string()))?;
+    let (mesh, inbound) = Mesh::start(
+        &broker_url,
+        config.broker.ca_file.as_deref(),
+        &format!("r1-oracle-{me:#x}"),
+        &identity,
+        &topics,
+    )
+    .map_err(|e| fail("broker")(e.to_string()))?;
 
     let oracle = Arc::new(Oracle {
         me,
@@ -195,6 +205,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
             Verifier::new(HashSet::new(), Freshness::default()),
         )),
         closed_jobs: Mutex::new(BTreeSet::new()),
+        gate_oracles,
         config: config.clone(),
     });
 
@@ -576,6 +587,7 @@ impl Oracle {
             Ok(snapshot) => {
                 self.metrics.chain_reachable.set(1);
                 let oracles: HashSet<Address> = snapshot.oracles.iter().copied().collect();
+                self.gate_oracles.set(oracles.iter().copied());
                 let mut verifiers = self.oracle_messages.lock().await;
                 *verifiers.0.policy_mut() = oracles.clone();
                 *verifiers.1.policy_mut() = oracles;

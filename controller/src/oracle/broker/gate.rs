@@ -1,10 +1,9 @@
 //! The broker gate: the only door to the embedded rumqttd. It accepts TCP (TLS when
 //! configured), caps the number of connections, and runs a [`session`](super::session) per
-//! client; every refusal is logged with the client's identity and reason and counted.
+//! client; every refusal is logged with the client's identity (when known) and reason.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use r1_protocol::Address;
@@ -41,8 +40,6 @@ pub struct Gate {
     pub connect_deadline: Duration,
     /// See [`MAX_CONNECTIONS`].
     pub max_connections: usize,
-    /// Refusals so far, by reason.
-    refusals: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Gate {
@@ -62,7 +59,6 @@ impl Gate {
             tls,
             connect_deadline: CONNECT_DEADLINE,
             max_connections: MAX_CONNECTIONS,
-            refusals: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -82,24 +78,10 @@ impl Gate {
         self.oracles.role(client)
     }
 
-    /// Refusals so far, by reason (see [`session::Refusal::reason`]).
-    pub fn refusals(&self) -> BTreeMap<&'static str, u64> {
-        self.refusals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
     fn record(&self, peer: std::net::SocketAddr, ended: &Ended) {
         let Some(refusal) = &ended.refusal else {
             return;
         };
-        *self
-            .refusals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(refusal.reason())
-            .or_default() += 1;
         match &ended.client {
             Some(client) => tracing::warn!(
                 %peer, client = %client.address, role = %client.role, reason = refusal.reason(),
@@ -126,12 +108,6 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>) {
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            *gate
-                .refusals
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry("connection_cap")
-                .or_default() += 1;
             tracing::warn!(%peer, cap = gate.max_connections, "broker gate refused a connection: too many connections");
             continue;
         };

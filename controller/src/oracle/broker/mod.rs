@@ -85,3 +85,50 @@ pub async fn start_embedded(
     tokio::spawn(gate::serve(listener, gate));
     Ok(own)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use r1_protocol::Identity;
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
+
+    use super::*;
+
+    /// Whether a client with `options` gets a CONNACK accepting it.
+    async fn accepted(options: MqttOptions) -> bool {
+        let (_client, mut events) = AsyncClient::new(options, 4);
+        let first = tokio::time::timeout(Duration::from_secs(5), events.poll()).await;
+        matches!(first, Ok(Ok(Event::Incoming(Packet::ConnAck(_)))))
+    }
+
+    #[tokio::test]
+    async fn the_embedded_broker_lets_in_signed_clients_and_its_oracle_only() {
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        let own = start_embedded(listen, Topics::new("r1/unit"), GateOracles::default(), None)
+            .await
+            .unwrap();
+        assert_ne!(
+            own.port(),
+            Some(listen.port()),
+            "the oracle goes to rumqttd directly"
+        );
+        let me = Identity::generate();
+        let (options, _) = r1_protocol::mqtt::client_options(&own, None, "oracle", &me).unwrap();
+        assert!(accepted(options).await, "the oracle's own client");
+        let gate: Url = format!("mqtt://{listen}").parse().unwrap();
+        let (options, _) =
+            r1_protocol::mqtt::client_options(&gate, None, "node", &Identity::generate()).unwrap();
+        assert!(accepted(options).await, "a node signing its login");
+        let anonymous = MqttOptions::new("anon", "127.0.0.1", listen.port());
+        assert!(!accepted(anonymous).await, "an anonymous client");
+        let mut rumqttd_anonymous = MqttOptions::new("anon", "127.0.0.1", own.port().unwrap());
+        rumqttd_anonymous.set_credentials("anon", "guess");
+        assert!(
+            !accepted(rumqttd_anonymous).await,
+            "rumqttd without the gate's login"
+        );
+    }
+}

@@ -56,7 +56,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// A short stable name for logs and metrics.
+    /// A short stable name for logs, to search or count refusals by.
     pub fn reason(&self) -> &'static str {
         match self {
             Self::ConnectTimeout(_) => "connect_timeout",

@@ -65,6 +65,16 @@ pub struct BrokerConfig {
     /// Where the embedded broker listens.
     #[serde(default = "default_embedded_listen")]
     pub embedded_listen: SocketAddr,
+    /// CA certificate (PEM) that signed an external `mqtts://` broker's certificate; the
+    /// system's roots when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// The embedded broker serves TLS (`mqtts`) with this certificate and key; plain when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::oracle::broker::TlsFiles>,
+    /// Addresses the embedded broker treats as oracles besides this oracle and the chain's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oracles: Vec<alloy_primitives::Address>,
     /// Root of every topic of this network, e.g. `r1/devnet`.
     pub topic_root: String,
 }

@@ -99,16 +99,17 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     std::fs::create_dir_all(&images_dir).map_err(data_error)?;
 
     let topics = Topics::new(config.broker.topic_root.clone());
-    let sealer = Arc::new(Sealer::new(identity));
     let (command_tx, mut command_rx) = mpsc::channel::<Vec<u8>>(256);
     let (link, connected) = Link::start(
-        &config.broker.url,
+        &config.broker,
+        &identity,
         &format!("r1-node-{}", r1_protocol::hex::encode(address.as_slice())),
         topics.topic(Channel::Commands, &address),
         state.clone(),
         metrics.clone(),
         command_tx,
     )?;
+    let sealer = Arc::new(Sealer::new(identity));
 
     let mut handler = CommandHandler::new(
         address,

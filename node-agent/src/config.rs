@@ -157,6 +157,10 @@ pub struct BrokerConfig {
     pub url: Url,
     /// Root of every topic of this network, e.g. `r1/devnet`.
     pub topic_root: String,
+    /// CA certificate (PEM) that signed an `mqtts://` broker's certificate; the system's roots
+    /// when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// containerd connection.

@@ -6,15 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use r1_protocol::Identity;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 use url::Url;
 
+use crate::config::BrokerConfig;
 use crate::metrics::Metrics;
 use crate::state::NodeState;
-
-/// Largest MQTT packet sent or accepted (a heartbeat of many workloads is a few KiB).
-const MAX_PACKET_BYTES: usize = 1 << 20;
 
 /// Longest wait between reconnection attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
@@ -40,22 +39,25 @@ pub struct Link {
 }
 
 impl Link {
-    /// Starts the connection to `url` as `client_id`, subscribed to `command_topic`. Commands
-    /// arrive on `commands`; `connected` turns true on every (re)connection.
+    /// Starts the connection to `broker` as `client_id`, logging in as `identity` unless the
+    /// URL names a user, subscribed to `command_topic`. Commands arrive on `commands`;
+    /// `connected` turns true on every (re)connection.
     pub fn start(
-        url: &Url,
+        broker: &BrokerConfig,
+        identity: &Identity,
         client_id: &str,
         command_topic: String,
         state: Arc<NodeState>,
         metrics: Arc<Metrics>,
         commands: mpsc::Sender<Vec<u8>>,
     ) -> Result<(Self, watch::Receiver<u64>), LinkError> {
-        let options = r1_protocol::mqtt::client_options(url, client_id, MAX_PACKET_BYTES).map_err(
-            |reason| LinkError::Url {
-                url: url.clone(),
-                reason,
-            },
-        )?;
+        let url = &broker.url;
+        let (options, login) =
+            r1_protocol::mqtt::client_options(url, broker.ca_file.as_deref(), client_id, identity)
+                .map_err(|reason| LinkError::Url {
+                    url: url.clone(),
+                    reason,
+                })?;
         let (client, mut events) = AsyncClient::new(options, 64);
         let (connected_tx, connected_rx) = watch::channel(0u64);
         let subscriber = client.clone();
@@ -92,6 +94,9 @@ impl Link {
                         }
                         link_state.set_broker_connected(false);
                         metrics.broker_connected.set(0);
+                        if let Err(e) = login.refresh(&mut events.mqtt_options) {
+                            tracing::warn!("cannot sign broker credentials: {e}");
+                        }
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(MAX_RECONNECT_DELAY);
                     }

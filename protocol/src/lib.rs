@@ -5,9 +5,11 @@
 //! * [`envelope`]: the signed envelope every message travels in (EIP-191 over a canonical
 //!   encoding), and [`verify`] which refuses forged, unknown, stale, replayed or malformed ones.
 //! * [`messages`]: heartbeat, deploy and stop commands, job status, oracle observation.
-//! * [`topics`]: the MQTT topic layout, in one place; [`mqtt`]: client options from a broker URL.
+//! * [`topics`]: the MQTT topic layout, in one place; [`mqtt`]: client options from a broker URL;
+//!   [`broker_auth`]: broker credentials signed by the client's key.
 //! * [`node_api`]: the node agent's local gRPC API (generated from `proto/node.proto`).
 
+pub mod broker_auth;
 pub mod config_file;
 pub mod envelope;
 pub mod hex;

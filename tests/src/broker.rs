@@ -1,16 +1,21 @@
-//! MQTT brokers on 127.0.0.1 for tests: the embedded rumqttd (run as the `r1-test-broker`
-//! binary) and Debian's mosquitto. Both can be stopped and started again on the same port, to
-//! test clients that must survive a broker going away.
+//! MQTT brokers on 127.0.0.1 for tests: the embedded rumqttd behind its authenticating gate
+//! (run as the `r1-test-broker` binary) and Debian's mosquitto with r1's generated password and
+//! ACL files. Neither lets an anonymous client in: a test admits each identity with its role and
+//! connects with the URL it gets back. Both can be stopped and started again on the same port,
+//! to test clients that must survive a broker going away, and both can serve TLS.
 
 mod mosquitto;
 mod rumqttd;
 mod served;
 
 pub use mosquitto::Mosquitto;
+pub use r1_controller::oracle::broker::acl::Role;
 pub use rumqttd::Rumqttd;
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use r1_protocol::Address;
 
 use crate::process::ProcessError;
 
@@ -34,6 +39,9 @@ pub enum BrokerError {
     /// The broker process could not be started or found.
     #[error(transparent)]
     Process(#[from] ProcessError),
+    /// A command preparing the broker failed.
+    #[error("{0}")]
+    Command(String),
     /// The broker did not accept connections in time.
     #[error(
         "{name} did not accept connections on port {port} within {timeout:?}; log tail:\n{log}"
@@ -52,8 +60,13 @@ pub enum BrokerError {
 
 /// An MQTT broker a test controls.
 pub trait Broker {
-    /// Where clients connect: `mqtt://127.0.0.1:<port>`.
+    /// Where clients connect, without credentials: `mqtt://127.0.0.1:<port>` (or `mqtts://`).
     fn url(&self) -> String;
+    /// Lets `client` in as `role` and returns the URL it connects with (the plain URL when it
+    /// signs its own login, or one with its user and password); returns once that works.
+    fn admit(&self, client: Address, role: Role) -> Result<String, BrokerError>;
+    /// The CA certificate clients trust for `mqtts`, when the broker serves TLS.
+    fn ca_file(&self) -> Option<PathBuf>;
     /// The TCP port, which stays the same across [`Broker::stop`] and [`Broker::start_again`].
     fn port(&self) -> u16;
     /// Stops the broker (connected clients lose their connections); idempotent.

@@ -9,6 +9,7 @@ pub mod containerd;
 pub mod devnet;
 pub mod hostile;
 pub mod images;
+pub mod mqtt_client;
 pub mod network;
 pub mod node;
 pub mod oracle;
@@ -19,6 +20,7 @@ pub mod procfs;
 pub mod proxy;
 pub mod scenario;
 pub mod signal;
+pub mod tls;
 pub mod wait;
 
 pub use broker::{Broker, Mosquitto, Rumqttd};

@@ -13,7 +13,7 @@ use std::time::Duration;
 use r1_crds::pricing::{Catalogue, CatalogueError};
 use r1_protocol::{Address, Identity};
 
-use crate::broker::{Broker, BrokerError, Mosquitto, Rumqttd};
+use crate::broker::{Broker, BrokerError, Mosquitto, Role, Rumqttd};
 use crate::chain::{self, ChainError, TestChain};
 use crate::containerd::{ContainerdError, PrivateContainerd};
 use crate::images::ImageError;
@@ -176,6 +176,7 @@ impl Network {
             chain_id: chain.chain_id(),
             manager: chain.manager(),
             broker_url: broker.url(),
+            ca_file: broker.ca_file(),
             topic_root: TOPIC_ROOT.to_owned(),
             loop_period_ms: settings.loop_period_ms,
             heartbeat_seconds: settings.heartbeat_seconds,
@@ -185,7 +186,12 @@ impl Network {
         };
         let mut oracles = Vec::with_capacity(settings.oracles);
         for _ in 0..settings.oracles {
-            let oracle = OracleProcess::new(&oracle_settings)?;
+            let identity = Identity::generate();
+            let settings = OracleSettings {
+                broker_url: broker.admit(identity.address(), Role::Oracle)?,
+                ..oracle_settings.clone()
+            };
+            let oracle = OracleProcess::new(&settings, identity)?;
             chain.add_oracle(oracle.address)?;
             chain.give_ether(oracle.address, chain::FUNDING_ETHER)?;
             oracles.push(oracle);
@@ -196,14 +202,19 @@ impl Network {
         for index in 0..settings.nodes {
             let namespace = format!("{}-n{index}", containerd.namespace());
             namespaces.0.push(namespace.clone());
-            let node = NodeAgent::new(&NodeSettings {
-                containerd_socket: containerd.socket().to_owned(),
-                namespace,
-                broker_url: broker.url(),
-                oracles: oracle_addresses.clone(),
-                heartbeat_seconds: settings.heartbeat_seconds,
-                backoff_initial_ms: 300,
-            })?;
+            let identity = Identity::generate();
+            let node = NodeAgent::new(
+                &NodeSettings {
+                    containerd_socket: containerd.socket().to_owned(),
+                    namespace,
+                    broker_url: broker.admit(identity.address(), Role::Node)?,
+                    ca_file: broker.ca_file(),
+                    oracles: oracle_addresses.clone(),
+                    heartbeat_seconds: settings.heartbeat_seconds,
+                    backoff_initial_ms: 300,
+                },
+                &identity,
+            )?;
             crate::images::httpd(HTTPD_IMAGE)
                 .write_archive(&node.images_dir().join("httpd.tar"))?;
             chain.license_node(node.address)?;

@@ -14,8 +14,9 @@ use r1_protocol::messages::{
 };
 use r1_protocol::topics::{Channel, Topics};
 use r1_protocol::{Address, Envelope, Identity, Message};
-use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use rumqttc::{Client, Event, Packet, QoS};
 
+use crate::broker::{Broker, Role};
 use crate::process::{ChildGuard, ProcessError, bin_path};
 
 /// The topic root the tests use.
@@ -45,8 +46,10 @@ pub struct NodeSettings {
     pub containerd_socket: PathBuf,
     /// containerd namespace.
     pub namespace: String,
-    /// Broker URL.
+    /// Broker URL, as the broker admitted the node ([`Broker::admit`]).
     pub broker_url: String,
+    /// CA certificate for an `mqtts` broker.
+    pub ca_file: Option<PathBuf>,
     /// Oracles the node obeys.
     pub oracles: Vec<Address>,
     /// Heartbeat interval in seconds.
@@ -58,6 +61,7 @@ pub struct NodeSettings {
 /// An `r1-node` process with its own key, data directory, config and API socket.
 pub struct NodeAgent {
     dir: tempfile::TempDir,
+    identity: Identity,
     /// The node's address.
     pub address: Address,
     /// Its metrics port on 127.0.0.1.
@@ -66,12 +70,12 @@ pub struct NodeAgent {
 }
 
 impl NodeAgent {
-    /// Prepares a node (key, config, directories) without starting it.
-    pub fn new(settings: &NodeSettings) -> Result<Self, NodeHarnessError> {
+    /// Prepares a node with key `identity` (config, directories) without starting it.
+    pub fn new(settings: &NodeSettings, identity: &Identity) -> Result<Self, NodeHarnessError> {
         let dir = tempfile::Builder::new().prefix("r1n").tempdir_in("/tmp")?;
         let key = dir.path().join("node.key");
-        let identity =
-            r1_protocol::keyfile::create(&key).map_err(|e| NodeHarnessError::Key(e.to_string()))?;
+        r1_protocol::keyfile::write(&key, identity)
+            .map_err(|e| NodeHarnessError::Key(e.to_string()))?;
         let metrics_port = crate::free_port();
         let (first_port, last_port) = crate::ports::host_port_range();
         let oracles: Vec<String> = settings
@@ -81,7 +85,7 @@ impl NodeAgent {
             .collect();
         let config = format!(
             "keyFile: {key}\ndataDir: {data}\nalias: test-node\nlabels: {{ kyb: \"true\" }}\n\
-             oracles: [{oracles}]\nbroker: {{ url: \"{broker}\", topicRoot: {TOPIC_ROOT} }}\n\
+             oracles: [{oracles}]\nbroker: {{ url: \"{broker}\", topicRoot: {TOPIC_ROOT}{ca} }}\n\
              containerd: {{ socket: {socket}, namespace: {namespace} }}\n\
              heartbeatIntervalSeconds: {hb}\napiSocket: {api}\nmetricsListen: 127.0.0.1:{metrics_port}\n\
              ports: {{ bindAddress: 127.0.0.1, first: {first_port}, last: {last_port} }}\n\
@@ -90,6 +94,11 @@ impl NodeAgent {
             data = dir.path().join("data").display(),
             oracles = oracles.join(", "),
             broker = settings.broker_url,
+            ca = settings
+                .ca_file
+                .as_ref()
+                .map(|ca| format!(", caFile: {}", ca.display()))
+                .unwrap_or_default(),
             socket = settings.containerd_socket.display(),
             namespace = settings.namespace,
             hb = settings.heartbeat_seconds,
@@ -100,10 +109,16 @@ impl NodeAgent {
         std::fs::create_dir_all(dir.path().join("data/images"))?;
         Ok(Self {
             address: identity.address(),
+            identity: identity.clone(),
             dir,
             metrics_port,
             process: None,
         })
+    }
+
+    /// The node's key, e.g. to listen on its command topic as it.
+    pub fn identity(&self) -> Identity {
+        self.identity.clone()
     }
 
     /// Where the node imports image archives from.
@@ -236,48 +251,49 @@ pub struct TestOracle {
 }
 
 impl TestOracle {
-    /// Connects to `broker_url` with a new key, subscribed to every node's heartbeat and status.
-    pub fn connect(broker_url: &str) -> Result<Self, NodeHarnessError> {
-        Self::with_identity(broker_url, Identity::generate())
+    /// Connects to `broker` with a new key it admits as an oracle, subscribed to every node's
+    /// heartbeat and status.
+    pub fn connect(broker: &dyn Broker) -> Result<Self, NodeHarnessError> {
+        Self::with_identity(broker, Identity::generate())
     }
 
-    /// Connects as `identity`.
-    pub fn with_identity(broker_url: &str, identity: Identity) -> Result<Self, NodeHarnessError> {
-        let url = url_parts(broker_url)?;
+    /// Connects as `identity`, admitted by `broker` as an oracle.
+    pub fn with_identity(
+        broker: &dyn Broker,
+        identity: Identity,
+    ) -> Result<Self, NodeHarnessError> {
+        let broker_url = broker
+            .admit(identity.address(), Role::Oracle)
+            .map_err(|e| NodeHarnessError::Broker(e.to_string()))?;
         let id = format!(
             "test-oracle-{}",
             r1_protocol::hex::encode(&identity.address()[..6])
         );
-        let mut options = MqttOptions::new(id, url.0, url.1);
-        options.set_keep_alive(Duration::from_secs(5));
-        options.set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut connection) = Client::new(options, 64);
         let topics = Topics::new(TOPIC_ROOT);
         let heard = Arc::new(Mutex::new(Heard::default()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread_heard = heard.clone();
         let thread_topics = topics.clone();
-        let subscriber = client.clone();
-        std::thread::spawn(move || {
-            for event in connection.iter() {
-                match event {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        for channel in [Channel::Heartbeat, Channel::Status] {
-                            let _ =
-                                subscriber.subscribe(thread_topics.all(channel), QoS::AtLeastOnce);
-                        }
+        let client = crate::mqtt_client::spawn(
+            &broker_url,
+            broker.ca_file().as_deref(),
+            &id,
+            &identity,
+            move |client, event| match event {
+                Some(Event::Incoming(Packet::ConnAck(_))) => {
+                    for channel in [Channel::Heartbeat, Channel::Status] {
+                        let _ = client.subscribe(thread_topics.all(channel), QoS::AtLeastOnce);
                     }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        let _ = ready_tx.send(());
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        record(&thread_heard, &thread_topics, &p.topic, &p.payload);
-                    }
-                    Ok(_) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
                 }
-            }
-        });
+                Some(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = ready_tx.send(());
+                }
+                Some(Event::Incoming(Packet::Publish(p))) => {
+                    record(&thread_heard, &thread_topics, &p.topic, &p.payload);
+                }
+                _ => {}
+            },
+        )?;
         ready_rx
             .recv_timeout(Duration::from_secs(10))
             .map_err(|_| NodeHarnessError::Broker(format!("no subscription on {broker_url}")))?;
@@ -415,20 +431,6 @@ fn record(heard: &Mutex<Heard>, topics: &Topics, topic: &str, payload: &[u8]) {
         }
         _ => {}
     }
-}
-
-fn url_parts(url: &str) -> Result<(String, u16), NodeHarnessError> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .ok_or_else(|| NodeHarnessError::Broker(format!("{url} is not mqtt://")))?;
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| NodeHarnessError::Broker(format!("{url} has no port")))?;
-    let port = port
-        .trim_end_matches('/')
-        .parse()
-        .map_err(|_| NodeHarnessError::Broker(format!("{url} has a bad port")))?;
-    Ok((host.to_owned(), port))
 }
 
 /// A workload spec for tests: `image`, 250 m CPU, `memory_mib` MiB, no ports.

@@ -59,8 +59,10 @@ pub struct OracleSettings {
     pub chain_id: u64,
     /// PoAI manager address.
     pub manager: Address,
-    /// External broker URL (`mqtt://127.0.0.1:<port>`).
+    /// External broker URL, as the broker admitted the oracle (`mqtt://127.0.0.1:<port>`).
     pub broker_url: String,
+    /// CA certificate for an `mqtts` broker.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Root of every topic; must match the nodes' ([`crate::node::TOPIC_ROOT`]).
     pub topic_root: String,
     /// Milliseconds between two passes of the reconcile loops.
@@ -89,10 +91,10 @@ pub struct OracleProcess {
 }
 
 impl OracleProcess {
-    /// Prepares an oracle (key, config, data directory) without starting it.
-    pub fn new(settings: &OracleSettings) -> Result<Self, OracleHarnessError> {
+    /// Prepares an oracle with key `identity` (config, data directory) without starting it.
+    pub fn new(settings: &OracleSettings, identity: Identity) -> Result<Self, OracleHarnessError> {
         let dir = tempfile::Builder::new().prefix("r1o").tempdir_in("/tmp")?;
-        let identity = r1_protocol::keyfile::create(&dir.path().join("oracle.key"))?;
+        r1_protocol::keyfile::write(&dir.path().join("oracle.key"), &identity)?;
         let api_port = crate::free_port();
         let metrics_port = crate::free_port();
         let data = dir.path().join("data");
@@ -260,7 +262,7 @@ fn config_text(
     format!(
         "keyFile: {key}\ndataDir: {data}\n\
          chain: {{ rpcUrl: \"{rpc}\", chainId: {chain_id}, poaiManager: \"{manager}\" }}\n\
-         broker: {{ url: \"{broker}\", topicRoot: {topic_root} }}\n\
+         broker: {{ url: \"{broker}\", topicRoot: {topic_root}{ca} }}\n\
          api: {{ listen: \"127.0.0.1:{api_port}\" }}\n\
          metricsListen: \"127.0.0.1:{metrics_port}\"\n\
          loops: {{ periodMs: {period}, startGraceSeconds: {start_grace}, resyncSeconds: {resync} }}\n\
@@ -271,6 +273,11 @@ fn config_text(
         chain_id = settings.chain_id,
         manager = settings.manager.to_checksum(None),
         broker = settings.broker_url,
+        ca = settings
+            .ca_file
+            .as_ref()
+            .map(|ca| format!(", caFile: {}", ca.display()))
+            .unwrap_or_default(),
         topic_root = settings.topic_root,
         period = settings.loop_period_ms,
         start_grace = settings.start_grace_seconds,

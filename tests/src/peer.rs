@@ -10,8 +10,9 @@ use std::time::Duration;
 use r1_protocol::envelope::Sealer;
 use r1_protocol::topics::{Channel, Topics};
 use r1_protocol::{Address, Envelope, Identity, Message};
-use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use rumqttc::{Client, Event, Packet, QoS};
 
+use crate::broker::{Broker, Role};
 use crate::node::{NodeHarnessError, TOPIC_ROOT};
 
 /// One envelope heard on the broker.
@@ -34,65 +35,64 @@ pub struct MqttPeer {
 }
 
 impl MqttPeer {
-    /// Connects to `broker_url` (`mqtt://host:port`) as `identity`, subscribed to every topic of
-    /// each channel in `listen`; returns once the subscriptions are acknowledged.
+    /// Connects to `broker` as `identity`, admitted with `role`, subscribed to each of
+    /// `filters`; returns once the subscriptions are acknowledged (or refused).
     pub fn connect(
-        broker_url: &str,
+        broker: &dyn Broker,
         identity: Identity,
-        listen: &[Channel],
+        role: Role,
+        filters: &[String],
     ) -> Result<Self, NodeHarnessError> {
-        let (host, port) = host_port(broker_url)?;
+        let broker_url = broker
+            .admit(identity.address(), role)
+            .map_err(|e| NodeHarnessError::Broker(e.to_string()))?;
         let id = format!(
             "test-peer-{}-{}",
             r1_protocol::hex::encode_bare(&identity.address()[..6]),
             rand::random::<u32>()
         );
-        let mut options = MqttOptions::new(id, host, port);
-        options.set_keep_alive(Duration::from_secs(5));
-        options.set_max_packet_size(4 << 20, 4 << 20);
-        let (client, mut connection) = Client::new(options, 64);
         let topics = Topics::new(TOPIC_ROOT);
         let heard = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let filters: Vec<String> = listen.iter().map(|c| topics.all(*c)).collect();
+        let filters = filters.to_vec();
         let thread_heard = heard.clone();
         let thread_topics = topics.clone();
-        let subscriber = client.clone();
-        std::thread::spawn(move || {
-            let mut acked = 0;
-            for event in connection.iter() {
-                match event {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        acked = 0;
-                        if filters.is_empty() {
-                            let _ = ready_tx.send(());
-                        }
-                        for filter in &filters {
-                            let _ = subscriber.subscribe(filter.clone(), QoS::AtLeastOnce);
-                        }
+        let mut acked = 0;
+        let client = crate::mqtt_client::spawn(
+            &broker_url,
+            broker.ca_file().as_deref(),
+            &id,
+            &identity,
+            move |client, event| match event {
+                Some(Event::Incoming(Packet::ConnAck(_))) => {
+                    acked = 0;
+                    if filters.is_empty() {
+                        let _ = ready_tx.send(());
                     }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        acked += 1;
-                        if acked == filters.len() {
-                            let _ = ready_tx.send(());
-                        }
+                    for filter in &filters {
+                        let _ = client.subscribe(filter.clone(), QoS::AtLeastOnce);
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if let Some((channel, owner)) = thread_topics.parse(&p.topic)
-                            && let Ok(mut heard) = thread_heard.lock()
-                        {
-                            heard.push(Heard {
-                                channel,
-                                owner,
-                                bytes: p.payload.to_vec(),
-                            });
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
                 }
-            }
-        });
+                Some(Event::Incoming(Packet::SubAck(_))) => {
+                    acked += 1;
+                    if acked == filters.len() {
+                        let _ = ready_tx.send(());
+                    }
+                }
+                Some(Event::Incoming(Packet::Publish(p))) => {
+                    if let Some((channel, owner)) = thread_topics.parse(&p.topic)
+                        && let Ok(mut heard) = thread_heard.lock()
+                    {
+                        heard.push(Heard {
+                            channel,
+                            owner,
+                            bytes: p.payload.to_vec(),
+                        });
+                    }
+                }
+                _ => {}
+            },
+        )?;
         ready_rx
             .recv_timeout(Duration::from_secs(10))
             .map_err(|_| NodeHarnessError::Broker(format!("no subscription on {broker_url}")))?;
@@ -142,18 +142,4 @@ impl MqttPeer {
     pub fn heard(&self) -> Vec<Heard> {
         self.heard.lock().map(|h| h.clone()).unwrap_or_default()
     }
-}
-
-/// `host` and `port` of `mqtt://host:port`.
-fn host_port(url: &str) -> Result<(String, u16), NodeHarnessError> {
-    let bad = |reason: &str| NodeHarnessError::Broker(format!("{url}: {reason}"));
-    let rest = url
-        .strip_prefix("mqtt://")
-        .ok_or_else(|| bad("not mqtt://"))?;
-    let (host, port) = rest
-        .trim_end_matches('/')
-        .rsplit_once(':')
-        .ok_or_else(|| bad("no port"))?;
-    let port = port.parse().map_err(|_| bad("bad port"))?;
-    Ok((host.to_owned(), port))
 }

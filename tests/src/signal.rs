@@ -15,6 +15,8 @@ pub enum Signal {
     Stop,
     /// Resume a frozen process.
     Cont,
+    /// Reload the configuration (mosquitto re-reads its password and ACL files).
+    Hup,
 }
 
 impl Signal {
@@ -26,6 +28,7 @@ impl Signal {
             Signal::Int => "INT",
             Signal::Stop => "STOP",
             Signal::Cont => "CONT",
+            Signal::Hup => "HUP",
         }
     }
 }

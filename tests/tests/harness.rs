@@ -7,11 +7,15 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use r1_e2e::broker::{Broker, Mosquitto, Rumqttd};
+use r1_e2e::broker::{Broker, Mosquitto, Role, Rumqttd};
 use r1_e2e::containerd::PrivateContainerd;
 use r1_e2e::images::{self, OciImageBuilder};
+use r1_e2e::node::TOPIC_ROOT;
 use r1_e2e::{free_port, procfs, wait};
-use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use r1_protocol::Identity;
+use r1_protocol::mqtt::client_options;
+use r1_protocol::topics::{Channel, Topics};
+use rumqttc::{Client, Event, Packet, QoS};
 
 /// Writes `image` into `dir` and imports it into `containerd`.
 fn import(containerd: &PrivateContainerd, dir: &Path, image: OciImageBuilder) -> String {
@@ -222,20 +226,31 @@ fn restart_keeps_a_running_container_alive() {
     assert!(stopped && started.elapsed() < Duration::from_secs(5));
 }
 
-/// Subscribes, publishes and waits for the message to come back through the broker on `port`.
-fn roundtrip(port: u16) -> Result<(), String> {
+/// As a new oracle, subscribes to the oracles' observations, publishes its own and waits for
+/// it to come back through `broker`.
+fn roundtrip(broker: &dyn Broker) -> Result<(), String> {
+    let identity = Identity::generate();
+    let url = broker
+        .admit(identity.address(), Role::Oracle)
+        .map_err(|error| error.to_string())?;
     let client_id = format!("r1-harness-{}", free_port());
-    let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
-    options.set_keep_alive(Duration::from_secs(5));
+    let (options, _) = client_options(
+        &url.parse().map_err(|e: url::ParseError| e.to_string())?,
+        broker.ca_file().as_deref(),
+        &client_id,
+        &identity,
+    )?;
     let (client, mut connection) = Client::new(options, 10);
+    let topics = Topics::new(TOPIC_ROOT);
+    let own = topics.topic(Channel::Observations, &identity.address());
     client
-        .subscribe("r1/harness", QoS::AtLeastOnce)
+        .subscribe(topics.all(Channel::Observations), QoS::AtLeastOnce)
         .map_err(|error| error.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         match connection.recv_timeout(Duration::from_millis(500)) {
             Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => client
-                .publish("r1/harness", QoS::AtLeastOnce, false, b"ping".to_vec())
+                .publish(own.clone(), QoS::AtLeastOnce, false, b"ping".to_vec())
                 .map_err(|error| error.to_string())?,
             Ok(Ok(Event::Incoming(Packet::Publish(publish)))) if publish.payload == "ping" => {
                 return Ok(());
@@ -250,14 +265,14 @@ fn roundtrip(port: u16) -> Result<(), String> {
 /// Roundtrip, stop (nothing listens), start again (roundtrip works on the same port).
 fn exercise(broker: &mut dyn Broker) {
     assert_eq!(broker.url(), format!("mqtt://127.0.0.1:{}", broker.port()));
-    roundtrip(broker.port()).expect("first roundtrip");
+    roundtrip(broker).expect("first roundtrip");
     broker.stop();
     assert!(
         !wait::tcp_accepts(broker.port()),
         "still listening after stop"
     );
     broker.start_again().expect("start again");
-    roundtrip(broker.port()).expect("roundtrip after restart");
+    roundtrip(broker).expect("roundtrip after restart");
 }
 
 #[test]

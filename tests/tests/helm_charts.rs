@@ -161,9 +161,19 @@ fn value_sets(chart: &str) -> Vec<Values> {
         })
         .unwrap_or_default();
     files.sort();
-    std::iter::once(Values::Defaults)
+    std::iter::once(base_values(chart))
         .chain(files.into_iter().map(Values::File))
         .collect()
+}
+
+/// The values a chart renders with out of the box: its defaults, except r1-node, which refuses
+/// to render until its oracles and broker are named; its devnet values file names them.
+fn base_values(chart: &str) -> Values {
+    if chart == "r1-node" {
+        Values::File("r1-node/values-devnet.yaml".into())
+    } else {
+        Values::Defaults
+    }
 }
 
 /// The values a render sees: values.yaml with the values file merged over it as Helm merges.
@@ -1072,6 +1082,17 @@ fn crds_chart_is_exactly_the_generated_crds() {
     );
 }
 
+/// Where a chart mounts the broker CA of `broker.caSecret`, when one is named.
+fn ca_file(values: &Value) -> Option<String> {
+    let name = str_at(values, "broker.caSecret.name");
+    (!name.is_empty()).then(|| {
+        format!(
+            "/etc/r1/broker-ca/{}",
+            str_at(values, "broker.caSecret.key")
+        )
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // r1-oracle
 
@@ -1087,14 +1108,36 @@ fn expected_oracle_config(values: &Value, fullname: &str) -> Value {
     put(&mut config, "dataDir", "/var/lib/r1-oracle");
     put(&mut config, "chain", get(values, "chain").clone());
     let topic_root = get(values, "broker.topicRoot").clone();
-    let broker = match str_at(values, "broker.url") {
-        "" => map([
-            ("embeddedListen", listen_on("broker.embeddedPort")),
-            ("topicRoot", topic_root),
-        ]),
-        url => map([("url", url.into()), ("topicRoot", topic_root)]),
-    };
-    put(&mut config, "broker", broker);
+    let mut broker = Mapping::new();
+    match str_at(values, "broker.url") {
+        "" => {
+            put(
+                &mut broker,
+                "embeddedListen",
+                listen_on("broker.embeddedPort"),
+            );
+            if !str_at(values, "broker.tlsSecret").is_empty() {
+                let tls = map([
+                    ("certFile", "/etc/r1/broker-tls/tls.crt".into()),
+                    ("keyFile", "/etc/r1/broker-tls/tls.key".into()),
+                ]);
+                put(&mut broker, "tls", tls);
+            }
+        }
+        url => put(&mut broker, "url", url),
+    }
+    put(&mut broker, "topicRoot", topic_root);
+    if !seq_at(values, "broker.oracles").is_empty() {
+        put(
+            &mut broker,
+            "oracles",
+            get(values, "broker.oracles").clone(),
+        );
+    }
+    if let Some(ca) = ca_file(values) {
+        put(&mut broker, "caFile", ca);
+    }
+    put(&mut config, "broker", Value::Mapping(broker));
     put(&mut config, "api", map([("listen", listen_on("api.port"))]));
     put(&mut config, "metricsListen", listen_on("metrics.port"));
     if !bool_at(values, "epoch.fromChain") {
@@ -1545,9 +1588,21 @@ fn expected_node_config(values: &Value) -> Value {
         format!("/run/secrets/r1/{}", str_at(values, "key.secretKey"))
     };
     put(&mut config, "keyFile", key_file);
-    for field in ["dataDir", "labels", "oracles", "broker", "containerd"] {
+    for field in ["dataDir", "labels", "oracles", "containerd"] {
         put(&mut config, field, get(values, field).clone());
     }
+    let mut broker = Mapping::new();
+    for field in ["url", "topicRoot"] {
+        put(
+            &mut broker,
+            field,
+            get(values, &format!("broker.{field}")).clone(),
+        );
+    }
+    if let Some(ca) = ca_file(values) {
+        put(&mut broker, "caFile", ca);
+    }
+    put(&mut config, "broker", Value::Mapping(broker));
     let alias = match str_at(values, "alias") {
         "" => RELEASE,
         alias => alias,
@@ -2106,8 +2161,21 @@ fn invalid_values_are_rejected_with_clear_messages() {
         ),
         (
             "r1-node",
-            &["-f", &empty_oracles],
-            &[SCHEMA_ERROR, "/oracles", "minItems"],
+            &[],
+            &["oracles: name the oracles", "values-devnet.yaml"],
+        ),
+        (
+            "r1-node",
+            &["-f", &empty_oracles, "--set", "broker.url=mqtt://b:1883"],
+            &["oracles: name the oracles", "values-devnet.yaml"],
+        ),
+        (
+            "r1-node",
+            &[
+                "--set",
+                "oracles[0]=0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            ],
+            &["broker.url: name the MQTT broker", "mqtts://"],
         ),
         (
             "r1-node",

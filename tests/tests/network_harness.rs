@@ -104,20 +104,24 @@ fn test_chain_prices_licenses_funds_and_deploys_escrows() {
 
 #[test]
 fn oracle_config_passes_check_config() {
-    let oracle = OracleProcess::new(&OracleSettings {
-        rpc_url: "http://127.0.0.1:8545".into(),
-        chain_id: 31337,
-        manager: "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-            .parse()
-            .expect("address"),
-        broker_url: "mqtt://127.0.0.1:1883".into(),
-        topic_root: TOPIC_ROOT.into(),
-        loop_period_ms: 500,
-        heartbeat_seconds: 1,
-        grace_missed: 3,
-        start_grace_seconds: 30,
-        resync_seconds: 5,
-    })
+    let oracle = OracleProcess::new(
+        &OracleSettings {
+            rpc_url: "http://127.0.0.1:8545".into(),
+            chain_id: 31337,
+            manager: "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+                .parse()
+                .expect("address"),
+            broker_url: "mqtt://127.0.0.1:1883".into(),
+            ca_file: None,
+            topic_root: TOPIC_ROOT.into(),
+            loop_period_ms: 500,
+            heartbeat_seconds: 1,
+            grace_missed: 3,
+            start_grace_seconds: 30,
+            resync_seconds: 5,
+        },
+        r1_protocol::Identity::generate(),
+    )
     .expect("oracle");
     let out = oracle.check_config().expect("check-config");
     let text = format!(
@@ -210,8 +214,7 @@ fn prepared_network_nodes_heartbeat_serve_the_example_image_and_clean_up() {
 
     // The nodes obey the network's oracles; act as the first one over the broker.
     let oracle_identity = network.oracles()[0].identity().clone();
-    let oracle =
-        TestOracle::with_identity(&network.broker().url(), oracle_identity).expect("listener");
+    let oracle = TestOracle::with_identity(network.broker(), oracle_identity).expect("listener");
     network.start_nodes().expect("nodes");
     for node in network.nodes() {
         assert!(
@@ -272,7 +275,7 @@ fn full_network_oracles_are_healthy_and_nodes_heartbeat() {
         ..NetworkSettings::default()
     })
     .expect("network");
-    let listener = TestOracle::connect(&network.broker().url()).expect("listener");
+    let listener = TestOracle::connect(network.broker()).expect("listener");
     for oracle in network.oracles() {
         assert!(oracle.is_healthy(), "log:\n{}", oracle.log());
         assert!(

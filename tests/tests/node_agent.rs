@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use r1_e2e::broker::{Broker, Mosquitto, Rumqttd};
+use r1_e2e::broker::{Broker, Mosquitto, Role, Rumqttd};
 use r1_e2e::containerd::PrivateContainerd;
 use r1_e2e::images as canned;
 use r1_e2e::node::{NodeAgent, NodeSettings, TestOracle, http_get, workload};
+use r1_protocol::Identity;
 use r1_protocol::messages::{
     DeployCommand, HealthCheckSpec, HealthProbe, PortMapping, PortProtocol, WorkloadId,
     WorkloadReport, WorkloadState,
@@ -28,15 +29,20 @@ fn rig(broker: Box<dyn Broker>) -> Rig {
 
 fn rig_with_heartbeat(broker: Box<dyn Broker>, heartbeat_seconds: u64) -> Rig {
     let containerd = PrivateContainerd::start().expect("containerd");
-    let oracle = TestOracle::connect(&broker.url()).expect("oracle");
-    let mut node = NodeAgent::new(&NodeSettings {
-        containerd_socket: containerd.socket().to_owned(),
-        namespace: containerd.namespace().to_owned(),
-        broker_url: broker.url(),
-        oracles: vec![oracle.address()],
-        heartbeat_seconds,
-        backoff_initial_ms: 300,
-    })
+    let oracle = TestOracle::connect(broker.as_ref()).expect("oracle");
+    let identity = Identity::generate();
+    let mut node = NodeAgent::new(
+        &NodeSettings {
+            containerd_socket: containerd.socket().to_owned(),
+            namespace: containerd.namespace().to_owned(),
+            broker_url: broker.admit(identity.address(), Role::Node).expect("admit"),
+            ca_file: broker.ca_file(),
+            oracles: vec![oracle.address()],
+            heartbeat_seconds,
+            backoff_initial_ms: 300,
+        },
+        &identity,
+    )
     .expect("node");
     node.start().expect("start node");
     assert!(
@@ -363,7 +369,7 @@ fn forged_unsigned_stale_replayed_and_misaddressed_commands_are_refused() {
     });
     rig.oracle.send_raw(node, unsigned.to_string().into_bytes());
 
-    let stranger = TestOracle::connect(&rig.broker.url()).expect("stranger");
+    let stranger = TestOracle::connect(rig.broker.as_ref()).expect("stranger");
     stranger.send_raw(node, stranger.seal(&command).to_bytes());
 
     let stale = rig

@@ -17,16 +17,18 @@ use alloy::primitives::{Address, keccak256};
 use alloy::providers::Provider;
 use r1_contracts::VoteOutcome;
 use r1_e2e::TestChain;
+use r1_e2e::broker::Role;
 use r1_e2e::consensus::{
     AcceptedNodeSet, accepted_availability, accepted_node_sets, availability_votes, node_set_votes,
     read, recorded_availability,
 };
 use r1_e2e::network::{HEALTHY_TIMEOUT, HTTPD_IMAGE, Network, NetworkSettings};
+use r1_e2e::node::TOPIC_ROOT;
 use r1_e2e::peer::MqttPeer;
 use r1_e2e::scenario;
 use r1_e2e::wait::until;
 use r1_protocol::messages::{DeployCommand, OracleObservation, StopCommand, WorkloadId};
-use r1_protocol::topics::Channel;
+use r1_protocol::topics::{Channel, Topics};
 use r1_protocol::{Identity, MessageKind};
 use serde_json::Value;
 
@@ -307,9 +309,17 @@ fn an_oracle_killed_mid_reconcile_duplicates_nothing_and_never_votes_twice() {
 #[test]
 fn commands_no_listed_oracle_signed_or_replayed_stale_or_early_ones_are_refused() {
     let network = Network::start(&one_epoch_settings()).unwrap();
-    let broker = network.broker().url();
-    // A spy on every node's command topic, to replay what a real oracle sent.
-    let spy = MqttPeer::connect(&broker, Identity::generate(), &[Channel::Commands]).unwrap();
+    let broker = network.broker();
+    // A spy on each node's command topic, with that node's own key (nobody else may listen
+    // there), to replay what a real oracle sent.
+    let spies: Vec<MqttPeer> = network
+        .nodes()
+        .iter()
+        .map(|node| {
+            let topic = Topics::new(TOPIC_ROOT).topic(Channel::Commands, &node.address);
+            MqttPeer::connect(broker, node.identity(), Role::Node, &[topic]).unwrap()
+        })
+        .collect();
     apply_hello_web(&network);
     let job = funded_job(&network);
     let active = wait_running(&network, &[0, 1, 2], job);
@@ -346,8 +356,9 @@ fn commands_no_listed_oracle_signed_or_replayed_stale_or_early_ones_are_refused(
     let bogus = r1_e2e::node::workload(4242, 0, HTTPD_IMAGE, 64);
     let hijack = r1_e2e::node::workload(job, held_replica, HTTPD_IMAGE, 64);
 
-    // A stranger (a fresh key no node lists) deploys, hijacks and stops.
-    let stranger = MqttPeer::connect(&broker, Identity::generate(), &[]).unwrap();
+    // A stranger (a fresh key no node lists, but an oracle to the broker) deploys, hijacks
+    // and stops.
+    let stranger = MqttPeer::connect(broker, Identity::generate(), Role::Oracle, &[]).unwrap();
     for node in [holder, idle] {
         let deploy = DeployCommand {
             target: node,
@@ -377,9 +388,9 @@ fn commands_no_listed_oracle_signed_or_replayed_stale_or_early_ones_are_refused(
     stranger.publish_raw(Channel::Commands, holder, forged.to_bytes());
 
     // A real oracle's deploy to the holder, published again.
-    let real = spy
-        .heard()
-        .into_iter()
+    let real = spies
+        .iter()
+        .flat_map(MqttPeer::heard)
         .find(|h| {
             h.owner == holder
                 && r1_protocol::Envelope::from_bytes(&h.bytes)
@@ -389,8 +400,13 @@ fn commands_no_listed_oracle_signed_or_replayed_stale_or_early_ones_are_refused(
     stranger.publish_raw(Channel::Commands, holder, real.bytes.clone());
 
     // A listed oracle's key, but sealed five minutes ago, or a minute from now.
-    let as_oracle =
-        MqttPeer::connect(&broker, network.oracles()[0].identity().clone(), &[]).unwrap();
+    let as_oracle = MqttPeer::connect(
+        broker,
+        network.oracles()[0].identity().clone(),
+        Role::Oracle,
+        &[],
+    )
+    .unwrap();
     let now = r1_protocol::now_ms();
     let deploy_bogus = DeployCommand {
         target: holder,
@@ -540,7 +556,7 @@ fn stops_from_a_byzantine_oracle_are_undone_by_the_honest_ones() {
     let (container, (pid, _)) = before[&victim].iter().next().unwrap();
     let replica = replica_of(container, job).unwrap();
     let liar_key = network.oracles()[2].identity().clone();
-    let liar = MqttPeer::connect(&network.broker().url(), liar_key, &[]).unwrap();
+    let liar = MqttPeer::connect(network.broker(), liar_key, Role::Oracle, &[]).unwrap();
     let stopped_at = Instant::now();
     liar.send(
         Channel::Commands,
@@ -595,7 +611,8 @@ fn a_byzantine_oracle_does_not_move_the_availability_median() {
     align_chain_clock(chain);
     let liar_key = network.oracles()[2].identity().clone();
     let liar = chain.suite_as(liar_key.signer());
-    let liar_peer = MqttPeer::connect(&network.broker().url(), liar_key.clone(), &[]).unwrap();
+    let liar_peer =
+        MqttPeer::connect(network.broker(), liar_key.clone(), Role::Oracle, &[]).unwrap();
     let ghost = Identity::generate().address();
     chain.license_node(ghost).unwrap();
     let nodes = network.node_addresses();

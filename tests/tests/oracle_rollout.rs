@@ -228,7 +228,7 @@ fn settled_revision(network: &Network, monitor: &TestOracle, job: u64) -> String
 fn a_revision_that_never_becomes_healthy_is_rolled_back_while_the_old_one_serves() {
     let started = Instant::now();
     let network = start_network();
-    let monitor = TestOracle::connect(&network.broker().url()).unwrap();
+    let monitor = TestOracle::connect(network.broker()).unwrap();
     let nodes = network.node_addresses();
     let job = run_hello_web(&network);
     let old = settled_revision(&network, &monitor, job);
@@ -315,7 +315,7 @@ fn a_revision_that_never_becomes_healthy_is_rolled_back_while_the_old_one_serves
 fn a_changed_env_rolls_out_replica_by_replica_without_a_gap() {
     let started = Instant::now();
     let network = start_network();
-    let monitor = TestOracle::connect(&network.broker().url()).unwrap();
+    let monitor = TestOracle::connect(network.broker()).unwrap();
     let nodes = network.node_addresses();
     let job = run_hello_web(&network);
     let old = settled_revision(&network, &monitor, job);
@@ -387,7 +387,7 @@ fn a_changed_env_rolls_out_replica_by_replica_without_a_gap() {
 #[test]
 fn a_job_with_a_fixed_host_port_rolls_out_without_closing_the_port() {
     let network = start_network();
-    let monitor = TestOracle::connect(&network.broker().url()).unwrap();
+    let monitor = TestOracle::connect(network.broker()).unwrap();
     let nodes = network.node_addresses();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

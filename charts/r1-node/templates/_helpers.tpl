@@ -86,4 +86,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if gt (int64 .Values.restartBackoff.initialMs) (int64 .Values.restartBackoff.maxMs) }}
 {{- fail "restartBackoff.initialMs must be at most restartBackoff.maxMs" }}
 {{- end }}
+{{- if not .Values.oracles }}
+{{- fail "oracles: name the oracles whose signed commands this node obeys (their 0x addresses), e.g. --set 'oracles={0x…}'; for a local devnet use -f values-devnet.yaml" }}
+{{- end }}
+{{- if not .Values.broker.url }}
+{{- fail "broker.url: name the MQTT broker, e.g. --set broker.url=mqtts://broker.example.com:8883 (with broker.caSecret for a private CA); for a local devnet use -f values-devnet.yaml" }}
+{{- end }}
 {{- end }}

@@ -133,6 +133,11 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Broker set-up for operators.
+    Broker {
+        #[command(subcommand)]
+        command: BrokerCommand,
+    },
     /// The local devnet that `make devnet` runs.
     Devnet {
         #[command(subcommand)]
@@ -270,6 +275,34 @@ fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
         .enable_all()
         .build()?;
     Ok(runtime.block_on(future))
+}
+
+#[derive(Subcommand)]
+enum BrokerCommand {
+    /// Write r1.conf and r1.acl for Debian's mosquitto into a directory: no anonymous clients,
+    /// per-identity topic ACLs, no retained messages, r1's packet size limit, optionally TLS.
+    /// Add each node's and oracle's password to <dir>/r1.passwd with `mosquitto_passwd`
+    /// (username: its lowercase 0x address) and include r1.conf from mosquitto.conf.
+    MosquittoConfig {
+        /// Root of every topic of the network.
+        #[arg(long)]
+        topic_root: String,
+        /// An oracle's address (repeatable).
+        #[arg(long = "oracle", value_name = "ADDRESS")]
+        oracles: Vec<alloy_primitives::Address>,
+        /// mosquitto's listener.
+        #[arg(long, default_value = "0.0.0.0:8883")]
+        listen: std::net::SocketAddr,
+        /// TLS certificate (PEM) of the listener; plain MQTT without it.
+        #[arg(long, requires = "key_file")]
+        cert_file: Option<PathBuf>,
+        /// Its private key (PEM).
+        #[arg(long, requires = "cert_file")]
+        key_file: Option<PathBuf>,
+        /// Where to write the files.
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -435,6 +468,37 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     ))??)
                 }
             }
+        }
+        Command::Broker {
+            command:
+                BrokerCommand::MosquittoConfig {
+                    topic_root,
+                    oracles,
+                    listen,
+                    cert_file,
+                    key_file,
+                    out_dir,
+                },
+        } => {
+            let tls = cert_file
+                .clone()
+                .zip(key_file.clone())
+                .map(
+                    |(cert_file, key_file)| r1_controller::oracle::broker::TlsFiles {
+                        cert_file,
+                        key_file,
+                    },
+                );
+            let files = ctl::broker::MosquittoFiles {
+                topic_root: topic_root.clone(),
+                oracles: oracles.clone(),
+                listen: *listen,
+                tls,
+            };
+            for path in ctl::broker::write_mosquitto(out_dir, &files)? {
+                println!("{}", path.display());
+            }
+            Ok(true)
         }
         Command::Keys { command } => {
             let address = match command {

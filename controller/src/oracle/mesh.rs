@@ -11,8 +11,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use r1_protocol::now_ms;
 use r1_protocol::topics::{Channel, Topics};
+use r1_protocol::{Identity, now_ms};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 use url::Url;
@@ -23,9 +23,6 @@ use crate::oracle::admission::{Admission, Known, Lane};
 /// Messages each lane holds before it drops: licensed nodes, other nodes, observations,
 /// requests.
 const LANE_CAPACITY: [usize; 4] = [8192, 512, 1024, 8192];
-
-/// Largest MQTT packet sent or accepted (relayed manifests are bounded by the API's 1 MiB).
-const MAX_PACKET_BYTES: usize = 4 << 20;
 
 /// Longest wait between reconnection attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
@@ -122,21 +119,23 @@ pub struct Mesh {
 }
 
 impl Mesh {
-    /// Connects to `url` as `client_id` and subscribes to the oracle's channels under
+    /// Connects to `url` (trusting `ca_file` for `mqtts`) as `client_id`, logging in as
+    /// `identity` unless the URL names a user, and subscribes to the oracle's channels under
     /// `topics` after every (re)connection. Messages arrive in the returned [`Inbox`]; each
     /// one dropped before it is read is counted by `dropped`.
     pub fn start(
         url: &Url,
+        ca_file: Option<&std::path::Path>,
         client_id: &str,
+        identity: &Identity,
         topics: &Topics,
         dropped: DropCounter,
     ) -> Result<(Self, Inbox), MeshError> {
-        let options = r1_protocol::mqtt::client_options(url, client_id, MAX_PACKET_BYTES).map_err(
-            |reason| MeshError::Url {
+        let (options, login) = r1_protocol::mqtt::client_options(url, ca_file, client_id, identity)
+            .map_err(|reason| MeshError::Url {
                 url: url.clone(),
                 reason,
-            },
-        )?;
+            })?;
         let (client, mut events) = AsyncClient::new(options, 256);
         let (link_tx, link_rx) = watch::channel(BrokerLink::Disconnected);
         let [licensed, others, observations, requests] = LANE_CAPACITY.map(mpsc::channel);
@@ -228,6 +227,9 @@ impl Mesh {
                         }
                         remember(LinkHistory::disconnected);
                         let _ = link_tx.send(BrokerLink::Disconnected);
+                        if let Err(e) = login.refresh(&mut events.mqtt_options) {
+                            tracing::warn!("cannot sign broker credentials: {e}");
+                        }
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(MAX_RECONNECT_DELAY);
                     }

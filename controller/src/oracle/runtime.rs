@@ -95,6 +95,8 @@ pub struct Oracle {
     oracle_messages: Mutex<(Verifier<HashSet<Address>>, Verifier<HashSet<Address>>)>,
     orphans: Mutex<OrphanBook>,
     refusal_log: RefusalLog,
+    /// The embedded broker's oracle set, kept equal to the chain's.
+    gate_oracles: broker::GateOracles,
 }
 
 /// Starts every part and runs until SIGINT or SIGTERM.
@@ -163,18 +165,20 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
     )
     .map_err(|e| fail("nodes")(e.to_string()))?;
 
+    let gate_oracles = broker::GateOracles::new(config.broker.oracles.iter().copied().chain([me]));
     let broker_url: Url = match &config.broker.url {
         Some(url) => url
             .as_str()
             .parse()
             .map_err(|e: url::ParseError| fail("broker.url")(e.to_string()))?,
-        None => {
-            broker::start_embedded(config.broker.embedded_listen)
-                .map_err(|e| fail("embedded broker")(e.to_string()))?;
-            format!("mqtt://{}", config.broker.embedded_listen)
-                .parse()
-                .map_err(|e: url::ParseError| fail("embedded broker")(e.to_string()))?
-        }
+        None => broker::start_embedded(
+            config.broker.embedded_listen,
+            Topics::new(config.broker.topic_root.clone()),
+            gate_oracles.clone(),
+            config.broker.tls.as_ref(),
+        )
+        .await
+        .map_err(|e| fail("embedded broker")(e.to_string()))?,
     };
     let topics = Topics::new(config.broker.topic_root.clone());
     let metrics = Metrics::new();
@@ -186,8 +190,15 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
             })
             .inc();
     });
-    let (mesh, inbox) = Mesh::start(&broker_url, &format!("r1-oracle-{me:#x}"), &topics, dropped)
-        .map_err(|e| fail("broker")(e.to_string()))?;
+    let (mesh, inbox) = Mesh::start(
+        &broker_url,
+        config.broker.ca_file.as_deref(),
+        &format!("r1-oracle-{me:#x}"),
+        &identity,
+        &topics,
+        dropped,
+    )
+    .map_err(|e| fail("broker")(e.to_string()))?;
 
     let oracle = Arc::new(Oracle {
         me,
@@ -213,6 +224,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         )),
         orphans: Mutex::new(OrphanBook::default()),
         refusal_log: RefusalLog::default(),
+        gate_oracles,
         config: config.clone(),
     });
 
@@ -661,6 +673,7 @@ impl Oracle {
             Ok(snapshot) => {
                 self.metrics.chain_reachable.set(1);
                 let oracles: HashSet<Address> = snapshot.oracles.iter().copied().collect();
+                self.gate_oracles.set(oracles.iter().copied());
                 let mut verifiers = self.oracle_messages.lock().await;
                 *verifiers.0.policy_mut() = oracles.clone();
                 *verifiers.1.policy_mut() = oracles.clone();

@@ -1,14 +1,35 @@
-//! Debian's mosquitto with a generated config: one anonymous listener on 127.0.0.1, no
-//! persistence.
+//! Debian's mosquitto with the configuration r1 generates for it (no anonymous clients, a
+//! password per identity, r1's topic ACL, no retained messages, r1's packet size limit), no
+//! persistence. Admitting a client adds its password with `mosquitto_passwd` (and, for an
+//! oracle, its block to the ACL file), then makes mosquitto reload with SIGHUP.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use r1_controller::oracle::broker::TlsFiles;
+use r1_controller::oracle::broker::mosquitto::{self, MosquittoSettings};
+use r1_protocol::topics::Topics;
+use r1_protocol::{Address, Identity};
+use rand::distr::{Alphanumeric, SampleString};
+use rumqttc::{Client, Event, Packet};
 
 use super::served::Served;
-use super::{Broker, BrokerError};
+use super::{Broker, BrokerError, READY_TIMEOUT, Role};
+use crate::node::TOPIC_ROOT;
+use crate::signal::{Signal, signal_process};
+use crate::tls::TestCerts;
 
 /// Where Debian installs mosquitto.
 pub const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+
+/// Where Debian installs mosquitto_passwd.
+pub const MOSQUITTO_PASSWD: &str = "/usr/bin/mosquitto_passwd";
+
+/// Files in the broker's dir.
+const PASSWORD_FILE: &str = "passwd";
+const ACL_FILE: &str = "acl";
+const ORACLES_FILE: &str = "oracles";
 
 /// mosquitto on a free 127.0.0.1 port; stopped on drop.
 #[derive(Debug)]
@@ -20,7 +41,14 @@ impl Mosquitto {
     /// Starts mosquitto on a free port and waits until it accepts connections.
     pub fn start() -> Result<Self, BrokerError> {
         Ok(Self {
-            served: Served::start("mosquitto", command)?,
+            served: Served::start("mosquitto", command, prepare, false)?,
+        })
+    }
+
+    /// The same, serving TLS only (`mqtts`) with a certificate from a fresh test CA.
+    pub fn start_tls() -> Result<Self, BrokerError> {
+        Ok(Self {
+            served: Served::start("mosquitto", command, prepare, true)?,
         })
     }
 
@@ -28,14 +56,59 @@ impl Mosquitto {
     pub fn dir(&self) -> &Path {
         self.served.dir()
     }
+
+    /// Whether a client can log in with `url` now.
+    fn logs_in(&self, url: &str) -> bool {
+        let Ok(parsed) = url::Url::parse(url) else {
+            return false;
+        };
+        let id = format!("probe-{}", rand::random::<u32>());
+        let ca = self.ca_file();
+        let Ok((options, _)) =
+            r1_protocol::mqtt::client_options(&parsed, ca.as_deref(), &id, &Identity::generate())
+        else {
+            return false;
+        };
+        let (client, mut connection): (Client, _) = Client::new(options, 4);
+        let accepted = matches!(
+            connection.recv_timeout(Duration::from_secs(2)),
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_))))
+        );
+        let _ = client.disconnect();
+        accepted
+    }
 }
 
-/// Writes `mosquitto.conf` for `port` into `dir` and returns `mosquitto -c <it>`.
-fn command(port: u16, dir: &Path) -> Result<Command, BrokerError> {
+/// Empty password, oracles and ACL files.
+fn prepare(dir: &Path) -> Result<(), BrokerError> {
+    for (name, text) in [
+        (PASSWORD_FILE, String::new()),
+        (ORACLES_FILE, String::new()),
+        (ACL_FILE, mosquitto::acl(&Topics::new(TOPIC_ROOT), &[])),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| BrokerError::Setup { path, source })?;
+    }
+    Ok(())
+}
+
+/// Writes `mosquitto.conf` for `port` into `dir` and returns `mosquitto -c <it>`. mosquitto
+/// runs as root here (`user root`) so it can read the files in the root-only temp dir.
+fn command(port: u16, dir: &Path, tls: Option<&TestCerts>) -> Result<Command, BrokerError> {
     let path = dir.join("mosquitto.conf");
+    let tls = tls.map(|t| TlsFiles {
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+    });
+    let generated = mosquitto::config(&MosquittoSettings {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        password_file: &dir.join(PASSWORD_FILE),
+        acl_file: &dir.join(ACL_FILE),
+        tls: tls.as_ref(),
+    });
     let config = format!(
-        "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-         log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
+        "user root\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n\
+         log_type information\n{generated}"
     );
     std::fs::write(&path, config).map_err(|source| BrokerError::Setup {
         path: path.clone(),
@@ -49,6 +122,56 @@ fn command(port: u16, dir: &Path) -> Result<Command, BrokerError> {
 impl Broker for Mosquitto {
     fn url(&self) -> String {
         self.served.url()
+    }
+
+    fn admit(&self, client: Address, role: Role) -> Result<String, BrokerError> {
+        let user = r1_protocol::hex::encode(client.as_slice());
+        let password = Alphanumeric.sample_string(&mut rand::rng(), 24);
+        let output = Command::new(MOSQUITTO_PASSWD)
+            .arg("-b")
+            .arg(self.dir().join(PASSWORD_FILE))
+            .args([&user, &password])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| BrokerError::Command(format!("{MOSQUITTO_PASSWD}: {e}")))?;
+        if !output.status.success() {
+            return Err(BrokerError::Command(format!(
+                "{MOSQUITTO_PASSWD}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        if role == Role::Oracle {
+            let oracles_path = self.dir().join(ORACLES_FILE);
+            let mut oracles: Vec<Address> = std::fs::read_to_string(&oracles_path)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.parse().ok())
+                .collect();
+            oracles.push(client);
+            let text: String = oracles.iter().map(|o| format!("{o:#x}\n")).collect();
+            let acl = mosquitto::acl(&Topics::new(TOPIC_ROOT), &oracles);
+            for (path, text) in [(oracles_path, text), (self.dir().join(ACL_FILE), acl)] {
+                std::fs::write(&path, text)
+                    .map_err(|source| BrokerError::Setup { path, source })?;
+            }
+        }
+        if let Some(pid) = self.served.pid() {
+            signal_process(pid, Signal::Hup).map_err(|e| BrokerError::Command(e.to_string()))?;
+        }
+        let url = self
+            .url()
+            .replacen("://", &format!("://{user}:{password}@"), 1);
+        if crate::wait::until(READY_TIMEOUT, || self.logs_in(&url)) {
+            Ok(url)
+        } else {
+            Err(BrokerError::Command(format!(
+                "mosquitto did not take {user}'s new password"
+            )))
+        }
+    }
+
+    fn ca_file(&self) -> Option<PathBuf> {
+        self.served.ca_file()
     }
 
     fn port(&self) -> u16 {

@@ -18,9 +18,6 @@ use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet, QoS, Subscrib
 
 use crate::node::TOPIC_ROOT;
 
-/// Largest packet the attacker sends or accepts.
-pub const MAX_PACKET_BYTES: usize = 4 << 20;
-
 /// How long [`Attacker::connect`] waits for the broker's verdict.
 const VERDICT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -32,7 +29,7 @@ pub fn options(url: &str, identity: &Identity) -> Result<MqttOptions, String> {
         r1_protocol::hex::encode_bare(&identity.address()[..6]),
         rand::random::<u32>()
     );
-    r1_protocol::mqtt::client_options(&url, &client_id, MAX_PACKET_BYTES)
+    r1_protocol::mqtt::client_options(&url, None, &client_id, identity).map(|(options, _)| options)
 }
 
 /// What the broker made of the attacker's connection and subscriptions.

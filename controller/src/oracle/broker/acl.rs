@@ -1,0 +1,208 @@
+//! Who may publish and subscribe where: a node speaks only under its own name and hears only
+//! its own commands; an oracle speaks under its own name, commands any node, and hears every
+//! node's heartbeats and status and every oracle's observations and requests. Wildcards never
+//! widen that: a filter is allowed only as one of the oracle's four `+` filters or as a topic it
+//! could hear anyway.
+
+use r1_protocol::Address;
+use r1_protocol::topics::{Channel, Topics};
+
+/// What a client is to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Any other key: an edge node.
+    Node,
+    /// A key in the broker's oracle set.
+    Oracle,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Node => "node",
+            Self::Oracle => "oracle",
+        })
+    }
+}
+
+/// What a client asks to do with a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// PUBLISH on the topic.
+    Publish,
+    /// SUBSCRIBE to the filter.
+    Subscribe,
+}
+
+/// The channels an oracle hears.
+const ORACLE_HEARS: [Channel; 4] = [
+    Channel::Heartbeat,
+    Channel::Status,
+    Channel::Observations,
+    Channel::Requests,
+];
+
+/// Whether `client` with `role` may do `action` on `topic` (a topic or subscription filter)
+/// under `topics`' root.
+pub fn allowed(topics: &Topics, client: &Address, role: Role, action: Action, topic: &str) -> bool {
+    if action == Action::Subscribe
+        && role == Role::Oracle
+        && ORACLE_HEARS.iter().any(|c| topics.all(*c) == topic)
+    {
+        return true;
+    }
+    let Some((channel, owner)) = topics.parse(topic) else {
+        return false;
+    };
+    if topics.topic(channel, &owner) != topic {
+        return false;
+    }
+    let own = owner == *client;
+    match (role, action) {
+        (Role::Node, Action::Publish) => {
+            own && matches!(channel, Channel::Heartbeat | Channel::Status)
+        }
+        (Role::Node, Action::Subscribe) => own && channel == Channel::Commands,
+        (Role::Oracle, Action::Publish) => {
+            channel == Channel::Commands
+                || (own && matches!(channel, Channel::Observations | Channel::Requests))
+        }
+        (Role::Oracle, Action::Subscribe) => ORACLE_HEARS.contains(&channel),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Channel; 5] = [
+        Channel::Heartbeat,
+        Channel::Status,
+        Channel::Commands,
+        Channel::Observations,
+        Channel::Requests,
+    ];
+
+    fn topics() -> Topics {
+        Topics::new("r1/devnet")
+    }
+
+    /// Every (role, action, channel, own topic?) and whether it is allowed.
+    fn expected(role: Role, action: Action, channel: Channel, own: bool) -> bool {
+        use Channel::*;
+        match (role, action) {
+            (Role::Node, Action::Publish) => own && matches!(channel, Heartbeat | Status),
+            (Role::Node, Action::Subscribe) => own && channel == Commands,
+            (Role::Oracle, Action::Publish) => {
+                channel == Commands || (own && matches!(channel, Observations | Requests))
+            }
+            (Role::Oracle, Action::Subscribe) => channel != Commands,
+        }
+    }
+
+    #[test]
+    fn every_role_action_and_channel_on_own_and_foreign_topics() {
+        let topics = topics();
+        let me = Address::repeat_byte(0x11);
+        let other = Address::repeat_byte(0x22);
+        for role in [Role::Node, Role::Oracle] {
+            for action in [Action::Publish, Action::Subscribe] {
+                for channel in ALL {
+                    for (owner, own) in [(me, true), (other, false)] {
+                        let topic = topics.topic(channel, &owner);
+                        assert_eq!(
+                            allowed(&topics, &me, role, action, &topic),
+                            expected(role, action, channel, own),
+                            "{role} {action:?} {topic}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wildcards_are_only_the_oracles_four_filters() {
+        let topics = topics();
+        let me = Address::repeat_byte(0x11);
+        for channel in ALL {
+            let filter = topics.all(channel);
+            assert!(!allowed(
+                &topics,
+                &me,
+                Role::Node,
+                Action::Subscribe,
+                &filter
+            ));
+            assert!(!allowed(&topics, &me, Role::Node, Action::Publish, &filter));
+            assert!(!allowed(
+                &topics,
+                &me,
+                Role::Oracle,
+                Action::Publish,
+                &filter
+            ));
+            assert_eq!(
+                allowed(&topics, &me, Role::Oracle, Action::Subscribe, &filter),
+                channel != Channel::Commands,
+                "{filter}"
+            );
+        }
+        let own_commands = topics.topic(Channel::Commands, &me);
+        let widened = [
+            "#".to_owned(),
+            "+".to_owned(),
+            "r1/#".to_owned(),
+            "r1/devnet/#".to_owned(),
+            "r1/devnet/nodes/#".to_owned(),
+            "r1/devnet/+/+/commands".to_owned(),
+            "r1/devnet/nodes/+/+".to_owned(),
+            "r1/devnet/nodes/+/commands".to_owned(),
+            format!("{own_commands}/#"),
+            own_commands.replace("commands", "+"),
+            own_commands.replace("commands", "#"),
+            format!("$share/g/{own_commands}"),
+            "$SYS/#".to_owned(),
+        ];
+        for role in [Role::Node, Role::Oracle] {
+            for action in [Action::Publish, Action::Subscribe] {
+                for filter in &widened {
+                    assert!(
+                        !allowed(&topics, &me, role, action, filter),
+                        "{role} {action:?} {filter}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_canonical_topics_of_this_root() {
+        let topics = topics();
+        let me = Address::repeat_byte(0xab);
+        let heartbeat = topics.topic(Channel::Heartbeat, &me);
+        assert!(allowed(
+            &topics,
+            &me,
+            Role::Node,
+            Action::Publish,
+            &heartbeat
+        ));
+        for bad in [
+            heartbeat.to_uppercase(),
+            heartbeat.replace("0xab", "0xAB"),
+            heartbeat.replace("r1/devnet", "r1/other"),
+            heartbeat.replace("r1/devnet/", "r1/devnet//"),
+            format!("/{heartbeat}"),
+            format!("{heartbeat}/"),
+            format!("{heartbeat}/extra"),
+            heartbeat.replace("nodes", "oracles"),
+            String::new(),
+        ] {
+            assert!(
+                !allowed(&topics, &me, Role::Node, Action::Publish, &bad),
+                "{bad}"
+            );
+        }
+    }
+}

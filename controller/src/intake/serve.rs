@@ -54,11 +54,12 @@ pub struct ServeLimits {
 }
 
 impl Default for ServeLimits {
-    /// 256 connections; 10 s for headers or idling, 30 s for a body, 60 s for a request, five
+    /// 768 connections (under the common 1024 open-file limit, above what a few hundred slow
+    /// clients take); 10 s for headers or idling, 30 s for a body, 60 s for a request, five
     /// minutes per connection.
     fn default() -> Self {
         Self {
-            max_connections: 256,
+            max_connections: 768,
             header_read: Duration::from_secs(10),
             body_read: Duration::from_secs(30),
             request: Duration::from_secs(60),

@@ -550,21 +550,25 @@ fn store_usage(store: &ResourceStore, signer: Address) -> Result<Usage, StoreErr
 
 /// A job not being deleted that refers to the object under `key`.
 fn live_user(store: &ResourceStore, key: &ObjectKey) -> Result<Option<ObjectKey>, StoreError> {
+    Ok(store
+        .list(Kind::Job, Some(&key.namespace))?
+        .into_iter()
+        .find(|job| !job.metadata.deletion_requested && refers_to(job, key))
+        .map(|job| job.key()))
+}
+
+/// Whether the stored `job` refers to the project, escrow or tunnel `key` (a job refers to no
+/// other job).
+pub fn refers_to(job: &StoredObject, key: &ObjectKey) -> bool {
     let field = match key.kind {
-        Kind::Job => return Ok(None),
+        Kind::Job => return false,
         Kind::Project => "projectRef",
         Kind::Escrow => "escrowRef",
         Kind::Tunnel => "tunnelRef",
     };
-    Ok(store
-        .list(Kind::Job, Some(&key.namespace))?
-        .into_iter()
-        .find(|job| {
-            !job.metadata.deletion_requested
-                && job.spec.get(field).and_then(|r| r.get("name"))
-                    == Some(&serde_json::Value::String(key.name.clone()))
-        })
-        .map(|job| job.key()))
+    job.metadata.namespace == key.namespace
+        && job.spec.get(field).and_then(|r| r.get("name"))
+            == Some(&serde_json::Value::String(key.name.clone()))
 }
 
 /// References resolve against the applied set first, then the store.

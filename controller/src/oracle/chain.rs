@@ -8,7 +8,7 @@
 //! looked up per pass, concurrently, and a failed lookup only delays that owner. Only escrows
 //! are read for their jobs, and escrows are deployed by governance.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -18,6 +18,8 @@ use alloy_primitives::{Address, B256};
 use r1_contracts::Suite;
 use r1_contracts::bindings::CspEscrow;
 use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
+
+use crate::oracle::answers::{Answers, Recheck};
 
 /// Longest wait for one chain call; an RPC that does not answer is an outage, not a hang.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,66 +33,17 @@ pub const NO_ESCROW_RECHECK_MS: u64 = 60_000;
 /// Chain calls of one pass in flight at once.
 const CONCURRENT_CALLS: usize = 8;
 
-/// What this oracle knows of which CSP owns which escrow.
-#[derive(Debug, Clone, Default)]
-pub struct EscrowBook {
-    /// Per owner: the escrow, or when it was last seen to have none.
-    known: HashMap<Address, Known>,
-}
+/// Which CSP owns which escrow: settled once found (an escrow never changes), "none" asked
+/// again after [`NO_ESCROW_RECHECK_MS`], [`ESCROW_LOOKUPS_PER_PASS`] lookups a pass.
+pub type EscrowBook = Answers<Address, Address>;
 
-#[derive(Debug, Clone, Copy)]
-enum Known {
-    Escrow(Address),
-    NoneAt(u64),
-}
-
-impl EscrowBook {
-    /// The owners among `owners` to look up now: never looked up, or seen without an escrow
-    /// longer than [`NO_ESCROW_RECHECK_MS`] ago (oldest first), at most
-    /// [`ESCROW_LOOKUPS_PER_PASS`].
-    pub fn due(&self, owners: &BTreeSet<Address>, now_ms: u64) -> Vec<Address> {
-        let mut due: Vec<(u64, Address)> = owners
-            .iter()
-            .filter_map(|owner| match self.known.get(owner) {
-                None => Some((0, *owner)),
-                Some(Known::NoneAt(at)) if now_ms.saturating_sub(*at) >= NO_ESCROW_RECHECK_MS => {
-                    Some((*at, *owner))
-                }
-                Some(_) => None,
-            })
-            .collect();
-        due.sort();
-        due.into_iter()
-            .take(ESCROW_LOOKUPS_PER_PASS)
-            .map(|(_, owner)| owner)
-            .collect()
-    }
-
-    /// Records what the chain answered for `owner` (the zero address: no escrow).
-    pub fn record(&mut self, owner: Address, escrow: Address, now_ms: u64) {
-        let known = if escrow == Address::ZERO {
-            Known::NoneAt(now_ms)
-        } else {
-            Known::Escrow(escrow)
-        };
-        self.known.insert(owner, known);
-    }
-
-    /// The escrow of each of `owners` that has one.
-    pub fn escrows(&self, owners: &BTreeSet<Address>) -> BTreeMap<Address, Address> {
-        owners
-            .iter()
-            .filter_map(|owner| match self.known.get(owner) {
-                Some(Known::Escrow(escrow)) => Some((*owner, *escrow)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Forgets owners no longer in `owners`, so the book does not outgrow the store.
-    pub fn retain(&mut self, owners: &BTreeSet<Address>) {
-        self.known.retain(|owner, _| owners.contains(owner));
-    }
+/// An empty [`EscrowBook`].
+pub fn escrow_book() -> EscrowBook {
+    Answers::new(Recheck {
+        after_ms: NO_ESCROW_RECHECK_MS,
+        per_pass: ESCROW_LOOKUPS_PER_PASS,
+        max_remembered: usize::MAX,
+    })
 }
 
 /// A chain call that failed or timed out.
@@ -212,7 +165,7 @@ impl ChainSnapshot {
             first_closable: within(suite.first_closable_job_id()).await?,
             ..Self::default()
         };
-        book.retain(owners);
+        book.retain(|owner| owners.contains(owner));
         let lookups: Vec<(Address, Result<Address, ChainError>)> =
             futures_util::stream::iter(book.due(owners, now_ms))
                 .map(|owner| async move { (owner, within(suite.escrow_of(owner)).await) })
@@ -221,11 +174,16 @@ impl ChainSnapshot {
                 .await;
         for (owner, answer) in lookups {
             match answer {
-                Ok(escrow) => book.record(owner, escrow, now_ms),
+                Ok(escrow) => {
+                    book.record(owner, (escrow != Address::ZERO).then_some(escrow), now_ms)
+                }
                 Err(e) => tracing::debug!(%owner, error = %e, "cannot look up the escrow; later"),
             }
         }
-        snapshot.escrows = book.escrows(owners);
+        snapshot.escrows = owners
+            .iter()
+            .filter_map(|owner| Some((*owner, *book.settled(owner)?)))
+            .collect();
         let escrows: BTreeSet<Address> = snapshot.escrows.values().copied().collect();
         let reads: Vec<(Address, Result<Vec<CspEscrow::Job>, ChainError>)> =
             futures_util::stream::iter(escrows)
@@ -259,10 +217,14 @@ mod tests {
         Address::with_last_byte(i)
     }
 
+    fn found(escrow: Address) -> Option<Address> {
+        (escrow != Address::ZERO).then_some(escrow)
+    }
+
     #[test]
     fn the_book_bounds_lookups_and_remembers_answers() {
         let owners: BTreeSet<Address> = (1..=40).map(owner).collect();
-        let mut book = EscrowBook::default();
+        let mut book = escrow_book();
         let first = book.due(&owners, 0);
         assert_eq!(first.len(), ESCROW_LOOKUPS_PER_PASS);
         for o in &first {
@@ -271,31 +233,32 @@ mod tests {
             } else {
                 Address::ZERO
             };
-            book.record(*o, escrow, 1_000);
+            book.record(*o, found(escrow), 1_000);
         }
         // The answered owners are not due again; the others are, up to the bound.
         let second = book.due(&owners, 2_000);
         assert_eq!(second.len(), ESCROW_LOOKUPS_PER_PASS);
         assert!(second.iter().all(|o| !first.contains(o)));
         for o in &second {
-            book.record(*o, Address::ZERO, 2_000);
+            book.record(*o, None, 2_000);
         }
         let third = book.due(&owners, 3_000);
         assert_eq!(third.len(), 40 - 2 * ESCROW_LOOKUPS_PER_PASS);
         for o in &third {
-            book.record(*o, Address::ZERO, 3_000);
+            book.record(*o, None, 3_000);
         }
         assert!(book.due(&owners, 3_000).is_empty());
         // "No escrow" is asked again after the recheck period; an escrow never.
         let again = book.due(&owners, 1_000 + NO_ESCROW_RECHECK_MS);
         assert_eq!(again.len(), ESCROW_LOOKUPS_PER_PASS - 1);
         assert!(!again.contains(&owner(1)));
-        assert_eq!(
-            book.escrows(&owners),
-            BTreeMap::from([(owner(1), owner(200))])
-        );
+        let escrows: Vec<(Address, Address)> = owners
+            .iter()
+            .filter_map(|o| Some((*o, *book.settled(o)?)))
+            .collect();
+        assert_eq!(escrows, vec![(owner(1), owner(200))]);
         // Owners that left the store are forgotten.
-        book.retain(&BTreeSet::from([owner(1)]));
-        assert_eq!(book.known.len(), 1);
+        book.retain(|o| *o == owner(1));
+        assert_eq!(book.len(), 1);
     }
 }

@@ -21,6 +21,7 @@ use crate::decide::liveness::{
     availability_byte, expected_heartbeats, may_vote_on_availability, received_heartbeats,
 };
 use crate::decide::median::median_table;
+use crate::intake::apply::refers_to;
 use crate::intake::object::timestamp_now;
 use crate::oracle::chain::within;
 use crate::oracle::runtime::{Oracle, Pass};
@@ -323,22 +324,13 @@ impl Oracle {
     /// waits for.
     pub(crate) fn finalize_unused(&self) {
         let jobs = self.store.list(Kind::Job, None).unwrap_or_default();
-        for (kind, field) in [
-            (Kind::Project, "projectRef"),
-            (Kind::Escrow, "escrowRef"),
-            (Kind::Tunnel, "tunnelRef"),
-        ] {
+        for kind in [Kind::Project, Kind::Escrow, Kind::Tunnel] {
             for object in self.store.list(kind, None).unwrap_or_default() {
                 if !object.metadata.deletion_requested {
                     continue;
                 }
                 let key = object.key();
-                let used = jobs.iter().any(|job| {
-                    job.metadata.namespace == key.namespace
-                        && job.spec.get(field).and_then(|r| r.get("name"))
-                            == Some(&serde_json::Value::String(key.name.clone()))
-                });
-                if used {
+                if jobs.iter().any(|job| refers_to(job, &key)) {
                     continue;
                 }
                 match self.store.finalize_delete(&key, None) {

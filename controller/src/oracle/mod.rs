@@ -12,16 +12,16 @@
 //! * [`status`]: a job's status as a pure function of the facts.
 //! * [`mesh`], [`broker`], [`metrics`]: MQTT link, embedded broker, Prometheus metrics.
 //! * [`admission`]: which broker messages are read at all (oracle channels, rates, lanes).
-//! * [`orphans`]: chain jobs nodes report that no resource here pays for.
+//! * [`answers`]: chain answers kept so strangers cost a bounded number of calls per pass.
 
 pub mod admission;
+pub mod answers;
 pub mod broker;
 pub mod chain;
 pub mod economy;
 pub mod jobs;
 pub mod mesh;
 pub mod metrics;
-pub mod orphans;
 pub mod registry;
 pub mod relay;
 pub mod rollout;

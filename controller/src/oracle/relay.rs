@@ -208,12 +208,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn newest_request_wins_and_forgeries_are_refused() {
+    /// An oracle's state and store in a fresh directory, with the built-in catalogue.
+    fn oracle() -> (tempfile::TempDir, OracleState, ResourceStore, Catalogue) {
         let dir = tempfile::tempdir().unwrap();
         let state = OracleState::open(&dir.path().join("state")).unwrap();
         let store = ResourceStore::open(&dir.path().join("store")).unwrap();
-        let catalogue = Catalogue::builtin().unwrap();
+        (dir, state, store, Catalogue::builtin().unwrap())
+    }
+
+    #[test]
+    fn newest_request_wins_and_forgeries_are_refused() {
+        let (_dir, state, store, catalogue) = oracle();
         let csp = Identity::generate();
         let body = DOCS.replace("OWNER", &csp.address().to_checksum(None));
         let described = body.replace("spec:\n", "spec:\n  description: second\n");
@@ -261,8 +266,7 @@ mod tests {
 
     #[test]
     fn a_replayed_or_older_request_is_refused_at_the_door() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = OracleState::open(&dir.path().join("state")).unwrap();
+        let (_dir, state, _, _) = oracle();
         let csp = Identity::generate();
         let delete = signed(&csp, "DELETE", "/v1/deeployjobs/acme/web", "", 1_000);
         let keys = admit(&state, &delete).unwrap();
@@ -291,10 +295,7 @@ mod tests {
 
     #[test]
     fn a_late_relay_changes_only_the_objects_it_is_newer_for() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = OracleState::open(&dir.path().join("state")).unwrap();
-        let store = ResourceStore::open(&dir.path().join("store")).unwrap();
-        let catalogue = Catalogue::builtin().unwrap();
+        let (_dir, state, store, catalogue) = oracle();
         let csp = Identity::generate();
         let hello = DOCS.replace("OWNER", &csp.address().to_checksum(None));
         let both = format!(

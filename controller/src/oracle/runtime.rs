@@ -32,16 +32,22 @@ use crate::intake::store::ResourceStore;
 use crate::intake::wire::{ApiInfo, ErrorBody};
 use crate::intake::writes::WriteHook;
 use crate::oracle::admission::Known;
+use crate::oracle::answers::{Answers, Recheck};
 use crate::oracle::broker;
-use crate::oracle::chain::{ChainSnapshot, EscrowBook, within};
+use crate::oracle::chain::{ChainSnapshot, EscrowBook, escrow_book, within};
 use crate::oracle::economy::Economy;
 use crate::oracle::mesh::{DropCounter, Inbound, Mesh};
 use crate::oracle::metrics::{Metrics, RefusalLog};
-use crate::oracle::orphans::OrphanBook;
 use crate::oracle::registry::{Registry, Standing};
 use crate::oracle::relay;
 use crate::oracle::state::OracleState;
 use futures_util::future::BoxFuture;
+
+/// Unknown job ids nodes report that are looked up on chain in one pass.
+const ORPHAN_LOOKUPS_PER_PASS: usize = 8;
+
+/// How long "this unknown job is open" is believed before asking again.
+const ORPHAN_RECHECK_MS: u64 = 60_000;
 
 /// How long a node's licence reading stays good.
 const STANDING_MAX_AGE_MS: u64 = 30_000;
@@ -70,6 +76,9 @@ pub(crate) struct Pass {
     pub reports: BTreeMap<u64, Vec<(u32, Address)>>,
 }
 
+/// The verifiers of other oracles' observations and relayed requests.
+type OracleVerifiers = (Verifier<HashSet<Address>>, Verifier<HashSet<Address>>);
+
 /// One oracle.
 pub struct Oracle {
     pub(crate) me: Address,
@@ -92,8 +101,9 @@ pub struct Oracle {
     pub(crate) economy: Mutex<Economy>,
     last_chain: Mutex<Option<ChainSnapshot>>,
     escrow_book: Mutex<EscrowBook>,
-    oracle_messages: Mutex<(Verifier<HashSet<Address>>, Verifier<HashSet<Address>>)>,
-    orphans: Mutex<OrphanBook>,
+    oracle_messages: Mutex<OracleVerifiers>,
+    /// Chain jobs nodes report that no resource here pays for: settled once closed.
+    orphans: Mutex<Answers<u64, ()>>,
     refusal_log: RefusalLog,
     /// The embedded broker's oracle set, kept equal to the chain's.
     gate_oracles: broker::GateOracles,
@@ -217,12 +227,16 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         stable: std::sync::Mutex::new(HashMap::new()),
         economy: Mutex::new(Economy::default()),
         last_chain: Mutex::new(None),
-        escrow_book: Mutex::new(EscrowBook::default()),
+        escrow_book: Mutex::new(escrow_book()),
         oracle_messages: Mutex::new((
             Verifier::new(HashSet::new(), Freshness::default()),
             Verifier::new(HashSet::new(), Freshness::default()),
         )),
-        orphans: Mutex::new(OrphanBook::default()),
+        orphans: Mutex::new(Answers::new(Recheck {
+            after_ms: ORPHAN_RECHECK_MS,
+            per_pass: ORPHAN_LOOKUPS_PER_PASS,
+            max_remembered: 100_000,
+        })),
         refusal_log: RefusalLog::default(),
         gate_oracles,
         config: config.clone(),
@@ -464,27 +478,11 @@ impl Oracle {
         mut inbound: tokio::sync::mpsc::Receiver<Inbound>,
     ) {
         while let Some(message) = inbound.recv().await {
-            let Some((_, sender)) = self.topics.parse(&message.topic) else {
-                continue;
-            };
-            if sender == self.me {
-                continue;
-            }
-            let verified = self
-                .oracle_messages
-                .lock()
+            if let Some((sender, observation)) = self
+                .from_other_oracle::<OracleObservation>(&message, |v| &mut v.0)
                 .await
-                .0
-                .verify::<OracleObservation>(&message.payload, message.received_ms);
-            match verified {
-                Ok(v) if v.sender == sender => self.economy.lock().await.observe(sender, v.message),
-                Ok(_) => self.refused(
-                    &message.topic,
-                    sender,
-                    "topic_mismatch",
-                    "observation under another oracle's topic",
-                ),
-                Err(e) => self.refused(&message.topic, sender, e.label(), &e.to_string()),
+            {
+                self.economy.lock().await.observe(sender, observation);
             }
         }
     }
@@ -492,33 +490,11 @@ impl Oracle {
     /// Handles requests relayed by the other oracles, one at a time, in the write order.
     async fn receive_requests(self: Arc<Self>, mut inbound: tokio::sync::mpsc::Receiver<Inbound>) {
         while let Some(message) = inbound.recv().await {
-            let Some((_, sender)) = self.topics.parse(&message.topic) else {
-                continue;
-            };
-            if sender == self.me {
-                continue;
-            }
-            let verified = self
-                .oracle_messages
-                .lock()
+            let Some((sender, request)) = self
+                .from_other_oracle::<RelayedRequest>(&message, |v| &mut v.1)
                 .await
-                .1
-                .verify::<RelayedRequest>(&message.payload, message.received_ms);
-            let request = match verified {
-                Ok(v) if v.sender == sender => v.message,
-                Ok(_) => {
-                    self.refused(
-                        &message.topic,
-                        sender,
-                        "topic_mismatch",
-                        "request under another oracle's topic",
-                    );
-                    continue;
-                }
-                Err(e) => {
-                    self.refused(&message.topic, sender, e.label(), &e.to_string());
-                    continue;
-                }
+            else {
+                continue;
             };
             let _order = self.write_order.lock().await;
             let oracle = self.clone();
@@ -532,6 +508,33 @@ impl Oracle {
                 Err(e) => self.refused(&message.topic, sender, "relay_failed", &e.to_string()),
             }
         }
+    }
+
+    /// The message another oracle published as `message`, checked by the verifier `pick`
+    /// chooses and against the oracle named in the topic; `None` for this oracle's own messages
+    /// and for refused ones (counted and logged).
+    async fn from_other_oracle<M: Message>(
+        &self,
+        message: &Inbound,
+        pick: fn(&mut OracleVerifiers) -> &mut Verifier<HashSet<Address>>,
+    ) -> Option<(Address, M)> {
+        let (_, sender) = self.topics.parse(&message.topic)?;
+        if sender == self.me {
+            return None;
+        }
+        let verified = pick(&mut *self.oracle_messages.lock().await)
+            .verify::<M>(&message.payload, message.received_ms);
+        match verified {
+            Ok(v) if v.sender == sender => return Some((sender, v.message)),
+            Ok(_) => self.refused(
+                &message.topic,
+                sender,
+                "topic_mismatch",
+                "message under another oracle's topic",
+            ),
+            Err(e) => self.refused(&message.topic, sender, e.label(), &e.to_string()),
+        }
+        None
     }
 
     /// Counts and logs a refused message: the first of each reason in a while at warn level,
@@ -799,7 +802,8 @@ impl Oracle {
 
     /// Stops workloads of jobs no resource here pays for, once the chain confirms their job
     /// is closed (an unknown job may simply belong to a CSP whose request has not reached this
-    /// oracle yet). The [`OrphanBook`] bounds the chain calls this costs per pass.
+    /// oracle yet). At most [`ORPHAN_LOOKUPS_PER_PASS`] are looked up a pass, an open one again
+    /// after [`ORPHAN_RECHECK_MS`], a closed one never.
     async fn stop_orphans(&self, pass: &Pass, linked: &BTreeSet<u64>) {
         let Some(chain) = &pass.chain else { return };
         let unknown: BTreeSet<u64> = pass
@@ -817,11 +821,11 @@ impl Oracle {
         let mut book = self.orphans.lock().await;
         for (job, answer) in answers {
             match answer {
-                Ok(j) => book.record(job, j.closed || j.id.is_zero(), pass.now_ms),
+                Ok(j) => book.record(job, (j.closed || j.id.is_zero()).then_some(()), pass.now_ms),
                 Err(e) => tracing::debug!(job, error = %e, "cannot read an unknown job"),
             }
         }
-        for job in unknown.iter().filter(|job| book.is_closed(**job)) {
+        for job in unknown.iter().filter(|job| book.settled(job).is_some()) {
             self.stop_everywhere(*job, "job closed", pass);
         }
     }

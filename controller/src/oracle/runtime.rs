@@ -629,6 +629,9 @@ impl Oracle {
         if self.state.voted(&key).unwrap_or(true) {
             return;
         }
+        if !nodes.is_empty() && self.chain_already_has(job, nodes).await {
+            return;
+        }
         let answered = match within(self.suite.submit_node_update(job, nodes)).await {
             Ok(outcome) => {
                 let accepted = matches!(outcome, r1_contracts::VoteOutcome::Accepted(_));
@@ -659,6 +662,22 @@ impl Oracle {
         };
         if answered && let Err(e) = self.state.record_vote(&key, &format!("{nodes:?}")) {
             tracing::warn!(job, error = %e, "cannot record the vote");
+        }
+    }
+
+    /// Whether the chain's active set of `job` is already `nodes`, read afresh: the pass's
+    /// snapshot may predate an acceptance by the other oracles, and a vote cast from it would
+    /// open and decide a second round for the same set. An unreadable job counts as "no".
+    async fn chain_already_has(&self, job: u64, nodes: &[Address]) -> bool {
+        match within(self.suite.job(job)).await {
+            Ok(fresh) => {
+                let active: BTreeSet<Address> = fresh.activeNodes.iter().copied().collect();
+                active == nodes.iter().copied().collect::<BTreeSet<_>>()
+            }
+            Err(e) => {
+                tracing::warn!(job, error = %e, "cannot read the job before voting");
+                false
+            }
         }
     }
 

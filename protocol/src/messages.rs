@@ -17,13 +17,46 @@ pub trait Message: Serialize + DeserializeOwned {
 }
 
 /// One replica of one on-chain job: what a node runs and an oracle schedules.
+///
+/// A rollout runs the old and the new generation of a replica side by side, so each
+/// generation gets its own id: `replica = tag × 10 000 + index` (see [`WorkloadId::of`]), where
+/// the tag names the generation and the index is the replica's place in the job. Nodes treat
+/// the number as opaque; oracles and `r1ctl` read it back with [`WorkloadId::tag`] and
+/// [`WorkloadId::index`] (`12/4710001` is job 12, tag 471, replica 1).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadId {
     /// Job id in the escrow contract.
     pub job: u64,
-    /// Replica index, 0-based.
+    /// Generation tag and replica index, as `tag × REPLICA_STRIDE + index`.
     pub replica: u32,
+}
+
+impl WorkloadId {
+    /// How far apart the ids of one generation's replicas and the next tag's are: a job has
+    /// fewer replicas than this.
+    pub const REPLICA_STRIDE: u32 = 10_000;
+
+    /// The largest tag whose ids all fit the `u32` replica number.
+    pub const MAX_TAG: u32 = (u32::MAX - (Self::REPLICA_STRIDE - 1)) / Self::REPLICA_STRIDE;
+
+    /// The id of replica `index` of the generation tagged `tag` of on-chain job `job`.
+    pub const fn of(job: u64, tag: u32, index: u32) -> Self {
+        Self {
+            job,
+            replica: tag * Self::REPLICA_STRIDE + index,
+        }
+    }
+
+    /// The generation tag the id carries.
+    pub const fn tag(&self) -> u32 {
+        self.replica / Self::REPLICA_STRIDE
+    }
+
+    /// The replica's index in its job.
+    pub const fn index(&self) -> u32 {
+        self.replica % Self::REPLICA_STRIDE
+    }
 }
 
 /// Resources of a node: totals and what is still free for new workloads.
@@ -320,4 +353,21 @@ pub struct RelayedRequest {
 
 impl Message for RelayedRequest {
     const KIND: MessageKind = MessageKind::Request;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WorkloadId;
+
+    #[test]
+    fn workload_ids_carry_tag_and_index() {
+        let id = WorkloadId::of(12, 471, 1);
+        assert_eq!(id.replica, 4_710_001);
+        assert_eq!((id.tag(), id.index()), (471, 1));
+        let last = WorkloadId::of(1, WorkloadId::MAX_TAG, WorkloadId::REPLICA_STRIDE - 1);
+        assert_eq!(
+            (last.tag(), last.index()),
+            (WorkloadId::MAX_TAG, WorkloadId::REPLICA_STRIDE - 1)
+        );
+    }
 }

@@ -74,6 +74,7 @@ pub fn check_sources(sources: &[Source], catalogue: &Catalogue, references: Refe
     let mut report = Report::default();
     let mut set = ManifestSet::default();
     let mut first_seen: HashMap<(Kind, String, String), (String, usize)> = HashMap::new();
+    let mut misspelt = Vec::new();
     for source in sources {
         for doc in parse_documents(&source.text) {
             match doc.result {
@@ -101,18 +102,25 @@ pub fn check_sources(sources: &[Source], catalogue: &Catalogue, references: Refe
                         .resources
                         .push((source.name.clone(), doc.index, manifest));
                 }
-                Err(errors) => report
-                    .findings
-                    .extend(errors.into_iter().map(|error| Finding {
-                        source: source.name.clone(),
-                        document: doc.index,
-                        resource: None,
-                        error,
-                    })),
+                Err(errors) => {
+                    report
+                        .findings
+                        .extend(errors.into_iter().map(|error| Finding {
+                            source: source.name.clone(),
+                            document: doc.index,
+                            resource: None,
+                            error,
+                        }));
+                    if let Some(manifest) = doc.despite_unknown_fields {
+                        set.insert(manifest.clone());
+                        misspelt.push((source.name.clone(), doc.index, manifest));
+                    }
+                }
             }
         }
     }
-    for (source, document, manifest) in &report.resources {
+    // A document refused for unknown fields is validated too: all its errors in one answer.
+    for (source, document, manifest) in report.resources.iter().chain(&misspelt) {
         let index: Option<&dyn crate::validate::ResourceIndex> = match references {
             References::WithinSet => Some(&set),
             References::SyntaxOnly => None,

@@ -116,6 +116,9 @@ pub struct Document {
     pub index: usize,
     /// The resource, or what keeps the document from being one.
     pub result: Result<Manifest, Vec<FieldError>>,
+    /// When only unknown fields keep the document from being a resource: the resource read
+    /// without them, so that its value errors are reported in the same answer.
+    pub despite_unknown_fields: Option<Manifest>,
 }
 
 /// Splits a YAML (or JSON) text into documents and reads each as an r1 resource. Empty documents
@@ -139,9 +142,15 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
                 break;
             }
         };
+        let (result, despite_unknown_fields) = match read_value(value) {
+            Read::Clean(manifest) => (Ok(manifest), None),
+            Read::UnknownFields(manifest, errors) => (Err(errors), Some(manifest)),
+            Read::Invalid(errors) => (Err(errors), None),
+        };
         documents.push(Document {
             index,
-            result: parse_value(value),
+            result,
+            despite_unknown_fields,
         });
     }
     documents
@@ -162,6 +171,7 @@ fn refused(text: &str, refusal: Refusal) -> Document {
     Document {
         index: refusal.document,
         result: Err(vec![refusal.error]),
+        despite_unknown_fields: None,
     }
 }
 
@@ -172,13 +182,41 @@ fn syntax_error(index: usize, error: &serde_yaml::Error) -> Document {
             "",
             format!("YAML syntax error: {error}"),
         )]),
+        despite_unknown_fields: None,
     }
 }
 
 /// Reads one YAML value as an r1 resource.
 pub fn parse_value(value: Value) -> Result<Manifest, Vec<FieldError>> {
+    match read_value(value) {
+        Read::Clean(manifest) => Ok(manifest),
+        Read::UnknownFields(_, errors) | Read::Invalid(errors) => Err(errors),
+    }
+}
+
+/// How a YAML value reads as an r1 resource.
+enum Read<T> {
+    /// A resource, every field known.
+    Clean(T),
+    /// A resource once the unknown fields (the errors) are left out.
+    UnknownFields(T, Vec<FieldError>),
+    /// Not a resource: unknown fields seen before the first type error, then that error.
+    Invalid(Vec<FieldError>),
+}
+
+impl<T> Read<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Read<U> {
+        match self {
+            Self::Clean(t) => Read::Clean(f(t)),
+            Self::UnknownFields(t, errors) => Read::UnknownFields(f(t), errors),
+            Self::Invalid(errors) => Read::Invalid(errors),
+        }
+    }
+}
+
+fn read_value(value: Value) -> Read<Manifest> {
     let Value::Mapping(map) = &value else {
-        return Err(vec![FieldError::new(
+        return Read::Invalid(vec![FieldError::new(
             "",
             "a manifest must be a mapping with apiVersion, kind, metadata and spec",
         )]);
@@ -214,7 +252,7 @@ pub fn parse_value(value: Value) -> Result<Manifest, Vec<FieldError>> {
         }
     };
     let Some(kind) = kind.filter(|_| errors.is_empty()) else {
-        return Err(errors);
+        return Read::Invalid(errors);
     };
     match kind {
         Kind::Project => typed(value).map(Manifest::Project),
@@ -225,7 +263,7 @@ pub fn parse_value(value: Value) -> Result<Manifest, Vec<FieldError>> {
 }
 
 /// Deserializes with the path of the first type error and of every unknown field.
-fn typed<T: DeserializeOwned>(value: Value) -> Result<T, Vec<FieldError>> {
+fn typed<T: DeserializeOwned>(value: Value) -> Read<T> {
     let mut unknown = Vec::new();
     let mut record = |path: serde_ignored::Path<'_>| {
         let path = ignored_path(&path);
@@ -238,9 +276,12 @@ fn typed<T: DeserializeOwned>(value: Value) -> Result<T, Vec<FieldError>> {
     let ignored = serde_ignored::Deserializer::new(value, &mut record);
     let typed: Result<T, _> = serde_path_to_error::deserialize(ignored);
     match typed {
-        Ok(typed) if unknown.is_empty() => Ok(typed),
-        Ok(_) => Err(unknown),
-        Err(e) => Err(vec![type_error(e)]),
+        Ok(typed) if unknown.is_empty() => Read::Clean(typed),
+        Ok(typed) => Read::UnknownFields(typed, unknown),
+        Err(e) => {
+            unknown.push(type_error(e));
+            Read::Invalid(unknown)
+        }
     }
 }
 

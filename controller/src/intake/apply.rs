@@ -465,7 +465,8 @@ pub fn list(
     Ok(objects)
 }
 
-/// Parses every document; duplicates and unparsable documents become rejections.
+/// Parses every document; duplicates and unparsable documents become rejections. A document
+/// refused only for unknown fields is returned too, so that its value errors are found.
 fn parse_set(documents: &str) -> (Vec<(usize, Manifest)>, Vec<Rejection>) {
     let mut parsed = Vec::new();
     let mut rejections = Vec::new();
@@ -488,11 +489,16 @@ fn parse_set(documents: &str) -> (Vec<(usize, Manifest)>, Vec<Rejection>) {
                 first_seen.insert(key, doc.index);
                 parsed.push((doc.index, manifest));
             }
-            Err(errors) => rejections.extend(
-                errors
-                    .into_iter()
-                    .map(|e| Rejection::new(Some(doc.index), None, e)),
-            ),
+            Err(errors) => {
+                rejections.extend(
+                    errors
+                        .into_iter()
+                        .map(|e| Rejection::new(Some(doc.index), None, e)),
+                );
+                // Validated with the rest so its value errors come in the same answer; the
+                // rejection above keeps it from being applied.
+                parsed.extend(doc.despite_unknown_fields.map(|m| (doc.index, m)));
+            }
         }
     }
     (parsed, rejections)

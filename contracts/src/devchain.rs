@@ -29,9 +29,10 @@ pub struct DevChain {
 }
 
 impl DevChain {
-    /// Starts the node from the contracts directory of this crate.
+    /// Starts the node from the contracts directory of the checkout this process runs in
+    /// (see [`checkout_dir`]).
     pub async fn start() -> Result<Self> {
-        Self::start_in(&contracts_dir()).await
+        Self::start_in(&contracts_dir()?).await
     }
 
     /// Starts the node from `dir` (a directory holding `scripts/chain.cjs` and `node_modules`).
@@ -144,9 +145,39 @@ pub fn connect(url: &Url, signer: PrivateKeySigner) -> DynProvider {
         .erased()
 }
 
-/// The directory of this crate: Solidity sources, artifacts, scripts and `node_modules`.
-pub fn contracts_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// The r1 checkout this process works in, found at run time: `R1_CHECKOUT` when set, else the
+/// nearest directory from the working directory up that holds `contracts/scripts/chain.cjs`.
+/// Never the directory a binary was built in: with a target directory shared between clones,
+/// that may be another clone, whose files would then be run.
+pub fn checkout_dir() -> Result<PathBuf> {
+    let is_checkout = |dir: &Path| dir.join("contracts/scripts/chain.cjs").is_file();
+    if let Some(dir) = std::env::var_os("R1_CHECKOUT") {
+        let dir = PathBuf::from(dir);
+        return if is_checkout(&dir) {
+            Ok(dir)
+        } else {
+            Err(Error::Chain(format!(
+                "R1_CHECKOUT={} is not an r1 checkout (no contracts/scripts/chain.cjs)",
+                dir.display()
+            )))
+        };
+    }
+    let here = std::env::current_dir()?;
+    here.ancestors()
+        .find(|dir| is_checkout(dir))
+        .map(Path::to_path_buf)
+        .ok_or_else(|| {
+            Error::Chain(format!(
+                "{} is not inside an r1 checkout (no contracts/scripts/chain.cjs above it); \
+                 run from the checkout or set R1_CHECKOUT",
+                here.display()
+            ))
+        })
+}
+
+/// The checkout's `contracts/`: Solidity sources, artifacts, scripts and `node_modules`.
+pub fn contracts_dir() -> Result<PathBuf> {
+    Ok(checkout_dir()?.join("contracts"))
 }
 
 fn free_port() -> Result<u16> {

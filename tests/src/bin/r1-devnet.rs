@@ -40,9 +40,10 @@ enum Command {
         /// Milliseconds between two passes of the oracles' loops.
         #[arg(long, default_value_t = 1000)]
         loop_period_ms: u64,
-        /// Directory of the example manifests.
-        #[arg(long, default_value_os_t = devnet::default_examples())]
-        examples: PathBuf,
+        /// Directory of the example manifests (default: `crds/examples` of the checkout the
+        /// devnet is started in).
+        #[arg(long)]
+        examples: Option<PathBuf>,
         /// Stop everything as soon as the job answers (for tests and CI).
         #[arg(long)]
         until_running: bool,
@@ -63,6 +64,13 @@ fn main() -> ExitCode {
             examples,
             until_running,
         } => {
+            let examples = match examples.map_or_else(devnet::default_examples, Ok) {
+                Ok(examples) => examples,
+                Err(error) => {
+                    eprintln!("r1-devnet: {error}");
+                    return ExitCode::from(2);
+                }
+            };
             let settings = DevnetSettings {
                 network: NetworkSettings {
                     oracles,

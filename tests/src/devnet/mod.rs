@@ -7,7 +7,7 @@
 pub mod lifecycle;
 pub mod progress;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -325,7 +325,8 @@ pub fn default_dir() -> PathBuf {
     r1_controller::ctl::devnet::dir_from_env()
 }
 
-/// `crds/examples` of this checkout.
-pub fn default_examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/examples")
+/// `crds/examples` of the checkout the devnet is started in (see
+/// [`r1_contracts::devchain::checkout_dir`]), never of the one it was built in.
+pub fn default_examples() -> Result<PathBuf, r1_contracts::Error> {
+    Ok(r1_contracts::devchain::checkout_dir()?.join("crds/examples"))
 }

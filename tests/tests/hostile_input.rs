@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use r1_controller::oracle::workload::WorkloadTemplate;
+use r1_controller::decide::workload::WorkloadTemplate;
 use r1_crds::manifest::{Manifest, parse_documents};
 use r1_e2e::hostile::http::{self, Reply, SignedRequest};
 use r1_e2e::hostile::measure::{self, Cost};

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::Address;
-use r1_controller::oracle::rollout::split;
 use r1_e2e::network::{Network, NetworkSettings};
 use r1_e2e::node::{TestOracle, http_get};
 use r1_e2e::scenario;
@@ -284,7 +283,7 @@ fn a_revision_that_never_becomes_healthy_is_rolled_back_while_the_old_one_serves
         "no replica of the bad revision was ever started"
     );
     assert!(
-        new_ids.iter().all(|id| split(id.replica).1 == 0),
+        new_ids.iter().all(|id| id.index() == 0),
         "only replica 0 was tried before the rollback: {new_ids:?}"
     );
     let old_serving: Vec<usize> = samples

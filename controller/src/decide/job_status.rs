@@ -6,8 +6,8 @@ use r1_crds::common::{Condition, ConditionStatus};
 use r1_crds::job::{DeeployJobStatus, JobPhase, ReplicaAssignment};
 use r1_crds::usdc::Usdc;
 
+use crate::decide::chain_job::ChainJob;
 use crate::decide::rollout::ROLLOUT_FAILED;
-use crate::oracle::chain::ChainJob;
 
 /// Where the job stands on chain.
 #[derive(Debug, Clone, Copy)]

@@ -10,16 +10,25 @@
 //! * [`liveness`]: heartbeat history → Alive / Suspect / Lost / Unknown; availability bytes.
 //! * [`median`]: the BFT median of the oracles' availability bytes.
 //! * [`placement`]: where each replica runs (rendezvous hashing, sticky, resource-aware).
-//! * [`consensus`]: the PoAI manager's vote rule, replayed off-chain to predict outcomes.
 //! * [`availability_plan`]: the availability loop's actions for one job.
+//! * [`job_pass`]: one pass over one open job: holders, rollout and availability effects,
+//!   status facts and the node-set vote.
+//! * [`job_rollout`]: a job's rollout record (generations, tags, workload ids per generation).
+//! * [`job_status`]: a job's status (phase, conditions) from the facts.
+//! * [`workload`]: what a node runs for one replica, derived from the spec alone.
+//! * [`chain_job`]: an open on-chain job as the decisions see it.
 //! * [`rollout`]: replica-by-replica rollout of a spec change, with rollback.
 //! * [`closure`]: which job to close next, and the random backoff before acting.
 
 pub mod availability_plan;
+pub mod chain_job;
 pub mod closure;
-pub mod consensus;
 pub mod epoch;
+pub mod job_pass;
+pub mod job_rollout;
+pub mod job_status;
 pub mod liveness;
 pub mod median;
 pub mod placement;
 pub mod rollout;
+pub mod workload;

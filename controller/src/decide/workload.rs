@@ -11,7 +11,6 @@ use r1_protocol::messages::{
 };
 
 use crate::decide::placement::Demand;
-use crate::oracle::rollout::SLOT_STRIDE;
 
 /// Why a job spec cannot be turned into a workload.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,9 +29,8 @@ pub enum WorkloadError {
     /// A port is out of range.
     #[error("spec.ports[{0}]: port out of range")]
     Port(usize),
-    /// More replicas than a node-facing workload id can number (see
-    /// [`crate::oracle::rollout::SLOT_STRIDE`]).
-    #[error("spec.replicas: at most {max} replicas", max = SLOT_STRIDE - 1)]
+    /// More replicas than a node-facing workload id can number (see [`WorkloadId::of`]).
+    #[error("spec.replicas: at most {max} replicas", max = WorkloadId::REPLICA_STRIDE - 1)]
     Replicas,
 }
 
@@ -47,7 +45,7 @@ impl WorkloadTemplate {
     /// The template of `spec`.
     pub fn of(spec: &DeeployJobSpec) -> Result<Self, WorkloadError> {
         let image = spec.image.clone().ok_or(WorkloadError::NoImage)?;
-        if spec.replicas >= SLOT_STRIDE {
+        if spec.replicas >= WorkloadId::REPLICA_STRIDE {
             return Err(WorkloadError::Replicas);
         }
         let mut env = BTreeMap::new();
@@ -135,7 +133,7 @@ impl WorkloadTemplate {
     }
 
     /// What every replica runs; its id is a placeholder that
-    /// [`crate::oracle::rollout::Generation::workload`] fills in.
+    /// [`crate::decide::job_rollout::Generation::workload`] fills in.
     pub fn spec(&self) -> &WorkloadSpec {
         &self.spec
     }
@@ -158,13 +156,17 @@ fn revision(spec: &WorkloadSpec) -> String {
     r1_protocol::hex::encode_bare(&hash[..8])
 }
 
+/// Job specs and templates for the decisions' tests.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // test fixtures
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use r1_crds::job::DeeployJobSpec;
     use r1_crds::manifest::{Manifest, parse_value};
 
-    fn job(extra: &str) -> DeeployJobSpec {
+    use super::WorkloadTemplate;
+
+    /// A job spec running `localhost/x:1` on 250m and 128Mi, with `extra` spec lines.
+    pub fn job_spec(extra: &str) -> DeeployJobSpec {
         let text = format!(
             "apiVersion: deeploy.ratio1.ai/v1alpha1\nkind: DeeployJob\nmetadata: {{name: j}}\nspec:\n  projectRef: {{name: p}}\n  escrowRef: {{name: e}}\n  image: localhost/x:1\n  resources: {{cpu: 250m, memory: 128Mi}}\n  ports: [{{containerPort: 8080}}]\n  durationEpochs: 30\n{extra}"
         );
@@ -174,6 +176,20 @@ mod tests {
             other => panic!("not a job: {other:?}"),
         }
     }
+
+    /// The template of a job running `image`, probed over TCP.
+    pub fn template(image: &str) -> WorkloadTemplate {
+        let mut spec = job_spec("  healthCheck: {tcp: {port: 8080}}\n");
+        spec.image = Some(image.into());
+        WorkloadTemplate::of(&spec).unwrap()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures
+mod tests {
+    use super::fixtures::job_spec as job;
+    use super::*;
 
     #[test]
     fn replicas_and_duration_do_not_change_the_revision_but_the_image_does() {

@@ -19,6 +19,7 @@ use r1_contracts::Suite;
 use r1_contracts::bindings::CspEscrow;
 use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
 
+use crate::decide::chain_job::ChainJob;
 use crate::oracle::answers::{Answers, Recheck};
 
 /// Longest wait for one chain call; an RPC that does not answer is an outage, not a hang.
@@ -87,43 +88,19 @@ pub async fn within<T>(
         .map_err(ChainError::Call)
 }
 
-/// An open on-chain job, as the loops need it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainJob {
-    /// Job id.
-    pub id: u64,
-    /// The escrow holding it.
-    pub escrow: Address,
-    /// The CSP resource it pays for (see [`r1_contracts::project_hash`]).
-    pub project_hash: B256,
-    /// Replicas paid for.
-    pub nodes_requested: u32,
-    /// Last epoch paid for.
-    pub last_execution_epoch: u64,
-    /// Next epoch to settle.
-    pub next_epoch_to_settle: u64,
-    /// USDC (6 decimals) per node per epoch.
-    pub price_per_epoch: u64,
-    /// USDC still held for the job.
-    pub balance: u64,
-    /// The validated node set (empty before the first validation).
-    pub active_nodes: BTreeSet<Address>,
-}
-
-impl ChainJob {
-    fn of(escrow: Address, job: &CspEscrow::Job) -> Self {
-        let small = |v: alloy_primitives::U256| u64::try_from(v).unwrap_or(u64::MAX);
-        Self {
-            id: small(job.id),
-            escrow,
-            project_hash: job.projectHash,
-            nodes_requested: u32::try_from(small(job.numberOfNodesRequested)).unwrap_or(u32::MAX),
-            last_execution_epoch: small(job.lastExecutionEpoch),
-            next_epoch_to_settle: small(job.nextEpochToSettle),
-            price_per_epoch: small(job.pricePerEpoch),
-            balance: small(job.balance),
-            active_nodes: job.activeNodes.iter().copied().collect(),
-        }
+/// The decisions' view of `job`, held by `escrow`.
+fn chain_job(escrow: Address, job: &CspEscrow::Job) -> ChainJob {
+    let small = |v: alloy_primitives::U256| u64::try_from(v).unwrap_or(u64::MAX);
+    ChainJob {
+        id: small(job.id),
+        escrow,
+        project_hash: job.projectHash,
+        nodes_requested: u32::try_from(small(job.numberOfNodesRequested)).unwrap_or(u32::MAX),
+        last_execution_epoch: small(job.lastExecutionEpoch),
+        next_epoch_to_settle: small(job.nextEpochToSettle),
+        price_per_epoch: small(job.pricePerEpoch),
+        balance: small(job.balance),
+        active_nodes: job.activeNodes.iter().copied().collect(),
     }
 }
 
@@ -193,7 +170,7 @@ impl ChainSnapshot {
                 .await;
         for (escrow, jobs) in reads {
             for job in jobs? {
-                let job = ChainJob::of(escrow, &job);
+                let job = chain_job(escrow, &job);
                 snapshot.jobs.insert(job.id, job);
             }
         }

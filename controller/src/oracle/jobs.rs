@@ -1,26 +1,28 @@
-//! The rollout, availability and validation loops for one job: gather what the nodes report,
-//! roll a changed spec out (see [`crate::oracle::rollout`]), let
-//! [`crate::decide::availability_plan`] keep the generation serving each replica running, send
-//! the commands, vote the running node set on chain when it differs from the validated one,
-//! and write the job's status.
+//! The job loop's hands: for each DeeployJob, link it to its on-chain job, gather what the pass
+//! needs (placements, reports, the rollout record), let [`crate::decide::job_pass`] decide,
+//! carry the effects out (record placements, send deploys and stops), vote the node set when
+//! the plan says so, and write the job's status ([`crate::decide::job_status`]).
+//!
+//! Each pass, the rollout comes first: a new revision in the spec begins one (with no replica
+//! healthy to protect, the new generation simply replaces the old); a revision that failed is
+//! not retried; a rollout under way finishes or rolls back before the next. The record is kept
+//! in the state database, so a restarted oracle carries it on (see
+//! [`crate::decide::job_rollout`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_primitives::Address;
-use r1_crds::job::{DeeployJobSpec, DeeployJobStatus, JobPhase, ReplicaAssignment};
-use r1_protocol::messages::{WorkloadId, WorkloadState};
+use r1_crds::job::{DeeployJobSpec, DeeployJobStatus, JobPhase};
+use r1_protocol::messages::{DeployCommand, StopCommand, WorkloadId, WorkloadReport, WorkloadSpec};
 
-use crate::decide::availability_plan::{
-    self, Action, AvailabilityInput, DEFAULT_CRASH_LOOP_RESTARTS, Holder, ReplicaHealth,
-};
-use crate::decide::liveness::NodeLiveness;
+use crate::decide::chain_job::ChainJob;
+use crate::decide::job_pass::{self, Effect, JobSummary, JobView};
+use crate::decide::job_rollout::{JobRollout, RolloutCommand, Seen};
+use crate::decide::job_status::{JobFacts, OnChain, job_status};
+use crate::decide::liveness::{BrokerLink, NodeLiveness};
+use crate::decide::workload::WorkloadTemplate;
 use crate::intake::object::{ObjectKey, StoredObject, timestamp_now};
-use crate::oracle::chain::ChainJob;
-use crate::oracle::rollout::{JobRollout, Role, Seen, split, workload_replica};
 use crate::oracle::runtime::{Oracle, Pass};
-use crate::oracle::state::Placement;
-use crate::oracle::status::{JobFacts, OnChain, job_status};
-use crate::oracle::workload::WorkloadTemplate;
 
 /// What one job pass found, for the pass summary and metrics.
 #[derive(Debug, Clone, Copy)]
@@ -160,7 +162,8 @@ impl Oracle {
         }
     }
 
-    /// Rollout, availability (deploy, stop, move) and validation of one open chain job.
+    /// Rollout, availability (deploy, stop, move) and validation of one open chain job: gathers
+    /// what the pass needs, lets [`job_pass::plan`] decide, and carries the effects out.
     async fn run_job(
         &self,
         job: &ChainJob,
@@ -195,288 +198,177 @@ impl Oracle {
         };
         let Some(mut rollout) = self.rollout_record(job.id, template, &seen, &job.active_nodes)
         else {
-            observe_only(job, desired, &seen, facts);
+            self.summarize(facts, job_pass::observe_only(job, desired, &seen));
             return;
         };
         let rollout_commands =
             self.advance_rollout(job.id, &mut rollout, template, desired, &seen, pass);
         facts.rollout = Some(rollout.view());
 
-        // Holders: where the generation serving each replica runs or was placed.
-        let mut holders = Vec::new();
-        let mut reported = BTreeMap::new();
-        for s in &seen {
-            let (_, replica) = split(s.report.id.replica);
-            let serving = rollout.serving(replica);
-            let (Role::Serving, Some(generation)) = (rollout.role(s.report.id.replica), serving)
-            else {
-                continue;
-            };
-            let mut health =
-                ReplicaHealth::from_report(Some(&s.report.state), DEFAULT_CRASH_LOOP_RESTARTS);
-            if health == ReplicaHealth::Healthy
-                && (s.report.revision != generation.revision || s.report.healthy == Some(false))
-            {
-                health = ReplicaHealth::Starting;
-            }
-            let since_ms = match placements
-                .iter()
-                .find(|p| p.replica == replica && p.node == s.node)
-            {
-                Some(p) => p.since_ms,
-                None if s.liveness == NodeLiveness::Lost => now,
-                None => {
-                    // Placed by another oracle: the start grace runs from first sight.
-                    let seen = Placement {
-                        job: job.id,
-                        replica,
-                        node: s.node,
-                        since_ms: now,
-                    };
-                    if let Err(e) = self.state.place(&seen) {
-                        tracing::warn!(job = job.id, error = %e, "cannot record first sight");
-                    }
-                    now
-                }
-            };
-            holders.push(Holder {
-                replica,
-                node: s.node,
-                liveness: s.liveness,
-                health,
-                since_ms,
-            });
-            reported.insert((replica, s.node), s.report.clone());
-        }
-        for placement in &placements {
-            if !reported.contains_key(&(placement.replica, placement.node)) {
-                holders.push(Holder {
-                    replica: placement.replica,
-                    node: placement.node,
-                    liveness: placed_liveness
-                        .get(&placement.node)
-                        .copied()
-                        .unwrap_or(NodeLiveness::Unknown),
-                    health: ReplicaHealth::Missing,
-                    since_ms: placement.since_ms,
-                });
-            }
-        }
-
-        // The rollout starts a new generation where the replica is held (a live node, the
-        // healthiest holder first), and stops what it retires.
-        let mut by_health: Vec<&Holder> = holders
-            .iter()
-            .filter(|h| h.liveness == NodeLiveness::Alive)
-            .collect();
-        by_health.sort_by_key(|h| h.health);
-        let mut held: BTreeMap<u32, Address> = BTreeMap::new();
-        for holder in by_health {
-            held.entry(holder.replica).or_insert(holder.node);
-        }
-        self.send_rollout(job.id, &rollout, &rollout_commands, &held, &seen, now);
-        for s in &seen {
-            if s.current() && rollout.role(s.report.id.replica) == Role::Unwanted {
-                self.send_stop(s.node, s.report.id, "retired revision");
-            }
-        }
-
-        let roster = (!job.active_nodes.is_empty()).then_some(&job.active_nodes);
-        let budget_spent = pass
-            .chain
-            .as_ref()
-            .is_some_and(|chain| chain.epoch > job.last_execution_epoch);
-        let plan = availability_plan::plan(&AvailabilityInput {
-            job_id: job.id,
-            salt: 0,
-            desired_replicas: desired,
+        let stable = self.stable_of(job.id);
+        let decided = job_pass::plan(&JobView {
+            job,
+            desired,
             demand: template.demand(),
             node_selector: &spec.node_selector,
-            holders: &holders,
-            roster,
+            seen: &seen,
+            placements: &placements,
+            placed_liveness: &placed_liveness,
+            rollout: &rollout,
+            rollout_commands: &rollout_commands,
             candidates: &pass.candidates,
+            budget_spent: pass
+                .chain
+                .as_ref()
+                .is_some_and(|chain| chain.epoch > job.last_execution_epoch),
+            chain_fresh: pass.chain_fresh,
             now_ms: now,
             start_grace_ms: self.config.loops.start_grace_seconds * 1000,
-            budget_spent,
+            settle_ms: self.config.loops.period_ms,
+            stable: stable.as_ref(),
         });
-        let mut gone: BTreeSet<(u32, Address)> = BTreeSet::new();
-        for action in &plan.actions {
-            match *action {
-                Action::Deploy { replica, node } => {
-                    self.deploy(job.id, replica, node, &rollout, now)
-                }
-                Action::Stop {
-                    replica,
-                    node,
-                    reason,
-                } => {
-                    self.stop(
-                        job.id,
-                        replica,
-                        node,
-                        &format!("{reason:?}"),
-                        &rollout,
-                        &seen,
-                    );
-                    gone.insert((replica, node));
-                }
-                Action::Redeploy {
-                    replica,
-                    from,
-                    to,
-                    reason,
-                } => {
-                    tracing::info!(job = job.id, replica, %from, %to, ?reason, "moving replica");
-                    self.deploy(job.id, replica, to, &rollout, now);
-                    self.stop(job.id, replica, from, "moved", &rollout, &seen);
-                    gone.insert((replica, from));
-                }
-                Action::Forget { replica, node } => {
-                    tracing::info!(job = job.id, replica, %node, "forgetting the replica on a lost node");
-                    if let Err(e) = self.state.unplace(job.id, replica, &node) {
-                        tracing::warn!(job = job.id, replica, %node, error = %e, "cannot forget placement");
-                    }
-                    gone.insert((replica, node));
-                }
-            }
+        for effect in decided.effects {
+            self.carry_out(job.id, effect);
         }
-        // A deploy command may have been lost (broker down, node restarting): repeat it for
-        // every replica this oracle placed that its node does not report yet, or reports at an
-        // older revision. Nodes treat a repeated command as a no-op.
-        for holder in &holders {
-            if budget_spent
-                || gone.contains(&(holder.replica, holder.node))
-                || holder.liveness != NodeLiveness::Alive
-                || holder.replica >= desired
-            {
-                continue;
-            }
-            let Some(generation) = rollout.serving(holder.replica) else {
-                continue;
-            };
-            let current = reported
-                .get(&(holder.replica, holder.node))
-                .is_some_and(|r| r.revision == generation.revision);
-            if !current {
-                self.send_deploy(holder.node, generation.workload(job.id, holder.replica));
-            }
-        }
-        if let Some(first) = plan.unplaceable.first() {
-            facts.unplaceable = Some(format!("{first:?}"));
-        }
-
-        // What runs, replica by replica: one healthy holder each at the current revision.
-        let mut running: BTreeMap<u32, Address> = BTreeMap::new();
-        let mut assignments = Vec::new();
-        for holder in &holders {
-            if gone.contains(&(holder.replica, holder.node)) || holder.replica >= desired {
-                continue;
-            }
-            let report = reported.get(&(holder.replica, holder.node));
-            let state = report.map_or("pending", |r| r.state.name());
-            let revision = rollout.serving(holder.replica).map(|g| g.revision.as_str());
-            let healthy = report.is_some_and(|r| {
-                r.state == WorkloadState::Running
-                    && r.healthy != Some(false)
-                    && Some(r.revision.as_str()) == revision
-            }) && holder.liveness.may_keep_workloads()
-                && holder.liveness != NodeLiveness::Unknown;
-            if healthy {
-                running.entry(holder.replica).or_insert(holder.node);
-            }
-            assignments.push(ReplicaAssignment {
-                replica: holder.replica,
-                node: holder.node.to_checksum(None),
-                state: if holder.liveness == NodeLiveness::Lost {
-                    "unknown".into()
-                } else {
-                    state.into()
-                },
-                since: None,
-            });
-        }
-        for action in &plan.actions {
-            if let Action::Deploy { replica, node }
-            | Action::Redeploy {
-                replica, to: node, ..
-            } = *action
-            {
-                assignments.push(ReplicaAssignment {
-                    replica,
-                    node: node.to_checksum(None),
-                    state: "starting".into(),
-                    since: None,
-                });
-            }
-        }
-        assignments.sort_by(|a, b| a.replica.cmp(&b.replica).then(a.node.cmp(&b.node)));
-        assignments.dedup_by(|a, b| a.replica == b.replica && a.node == b.node);
-        facts.assignments = assignments;
-        facts.healthy = running.len() as u32;
-        let running_set: BTreeSet<Address> = running.values().copied().collect();
-        facts.validated = !job.active_nodes.is_empty() && running_set == job.active_nodes;
-
-        // Validation: vote the running set once it is complete, distinct and has held still for
-        // a whole loop period, so that honest oracles propose the same set.
-        let complete = running.len() as u32 == desired && running_set.len() == running.len();
-        let stable = self.stable_since(job.id, &running_set, now);
-        if complete
-            && !budget_spent
-            && running_set != job.active_nodes
-            && now.saturating_sub(stable) >= self.config.loops.period_ms
-            && pass.chain_fresh
-        {
-            let nodes: Vec<Address> = running_set.into_iter().collect();
+        self.keep_stable(job.id, decided.stable);
+        self.summarize(facts, decided.summary);
+        facts.unplaceable = decided.unplaceable;
+        if let Some(nodes) = decided.vote {
             self.vote_nodes(job.id, &nodes, "nodeset", pass).await;
         }
     }
 
-    /// Places `replica` on `node` and deploys the generation serving it there.
-    fn deploy(&self, job: u64, replica: u32, node: Address, rollout: &JobRollout, now: u64) {
-        let Some(generation) = rollout.serving(replica) else {
-            return;
-        };
-        let placement = Placement {
-            job,
-            replica,
-            node,
-            since_ms: now,
-        };
-        if let Err(e) = self.state.place(&placement) {
-            tracing::warn!(job, replica, %node, error = %e, "cannot record placement");
-            return;
-        }
-        tracing::info!(job, replica, %node, revision = generation.revision, "deploying replica");
-        self.send_deploy(node, generation.workload(job, replica));
+    fn summarize(&self, facts: &mut JobFacts<'_>, summary: JobSummary) {
+        facts.assignments = summary.assignments;
+        facts.healthy = summary.healthy;
+        facts.validated = summary.validated;
     }
 
-    /// Stops every generation of `replica` this oracle knows on `node` and forgets the
-    /// placement.
-    fn stop(
+    /// Carries out one effect of a job pass for on-chain job `job`.
+    fn carry_out(&self, job: u64, effect: Effect) {
+        match effect {
+            Effect::Remember(placement) => {
+                if let Err(e) = self.state.place(&placement) {
+                    tracing::warn!(job, error = %e, "cannot record first sight");
+                }
+            }
+            Effect::Restart(placement) => {
+                if let Err(e) = self.state.replace(&placement) {
+                    tracing::warn!(job, replica = placement.replica, error = %e, "cannot record placement");
+                }
+            }
+            Effect::Deploy {
+                node,
+                workload,
+                place,
+            } => {
+                if let Some(placement) = place {
+                    if let Err(e) = self.state.place(&placement) {
+                        tracing::warn!(job, replica = placement.replica, %node, error = %e, "cannot record placement");
+                        return;
+                    }
+                    tracing::info!(job, replica = placement.replica, %node, revision = workload.revision, "deploying replica");
+                }
+                self.send_deploy(node, workload);
+            }
+            Effect::Stop { node, id, reason } => {
+                tracing::info!(job, replica = id.replica, %node, reason, "stopping workload");
+                self.send_stop(node, id, &reason);
+            }
+            Effect::Forget { replica, node } => {
+                if let Err(e) = self.state.unplace(job, replica, &node) {
+                    tracing::warn!(job, replica, %node, error = %e, "cannot forget placement");
+                }
+            }
+        }
+    }
+
+    /// The rollout record of `job`, adopting `template` when there is none and nothing else
+    /// of the job runs; `None` keeps this oracle's hands off the job this pass.
+    fn rollout_record(
         &self,
         job: u64,
-        replica: u32,
-        node: Address,
-        reason: &str,
-        rollout: &JobRollout,
+        template: &WorkloadTemplate,
         seen: &[Seen],
-    ) {
-        tracing::info!(job, replica, %node, reason, "stopping replica");
-        let mut ids: BTreeSet<WorkloadId> = seen
-            .iter()
-            .filter(|s| {
-                s.node == node
-                    && split(s.report.id.replica).1 == replica
-                    && rollout.role(s.report.id.replica) != Role::Foreign
-            })
-            .map(|s| s.report.id)
-            .collect();
-        ids.extend(rollout.serving(replica).map(|g| g.id(job, replica)));
-        for id in ids {
-            self.send_stop(node, id, reason);
+        roster: &BTreeSet<Address>,
+    ) -> Option<JobRollout> {
+        match self.state.rollout(job) {
+            Ok(Some(record)) => Some(record),
+            Ok(None) => {
+                let Some(adopted) = JobRollout::adopt_unless_foreign(template, seen, roster) else {
+                    tracing::info!(
+                        job,
+                        "nodes run revisions this oracle never saw; leaving the job to the others"
+                    );
+                    return None;
+                };
+                if let Err(e) = self.state.record_rollout(job, &adopted) {
+                    tracing::warn!(job, error = %e, "cannot record the job's rollout");
+                    return None;
+                }
+                Some(adopted)
+            }
+            Err(e) => {
+                tracing::warn!(job, error = %e, "cannot read the job's rollout");
+                None
+            }
         }
-        if let Err(e) = self.state.unplace(job, replica, &node) {
-            tracing::warn!(job, replica, %node, error = %e, "cannot forget placement");
+    }
+
+    /// Advances the job's rollout (see [`JobRollout::advance`]) and records it when it moved.
+    /// Nothing moves while this oracle's broker link is down (the reports are then stale).
+    fn advance_rollout(
+        &self,
+        job: u64,
+        record: &mut JobRollout,
+        template: &WorkloadTemplate,
+        replicas: u32,
+        seen: &[Seen],
+        pass: &Pass,
+    ) -> Vec<RolloutCommand> {
+        if !matches!(pass.link, BrokerLink::Connected { .. }) {
+            return Vec::new();
+        }
+        let before = record.clone();
+        let current: Vec<&WorkloadReport> = seen
+            .iter()
+            .filter(|s| s.current())
+            .map(|s| &s.report)
+            .collect();
+        let deadline_ms = self.config.loops.rollout_deadline_seconds * 1000;
+        let commands = record.advance(template, replicas, &current, pass.now_ms, deadline_ms);
+        if *record != before {
+            tracing::info!(job, from = ?before.state, to = ?record.state, "rollout moved");
+            if let Some(failure) = record.state.failure() {
+                tracing::warn!(job, %failure, "rollout failed; rolling back");
+            }
+            if let Err(e) = self.state.record_rollout(job, record) {
+                tracing::warn!(job, error = %e, "cannot record the job's rollout");
+            }
+        }
+        commands
+    }
+
+    /// Signs and sends the deploy of `workload` to `node`.
+    pub(crate) fn send_deploy(&self, node: Address, workload: WorkloadSpec) {
+        let command = DeployCommand {
+            target: node,
+            workload,
+        };
+        if self.send(node, &command) {
+            self.metrics.command("deploy");
+        }
+    }
+
+    /// Signs and sends the stop of workload `id` to `node`.
+    pub(crate) fn send_stop(&self, node: Address, id: WorkloadId, reason: &str) {
+        let command = StopCommand {
+            target: node,
+            workload: id,
+            reason: reason.into(),
+        };
+        if self.send(node, &command) {
+            self.metrics.command("stop");
         }
     }
 
@@ -505,7 +397,10 @@ impl Oracle {
         };
         for placement in self.state.placements(job).unwrap_or_default() {
             for tag in &tags {
-                targets.insert((workload_replica(*tag, placement.replica), placement.node));
+                targets.insert((
+                    WorkloadId::of(job, *tag, placement.replica).replica,
+                    placement.node,
+                ));
             }
             if let Err(e) = self.state.unplace(job, placement.replica, &placement.node) {
                 tracing::warn!(job, error = %e, "cannot forget placement");
@@ -516,32 +411,4 @@ impl Oracle {
             self.send_stop(node, WorkloadId { job, replica }, reason);
         }
     }
-}
-
-/// Status facts of a job this oracle keeps its hands off (see [`crate::oracle::rollout`]):
-/// what the nodes report, whatever the revision.
-fn observe_only(job: &ChainJob, desired: u32, seen: &[Seen], facts: &mut JobFacts<'_>) {
-    let mut running: BTreeMap<u32, Address> = BTreeMap::new();
-    let mut assignments = Vec::new();
-    for s in seen.iter().filter(|s| s.current()) {
-        let (_, replica) = split(s.report.id.replica);
-        if replica >= desired {
-            continue;
-        }
-        if s.report.state == WorkloadState::Running && s.report.healthy != Some(false) {
-            running.entry(replica).or_insert(s.node);
-        }
-        assignments.push(ReplicaAssignment {
-            replica,
-            node: s.node.to_checksum(None),
-            state: s.report.state.name().into(),
-            since: None,
-        });
-    }
-    assignments.sort_by(|a, b| a.replica.cmp(&b.replica).then(a.node.cmp(&b.node)));
-    assignments.dedup_by(|a, b| a.replica == b.replica && a.node == b.node);
-    facts.assignments = assignments;
-    facts.healthy = running.len() as u32;
-    let running_set: BTreeSet<Address> = running.values().copied().collect();
-    facts.validated = !job.active_nodes.is_empty() && running_set == job.active_nodes;
 }

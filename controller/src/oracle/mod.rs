@@ -1,15 +1,12 @@
 //! The running oracle (`r1-oracle run`): the I/O around [`crate::decide`].
 //!
 //! * [`runtime`]: start-up, the Deeploy API, the broker link and the reconcile pass.
-//! * [`jobs`]: availability and validation of one job, and its status.
+//! * [`jobs`]: each job's pass carried out: placements, deploys, stops, votes, status.
 //! * [`economy`]: closure, rewards, Proof of Availability, escrow and project status.
 //! * [`chain`]: the chain snapshot a pass decides from.
 //! * [`registry`]: nodes from their signed heartbeats, and their licences.
 //! * [`relay`]: CSP requests relayed between oracles.
-//! * [`rollout`]: a changed spec rolled out replica by replica, rolled back when unhealthy.
 //! * [`state`]: the oracle's durable memory (placements, votes, relayed requests, rollouts).
-//! * [`workload`]: the deploy command of a replica.
-//! * [`status`]: a job's status as a pure function of the facts.
 //! * [`mesh`], [`broker`], [`metrics`]: MQTT link, embedded broker, Prometheus metrics.
 //! * [`admission`]: which broker messages are read at all (oracle channels, rates, lanes).
 //! * [`answers`]: chain answers kept so strangers cost a bounded number of calls per pass.
@@ -24,8 +21,5 @@ pub mod mesh;
 pub mod metrics;
 pub mod registry;
 pub mod relay;
-pub mod rollout;
 pub mod runtime;
 pub mod state;
-pub mod status;
-pub mod workload;

@@ -598,17 +598,21 @@ impl Oracle {
         }
     }
 
-    /// The time the running set of `job` was first seen as it is now.
-    pub(crate) fn stable_since(&self, job: u64, running: &BTreeSet<Address>, now: u64) -> u64 {
-        let mut stable = self
-            .stable
+    /// The running set of `job` at the last pass and since when it had been so.
+    pub(crate) fn stable_of(&self, job: u64) -> Option<(BTreeSet<Address>, u64)> {
+        self.stable
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = stable.entry(job).or_insert_with(|| (running.clone(), now));
-        if entry.0 != *running {
-            *entry = (running.clone(), now);
-        }
-        entry.1
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&job)
+            .cloned()
+    }
+
+    /// Keeps the running set of `job` and since when, for the next pass.
+    pub(crate) fn keep_stable(&self, job: u64, stable: (BTreeSet<Address>, u64)) {
+        self.stable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(job, stable);
     }
 
     /// Votes `nodes` as the node set of `job`, once per consensus round and epoch. The vote is

@@ -8,7 +8,7 @@
 //! * `requests`: each such request, stored once by its hash however many objects it touched,
 //!   re-sent to the other oracles (anti-entropy) and dropped once no object names it;
 //! * `rollouts`: where each job's rollout stands and the generations it names (see
-//!   [`crate::oracle::rollout`]), so a restart carries a rollout or rollback on.
+//!   [`crate::decide::job_rollout`]), so a restart carries a rollout or rollback on.
 
 use std::path::Path;
 
@@ -17,7 +17,8 @@ use r1_protocol::messages::RelayedRequest;
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteOptions};
 use serde::{Deserialize, Serialize};
 
-use crate::oracle::rollout::JobRollout;
+use crate::decide::job_pass::Placement;
+use crate::decide::job_rollout::JobRollout;
 
 const PLACEMENTS: &str = "placements";
 const VOTES: &str = "votes";
@@ -39,19 +40,6 @@ pub enum StateError {
         /// What is wrong.
         reason: String,
     },
-}
-
-/// One replica this oracle placed on a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Placement {
-    /// On-chain job id.
-    pub job: u64,
-    /// Replica index.
-    pub replica: u32,
-    /// The node.
-    pub node: Address,
-    /// When it was placed there (unix ms).
-    pub since_ms: u64,
 }
 
 /// The newest signed request that touched an object: its CSP timestamp and hash.
@@ -349,6 +337,7 @@ fn parse_placement(key: &str, value: &[u8]) -> Result<Placement, StateError> {
 #[allow(clippy::unwrap_used)] // test fixtures
 mod tests {
     use super::*;
+    use crate::decide::workload::fixtures::template;
 
     #[test]
     fn a_request_no_object_names_is_dropped() {
@@ -482,5 +471,19 @@ mod tests {
         state.unplace(3, 1, &node).unwrap();
         assert!(state.placements(3).unwrap().is_empty());
         assert_eq!(state.placements(30).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_record_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = JobRollout::adopt(&template("localhost/x:1"));
+        record.target(&template("localhost/x:2"), 2, 9).unwrap();
+        {
+            let state = OracleState::open(dir.path()).unwrap();
+            assert_eq!(state.rollout(4).unwrap(), None);
+            state.record_rollout(4, &record).unwrap();
+        }
+        let state = OracleState::open(dir.path()).unwrap();
+        assert_eq!(state.rollout(4).unwrap(), Some(record));
     }
 }

@@ -8,10 +8,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{Condition, LocalRef, SecretKeyRef};
+use crate::manifest::Kind;
 use crate::quantity::Quantity;
 
 /// Fewest epochs a job can be prepaid for; the escrow contract enforces the same bound.
 pub const MIN_DURATION_EPOCHS: u32 = 30;
+
+/// The most replicas a job may ask for: node-facing workload ids number a job's replicas
+/// below 10 000 (the oracle checks the two agree at compile time).
+pub const MAX_REPLICAS: u32 = 9_999;
 
 /// Desired state of a DeeployJob: what to run, on how many nodes, for how long.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -93,7 +98,7 @@ pub struct DeeployJobSpec {
     pub resources: Resources,
     /// Number of independent nodes running one replica each.
     #[serde(default = "one")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 9999))]
     pub replicas: u32,
     /// Node labels a node must carry to be chosen, e.g. `kyb: "true"` or `region: eu`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -111,6 +116,30 @@ pub struct DeeployJobSpec {
 
 fn one() -> u32 {
     1
+}
+
+impl DeeployJobSpec {
+    /// The objects of the job's namespace it refers to, with the field that names each: its
+    /// project and escrow, and its tunnel when it has one. The one list of a job's references
+    /// that validation, deletion protection and the kube door all read.
+    pub fn references(&self) -> Vec<(Kind, &'static str, &str)> {
+        let mut refs = vec![
+            (
+                Kind::Project,
+                "spec.projectRef",
+                self.project_ref.name.as_str(),
+            ),
+            (
+                Kind::Escrow,
+                "spec.escrowRef",
+                self.escrow_ref.name.as_str(),
+            ),
+        ];
+        if let Some(tunnel) = &self.tunnel_ref {
+            refs.push((Kind::Tunnel, "spec.tunnelRef", tunnel.name.as_str()));
+        }
+        refs
+    }
 }
 
 /// Kind of workload, which selects the price family in the catalogue.

@@ -1,12 +1,12 @@
 //! Checks beyond the schema, shared by every way a resource enters r1: `r1ctl validate`, the
 //! Deeploy API and the Kubernetes reconciler all call [`validate`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 use crate::field::{Errors, FieldError};
 use crate::image::ImageRef;
-use crate::job::{DeeployJobSpec, EnvVar, HealthCheck, JobType, Port};
+use crate::job::{DeeployJobSpec, EnvVar, HealthCheck, JobType, MAX_REPLICAS, Port};
 use crate::manifest::{Kind, Manifest};
 use crate::names;
 use crate::pricing::{Catalogue, EstimateError, PricingError};
@@ -163,18 +163,13 @@ fn validate_job(
     refs: &RefChecker<'_>,
     errors: &mut Errors,
 ) {
-    let project = refs.check(
-        Kind::Project,
-        &spec.project_ref.name,
-        "spec.projectRef",
-        errors,
-    );
-    let escrow = refs.check(
-        Kind::Escrow,
-        &spec.escrow_ref.name,
-        "spec.escrowRef",
-        errors,
-    );
+    let mut found = BTreeMap::new();
+    for (kind, path, name) in spec.references() {
+        if let Some(manifest) = refs.check(kind, name, path, errors) {
+            found.insert(kind, manifest);
+        }
+    }
+    let (project, escrow) = (found.get(&Kind::Project), found.get(&Kind::Escrow));
     if let (Some(Manifest::Project(project)), Some(Manifest::Escrow(escrow))) = (project, escrow) {
         if !project.spec.owner.eq_ignore_ascii_case(&escrow.spec.owner) {
             errors.add(
@@ -189,14 +184,11 @@ fn validate_job(
             );
         }
     }
-    if let Some(tunnel) = &spec.tunnel_ref {
-        refs.check(Kind::Tunnel, &tunnel.name, "spec.tunnelRef", errors);
-        if spec.ports.is_empty() {
-            errors.add(
-                "spec.tunnelRef",
-                "a tunnel forwards to the job's first port, but spec.ports is empty",
-            );
-        }
+    if spec.tunnel_ref.is_some() && spec.ports.is_empty() {
+        errors.add(
+            "spec.tunnelRef",
+            "a tunnel forwards to the job's first port, but spec.ports is empty",
+        );
     }
     validate_payload(spec, errors);
     validate_args("spec.command", &spec.command, errors);
@@ -217,6 +209,12 @@ fn validate_job(
         errors.add(
             "spec.replicas",
             format!("{} is below the minimum of 1", spec.replicas),
+        );
+    }
+    if spec.replicas > MAX_REPLICAS {
+        errors.add(
+            "spec.replicas",
+            format!("{} is above the maximum of {MAX_REPLICAS}", spec.replicas),
         );
     }
     if let Some(check) = &spec.health_check {

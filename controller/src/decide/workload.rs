@@ -5,12 +5,16 @@
 use std::collections::BTreeMap;
 
 use alloy_primitives::keccak256;
-use r1_crds::job::{DeeployJobSpec, Protocol};
+use r1_crds::job::{DeeployJobSpec, MAX_REPLICAS, Protocol};
 use r1_protocol::messages::{
     HealthCheckSpec, HealthProbe, PortMapping, PortProtocol, WorkloadId, WorkloadSpec,
 };
 
 use crate::decide::placement::Demand;
+
+// Validation caps a job's replicas (`r1_crds::job::MAX_REPLICAS`) below what a workload id
+// numbers per generation.
+const _: () = assert!(MAX_REPLICAS < WorkloadId::REPLICA_STRIDE);
 
 /// Why a job spec cannot be turned into a workload.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,9 +33,6 @@ pub enum WorkloadError {
     /// A port is out of range.
     #[error("spec.ports[{0}]: port out of range")]
     Port(usize),
-    /// More replicas than a node-facing workload id can number (see [`WorkloadId::of`]).
-    #[error("spec.replicas: at most {max} replicas", max = WorkloadId::REPLICA_STRIDE - 1)]
-    Replicas,
 }
 
 /// The node-facing part of one replica, without its id.
@@ -45,9 +46,6 @@ impl WorkloadTemplate {
     /// The template of `spec`.
     pub fn of(spec: &DeeployJobSpec) -> Result<Self, WorkloadError> {
         let image = spec.image.clone().ok_or(WorkloadError::NoImage)?;
-        if spec.replicas >= WorkloadId::REPLICA_STRIDE {
-            return Err(WorkloadError::Replicas);
-        }
         let mut env = BTreeMap::new();
         for (i, var) in spec.env.iter().enumerate() {
             let value = var.value.clone().ok_or(WorkloadError::SecretEnv(i))?;
@@ -208,13 +206,6 @@ mod tests {
         assert_eq!(base.spec().cpu_millis, 250);
         assert_eq!(base.spec().memory_bytes, 128 << 20);
         assert_eq!(base.demand().cpu_millis, 250);
-    }
-
-    #[test]
-    fn replicas_must_fit_a_workload_id() {
-        let err = WorkloadTemplate::of(&job("  replicas: 10000\n")).unwrap_err();
-        assert_eq!(err.to_string(), "spec.replicas: at most 9999 replicas");
-        assert!(WorkloadTemplate::of(&job("  replicas: 9999\n")).is_ok());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use alloy_primitives::Address;
 use r1_crds::field::FieldError;
+use r1_crds::job::DeeployJobSpec;
 use r1_crds::manifest::{Kind, Manifest, parse_documents};
 use r1_crds::pricing::Catalogue;
 use r1_crds::validate::{ManifestSet, ResourceIndex, validate};
@@ -249,8 +250,23 @@ pub fn apply_where(
     policy: &Policy,
     keep: impl Fn(&ObjectKey) -> bool,
 ) -> Result<Vec<Applied>, ApplyError> {
-    let (mut parsed, mut rejections) = parse_set(documents);
+    let (mut parsed, rejections) = parse_set(documents);
     parsed.retain(|(_, manifest)| keep(&ObjectKey::of(manifest)));
+    apply_parsed(store, catalogue, signer, parsed, rejections, policy)
+}
+
+/// Applies resources already read (with their document numbers) as `signer`, or nothing:
+/// the step every door shares once it has its manifests, so a door that parsed a document
+/// (the kube mirror) does not serialize and parse it again. `rejections` are the problems its
+/// parsing found; any of them refuses the whole set.
+pub fn apply_parsed(
+    store: &ResourceStore,
+    catalogue: &Catalogue,
+    signer: Address,
+    parsed: Vec<(usize, Manifest)>,
+    mut rejections: Vec<Rejection>,
+    policy: &Policy,
+) -> Result<Vec<Applied>, ApplyError> {
     if parsed.is_empty() && rejections.is_empty() {
         rejections.push(Rejection::new(
             None,
@@ -563,18 +579,16 @@ fn live_user(store: &ResourceStore, key: &ObjectKey) -> Result<Option<ObjectKey>
         .map(|job| job.key()))
 }
 
-/// Whether the stored `job` refers to the project, escrow or tunnel `key` (a job refers to no
-/// other job).
+/// Whether the stored `job` refers to the project, escrow or tunnel `key` (see
+/// [`DeeployJobSpec::references`]; a job refers to no other job). A spec that does not read
+/// as a job's refers to nothing.
 pub fn refers_to(job: &StoredObject, key: &ObjectKey) -> bool {
-    let field = match key.kind {
-        Kind::Job => return false,
-        Kind::Project => "projectRef",
-        Kind::Escrow => "escrowRef",
-        Kind::Tunnel => "tunnelRef",
-    };
     job.metadata.namespace == key.namespace
-        && job.spec.get(field).and_then(|r| r.get("name"))
-            == Some(&serde_json::Value::String(key.name.clone()))
+        && job.spec_as::<DeeployJobSpec>().is_ok_and(|spec| {
+            spec.references()
+                .into_iter()
+                .any(|(kind, _, name)| kind == key.kind && name == key.name)
+        })
 }
 
 /// References resolve against the applied set first, then the store.

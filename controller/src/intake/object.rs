@@ -196,7 +196,12 @@ impl StoredObject {
         parse_value(value)
     }
 
-    /// The status as a typed struct of r1-crds (e.g. `DeeployJobStatus`), `None` until written.
+    /// The spec as its typed struct of r1-crds (e.g. `DeeployJobSpec`).
+    pub fn spec_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.spec)
+    }
+
+    /// The status as `T`, `None` before the controller wrote one.
     pub fn status_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
         if self.status.is_null() {
             return Ok(None);

@@ -2,7 +2,6 @@
 //! oracle's resource store through the same apply as the Deeploy API, on behalf of the
 //! namespace's owner. Nothing is written for an object that is invalid, refused or waiting.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use alloy_primitives::Address;
@@ -118,8 +117,15 @@ pub fn mirror(
             ),
         });
     }
-    let text = serde_json::to_string(&document).map_err(|e| KubeError::Object(e.to_string()))?;
-    match apply::apply(store, catalogue, owner, &text) {
+    let applied = apply::apply_parsed(
+        store,
+        catalogue,
+        owner,
+        vec![(1, manifest)],
+        Vec::new(),
+        &apply::Policy::default(),
+    );
+    match applied {
         Ok(_) => Ok(Mirror::Accepted),
         Err(ApplyError::Invalid(rejections)) => Ok(Mirror::Rejected {
             reason: "Invalid",
@@ -215,14 +221,8 @@ fn missing_references(
     let Manifest::Job(job) = manifest else {
         return Ok(Vec::new());
     };
-    let mut refs = BTreeMap::new();
-    refs.insert(Kind::Escrow, job.spec.escrow_ref.name.as_str());
-    refs.insert(Kind::Project, job.spec.project_ref.name.as_str());
-    if let Some(tunnel) = &job.spec.tunnel_ref {
-        refs.insert(Kind::Tunnel, tunnel.name.as_str());
-    }
     let mut missing = Vec::new();
-    for (kind, name) in refs {
+    for (kind, _, name) in job.spec.references() {
         let key = ObjectKey::new(kind, manifest.namespace(), name);
         let alive = store
             .get(&key)?

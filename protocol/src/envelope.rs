@@ -11,10 +11,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use alloy_primitives::{Address, Signature, keccak256};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{Identity, IdentityError};
-use crate::messages::Message;
 
 /// Envelope format version.
 pub const VERSION: u8 = 1;
@@ -52,6 +52,12 @@ impl MessageKind {
             Self::Request => 6,
         }
     }
+}
+
+/// A payload type carried in an envelope of kind [`Message::KIND`].
+pub trait Message: Serialize + DeserializeOwned {
+    /// The envelope kind that carries this payload.
+    const KIND: MessageKind;
 }
 
 /// A signed message.

@@ -22,7 +22,6 @@ pub mod topics;
 pub mod verify;
 
 pub use alloy_primitives::Address;
-pub use envelope::{Envelope, MessageKind, now_ms};
+pub use envelope::{Envelope, Message, MessageKind, now_ms};
 pub use identity::Identity;
-pub use messages::Message;
 pub use verify::{Freshness, SenderPolicy, Verifier, VerifyError};

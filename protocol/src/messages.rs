@@ -1,20 +1,13 @@
 //! The messages oracles and nodes exchange. Each travels as the payload of a signed
-//! [`Envelope`](crate::Envelope); [`Message::KIND`] ties a payload type to its envelope kind so a
+//! [`Envelope`](crate::Envelope); [`Message::KIND`](crate::Message::KIND) ties a payload type to its envelope kind so a
 //! deploy command can never be read as a heartbeat.
 
 use std::collections::BTreeMap;
 
 use alloy_primitives::Address;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::MessageKind;
-
-/// A payload type carried in an envelope of kind [`Message::KIND`].
-pub trait Message: Serialize + DeserializeOwned {
-    /// The envelope kind that carries this payload.
-    const KIND: MessageKind;
-}
+use crate::envelope::{Message, MessageKind};
 
 /// One replica of one on-chain job: what a node runs and an oracle schedules.
 ///

@@ -11,8 +11,8 @@ use std::collections::{HashMap, HashSet};
 
 use alloy_primitives::Address;
 
+use crate::envelope::Message;
 use crate::envelope::{DecodeError, Envelope, MessageKind};
-use crate::messages::Message;
 
 /// Who may send which kind of message.
 pub trait SenderPolicy {

@@ -30,7 +30,7 @@ use crate::decide::availability_plan::{
 };
 use crate::decide::chain_job::ChainJob;
 use crate::decide::job_rollout::{JobRollout, Role, RolloutCommand, Seen};
-use crate::decide::liveness::NodeLiveness;
+use crate::decide::liveness::{LivenessView, NodeLiveness};
 use crate::decide::placement::{Candidate, Demand};
 use crate::decide::rollout::RolloutAction;
 
@@ -62,8 +62,8 @@ pub struct JobView<'a> {
     pub seen: &'a [Seen],
     /// Where this oracle placed the job's replicas.
     pub placements: &'a [Placement],
-    /// This oracle's view of each placed node.
-    pub placed_liveness: &'a BTreeMap<Address, NodeLiveness>,
+    /// Every node's liveness this pass.
+    pub liveness: &'a LivenessView,
     /// The job's rollout record, advanced this pass.
     pub rollout: &'a JobRollout,
     /// The rollout's starts and stops of this pass.
@@ -372,11 +372,7 @@ fn holders<'a>(
             holders.push(Holder {
                 replica: placement.replica,
                 node: placement.node,
-                liveness: view
-                    .placed_liveness
-                    .get(&placement.node)
-                    .copied()
-                    .unwrap_or(NodeLiveness::Unknown),
+                liveness: view.liveness.of(&placement.node),
                 health: ReplicaHealth::Missing,
                 since_ms: placement.since_ms,
             });
@@ -598,11 +594,14 @@ mod tests {
         }
 
         fn plan(&self) -> JobPass {
-            let placed_liveness = self
-                .placements
-                .iter()
-                .map(|p| (p.node, NodeLiveness::Alive))
-                .collect();
+            let liveness = LivenessView {
+                nodes: self
+                    .placements
+                    .iter()
+                    .map(|p| (p.node, NodeLiveness::Alive))
+                    .collect(),
+                unheard: NodeLiveness::Unknown,
+            };
             let template = template("localhost/x:1");
             plan(&JobView {
                 job: &self.job,
@@ -611,7 +610,7 @@ mod tests {
                 node_selector: &BTreeMap::new(),
                 seen: &self.seen,
                 placements: &self.placements,
-                placed_liveness: &placed_liveness,
+                liveness: &liveness,
                 rollout: &self.rollout,
                 rollout_commands: &[],
                 candidates: &self.candidates,

@@ -5,7 +5,9 @@
 //! period. Whenever the oracle's link was down during that period the answer is
 //! [`NodeLiveness::Unknown`], and nothing is stopped or moved on an Unknown.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use alloy_primitives::Address;
 
 /// What one oracle concludes about one node right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -133,6 +135,24 @@ pub fn liveness(
     match last_heartbeat_ms {
         Some(last) if last >= since_ms => NodeLiveness::Suspect,
         _ => NodeLiveness::Unknown,
+    }
+}
+
+/// Every node's liveness as one pass sees it, worked out once at the start of the pass so the
+/// placement candidates, the job loops and the metrics agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivenessView {
+    /// Each node heard from.
+    pub nodes: BTreeMap<Address, NodeLiveness>,
+    /// A node never heard from (or forgotten): Lost once the oracle has watched long enough,
+    /// else Unknown.
+    pub unheard: NodeLiveness,
+}
+
+impl LivenessView {
+    /// The liveness of `node`.
+    pub fn of(&self, node: &Address) -> NodeLiveness {
+        self.nodes.get(node).copied().unwrap_or(self.unheard)
     }
 }
 

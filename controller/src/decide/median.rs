@@ -44,6 +44,40 @@ pub fn median_table(tables: &[&BTreeMap<Address, u8>]) -> BTreeMap<Address, u8> 
         .collect()
 }
 
+/// The availability tables of one oracle's epochs, its own and those other oracles published,
+/// kept for the current and the two previous epochs.
+#[derive(Debug, Default)]
+pub struct AvailabilityTables {
+    by_epoch: BTreeMap<u64, BTreeMap<Address, BTreeMap<Address, u8>>>,
+}
+
+impl AvailabilityTables {
+    /// Records `oracle`'s table of `epoch` (the newest it sent wins).
+    pub fn observe(&mut self, oracle: Address, epoch: u64, table: BTreeMap<Address, u8>) {
+        self.by_epoch
+            .entry(epoch)
+            .or_default()
+            .insert(oracle, table);
+    }
+
+    /// Records this oracle's (`me`) own table of `epoch` and forgets epochs before the two
+    /// previous ones; true the first time, when the table is to be published.
+    pub fn record_own(&mut self, me: Address, epoch: u64, table: BTreeMap<Address, u8>) -> bool {
+        let first = !self
+            .by_epoch
+            .get(&epoch)
+            .is_some_and(|tables| tables.contains_key(&me));
+        self.by_epoch.retain(|e, _| *e + 2 >= epoch);
+        self.observe(me, epoch, table);
+        first
+    }
+
+    /// Every table of `epoch`, by oracle.
+    pub fn of(&self, epoch: u64) -> BTreeMap<Address, BTreeMap<Address, u8>> {
+        self.by_epoch.get(&epoch).cloned().unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

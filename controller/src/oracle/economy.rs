@@ -26,25 +26,6 @@ use crate::intake::object::timestamp_now;
 use crate::oracle::chain::within;
 use crate::oracle::runtime::{Oracle, Pass};
 
-/// What the money loops remember between passes.
-#[derive(Debug, Default)]
-pub struct Economy {
-    /// Availability tables received, by epoch then oracle.
-    tables: BTreeMap<u64, BTreeMap<Address, BTreeMap<Address, u8>>>,
-    /// When each closable job was first seen closable (unix ms).
-    closable_since: BTreeMap<u64, u64>,
-}
-
-impl Economy {
-    /// Records another oracle's availability table.
-    pub fn observe(&mut self, oracle: Address, observation: OracleObservation) {
-        self.tables
-            .entry(observation.epoch)
-            .or_default()
-            .insert(oracle, observation.availability);
-    }
-}
-
 /// A backoff range scaled to the epoch: at most half an epoch, so short development epochs
 /// still close and allocate within the epoch.
 fn scaled(range: (u64, u64), epoch_ms: u64) -> (u64, u64) {
@@ -62,10 +43,9 @@ impl Oracle {
         // Closure: the first closable job, after this oracle's backoff.
         if let Some(job) = chain.first_closable {
             let since = *self
-                .economy
+                .closable_since
                 .lock()
                 .await
-                .closable_since
                 .entry(job)
                 .or_insert(pass.now_ms);
             let wait = backoff_ms(
@@ -160,25 +140,15 @@ impl Oracle {
             return;
         }
         let tables = {
-            let mut economy = self.economy.lock().await;
-            let first = !economy
-                .tables
-                .get(&epoch)
-                .is_some_and(|t| t.contains_key(&self.me));
-            economy.tables.retain(|e, _| *e + 2 >= epoch);
-            economy
-                .tables
-                .entry(epoch)
-                .or_default()
-                .insert(self.me, mine.clone());
-            if first {
+            let mut tables = self.availability_tables.lock().await;
+            if tables.record_own(self.me, epoch, mine.clone()) {
                 self.publish_observation(&OracleObservation {
                     epoch,
                     availability: mine,
                     job_nodes: BTreeMap::new(),
                 });
             }
-            economy.tables.get(&epoch).cloned().unwrap_or_default()
+            tables.of(epoch)
         };
         let from_oracles: Vec<&BTreeMap<Address, u8>> = tables
             .iter()
@@ -298,7 +268,7 @@ impl Oracle {
             let count = jobs
                 .iter()
                 .filter(|j| j.metadata.namespace == key.namespace)
-                .filter_map(|j| serde_json::from_value::<DeeployJobSpec>(j.spec.clone()).ok())
+                .filter_map(|j| j.spec_as::<DeeployJobSpec>().ok())
                 .filter(|spec| spec.project_ref.name == key.name)
                 .count();
             let previous: DeeployProjectStatus =

@@ -9,7 +9,7 @@
 //! in the state database, so a restarted oracle carries it on (see
 //! [`crate::decide::job_rollout`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use alloy_primitives::Address;
 use r1_crds::job::{DeeployJobSpec, DeeployJobStatus, JobPhase};
@@ -19,7 +19,7 @@ use crate::decide::chain_job::ChainJob;
 use crate::decide::job_pass::{self, Effect, JobSummary, JobView};
 use crate::decide::job_rollout::{JobRollout, RolloutCommand, Seen};
 use crate::decide::job_status::{JobFacts, OnChain, job_status};
-use crate::decide::liveness::{BrokerLink, NodeLiveness};
+use crate::decide::liveness::BrokerLink;
 use crate::decide::workload::WorkloadTemplate;
 use crate::intake::object::{ObjectKey, StoredObject, timestamp_now};
 use crate::oracle::runtime::{Oracle, Pass};
@@ -40,7 +40,7 @@ impl Oracle {
         let previous: DeeployJobStatus = object.status_as().ok().flatten().unwrap_or_default();
         let deleting = object.metadata.deletion_requested;
         let spec: Result<DeeployJobSpec, String> =
-            serde_json::from_value(object.spec.clone()).map_err(|e| format!("spec: {e}"));
+            object.spec_as().map_err(|e| format!("spec: {e}"));
         let template = spec
             .as_ref()
             .map_err(Clone::clone)
@@ -178,24 +178,19 @@ impl Oracle {
             tracing::warn!(job = job.id, error = %e, "cannot read placements");
             Vec::new()
         });
-        let (seen, placed_liveness) = {
-            let registry = self.registry.lock().await;
-            let liveness = |node: &Address| registry.liveness(node, pass.link, now, &self.liveness);
-            let seen: Vec<Seen> = registry
-                .reports_of(job.id)
-                .into_iter()
-                .map(|(node, report)| Seen {
-                    node,
-                    report: report.clone(),
-                    liveness: liveness(&node),
-                })
-                .collect();
-            let placed: BTreeMap<Address, NodeLiveness> = placements
-                .iter()
-                .map(|p| (p.node, liveness(&p.node)))
-                .collect();
-            (seen, placed)
-        };
+        let seen: Vec<Seen> = self
+            .registry
+            .lock()
+            .await
+            .reports_of(job.id)
+            .into_iter()
+            .map(|(node, report)| Seen {
+                node,
+                report: report.clone(),
+                liveness: pass.liveness.of(&node),
+            })
+            .collect();
+
         let Some(mut rollout) = self.rollout_record(job.id, template, &seen, &job.active_nodes)
         else {
             self.summarize(facts, job_pass::observe_only(job, desired, &seen));
@@ -213,7 +208,7 @@ impl Oracle {
             node_selector: &spec.node_selector,
             seen: &seen,
             placements: &placements,
-            placed_liveness: &placed_liveness,
+            liveness: &pass.liveness,
             rollout: &rollout,
             rollout_commands: &rollout_commands,
             candidates: &pass.candidates,

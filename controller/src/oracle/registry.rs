@@ -25,7 +25,7 @@ use r1_protocol::envelope::MessageKind;
 use r1_protocol::messages::{Heartbeat, JobStatusReport, WorkloadReport};
 use r1_protocol::verify::{Freshness, Verifier, VerifyError};
 
-use crate::decide::liveness::{BrokerLink, LivenessConfig, NodeLiveness, liveness};
+use crate::decide::liveness::{BrokerLink, LivenessConfig, LivenessView, NodeLiveness, liveness};
 use crate::decide::placement::{Candidate, Capacity};
 
 /// Arrival times kept per node: enough for two epochs of heartbeats at one per second.
@@ -364,14 +364,26 @@ impl Registry {
         liveness(last_ms, watched(link, last_ms), now_ms, config)
     }
 
-    /// Every node that may take work: licensed and heard from, with its liveness and free
-    /// resources.
-    pub fn candidates(
+    /// Every node's liveness, as this oracle, whose broker link is `link`, sees it now.
+    pub fn liveness_view(
         &self,
         link: BrokerLink,
         now_ms: u64,
         config: &LivenessConfig,
-    ) -> Vec<Candidate> {
+    ) -> LivenessView {
+        LivenessView {
+            nodes: self
+                .nodes
+                .keys()
+                .map(|node| (*node, self.liveness(node, link, now_ms, config)))
+                .collect(),
+            unheard: liveness(None, watched(link, None), now_ms, config),
+        }
+    }
+
+    /// Every node that may take work: licensed and heard from, with its liveness (from the
+    /// pass's `liveness`) and free resources.
+    pub fn candidates(&self, liveness: &LivenessView) -> Vec<Candidate> {
         self.nodes
             .iter()
             .filter_map(|(node, record)| {
@@ -381,12 +393,7 @@ impl Registry {
                     node: *node,
                     operator: standing.operator,
                     licensed: standing.licensed,
-                    liveness: liveness(
-                        Some(record.last_ms),
-                        watched(link, Some(record.last_ms)),
-                        now_ms,
-                        config,
-                    ),
+                    liveness: liveness.of(node),
                     labels: record.heartbeat.labels.clone(),
                     free: Capacity {
                         cpu_millis: resources.cpu_millis_free,
@@ -477,7 +484,7 @@ mod tests {
                 "{} ms after the reconnection",
                 now - (T0 + 120 * S)
             );
-            let candidates = registry.candidates(back, now, &config());
+            let candidates = registry.candidates(&registry.liveness_view(back, now, &config()));
             assert_eq!(candidates[0].liveness, NodeLiveness::Unknown);
         }
         assert_eq!(
@@ -521,7 +528,7 @@ mod tests {
             NodeLiveness::Lost
         );
         assert_eq!(
-            registry.candidates(fresh, T0 + 3 * S, &config())[0].liveness,
+            registry.candidates(&registry.liveness_view(fresh, T0 + 3 * S, &config()))[0].liveness,
             NodeLiveness::Lost
         );
     }

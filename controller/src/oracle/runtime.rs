@@ -14,9 +14,10 @@ use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
 use r1_contracts::{Deployment, Suite};
 use r1_crds::manifest::Kind;
 use r1_crds::pricing::Catalogue;
+use r1_protocol::Message;
 use r1_protocol::envelope::Sealer;
 use r1_protocol::identity::Identity;
-use r1_protocol::messages::{Message, OracleObservation, RelayedRequest};
+use r1_protocol::messages::{OracleObservation, RelayedRequest};
 use r1_protocol::now_ms;
 use r1_protocol::topics::{Channel, Topics};
 use r1_protocol::verify::{Freshness, Verifier};
@@ -25,7 +26,8 @@ use url::Url;
 
 use crate::config::OracleConfig;
 use crate::decide::epoch::EpochClock;
-use crate::decide::liveness::{BrokerLink, LivenessConfig, NodeLiveness};
+use crate::decide::liveness::{BrokerLink, LivenessConfig, LivenessView, NodeLiveness};
+use crate::decide::median::AvailabilityTables;
 use crate::decide::placement::Candidate;
 use crate::intake::http::{ApiState, router};
 use crate::intake::store::ResourceStore;
@@ -35,7 +37,6 @@ use crate::oracle::admission::Known;
 use crate::oracle::answers::{Answers, Recheck};
 use crate::oracle::broker;
 use crate::oracle::chain::{ChainSnapshot, EscrowBook, escrow_book, within};
-use crate::oracle::economy::Economy;
 use crate::oracle::mesh::{DropCounter, Inbound, Mesh};
 use crate::oracle::metrics::{Metrics, RefusalLog};
 use crate::oracle::registry::{Registry, Standing};
@@ -71,6 +72,8 @@ pub(crate) struct Pass {
     pub link: BrokerLink,
     pub chain: Option<ChainSnapshot>,
     pub chain_fresh: bool,
+    /// Every node's liveness, worked out once for the whole pass.
+    pub liveness: LivenessView,
     pub candidates: Vec<Candidate>,
     /// Every (replica, node) nodes report, by job.
     pub reports: BTreeMap<u64, Vec<(u32, Address)>>,
@@ -98,7 +101,10 @@ pub struct Oracle {
     /// so the newest-request-wins rule holds between concurrent writes.
     write_order: Mutex<()>,
     stable: std::sync::Mutex<HashMap<u64, (BTreeSet<Address>, u64)>>,
-    pub(crate) economy: Mutex<Economy>,
+    /// The availability tables of recent epochs, this oracle's and the others'.
+    pub(crate) availability_tables: Mutex<AvailabilityTables>,
+    /// When each closable job was first seen closable (unix ms), for the closure backoff.
+    pub(crate) closable_since: Mutex<BTreeMap<u64, u64>>,
     last_chain: Mutex<Option<ChainSnapshot>>,
     escrow_book: Mutex<EscrowBook>,
     oracle_messages: Mutex<OracleVerifiers>,
@@ -225,7 +231,8 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         metrics,
         write_order: Mutex::new(()),
         stable: std::sync::Mutex::new(HashMap::new()),
-        economy: Mutex::new(Economy::default()),
+        availability_tables: Mutex::new(AvailabilityTables::default()),
+        closable_since: Mutex::new(BTreeMap::new()),
         last_chain: Mutex::new(None),
         escrow_book: Mutex::new(escrow_book()),
         oracle_messages: Mutex::new((
@@ -482,7 +489,11 @@ impl Oracle {
                 .from_other_oracle::<OracleObservation>(&message, |v| &mut v.0)
                 .await
             {
-                self.economy.lock().await.observe(sender, observation);
+                self.availability_tables.lock().await.observe(
+                    sender,
+                    observation.epoch,
+                    observation.availability,
+                );
             }
         }
     }
@@ -757,13 +768,14 @@ impl Oracle {
         if chain_fresh {
             self.refresh_standings(now).await;
         }
-        let (candidates, reports) = {
+        let (liveness, candidates, reports) = {
             let mut registry = self.registry.lock().await;
             registry.expire(now);
+            let liveness = registry.liveness_view(link, now, &self.liveness);
             let mut by_state: BTreeMap<&'static str, i64> = BTreeMap::new();
             let mut reports: BTreeMap<u64, Vec<(u32, Address)>> = BTreeMap::new();
             for (node, record) in registry.nodes() {
-                let state = match registry.liveness(node, link, now, &self.liveness) {
+                let state = match liveness.of(node) {
                     NodeLiveness::Alive => "alive",
                     NodeLiveness::Suspect => "suspect",
                     NodeLiveness::Lost => "lost",
@@ -786,13 +798,15 @@ impl Oracle {
                     .get_or_create(&crate::oracle::metrics::Name { name: state.into() })
                     .set(by_state.get(state).copied().unwrap_or(0));
             }
-            (registry.candidates(link, now, &self.liveness), reports)
+            let candidates = registry.candidates(&liveness);
+            (liveness, candidates, reports)
         };
         let pass = Pass {
             now_ms: now,
             link,
             chain,
             chain_fresh,
+            liveness,
             candidates,
             reports,
         };

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use r1_controller::oracle::broker::{Gate, GateOracles, gate, tls, upstream};
+use r1_controller::oracle::broker::{Gate, GateOracles, listener, tls, upstream};
 use r1_protocol::topics::Topics;
 
 /// What the command line asks for.
@@ -62,7 +62,7 @@ async fn serve(args: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-    let listener = tokio::net::TcpListener::bind(listen)
+    let socket = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let mut gate = Gate::new(
@@ -72,7 +72,7 @@ async fn serve(args: Args) -> Result<(), String> {
         acceptor,
     );
     gate.oracles_file = Some(args.oracles_file);
-    gate::serve(listener, Arc::new(gate)).await;
+    listener::serve(socket, Arc::new(gate)).await;
     Ok(())
 }
 

@@ -1,11 +1,13 @@
 //! The embedded MQTT broker an oracle runs when no external broker is configured, so a single
 //! oracle plus its nodes form a network without any other process: rumqttd on a private
-//! loopback port ([`upstream`]) behind a [`gate`] that authenticates every client by its key
-//! and enforces the topic [`acl`]. [`mosquitto`] writes a configuration giving Debian's
+//! loopback port ([`upstream`]) behind a gate: a [`listener`] that runs one [`session`] per
+//! client, authenticating it by its key and enforcing the topic [`acl`] under the [`gate`]'s
+//! settings. [`mosquitto`] writes a configuration giving Debian's
 //! mosquitto the same rules.
 
 pub mod acl;
 pub mod gate;
+pub mod listener;
 pub mod mosquitto;
 pub mod oracles;
 pub mod session;
@@ -77,12 +79,12 @@ pub async fn start_embedded(
         upstream.username, upstream.password, upstream.addr
     ))
     .map_err(BrokerError::Url)?;
-    let listener = tokio::net::TcpListener::bind(listen)
+    let socket = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| BrokerError::Listen(listen, e))?;
     let gate = Arc::new(Gate::new(upstream, topics, oracles, acceptor));
     tracing::info!(%listen, tls = gate.tls.is_some(), "embedded broker listening behind its gate");
-    tokio::spawn(gate::serve(listener, gate));
+    tokio::spawn(listener::serve(socket, gate));
     Ok(own)
 }
 

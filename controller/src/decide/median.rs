@@ -88,6 +88,24 @@ mod tests {
     }
 
     #[test]
+    fn tables_are_published_once_and_kept_for_two_epochs() {
+        let (me, other) = (node(1), node(2));
+        let table = |byte: u8| BTreeMap::from([(node(9), byte)]);
+        let mut tables = AvailabilityTables::default();
+        tables.observe(other, 10, table(200));
+        assert!(tables.record_own(me, 10, table(255)), "first: publish");
+        assert!(!tables.record_own(me, 10, table(254)), "not twice");
+        assert_eq!(
+            tables.of(10),
+            BTreeMap::from([(me, table(254)), (other, table(200))])
+        );
+        tables.record_own(me, 12, table(1));
+        assert_eq!(tables.of(10).len(), 2, "two epochs back is kept");
+        tables.record_own(me, 13, table(1));
+        assert!(tables.of(10).is_empty(), "three epochs back is forgotten");
+    }
+
+    #[test]
     fn odd_and_even_counts() {
         assert_eq!(bft_median(&[]), None);
         assert_eq!(bft_median(&[7]), Some(7));

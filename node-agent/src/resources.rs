@@ -4,20 +4,16 @@
 
 use std::path::Path;
 
-use r1_protocol::messages::{NodeResources, WorkloadSpec};
+use r1_protocol::messages::{NodeResources, Resources, WorkloadSpec};
 
 use crate::runtime::spec::Device;
 
 /// The node's capacity, read once at start.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Capacity {
-    /// CPU in millicores.
-    pub cpu_millis: u64,
-    /// Memory in bytes.
-    pub memory: u64,
-    /// Disk of the data directory's filesystem, in bytes.
-    pub disk_total: u64,
-    /// GPUs.
+    /// CPU, memory, disk of the data directory's filesystem, and the number of GPUs.
+    pub total: Resources,
+    /// The GPUs themselves, to pass through.
     pub gpus: Gpus,
 }
 
@@ -51,11 +47,15 @@ pub fn read_capacity(data_dir: &Path) -> Capacity {
     let disk_total = nix::sys::statvfs::statvfs(data_dir)
         .map(|s| s.blocks() * s.fragment_size())
         .unwrap_or(0);
+    let gpus = read_gpus();
     Capacity {
-        cpu_millis,
-        memory,
-        disk_total,
-        gpus: read_gpus(),
+        total: Resources {
+            cpu_millis,
+            memory_bytes: memory,
+            disk_bytes: disk_total,
+            gpu: gpus.count(),
+        },
+        gpus,
     }
 }
 
@@ -113,28 +113,23 @@ fn device_numbers(path: &Path) -> Option<(i64, i64)> {
     Some((major, minor))
 }
 
-/// Capacity minus the reservations of `workloads`, as heartbeats report it.
+/// Capacity minus the reservations of `workloads`, as heartbeats report it; free disk is what
+/// the filesystem reports (`disk_free`).
 pub fn node_resources<'a>(
     capacity: &Capacity,
     disk_free: u64,
     workloads: impl IntoIterator<Item = &'a WorkloadSpec>,
 ) -> NodeResources {
-    let (mut cpu, mut memory, mut gpu) = (0u64, 0u64, 0u32);
-    for w in workloads {
-        cpu = cpu.saturating_add(w.cpu_millis);
-        memory = memory.saturating_add(w.memory_bytes);
-        gpu = gpu.saturating_add(w.gpu);
-    }
+    let reserved = workloads
+        .into_iter()
+        .fold(Resources::default(), |sum, w| sum.plus(&w.reserves()));
     NodeResources {
-        cpu_millis_total: capacity.cpu_millis,
-        cpu_millis_free: capacity.cpu_millis.saturating_sub(cpu),
-        memory_total: capacity.memory,
-        memory_free: capacity.memory.saturating_sub(memory),
-        disk_total: capacity.disk_total,
-        disk_free,
+        total: capacity.total,
+        free: Resources {
+            disk_bytes: disk_free,
+            ..capacity.total.minus(&reserved)
+        },
         gpu_model: capacity.gpus.model.clone(),
-        gpu_total: capacity.gpus.count(),
-        gpu_free: capacity.gpus.count().saturating_sub(gpu),
     }
 }
 
@@ -174,9 +169,12 @@ mod tests {
     #[test]
     fn free_is_capacity_minus_reservations() {
         let capacity = Capacity {
-            cpu_millis: 2000,
-            memory: 1 << 30,
-            disk_total: 100,
+            total: Resources {
+                cpu_millis: 2000,
+                memory_bytes: 1 << 30,
+                disk_bytes: 100,
+                gpu: 0,
+            },
             gpus: Gpus::default(),
         };
         let w = WorkloadSpec {
@@ -193,12 +191,12 @@ mod tests {
             health: None,
         };
         let r = node_resources(&capacity, 40, [&w, &w]);
-        assert_eq!(r.cpu_millis_free, 0);
-        assert_eq!(r.memory_free, 0);
+        assert_eq!((r.free.cpu_millis, r.free.memory_bytes), (0, 0));
         let r = node_resources(&capacity, 40, [&w]);
         assert_eq!(
-            (r.cpu_millis_free, r.memory_free, r.disk_free),
+            (r.free.cpu_millis, r.free.memory_bytes, r.free.disk_bytes),
             (500, 1 << 29, 40)
         );
+        assert_eq!(r.total, capacity.total);
     }
 }

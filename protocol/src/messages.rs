@@ -52,29 +52,55 @@ impl WorkloadId {
     }
 }
 
-/// Resources of a node: totals and what is still free for new workloads.
+/// Amounts of what a replica reserves and a node offers: the one capacity type of the node
+/// agent, the heartbeat and the oracle's placement.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU, millicores.
+    pub cpu_millis: u64,
+    /// Memory, bytes.
+    pub memory_bytes: u64,
+    /// Disk, bytes.
+    pub disk_bytes: u64,
+    /// Whole GPUs.
+    pub gpu: u32,
+}
+
+impl Resources {
+    /// What is left of `self` once `used` is taken (saturating at zero).
+    pub const fn minus(&self, used: &Self) -> Self {
+        Self {
+            cpu_millis: self.cpu_millis.saturating_sub(used.cpu_millis),
+            memory_bytes: self.memory_bytes.saturating_sub(used.memory_bytes),
+            disk_bytes: self.disk_bytes.saturating_sub(used.disk_bytes),
+            gpu: self.gpu.saturating_sub(used.gpu),
+        }
+    }
+
+    /// `self` and `more` together (saturating).
+    pub const fn plus(&self, more: &Self) -> Self {
+        Self {
+            cpu_millis: self.cpu_millis.saturating_add(more.cpu_millis),
+            memory_bytes: self.memory_bytes.saturating_add(more.memory_bytes),
+            disk_bytes: self.disk_bytes.saturating_add(more.disk_bytes),
+            gpu: self.gpu.saturating_add(more.gpu),
+        }
+    }
+}
+
+/// Resources of a node: totals and what is still free for new workloads (totals minus the
+/// reservations of the workloads it runs; disk as the filesystem reports it).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct NodeResources {
-    /// CPU capacity in millicores.
-    pub cpu_millis_total: u64,
-    /// CPU not reserved by workloads, in millicores.
-    pub cpu_millis_free: u64,
-    /// Memory in bytes.
-    pub memory_total: u64,
-    /// Memory not reserved by workloads, in bytes.
-    pub memory_free: u64,
-    /// Disk for workloads, in bytes.
-    pub disk_total: u64,
-    /// Disk still free, in bytes.
-    pub disk_free: u64,
+    /// What the node has.
+    pub total: Resources,
+    /// What is still free.
+    pub free: Resources,
     /// GPU model (e.g. `NVIDIA L4`), when the node has GPUs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_model: Option<String>,
-    /// Number of GPUs.
-    pub gpu_total: u32,
-    /// GPUs not assigned to workloads.
-    pub gpu_free: u32,
 }
 
 /// What a workload is doing, as its node sees it.
@@ -258,6 +284,18 @@ pub struct WorkloadSpec {
     /// Health check, when the job has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheckSpec>,
+}
+
+impl WorkloadSpec {
+    /// What the replica reserves on its node (disk is not reserved per replica).
+    pub const fn reserves(&self) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis,
+            memory_bytes: self.memory_bytes,
+            disk_bytes: 0,
+            gpu: self.gpu,
+        }
+    }
 }
 
 /// An oracle's order to a node to run (or keep running) a workload. Idempotent: repeating it

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use proptest::prelude::*;
 use r1_protocol::envelope::{Envelope, Sealer};
 use r1_protocol::messages::{
-    DeployCommand, Heartbeat, NodeResources, StopCommand, WorkloadId, WorkloadReport, WorkloadSpec,
-    WorkloadState,
+    DeployCommand, Heartbeat, NodeResources, Resources, StopCommand, WorkloadId, WorkloadReport,
+    WorkloadSpec, WorkloadState,
 };
 use r1_protocol::{Address, Freshness, Identity, MessageKind, Verifier, VerifyError};
 
@@ -19,15 +19,19 @@ fn heartbeat(alias: &str, workloads: u32) -> Heartbeat {
         version: "0.1.0".into(),
         uptime_s: 42,
         resources: NodeResources {
-            cpu_millis_total: 4000,
-            cpu_millis_free: 3500,
-            memory_total: 8 << 30,
-            memory_free: 6 << 30,
-            disk_total: 100 << 30,
-            disk_free: 90 << 30,
+            total: Resources {
+                cpu_millis: 4000,
+                memory_bytes: 8 << 30,
+                disk_bytes: 100 << 30,
+                gpu: 0,
+            },
+            free: Resources {
+                cpu_millis: 3500,
+                memory_bytes: 6 << 30,
+                disk_bytes: 90 << 30,
+                gpu: 0,
+            },
             gpu_model: None,
-            gpu_total: 0,
-            gpu_free: 0,
         },
         labels: BTreeMap::from([("kyb".to_owned(), "true".to_owned())]),
         workloads: (0..workloads)

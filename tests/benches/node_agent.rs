@@ -23,7 +23,7 @@ use r1_node::state::NodeState;
 use r1_node::store::DesiredWorkload;
 use r1_protocol::Identity;
 use r1_protocol::envelope::Sealer;
-use r1_protocol::messages::{WorkloadId, WorkloadReport, WorkloadState};
+use r1_protocol::messages::{Resources, WorkloadId, WorkloadReport, WorkloadState};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -156,9 +156,12 @@ fn heartbeat_cost(reference: &str, data_dir: &std::path::Path) {
         alias: "bench".into(),
         labels: BTreeMap::from([("kyb".into(), "true".into())]),
         capacity: Capacity {
-            cpu_millis: 2000,
-            memory: 24 << 30,
-            disk_total: 1 << 40,
+            total: Resources {
+                cpu_millis: 2000,
+                memory_bytes: 24 << 30,
+                disk_bytes: 1 << 40,
+                gpu: 0,
+            },
             gpus: Default::default(),
         },
         data_dir: data_dir.to_owned(),

@@ -433,8 +433,8 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::placement::Capacity;
     use proptest::prelude::*;
+    use r1_protocol::messages::Resources;
 
     const GRACE: u64 = 60_000;
     const NOW: u64 = 1_000_000;
@@ -450,7 +450,7 @@ mod tests {
             licensed: true,
             liveness,
             labels: BTreeMap::new(),
-            free: Capacity {
+            free: Resources {
                 cpu_millis: 4000,
                 memory_bytes: 8 << 30,
                 disk_bytes: 1 << 40,

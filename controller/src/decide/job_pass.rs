@@ -498,8 +498,8 @@ fn summarize(
 #[allow(clippy::unwrap_used)] // test fixtures
 mod tests {
     use super::*;
-    use crate::decide::placement::Capacity;
     use crate::decide::workload::fixtures::template;
+    use r1_protocol::messages::Resources;
 
     const NOW: u64 = 1_000_000;
     const GRACE: u64 = 60_000;
@@ -530,7 +530,7 @@ mod tests {
             licensed: true,
             liveness: NodeLiveness::Alive,
             labels: BTreeMap::new(),
-            free: Capacity {
+            free: Resources {
                 cpu_millis: 4000,
                 memory_bytes: 8 << 30,
                 disk_bytes: 1 << 40,

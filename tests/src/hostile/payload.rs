@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use r1_protocol::Address;
-use r1_protocol::messages::{Heartbeat, NodeResources, WorkloadId, WorkloadReport, WorkloadState};
+use r1_protocol::messages::{
+    Heartbeat, NodeResources, Resources, WorkloadId, WorkloadReport, WorkloadState,
+};
 
 /// `apiVersion` of every r1 manifest.
 pub const API_VERSION: &str = "deeploy.ratio1.ai/v1alpha1";
@@ -70,15 +72,19 @@ pub fn heartbeat(alias: &str, workloads: Vec<WorkloadReport>) -> Heartbeat {
         version: "0.1.0".into(),
         uptime_s: 3600,
         resources: NodeResources {
-            cpu_millis_total: 64_000,
-            cpu_millis_free: 64_000,
-            memory_total: 256 * GIB,
-            memory_free: 256 * GIB,
-            disk_total: 4096 * GIB,
-            disk_free: 4096 * GIB,
+            total: Resources {
+                cpu_millis: 64_000,
+                memory_bytes: 256 * GIB,
+                disk_bytes: 4096 * GIB,
+                gpu: 0,
+            },
+            free: Resources {
+                cpu_millis: 64_000,
+                memory_bytes: 256 * GIB,
+                disk_bytes: 4096 * GIB,
+                gpu: 0,
+            },
             gpu_model: None,
-            gpu_total: 0,
-            gpu_free: 0,
         },
         labels: BTreeMap::from([("kyb".to_owned(), "true".to_owned())]),
         workloads,

@@ -5,45 +5,9 @@ use std::fmt;
 
 use alloy_primitives::Address;
 use r1_crds::pricing::ResourceAmounts;
-use r1_protocol::messages::NodeResources;
+use r1_protocol::messages::Resources;
 
 use crate::decide::liveness::NodeLiveness;
-
-/// Free resources of a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Capacity {
-    /// CPU, millicores.
-    pub cpu_millis: u64,
-    /// Memory, bytes.
-    pub memory_bytes: u64,
-    /// Disk, bytes.
-    pub disk_bytes: u64,
-    /// Whole GPUs.
-    pub gpu: u32,
-}
-
-impl Capacity {
-    /// What is left after a replica needing `demand` is placed (saturating at zero).
-    pub fn minus(&self, demand: &Demand) -> Self {
-        Self {
-            cpu_millis: self.cpu_millis.saturating_sub(demand.cpu_millis),
-            memory_bytes: self.memory_bytes.saturating_sub(demand.memory_bytes),
-            disk_bytes: self.disk_bytes.saturating_sub(demand.disk_bytes),
-            gpu: self.gpu.saturating_sub(demand.gpu),
-        }
-    }
-}
-
-impl From<&NodeResources> for Capacity {
-    fn from(resources: &NodeResources) -> Self {
-        Self {
-            cpu_millis: resources.cpu_millis_free,
-            memory_bytes: resources.memory_free,
-            disk_bytes: resources.disk_free,
-            gpu: resources.gpu_free,
-        }
-    }
-}
 
 /// What one replica needs on its node.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -61,6 +25,16 @@ pub struct Demand {
 }
 
 impl Demand {
+    /// The amounts alone, to take from a node's free resources.
+    pub const fn amounts(&self) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis,
+            memory_bytes: self.memory_bytes,
+            disk_bytes: self.disk_bytes,
+            gpu: self.gpu,
+        }
+    }
+
     /// The demand of a job's parsed `spec.resources`.
     pub fn from_amounts(amounts: &ResourceAmounts, gpu_model: Option<String>) -> Self {
         Self {
@@ -87,7 +61,7 @@ pub struct Candidate {
     /// Labels the node advertises (matched against `nodeSelector`).
     pub labels: BTreeMap<String, String>,
     /// Free resources, as last reported (already net of the workloads it runs).
-    pub free: Capacity,
+    pub free: Resources,
     /// GPU model, when the node has GPUs.
     pub gpu_model: Option<String>,
 }
@@ -199,7 +173,7 @@ pub fn may_keep(
 /// `None` when it can.
 pub fn reject(
     candidate: &Candidate,
-    free: &Capacity,
+    free: &Resources,
     demand: &Demand,
     selector: &BTreeMap<String, String>,
 ) -> Option<Rejection> {
@@ -235,7 +209,7 @@ mod tests {
             licensed: true,
             liveness: NodeLiveness::Alive,
             labels: BTreeMap::from([("kyb".to_owned(), "true".to_owned())]),
-            free: Capacity {
+            free: Resources {
                 cpu_millis: 2000,
                 memory_bytes: 4 << 30,
                 disk_bytes: 20 << 30,
@@ -398,31 +372,17 @@ mod tests {
     }
 
     #[test]
-    fn capacity_arithmetic_and_conversions() {
-        let free = candidate().free.minus(&Demand { gpu: 3, ..demand() });
+    fn capacity_arithmetic_and_demand_amounts() {
+        let free = candidate()
+            .free
+            .minus(&Demand { gpu: 3, ..demand() }.amounts());
         assert_eq!(
             free,
-            Capacity {
+            Resources {
                 cpu_millis: 1000,
                 memory_bytes: 2 << 30,
                 disk_bytes: 12 << 30,
                 gpu: 0
-            }
-        );
-        let resources = NodeResources {
-            cpu_millis_free: 7,
-            memory_free: 8,
-            disk_free: 9,
-            gpu_free: 1,
-            ..NodeResources::default()
-        };
-        assert_eq!(
-            Capacity::from(&resources),
-            Capacity {
-                cpu_millis: 7,
-                memory_bytes: 8,
-                disk_bytes: 9,
-                gpu: 1
             }
         );
         let amounts = ResourceAmounts {

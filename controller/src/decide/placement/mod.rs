@@ -10,6 +10,6 @@ pub mod fit;
 pub mod place;
 pub mod rank;
 
-pub use fit::{Candidate, Capacity, Demand, Rejection, Rejections};
+pub use fit::{Candidate, Demand, Rejection, Rejections};
 pub use place::{Placement, PlacementRequest, Unplaceable, place, place_jobs};
 pub use rank::score;

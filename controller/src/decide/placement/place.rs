@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_primitives::Address;
 
-use super::fit::{Candidate, Capacity, Demand, Rejection, Rejections, may_keep, reject};
+use r1_protocol::messages::Resources;
+
+use super::fit::{Candidate, Demand, Rejection, Rejections, may_keep, reject};
 use super::rank::score;
 
 /// What to place for one job.
@@ -91,7 +93,7 @@ fn index(candidates: &[Candidate]) -> BTreeMap<Address, &Candidate> {
 /// Places one job.
 pub fn place(request: &PlacementRequest, candidates: &[Candidate]) -> Placement {
     let by_node = index(candidates);
-    let mut free: BTreeMap<Address, Capacity> =
+    let mut free: BTreeMap<Address, Resources> =
         by_node.iter().map(|(&node, c)| (node, c.free)).collect();
     place_one(request, &by_node, &mut free)
 }
@@ -100,7 +102,7 @@ pub fn place(request: &PlacementRequest, candidates: &[Candidate]) -> Placement 
 /// the resources the previous ones took. Results come back in input order.
 pub fn place_jobs(requests: &[PlacementRequest], candidates: &[Candidate]) -> Vec<Placement> {
     let by_node = index(candidates);
-    let mut free: BTreeMap<Address, Capacity> =
+    let mut free: BTreeMap<Address, Resources> =
         by_node.iter().map(|(&node, c)| (node, c.free)).collect();
     let mut order: Vec<usize> = (0..requests.len()).collect();
     order.sort_by_key(|&i| requests[i].job_id);
@@ -114,7 +116,7 @@ pub fn place_jobs(requests: &[PlacementRequest], candidates: &[Candidate]) -> Ve
 fn place_one(
     request: &PlacementRequest,
     by_node: &BTreeMap<Address, &Candidate>,
-    free: &mut BTreeMap<Address, Capacity>,
+    free: &mut BTreeMap<Address, Resources>,
 ) -> Placement {
     let mut placement = Placement::default();
     let mut used_nodes = BTreeSet::new();
@@ -185,7 +187,7 @@ fn place_one(
                 used_nodes.insert(candidate.node);
                 used_operators.insert(candidate.operator);
                 if let Some(left) = free.get_mut(&candidate.node) {
-                    *left = left.minus(&request.demand);
+                    *left = left.minus(&request.demand.amounts());
                 }
                 placement.assignments.insert(replica, candidate.node);
             }
@@ -214,7 +216,7 @@ mod tests {
             licensed: true,
             liveness: NodeLiveness::Alive,
             labels: BTreeMap::new(),
-            free: Capacity {
+            free: Resources {
                 cpu_millis: 4000,
                 memory_bytes: 8 << 30,
                 disk_bytes: 100 << 30,
@@ -334,7 +336,7 @@ mod tests {
                     if c.node == lost {
                         Candidate {
                             liveness,
-                            free: Capacity::default(),
+                            free: Resources::default(),
                             ..c.clone()
                         }
                     } else {
@@ -470,7 +472,7 @@ mod tests {
                 licensed,
                 liveness,
                 labels: if kyb { BTreeMap::from([("kyb".to_owned(), "true".to_owned())]) } else { BTreeMap::new() },
-                free: Capacity { cpu_millis: cpu * 1000, memory_bytes: mem << 30, disk_bytes: 10 << 30, gpu },
+                free: Resources { cpu_millis: cpu * 1000, memory_bytes: mem << 30, disk_bytes: 10 << 30, gpu },
                 gpu_model: (gpu > 0).then(|| "L4".to_owned()),
             })
     }
@@ -522,7 +524,7 @@ mod tests {
         #[test]
         fn distinct_nodes_and_resources_fit(fleet in arb_fleet(), requests in proptest::collection::vec(arb_request(), 1..4)) {
             let results = place_jobs(&requests, &fleet);
-            let mut used: BTreeMap<Address, Capacity> = BTreeMap::new();
+            let mut used: BTreeMap<Address, Resources> = BTreeMap::new();
             for (request, placement) in requests.iter().zip(&results) {
                 let nodes: BTreeSet<_> = placement.assignments.values().collect();
                 prop_assert_eq!(nodes.len(), placement.assignments.len());

@@ -26,7 +26,7 @@ use r1_protocol::messages::{Heartbeat, JobStatusReport, WorkloadReport};
 use r1_protocol::verify::{Freshness, Verifier, VerifyError};
 
 use crate::decide::liveness::{BrokerLink, LivenessConfig, LivenessView, NodeLiveness, liveness};
-use crate::decide::placement::{Candidate, Capacity};
+use crate::decide::placement::Candidate;
 
 /// Arrival times kept per node: enough for two epochs of heartbeats at one per second.
 const MAX_ARRIVALS: usize = 8192;
@@ -395,12 +395,7 @@ impl Registry {
                     licensed: standing.licensed,
                     liveness: liveness.of(node),
                     labels: record.heartbeat.labels.clone(),
-                    free: Capacity {
-                        cpu_millis: resources.cpu_millis_free,
-                        memory_bytes: resources.memory_free,
-                        disk_bytes: resources.disk_free,
-                        gpu: resources.gpu_free,
-                    },
+                    free: resources.free,
                     gpu_model: resources.gpu_model.clone(),
                 })
             })

@@ -48,6 +48,18 @@ impl Kind {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
+
+    /// Spec fields (as named in manifests) that cannot change once the object exists: a job
+    /// stays in its project, paid by its escrow, priced as its type; an escrow stays on its
+    /// chain, with its owner and contract; a project keeps its owner.
+    pub fn immutable_fields(self) -> &'static [&'static str] {
+        match self {
+            Self::Job => &["projectRef", "escrowRef", "type"],
+            Self::Escrow => &["chainId", "owner", "address"],
+            Self::Project => &["owner"],
+            Self::Tunnel => &[],
+        }
+    }
 }
 
 impl fmt::Display for Kind {
@@ -106,6 +118,16 @@ impl Manifest {
     /// `Kind namespace/name`, how messages name a resource.
     pub fn display_name(&self) -> String {
         format!("{} {}/{}", self.kind(), self.namespace(), self.name())
+    }
+
+    /// `spec.owner` as written, for the kinds that name their owner (escrows and projects):
+    /// the CSP whose namespace the object claims.
+    pub fn owner(&self) -> Option<&str> {
+        match self {
+            Self::Escrow(e) => Some(&e.spec.owner),
+            Self::Project(p) => Some(&p.spec.owner),
+            Self::Job(_) | Self::Tunnel(_) => None,
+        }
     }
 }
 

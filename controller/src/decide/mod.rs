@@ -9,6 +9,8 @@
 //! * [`epoch`]: epoch numbering, identical to `PoAIManager.currentEpoch()`.
 //! * [`liveness`]: heartbeat history → Alive / Suspect / Lost / Unknown; availability bytes.
 //! * [`median`]: the BFT median of the oracles' availability bytes.
+//! * [`node_registry`]: the nodes known from their signed heartbeats and status reports, and
+//!   whether the chain lets them work; bounded against strangers.
 //! * [`placement`]: where each replica runs (rendezvous hashing, sticky, resource-aware).
 //! * [`availability_plan`]: the availability loop's actions for one job.
 //! * [`job_pass`]: one pass over one open job: holders, rollout and availability effects,
@@ -19,6 +21,10 @@
 //! * [`chain_job`]: an open on-chain job as the decisions see it.
 //! * [`rollout`]: replica-by-replica rollout of a spec change, with rollback.
 //! * [`closure`]: which job to close next, and the random backoff before acting.
+//!
+//! Votes are counted and rewards paid on chain, by the PoAI manager and the escrows
+//! (`contracts/solidity/`): the oracle decides what to vote ([`job_pass`], [`median`]) and
+//! reads the outcome back (`crate::oracle::chain`).
 
 pub mod availability_plan;
 pub mod chain_job;
@@ -29,6 +35,7 @@ pub mod job_rollout;
 pub mod job_status;
 pub mod liveness;
 pub mod median;
+pub mod node_registry;
 pub mod placement;
 pub mod rollout;
 pub mod workload;

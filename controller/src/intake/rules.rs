@@ -8,24 +8,11 @@ use r1_crds::field::FieldError;
 use r1_crds::manifest::{Kind, Manifest};
 use serde_json::Value;
 
-/// Spec fields that cannot change after creation, per kind: a job stays in its project, paid by
-/// its escrow, priced as its type; an escrow stays on its chain, with its owner and contract.
-pub fn immutable_fields(kind: Kind) -> &'static [&'static str] {
-    match kind {
-        Kind::Job => &["projectRef", "escrowRef", "type"],
-        Kind::Escrow => &["chainId", "owner", "address"],
-        Kind::Project => &["owner"],
-        Kind::Tunnel => &[],
-    }
-}
-
 /// `spec.owner` of escrows and projects must be the signer: nobody can lock funds or open
 /// projects in someone else's name.
 pub fn owner_errors(manifest: &Manifest, signer: Address) -> Vec<FieldError> {
-    let owner = match manifest {
-        Manifest::Escrow(e) => &e.spec.owner,
-        Manifest::Project(p) => &p.spec.owner,
-        Manifest::Job(_) | Manifest::Tunnel(_) => return Vec::new(),
+    let Some(owner) = manifest.owner() else {
+        return Vec::new();
     };
     match Address::from_str(owner) {
         // A malformed address is reported by validation.
@@ -42,9 +29,10 @@ pub fn owner_errors(manifest: &Manifest, signer: Address) -> Vec<FieldError> {
     }
 }
 
-/// Changes to fields that are fixed after creation, each at its path.
+/// Changes to fields that are fixed after creation ([`Kind::immutable_fields`]), each at its
+/// path.
 pub fn immutable_errors(kind: Kind, stored: &Value, applied: &Value) -> Vec<FieldError> {
-    immutable_fields(kind)
+    kind.immutable_fields()
         .iter()
         .filter_map(|&field| {
             let before = stored.get(field).unwrap_or(&Value::Null);

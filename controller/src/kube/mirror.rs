@@ -200,11 +200,7 @@ fn parse(document: &Value) -> Result<Manifest, Vec<FieldError>> {
 
 /// `spec.owner` of an escrow or project (or why it is unusable); `None` for kinds without one.
 fn owner_of(manifest: &Manifest) -> Option<Result<Address, Vec<FieldError>>> {
-    let owner = match manifest {
-        Manifest::Escrow(e) => &e.spec.owner,
-        Manifest::Project(p) => &p.spec.owner,
-        Manifest::Job(_) | Manifest::Tunnel(_) => return None,
-    };
+    let owner = manifest.owner()?;
     Some(Address::from_str(owner).map_err(|e| {
         vec![FieldError::new(
             "spec.owner",

@@ -4,7 +4,6 @@
 //! * [`jobs`]: each job's pass carried out: placements, deploys, stops, votes, status.
 //! * [`economy`]: closure, rewards, Proof of Availability, escrow and project status.
 //! * [`chain`]: the chain snapshot a pass decides from.
-//! * [`registry`]: nodes from their signed heartbeats, and their licences.
 //! * [`relay`]: CSP requests relayed between oracles.
 //! * [`state`]: the oracle's durable memory (placements, votes, relayed requests, rollouts).
 //! * [`mesh`], [`broker`], [`metrics`]: MQTT link, embedded broker, Prometheus metrics.
@@ -19,7 +18,6 @@ pub mod economy;
 pub mod jobs;
 pub mod mesh;
 pub mod metrics;
-pub mod registry;
 pub mod relay;
 pub mod runtime;
 pub mod state;

@@ -433,31 +433,14 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::placement::fit::fixtures::candidate;
     use proptest::prelude::*;
-    use r1_protocol::messages::Resources;
 
     const GRACE: u64 = 60_000;
     const NOW: u64 = 1_000_000;
 
     fn addr(i: u8) -> Address {
         Address::with_last_byte(i)
-    }
-
-    fn candidate(i: u8, liveness: NodeLiveness) -> Candidate {
-        Candidate {
-            node: addr(i),
-            operator: addr(100 + i),
-            licensed: true,
-            liveness,
-            labels: BTreeMap::new(),
-            free: Resources {
-                cpu_millis: 4000,
-                memory_bytes: 8 << 30,
-                disk_bytes: 1 << 40,
-                gpu: 0,
-            },
-            gpu_model: None,
-        }
     }
 
     fn holder(replica: u32, i: u8, liveness: NodeLiveness, health: ReplicaHealth) -> Holder {

@@ -498,8 +498,8 @@ fn summarize(
 #[allow(clippy::unwrap_used)] // test fixtures
 mod tests {
     use super::*;
+    use crate::decide::placement::fit::fixtures::candidate;
     use crate::decide::workload::fixtures::template;
-    use r1_protocol::messages::Resources;
 
     const NOW: u64 = 1_000_000;
     const GRACE: u64 = 60_000;
@@ -520,23 +520,6 @@ mod tests {
             price_per_epoch: 1,
             balance: 100,
             active_nodes: active.iter().map(|i| addr(*i)).collect(),
-        }
-    }
-
-    fn candidate(i: u8) -> Candidate {
-        Candidate {
-            node: addr(i),
-            operator: addr(100 + i),
-            licensed: true,
-            liveness: NodeLiveness::Alive,
-            labels: BTreeMap::new(),
-            free: Resources {
-                cpu_millis: 4000,
-                memory_bytes: 8 << 30,
-                disk_bytes: 1 << 40,
-                gpu: 0,
-            },
-            gpu_model: None,
         }
     }
 
@@ -586,7 +569,7 @@ mod tests {
                 rollout: JobRollout::adopt(&template("localhost/x:1")),
                 seen: Vec::new(),
                 placements: Vec::new(),
-                candidates: (1..=4).map(candidate).collect(),
+                candidates: (1..=4).map(|i| candidate(i, NodeLiveness::Alive)).collect(),
                 budget_spent: false,
                 chain_fresh: true,
                 stable: None,

@@ -193,7 +193,7 @@ impl Oracle {
 
         let Some(mut rollout) = self.rollout_record(job.id, template, &seen, &job.active_nodes)
         else {
-            self.summarize(facts, job_pass::observe_only(job, desired, &seen));
+            record_summary(facts, job_pass::observe_only(job, desired, &seen));
             return;
         };
         let rollout_commands =
@@ -226,17 +226,11 @@ impl Oracle {
             self.carry_out(job.id, effect);
         }
         self.keep_stable(job.id, decided.stable);
-        self.summarize(facts, decided.summary);
+        record_summary(facts, decided.summary);
         facts.unplaceable = decided.unplaceable;
         if let Some(nodes) = decided.vote {
             self.vote_nodes(job.id, &nodes, "nodeset", pass).await;
         }
-    }
-
-    fn summarize(&self, facts: &mut JobFacts<'_>, summary: JobSummary) {
-        facts.assignments = summary.assignments;
-        facts.healthy = summary.healthy;
-        facts.validated = summary.validated;
     }
 
     /// Carries out one effect of a job pass for on-chain job `job`.
@@ -406,4 +400,11 @@ impl Oracle {
             self.send_stop(node, WorkloadId { job, replica }, reason);
         }
     }
+}
+
+/// The status facts a job pass summed up.
+fn record_summary(facts: &mut JobFacts<'_>, summary: JobSummary) {
+    facts.assignments = summary.assignments;
+    facts.healthy = summary.healthy;
+    facts.validated = summary.validated;
 }

@@ -198,6 +198,36 @@ pub fn reject(
     }
 }
 
+/// Nodes for the decisions' tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::collections::BTreeMap;
+
+    use alloy_primitives::Address;
+    use r1_protocol::messages::Resources;
+
+    use super::Candidate;
+    use crate::decide::liveness::NodeLiveness;
+
+    /// Licensed node `i` (operator `100 + i`) with room for many small replicas, no GPU.
+    pub fn candidate(i: u8, liveness: NodeLiveness) -> Candidate {
+        Candidate {
+            node: Address::with_last_byte(i),
+            operator: Address::with_last_byte(100 + i),
+            licensed: true,
+            liveness,
+            labels: BTreeMap::new(),
+            free: Resources {
+                cpu_millis: 4000,
+                memory_bytes: 8 << 30,
+                disk_bytes: 1 << 40,
+                gpu: 0,
+            },
+            gpu_model: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! On-chain half of r1: the Solidity contracts (R1 token, Node Deed licences, CSP escrow behind
 //! a beacon, PoAI manager, development USDC and swap pool), their alloy bindings generated from
-//! the compiled artifacts, a typed client, and the Hardhat EDR development chain.
+//! the compiled artifacts, a typed client, the PoAI manager's epoch clock ([`epoch`]) and the
+//! Hardhat EDR development chain.
 //!
 //! Sources are in `solidity/`, compiled by `scripts/compile.cjs` (pinned solcjs) into
 //! `artifacts/`; see the crate README for the money flows.
@@ -10,6 +11,7 @@ pub mod bindings;
 pub mod client;
 pub mod deploy;
 pub mod devchain;
+pub mod epoch;
 pub mod error;
 pub mod job_link;
 pub mod oracle_view;

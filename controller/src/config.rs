@@ -71,7 +71,7 @@ pub struct BrokerConfig {
     pub ca_file: Option<PathBuf>,
     /// The embedded broker serves TLS (`mqtts`) with this certificate and key; plain when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<crate::oracle::broker::TlsFiles>,
+    pub tls: Option<r1_protocol::broker_tls::TlsFiles>,
     /// Addresses the embedded broker treats as oracles besides this oracle and the chain's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub oracles: Vec<alloy_primitives::Address>,

@@ -14,10 +14,10 @@ use kube::client::Body;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher::Event;
-use r1_controller::intake::object::ObjectKey;
 use r1_controller::intake::store::ResourceStore;
 use r1_controller::kube::resource::{FINALIZER, UID_ANNOTATION, api_resource};
 use r1_controller::kube::{ClusterView, KubeError, KubeMetrics, KubeSettings, Reconciler};
+use r1_crds::api::object::ObjectKey;
 use r1_crds::manifest::Kind;
 use r1_crds::pricing::Catalogue;
 use serde_json::{Value, json};
@@ -149,11 +149,7 @@ impl Fixture {
         }
     }
 
-    fn stored(
-        &self,
-        kind: Kind,
-        name: &str,
-    ) -> Option<r1_controller::intake::object::StoredObject> {
+    fn stored(&self, kind: Kind, name: &str) -> Option<r1_crds::api::object::StoredObject> {
         self.store.get(&ObjectKey::new(kind, NS, name)).unwrap()
     }
 
@@ -327,7 +323,7 @@ async fn an_applied_resource_is_mirrored_with_its_owner_and_generation() {
     assert_eq!(stored.metadata.owner, owner());
     assert_eq!(stored.metadata.generation, 1);
     assert_eq!(stored.metadata.annotations[UID_ANNOTATION], "uid-escrow");
-    assert_eq!(stored.spec["chainId"], 31337);
+    assert_eq!(stored.spec.escrow().unwrap().chain_id, 31337);
 
     // The job takes the namespace's owner once its escrow and project are in.
     let project = resource(PROJECT, "uid-project");
@@ -359,7 +355,10 @@ async fn an_applied_resource_is_mirrored_with_its_owner_and_generation() {
     result.unwrap();
     let stored = f.stored(Kind::Job, "hello-web").unwrap();
     assert_eq!(stored.metadata.generation, 2);
-    assert_eq!(stored.spec["image"], "localhost/r1-examples/httpd:2");
+    assert_eq!(
+        stored.spec.job().unwrap().image.as_deref(),
+        Some("localhost/r1-examples/httpd:2")
+    );
     assert_eq!(seen.len(), 1, "only the status: {seen:#?}");
     assert_eq!(condition(&edited, "Valid")["observedGeneration"], 2);
     assert_eq!(f.metrics.reconciles(Kind::Job), 3);
@@ -487,7 +486,12 @@ async fn store_status_reaches_the_resource_by_server_side_apply() {
     assert_eq!(condition(&edited, "Valid")["status"], "False");
     assert_eq!(condition(&edited, "Valid")["observedGeneration"], 2);
     assert_eq!(
-        f.stored(Kind::Job, "hello-web").unwrap().spec["replicas"],
+        f.stored(Kind::Job, "hello-web")
+            .unwrap()
+            .spec
+            .job()
+            .unwrap()
+            .replicas,
         2
     );
 }

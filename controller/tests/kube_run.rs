@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
-use r1_controller::intake::object::ObjectKey;
 use r1_controller::intake::store::ResourceStore;
 use r1_controller::kube::resource::FINALIZER;
 use r1_controller::kube::{KubeMetrics, KubeSettings, run_with_metrics};
+use r1_crds::api::object::ObjectKey;
 use r1_crds::manifest::Kind;
 use r1_crds::pricing::Catalogue;
 use serde_json::{Value, json};

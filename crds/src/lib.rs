@@ -2,8 +2,11 @@
 //! `deeploy.ratio1.ai/v1alpha1` — with the validation and pricing every entry path shares.
 //!
 //! The types derive kube's `CustomResource`, so the CRD YAML in `crds/` is generated from them
-//! (`cargo run -p r1-crds --bin crdgen`) and a test fails when the two drift apart.
+//! (`cargo run -p r1-crds --bin crdgen`) and a test fails when the two drift apart. [`api`] is
+//! the Deeploy API's vocabulary over these types (kind names, object keys, stored objects, wire
+//! bodies), shared by the oracle and `r1ctl`.
 
+pub mod api;
 pub mod check;
 pub mod common;
 pub mod crdgen;

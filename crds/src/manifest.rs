@@ -48,18 +48,6 @@ impl Kind {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
-
-    /// Spec fields (as named in manifests) that cannot change once the object exists: a job
-    /// stays in its project, paid by its escrow, priced as its type; an escrow stays on its
-    /// chain, with its owner and contract; a project keeps its owner.
-    pub fn immutable_fields(self) -> &'static [&'static str] {
-        match self {
-            Self::Job => &["projectRef", "escrowRef", "type"],
-            Self::Escrow => &["chainId", "owner", "address"],
-            Self::Project => &["owner"],
-            Self::Tunnel => &[],
-        }
-    }
 }
 
 impl fmt::Display for Kind {

@@ -47,6 +47,16 @@ pub enum TunnelProvider {
     Ngrok,
 }
 
+impl TunnelProvider {
+    /// The provider's name in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cloudflare => "cloudflare",
+            Self::Ngrok => "ngrok",
+        }
+    }
+}
+
 /// Lifecycle phase of a tunnel.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum TunnelPhase {

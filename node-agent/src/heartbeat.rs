@@ -33,10 +33,11 @@ pub struct Identity {
 }
 
 /// The heartbeat the node would send now.
-pub fn build(identity: &Identity, state: &NodeState) -> Heartbeat {
+pub fn build(identity: &Identity, state: &NodeState, interval: Duration) -> Heartbeat {
     let desired = state.desired();
     Heartbeat {
         alias: identity.alias.clone(),
+        interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_s: identity.started.elapsed().as_secs(),
         resources: resources::node_resources(
@@ -73,7 +74,7 @@ pub async fn run_heartbeats(
                 ticker.reset();
             }
         }
-        let heartbeat = build(&identity, &state);
+        let heartbeat = build(&identity, &state, interval);
         match sealer.seal(&heartbeat, now_ms()) {
             Ok(envelope) => {
                 if link.publish(&topic, envelope.to_bytes()) {

@@ -7,15 +7,23 @@
 //! * [`messages`]: heartbeat, deploy and stop commands, job status, oracle observation.
 //! * [`topics`]: the MQTT topic layout, in one place; [`mqtt`]: client options from a broker URL;
 //!   [`broker_auth`]: broker credentials signed by the client's key.
+//! * [`broker_acl`]: who may publish and subscribe where, the rules every r1 broker enforces;
+//!   [`mosquitto`]: those rules as a mosquitto configuration; [`broker_tls`]: a listener's
+//!   certificate and key files.
+//! * [`api_auth`]: Deeploy API requests signed by the CSP's key (`r1ctl` signs, oracles verify).
 //! * [`node_api`]: the node agent's local gRPC API (generated from `proto/node.proto`).
 
+pub mod api_auth;
+pub mod broker_acl;
 pub mod broker_auth;
+pub mod broker_tls;
 pub mod config_file;
 pub mod envelope;
 pub mod hex;
 pub mod identity;
 pub mod keyfile;
 pub mod messages;
+pub mod mosquitto;
 pub mod mqtt;
 pub mod node_api;
 pub mod topics;

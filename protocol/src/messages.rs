@@ -168,12 +168,18 @@ pub struct WorkloadReport {
     pub healthy: Option<bool>,
 }
 
-/// Liveness proof and capacity report, sent by every node every 10 s.
+/// Liveness proof and capacity report, sent by every node every `interval_ms` (10 s unless the
+/// network chose otherwise).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// Operator-chosen node name for displays.
     pub alias: String,
+    /// How often this node sends heartbeats (ms), so oracles judge its silence by its own
+    /// pace: a node beating faster than the network is found lost sooner, one beating slower
+    /// is still judged (and paid) by the network's interval, and is flagged. 0: not announced.
+    #[serde(default)]
+    pub interval_ms: u64,
     /// Agent version.
     pub version: String,
     /// Seconds since the agent started.

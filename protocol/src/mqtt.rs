@@ -17,6 +17,10 @@ use crate::identity::Identity;
 /// gate lets through: a relayed manifest (the API takes 1 MiB bodies) inside its envelope.
 pub const MAX_PACKET_BYTES: usize = 4 << 20;
 
+/// Connections one r1 broker serves at once: the embedded gate closes any beyond, and the
+/// mosquitto configuration sets the same `max_connections`.
+pub const MAX_CONNECTIONS: usize = 10_000;
+
 /// Seconds between MQTT keep-alive pings: a dead broker is noticed within a few seconds.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 

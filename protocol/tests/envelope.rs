@@ -16,6 +16,7 @@ const NOW: u64 = 1_790_000_000_000;
 fn heartbeat(alias: &str, workloads: u32) -> Heartbeat {
     Heartbeat {
         alias: alias.to_owned(),
+        interval_ms: 10_000,
         version: "0.1.0".into(),
         uptime_s: 42,
         resources: NodeResources {

@@ -173,7 +173,7 @@ fn heartbeat_cost(reference: &str, data_dir: &std::path::Path) {
     let started = Instant::now();
     let mut bytes = 0usize;
     for _ in 0..rounds {
-        let hb = heartbeat::build(&identity, &state);
+        let hb = heartbeat::build(&identity, &state, Duration::from_secs(10));
         bytes = sealer
             .seal(&hb, r1_protocol::now_ms())
             .expect("seal")

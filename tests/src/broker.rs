@@ -9,7 +9,7 @@ mod rumqttd;
 mod served;
 
 pub use mosquitto::Mosquitto;
-pub use r1_controller::oracle::broker::acl::Role;
+pub use r1_protocol::broker_acl::Role;
 pub use rumqttd::Rumqttd;
 
 use std::path::PathBuf;

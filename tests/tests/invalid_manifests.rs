@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use alloy::primitives::U256;
-use r1_controller::ctl::remote::{Client, RemoteError};
+use r1_ctl::remote::{Client, RemoteError};
 use r1_e2e::network::{CSP_USDC, Network, NetworkSettings};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/examples");

@@ -99,6 +99,32 @@ impl LivenessConfig {
     }
 }
 
+impl LivenessConfig {
+    /// Shortest heartbeat interval a node may announce and be judged by: below it, a node's
+    /// own claim would make ordinary broker latency look like silence.
+    pub const MIN_ANNOUNCED_INTERVAL_MS: u64 = 1_000;
+
+    /// The rules for a node that announces it heartbeats every `announced_ms` (0: not
+    /// announced): its own pace when faster than the network's (so its silence is noticed
+    /// sooner), never slower (a node cannot buy itself more grace).
+    pub fn for_node(&self, announced_ms: u64) -> Self {
+        if announced_ms == 0 {
+            return *self;
+        }
+        Self {
+            heartbeat_interval_ms: announced_ms
+                .clamp(Self::MIN_ANNOUNCED_INTERVAL_MS, self.heartbeat_interval_ms),
+            grace_missed: self.grace_missed,
+        }
+    }
+
+    /// Whether a node announcing `announced_ms` heartbeats more slowly than the network judges:
+    /// it is seen Suspect between beats and loses availability, so operators are told.
+    pub const fn too_slow(&self, announced_ms: u64) -> bool {
+        announced_ms > self.heartbeat_interval_ms
+    }
+}
+
 impl Default for LivenessConfig {
     fn default() -> Self {
         Self {
@@ -230,6 +256,32 @@ mod tests {
         assert_eq!(c, LivenessConfig::default());
         assert_eq!(c.suspect_after_ms(), 15 * S);
         assert_eq!(c.lost_after_ms(), 30 * S);
+    }
+
+    #[test]
+    fn a_node_is_judged_by_its_own_pace_but_never_given_more_grace() {
+        let network = cfg();
+        assert_eq!(network.for_node(0), network, "not announced");
+        let fast = network.for_node(2 * S);
+        assert_eq!(fast.lost_after_ms(), 6 * S);
+        assert_eq!(network.for_node(1).heartbeat_interval_ms(), S, "floor");
+        assert_eq!(
+            network.for_node(60 * S),
+            network,
+            "a slow node gets no extra grace"
+        );
+        assert!(network.too_slow(11 * S) && !network.too_slow(10 * S) && !network.too_slow(0));
+        // A node announcing 2 s is lost after 6 s of watched silence; the network's default
+        // would still see it Suspect then.
+        let heard = Some(100 * S);
+        assert_eq!(
+            liveness(heard, connected(0), 106 * S, &fast),
+            NodeLiveness::Lost
+        );
+        assert_eq!(
+            liveness(heard, connected(0), 106 * S, &network),
+            NodeLiveness::Alive
+        );
     }
 
     #[test]

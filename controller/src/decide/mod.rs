@@ -6,7 +6,6 @@
 //! Nothing here performs I/O or reads a clock: times come in as unix milliseconds or seconds,
 //! nodes as [`alloy_primitives::Address`], resources as millicores, bytes and GPU counts.
 //!
-//! * [`epoch`]: epoch numbering, identical to `PoAIManager.currentEpoch()`.
 //! * [`liveness`]: heartbeat history → Alive / Suspect / Lost / Unknown; availability bytes.
 //! * [`median`]: the BFT median of the oracles' availability bytes.
 //! * [`node_registry`]: the nodes known from their signed heartbeats and status reports, and
@@ -29,7 +28,6 @@
 pub mod availability_plan;
 pub mod chain_job;
 pub mod closure;
-pub mod epoch;
 pub mod job_pass;
 pub mod job_rollout;
 pub mod job_status;

@@ -160,12 +160,14 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// Records a heartbeat published under `topic_node`'s topic.
+    /// Records a heartbeat published under `topic_node`'s topic; warns when the node announces
+    /// a slower pace than `config`, the network's, judges it by.
     pub fn on_heartbeat(
         &mut self,
         topic_node: Address,
         bytes: &[u8],
         now_ms: u64,
+        config: &LivenessConfig,
     ) -> Result<Address, Refusal> {
         self.refuse_unlicensed(&topic_node, now_ms)?;
         let verified = self.heartbeats.verify::<Heartbeat>(bytes, now_ms)?;
@@ -180,6 +182,17 @@ impl Registry {
             return Err(Refusal::TooManyWorkloads(count));
         }
         let node = verified.sender;
+        let announced = verified.message.interval_ms;
+        let previous = self.nodes.get(&node).map(|r| r.heartbeat.interval_ms);
+        if config.too_slow(announced) && previous != Some(announced) {
+            tracing::warn!(
+                %node,
+                announced_ms = announced,
+                network_ms = config.heartbeat_interval_ms(),
+                "node heartbeats more slowly than the network judges liveness and availability by; \
+                 it will be seen Suspect between beats and paid for fewer heartbeats"
+            );
+        }
         match self.nodes.get_mut(&node) {
             Some(record) => {
                 record.heartbeat = verified.message;
@@ -352,7 +365,8 @@ impl Registry {
         self.nodes.iter()
     }
 
-    /// A node's liveness as this oracle, whose broker link is `link`, sees it now.
+    /// A node's liveness as this oracle, whose broker link is `link`, sees it now, by the
+    /// node's own pace when it announced a faster one ([`LivenessConfig::for_node`]).
     pub fn liveness(
         &self,
         node: &Address,
@@ -360,8 +374,10 @@ impl Registry {
         now_ms: u64,
         config: &LivenessConfig,
     ) -> NodeLiveness {
-        let last_ms = self.nodes.get(node).map(|r| r.last_ms);
-        liveness(last_ms, watched(link, last_ms), now_ms, config)
+        let record = self.nodes.get(node);
+        let last_ms = record.map(|r| r.last_ms);
+        let config = record.map_or(*config, |r| config.for_node(r.heartbeat.interval_ms));
+        liveness(last_ms, watched(link, last_ms), now_ms, &config)
     }
 
     /// Every node's liveness, as this oracle, whose broker link is `link`, sees it now.
@@ -439,6 +455,7 @@ mod tests {
             alias: "n".into(),
             version: "0".into(),
             uptime_s: 1,
+            interval_ms: S,
             resources: NodeResources::default(),
             labels: BTreeMap::new(),
             workloads: vec![],
@@ -450,7 +467,7 @@ mod tests {
         let mut registry = Registry::default();
         let bytes = node.seal(&heartbeat(), at_ms).expect("seal").to_bytes();
         registry
-            .on_heartbeat(node.address(), &bytes, at_ms)
+            .on_heartbeat(node.address(), &bytes, at_ms, &config())
             .expect("heartbeat");
         registry.set_standing(
             node.address(),
@@ -498,7 +515,7 @@ mod tests {
         let again = T0 + 128 * S;
         let bytes = node.seal(&heartbeat(), again).expect("seal").to_bytes();
         registry
-            .on_heartbeat(node.address(), &bytes, again)
+            .on_heartbeat(node.address(), &bytes, again, &config())
             .expect("heartbeat");
         assert_eq!(
             registry.liveness(&node.address(), back, again + S, &config()),
@@ -574,7 +591,7 @@ mod tests {
         };
         let bytes = stranger.seal(&claim, T0).expect("seal").to_bytes();
         registry
-            .on_heartbeat(stranger.address(), &bytes, T0)
+            .on_heartbeat(stranger.address(), &bytes, T0, &config())
             .expect("first heartbeat");
         // Until the chain has answered, its reports count (a restarted oracle sees what runs).
         assert_eq!(registry.reports_of(2).len(), 1);
@@ -594,14 +611,14 @@ mod tests {
         // Its next heartbeats are refused unread until UNLICENSED_HEARTBEAT_MS has passed.
         let again = stranger.seal(&claim, T0 + S).expect("seal").to_bytes();
         assert!(matches!(
-            registry.on_heartbeat(stranger.address(), &again, T0 + S),
+            registry.on_heartbeat(stranger.address(), &again, T0 + S, &config()),
             Err(Refusal::Unlicensed)
         ));
         let later = T0 + UNLICENSED_HEARTBEAT_MS;
         let bytes = stranger.seal(&claim, later).expect("seal").to_bytes();
         assert!(
             registry
-                .on_heartbeat(stranger.address(), &bytes, later)
+                .on_heartbeat(stranger.address(), &bytes, later, &config())
                 .is_ok()
         );
     }
@@ -616,7 +633,7 @@ mod tests {
         };
         let bytes = node.seal(&flood, T0).expect("seal").to_bytes();
         assert!(matches!(
-            registry.on_heartbeat(node.address(), &bytes, T0),
+            registry.on_heartbeat(node.address(), &bytes, T0, &config()),
             Err(Refusal::TooManyWorkloads(_))
         ));
         assert!(registry.get(&node.address()).is_none());
@@ -650,7 +667,7 @@ mod tests {
         let newcomer = Sealer::new(Identity::generate());
         let bytes = newcomer.seal(&heartbeat(), T0).expect("seal").to_bytes();
         registry
-            .on_heartbeat(newcomer.address(), &bytes, T0 + MAX_NODES as u64)
+            .on_heartbeat(newcomer.address(), &bytes, T0 + MAX_NODES as u64, &config())
             .expect("room is made");
         assert_eq!(registry.nodes.len(), MAX_NODES);
         assert!(

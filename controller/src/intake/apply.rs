@@ -14,127 +14,16 @@
 use std::collections::{BTreeSet, HashMap};
 
 use alloy_primitives::Address;
+use r1_crds::api::object::{Desired, ObjectKey, StoredObject, timestamp_now};
+use r1_crds::api::outcome::{Action, Applied, DeleteAction, Deleted, Rejection, count};
 use r1_crds::field::FieldError;
-use r1_crds::job::DeeployJobSpec;
 use r1_crds::manifest::{Kind, Manifest, parse_documents};
 use r1_crds::pricing::Catalogue;
 use r1_crds::validate::{ManifestSet, ResourceIndex, validate};
-use serde::{Deserialize, Serialize};
 
-use crate::intake::object::{Desired, ObjectKey, StoredObject, timestamp_now};
 use crate::intake::quotas::{Exceeded, Quotas, Usage};
 use crate::intake::rules;
 use crate::intake::store::{ResourceStore, StoreError, StoreIndex};
-
-/// What an apply did to one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// The object did not exist.
-    Created,
-    /// The spec, labels or annotations changed.
-    Configured,
-    /// Applied exactly as stored; nothing was written.
-    Unchanged,
-}
-
-impl std::fmt::Display for Action {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Created => "created",
-            Self::Configured => "configured",
-            Self::Unchanged => "unchanged",
-        })
-    }
-}
-
-/// One object of an applied set and what happened to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Applied {
-    /// The kind.
-    #[serde(with = "crate::intake::object::kind_name")]
-    pub kind: Kind,
-    /// The namespace.
-    pub namespace: String,
-    /// The name.
-    pub name: String,
-    /// Created, configured or unchanged.
-    pub action: Action,
-    /// The object's generation afterwards.
-    pub generation: i64,
-    /// The object's resource version afterwards.
-    pub resource_version: u64,
-}
-
-/// What a delete did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum DeleteAction {
-    /// Deletion is now requested; the reconciler finishes it.
-    Requested,
-    /// Deletion had been requested before.
-    AlreadyRequested,
-}
-
-/// The outcome of a delete.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Deleted {
-    /// The kind.
-    #[serde(with = "crate::intake::object::kind_name")]
-    pub kind: Kind,
-    /// The namespace.
-    pub namespace: String,
-    /// The name.
-    pub name: String,
-    /// Requested now or before.
-    pub action: DeleteAction,
-    /// The object's resource version afterwards.
-    pub resource_version: u64,
-}
-
-/// One problem with an applied set, located as precisely as it could be.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Rejection {
-    /// 1-based document in the request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub document: Option<usize>,
-    /// `Kind namespace/name`, when the document got that far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource: Option<String>,
-    /// The field's YAML path, e.g. `spec.resources.memory` (empty for the whole document).
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl Rejection {
-    fn new(document: Option<usize>, resource: Option<String>, error: FieldError) -> Self {
-        Self {
-            document,
-            resource,
-            path: error.path,
-            message: error.message,
-        }
-    }
-}
-
-impl std::fmt::Display for Rejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.resource, self.document) {
-            (Some(resource), _) => write!(f, "{resource}: ")?,
-            (None, Some(document)) => write!(f, "document {document}: ")?,
-            (None, None) => {}
-        }
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
 
 /// Why an apply, delete or read was refused.
 #[derive(Debug, thiserror::Error)]
@@ -169,15 +58,6 @@ pub enum ApplyError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// `1 problem`, `3 problems`.
-pub(crate) fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
 
 /// What an apply may do beyond what validation checks: how much the signer may own, and
@@ -304,21 +184,10 @@ pub fn apply_parsed(
         let reject = |error| Rejection::new(Some(*document), Some(manifest.display_name()), error);
         let mut errors = validate(manifest, catalogue, Some(&index));
         errors.extend(rules::owner_errors(manifest, signer));
-        let desired = match Desired::of(manifest) {
-            Ok(desired) => desired,
-            Err(e) => {
-                errors.push(FieldError::new("spec", e.to_string()));
-                rejections.extend(errors.into_iter().map(reject));
-                continue;
-            }
-        };
+        let desired = Desired::of(manifest);
         let existing = tx.get(&key)?;
         if let Some(existing) = &existing {
-            errors.extend(rules::immutable_errors(
-                key.kind,
-                &existing.spec,
-                &desired.spec,
-            ));
+            errors.extend(rules::immutable_errors(&existing.spec, &desired.spec));
             if existing.metadata.deletion_requested {
                 terminating.get_or_insert_with(|| key.clone());
             }
@@ -584,7 +453,7 @@ fn live_user(store: &ResourceStore, key: &ObjectKey) -> Result<Option<ObjectKey>
 /// as a job's refers to nothing.
 pub fn refers_to(job: &StoredObject, key: &ObjectKey) -> bool {
     job.metadata.namespace == key.namespace
-        && job.spec_as::<DeeployJobSpec>().is_ok_and(|spec| {
+        && job.spec.job().is_some_and(|spec| {
             spec.references()
                 .into_iter()
                 .any(|(kind, _, name)| kind == key.kind && name == key.name)

@@ -12,10 +12,10 @@
 //! * `DELETE /v1/{kind}/{namespace}/{name}` — request deletion (404 likewise).
 //! * `GET /healthz` — unauthenticated liveness.
 //! * `GET /v1/info` — unauthenticated: the oracle's address and its chain (see
-//!   [`crate::intake::wire::ApiInfo`]); 503 `no_chain` when the oracle runs without a chain.
+//!   [`r1_crds::api::wire::ApiInfo`]); 503 `no_chain` when the oracle runs without a chain.
 //!
 //! Kinds go by plural (`deeployjobs`), singular or short name (`djob`). Every other `/v1` request
-//! must be signed (see [`crate::intake::auth`]); failures are 401 with `{error, reason}`.
+//! must be signed (see [`r1_protocol::api_auth`]); failures are 401 with `{error, reason}`.
 //!
 //! Limits: bodies over [`MAX_BODY_BYTES`] are 413 (by `Content-Length` before reading, or while
 //! reading); a body that does not arrive in time is 408 `timeout`. Each signer has a request
@@ -37,26 +37,23 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use r1_crds::api::kinds;
+use r1_crds::api::object::ObjectKey;
+use r1_crds::api::wire::{ApiInfo, ApplyResponse, ErrorBody, Health, ListResponse, NO_CHAIN};
 use r1_crds::pricing::Catalogue;
+use r1_protocol::api_auth::{self, AuthError, Credentials, ReplayGuard};
 use r1_protocol::now_ms;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use crate::intake::apply::{self, ApplyError, Policy};
-use crate::intake::auth::{self, AuthError, Credentials, ReplayGuard};
 use crate::intake::claims::{AllowAll, NamespaceClaims};
-use crate::intake::kinds;
-use crate::intake::object::ObjectKey;
 use crate::intake::quotas::Quotas;
 use crate::intake::ratelimit::{Limiter, Rate};
 use crate::intake::serve::{BodyTimedOut, ServeLimits, serve_api, serve_router, timeout_response};
 use crate::intake::store::ResourceStore;
-use crate::intake::wire::{ApiInfo, ApplyResponse, ErrorBody, Health, ListResponse};
 use crate::intake::writes::{self, WriteHook};
 use r1_protocol::messages::RelayedRequest;
-
-/// Error code of `GET /v1/info` when the oracle runs without a chain.
-pub const NO_CHAIN: &str = "no_chain";
 
 /// Largest request body accepted (manifests are small; this bounds memory per request).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -263,17 +260,17 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
             .map(|v| v.to_str().unwrap_or_default())
     };
     let credentials = Credentials {
-        address: header(auth::ADDRESS_HEADER),
-        timestamp: header(auth::TIMESTAMP_HEADER),
-        signature: header(auth::SIGNATURE_HEADER),
+        address: header(api_auth::ADDRESS_HEADER),
+        timestamp: header(api_auth::TIMESTAMP_HEADER),
+        signature: header(api_auth::SIGNATURE_HEADER),
     };
     let path = parts
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path(), |p| p.as_str());
     let now = now_ms();
-    let verified =
-        auth::verify(&credentials, parts.method.as_str(), path, &body, now).and_then(|verified| {
+    let verified = api_auth::verify(&credentials, parts.method.as_str(), path, &body, now)
+        .and_then(|verified| {
             if parts.method == Method::DELETE {
                 state.inner.replays.first_use(&verified, now)?;
             }

@@ -4,9 +4,9 @@
 use std::str::FromStr;
 
 use alloy_primitives::Address;
+use r1_crds::api::spec::Spec;
 use r1_crds::field::FieldError;
-use r1_crds::manifest::{Kind, Manifest};
-use serde_json::Value;
+use r1_crds::manifest::Manifest;
 
 /// `spec.owner` of escrows and projects must be the signer: nobody can lock funds or open
 /// projects in someone else's name.
@@ -29,47 +29,32 @@ pub fn owner_errors(manifest: &Manifest, signer: Address) -> Vec<FieldError> {
     }
 }
 
-/// Changes to fields that are fixed after creation ([`Kind::immutable_fields`]), each at its
-/// path.
-pub fn immutable_errors(kind: Kind, stored: &Value, applied: &Value) -> Vec<FieldError> {
-    kind.immutable_fields()
-        .iter()
-        .filter_map(|&field| {
-            let before = stored.get(field).unwrap_or(&Value::Null);
-            let after = applied.get(field).unwrap_or(&Value::Null);
-            (!same(before, after)).then(|| {
-                FieldError::new(
-                    format!("spec.{field}"),
-                    format!(
-                        "is immutable after creation (was {}, now {}); delete the {kind} and create it again to change it",
-                        show(before),
-                        show(after)
-                    ),
-                )
-            })
+/// Changes to fields that are fixed after creation ([`Spec::fixed_fields`]), each at its path.
+pub fn immutable_errors(stored: &Spec, applied: &Spec) -> Vec<FieldError> {
+    let kind = stored.kind();
+    stored
+        .immutable_changes(applied)
+        .into_iter()
+        .map(|change| {
+            FieldError::new(
+                format!("spec.{}", change.field),
+                format!(
+                    "is immutable after creation (was {}, now {}); delete the {kind} and create it again to change it",
+                    show(change.before),
+                    show(change.after)
+                ),
+            )
         })
         .collect()
 }
 
-/// Equal, with addresses compared regardless of checksum case.
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
-        _ => a == b,
-    }
-}
-
-fn show(value: &Value) -> String {
-    match value {
-        Value::Null => "unset".into(),
-        other => other.to_string(),
-    }
+fn show(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "unset".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn parse(text: &str) -> Manifest {
         r1_crds::manifest::parse_documents(text)
@@ -97,44 +82,22 @@ mod tests {
 
     #[test]
     fn immutable_fields_are_reported_by_path() {
-        let before = json!({"projectRef": {"name": "a"}, "escrowRef": {"name": "e"}, "type": "container", "image": "x"});
-        let mut after = before.clone();
-        after["image"] = json!("y");
-        assert!(immutable_errors(Kind::Job, &before, &after).is_empty());
-        after["escrowRef"] = json!({"name": "other"});
-        after["type"] = json!("service");
-        let errors = immutable_errors(Kind::Job, &before, &after);
-        let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, ["spec.escrowRef", "spec.type"]);
+        let job = |text: &str| Spec::of(&parse(text));
+        let before = job(include_str!("../../../crds/examples/job-http.yaml"));
+        let moved = include_str!("../../../crds/examples/job-http.yaml")
+            .replace("escrowRef:\n    name: ", "escrowRef:\n    name: other-");
+        let errors = immutable_errors(&before, &job(&moved));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "spec.escrowRef");
         assert!(
-            errors[0].message.contains(r#"was {"name":"e"}"#),
+            errors[0].message.contains("(was ") && errors[0].message.contains(", now other-"),
             "{}",
             errors[0]
         );
-
-        let escrow = json!({"chainId": 1, "owner": "0xAbC"});
         assert!(
-            immutable_errors(
-                Kind::Escrow,
-                &escrow,
-                &json!({"chainId": 1, "owner": "0xabc"})
-            )
-            .is_empty()
-        );
-        let errors = immutable_errors(
-            Kind::Escrow,
-            &escrow,
-            &json!({"chainId": 1, "owner": "0xabc", "address": "0x1"}),
-        );
-        assert_eq!(errors[0].path, "spec.address");
-        assert!(errors[0].message.contains("was unset"), "{}", errors[0]);
-        assert!(
-            immutable_errors(
-                Kind::Tunnel,
-                &json!({"hostname": "a"}),
-                &json!({"hostname": "b"})
-            )
-            .is_empty()
+            errors[0].message.contains("delete the DeeployJob"),
+            "{}",
+            errors[0]
         );
     }
 }

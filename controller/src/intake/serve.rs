@@ -21,12 +21,11 @@ use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use r1_crds::api::wire::ErrorBody;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
-
-use crate::intake::wire::ErrorBody;
 
 /// Error code of a request that did not complete in time.
 pub const TIMEOUT: &str = "timeout";

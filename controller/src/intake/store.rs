@@ -13,13 +13,12 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use alloy_primitives::{Address, keccak256};
+use r1_crds::api::object::{ObjectKey, StoredObject};
 use r1_crds::manifest::{Kind, Manifest};
 use r1_crds::validate::ResourceIndex;
 use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 use serde::Serialize;
 use tokio::sync::watch;
-
-use crate::intake::object::{ObjectKey, StoredObject};
 
 /// Prefix of object keys.
 const OBJECT_PREFIX: &str = "obj/";

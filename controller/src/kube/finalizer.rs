@@ -6,9 +6,9 @@
 
 use alloy_primitives::Address;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use r1_crds::api::object::StoredObject;
 use serde_json::json;
 
-use crate::intake::object::StoredObject;
 use crate::kube::resource::{FIELD_MANAGER, FINALIZER, UID_ANNOTATION};
 
 /// Whether the resource carries r1's finalizer.
@@ -94,7 +94,7 @@ pub async fn set_finalizers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intake::object::{Desired, ObjectKey};
+    use r1_crds::api::object::{Desired, ObjectKey};
     use r1_crds::manifest::Kind;
 
     fn object(finalizers: Option<Vec<&str>>) -> DynamicObject {
@@ -125,7 +125,14 @@ mod tests {
         assert_eq!(cleanup(None, Some("uid-1")), Cleanup::Release);
         let key = ObjectKey::new(Kind::Tunnel, "shop", "web");
         let desired = Desired {
-            spec: json!({}),
+            spec: r1_crds::api::spec::Spec::Tunnel(r1_crds::TunnelSpec {
+                provider: r1_crds::tunnel::TunnelProvider::Cloudflare,
+                token_secret_ref: r1_crds::common::SecretKeyRef {
+                    name: "t".into(),
+                    key: "k".into(),
+                },
+                hostname: "a.example".into(),
+            }),
             labels: Default::default(),
             annotations: [(UID_ANNOTATION.to_owned(), "uid-1".to_owned())].into(),
         };

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use alloy_primitives::Address;
 use kube::api::DynamicObject;
+use r1_crds::api::object::{Desired, ObjectKey};
 use r1_crds::field::FieldError;
 use r1_crds::manifest::{API_VERSION, Kind, Manifest, parse_value};
 use r1_crds::pricing::Catalogue;
@@ -13,7 +14,6 @@ use r1_crds::validate::validate;
 use serde_json::{Map, Value};
 
 use crate::intake::apply::{self, ApplyError};
-use crate::intake::object::{Desired, ObjectKey};
 use crate::intake::store::ResourceStore;
 use crate::kube::error::KubeError;
 use crate::kube::owner::{ClusterView, Tenant, tenant};
@@ -94,7 +94,7 @@ pub fn mirror(
             }
         },
     };
-    let desired = Desired::of(&manifest).map_err(|e| KubeError::Object(e.to_string()))?;
+    let desired = Desired::of(&manifest);
     let key = ObjectKey::of(&manifest);
     if let Some(existing) = store.get(&key)?
         && !existing.metadata.deletion_requested

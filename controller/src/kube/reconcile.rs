@@ -11,12 +11,12 @@ use std::time::Duration;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::{Client, Resource};
+use r1_crds::api::object::{ObjectKey, timestamp_now};
 use r1_crds::common::{Condition, ConditionStatus};
 use r1_crds::manifest::Kind;
 use r1_crds::pricing::Catalogue;
 
 use crate::intake::apply::{self, ApplyError};
-use crate::intake::object::{ObjectKey, timestamp_now};
 use crate::intake::store::ResourceStore;
 use crate::kube::error::KubeError;
 use crate::kube::events;

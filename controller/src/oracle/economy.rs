@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use alloy_primitives::Address;
 use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
+use r1_crds::api::object::timestamp_now;
 use r1_crds::common::{Condition, ConditionStatus};
 use r1_crds::escrow::{EscrowPhase, EscrowStatus};
-use r1_crds::job::DeeployJobSpec;
 use r1_crds::manifest::Kind;
 use r1_crds::project::DeeployProjectStatus;
 use r1_crds::usdc::Usdc;
@@ -22,7 +22,6 @@ use crate::decide::liveness::{
 };
 use crate::decide::median::median_table;
 use crate::intake::apply::refers_to;
-use crate::intake::object::timestamp_now;
 use crate::oracle::chain::within;
 use crate::oracle::runtime::{Oracle, Pass};
 
@@ -268,7 +267,7 @@ impl Oracle {
             let count = jobs
                 .iter()
                 .filter(|j| j.metadata.namespace == key.namespace)
-                .filter_map(|j| j.spec_as::<DeeployJobSpec>().ok())
+                .filter_map(|j| j.spec.job())
                 .filter(|spec| spec.project_ref.name == key.name)
                 .count();
             let previous: DeeployProjectStatus =

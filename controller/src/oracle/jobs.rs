@@ -12,6 +12,7 @@
 use std::collections::BTreeSet;
 
 use alloy_primitives::Address;
+use r1_crds::api::object::{ObjectKey, StoredObject, timestamp_now};
 use r1_crds::job::{DeeployJobSpec, DeeployJobStatus, JobPhase};
 use r1_protocol::messages::{DeployCommand, StopCommand, WorkloadId, WorkloadReport, WorkloadSpec};
 
@@ -21,7 +22,6 @@ use crate::decide::job_rollout::{JobRollout, RolloutCommand, Seen};
 use crate::decide::job_status::{JobFacts, OnChain, job_status};
 use crate::decide::liveness::BrokerLink;
 use crate::decide::workload::WorkloadTemplate;
-use crate::intake::object::{ObjectKey, StoredObject, timestamp_now};
 use crate::oracle::runtime::{Oracle, Pass};
 
 /// What one job pass found, for the pass summary and metrics.
@@ -39,8 +39,10 @@ impl Oracle {
         let key = object.key();
         let previous: DeeployJobStatus = object.status_as().ok().flatten().unwrap_or_default();
         let deleting = object.metadata.deletion_requested;
-        let spec: Result<DeeployJobSpec, String> =
-            object.spec_as().map_err(|e| format!("spec: {e}"));
+        let spec: Result<&DeeployJobSpec, String> = object
+            .spec
+            .job()
+            .ok_or_else(|| format!("spec: a {} spec in a job", object.kind()));
         let template = spec
             .as_ref()
             .map_err(Clone::clone)

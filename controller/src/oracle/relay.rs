@@ -10,14 +10,14 @@
 //! or long after — never changes anything: its own timestamp is recorded for its objects the
 //! first time it is accepted anywhere, and relays carry that record to every oracle.
 
+use r1_crds::api::kinds;
+use r1_crds::api::object::ObjectKey;
 use r1_crds::manifest::parse_documents;
 use r1_crds::pricing::Catalogue;
+use r1_protocol::api_auth::{self, AuthError, Credentials};
 use r1_protocol::messages::RelayedRequest;
 
 use crate::intake::apply::{self, ApplyError};
-use crate::intake::auth::{self, AuthError, Credentials};
-use crate::intake::kinds;
-use crate::intake::object::ObjectKey;
 use crate::intake::store::ResourceStore;
 use crate::oracle::state::{OracleState, StateError};
 
@@ -156,7 +156,7 @@ pub fn receive(
     }
     // Judged at its own time: a relayed request is old by nature; its age is bounded by the
     // per-object ordering instead.
-    let verified = auth::verify(
+    let verified = api_auth::verify(
         &credentials,
         &request.method,
         &request.path,
@@ -197,7 +197,7 @@ mod tests {
         body: &str,
         ts: u64,
     ) -> RelayedRequest {
-        let headers = auth::sign(identity, method, path, ts, body.as_bytes()).unwrap();
+        let headers = api_auth::sign(identity, method, path, ts, body.as_bytes()).unwrap();
         RelayedRequest {
             method: method.into(),
             path: path.into(),
@@ -236,7 +236,10 @@ mod tests {
         );
         let key = ObjectKey::new(r1_crds::manifest::Kind::Project, "acme", "hello");
         let stored = store.get(&key).unwrap().unwrap();
-        assert_eq!(stored.spec["description"], "second");
+        assert_eq!(
+            stored.spec.project().unwrap().description.as_deref(),
+            Some("second")
+        );
 
         let mut forged = signed(&csp, "POST", "/v1/apply", &body, 3_000);
         forged.body = forged.body.replace("hello", "other");
@@ -317,8 +320,16 @@ mod tests {
         let hello_key = ObjectKey::new(r1_crds::manifest::Kind::Project, "acme", "hello");
         let other_key = ObjectKey::new(r1_crds::manifest::Kind::Project, "acme", "other");
         assert_eq!(
-            store.get(&hello_key).unwrap().unwrap().spec["description"],
-            "second",
+            store
+                .get(&hello_key)
+                .unwrap()
+                .unwrap()
+                .spec
+                .project()
+                .unwrap()
+                .description
+                .as_deref(),
+            Some("second"),
             "the newer request for hello stands"
         );
         assert!(store.get(&other_key).unwrap().is_some(), "other is created");

@@ -11,7 +11,9 @@ use alloy_primitives::Address;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
+use r1_contracts::epoch::EpochClock;
 use r1_contracts::{Deployment, Suite};
+use r1_crds::api::wire::{ApiInfo, ErrorBody};
 use r1_crds::manifest::Kind;
 use r1_crds::pricing::Catalogue;
 use r1_protocol::Message;
@@ -25,14 +27,12 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use crate::config::OracleConfig;
-use crate::decide::epoch::EpochClock;
 use crate::decide::liveness::{BrokerLink, LivenessConfig, LivenessView, NodeLiveness};
 use crate::decide::median::AvailabilityTables;
 use crate::decide::node_registry::{Registry, Standing};
 use crate::decide::placement::Candidate;
 use crate::intake::http::{ApiState, router};
 use crate::intake::store::ResourceStore;
-use crate::intake::wire::{ApiInfo, ErrorBody};
 use crate::intake::writes::WriteHook;
 use crate::oracle::admission::Known;
 use crate::oracle::answers::{Answers, Recheck};
@@ -468,7 +468,9 @@ impl Oracle {
             let now = message.received_ms;
             let mut registry = self.registry.lock().await;
             let outcome = match channel {
-                Channel::Heartbeat => registry.on_heartbeat(sender, &message.payload, now),
+                Channel::Heartbeat => {
+                    registry.on_heartbeat(sender, &message.payload, now, &self.liveness)
+                }
                 Channel::Status => registry.on_status(sender, &message.payload, now),
                 _ => continue,
             };

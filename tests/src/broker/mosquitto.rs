@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use r1_controller::oracle::broker::TlsFiles;
-use r1_controller::oracle::broker::mosquitto::{self, MosquittoSettings};
+use r1_protocol::broker_tls::TlsFiles;
+use r1_protocol::mosquitto::{self, MosquittoSettings};
 use r1_protocol::topics::Topics;
 use r1_protocol::{Address, Identity};
 use rand::distr::{Alphanumeric, SampleString};

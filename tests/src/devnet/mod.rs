@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use r1_controller::ctl::devnet::DevnetEnv;
-pub use r1_controller::ctl::devnet::ENV_FILE;
-use r1_controller::ctl::overview::Overview;
-use r1_controller::ctl::remote::Client;
+use r1_ctl::devnet::DevnetEnv;
+pub use r1_ctl::devnet::ENV_FILE;
+use r1_ctl::overview::Overview;
+use r1_ctl::remote::Client;
 use r1_protocol::node_api::ListWorkloadsRequest;
 
 use crate::network::{Network, NetworkError, NetworkSettings};
@@ -264,9 +264,9 @@ fn rendered(overview: &Overview) -> String {
 }
 
 /// Whether a job runs as asked: phase Running, every replica ready, node set validated on chain.
-fn runs_validated(job: &r1_controller::intake::object::StoredObject) -> bool {
+fn runs_validated(job: &r1_crds::api::object::StoredObject) -> bool {
     let status = &job.status;
-    let wanted = job.spec["replicas"].as_u64().unwrap_or(1);
+    let wanted = job.spec.job().map_or(1, |spec| u64::from(spec.replicas));
     let validated = status["conditions"].as_array().is_some_and(|conditions| {
         conditions
             .iter()
@@ -322,7 +322,7 @@ fn sleep_unless(stop: &AtomicBool, duration: Duration) {
 /// The devnet directory `r1-devnet` uses when not told otherwise (`R1_DEVNET_DIR`, else
 /// `/tmp/r1-devnet`).
 pub fn default_dir() -> PathBuf {
-    r1_controller::ctl::devnet::dir_from_env()
+    r1_ctl::devnet::dir_from_env()
 }
 
 /// `crds/examples` of the checkout the devnet is started in (see

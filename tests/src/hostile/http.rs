@@ -1,13 +1,13 @@
 //! A raw HTTP/1.1 client for the Deeploy API: one request per connection, signed with
-//! [`r1_controller::intake::auth::sign`] like `r1ctl` signs, or not at all. A signed request is
+//! [`r1_protocol::api_auth::sign`] like `r1ctl` signs, or not at all. A signed request is
 //! kept as sent so the very same bytes can be replayed to another oracle.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use r1_controller::intake::auth;
 use r1_protocol::Identity;
+use r1_protocol::api_auth;
 use serde_json::Value;
 
 /// How long a request may take before the client gives up.
@@ -143,13 +143,13 @@ pub struct SignedRequest {
     /// The body.
     pub body: Vec<u8>,
     /// The three authentication headers.
-    pub headers: auth::SignedHeaders,
+    pub headers: api_auth::SignedHeaders,
 }
 
 impl SignedRequest {
     /// Signs `method path` with `body` as `identity`, now.
     pub fn new(identity: &Identity, method: &str, path: &str, body: &[u8]) -> Self {
-        let headers = auth::sign(identity, method, path, r1_protocol::now_ms(), body)
+        let headers = api_auth::sign(identity, method, path, r1_protocol::now_ms(), body)
             .unwrap_or_else(|e| panic!("signing {method} {path}: {e}"));
         Self {
             method: method.to_owned(),
@@ -162,9 +162,9 @@ impl SignedRequest {
     /// Sends it to the API on 127.0.0.1:`port` (the same bytes every time).
     pub fn send_to(&self, port: u16) -> io::Result<Reply> {
         let headers = [
-            (auth::ADDRESS_HEADER, self.headers.address.clone()),
-            (auth::TIMESTAMP_HEADER, self.headers.timestamp.clone()),
-            (auth::SIGNATURE_HEADER, self.headers.signature.clone()),
+            (api_auth::ADDRESS_HEADER, self.headers.address.clone()),
+            (api_auth::TIMESTAMP_HEADER, self.headers.timestamp.clone()),
+            (api_auth::SIGNATURE_HEADER, self.headers.signature.clone()),
         ];
         send(port, &self.method, &self.path, &headers, &self.body)
     }

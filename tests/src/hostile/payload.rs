@@ -69,6 +69,7 @@ pub fn heartbeat(alias: &str, workloads: Vec<WorkloadReport>) -> Heartbeat {
     const GIB: u64 = 1 << 30;
     Heartbeat {
         alias: alias.to_owned(),
+        interval_ms: 10_000,
         version: "0.1.0".into(),
         uptime_s: 3600,
         resources: NodeResources {

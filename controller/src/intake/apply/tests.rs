@@ -100,7 +100,10 @@ fn creates_then_leaves_unchanged_then_configures() {
     assert_eq!(applied[0].generation, 2);
     assert!(changes.has_changed().unwrap());
     let stored = f.store.get(&job_key()).unwrap().unwrap();
-    assert_eq!(stored.spec["image"], "localhost/r1-examples/httpd:2");
+    assert_eq!(
+        stored.spec.job().unwrap().image.as_deref(),
+        Some("localhost/r1-examples/httpd:2")
+    );
     assert_eq!(stored.metadata.uid, job.metadata.uid);
     assert_eq!(
         stored.metadata.creation_timestamp,
@@ -347,26 +350,6 @@ fn references_to_objects_being_deleted_do_not_resolve() {
     .unwrap();
     let errors = rejections(f.apply(csp(), JOB));
     assert_eq!(errors[0].path, "spec.escrowRef.name");
-}
-
-#[test]
-fn rejections_display_with_resource_and_path() {
-    let r = Rejection {
-        document: Some(2),
-        resource: Some("DeeployJob default/x".into()),
-        path: "spec.image".into(),
-        message: "is required".into(),
-    };
-    assert_eq!(
-        r.to_string(),
-        "DeeployJob default/x: spec.image: is required"
-    );
-    let r = Rejection {
-        resource: None,
-        path: String::new(),
-        ..r
-    };
-    assert_eq!(r.to_string(), "document 2: is required");
 }
 
 #[test]

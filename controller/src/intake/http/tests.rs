@@ -1,8 +1,8 @@
 use super::*;
-use crate::ctl::remote::{Client, RemoteError};
-use crate::intake::apply::{Action, DeleteAction};
 use crate::intake::quotas::Quotas;
+use r1_crds::api::outcome::{Action, DeleteAction};
 use r1_crds::manifest::Kind;
+use r1_ctl::remote::{Client, RemoteError};
 use r1_protocol::Identity;
 use reqwest::Method;
 
@@ -311,12 +311,12 @@ async fn rates_are_limited_per_signer_and_per_failing_peer() {
     csp.list(Kind::Escrow, None).await.unwrap();
     csp.list(Kind::Escrow, None).await.unwrap();
     let path = "/v1/escrows";
-    let signed = auth::sign(&hardhat(1), "GET", path, now_ms(), b"").unwrap();
+    let signed = api_auth::sign(&hardhat(1), "GET", path, now_ms(), b"").unwrap();
     let response = reqwest::Client::new()
         .get(format!("{url}{path}"))
-        .header(auth::ADDRESS_HEADER, signed.address)
-        .header(auth::TIMESTAMP_HEADER, signed.timestamp)
-        .header(auth::SIGNATURE_HEADER, signed.signature)
+        .header(api_auth::ADDRESS_HEADER, signed.address)
+        .header(api_auth::TIMESTAMP_HEADER, signed.timestamp)
+        .header(api_auth::SIGNATURE_HEADER, signed.signature)
         .send()
         .await
         .unwrap();

@@ -1,12 +1,12 @@
 use std::time::Duration;
 
 use r1_crds::pricing::Catalogue;
+use r1_ctl::remote::Client;
 use r1_protocol::Identity;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::*;
-use crate::ctl::remote::Client;
 use crate::intake::http::{ApiState, router};
 use crate::intake::store::ResourceStore;
 

@@ -1,12 +1,24 @@
 use super::*;
-use crate::intake::object::Desired;
+use r1_crds::api::object::Desired;
+use r1_crds::api::spec::Spec;
 use serde_json::json;
+
+/// A valid spec of any kind: each kind reads the fields it knows from the same document.
+fn spec(kind: Kind) -> Spec {
+    let fields = json!({
+        "chainId": 31337, "owner": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "provider": "cloudflare", "hostname": "a.example", "tokenSecretRef": {"name": "t", "key": "k"},
+        "projectRef": {"name": "p"}, "escrowRef": {"name": "e"}, "image": "x",
+        "resources": {"cpu": "1", "memory": "1Gi"}, "durationEpochs": 30,
+    });
+    Spec::from_json(kind, fields).unwrap()
+}
 
 fn object(kind: Kind, ns: &str, name: &str) -> StoredObject {
     StoredObject::create(
         &ObjectKey::new(kind, ns, name),
         Desired {
-            spec: json!({"chainId": 31337, "owner": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"}),
+            spec: spec(kind),
             labels: Default::default(),
             annotations: Default::default(),
         },

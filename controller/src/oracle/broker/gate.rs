@@ -6,18 +6,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use r1_protocol::Address;
+use r1_protocol::broker_acl::Role;
+use r1_protocol::mqtt::MAX_CONNECTIONS;
 use r1_protocol::topics::Topics;
 use tokio_rustls::TlsAcceptor;
 
-use super::acl::Role;
 use super::oracles::GateOracles;
 use super::upstream::Upstream;
 
 /// How long a client has to send its CONNECT (TLS handshake included) after the TCP accept.
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
-
-/// Connections the gate serves at once; more are closed at once.
-pub const MAX_CONNECTIONS: usize = 10_000;
 
 /// Everything a gate needs; shared by its sessions.
 pub struct Gate {

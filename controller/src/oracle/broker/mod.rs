@@ -1,23 +1,21 @@
 //! The embedded MQTT broker an oracle runs when no external broker is configured, so a single
 //! oracle plus its nodes form a network without any other process: rumqttd on a private
 //! loopback port ([`upstream`]) behind a gate: a [`listener`] that runs one [`session`] per
-//! client, authenticating it by its key and enforcing the topic [`acl`] under the [`gate`]'s
-//! settings. [`mosquitto`] writes a configuration giving Debian's
-//! mosquitto the same rules.
+//! client, authenticating it by its key and enforcing the topic ACL
+//! ([`r1_protocol::broker_acl`]) under the [`gate`]'s settings. [`r1_protocol::mosquitto`]
+//! gives Debian's mosquitto the same rules.
 
-pub mod acl;
 pub mod gate;
 pub mod listener;
-pub mod mosquitto;
 pub mod oracles;
 pub mod session;
 pub mod tls;
 pub mod upstream;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
+use r1_protocol::broker_tls::TlsFiles;
 use r1_protocol::topics::Topics;
 use url::Url;
 
@@ -45,16 +43,6 @@ pub enum BrokerError {
     /// The oracle's own URL for rumqttd does not parse.
     #[error("the embedded broker's own URL: {0}")]
     Url(url::ParseError),
-}
-
-/// The gate's TLS certificate chain and key, PEM files.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TlsFiles {
-    /// The certificate chain, leaf first.
-    pub cert_file: PathBuf,
-    /// Its private key (PKCS#8, PKCS#1 or SEC1).
-    pub key_file: PathBuf,
 }
 
 /// Starts rumqttd on a private loopback port and the gate on `listen` (TLS with `tls`), for

@@ -6,8 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use r1_protocol::Address;
-
-use super::acl::Role;
+use r1_protocol::broker_acl::Role;
 
 /// A shared, updatable oracle set; clones share it.
 #[derive(Debug, Clone, Default)]

@@ -10,10 +10,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use r1_protocol::Address;
+use r1_protocol::broker_acl::{self, Action, Role};
 use r1_protocol::broker_auth::CredentialError;
 use r1_protocol::mqtt::MAX_PACKET_BYTES;
 
-use super::acl::{self, Action, Role};
 use super::gate::Gate;
 
 /// Why a client was refused or disconnected.
@@ -264,7 +264,7 @@ fn check(
         PacketType::Subscribe => {
             let subscribe = Subscribe::read(header, frame.clone()).map_err(malformed)?;
             match subscribe.filters.iter().find(|f| {
-                !acl::allowed(
+                !broker_acl::allowed(
                     &gate.topics,
                     &client.address,
                     client.role,
@@ -291,7 +291,7 @@ fn check_publish(gate: &Gate, client: &Client, topic: &str, retain: bool) -> Res
     if retain {
         return Err(Refusal::Retain(topic.to_owned()));
     }
-    if !acl::allowed(
+    if !broker_acl::allowed(
         &gate.topics,
         &client.address,
         client.role,

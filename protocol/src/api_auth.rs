@@ -2,6 +2,10 @@
 //! timestamp and an EIP-191 signature over the request, so the oracle knows who asks and that
 //! nobody changed the request on the way.
 //!
+//! It is here, beside the envelope and the broker credentials, because it is a signed text that
+//! two binaries must agree on: `r1ctl` signs, the oracle verifies (and re-verifies requests other
+//! oracles relay). Neither needs the other's code for it.
+//!
 //! The signed text is
 //! `"r1.deeploy.v1\n" + METHOD + "\n" + PATH?QUERY + "\n" + timestamp + "\n" + keccak256(body)`,
 //! the hash as `0x` + 64 lowercase hex digits. Requests older than [`MAX_AGE_MS`] or more than
@@ -13,9 +17,8 @@ use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Mutex;
 
+use crate::identity::{Identity, IdentityError};
 use alloy_primitives::{Address, B256, Signature, keccak256};
-use r1_protocol::Identity;
-use r1_protocol::identity::IdentityError;
 
 /// Domain line of the signed text, so no other r1 signature can pass for a request.
 pub const DOMAIN: &str = "r1.deeploy.v1";
@@ -34,7 +37,7 @@ pub const MAX_AHEAD_MS: u64 = 5_000;
 pub fn signing_text(method: &str, path_and_query: &str, timestamp_ms: u64, body: &[u8]) -> String {
     format!(
         "{DOMAIN}\n{method}\n{path_and_query}\n{timestamp_ms}\n{}",
-        r1_protocol::hex::encode(keccak256(body).as_slice())
+        crate::hex::encode(keccak256(body).as_slice())
     )
 }
 
@@ -62,7 +65,7 @@ pub fn sign(
     Ok(SignedHeaders {
         address: identity.address().to_checksum(None),
         timestamp: timestamp_ms.to_string(),
-        signature: r1_protocol::hex::encode(&signature.as_bytes()),
+        signature: crate::hex::encode(&signature.as_bytes()),
     })
 }
 
@@ -227,7 +230,7 @@ fn parse_signature(text: &str) -> Result<Signature, AuthError> {
         header: SIGNATURE_HEADER,
         reason: "expected 0x followed by 130 lowercase hex digits with v = 27 or 28",
     };
-    let raw = r1_protocol::hex::decode::<65>(text).ok_or(malformed.clone())?;
+    let raw = crate::hex::decode::<65>(text).ok_or(malformed.clone())?;
     // Only Electrum v values, so each signature has one accepted form.
     if !matches!(raw[64], 27 | 28) {
         return Err(malformed);

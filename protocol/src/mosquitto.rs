@@ -1,8 +1,10 @@
 //! A configuration for Debian's mosquitto that gives an r1 network the guarantees of the
-//! embedded broker's gate: no anonymous clients, per-identity topic ACLs, no retained messages,
-//! the same packet size limit, optionally TLS. mosquitto cannot check signatures, so every
-//! client has a password in mosquitto's password file (`mosquitto_passwd`), its username being
-//! its lowercase `0x` address, and puts both in its broker URL.
+//! oracle's embedded broker gate: no anonymous clients, per-identity topic ACLs written from the
+//! gate's own rules ([`crate::broker_acl`]), no retained messages, the same packet size and
+//! connection limits, optionally TLS; `r1ctl broker mosquitto-config` writes it. mosquitto cannot
+//! check signatures, so every client has a password in mosquitto's password file
+//! (`mosquitto_passwd`), its username being its lowercase `0x` address, and puts both in its
+//! broker URL.
 //!
 //! Differences from the gate: a client that publishes where it may not is not disconnected (the
 //! message is dropped), oracles may also publish under `nodes/{self}/…` (the node patterns
@@ -13,11 +15,13 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use r1_protocol::Address;
-use r1_protocol::mqtt::MAX_PACKET_BYTES;
-use r1_protocol::topics::{Channel, Topics};
-
-use super::TlsFiles;
+use crate::Address;
+use crate::broker_acl::{
+    NODE_HEARS, NODE_PUBLISHES, ORACLE_HEARS, ORACLE_PUBLISHES_ANY, ORACLE_PUBLISHES_OWN,
+};
+use crate::broker_tls::TlsFiles;
+use crate::mqtt::{MAX_CONNECTIONS, MAX_PACKET_BYTES};
+use crate::topics::Topics;
 
 /// Where and how mosquitto serves one r1 network.
 #[derive(Debug, Clone)]
@@ -52,7 +56,7 @@ pub fn config(settings: &MosquittoSettings<'_>) -> String {
         settings.listen.port(),
         settings.listen.ip()
     );
-    let _ = writeln!(text, "max_connections {}", super::gate::MAX_CONNECTIONS);
+    let _ = writeln!(text, "max_connections {MAX_CONNECTIONS}");
     if let Some(tls) = settings.tls {
         let _ = writeln!(text, "certfile {}", tls.cert_file.display());
         let _ = writeln!(text, "keyfile {}", tls.key_file.display());
@@ -61,37 +65,34 @@ pub fn config(settings: &MosquittoSettings<'_>) -> String {
     text
 }
 
-/// The ACL file for the topics under `topics` with `oracles` as the oracle set: nodes (every
-/// user, by the `%u` patterns) publish their own heartbeat and status and read their own
-/// commands; each oracle publishes its own observations and requests and any node's commands,
-/// and reads every node's heartbeats and status and every oracle's observations and requests.
+/// The ACL file for the topics under `topics` with `oracles` as the oracle set, from the
+/// gate's rules: nodes (every user, by the `%u` patterns) publish their own heartbeat and status
+/// and read their own commands; each oracle publishes its own observations and requests and any
+/// node's commands, and reads every node's heartbeats and status and every oracle's
+/// observations and requests.
 pub fn acl(topics: &Topics, oracles: &[Address]) -> String {
     let node = Address::ZERO;
     let own = |channel| {
         topics
             .topic(channel, &node)
-            .replace(&r1_protocol::hex::encode(node.as_slice()), "%u")
+            .replace(&crate::hex::encode(node.as_slice()), "%u")
     };
     let mut text = String::from("# r1 topic ACL: a node's username is its lowercase 0x address.\n");
-    let _ = writeln!(text, "pattern write {}", own(Channel::Heartbeat));
-    let _ = writeln!(text, "pattern write {}", own(Channel::Status));
-    let _ = writeln!(text, "pattern read {}", own(Channel::Commands));
+    for channel in NODE_PUBLISHES {
+        let _ = writeln!(text, "pattern write {}", own(channel));
+    }
+    for channel in NODE_HEARS {
+        let _ = writeln!(text, "pattern read {}", own(channel));
+    }
     for oracle in oracles {
-        let _ = writeln!(
-            text,
-            "\nuser {}",
-            r1_protocol::hex::encode(oracle.as_slice())
-        );
-        for channel in [Channel::Observations, Channel::Requests] {
+        let _ = writeln!(text, "\nuser {}", crate::hex::encode(oracle.as_slice()));
+        for channel in ORACLE_PUBLISHES_OWN {
             let _ = writeln!(text, "topic write {}", topics.topic(channel, oracle));
         }
-        let _ = writeln!(text, "topic write {}", topics.all(Channel::Commands));
-        for channel in [
-            Channel::Heartbeat,
-            Channel::Status,
-            Channel::Observations,
-            Channel::Requests,
-        ] {
+        for channel in ORACLE_PUBLISHES_ANY {
+            let _ = writeln!(text, "topic write {}", topics.all(channel));
+        }
+        for channel in ORACLE_HEARS {
             let _ = writeln!(text, "topic read {}", topics.all(channel));
         }
     }

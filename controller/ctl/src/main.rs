@@ -4,13 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use r1_controller::ctl;
-use r1_controller::ctl::remote::{Client, OutputFormat, Scope};
-use r1_controller::intake::kinds;
-use r1_controller::intake::object::ObjectKey;
+use r1_crds::api::kinds;
+use r1_crds::api::object::ObjectKey;
 use r1_crds::check::References;
 use r1_crds::manifest::{DEFAULT_NAMESPACE, Kind};
 use r1_crds::pricing::Catalogue;
+use r1_ctl::remote::{Client, OutputFormat, Scope};
 
 /// Validate and price r1 manifests, manage keys, and apply, inspect and delete resources on an
 /// oracle's Deeploy API.
@@ -186,7 +185,7 @@ impl Watch {
             .watch
             .then(|| std::time::Duration::from_secs(self.interval.max(1)));
         let clear = std::io::stdout().is_terminal();
-        block_on(ctl::overview::show(client, every, clear, out))??;
+        block_on(r1_ctl::overview::show(client, every, clear, out))??;
         Ok(true)
     }
 }
@@ -230,7 +229,7 @@ struct Inputs {
 #[derive(Args)]
 struct Remote {
     /// Deeploy API of an oracle.
-    #[arg(long, env = "R1_SERVER", default_value = ctl::remote::DEFAULT_SERVER)]
+    #[arg(long, env = "R1_SERVER", default_value = r1_ctl::remote::DEFAULT_SERVER)]
     server: String,
     /// CSP key file (as written by `r1ctl keys new`) that signs every request.
     #[arg(long, env = "R1_KEY", value_name = "FILE")]
@@ -248,7 +247,7 @@ impl Remote {
 #[derive(Args)]
 struct Chain {
     /// JSON-RPC endpoint of the oracle's chain (checked against the chain id the oracle reports).
-    #[arg(long, env = "R1_RPC_URL", default_value = ctl::fund::DEFAULT_RPC_URL)]
+    #[arg(long, env = "R1_RPC_URL", default_value = r1_ctl::fund::DEFAULT_RPC_URL)]
     rpc_url: String,
 }
 
@@ -339,13 +338,13 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     let mut out = std::io::stdout().lock();
     match &cli.command {
         Command::Validate { inputs, skip_refs } => {
-            let sources = ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
+            let sources = r1_ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
             let references = if *skip_refs {
                 References::SyntaxOnly
             } else {
                 References::WithinSet
             };
-            Ok(ctl::validate::run(
+            Ok(r1_ctl::validate::run(
                 &sources,
                 &catalogue()?,
                 references,
@@ -353,8 +352,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             )?)
         }
         Command::Estimate { inputs } => {
-            let sources = ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
-            Ok(ctl::estimate::run(&sources, &catalogue()?, &mut out)?)
+            let sources = r1_ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
+            Ok(r1_ctl::estimate::run(&sources, &catalogue()?, &mut out)?)
         }
         Command::Apply {
             inputs,
@@ -362,11 +361,11 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             remote,
             chain,
         } => {
-            let sources = ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
+            let sources = r1_ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
             let client = remote.client()?;
             let catalogue = catalogue()?;
             let rpc_url = (!no_fund).then_some(chain.rpc_url.as_str());
-            Ok(block_on(ctl::fund::apply(
+            Ok(block_on(r1_ctl::fund::apply(
                 &client, &sources, &catalogue, rpc_url, &mut out,
             ))??)
         }
@@ -384,7 +383,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             match (kind, name) {
                 (Some(kind), Some(name)) => {
                     let key = ObjectKey::new(*kind, namespace.namespace.clone(), name.clone());
-                    Ok(block_on(ctl::fund::fund_named(
+                    Ok(block_on(r1_ctl::fund::fund_named(
                         &client,
                         &key,
                         &catalogue,
@@ -393,8 +392,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     ))??)
                 }
                 _ => {
-                    let sources = ctl::sources::read_sources(files, *recursive)?;
-                    Ok(block_on(ctl::fund::fund_sources(
+                    let sources = r1_ctl::sources::read_sources(files, *recursive)?;
+                    Ok(block_on(r1_ctl::fund::fund_sources(
                         &client,
                         &sources,
                         &catalogue,
@@ -419,7 +418,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 Scope::Namespace(namespace.namespace.clone())
             };
             let format = output.unwrap_or(OutputFormat::Table);
-            Ok(block_on(ctl::remote::get(
+            Ok(block_on(r1_ctl::remote::get(
                 &client,
                 *kind,
                 name.as_deref(),
@@ -432,7 +431,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Devnet {
             command: DevnetCommand::Status { watch },
         } => {
-            let env = ctl::devnet::DevnetEnv::read(&ctl::devnet::dir_from_env())?;
+            let env = r1_ctl::devnet::DevnetEnv::read(&r1_ctl::devnet::dir_from_env())?;
             let identity = r1_protocol::keyfile::load(&env.key)?;
             watch.show(&Client::new(&env.server, identity)?, &mut out)
         }
@@ -444,7 +443,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         } => {
             let client = remote.client()?;
             let key = ObjectKey::new(*kind, namespace.namespace.clone(), name.clone());
-            Ok(block_on(ctl::remote::describe(&client, &key, &mut out))??)
+            Ok(block_on(r1_ctl::remote::describe(
+                &client, &key, &mut out,
+            ))??)
         }
         Command::Delete {
             kind,
@@ -458,12 +459,12 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             match (kind, name) {
                 (Some(kind), Some(name)) => {
                     let key = ObjectKey::new(*kind, namespace.namespace.clone(), name.clone());
-                    Ok(block_on(ctl::remote::delete(&client, &key, &mut out))??)
+                    Ok(block_on(r1_ctl::remote::delete(&client, &key, &mut out))??)
                 }
                 _ => {
-                    let sources = ctl::sources::read_sources(files, *recursive)?;
+                    let sources = r1_ctl::sources::read_sources(files, *recursive)?;
                     let catalogue = catalogue()?;
-                    Ok(block_on(ctl::remote::delete_sources(
+                    Ok(block_on(r1_ctl::remote::delete_sources(
                         &client, &sources, &catalogue, &mut out,
                     ))??)
                 }
@@ -483,27 +484,25 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             let tls = cert_file
                 .clone()
                 .zip(key_file.clone())
-                .map(
-                    |(cert_file, key_file)| r1_controller::oracle::broker::TlsFiles {
-                        cert_file,
-                        key_file,
-                    },
-                );
-            let files = ctl::broker::MosquittoFiles {
+                .map(|(cert_file, key_file)| r1_protocol::broker_tls::TlsFiles {
+                    cert_file,
+                    key_file,
+                });
+            let files = r1_ctl::broker::MosquittoFiles {
                 topic_root: topic_root.clone(),
                 oracles: oracles.clone(),
                 listen: *listen,
                 tls,
             };
-            for path in ctl::broker::write_mosquitto(out_dir, &files)? {
+            for path in r1_ctl::broker::write_mosquitto(out_dir, &files)? {
                 println!("{}", path.display());
             }
             Ok(true)
         }
         Command::Keys { command } => {
             let address = match command {
-                KeysCommand::New { out: path } => ctl::keys::new(path)?,
-                KeysCommand::Show { file } => ctl::keys::show(file)?,
+                KeysCommand::New { out: path } => r1_ctl::keys::new(path)?,
+                KeysCommand::Show { file } => r1_ctl::keys::show(file)?,
             };
             println!("{address}");
             Ok(true)
@@ -514,13 +513,13 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 .build()?;
             runtime.block_on(async {
                 match command {
-                    NodeCommand::Info => ctl::node::info(socket, &mut out).await,
-                    NodeCommand::Ps => ctl::node::ps(socket, &mut out).await,
+                    NodeCommand::Info => r1_ctl::node::info(socket, &mut out).await,
+                    NodeCommand::Ps => r1_ctl::node::ps(socket, &mut out).await,
                     NodeCommand::Logs {
                         workload,
                         tail,
                         follow,
-                    } => ctl::node::logs(socket, workload, *tail, *follow, &mut out).await,
+                    } => r1_ctl::node::logs(socket, workload, *tail, *follow, &mut out).await,
                 }
             })?;
             Ok(true)

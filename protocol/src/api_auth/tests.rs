@@ -252,7 +252,7 @@ fn the_time_window_is_enforced() {
 #[test]
 fn high_s_twins_are_refused() {
     let h = signed("DELETE", "/v1/esc/default/a", NOW, b"");
-    let raw: [u8; 65] = r1_protocol::hex::decode(&h.signature).unwrap();
+    let raw: [u8; 65] = crate::hex::decode(&h.signature).unwrap();
     let signature = Signature::from_raw_array(&raw).unwrap();
     let order = alloy_primitives::U256::from_str_radix(
         "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
@@ -268,7 +268,7 @@ fn high_s_twins_are_refused() {
     );
     // …but is not accepted as a second form of the same request.
     let twin = SignedHeaders {
-        signature: r1_protocol::hex::encode(&twin.as_bytes()),
+        signature: crate::hex::encode(&twin.as_bytes()),
         ..h.clone()
     };
     let err = check(&twin, "DELETE", "/v1/esc/default/a", b"", NOW).unwrap_err();

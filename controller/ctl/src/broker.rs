@@ -1,14 +1,13 @@
 //! `r1ctl broker mosquitto-config`: the files that give Debian's mosquitto the embedded broker's
-//! rules (see [`crate::oracle::broker::mosquitto`]), written into a directory.
+//! rules (see [`r1_protocol::mosquitto`]), written into a directory.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use r1_protocol::Address;
+use r1_protocol::broker_tls::TlsFiles;
+use r1_protocol::mosquitto::{self, MosquittoSettings};
 use r1_protocol::topics::Topics;
-
-use crate::oracle::broker::TlsFiles;
-use crate::oracle::broker::mosquitto::{self, MosquittoSettings};
 
 /// What the mosquitto files are for.
 #[derive(Debug, Clone)]

@@ -4,8 +4,11 @@
 use alloy_primitives::Address;
 use serde::{Deserialize, Serialize};
 
-use crate::intake::apply::{Applied, Rejection};
-use crate::intake::object::StoredObject;
+use crate::api::object::StoredObject;
+use crate::api::outcome::{Applied, Rejection};
+
+/// Error code of `GET /v1/info` when the oracle runs without a chain.
+pub const NO_CHAIN: &str = "no_chain";
 
 /// `POST /v1/apply` answer: what happened to each object, in request order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

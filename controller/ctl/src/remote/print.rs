@@ -4,10 +4,10 @@
 use std::io::{self, Write};
 
 use k8s_openapi::jiff::Timestamp;
+use r1_crds::api::object::StoredObject;
+use r1_crds::api::spec::Spec;
 use r1_crds::manifest::Kind;
 use serde_json::Value;
-
-use crate::intake::object::StoredObject;
 
 /// `-o` of `r1ctl get`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,12 +114,11 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
 }
 
 fn row(object: &StoredObject, wide: bool, now: Timestamp) -> Vec<String> {
-    let spec = &object.spec;
     let status = &object.status;
     let age = age(&object.metadata.creation_timestamp, now);
     let name = object.metadata.name.clone();
-    let mut row = match object.kind {
-        Kind::Job => {
+    let mut row = match &object.spec {
+        Spec::Job(_) => {
             let nodes: Vec<String> = status
                 .get("assignments")
                 .and_then(Value::as_array)
@@ -140,28 +139,28 @@ fn row(object: &StoredObject, wide: bool, now: Timestamp) -> Vec<String> {
                 age,
             ]
         }
-        Kind::Project => vec![
+        Spec::Project(spec) => vec![
             name,
-            text(spec, &["owner"]),
+            spec.owner.clone(),
             text(status, &["jobCount"]),
             text(status, &["spend"]),
             age,
         ],
-        Kind::Tunnel => vec![
+        Spec::Tunnel(spec) => vec![
             name,
-            text(spec, &["provider"]),
-            text(spec, &["hostname"]),
+            spec.provider.as_str().to_owned(),
+            spec.hostname.clone(),
             phase(object),
             age,
         ],
-        Kind::Escrow => {
+        Spec::Escrow(spec) => {
             let address = match text(status, &["address"]) {
-                a if a.is_empty() => text(spec, &["address"]),
+                a if a.is_empty() => spec.address.clone().unwrap_or_default(),
                 a => a,
             };
             vec![
                 name,
-                text(spec, &["chainId"]),
+                spec.chain_id.to_string(),
                 address,
                 text(status, &["locked"]),
                 phase(object),
@@ -170,17 +169,17 @@ fn row(object: &StoredObject, wide: bool, now: Timestamp) -> Vec<String> {
         }
     };
     if wide {
-        row.extend(match object.kind {
-            Kind::Job => vec![
-                text(spec, &["image"]),
-                text(spec, &["replicas"]),
-                text(spec, &["projectRef", "name"]),
-                text(spec, &["escrowRef", "name"]),
+        row.extend(match &object.spec {
+            Spec::Job(spec) => vec![
+                spec.image.clone().unwrap_or_default(),
+                spec.replicas.to_string(),
+                spec.project_ref.name.clone(),
+                spec.escrow_ref.name.clone(),
                 object.metadata.generation.to_string(),
             ],
-            Kind::Project => vec![text(spec, &["displayName"])],
-            Kind::Tunnel => vec![text(status, &["url"])],
-            Kind::Escrow => vec![text(spec, &["owner"]), text(status, &["balance"])],
+            Spec::Project(spec) => vec![spec.display_name.clone().unwrap_or_default()],
+            Spec::Tunnel(_) => vec![text(status, &["url"])],
+            Spec::Escrow(spec) => vec![spec.owner.clone(), text(status, &["balance"])],
         });
     }
     row
@@ -310,7 +309,7 @@ pub fn describe(object: &StoredObject, now: Timestamp, out: &mut dyn Write) -> i
     };
     field(out, "Name", &meta.name)?;
     field(out, "Namespace", &meta.namespace)?;
-    field(out, "Kind", object.kind.as_str())?;
+    field(out, "Kind", object.kind().as_str())?;
     field(out, "API Version", &object.api_version)?;
     field(out, "Owner", &meta.owner.to_checksum(None))?;
     field(out, "UID", &meta.uid)?;
@@ -334,7 +333,7 @@ pub fn describe(object: &StoredObject, now: Timestamp, out: &mut dyn Write) -> i
     };
     field(out, "Deletion", &deletion)?;
     writeln!(out, "Spec:")?;
-    indented(&object.spec, out)?;
+    indented(&object.spec.to_json(), out)?;
     let mut status = object.status.clone();
     let conditions = status
         .as_object_mut()
@@ -381,14 +380,18 @@ fn indented(value: &Value, out: &mut dyn Write) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intake::object::{Desired, ObjectKey};
+    use r1_crds::api::object::{Desired, ObjectKey};
     use serde_json::json;
 
     fn job(status: Value) -> StoredObject {
         let mut object = StoredObject::create(
             &ObjectKey::new(Kind::Job, "shop", "web"),
             Desired {
-                spec: json!({"image": "ghcr.io/acme/web:1", "replicas": 2, "projectRef": {"name": "shop"}, "escrowRef": {"name": "pay"}}),
+                spec: Spec::from_json(
+                    Kind::Job,
+                    json!({"image": "ghcr.io/acme/web:1", "replicas": 2, "projectRef": {"name": "shop"}, "escrowRef": {"name": "pay"}, "resources": {"cpu": "1", "memory": "1Gi"}, "durationEpochs": 30}),
+                )
+                .unwrap(),
                 labels: [("tier".to_owned(), "web".to_owned())].into(),
                 annotations: Default::default(),
             },
@@ -470,8 +473,11 @@ mod tests {
     fn other_kinds_have_their_columns() {
         for kind in [Kind::Project, Kind::Tunnel, Kind::Escrow] {
             let mut object = job(Value::Null);
-            object.kind = kind;
-            object.spec = json!({"owner": "0xabc", "provider": "cloudflare", "hostname": "a.example", "chainId": 31337});
+            object.spec = Spec::from_json(
+                kind,
+                json!({"owner": "0xabc", "provider": "cloudflare", "hostname": "a.example", "chainId": 31337, "tokenSecretRef": {"name": "t", "key": "k"}}),
+            )
+            .unwrap();
             let text = render(|out| table(kind, &[object], false, false, now(), out));
             let expected = match kind {
                 Kind::Project => "0xabc",

@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 
 use alloy_primitives::Address;
-use r1_crds::field::FieldError;
-use r1_crds::manifest::{API_VERSION, Kind, Manifest, parse_value};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::spec::Spec;
+use crate::field::FieldError;
+use crate::manifest::{API_VERSION, Kind, Manifest, parse_value};
 
 /// Where one object lives: kind, namespace and name, the store's key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -48,8 +50,8 @@ impl std::fmt::Display for ObjectKey {
 /// nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
-    /// `spec`, in its canonical form (defaults filled in), so equal specs compare equal.
-    pub spec: Value,
+    /// `spec`, typed by kind.
+    pub spec: Spec,
     /// `metadata.labels`.
     pub labels: BTreeMap<String, String>,
     /// `metadata.annotations`.
@@ -58,19 +60,13 @@ pub struct Desired {
 
 impl Desired {
     /// The desired state of a parsed manifest.
-    pub fn of(manifest: &Manifest) -> Result<Self, serde_json::Error> {
-        let spec = match manifest {
-            Manifest::Project(r) => serde_json::to_value(&r.spec)?,
-            Manifest::Job(r) => serde_json::to_value(&r.spec)?,
-            Manifest::Tunnel(r) => serde_json::to_value(&r.spec)?,
-            Manifest::Escrow(r) => serde_json::to_value(&r.spec)?,
-        };
+    pub fn of(manifest: &Manifest) -> Self {
         let meta = manifest.metadata();
-        Ok(Self {
-            spec,
+        Self {
+            spec: Spec::of(manifest),
             labels: meta.labels.clone().unwrap_or_default(),
             annotations: meta.annotations.clone().unwrap_or_default(),
-        })
+        }
     }
 }
 
@@ -108,21 +104,68 @@ pub struct StoredMeta {
 }
 
 /// One resource as the store keeps it and the API returns it.
+///
+/// The kind is the spec's ([`StoredObject::kind`]); in JSON the object reads as a Kubernetes
+/// resource (`apiVersion`, `kind`, `metadata`, `spec`, `status`), and a spec that does not
+/// read as its kind's struct is refused when the object is read, not later by a reconciler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(try_from = "Wire", into = "Wire")]
 pub struct StoredObject {
-    /// Always `deeploy.ratio1.ai/v1alpha1`.
+    /// The API version the object was stored under, `deeploy.ratio1.ai/v1alpha1` so far: a
+    /// later version converts what it reads by this.
     pub api_version: String,
-    /// The kind.
-    #[serde(with = "kind_name")]
-    pub kind: Kind,
     /// Names and bookkeeping.
     pub metadata: StoredMeta,
-    /// The desired state as applied, canonical.
-    pub spec: Value,
+    /// The desired state as applied.
+    pub spec: Spec,
     /// What the reconcilers observed; `null` until one writes it.
-    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub status: Value,
+}
+
+/// [`StoredObject`] as written: the kind named, the spec as plain JSON.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire {
+    api_version: String,
+    #[serde(with = "kind_name")]
+    kind: Kind,
+    metadata: StoredMeta,
+    spec: Value,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    status: Value,
+}
+
+impl TryFrom<Wire> for StoredObject {
+    type Error = String;
+
+    fn try_from(wire: Wire) -> Result<Self, String> {
+        if wire.api_version != API_VERSION {
+            return Err(format!(
+                "apiVersion {:?} is not one this oracle reads ({API_VERSION})",
+                wire.api_version
+            ));
+        }
+        let spec = Spec::from_json(wire.kind, wire.spec)
+            .map_err(|e| format!("{} spec: {e}", wire.kind))?;
+        Ok(Self {
+            api_version: wire.api_version,
+            metadata: wire.metadata,
+            spec,
+            status: wire.status,
+        })
+    }
+}
+
+impl From<StoredObject> for Wire {
+    fn from(object: StoredObject) -> Self {
+        Self {
+            api_version: object.api_version,
+            kind: object.spec.kind(),
+            metadata: object.metadata,
+            spec: object.spec.to_json(),
+            status: object.status,
+        }
+    }
 }
 
 impl StoredObject {
@@ -137,7 +180,6 @@ impl StoredObject {
     ) -> Self {
         Self {
             api_version: API_VERSION.to_owned(),
-            kind: key.kind,
             metadata: StoredMeta {
                 name: key.name.clone(),
                 namespace: key.namespace.clone(),
@@ -156,10 +198,15 @@ impl StoredObject {
         }
     }
 
+    /// The kind, the spec's.
+    pub fn kind(&self) -> Kind {
+        self.spec.kind()
+    }
+
     /// Where the object lives.
     pub fn key(&self) -> ObjectKey {
         ObjectKey::new(
-            self.kind,
+            self.kind(),
             self.metadata.namespace.clone(),
             self.metadata.name.clone(),
         )
@@ -174,7 +221,7 @@ impl StoredObject {
         }
     }
 
-    /// The typed resource (without status), for validation and for the reconcilers.
+    /// The typed resource (without status), for validation and for the oracle's reconcilers.
     pub fn to_manifest(&self) -> Result<Manifest, Vec<FieldError>> {
         let mut metadata = serde_json::Map::new();
         metadata.insert("name".into(), self.metadata.name.clone().into());
@@ -187,18 +234,13 @@ impl StoredObject {
         }
         let document = serde_json::json!({
             "apiVersion": self.api_version,
-            "kind": self.kind.as_str(),
+            "kind": self.kind().as_str(),
             "metadata": metadata,
-            "spec": self.spec,
+            "spec": self.spec.to_json(),
         });
         let value = serde_yaml::to_value(&document)
             .map_err(|e| vec![FieldError::new("", e.to_string())])?;
         parse_value(value)
-    }
-
-    /// The spec as its typed struct of r1-crds (e.g. `DeeployJobSpec`).
-    pub fn spec_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&self.spec)
     }
 
     /// The status as `T`, `None` before the controller wrote one.
@@ -245,8 +287,9 @@ mod checksummed {
 
 /// A kind as its `kind:` value in JSON.
 pub(crate) mod kind_name {
-    use r1_crds::manifest::Kind;
     use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::manifest::Kind;
 
     /// Writes the kind's name.
     pub fn serialize<S: Serializer>(kind: &Kind, s: S) -> Result<S::Ok, S::Error> {
@@ -265,10 +308,10 @@ pub(crate) mod kind_name {
 mod tests {
     use super::*;
 
-    const JOB: &str = include_str!("../../../crds/examples/job-http.yaml");
+    const JOB: &str = include_str!("../../examples/job-http.yaml");
 
     fn parse(text: &str) -> Manifest {
-        r1_crds::manifest::parse_documents(text)
+        crate::manifest::parse_documents(text)
             .remove(0)
             .result
             .unwrap()
@@ -280,7 +323,7 @@ mod tests {
         let key = ObjectKey::of(&manifest);
         let object = StoredObject::create(
             &key,
-            Desired::of(&manifest).unwrap(),
+            Desired::of(&manifest),
             Address::repeat_byte(7),
             "uid".into(),
             3,
@@ -297,12 +340,9 @@ mod tests {
         assert_eq!(back, object);
         assert_eq!(back.key(), key);
         let again = back.to_manifest().unwrap();
-        assert_eq!(
-            Desired::of(&again).unwrap(),
-            Desired::of(&manifest).unwrap()
-        );
+        assert_eq!(Desired::of(&again), Desired::of(&manifest));
         assert_eq!(again.namespace(), "default");
-        assert_eq!(back.status_as::<r1_crds::DeeployJobStatus>().unwrap(), None);
+        assert_eq!(back.status_as::<crate::DeeployJobStatus>().unwrap(), None);
     }
 
     #[test]
@@ -315,9 +355,6 @@ mod tests {
     #[test]
     fn canonical_spec_ignores_defaults_written_out() {
         let explicit = JOB.replace("replicas: 2", "replicas: 2\n  nodeSelector: {}");
-        assert_eq!(
-            Desired::of(&parse(&explicit)).unwrap(),
-            Desired::of(&parse(JOB)).unwrap()
-        );
+        assert_eq!(Desired::of(&parse(&explicit)), Desired::of(&parse(JOB)));
     }
 }

@@ -3,9 +3,13 @@
 //! node's heartbeats and status and every oracle's observations and requests. Wildcards never
 //! widen that: a filter is allowed only as one of the oracle's four `+` filters or as a topic it
 //! could hear anyway.
+//!
+//! The rules are written down once, as the channel lists below: the oracle's embedded broker
+//! gate checks every PUBLISH and SUBSCRIBE with [`allowed`], and the mosquitto ACL file
+//! ([`crate::mosquitto::acl`]) is written from the same lists.
 
-use r1_protocol::Address;
-use r1_protocol::topics::{Channel, Topics};
+use crate::Address;
+use crate::topics::{Channel, Topics};
 
 /// What a client is to the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,8 +38,20 @@ pub enum Action {
     Subscribe,
 }
 
-/// The channels an oracle hears.
-const ORACLE_HEARS: [Channel; 4] = [
+/// The channels a node publishes on, under its own address only.
+pub const NODE_PUBLISHES: [Channel; 2] = [Channel::Heartbeat, Channel::Status];
+
+/// The channels a node hears, under its own address only.
+pub const NODE_HEARS: [Channel; 1] = [Channel::Commands];
+
+/// The channels an oracle publishes on under its own address only.
+pub const ORACLE_PUBLISHES_OWN: [Channel; 2] = [Channel::Observations, Channel::Requests];
+
+/// The channels an oracle publishes on under any address (it commands every node).
+pub const ORACLE_PUBLISHES_ANY: [Channel; 1] = [Channel::Commands];
+
+/// The channels an oracle hears, under every address.
+pub const ORACLE_HEARS: [Channel; 4] = [
     Channel::Heartbeat,
     Channel::Status,
     Channel::Observations,
@@ -59,13 +75,11 @@ pub fn allowed(topics: &Topics, client: &Address, role: Role, action: Action, to
     }
     let own = owner == *client;
     match (role, action) {
-        (Role::Node, Action::Publish) => {
-            own && matches!(channel, Channel::Heartbeat | Channel::Status)
-        }
-        (Role::Node, Action::Subscribe) => own && channel == Channel::Commands,
+        (Role::Node, Action::Publish) => own && NODE_PUBLISHES.contains(&channel),
+        (Role::Node, Action::Subscribe) => own && NODE_HEARS.contains(&channel),
         (Role::Oracle, Action::Publish) => {
-            channel == Channel::Commands
-                || (own && matches!(channel, Channel::Observations | Channel::Requests))
+            ORACLE_PUBLISHES_ANY.contains(&channel)
+                || (own && ORACLE_PUBLISHES_OWN.contains(&channel))
         }
         (Role::Oracle, Action::Subscribe) => ORACLE_HEARS.contains(&channel),
     }

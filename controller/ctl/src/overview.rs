@@ -6,13 +6,13 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use r1_contracts::epoch::EpochClock;
+use r1_crds::api::object::StoredObject;
+use r1_crds::api::wire::ApiInfo;
 use r1_crds::manifest::Kind;
 
 use super::remote::print;
 use super::remote::{Client, RemoteError};
-use crate::decide::epoch::EpochClock;
-use crate::intake::object::StoredObject;
-use crate::intake::wire::ApiInfo;
 
 /// Everything the overview shows, read from one oracle.
 #[derive(Debug, Clone)]
@@ -158,7 +158,7 @@ mod tests {
             jobs: vec![stored(
                 "DeeployJob",
                 "hello-web",
-                json!({"image": "httpd", "replicas": 2}),
+                json!({"image": "httpd", "replicas": 2, "projectRef": {"name": "p"}, "escrowRef": {"name": "e"}, "resources": {"cpu": "1", "memory": "1Gi"}, "durationEpochs": 30}),
                 json!({
                     "phase": "Running",
                     "ready": "2/2",
@@ -169,7 +169,7 @@ mod tests {
             escrows: vec![stored(
                 "Escrow",
                 "acme-escrow",
-                json!({"owner": "0x01"}),
+                json!({"owner": "0x01", "chainId": 31337}),
                 json!({"address": "0xE5", "balance": "900", "locked": "75", "paid": "21.25", "burned": "3.75"}),
             )],
         }

@@ -1,7 +1,7 @@
 //! The names a resource kind goes by in API paths and on the command line: plural, singular,
 //! short name and the `kind:` value, as kubectl accepts them.
 
-use r1_crds::manifest::Kind;
+use crate::manifest::Kind;
 
 /// The plural used in API paths, e.g. `/v1/deeployjobs`.
 pub fn plural(kind: Kind) -> &'static str {
@@ -58,5 +58,34 @@ mod tests {
         assert_eq!(parse("pods"), None);
         assert_eq!(parse(""), None);
         assert!(known().contains("deeployjobs (djob)"));
+    }
+
+    /// The names are written twice, here and in each type's `#[kube(...)]` attribute (which
+    /// takes only literals): the CRDs a cluster installs must name kinds as the API does.
+    #[test]
+    fn names_match_the_custom_resource_definitions() {
+        use kube::{CustomResourceExt, Resource};
+
+        fn names<R: Resource<DynamicType = ()> + CustomResourceExt>() -> (String, String, String) {
+            (
+                R::kind(&()).into_owned(),
+                R::plural(&()).into_owned(),
+                R::shortnames().join(","),
+            )
+        }
+        for kind in Kind::ALL {
+            let crd = match kind {
+                Kind::Project => names::<crate::DeeployProject>(),
+                Kind::Job => names::<crate::DeeployJob>(),
+                Kind::Tunnel => names::<crate::Tunnel>(),
+                Kind::Escrow => names::<crate::Escrow>(),
+            };
+            let ours = (
+                kind.as_str().to_owned(),
+                plural(kind).to_owned(),
+                short_name(kind).to_owned(),
+            );
+            assert_eq!(ours, crd);
+        }
     }
 }

@@ -1,4 +1,5 @@
 //! `r1ctl` as a user runs it: exit codes and output of validate, estimate and keys.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions, where the usual exemption does not reach
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -6,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/examples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds/examples")
 }
 
 fn r1ctl(args: &[&str], stdin: Option<&str>) -> Output {
@@ -141,7 +142,7 @@ fn estimate_uses_a_catalogue_file() {
     let dir = tempfile::tempdir().unwrap();
     let catalogue = dir.path().join("prices.yaml");
     let builtin = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/pricing/catalogue.yaml"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds/pricing/catalogue.yaml"),
     )
     .unwrap();
     std::fs::write(&catalogue, builtin.replace("\"0.10\"", "\"0.12\"")).unwrap();

@@ -4,20 +4,19 @@
 
 use std::io::Write;
 
+use r1_crds::api::kinds;
+use r1_crds::api::object::{ObjectKey, StoredObject};
+use r1_crds::api::outcome::{Action, Applied, DeleteAction, Deleted};
+use r1_crds::api::wire::{ApiInfo, ApplyResponse, ErrorBody, ListResponse};
 use r1_crds::check::{References, Source, check_sources};
 use r1_crds::manifest::Kind;
 use r1_crds::pricing::Catalogue;
+use r1_protocol::api_auth;
 use r1_protocol::identity::IdentityError;
 use r1_protocol::{Identity, now_ms};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use url::Url;
-
-use crate::intake::apply::{Action, Applied, DeleteAction, Deleted};
-use crate::intake::auth;
-use crate::intake::kinds;
-use crate::intake::object::{ObjectKey, StoredObject};
-use crate::intake::wire::{ApiInfo, ApplyResponse, ErrorBody, ListResponse};
 
 pub(crate) mod print;
 
@@ -164,7 +163,7 @@ impl Client {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
         };
-        let headers = auth::sign(
+        let headers = api_auth::sign(
             &self.identity,
             method.as_str(),
             &path_and_query,
@@ -178,9 +177,9 @@ impl Client {
         let response = self
             .http
             .request(method, url)
-            .header(auth::ADDRESS_HEADER, headers.address)
-            .header(auth::TIMESTAMP_HEADER, headers.timestamp)
-            .header(auth::SIGNATURE_HEADER, headers.signature)
+            .header(api_auth::ADDRESS_HEADER, headers.address)
+            .header(api_auth::TIMESTAMP_HEADER, headers.timestamp)
+            .header(api_auth::SIGNATURE_HEADER, headers.signature)
             .body(body)
             .send()
             .await
@@ -305,7 +304,7 @@ pub async fn apply(
         for finding in &report.findings {
             writeln!(out, "error: {finding}")?;
         }
-        let errors = crate::intake::apply::count(report.findings.len(), "error");
+        let errors = r1_crds::api::outcome::count(report.findings.len(), "error");
         writeln!(out, "{errors}; nothing was sent")?;
         return Ok(false);
     }

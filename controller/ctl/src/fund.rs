@@ -17,8 +17,12 @@ use std::io::Write;
 use alloy_primitives::{Address, B256, U256};
 use r1_contracts::attach::chain_id_at;
 use r1_contracts::bindings::CspEscrow::{self, CspEscrowErrors};
+use r1_contracts::epoch::{EpochClock, EpochError};
 use r1_contracts::{JobRequest, Suite, project_hash};
 use r1_crds::DeeployJobSpec;
+use r1_crds::api::object::ObjectKey;
+use r1_crds::api::outcome::count;
+use r1_crds::api::wire::{ApiInfo, NO_CHAIN};
 use r1_crds::check::{References, Source, check_sources};
 use r1_crds::manifest::{Kind, Manifest};
 use r1_crds::pricing::{Catalogue, EstimateError};
@@ -26,12 +30,7 @@ use r1_crds::usdc::Usdc;
 use r1_protocol::now_ms;
 use url::Url;
 
-use crate::ctl::remote::{Client, RemoteError};
-use crate::decide::epoch::{EpochClock, EpochError};
-use crate::intake::apply::count;
-use crate::intake::http::NO_CHAIN;
-use crate::intake::object::ObjectKey;
-use crate::intake::wire::ApiInfo;
+use crate::remote::{Client, RemoteError};
 
 /// Chain RPC used when neither `--rpc-url` nor `R1_RPC_URL` names one.
 pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:8545";
@@ -111,9 +110,9 @@ pub enum JobFundError {
         /// The signer.
         csp: Address,
     },
-    /// The oracle's copy of the job does not read as a job spec.
-    #[error("the oracle's copy of the job is not a DeeployJob spec: {0}")]
-    Spec(#[from] serde_json::Error),
+    /// The oracle answered with an object of another kind.
+    #[error("the oracle answered with a {0}, not a DeeployJob")]
+    NotAJob(Kind),
     /// The oracle does not have the job.
     #[error(transparent)]
     Remote(#[from] RemoteError),
@@ -361,7 +360,7 @@ pub async fn apply(
     rpc_url: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<bool, RemoteError> {
-    let applied = crate::ctl::remote::apply(client, sources, catalogue, out).await?;
+    let applied = crate::remote::apply(client, sources, catalogue, out).await?;
     let Some(rpc_url) = rpc_url.filter(|_| applied) else {
         return Ok(applied);
     };
@@ -393,9 +392,9 @@ pub async fn fund_named(
     }
     let funder = Funder::connect(client, rpc_url).await?;
     let result = match client.get(key).await {
-        Ok(object) => match serde_json::from_value::<DeeployJobSpec>(object.spec) {
-            Ok(spec) => funder.fund(key, &spec, catalogue).await,
-            Err(e) => Err(e.into()),
+        Ok(object) => match object.spec.job() {
+            Some(spec) => funder.fund(key, spec, catalogue).await,
+            None => Err(JobFundError::NotAJob(object.kind())),
         },
         Err(e) => Err(e.into()),
     };

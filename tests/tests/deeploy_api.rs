@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use r1_controller::intake::auth;
 use r1_controller::intake::http::{ApiState, serve};
-use r1_controller::intake::object::ObjectKey;
 use r1_controller::intake::store::ResourceStore;
-use r1_controller::intake::wire::ErrorBody;
+use r1_crds::api::object::ObjectKey;
+use r1_crds::api::wire::ErrorBody;
 use r1_crds::manifest::Kind;
 use r1_crds::pricing::Catalogue;
-use r1_protocol::Identity;
+use r1_e2e::process::bin_path;
+use r1_protocol::{Identity, api_auth};
 
 /// Hardhat account #1, the owner in `crds/examples/`.
 const CSP_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
@@ -69,7 +69,7 @@ impl Server {
 
     /// Runs `r1ctl` signing with key file `key`.
     fn r1ctl_as(&self, key: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_r1ctl"))
+        Command::new(bin_path("r1ctl").unwrap())
             .args(args)
             .env("R1_SERVER", &self.url)
             .env("R1_KEY", self.key(key))
@@ -202,7 +202,10 @@ fn apply_get_describe_reapply_change_and_delete() {
     );
     let job = server.store.get(&job_key()).unwrap().unwrap();
     assert_eq!(job.metadata.generation, 2);
-    assert_eq!(job.spec["image"], "localhost/r1-examples/httpd:2");
+    assert_eq!(
+        job.spec.job().unwrap().image.as_deref(),
+        Some("localhost/r1-examples/httpd:2")
+    );
 
     // What the reconciler writes shows up in the table.
     server
@@ -422,14 +425,14 @@ fn unsigned_forged_and_stale_requests_are_refused() {
     let csp = identity(CSP_KEY);
     let other = identity(OTHER_KEY);
     let send =
-        |method: reqwest::Method, headers: Option<auth::SignedHeaders>, body: &'static str| {
+        |method: reqwest::Method, headers: Option<api_auth::SignedHeaders>, body: &'static str| {
             server.runtime.block_on(async {
                 let mut request = reqwest::Client::new().request(method, &url).body(body);
                 if let Some(h) = headers {
                     request = request
-                        .header(auth::ADDRESS_HEADER, h.address)
-                        .header(auth::TIMESTAMP_HEADER, h.timestamp)
-                        .header(auth::SIGNATURE_HEADER, h.signature);
+                        .header(api_auth::ADDRESS_HEADER, h.address)
+                        .header(api_auth::TIMESTAMP_HEADER, h.timestamp)
+                        .header(api_auth::SIGNATURE_HEADER, h.signature);
                 }
                 let response = request.send().await.unwrap();
                 let status = response.status().as_u16();
@@ -442,13 +445,13 @@ fn unsigned_forged_and_stale_requests_are_refused() {
             })
         };
     let sign = |who: &Identity, method: &str, at: u64, body: &str| {
-        auth::sign(who, method, path, at, body.as_bytes()).unwrap()
+        api_auth::sign(who, method, path, at, body.as_bytes()).unwrap()
     };
     use reqwest::Method;
 
     assert_eq!(send(Method::GET, None, ""), (401, "unsigned".into()));
     // The other key's signature under the CSP's address.
-    let forged = auth::SignedHeaders {
+    let forged = api_auth::SignedHeaders {
         address: CSP_ADDRESS.into(),
         ..sign(&other, "GET", now, "")
     };
@@ -466,7 +469,7 @@ fn unsigned_forged_and_stale_requests_are_refused() {
         (401, "address_mismatch".into())
     );
     // Garbage in the signature header.
-    let garbage = auth::SignedHeaders {
+    let garbage = api_auth::SignedHeaders {
         signature: "0x1234".into(),
         ..sign(&csp, "GET", now, "")
     };
@@ -498,7 +501,7 @@ fn unsigned_forged_and_stale_requests_are_refused() {
     );
 
     // r1ctl says plainly when the server is not there, and refuses an open key file.
-    let out = Command::new(env!("CARGO_BIN_EXE_r1ctl"))
+    let out = Command::new(bin_path("r1ctl").unwrap())
         .args([
             "get",
             "djob",

@@ -1,5 +1,9 @@
 //! Epoch numbering, identical to the PoAI manager's.
 //!
+//! It is pure arithmetic over the manager's genesis and epoch length, kept with the contracts so
+//! that the oracle's loops and `r1ctl` (which counts a job's epochs when funding it and shows the
+//! epoch in `status`) use the one definition the contract is mirrored by.
+//!
 //! `PoAIManager.currentEpoch()` is `(block.timestamp - genesisTimestamp) / epochSeconds`: epoch
 //! **0** starts at genesis and covers `[genesis, genesis + length)`; a time before genesis has no
 //! epoch (the contract would revert on the underflow). Millisecond times are truncated to whole

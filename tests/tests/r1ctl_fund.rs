@@ -13,8 +13,9 @@ use r1_contracts::units::usdc_units;
 use r1_contracts::{DevChain, Suite, SuiteConfig, deploy_suite, project_hash};
 use r1_controller::intake::http::{ApiState, serve};
 use r1_controller::intake::store::ResourceStore;
-use r1_controller::intake::wire::ApiInfo;
+use r1_crds::api::wire::ApiInfo;
 use r1_crds::pricing::Catalogue;
+use r1_e2e::process::bin_path;
 use r1_protocol::Identity;
 
 /// Hardhat account #1, the owner in `crds/examples/`.
@@ -155,7 +156,7 @@ impl World {
 
     /// Runs `r1ctl` against `server` and the chain, signing with key file `key`.
     fn r1ctl(&self, server: &str, key: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_r1ctl"))
+        Command::new(bin_path("r1ctl").unwrap())
             .args(args)
             .env("R1_SERVER", server)
             .env("R1_KEY", self.dir.path().join(key))

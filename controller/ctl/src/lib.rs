@@ -1,0 +1,25 @@
+//! What `r1ctl` does, as plain functions over readers and writers so that the binary stays a
+//! thin argument parser and the tests drive the same code.
+//!
+//! The crate talks to an oracle only through the Deeploy API's shared vocabulary
+//! ([`r1_crds::api`], [`r1_protocol::api_auth`]) and to the chain through `r1-contracts`; it
+//! never links the oracle itself.
+//!
+//! * [`validate`], [`estimate`]: check and price manifests locally, from the shared catalogue.
+//! * [`sources`]: manifest files from `-f` arguments, as kubectl reads them.
+//! * [`remote`]: the Deeploy API client and `apply`, `get`, `describe`, `delete`.
+//! * [`fund`]: paying for jobs on chain from the CSP's escrow.
+//! * [`overview`]: the `status` screen (epoch, jobs, escrows).
+//! * [`keys`]: key files; [`node`]: a node agent's local API.
+//! * [`broker`]: mosquitto's configuration for operators; [`devnet`]: finding a local devnet.
+
+pub mod broker;
+pub mod devnet;
+pub mod estimate;
+pub mod fund;
+pub mod keys;
+pub mod node;
+pub mod overview;
+pub mod remote;
+pub mod sources;
+pub mod validate;

@@ -1,0 +1,16 @@
+//! R1FS content addressing: files and directories as IPFS UnixFS DAGs whose CIDs are the ones
+//! kubo's `ipfs add` prints with its default settings (checked against an independent
+//! implementation, `ipfs-unixfs-importer`, in `tests/kubo_cids.rs`).
+//!
+//! * [`unixfs`]: the importer and its parts, pure apart from reading the input.
+//!   * [`unixfs::Importer`]: bytes, a stream, a file or a directory tree to a root CID, every
+//!     block handed to a [`unixfs::BlockSink`] as it is made (a large file is never held whole).
+//!   * [`unixfs::Cid`]: parse and print CIDv0 (`Qm…`) and CIDv1 (`bafy…`, `bafk…`);
+//!     [`unixfs::verify`] checks a fetched block against its CID.
+//!   * The encodings below them: chunking, the balanced layout, directories and HAMT shards,
+//!     dag-pb, the UnixFS `Data` message, varints, base58/base32, murmur3.
+//!
+//! `kubo-cids/` holds the reference script and its pinned npm packages (`make deps` installs
+//! them).
+
+pub mod unixfs;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the prerequisites r1's build and tests need, only when they are missing.
-# Debian packages are listed in .ci/apt-packages; npm packages are pinned in contracts/package-lock.json.
+# Debian packages are listed in .ci/apt-packages; npm packages are pinned in contracts/package-lock.json,
+# charts/package-lock.json and node-agent/r1fs/kubo-cids/package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,5 +40,16 @@ if [[ -f charts/package-lock.json ]]; then
   fi
   if [[ ! -x charts/.tools/bin/helm ]]; then
     node charts/scripts/extract-helm.cjs
+  fi
+fi
+
+# The independent UnixFS implementation r1-r1fs's CIDs are checked against
+# (node-agent/r1fs/tests/kubo_cids.rs): ipfs-unixfs-importer, pinned in kubo-cids/package-lock.json.
+if [[ -f node-agent/r1fs/kubo-cids/package-lock.json ]]; then
+  stamp=node-agent/r1fs/kubo-cids/node_modules/.r1-installed-lock.json
+  if ! cmp -s node-agent/r1fs/kubo-cids/package-lock.json "$stamp"; then
+    echo "deps: installing npm packages in node-agent/r1fs/kubo-cids/"
+    (cd node-agent/r1fs/kubo-cids && npm ci --no-audit --no-fund --loglevel=error)
+    cp node-agent/r1fs/kubo-cids/package-lock.json "$stamp"
   fi
 fi

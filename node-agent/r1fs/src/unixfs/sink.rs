@@ -5,7 +5,9 @@ use std::convert::Infallible;
 
 use super::cid::Cid;
 
-/// A boxed error, for sinks that do not name their own error type ([`FnSink`]).
+/// A boxed error: what [`Error::Sink`](super::Error::Sink) carries, and the error of
+/// [`FnSink`]. The importer takes any sink whose error converts into it (every
+/// `std::error::Error + Send + Sync + 'static` does, [`Infallible`] too).
 pub type SinkError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// One block: its CID and its bytes.

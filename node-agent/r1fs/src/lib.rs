@@ -10,7 +10,11 @@
 //!   * The encodings below them: chunking, the balanced layout, directories and HAMT shards,
 //!     dag-pb, the UnixFS `Data` message, varints, base58/base32, murmur3.
 //!
+//! * [`blocks`]: the blocks a node keeps: files by digest, a RocksDB index of pins and
+//!   reference counts, a quota and garbage collection.
+//!
 //! `kubo-cids/` holds the reference script and its pinned npm packages (`make deps` installs
 //! them).
 
+pub mod blocks;
 pub mod unixfs;

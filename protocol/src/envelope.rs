@@ -38,6 +38,8 @@ pub enum MessageKind {
     Observation,
     /// [`RelayedRequest`](crate::messages::RelayedRequest), oracle → oracles.
     Request,
+    /// [`Roster`](crate::messages::Roster), oracle → nodes: who may talk peer to peer.
+    Roster,
 }
 
 impl MessageKind {
@@ -50,6 +52,7 @@ impl MessageKind {
             Self::JobStatus => 4,
             Self::Observation => 5,
             Self::Request => 6,
+            Self::Roster => 7,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! * [`keyfile`]: keys on disk, readable by their owner only.
 //! * [`envelope`]: the signed envelope every message travels in (EIP-191 over a canonical
 //!   encoding), and [`verify`] which refuses forged, unknown, stale, replayed or malformed ones.
-//! * [`messages`]: heartbeat, deploy and stop commands, job status, oracle observation.
+//! * [`messages`]: heartbeat, deploy and stop commands, job status, oracle observation, the
+//!   peer-to-peer roster.
 //! * [`topics`]: the MQTT topic layout, in one place; [`mqtt`]: client options from a broker URL;
 //!   [`broker_auth`]: broker credentials signed by the client's key.
 //! * [`broker_acl`]: who may publish and subscribe where, the rules every r1 broker enforces;

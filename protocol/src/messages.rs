@@ -392,9 +392,87 @@ impl Message for RelayedRequest {
     const KIND: MessageKind = MessageKind::Request;
 }
 
+/// The oracles' list of who may talk peer to peer: every licensed node with the listen
+/// multiaddrs it announces. Nodes connect only to the nodes on the newest roster they accepted
+/// (see the `r1-p2p` crate) and drop connections to nodes that leave it.
+///
+/// Limits ([`Roster::check`]) keep a roster within one MQTT packet and bound what a receiver
+/// parses: at most [`Roster::MAX_NODES`] entries, [`Roster::MAX_ADDRS_PER_NODE`] addresses per
+/// entry, [`Roster::MAX_ADDR_LEN`] bytes per address.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Roster {
+    /// When the oracle built this roster (ms since the Unix epoch); the newest one wins.
+    pub issued_ms: u64,
+    /// The nodes allowed, each once.
+    pub nodes: Vec<RosterEntry>,
+}
+
+/// One node on a [`Roster`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RosterEntry {
+    /// The node's address; its libp2p peer id carries the same secp256k1 key.
+    pub address: Address,
+    /// Listen multiaddrs as text (`/ip4/203.0.113.7/tcp/4001`, `/ip4/…/udp/4001/quic-v1`).
+    #[serde(default)]
+    pub addrs: Vec<String>,
+}
+
+/// Why a [`Roster`] is refused before anything in it is used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RosterLimit {
+    /// More entries than [`Roster::MAX_NODES`].
+    #[error("roster lists {0} nodes; at most {max} are accepted", max = Roster::MAX_NODES)]
+    TooManyNodes(usize),
+    /// An entry with more addresses than [`Roster::MAX_ADDRS_PER_NODE`].
+    #[error("node {0} announces {1} addresses; at most {max} are accepted", max = Roster::MAX_ADDRS_PER_NODE)]
+    TooManyAddrs(Address, usize),
+    /// An address longer than [`Roster::MAX_ADDR_LEN`] bytes.
+    #[error("node {0} announces an address of {1} bytes; at most {max} are accepted", max = Roster::MAX_ADDR_LEN)]
+    AddrTooLong(Address, usize),
+    /// The same node twice.
+    #[error("node {0} is listed twice")]
+    Duplicate(Address),
+}
+
+impl Roster {
+    /// Most nodes one roster lists.
+    pub const MAX_NODES: usize = 4096;
+    /// Most listen addresses per node.
+    pub const MAX_ADDRS_PER_NODE: usize = 4;
+    /// Longest listen address, in bytes.
+    pub const MAX_ADDR_LEN: usize = 128;
+
+    /// Checks the limits and that no node is listed twice.
+    pub fn check(&self) -> Result<(), RosterLimit> {
+        if self.nodes.len() > Self::MAX_NODES {
+            return Err(RosterLimit::TooManyNodes(self.nodes.len()));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(self.nodes.len());
+        for entry in &self.nodes {
+            if entry.addrs.len() > Self::MAX_ADDRS_PER_NODE {
+                return Err(RosterLimit::TooManyAddrs(entry.address, entry.addrs.len()));
+            }
+            if let Some(long) = entry.addrs.iter().find(|a| a.len() > Self::MAX_ADDR_LEN) {
+                return Err(RosterLimit::AddrTooLong(entry.address, long.len()));
+            }
+            if !seen.insert(entry.address) {
+                return Err(RosterLimit::Duplicate(entry.address));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Message for Roster {
+    const KIND: MessageKind = MessageKind::Roster;
+}
+
 #[cfg(test)]
 mod tests {
-    use super::WorkloadId;
+    use super::{Roster, RosterEntry, RosterLimit, WorkloadId};
+    use alloy_primitives::Address;
 
     #[test]
     fn workload_ids_carry_tag_and_index() {
@@ -405,6 +483,59 @@ mod tests {
         assert_eq!(
             (last.tag(), last.index()),
             (WorkloadId::MAX_TAG, WorkloadId::REPLICA_STRIDE - 1)
+        );
+    }
+
+    #[test]
+    fn roster_limits() {
+        let entry = |byte: u8, addrs: Vec<String>| RosterEntry {
+            address: Address::repeat_byte(byte),
+            addrs,
+        };
+        let ok = Roster {
+            issued_ms: 1,
+            nodes: vec![
+                entry(
+                    1,
+                    vec!["/ip4/127.0.0.1/tcp/1".into(); Roster::MAX_ADDRS_PER_NODE],
+                ),
+                entry(2, vec!["a".repeat(Roster::MAX_ADDR_LEN)]),
+            ],
+        };
+        assert_eq!(ok.check(), Ok(()));
+        let mut many = ok.clone();
+        many.nodes[0].addrs.push("/ip4/127.0.0.1/tcp/2".into());
+        assert_eq!(
+            many.check(),
+            Err(RosterLimit::TooManyAddrs(Address::repeat_byte(1), 5))
+        );
+        let mut long = ok.clone();
+        long.nodes[1].addrs[0].push('a');
+        assert_eq!(
+            long.check(),
+            Err(RosterLimit::AddrTooLong(
+                Address::repeat_byte(2),
+                Roster::MAX_ADDR_LEN + 1
+            ))
+        );
+        let mut twice = ok.clone();
+        twice.nodes.push(entry(1, vec![]));
+        assert_eq!(
+            twice.check(),
+            Err(RosterLimit::Duplicate(Address::repeat_byte(1)))
+        );
+        let crowd = Roster {
+            issued_ms: 1,
+            nodes: (0..=Roster::MAX_NODES)
+                .map(|i| RosterEntry {
+                    address: Address::left_padding_from(&(i as u64).to_be_bytes()),
+                    addrs: vec![],
+                })
+                .collect(),
+        };
+        assert_eq!(
+            crowd.check(),
+            Err(RosterLimit::TooManyNodes(Roster::MAX_NODES + 1))
         );
     }
 }

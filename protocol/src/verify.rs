@@ -220,14 +220,14 @@ impl<P: SenderPolicy> Verifier<P> {
                 ahead_ms: envelope.timestamp_ms - now_ms,
             });
         }
-        if let Some(&(last, _)) = self.last_nonce.get(&envelope.sender) {
-            if envelope.nonce <= last {
-                return Err(VerifyError::Replayed {
-                    sender: envelope.sender,
-                    nonce: envelope.nonce,
-                    last,
-                });
-            }
+        if let Some(&(last, _)) = self.last_nonce.get(&envelope.sender)
+            && envelope.nonce <= last
+        {
+            return Err(VerifyError::Replayed {
+                sender: envelope.sender,
+                nonce: envelope.nonce,
+                last,
+            });
         }
         if envelope.recover_signer() != Some(envelope.sender) {
             return Err(VerifyError::BadSignature {

@@ -216,6 +216,7 @@ impl Codec for ByteCodec {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures
 mod tests {
     use libp2p::futures::executor::block_on;
     use libp2p::futures::io::Cursor;

@@ -145,12 +145,7 @@ impl EventLoop {
 
     fn emit(&self, event: Event) {
         if self.events.try_send(event).is_err() {
-            self.metrics
-                .requests_refused
-                .get_or_create(&ReasonLabel {
-                    reason: "event_buffer_full",
-                })
-                .inc();
+            self.metrics.events_dropped.inc();
             tracing::warn!("application event buffer full or closed: event dropped");
         }
     }
@@ -263,6 +258,7 @@ impl EventLoop {
         self.swarm.behaviour_mut().gate.set_roster(roster);
         for address in &changed.removed {
             self.dials.remove(address);
+            self.known.remove(address);
             for waiting in self.waiting.remove(address).unwrap_or_default() {
                 let _ = waiting.reply.send(Err(Error::NotOnRoster(*address)));
             }
@@ -448,11 +444,11 @@ impl EventLoop {
                     .iter()
                     .find(|(_, s)| s.in_flight == Some(connection_id))
                     .map(|(a, _)| *a);
-                if let Some(dialed) = dialed {
-                    if reached != Some(dialed) {
-                        tracing::warn!(%dialed, ?reached, "dialed one roster node, reached another");
-                        self.dial_failed(dialed);
-                    }
+                if let Some(dialed) = dialed
+                    && reached != Some(dialed)
+                {
+                    tracing::warn!(%dialed, ?reached, "dialed one roster node, reached another");
+                    self.dial_failed(dialed);
                 }
             }
             SwarmEvent::OutgoingConnectionError {
@@ -637,6 +633,7 @@ impl EventLoop {
             reply,
         };
         if self.events.try_send(event).is_err() {
+            self.metrics.events_dropped.inc();
             self.metrics
                 .requests_refused
                 .get_or_create(&ReasonLabel {

@@ -305,6 +305,7 @@ impl NetworkBehaviour for Gate {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures
 mod tests {
     use libp2p::identity::Keypair;
     use r1_protocol::Identity;

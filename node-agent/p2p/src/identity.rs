@@ -54,6 +54,7 @@ pub fn address_of(peer: &PeerId) -> Option<Address> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -40,8 +40,11 @@ pub struct Metrics {
     pub roster_addrs_dropped: Counter,
     /// Gossip messages refused, by reason (`not_on_roster`, `not_secp256k1`, `unsigned`).
     pub gossip_refused: Family<ReasonLabel, Counter>,
-    /// Inbound requests refused before the application saw them, by reason.
+    /// Inbound requests refused before the application saw them, by reason
+    /// (`unknown_protocol`, `event_buffer_full`).
     pub requests_refused: Family<ReasonLabel, Counter>,
+    /// Events dropped because the application's event buffer was full or closed.
+    pub events_dropped: Counter,
 }
 
 impl Metrics {
@@ -88,6 +91,11 @@ impl Metrics {
             "requests_refused",
             "Inbound requests refused before the application saw them, by reason",
             metrics.requests_refused.clone(),
+        );
+        sub.register(
+            "events_dropped",
+            "Events dropped because the application's event buffer was full or closed",
+            metrics.events_dropped.clone(),
         );
         metrics
     }

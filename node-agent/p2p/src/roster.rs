@@ -285,6 +285,7 @@ impl RosterBook {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures
 mod tests {
     use r1_protocol::messages::RosterEntry;
     use r1_protocol::{Envelope, Identity};

@@ -67,6 +67,10 @@ pub struct Limits {
     pub dial_grace: Duration,
     /// Streams per connection for requests at once, inbound and outbound.
     pub max_concurrent_streams: usize,
+    /// Inbound connections still in their handshake at once (before the gate knows who).
+    pub max_pending_incoming: u32,
+    /// Open connections to one peer at once.
+    pub max_connections_per_peer: u32,
     /// Events buffered for the application before new ones are dropped (and counted).
     pub event_buffer: usize,
     /// Freshness window of roster envelopes.
@@ -85,6 +89,8 @@ impl Default for Limits {
             dial_backoff_max: Duration::from_secs(60),
             dial_grace: Duration::from_secs(1),
             max_concurrent_streams: 64,
+            max_pending_incoming: 64,
+            max_connections_per_peer: 4,
             event_buffer: 1024,
             roster_freshness: Freshness::default(),
         }

@@ -6,13 +6,14 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use alloy_primitives::Address;
+use libp2p::connection_limits::Exceeded;
 use libp2p::futures::future::BoxFuture;
 use libp2p::futures::stream::FuturesUnordered;
 use libp2p::futures::{FutureExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, PublishError};
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
+use libp2p::swarm::{ConnectionDenied, ConnectionId, DialError, ListenError, SwarmEvent};
 use libp2p::{PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -431,6 +432,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Request(event)) => self.on_request_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_)) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 connection_id,
@@ -461,18 +463,31 @@ impl EventLoop {
                     .iter()
                     .find(|(_, s)| s.in_flight == Some(connection_id))
                     .map(|(a, _)| *a);
+                if let DialError::Denied { cause } = &error {
+                    self.count_limit(cause);
+                }
                 if let Some(address) = dialed {
                     tracing::debug!(%address, %error, "dial failed");
                     self.dial_failed(address);
                 }
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
+                if let ListenError::Denied { cause } = &error {
+                    self.count_limit(cause);
+                }
                 tracing::debug!(%error, "inbound connection failed");
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
             }
             _ => {}
+        }
+    }
+
+    /// Counts a connection the connection limits refused (the gate counts its own).
+    fn count_limit(&self, cause: &ConnectionDenied) {
+        if cause.downcast_ref::<Exceeded>().is_some() {
+            self.metrics.refused("connection_limit");
         }
     }
 

@@ -30,7 +30,9 @@ pub struct Metrics {
     pub connected_peers: Gauge,
     /// Payload bytes of requests, responses and gossip, by protocol and direction.
     pub bytes: Family<TrafficLabels, Counter>,
-    /// Connections refused or closed by the roster gate, by reason.
+    /// Connections refused or closed, by reason: `no_roster`, `not_secp256k1`,
+    /// `not_on_roster`, `self` (the gate), `dropped_from_roster` (closed when a roster dropped
+    /// the peer), `connection_limit` (too many handshakes or connections to one peer).
     pub refused_connections: Family<ReasonLabel, Counter>,
     /// Roster envelopes accepted.
     pub rosters_accepted: Counter,
@@ -64,7 +66,7 @@ impl Metrics {
         );
         sub.register(
             "refused_connections",
-            "Connections refused or closed by the roster gate, by reason",
+            "Connections refused or closed (roster gate, connection limits), by reason",
             metrics.refused_connections.clone(),
         );
         sub.register(

@@ -1,8 +1,9 @@
 //! The swarm: transports (TCP and QUIC, noise and yamux on TCP), and the behaviours — the
-//! roster gate first, then identify, ping, request-response and gossipsub.
+//! roster gate first, connection limits, then identify, ping, request-response and gossipsub.
 
 use std::time::Duration;
 
+use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::gossipsub::{self, MessageAuthenticity, ValidationMode};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
@@ -20,6 +21,7 @@ use crate::metrics::Metrics;
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub(crate) gate: Gate,
+    pub(crate) limits: connection_limits::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) request: request_response::Behaviour<ByteCodec>,
@@ -89,8 +91,16 @@ fn behaviour(keypair: &Keypair, config: &Config, metrics: &Metrics) -> Result<Be
         gossipsub_config(config)?,
     )
     .map_err(|e| Error::Config(format!("gossipsub: {e}")))?;
+    // Handshakes in progress are bounded, so strangers cannot make the node run noise
+    // handshakes without end before the gate can name and refuse them.
+    let limits = connection_limits::Behaviour::new(
+        ConnectionLimits::default()
+            .with_max_pending_incoming(Some(config.limits.max_pending_incoming))
+            .with_max_established_per_peer(Some(config.limits.max_connections_per_peer)),
+    );
     Ok(Behaviour {
         gate: Gate::new(local, metrics.clone()),
+        limits,
         identify,
         ping: ping::Behaviour::new(ping::Config::new()),
         request,

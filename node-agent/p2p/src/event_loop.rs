@@ -799,11 +799,7 @@ impl EventLoop {
             {
                 continue;
             }
-            let grace = if self.local < *address {
-                Duration::ZERO
-            } else {
-                self.limits.dial_grace
-            };
+            let grace = self.grace(address);
             let state = self.dials.entry(*address).or_insert_with(|| DialState {
                 next_at: now + grace,
                 failures: 0,

@@ -82,6 +82,8 @@ pub struct Gate {
     roster: Option<ParsedRoster>,
     /// Open connections per connected peer, with the peer's address.
     connected: HashMap<PeerId, (Address, usize)>,
+    /// The connected peers by address.
+    by_address: HashMap<Address, PeerId>,
     to_close: VecDeque<PeerId>,
     events: VecDeque<GateEvent>,
     waker: Option<Waker>,
@@ -95,6 +97,7 @@ impl Gate {
             local,
             roster: None,
             connected: HashMap::new(),
+            by_address: HashMap::new(),
             to_close: VecDeque::new(),
             events: VecDeque::new(),
             waker: None,
@@ -135,10 +138,7 @@ impl Gate {
 
     /// The peer id of the connected peer at `address`.
     pub fn connected_peer(&self, address: &Address) -> Option<PeerId> {
-        self.connected
-            .iter()
-            .find(|(_, (a, _))| a == address)
-            .map(|(peer, _)| *peer)
+        self.by_address.get(address).copied()
     }
 
     /// Addresses of every connected peer, sorted.
@@ -241,6 +241,7 @@ impl NetworkBehaviour for Gate {
                 let entry = self.connected.entry(peer_id).or_insert((address, 0));
                 entry.1 += 1;
                 if entry.1 == 1 {
+                    self.by_address.insert(address, peer_id);
                     self.metrics
                         .connected_peers
                         .set(self.connected.len() as i64);
@@ -248,12 +249,6 @@ impl NetworkBehaviour for Gate {
                         peer: peer_id,
                         address,
                     });
-                }
-                // A roster applied while this connection was being established may have
-                // dropped the peer already.
-                if self.check(&peer_id).is_err() {
-                    self.metrics.refused(DROPPED_FROM_ROSTER);
-                    self.to_close.push_back(peer_id);
                 }
             }
             FromSwarm::ConnectionClosed(ConnectionClosed {
@@ -263,6 +258,7 @@ impl NetworkBehaviour for Gate {
             }) => {
                 if remaining_established == 0 {
                     if let Some((address, _)) = self.connected.remove(&peer_id) {
+                        self.by_address.remove(&address);
                         self.metrics
                             .connected_peers
                             .set(self.connected.len() as i64);

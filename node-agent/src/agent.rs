@@ -16,9 +16,10 @@ use crate::api::{self, Api};
 use crate::commands::CommandHandler;
 use crate::config::NodeConfig;
 use crate::heartbeat;
-use crate::link::{Link, LinkError};
+use crate::link::{Inbound, Link, LinkError};
 use crate::logs::LogDir;
 use crate::metrics::{self, Metrics};
+use crate::peers::Peers;
 use crate::ports::PortForwarder;
 use crate::reconcile::Backoff;
 use crate::resources;
@@ -45,6 +46,9 @@ pub enum AgentError {
     /// The broker link cannot be set up.
     #[error(transparent)]
     Link(#[from] LinkError),
+    /// The peer-to-peer layer cannot start.
+    #[error("peer-to-peer layer: {0}")]
+    P2p(#[from] r1_p2p::Error),
     /// A listener cannot be opened.
     #[error("{what}: {source}")]
     Listen {
@@ -65,7 +69,10 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     std::fs::create_dir_all(&config.data_dir).map_err(data_error)?;
     let store = Arc::new(Store::open(&config.data_dir.join("state"))?);
     let state = NodeState::new(store.desired()?);
-    let metrics = Metrics::new();
+    let mut registry = Metrics::registry();
+    let (peers, peer_events) = Peers::start(&config, identity.clone(), &mut registry).await?;
+    tokio::spawn(drain(peer_events));
+    let metrics = Metrics::with_registry(registry);
     let address = identity.address();
     tracing::info!(
         address = %address.to_checksum(None),
@@ -99,15 +106,16 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     std::fs::create_dir_all(&images_dir).map_err(data_error)?;
 
     let topics = Topics::new(config.broker.topic_root.clone());
-    let (command_tx, mut command_rx) = mpsc::channel::<Vec<u8>>(256);
+    let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(256);
+    let commands_topic = topics.topic(Channel::Commands, &address);
     let (link, connected) = Link::start(
         &config.broker,
         &identity,
         &format!("r1-node-{}", r1_protocol::hex::encode(address.as_slice())),
-        topics.topic(Channel::Commands, &address),
+        vec![commands_topic.clone(), topics.all(Channel::Roster)],
         state.clone(),
         metrics.clone(),
-        command_tx,
+        inbound_tx,
     )?;
     let sealer = Arc::new(Sealer::new(identity));
 
@@ -123,9 +131,15 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
         config.ports.clone(),
         metrics.clone(),
     )?;
+    let roster_topics = topics.clone();
+    let roster_peers = peers.clone();
     tokio::spawn(async move {
-        while let Some(bytes) = command_rx.recv().await {
-            let _ = handler.handle(&bytes, now_ms());
+        while let Some(message) = inbound_rx.recv().await {
+            if message.topic == commands_topic {
+                let _ = handler.handle(&message.payload, now_ms());
+            } else if let Some((Channel::Roster, _)) = roster_topics.parse(&message.topic) {
+                roster_peers.offer_roster(message.payload, now_ms()).await;
+            }
         }
     });
 
@@ -143,6 +157,7 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
             capacity: capacity.clone(),
             data_dir: config.data_dir.clone(),
             started,
+            p2p_addrs: peers.announce().to_vec(),
         },
         Duration::from_secs(config.heartbeat_interval_seconds),
         state.clone(),
@@ -194,6 +209,19 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     tracing::info!("r1-node stopping; workloads keep running");
     let _ = std::fs::remove_file(&config.api_socket);
     Ok(())
+}
+
+/// Takes what the peer-to-peer layer reports while nothing on this node serves requests or
+/// gossip yet (R1FS and CSTORE will): peers coming and going are logged, requests go
+/// unanswered (the asker hears "no answer").
+async fn drain(mut events: mpsc::Receiver<r1_p2p::Event>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            r1_p2p::Event::PeerConnected(peer) => tracing::info!(%peer, "peer connected"),
+            r1_p2p::Event::PeerDisconnected(peer) => tracing::info!(%peer, "peer disconnected"),
+            other => tracing::debug!(?other, "peer-to-peer event with no taker"),
+        }
+    }
 }
 
 /// Connects to containerd, retrying every second while it is down.

@@ -54,6 +54,34 @@ pub struct NodeConfig {
     /// Oldest acceptable oracle command, in seconds.
     #[serde(default = "default_command_max_age")]
     pub command_max_age_seconds: u64,
+    /// The peer-to-peer layer R1FS and CSTORE use.
+    #[serde(default)]
+    pub p2p: P2pConfig,
+}
+
+/// The peer-to-peer layer: where the node listens for its peers and what it tells the oracles
+/// to put on the roster.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct P2pConfig {
+    /// libp2p listen addresses (TCP and QUIC on port 4001 of every interface by default).
+    pub listen: Vec<String>,
+    /// Addresses peers should dial, when the listen addresses are not reachable as they are
+    /// (behind NAT, a load balancer); empty: the addresses the node actually listens on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announce: Vec<String>,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4001".into(),
+                "/ip4/0.0.0.0/udp/4001/quic-v1".into(),
+            ],
+            announce: Vec::new(),
+        }
+    }
 }
 
 /// How workload ports are exposed on the node.
@@ -223,6 +251,39 @@ impl NodeConfig {
             .unwrap_or_else(|| self.data_dir.join("images"))
     }
 
+    fn check_p2p(&self, path: &Path) -> Result<(), ConfigError> {
+        if self.p2p.listen.is_empty() {
+            return Err(config_file::invalid(
+                path,
+                "p2p.listen",
+                "list at least one address: R1FS and CSTORE need the peer-to-peer layer",
+            ));
+        }
+        for (field, list) in [
+            ("listen", &self.p2p.listen),
+            ("announce", &self.p2p.announce),
+        ] {
+            for (i, text) in list.iter().enumerate() {
+                if let Err(e) = text.parse::<r1_p2p::Multiaddr>() {
+                    return Err(config_file::invalid(
+                        path,
+                        &format!("p2p.{field}[{i}]"),
+                        format!("{text:?} is not a multiaddr: {e}"),
+                    ));
+                }
+            }
+        }
+        let most = r1_protocol::messages::Roster::MAX_ADDRS_PER_NODE;
+        if self.p2p.announce.len() > most {
+            return Err(config_file::invalid(
+                path,
+                "p2p.announce",
+                format!("at most {most} addresses are put on the roster"),
+            ));
+        }
+        Ok(())
+    }
+
     fn check(&self, path: &Path) -> Result<(), ConfigError> {
         if self.oracles.is_empty() {
             return Err(config_file::invalid(
@@ -265,6 +326,7 @@ impl NodeConfig {
                 "must be at least 1",
             ));
         }
+        self.check_p2p(path)?;
         if self.containerd.namespace.is_empty() {
             return Err(config_file::invalid(
                 path,

@@ -30,6 +30,8 @@ pub struct Identity {
     pub data_dir: PathBuf,
     /// When the agent started.
     pub started: Instant,
+    /// Where peers reach the node's peer-to-peer layer.
+    pub p2p_addrs: Vec<String>,
 }
 
 /// The heartbeat the node would send now.
@@ -38,6 +40,7 @@ pub fn build(identity: &Identity, state: &NodeState, interval: Duration) -> Hear
     Heartbeat {
         alias: identity.alias.clone(),
         interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+        p2p_addrs: identity.p2p_addrs.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_s: identity.started.elapsed().as_secs(),
         resources: resources::node_resources(

@@ -12,6 +12,7 @@
 //! * [`logs`]: workload log files, rotation and reading.
 //! * [`resources`]: capacity, GPUs and free resources.
 //! * [`link`], [`heartbeat`]: the MQTT link, heartbeats and status reports.
+//! * [`peers`]: the peer-to-peer layer (`r1-p2p`) the oracles' rosters open to this node.
 //! * [`api`]: the local gRPC API; [`metrics`]: Prometheus metrics.
 //! * [`state`]: what the agent's tasks share; [`agent`]: the wiring.
 
@@ -25,6 +26,7 @@ pub mod link;
 pub mod logs;
 pub mod metrics;
 pub mod oci;
+pub mod peers;
 pub mod ports;
 pub mod reconcile;
 pub mod resources;

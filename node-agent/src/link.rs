@@ -1,5 +1,6 @@
-//! The agent's MQTT link: connects to the broker, re-subscribes to its command topic after
-//! every (re)connection, hands incoming commands to the agent, and reconnects with backoff when
+//! The agent's MQTT link: connects to the broker, re-subscribes to its topics (its commands,
+//! the oracles' rosters) after every (re)connection, hands what arrives to the agent with the
+//! topic it came on, and reconnects with backoff when
 //! the broker goes away. Heartbeats and status reports are published only while connected:
 //! an old heartbeat is worthless, and the next one carries the whole state anyway.
 
@@ -31,6 +32,15 @@ pub enum LinkError {
     },
 }
 
+/// One message from the broker.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The topic it was published on.
+    pub topic: String,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
 /// A publishing handle to the broker.
 #[derive(Clone)]
 pub struct Link {
@@ -40,16 +50,16 @@ pub struct Link {
 
 impl Link {
     /// Starts the connection to `broker` as `client_id`, logging in as `identity` unless the
-    /// URL names a user, subscribed to `command_topic`. Commands arrive on `commands`;
+    /// URL names a user, subscribed to `subscriptions`. Messages arrive on `inbound`;
     /// `connected` turns true on every (re)connection.
     pub fn start(
         broker: &BrokerConfig,
         identity: &Identity,
         client_id: &str,
-        command_topic: String,
+        subscriptions: Vec<String>,
         state: Arc<NodeState>,
         metrics: Arc<Metrics>,
-        commands: mpsc::Sender<Vec<u8>>,
+        inbound: mpsc::Sender<Inbound>,
     ) -> Result<(Self, watch::Receiver<u64>), LinkError> {
         let url = &broker.url;
         let (options, login) =
@@ -69,10 +79,12 @@ impl Link {
                 match events.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         delay = Duration::from_millis(200);
-                        if let Err(e) =
-                            subscriber.try_subscribe(command_topic.clone(), QoS::AtLeastOnce)
-                        {
-                            tracing::warn!("cannot subscribe to commands: {e}");
+                        for topic in &subscriptions {
+                            if let Err(e) =
+                                subscriber.try_subscribe(topic.clone(), QoS::AtLeastOnce)
+                            {
+                                tracing::warn!(topic, "cannot subscribe: {e}");
+                            }
                         }
                         link_state.set_broker_connected(true);
                         metrics.broker_connected.set(1);
@@ -81,7 +93,11 @@ impl Link {
                         let _ = connected_tx.send(connections);
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
-                        if commands.send(publish.payload.to_vec()).await.is_err() {
+                        let message = Inbound {
+                            topic: publish.topic,
+                            payload: publish.payload.to_vec(),
+                        };
+                        if inbound.send(message).await.is_err() {
                             return;
                         }
                     }

@@ -47,7 +47,17 @@ pub struct Metrics {
 impl Metrics {
     /// Creates and registers the metrics.
     pub fn new() -> Arc<Self> {
-        let mut registry = Registry::with_prefix("r1_node");
+        Self::with_registry(Self::registry())
+    }
+
+    /// The registry the node's metrics go in (prefix `r1_node`), for parts that register their
+    /// own (the peer-to-peer layer) before [`Metrics::with_registry`] takes it.
+    pub fn registry() -> Registry {
+        Registry::with_prefix("r1_node")
+    }
+
+    /// Registers the node's metrics beside what `registry` already holds.
+    pub fn with_registry(mut registry: Registry) -> Arc<Self> {
         let workloads = Family::<StateLabel, Gauge>::default();
         let heartbeats_sent = Counter::default();
         let commands = Family::<CommandLabels, Counter>::default();

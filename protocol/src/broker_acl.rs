@@ -1,5 +1,5 @@
 //! Who may publish and subscribe where: a node speaks only under its own name and hears only
-//! its own commands; an oracle speaks under its own name, commands any node, and hears every
+//! its own commands and the oracles' rosters; an oracle speaks under its own name, commands any node, and hears every
 //! node's heartbeats and status and every oracle's observations and requests. Wildcards never
 //! widen that: a filter is allowed only as one of the oracle's four `+` filters or as a topic it
 //! could hear anyway.
@@ -44,8 +44,11 @@ pub const NODE_PUBLISHES: [Channel; 2] = [Channel::Heartbeat, Channel::Status];
 /// The channels a node hears, under its own address only.
 pub const NODE_HEARS: [Channel; 1] = [Channel::Commands];
 
+/// The channels a node hears under every oracle's address (by name or by `+`).
+pub const NODE_HEARS_ANY: [Channel; 1] = [Channel::Roster];
 /// The channels an oracle publishes on under its own address only.
-pub const ORACLE_PUBLISHES_OWN: [Channel; 2] = [Channel::Observations, Channel::Requests];
+pub const ORACLE_PUBLISHES_OWN: [Channel; 3] =
+    [Channel::Observations, Channel::Requests, Channel::Roster];
 
 /// The channels an oracle publishes on under any address (it commands every node).
 pub const ORACLE_PUBLISHES_ANY: [Channel; 1] = [Channel::Commands];
@@ -61,10 +64,11 @@ pub const ORACLE_HEARS: [Channel; 4] = [
 /// Whether `client` with `role` may do `action` on `topic` (a topic or subscription filter)
 /// under `topics`' root.
 pub fn allowed(topics: &Topics, client: &Address, role: Role, action: Action, topic: &str) -> bool {
-    if action == Action::Subscribe
-        && role == Role::Oracle
-        && ORACLE_HEARS.iter().any(|c| topics.all(*c) == topic)
-    {
+    let hears_all: &[Channel] = match role {
+        Role::Node => &NODE_HEARS_ANY,
+        Role::Oracle => &ORACLE_HEARS,
+    };
+    if action == Action::Subscribe && hears_all.iter().any(|c| topics.all(*c) == topic) {
         return true;
     }
     let Some((channel, owner)) = topics.parse(topic) else {
@@ -76,7 +80,9 @@ pub fn allowed(topics: &Topics, client: &Address, role: Role, action: Action, to
     let own = owner == *client;
     match (role, action) {
         (Role::Node, Action::Publish) => own && NODE_PUBLISHES.contains(&channel),
-        (Role::Node, Action::Subscribe) => own && NODE_HEARS.contains(&channel),
+        (Role::Node, Action::Subscribe) => {
+            (own && NODE_HEARS.contains(&channel)) || NODE_HEARS_ANY.contains(&channel)
+        }
         (Role::Oracle, Action::Publish) => {
             ORACLE_PUBLISHES_ANY.contains(&channel)
                 || (own && ORACLE_PUBLISHES_OWN.contains(&channel))
@@ -89,13 +95,7 @@ pub fn allowed(topics: &Topics, client: &Address, role: Role, action: Action, to
 mod tests {
     use super::*;
 
-    const ALL: [Channel; 5] = [
-        Channel::Heartbeat,
-        Channel::Status,
-        Channel::Commands,
-        Channel::Observations,
-        Channel::Requests,
-    ];
+    const ALL: [Channel; 6] = Channel::ALL;
 
     fn topics() -> Topics {
         Topics::new("r1/devnet")
@@ -106,11 +106,11 @@ mod tests {
         use Channel::*;
         match (role, action) {
             (Role::Node, Action::Publish) => own && matches!(channel, Heartbeat | Status),
-            (Role::Node, Action::Subscribe) => own && channel == Commands,
+            (Role::Node, Action::Subscribe) => (own && channel == Commands) || channel == Roster,
             (Role::Oracle, Action::Publish) => {
-                channel == Commands || (own && matches!(channel, Observations | Requests))
+                channel == Commands || (own && matches!(channel, Observations | Requests | Roster))
             }
-            (Role::Oracle, Action::Subscribe) => channel != Commands,
+            (Role::Oracle, Action::Subscribe) => !matches!(channel, Commands | Roster),
         }
     }
 
@@ -136,18 +136,16 @@ mod tests {
     }
 
     #[test]
-    fn wildcards_are_only_the_oracles_four_filters() {
+    fn wildcards_are_only_the_oracles_four_filters_and_the_nodes_roster_filter() {
         let topics = topics();
         let me = Address::repeat_byte(0x11);
         for channel in ALL {
             let filter = topics.all(channel);
-            assert!(!allowed(
-                &topics,
-                &me,
-                Role::Node,
-                Action::Subscribe,
-                &filter
-            ));
+            assert_eq!(
+                allowed(&topics, &me, Role::Node, Action::Subscribe, &filter),
+                channel == Channel::Roster,
+                "{filter}"
+            );
             assert!(!allowed(&topics, &me, Role::Node, Action::Publish, &filter));
             assert!(!allowed(
                 &topics,
@@ -158,7 +156,7 @@ mod tests {
             ));
             assert_eq!(
                 allowed(&topics, &me, Role::Oracle, Action::Subscribe, &filter),
-                channel != Channel::Commands,
+                !matches!(channel, Channel::Commands | Channel::Roster),
                 "{filter}"
             );
         }

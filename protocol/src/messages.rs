@@ -180,6 +180,11 @@ pub struct Heartbeat {
     /// is still judged (and paid) by the network's interval, and is flagged. 0: not announced.
     #[serde(default)]
     pub interval_ms: u64,
+    /// Where peers reach this node (libp2p multiaddrs), which the oracles put on their roster;
+    /// at most [`Roster::MAX_ADDRS_PER_NODE`] of at most [`Roster::MAX_ADDR_LEN`] bytes are
+    /// carried over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub p2p_addrs: Vec<String>,
     /// Agent version.
     pub version: String,
     /// Seconds since the agent started.

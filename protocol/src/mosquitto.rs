@@ -17,7 +17,8 @@ use std::path::Path;
 
 use crate::Address;
 use crate::broker_acl::{
-    NODE_HEARS, NODE_PUBLISHES, ORACLE_HEARS, ORACLE_PUBLISHES_ANY, ORACLE_PUBLISHES_OWN,
+    NODE_HEARS, NODE_HEARS_ANY, NODE_PUBLISHES, ORACLE_HEARS, ORACLE_PUBLISHES_ANY,
+    ORACLE_PUBLISHES_OWN,
 };
 use crate::broker_tls::TlsFiles;
 use crate::mqtt::{MAX_CONNECTIONS, MAX_PACKET_BYTES};
@@ -67,7 +68,8 @@ pub fn config(settings: &MosquittoSettings<'_>) -> String {
 
 /// The ACL file for the topics under `topics` with `oracles` as the oracle set, from the
 /// gate's rules: nodes (every user, by the `%u` patterns) publish their own heartbeat and status
-/// and read their own commands; each oracle publishes its own observations and requests and any
+/// and read their own commands and every oracle's roster; each oracle publishes its own
+/// observations, requests and roster and any
 /// node's commands, and reads every node's heartbeats and status and every oracle's
 /// observations and requests.
 pub fn acl(topics: &Topics, oracles: &[Address]) -> String {
@@ -83,6 +85,9 @@ pub fn acl(topics: &Topics, oracles: &[Address]) -> String {
     }
     for channel in NODE_HEARS {
         let _ = writeln!(text, "pattern read {}", own(channel));
+    }
+    for channel in NODE_HEARS_ANY {
+        let _ = writeln!(text, "pattern read {}", topics.all(channel));
     }
     for oracle in oracles {
         let _ = writeln!(text, "\nuser {}", crate::hex::encode(oracle.as_slice()));
@@ -148,10 +153,12 @@ mod tests {
              pattern write r1/devnet/nodes/%u/heartbeat\n\
              pattern write r1/devnet/nodes/%u/status\n\
              pattern read r1/devnet/nodes/%u/commands\n\
+             pattern read r1/devnet/oracles/+/roster\n\
              \n\
              user {user}\n\
              topic write r1/devnet/oracles/{user}/observations\n\
              topic write r1/devnet/oracles/{user}/requests\n\
+             topic write r1/devnet/oracles/{user}/roster\n\
              topic write r1/devnet/nodes/+/commands\n\
              topic read r1/devnet/nodes/+/heartbeat\n\
              topic read r1/devnet/nodes/+/status\n\

@@ -9,6 +9,7 @@
 //! | `{root}/nodes/{node}/commands` | oracles → node | [`DeployCommand`](crate::messages::DeployCommand), [`StopCommand`](crate::messages::StopCommand) |
 //! | `{root}/oracles/{oracle}/observations` | oracle → oracles | [`OracleObservation`](crate::messages::OracleObservation) |
 //! | `{root}/oracles/{oracle}/requests` | oracle → oracles | [`RelayedRequest`](crate::messages::RelayedRequest) |
+//! | `{root}/oracles/{oracle}/roster` | oracle → nodes | [`Roster`](crate::messages::Roster) |
 //!
 //! `{node}` and `{oracle}` are lowercase `0x` addresses. A receiver checks that the envelope's
 //! sender is the address in the topic, so nobody can publish under another's name.
@@ -28,9 +29,21 @@ pub enum Channel {
     Observations,
     /// `{root}/oracles/{oracle}/requests`.
     Requests,
+    /// `{root}/oracles/{oracle}/roster`.
+    Roster,
 }
 
 impl Channel {
+    /// Every channel.
+    pub const ALL: [Channel; 6] = [
+        Self::Heartbeat,
+        Self::Status,
+        Self::Commands,
+        Self::Observations,
+        Self::Requests,
+        Self::Roster,
+    ];
+
     fn parts(self) -> (&'static str, &'static str) {
         match self {
             Self::Heartbeat => ("nodes", "heartbeat"),
@@ -38,6 +51,7 @@ impl Channel {
             Self::Commands => ("nodes", "commands"),
             Self::Observations => ("oracles", "observations"),
             Self::Requests => ("oracles", "requests"),
+            Self::Roster => ("oracles", "roster"),
         }
     }
 }
@@ -80,15 +94,9 @@ impl Topics {
         if parts.next().is_some() {
             return None;
         }
-        let channel = [
-            Channel::Heartbeat,
-            Channel::Status,
-            Channel::Commands,
-            Channel::Observations,
-            Channel::Requests,
-        ]
-        .into_iter()
-        .find(|c| c.parts() == (group, leaf))?;
+        let channel = Channel::ALL
+            .into_iter()
+            .find(|c| c.parts() == (group, leaf))?;
         let address = crate::hex::decode::<20>(address)?;
         Some((channel, Address::from(address)))
     }

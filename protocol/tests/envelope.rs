@@ -17,6 +17,7 @@ fn heartbeat(alias: &str, workloads: u32) -> Heartbeat {
     Heartbeat {
         alias: alias.to_owned(),
         interval_ms: 10_000,
+        p2p_addrs: Vec::new(),
         version: "0.1.0".into(),
         uptime_s: 42,
         resources: NodeResources {

@@ -166,6 +166,7 @@ fn heartbeat_cost(reference: &str, data_dir: &std::path::Path) {
         },
         data_dir: data_dir.to_owned(),
         started: Instant::now(),
+        p2p_addrs: vec!["/ip4/10.0.0.5/tcp/4001".into()],
     };
     let sealer = Sealer::new(Identity::generate());
     let rounds = 500u32;

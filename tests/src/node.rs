@@ -89,7 +89,8 @@ impl NodeAgent {
              containerd: {{ socket: {socket}, namespace: {namespace} }}\n\
              heartbeatIntervalSeconds: {hb}\napiSocket: {api}\nmetricsListen: 127.0.0.1:{metrics_port}\n\
              ports: {{ bindAddress: 127.0.0.1, first: {first_port}, last: {last_port} }}\n\
-             restartBackoff: {{ initialMs: {backoff}, maxMs: 5000, resetAfterMs: 60000 }}\n",
+             restartBackoff: {{ initialMs: {backoff}, maxMs: 5000, resetAfterMs: 60000 }}\n\
+             p2p: {{ listen: [\"/ip4/127.0.0.1/tcp/0\"] }}\n",
             key = key.display(),
             data = dir.path().join("data").display(),
             oracles = oracles.join(", "),

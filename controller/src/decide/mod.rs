@@ -10,6 +10,7 @@
 //! * [`median`]: the BFT median of the oracles' availability bytes.
 //! * [`node_registry`]: the nodes known from their signed heartbeats and status reports, and
 //!   whether the chain lets them work; bounded against strangers.
+//! * [`roster`]: the roster of licensed nodes this oracle publishes, and when.
 //! * [`placement`]: where each replica runs (rendezvous hashing, sticky, resource-aware).
 //! * [`availability_plan`]: the availability loop's actions for one job.
 //! * [`job_pass`]: one pass over one open job: holders, rollout and availability effects,
@@ -36,4 +37,5 @@ pub mod median;
 pub mod node_registry;
 pub mod placement;
 pub mod rollout;
+pub mod roster;
 pub mod workload;

@@ -360,6 +360,16 @@ impl Registry {
         self.nodes.get(node)
     }
 
+    /// The roster entries of every licensed node heard from, with the listen addresses of its
+    /// latest heartbeat.
+    pub fn roster_entries(&self) -> Vec<r1_protocol::messages::RosterEntry> {
+        self.nodes
+            .iter()
+            .filter(|(_, record)| record.standing.is_some_and(|s| s.licensed))
+            .map(|(node, record)| super::roster::entry(*node, &record.heartbeat.p2p_addrs))
+            .collect()
+    }
+
     /// Every node record.
     pub fn nodes(&self) -> impl Iterator<Item = (&Address, &NodeRecord)> {
         self.nodes.iter()
@@ -456,6 +466,7 @@ mod tests {
             version: "0".into(),
             uptime_s: 1,
             interval_ms: S,
+            p2p_addrs: Vec::new(),
             resources: NodeResources::default(),
             labels: BTreeMap::new(),
             workloads: vec![],

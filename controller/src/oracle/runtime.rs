@@ -31,6 +31,7 @@ use crate::decide::liveness::{BrokerLink, LivenessConfig, LivenessView, NodeLive
 use crate::decide::median::AvailabilityTables;
 use crate::decide::node_registry::{Registry, Standing};
 use crate::decide::placement::Candidate;
+use crate::decide::roster::RosterSchedule;
 use crate::intake::http::{ApiState, router};
 use crate::intake::store::ResourceStore;
 use crate::intake::writes::WriteHook;
@@ -113,6 +114,8 @@ pub struct Oracle {
     refusal_log: RefusalLog,
     /// The embedded broker's oracle set, kept equal to the chain's.
     gate_oracles: broker::GateOracles,
+    /// The roster last published to the nodes.
+    roster: Mutex<RosterSchedule>,
 }
 
 /// Starts every part and runs until SIGINT or SIGTERM.
@@ -246,6 +249,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         })),
         refusal_log: RefusalLog::default(),
         gate_oracles,
+        roster: Mutex::default(),
         config: config.clone(),
     });
 
@@ -427,6 +431,16 @@ impl Oracle {
                 tracing::error!(error = %e, "cannot sign a message");
                 false
             }
+        }
+    }
+
+    /// Publishes the roster of licensed nodes when it changed or is due again.
+    async fn publish_roster(&self, nodes: Vec<r1_protocol::messages::RosterEntry>, now: u64) {
+        let mut schedule = self.roster.lock().await;
+        if let Some(roster) = schedule.due(nodes, now)
+            && self.broadcast(Channel::Roster, &roster)
+        {
+            schedule.published(roster);
         }
     }
 
@@ -801,6 +815,7 @@ impl Oracle {
                     .set(by_state.get(state).copied().unwrap_or(0));
             }
             let candidates = registry.candidates(&liveness);
+            self.publish_roster(registry.roster_entries(), now).await;
             (liveness, candidates, reports)
         };
         let pass = Pass {

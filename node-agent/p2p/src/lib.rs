@@ -56,6 +56,7 @@ use tokio::sync::mpsc;
 pub use client::{Client, Event};
 pub use config::{Config, Limits};
 pub use error::Error;
+pub use libp2p::{Multiaddr, multiaddr};
 pub use roster::{Changed, ParsedRoster, Refusal, RosterBook};
 
 /// How long [`P2p::start`] waits for the listeners to open.

@@ -70,6 +70,7 @@ pub fn heartbeat(alias: &str, workloads: Vec<WorkloadReport>) -> Heartbeat {
     Heartbeat {
         alias: alias.to_owned(),
         interval_ms: 10_000,
+        p2p_addrs: Vec::new(),
         version: "0.1.0".into(),
         uptime_s: 3600,
         resources: NodeResources {

@@ -12,9 +12,11 @@
 //!
 //! * [`blocks`]: the blocks a node keeps: files by digest, a RocksDB index of pins and
 //!   reference counts, a quota and garbage collection.
+//! * [`exchange`]: the block exchange between nodes: its wire format and the fetch schedule.
 //!
 //! `kubo-cids/` holds the reference script and its pinned npm packages (`make deps` installs
 //! them).
 
 pub mod blocks;
+pub mod exchange;
 pub mod unixfs;

@@ -422,6 +422,12 @@ pub struct Lease<'a> {
 impl Lease<'_> {
     /// Stores a block and holds it for this lease.
     pub fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
+        self.hold(cid);
+        self.store.put(cid, data)
+    }
+
+    /// Holds a block already in the store (one a resumed fetch does not fetch again).
+    pub fn hold(&mut self, cid: &Cid) {
         let digest = *cid.digest();
         if self.held.insert(digest) {
             *self
@@ -432,7 +438,6 @@ impl Lease<'_> {
                 .entry(digest)
                 .or_default() += 1;
         }
-        self.store.put(cid, data)
     }
 }
 

@@ -1636,6 +1636,13 @@ fn expected_node_config(values: &Value) -> Value {
     for field in ["ports", "logs", "restartBackoff", "commandMaxAgeSeconds"] {
         put(&mut config, field, get(values, field).clone());
     }
+    let mut p2p = serde_yaml::Mapping::new();
+    p2p.insert("listen".into(), get(values, "p2p.listen").clone());
+    let announce = get(values, "p2p.announce");
+    if announce.as_sequence().is_some_and(|a| !a.is_empty()) {
+        p2p.insert("announce".into(), announce.clone());
+    }
+    put(&mut config, "p2p", Value::Mapping(p2p));
     Value::Mapping(config)
 }
 

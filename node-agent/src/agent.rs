@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 use r1_protocol::envelope::Sealer;
 use r1_protocol::topics::{Channel, Topics};
 use r1_protocol::{Freshness, Identity};
+use r1_r1fs::blocks::BlockStore;
 use tokio::sync::mpsc;
 
 use crate::api::{self, Api};
 use crate::commands::CommandHandler;
 use crate::config::NodeConfig;
+use crate::files::{self, Files, Net, grpc::FilesApi, metrics::FilesMetrics};
 use crate::heartbeat;
 use crate::link::{Inbound, Link, LinkError};
 use crate::logs::LogDir;
@@ -46,6 +48,9 @@ pub enum AgentError {
     /// The broker link cannot be set up.
     #[error(transparent)]
     Link(#[from] LinkError),
+    /// The R1FS block store cannot be opened.
+    #[error("R1FS store: {0}")]
+    Files(#[from] r1_r1fs::blocks::StoreError),
     /// The peer-to-peer layer cannot start.
     #[error("peer-to-peer layer: {0}")]
     P2p(#[from] r1_p2p::Error),
@@ -71,7 +76,8 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     let state = NodeState::new(store.desired()?);
     let mut registry = Metrics::registry();
     let (peers, peer_events) = Peers::start(&config, identity.clone(), &mut registry).await?;
-    tokio::spawn(drain(peer_events));
+    let files = open_files(&config, &peers, &mut registry)?;
+    tokio::spawn(files::net::serve(peer_events, files.clone()));
     let metrics = Metrics::with_registry(registry);
     let address = identity.address();
     tracing::info!(
@@ -178,12 +184,23 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
         started,
     });
     let socket = config.api_socket.clone();
+    let files_api = FilesApi(files.clone());
     tokio::spawn(async move {
-        if let Err(e) = api::serve(&socket, api).await {
+        if let Err(e) = api::serve(&socket, api, files_api).await {
             tracing::error!(socket = %socket.display(), "local API stopped: {e}");
         }
     });
 
+    let mut node_env = Vec::new();
+    if config.r1fs.workload_port != 0 {
+        node_env.push(files::workload_api::env(config.r1fs.workload_port));
+        tokio::spawn(files::workload_api::run(
+            files.clone(),
+            state.pids.clone(),
+            config.r1fs.workload_port,
+            config.r1fs.max_upload_bytes,
+        ));
+    }
     let containerd = connect_containerd(&config).await;
     let supervisor = Supervisor::new(
         SupervisorParts {
@@ -198,6 +215,7 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             gpus: capacity.gpus.clone(),
             forwarder: PortForwarder::new(config.ports.bind_address, state.pids.clone()),
+            node_env,
             status: status_tx,
             metrics,
         },
@@ -211,17 +229,30 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     Ok(())
 }
 
-/// Takes what the peer-to-peer layer reports while nothing on this node serves requests or
-/// gossip yet (R1FS and CSTORE will): peers coming and going are logged, requests go
-/// unanswered (the asker hears "no answer").
-async fn drain(mut events: mpsc::Receiver<r1_p2p::Event>) {
-    while let Some(event) = events.recv().await {
-        match event {
-            r1_p2p::Event::PeerConnected(peer) => tracing::info!(%peer, "peer connected"),
-            r1_p2p::Event::PeerDisconnected(peer) => tracing::info!(%peer, "peer disconnected"),
-            other => tracing::debug!(?other, "peer-to-peer event with no taker"),
-        }
-    }
+/// Opens the R1FS block store under `<dataDir>/r1fs` and sweeps what an interrupted add or
+/// fetch left unpinned.
+fn open_files(
+    config: &NodeConfig,
+    peers: &Peers,
+    registry: &mut prometheus_client::registry::Registry,
+) -> Result<Files, AgentError> {
+    let store = BlockStore::open(config.data_dir.join("r1fs"), config.r1fs.quota_bytes)?;
+    let swept = store.collect_garbage()?;
+    let usage = store.usage()?;
+    tracing::info!(
+        blocks = usage.blocks,
+        bytes = usage.bytes,
+        pins = usage.pins,
+        swept_blocks = swept.blocks,
+        "R1FS store open"
+    );
+    let metrics = Arc::new(FilesMetrics::register(registry));
+    Ok(Files::new(
+        Arc::new(store),
+        Net::new(peers.client(), metrics.clone()),
+        &config.r1fs.add_dirs,
+        metrics,
+    ))
 }
 
 /// Connects to containerd, retrying every second while it is down.

@@ -57,6 +57,39 @@ pub struct NodeConfig {
     /// The peer-to-peer layer R1FS and CSTORE use.
     #[serde(default)]
     pub p2p: P2pConfig,
+    /// The node's R1FS store and its APIs.
+    #[serde(default)]
+    pub r1fs: R1fsConfig,
+}
+
+/// The node's R1FS file store: how much disk it may take, what the operator may add by path,
+/// and the API workloads reach from inside their containers.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct R1fsConfig {
+    /// Most bytes of blocks kept under `<dataDir>/r1fs` (10 GiB by default); an add or fetch
+    /// that would pass it fails and leaves nothing pinned.
+    pub quota_bytes: u64,
+    /// Directories `r1ctl fs add PATH` may read from; a path outside them (after following
+    /// symlinks) is refused. Empty: adding by path is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_dirs: Vec<PathBuf>,
+    /// Port of the workload API on 127.0.0.1 inside every container; the container learns its
+    /// URL from `R1FS_API_URL`. 0 turns the workload API off.
+    pub workload_port: u16,
+    /// Largest upload one workload request may carry.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for R1fsConfig {
+    fn default() -> Self {
+        Self {
+            quota_bytes: 10 << 30,
+            add_dirs: Vec::new(),
+            workload_port: 4102,
+            max_upload_bytes: 1 << 30,
+        }
+    }
 }
 
 /// The peer-to-peer layer: where the node listens for its peers and what it tells the oracles
@@ -327,6 +360,20 @@ impl NodeConfig {
             ));
         }
         self.check_p2p(path)?;
+        if self.r1fs.max_upload_bytes == 0 || self.r1fs.max_upload_bytes > self.r1fs.quota_bytes {
+            return Err(config_file::invalid(
+                path,
+                "r1fs.maxUploadBytes",
+                "must be at least 1 and at most r1fs.quotaBytes",
+            ));
+        }
+        if let Some(i) = self.r1fs.add_dirs.iter().position(|d| !d.is_absolute()) {
+            return Err(config_file::invalid(
+                path,
+                &format!("r1fs.addDirs[{i}]"),
+                "must be an absolute path",
+            ));
+        }
         if self.containerd.namespace.is_empty() {
             return Err(config_file::invalid(
                 path,
@@ -425,6 +472,14 @@ apiSocket: /run/r1/node.sock
                     "alias: e\nports: {bindAddress: 127.0.0.1, first: 9, last: 8}",
                 ),
                 "ports: first must be at least 1 and at most last",
+            ),
+            (
+                GOOD.replace("alias: edge-1", "alias: e\nr1fs: {quotaBytes: 10, workloadPort: 1, maxUploadBytes: 11}"),
+                "r1fs.maxUploadBytes: must be at least 1 and at most r1fs.quotaBytes",
+            ),
+            (
+                GOOD.replace("alias: edge-1", "alias: e\nr1fs: {quotaBytes: 10, workloadPort: 1, maxUploadBytes: 1, addDirs: [data]}"),
+                "r1fs.addDirs[0]: must be an absolute path",
             ),
         ];
         for (text, expected) in cases {

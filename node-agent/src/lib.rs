@@ -13,6 +13,7 @@
 //! * [`resources`]: capacity, GPUs and free resources.
 //! * [`link`], [`heartbeat`]: the MQTT link, heartbeats and status reports.
 //! * [`peers`]: the peer-to-peer layer (`r1-p2p`) the oracles' rosters open to this node.
+//! * [`files`]: R1FS on this node: its block store, served to peers and to `r1ctl fs`.
 //! * [`api`]: the local gRPC API; [`metrics`]: Prometheus metrics.
 //! * [`state`]: what the agent's tasks share; [`agent`]: the wiring.
 
@@ -20,6 +21,7 @@ pub mod agent;
 pub mod api;
 pub mod commands;
 pub mod config;
+pub mod files;
 pub mod health;
 pub mod heartbeat;
 pub mod link;

@@ -30,6 +30,7 @@ impl Peers {
     ) -> Result<(Self, mpsc::Receiver<Event>), r1_p2p::Error> {
         let mut p2p = r1_p2p::Config::new(identity, &network_name(&config.broker.topic_root));
         p2p.listen = parse_all(&config.p2p.listen)?;
+        p2p.request_protocols = vec![crate::files::net::PROTOCOL.into()];
         let (client, events) = P2p::start(p2p, registry).await?;
         let announce = if config.p2p.announce.is_empty() {
             announced(&client.listen_addrs().await?)
@@ -43,6 +44,11 @@ impl Peers {
             announce,
         };
         Ok((peers, events))
+    }
+
+    /// The layer's client, for the services that talk to peers.
+    pub fn client(&self) -> Client {
+        self.client.clone()
     }
 
     /// The addresses heartbeats announce.

@@ -49,6 +49,8 @@ pub struct SupervisorParts {
     pub gpus: Gpus,
     /// Host port forwarding.
     pub forwarder: PortForwarder,
+    /// Variables the node sets in every workload (where its R1FS API is).
+    pub node_env: Vec<(String, String)>,
     /// Status reports to publish.
     pub status: mpsc::Sender<JobStatusReport>,
     /// Metrics.
@@ -325,6 +327,7 @@ impl Supervisor {
             workload: &w.spec,
             image: &image.config.config,
             devices: &devices,
+            node_env: &self.parts.node_env,
         })?;
         let labels = BTreeMap::from([
             (

@@ -1,5 +1,5 @@
 //! The node agent's local gRPC API, generated from `proto/node.proto`: the server is in
-//! `r1-node`, the client in `r1ctl node`.
+//! `r1-node`, the clients in `r1ctl node` (`NodeApi`) and `r1ctl fs` (`R1fs`).
 
 #[allow(missing_docs, clippy::all)]
 mod generated {
@@ -16,6 +16,17 @@ use tonic::transport::{Channel, Endpoint};
 pub async fn connect(
     path: &Path,
 ) -> Result<node_api_client::NodeApiClient<Channel>, tonic::transport::Error> {
+    Ok(node_api_client::NodeApiClient::new(channel(path).await?))
+}
+
+/// A client of the node's R1FS API on the unix socket at `path`.
+pub async fn connect_r1fs(
+    path: &Path,
+) -> Result<r1fs_client::R1fsClient<Channel>, tonic::transport::Error> {
+    Ok(r1fs_client::R1fsClient::new(channel(path).await?))
+}
+
+async fn channel(path: &Path) -> Result<Channel, tonic::transport::Error> {
     let path: PathBuf = path.to_owned();
     let channel = Endpoint::from_static("http://node.local")
         .connect_with_connector(tower::service_fn(move |_| {
@@ -26,5 +37,5 @@ pub async fn connect(
             }
         }))
         .await?;
-    Ok(node_api_client::NodeApiClient::new(channel))
+    Ok(channel)
 }

@@ -70,6 +70,7 @@ fn agent_path(
                 workload: &spec,
                 image: &image.config.config,
                 devices: &[],
+                node_env: &[],
             })
             .expect("spec");
             let labels = BTreeMap::from([("ai.ratio1.workload".to_owned(), format!("1/{i}"))]);

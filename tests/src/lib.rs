@@ -14,6 +14,7 @@ pub mod network;
 pub mod node;
 pub mod oracle;
 pub mod peer;
+pub mod peer_rig;
 pub mod ports;
 pub mod process;
 pub mod procfs;

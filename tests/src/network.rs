@@ -382,7 +382,7 @@ impl Network {
 /// The nodes' containerd namespaces. [`PrivateContainerd`] removes the traces of its own
 /// namespace only; once it has dropped (and with it every container and shim), this removes the
 /// cgroups and runc state the other namespaces left behind.
-struct NodeNamespaces(Vec<String>);
+pub(crate) struct NodeNamespaces(pub(crate) Vec<String>);
 
 impl Drop for NodeNamespaces {
     fn drop(&mut self) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use r1_protocol::envelope::Sealer;
 use r1_protocol::messages::{
-    DeployCommand, Heartbeat, JobStatusReport, StopCommand, WorkloadId, WorkloadReport,
+    DeployCommand, Heartbeat, JobStatusReport, Roster, StopCommand, WorkloadId, WorkloadReport,
     WorkloadSpec,
 };
 use r1_protocol::topics::{Channel, Topics};
@@ -21,6 +21,12 @@ use crate::process::{ChildGuard, ProcessError, bin_path};
 
 /// The topic root the tests use.
 pub const TOPIC_ROOT: &str = "r1/test";
+
+/// Each test node's R1FS quota.
+pub const R1FS_QUOTA: u64 = 2 << 30;
+
+/// Each test node's largest workload upload.
+pub const R1FS_MAX_UPLOAD: u64 = 64 << 20;
 
 /// Why a node or oracle stand-in could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +96,9 @@ impl NodeAgent {
              heartbeatIntervalSeconds: {hb}\napiSocket: {api}\nmetricsListen: 127.0.0.1:{metrics_port}\n\
              ports: {{ bindAddress: 127.0.0.1, first: {first_port}, last: {last_port} }}\n\
              restartBackoff: {{ initialMs: {backoff}, maxMs: 5000, resetAfterMs: 60000 }}\n\
-             p2p: {{ listen: [\"/ip4/127.0.0.1/tcp/0\"] }}\n",
+             p2p: {{ listen: [\"/ip4/127.0.0.1/tcp/0\"] }}\n\
+             r1fs: {{ quotaBytes: {R1FS_QUOTA}, addDirs: [{add}], workloadPort: 4102, maxUploadBytes: {R1FS_MAX_UPLOAD} }}\n",
+            add = dir.path().join("add").display(),
             key = key.display(),
             data = dir.path().join("data").display(),
             oracles = oracles.join(", "),
@@ -108,6 +116,7 @@ impl NodeAgent {
         );
         std::fs::write(dir.path().join("node.yaml"), config)?;
         std::fs::create_dir_all(dir.path().join("data/images"))?;
+        std::fs::create_dir_all(dir.path().join("add"))?;
         Ok(Self {
             address: identity.address(),
             identity: identity.clone(),
@@ -130,6 +139,11 @@ impl NodeAgent {
     /// The local API socket.
     pub fn api_socket(&self) -> PathBuf {
         self.dir.path().join("api.sock")
+    }
+
+    /// The directory `r1ctl fs add` may add from on this node.
+    pub fn add_dir(&self) -> PathBuf {
+        self.dir.path().join("add")
     }
 
     /// The agent's data directory.
@@ -177,11 +191,20 @@ impl NodeAgent {
         }
     }
 
-    /// Runs `r1ctl` against this node's API socket.
+    /// Runs `r1ctl node` against this node's API socket.
     pub fn r1ctl(&self, args: &[&str]) -> std::process::Output {
+        self.r1ctl_on("node", args)
+    }
+
+    /// Runs `r1ctl fs` against this node's API socket.
+    pub fn r1ctl_fs(&self, args: &[&str]) -> std::process::Output {
+        self.r1ctl_on("fs", args)
+    }
+
+    fn r1ctl_on(&self, group: &str, args: &[&str]) -> std::process::Output {
         let mut command = Command::new(bin_path("r1ctl").unwrap_or_else(|e| panic!("{e}")));
         command
-            .arg("node")
+            .arg(group)
             .arg("--socket")
             .arg(self.api_socket())
             .args(args);
@@ -328,6 +351,15 @@ impl TestOracle {
         let topic = self.topics.topic(Channel::Commands, &node);
         self.client
             .publish(topic, QoS::AtLeastOnce, false, bytes)
+            .unwrap_or_else(|e| panic!("publish: {e}"));
+    }
+
+    /// Publishes `roster` signed by this oracle on its roster topic, retained by no broker:
+    /// nodes subscribed now take it.
+    pub fn publish_roster(&self, roster: &Roster) {
+        let topic = self.topics.topic(Channel::Roster, &self.address());
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, self.seal(roster).to_bytes())
             .unwrap_or_else(|e| panic!("publish: {e}"));
     }
 

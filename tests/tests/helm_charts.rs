@@ -1643,6 +1643,15 @@ fn expected_node_config(values: &Value) -> Value {
         p2p.insert("announce".into(), announce.clone());
     }
     put(&mut config, "p2p", Value::Mapping(p2p));
+    let mut r1fs = serde_yaml::Mapping::new();
+    for field in ["quotaBytes", "workloadPort", "maxUploadBytes"] {
+        r1fs.insert(field.into(), get(values, &format!("r1fs.{field}")).clone());
+    }
+    let add_dirs = get(values, "r1fs.addDirs");
+    if add_dirs.as_sequence().is_some_and(|a| !a.is_empty()) {
+        r1fs.insert("addDirs".into(), add_dirs.clone());
+    }
+    put(&mut config, "r1fs", Value::Mapping(r1fs));
     Value::Mapping(config)
 }
 

@@ -155,6 +155,68 @@ enum Command {
         #[command(subcommand)]
         command: NodeCommand,
     },
+    /// The R1FS store of a node agent on this host.
+    Fs {
+        /// The agent's API socket.
+        #[arg(long, env = "R1_NODE_API_SOCKET", default_value = "/run/r1/node.sock")]
+        socket: PathBuf,
+        #[command(subcommand)]
+        command: FsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FsCommand {
+    /// Add a file or directory on the node (below its r1fs.addDirs) and print its CID.
+    Add {
+        /// The file or directory.
+        path: PathBuf,
+        /// 0 as `ipfs add`, 1 as `ipfs add --cid-version=1` (raw leaves).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1))]
+        cid_version: u32,
+        /// Encrypt the file's content under a fresh AES-256-GCM key, printed after the CID.
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// Write a file to stdout.
+    Cat {
+        /// The file's CID.
+        cid: String,
+        /// The key of an encrypted file (64 hex digits).
+        #[arg(long, env = "R1FS_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
+    /// Write a file or directory to a new path.
+    Get {
+        /// The CID.
+        cid: String,
+        /// Where to write it (must not exist).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The key of an encrypted file (64 hex digits).
+        #[arg(long, env = "R1FS_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
+    /// List a directory.
+    Ls {
+        /// The directory's CID.
+        cid: String,
+    },
+    /// Fetch a root from the peers that have it and pin it on the node.
+    Pin {
+        /// The CID.
+        cid: String,
+    },
+    /// Unpin a root; its blocks are deleted unless another pin holds them.
+    Unpin {
+        /// The CID.
+        cid: String,
+    },
+    /// What a root is and how full the node's store is.
+    Stat {
+        /// The CID.
+        cid: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -520,6 +582,32 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                         tail,
                         follow,
                     } => r1_ctl::node::logs(socket, workload, *tail, *follow, &mut out).await,
+                }
+            })?;
+            Ok(true)
+        }
+        Command::Fs { socket, command } => {
+            use r1_ctl::fs;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                match command {
+                    FsCommand::Add {
+                        path,
+                        cid_version,
+                        encrypt,
+                    } => fs::add(socket, path, *cid_version, *encrypt, &mut out).await,
+                    FsCommand::Cat { cid, key } => {
+                        fs::cat(socket, cid, key.as_deref(), &mut out).await
+                    }
+                    FsCommand::Get { cid, output, key } => {
+                        fs::get(socket, cid, output, key.as_deref()).await
+                    }
+                    FsCommand::Ls { cid } => fs::ls(socket, cid, &mut out).await,
+                    FsCommand::Pin { cid } => fs::pin(socket, cid, &mut out).await,
+                    FsCommand::Unpin { cid } => fs::unpin(socket, cid, &mut out).await,
+                    FsCommand::Stat { cid } => fs::stat(socket, cid, &mut out).await,
                 }
             })?;
             Ok(true)

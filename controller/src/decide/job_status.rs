@@ -277,8 +277,14 @@ pub fn job_status(previous: &DeeployJobStatus, facts: &JobFacts<'_>) -> DeeployJ
             }
         }
     };
-    if let Some(rollout) = &facts.rollout {
-        conditions.push(rolled_out(prev, rollout, facts));
+    match &facts.rollout {
+        Some(rollout) => conditions.push(rolled_out(prev, rollout, facts)),
+        // A pass that could not see the rollout (the chain unreadable for a moment, the
+        // rollout record unreadable) keeps what the last pass said, while the job lives.
+        None if matches!(facts.chain, OnChain::Unknown | OnChain::Open(_)) => {
+            conditions.extend(prev.iter().find(|c| c.type_ == "RolledOut").cloned());
+        }
+        None => {}
     }
     status.phase = Some(phase);
     status.conditions = conditions;
@@ -446,5 +452,13 @@ mod tests {
             condition.last_transition_time, "t1",
             "still False: the transition time stays"
         );
+        let blind = job_status(&after, &facts(OnChain::Unknown, 2, true, "t3"));
+        assert_eq!(
+            rolled_out(&blind),
+            condition,
+            "a pass that cannot see the rollout keeps what the last one said"
+        );
+        let closed = job_status(&after, &facts(OnChain::Closed(4), 0, false, "t4"));
+        assert!(closed.conditions.iter().all(|c| c.type_ != "RolledOut"));
     }
 }

@@ -48,6 +48,8 @@ pub struct SpecInput<'a> {
     pub image: &'a RunConfig,
     /// Devices to pass through (empty unless the workload has GPUs).
     pub devices: &'a [Device],
+    /// Variables the node sets for every workload (`R1FS_API_URL`), over the job's own.
+    pub node_env: &'a [(String, String)],
 }
 
 /// The cgroup of a container, relative to each hierarchy's root.
@@ -77,8 +79,13 @@ pub fn process_args(workload: &WorkloadSpec, image: &RunConfig) -> Result<Vec<St
     Ok(all)
 }
 
-/// The environment: the image's, then the job's on top (same name wins), `PATH` defaulted.
-pub fn process_env(workload: &WorkloadSpec, image: &RunConfig) -> Vec<String> {
+/// The environment: the image's, then the job's on top, then the node's (same name wins),
+/// `PATH` defaulted.
+pub fn process_env(
+    workload: &WorkloadSpec,
+    image: &RunConfig,
+    node_env: &[(String, String)],
+) -> Vec<String> {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for pair in image.env.iter().flatten() {
@@ -92,7 +99,7 @@ pub fn process_env(workload: &WorkloadSpec, image: &RunConfig) -> Vec<String> {
         env.insert(name.into(), value.into());
         order.insert(0, name.into());
     }
-    for (name, value) in &workload.env {
+    for (name, value) in workload.env.iter().chain(node_env.iter().map(|(n, v)| (n, v))) {
         if env.insert(name.clone(), value.clone()).is_none() {
             order.push(name.clone());
         }
@@ -107,7 +114,7 @@ pub fn process_env(workload: &WorkloadSpec, image: &RunConfig) -> Vec<String> {
 pub fn runtime_spec(input: &SpecInput<'_>) -> Result<Value, SpecError> {
     let workload = input.workload;
     let args = process_args(workload, input.image)?;
-    let env = process_env(workload, input.image);
+    let env = process_env(workload, input.image, input.node_env);
     let cwd = input
         .image
         .working_dir
@@ -271,11 +278,17 @@ mod tests {
         w.env.insert("MODE".into(), "job".into());
         w.env.insert("EXTRA".into(), "1".into());
         assert_eq!(
-            process_env(&w, &image()),
+            process_env(&w, &image(), &[]),
             strings(&["PATH=/bin", "MODE=job", "EXTRA=1"])
         );
-        let env = process_env(&workload(), &RunConfig::default());
+        let env = process_env(&workload(), &RunConfig::default(), &[]);
         assert_eq!(env, strings(&[DEFAULT_PATH]));
+        let node = [("MODE".to_owned(), "node".to_owned())];
+        assert_eq!(
+            process_env(&w, &image(), &node),
+            strings(&["PATH=/bin", "MODE=node", "EXTRA=1"]),
+            "the node's variables win"
+        );
     }
 
     #[test]
@@ -293,6 +306,7 @@ mod tests {
             workload: &w,
             image: &image(),
             devices: &devices,
+            node_env: &[],
         })
         .unwrap();
         let resources = &spec["linux"]["resources"];

@@ -310,6 +310,14 @@ impl BlockStore {
         Ok(found.iter().map(|cid| *cid.digest()).collect())
     }
 
+    /// Who pinned `root`, when it is pinned.
+    pub fn pinned(&self, root: &Cid) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .index
+            .get_pinned(pin_key(root))?
+            .map(|owner| String::from_utf8_lossy(&owner).into_owned()))
+    }
+
     /// Every pin, by root.
     pub fn pins(&self) -> Result<Vec<Pin>, StoreError> {
         let mut pins = Vec::new();

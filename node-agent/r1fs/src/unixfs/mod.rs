@@ -10,6 +10,7 @@
 //! * [`dag_pb`]: the canonical dag-pb block encoding, and a strict decoder.
 //! * [`data`]: the UnixFS `Data` protobuf inside a dag-pb node.
 //! * [`murmur3`], [`multibase`], [`varint`]: the small encodings and the hash the rest needs.
+//! * [`reader`]: [`Reader`], the way back: a file's bytes, a directory's entries, a root's kind.
 //! * [`error`]: [`Error`], why an import failed.
 
 pub mod chunker;
@@ -23,10 +24,12 @@ pub mod importer;
 pub mod layout;
 pub mod multibase;
 pub mod murmur3;
+pub mod reader;
 pub mod sink;
 pub mod varint;
 
 pub use cid::{Cid, CidError, CidVersion, Codec, verify};
 pub use error::Error;
 pub use importer::{Added, Imported, Importer};
+pub use reader::{Kind, ReadError, Reader, Stat};
 pub use sink::{Block, BlockSink, Discard, FnSink, SinkError};

@@ -81,6 +81,8 @@ fn blocks_shared_by_two_pins_stay_until_both_are_gone() {
         "local",
         "a second pin keeps the first owner"
     );
+    assert_eq!(store.pinned(&one).unwrap().as_deref(), Some("local"));
+    assert_eq!(store.pinned(&two).unwrap(), None);
 }
 
 #[test]

@@ -360,12 +360,13 @@ impl NodeConfig {
             ));
         }
         self.check_p2p(path)?;
-        if self.r1fs.max_upload_bytes == 0 || self.r1fs.max_upload_bytes > self.r1fs.quota_bytes {
-            return Err(config_file::invalid(
-                path,
-                "r1fs.maxUploadBytes",
-                "must be at least 1 and at most r1fs.quotaBytes",
-            ));
+        for (field, value) in [
+            ("r1fs.quotaBytes", self.r1fs.quota_bytes),
+            ("r1fs.maxUploadBytes", self.r1fs.max_upload_bytes),
+        ] {
+            if value == 0 {
+                return Err(config_file::invalid(path, field, "must be at least 1"));
+            }
         }
         if let Some(i) = self.r1fs.add_dirs.iter().position(|d| !d.is_absolute()) {
             return Err(config_file::invalid(
@@ -474,8 +475,8 @@ apiSocket: /run/r1/node.sock
                 "ports: first must be at least 1 and at most last",
             ),
             (
-                GOOD.replace("alias: edge-1", "alias: e\nr1fs: {quotaBytes: 10, workloadPort: 1, maxUploadBytes: 11}"),
-                "r1fs.maxUploadBytes: must be at least 1 and at most r1fs.quotaBytes",
+                GOOD.replace("alias: edge-1", "alias: e\nr1fs: {quotaBytes: 10, workloadPort: 1, maxUploadBytes: 0}"),
+                "r1fs.maxUploadBytes: must be at least 1",
             ),
             (
                 GOOD.replace("alias: edge-1", "alias: e\nr1fs: {quotaBytes: 10, workloadPort: 1, maxUploadBytes: 1, addDirs: [data]}"),

@@ -166,7 +166,10 @@ impl Peers for Direct {
 async fn connect(nodes: &[&BenchNode]) {
     let roster = ParsedRoster::new(1, nodes.iter().map(|n| (n.address, n.addrs.clone())));
     for node in nodes {
-        node.client.set_roster(roster.clone()).await.expect("roster");
+        node.client
+            .set_roster(roster.clone())
+            .await
+            .expect("roster");
     }
     let others = nodes.len() - 1;
     let deadline = Instant::now() + Duration::from_secs(30);

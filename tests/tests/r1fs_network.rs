@@ -132,9 +132,15 @@ fn a_file_is_fetched_from_every_provider_at_once_and_survives_one_dying() {
         .and_then(|l| l.strip_prefix("key "))
         .expect("key line")
         .to_owned();
-    ok(rig.nodes()[2].r1ctl_fs(&["pin", &secret_cid]), "pin the ciphertext on C");
+    ok(
+        rig.nodes()[2].r1ctl_fs(&["pin", &secret_cid]),
+        "pin the ciphertext on C",
+    );
     let read = rig.nodes()[2].r1ctl_fs(&["cat", "--key", &key, &secret_cid]);
-    assert!(read.status.success() && read.stdout == secret, "decrypted on C");
+    assert!(
+        read.status.success() && read.stdout == secret,
+        "decrypted on C"
+    );
     let blocks = rig.nodes()[2].data_dir().join("r1fs/blocks");
     assert!(
         !any_file_contains(&blocks, b"a plan nobody else may read"),
@@ -147,27 +153,43 @@ fn a_file_is_fetched_from_every_provider_at_once_and_survives_one_dying() {
     let bigger = content(96 << 20, 2);
     let cid = add_on(&rig, 0, "b.bin", &bigger);
     add_on(&rig, 1, "b.bin", &bigger);
+    let answered = |rig: &PeerRig| {
+        rig.nodes()[2].metric("r1_node_r1fs_block_requests_total{outcome=\"answered\"}")
+    };
+    let before = answered(&rig);
     let socket = rig.nodes()[2].api_socket();
     let pin = {
         let cid = cid.clone();
         std::thread::spawn(move || {
             std::process::Command::new(r1_e2e::process::bin_path("r1ctl").expect("r1ctl"))
-                .args(["fs", "--socket", socket.to_str().expect("utf-8"), "pin", &cid])
+                .args([
+                    "fs",
+                    "--socket",
+                    socket.to_str().expect("utf-8"),
+                    "pin",
+                    &cid,
+                ])
                 .output()
                 .expect("r1ctl fs pin")
         })
     };
-    let started = r1_e2e::wait::until(WAIT, || {
-        rig.nodes()[2].metric("r1_node_r1fs_block_requests_total{outcome=\"answered\"}") > 60.0
-    });
+    let started = r1_e2e::wait::until(WAIT, || answered(&rig) > before + 60.0);
     assert!(started, "the fetch never started");
     rig.nodes_mut()[0].kill();
+    assert!(!pin.is_finished(), "A died before the fetch ended");
     let pinned = ok(pin.join().expect("pin thread"), "pin while A dies");
+    eprintln!("fetch with A killed midway:\n{pinned}");
     let from = blocks_from(&pinned);
-    assert!(
-        from.get(&checksum(rig.nodes()[1].address)).copied().unwrap_or(0) > 0,
-        "B finished the transfer: {pinned}"
-    );
+    for (provider, role) in [
+        (0, "A served until it died"),
+        (1, "B finished the transfer"),
+    ] {
+        let address = checksum(rig.nodes()[provider].address);
+        assert!(
+            from.get(&address).copied().unwrap_or(0) > 0,
+            "{role}: {pinned}"
+        );
+    }
     assert!(cat(&rig, 2, &cid) == bigger, "the file arrives intact");
 }
 
@@ -265,7 +287,9 @@ fn a_lying_provider_is_dropped_and_a_stranger_gets_nothing() {
         .block_on(liar.client.set_roster(roster_of(&everyone)))
         .expect("liar's roster");
     assert!(
-        r1_e2e::wait::until(WAIT, || rig.nodes()[1].metric("r1_node_p2p_connected_peers") >= 2.0),
+        r1_e2e::wait::until(WAIT, || rig.nodes()[1]
+            .metric("r1_node_p2p_connected_peers")
+            >= 2.0),
         "node B never connected to the liar"
     );
 
@@ -311,9 +335,8 @@ fn cid_in(log: &str) -> Option<String> {
 fn a_workload_adds_a_file_and_a_workload_on_another_node_reads_it() {
     let rig = PeerRig::start(2).expect("rig");
     rig.publish_roster(Vec::new()).expect("roster");
-    let image = OciImageBuilder::new("r1.test/fsclient:1").applets(&[
-        "sh", "wget", "echo", "cat", "sleep", "printf",
-    ]);
+    let image = OciImageBuilder::new("r1.test/fsclient:1")
+        .applets(&["sh", "wget", "echo", "cat", "sleep", "printf"]);
     let mut reference = String::new();
     for node in rig.nodes() {
         reference = image
@@ -332,8 +355,12 @@ fn a_workload_adds_a_file_and_a_workload_on_another_node_reads_it() {
     ];
     rig.oracle.deploy(rig.nodes()[0].address, writer);
     let log = |index: usize, job: u64| {
-        String::from_utf8_lossy(&rig.nodes()[index].r1ctl(&["logs", &format!("{job}/0")]).stdout)
-            .into_owned()
+        String::from_utf8_lossy(
+            &rig.nodes()[index]
+                .r1ctl(&["logs", &format!("{job}/0")])
+                .stdout,
+        )
+        .into_owned()
     };
     assert!(
         r1_e2e::wait::until(WAIT, || cid_in(&log(0, 7)).is_some()),
@@ -343,7 +370,10 @@ fn a_workload_adds_a_file_and_a_workload_on_another_node_reads_it() {
     );
     let cid = cid_in(&log(0, 7)).expect("cid");
     let stat = ok(rig.nodes()[0].r1ctl_fs(&["stat", &cid]), "stat on A");
-    assert!(stat.contains("pinned: job-7"), "the job owns its file: {stat}");
+    assert!(
+        stat.contains("pinned: job-7"),
+        "the job owns its file: {stat}"
+    );
 
     let mut reader = workload(8, 0, &reference, 32);
     reader.command = vec!["sh".into(), "-c".into()];
@@ -353,7 +383,8 @@ fn a_workload_adds_a_file_and_a_workload_on_another_node_reads_it() {
     )];
     rig.oracle.deploy(rig.nodes()[1].address, reader);
     assert!(
-        r1_e2e::wait::until(WAIT, || log(1, 8).contains("read: written inside a container")),
+        r1_e2e::wait::until(WAIT, || log(1, 8)
+            .contains("read: written inside a container")),
         "the reader never read the file; its output: {}\nnode log:\n{}",
         log(1, 8),
         rig.nodes()[1].log()

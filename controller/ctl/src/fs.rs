@@ -129,7 +129,12 @@ pub async fn get(
                 )));
             }
             std::fs::create_dir(&target)?;
-            let entries = client.ls(cid(&root)).await.map_err(rpc)?.into_inner().entries;
+            let entries = client
+                .ls(cid(&root))
+                .await
+                .map_err(rpc)?
+                .into_inner()
+                .entries;
             for entry in entries {
                 if !safe_name(&entry.name) {
                     return Err(NodeError::Rpc(format!(
@@ -173,18 +178,17 @@ pub async fn pin(socket: &Path, root: &str, out: &mut impl Write) -> Result<(), 
         writeln!(out, "  {blocks:>6} blocks from {peer}")?;
     }
     for peer in &pinned.penalised {
-        writeln!(out, "  dropped {peer}: it sent blocks that do not match their CIDs")?;
+        writeln!(
+            out,
+            "  dropped {peer}: it sent blocks that do not match their CIDs"
+        )?;
     }
     Ok(())
 }
 
 /// Unpins `root`.
 pub async fn unpin(socket: &Path, root: &str, out: &mut impl Write) -> Result<(), NodeError> {
-    client(socket)
-        .await?
-        .unpin(cid(root))
-        .await
-        .map_err(rpc)?;
+    client(socket).await?.unpin(cid(root)).await.map_err(rpc)?;
     writeln!(out, "unpinned {root}")?;
     Ok(())
 }
@@ -200,7 +204,15 @@ pub async fn stat(socket: &Path, root: &str, out: &mut impl Write) -> Result<(),
     writeln!(out, "kind:   {}", stat.kind)?;
     writeln!(out, "size:   {} bytes", stat.size)?;
     writeln!(out, "links:  {}", stat.links)?;
-    writeln!(out, "pinned: {}", if stat.owner.is_empty() { "no" } else { &stat.owner })?;
+    writeln!(
+        out,
+        "pinned: {}",
+        if stat.owner.is_empty() {
+            "no"
+        } else {
+            &stat.owner
+        }
+    )?;
     writeln!(
         out,
         "store:  {} MiB of {} MiB",

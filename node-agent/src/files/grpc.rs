@@ -8,8 +8,8 @@ use std::pin::Pin;
 use futures_util::{Stream, StreamExt};
 use r1_protocol::node_api::r1fs_server::R1fs;
 use r1_protocol::node_api::{
-    AddRequest, AddResponse, CidRequest, FileChunk, LsEntry, LsResponse, PinResponse,
-    StatResponse, UnpinResponse,
+    AddRequest, AddResponse, CidRequest, FileChunk, LsEntry, LsResponse, PinResponse, StatResponse,
+    UnpinResponse,
 };
 use r1_r1fs::blocks::StoreError;
 use r1_r1fs::crypt::CryptError;
@@ -58,7 +58,12 @@ impl R1fs for FilesApi {
         let r = request.into_inner();
         let file = self
             .0
-            .add_path(Path::new(&r.path), version(r.cid_version)?, LOCAL_OWNER, r.encrypt)
+            .add_path(
+                Path::new(&r.path),
+                version(r.cid_version)?,
+                LOCAL_OWNER,
+                r.encrypt,
+            )
             .await
             .map_err(status)?;
         tracing::info!(path = %r.path, cid = %file.added.cid, encrypted = r.encrypt, "added");
@@ -114,10 +119,7 @@ impl R1fs for FilesApi {
         }))
     }
 
-    async fn unpin(
-        &self,
-        request: Request<CidRequest>,
-    ) -> Result<Response<UnpinResponse>, Status> {
+    async fn unpin(&self, request: Request<CidRequest>) -> Result<Response<UnpinResponse>, Status> {
         let root = parse_cid(&request.into_inner().cid).map_err(status)?;
         self.0.unpin(root, LOCAL_OWNER).await.map_err(status)?;
         Ok(Response::new(UnpinResponse {}))

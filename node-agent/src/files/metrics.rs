@@ -43,11 +43,23 @@ impl FilesMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
         let sub = registry.sub_registry_with_prefix("r1fs");
-        sub.register("store_bytes", "Bytes of R1FS blocks stored", metrics.store_bytes.clone());
-        sub.register("store_blocks", "R1FS blocks stored", metrics.store_blocks.clone());
+        sub.register(
+            "store_bytes",
+            "Bytes of R1FS blocks stored",
+            metrics.store_bytes.clone(),
+        );
+        sub.register(
+            "store_blocks",
+            "R1FS blocks stored",
+            metrics.store_blocks.clone(),
+        );
         sub.register("pins", "R1FS roots pinned", metrics.pins.clone());
         sub.register("adds", "R1FS adds, by outcome", metrics.adds.clone());
-        sub.register("fetches", "Fetches from peers, by outcome", metrics.fetches.clone());
+        sub.register(
+            "fetches",
+            "Fetches from peers, by outcome",
+            metrics.fetches.clone(),
+        );
         sub.register(
             "blocks_fetched",
             "Blocks received from peers and stored",

@@ -89,10 +89,12 @@ pub enum FilesError {
 
 /// Parses a CID given as text.
 pub fn parse_cid(text: &str) -> Result<Cid, FilesError> {
-    text.trim().parse().map_err(|e: r1_r1fs::unixfs::CidError| FilesError::BadCid {
-        text: text.chars().take(120).collect(),
-        reason: e.to_string(),
-    })
+    text.trim()
+        .parse()
+        .map_err(|e: r1_r1fs::unixfs::CidError| FilesError::BadCid {
+            text: text.chars().take(120).collect(),
+            reason: e.to_string(),
+        })
 }
 
 /// Parses a content key given as hex; empty means none.
@@ -159,9 +161,9 @@ impl Files {
         added
     }
 
-    /// The block store (for the peer-to-peer answers and garbage collection).
-    pub fn store(&self) -> &Arc<BlockStore> {
-        &self.store
+    /// The service's metrics.
+    pub fn metrics(&self) -> &FilesMetrics {
+        &self.metrics
     }
 
     /// Adds the file or directory at `path` (which must lie in one of the add directories)
@@ -225,7 +227,11 @@ impl Files {
         owner: &str,
         encrypt: bool,
     ) -> Result<AddedFile, FilesError> {
-        let key = if encrypt { Some(Key::generate()?) } else { None };
+        let key = if encrypt {
+            Some(Key::generate()?)
+        } else {
+            None
+        };
         let added = swept_on_failure(&self.store, || {
             let mut lease = self.store.lease();
             let importer = Importer::new(version);
@@ -253,7 +259,11 @@ impl Files {
         if self.add_dirs.iter().any(|dir| real.starts_with(dir)) {
             Ok(real)
         } else {
-            let dirs: Vec<String> = self.add_dirs.iter().map(|d| d.display().to_string()).collect();
+            let dirs: Vec<String> = self
+                .add_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
             Err(refused(format!(
                 "outside the directories this node adds from ({})",
                 dirs.join(", ")
@@ -407,7 +417,9 @@ impl Files {
         tokio::task::spawn_blocking(move || {
             let source = |cid: &Cid| arriving(&store, cid, root, fetching.as_deref());
             let mut reader = Reader::new(source);
-            let chunks = reader.cat(root).map(|chunk| chunk.map_err(FilesError::from));
+            let chunks = reader
+                .cat(root)
+                .map(|chunk| chunk.map_err(FilesError::from));
             let streamed = match key {
                 None => send_all(chunks, &tx),
                 Some(key) => decrypt_to(chunks, &key, &tx),

@@ -74,10 +74,7 @@ pub async fn run(files: Files, pids: PidTable, port: u16, max_upload: u64) {
     let mut open: BTreeMap<WorkloadId, (u32, JoinHandle<()>)> = BTreeMap::new();
     let mut failed: BTreeMap<WorkloadId, u32> = BTreeMap::new();
     loop {
-        let running: BTreeMap<WorkloadId, u32> = pids
-            .lock()
-            .map(|p| p.clone())
-            .unwrap_or_default();
+        let running: BTreeMap<WorkloadId, u32> = pids.lock().map(|p| p.clone()).unwrap_or_default();
         open.retain(|id, (pid, task)| {
             let keep = running.get(id) == Some(pid);
             if !keep {
@@ -99,13 +96,22 @@ pub async fn run(files: Files, pids: PidTable, port: u16, max_upload: u64) {
                     };
                     let task = tokio::spawn(async move {
                         if let Err(e) = axum::serve(listener, router(caller)).await {
-                            tracing::warn!(job = id.job, replica = id.replica, "R1FS workload API stopped: {e}");
+                            tracing::warn!(
+                                job = id.job,
+                                replica = id.replica,
+                                "R1FS workload API stopped: {e}"
+                            );
                         }
                     });
                     open.insert(id, (pid, task));
                 }
                 Err(e) => {
-                    tracing::warn!(job = id.job, replica = id.replica, port, "cannot open the R1FS API in the container: {e}");
+                    tracing::warn!(
+                        job = id.job,
+                        replica = id.replica,
+                        port,
+                        "cannot open the R1FS API in the container: {e}"
+                    );
                     failed.insert(id, pid);
                 }
             }

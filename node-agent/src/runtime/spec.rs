@@ -99,7 +99,11 @@ pub fn process_env(
         env.insert(name.into(), value.into());
         order.insert(0, name.into());
     }
-    for (name, value) in workload.env.iter().chain(node_env.iter().map(|(n, v)| (n, v))) {
+    for (name, value) in workload
+        .env
+        .iter()
+        .chain(node_env.iter().map(|(n, v)| (n, v)))
+    {
         if env.insert(name.clone(), value.clone()).is_none() {
             order.push(name.clone());
         }

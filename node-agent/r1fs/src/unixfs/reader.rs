@@ -205,7 +205,10 @@ where
         while let Some(link) = pending.pop() {
             if link.name.len() > HAMT_PREFIX {
                 let name = link.name.get(HAMT_PREFIX..).unwrap_or_default().to_owned();
-                entries.push(Entry { name, ..entry(link) });
+                entries.push(Entry {
+                    name,
+                    ..entry(link)
+                });
                 continue;
             }
             match self.block(&link.cid)? {

@@ -601,3 +601,6 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| FilesError::Task(e.to_string()))?
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,11 +1,13 @@
 //! The node's blocks on disk: one file per block, named by its digest, and a RocksDB index of
 //! block sizes, reference counts and pins.
 //!
-//! A block is written (temporary file, fsync, rename) before the index names it, and the index
-//! is written synchronously, so a crash leaves at worst a file the index does not know, which
-//! the next [`BlockStore::collect_garbage`] removes. A pin counts one reference on every
-//! distinct block its DAG reaches; garbage collection deletes the blocks no pin references and
-//! no import in progress holds ([`Lease`]).
+//! A block is written (temporary file, rename) before the index names it. Neither is synced
+//! block by block: a pin first syncs the file system the store lives on (one `syncfs`), then
+//! writes the pin synchronously, so everything a pin holds is on disk before the pin is. A
+//! crash can leave unpinned blocks half-written or files the index does not know; the
+//! [`BlockStore::collect_garbage`] a node runs at start removes both (nothing is leased then).
+//! A pin counts one reference on every distinct block its DAG reaches; garbage collection
+//! deletes the blocks no pin references and no import in progress holds ([`Lease`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -205,6 +207,12 @@ impl BlockStore {
         if !verify(cid, data) {
             return Err(StoreError::Corrupt(*cid));
         }
+        self.store_hashed(cid, data)
+    }
+
+    /// Stores a block whose CID its caller computed from these very bytes (the importer) or
+    /// just checked them against (a fetch), so they are not hashed a second time.
+    fn store_hashed(&self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
         let digest = cid.digest();
         let mut state = self.state();
         if self.entry(digest)?.is_some() {
@@ -225,13 +233,9 @@ impl BlockStore {
         let temporary = path.with_extension("partial");
         let mut file = fs::File::create(&temporary)?;
         file.write_all(data)?;
-        file.sync_all()?;
         fs::rename(&temporary, &path)?;
-        self.index.put_opt(
-            block_key(digest),
-            Entry { size, refs: 0 }.encode(),
-            &synced(),
-        )?;
+        self.index
+            .put(block_key(digest), Entry { size, refs: 0 }.encode())?;
         state.bytes += size;
         state.blocks += 1;
         Ok(())
@@ -275,7 +279,15 @@ impl BlockStore {
             batch.put(block_key(&digest), entry.encode());
         }
         batch.put(pin_key(root), owner.as_bytes());
+        self.sync_blocks()?;
         self.index.write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// Puts every block file written so far on disk (one `syncfs` of the store's file system).
+    fn sync_blocks(&self) -> Result<(), StoreError> {
+        let dir = fs::File::open(self.dir.join("blocks"))?;
+        nix::unistd::syncfs(&dir).map_err(io::Error::from)?;
         Ok(())
     }
 
@@ -428,10 +440,12 @@ pub struct Lease<'a> {
 }
 
 impl Lease<'_> {
-    /// Stores a block and holds it for this lease.
+    /// Stores a block and holds it for this lease. The caller vouches that `data` hashes to
+    /// `cid` (the importer made the CID from it; a fetch checked it), so it is not hashed
+    /// again; reads still check every block.
     pub fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
         self.hold(cid);
-        self.store.put(cid, data)
+        self.store.store_hashed(cid, data)
     }
 
     /// Holds a block already in the store (one a resumed fetch does not fetch again).

@@ -1,0 +1,22 @@
+//! CSTORE, the key-value store every r1 node holds a replica of: any node accepts writes, every
+//! write reaches the others, and replicas that have seen the same writes hold the same state.
+//!
+//! This crate is the part both ends of replication agree on, free of I/O:
+//!
+//! * [`clock`]: the hybrid logical clock that stamps every write, and the bound on how far
+//!   ahead of the local clock a remote stamp may be.
+//! * [`entry`]: an entry (a namespace's key, or a field of a hash, with its value or a
+//!   tombstone), signed by the node that wrote it, and its bounded byte form.
+//! * [`replica`]: the last-writer-wins merge on (stamp, writer), tombstones and their
+//!   collection after a horizon; property-tested to converge whatever the delivery order.
+//!
+//! Not here yet (see the README's CSTORE section): durable storage, gossip of deltas,
+//! anti-entropy, access rules, the Redis protocol and the node agent's wiring.
+
+pub mod clock;
+pub mod entry;
+pub mod replica;
+
+pub use clock::{Clock, ClockError, Stamp};
+pub use entry::{Entry, EntryError, Key};
+pub use replica::{Applied, Replica};

@@ -9,13 +9,18 @@
 //!   tombstone), signed by the node that wrote it, and its bounded byte form.
 //! * [`replica`]: the last-writer-wins merge on (stamp, writer), tombstones and their
 //!   collection after a horizon; property-tested to converge whatever the delivery order.
+//! * [`resp`]: the Redis protocol (RESP2): bounded command parsing, replies.
+//! * [`commands`]: the Redis commands apps use, as reads of a replica and the writes they make,
+//!   inside the caller's namespace.
 //!
 //! Not here yet (see the README's CSTORE section): durable storage, gossip of deltas,
-//! anti-entropy, access rules, the Redis protocol and the node agent's wiring.
+//! anti-entropy, access rules and the node agent's wiring.
 
 pub mod clock;
+pub mod commands;
 pub mod entry;
 pub mod replica;
+pub mod resp;
 
 pub use clock::{Clock, ClockError, Stamp};
 pub use entry::{Entry, EntryError, Key};

@@ -93,6 +93,20 @@ impl Replica {
             .collect()
     }
 
+    /// The entries of one namespace, in key order.
+    pub fn namespace<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Entry> + 'a {
+        let from = Key {
+            namespace: namespace.to_owned(),
+            key: Vec::new(),
+            field: None,
+        };
+        let name = namespace.to_owned();
+        self.entries
+            .range(from..)
+            .take_while(move |(k, _)| k.namespace == name)
+            .map(|(_, e)| e)
+    }
+
     /// Every entry, in key order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values()

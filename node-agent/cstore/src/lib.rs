@@ -1,7 +1,8 @@
 //! CSTORE, the key-value store every r1 node holds a replica of: any node accepts writes, every
 //! write reaches the others, and replicas that have seen the same writes hold the same state.
 //!
-//! This crate is the part both ends of replication agree on, free of I/O:
+//! The pure parts come first (clock, entries, the merge, the protocol, the commands); the
+//! engine and server put them on disk and on a socket:
 //!
 //! * [`clock`]: the hybrid logical clock that stamps every write, and the bound on how far
 //!   ahead of the local clock a remote stamp may be.
@@ -12,15 +13,20 @@
 //! * [`resp`]: the Redis protocol (RESP2): bounded command parsing, replies.
 //! * [`commands`]: the Redis commands apps use, as reads of a replica and the writes they make,
 //!   inside the caller's namespace.
+//! * [`engine`]: a node's store: the replica, RocksDB under it, the clock and the node's key;
+//!   local commands and remote entries go through it.
+//! * [`server`]: the Redis-protocol server over an engine, one namespace per listener.
 //!
-//! Not here yet (see the README's CSTORE section): durable storage, gossip of deltas,
-//! anti-entropy, access rules and the node agent's wiring.
+//! Not here yet (see the README's CSTORE section): gossip of deltas, anti-entropy, access
+//! rules and the node agent's wiring.
 
 pub mod clock;
 pub mod commands;
+pub mod engine;
 pub mod entry;
 pub mod replica;
 pub mod resp;
+pub mod server;
 
 pub use clock::{Clock, ClockError, Stamp};
 pub use entry::{Entry, EntryError, Key};

@@ -48,6 +48,9 @@ pub enum AgentError {
     /// The broker link cannot be set up.
     #[error(transparent)]
     Link(#[from] LinkError),
+    /// The CSTORE replica cannot be opened.
+    #[error("CSTORE: {0}")]
+    Cstore(r1_cstore::engine::EngineError),
     /// The R1FS block store cannot be opened.
     #[error("R1FS store: {0}")]
     Files(#[from] r1_r1fs::blocks::StoreError),
@@ -123,7 +126,7 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
         metrics.clone(),
         inbound_tx,
     )?;
-    let sealer = Arc::new(Sealer::new(identity));
+    let sealer = Arc::new(Sealer::new(identity.clone()));
 
     let mut handler = CommandHandler::new(
         address,
@@ -192,6 +195,35 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     });
 
     let mut node_env = Vec::new();
+    if config.cstore.workload_port != 0 {
+        let port = config.cstore.workload_port;
+        let engine = Arc::new(
+            r1_cstore::engine::Engine::open(
+                &config.data_dir.join("cstore"),
+                identity.clone(),
+                config.cstore.max_ahead_ms,
+            )
+            .map_err(AgentError::Cstore)?,
+        );
+        tracing::info!(entries = engine.len(), port, "CSTORE open");
+        node_env.push((
+            "CSTORE_REDIS_URL".to_owned(),
+            format!("redis://127.0.0.1:{port}"),
+        ));
+        tokio::spawn(crate::in_container::serve_each(
+            state.pids.clone(),
+            port,
+            "CSTORE Redis port",
+            move |id, listener| {
+                r1_cstore::server::serve(
+                    listener,
+                    engine.clone(),
+                    format!("job-{}", id.job),
+                    now_ms,
+                )
+            },
+        ));
+    }
     if config.r1fs.workload_port != 0 {
         node_env.push(files::workload_api::env(config.r1fs.workload_port));
         tokio::spawn(files::workload_api::run(

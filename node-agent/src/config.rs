@@ -60,6 +60,29 @@ pub struct NodeConfig {
     /// The node's R1FS store and its APIs.
     #[serde(default)]
     pub r1fs: R1fsConfig,
+    /// The node's CSTORE replica and its Redis port.
+    #[serde(default)]
+    pub cstore: CstoreConfig,
+}
+
+/// The node's CSTORE: the Redis port workloads reach from inside their containers.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CstoreConfig {
+    /// Port of CSTORE's Redis protocol on 127.0.0.1 inside every container (`CSTORE_REDIS_URL`);
+    /// each job reads and writes its own namespace (`job-<id>`). 0 turns it off.
+    pub workload_port: u16,
+    /// How far ahead of this node's clock another node's write stamp may be, ms.
+    pub max_ahead_ms: u64,
+}
+
+impl Default for CstoreConfig {
+    fn default() -> Self {
+        Self {
+            workload_port: 6379,
+            max_ahead_ms: 5_000,
+        }
+    }
 }
 
 /// The node's R1FS file store: how much disk it may take, what the operator may add by path,

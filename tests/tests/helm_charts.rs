@@ -1652,6 +1652,11 @@ fn expected_node_config(values: &Value) -> Value {
         r1fs.insert("addDirs".into(), add_dirs.clone());
     }
     put(&mut config, "r1fs", Value::Mapping(r1fs));
+    let mut cstore = serde_yaml::Mapping::new();
+    for field in ["workloadPort", "maxAheadMs"] {
+        cstore.insert(field.into(), get(values, &format!("cstore.{field}")).clone());
+    }
+    put(&mut config, "cstore", Value::Mapping(cstore));
     Value::Mapping(config)
 }
 

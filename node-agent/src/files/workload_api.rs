@@ -17,9 +17,7 @@
 //! `r1fs.maxUploadBytes` and by an idle timeout; one that ends early is refused and leaves
 //! nothing pinned.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -35,9 +33,7 @@ use r1_r1fs::crypt::CryptError;
 use r1_r1fs::unixfs::{CidVersion, ReadError};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::service::{Files, FilesError, parse_cid, parse_key};
@@ -48,9 +44,6 @@ const UPLOAD_IDLE: Duration = Duration::from_secs(30);
 
 /// Longest a call other than an upload or a file read may take (a fetch from peers included).
 const CALL_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// How often the set of running containers is checked for listeners to open or close.
-const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// The variable that tells a workload where the API is, for the given port.
 pub fn env(port: u16) -> (String, String) {
@@ -69,79 +62,25 @@ struct Caller {
     max_upload: u64,
 }
 
-/// Opens and closes the API in each running container as containers come and go.
+/// Serves the API in each running container as containers come and go.
 pub async fn run(files: Files, pids: PidTable, port: u16, max_upload: u64) {
-    let mut open: BTreeMap<WorkloadId, (u32, JoinHandle<()>)> = BTreeMap::new();
-    let mut failed: BTreeMap<WorkloadId, u32> = BTreeMap::new();
-    loop {
-        let running: BTreeMap<WorkloadId, u32> = pids.lock().map(|p| p.clone()).unwrap_or_default();
-        open.retain(|id, (pid, task)| {
-            let keep = running.get(id) == Some(pid);
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
-        failed.retain(|id, pid| running.get(id) == Some(pid));
-        for (&id, &pid) in &running {
-            if open.contains_key(&id) || failed.contains_key(&id) {
-                continue;
-            }
-            match listen_in_namespace(pid, port).await {
-                Ok(listener) => {
-                    let caller = Caller {
-                        files: files.clone(),
-                        owner: owner(id),
-                        max_upload,
-                    };
-                    let task = tokio::spawn(async move {
-                        if let Err(e) = axum::serve(listener, router(caller)).await {
-                            tracing::warn!(
-                                job = id.job,
-                                replica = id.replica,
-                                "R1FS workload API stopped: {e}"
-                            );
-                        }
-                    });
-                    open.insert(id, (pid, task));
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        job = id.job,
-                        replica = id.replica,
-                        port,
-                        "cannot open the R1FS API in the container: {e}"
-                    );
-                    failed.insert(id, pid);
-                }
+    crate::in_container::serve_each(pids, port, "R1FS workload API", move |id, listener| {
+        let caller = Caller {
+            files: files.clone(),
+            owner: owner(id),
+            max_upload,
+        };
+        async move {
+            if let Err(e) = axum::serve(listener, router(caller)).await {
+                tracing::warn!(
+                    job = id.job,
+                    replica = id.replica,
+                    "R1FS workload API stopped: {e}"
+                );
             }
         }
-        tokio::time::sleep(SYNC_EVERY).await;
-    }
-}
-
-/// Binds 127.0.0.1:`port` inside the network namespace of process `pid`; the socket stays in
-/// that namespace, the agent accepts on it from its own.
-async fn listen_in_namespace(pid: u32, port: u16) -> io::Result<TcpListener> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("r1-netns-listen".into())
-        .spawn(move || {
-            let result = (|| -> io::Result<std::net::TcpListener> {
-                let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
-                nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(io::Error::from)?;
-                let listener =
-                    std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
-                listener.set_nonblocking(true)?;
-                Ok(listener)
-            })();
-            let _ = reply.send(result);
-        })?;
-    let listener = answer
-        .await
-        .map_err(|_| io::Error::other("namespace listener thread vanished"))??;
-    TcpListener::from_std(listener)
+    })
+    .await;
 }
 
 fn router(caller: Caller) -> Router {

@@ -4,6 +4,7 @@ use prometheus_client::registry::Registry;
 use r1_r1fs::blocks::BlockStore;
 use r1_r1fs::unixfs::Importer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use super::*;
 use crate::files::Net;

@@ -1,6 +1,8 @@
 //! CSTORE benchmark, printed as numbers: `redis-benchmark` (Debian's `redis-tools`) against
 //! CSTORE's Redis-protocol server and against a `redis-server` started beside it in the same
-//! run, GET and SET, unpipelined and with `-P 16`.
+//! run, GET and SET, unpipelined and with `-P 16`; then the replication lag: three replicas,
+//! each with the node agent's replication over its own r1-p2p on loopback, and the time from a
+//! write on one until it is readable on the other two (p50, p99).
 //!
 //! Run with `make bench` (`cargo bench -p r1-e2e --bench cstore --profile dev`). Requests per
 //! test: `R1_BENCH_REDIS_REQUESTS` (default 100000).
@@ -47,14 +49,146 @@ fn redis_benchmark(port: u16, pipeline: usize) -> (f64, f64) {
     (rate("GET"), rate("SET"))
 }
 
+/// Writes measured for the replication lag: `R1_BENCH_CSTORE_LAG_WRITES` (default 500).
+fn lag_writes() -> usize {
+    std::env::var("R1_BENCH_CSTORE_LAG_WRITES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500)
+}
+
+/// One replica: an engine replicated by the node agent's code over its own peer-to-peer layer.
+struct Replica {
+    engine: Arc<Engine>,
+    client: r1_p2p::Client,
+    address: r1_protocol::Address,
+    addrs: Vec<r1_p2p::Multiaddr>,
+}
+
+async fn replica(dir: &std::path::Path) -> Replica {
+    let identity = Identity::generate();
+    let engine =
+        Arc::new(Engine::open(dir, identity.clone(), 5_000, Default::default()).expect("engine"));
+    let mut config = r1_p2p::Config::new(identity.clone(), "bench");
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")];
+    config.request_protocols = vec![r1_node::kv::replication::PROTOCOL.into()];
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (client, events) = r1_p2p::P2p::start(config, &mut registry)
+        .await
+        .expect("p2p");
+    client
+        .subscribe(r1_node::kv::replication::TOPIC)
+        .await
+        .expect("subscribe");
+    let metrics = Arc::new(r1_node::kv::metrics::KvMetrics::register(&mut registry));
+    let replication =
+        r1_node::kv::replication::Replication::new(engine.clone(), client.clone(), metrics, 60_000);
+    tokio::spawn(replication.clone().publish_writes());
+    tokio::spawn(replication.serve(events));
+    let addrs = client.listen_addrs().await.expect("addrs");
+    Replica {
+        engine,
+        client,
+        address: identity.address(),
+        addrs,
+    }
+}
+
+/// Milliseconds from a write on replica 0 until both others read it, for `writes` writes.
+async fn replication_lags(dir: &std::path::Path, writes: usize) -> Vec<f64> {
+    let mut replicas = Vec::new();
+    for i in 0..3 {
+        replicas.push(replica(&dir.join(format!("replica-{i}"))).await);
+    }
+    let roster = r1_p2p::ParsedRoster::new(
+        r1_protocol::now_ms(),
+        replicas.iter().map(|r| (r.address, r.addrs.clone())),
+    );
+    for r in &replicas {
+        r.client.set_roster(roster.clone()).await.expect("roster");
+    }
+    // Until the gossip mesh carries a write to both others.
+    let readable = |r: &Replica, key: &str| {
+        r.engine
+            .execute(
+                "bench",
+                &[b"GET".to_vec(), key.as_bytes().to_vec()],
+                r1_protocol::now_ms(),
+            )
+            .is_ok_and(|(reply, _)| reply != r1_cstore::resp::Reply::Bulk(None))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for attempt in 0.. {
+        let key = format!("warm-{attempt}");
+        let set = [b"SET".to_vec(), key.clone().into_bytes(), b"1".to_vec()];
+        replicas[0]
+            .engine
+            .execute("bench", &set, r1_protocol::now_ms())
+            .expect("set");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if replicas[1..].iter().all(|r| readable(r, &key)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replicas never connected"
+        );
+    }
+    let mut lags = Vec::with_capacity(writes);
+    for i in 0..writes {
+        let key = format!("lag-{i}");
+        let set = [b"SET".to_vec(), key.clone().into_bytes(), vec![b'v'; 64]];
+        let start = std::time::Instant::now();
+        replicas[0]
+            .engine
+            .execute("bench", &set, r1_protocol::now_ms())
+            .expect("set");
+        while !replicas[1..].iter().all(|r| readable(r, &key)) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "write {i} never arrived"
+            );
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        lags.push(start.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    lags.sort_by(f64::total_cmp);
+    lags
+}
+
 fn main() {
     let dir = tempfile::Builder::new()
         .prefix("r1-bench-cstore")
         .tempdir_in("/tmp")
         .expect("temp dir");
+    // The Redis port as a workload reaches it: job 1, in the namespace its oracle assigned.
+    let oracle = Identity::generate();
     let engine = Arc::new(
-        Engine::open(&dir.path().join("db"), Identity::generate(), 5_000).expect("engine"),
+        Engine::open(
+            &dir.path().join("db"),
+            Identity::generate(),
+            5_000,
+            [oracle.address()].into(),
+        )
+        .expect("engine"),
     );
+    let stamp = r1_cstore::Stamp {
+        wall_ms: r1_protocol::now_ms(),
+        logical: 0,
+    };
+    let rule = r1_cstore::Entry::signed(
+        r1_cstore::access::job_key(1),
+        Some(b"bench".to_vec()),
+        None,
+        stamp,
+        &oracle,
+    )
+    .expect("rule");
+    let merged = engine
+        .apply_remote(vec![rule], r1_protocol::now_ms())
+        .expect("rule");
+    assert_eq!(merged.new.len(), 1, "the oracle's rule is taken");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -66,10 +200,23 @@ fn main() {
     let cstore_port = listener.local_addr().expect("addr").port();
     runtime.spawn(r1_cstore::server::serve(
         listener,
-        engine,
-        "bench".into(),
+        engine.clone(),
+        r1_cstore::server::Caller {
+            who: r1_cstore::access::Principal::Job(1),
+            namespace: None,
+        },
         r1_protocol::now_ms,
     ));
+    // Seal as the node does (its gossip is measured below, on three replicas).
+    runtime.spawn(async move {
+        loop {
+            engine.written().await;
+            while engine
+                .seal_pending(4096)
+                .is_ok_and(|sealed| !sealed.is_empty())
+            {}
+        }
+    });
 
     let redis_port = r1_e2e::free_port();
     let mut command = Command::new("redis-server");
@@ -99,4 +246,14 @@ fn main() {
             cstore_set / redis_set
         );
     }
+
+    let writes = lag_writes();
+    let lags = runtime.block_on(replication_lags(dir.path(), writes));
+    let at = |q: f64| lags[((lags.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "replication lag (write on one node -> readable on the other two, {writes} writes): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms (target p99 <= 100 ms)",
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
 }

@@ -32,12 +32,16 @@ fn redis_cli_talks_to_cstore() {
         let task = runtime.spawn(r1_cstore::server::serve(
             listener,
             Arc::new(engine),
-            "app".into(),
+            r1_cstore::server::Caller {
+                who: r1_cstore::access::Principal::Operator,
+                namespace: Some("app".into()),
+            },
             r1_protocol::now_ms,
         ));
         (port, task)
     };
-    let (port, task) = serve(Engine::open(dir.path(), node.clone(), 5_000).expect("engine"));
+    let (port, task) =
+        serve(Engine::open(dir.path(), node.clone(), 5_000, Default::default()).expect("engine"));
 
     assert_eq!(cli(port, &["PING"]), "PONG");
     assert_eq!(cli(port, &["SET", "greeting", "hello world"]), "OK");
@@ -72,7 +76,8 @@ fn redis_cli_talks_to_cstore() {
 
     task.abort();
     let _ = runtime.block_on(task);
-    let (port, _task) = serve(Engine::open(dir.path(), node, 5_000).expect("reopen"));
+    let (port, _task) =
+        serve(Engine::open(dir.path(), node, 5_000, Default::default()).expect("reopen"));
     assert_eq!(
         cli(port, &["MGET", "a", "b", "greeting"]),
         "\n2\nhello world"

@@ -1,20 +1,31 @@
 //! One node's CSTORE: the replica in memory, every entry also in RocksDB, the node's clock and
-//! key. A command's writes are stamped, signed, applied and written to RocksDB's log before
-//! its reply is sent, so a reply the client saw survives the agent being killed at any point
-//! (the log write reaches the operating system before the reply; an OS crash or power loss
-//! can still take the last writes, as with Redis's default `appendfsync everysec`).
+//! key. A command's writes are stamped, applied and written to RocksDB's log before its reply
+//! is sent, so a reply the client saw survives the agent being killed at any point (the log
+//! write reaches the operating system before the reply; an OS crash or power loss can still
+//! take the last writes, as with Redis's default `appendfsync everysec`).
+//!
+//! Local writes are logged unsealed and queued; [`Engine::seal_pending`] signs what is queued
+//! as one batch (see [`crate::seal`]) and returns the sealed entries to replicate. Unsealed
+//! entries found on opening are queued again, so a kill between a write and its seal loses
+//! nothing. Remote entries are checked (seal, stamp) before they are merged and logged.
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use alloy_primitives::Address;
 use r1_protocol::Identity;
 use rocksdb::{DB, Options, WriteBatch};
+use tokio::sync::Notify;
 
+use crate::access::{self, Access, Denied, Principal, SYSTEM};
 use crate::clock::{Clock, ClockError};
 use crate::commands::Session;
 use crate::entry::{Entry, EntryError, Key};
 use crate::replica::{Applied, Replica};
 use crate::resp::Reply;
+use crate::seal::{self, Verifier};
 
 /// Why the engine failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +39,21 @@ pub enum EngineError {
     /// A received entry's stamp is refused, or the clock ran out.
     #[error(transparent)]
     Clock(#[from] ClockError),
+    /// A received entry of the system namespace not written by an oracle.
+    #[error("{writer} wrote in the system namespace {SYSTEM}, which only oracles write")]
+    NotOracle {
+        /// The writer.
+        writer: Address,
+    },
 }
 
 struct State {
     replica: Replica,
     clock: Clock,
+    /// Keys of local writes not sealed yet, oldest first (a key may repeat).
+    pending: Vec<Key>,
+    /// Who may write the system namespace (the network's oracles).
+    oracles: HashSet<Address>,
 }
 
 /// A node's CSTORE.
@@ -40,6 +61,19 @@ pub struct Engine {
     state: Mutex<State>,
     identity: Identity,
     db: DB,
+    written: Notify,
+    denied: AtomicU64,
+}
+
+/// What a batch of remote entries did.
+#[derive(Debug, Default)]
+pub struct Merged {
+    /// Entries that were new here or newer than what was held.
+    pub new: Vec<Entry>,
+    /// Entries already held, or older than what was.
+    pub stale: usize,
+    /// Entries refused, with the reason.
+    pub refused: Vec<(Key, EngineError)>,
 }
 
 /// The RocksDB key of an entry: namespace, key and field, each length-prefixed.
@@ -58,32 +92,60 @@ fn db_key(key: &Key) -> Vec<u8> {
 
 impl Engine {
     /// Opens (or creates) the store in `dir`, writing as `identity`, refusing remote stamps more
-    /// than `max_ahead_ms` ahead of the local clock. Every stored entry is loaded.
-    pub fn open(dir: &Path, identity: Identity, max_ahead_ms: u64) -> Result<Self, EngineError> {
+    /// than `max_ahead_ms` ahead of the local clock and system entries not written by one of
+    /// `oracles`. Every stored entry is loaded; this node's unsealed ones are queued for
+    /// sealing.
+    pub fn open(
+        dir: &Path,
+        identity: Identity,
+        max_ahead_ms: u64,
+        oracles: HashSet<Address>,
+    ) -> Result<Self, EngineError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         let db = DB::open(&options, dir)?;
         let mut replica = Replica::new();
         let mut clock = Clock::new(max_ahead_ms);
+        let mut pending = Vec::new();
+        let me = identity.address();
         for item in db.iterator(rocksdb::IteratorMode::Start) {
             let (_, bytes) = item?;
             let entry = Entry::from_bytes(&bytes)?;
+            if !entry.is_sealed() {
+                if entry.writer != me {
+                    tracing::warn!(writer = %entry.writer, "skipping another node's unsealed entry");
+                    continue;
+                }
+                pending.push(entry.key.clone());
+            }
             clock.observe(entry.stamp, u64::MAX)?;
             replica.apply(entry);
         }
-        Ok(Self {
-            state: Mutex::new(State { replica, clock }),
+        let engine = Self {
+            state: Mutex::new(State {
+                replica,
+                clock,
+                pending,
+                oracles,
+            }),
             identity,
             db,
-        })
+            written: Notify::new(),
+            denied: AtomicU64::new(0),
+        };
+        if !engine.state().pending.is_empty() {
+            engine.written.notify_one();
+        }
+        Ok(engine)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs one Redis command in `namespace` at `now_ms`; its writes are applied and logged
-    /// before the reply is returned. Returns the reply and the entries written (to replicate).
+    /// Runs one Redis command for the node's operator in `namespace` at `now_ms`; its writes
+    /// are applied and logged before the reply is returned. Returns the reply and the
+    /// (unsealed) entries written.
     pub fn execute(
         &self,
         namespace: &str,
@@ -91,49 +153,249 @@ impl Engine {
         now_ms: u64,
     ) -> Result<(Reply, Vec<Entry>), EngineError> {
         let mut state = self.state();
+        let mut batch = WriteBatch::default();
+        let who = Principal::Operator;
+        let outcome = self.run(&mut state, &mut batch, who, namespace, args, now_ms)?;
+        if !outcome.1.is_empty() {
+            self.db.write(batch)?;
+            self.written.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    /// Runs pipelined commands of `who` in `namespace` at `now_ms` in order, each seeing the
+    /// writes of the ones before, with one log write for all of them before any reply is
+    /// returned. A command `who` may not run gets Redis's `NOPERM` error and writes nothing.
+    pub fn execute_all(
+        &self,
+        who: Principal,
+        namespace: &str,
+        commands: &[Vec<Vec<u8>>],
+        now_ms: u64,
+    ) -> Vec<Reply> {
+        let mut state = self.state();
+        let mut batch = WriteBatch::default();
+        let mut replies = Vec::with_capacity(commands.len());
+        let mut wrote = false;
+        for args in commands {
+            match self.run(&mut state, &mut batch, who, namespace, args, now_ms) {
+                Ok((reply, written)) => {
+                    wrote |= !written.is_empty();
+                    replies.push(reply);
+                }
+                Err(e) => replies.push(Reply::err(e.to_string())),
+            }
+        }
+        if wrote {
+            if let Err(e) = self.db.write(batch) {
+                let error = Reply::err(EngineError::Db(e).to_string());
+                return vec![error; replies.len()];
+            }
+            self.written.notify_one();
+        }
+        replies
+    }
+
+    /// One command: refused if `who` may not read `namespace` or, when it writes, write it;
+    /// else its writes stamped, applied, queued for sealing and added to `batch`.
+    fn run(
+        &self,
+        state: &mut State,
+        batch: &mut WriteBatch,
+        who: Principal,
+        namespace: &str,
+        args: &[Vec<u8>],
+        now_ms: u64,
+    ) -> Result<(Reply, Vec<Entry>), EngineError> {
+        let allowed = |access| access::check(&state.replica, who, namespace, access, now_ms);
+        if let Err(denied) = allowed(Access::Read) {
+            return Ok((self.refuse(&denied), Vec::new()));
+        }
         let outcome = Session {
             replica: &state.replica,
             namespace,
             now_ms,
         }
         .run(args);
-        if outcome.writes.is_empty() {
-            return Ok((outcome.reply, Vec::new()));
+        if !outcome.writes.is_empty()
+            && let Err(denied) = allowed(Access::Write)
+        {
+            return Ok((self.refuse(&denied), Vec::new()));
         }
-        let mut batch = WriteBatch::default();
         let mut written = Vec::with_capacity(outcome.writes.len());
         for write in outcome.writes {
             let stamp = state.clock.tick(now_ms)?;
-            let entry = Entry::signed(
+            let entry = Entry::unsealed(
                 write.key,
                 write.value,
                 write.expires_ms,
                 stamp,
-                &self.identity,
+                self.identity.address(),
             )?;
-            batch.put(db_key(&entry.key), entry.to_bytes());
             written.push(entry);
         }
-        self.db.write(batch)?;
         for entry in &written {
+            batch.put(db_key(&entry.key), entry.to_bytes());
+            state.pending.push(entry.key.clone());
             state.replica.apply(entry.clone());
         }
         Ok((outcome.reply, written))
     }
 
-    /// Takes in an entry another node wrote: its signature checked, its stamp bounded, then
-    /// merged and, when it won, logged.
-    pub fn apply_remote(&self, entry: Entry, now_ms: u64) -> Result<Applied, EngineError> {
-        entry.verify()?;
-        let mut state = self.state();
-        state.clock.observe(entry.stamp, now_ms)?;
-        let bytes = entry.to_bytes();
-        let key = db_key(&entry.key);
-        let applied = state.replica.apply(entry);
-        if applied == Applied::New {
-            self.db.put(key, bytes)?;
+    fn refuse(&self, denied: &Denied) -> Reply {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+        Reply::Error(format!("NOPERM {denied}"))
+    }
+
+    /// Commands refused for want of access since the engine opened.
+    pub fn denied(&self) -> u64 {
+        self.denied.load(Ordering::Relaxed)
+    }
+
+    /// Whether `who` may `access` `namespace` now.
+    pub fn check(
+        &self,
+        who: Principal,
+        namespace: &str,
+        access: Access,
+        now_ms: u64,
+    ) -> Result<(), Denied> {
+        access::check(&self.state().replica, who, namespace, access, now_ms)
+    }
+
+    /// The namespace job `job`'s workloads own, once the oracles have published it.
+    pub fn own_namespace(&self, job: u64, now_ms: u64) -> Option<String> {
+        access::own_namespace(&self.state().replica, job, now_ms)
+    }
+
+    /// Waits until local writes are queued for sealing (returns at once if some were queued
+    /// since the last call).
+    pub async fn written(&self) {
+        self.written.notified().await;
+    }
+
+    /// Seals up to `max` queued local writes as one batch, logs the sealed entries and returns
+    /// them (to replicate). Writes replaced since by a newer one are left out: the newer one
+    /// is queued too.
+    pub fn seal_pending(&self, max: usize) -> Result<Vec<Entry>, EngineError> {
+        let unsealed: Vec<Entry> = {
+            let mut state = self.state();
+            let take = max.min(state.pending.len());
+            let keys: Vec<Key> = state.pending.drain(..take).collect();
+            if !state.pending.is_empty() {
+                self.written.notify_one();
+            }
+            let mut seen = HashSet::new();
+            keys.into_iter()
+                .filter(|key| seen.insert(key.clone()))
+                .filter_map(|key| {
+                    state
+                        .replica
+                        .entry(&key)
+                        .filter(|e| !e.is_sealed())
+                        .cloned()
+                })
+                .collect()
+        };
+        if unsealed.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(applied)
+        let digests: Vec<_> = unsealed.iter().map(Entry::digest).collect();
+        let seals = seal::seal_batch(&digests, &self.identity).map_err(|e| {
+            self.requeue(&unsealed);
+            EntryError::Signing(e)
+        })?;
+        let mut state = self.state();
+        let mut batch = WriteBatch::default();
+        let mut sealed = Vec::with_capacity(unsealed.len());
+        for (entry, seal) in unsealed.into_iter().zip(seals) {
+            let still_held = state
+                .replica
+                .entry(&entry.key)
+                .is_some_and(|held| !held.is_sealed() && held.version() == entry.version());
+            if still_held {
+                let entry = entry.with_seal(seal);
+                batch.put(db_key(&entry.key), entry.to_bytes());
+                sealed.push(entry);
+            }
+        }
+        if let Err(e) = self.db.write(batch) {
+            drop(state);
+            self.requeue(&sealed);
+            return Err(e.into());
+        }
+        for entry in &sealed {
+            state.replica.apply(entry.clone());
+        }
+        Ok(sealed)
+    }
+
+    fn requeue(&self, entries: &[Entry]) {
+        let mut state = self.state();
+        let keys = entries.iter().map(|e| e.key.clone());
+        state.pending.splice(0..0, keys);
+        self.written.notify_one();
+    }
+
+    /// Takes in entries other nodes wrote: each one's seal checked (one recovery per batch),
+    /// its stamp bounded, then merged and, when it won, logged.
+    pub fn apply_remote(&self, entries: Vec<Entry>, now_ms: u64) -> Result<Merged, EngineError> {
+        let mut verifier = Verifier::new();
+        let mut merged = Merged::default();
+        let mut checked = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match entry.verify_with(&mut verifier) {
+                Ok(()) => checked.push(entry),
+                Err(e) => merged.refused.push((entry.key, e.into())),
+            }
+        }
+        let mut state = self.state();
+        let mut batch = WriteBatch::default();
+        for entry in checked {
+            if entry.key.namespace == SYSTEM && !state.oracles.contains(&entry.writer) {
+                let writer = entry.writer;
+                merged
+                    .refused
+                    .push((entry.key, EngineError::NotOracle { writer }));
+                continue;
+            }
+            if let Err(e) = state.clock.observe(entry.stamp, now_ms) {
+                merged.refused.push((entry.key, e.into()));
+                continue;
+            }
+            let (key, bytes) = (db_key(&entry.key), entry.to_bytes());
+            match state.replica.apply(entry.clone()) {
+                Applied::New => {
+                    batch.put(key, bytes);
+                    merged.new.push(entry);
+                }
+                Applied::Stale => merged.stale += 1,
+            }
+        }
+        self.db.write(batch)?;
+        Ok(merged)
+    }
+
+    /// Runs `read` on the replica as it is now (for anti-entropy answers and listings).
+    pub fn read<T>(&self, read: impl FnOnce(&Replica) -> T) -> T {
+        read(&self.state().replica)
+    }
+
+    /// Drops the tombstones stamped before `horizon_ms`, from memory and disk; returns how
+    /// many.
+    pub fn collect_tombstones(&self, horizon_ms: u64) -> Result<usize, EngineError> {
+        let mut state = self.state();
+        let mut batch = WriteBatch::default();
+        for entry in state.replica.entries() {
+            if entry.value.is_none() && entry.stamp.wall_ms < horizon_ms {
+                batch.delete(db_key(&entry.key));
+            }
+        }
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        self.db.write(batch)?;
+        Ok(state.replica.collect_tombstones(horizon_ms))
     }
 
     /// Entries held, tombstones included.
@@ -144,6 +406,11 @@ impl Engine {
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Local writes not sealed yet.
+    pub fn pending(&self) -> usize {
+        self.state().pending.len()
     }
 }
 
@@ -160,7 +427,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let node = Identity::generate();
         {
-            let engine = Engine::open(dir.path(), node.clone(), 5_000).unwrap();
+            let engine = Engine::open(dir.path(), node.clone(), 5_000, HashSet::new()).unwrap();
             for i in 0..50 {
                 engine
                     .execute("app", &args(&format!("SET k{i} v{i}")), 1_000 + i)
@@ -169,7 +436,7 @@ mod tests {
             engine.execute("app", &args("HSET h f x"), 2_000).unwrap();
             engine.execute("app", &args("DEL k7"), 2_001).unwrap();
         }
-        let engine = Engine::open(dir.path(), node, 5_000).unwrap();
+        let engine = Engine::open(dir.path(), node, 5_000, HashSet::new()).unwrap();
         let get = |line: &str| engine.execute("app", &args(line), 3_000).unwrap().0;
         assert_eq!(get("GET k49"), Reply::Bulk(Some(b"v49".to_vec())));
         assert_eq!(get("GET k7"), Reply::Bulk(None));
@@ -184,9 +451,54 @@ mod tests {
     }
 
     #[test]
+    fn writes_are_sealed_in_batches_and_a_kill_before_the_seal_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Identity::generate();
+        {
+            let engine = Engine::open(dir.path(), node.clone(), 5_000, HashSet::new()).unwrap();
+            let commands: Vec<_> = (0..10).map(|i| args(&format!("SET k{i} v{i}"))).collect();
+            let replies = engine.execute_all(Principal::Operator, "app", &commands, 1_000);
+            assert!(
+                replies.iter().all(|r| *r == Reply::Simple("OK")),
+                "{replies:?}"
+            );
+            assert_eq!(
+                engine.execute_all(
+                    Principal::Operator,
+                    "app",
+                    &[args("SET k0 again"), args("GET k0")],
+                    1_001
+                )[1],
+                Reply::Bulk(Some(b"again".to_vec())),
+                "a pipelined command sees the writes before it"
+            );
+            let sealed = engine.seal_pending(4).unwrap();
+            assert_eq!(sealed.len(), 4);
+            let mut verifier = seal::Verifier::new();
+            for entry in &sealed {
+                entry.verify_with(&mut verifier).unwrap();
+            }
+            assert_eq!(engine.pending(), 7);
+        }
+        let engine = Engine::open(dir.path(), node, 5_000, HashSet::new()).unwrap();
+        assert_eq!(
+            engine.pending(),
+            6,
+            "unsealed writes are queued again (k0's latest was sealed in the first batch)"
+        );
+        let sealed = engine.seal_pending(100).unwrap();
+        assert_eq!(sealed.len(), 6);
+        assert!(engine.read(|r| r.entries().all(Entry::is_sealed)));
+        assert_eq!(
+            engine.execute("app", &args("GET k0"), 2_000).unwrap().0,
+            Reply::Bulk(Some(b"again".to_vec()))
+        );
+    }
+
+    #[test]
     fn remote_entries_are_checked_merged_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(dir.path(), Identity::generate(), 5_000).unwrap();
+        let engine = Engine::open(dir.path(), Identity::generate(), 5_000, HashSet::new()).unwrap();
         let other = Identity::generate();
         let key = Key::new("app", b"k".to_vec(), None).unwrap();
         let stamp = |wall_ms| crate::clock::Stamp {
@@ -201,11 +513,9 @@ mod tests {
             &other,
         )
         .unwrap();
-        assert_eq!(
-            engine.apply_remote(entry.clone(), 100).unwrap(),
-            Applied::New
-        );
-        assert_eq!(engine.apply_remote(entry, 100).unwrap(), Applied::Stale);
+        let merged = engine.apply_remote(vec![entry.clone()], 100).unwrap();
+        assert_eq!(merged.new, vec![entry.clone()]);
+        assert_eq!(engine.apply_remote(vec![entry], 100).unwrap().stale, 1);
         let ahead = Entry::signed(
             key.clone(),
             Some(b"x".to_vec()),
@@ -214,17 +524,100 @@ mod tests {
             &other,
         )
         .unwrap();
-        assert!(matches!(
-            engine.apply_remote(ahead, 100),
-            Err(EngineError::Clock(ClockError::TooFarAhead { .. }))
-        ));
-        let mut forged = Entry::signed(key, Some(b"y".to_vec()), None, stamp(200), &other).unwrap();
+        let mut forged =
+            Entry::signed(key.clone(), Some(b"y".to_vec()), None, stamp(200), &other).unwrap();
         forged.writer = Identity::generate().address();
-        assert!(matches!(
-            engine.apply_remote(forged, 200),
-            Err(EngineError::Entry(EntryError::Forged { .. }))
-        ));
+        let unsealed =
+            Entry::unsealed(key, Some(b"z".to_vec()), None, stamp(200), other.address()).unwrap();
+        let merged = engine
+            .apply_remote(vec![ahead, forged, unsealed], 200)
+            .unwrap();
+        assert!(merged.new.is_empty());
+        let reasons: Vec<String> = merged.refused.iter().map(|(_, e)| e.to_string()).collect();
+        assert!(
+            matches!(
+                merged.refused[0].1,
+                EngineError::Entry(EntryError::Forged { .. })
+            ),
+            "{reasons:?}"
+        );
+        assert!(
+            matches!(
+                merged.refused[1].1,
+                EngineError::Entry(EntryError::Unsealed)
+            ),
+            "{reasons:?}"
+        );
+        assert!(
+            matches!(
+                merged.refused[2].1,
+                EngineError::Clock(ClockError::TooFarAhead { .. })
+            ),
+            "{reasons:?}"
+        );
         let (reply, _) = engine.execute("app", &args("GET k"), 300).unwrap();
         assert_eq!(reply, Reply::Bulk(Some(b"theirs".to_vec())));
+    }
+
+    #[test]
+    fn jobs_use_the_namespaces_oracles_assign_and_only_oracles_write_the_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let oracle = Identity::generate();
+        let engine = Engine::open(
+            dir.path(),
+            Identity::generate(),
+            5_000,
+            HashSet::from([oracle.address()]),
+        )
+        .unwrap();
+        let stamp = crate::clock::Stamp {
+            wall_ms: 100,
+            logical: 0,
+        };
+        let rule = |by: &Identity, job: u64, ns: &str| {
+            Entry::signed(
+                access::job_key(job),
+                Some(ns.as_bytes().to_vec()),
+                None,
+                stamp,
+                by,
+            )
+            .unwrap()
+        };
+        let stranger = Identity::generate();
+        let merged = engine
+            .apply_remote(
+                vec![rule(&oracle, 1, "p.acme"), rule(&stranger, 2, "p.acme")],
+                100,
+            )
+            .unwrap();
+        assert_eq!(merged.new.len(), 1);
+        assert!(matches!(merged.refused[0].1, EngineError::NotOracle { .. }));
+
+        let job = |n, ns: &str, line: &str| {
+            engine
+                .execute_all(Principal::Job(n), ns, &[args(line)], 200)
+                .remove(0)
+        };
+        assert_eq!(job(1, "p.acme", "SET k v"), Reply::Simple("OK"));
+        assert_eq!(job(1, "p.acme", "GET k"), Reply::Bulk(Some(b"v".to_vec())));
+        let refused = [
+            job(2, "p.acme", "GET k"),
+            job(1, "p.other", "SET k v"),
+            job(1, SYSTEM, "SET job:1 p.other"),
+        ];
+        for reply in &refused {
+            assert!(
+                matches!(reply, Reply::Error(e) if e.starts_with("NOPERM")),
+                "{reply:?}"
+            );
+        }
+        assert_eq!(engine.denied(), 3);
+        assert!(
+            matches!(engine.execute(SYSTEM, &args("SET job:1 p.other"), 200).unwrap().0,
+                Reply::Error(e) if e.starts_with("NOPERM")),
+            "the operator does not write the rules either"
+        );
+        assert_eq!(engine.own_namespace(1, 200).as_deref(), Some("p.acme"));
     }
 }

@@ -1,24 +1,28 @@
 //! One CSTORE entry: a key of a namespace (or a field of a hash), its value or a tombstone, an
-//! optional expiry, the writer's hybrid-clock stamp, and the writer's signature over all of it.
-//! The signature travels with the entry through every replica, so a node that relays an entry
-//! (gossip, anti-entropy) cannot alter it or write in another node's name.
+//! optional expiry, the writer's hybrid-clock stamp, and the writer's [`Seal`] over all of it.
+//! The seal travels with the entry through every replica, so a node that relays an entry
+//! (gossip, anti-entropy) cannot alter it or write in another node's name. A fresh local write
+//! is unsealed until its writer seals the batch it belongs to (see [`crate::seal`]); only
+//! sealed entries leave the node.
 //!
 //! Byte form (big-endian; every length checked against the limits before anything is
 //! allocated):
 //!
 //! ```text
 //! 0x01 | u8 ns_len ns | u16 key_len key | 0|1 [u16 field_len field] | 0|1 [u32 value_len value]
-//!      | 0|1 [u64 expires_ms] | u64 wall_ms | u32 logical | writer (20) | signature (65)
+//!      | 0|1 [u64 expires_ms] | u64 wall_ms | u32 logical | writer (20)
+//!      | 0 | 1 u8 proof_len proof (32 each) signature (65)
 //! ```
 //!
-//! The signature is an EIP-191 personal signature over `r1.cstore.v1\n` followed by every byte
-//! before it.
+//! Everything before the seal is the entry's body; its SHA-256 is the entry's digest, the leaf
+//! of the batch tree the writer signs.
 
-use alloy_primitives::{Address, Signature};
+use alloy_primitives::Address;
 use r1_protocol::Identity;
 use thiserror::Error;
 
 use crate::clock::Stamp;
+use crate::seal::{self, Hash, MAX_PROOF, Seal, Verifier};
 
 /// Longest namespace name, bytes.
 pub const MAX_NAMESPACE: usize = 128;
@@ -28,8 +32,6 @@ pub const MAX_KEY: usize = 4096;
 pub const MAX_VALUE: usize = 1 << 20;
 
 const FORMAT: u8 = 1;
-const DOMAIN: &[u8] = b"r1.cstore.v1\n";
-const SIGNATURE_LEN: usize = 65;
 
 /// Why an entry was not made or not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -46,7 +48,10 @@ pub enum EntryError {
     /// The bytes are not an entry.
     #[error("malformed entry")]
     Malformed,
-    /// The signature does not recover to the writer the entry names.
+    /// The entry is not sealed yet (only its writer holds such an entry).
+    #[error("entry not sealed by its writer")]
+    Unsealed,
+    /// The seal does not recover to the writer the entry names.
     #[error("entry signed by {signer:?}, not by its writer {writer}")]
     Forged {
         /// The writer named.
@@ -107,7 +112,7 @@ impl Key {
     }
 }
 
-/// A signed write.
+/// A write, sealed by its writer or about to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Where it goes.
@@ -120,17 +125,18 @@ pub struct Entry {
     pub stamp: Stamp,
     /// The node that wrote it.
     pub writer: Address,
-    signature: [u8; SIGNATURE_LEN],
+    seal: Option<Seal>,
 }
 
 impl Entry {
-    /// Writes `value` (or, with `None`, deletes) at `key` as `identity`, stamped `stamp`.
-    pub fn signed(
+    /// Writes `value` (or, with `None`, deletes) at `key` as `writer`, stamped `stamp`; to be
+    /// sealed by the writer before it leaves the node.
+    pub fn unsealed(
         key: Key,
         value: Option<Vec<u8>>,
         expires_ms: Option<u64>,
         stamp: Stamp,
-        identity: &Identity,
+        writer: Address,
     ) -> Result<Self, EntryError> {
         key.check()?;
         if let Some(value) = &value
@@ -138,26 +144,52 @@ impl Entry {
         {
             return Err(EntryError::ValueTooLarge(value.len()));
         }
-        let mut entry = Self {
+        Ok(Self {
             key,
             value,
             expires_ms,
             stamp,
-            writer: identity.address(),
-            signature: [0; SIGNATURE_LEN],
-        };
-        let signature = identity
-            .sign_personal(&entry.signing_bytes())
-            .map_err(|e| EntryError::Signing(e.to_string()))?;
-        entry.signature = signature.as_bytes();
-        Ok(entry)
+            writer,
+            seal: None,
+        })
     }
 
-    /// Checks that the entry's writer signed exactly these contents.
+    /// Writes and seals at once (a batch of one), as `identity`.
+    pub fn signed(
+        key: Key,
+        value: Option<Vec<u8>>,
+        expires_ms: Option<u64>,
+        stamp: Stamp,
+        identity: &Identity,
+    ) -> Result<Self, EntryError> {
+        let entry = Self::unsealed(key, value, expires_ms, stamp, identity.address())?;
+        let mut seals =
+            seal::seal_batch(&[entry.digest()], identity).map_err(EntryError::Signing)?;
+        Ok(entry.with_seal(seals.pop().ok_or(EntryError::Malformed)?))
+    }
+
+    /// The entry under `seal` (made by [`seal::seal_batch`] over its digest).
+    pub fn with_seal(self, seal: Seal) -> Self {
+        Self {
+            seal: Some(seal),
+            ..self
+        }
+    }
+
+    /// Whether the writer sealed it.
+    pub fn is_sealed(&self) -> bool {
+        self.seal.is_some()
+    }
+
+    /// Checks that the entry's writer sealed exactly these contents.
     pub fn verify(&self) -> Result<(), EntryError> {
-        let signer = Signature::from_raw(&self.signature)
-            .ok()
-            .and_then(|s| s.recover_address_from_msg(self.signing_bytes()).ok());
+        self.verify_with(&mut Verifier::new())
+    }
+
+    /// As [`verify`](Self::verify), with recoveries shared through `verifier` (one per batch).
+    pub fn verify_with(&self, verifier: &mut Verifier) -> Result<(), EntryError> {
+        let seal = self.seal.as_ref().ok_or(EntryError::Unsealed)?;
+        let signer = verifier.signer(&self.digest(), seal);
         if signer == Some(self.writer) {
             Ok(())
         } else {
@@ -178,10 +210,13 @@ impl Entry {
         self.value.is_some() && self.expires_ms.is_none_or(|at| at > now_ms)
     }
 
-    fn signing_bytes(&self) -> Vec<u8> {
-        let mut out = DOMAIN.to_vec();
-        self.write_body(&mut out);
-        out
+    /// The SHA-256 of the entry's contents (everything its writer signs): equal for copies of
+    /// one write on every replica, different for any other write. Anti-entropy sums these.
+    pub fn digest(&self) -> Hash {
+        use sha2::Digest;
+        let mut body = Vec::with_capacity(128 + self.value.as_ref().map_or(0, Vec::len));
+        self.write_body(&mut body);
+        sha2::Sha256::digest(&body).into()
     }
 
     fn write_body(&self, out: &mut Vec<u8>) {
@@ -219,15 +254,28 @@ impl Entry {
         out.extend_from_slice(self.writer.as_slice());
     }
 
-    /// The entry's bytes, signature included.
+    /// The entry's bytes, seal included.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128 + self.value.as_ref().map_or(0, Vec::len));
+        let proof_len = self.seal.as_ref().map_or(0, |s| s.proof.len());
+        let mut out =
+            Vec::with_capacity(160 + 32 * proof_len + self.value.as_ref().map_or(0, Vec::len));
         self.write_body(&mut out);
-        out.extend_from_slice(&self.signature);
+        match &self.seal {
+            Some(seal) => {
+                out.push(1);
+                // Proofs are at most MAX_PROOF long: `seal::tree` over a batch of < 2^32.
+                out.push(seal.proof.len() as u8);
+                for hash in &seal.proof {
+                    out.extend_from_slice(hash);
+                }
+                out.extend_from_slice(&seal.signature);
+            }
+            None => out.push(0),
+        }
         out
     }
 
-    /// Reads an entry's bytes (its signature is not checked: see [`Entry::verify`]).
+    /// Reads an entry's bytes (its seal is not checked: see [`Entry::verify`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EntryError> {
         let mut r = Reader(bytes);
         if r.take(1)? != [FORMAT] {
@@ -259,10 +307,22 @@ impl Entry {
             logical: r.u32()?,
         };
         let writer = Address::from_slice(r.take(20)?);
-        let signature: [u8; SIGNATURE_LEN] = r
-            .take(SIGNATURE_LEN)?
-            .try_into()
-            .map_err(|_| EntryError::Malformed)?;
+        let seal = if r.flag()? {
+            let len = usize::from(r.take(1)?[0]);
+            if len > MAX_PROOF {
+                return Err(EntryError::Malformed);
+            }
+            let mut proof = Vec::with_capacity(len);
+            for _ in 0..len {
+                proof.push(r.array()?);
+            }
+            Some(Seal {
+                proof,
+                signature: r.array()?,
+            })
+        } else {
+            None
+        };
         if !r.0.is_empty() {
             return Err(EntryError::Malformed);
         }
@@ -278,7 +338,7 @@ impl Entry {
             expires_ms,
             stamp,
             writer,
-            signature,
+            seal,
         })
     }
 }
@@ -301,6 +361,10 @@ impl<'a> Reader<'a> {
             [1] => Ok(true),
             _ => Err(EntryError::Malformed),
         }
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], EntryError> {
+        self.take(N)?.try_into().map_err(|_| EntryError::Malformed)
     }
 
     fn u16(&mut self) -> Result<u16, EntryError> {
@@ -364,6 +428,36 @@ mod tests {
         let mut restamped = entry;
         restamped.stamp = stamp(6);
         assert!(restamped.verify().is_err());
+    }
+
+    #[test]
+    fn an_unsealed_entry_round_trips_but_does_not_verify_until_sealed() {
+        let node = Identity::generate();
+        let entries: Vec<Entry> = (0..3u8)
+            .map(|i| {
+                let key = Key::new("app", vec![i], None).unwrap();
+                Entry::unsealed(key, Some(vec![i]), None, stamp(5), node.address()).unwrap()
+            })
+            .collect();
+        let back = Entry::from_bytes(&entries[0].to_bytes()).unwrap();
+        assert_eq!(back, entries[0]);
+        assert_eq!(back.verify(), Err(EntryError::Unsealed));
+        let digests: Vec<_> = entries.iter().map(Entry::digest).collect();
+        let seals = seal::seal_batch(&digests, &node).unwrap();
+        let sealed: Vec<Entry> = entries
+            .into_iter()
+            .zip(seals)
+            .map(|(e, s)| e.with_seal(s))
+            .collect();
+        let mut verifier = Verifier::new();
+        for entry in &sealed {
+            let back = Entry::from_bytes(&entry.to_bytes()).unwrap();
+            assert_eq!(&back, entry);
+            back.verify_with(&mut verifier).unwrap();
+        }
+        let mut swapped = sealed[0].clone();
+        swapped.seal = sealed[1].seal.clone();
+        assert!(matches!(swapped.verify(), Err(EntryError::Forged { .. })));
     }
 
     #[test]

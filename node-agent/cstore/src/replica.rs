@@ -11,9 +11,18 @@
 //! horizon can still hold the value a collected tombstone deleted; when it reconnects, that
 //! value spreads again (a delete is lost). The node agent's horizon is set well above any
 //! partition it should ride out.
+//!
+//! For anti-entropy, a replica keeps each entry's digest and answers, for any key range, how
+//! many entries it holds there and their [`Fingerprint`]: two replicas holding the same writes
+//! in a range (whatever their seals) have the same fingerprint there, and (barring a SHA-256
+//! collision) only those.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::collections::btree_map;
+use std::ops::Bound;
+
+use sha2::{Digest, Sha256};
 
 use crate::entry::{Entry, Key};
 
@@ -29,7 +38,72 @@ pub enum Applied {
 /// A replica's entries, by key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Replica {
-    entries: BTreeMap<Key, Entry>,
+    entries: BTreeMap<Key, Held>,
+}
+
+/// An entry and its digest, computed once when stored so that fingerprints never rehash.
+/// The digest is a function of the entry, so comparing `Held`s compares entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Held {
+    entry: Entry,
+    digest: [u8; 32],
+}
+
+/// What a replica holds in a key range, in 24 bytes: how many entries, and a hash of them all.
+///
+/// The hash is SHA-256 of (the sum modulo 2^256 of the entries' digests, read as big-endian
+/// numbers || the count as a big-endian u64), truncated to 16 bytes. The digests are summed
+/// rather than XORed: XOR is linear, so a writer who can make entries (any node) could pick,
+/// by Gaussian elimination over a few hundred of its own entries, a subset whose digests XOR
+/// to any value and make two different ranges look equal; a modular sum has no such shortcut
+/// (this is the fingerprint of range-based set reconciliation, as in Negentropy). Summing
+/// makes the fingerprint independent of order, and the final hash hides the sum's structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint {
+    /// How many entries (tombstones included) the range holds.
+    pub count: u64,
+    /// The hash of their digests' sum and of the count.
+    pub hash: [u8; 16],
+}
+
+/// A sum of digests modulo 2^256, as four u64 limbs, least significant first.
+#[derive(Default)]
+struct DigestSum([u64; 4]);
+
+impl DigestSum {
+    /// Adds a digest read as a big-endian 256-bit number, dropping the final carry.
+    fn add(&mut self, digest: &[u8; 32]) {
+        let mut carry = false;
+        for (i, limb) in self.0.iter_mut().enumerate() {
+            let end = 32 - 8 * i;
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&digest[end - 8..end]);
+            let (sum, over) = limb.overflowing_add(u64::from_be_bytes(word));
+            let (sum, over_carry) = sum.overflowing_add(u64::from(carry));
+            *limb = sum;
+            carry = over || over_carry;
+        }
+    }
+
+    /// The sum as 32 big-endian bytes.
+    fn to_be_bytes(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, limb) in self.0.iter().enumerate() {
+            let end = 32 - 8 * i;
+            out[end - 8..end].copy_from_slice(&limb.to_be_bytes());
+        }
+        out
+    }
+
+    /// The fingerprint of `count` entries summing to this.
+    fn fingerprint(&self, count: u64) -> Fingerprint {
+        let mut hasher = Sha256::new();
+        hasher.update(self.to_be_bytes());
+        hasher.update(count.to_be_bytes());
+        let mut hash = [0u8; 16];
+        hash.copy_from_slice(&hasher.finalize()[..16]);
+        Fingerprint { count, hash }
+    }
 }
 
 /// Whether `a` wins over `b` for the same key.
@@ -50,9 +124,11 @@ impl Replica {
     /// Merges one entry in (its signature is the caller's to check, before).
     pub fn apply(&mut self, entry: Entry) -> Applied {
         match self.entries.get(&entry.key) {
-            Some(held) if !wins(&entry, held) => Applied::Stale,
+            Some(held) if !wins(&entry, &held.entry) => Applied::Stale,
             _ => {
-                self.entries.insert(entry.key.clone(), entry);
+                let digest = entry.digest();
+                self.entries
+                    .insert(entry.key.clone(), Held { entry, digest });
                 Applied::New
             }
         }
@@ -60,20 +136,19 @@ impl Replica {
 
     /// Merges every entry of `other` in.
     pub fn merge(&mut self, other: &Replica) {
-        for entry in other.entries.values() {
+        for entry in other.entries() {
             self.apply(entry.clone());
         }
     }
 
     /// The entry held for `key`, tombstone or not.
     pub fn entry(&self, key: &Key) -> Option<&Entry> {
-        self.entries.get(key)
+        self.entries.get(key).map(|held| &held.entry)
     }
 
     /// The value at `key` at `now_ms`, unless deleted or expired.
     pub fn get(&self, key: &Key, now_ms: u64) -> Option<&[u8]> {
-        self.entries
-            .get(key)
+        self.entry(key)
             .filter(|e| e.is_live(now_ms))
             .and_then(|e| e.value.as_deref())
     }
@@ -88,8 +163,8 @@ impl Replica {
         self.entries
             .range(from..)
             .take_while(|(k, _)| k.namespace == namespace && k.key == key)
-            .filter(|(_, e)| e.is_live(now_ms))
-            .filter_map(|(k, e)| Some((k.field.as_deref()?, e.value.as_deref()?)))
+            .filter(|(_, held)| held.entry.is_live(now_ms))
+            .filter_map(|(k, held)| Some((k.field.as_deref()?, held.entry.value.as_deref()?)))
             .collect()
     }
 
@@ -104,12 +179,46 @@ impl Replica {
         self.entries
             .range(from..)
             .take_while(move |(k, _)| k.namespace == name)
-            .map(|(_, e)| e)
+            .map(|(_, held)| &held.entry)
     }
 
     /// Every entry, in key order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values()
+        self.entries.values().map(|held| &held.entry)
+    }
+
+    /// The entries with keys in `[lo, hi)`, in key order: `None` for `lo` is from the first
+    /// key, for `hi` to the last. Anti-entropy sends these; a range with `hi` before `lo` is
+    /// empty.
+    pub fn range<'a>(
+        &'a self,
+        lo: Option<&Key>,
+        hi: Option<&Key>,
+    ) -> impl Iterator<Item = &'a Entry> + use<'a> {
+        self.held(lo, hi).map(|(_, held)| &held.entry)
+    }
+
+    /// How many entries `[lo, hi)` holds and their fingerprint (bounds as for
+    /// [`Replica::range`]), summed from the stored digests: O(entries in the range).
+    pub fn fingerprint(&self, lo: Option<&Key>, hi: Option<&Key>) -> Fingerprint {
+        let mut sum = DigestSum::default();
+        let mut count = 0u64;
+        for (_, held) in self.held(lo, hi) {
+            sum.add(&held.digest);
+            count += 1;
+        }
+        sum.fingerprint(count)
+    }
+
+    /// The held entries of `[lo, hi)`; empty, rather than a panic, when `hi < lo`.
+    fn held(&self, lo: Option<&Key>, hi: Option<&Key>) -> btree_map::Range<'_, Key, Held> {
+        let start = lo.map_or(Bound::Unbounded, Bound::Included);
+        let end = match (lo, hi) {
+            (Some(lo), Some(hi)) if hi < lo => Bound::Excluded(lo),
+            (_, Some(hi)) => Bound::Excluded(hi),
+            (_, None) => Bound::Unbounded,
+        };
+        self.entries.range::<Key, _>((start, end))
     }
 
     /// How many entries (tombstones included) are held.
@@ -126,7 +235,7 @@ impl Replica {
     pub fn collect_tombstones(&mut self, horizon_ms: u64) -> usize {
         let before = self.entries.len();
         self.entries
-            .retain(|_, e| e.value.is_some() || e.stamp.wall_ms >= horizon_ms);
+            .retain(|_, held| held.entry.value.is_some() || held.entry.stamp.wall_ms >= horizon_ms);
         before - self.entries.len()
     }
 }
@@ -303,5 +412,99 @@ mod tests {
         assert_eq!(replica.collect_tombstones(20), 1);
         assert!(replica.entry(&old).is_none());
         assert!(replica.entry(&new).is_some() && replica.entry(&kept).is_some());
+    }
+
+    #[allow(clippy::unwrap_used)] // test fixtures
+    fn key(name: &str) -> Key {
+        Key::new("app", name.as_bytes().to_vec(), None).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn replicas_with_the_same_entries_have_the_same_fingerprints(
+            writes in proptest::collection::vec(write(), 0..16),
+            order in proptest::collection::vec(any::<prop::sample::Index>(), 0..32),
+        ) {
+            let shuffled: Vec<Entry> = order
+                .iter()
+                .filter(|_| !writes.is_empty())
+                .map(|i| writes[i.index(writes.len())].clone())
+                .chain(writes.iter().rev().cloned())
+                .collect();
+            let (a, b) = (replica_of(&writes), replica_of(&shuffled));
+            prop_assert_eq!(a.fingerprint(None, None), b.fingerprint(None, None));
+            prop_assert_eq!(a.fingerprint(None, None).count, a.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_fingerprint_changes_with_any_entry_and_counts_its_range() {
+        let mut replica = Replica::new();
+        let empty = replica.fingerprint(None, None);
+        assert_eq!(empty.count, 0);
+        for name in ["a", "b", "c"] {
+            replica.apply(at(0, &key(name), Some(b"v"), 1));
+        }
+        let all = replica.fingerprint(None, None);
+        assert_eq!(all.count, 3);
+        assert_ne!(all, empty);
+
+        let (a, b, c) = (key("a"), key("b"), key("c"));
+        assert_eq!(
+            replica.fingerprint(Some(&b), None).count,
+            2,
+            "lo is inclusive"
+        );
+        assert_eq!(
+            replica.fingerprint(None, Some(&b)).count,
+            1,
+            "hi is exclusive"
+        );
+        assert_eq!(replica.fingerprint(Some(&b), Some(&c)).count, 1);
+        assert_eq!(replica.fingerprint(Some(&b), Some(&b)), empty);
+        assert_eq!(
+            replica.fingerprint(Some(&c), Some(&a)),
+            empty,
+            "hi before lo"
+        );
+        assert_eq!(replica.range(Some(&c), Some(&a)).count(), 0);
+        let keys: Vec<&Key> = replica.range(Some(&b), None).map(|e| &e.key).collect();
+        assert_eq!(keys, vec![&b, &c]);
+
+        let mut newer = replica.clone();
+        newer.apply(at(1, &b, Some(b"v"), 2));
+        assert_ne!(
+            newer.fingerprint(None, None),
+            all,
+            "a newer version changes it"
+        );
+        assert_eq!(newer.fingerprint(None, None).count, 3);
+        assert_eq!(
+            newer.fingerprint(None, Some(&b)),
+            replica.fingerprint(None, Some(&b))
+        );
+    }
+
+    #[test]
+    fn digests_sum_modulo_2_256_with_carries() {
+        let mut sum = DigestSum::default();
+        sum.add(&[0xff; 32]);
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        sum.add(&one);
+        assert_eq!(
+            sum.to_be_bytes(),
+            [0u8; 32],
+            "all ones plus one wraps to zero"
+        );
+        let mut low = [0u8; 32];
+        low[24..].copy_from_slice(&[0xff; 8]);
+        sum.add(&low);
+        sum.add(&one);
+        let mut carried = [0u8; 32];
+        carried[23] = 1;
+        assert_eq!(sum.to_be_bytes(), carried, "a carry crosses limbs");
     }
 }

@@ -65,7 +65,8 @@ pub struct NodeConfig {
     pub cstore: CstoreConfig,
 }
 
-/// The node's CSTORE: the Redis port workloads reach from inside their containers.
+/// The node's CSTORE: the Redis port workloads reach from inside their containers, and how
+/// replicas keep in step.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CstoreConfig {
@@ -74,6 +75,12 @@ pub struct CstoreConfig {
     pub workload_port: u16,
     /// How far ahead of this node's clock another node's write stamp may be, ms.
     pub max_ahead_ms: u64,
+    /// Seconds between anti-entropy rounds with every connected peer (a peer is also synced
+    /// with as soon as it connects).
+    pub anti_entropy_seconds: u64,
+    /// Seconds a delete's tombstone is kept. A node cut off for longer can bring a deleted
+    /// value back when it reconnects.
+    pub tombstone_horizon_seconds: u64,
 }
 
 impl Default for CstoreConfig {
@@ -81,6 +88,8 @@ impl Default for CstoreConfig {
         Self {
             workload_port: 6379,
             max_ahead_ms: 5_000,
+            anti_entropy_seconds: 30,
+            tombstone_horizon_seconds: 7 * 24 * 3600,
         }
     }
 }
@@ -357,6 +366,20 @@ impl NodeConfig {
                 path,
                 "heartbeatIntervalSeconds",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=86_400).contains(&self.cstore.anti_entropy_seconds) {
+            return Err(config_file::invalid(
+                path,
+                "cstore.antiEntropySeconds",
+                "must be 1 to 86400",
+            ));
+        }
+        if self.cstore.tombstone_horizon_seconds < 60 {
+            return Err(config_file::invalid(
+                path,
+                "cstore.tombstoneHorizonSeconds",
+                "must be at least 60",
             ));
         }
         if self.ports.first == 0 || self.ports.first > self.ports.last {

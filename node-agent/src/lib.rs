@@ -14,6 +14,7 @@
 //! * [`link`], [`heartbeat`]: the MQTT link, heartbeats and status reports.
 //! * [`peers`]: the peer-to-peer layer (`r1-p2p`) the oracles' rosters open to this node.
 //! * [`files`]: R1FS on this node: its block store, served to peers and to `r1ctl fs`.
+//! * [`kv`]: CSTORE on this node: its replica, replicated to peers, and the Redis port.
 //! * [`in_container`]: services on each running container's own loopback (R1FS, CSTORE).
 //! * [`api`]: the local gRPC API; [`metrics`]: Prometheus metrics.
 //! * [`state`]: what the agent's tasks share; [`agent`]: the wiring.
@@ -26,6 +27,7 @@ pub mod files;
 pub mod health;
 pub mod heartbeat;
 pub mod in_container;
+pub mod kv;
 pub mod link;
 pub mod logs;
 pub mod metrics;

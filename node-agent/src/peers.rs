@@ -30,7 +30,10 @@ impl Peers {
     ) -> Result<(Self, mpsc::Receiver<Event>), r1_p2p::Error> {
         let mut p2p = r1_p2p::Config::new(identity, &network_name(&config.broker.topic_root));
         p2p.listen = parse_all(&config.p2p.listen)?;
-        p2p.request_protocols = vec![crate::files::net::PROTOCOL.into()];
+        p2p.request_protocols = vec![
+            crate::files::net::PROTOCOL.into(),
+            crate::kv::replication::PROTOCOL.into(),
+        ];
         let (client, events) = P2p::start(p2p, registry).await?;
         let announce = if config.p2p.announce.is_empty() {
             announced(&client.listen_addrs().await?)
@@ -66,6 +69,32 @@ impl Peers {
         {
             Ok(changed) => tracing::debug!(?changed, "roster offered"),
             Err(e) => tracing::info!("roster refused: {e}"),
+        }
+    }
+}
+
+/// Hands each peer-to-peer event to the service it is for: R1FS block requests to `files`,
+/// CSTORE requests, deltas and peer arrivals to `kv`; peers coming and going are logged.
+pub async fn route(
+    mut events: mpsc::Receiver<Event>,
+    files: mpsc::Sender<Event>,
+    kv: mpsc::Sender<Event>,
+) {
+    while let Some(event) = events.recv().await {
+        let to = match &event {
+            Event::Request { protocol, .. } if protocol == crate::files::net::PROTOCOL => &files,
+            Event::PeerConnected(peer) => {
+                tracing::info!(%peer, "peer connected");
+                &kv
+            }
+            Event::PeerDisconnected(peer) => {
+                tracing::info!(%peer, "peer disconnected");
+                continue;
+            }
+            _ => &kv,
+        };
+        if to.send(event).await.is_err() {
+            return;
         }
     }
 }

@@ -1653,8 +1653,16 @@ fn expected_node_config(values: &Value) -> Value {
     }
     put(&mut config, "r1fs", Value::Mapping(r1fs));
     let mut cstore = serde_yaml::Mapping::new();
-    for field in ["workloadPort", "maxAheadMs"] {
-        cstore.insert(field.into(), get(values, &format!("cstore.{field}")).clone());
+    for field in [
+        "workloadPort",
+        "maxAheadMs",
+        "antiEntropySeconds",
+        "tombstoneHorizonSeconds",
+    ] {
+        cstore.insert(
+            field.into(),
+            get(values, &format!("cstore.{field}")).clone(),
+        );
     }
     put(&mut config, "cstore", Value::Mapping(cstore));
     Value::Mapping(config)

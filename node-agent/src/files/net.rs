@@ -82,8 +82,8 @@ impl Net {
     }
 }
 
-/// Takes what the peer-to-peer layer reports: block requests answered from `files`, at most
-/// [`CONCURRENT_ANSWERS`] at a time; peers coming and going logged.
+/// Takes R1FS's peer-to-peer events: block requests answered from `files`, at most
+/// [`CONCURRENT_ANSWERS`] at a time.
 pub async fn serve(mut events: mpsc::Receiver<Event>, files: Files) {
     let answering = Arc::new(Semaphore::new(CONCURRENT_ANSWERS));
     while let Some(event) = events.recv().await {
@@ -108,8 +108,6 @@ pub async fn serve(mut events: mpsc::Receiver<Event>, files: Files) {
                     drop(permit);
                 });
             }
-            Event::PeerConnected(peer) => tracing::info!(%peer, "peer connected"),
-            Event::PeerDisconnected(peer) => tracing::info!(%peer, "peer disconnected"),
             other => tracing::debug!(?other, "peer-to-peer event with no taker"),
         }
     }

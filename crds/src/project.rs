@@ -52,6 +52,10 @@ pub struct DeeployProjectSpec {
     /// What the project is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Projects of the same namespace whose jobs may read this project's CSTORE namespace (its
+    /// own jobs read and write it; nobody else writes it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cstore_readers: Vec<String>,
 }
 
 /// Observed state of a DeeployProject.

@@ -83,8 +83,20 @@ fn validate_metadata(manifest: &Manifest, errors: &mut Errors) {
     }
 }
 
+/// Most projects one project grants CSTORE reads to.
+const CSTORE_READERS_MAX: usize = 64;
+
 fn validate_project(spec: &DeeployProjectSpec, errors: &mut Errors) {
     errors.check("spec.owner", names::evm_address(&spec.owner));
+    if spec.cstore_readers.len() > CSTORE_READERS_MAX {
+        errors.add(
+            "spec.cstoreReaders",
+            format!("lists more than {CSTORE_READERS_MAX} projects"),
+        );
+    }
+    for (i, reader) in spec.cstore_readers.iter().enumerate() {
+        errors.check(format!("spec.cstoreReaders[{i}]"), names::dns_label(reader));
+    }
     if let Some(description) = &spec.description {
         if description.chars().count() > DESCRIPTION_MAX {
             errors.add(

@@ -48,9 +48,9 @@ pub enum AgentError {
     /// The broker link cannot be set up.
     #[error(transparent)]
     Link(#[from] LinkError),
-    /// The CSTORE replica cannot be opened.
+    /// CSTORE cannot start.
     #[error("CSTORE: {0}")]
-    Cstore(r1_cstore::engine::EngineError),
+    Cstore(#[from] crate::kv::KvError),
     /// The R1FS block store cannot be opened.
     #[error("R1FS store: {0}")]
     Files(#[from] r1_r1fs::blocks::StoreError),
@@ -80,7 +80,19 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     let mut registry = Metrics::registry();
     let (peers, peer_events) = Peers::start(&config, identity.clone(), &mut registry).await?;
     let files = open_files(&config, &peers, &mut registry)?;
-    tokio::spawn(files::net::serve(peer_events, files.clone()));
+    let (files_tx, files_events) = mpsc::channel(256);
+    let (kv_tx, kv_events) = mpsc::channel(256);
+    tokio::spawn(crate::peers::route(peer_events, files_tx, kv_tx));
+    tokio::spawn(files::net::serve(files_events, files.clone()));
+    let kv = crate::kv::start(
+        &config,
+        identity.clone(),
+        peers.client(),
+        kv_events,
+        &state,
+        &mut registry,
+    )
+    .await?;
     let metrics = Metrics::with_registry(registry);
     let address = identity.address();
     tracing::info!(
@@ -121,7 +133,11 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
         &config.broker,
         &identity,
         &format!("r1-node-{}", r1_protocol::hex::encode(address.as_slice())),
-        vec![commands_topic.clone(), topics.all(Channel::Roster)],
+        vec![
+            commands_topic.clone(),
+            topics.all(Channel::Roster),
+            topics.all(Channel::Cstore),
+        ],
         state.clone(),
         metrics.clone(),
         inbound_tx,
@@ -141,13 +157,20 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
         metrics.clone(),
     )?;
     let roster_topics = topics.clone();
+    let rules = kv.replication.clone();
     let roster_peers = peers.clone();
     tokio::spawn(async move {
         while let Some(message) = inbound_rx.recv().await {
             if message.topic == commands_topic {
                 let _ = handler.handle(&message.payload, now_ms());
-            } else if let Some((Channel::Roster, _)) = roster_topics.parse(&message.topic) {
-                roster_peers.offer_roster(message.payload, now_ms()).await;
+            } else {
+                match roster_topics.parse(&message.topic) {
+                    Some((Channel::Roster, _)) => {
+                        roster_peers.offer_roster(message.payload, now_ms()).await;
+                    }
+                    Some((Channel::Cstore, oracle)) => rules.take_rules(oracle, &message.payload),
+                    _ => {}
+                }
             }
         }
     });
@@ -188,42 +211,14 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     });
     let socket = config.api_socket.clone();
     let files_api = FilesApi(files.clone());
+    let mut node_env = kv.env.clone();
+    let cstore_api = crate::kv::grpc::CstoreApi(kv.engine.clone());
     tokio::spawn(async move {
-        if let Err(e) = api::serve(&socket, api, files_api).await {
+        if let Err(e) = api::serve(&socket, api, files_api, cstore_api).await {
             tracing::error!(socket = %socket.display(), "local API stopped: {e}");
         }
     });
 
-    let mut node_env = Vec::new();
-    if config.cstore.workload_port != 0 {
-        let port = config.cstore.workload_port;
-        let engine = Arc::new(
-            r1_cstore::engine::Engine::open(
-                &config.data_dir.join("cstore"),
-                identity.clone(),
-                config.cstore.max_ahead_ms,
-            )
-            .map_err(AgentError::Cstore)?,
-        );
-        tracing::info!(entries = engine.len(), port, "CSTORE open");
-        node_env.push((
-            "CSTORE_REDIS_URL".to_owned(),
-            format!("redis://127.0.0.1:{port}"),
-        ));
-        tokio::spawn(crate::in_container::serve_each(
-            state.pids.clone(),
-            port,
-            "CSTORE Redis port",
-            move |id, listener| {
-                r1_cstore::server::serve(
-                    listener,
-                    engine.clone(),
-                    format!("job-{}", id.job),
-                    now_ms,
-                )
-            },
-        ));
-    }
     if config.r1fs.workload_port != 0 {
         node_env.push(files::workload_api::env(config.r1fs.workload_port));
         tokio::spawn(files::workload_api::run(

@@ -1,6 +1,7 @@
 //! The local gRPC API (`r1.node.v1.NodeApi`, see `protocol/proto/node.proto`) on a unix
 //! socket: node info, workloads and their states, and log streaming. `r1ctl node ps|logs`
-//! speak to it; `r1ctl fs` speaks to the R1FS service on the same socket (`files::grpc`).
+//! speak to it; `r1ctl fs` speaks to the R1FS service on the same socket (`files::grpc`),
+//! `r1ctl cstore` to the CSTORE one (`kv::grpc`).
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use futures_util::Stream;
 use r1_protocol::Address;
 use r1_protocol::messages::{WorkloadId, WorkloadState};
+use r1_protocol::node_api::cstore_server::CstoreServer;
 use r1_protocol::node_api::node_api_server::{NodeApi, NodeApiServer};
 use r1_protocol::node_api::r1fs_server::R1fsServer;
 use r1_protocol::node_api::{
@@ -21,6 +23,7 @@ use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
 use tonic::{Request, Response, Status};
 
 use crate::files::grpc::FilesApi;
+use crate::kv::grpc::CstoreApi;
 use crate::logs::{self, LogDir};
 use crate::reconcile;
 use crate::resources::{self, Capacity};
@@ -198,9 +201,14 @@ impl NodeApi for Api {
     }
 }
 
-/// Serves the API, and R1FS's through `files`, on the unix socket at `path` (replacing a stale
-/// socket file).
-pub async fn serve(path: &Path, api: Arc<Api>, files: FilesApi) -> std::io::Result<()> {
+/// Serves the API, R1FS's through `files` and CSTORE's through `cstore`, on the unix socket at
+/// `path` (replacing a stale socket file).
+pub async fn serve(
+    path: &Path,
+    api: Arc<Api>,
+    files: FilesApi,
+    cstore: CstoreApi,
+) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -213,6 +221,7 @@ pub async fn serve(path: &Path, api: Arc<Api>, files: FilesApi) -> std::io::Resu
     tonic::transport::Server::builder()
         .add_service(NodeApiServer::from_arc(api))
         .add_service(R1fsServer::new(files))
+        .add_service(CstoreServer::new(cstore))
         .serve_with_incoming(UnixListenerStream::new(listener))
         .await
         .map_err(std::io::Error::other)

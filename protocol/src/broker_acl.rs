@@ -45,10 +45,14 @@ pub const NODE_PUBLISHES: [Channel; 2] = [Channel::Heartbeat, Channel::Status];
 pub const NODE_HEARS: [Channel; 1] = [Channel::Commands];
 
 /// The channels a node hears under every oracle's address (by name or by `+`).
-pub const NODE_HEARS_ANY: [Channel; 1] = [Channel::Roster];
+pub const NODE_HEARS_ANY: [Channel; 2] = [Channel::Roster, Channel::Cstore];
 /// The channels an oracle publishes on under its own address only.
-pub const ORACLE_PUBLISHES_OWN: [Channel; 3] =
-    [Channel::Observations, Channel::Requests, Channel::Roster];
+pub const ORACLE_PUBLISHES_OWN: [Channel; 4] = [
+    Channel::Observations,
+    Channel::Requests,
+    Channel::Roster,
+    Channel::Cstore,
+];
 
 /// The channels an oracle publishes on under any address (it commands every node).
 pub const ORACLE_PUBLISHES_ANY: [Channel; 1] = [Channel::Commands];
@@ -95,7 +99,7 @@ pub fn allowed(topics: &Topics, client: &Address, role: Role, action: Action, to
 mod tests {
     use super::*;
 
-    const ALL: [Channel; 6] = Channel::ALL;
+    const ALL: [Channel; 7] = Channel::ALL;
 
     fn topics() -> Topics {
         Topics::new("r1/devnet")
@@ -106,11 +110,14 @@ mod tests {
         use Channel::*;
         match (role, action) {
             (Role::Node, Action::Publish) => own && matches!(channel, Heartbeat | Status),
-            (Role::Node, Action::Subscribe) => (own && channel == Commands) || channel == Roster,
-            (Role::Oracle, Action::Publish) => {
-                channel == Commands || (own && matches!(channel, Observations | Requests | Roster))
+            (Role::Node, Action::Subscribe) => {
+                (own && channel == Commands) || matches!(channel, Roster | Cstore)
             }
-            (Role::Oracle, Action::Subscribe) => !matches!(channel, Commands | Roster),
+            (Role::Oracle, Action::Publish) => {
+                channel == Commands
+                    || (own && matches!(channel, Observations | Requests | Roster | Cstore))
+            }
+            (Role::Oracle, Action::Subscribe) => !matches!(channel, Commands | Roster | Cstore),
         }
     }
 
@@ -136,14 +143,14 @@ mod tests {
     }
 
     #[test]
-    fn wildcards_are_only_the_oracles_four_filters_and_the_nodes_roster_filter() {
+    fn wildcards_are_only_the_oracles_four_filters_and_the_nodes_roster_and_cstore_filters() {
         let topics = topics();
         let me = Address::repeat_byte(0x11);
         for channel in ALL {
             let filter = topics.all(channel);
             assert_eq!(
                 allowed(&topics, &me, Role::Node, Action::Subscribe, &filter),
-                channel == Channel::Roster,
+                matches!(channel, Channel::Roster | Channel::Cstore),
                 "{filter}"
             );
             assert!(!allowed(&topics, &me, Role::Node, Action::Publish, &filter));
@@ -156,7 +163,10 @@ mod tests {
             ));
             assert_eq!(
                 allowed(&topics, &me, Role::Oracle, Action::Subscribe, &filter),
-                !matches!(channel, Channel::Commands | Channel::Roster),
+                !matches!(
+                    channel,
+                    Channel::Commands | Channel::Roster | Channel::Cstore
+                ),
                 "{filter}"
             );
         }

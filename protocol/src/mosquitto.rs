@@ -154,11 +154,13 @@ mod tests {
              pattern write r1/devnet/nodes/%u/status\n\
              pattern read r1/devnet/nodes/%u/commands\n\
              pattern read r1/devnet/oracles/+/roster\n\
+             pattern read r1/devnet/oracles/+/cstore\n\
              \n\
              user {user}\n\
              topic write r1/devnet/oracles/{user}/observations\n\
              topic write r1/devnet/oracles/{user}/requests\n\
              topic write r1/devnet/oracles/{user}/roster\n\
+             topic write r1/devnet/oracles/{user}/cstore\n\
              topic write r1/devnet/nodes/+/commands\n\
              topic read r1/devnet/nodes/+/heartbeat\n\
              topic read r1/devnet/nodes/+/status\n\

@@ -1,5 +1,6 @@
 //! The node agent's local gRPC API, generated from `proto/node.proto`: the server is in
-//! `r1-node`, the clients in `r1ctl node` (`NodeApi`) and `r1ctl fs` (`R1fs`).
+//! `r1-node`, the clients in `r1ctl node` (`NodeApi`), `r1ctl fs` (`R1fs`) and `r1ctl cstore`
+//! (`Cstore`).
 
 #[allow(missing_docs, clippy::all)]
 mod generated {
@@ -24,6 +25,13 @@ pub async fn connect_r1fs(
     path: &Path,
 ) -> Result<r1fs_client::R1fsClient<Channel>, tonic::transport::Error> {
     Ok(r1fs_client::R1fsClient::new(channel(path).await?))
+}
+
+/// A client of the node's CSTORE API on the unix socket at `path`.
+pub async fn connect_cstore(
+    path: &Path,
+) -> Result<cstore_client::CstoreClient<Channel>, tonic::transport::Error> {
+    Ok(cstore_client::CstoreClient::new(channel(path).await?))
 }
 
 async fn channel(path: &Path) -> Result<Channel, tonic::transport::Error> {

@@ -31,17 +31,21 @@ pub enum Channel {
     Requests,
     /// `{root}/oracles/{oracle}/roster`.
     Roster,
+    /// `{root}/oracles/{oracle}/cstore`: CSTORE entries the oracle wrote in the system
+    /// namespace (which namespace each job owns, which projects read which), sealed by it.
+    Cstore,
 }
 
 impl Channel {
     /// Every channel.
-    pub const ALL: [Channel; 6] = [
+    pub const ALL: [Channel; 7] = [
         Self::Heartbeat,
         Self::Status,
         Self::Commands,
         Self::Observations,
         Self::Requests,
         Self::Roster,
+        Self::Cstore,
     ];
 
     fn parts(self) -> (&'static str, &'static str) {
@@ -52,6 +56,7 @@ impl Channel {
             Self::Observations => ("oracles", "observations"),
             Self::Requests => ("oracles", "requests"),
             Self::Roster => ("oracles", "roster"),
+            Self::Cstore => ("oracles", "cstore"),
         }
     }
 }

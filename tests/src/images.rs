@@ -45,6 +45,14 @@ pub enum ImageError {
     /// Assembling a tar stream failed.
     #[error("cannot build tar stream: {0}")]
     Tar(#[from] std::io::Error),
+    /// A host program or one of its libraries cannot be read.
+    #[error("cannot copy host program {path}: {reason}")]
+    HostProgram {
+        /// The program.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
     /// The archive could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -138,6 +146,35 @@ impl OciImageBuilder {
         };
         self.entries.insert(normalise(path_in_image), entry);
         self
+    }
+
+    /// Adds a dynamically linked program of this host (e.g. `/usr/bin/redis-cli`) at the same
+    /// path, with every shared library `ldd` lists for it, so an unmodified Debian tool runs
+    /// inside the image.
+    pub fn host_program(mut self, path: &str) -> Result<Self, ImageError> {
+        let failed = |reason: String| ImageError::HostProgram {
+            path: path.to_owned(),
+            reason,
+        };
+        let ldd = std::process::Command::new("ldd")
+            .arg(path)
+            .output()
+            .map_err(|e| failed(format!("ldd: {e}")))?;
+        if !ldd.status.success() {
+            return Err(failed(String::from_utf8_lossy(&ldd.stderr).into_owned()));
+        }
+        let libraries: Vec<String> = String::from_utf8_lossy(&ldd.stdout)
+            .lines()
+            .filter_map(|line| {
+                let path = line.split("=>").last()?.split_whitespace().next()?;
+                path.starts_with('/').then(|| path.to_owned())
+            })
+            .collect();
+        for file in std::iter::once(path.to_owned()).chain(libraries) {
+            let bytes = std::fs::read(&file).map_err(|e| failed(format!("{file}: {e}")))?;
+            self = self.file(&file, bytes, 0o755);
+        }
+        Ok(self)
     }
 
     /// Adds an empty directory.

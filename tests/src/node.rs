@@ -201,6 +201,11 @@ impl NodeAgent {
         self.r1ctl_on("fs", args)
     }
 
+    /// Runs `r1ctl cstore` against this node's API socket.
+    pub fn r1ctl_cstore(&self, args: &[&str]) -> std::process::Output {
+        self.r1ctl_on("cstore", args)
+    }
+
     fn r1ctl_on(&self, group: &str, args: &[&str]) -> std::process::Output {
         let mut command = Command::new(bin_path("r1ctl").unwrap_or_else(|e| panic!("{e}")));
         command
@@ -268,6 +273,7 @@ struct Heard {
 
 /// A stand-in oracle: signs commands and listens to nodes over the broker.
 pub struct TestOracle {
+    identity: Identity,
     sealer: Sealer,
     client: Client,
     topics: Topics,
@@ -322,7 +328,8 @@ impl TestOracle {
             .recv_timeout(Duration::from_secs(10))
             .map_err(|_| NodeHarnessError::Broker(format!("no subscription on {broker_url}")))?;
         Ok(Self {
-            sealer: Sealer::new(identity),
+            sealer: Sealer::new(identity.clone()),
+            identity,
             client,
             topics,
             heard,
@@ -352,6 +359,42 @@ impl TestOracle {
         self.client
             .publish(topic, QoS::AtLeastOnce, false, bytes)
             .unwrap_or_else(|e| panic!("publish: {e}"));
+    }
+
+    /// Publishes CSTORE access rules written and sealed by this oracle on its `cstore` topic:
+    /// job `job` owns namespace `namespace` for each `(job, namespace)` of `jobs`, and for each
+    /// `(namespace, reader)` of `grants`, `reader`'s jobs may read `namespace`.
+    pub fn publish_cstore_rules(&self, jobs: &[(u64, &str)], grants: &[(&str, &str)]) {
+        use r1_cstore::access::{grant_key, job_key};
+        let stamp = r1_cstore::Stamp {
+            wall_ms: r1_protocol::now_ms(),
+            logical: 0,
+        };
+        let rules = jobs
+            .iter()
+            .map(|(job, namespace)| (job_key(*job), namespace.as_bytes().to_vec()))
+            .chain(
+                grants
+                    .iter()
+                    .map(|(namespace, reader)| (grant_key(namespace, reader), b"1".to_vec())),
+            );
+        let entries: Vec<r1_cstore::Entry> = rules
+            .enumerate()
+            .map(|(i, (key, value))| {
+                let stamp = r1_cstore::Stamp {
+                    logical: i as u32,
+                    ..stamp
+                };
+                r1_cstore::Entry::signed(key, Some(value), None, stamp, &self.identity)
+                    .unwrap_or_else(|e| panic!("rule: {e}"))
+            })
+            .collect();
+        let topic = self.topics.topic(Channel::Cstore, &self.address());
+        for message in r1_cstore::delta::encode(&entries, 60_000) {
+            self.client
+                .publish(topic.clone(), QoS::AtLeastOnce, false, message)
+                .unwrap_or_else(|e| panic!("publish: {e}"));
+        }
     }
 
     /// Publishes `roster` signed by this oracle on its roster topic, retained by no broker:

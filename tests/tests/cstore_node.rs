@@ -1,5 +1,7 @@
-//! CSTORE on a real node agent: a workload speaks the Redis protocol to `CSTORE_REDIS_URL`
-//! from inside its container, in its job's namespace, and another job does not see its keys.
+//! CSTORE on a real node agent: a workload runs Debian's `redis-cli` against `CSTORE_REDIS_URL`
+//! from inside its container, in the namespace its oracle assigned its project, and reads what
+//! another project granted and nothing else; the operator reads and writes any namespace (but
+//! the oracles' system one) with `r1ctl cstore` over the node's socket.
 //! Needs root (containerd).
 
 use std::time::Duration;
@@ -11,55 +13,169 @@ use r1_e2e::peer_rig::PeerRig;
 const WAIT: Duration = Duration::from_secs(60);
 
 #[test]
-fn a_workload_uses_cstore_over_the_redis_protocol_in_its_own_namespace() {
+fn a_workload_uses_cstore_with_redis_cli_in_the_namespaces_its_oracle_assigns() {
     let rig = PeerRig::start(1).expect("rig");
     let node = &rig.nodes()[0];
-    let reference = OciImageBuilder::new("r1.test/redis-client:1")
-        .applets(&["sh", "nc", "printf", "sleep", "cat", "grep"])
-        .write_archive(&node.images_dir().join("redis-client.tar"))
+    // Debian's redis-cli, unmodified, with its libraries.
+    let reference = OciImageBuilder::new("r1.test/redis-cli:1")
+        .applets(&["sh", "sleep", "cat", "grep", "printf"])
+        .host_program("/usr/bin/redis-cli")
+        .expect("redis-cli (apt install redis-tools)")
+        .write_archive(&node.images_dir().join("redis-cli.tar"))
         .expect("image")
         .reference;
-    let script = |commands: &str, expect: &str| {
-        format!(
-            "port=${{CSTORE_REDIS_URL##*:}}; \
-             until printf '{commands}' | nc -w 2 127.0.0.1 $port > /tmp/out && grep -q '{expect}' /tmp/out; \
-             do sleep 1; done; echo \"replies: $(cat /tmp/out)\"; sleep 3600"
-        )
+    // Jobs 21 and 22 belong to two projects; the first grants the second reading.
+    rig.oracle.publish_cstore_rules(
+        &[
+            (21, "p.test.shop"),
+            (22, "p.test.stats"),
+            (23, "p.test.other"),
+        ],
+        &[("p.test.shop", "p.test.stats")],
+    );
+    let redis = |job: u64, script: &str| {
+        let mut spec = workload(job, 0, &reference, 32);
+        spec.command = vec!["sh".into(), "-c".into()];
+        spec.args = vec![format!(
+            "port=${{CSTORE_REDIS_URL##*:}}; r() {{ redis-cli -p $port \"$@\"; }}; \
+             one() {{ printf \"$1\" | redis-cli -p $port; }}; \
+             until r PING | grep -q PONG; do sleep 1; done; {script}; echo done; sleep 3600"
+        )];
+        rig.oracle.deploy(node.address, spec);
     };
-    let mut writer = workload(21, 0, &reference, 32);
-    writer.command = vec!["sh".into(), "-c".into()];
-    writer.args = vec![script(
-        "SET greeting hello\\r\\nGET greeting\\r\\n",
-        "hello",
-    )];
-    rig.oracle.deploy(node.address, writer);
     let log = |job: u64| {
         String::from_utf8_lossy(&node.r1ctl(&["logs", &format!("{job}/0")]).stdout).into_owned()
     };
-    assert!(
-        r1_e2e::wait::until(WAIT, || log(21).contains("replies:")),
-        "the writer never got its replies; output: {}\nnode log:\n{}",
-        log(21),
-        node.log()
+    let finished = |job: u64| {
+        assert!(
+            r1_e2e::wait::until(WAIT, || log(job).contains("done")),
+            "job {job} never finished; output: {}\nnode log:\n{}",
+            log(job),
+            node.log()
+        );
+        log(job)
+    };
+
+    redis(
+        21,
+        "r SET greeting hello; r GET greeting; r HSET h f v; r HGETALL h; r NAMESPACE",
     );
-    let replies = log(21);
+    let shop = finished(21);
+    for reply in ["OK", "hello", "p.test.shop"] {
+        assert!(shop.contains(reply), "{reply} missing: {shop}");
+    }
+
+    // Stats may read the shop's namespace but not write it; another project may not read it.
+    redis(
+        22,
+        "one 'NAMESPACE p.test.shop\\nGET greeting\\nSET greeting bye\\nNAMESPACE p.test.other\\n'",
+    );
+    let stats = finished(22);
+    assert!(stats.contains("hello"), "a granted read: {stats}");
     assert!(
-        replies.contains("+OK") && replies.contains("hello"),
-        "{replies}"
+        stats.contains("NOPERM job 22 may not write namespace p.test.shop"),
+        "{stats}"
+    );
+    assert!(
+        stats.contains("NOPERM job 22 may not read namespace p.test.other"),
+        "{stats}"
+    );
+    redis(
+        23,
+        "r NAMESPACE p.test.shop; r SET mine 1; r NAMESPACE r1.system",
+    );
+    let other = finished(23);
+    assert!(
+        other.contains("NOPERM job 23 may not read namespace p.test.shop"),
+        "{other}"
+    );
+    assert!(other.contains("OK"), "its own namespace works: {other}");
+    assert!(other.contains("NOPERM the system namespace"), "{other}");
+    let read_back = node.r1ctl_cstore(&["get", "p.test.shop", "greeting"]);
+    assert_eq!(
+        String::from_utf8_lossy(&read_back.stdout),
+        "\"hello\"\n",
+        "the grant was read-only"
+    );
+}
+
+#[test]
+fn the_operator_reads_and_writes_any_namespace_with_r1ctl_cstore() {
+    let rig = PeerRig::start(1).expect("rig");
+    let node = &rig.nodes()[0];
+    let run = |args: &[&str]| {
+        let output = node.r1ctl_cstore(args);
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let ok = |args: &[&str]| {
+        let (success, stdout, stderr) = run(args);
+        assert!(
+            success,
+            "r1ctl cstore {args:?}: {stderr}\nnode log:\n{}",
+            node.log()
+        );
+        stdout
+    };
+    let refused = |args: &[&str]| {
+        let (success, stdout, stderr) = run(args);
+        assert!(!success, "r1ctl cstore {args:?} succeeded: {stdout}");
+        stderr
+    };
+
+    assert_eq!(ok(&["set", "ops", "greeting", "hello world"]), "OK\n");
+    assert_eq!(ok(&["get", "ops", "greeting"]), "\"hello world\"\n");
+    assert_eq!(
+        ok(&["get", "job-5", "greeting"]),
+        "(nil)\n",
+        "namespaces apart"
+    );
+    assert_eq!(ok(&["set", "ops", "brief", "x", "--ex", "600"]), "OK\n");
+
+    assert_eq!(
+        ok(&["hset", "job-5", "user:1", "name", "ada"]),
+        "(integer) 1\n"
+    );
+    ok(&["hset", "job-5", "user:1", "lang", "rust"]);
+    assert_eq!(ok(&["hget", "job-5", "user:1", "name"]), "\"ada\"\n");
+    assert_eq!(
+        ok(&["hgetall", "job-5", "user:1"]),
+        "1) \"lang\"\n2) \"rust\"\n3) \"name\"\n4) \"ada\"\n"
+    );
+    assert_eq!(ok(&["hgetall", "job-5", "nobody"]), "(empty array)\n");
+
+    ok(&["set", "job-5", "user:2", "grace"]);
+    ok(&["set", "job-5", "other", "x"]);
+    assert_eq!(
+        ok(&["keys", "job-5", "user:*"]),
+        "1) \"user:1\"\n2) \"user:2\"\n"
+    );
+    assert_eq!(
+        ok(&["keys", "job-5"]),
+        "1) \"other\"\n2) \"user:1\"\n3) \"user:2\"\n"
     );
 
-    let mut other = workload(22, 0, &reference, 32);
-    other.command = vec!["sh".into(), "-c".into()];
-    other.args = vec![script("EXISTS greeting\\r\\n", ":")];
-    rig.oracle.deploy(node.address, other);
+    assert_eq!(ok(&["del", "ops", "greeting", "missing"]), "(integer) 1\n");
+    assert_eq!(ok(&["get", "ops", "greeting"]), "(nil)\n");
+
+    let wrong_type = refused(&["get", "job-5", "user:1"]);
+    assert!(wrong_type.contains("(error) WRONGTYPE"), "{wrong_type}");
+    let bad = refused(&["set", "Not OK", "k", "v"]);
     assert!(
-        r1_e2e::wait::until(WAIT, || log(22).contains("replies:")),
-        "the other job never got a reply; output: {}",
-        log(22)
+        bad.contains("namespace \"Not OK\"") && bad.contains("1 to 128 characters"),
+        "{bad}"
     );
-    assert!(
-        log(22).contains(":0"),
-        "another job's namespace: {}",
-        log(22)
-    );
+    let nameless = refused(&["get", "", "k"]);
+    assert!(nameless.contains("a namespace is required"), "{nameless}");
+
+    let stat = ok(&["stat"]);
+    assert!(stat.contains("namespaces: 2\n"), "{stat}");
+    let row = |name: &str, entries: &str| {
+        stat.lines()
+            .any(|l| l.split_whitespace().eq([name, entries]))
+    };
+    assert!(row("job-5", "4") && row("ops", "2"), "{stat}");
 }

@@ -10,10 +10,12 @@
 //! * [`remote`]: the Deeploy API client and `apply`, `get`, `describe`, `delete`.
 //! * [`fund`]: paying for jobs on chain from the CSP's escrow.
 //! * [`overview`]: the `status` screen (epoch, jobs, escrows).
-//! * [`keys`]: key files; [`node`]: a node agent's local API; [`fs`]: its R1FS store.
+//! * [`keys`]: key files; [`node`]: a node agent's local API; [`fs`]: its R1FS store;
+//!   [`cstore`]: its CSTORE replica.
 //! * [`broker`]: mosquitto's configuration for operators; [`devnet`]: finding a local devnet.
 
 pub mod broker;
+pub mod cstore;
 pub mod devnet;
 pub mod estimate;
 pub mod fs;

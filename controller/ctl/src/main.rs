@@ -163,6 +163,127 @@ enum Command {
         #[command(subcommand)]
         command: FsCommand,
     },
+    /// The CSTORE replica of a node agent on this host, in any namespace: whoever reaches the
+    /// socket is the node's operator.
+    Cstore {
+        /// The agent's API socket.
+        #[arg(long, env = "R1_NODE_API_SOCKET", default_value = "/run/r1/node.sock")]
+        socket: PathBuf,
+        #[command(subcommand)]
+        command: CstoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CstoreCommand {
+    /// Print a key's value.
+    Get {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+    },
+    /// Set a key's value.
+    Set {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+        /// The value (may start with `-`).
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+        /// Expire the key after this many seconds.
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        ex: Option<u64>,
+    },
+    /// Delete keys (strings or whole hashes) and print how many there were.
+    Del {
+        /// The namespace.
+        namespace: String,
+        /// The keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Set a field of a hash.
+    Hset {
+        /// The namespace.
+        namespace: String,
+        /// The hash's key.
+        key: String,
+        /// The field.
+        field: String,
+        /// The value (may start with `-`).
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Print a field of a hash.
+    Hget {
+        /// The namespace.
+        namespace: String,
+        /// The hash's key.
+        key: String,
+        /// The field.
+        field: String,
+    },
+    /// Print every field of a hash and its value.
+    Hgetall {
+        /// The namespace.
+        namespace: String,
+        /// The hash's key.
+        key: String,
+    },
+    /// List the keys of a namespace that match a glob pattern.
+    Keys {
+        /// The namespace.
+        namespace: String,
+        /// The pattern (`*`, `?`, `[abc]`, as Redis's KEYS).
+        #[arg(default_value = "*")]
+        pattern: String,
+    },
+    /// Entries held, writes not replicated yet, and entries per namespace.
+    Stat,
+}
+
+impl CstoreCommand {
+    /// The namespace and the Redis command (name, then arguments) to run; `None` for `stat`.
+    fn redis(&self) -> Option<(&str, Vec<String>)> {
+        let words = |words: &[&str]| words.iter().map(|w| (*w).to_owned()).collect();
+        Some(match self {
+            Self::Stat => return None,
+            Self::Get { namespace, key } => (namespace, words(&["GET", key])),
+            Self::Set {
+                namespace,
+                key,
+                value,
+                ex,
+            } => {
+                let mut args: Vec<String> = words(&["SET", key, value]);
+                if let Some(seconds) = ex {
+                    args.extend(["EX".to_owned(), seconds.to_string()]);
+                }
+                (namespace, args)
+            }
+            Self::Del { namespace, keys } => (
+                namespace,
+                std::iter::once("DEL".to_owned())
+                    .chain(keys.iter().cloned())
+                    .collect(),
+            ),
+            Self::Hset {
+                namespace,
+                key,
+                field,
+                value,
+            } => (namespace, words(&["HSET", key, field, value])),
+            Self::Hget {
+                namespace,
+                key,
+                field,
+            } => (namespace, words(&["HGET", key, field])),
+            Self::Hgetall { namespace, key } => (namespace, words(&["HGETALL", key])),
+            Self::Keys { namespace, pattern } => (namespace, words(&["KEYS", pattern])),
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -608,6 +729,21 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     FsCommand::Pin { cid } => fs::pin(socket, cid, &mut out).await,
                     FsCommand::Unpin { cid } => fs::unpin(socket, cid, &mut out).await,
                     FsCommand::Stat { cid } => fs::stat(socket, cid, &mut out).await,
+                }
+            })?;
+            Ok(true)
+        }
+        Command::Cstore { socket, command } => {
+            use r1_ctl::cstore;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                match command.redis() {
+                    None => cstore::stat(socket, &mut out).await,
+                    Some((namespace, args)) => {
+                        cstore::command(socket, namespace, &args, &mut out).await
+                    }
                 }
             })?;
             Ok(true)

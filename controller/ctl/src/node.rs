@@ -22,6 +22,9 @@ pub enum NodeError {
     /// The agent answered with an error.
     #[error("node agent: {0}")]
     Rpc(String),
+    /// A CSTORE command was run and its reply is an error (`ERR ...`, `WRONGTYPE ...`).
+    #[error("(error) {0}")]
+    Reply(String),
     /// The workload argument is not `<job>/<replica>`.
     #[error("workload {0:?} is not <job>/<replica>, e.g. 12/0")]
     WorkloadRef(String),

@@ -21,6 +21,7 @@
 //! * [`chain_job`]: an open on-chain job as the decisions see it.
 //! * [`rollout`]: replica-by-replica rollout of a spec change, with rollback.
 //! * [`closure`]: which job to close next, and the random backoff before acting.
+//! * [`cstore_rules`]: which CSTORE namespace each job owns and which projects read which.
 //!
 //! Votes are counted and rewards paid on chain, by the PoAI manager and the escrows
 //! (`contracts/solidity/`): the oracle decides what to vote ([`job_pass`], [`median`]) and
@@ -29,6 +30,7 @@
 pub mod availability_plan;
 pub mod chain_job;
 pub mod closure;
+pub mod cstore_rules;
 pub mod job_pass;
 pub mod job_rollout;
 pub mod job_status;

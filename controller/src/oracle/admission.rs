@@ -45,7 +45,7 @@ pub fn rate(channel: Channel) -> Rate {
             per_second: 200.0,
             burst: 5_000.0,
         },
-        Channel::Commands | Channel::Roster => Rate {
+        Channel::Commands | Channel::Roster | Channel::Cstore => Rate {
             per_second: 0.0,
             burst: 0.0,
         },
@@ -127,7 +127,9 @@ impl Admission {
         now_ms: u64,
     ) -> Result<Lane, Dropped> {
         let lane = match channel {
-            Channel::Commands | Channel::Roster => return Err(Dropped::WrongChannel),
+            Channel::Commands | Channel::Roster | Channel::Cstore => {
+                return Err(Dropped::WrongChannel);
+            }
             Channel::Observations | Channel::Requests if !self.known.oracles.contains(&sender) => {
                 return Err(Dropped::NotAnOracle);
             }

@@ -4,6 +4,7 @@
 //! * [`jobs`]: each job's pass carried out: placements, deploys, stops, votes, status.
 //! * [`economy`]: closure, rewards, Proof of Availability, escrow and project status.
 //! * [`chain`]: the chain snapshot a pass decides from.
+//! * [`cstore_rules`]: the CSTORE access rules published to the nodes, sealed, when changed.
 //! * [`relay`]: CSP requests relayed between oracles.
 //! * [`state`]: the oracle's durable memory (placements, votes, relayed requests, rollouts).
 //! * [`mesh`], [`broker`], [`metrics`]: MQTT link, embedded broker, Prometheus metrics.
@@ -14,6 +15,7 @@ pub mod admission;
 pub mod answers;
 pub mod broker;
 pub mod chain;
+pub mod cstore_rules;
 pub mod economy;
 pub mod jobs;
 pub mod mesh;

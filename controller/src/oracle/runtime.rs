@@ -27,6 +27,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use crate::config::OracleConfig;
+use crate::decide::cstore_rules::{self, Grants, JobRef};
 use crate::decide::liveness::{BrokerLink, LivenessConfig, LivenessView, NodeLiveness};
 use crate::decide::median::AvailabilityTables;
 use crate::decide::node_registry::{Registry, Standing};
@@ -39,6 +40,7 @@ use crate::oracle::admission::Known;
 use crate::oracle::answers::{Answers, Recheck};
 use crate::oracle::broker;
 use crate::oracle::chain::{ChainSnapshot, EscrowBook, escrow_book, within};
+use crate::oracle::cstore_rules::RulesPublisher;
 use crate::oracle::mesh::{DropCounter, Inbound, Mesh};
 use crate::oracle::metrics::{Metrics, RefusalLog};
 use crate::oracle::relay;
@@ -116,6 +118,8 @@ pub struct Oracle {
     gate_oracles: broker::GateOracles,
     /// The roster last published to the nodes.
     roster: Mutex<RosterSchedule>,
+    /// The CSTORE access rules last published to the nodes.
+    cstore_rules: Mutex<RulesPublisher>,
 }
 
 /// Starts every part and runs until SIGINT or SIGTERM.
@@ -221,6 +225,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
 
     let oracle = Arc::new(Oracle {
         me,
+        cstore_rules: Mutex::new(RulesPublisher::new(identity.clone())),
         sealer: Sealer::new(identity),
         suite,
         store: store.clone(),
@@ -441,6 +446,38 @@ impl Oracle {
             && self.broadcast(Channel::Roster, &roster)
         {
             schedule.published(roster);
+        }
+    }
+
+    /// Publishes the CSTORE access rules for `jobs` and the stored projects' grants when they
+    /// changed or are due again.
+    async fn publish_cstore_rules(&self, jobs: &[JobRef], now: u64) {
+        let grants: Vec<Grants> = self
+            .store
+            .list(Kind::Project, None)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|object| {
+                let spec = object.spec.project()?;
+                let key = object.key();
+                Some(Grants {
+                    namespace: key.namespace,
+                    project: key.name,
+                    readers: spec.cstore_readers.clone(),
+                })
+            })
+            .collect();
+        let desired = cstore_rules::rules(jobs, &grants);
+        let messages = match self.cstore_rules.lock().await.due(&desired, now) {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot seal the CSTORE rules");
+                return;
+            }
+        };
+        let topic = self.topics.topic(Channel::Cstore, &self.me);
+        for message in messages {
+            self.mesh.publish(&topic, message);
         }
     }
 
@@ -834,11 +871,20 @@ impl Oracle {
         });
         let mut phases: BTreeMap<String, i64> = BTreeMap::new();
         let mut linked: BTreeSet<u64> = BTreeSet::new();
+        let mut job_refs = Vec::new();
         for object in &jobs {
             let outcome = self.reconcile_job(object, &pass).await;
             *phases.entry(format!("{:?}", outcome.phase)).or_default() += 1;
             linked.extend(outcome.chain_job);
+            if let (Some(chain_job), Some(spec)) = (outcome.chain_job, object.spec.job()) {
+                job_refs.push(JobRef {
+                    chain_job,
+                    namespace: object.key().namespace,
+                    project: spec.project_ref.name.clone(),
+                });
+            }
         }
+        self.publish_cstore_rules(&job_refs, now).await;
         self.metrics.jobs.clear();
         for (phase, count) in phases {
             self.metrics

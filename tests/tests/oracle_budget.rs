@@ -59,6 +59,19 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
     );
     let job_id = scenario::wait_running(&network, "hello-web", 2, Duration::from_secs(20))?;
     let running_after = started.elapsed();
+    // The oracles told every node which CSTORE namespace the job's workloads own.
+    let rule = format!("job:{job_id}");
+    for node in network.nodes() {
+        let assigned = || {
+            let out = node.r1ctl_cstore(&["get", "r1.system", &rule]);
+            String::from_utf8_lossy(&out.stdout).trim() == "\"p.default.hello\""
+        };
+        assert!(
+            until(Duration::from_secs(15), assigned),
+            "no CSTORE rule for job {job_id} on {}",
+            node.address
+        );
+    }
     let running_epoch = wall_epoch(&network);
     let job = chain_job(&network, job_id)?;
     assert_eq!(job.activeNodes.len(), 2, "validated node set on chain");

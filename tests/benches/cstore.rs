@@ -207,15 +207,14 @@ fn main() {
         },
         r1_protocol::now_ms,
     ));
-    // Seal as the node does (its gossip is measured below, on three replicas).
+    // Seal as the node does, with its delay and batch size (its gossip is measured below, on
+    // three replicas).
     runtime.spawn(async move {
-        loop {
-            engine.written().await;
-            while engine
-                .seal_pending(4096)
-                .is_ok_and(|sealed| !sealed.is_empty())
-            {}
-        }
+        while engine
+            .next_sealed(Duration::from_millis(2), 4096)
+            .await
+            .is_ok()
+        {}
     });
 
     let redis_port = r1_e2e::free_port();

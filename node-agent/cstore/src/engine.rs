@@ -65,6 +65,13 @@ pub struct Engine {
     denied: AtomicU64,
 }
 
+/// Access already checked within one batch of commands.
+#[derive(Default)]
+struct Allowed {
+    read: Option<Result<(), Denied>>,
+    write: Option<Result<(), Denied>>,
+}
+
 /// What a batch of remote entries did.
 #[derive(Debug, Default)]
 pub struct Merged {
@@ -154,13 +161,15 @@ impl Engine {
     ) -> Result<(Reply, Vec<Entry>), EngineError> {
         let mut state = self.state();
         let mut batch = WriteBatch::default();
-        let who = Principal::Operator;
-        let outcome = self.run(&mut state, &mut batch, who, namespace, args, now_ms)?;
-        if !outcome.1.is_empty() {
+        let who = (Principal::Operator, &mut Allowed::default());
+        let mut written = Vec::new();
+        let target = (namespace, Some(&mut written));
+        let (reply, count) = self.run(&mut state, &mut batch, who, target, args, now_ms)?;
+        if count > 0 {
             self.db.write(batch)?;
             self.written.notify_one();
         }
-        Ok(outcome)
+        Ok((reply, written))
     }
 
     /// Runs pipelined commands of `who` in `namespace` at `now_ms` in order, each seeing the
@@ -177,10 +186,13 @@ impl Engine {
         let mut batch = WriteBatch::default();
         let mut replies = Vec::with_capacity(commands.len());
         let mut wrote = false;
+        // The rules cannot change within the batch (it holds the lock): check once.
+        let mut allowed = Allowed::default();
         for args in commands {
-            match self.run(&mut state, &mut batch, who, namespace, args, now_ms) {
-                Ok((reply, written)) => {
-                    wrote |= !written.is_empty();
+            let who = (who, &mut allowed);
+            match self.run(&mut state, &mut batch, who, (namespace, None), args, now_ms) {
+                Ok((reply, count)) => {
+                    wrote |= count > 0;
                     replies.push(reply);
                 }
                 Err(e) => replies.push(Reply::err(e.to_string())),
@@ -197,19 +209,29 @@ impl Engine {
     }
 
     /// One command: refused if `who` may not read `namespace` or, when it writes, write it;
-    /// else its writes stamped, applied, queued for sealing and added to `batch`.
+    /// else its writes stamped, applied, queued for sealing, added to `batch` and, when asked,
+    /// to `written`. Returns the reply and how many entries it wrote.
     fn run(
         &self,
         state: &mut State,
         batch: &mut WriteBatch,
-        who: Principal,
-        namespace: &str,
+        (who, known): (Principal, &mut Allowed),
+        (namespace, mut written): (&str, Option<&mut Vec<Entry>>),
         args: &[Vec<u8>],
         now_ms: u64,
-    ) -> Result<(Reply, Vec<Entry>), EngineError> {
-        let allowed = |access| access::check(&state.replica, who, namespace, access, now_ms);
+    ) -> Result<(Reply, usize), EngineError> {
+        let mut allowed = |access| {
+            let slot = match access {
+                Access::Read => &mut known.read,
+                Access::Write => &mut known.write,
+            };
+            slot.get_or_insert_with(|| {
+                access::check(&state.replica, who, namespace, access, now_ms)
+            })
+            .clone()
+        };
         if let Err(denied) = allowed(Access::Read) {
-            return Ok((self.refuse(&denied), Vec::new()));
+            return Ok((self.refuse(&denied), 0));
         }
         let outcome = Session {
             replica: &state.replica,
@@ -220,26 +242,29 @@ impl Engine {
         if !outcome.writes.is_empty()
             && let Err(denied) = allowed(Access::Write)
         {
-            return Ok((self.refuse(&denied), Vec::new()));
+            return Ok((self.refuse(&denied), 0));
         }
-        let mut written = Vec::with_capacity(outcome.writes.len());
+        let mut entries = Vec::with_capacity(outcome.writes.len());
         for write in outcome.writes {
             let stamp = state.clock.tick(now_ms)?;
-            let entry = Entry::unsealed(
+            entries.push(Entry::unsealed(
                 write.key,
                 write.value,
                 write.expires_ms,
                 stamp,
                 self.identity.address(),
-            )?;
-            written.push(entry);
+            )?);
         }
-        for entry in &written {
+        let count = entries.len();
+        for entry in entries {
             batch.put(db_key(&entry.key), entry.to_bytes());
             state.pending.push(entry.key.clone());
-            state.replica.apply(entry.clone());
+            if let Some(written) = written.as_deref_mut() {
+                written.push(entry.clone());
+            }
+            state.replica.apply(entry);
         }
-        Ok((outcome.reply, written))
+        Ok((outcome.reply, count))
     }
 
     fn refuse(&self, denied: &Denied) -> Reply {
@@ -274,11 +299,30 @@ impl Engine {
         self.written.notified().await;
     }
 
+    /// Waits for fresh local writes, lets more gather for `delay` (so one signature covers
+    /// them all under load), and seals them: what to replicate, in batches of at most `max`.
+    pub async fn next_sealed(
+        &self,
+        delay: std::time::Duration,
+        max: usize,
+    ) -> Result<Vec<Vec<Entry>>, EngineError> {
+        self.written().await;
+        tokio::time::sleep(delay).await;
+        let mut batches = Vec::new();
+        loop {
+            let sealed = self.seal_pending(max)?;
+            if sealed.is_empty() {
+                return Ok(batches);
+            }
+            batches.push(sealed);
+        }
+    }
+
     /// Seals up to `max` queued local writes as one batch, logs the sealed entries and returns
     /// them (to replicate). Writes replaced since by a newer one are left out: the newer one
     /// is queued too.
     pub fn seal_pending(&self, max: usize) -> Result<Vec<Entry>, EngineError> {
-        let unsealed: Vec<Entry> = {
+        let unsealed: Vec<(Entry, seal::Hash)> = {
             let mut state = self.state();
             let take = max.min(state.pending.len());
             let keys: Vec<Key> = state.pending.drain(..take).collect();
@@ -289,26 +333,24 @@ impl Engine {
             keys.into_iter()
                 .filter(|key| seen.insert(key.clone()))
                 .filter_map(|key| {
-                    state
-                        .replica
-                        .entry(&key)
-                        .filter(|e| !e.is_sealed())
-                        .cloned()
+                    let entry = state.replica.entry(&key).filter(|e| !e.is_sealed())?;
+                    Some((entry.clone(), state.replica.digest(&key)?))
                 })
                 .collect()
         };
         if unsealed.is_empty() {
             return Ok(Vec::new());
         }
-        let digests: Vec<_> = unsealed.iter().map(Entry::digest).collect();
+        let digests: Vec<_> = unsealed.iter().map(|(_, digest)| *digest).collect();
         let seals = seal::seal_batch(&digests, &self.identity).map_err(|e| {
-            self.requeue(&unsealed);
+            let entries: Vec<Entry> = unsealed.iter().map(|(e, _)| e.clone()).collect();
+            self.requeue(&entries);
             EntryError::Signing(e)
         })?;
         let mut state = self.state();
         let mut batch = WriteBatch::default();
         let mut sealed = Vec::with_capacity(unsealed.len());
-        for (entry, seal) in unsealed.into_iter().zip(seals) {
+        for ((entry, _), seal) in unsealed.into_iter().zip(seals) {
             let still_held = state
                 .replica
                 .entry(&entry.key)
@@ -325,7 +367,11 @@ impl Engine {
             return Err(e.into());
         }
         for entry in &sealed {
-            state.replica.apply(entry.clone());
+            if let Some(seal) = entry.seal() {
+                state
+                    .replica
+                    .attach_seal(&entry.key, entry.version(), seal.clone());
+            }
         }
         Ok(sealed)
     }

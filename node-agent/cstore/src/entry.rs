@@ -176,6 +176,16 @@ impl Entry {
         }
     }
 
+    /// Seals the entry in place (see [`Entry::with_seal`]).
+    pub(crate) fn set_seal(&mut self, seal: Seal) {
+        self.seal = Some(seal);
+    }
+
+    /// The writer's seal, once sealed.
+    pub fn seal(&self) -> Option<&Seal> {
+        self.seal.as_ref()
+    }
+
     /// Whether the writer sealed it.
     pub fn is_sealed(&self) -> bool {
         self.seal.is_some()

@@ -22,9 +22,12 @@ use std::collections::BTreeMap;
 use std::collections::btree_map;
 use std::ops::Bound;
 
+use alloy_primitives::Address;
 use sha2::{Digest, Sha256};
 
+use crate::clock::Stamp;
 use crate::entry::{Entry, Key};
+use crate::seal::Seal;
 
 /// What applying an entry did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +134,23 @@ impl Replica {
                     .insert(entry.key.clone(), Held { entry, digest });
                 Applied::New
             }
+        }
+    }
+
+    /// The digest of the entry held at `key`.
+    pub fn digest(&self, key: &Key) -> Option<[u8; 32]> {
+        self.entries.get(key).map(|held| held.digest)
+    }
+
+    /// Seals the entry held at `key` in place when it is still `version` and unsealed (its
+    /// digest, which leaves the seal out, stays); whether it did.
+    pub fn attach_seal(&mut self, key: &Key, version: (Stamp, Address), seal: Seal) -> bool {
+        match self.entries.get_mut(key) {
+            Some(held) if !held.entry.is_sealed() && held.entry.version() == version => {
+                held.entry.set_seal(seal);
+                true
+            }
+            _ => false,
         }
     }
 

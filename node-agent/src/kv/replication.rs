@@ -79,18 +79,15 @@ impl Replication {
     /// Seals fresh local writes in batches and gossips them, for as long as the node runs.
     pub async fn publish_writes(self) {
         loop {
-            self.engine.written().await;
-            tokio::time::sleep(SEAL_DELAY).await;
-            loop {
-                let sealed = match self.engine.seal_pending(MAX_BATCH) {
-                    Ok(sealed) if sealed.is_empty() => break,
-                    Ok(sealed) => sealed,
-                    Err(e) => {
-                        tracing::warn!("CSTORE: cannot seal fresh writes: {e}");
-                        tokio::time::sleep(RETRY).await;
-                        break;
-                    }
-                };
+            let batches = match self.engine.next_sealed(SEAL_DELAY, MAX_BATCH).await {
+                Ok(batches) => batches,
+                Err(e) => {
+                    tracing::warn!("CSTORE: cannot seal fresh writes: {e}");
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            };
+            for sealed in batches {
                 self.metrics.published.inc_by(sealed.len() as u64);
                 for message in delta::encode(&sealed, self.gossip_bytes) {
                     if let Err(e) = self.client.publish(TOPIC, message).await {

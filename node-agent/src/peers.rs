@@ -33,6 +33,7 @@ impl Peers {
         p2p.request_protocols = vec![
             crate::files::net::PROTOCOL.into(),
             crate::kv::replication::PROTOCOL.into(),
+            crate::kv::confirm::PROTOCOL.into(),
         ];
         let (client, events) = P2p::start(p2p, registry).await?;
         let announce = if config.p2p.announce.is_empty() {

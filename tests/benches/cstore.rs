@@ -205,6 +205,7 @@ fn main() {
             who: r1_cstore::access::Principal::Job(1),
             namespace: None,
         },
+        Arc::new(r1_cstore::replicas::Alone),
         r1_protocol::now_ms,
     ));
     // Seal as the node does, with its delay and batch size (its gossip is measured below, on

@@ -278,3 +278,54 @@ fn an_entry_forged_in_another_nodes_name_is_refused() {
         "the refusal is logged"
     );
 }
+
+#[test]
+fn wait_answers_how_many_other_nodes_hold_a_connections_writes() {
+    let rig = PeerRig::start(3).expect("rig");
+    rig.publish_roster(Vec::new()).expect("connected");
+    rig.oracle.publish_cstore_rules(&[(31, "p.test.wait")], &[]);
+    let node = &rig.nodes()[0];
+    let reference = r1_e2e::images::OciImageBuilder::new("r1.test/redis-cli:1")
+        .applets(&["sh", "sleep", "grep", "printf"])
+        .host_program("/usr/bin/redis-cli")
+        .expect("redis-cli (apt install redis-tools)")
+        .write_archive(&node.images_dir().join("redis-cli.tar"))
+        .expect("image")
+        .reference;
+    let mut spec = r1_e2e::node::workload(31, 0, &reference, 32);
+    spec.command = vec!["sh".into(), "-c".into()];
+    spec.args = vec![
+        "port=${CSTORE_REDIS_URL##*:}; \
+         until redis-cli -p $port PING | grep -q PONG; do sleep 1; done; \
+         printf 'SET confirmed yes\\nWAIT 2 5000\\nWAIT 3 300\\n' | redis-cli -p $port; \
+         echo done; sleep 3600"
+            .into(),
+    ];
+    rig.oracle.deploy(node.address, spec);
+    let log = || String::from_utf8_lossy(&node.r1ctl(&["logs", "31/0"]).stdout).into_owned();
+    assert!(
+        r1_e2e::wait::until(Duration::from_secs(60), || log().contains("done")),
+        "the workload never finished: {}\nnode log:\n{}",
+        log(),
+        node.log()
+    );
+    let lines: Vec<String> = log().lines().map(str::to_owned).collect();
+    let replies: Vec<&str> = lines
+        .iter()
+        .map(|l| l.trim())
+        .skip_while(|l| *l != "OK")
+        .take(3)
+        .collect();
+    assert_eq!(
+        replies,
+        ["OK", "2", "2"],
+        "both other nodes confirm; a third replica does not exist, so WAIT 3 times out at 2"
+    );
+    for other in &rig.nodes()[1..] {
+        assert_eq!(
+            cstore(other, &["get", "p.test.wait", "confirmed"]).as_deref(),
+            Ok("\"yes\""),
+            "a confirmed write is already on every node that confirmed it"
+        );
+    }
+}

@@ -36,6 +36,7 @@ fn redis_cli_talks_to_cstore() {
                 who: r1_cstore::access::Principal::Operator,
                 namespace: Some("app".into()),
             },
+            Arc::new(r1_cstore::replicas::Alone),
             r1_protocol::now_ms,
         ));
         (port, task)

@@ -38,9 +38,31 @@ impl Outcome {
 
 /// The commands this server answers (upper case), for `COMMAND`-less clients and the docs.
 pub const COMMANDS: &[&str] = &[
-    "PING", "ECHO", "GET", "SET", "DEL", "EXISTS", "MGET", "MSET", "HSET", "HGET", "HDEL",
-    "HGETALL", "HKEYS", "HLEN", "KEYS", "SCAN", "EXPIRE", "PEXPIRE", "TTL", "PTTL", "DBSIZE",
-    "CONFIG", "SELECT",
+    "PING",
+    "ECHO",
+    "GET",
+    "SET",
+    "DEL",
+    "EXISTS",
+    "MGET",
+    "MSET",
+    "HSET",
+    "HGET",
+    "HDEL",
+    "HGETALL",
+    "HKEYS",
+    "HLEN",
+    "KEYS",
+    "SCAN",
+    "EXPIRE",
+    "PEXPIRE",
+    "TTL",
+    "PTTL",
+    "DBSIZE",
+    "CONFIG",
+    "SELECT",
+    "NAMESPACE",
+    "WAIT",
 ];
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";

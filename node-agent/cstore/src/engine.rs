@@ -65,6 +65,15 @@ pub struct Engine {
     denied: AtomicU64,
 }
 
+/// A write a command made: where, and the version written (what `WAIT` asks replicas about).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The key (or hash field).
+    pub key: Key,
+    /// The entry's version: its stamp and writer.
+    pub version: (crate::clock::Stamp, Address),
+}
+
 /// Access already checked within one batch of commands.
 #[derive(Default)]
 struct Allowed {
@@ -151,19 +160,18 @@ impl Engine {
     }
 
     /// Runs one Redis command for the node's operator in `namespace` at `now_ms`; its writes
-    /// are applied and logged before the reply is returned. Returns the reply and the
-    /// (unsealed) entries written.
+    /// are applied and logged before the reply is returned. Returns the reply and the writes.
     pub fn execute(
         &self,
         namespace: &str,
         args: &[Vec<u8>],
         now_ms: u64,
-    ) -> Result<(Reply, Vec<Entry>), EngineError> {
+    ) -> Result<(Reply, Vec<Written>), EngineError> {
         let mut state = self.state();
         let mut batch = WriteBatch::default();
         let who = (Principal::Operator, &mut Allowed::default());
         let mut written = Vec::new();
-        let target = (namespace, Some(&mut written));
+        let target = (namespace, &mut written);
         let (reply, count) = self.run(&mut state, &mut batch, who, target, args, now_ms)?;
         if count > 0 {
             self.db.write(batch)?;
@@ -174,13 +182,15 @@ impl Engine {
 
     /// Runs pipelined commands of `who` in `namespace` at `now_ms` in order, each seeing the
     /// writes of the ones before, with one log write for all of them before any reply is
-    /// returned. A command `who` may not run gets Redis's `NOPERM` error and writes nothing.
+    /// returned; the writes are added to `written`. A command `who` may not run gets Redis's
+    /// `NOPERM` error and writes nothing.
     pub fn execute_all(
         &self,
         who: Principal,
         namespace: &str,
         commands: &[Vec<Vec<u8>>],
         now_ms: u64,
+        written: &mut Vec<Written>,
     ) -> Vec<Reply> {
         let mut state = self.state();
         let mut batch = WriteBatch::default();
@@ -190,7 +200,14 @@ impl Engine {
         let mut allowed = Allowed::default();
         for args in commands {
             let who = (who, &mut allowed);
-            match self.run(&mut state, &mut batch, who, (namespace, None), args, now_ms) {
+            match self.run(
+                &mut state,
+                &mut batch,
+                who,
+                (namespace, &mut *written),
+                args,
+                now_ms,
+            ) {
                 Ok((reply, count)) => {
                     wrote |= count > 0;
                     replies.push(reply);
@@ -216,7 +233,7 @@ impl Engine {
         state: &mut State,
         batch: &mut WriteBatch,
         (who, known): (Principal, &mut Allowed),
-        (namespace, mut written): (&str, Option<&mut Vec<Entry>>),
+        (namespace, written): (&str, &mut Vec<Written>),
         args: &[Vec<u8>],
         now_ms: u64,
     ) -> Result<(Reply, usize), EngineError> {
@@ -259,9 +276,10 @@ impl Engine {
         for entry in entries {
             batch.put(db_key(&entry.key), entry.to_bytes());
             state.pending.push(entry.key.clone());
-            if let Some(written) = written.as_deref_mut() {
-                written.push(entry.clone());
-            }
+            written.push(Written {
+                key: entry.key.clone(),
+                version: entry.version(),
+            });
             state.replica.apply(entry);
         }
         Ok((outcome.reply, count))
@@ -444,6 +462,20 @@ impl Engine {
         Ok(state.replica.collect_tombstones(horizon_ms))
     }
 
+    /// How many of `writes` are held here, each as that version or a newer one.
+    pub fn holds(&self, writes: &[Written]) -> usize {
+        let state = self.state();
+        writes
+            .iter()
+            .filter(|w| {
+                state
+                    .replica
+                    .entry(&w.key)
+                    .is_some_and(|held| held.version() >= w.version)
+            })
+            .count()
+    }
+
     /// Entries held, tombstones included.
     pub fn len(&self) -> usize {
         self.state().replica.len()
@@ -491,7 +523,7 @@ mod tests {
             .execute("app", &args("SET after reopen"), 10)
             .unwrap();
         assert!(
-            written[0].stamp.wall_ms >= 2_001,
+            written[0].version.0.wall_ms >= 2_001,
             "the clock resumes past every stored stamp"
         );
     }
@@ -503,7 +535,13 @@ mod tests {
         {
             let engine = Engine::open(dir.path(), node.clone(), 5_000, HashSet::new()).unwrap();
             let commands: Vec<_> = (0..10).map(|i| args(&format!("SET k{i} v{i}"))).collect();
-            let replies = engine.execute_all(Principal::Operator, "app", &commands, 1_000);
+            let replies = engine.execute_all(
+                Principal::Operator,
+                "app",
+                &commands,
+                1_000,
+                &mut Vec::new(),
+            );
             assert!(
                 replies.iter().all(|r| *r == Reply::Simple("OK")),
                 "{replies:?}"
@@ -513,7 +551,8 @@ mod tests {
                     Principal::Operator,
                     "app",
                     &[args("SET k0 again"), args("GET k0")],
-                    1_001
+                    1_001,
+                    &mut Vec::new(),
                 )[1],
                 Reply::Bulk(Some(b"again".to_vec())),
                 "a pipelined command sees the writes before it"
@@ -642,7 +681,7 @@ mod tests {
 
         let job = |n, ns: &str, line: &str| {
             engine
-                .execute_all(Principal::Job(n), ns, &[args(line)], 200)
+                .execute_all(Principal::Job(n), ns, &[args(line)], 200, &mut Vec::new())
                 .remove(0)
         };
         assert_eq!(job(1, "p.acme", "SET k v"), Reply::Simple("OK"));

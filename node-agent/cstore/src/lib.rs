@@ -21,6 +21,7 @@
 //!   inside the caller's namespace.
 //! * [`engine`]: a node's store: the replica, RocksDB under it, the clock and the node's key;
 //!   local commands (access-checked), sealing, and remote entries all go through it.
+//! * [`replicas`]: the other replicas as `WAIT` asks them (the node agent answers).
 //! * [`server`]: the Redis-protocol server over an engine, one caller per listener.
 //!
 //! The node agent (`r1-node`'s `kv` module) carries deltas and anti-entropy over the
@@ -34,6 +35,7 @@ pub mod delta;
 pub mod engine;
 pub mod entry;
 pub mod replica;
+pub mod replicas;
 pub mod resp;
 pub mod seal;
 pub mod server;

@@ -4,8 +4,10 @@
 //!
 //! A connection starts in its caller's namespace (a job's: the one the oracles assigned it);
 //! `NAMESPACE` names the current one and `NAMESPACE <name>` moves to another the caller may
-//! read (its writes there are refused unless it owns it).
+//! read (its writes there are refused unless it owns it). `WAIT numreplicas timeout` answers
+//! how many other replicas hold the connection's latest [`MAX_TRACKED`] writes.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::access::{Access, Principal};
-use crate::engine::Engine;
+use crate::engine::{Engine, Written};
+use crate::replicas::Replicas;
 use crate::resp::{self, MAX_ARG, Reply};
 
 /// Connections one listener serves at once.
@@ -22,6 +25,12 @@ pub const MAX_CONNECTIONS: usize = 256;
 
 /// How long a connection may send nothing before it is closed.
 pub const IDLE: Duration = Duration::from_secs(600);
+
+/// Latest writes of a connection that `WAIT` asks about.
+pub const MAX_TRACKED: usize = 1024;
+
+/// Longest `WAIT` (also what a timeout of 0, "forever" in Redis, means here).
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Most unparsed bytes held for one connection: one largest command and a read's worth.
 const MAX_BUFFER: usize = MAX_ARG + (64 << 10);
@@ -35,11 +44,13 @@ pub struct Caller {
     pub namespace: Option<String>,
 }
 
-/// Serves `listener` for `caller` until the task is dropped; `now_ms` is the clock.
+/// Serves `listener` for `caller` until the task is dropped; `replicas` answer `WAIT`;
+/// `now_ms` is the clock.
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
     caller: Caller,
+    replicas: Arc<dyn Replicas>,
     now_ms: fn() -> u64,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -54,9 +65,9 @@ pub async fn serve(
             let _ = stream.write_all(&out).await;
             continue;
         };
-        let (engine, caller) = (engine.clone(), caller.clone());
+        let (engine, caller, replicas) = (engine.clone(), caller.clone(), replicas.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, &engine, caller, now_ms).await {
+            if let Err(e) = connection(stream, &engine, replicas.as_ref(), caller, now_ms).await {
                 tracing::debug!("CSTORE connection closed: {e}");
             }
             drop(slot);
@@ -64,80 +75,115 @@ pub async fn serve(
     }
 }
 
-/// Runs one batch of pipelined commands for `caller`: `NAMESPACE` here, runs of other commands
-/// in the engine together.
-fn run_batch(
-    engine: &Engine,
-    caller: &mut Caller,
-    commands: Vec<Vec<Vec<u8>>>,
-    out: &mut Vec<u8>,
-    now: u64,
-) {
-    let mut run: Vec<Vec<Vec<u8>>> = Vec::new();
-    for args in commands {
-        if !args[0].eq_ignore_ascii_case(b"NAMESPACE") {
-            run.push(args);
-            continue;
-        }
-        flush(engine, caller, &mut run, out, now);
-        namespace_command(engine, caller, &args[1..], now).write(out);
-    }
-    flush(engine, caller, &mut run, out, now);
+/// One connection's state: who it is, where it is, and its latest writes (for `WAIT`).
+struct Session<'a> {
+    engine: &'a Engine,
+    replicas: &'a dyn Replicas,
+    caller: Caller,
+    recent: VecDeque<Written>,
 }
 
-fn flush(
-    engine: &Engine,
-    caller: &mut Caller,
-    run: &mut Vec<Vec<Vec<u8>>>,
-    out: &mut Vec<u8>,
-    now: u64,
-) {
-    if run.is_empty() {
-        return;
-    }
-    // Without a namespace yet, the engine's check refuses every command with the reason.
-    let namespace = current(engine, caller, now).unwrap_or_default();
-    for reply in engine.execute_all(caller.who, &namespace, run, now) {
-        reply.write(out);
-    }
-    run.clear();
-}
-
-/// The caller's namespace: the one it moved to, else its job's own once assigned.
-fn current(engine: &Engine, caller: &mut Caller, now: u64) -> Option<String> {
-    if caller.namespace.is_none()
-        && let Principal::Job(job) = caller.who
-    {
-        caller.namespace = engine.own_namespace(job, now);
-    }
-    caller.namespace.clone()
-}
-
-fn namespace_command(engine: &Engine, caller: &mut Caller, args: &[Vec<u8>], now: u64) -> Reply {
-    match args {
-        [] => Reply::Bulk(current(engine, caller, now).map(String::into_bytes)),
-        [name] => {
-            let Ok(name) = std::str::from_utf8(name) else {
-                return Reply::err("invalid namespace name");
-            };
-            match engine.check(caller.who, name, Access::Read, now) {
-                Ok(()) => {
-                    caller.namespace = Some(name.to_owned());
-                    Reply::Simple("OK")
-                }
-                Err(denied) => Reply::Error(format!("NOPERM {denied}")),
+impl Session<'_> {
+    /// Runs one batch of pipelined commands: `NAMESPACE` and `WAIT` here, runs of other
+    /// commands in the engine together.
+    async fn run_batch(&mut self, commands: Vec<Vec<Vec<u8>>>, out: &mut Vec<u8>, now: u64) {
+        let mut run: Vec<Vec<Vec<u8>>> = Vec::new();
+        for args in commands {
+            if args[0].eq_ignore_ascii_case(b"NAMESPACE") {
+                self.flush(&mut run, out, now);
+                self.namespace_command(&args[1..], now).write(out);
+            } else if args[0].eq_ignore_ascii_case(b"WAIT") {
+                self.flush(&mut run, out, now);
+                self.wait_command(&args[1..]).await.write(out);
+            } else {
+                run.push(args);
             }
         }
-        _ => Reply::err("wrong number of arguments for 'namespace' command"),
+        self.flush(&mut run, out, now);
+    }
+
+    fn flush(&mut self, run: &mut Vec<Vec<Vec<u8>>>, out: &mut Vec<u8>, now: u64) {
+        if run.is_empty() {
+            return;
+        }
+        // Without a namespace yet, the engine's check refuses every command with the reason.
+        let namespace = self.current(now).unwrap_or_default();
+        let mut written = Vec::new();
+        let replies = self
+            .engine
+            .execute_all(self.caller.who, &namespace, run, now, &mut written);
+        for reply in replies {
+            reply.write(out);
+        }
+        self.recent.extend(written);
+        let over = self.recent.len().saturating_sub(MAX_TRACKED);
+        self.recent.drain(..over);
+        run.clear();
+    }
+
+    /// The caller's namespace: the one it moved to, else its job's own once assigned.
+    fn current(&mut self, now: u64) -> Option<String> {
+        if self.caller.namespace.is_none()
+            && let Principal::Job(job) = self.caller.who
+        {
+            self.caller.namespace = self.engine.own_namespace(job, now);
+        }
+        self.caller.namespace.clone()
+    }
+
+    fn namespace_command(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
+        match args {
+            [] => Reply::Bulk(self.current(now).map(String::into_bytes)),
+            [name] => {
+                let Ok(name) = std::str::from_utf8(name) else {
+                    return Reply::err("invalid namespace name");
+                };
+                match self.engine.check(self.caller.who, name, Access::Read, now) {
+                    Ok(()) => {
+                        self.caller.namespace = Some(name.to_owned());
+                        Reply::Simple("OK")
+                    }
+                    Err(denied) => Reply::Error(format!("NOPERM {denied}")),
+                }
+            }
+            _ => Reply::err("wrong number of arguments for 'namespace' command"),
+        }
+    }
+
+    /// `WAIT numreplicas timeout`: how many other replicas hold this connection's latest
+    /// writes, waiting until `numreplicas` do or `timeout` ms pass (0: [`MAX_WAIT`]).
+    async fn wait_command(&mut self, args: &[Vec<u8>]) -> Reply {
+        let [wanted, timeout] = args else {
+            return Reply::err("wrong number of arguments for 'wait' command");
+        };
+        let number = |bytes: &[u8]| std::str::from_utf8(bytes).ok()?.parse::<u64>().ok();
+        let (Some(wanted), Some(timeout_ms)) = (number(wanted), number(timeout)) else {
+            return Reply::err("value is not an integer or out of range");
+        };
+        let timeout = match timeout_ms {
+            0 => MAX_WAIT,
+            ms => Duration::from_millis(ms).min(MAX_WAIT),
+        };
+        let writes: Vec<Written> = self.recent.iter().cloned().collect();
+        let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
+        let held = self.replicas.confirm(writes, wanted, timeout).await;
+        Reply::Integer(i64::try_from(held).unwrap_or(i64::MAX))
     }
 }
 
 async fn connection(
     mut stream: TcpStream,
     engine: &Engine,
-    mut caller: Caller,
+    replicas: &dyn Replicas,
+    caller: Caller,
     now_ms: fn() -> u64,
 ) -> std::io::Result<()> {
+    let mut session = Session {
+        engine,
+        replicas,
+        caller,
+        recent: VecDeque::new(),
+    };
     let _ = stream.set_nodelay(true);
     let mut buffer = Vec::with_capacity(16 << 10);
     let mut chunk = vec![0u8; 64 << 10];
@@ -169,7 +215,7 @@ async fn connection(
             }
         }
         if !commands.is_empty() {
-            run_batch(engine, &mut caller, commands, &mut out, now_ms());
+            session.run_batch(commands, &mut out, now_ms()).await;
         }
         if let Some(e) = refused {
             Reply::err(e.to_string()).write(&mut out);

@@ -4,9 +4,11 @@
 //! * [`grpc`]: the `r1ctl cstore` service on the node's local API socket.
 //! * [`replication`]: sealing and gossiping fresh writes, merging peers' deltas, anti-entropy
 //!   pulls and answers, tombstone collection.
+//! * [`confirm`]: confirmed writes (Redis's `WAIT`): asking peers whether they hold them.
 //! * [`metrics`]: entries held, merges by outcome, replication lag, anti-entropy, for
 //!   Prometheus.
 
+pub mod confirm;
 pub mod grpc;
 pub mod metrics;
 pub mod replication;
@@ -96,6 +98,8 @@ pub async fn start(
             format!("redis://127.0.0.1:{port}"),
         ));
         let served = engine.clone();
+        let confirmer: Arc<dyn r1_cstore::replicas::Replicas> =
+            Arc::new(confirm::Confirmer::new(replication.client()));
         tokio::spawn(crate::in_container::serve_each(
             state.pids.clone(),
             port,
@@ -105,7 +109,13 @@ pub async fn start(
                     who: Principal::Job(id.job),
                     namespace: None,
                 };
-                r1_cstore::server::serve(listener, served.clone(), caller, now_ms)
+                r1_cstore::server::serve(
+                    listener,
+                    served.clone(),
+                    caller,
+                    confirmer.clone(),
+                    now_ms,
+                )
             },
         ));
     }

@@ -76,6 +76,11 @@ impl Replication {
         }
     }
 
+    /// The peer-to-peer client replication runs on.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     /// Seals fresh local writes in batches and gossips them, for as long as the node runs.
     pub async fn publish_writes(self) {
         loop {
@@ -213,6 +218,20 @@ impl Replication {
         Ok((MAX_ROUNDS, repaired))
     }
 
+    /// Whether every write `from` asks about is held here; when one is not, a pull from it
+    /// starts at once.
+    fn holds(&self, from: Address, question: &[u8]) -> bool {
+        let Some(writes) = super::confirm::read_question(question) else {
+            tracing::warn!(%from, "malformed CSTORE confirmation question");
+            return false;
+        };
+        let all = self.engine.holds(&writes) == writes.len();
+        if !all {
+            tokio::spawn(self.clone().pull_from(from));
+        }
+        all
+    }
+
     /// Answers a peer's anti-entropy request; `None` for a malformed one.
     fn answer(&self, bytes: &[u8]) -> Option<Vec<u8>> {
         let request = Request::decode(bytes, &self.limits).ok()?;
@@ -299,6 +318,14 @@ impl Replication {
                         }
                         drop(permit);
                     });
+                }
+                Event::Request {
+                    from,
+                    protocol,
+                    bytes,
+                    reply,
+                } if protocol == super::confirm::PROTOCOL => {
+                    let _ = reply.send(vec![u8::from(self.holds(from, &bytes))]);
                 }
                 Event::PeerConnected(peer) => {
                     tokio::spawn(self.clone().pull_from(peer));

@@ -5,7 +5,7 @@
 //! write on one until it is readable on the other two (p50, p99).
 //!
 //! Run with `make bench` (`cargo bench -p r1-e2e --bench cstore --profile dev`). Requests per
-//! test: `R1_BENCH_REDIS_REQUESTS` (default 100000).
+//! test: `R1_BENCH_REDIS_REQUESTS` (default 100000), times the pipeline depth.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -35,7 +35,8 @@ fn redis_benchmark(port: u16, pipeline: usize) -> (f64, f64) {
             "set,get",
             "-q",
         ])
-        .args(["-n", &requests().to_string(), "-P", &pipeline.to_string()])
+        // Pipelined runs send as many requests per pipeline slot, so they last about as long.
+        .args(["-n", &(requests() * pipeline).to_string(), "-P", &pipeline.to_string()])
         .output()
         .expect("redis-benchmark (apt install redis-tools)");
     let text = String::from_utf8_lossy(&output.stdout);
@@ -209,13 +210,19 @@ fn main() {
         r1_protocol::now_ms,
     ));
     // Seal as the node does, with its delay and batch size (its gossip is measured below, on
-    // three replicas).
-    runtime.spawn(async move {
-        while engine
-            .next_sealed(Duration::from_millis(2), 4096)
-            .await
-            .is_ok()
-        {}
+    // three replicas), on a thread of its own as the node's second runtime worker would.
+    std::thread::spawn(move || {
+        let sealing = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio");
+        sealing.block_on(async move {
+            while engine
+                .next_sealed(Duration::from_millis(2), 4096)
+                .await
+                .is_ok()
+            {}
+        });
     });
 
     let redis_port = r1_e2e::free_port();

@@ -115,9 +115,14 @@ impl Session<'_> {
     }
 
     fn string(&self, key: &[u8]) -> Result<Option<&[u8]>, Reply> {
-        match self.kind(key) {
-            Kind::Hash => Err(Reply::Error(WRONGTYPE.into())),
-            _ => Ok(self.replica.get(&self.key(key, None)?, self.now_ms)),
+        // One lookup when the key holds a string (the common case), as `kind` would decide.
+        if let Some(value) = self.replica.get(&self.key(key, None)?, self.now_ms) {
+            return Ok(Some(value));
+        }
+        if self.hash(key).is_empty() {
+            Ok(None)
+        } else {
+            Err(Reply::Error(WRONGTYPE.into()))
         }
     }
 

@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use alloy_primitives::Address;
 use r1_protocol::Identity;
-use rocksdb::{DB, Options, WriteBatch};
+use rocksdb::{DB, Options, WriteBatch, WriteOptions};
 use tokio::sync::Notify;
 
 use crate::access::{self, Access, Denied, Principal, SYSTEM};
@@ -90,6 +90,17 @@ pub struct Merged {
     pub stale: usize,
     /// Entries refused, with the reason.
     pub refused: Vec<(Key, EngineError)>,
+}
+
+/// How sealed versions are written: without RocksDB's log. The unsealed version is already in
+/// the log, so a crash before the memtable reaches disk only brings back the unsealed version,
+/// which is sealed again on opening (peers take the second seal like the first: same
+/// contents, ties settled by bytes). Seals with their proofs are most of what a write costs on
+/// disk, so this keeps the log to the writes themselves.
+fn seals_unlogged() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.disable_wal(true);
+    options
 }
 
 /// The RocksDB key of an entry: namespace, key and field, each length-prefixed.
@@ -379,7 +390,7 @@ impl Engine {
                 sealed.push(entry);
             }
         }
-        if let Err(e) = self.db.write(batch) {
+        if let Err(e) = self.db.write_opt(batch, &seals_unlogged()) {
             drop(state);
             self.requeue(&sealed);
             return Err(e.into());

@@ -285,13 +285,14 @@ impl Engine {
         }
         let count = entries.len();
         for entry in entries {
-            batch.put(db_key(&entry.key), entry.to_bytes());
+            let (bytes, digest) = entry.bytes_and_digest();
+            batch.put(db_key(&entry.key), bytes);
             state.pending.push(entry.key.clone());
             written.push(Written {
                 key: entry.key.clone(),
                 version: entry.version(),
             });
-            state.replica.apply(entry);
+            state.replica.apply_digested(entry, digest);
         }
         Ok((outcome.reply, count))
     }

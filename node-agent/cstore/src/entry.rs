@@ -266,10 +266,23 @@ impl Entry {
 
     /// The entry's bytes, seal included.
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.bytes_and_digest().0
+    }
+
+    /// The entry's bytes and its [`digest`](Self::digest), from one serialisation (the write
+    /// path needs both).
+    pub fn bytes_and_digest(&self) -> (Vec<u8>, Hash) {
+        use sha2::Digest;
         let proof_len = self.seal.as_ref().map_or(0, |s| s.proof.len());
         let mut out =
             Vec::with_capacity(160 + 32 * proof_len + self.value.as_ref().map_or(0, Vec::len));
         self.write_body(&mut out);
+        let digest = sha2::Sha256::digest(&out).into();
+        self.write_seal(&mut out);
+        (out, digest)
+    }
+
+    fn write_seal(&self, out: &mut Vec<u8>) {
         match &self.seal {
             Some(seal) => {
                 out.push(1);
@@ -282,7 +295,6 @@ impl Entry {
             }
             None => out.push(0),
         }
-        out
     }
 
     /// Reads an entry's bytes (its seal is not checked: see [`Entry::verify`]).

@@ -126,15 +126,27 @@ impl Replica {
 
     /// Merges one entry in (its signature is the caller's to check, before).
     pub fn apply(&mut self, entry: Entry) -> Applied {
-        match self.entries.get(&entry.key) {
-            Some(held) if !wins(&entry, &held.entry) => Applied::Stale,
-            _ => {
-                let digest = entry.digest();
-                self.entries
-                    .insert(entry.key.clone(), Held { entry, digest });
-                Applied::New
-            }
+        if self.is_stale(&entry) {
+            return Applied::Stale;
         }
+        let digest = entry.digest();
+        self.apply_digested(entry, digest)
+    }
+
+    fn is_stale(&self, entry: &Entry) -> bool {
+        self.entries
+            .get(&entry.key)
+            .is_some_and(|held| !wins(entry, &held.entry))
+    }
+
+    /// As [`apply`](Self::apply), for an entry whose [`Entry::digest`] the caller has.
+    pub fn apply_digested(&mut self, entry: Entry, digest: [u8; 32]) -> Applied {
+        if self.is_stale(&entry) {
+            return Applied::Stale;
+        }
+        self.entries
+            .insert(entry.key.clone(), Held { entry, digest });
+        Applied::New
     }
 
     /// The digest of the entry held at `key`.

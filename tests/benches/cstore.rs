@@ -36,7 +36,12 @@ fn redis_benchmark(port: u16, pipeline: usize) -> (f64, f64) {
             "-q",
         ])
         // Pipelined runs send as many requests per pipeline slot, so they last about as long.
-        .args(["-n", &(requests() * pipeline).to_string(), "-P", &pipeline.to_string()])
+        .args([
+            "-n",
+            &(requests() * pipeline).to_string(),
+            "-P",
+            &pipeline.to_string(),
+        ])
         .output()
         .expect("redis-benchmark (apt install redis-tools)");
     let text = String::from_utf8_lossy(&output.stdout);

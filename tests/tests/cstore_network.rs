@@ -1,8 +1,10 @@
 //! CSTORE between real node agents on the peer-to-peer layer: writes on any node reach the
 //! others, writes on both sides of a partition converge once it heals, a node killed during a
-//! burst of writes keeps every write it acknowledged and catches up, and an entry forged in
-//! another node's name is refused. Writes and reads go through `r1ctl cstore` on each node's
-//! socket. Needs root (containerd).
+//! burst of writes keeps every write it acknowledged and catches up, an entry forged in another
+//! node's name is refused, and `WAIT` counts the nodes that hold a connection's writes. Writes
+//! and reads go through `r1ctl cstore` on each node's socket. Needs root (containerd).
+
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -91,6 +91,15 @@ fn a_workload_uses_cstore_with_redis_cli_in_the_namespaces_its_oracle_assigns() 
     );
     assert!(other.contains("OK"), "its own namespace works: {other}");
     assert!(other.contains("NOPERM the system namespace"), "{other}");
+    let counted = || {
+        node.metric("r1_node_cstore_ops_total{command=\"SET\"}") >= 2.0
+            && node.metric("r1_node_cstore_denied_total") >= 4.0
+    };
+    assert!(
+        r1_e2e::wait::until(Duration::from_secs(15), counted),
+        "commands and refusals are counted:\n{}",
+        node.metrics()
+    );
     let read_back = node.r1ctl_cstore(&["get", "p.test.shop", "greeting"]);
     assert_eq!(
         String::from_utf8_lossy(&read_back.stdout),

@@ -65,6 +65,14 @@ pub const COMMANDS: &[&str] = &[
     "WAIT",
 ];
 
+/// Where the command named `name` (any case) is in [`COMMANDS`]; `None` for one this server
+/// does not know.
+pub fn command_index(name: &[u8]) -> Option<usize> {
+    COMMANDS
+        .iter()
+        .position(|c| c.as_bytes().eq_ignore_ascii_case(name))
+}
+
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
 /// One command in one namespace at one instant.

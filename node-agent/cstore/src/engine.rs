@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::access::{self, Access, Denied, Principal, SYSTEM};
 use crate::clock::{Clock, ClockError};
-use crate::commands::Session;
+use crate::commands::{COMMANDS, Session, command_index};
 use crate::entry::{Entry, EntryError, Key};
 use crate::replica::{Applied, Replica};
 use crate::resp::Reply;
@@ -63,6 +63,8 @@ pub struct Engine {
     db: DB,
     written: Notify,
     denied: AtomicU64,
+    /// Commands run, by their place in [`COMMANDS`]; the last counts unknown ones.
+    ops: Vec<AtomicU64>,
 }
 
 /// A write a command made: where, and the version written (what `WAIT` asks replicas about).
@@ -159,6 +161,7 @@ impl Engine {
             db,
             written: Notify::new(),
             denied: AtomicU64::new(0),
+            ops: (0..=COMMANDS.len()).map(|_| AtomicU64::new(0)).collect(),
         };
         if !engine.state().pending.is_empty() {
             engine.written.notify_one();
@@ -248,6 +251,7 @@ impl Engine {
         args: &[Vec<u8>],
         now_ms: u64,
     ) -> Result<(Reply, usize), EngineError> {
+        self.count(args.first().map_or(&[][..], Vec::as_slice));
         let mut allowed = |access| {
             let slot = match access {
                 Access::Read => &mut known.read,
@@ -302,12 +306,29 @@ impl Engine {
         Reply::Error(format!("NOPERM {denied}"))
     }
 
+    /// Counts one command named `name` (the server counts those it answers itself).
+    pub fn count(&self, name: &[u8]) {
+        let op = command_index(name).unwrap_or(COMMANDS.len());
+        if let Some(count) = self.ops.get(op) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Commands run since the engine opened, by name (upper case; `unknown` for the rest).
+    pub fn ops(&self) -> Vec<(&'static str, u64)> {
+        let names = COMMANDS.iter().copied().chain(std::iter::once("unknown"));
+        names
+            .zip(&self.ops)
+            .map(|(name, count)| (name, count.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     /// Commands refused for want of access since the engine opened.
     pub fn denied(&self) -> u64 {
         self.denied.load(Ordering::Relaxed)
     }
 
-    /// Whether `who` may `access` `namespace` now.
+    /// Whether `who` may `access` `namespace` now; a refusal is counted.
     pub fn check(
         &self,
         who: Principal,
@@ -315,7 +336,11 @@ impl Engine {
         access: Access,
         now_ms: u64,
     ) -> Result<(), Denied> {
-        access::check(&self.state().replica, who, namespace, access, now_ms)
+        let checked = access::check(&self.state().replica, who, namespace, access, now_ms);
+        if checked.is_err() {
+            self.denied.fetch_add(1, Ordering::Relaxed);
+        }
+        checked
     }
 
     /// The namespace job `job`'s workloads own, once the oracles have published it.
@@ -710,6 +735,8 @@ mod tests {
             );
         }
         assert_eq!(engine.denied(), 3);
+        let ops: std::collections::BTreeMap<_, _> = engine.ops().into_iter().collect();
+        assert_eq!((ops["SET"], ops["GET"]), (3, 2), "{ops:?}");
         assert!(
             matches!(engine.execute(SYSTEM, &args("SET job:1 p.other"), 200).unwrap().0,
                 Reply::Error(e) if e.starts_with("NOPERM")),

@@ -90,9 +90,11 @@ impl Session<'_> {
         let mut run: Vec<Vec<Vec<u8>>> = Vec::new();
         for args in commands {
             if args[0].eq_ignore_ascii_case(b"NAMESPACE") {
+                self.engine.count(&args[0]);
                 self.flush(&mut run, out, now);
                 self.namespace_command(&args[1..], now).write(out);
             } else if args[0].eq_ignore_ascii_case(b"WAIT") {
+                self.engine.count(&args[0]);
                 self.flush(&mut run, out, now);
                 self.wait_command(&args[1..]).await.write(out);
             } else {

@@ -24,6 +24,13 @@ pub struct Outcome {
     pub outcome: String,
 }
 
+/// A command label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Command {
+    /// The Redis command, upper case (`unknown` for commands CSTORE does not know).
+    pub command: String,
+}
+
 /// A namespace label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Namespace {
@@ -54,6 +61,8 @@ pub struct KvMetrics {
     pub answered: Counter,
     /// Tombstones collected past the horizon.
     pub tombstones_collected: Counter,
+    /// Redis commands run, by command (workloads' and the operator's).
+    pub ops: Family<Command, Counter>,
     /// Workload commands refused for want of access (another project's namespace, the
     /// system namespace, no namespace assigned yet).
     pub denied: Counter,
@@ -76,6 +85,7 @@ impl KvMetrics {
             answered: Counter::default(),
             tombstones_collected: Counter::default(),
             denied: Counter::default(),
+            ops: Family::default(),
         };
         let sub = registry.sub_registry_with_prefix("cstore");
         sub.register(
@@ -128,6 +138,7 @@ impl KvMetrics {
             "Tombstones collected past the horizon",
             metrics.tombstones_collected.clone(),
         );
+        sub.register("ops", "Redis commands run, by command", metrics.ops.clone());
         sub.register(
             "denied",
             "Workload commands refused for want of access",

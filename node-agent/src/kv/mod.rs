@@ -32,6 +32,9 @@ use replication::Replication;
 /// Room left in a gossip message for gossipsub's own framing and signature.
 const GOSSIP_FRAMING: usize = 1024;
 
+/// How often the engine's counts are copied into the metrics.
+const METRICS_EVERY: Duration = Duration::from_secs(5);
+
 /// Why CSTORE could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
@@ -85,6 +88,7 @@ pub async fn start(
     );
     tokio::spawn(replication.clone().publish_writes());
     tokio::spawn(replication.clone().serve(events));
+    tokio::spawn(replication.clone().run_metrics(METRICS_EVERY));
     tokio::spawn(replication.clone().run_rounds(
         Duration::from_secs(config.cstore.anti_entropy_seconds),
         Duration::from_secs(config.cstore.tombstone_horizon_seconds),

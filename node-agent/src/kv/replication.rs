@@ -242,8 +242,8 @@ impl Replication {
         Some(answer.encode())
     }
 
-    /// Every `every`: pulls from each connected peer, collects tombstones older than
-    /// `horizon`, and refreshes the gauges.
+    /// Every `every`: pulls from each connected peer and collects tombstones older than
+    /// `horizon`.
     pub async fn run_rounds(self, every: Duration, horizon: Duration) {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -264,11 +264,25 @@ impl Replication {
                 }
                 Err(e) => tracing::warn!("CSTORE: cannot collect tombstones: {e}"),
             }
-            self.refresh_gauges();
         }
     }
 
-    fn refresh_gauges(&self) {
+    /// Copies the engine's counts into the metrics every `every`.
+    pub async fn run_metrics(self, every: Duration) {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            self.refresh_metrics();
+        }
+    }
+
+    fn refresh_metrics(&self) {
+        for (command, count) in self.engine.ops() {
+            let counter = self.metrics.ops.get_or_create(&super::metrics::Command {
+                command: command.to_owned(),
+            });
+            counter.inc_by(count.saturating_sub(counter.get()));
+        }
         let by_namespace = self.engine.read(|replica| {
             let mut counts = std::collections::BTreeMap::<String, i64>::new();
             for entry in replica.entries() {

@@ -182,7 +182,8 @@ impl Session<'_> {
         let Some((name, rest)) = args.split_first() else {
             return Err(Reply::err("empty command"));
         };
-        let name = String::from_utf8_lossy(name).to_ascii_uppercase();
+        // The known name, upper case, found without allocating; "" for an unknown command.
+        let name: &str = command_index(name).map_or("", |i| COMMANDS[i]);
         let arity = |ok: bool| {
             if ok {
                 Ok(())
@@ -194,7 +195,7 @@ impl Session<'_> {
             }
         };
         let reply = |r| Ok(Outcome::reply(r));
-        match name.as_str() {
+        match name {
             "PING" => {
                 arity(rest.len() <= 1)?;
                 match rest.first() {
@@ -327,7 +328,7 @@ impl Session<'_> {
                 }
                 let fields = self.hash(&rest[0]);
                 let bulk = |b: &[u8]| Reply::Bulk(Some(b.to_vec()));
-                reply(match name.as_str() {
+                reply(match name {
                     "HLEN" => Reply::Integer(fields.len() as i64),
                     "HKEYS" => Reply::Array(fields.iter().map(|(f, _)| bulk(f)).collect()),
                     _ => Reply::Array(

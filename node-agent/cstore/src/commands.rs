@@ -415,11 +415,20 @@ impl Session<'_> {
                 .ok_or_else(|| Reply::err("invalid expire time in 'set' command"))?;
             expires_ms = Some(self.now_ms.saturating_add(amount.saturating_mul(factor)));
         }
+        if rest[1].len() > MAX_VALUE {
+            return Err(Reply::err(format!("value over {MAX_VALUE} bytes")));
+        }
+        // The key is built once: looked up (a string is simply replaced), then written.
+        let plain = self.key(&rest[0], None)?;
         let mut writes = Vec::new();
-        if matches!(self.kind(&rest[0]), Kind::Hash) {
+        if self.replica.get(&plain, self.now_ms).is_none() && !self.hash(&rest[0]).is_empty() {
             writes.extend(self.delete(&rest[0])?.1);
         }
-        writes.push(self.write(&rest[0], None, Some(&rest[1]), expires_ms)?);
+        writes.push(Write {
+            key: plain,
+            value: Some(rest[1].clone()),
+            expires_ms,
+        });
         Ok(Outcome {
             reply: Reply::Simple("OK"),
             writes,

@@ -9,7 +9,7 @@
 //! entries found on opening are queued again, so a kill between a write and its seal loses
 //! nothing. Remote entries are checked (seal, stamp) before they are merged and logged.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -54,6 +54,8 @@ struct State {
     pending: Vec<Key>,
     /// Who may write the system namespace (the network's oracles).
     oracles: HashSet<Address>,
+    /// The latest [`RECENT_WRITES`] local writes sealed, oldest first (what `WAIT` asks about).
+    recent: VecDeque<Written>,
 }
 
 /// A node's CSTORE.
@@ -66,6 +68,9 @@ pub struct Engine {
     /// Commands run, by their place in [`COMMANDS`]; the last counts unknown ones.
     ops: Vec<AtomicU64>,
 }
+
+/// Local writes `WAIT` asks other replicas about: the latest this many sealed.
+pub const RECENT_WRITES: usize = 1024;
 
 /// A write a command made: where, and the version written (what `WAIT` asks replicas about).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +161,7 @@ impl Engine {
                 clock,
                 pending,
                 oracles,
+                recent: VecDeque::new(),
             }),
             identity,
             db,
@@ -185,7 +191,7 @@ impl Engine {
         let mut batch = WriteBatch::default();
         let who = (Principal::Operator, &mut Allowed::default());
         let mut written = Vec::new();
-        let target = (namespace, &mut written);
+        let target = (namespace, Some(&mut written));
         let (reply, count) = self.run(&mut state, &mut batch, who, target, args, now_ms)?;
         if count > 0 {
             self.db.write(batch)?;
@@ -196,7 +202,7 @@ impl Engine {
 
     /// Runs pipelined commands of `who` in `namespace` at `now_ms` in order, each seeing the
     /// writes of the ones before, with one log write for all of them before any reply is
-    /// returned; the writes are added to `written`. A command `who` may not run gets Redis's
+    /// returned. A command `who` may not run gets Redis's
     /// `NOPERM` error and writes nothing.
     pub fn execute_all(
         &self,
@@ -204,7 +210,6 @@ impl Engine {
         namespace: &str,
         commands: &[Vec<Vec<u8>>],
         now_ms: u64,
-        written: &mut Vec<Written>,
     ) -> Vec<Reply> {
         let mut state = self.state();
         let mut batch = WriteBatch::default();
@@ -214,14 +219,7 @@ impl Engine {
         let mut allowed = Allowed::default();
         for args in commands {
             let who = (who, &mut allowed);
-            match self.run(
-                &mut state,
-                &mut batch,
-                who,
-                (namespace, &mut *written),
-                args,
-                now_ms,
-            ) {
+            match self.run(&mut state, &mut batch, who, (namespace, None), args, now_ms) {
                 Ok((reply, count)) => {
                     wrote |= count > 0;
                     replies.push(reply);
@@ -247,7 +245,7 @@ impl Engine {
         state: &mut State,
         batch: &mut WriteBatch,
         (who, known): (Principal, &mut Allowed),
-        (namespace, written): (&str, &mut Vec<Written>),
+        (namespace, mut written): (&str, Option<&mut Vec<Written>>),
         args: &[Vec<u8>],
         now_ms: u64,
     ) -> Result<(Reply, usize), EngineError> {
@@ -292,10 +290,12 @@ impl Engine {
             let (bytes, digest) = entry.bytes_and_digest();
             batch.put(db_key(&entry.key), bytes);
             state.pending.push(entry.key.clone());
-            written.push(Written {
-                key: entry.key.clone(),
-                version: entry.version(),
-            });
+            if let Some(written) = written.as_deref_mut() {
+                written.push(Written {
+                    key: entry.key.clone(),
+                    version: entry.version(),
+                });
+            }
             state.replica.apply_digested(entry, digest);
         }
         Ok((outcome.reply, count))
@@ -427,7 +427,13 @@ impl Engine {
                     .replica
                     .attach_seal(&entry.key, entry.version(), seal.clone());
             }
+            state.recent.push_back(Written {
+                key: entry.key.clone(),
+                version: entry.version(),
+            });
         }
+        let over = state.recent.len().saturating_sub(RECENT_WRITES);
+        state.recent.drain(..over);
         Ok(sealed)
     }
 
@@ -497,6 +503,16 @@ impl Engine {
         }
         self.db.write(batch)?;
         Ok(state.replica.collect_tombstones(horizon_ms))
+    }
+
+    /// This node's latest writes once every write made so far is sealed (at most
+    /// [`RECENT_WRITES`]); `None` while some are not sealed yet.
+    pub fn settled_writes(&self) -> Option<Vec<Written>> {
+        let state = self.state();
+        state
+            .pending
+            .is_empty()
+            .then(|| state.recent.iter().cloned().collect())
     }
 
     /// How many of `writes` are held here, each as that version or a newer one.
@@ -572,13 +588,7 @@ mod tests {
         {
             let engine = Engine::open(dir.path(), node.clone(), 5_000, HashSet::new()).unwrap();
             let commands: Vec<_> = (0..10).map(|i| args(&format!("SET k{i} v{i}"))).collect();
-            let replies = engine.execute_all(
-                Principal::Operator,
-                "app",
-                &commands,
-                1_000,
-                &mut Vec::new(),
-            );
+            let replies = engine.execute_all(Principal::Operator, "app", &commands, 1_000);
             assert!(
                 replies.iter().all(|r| *r == Reply::Simple("OK")),
                 "{replies:?}"
@@ -589,10 +599,13 @@ mod tests {
                     "app",
                     &[args("SET k0 again"), args("GET k0")],
                     1_001,
-                    &mut Vec::new(),
                 )[1],
                 Reply::Bulk(Some(b"again".to_vec())),
                 "a pipelined command sees the writes before it"
+            );
+            assert!(
+                engine.settled_writes().is_none(),
+                "writes wait to be sealed"
             );
             let sealed = engine.seal_pending(4).unwrap();
             assert_eq!(sealed.len(), 4);
@@ -718,7 +731,7 @@ mod tests {
 
         let job = |n, ns: &str, line: &str| {
             engine
-                .execute_all(Principal::Job(n), ns, &[args(line)], 200, &mut Vec::new())
+                .execute_all(Principal::Job(n), ns, &[args(line)], 200)
                 .remove(0)
         };
         assert_eq!(job(1, "p.acme", "SET k v"), Reply::Simple("OK"));

@@ -5,9 +5,9 @@
 //! A connection starts in its caller's namespace (a job's: the one the oracles assigned it);
 //! `NAMESPACE` names the current one and `NAMESPACE <name>` moves to another the caller may
 //! read (its writes there are refused unless it owns it). `WAIT numreplicas timeout` answers
-//! how many other replicas hold the connection's latest [`MAX_TRACKED`] writes.
+//! how many other replicas hold every write this node made before it (its latest
+//! [`RECENT_WRITES`](crate::engine::RECENT_WRITES)), as Redis's `WAIT` covers every write the primary took before it.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::access::{Access, Principal};
-use crate::engine::{Engine, Written};
+use crate::engine::Engine;
 use crate::replicas::Replicas;
 use crate::resp::{self, MAX_ARG, Reply};
 
@@ -26,8 +26,8 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// How long a connection may send nothing before it is closed.
 pub const IDLE: Duration = Duration::from_secs(600);
 
-/// Latest writes of a connection that `WAIT` asks about.
-pub const MAX_TRACKED: usize = 1024;
+/// How often `WAIT` looks whether the writes before it are sealed.
+const SEAL_POLL: Duration = Duration::from_millis(1);
 
 /// Longest `WAIT` (also what a timeout of 0, "forever" in Redis, means here).
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -75,12 +75,11 @@ pub async fn serve(
     }
 }
 
-/// One connection's state: who it is, where it is, and its latest writes (for `WAIT`).
+/// One connection's state: who it is and where it is.
 struct Session<'a> {
     engine: &'a Engine,
     replicas: &'a dyn Replicas,
     caller: Caller,
-    recent: VecDeque<Written>,
 }
 
 impl Session<'_> {
@@ -110,16 +109,12 @@ impl Session<'_> {
         }
         // Without a namespace yet, the engine's check refuses every command with the reason.
         let namespace = self.current(now).unwrap_or_default();
-        let mut written = Vec::new();
-        let replies = self
+        for reply in self
             .engine
-            .execute_all(self.caller.who, &namespace, run, now, &mut written);
-        for reply in replies {
+            .execute_all(self.caller.who, &namespace, run, now)
+        {
             reply.write(out);
         }
-        self.recent.extend(written);
-        let over = self.recent.len().saturating_sub(MAX_TRACKED);
-        self.recent.drain(..over);
         run.clear();
     }
 
@@ -152,8 +147,8 @@ impl Session<'_> {
         }
     }
 
-    /// `WAIT numreplicas timeout`: how many other replicas hold this connection's latest
-    /// writes, waiting until `numreplicas` do or `timeout` ms pass (0: [`MAX_WAIT`]).
+    /// `WAIT numreplicas timeout`: how many other replicas hold every write this node made
+    /// before it, waiting until `numreplicas` do or `timeout` ms pass (0: [`MAX_WAIT`]).
     async fn wait_command(&mut self, args: &[Vec<u8>]) -> Reply {
         let [wanted, timeout] = args else {
             return Reply::err("wrong number of arguments for 'wait' command");
@@ -166,9 +161,20 @@ impl Session<'_> {
             0 => MAX_WAIT,
             ms => Duration::from_millis(ms).min(MAX_WAIT),
         };
-        let writes: Vec<Written> = self.recent.iter().cloned().collect();
+        let deadline = tokio::time::Instant::now() + timeout;
+        // The writes are asked about once sealed: no replica can hold them before.
+        let writes = loop {
+            if let Some(writes) = self.engine.settled_writes() {
+                break writes;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Reply::Integer(0);
+            }
+            tokio::time::sleep(SEAL_POLL).await;
+        };
         let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
-        let held = self.replicas.confirm(writes, wanted, timeout).await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let held = self.replicas.confirm(writes, wanted, left).await;
         Reply::Integer(i64::try_from(held).unwrap_or(i64::MAX))
     }
 }
@@ -184,7 +190,6 @@ async fn connection(
         engine,
         replicas,
         caller,
-        recent: VecDeque::new(),
     };
     let _ = stream.set_nodelay(true);
     let mut buffer = Vec::with_capacity(16 << 10);

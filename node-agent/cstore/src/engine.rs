@@ -56,6 +56,8 @@ struct State {
     oracles: HashSet<Address>,
     /// The latest [`RECENT_WRITES`] local writes sealed, oldest first (what `WAIT` asks about).
     recent: VecDeque<Written>,
+    /// A buffer the write path reuses for each entry's RocksDB key and bytes.
+    scratch: Vec<u8>,
 }
 
 /// A node's CSTORE.
@@ -113,6 +115,12 @@ fn seals_unlogged() -> WriteOptions {
 /// The RocksDB key of an entry: namespace, key and field, each length-prefixed.
 fn db_key(key: &Key) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + key.namespace.len() + key.key.len());
+    write_db_key(key, &mut out);
+    out
+}
+
+/// Appends the RocksDB key of `key` to `out`.
+fn write_db_key(key: &Key, out: &mut Vec<u8>) {
     out.push(key.namespace.len() as u8);
     out.extend_from_slice(key.namespace.as_bytes());
     out.extend_from_slice(&(key.key.len() as u32).to_be_bytes());
@@ -121,7 +129,6 @@ fn db_key(key: &Key) -> Vec<u8> {
         out.push(1);
         out.extend_from_slice(field);
     }
-    out
 }
 
 impl Engine {
@@ -162,6 +169,7 @@ impl Engine {
                 pending,
                 oracles,
                 recent: VecDeque::new(),
+                scratch: Vec::new(),
             }),
             identity,
             db,
@@ -287,8 +295,13 @@ impl Engine {
         }
         let count = entries.len();
         for entry in entries {
-            let (bytes, digest) = entry.bytes_and_digest();
-            batch.put(db_key(&entry.key), bytes);
+            // One buffer for the key and the bytes of every entry of the command.
+            state.scratch.clear();
+            write_db_key(&entry.key, &mut state.scratch);
+            let key_len = state.scratch.len();
+            let digest = entry.write_bytes(&mut state.scratch);
+            let (key, bytes) = state.scratch.split_at(key_len);
+            batch.put(key, bytes);
             state.pending.push(entry.key.clone());
             if let Some(written) = written.as_deref_mut() {
                 written.push(Written {

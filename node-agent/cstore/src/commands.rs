@@ -171,19 +171,19 @@ impl Session<'_> {
     }
 
     /// Runs one command.
-    pub fn run(&self, args: &[Vec<u8>]) -> Outcome {
+    pub fn run(&self, args: &mut [Vec<u8>]) -> Outcome {
         match self.dispatch(args) {
             Ok(outcome) => outcome,
             Err(reply) => Outcome::reply(reply),
         }
     }
 
-    fn dispatch(&self, args: &[Vec<u8>]) -> Result<Outcome, Reply> {
-        let Some((name, rest)) = args.split_first() else {
+    fn dispatch(&self, args: &mut [Vec<u8>]) -> Result<Outcome, Reply> {
+        let Some((raw, rest)) = args.split_first_mut() else {
             return Err(Reply::err("empty command"));
         };
         // The known name, upper case, found without allocating; "" for an unknown command.
-        let name: &str = command_index(name).map_or("", |i| COMMANDS[i]);
+        let name: &str = command_index(raw).map_or("", |i| COMMANDS[i]);
         let arity = |ok: bool| {
             if ok {
                 Ok(())
@@ -388,14 +388,14 @@ impl Session<'_> {
                     .collect();
                 Err(Reply::err(format!(
                     "unknown command '{}', with args beginning with: {}",
-                    String::from_utf8_lossy(&args[0]),
+                    String::from_utf8_lossy(raw),
                     first.join(" ")
                 )))
             }
         }
     }
 
-    fn set(&self, rest: &[Vec<u8>]) -> Result<Outcome, Reply> {
+    fn set(&self, rest: &mut [Vec<u8>]) -> Result<Outcome, Reply> {
         if rest.len() < 2 {
             return Err(Reply::err("wrong number of arguments for 'set' command"));
         }
@@ -424,9 +424,10 @@ impl Session<'_> {
         if self.replica.get(&plain, self.now_ms).is_none() && !self.hash(&rest[0]).is_empty() {
             writes.extend(self.delete(&rest[0])?.1);
         }
+        // The value moves from the parsed command into the write.
         writes.push(Write {
             key: plain,
-            value: Some(rest[1].clone()),
+            value: Some(std::mem::take(&mut rest[1])),
             expires_ms,
         });
         Ok(Outcome {

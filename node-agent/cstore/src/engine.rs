@@ -200,7 +200,8 @@ impl Engine {
         let who = (Principal::Operator, &mut Allowed::default());
         let mut written = Vec::new();
         let target = (namespace, Some(&mut written));
-        let (reply, count) = self.run(&mut state, &mut batch, who, target, args, now_ms)?;
+        let mut args = args.to_vec();
+        let (reply, count) = self.run(&mut state, &mut batch, who, target, &mut args, now_ms)?;
         if count > 0 {
             self.db.write(batch)?;
             self.written.notify_one();
@@ -216,7 +217,7 @@ impl Engine {
         &self,
         who: Principal,
         namespace: &str,
-        commands: &[Vec<Vec<u8>>],
+        commands: &mut [Vec<Vec<u8>>],
         now_ms: u64,
     ) -> Vec<Reply> {
         let mut state = self.state();
@@ -225,7 +226,7 @@ impl Engine {
         let mut wrote = false;
         // The rules cannot change within the batch (it holds the lock): check once.
         let mut allowed = Allowed::default();
-        for args in commands {
+        for args in commands.iter_mut() {
             let who = (who, &mut allowed);
             match self.run(&mut state, &mut batch, who, (namespace, None), args, now_ms) {
                 Ok((reply, count)) => {
@@ -254,7 +255,7 @@ impl Engine {
         batch: &mut WriteBatch,
         (who, known): (Principal, &mut Allowed),
         (namespace, mut written): (&str, Option<&mut Vec<Written>>),
-        args: &[Vec<u8>],
+        args: &mut [Vec<u8>],
         now_ms: u64,
     ) -> Result<(Reply, usize), EngineError> {
         self.count(args.first().map_or(&[][..], Vec::as_slice));
@@ -600,8 +601,8 @@ mod tests {
         let node = Identity::generate();
         {
             let engine = Engine::open(dir.path(), node.clone(), 5_000, HashSet::new()).unwrap();
-            let commands: Vec<_> = (0..10).map(|i| args(&format!("SET k{i} v{i}"))).collect();
-            let replies = engine.execute_all(Principal::Operator, "app", &commands, 1_000);
+            let mut commands: Vec<_> = (0..10).map(|i| args(&format!("SET k{i} v{i}"))).collect();
+            let replies = engine.execute_all(Principal::Operator, "app", &mut commands, 1_000);
             assert!(
                 replies.iter().all(|r| *r == Reply::Simple("OK")),
                 "{replies:?}"
@@ -610,7 +611,7 @@ mod tests {
                 engine.execute_all(
                     Principal::Operator,
                     "app",
-                    &[args("SET k0 again"), args("GET k0")],
+                    &mut [args("SET k0 again"), args("GET k0")],
                     1_001,
                 )[1],
                 Reply::Bulk(Some(b"again".to_vec())),
@@ -744,7 +745,7 @@ mod tests {
 
         let job = |n, ns: &str, line: &str| {
             engine
-                .execute_all(Principal::Job(n), ns, &[args(line)], 200)
+                .execute_all(Principal::Job(n), ns, &mut [args(line)], 200)
                 .remove(0)
         };
         assert_eq!(job(1, "p.acme", "SET k v"), Reply::Simple("OK"));

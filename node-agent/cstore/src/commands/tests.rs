@@ -27,13 +27,13 @@ impl Db {
     }
 
     fn run(&mut self, line: &str) -> Reply {
-        let args: Vec<Vec<u8>> = line.split(' ').map(|a| a.as_bytes().to_vec()).collect();
+        let mut args: Vec<Vec<u8>> = line.split(' ').map(|a| a.as_bytes().to_vec()).collect();
         let outcome = Session {
             replica: &self.replica,
             namespace: self.namespace,
             now_ms: self.now_ms,
         }
-        .run(&args);
+        .run(&mut args);
         for write in outcome.writes {
             self.tick += 1;
             let stamp = Stamp {

@@ -14,19 +14,12 @@ use r1_protocol::node_api::{
 };
 use tonic::transport::Channel;
 
-use crate::node::NodeError;
+use crate::node::{NodeError, rpc, unreachable_socket};
 
 async fn client(socket: &Path) -> Result<CstoreClient<Channel>, NodeError> {
     node_api::connect_cstore(socket)
         .await
-        .map_err(|e| NodeError::Connect {
-            socket: socket.display().to_string(),
-            reason: e.to_string(),
-        })
-}
-
-fn rpc(status: tonic::Status) -> NodeError {
-    NodeError::Rpc(status.message().to_owned())
+        .map_err(|e| unreachable_socket(socket, e))
 }
 
 /// Runs one Redis command (`args`: its name, then its arguments) in `namespace` and prints the

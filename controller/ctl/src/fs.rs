@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use r1_protocol::node_api::{self, AddRequest, CidRequest, r1fs_client::R1fsClient};
 use tonic::transport::Channel;
 
-use crate::node::NodeError;
+use crate::node::{NodeError, rpc, unreachable_socket};
 
 /// Directory levels `get` follows; a deeper tree is refused rather than recursed into.
 const MAX_DEPTH: usize = 64;
@@ -16,14 +16,7 @@ const MAX_DEPTH: usize = 64;
 async fn client(socket: &Path) -> Result<R1fsClient<Channel>, NodeError> {
     node_api::connect_r1fs(socket)
         .await
-        .map_err(|e| NodeError::Connect {
-            socket: socket.display().to_string(),
-            reason: e.to_string(),
-        })
-}
-
-fn rpc(status: tonic::Status) -> NodeError {
-    NodeError::Rpc(status.message().to_owned())
+        .map_err(|e| unreachable_socket(socket, e))
 }
 
 fn cid(text: &str) -> CidRequest {

@@ -38,13 +38,19 @@ async fn client(
 ) -> Result<node_api::node_api_client::NodeApiClient<tonic::transport::Channel>, NodeError> {
     node_api::connect(socket)
         .await
-        .map_err(|e| NodeError::Connect {
-            socket: socket.display().to_string(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| unreachable_socket(socket, e))
 }
 
-fn rpc(status: tonic::Status) -> NodeError {
+/// The error of a node socket that cannot be reached (every `r1ctl` group on the socket).
+pub(crate) fn unreachable_socket(socket: &Path, reason: impl std::fmt::Display) -> NodeError {
+    NodeError::Connect {
+        socket: socket.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The error of a failed call on the node socket.
+pub(crate) fn rpc(status: tonic::Status) -> NodeError {
     NodeError::Rpc(status.message().to_owned())
 }
 

@@ -12,7 +12,6 @@ pub mod common;
 pub mod crdgen;
 pub mod escrow;
 pub mod field;
-pub mod image;
 pub mod job;
 pub mod manifest;
 pub mod names;

@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 use crate::field::{Errors, FieldError};
-use crate::image::ImageRef;
 use crate::job::{DeeployJobSpec, EnvVar, HealthCheck, JobType, MAX_REPLICAS, Port};
 use crate::manifest::{Kind, Manifest};
 use crate::names;
 use crate::pricing::{Catalogue, EstimateError, PricingError};
 use crate::{DeeployProjectSpec, EscrowSpec, TunnelSpec};
+use r1_protocol::image_ref::ImageRef;
 
 /// Longest port name (an IANA service name).
 const PORT_NAME_MAX: usize = 15;

@@ -1,6 +1,8 @@
 //! What r1 oracles and nodes say to each other.
 //!
 //! * [`identity`]: secp256k1 keys and their EVM addresses, the only identity r1 knows.
+//! * [`image_ref`]: the container image reference grammar, shared by resource validation and
+//!   the node agent's registry client.
 //! * [`keyfile`]: keys on disk, readable by their owner only.
 //! * [`envelope`]: the signed envelope every message travels in (EIP-191 over a canonical
 //!   encoding), and [`verify`] which refuses forged, unknown, stale, replayed or malformed ones.
@@ -22,6 +24,7 @@ pub mod config_file;
 pub mod envelope;
 pub mod hex;
 pub mod identity;
+pub mod image_ref;
 pub mod keyfile;
 pub mod messages;
 pub mod mosquitto;

@@ -163,7 +163,9 @@ fn is_path_component(component: &str) -> bool {
     true
 }
 
-fn is_tag(tag: &str) -> bool {
+/// Whether `tag` is a valid tag on its own (1-128 of `[A-Za-z0-9_.-]`, not starting with `.` or
+/// `-`), for callers that take a tag apart from a full reference.
+pub fn is_tag(tag: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let bytes = tag.as_bytes();
     !bytes.is_empty()

@@ -19,6 +19,8 @@ pub mod ports;
 pub mod process;
 pub mod procfs;
 pub mod proxy;
+pub mod registry;
+pub mod rogue_peer;
 pub mod scenario;
 pub mod signal;
 pub mod tls;

@@ -344,11 +344,16 @@ pub struct ReplicaAssignment {
     pub replica: u32,
     /// EVM address of the node running it.
     pub node: String,
-    /// What the node last reported: `running`, `starting`, `restarting`, `exited`, `unknown`.
+    /// What the node last reported: `running`, `starting`, `pulling`, `imagePullBackOff`,
+    /// `restarting`, `exited`, `failed`, `unknown`.
     pub state: String,
     /// When the replica was placed on this node (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+    /// What the node adds to the state: a pull's progress, why the image cannot be pulled,
+    /// why the replica failed or its last exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Observed state of a DeeployJob, written by the oracle controller.

@@ -18,6 +18,9 @@ use crate::commands::CommandHandler;
 use crate::config::NodeConfig;
 use crate::files::{self, Files, Net, grpc::FilesApi, metrics::FilesMetrics};
 use crate::heartbeat;
+use crate::images::from_peers::PeerBlobs;
+use crate::images::puller::{Puller, PullerParts};
+use crate::images::share::{self, BlobServer, Shelf};
 use crate::link::{Inbound, Link, LinkError};
 use crate::logs::LogDir;
 use crate::metrics::{self, Metrics};
@@ -57,6 +60,9 @@ pub enum AgentError {
     /// The peer-to-peer layer cannot start.
     #[error("peer-to-peer layer: {0}")]
     P2p(#[from] r1_p2p::Error),
+    /// The registry client cannot be built (no TLS roots).
+    #[error("registry client: {0}")]
+    Registry(#[from] r1_registry::RegistryError),
     /// A listener cannot be opened.
     #[error("{what}: {source}")]
     Listen {
@@ -82,7 +88,8 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     let files = open_files(&config, &peers, &mut registry)?;
     let (files_tx, files_events) = mpsc::channel(256);
     let (kv_tx, kv_events) = mpsc::channel(256);
-    tokio::spawn(crate::peers::route(peer_events, files_tx, kv_tx));
+    let (images_tx, images_events) = mpsc::channel(256);
+    tokio::spawn(crate::peers::route(peer_events, files_tx, kv_tx, images_tx));
     tokio::spawn(files::net::serve(files_events, files.clone()));
     let kv = crate::kv::start(
         &config,
@@ -229,11 +236,39 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
         ));
     }
     let containerd = connect_containerd(&config).await;
+    let registry = r1_registry::Client::new(r1_registry::Config {
+        plain_http: config.registries.plain_http.clone(),
+        ..r1_registry::Config::default()
+    })?;
+    let wake = {
+        let state = state.clone();
+        Arc::new(move || state.wake.notify_one())
+    };
+    let shelf = Arc::new(Shelf::default());
+    tokio::spawn(share::serve(
+        images_events,
+        BlobServer::new(shelf.clone(), containerd.clone()),
+    ));
+    let from_peers = config
+        .registries
+        .share_with_peers
+        .then(|| PeerBlobs::new(peers.client(), shelf, address));
+    let puller = Puller::new(
+        PullerParts {
+            registry,
+            containerd: containerd.clone(),
+            staging: config.data_dir.join("pulls"),
+            peers: from_peers,
+        },
+        wake,
+    )
+    .map_err(data_error)?;
     let supervisor = Supervisor::new(
         SupervisorParts {
             containerd,
             logs,
             images_dir,
+            puller,
             backoff: Backoff {
                 initial_ms: config.restart_backoff.initial_ms,
                 max_ms: config.restart_backoff.max_ms,

@@ -57,22 +57,11 @@ impl Api {
         let (state, detail, restarts) = match report.as_ref().map(|r| &r.state) {
             None => ("starting", String::new(), 0),
             Some(state) => {
-                let (detail, restarts) = match state {
-                    WorkloadState::Restarting {
-                        restarts,
-                        last_exit_code,
-                        reason,
-                    } => (
-                        match reason {
-                            Some(reason) => format!("{reason} (exit {last_exit_code})"),
-                            None => format!("exit {last_exit_code}"),
-                        },
-                        *restarts,
-                    ),
-                    WorkloadState::Exited { code } => (format!("exit {code}"), 0),
-                    WorkloadState::Failed { reason } => (reason.clone(), 0),
-                    WorkloadState::Starting | WorkloadState::Running => (String::new(), 0),
+                let restarts = match state {
+                    WorkloadState::Restarting { restarts, .. } => *restarts,
+                    _ => 0,
                 };
+                let detail = state.detail();
                 (state.name(), detail, restarts)
             }
         };

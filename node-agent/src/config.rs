@@ -63,6 +63,35 @@ pub struct NodeConfig {
     /// The node's CSTORE replica and its Redis port.
     #[serde(default)]
     pub cstore: CstoreConfig,
+    /// How images are pulled from registries.
+    #[serde(default)]
+    pub registries: RegistriesConfig,
+}
+
+/// Image pulls from registries (OCI distribution). HTTPS with the system's CA certificates,
+/// except for the hosts listed here and loopback hosts, which are spoken to over plain HTTP.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegistriesConfig {
+    /// Registries (`host[:port]`) reached over plain HTTP, e.g. one on the operator's LAN.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plain_http: Vec<String>,
+    /// Ask peers for the blobs of public images before the registry, and serve them to peers.
+    #[serde(default = "yes")]
+    pub share_with_peers: bool,
+}
+
+impl Default for RegistriesConfig {
+    fn default() -> Self {
+        Self {
+            plain_http: Vec::new(),
+            share_with_peers: true,
+        }
+    }
+}
+
+const fn yes() -> bool {
+    true
 }
 
 /// The node's CSTORE: the Redis port workloads reach from inside their containers, and how

@@ -7,6 +7,7 @@
 //! * [`supervisor`]: observing containerd and carrying the decisions out.
 //! * [`runtime`]: containerd (images, containers, tasks) and the OCI runtime spec.
 //! * [`oci`]: reading OCI images (index, manifest, config, chain ids).
+//! * [`images`]: pulling images from registries in the background, with backoff.
 //! * [`ports`]: host ports forwarded into each container's network namespace.
 //! * [`health`]: the job's HTTP/TCP health checks, run from inside the container's namespace.
 //! * [`logs`]: workload log files, rotation and reading.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod files;
 pub mod health;
 pub mod heartbeat;
+pub mod images;
 pub mod in_container;
 pub mod kv;
 pub mod link;

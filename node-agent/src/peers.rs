@@ -34,6 +34,7 @@ impl Peers {
             crate::files::net::PROTOCOL.into(),
             crate::kv::replication::PROTOCOL.into(),
             crate::kv::confirm::PROTOCOL.into(),
+            crate::images::share::PROTOCOL.into(),
         ];
         let (client, events) = P2p::start(p2p, registry).await?;
         let announce = if config.p2p.announce.is_empty() {
@@ -75,15 +76,20 @@ impl Peers {
 }
 
 /// Hands each peer-to-peer event to the service it is for: R1FS block requests to `files`,
-/// CSTORE requests, deltas and peer arrivals to `kv`; peers coming and going are logged.
+/// image-blob requests to `images`, CSTORE requests, deltas and peer arrivals to `kv`; peers
+/// coming and going are logged.
 pub async fn route(
     mut events: mpsc::Receiver<Event>,
     files: mpsc::Sender<Event>,
     kv: mpsc::Sender<Event>,
+    images: mpsc::Sender<Event>,
 ) {
     while let Some(event) = events.recv().await {
         let to = match &event {
             Event::Request { protocol, .. } if protocol == crate::files::net::PROTOCOL => &files,
+            Event::Request { protocol, .. } if protocol == crate::images::share::PROTOCOL => {
+                &images
+            }
             Event::PeerConnected(peer) => {
                 tracing::info!(%peer, "peer connected");
                 &kv

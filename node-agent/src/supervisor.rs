@@ -15,6 +15,7 @@ use r1_protocol::now_ms;
 use tokio::sync::mpsc;
 
 use crate::health::{self, HealthTable, ProbeTarget};
+use crate::images::puller::{PullStatus, Puller};
 use crate::logs::LogDir;
 use crate::metrics::{Metrics, StateLabel};
 use crate::ports::PortForwarder;
@@ -41,6 +42,8 @@ pub struct SupervisorParts {
     pub logs: LogDir,
     /// Directory of OCI image archives.
     pub images_dir: PathBuf,
+    /// Pulls of images from registries.
+    pub puller: Puller,
     /// Restart delays.
     pub backoff: Backoff,
     /// Root of the cgroup hierarchies (`/sys/fs/cgroup`).
@@ -66,6 +69,8 @@ pub struct Supervisor {
     images: BTreeMap<String, ResolvedImage>,
     imported: BTreeSet<(PathBuf, std::time::SystemTime, u64)>,
     port_failures: BTreeMap<WorkloadId, String>,
+    /// Workloads waiting for their image: `pulling` or `imagePullBackOff`, this pass.
+    pulls: BTreeMap<WorkloadId, WorkloadState>,
     known: BTreeSet<WorkloadId>,
     health: HealthTable,
     probers: BTreeMap<WorkloadId, (u32, tokio::task::JoinHandle<()>)>,
@@ -83,6 +88,7 @@ impl Supervisor {
             images: BTreeMap::new(),
             imported: BTreeSet::new(),
             port_failures: BTreeMap::new(),
+            pulls: BTreeMap::new(),
             known: BTreeSet::new(),
             health: HealthTable::default(),
             probers: BTreeMap::new(),
@@ -135,6 +141,7 @@ impl Supervisor {
         self.crashes.retain(|id, _| desired.contains_key(id));
         let actions = reconcile::plan(&wanted, &observed, &self.crashes, now_ms());
         let acted = !actions.is_empty();
+        self.pulls.clear();
         for action in actions {
             self.act(action, &desired, &wanted).await;
         }
@@ -253,6 +260,11 @@ impl Supervisor {
                             .observe(started.elapsed().as_secs_f64());
                         tracing::info!(container, pid, "workload started");
                     }
+                    Err(e) if e.pull_state().is_some() => {
+                        if let Some(state) = e.pull_state() {
+                            self.pulls.insert(workload, state);
+                        }
+                    }
                     Err(e) => {
                         tracing::error!(container, "cannot start workload: {e}");
                         if e.is_missing_snapshot() {
@@ -354,8 +366,9 @@ impl Supervisor {
             .await
     }
 
-    /// The image `reference`: from the cache, from containerd, or imported from the node's
-    /// archives.
+    /// The image `reference`: from the cache, from containerd, imported from the node's
+    /// archives, or else pulled in the background (an error saying how far the pull is, or
+    /// why it failed, until it is stored).
     async fn image(&mut self, reference: &str) -> Result<ResolvedImage, RuntimeError> {
         if let Some(image) = self.images.get(reference) {
             return Ok(image.clone());
@@ -365,10 +378,30 @@ impl Supervisor {
             self.import_new_archives().await;
             found = self.parts.containerd.resolve_image(reference).await?;
         }
-        let image = found.ok_or_else(|| RuntimeError::ImageNotFound {
-            reference: reference.to_owned(),
-            archives: self.parts.images_dir.display().to_string(),
-        })?;
+        let image = match found {
+            Some(image) => image,
+            None => match self.parts.puller.status(reference, None, now_ms()) {
+                PullStatus::Done => {
+                    self.parts.puller.forget(reference);
+                    self.parts
+                        .containerd
+                        .resolve_image(reference)
+                        .await?
+                        .ok_or_else(|| RuntimeError::ImagePulling {
+                            reference: reference.to_owned(),
+                            percent: 0,
+                        })?
+                }
+                PullStatus::Pulling { percent } => {
+                    return Err(RuntimeError::ImagePulling {
+                        reference: reference.to_owned(),
+                        percent,
+                    });
+                }
+                PullStatus::BackOff { reason } => return Err(RuntimeError::ImagePull { reason }),
+            },
+        };
+        self.parts.puller.forget(reference);
         self.images.insert(reference.to_owned(), image.clone());
         Ok(image)
     }
@@ -475,6 +508,8 @@ impl Supervisor {
                 state = WorkloadState::Failed {
                     reason: reason.clone(),
                 };
+            } else if let (None, Some(pull)) = (task, self.pulls.get(&id)) {
+                state = pull.clone();
             }
             *counts.entry(state.name()).or_default() += 1;
             let image_digest = self.images.get(&w.spec.image).map(|i| i.digest.clone());

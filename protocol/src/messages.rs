@@ -109,6 +109,17 @@ pub struct NodeResources {
 pub enum WorkloadState {
     /// Image being imported or container being created.
     Starting,
+    /// Image being pulled from a registry or from peers: `percent` of its bytes are here.
+    Pulling {
+        /// Share of the image's bytes downloaded, 0-100 (0 until its manifest is read).
+        percent: u8,
+    },
+    /// The image cannot be pulled (missing tag, credentials refused, registry down, corrupt
+    /// blob); the node tries again with backoff, as Kubernetes' `ImagePullBackOff`.
+    ImagePullBackOff {
+        /// Why, for the CSP.
+        reason: String,
+    },
     /// Running (and healthy, when it has a health check).
     Running,
     /// Crashed and waiting to be restarted with backoff.
@@ -134,15 +145,34 @@ pub enum WorkloadState {
 }
 
 impl WorkloadState {
-    /// The lowercase name of the state (`starting`, `running`, …), as metrics, listings and
-    /// statuses show it.
+    /// The name of the state (`starting`, `running`, `imagePullBackOff`, …), as metrics,
+    /// listings and statuses show it.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Starting => "starting",
+            Self::Pulling { .. } => "pulling",
+            Self::ImagePullBackOff { .. } => "imagePullBackOff",
             Self::Running => "running",
             Self::Restarting { .. } => "restarting",
             Self::Exited { .. } => "exited",
             Self::Failed { .. } => "failed",
+        }
+    }
+
+    /// What a person needs beyond the name: a pull's progress, why it failed or backs off,
+    /// the last exit; empty when the name says it all.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Starting | Self::Running => String::new(),
+            Self::Pulling { percent } => format!("{percent}% of the image pulled"),
+            Self::ImagePullBackOff { reason } | Self::Failed { reason } => reason.clone(),
+            Self::Restarting {
+                last_exit_code,
+                reason: Some(reason),
+                ..
+            } => format!("{reason} (exit {last_exit_code})"),
+            Self::Restarting { last_exit_code, .. } => format!("exit {last_exit_code}"),
+            Self::Exited { code } => format!("exit {code}"),
         }
     }
 }

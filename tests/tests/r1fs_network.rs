@@ -8,20 +8,14 @@ use std::collections::HashMap;
 use std::process::Output;
 use std::time::Duration;
 
-use prometheus_client::registry::Registry;
 use r1_e2e::images::OciImageBuilder;
 use r1_e2e::node::workload;
 use r1_e2e::peer_rig::PeerRig;
-use r1_p2p::{Client, Event, Multiaddr, P2p, ParsedRoster};
-use r1_protocol::Identity;
-use r1_protocol::messages::RosterEntry;
+use r1_e2e::rogue_peer::{RoguePeer, roster_of};
 use r1_r1fs::exchange::wire;
 use r1_r1fs::unixfs::{Cid, CidVersion, Importer};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// The libp2p network name the rig's nodes use (their topic root, `r1/test`).
-const NETWORK: &str = "r1-test";
 
 fn ok(output: Output, what: &str) -> String {
     assert!(
@@ -193,72 +187,26 @@ fn a_file_is_fetched_from_every_provider_at_once_and_survives_one_dying() {
     assert!(cat(&rig, 2, &cid) == bigger, "the file arrives intact");
 }
 
-/// An r1-p2p node run by the test: on the roster (a licensed node gone bad) or not (a
-/// stranger).
-struct Rogue {
-    identity: Identity,
-    client: Client,
-    addrs: Vec<Multiaddr>,
-}
-
-impl Rogue {
-    async fn start(serves: Option<HashMap<Cid, Vec<u8>>>, root: Option<Cid>) -> Self {
-        let identity = Identity::generate();
-        let mut config = r1_p2p::Config::new(identity.clone(), NETWORK);
-        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")];
-        config.request_protocols = vec!["r1fs".into()];
-        let (client, mut events) = P2p::start(config, &mut Registry::default())
-            .await
-            .expect("p2p");
-        let blocks = serves.unwrap_or_default();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                if let Event::Request { bytes, reply, .. } = event {
-                    let Ok(wanted) = wire::decode_request(&bytes) else {
-                        continue;
-                    };
-                    // The root as it is (so the node takes it for a provider), every other
-                    // block with one byte flipped.
-                    let answer: Vec<(Cid, Vec<u8>)> = wanted
-                        .into_iter()
-                        .filter_map(|cid| {
-                            let mut data = blocks.get(&cid)?.clone();
-                            if Some(cid) != root {
-                                data[0] ^= 0x55;
-                            }
-                            Some((cid, data))
-                        })
-                        .collect();
-                    let _ = reply.send(wire::encode_answer(&answer));
+/// A licensed node gone bad: it holds `blocks` and sends the root as it is (so the node
+/// takes it for a provider) and every other block with one byte flipped.
+async fn liar(blocks: HashMap<Cid, Vec<u8>>, root: Cid) -> RoguePeer {
+    let answer = move |_: &str, bytes: &[u8]| {
+        let wanted = wire::decode_request(bytes).ok()?;
+        let answer: Vec<(Cid, Vec<u8>)> = wanted
+            .into_iter()
+            .filter_map(|cid| {
+                let mut data = blocks.get(&cid)?.clone();
+                if cid != root {
+                    data[0] ^= 0x55;
                 }
-            }
-        });
-        let addrs = client.listen_addrs().await.expect("addrs");
-        Self {
-            identity,
-            client,
-            addrs,
-        }
-    }
-
-    fn entry(&self) -> RosterEntry {
-        RosterEntry {
-            address: self.identity.address(),
-            addrs: self.addrs.iter().map(ToString::to_string).collect(),
-        }
-    }
-}
-
-fn roster_of(entries: &[RosterEntry]) -> ParsedRoster {
-    ParsedRoster::new(
-        r1_protocol::now_ms(),
-        entries.iter().map(|e| {
-            (
-                e.address,
-                e.addrs.iter().filter_map(|a| a.parse().ok()).collect(),
-            )
-        }),
-    )
+                Some((cid, data))
+            })
+            .collect();
+        Some(wire::encode_answer(&answer))
+    };
+    RoguePeer::start(&["r1fs"], Box::new(answer))
+        .await
+        .expect("rogue peer")
 }
 
 fn metric_sum(text: &str, prefix: &str) -> f64 {
@@ -279,8 +227,10 @@ fn a_lying_provider_is_dropped_and_a_stranger_gets_nothing() {
         .iter()
         .map(|b| (b.cid, b.data.clone()))
         .collect();
-    let liar = runtime.block_on(Rogue::start(Some(blocks), Some(imported.root)));
-    let stranger = runtime.block_on(Rogue::start(None, None));
+    let liar = runtime.block_on(liar(blocks, imported.root));
+    let stranger = runtime
+        .block_on(RoguePeer::start(&["r1fs"], Box::new(|_, _| None)))
+        .expect("stranger");
     rig.publish_roster(vec![liar.entry()]).expect("roster");
     let everyone = [rig.entry(0), rig.entry(1), liar.entry()];
     runtime

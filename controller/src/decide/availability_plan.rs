@@ -55,7 +55,14 @@ impl ReplicaHealth {
         match state {
             None => Self::Missing,
             Some(WorkloadState::Running) => Self::Healthy,
-            Some(WorkloadState::Starting) => Self::Starting,
+            // A replica whose image cannot be pulled stays where it is and retries, as a
+            // Kubernetes pod in ImagePullBackOff does: another node would fail the same way
+            // for a missing tag or refused credentials, and the CSP sees the reason.
+            Some(
+                WorkloadState::Starting
+                | WorkloadState::Pulling { .. }
+                | WorkloadState::ImagePullBackOff { .. },
+            ) => Self::Starting,
             Some(WorkloadState::Restarting { restarts, .. })
                 if *restarts >= crash_loop_restarts =>
             {

@@ -266,15 +266,15 @@ pub fn plan(view: &JobView<'_>) -> JobPass {
         if healthy {
             running.entry(holder.replica).or_insert(holder.node);
         }
-        let state = if holder.liveness == NodeLiveness::Lost {
-            "unknown"
-        } else {
-            report.map_or("pending", |r| r.state.name())
+        let (state, message) = match report {
+            _ if holder.liveness == NodeLiveness::Lost => ("unknown", None),
+            Some(r) => (r.state.name(), detail(&r.state)),
+            None => ("pending", None),
         };
-        assignments.push(assignment(holder.replica, holder.node, state));
+        assignments.push(assignment(holder.replica, holder.node, state, message));
     }
     for (replica, node) in starting {
-        assignments.push(assignment(replica, node, "starting"));
+        assignments.push(assignment(replica, node, "starting", None));
     }
     let summary = summarize(job, &running, assignments);
 
@@ -312,7 +312,8 @@ pub fn observe_only(job: &ChainJob, desired: u32, seen: &[Seen]) -> JobSummary {
         if s.report.state == WorkloadState::Running && s.report.healthy != Some(false) {
             running.entry(replica).or_insert(s.node);
         }
-        assignments.push(assignment(replica, s.node, s.report.state.name()));
+        let state = &s.report.state;
+        assignments.push(assignment(replica, s.node, state.name(), detail(state)));
     }
     summarize(job, &running, assignments)
 }
@@ -468,13 +469,31 @@ fn stop(view: &JobView<'_>, replica: u32, node: Address, reason: &str, effects: 
     effects.push(Effect::Forget { replica, node });
 }
 
-fn assignment(replica: u32, node: Address, state: &str) -> ReplicaAssignment {
+fn assignment(
+    replica: u32,
+    node: Address,
+    state: &str,
+    message: Option<String>,
+) -> ReplicaAssignment {
     ReplicaAssignment {
         replica,
         node: node.to_checksum(None),
         state: state.into(),
         since: None,
+        message,
     }
+}
+
+/// The node's detail of `state` for the status, when it has one; a pull's progress in steps
+/// of 10 %, so the status is not rewritten at every percent.
+fn detail(state: &WorkloadState) -> Option<String> {
+    let state = match state {
+        WorkloadState::Pulling { percent } => &WorkloadState::Pulling {
+            percent: percent / 10 * 10,
+        },
+        state => state,
+    };
+    Some(state.detail()).filter(|d| !d.is_empty())
 }
 
 /// The job's summary: assignments in replica and node order, one per pair; the healthy count;

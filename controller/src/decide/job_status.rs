@@ -361,6 +361,7 @@ mod tests {
                     node: "0x01".into(),
                     state: "running".into(),
                     since: None,
+                    message: None,
                 })
                 .collect(),
             healthy,

@@ -8,21 +8,19 @@ use std::path::{Path, PathBuf};
 use containerd_client::Client;
 use containerd_client::services::v1::container::Runtime;
 use containerd_client::services::v1::snapshots::{
-    CommitSnapshotRequest, MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest,
-    StatSnapshotRequest,
+    MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest,
 };
 use containerd_client::services::v1::{
-    ApplyRequest, Container, CreateContainerRequest, CreateImageRequest, CreateTaskRequest,
-    DeleteContainerRequest, DeleteTaskRequest, GetImageRequest, GetRequest, Image, InfoRequest,
-    KillRequest, ListContainersRequest, ListTasksRequest, ReadContentRequest, StartRequest,
-    UpdateImageRequest, WriteAction, WriteContentRequest,
+    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    DeleteTaskRequest, GetRequest, KillRequest, ListContainersRequest, ListTasksRequest,
+    StartRequest,
 };
+use containerd_client::types::Mount;
 use containerd_client::types::v1::Status;
-use containerd_client::types::{Descriptor, Mount};
-use futures_util::StreamExt;
+use r1_protocol::messages::WorkloadState;
 use tonic::{Code, Request, Status as RpcStatus};
 
-use crate::oci::{self, ImageConfig, Manifest, OciError};
+use crate::oci::{ImageConfig, OciError};
 use crate::reconcile::TaskState;
 
 /// Label every r1 container carries: the workload it runs (`<job>/<replica>`).
@@ -30,10 +28,10 @@ pub const WORKLOAD_LABEL: &str = "ai.ratio1.workload";
 /// Label with the revision of the workload spec the container runs.
 pub const REVISION_LABEL: &str = "ai.ratio1.revision";
 
-const SNAPSHOTTER: &str = "overlayfs";
+pub(super) const SNAPSHOTTER: &str = "overlayfs";
 const RUNC_SHIM: &str = "io.containerd.runc.v2";
 pub(super) const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
-const CHUNK: usize = 1 << 20;
+pub(super) const CHUNK: usize = 1 << 20;
 
 /// A failure talking to containerd or reading an image.
 #[derive(Debug, thiserror::Error)]
@@ -62,15 +60,19 @@ pub enum RuntimeError {
         /// What is wrong.
         source: OciError,
     },
-    /// The image is neither in containerd nor in the node's image archives.
-    #[error(
-        "image {reference} is not on this node and registry pulls are not built; put an OCI archive of it in {archives}"
-    )]
-    ImageNotFound {
+    /// The image is being pulled; the workload starts once it is stored.
+    #[error("image {reference} is being pulled ({percent}%)")]
+    ImagePulling {
         /// Image reference.
         reference: String,
-        /// The directory searched for archives.
-        archives: String,
+        /// Share downloaded.
+        percent: u8,
+    },
+    /// The image cannot be pulled; the pull is retried with backoff.
+    #[error("{reason}")]
+    ImagePull {
+        /// Why, and when the next try comes.
+        reason: String,
     },
     /// An OCI archive cannot be read.
     #[error("OCI archive {path}: {reason}")]
@@ -105,6 +107,19 @@ impl RuntimeError {
     /// container must be created again.
     pub fn is_missing_snapshot(&self) -> bool {
         matches!(self, Self::Rpc { op: "snapshot mounts", status } if status.code() == Code::NotFound)
+    }
+
+    /// The state a workload waiting for its image reports: `pulling` or `imagePullBackOff`.
+    pub fn pull_state(&self) -> Option<WorkloadState> {
+        match self {
+            Self::ImagePulling { percent, .. } => {
+                Some(WorkloadState::Pulling { percent: *percent })
+            }
+            Self::ImagePull { reason } => Some(WorkloadState::ImagePullBackOff {
+                reason: reason.clone(),
+            }),
+            _ => None,
+        }
     }
 
     /// Whether containerd itself is unreachable (as opposed to refusing one call).
@@ -189,334 +204,7 @@ impl Containerd {
         Ok(response.into_inner().version)
     }
 
-    async fn read_blob(&self, digest: &str) -> Result<Vec<u8>, RuntimeError> {
-        let mut stream = self
-            .client
-            .content()
-            .read(self.request(ReadContentRequest {
-                digest: digest.to_owned(),
-                offset: 0,
-                size: 0,
-            }))
-            .await
-            .map_err(RuntimeError::rpc("read content"))?
-            .into_inner();
-        let mut out = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            out.extend(chunk.map_err(RuntimeError::rpc("read content"))?.data);
-        }
-        Ok(out)
-    }
-
-    async fn has_blob(&self, digest: &str) -> Result<bool, RuntimeError> {
-        match self
-            .client
-            .content()
-            .info(self.request(InfoRequest {
-                digest: digest.to_owned(),
-            }))
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(status) if status.code() == Code::NotFound => Ok(false),
-            Err(status) => Err(RuntimeError::rpc("content info")(status)),
-        }
-    }
-
-    /// Writes `bytes` as the blob `digest` (skipped when present), with garbage-collection
-    /// labels tying it to the blobs and snapshots it references.
-    async fn write_blob(
-        &self,
-        digest: &str,
-        bytes: &[u8],
-        labels: BTreeMap<String, String>,
-    ) -> Result<(), RuntimeError> {
-        if self.has_blob(digest).await? {
-            return Ok(());
-        }
-        let reference = format!("r1-import-{digest}");
-        let total = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
-        let mut requests = Vec::new();
-        let mut offset = 0usize;
-        for chunk in bytes.chunks(CHUNK) {
-            requests.push(WriteContentRequest {
-                action: WriteAction::Write as i32,
-                r#ref: reference.clone(),
-                total,
-                expected: digest.to_owned(),
-                offset: i64::try_from(offset).unwrap_or(i64::MAX),
-                data: chunk.to_vec(),
-                labels: Default::default(),
-            });
-            offset += chunk.len();
-        }
-        requests.push(WriteContentRequest {
-            action: WriteAction::Commit as i32,
-            r#ref: reference,
-            total,
-            expected: digest.to_owned(),
-            offset: total,
-            data: Vec::new(),
-            labels: labels.into_iter().collect(),
-        });
-        let mut responses = self
-            .client
-            .content()
-            .write(self.request(tokio_stream::iter(requests)))
-            .await
-            .map_err(RuntimeError::rpc("write content"))?
-            .into_inner();
-        while let Some(response) = responses.next().await {
-            match response {
-                Ok(_) => {}
-                Err(status) if status.code() == Code::AlreadyExists => return Ok(()),
-                Err(status) => return Err(RuntimeError::rpc("write content")(status)),
-            }
-        }
-        Ok(())
-    }
-
-    /// Imports every image of an OCI image-layout archive (a tar of `oci-layout`,
-    /// `index.json` and `blobs/`), names each after its `io.containerd.image.name` or
-    /// `org.opencontainers.image.ref.name` annotation, and unpacks it. Returns the names.
-    pub async fn import_archive(&self, path: &Path) -> Result<Vec<String>, RuntimeError> {
-        let archive_error = |reason: String| RuntimeError::Archive {
-            path: path.to_owned(),
-            reason,
-        };
-        let owned = path.to_owned();
-        let blobs = tokio::task::spawn_blocking(move || read_layout(&owned))
-            .await
-            .map_err(|e| archive_error(e.to_string()))?
-            .map_err(archive_error)?;
-        let index_bytes = blobs
-            .get("index.json")
-            .ok_or_else(|| archive_error("no index.json".into()))?;
-        let index = oci::parse_index(index_bytes).map_err(|e| archive_error(e.to_string()))?;
-        let blob = |digest: &str| -> Result<&Vec<u8>, RuntimeError> {
-            blobs
-                .get(digest)
-                .ok_or_else(|| archive_error(format!("blob {digest} is missing")))
-        };
-        let mut names = Vec::new();
-        for entry in &index.manifests {
-            let name = entry
-                .annotations
-                .get("io.containerd.image.name")
-                .or_else(|| entry.annotations.get("org.opencontainers.image.ref.name"))
-                .ok_or_else(|| {
-                    archive_error(format!("manifest {} has no image name", entry.digest))
-                })?
-                .clone();
-            let image_error = |source| RuntimeError::Image {
-                reference: name.clone(),
-                source,
-            };
-            if !oci::MANIFEST_TYPES.contains(&entry.media_type.as_str()) {
-                return Err(image_error(OciError::MediaType(entry.media_type.clone())));
-            }
-            let manifest_bytes = blob(&entry.digest)?;
-            let manifest = oci::parse_manifest(manifest_bytes).map_err(image_error)?;
-            let config_bytes = blob(&manifest.config.digest)?;
-            let config = oci::parse_config(config_bytes, &manifest).map_err(image_error)?;
-            let chain = oci::chain_ids(&config.rootfs.diff_ids);
-            let top = chain.last().cloned().unwrap_or_default();
-            for layer in &manifest.layers {
-                self.write_blob(&layer.digest, blob(&layer.digest)?, BTreeMap::new())
-                    .await?;
-            }
-            let mut config_labels = BTreeMap::new();
-            if !top.is_empty() {
-                config_labels.insert(
-                    format!("containerd.io/gc.ref.snapshot.{SNAPSHOTTER}"),
-                    top.clone(),
-                );
-            }
-            self.write_blob(&manifest.config.digest, config_bytes, config_labels)
-                .await?;
-            let mut manifest_labels = BTreeMap::from([(
-                "containerd.io/gc.ref.content.config".to_owned(),
-                manifest.config.digest.clone(),
-            )]);
-            for (i, layer) in manifest.layers.iter().enumerate() {
-                manifest_labels.insert(
-                    format!("containerd.io/gc.ref.content.l.{i}"),
-                    layer.digest.clone(),
-                );
-            }
-            self.write_blob(&entry.digest, manifest_bytes, manifest_labels)
-                .await?;
-            self.unpack(&manifest, &chain).await?;
-            self.put_image(&name, entry).await?;
-            names.push(name);
-        }
-        Ok(names)
-    }
-
-    async fn put_image(&self, name: &str, target: &oci::Descriptor) -> Result<(), RuntimeError> {
-        let image = Image {
-            name: name.to_owned(),
-            target: Some(Descriptor {
-                media_type: target.media_type.clone(),
-                digest: target.digest.clone(),
-                size: target.size,
-                annotations: Default::default(),
-            }),
-            ..Default::default()
-        };
-        match self
-            .client
-            .images()
-            .create(self.request(CreateImageRequest {
-                image: Some(image.clone()),
-                source_date_epoch: None,
-            }))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(status) if status.code() == Code::AlreadyExists => {
-                self.client
-                    .images()
-                    .update(self.request(UpdateImageRequest {
-                        image: Some(image),
-                        update_mask: None,
-                        source_date_epoch: None,
-                    }))
-                    .await
-                    .map_err(RuntimeError::rpc("update image"))?;
-                Ok(())
-            }
-            Err(status) => Err(RuntimeError::rpc("create image")(status)),
-        }
-    }
-
-    async fn snapshot_exists(&self, key: &str) -> Result<bool, RuntimeError> {
-        match self
-            .client
-            .snapshots()
-            .stat(self.request(StatSnapshotRequest {
-                snapshotter: SNAPSHOTTER.into(),
-                key: key.to_owned(),
-            }))
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(status) if status.code() == Code::NotFound => Ok(false),
-            Err(status) => Err(RuntimeError::rpc("stat snapshot")(status)),
-        }
-    }
-
-    /// Applies each layer onto its parent snapshot and commits it under its chain id.
-    async fn unpack(&self, manifest: &Manifest, chain: &[String]) -> Result<(), RuntimeError> {
-        for (i, layer) in manifest.layers.iter().enumerate() {
-            let name = &chain[i];
-            if self.snapshot_exists(name).await? {
-                continue;
-            }
-            let parent = if i == 0 {
-                String::new()
-            } else {
-                chain[i - 1].clone()
-            };
-            let key = format!("r1-extract-{}-{name}", std::process::id());
-            let _ = self.remove_snapshot(&key).await;
-            let mounts = self
-                .client
-                .snapshots()
-                .prepare(self.request(PrepareSnapshotRequest {
-                    snapshotter: SNAPSHOTTER.into(),
-                    key: key.clone(),
-                    parent,
-                    labels: Default::default(),
-                }))
-                .await
-                .map_err(RuntimeError::rpc("prepare snapshot"))?
-                .into_inner()
-                .mounts;
-            self.client
-                .diff()
-                .apply(self.request(ApplyRequest {
-                    diff: Some(Descriptor {
-                        media_type: layer.media_type.clone(),
-                        digest: layer.digest.clone(),
-                        size: layer.size,
-                        annotations: Default::default(),
-                    }),
-                    mounts,
-                    payloads: Default::default(),
-                    sync_fs: false,
-                }))
-                .await
-                .map_err(RuntimeError::rpc("apply layer"))?;
-            match self
-                .client
-                .snapshots()
-                .commit(self.request(CommitSnapshotRequest {
-                    snapshotter: SNAPSHOTTER.into(),
-                    name: name.clone(),
-                    key: key.clone(),
-                    labels: Default::default(),
-                }))
-                .await
-            {
-                Ok(_) => {}
-                Err(status) if status.code() == Code::AlreadyExists => {
-                    self.remove_snapshot(&key).await?;
-                }
-                Err(status) => return Err(RuntimeError::rpc("commit snapshot")(status)),
-            }
-        }
-        Ok(())
-    }
-
-    /// The image `reference` as stored in containerd, or `None` when it is not there.
-    pub async fn resolve_image(
-        &self,
-        reference: &str,
-    ) -> Result<Option<ResolvedImage>, RuntimeError> {
-        let image = match self
-            .client
-            .images()
-            .get(self.request(GetImageRequest {
-                name: reference.to_owned(),
-            }))
-            .await
-        {
-            Ok(response) => response.into_inner().image,
-            Err(status) if status.code() == Code::NotFound => return Ok(None),
-            Err(status) => return Err(RuntimeError::rpc("get image")(status)),
-        };
-        let image_error = |source| RuntimeError::Image {
-            reference: reference.to_owned(),
-            source,
-        };
-        let Some(target) = image.and_then(|i| i.target) else {
-            return Ok(None);
-        };
-        let mut manifest_digest = target.digest.clone();
-        let mut bytes = self.read_blob(&target.digest).await?;
-        if oci::INDEX_TYPES.contains(&target.media_type.as_str()) {
-            let index = oci::parse_index(&bytes).map_err(image_error)?;
-            let entry = oci::select_manifest(&index, &oci::host_platform()).map_err(image_error)?;
-            manifest_digest = entry.digest.clone();
-            bytes = self.read_blob(&entry.digest).await?;
-        } else if !oci::MANIFEST_TYPES.contains(&target.media_type.as_str()) {
-            return Err(image_error(OciError::MediaType(target.media_type)));
-        }
-        let manifest = oci::parse_manifest(&bytes).map_err(image_error)?;
-        let config_bytes = self.read_blob(&manifest.config.digest).await?;
-        let config = oci::parse_config(&config_bytes, &manifest).map_err(image_error)?;
-        let chain = oci::chain_ids(&config.rootfs.diff_ids);
-        self.unpack(&manifest, &chain).await?;
-        Ok(Some(ResolvedImage {
-            reference: reference.to_owned(),
-            digest: manifest_digest,
-            top_chain_id: chain.last().cloned().unwrap_or_default(),
-            config,
-        }))
-    }
-
-    async fn remove_snapshot(&self, key: &str) -> Result<(), RuntimeError> {
+    pub(super) async fn remove_snapshot(&self, key: &str) -> Result<(), RuntimeError> {
         match self
             .client
             .snapshots()
@@ -753,39 +441,4 @@ fn task_state(process: &containerd_client::types::v1::Process) -> TaskState {
         },
         _ => TaskState::Other,
     }
-}
-
-/// Reads an OCI layout tar into memory: `index.json` under its name and each blob under its
-/// digest (`sha256:<hex>`), checking every blob's digest.
-fn read_layout(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut archive = tar::Archive::new(file);
-    let mut out = BTreeMap::new();
-    for entry in archive.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let name = entry
-            .path()
-            .map_err(|e| e.to_string())?
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .to_owned();
-        let key = if name == "index.json" {
-            name
-        } else if let Some(hex) = name.strip_prefix("blobs/sha256/") {
-            format!("sha256:{hex}")
-        } else {
-            continue;
-        };
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-        if key != "index.json" && oci::digest_of(&bytes) != key {
-            return Err(format!("blob {key} does not match its digest"));
-        }
-        out.insert(key, bytes);
-    }
-    Ok(out)
 }

@@ -1,0 +1,236 @@
+//! Images pulled from a real registry (Debian's docker-registry on 127.0.0.1) by a node agent
+//! on a real containerd: a job's image pulled and run, with the digest the registry holds; a
+//! missing tag, a registry that is down and a blob that does not match its digest each back
+//! off with a clear reason and leave no image behind; a private registry without credentials
+//! says the image needs a pull secret.
+
+use std::path::Path;
+use std::time::Duration;
+
+use r1_e2e::broker::{Broker, Role, Rumqttd};
+use r1_e2e::containerd::PrivateContainerd;
+use r1_e2e::images as canned;
+use r1_e2e::node::{NodeAgent, NodeSettings, TestOracle, http_get, workload};
+use r1_e2e::registry::LocalRegistry;
+use r1_protocol::Identity;
+use r1_protocol::messages::{PortMapping, PortProtocol, WorkloadReport, WorkloadState};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Rig {
+    node: NodeAgent,
+    oracle: TestOracle,
+    containerd: PrivateContainerd,
+    _broker: Rumqttd,
+}
+
+fn rig() -> Rig {
+    let broker = Rumqttd::start().expect("rumqttd");
+    let containerd = PrivateContainerd::start().expect("containerd");
+    let oracle = TestOracle::connect(&broker).expect("oracle");
+    let identity = Identity::generate();
+    let mut node = NodeAgent::new(
+        &NodeSettings {
+            containerd_socket: containerd.socket().to_owned(),
+            namespace: containerd.namespace().to_owned(),
+            broker_url: broker.admit(identity.address(), Role::Node).expect("admit"),
+            ca_file: broker.ca_file(),
+            oracles: vec![oracle.address()],
+            heartbeat_seconds: 1,
+            backoff_initial_ms: 300,
+        },
+        &identity,
+    )
+    .expect("node");
+    node.start().expect("start node");
+    assert!(
+        r1_e2e::wait::until(WAIT, || oracle.heartbeat(node.address).is_some()),
+        "no heartbeat from the node; its log:\n{}",
+        node.log()
+    );
+    Rig {
+        node,
+        oracle,
+        containerd,
+        _broker: broker,
+    }
+}
+
+/// Pushes a busybox httpd image to `registry` as `repository:tag`; returns the reference a
+/// job names and the manifest digest the registry holds.
+fn push_httpd(registry: &LocalRegistry, dir: &Path, repository_tag: &str) -> (String, String) {
+    let name = format!("localhost/{repository_tag}");
+    let archive = dir.join("httpd.tar");
+    canned::httpd(&name)
+        .write_archive(&archive)
+        .expect("image archive");
+    let digest = registry
+        .push_archive(&archive, &name, repository_tag)
+        .expect("push");
+    (format!("{}/{repository_tag}", registry.host()), digest)
+}
+
+/// Images in the rig's containerd namespace.
+fn images(rig: &Rig) -> Vec<String> {
+    let out = rig
+        .containerd
+        .ctr(&["images", "ls", "-q"])
+        .expect("ctr images ls");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The digest of the first layer of the manifest `reference` names, as skopeo reads it.
+fn first_layer(reference: &str) -> String {
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("skopeo inspect");
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    manifest["layers"][0]["digest"]
+        .as_str()
+        .expect("a layer")
+        .to_owned()
+}
+
+fn backing_off(w: &WorkloadReport) -> bool {
+    matches!(w.state, WorkloadState::ImagePullBackOff { .. })
+}
+
+fn reason(w: &WorkloadReport) -> String {
+    match &w.state {
+        WorkloadState::ImagePullBackOff { reason } => reason.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_job_whose_image_lives_in_a_registry_is_pulled_and_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = LocalRegistry::start(dir.path()).expect("registry");
+    let (reference, digest) = push_httpd(&registry, dir.path(), "acme/web:1");
+    let rig = rig();
+    let mut spec = workload(1, 0, &reference, 64);
+    spec.ports = vec![PortMapping {
+        container_port: 8080,
+        host_port: None,
+        protocol: PortProtocol::Tcp,
+    }];
+    let id = spec.id;
+    rig.oracle.deploy(rig.node.address, spec);
+    let report = rig
+        .oracle
+        .wait_for(rig.node.address, id, WAIT, |w| {
+            w.state == WorkloadState::Running
+        })
+        .unwrap_or_else(|| panic!("never running; log:\n{}", rig.node.log()));
+    assert_eq!(report.image_digest.as_deref(), Some(digest.as_str()));
+    let port = report.ports[0].host_port.expect("host port");
+    let mut body = None;
+    r1_e2e::wait::until(WAIT, || {
+        body = http_get(port, "/");
+        body.is_some()
+    });
+    assert_eq!(body.as_deref(), Some("hello from r1\n"));
+    assert!(images(&rig).contains(&reference), "{:?}", images(&rig));
+    assert!(registry.blob_downloads().expect("log") >= 1);
+}
+
+#[test]
+fn a_missing_tag_backs_off_with_the_reason_and_leaves_no_image() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = LocalRegistry::start(dir.path()).expect("registry");
+    let (reference, _) = push_httpd(&registry, dir.path(), "acme/web:1");
+    let missing = reference.replace(":1", ":2");
+    let rig = rig();
+    let spec = workload(2, 0, &missing, 64);
+    let id = spec.id;
+    rig.oracle.deploy(rig.node.address, spec);
+    let report = rig
+        .oracle
+        .wait_for(rig.node.address, id, WAIT, backing_off)
+        .unwrap_or_else(|| panic!("never backed off; log:\n{}", rig.node.log()));
+    let reason = reason(&report);
+    assert!(
+        reason.contains(&missing) && reason.contains("not found"),
+        "{reason}"
+    );
+    assert!(reason.contains("next try in"), "{reason}");
+    assert!(images(&rig).is_empty(), "{:?}", images(&rig));
+}
+
+#[test]
+fn a_registry_that_is_down_backs_off_and_the_pull_succeeds_once_it_is_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut registry = LocalRegistry::start(dir.path()).expect("registry");
+    let (reference, _) = push_httpd(&registry, dir.path(), "acme/web:1");
+    registry.stop();
+    let rig = rig();
+    let spec = workload(3, 0, &reference, 64);
+    let id = spec.id;
+    rig.oracle.deploy(rig.node.address, spec);
+    let report = rig
+        .oracle
+        .wait_for(rig.node.address, id, WAIT, backing_off)
+        .unwrap_or_else(|| panic!("never backed off; log:\n{}", rig.node.log()));
+    assert!(
+        reason(&report).contains("unreachable"),
+        "{}",
+        reason(&report)
+    );
+    registry.restart().expect("registry back");
+    rig.oracle
+        .wait_for(rig.node.address, id, WAIT, |w| {
+            w.state == WorkloadState::Running
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "never running after the registry came back:\n{}",
+                rig.node.log()
+            )
+        });
+}
+
+#[test]
+fn a_blob_that_does_not_match_its_digest_is_refused_and_leaves_no_image() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = LocalRegistry::start(dir.path()).expect("registry");
+    let (reference, _) = push_httpd(&registry, dir.path(), "acme/web:1");
+    let layer = first_layer(&reference);
+    registry.corrupt_blob(&layer).expect("corrupt");
+    let rig = rig();
+    let spec = workload(4, 0, &reference, 64);
+    let id = spec.id;
+    rig.oracle.deploy(rig.node.address, spec);
+    let report = rig
+        .oracle
+        .wait_for(rig.node.address, id, WAIT, backing_off)
+        .unwrap_or_else(|| panic!("never backed off; log:\n{}", rig.node.log()));
+    assert!(reason(&report).contains(&layer), "{}", reason(&report));
+    assert!(images(&rig).is_empty(), "{:?}", images(&rig));
+}
+
+#[test]
+fn a_private_registry_without_credentials_says_the_image_needs_a_pull_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = LocalRegistry::start_with_auth(dir.path(), "acme", "s3cret").expect("registry");
+    let (reference, _) = push_httpd(&registry, dir.path(), "acme/private:1");
+    let rig = rig();
+    let spec = workload(5, 0, &reference, 64);
+    let id = spec.id;
+    rig.oracle.deploy(rig.node.address, spec);
+    let report = rig
+        .oracle
+        .wait_for(rig.node.address, id, WAIT, backing_off)
+        .unwrap_or_else(|| panic!("never backed off; log:\n{}", rig.node.log()));
+    assert!(
+        reason(&report).contains("pull secret"),
+        "{}",
+        reason(&report)
+    );
+    assert!(images(&rig).is_empty(), "{:?}", images(&rig));
+}

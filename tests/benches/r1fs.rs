@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
+use r1_e2e::noise::noise;
 use r1_node::files::metrics::FilesMetrics;
 use r1_node::files::{Files, Net};
 use r1_p2p::{Client, Event, P2p, ParsedRoster};
@@ -32,18 +33,6 @@ fn env_mib(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn content(len: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_u32;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
 fn mibps(bytes: usize, took: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / took.as_secs_f64()
 }
@@ -56,7 +45,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 fn add_against_sha256sum(dir: &std::path::Path) {
     let mib = env_mib("R1_BENCH_ADD_MIB", 256);
     let file = dir.join("add.bin");
-    std::fs::write(&file, content(mib << 20)).expect("write file");
+    std::fs::write(&file, noise(mib << 20, 0x9e37_79b9)).expect("write file");
     let mut adds = Vec::new();
     let mut sums = Vec::new();
     for round in 0..3 {
@@ -184,7 +173,7 @@ async fn connect(nodes: &[&BenchNode]) {
 async fn fetch_from_one_and_three(dir: &std::path::Path) {
     let mib = env_mib("R1_BENCH_GET_MIB", 64);
     let rate = env_mib("R1_BENCH_PROVIDER_MIBPS", 32) as f64;
-    let file = content(mib << 20);
+    let file = noise(mib << 20, 0x9e37_79b9);
     let mut providers = Vec::new();
     for i in 0..3 {
         providers.push(bench_node(&dir.join(format!("provider-{i}")), Some(rate)).await);

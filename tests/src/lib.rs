@@ -12,6 +12,7 @@ pub mod images;
 pub mod mqtt_client;
 pub mod network;
 pub mod node;
+pub mod noise;
 pub mod oracle;
 pub mod peer;
 pub mod peer_rig;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use r1_e2e::images::OciImageBuilder;
 use r1_e2e::node::workload;
+use r1_e2e::noise::noise;
 use r1_e2e::peer_rig::PeerRig;
 use r1_e2e::rogue_peer::{RoguePeer, roster_of};
 use r1_r1fs::exchange::wire;
@@ -24,19 +25,6 @@ fn ok(output: Output, what: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Deterministic bytes that do not compress or repeat by chunk.
-fn content(len: usize, seed: u32) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state >> 24) as u8
-        })
-        .collect()
 }
 
 /// Writes `bytes` into node `index`'s add directory and adds it there; returns the CID.
@@ -96,7 +84,7 @@ fn a_file_is_fetched_from_every_provider_at_once_and_survives_one_dying() {
     let mut rig = PeerRig::start(3).expect("rig");
     rig.publish_roster(Vec::new()).expect("roster");
 
-    let file = content(24 << 20, 1);
+    let file = noise(24 << 20, 1);
     let cid = add_on(&rig, 0, "a.bin", &file);
     assert_eq!(add_on(&rig, 1, "a.bin", &file), cid, "same bytes, same CID");
     let pinned = ok(rig.nodes()[2].r1ctl_fs(&["pin", &cid]), "pin on C");
@@ -144,7 +132,7 @@ fn a_file_is_fetched_from_every_provider_at_once_and_survives_one_dying() {
     assert!(!wrong.status.success(), "a wrong key reads nothing");
     assert!(wrong.stdout.is_empty());
 
-    let bigger = content(96 << 20, 2);
+    let bigger = noise(96 << 20, 2);
     let cid = add_on(&rig, 0, "b.bin", &bigger);
     add_on(&rig, 1, "b.bin", &bigger);
     let answered = |rig: &PeerRig| {
@@ -220,7 +208,7 @@ fn metric_sum(text: &str, prefix: &str) -> f64 {
 fn a_lying_provider_is_dropped_and_a_stranger_gets_nothing() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let rig = PeerRig::start(2).expect("rig");
-    let file = content(8 << 20, 3);
+    let file = noise(8 << 20, 3);
     let imported = Importer::new(CidVersion::V1).add_bytes(&file);
     let blocks: HashMap<Cid, Vec<u8>> = imported
         .blocks

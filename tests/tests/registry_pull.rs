@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use r1_e2e::broker::{Broker, Role, Rumqttd};
 use r1_e2e::containerd::PrivateContainerd;
-use r1_e2e::images as canned;
+use r1_e2e::images::{self as canned, ImageInfo};
 use r1_e2e::node::{NodeAgent, NodeSettings, TestOracle, http_get, workload};
 use r1_e2e::registry::LocalRegistry;
 use r1_protocol::Identity;
@@ -57,17 +57,18 @@ fn rig() -> Rig {
 }
 
 /// Pushes a busybox httpd image to `registry` as `repository:tag`; returns the reference a
-/// job names and the manifest digest the registry holds.
-fn push_httpd(registry: &LocalRegistry, dir: &Path, repository_tag: &str) -> (String, String) {
+/// job names and what identifies the image (its digests, which the registry keeps).
+fn push_httpd(registry: &LocalRegistry, dir: &Path, repository_tag: &str) -> (String, ImageInfo) {
     let name = format!("localhost/{repository_tag}");
     let archive = dir.join("httpd.tar");
-    canned::httpd(&name)
+    let info = canned::httpd(&name)
         .write_archive(&archive)
         .expect("image archive");
     let digest = registry
         .push_archive(&archive, &name, repository_tag)
         .expect("push");
-    (format!("{}/{repository_tag}", registry.host()), digest)
+    assert_eq!(digest, info.manifest_digest);
+    (format!("{}/{repository_tag}", registry.host()), info)
 }
 
 /// Images in the rig's containerd namespace.
@@ -80,21 +81,6 @@ fn images(rig: &Rig) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-/// The digest of the first layer of the manifest `reference` names, as skopeo reads it.
-fn first_layer(reference: &str) -> String {
-    let out = std::process::Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{reference}"))
-        .output()
-        .expect("skopeo inspect");
-    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    manifest["layers"][0]["digest"]
-        .as_str()
-        .expect("a layer")
-        .to_owned()
 }
 
 fn backing_off(w: &WorkloadReport) -> bool {
@@ -112,7 +98,7 @@ fn reason(w: &WorkloadReport) -> String {
 fn a_job_whose_image_lives_in_a_registry_is_pulled_and_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let registry = LocalRegistry::start(dir.path()).expect("registry");
-    let (reference, digest) = push_httpd(&registry, dir.path(), "acme/web:1");
+    let (reference, info) = push_httpd(&registry, dir.path(), "acme/web:1");
     let rig = rig();
     let mut spec = workload(1, 0, &reference, 64);
     spec.ports = vec![PortMapping {
@@ -128,7 +114,10 @@ fn a_job_whose_image_lives_in_a_registry_is_pulled_and_runs() {
             w.state == WorkloadState::Running
         })
         .unwrap_or_else(|| panic!("never running; log:\n{}", rig.node.log()));
-    assert_eq!(report.image_digest.as_deref(), Some(digest.as_str()));
+    assert_eq!(
+        report.image_digest.as_deref(),
+        Some(info.manifest_digest.as_str())
+    );
     let port = report.ports[0].host_port.expect("host port");
     let mut body = None;
     r1_e2e::wait::until(WAIT, || {
@@ -199,8 +188,8 @@ fn a_registry_that_is_down_backs_off_and_the_pull_succeeds_once_it_is_back() {
 fn a_blob_that_does_not_match_its_digest_is_refused_and_leaves_no_image() {
     let dir = tempfile::tempdir().expect("tempdir");
     let registry = LocalRegistry::start(dir.path()).expect("registry");
-    let (reference, _) = push_httpd(&registry, dir.path(), "acme/web:1");
-    let layer = first_layer(&reference);
+    let (reference, info) = push_httpd(&registry, dir.path(), "acme/web:1");
+    let layer = info.layer_diff_id;
     registry.corrupt_blob(&layer).expect("corrupt");
     let rig = rig();
     let spec = workload(4, 0, &reference, 64);

@@ -126,6 +126,16 @@ impl NodeAgent {
         })
     }
 
+    /// Adds top-level `lines` (YAML) to the node's configuration before it starts.
+    pub fn add_config(&self, lines: &str) -> Result<(), NodeHarnessError> {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("node.yaml"))?;
+        writeln!(file, "{lines}")?;
+        Ok(())
+    }
+
     /// The node's key, e.g. to listen on its command topic as it.
     pub fn identity(&self) -> Identity {
         self.identity.clone()

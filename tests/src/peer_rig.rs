@@ -49,6 +49,12 @@ impl PeerRig {
     /// Starts `count` node agents and waits for a heartbeat from each that announces its
     /// peer-to-peer addresses. No roster yet: see [`PeerRig::publish_roster`].
     pub fn start(count: usize) -> Result<Self, PeerRigError> {
+        Self::start_with(count, "")
+    }
+
+    /// Starts the nodes as [`PeerRig::start`] does, with `config` (top-level YAML lines)
+    /// added to every node's configuration.
+    pub fn start_with(count: usize, config: &str) -> Result<Self, PeerRigError> {
         let broker: Box<dyn Broker> =
             Box::new(Rumqttd::start().map_err(|e| PeerRigError::Start(e.to_string()))?);
         let containerd =
@@ -74,6 +80,7 @@ impl PeerRig {
                 },
                 &identity,
             )?;
+            node.add_config(config)?;
             node.start()?;
             nodes.push(node);
         }

@@ -4,7 +4,8 @@
 //! While cut, every forwarded connection is dropped and new ones are either refused (the
 //! listening socket is closed, so connecting fails at once) or blackholed (accepted and never
 //! answered, so a client only notices through its own timeouts). [`Proxy::restore`] forwards
-//! again on the same port.
+//! again on the same port. [`Proxy::start_throttled`] also holds everything the target sends
+//! to a bandwidth shared by all connections (a distant registry, say) and counts it.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -60,6 +61,34 @@ struct Shared {
     next: AtomicU64,
     accepted: AtomicU64,
     stopping: AtomicBool,
+    /// Bytes the target sent through the proxy.
+    served: AtomicU64,
+    /// The bandwidth those bytes share, when limited.
+    limit: Option<Mutex<Bucket>>,
+}
+
+/// A token bucket: `rate` bytes per second, bursts of at most a tenth of a second's worth.
+struct Bucket {
+    rate: u64,
+    tokens: f64,
+    refilled: std::time::Instant,
+}
+
+impl Bucket {
+    /// How long to wait before sending `bytes`, taking them from the bucket now.
+    fn take(&mut self, bytes: usize) -> Duration {
+        let now = std::time::Instant::now();
+        let rate = self.rate as f64;
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(rate / 10.0);
+        self.refilled = now;
+        self.tokens -= bytes as f64;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / rate)
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -94,6 +123,16 @@ pub struct Proxy {
 impl Proxy {
     /// Starts forwarding a free port on 127.0.0.1 to `target`.
     pub fn start(target: SocketAddr) -> Result<Self, ProxyError> {
+        Self::start_limited(target, None)
+    }
+
+    /// Starts forwarding as [`Proxy::start`], with everything `target` sends held to
+    /// `bytes_per_second` across all connections.
+    pub fn start_throttled(target: SocketAddr, bytes_per_second: u64) -> Result<Self, ProxyError> {
+        Self::start_limited(target, Some(bytes_per_second.max(1)))
+    }
+
+    fn start_limited(target: SocketAddr, rate: Option<u64>) -> Result<Self, ProxyError> {
         let port = crate::ports::try_free_port()?;
         let listener = listen(port)?;
         let shared = Arc::new(Shared {
@@ -102,6 +141,14 @@ impl Proxy {
             next: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            served: AtomicU64::new(0),
+            limit: rate.map(|rate| {
+                Mutex::new(Bucket {
+                    rate,
+                    tokens: 0.0,
+                    refilled: std::time::Instant::now(),
+                })
+            }),
         });
         let thread_shared = shared.clone();
         let acceptor =
@@ -122,6 +169,11 @@ impl Proxy {
     /// Where connections are forwarded.
     pub fn target(&self) -> SocketAddr {
         self.target
+    }
+
+    /// Bytes the target has sent through the proxy so far.
+    pub fn served_bytes(&self) -> u64 {
+        self.shared.served.load(Ordering::Relaxed)
     }
 
     /// Connections accepted so far (forwarded or blackholed).
@@ -234,26 +286,50 @@ fn forward(client: TcpStream, target: SocketAddr, shared: &Arc<Shared>) {
     let id = shared.next.fetch_add(1, Ordering::Relaxed);
     lock(&shared.connections).insert(id, vec![client_kept, server_kept]);
     let ended = Arc::new(AtomicU8::new(0));
-    pump(client, server, id, ended.clone(), shared.clone());
-    pump(server_in, client_out, id, ended, shared.clone());
+    pump(client, server, id, ended.clone(), shared.clone(), false);
+    pump(server_in, client_out, id, ended, shared.clone(), true);
 }
 
 /// Copies `from` into `to` on a thread until either side ends, then closes `to` for writing;
-/// the second direction to end forgets the connection.
+/// the second direction to end forgets the connection. What the target sends (`served`) is
+/// counted and held to the proxy's bandwidth.
 fn pump(
     mut from: TcpStream,
     mut to: TcpStream,
     id: u64,
     ended: Arc<AtomicU8>,
     shared: Arc<Shared>,
+    served: bool,
 ) {
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
+        if served {
+            let _ = copy_served(&mut from, &mut to, &shared);
+        } else {
+            let _ = std::io::copy(&mut from, &mut to);
+        }
         let _ = to.shutdown(Shutdown::Write);
         if ended.fetch_add(1, Ordering::AcqRel) == 1 {
             lock(&shared.connections).remove(&id);
         }
     });
+}
+
+/// Copies what the target sends, counting it and waiting out the bandwidth limit.
+fn copy_served(from: &mut TcpStream, to: &mut TcpStream, shared: &Shared) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut buffer = vec![0; 64 << 10];
+    loop {
+        let read = from.read(&mut buffer)?;
+        if read == 0 {
+            return Ok(());
+        }
+        if let Some(limit) = &shared.limit {
+            let wait = lock(limit).take(read);
+            std::thread::sleep(wait);
+        }
+        to.write_all(&buffer[..read])?;
+        shared.served.fetch_add(read as u64, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]
@@ -318,6 +394,28 @@ mod tests {
             after.is_some()
         }));
         assert!(echoes(after.as_mut().expect("connected")));
+    }
+
+    #[test]
+    fn a_throttled_proxy_holds_the_target_to_its_bandwidth_and_counts_it() {
+        let proxy = Proxy::start_throttled(echo_server(), 1 << 20).expect("proxy");
+        let mut stream = connect(&proxy).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let sent = vec![7u8; 512 << 10];
+        let started = std::time::Instant::now();
+        let mut writer = stream.try_clone().expect("clone");
+        let writing = std::thread::spawn(move || writer.write_all(&sent));
+        let mut echoed = vec![0u8; 512 << 10];
+        stream.read_exact(&mut echoed).expect("echo");
+        writing.join().expect("writer").expect("write");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(350),
+            "512 KiB at 1 MiB/s took {took:?}"
+        );
+        assert_eq!(proxy.served_bytes(), 512 << 10);
     }
 
     #[test]

@@ -349,7 +349,7 @@ async fn an_applied_resource_is_mirrored_with_its_owner_and_generation() {
 
     // A spec change is a new generation in both places.
     let mut edited = job.clone();
-    edited["spec"]["image"] = "localhost/r1-examples/httpd:2".into();
+    edited["spec"]["image"] = "localhost:5000/r1-examples/httpd:2".into();
     edited["metadata"]["generation"] = 2.into();
     let (result, seen, edited) = f.reconcile(Kind::Job, &edited, no_fault).await;
     result.unwrap();
@@ -357,7 +357,7 @@ async fn an_applied_resource_is_mirrored_with_its_owner_and_generation() {
     assert_eq!(stored.metadata.generation, 2);
     assert_eq!(
         stored.spec.job().unwrap().image.as_deref(),
-        Some("localhost/r1-examples/httpd:2")
+        Some("localhost:5000/r1-examples/httpd:2")
     );
     assert_eq!(seen.len(), 1, "only the status: {seen:#?}");
     assert_eq!(condition(&edited, "Valid")["observedGeneration"], 2);

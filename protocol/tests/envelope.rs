@@ -59,7 +59,7 @@ fn deploy(target: Address) -> DeployCommand {
         workload: WorkloadSpec {
             id: WorkloadId { job: 1, replica: 0 },
             revision: "abc".into(),
-            image: "localhost/r1-examples/httpd:1".into(),
+            image: "localhost:5000/r1-examples/httpd:1".into(),
             command: vec!["httpd".into(), "-f".into()],
             args: vec![],
             env: BTreeMap::from([("GREETING".to_owned(), "hi \"there\"\n".to_owned())]),

@@ -21,9 +21,14 @@ use crate::node::{NodeAgent, NodeHarnessError, NodeSettings, TOPIC_ROOT};
 use crate::oracle::{OracleHarnessError, OracleProcess, OracleSettings};
 use crate::process::{ProcessError, bin_path};
 use crate::proxy::{Proxy, ProxyError};
+use crate::registry::LocalRegistry;
 
-/// The image `crds/examples/job-http.yaml` runs; every node holds its archive.
-pub const HTTPD_IMAGE: &str = "localhost/r1-examples/httpd:1";
+/// The image `crds/examples/job-http.yaml` runs: every node holds its archive, or, with
+/// [`NetworkSettings::registry_port`], a registry on that port serves it.
+pub const HTTPD_IMAGE: &str = "localhost:5000/r1-examples/httpd:1";
+
+/// Where the devnet's registry listens, as [`HTTPD_IMAGE`] names it.
+pub const EXAMPLES_REGISTRY_PORT: u16 = 5000;
 
 /// USDC the CSP starts with.
 pub const CSP_USDC: u64 = 1_000;
@@ -60,6 +65,10 @@ pub struct NetworkSettings {
     /// Route the oracles' chain RPC through a [`Proxy`] ([`Network::chain_proxy`]), so a test can
     /// cut the chain off from them; r1ctl and the test itself keep the direct endpoint.
     pub proxy_chain: bool,
+    /// Serve [`HTTPD_IMAGE`] from Debian's docker-registry on this port of 127.0.0.1 (the
+    /// devnet's [`EXAMPLES_REGISTRY_PORT`]), so nodes pull it; `None`: every node gets an
+    /// archive of it instead.
+    pub registry_port: Option<u16>,
 }
 
 impl Default for NetworkSettings {
@@ -73,8 +82,24 @@ impl Default for NetworkSettings {
             grace_missed: 3,
             broker: BrokerKind::Rumqttd,
             proxy_chain: false,
+            registry_port: None,
         }
     }
+}
+
+/// Starts Debian's docker-registry on 127.0.0.1:`port` with its storage under `dir` and
+/// pushes [`HTTPD_IMAGE`] to it.
+fn examples_registry(dir: &std::path::Path, port: u16) -> Result<LocalRegistry, NetworkError> {
+    let storage = dir.join("registry");
+    std::fs::create_dir_all(&storage)?;
+    let registry = LocalRegistry::start_on(&storage, port)?;
+    let archive = storage.join("httpd.tar");
+    crate::images::httpd(HTTPD_IMAGE).write_archive(&archive)?;
+    let repository_tag = HTTPD_IMAGE
+        .split_once('/')
+        .map_or(HTTPD_IMAGE, |(_, rest)| rest);
+    registry.push_archive(&archive, HTTPD_IMAGE, repository_tag)?;
+    Ok(registry)
 }
 
 /// Why a network could not be set up or used.
@@ -110,6 +135,9 @@ pub enum NetworkError {
     /// The chain proxy could not start.
     #[error("chain proxy: {0}")]
     Proxy(#[from] ProxyError),
+    /// The examples' registry failed.
+    #[error("registry: {0}")]
+    Registry(#[from] crate::registry::RegistryError),
     /// A file or process could not be handled.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -131,6 +159,7 @@ pub struct Network {
     namespaces: NodeNamespaces,
     broker: Box<dyn Broker>,
     chain_proxy: Option<Proxy>,
+    registry: Option<LocalRegistry>,
     chain: TestChain,
     csp: Identity,
     escrow: Address,
@@ -215,13 +244,19 @@ impl Network {
                 },
                 &identity,
             )?;
-            crate::images::httpd(HTTPD_IMAGE)
-                .write_archive(&node.images_dir().join("httpd.tar"))?;
+            if settings.registry_port.is_none() {
+                crate::images::httpd(HTTPD_IMAGE)
+                    .write_archive(&node.images_dir().join("httpd.tar"))?;
+            }
             chain.license_node(node.address)?;
             nodes.push(node);
         }
 
         let dir = tempfile::Builder::new().prefix("r1w").tempdir_in("/tmp")?;
+        let registry = match settings.registry_port {
+            Some(port) => Some(examples_registry(dir.path(), port)?),
+            None => None,
+        };
         let csp = Identity::from_secret(&chain::signer(chain::CSP_KEY)?.to_bytes().0)
             .map_err(|_| ChainError::Key)?;
         r1_protocol::keyfile::write(&dir.path().join("csp.key"), &csp)?;
@@ -235,11 +270,17 @@ impl Network {
             namespaces,
             broker,
             chain_proxy,
+            registry,
             chain,
             csp,
             escrow,
             dir,
         })
+    }
+
+    /// The registry serving the examples' image, when the network runs one.
+    pub fn registry(&self) -> Option<&LocalRegistry> {
+        self.registry.as_ref()
     }
 
     /// Starts every oracle, then waits until each answers `/healthz`.

@@ -110,17 +110,27 @@ pub struct LocalRegistry {
 impl LocalRegistry {
     /// Anonymous pulls and pushes.
     pub fn start(dir: &Path) -> Result<Self, RegistryError> {
-        Self::start_in(dir, None)
+        Self::start_in(dir, try_free_port()?, None)
+    }
+
+    /// Anonymous, on a chosen `port` (the devnet's examples name `localhost:5000`).
+    pub fn start_on(dir: &Path, port: u16) -> Result<Self, RegistryError> {
+        Self::start_in(dir, port, None)
     }
 
     /// Every request needs HTTP basic credentials (htpasswd auth, bcrypt hashes).
     pub fn start_with_auth(dir: &Path, user: &str, password: &str) -> Result<Self, RegistryError> {
-        Self::start_in(dir, Some((user.to_owned(), password.to_owned())))
+        let credentials = Some((user.to_owned(), password.to_owned()));
+        Self::start_in(dir, try_free_port()?, credentials)
     }
 
-    /// Writes the config into `dir` and starts the registry on a free port.
-    fn start_in(dir: &Path, credentials: Option<(String, String)>) -> Result<Self, RegistryError> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, try_free_port()?));
+    /// Writes the config into `dir` and starts the registry on 127.0.0.1:`port`.
+    fn start_in(
+        dir: &Path,
+        port: u16,
+        credentials: Option<(String, String)>,
+    ) -> Result<Self, RegistryError> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let layout = Layout::new(dir);
         let login = credentials
             .as_ref()

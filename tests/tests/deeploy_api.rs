@@ -145,7 +145,7 @@ fn apply_get_describe_reapply_change_and_delete() {
     assert_eq!(lines.len(), 2, "{table}");
     let out = server.r1ctl(&["get", "deeployjobs", "-o", "wide"]);
     assert!(
-        text(&out).contains("localhost/r1-examples/httpd:1"),
+        text(&out).contains("localhost:5000/r1-examples/httpd:1"),
         "{}",
         text(&out)
     );
@@ -172,7 +172,7 @@ fn apply_get_describe_reapply_change_and_delete() {
         &format!("Owner:              {CSP_ADDRESS}\n"),
         "Generation:         1\n",
         "Deletion:           not requested\n",
-        "  image: localhost/r1-examples/httpd:1\n",
+        "  image: localhost:5000/r1-examples/httpd:1\n",
         "<none yet",
     ] {
         assert!(described.contains(expected), "{expected:?} in\n{described}");
@@ -204,7 +204,7 @@ fn apply_get_describe_reapply_change_and_delete() {
     assert_eq!(job.metadata.generation, 2);
     assert_eq!(
         job.spec.job().unwrap().image.as_deref(),
-        Some("localhost/r1-examples/httpd:2")
+        Some("localhost:5000/r1-examples/httpd:2")
     );
 
     // What the reconciler writes shows up in the table.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 use r1_e2e::devnet::{self, DevnetSettings};
-use r1_e2e::network::NetworkSettings;
+use r1_e2e::network::{EXAMPLES_REGISTRY_PORT, NetworkSettings};
 
 /// A whole r1 network on 127.0.0.1: chain, broker, oracles and node agents, running the
 /// example job.
@@ -78,6 +78,7 @@ fn main() -> ExitCode {
                     epoch_seconds,
                     heartbeat_seconds,
                     loop_period_ms,
+                    registry_port: Some(EXAMPLES_REGISTRY_PORT),
                     ..NetworkSettings::default()
                 },
                 dir: cli.dir,

@@ -17,7 +17,7 @@ use r1_ctl::overview::Overview;
 use r1_ctl::remote::Client;
 use r1_protocol::node_api::ListWorkloadsRequest;
 
-use crate::network::{Network, NetworkError, NetworkSettings};
+use crate::network::{HTTPD_IMAGE, Network, NetworkError, NetworkSettings};
 use lifecycle::{Claim, LifecycleError};
 use progress::Progress;
 
@@ -122,8 +122,8 @@ fn bring_up(
 ) -> Result<Network, DevnetError> {
     let shape = &settings.network;
     progress.begin(&format!(
-        "Starting the chain (Hardhat EDR) with the contracts, a broker and containerd; \
-         registering {} oracles, licensing {} nodes, funding the CSP",
+        "Starting the chain (Hardhat EDR) with the contracts, a broker, containerd and an image \
+         registry; registering {} oracles, licensing {} nodes, funding the CSP",
         shape.oracles, shape.nodes
     ));
     let mut network = Network::prepare(shape)?;
@@ -144,8 +144,12 @@ fn bring_up(
             .map(|n| format!("node {}: {}", n.address, n.log_path().display())),
     );
     claim.record_processes(&[std::process::id()], &marker_paths(&network))?;
+    let registry = network
+        .registry()
+        .map(|r| format!("\nregistry {} serving {HTTPD_IMAGE}", r.host()))
+        .unwrap_or_default();
     progress.ok(&format!(
-        "chain {} (chain id {}, PoAI manager {})\nbroker {}\nCSP {} with escrow {}",
+        "chain {} (chain id {}, PoAI manager {})\nbroker {}\nCSP {} with escrow {}{registry}",
         network.chain().url(),
         network.chain().chain_id(),
         network.chain().manager(),

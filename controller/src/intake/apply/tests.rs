@@ -102,7 +102,7 @@ fn creates_then_leaves_unchanged_then_configures() {
     let stored = f.store.get(&job_key()).unwrap().unwrap();
     assert_eq!(
         stored.spec.job().unwrap().image.as_deref(),
-        Some("localhost/r1-examples/httpd:2")
+        Some("localhost:5000/r1-examples/httpd:2")
     );
     assert_eq!(stored.metadata.uid, job.metadata.uid);
     assert_eq!(

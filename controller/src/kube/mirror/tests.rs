@@ -86,7 +86,10 @@ fn the_document_holds_only_what_the_csp_meant() {
     );
     assert_eq!(document["apiVersion"], API_VERSION);
     assert_eq!(document["kind"], "DeeployJob");
-    assert_eq!(document["spec"]["image"], "localhost/r1-examples/httpd:1");
+    assert_eq!(
+        document["spec"]["image"],
+        "localhost:5000/r1-examples/httpd:1"
+    );
     assert!(document.get("status").is_none());
 }
 

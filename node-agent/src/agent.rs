@@ -19,6 +19,7 @@ use crate::config::NodeConfig;
 use crate::files::{self, Files, Net, grpc::FilesApi, metrics::FilesMetrics};
 use crate::heartbeat;
 use crate::images::from_peers::PeerBlobs;
+use crate::images::gc::ImageGc;
 use crate::images::puller::{Puller, PullerParts};
 use crate::images::share::{self, BlobServer, Shelf};
 use crate::link::{Inbound, Link, LinkError};
@@ -259,6 +260,11 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
             containerd: containerd.clone(),
             staging: config.data_dir.join("pulls"),
             peers: from_peers,
+            gc: Arc::new(ImageGc::new(
+                containerd.clone(),
+                config.registries.quota_bytes,
+                config.registries.unused_image_seconds.saturating_mul(1000),
+            )),
         },
         wake,
     )

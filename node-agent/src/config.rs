@@ -79,6 +79,13 @@ pub struct RegistriesConfig {
     /// Ask peers for the blobs of public images before the registry, and serve them to peers.
     #[serde(default = "yes")]
     pub share_with_peers: bool,
+    /// Most bytes the images' blobs may take (containerd's content store); a pull that would
+    /// go over first removes unused pulled images, then fails. 0: no limit.
+    #[serde(default = "default_image_quota")]
+    pub quota_bytes: u64,
+    /// A pulled image no workload has used for this long is removed.
+    #[serde(default = "default_unused_image_seconds")]
+    pub unused_image_seconds: u64,
 }
 
 impl Default for RegistriesConfig {
@@ -86,12 +93,22 @@ impl Default for RegistriesConfig {
         Self {
             plain_http: Vec::new(),
             share_with_peers: true,
+            quota_bytes: default_image_quota(),
+            unused_image_seconds: default_unused_image_seconds(),
         }
     }
 }
 
 const fn yes() -> bool {
     true
+}
+
+const fn default_image_quota() -> u64 {
+    64 << 30
+}
+
+const fn default_unused_image_seconds() -> u64 {
+    24 * 3600
 }
 
 /// The node's CSTORE: the Redis port workloads reach from inside their containers, and how

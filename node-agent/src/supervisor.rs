@@ -139,6 +139,10 @@ impl Supervisor {
             .collect();
         let observed = self.observe(&wanted).await?;
         self.crashes.retain(|id, _| desired.contains_key(id));
+        let images: BTreeSet<String> = desired.values().map(|w| w.spec.image.clone()).collect();
+        // An image no workload needs may be removed by the collection: look it up again.
+        self.images.retain(|image, _| images.contains(image));
+        self.parts.puller.needed(images, now_ms());
         let actions = reconcile::plan(&wanted, &observed, &self.crashes, now_ms());
         let acted = !actions.is_empty();
         self.pulls.clear();

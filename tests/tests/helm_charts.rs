@@ -1665,6 +1665,19 @@ fn expected_node_config(values: &Value) -> Value {
         );
     }
     put(&mut config, "cstore", Value::Mapping(cstore));
+    let mut registries = serde_yaml::Mapping::new();
+    for field in [
+        "plainHttp",
+        "shareWithPeers",
+        "quotaBytes",
+        "unusedImageSeconds",
+    ] {
+        registries.insert(
+            field.into(),
+            get(values, &format!("registries.{field}")).clone(),
+        );
+    }
+    put(&mut config, "registries", Value::Mapping(registries));
     Value::Mapping(config)
 }
 

@@ -2,7 +2,8 @@
 //! on a real containerd: a job's image pulled and run, with the digest the registry holds; a
 //! missing tag, a registry that is down and a blob that does not match its digest each back
 //! off with a clear reason and leave no image behind; a private registry without credentials
-//! says the image needs a pull secret.
+//! says the image needs a pull secret; an image over the node's quota is refused before any
+//! download, and a pulled image no workload uses is removed after its horizon.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use r1_e2e::broker::{Broker, Role, Rumqttd};
 use r1_e2e::containerd::PrivateContainerd;
 use r1_e2e::images::{self as canned, ImageInfo};
 use r1_e2e::node::{NodeAgent, NodeSettings, TestOracle, http_get, workload};
+use r1_e2e::noise::noise;
 use r1_e2e::registry::LocalRegistry;
 use r1_protocol::Identity;
 use r1_protocol::messages::{PortMapping, PortProtocol, WorkloadReport, WorkloadState};
@@ -25,6 +27,11 @@ struct Rig {
 }
 
 fn rig() -> Rig {
+    rig_with("")
+}
+
+/// A node with `config` (top-level YAML lines) added to its configuration.
+fn rig_with(config: &str) -> Rig {
     let broker = Rumqttd::start().expect("rumqttd");
     let containerd = PrivateContainerd::start().expect("containerd");
     let oracle = TestOracle::connect(&broker).expect("oracle");
@@ -42,6 +49,7 @@ fn rig() -> Rig {
         &identity,
     )
     .expect("node");
+    node.add_config(config).expect("config");
     node.start().expect("start node");
     assert!(
         r1_e2e::wait::until(WAIT, || oracle.heartbeat(node.address).is_some()),
@@ -222,4 +230,62 @@ fn a_private_registry_without_credentials_says_the_image_needs_a_pull_secret() {
         reason(&report)
     );
     assert!(images(&rig).is_empty(), "{:?}", images(&rig));
+}
+
+#[test]
+fn an_image_over_the_node_quota_backs_off_saying_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = LocalRegistry::start(dir.path()).expect("registry");
+    let name = "localhost/acme/big:1";
+    let archive = dir.path().join("big.tar");
+    canned::httpd(name)
+        .file("/www/big.bin", noise(3 << 20, 5), 0o644)
+        .write_archive(&archive)
+        .expect("image archive");
+    registry
+        .push_archive(&archive, name, "acme/big:1")
+        .expect("push");
+    let rig = rig_with("registries: { quotaBytes: 2097152 }");
+    let reference = format!("{}/acme/big:1", registry.host());
+    let spec = workload(6, 0, &reference, 64);
+    let id = spec.id;
+    rig.oracle.deploy(rig.node.address, spec);
+    let report = rig
+        .oracle
+        .wait_for(rig.node.address, id, WAIT, backing_off)
+        .unwrap_or_else(|| panic!("never backed off; log:\n{}", rig.node.log()));
+    assert!(
+        reason(&report).contains("image quota of 2 MiB"),
+        "{}",
+        reason(&report)
+    );
+    assert_eq!(
+        registry.blob_downloads().expect("log"),
+        0,
+        "nothing downloaded"
+    );
+}
+
+#[test]
+fn a_pulled_image_no_workload_uses_is_removed_after_its_horizon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = LocalRegistry::start(dir.path()).expect("registry");
+    let (reference, _) = push_httpd(&registry, dir.path(), "acme/web:1");
+    let rig = rig_with("registries: { unusedImageSeconds: 1 }");
+    let spec = workload(7, 0, &reference, 64);
+    let id = spec.id;
+    rig.oracle.deploy(rig.node.address, spec);
+    rig.oracle
+        .wait_for(rig.node.address, id, WAIT, |w| {
+            w.state == WorkloadState::Running
+        })
+        .unwrap_or_else(|| panic!("never running; log:\n{}", rig.node.log()));
+    assert!(images(&rig).contains(&reference), "kept while in use");
+    rig.oracle.stop(rig.node.address, id);
+    assert!(
+        r1_e2e::wait::until(WAIT, || !images(&rig).contains(&reference)),
+        "still there: {:?}; log:\n{}",
+        images(&rig),
+        rig.node.log()
+    );
 }

@@ -8,8 +8,11 @@
 //!   them, before the registry, and offered to peers in turn (public images only).
 //! * [`puller`]: the pulls in flight, their progress, and failures retried with backoff
 //!   (`imagePullBackOff`), asked by the supervisor on each pass.
+//! * [`gc`]: the image quota checked before a pull, and pulled images no workload has used
+//!   for a while removed.
 
 pub mod from_peers;
+pub mod gc;
 pub mod pull;
 pub mod puller;
 pub mod share;

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::from_peers::{Outcome, PeerBlobs};
+use super::gc::{ImageGc, MakeRoomError, QuotaShort};
 use crate::oci::{self, OciError};
 use crate::runtime::containerd::{Containerd, RuntimeError};
 use crate::runtime::images::{BlobSource, ImageParts};
@@ -35,6 +36,9 @@ pub enum PullError {
     /// containerd refused the image.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The image does not fit under the node's image quota.
+    #[error(transparent)]
+    Quota(QuotaShort),
     /// The staging directory cannot be used.
     #[error("staging directory {path}: {source}")]
     Staging {
@@ -97,6 +101,8 @@ pub struct Pull {
     pub progress: Arc<Progress>,
     /// Peers asked for blobs before the registry; `None` when the node does not share.
     pub peers: Option<PeerBlobs>,
+    /// The image quota, checked (and room made) before anything is downloaded.
+    pub gc: Arc<ImageGc>,
 }
 
 impl Pull {
@@ -124,10 +130,24 @@ impl Pull {
             return Err(OciError::MediaType(manifest.media_type).into());
         }
         let parsed = oci::parse_manifest(&manifest.bytes)?;
-        let sizes = std::iter::once(&parsed.config)
-            .chain(&parsed.layers)
-            .map(|d| u64::try_from(d.size).unwrap_or(0));
-        self.progress.total.store(sizes.sum(), Ordering::Relaxed);
+        let blobs = || std::iter::once(&parsed.config).chain(&parsed.layers);
+        let size = |d: &oci::Descriptor| u64::try_from(d.size).unwrap_or(0);
+        self.progress
+            .total
+            .store(blobs().map(size).sum(), Ordering::Relaxed);
+        let mut need = 0;
+        for blob in blobs() {
+            if !self.containerd.has_blob(&blob.digest).await? {
+                need += size(blob);
+            }
+        }
+        self.gc
+            .make_room(need, r1_protocol::now_ms())
+            .await
+            .map_err(|e| match e {
+                MakeRoomError::Short(short) => PullError::Quota(short),
+                MakeRoomError::Runtime(e) => PullError::Runtime(e),
+            })?;
         let staging = self.staging.join(manifest.digest.replace(':', "-"));
         tokio::fs::create_dir_all(&staging)
             .await
@@ -205,6 +225,7 @@ impl Fetch {
                 config_bytes: &config_bytes,
                 layers,
                 private: self.credentials.is_some(),
+                pulled: true,
             })
             .await?;
         Ok(())

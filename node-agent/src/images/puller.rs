@@ -3,14 +3,16 @@
 //! failure is kept (and shown) until its retry falls due, with the delay doubling from
 //! [`FIRST_RETRY_MS`] to [`MAX_RETRY_MS`] as Kubernetes backs off an image pull.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use r1_registry::{Client, Credentials};
 use tokio::sync::Semaphore;
 
 use super::from_peers::PeerBlobs;
+use super::gc::ImageGc;
 use super::pull::{Progress, Pull};
 use crate::runtime::containerd::Containerd;
 
@@ -20,6 +22,8 @@ pub const FIRST_RETRY_MS: u64 = 5_000;
 pub const MAX_RETRY_MS: u64 = 300_000;
 /// Images pulled at the same time; more wait for a slot.
 const PARALLEL_PULLS: usize = 2;
+/// Time between two garbage collections of unused images.
+pub const SWEEP_EVERY_MS: u64 = 10_000;
 
 /// Where the pull of one image stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +71,8 @@ pub struct PullerParts {
     pub staging: PathBuf,
     /// Peers asked for blobs before the registry.
     pub peers: Option<PeerBlobs>,
+    /// The image quota and garbage collection.
+    pub gc: Arc<ImageGc>,
 }
 
 /// Runs image pulls in the background and remembers how each went.
@@ -76,6 +82,7 @@ pub struct Puller {
     pulls: Arc<Mutex<HashMap<String, Entry>>>,
     slots: Arc<Semaphore>,
     wake: Arc<dyn Fn() + Send + Sync>,
+    last_sweep_ms: Arc<AtomicU64>,
 }
 
 impl Puller {
@@ -91,7 +98,25 @@ impl Puller {
             pulls: Arc::default(),
             slots: Arc::new(Semaphore::new(PARALLEL_PULLS)),
             wake,
+            last_sweep_ms: Arc::default(),
         })
+    }
+
+    /// Records the images the desired workloads need at `now_ms` and, at most every
+    /// [`SWEEP_EVERY_MS`], removes in the background the pulled images unused for too long.
+    pub fn needed(&self, images: BTreeSet<String>, now_ms: u64) {
+        self.parts.gc.needed(images, now_ms);
+        let last = self.last_sweep_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) < SWEEP_EVERY_MS {
+            return;
+        }
+        self.last_sweep_ms.store(now_ms, Ordering::Relaxed);
+        let gc = self.parts.gc.clone();
+        tokio::spawn(async move {
+            if let Err(e) = gc.sweep(now_ms).await {
+                tracing::warn!("image garbage collection failed: {e}");
+            }
+        });
     }
 
     fn pulls(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
@@ -163,6 +188,7 @@ impl Puller {
             staging: self.parts.staging.clone(),
             progress,
             peers: self.parts.peers.clone(),
+            gc: self.parts.gc.clone(),
         };
         let entry = match pull.run(&reference, credentials.as_ref()).await {
             Ok(digest) => {
@@ -179,7 +205,7 @@ impl Puller {
                 let delay = retry_delay_ms(failures);
                 tracing::warn!(image = reference, failures, "image pull failed: {e}");
                 Entry::Failed {
-                    reason: format!("cannot pull {reference}: {e}"),
+                    reason: format!("image pull failed: {e}"),
                     failures,
                     retry_at_ms: r1_protocol::now_ms().saturating_add(delay),
                 }

@@ -3,15 +3,16 @@
 //! Images come from OCI archives in the node's image directory or from registry pulls
 //! (`crate::images`); both go through [`Containerd::store_image`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use containerd_client::services::v1::snapshots::{
     CommitSnapshotRequest, PrepareSnapshotRequest, StatSnapshotRequest,
 };
 use containerd_client::services::v1::{
-    ApplyRequest, CreateImageRequest, GetImageRequest, Image, InfoRequest, ReadContentRequest,
-    UpdateImageRequest, WriteAction, WriteContentRequest,
+    ApplyRequest, CreateImageRequest, DeleteImageRequest, GetImageRequest, Image, InfoRequest,
+    ListContentRequest, ListImagesRequest, ReadContentRequest, UpdateImageRequest, WriteAction,
+    WriteContentRequest,
 };
 use containerd_client::types::Descriptor;
 use futures_util::StreamExt;
@@ -71,10 +72,16 @@ pub struct ImageParts<'a> {
     /// Pulled with a job's credentials: its blobs are labelled [`PRIVATE_LABEL`] and never
     /// served to peers.
     pub private: bool,
+    /// Pulled from a registry (labelled [`PULLED_LABEL`]): the node may delete it when no
+    /// workload has used it for a while, and pull it again when one needs it.
+    pub pulled: bool,
 }
 
 /// Label of blobs pulled with credentials, which the node keeps to itself.
 pub const PRIVATE_LABEL: &str = "ai.ratio1.private";
+
+/// Label of images pulled from a registry, which garbage collection may delete.
+pub const PULLED_LABEL: &str = "ai.ratio1.pulled";
 
 impl Containerd {
     async fn read_blob(&self, digest: &str) -> Result<Vec<u8>, RuntimeError> {
@@ -266,6 +273,7 @@ impl Containerd {
                 config_bytes: blob(&manifest.config.digest)?,
                 layers,
                 private: false,
+                pulled: false,
             };
             self.store_image(parts).await?;
             names.push(name);
@@ -344,12 +352,76 @@ impl Containerd {
         )
         .await?;
         self.unpack(&manifest, &chain).await?;
-        self.put_image(parts.name, parts.target).await
+        let labels = if parts.pulled {
+            HashMap::from([(PULLED_LABEL.to_owned(), "true".to_owned())])
+        } else {
+            HashMap::new()
+        };
+        self.put_image(parts.name, parts.target, labels).await
     }
 
-    async fn put_image(&self, name: &str, target: &oci::Descriptor) -> Result<(), RuntimeError> {
+    /// Bytes of every blob in the namespace's content store: what images take on disk before
+    /// unpacking, as the image quota counts them.
+    pub async fn content_bytes(&self) -> Result<u64, RuntimeError> {
+        let mut stream = self
+            .client
+            .content()
+            .list(self.request(ListContentRequest::default()))
+            .await
+            .map_err(RuntimeError::rpc("list content"))?
+            .into_inner();
+        let mut total = 0u64;
+        while let Some(page) = stream.next().await {
+            let page = page.map_err(RuntimeError::rpc("list content"))?;
+            let sizes = page.info.iter().map(|i| u64::try_from(i.size).unwrap_or(0));
+            total = total.saturating_add(sizes.sum());
+        }
+        Ok(total)
+    }
+
+    /// Names of the images this node pulled from registries ([`PULLED_LABEL`]).
+    pub async fn pulled_images(&self) -> Result<Vec<String>, RuntimeError> {
+        let images = self
+            .client
+            .images()
+            .list(self.request(ListImagesRequest {
+                filters: vec![format!("labels.\"{PULLED_LABEL}\"")],
+            }))
+            .await
+            .map_err(RuntimeError::rpc("list images"))?
+            .into_inner()
+            .images;
+        Ok(images.into_iter().map(|image| image.name).collect())
+    }
+
+    /// Deletes image `name` and waits for containerd to collect what only it used (blobs,
+    /// unpacked layers).
+    pub async fn remove_image(&self, name: &str) -> Result<(), RuntimeError> {
+        match self
+            .client
+            .images()
+            .delete(self.request(DeleteImageRequest {
+                name: name.to_owned(),
+                sync: true,
+                target: None,
+            }))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::NotFound => Ok(()),
+            Err(status) => Err(RuntimeError::rpc("delete image")(status)),
+        }
+    }
+
+    async fn put_image(
+        &self,
+        name: &str,
+        target: &oci::Descriptor,
+        labels: HashMap<String, String>,
+    ) -> Result<(), RuntimeError> {
         let image = Image {
             name: name.to_owned(),
+            labels,
             target: Some(Descriptor {
                 media_type: target.media_type.clone(),
                 digest: target.digest.clone(),

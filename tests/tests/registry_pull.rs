@@ -3,7 +3,8 @@
 //! missing tag, a registry that is down and a blob that does not match its digest each back
 //! off with a clear reason and leave no image behind; a private registry without credentials
 //! says the image needs a pull secret; an image over the node's quota is refused before any
-//! download, and a pulled image no workload uses is removed after its horizon.
+//! download, and a pulled image no workload uses is removed after its horizon; a job pinned by
+//! digest runs that digest, and a multi-platform index runs the manifest for the node.
 
 use std::path::Path;
 use std::time::Duration;
@@ -287,5 +288,107 @@ fn a_pulled_image_no_workload_uses_is_removed_after_its_horizon() {
         "still there: {:?}; log:\n{}",
         images(&rig),
         rig.node.log()
+    );
+}
+
+/// The raw manifest `reference` names, as skopeo reads it from the registry.
+fn raw_manifest(reference: &str) -> Vec<u8> {
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("skopeo inspect");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn a_job_pinned_by_digest_runs_exactly_that_digest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = LocalRegistry::start(dir.path()).expect("registry");
+    let (_, info) = push_httpd(&registry, dir.path(), "acme/web:1");
+    let pinned = format!("{}/acme/web@{}", registry.host(), info.manifest_digest);
+    let rig = rig();
+    let spec = workload(8, 0, &pinned, 64);
+    let id = spec.id;
+    rig.oracle.deploy(rig.node.address, spec);
+    let report = rig
+        .oracle
+        .wait_for(rig.node.address, id, WAIT, |w| {
+            w.state == WorkloadState::Running
+        })
+        .unwrap_or_else(|| panic!("never running; log:\n{}", rig.node.log()));
+    assert_eq!(
+        report.image_digest.as_deref(),
+        Some(info.manifest_digest.as_str())
+    );
+}
+
+#[test]
+fn a_multi_platform_index_runs_the_manifest_for_this_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = LocalRegistry::start(dir.path()).expect("registry");
+    let (native, info) = push_httpd(&registry, dir.path(), "acme/web:native");
+    let decoy_name = "localhost/acme/web:decoy";
+    let decoy_archive = dir.path().join("decoy.tar");
+    let decoy = canned::exits_with(decoy_name, 3)
+        .write_archive(&decoy_archive)
+        .expect("decoy archive");
+    registry
+        .push_archive(&decoy_archive, decoy_name, "acme/web:decoy")
+        .expect("push decoy");
+    let (this, other) = match std::env::consts::ARCH {
+        "aarch64" => ("arm64", "amd64"),
+        _ => ("amd64", "arm64"),
+    };
+    let decoy_size = raw_manifest(&format!("{}/acme/web:decoy", registry.host())).len();
+    let native_size = raw_manifest(&native).len();
+    let entry = |digest: &str, size: usize, architecture: &str| {
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "size": size,
+            "platform": { "architecture": architecture, "os": "linux" },
+        })
+    };
+    // The other platform's entry first: a node taking the first entry would run the decoy.
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            entry(&decoy.manifest_digest, decoy_size, other),
+            entry(&info.manifest_digest, native_size, this),
+        ],
+    });
+    let url = format!("http://{}/v2/acme/web/manifests/multi", registry.host());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let put = runtime
+        .block_on(
+            reqwest::Client::new()
+                .put(url)
+                .header("content-type", "application/vnd.oci.image.index.v1+json")
+                .body(serde_json::to_vec(&index).expect("index"))
+                .send(),
+        )
+        .expect("put index");
+    assert!(put.status().is_success(), "index refused: {}", put.status());
+    let rig = rig();
+    let spec = workload(9, 0, &format!("{}/acme/web:multi", registry.host()), 64);
+    let id = spec.id;
+    rig.oracle.deploy(rig.node.address, spec);
+    let report = rig
+        .oracle
+        .wait_for(rig.node.address, id, WAIT, |w| {
+            w.state == WorkloadState::Running
+        })
+        .unwrap_or_else(|| panic!("never running; log:\n{}", rig.node.log()));
+    assert_eq!(
+        report.image_digest.as_deref(),
+        Some(info.manifest_digest.as_str()),
+        "the {this} manifest runs"
     );
 }

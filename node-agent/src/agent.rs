@@ -275,6 +275,7 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
             logs,
             images_dir,
             puller,
+            identity: identity.clone(),
             backoff: Backoff {
                 initial_ms: config.restart_backoff.initial_ms,
                 max_ms: config.restart_backoff.max_ms,

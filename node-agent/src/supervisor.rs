@@ -8,14 +8,19 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use r1_protocol::Identity;
 use r1_protocol::messages::{
-    JobStatusReport, PortMapping, PortProtocol, WorkloadId, WorkloadReport, WorkloadState,
+    JobStatusReport, PortMapping, PortProtocol, WorkloadId, WorkloadReport, WorkloadSpec,
+    WorkloadState,
 };
 use r1_protocol::now_ms;
+use r1_protocol::pull_secret::PullCredentials;
+use r1_registry::{Credentials, ImageName};
 use tokio::sync::mpsc;
 
 use crate::health::{self, HealthTable, ProbeTarget};
 use crate::images::puller::{PullStatus, Puller};
+use crate::images::stored_name;
 use crate::logs::LogDir;
 use crate::metrics::{Metrics, StateLabel};
 use crate::ports::PortForwarder;
@@ -44,6 +49,8 @@ pub struct SupervisorParts {
     pub images_dir: PathBuf,
     /// Pulls of images from registries.
     pub puller: Puller,
+    /// The node's key, which opens the pull secrets sealed to it.
+    pub identity: Identity,
     /// Restart delays.
     pub backoff: Backoff,
     /// Root of the cgroup hierarchies (`/sys/fs/cgroup`).
@@ -139,7 +146,10 @@ impl Supervisor {
             .collect();
         let observed = self.observe(&wanted).await?;
         self.crashes.retain(|id, _| desired.contains_key(id));
-        let images: BTreeSet<String> = desired.values().map(|w| w.spec.image.clone()).collect();
+        let images: BTreeSet<String> = desired
+            .values()
+            .map(|w| self.stored_name(&w.spec))
+            .collect();
         // An image no workload needs may be removed by the collection: look it up again.
         self.images.retain(|image, _| images.contains(image));
         self.parts.puller.needed(images, now_ms());
@@ -330,7 +340,7 @@ impl Supervisor {
     }
 
     async fn create(&mut self, w: &DesiredWorkload, container: &str) -> Result<u32, RuntimeError> {
-        let image = self.image(&w.spec.image).await?;
+        let image = self.image(&w.spec).await?;
         let mut devices = Vec::new();
         if w.spec.gpu > 0 {
             let count = usize::try_from(w.spec.gpu).unwrap_or(usize::MAX);
@@ -370,44 +380,77 @@ impl Supervisor {
             .await
     }
 
-    /// The image `reference`: from the cache, from containerd, imported from the node's
+    /// The image `workload` runs: from the cache, from containerd, imported from the node's
     /// archives, or else pulled in the background (an error saying how far the pull is, or
-    /// why it failed, until it is stored).
-    async fn image(&mut self, reference: &str) -> Result<ResolvedImage, RuntimeError> {
-        if let Some(image) = self.images.get(reference) {
+    /// why it failed, until it is stored). An image pulled with credentials is stored, and
+    /// found, under a name scoped to them ([`stored_name`]).
+    async fn image(&mut self, workload: &WorkloadSpec) -> Result<ResolvedImage, RuntimeError> {
+        let credentials = self.credentials(workload)?;
+        let name = stored_name(&workload.image, credentials.as_ref());
+        if let Some(image) = self.images.get(&name) {
             return Ok(image.clone());
         }
-        let mut found = self.parts.containerd.resolve_image(reference).await?;
-        if found.is_none() {
+        let mut found = self.parts.containerd.resolve_image(&name).await?;
+        if found.is_none() && credentials.is_none() {
             self.import_new_archives().await;
-            found = self.parts.containerd.resolve_image(reference).await?;
+            found = self.parts.containerd.resolve_image(&name).await?;
         }
+        let pulling = |percent| RuntimeError::ImagePulling {
+            reference: workload.image.clone(),
+            percent,
+        };
         let image = match found {
             Some(image) => image,
-            None => match self.parts.puller.status(reference, None, now_ms()) {
+            None => match self
+                .parts
+                .puller
+                .status(&workload.image, credentials, now_ms())
+            {
                 PullStatus::Done => {
-                    self.parts.puller.forget(reference);
-                    self.parts
-                        .containerd
-                        .resolve_image(reference)
-                        .await?
-                        .ok_or_else(|| RuntimeError::ImagePulling {
-                            reference: reference.to_owned(),
-                            percent: 0,
-                        })?
+                    self.parts.puller.forget(&name);
+                    let stored = self.parts.containerd.resolve_image(&name).await?;
+                    stored.ok_or_else(|| pulling(0))?
                 }
-                PullStatus::Pulling { percent } => {
-                    return Err(RuntimeError::ImagePulling {
-                        reference: reference.to_owned(),
-                        percent,
-                    });
-                }
+                PullStatus::Pulling { percent } => return Err(pulling(percent)),
                 PullStatus::BackOff { reason } => return Err(RuntimeError::ImagePull { reason }),
             },
         };
-        self.parts.puller.forget(reference);
-        self.images.insert(reference.to_owned(), image.clone());
+        self.parts.puller.forget(&name);
+        self.images.insert(name, image.clone());
         Ok(image)
+    }
+
+    /// The name `workload`'s image is stored under (see [`stored_name`]).
+    fn stored_name(&self, workload: &WorkloadSpec) -> String {
+        let credentials = self.credentials(workload).ok().flatten();
+        stored_name(&workload.image, credentials.as_ref())
+    }
+
+    /// The registry credentials `workload` carries, opened with this node's key; an error
+    /// the workload reports when they cannot be opened or are for another registry.
+    fn credentials(&self, workload: &WorkloadSpec) -> Result<Option<Credentials>, RuntimeError> {
+        let Some(secret) = &workload.pull_secret else {
+            return Ok(None);
+        };
+        let refuse = |reason: String| RuntimeError::ImagePull {
+            reason: format!("image pull failed: {reason}"),
+        };
+        let registry = ImageName::parse(&workload.image)
+            .map(|name| name.registry)
+            .map_err(|e| refuse(e.to_string()))?;
+        if registry != secret.registry {
+            return Err(refuse(format!(
+                "the pull secret is for {}, the image is on {registry}",
+                secret.registry
+            )));
+        }
+        match secret.open(&self.parts.identity, workload.id.job) {
+            Ok(PullCredentials::Basic { username, password }) => {
+                Ok(Some(Credentials::Basic { username, password }))
+            }
+            Ok(PullCredentials::Token { token }) => Ok(Some(Credentials::Token(token))),
+            Err(e) => Err(refuse(e.to_string())),
+        }
     }
 
     async fn import_new_archives(&mut self) {
@@ -516,7 +559,10 @@ impl Supervisor {
                 state = pull.clone();
             }
             *counts.entry(state.name()).or_default() += 1;
-            let image_digest = self.images.get(&w.spec.image).map(|i| i.digest.clone());
+            let image_digest = self
+                .images
+                .get(&self.stored_name(&w.spec))
+                .map(|i| i.digest.clone());
             reports.insert(
                 id,
                 WorkloadReport {

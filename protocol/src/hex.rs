@@ -19,8 +19,13 @@ pub fn encode_bare(bytes: &[u8]) -> String {
 
 /// Decodes `0x` + exactly `N` bytes of lowercase hex; anything else is `None`.
 pub fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {
+    decode_vec(text)?.try_into().ok()
+}
+
+/// Decodes `0x` + lowercase hex of any whole number of bytes; anything else is `None`.
+pub fn decode_vec(text: &str) -> Option<Vec<u8>> {
     let digits = text.strip_prefix("0x")?.as_bytes();
-    if digits.len() != N * 2 {
+    if digits.len() % 2 != 0 {
         return None;
     }
     let nibble = |c: u8| match c {
@@ -28,11 +33,10 @@ pub fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {
         b'a'..=b'f' => Some(c - b'a' + 10),
         _ => None,
     };
-    let mut out = [0u8; N];
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
-    Some(out)
+    digits
+        .chunks_exact(2)
+        .map(|pair| Some((nibble(pair[0])? << 4) | nibble(pair[1])?))
+        .collect()
 }
 
 #[cfg(test)]

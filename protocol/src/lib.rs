@@ -3,7 +3,9 @@
 //! * [`identity`]: secp256k1 keys and their EVM addresses, the only identity r1 knows.
 //! * [`image_ref`]: the container image reference grammar, shared by resource validation and
 //!   the node agent's registry client.
-//! * [`keyfile`]: keys on disk, readable by their owner only.
+//! * [`keyfile`]: keys on disk, readable by their owner only; [`sealed`]: secrets sealed to a
+//!   participant's key (ECIES), for credentials that travel over MQTT; [`pull_secret`]:
+//!   registry credentials sealed to the node that runs a workload.
 //! * [`envelope`]: the signed envelope every message travels in (EIP-191 over a canonical
 //!   encoding), and [`verify`] which refuses forged, unknown, stale, replayed or malformed ones.
 //! * [`messages`]: heartbeat, deploy and stop commands, job status, oracle observation, the
@@ -30,6 +32,8 @@ pub mod messages;
 pub mod mosquitto;
 pub mod mqtt;
 pub mod node_api;
+pub mod pull_secret;
+pub mod sealed;
 pub mod topics;
 pub mod verify;
 

@@ -325,6 +325,10 @@ pub struct WorkloadSpec {
     /// Health check, when the job has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheckSpec>,
+    /// Credentials for the image's registry, sealed to the node this command is for; not part
+    /// of the revision (each sealing differs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_secret: Option<crate::pull_secret::PullSecret>,
 }
 
 impl WorkloadSpec {

@@ -2,7 +2,9 @@
 //! on a real containerd: a job's image pulled and run, with the digest the registry holds; a
 //! missing tag, a registry that is down and a blob that does not match its digest each back
 //! off with a clear reason and leave no image behind; a private registry without credentials
-//! says the image needs a pull secret; an image over the node's quota is refused before any
+//! says the image needs a pull secret, and runs with one sealed to the node (not with one
+//! sealed to another node, nor with a wrong password, and a job without it does not run the
+//! image the secret pulled); an image over the node's quota is refused before any
 //! download, and a pulled image no workload uses is removed after its horizon; a job pinned by
 //! digest runs that digest, and a multi-platform index runs the manifest for the node.
 
@@ -17,6 +19,8 @@ use r1_e2e::noise::noise;
 use r1_e2e::registry::LocalRegistry;
 use r1_protocol::Identity;
 use r1_protocol::messages::{PortMapping, PortProtocol, WorkloadReport, WorkloadState};
+use r1_protocol::pull_secret::{PullCredentials, PullSecret};
+use r1_protocol::sealed;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -391,4 +395,76 @@ fn a_multi_platform_index_runs_the_manifest_for_this_node() {
         Some(info.manifest_digest.as_str()),
         "the {this} manifest runs"
     );
+}
+
+#[test]
+fn a_private_image_runs_with_a_pull_secret_sealed_to_its_node_and_only_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = LocalRegistry::start_with_auth(dir.path(), "acme", "s3cret").expect("registry");
+    let (reference, _) = push_httpd(&registry, dir.path(), "acme/private:1");
+    let rig = rig();
+    let node = rig.node.identity();
+    let key = sealed::public_key(&node);
+    let secret = |password: &str, sealed_for: (r1_protocol::Address, &[u8; 33]), job: u64| {
+        let credentials = PullCredentials::Basic {
+            username: "acme".into(),
+            password: password.into(),
+        };
+        PullSecret::seal(&registry.host(), &credentials, sealed_for, job).expect("seal")
+    };
+    let deploy = |job: u64, pull_secret: PullSecret| {
+        let mut spec = workload(job, 0, &reference, 64);
+        spec.pull_secret = Some(pull_secret);
+        let id = spec.id;
+        rig.oracle.deploy(rig.node.address, spec);
+        id
+    };
+
+    let stranger = Identity::generate();
+    let stranger_key = sealed::public_key(&stranger);
+    let misdirected = deploy(
+        10,
+        secret("s3cret", (stranger.address(), &stranger_key), 10),
+    );
+    let wrong = deploy(11, secret("guess", (node.address(), &key), 11));
+    let right = deploy(12, secret("s3cret", (node.address(), &key), 12));
+
+    rig.oracle
+        .wait_for(rig.node.address, right, WAIT, |w| {
+            w.state == WorkloadState::Running
+        })
+        .unwrap_or_else(|| panic!("never running with the secret; log:\n{}", rig.node.log()));
+    let report = rig
+        .oracle
+        .wait_for(rig.node.address, misdirected, WAIT, backing_off)
+        .expect("a secret sealed to another node backs off");
+    assert!(
+        reason(&report).contains("cannot be opened"),
+        "{}",
+        reason(&report)
+    );
+    let report = rig
+        .oracle
+        .wait_for(rig.node.address, wrong, WAIT, backing_off)
+        .expect("a wrong password backs off");
+    assert!(
+        reason(&report).contains("denied") || reason(&report).contains("refused"),
+        "{}",
+        reason(&report)
+    );
+    // The image is on the node now, but a job without the credentials does not get to run it.
+    let freeloader = workload(13, 0, &reference, 64);
+    let freeloader_id = freeloader.id;
+    rig.oracle.deploy(rig.node.address, freeloader);
+    let report = rig
+        .oracle
+        .wait_for(rig.node.address, freeloader_id, WAIT, backing_off)
+        .expect("a job without the secret backs off");
+    assert!(
+        reason(&report).contains("pull secret"),
+        "{}",
+        reason(&report)
+    );
+    let log = rig.node.log();
+    assert!(!log.contains("s3cret"), "the password is never logged");
 }

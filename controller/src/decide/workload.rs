@@ -112,6 +112,7 @@ impl WorkloadTemplate {
             memory_bytes: amounts.memory_bytes,
             gpu: amounts.gpu,
             health,
+            pull_secret: None,
         };
         workload.revision = revision(&workload);
         Ok(Self {

@@ -21,8 +21,9 @@ pub enum Credentials {
 
 impl Credentials {
     /// A digest identifying these credentials without holding them, so that a token obtained
-    /// with one job's secret is never reused for a request made with another's (or none).
-    pub(crate) fn fingerprint(&self) -> [u8; 32] {
+    /// with one job's secret is never reused for a request made with another's (or none), and
+    /// an image pulled with them is kept apart from workloads without them.
+    pub fn fingerprint(&self) -> [u8; 32] {
         let mut hasher = Sha256::new();
         match self {
             Self::Basic { username, password } => {

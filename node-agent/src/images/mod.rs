@@ -16,3 +16,38 @@ pub mod gc;
 pub mod pull;
 pub mod puller;
 pub mod share;
+
+use r1_registry::Credentials;
+
+/// The name an image is stored under in containerd: the reference itself for a public image;
+/// for one pulled with credentials, the reference scoped by their fingerprint, so a workload
+/// that lacks those credentials never runs what they pulled (another tenant's private image
+/// on the same node).
+pub fn stored_name(reference: &str, credentials: Option<&Credentials>) -> String {
+    match credentials {
+        None => reference.to_owned(),
+        Some(credentials) => {
+            let scope = r1_protocol::hex::encode_bare(&credentials.fingerprint()[..8]);
+            format!("r1-private/{scope}/{reference}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_images_are_stored_apart_per_credentials() {
+        let basic = |password: &str| Credentials::Basic {
+            username: "acme".into(),
+            password: password.into(),
+        };
+        let image = "ghcr.io/acme/api:1";
+        assert_eq!(stored_name(image, None), image);
+        let right = stored_name(image, Some(&basic("right")));
+        assert!(right.starts_with("r1-private/") && right.ends_with(image));
+        assert_ne!(right, stored_name(image, Some(&basic("wrong"))));
+        assert_eq!(right, stored_name(image, Some(&basic("right"))));
+    }
+}

@@ -107,7 +107,7 @@ pub struct Pull {
 
 impl Pull {
     /// Pulls `reference` (with `credentials` when the job gave some) and stores it in
-    /// containerd under that name. Returns the digest of the manifest stored.
+    /// containerd under its [`super::stored_name`]. Returns the digest of the manifest stored.
     pub async fn run(
         &self,
         reference: &str,
@@ -161,7 +161,8 @@ impl Pull {
             credentials: credentials.cloned(),
             staging: staging.clone(),
         };
-        let result = fetch.fetch_and_store(reference, &manifest, &parsed).await;
+        let name = super::stored_name(reference, credentials);
+        let result = fetch.fetch_and_store(&name, &manifest, &parsed).await;
         if let Some(peers) = &self.peers {
             for blob in std::iter::once(&parsed.config).chain(&parsed.layers) {
                 peers.shelf().forget(&blob.digest);
@@ -184,7 +185,7 @@ struct Fetch {
 impl Fetch {
     async fn fetch_and_store(
         &self,
-        reference: &str,
+        name: &str,
         manifest: &r1_registry::Manifest,
         parsed: &oci::Manifest,
     ) -> Result<(), PullError> {
@@ -219,7 +220,7 @@ impl Fetch {
         self.pull
             .containerd
             .store_image(ImageParts {
-                name: reference,
+                name,
                 target: &target,
                 manifest_bytes: &manifest.bytes,
                 config_bytes: &config_bytes,

@@ -131,8 +131,9 @@ impl Puller {
         credentials: Option<Credentials>,
         now_ms: u64,
     ) -> PullStatus {
+        let name = super::stored_name(reference, credentials.as_ref());
         let mut pulls = self.pulls();
-        let failures = match pulls.get(reference) {
+        let failures = match pulls.get(&name) {
             Some(Entry::Running(progress)) => {
                 return PullStatus::Pulling {
                     percent: progress.percent(),
@@ -153,7 +154,7 @@ impl Puller {
             None => 0,
         };
         let progress = Arc::new(Progress::default());
-        pulls.insert(reference.to_owned(), Entry::Running(progress.clone()));
+        pulls.insert(name, Entry::Running(progress.clone()));
         drop(pulls);
         tokio::spawn(
             self.clone()
@@ -162,12 +163,12 @@ impl Puller {
         PullStatus::Pulling { percent: 0 }
     }
 
-    /// Forgets how the pull of `reference` ended (the supervisor found the image, or lost it
-    /// again and wants a new pull).
-    pub fn forget(&self, reference: &str) {
+    /// Forgets how the pull of the image stored as `name` ended (the supervisor found the
+    /// image, or lost it again and wants a new pull).
+    pub fn forget(&self, name: &str) {
         let mut pulls = self.pulls();
-        if !matches!(pulls.get(reference), Some(Entry::Running(_))) {
-            pulls.remove(reference);
+        if !matches!(pulls.get(name), Some(Entry::Running(_))) {
+            pulls.remove(name);
         }
     }
 
@@ -211,7 +212,8 @@ impl Puller {
                 }
             }
         };
-        self.pulls().insert(reference, entry);
+        let name = super::stored_name(&reference, credentials.as_ref());
+        self.pulls().insert(name, entry);
         (self.wake)();
     }
 }

@@ -231,6 +231,7 @@ mod tests {
             memory_bytes: 128 << 20,
             gpu: 0,
             health: None,
+            pull_secret: None,
         }
     }
 

@@ -20,6 +20,7 @@ use crate::files::{self, Files, Net, grpc::FilesApi, metrics::FilesMetrics};
 use crate::heartbeat;
 use crate::images::from_peers::PeerBlobs;
 use crate::images::gc::ImageGc;
+use crate::images::metrics::ImageMetrics;
 use crate::images::puller::{Puller, PullerParts};
 use crate::images::share::{self, BlobServer, Shelf};
 use crate::link::{Inbound, Link, LinkError};
@@ -87,6 +88,7 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     let mut registry = Metrics::registry();
     let (peers, peer_events) = Peers::start(&config, identity.clone(), &mut registry).await?;
     let files = open_files(&config, &peers, &mut registry)?;
+    let image_metrics = Arc::new(ImageMetrics::register(&mut registry));
     let (files_tx, files_events) = mpsc::channel(256);
     let (kv_tx, kv_events) = mpsc::channel(256);
     let (images_tx, images_events) = mpsc::channel(256);
@@ -248,7 +250,7 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     let shelf = Arc::new(Shelf::default());
     tokio::spawn(share::serve(
         images_events,
-        BlobServer::new(shelf.clone(), containerd.clone()),
+        BlobServer::new(shelf.clone(), containerd.clone(), image_metrics.clone()),
     ));
     let from_peers = config
         .registries
@@ -264,7 +266,9 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
                 containerd.clone(),
                 config.registries.quota_bytes,
                 config.registries.unused_image_seconds.saturating_mul(1000),
+                image_metrics.clone(),
             )),
+            metrics: image_metrics,
         },
         wake,
     )

@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 /// Labels of the workloads-by-state gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
-    /// `starting`, `running`, `restarting`, `exited`, `failed`.
+    /// `starting`, `pulling`, `imagePullBackOff`, `running`, `restarting`, `exited`, `failed`.
     pub state: String,
 }
 

@@ -583,7 +583,16 @@ impl Supervisor {
                 },
             );
         }
-        for state in ["starting", "running", "restarting", "exited", "failed"] {
+        let states = [
+            "starting",
+            "pulling",
+            "imagePullBackOff",
+            "running",
+            "restarting",
+            "exited",
+            "failed",
+        ];
+        for state in states {
             self.parts
                 .metrics
                 .workloads

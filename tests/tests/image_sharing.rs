@@ -73,6 +73,23 @@ fn nodes_starting_the_same_image_take_it_from_the_registry_once() {
         (BLOBS..=BLOBS + 1).contains(&served),
         "the registry served {served} blob downloads for {BLOBS} blobs and 3 nodes"
     );
+    let from_peers = |node: &r1_e2e::node::NodeAgent| {
+        node.metric(r#"r1_node_images_blob_bytes_total{source="peers"}"#)
+    };
+    let served_to_peers: f64 = rig
+        .nodes()
+        .iter()
+        .map(|n| n.metric("r1_node_images_served_bytes_total"))
+        .sum();
+    let took_from_peers = rig.nodes().iter().filter(|n| from_peers(n) > 0.0).count();
+    assert!(
+        took_from_peers >= 2,
+        "{took_from_peers} nodes took blobs from peers"
+    );
+    assert!(
+        served_to_peers >= (6 << 20) as f64,
+        "{served_to_peers} bytes served to peers"
+    );
 }
 
 #[test]

@@ -6,8 +6,9 @@
 //! [`ImageGc`] applies it to containerd.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::metrics::ImageMetrics;
 use crate::runtime::containerd::{Containerd, RuntimeError};
 
 /// A pulled image this recent is never removed to make room: a workload is about to use it.
@@ -81,17 +82,24 @@ pub struct ImageGc {
     quota_bytes: u64,
     /// How long a pulled image may go unused before it is removed.
     unused_ms: u64,
+    metrics: Arc<ImageMetrics>,
 }
 
 impl ImageGc {
     /// Collection on `containerd` with a quota of `quota_bytes` (0: none), removing pulled
-    /// images unused for `unused_ms`.
-    pub fn new(containerd: Containerd, quota_bytes: u64, unused_ms: u64) -> Self {
+    /// images unused for `unused_ms` (counted in `metrics`).
+    pub fn new(
+        containerd: Containerd,
+        quota_bytes: u64,
+        unused_ms: u64,
+        metrics: Arc<ImageMetrics>,
+    ) -> Self {
         Self {
             containerd,
             usage: Mutex::default(),
             quota_bytes,
             unused_ms,
+            metrics,
         }
     }
 
@@ -118,6 +126,7 @@ impl ImageGc {
         let going = self.usage().collectable(&pulled, now_ms, horizon_ms);
         for image in &going {
             self.containerd.remove_image(image).await?;
+            self.metrics.removed.inc();
             tracing::info!(image, "removed an image no workload used");
         }
         Ok(going)

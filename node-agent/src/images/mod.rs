@@ -10,9 +10,11 @@
 //!   (`imagePullBackOff`), asked by the supervisor on each pass.
 //! * [`gc`]: the image quota checked before a pull, and pulled images no workload has used
 //!   for a while removed.
+//! * [`metrics`]: pulls, bytes by source, bytes served to peers, images removed.
 
 pub mod from_peers;
 pub mod gc;
+pub mod metrics;
 pub mod pull;
 pub mod puller;
 pub mod share;

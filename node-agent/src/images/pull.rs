@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use super::from_peers::{Outcome, PeerBlobs};
 use super::gc::{ImageGc, MakeRoomError, QuotaShort};
+use super::metrics::ImageMetrics;
 use crate::oci::{self, OciError};
 use crate::runtime::containerd::{Containerd, RuntimeError};
 use crate::runtime::images::{BlobSource, ImageParts};
@@ -103,6 +104,8 @@ pub struct Pull {
     pub peers: Option<PeerBlobs>,
     /// The image quota, checked (and room made) before anything is downloaded.
     pub gc: Arc<ImageGc>,
+    /// Where downloaded bytes are counted.
+    pub metrics: Arc<ImageMetrics>,
 }
 
 impl Pull {
@@ -277,7 +280,10 @@ impl Fetch {
             Some(peers) => {
                 let fetched = self.pull.progress.counter();
                 match peers.fetch(&blob.digest, size, &path, &fetched).await {
-                    Outcome::Fetched => return Ok(path),
+                    Outcome::Fetched => {
+                        self.pull.metrics.downloaded("peers", size);
+                        return Ok(path);
+                    }
                     Outcome::Registry(have) => {
                         fetched.store(0, Ordering::Relaxed);
                         self.pull.progress.track(have.clone());
@@ -298,6 +304,7 @@ impl Fetch {
                 &counter,
             )
             .await?;
+        self.pull.metrics.downloaded("registry", size);
         Ok(path)
     }
 

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::from_peers::PeerBlobs;
 use super::gc::ImageGc;
+use super::metrics::{ImageMetrics, Outcome};
 use super::pull::{Progress, Pull};
 use crate::runtime::containerd::Containerd;
 
@@ -73,6 +74,8 @@ pub struct PullerParts {
     pub peers: Option<PeerBlobs>,
     /// The image quota and garbage collection.
     pub gc: Arc<ImageGc>,
+    /// Pulls and bytes counted.
+    pub metrics: Arc<ImageMetrics>,
 }
 
 /// Runs image pulls in the background and remembers how each went.
@@ -190,9 +193,18 @@ impl Puller {
             progress,
             peers: self.parts.peers.clone(),
             gc: self.parts.gc.clone(),
+            metrics: self.parts.metrics.clone(),
         };
         let entry = match pull.run(&reference, credentials.as_ref()).await {
             Ok(digest) => {
+                let metrics = &self.parts.metrics;
+                metrics
+                    .pulls
+                    .get_or_create(&Outcome { outcome: "pulled" })
+                    .inc();
+                metrics
+                    .pull_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 tracing::info!(
                     image = reference,
                     digest,
@@ -202,6 +214,8 @@ impl Puller {
                 Entry::Done
             }
             Err(e) => {
+                let failed = Outcome { outcome: "failed" };
+                self.parts.metrics.pulls.get_or_create(&failed).inc();
                 let failures = failures.saturating_add(1);
                 let delay = retry_delay_ms(failures);
                 tracing::warn!(image = reference, failures, "image pull failed: {e}");

@@ -15,6 +15,7 @@ use r1_p2p::Event;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc};
 
+use super::metrics::ImageMetrics;
 use crate::runtime::containerd::Containerd;
 use crate::runtime::images::PRIVATE_LABEL;
 
@@ -170,12 +171,18 @@ impl Shelf {
 pub struct BlobServer {
     shelf: Arc<Shelf>,
     containerd: Containerd,
+    metrics: Arc<ImageMetrics>,
 }
 
 impl BlobServer {
-    /// A server offering what `containerd` holds and what `shelf` downloads.
-    pub fn new(shelf: Arc<Shelf>, containerd: Containerd) -> Self {
-        Self { shelf, containerd }
+    /// A server offering what `containerd` holds and what `shelf` downloads, counting what
+    /// it serves in `metrics`.
+    pub fn new(shelf: Arc<Shelf>, containerd: Containerd, metrics: Arc<ImageMetrics>) -> Self {
+        Self {
+            shelf,
+            containerd,
+            metrics,
+        }
     }
 
     /// The answer to request `bytes`; `None` for a malformed request (left unanswered).
@@ -189,9 +196,13 @@ impl BlobServer {
                 digest,
                 offset,
                 len,
-            } => Some(range_answer(
-                self.range(&digest, offset, len.min(RANGE_BYTES)).await,
-            )),
+            } => {
+                let range = self.range(&digest, offset, len.min(RANGE_BYTES)).await;
+                if let Ok(data) = &range {
+                    self.metrics.served_bytes.inc_by(data.len() as u64);
+                }
+                Some(range_answer(range))
+            }
         }
     }
 

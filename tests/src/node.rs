@@ -334,8 +334,9 @@ impl TestOracle {
                 _ => {}
             },
         )?;
+        // Generous: on a loaded 2-core CI machine a broker that just started can take a while.
         ready_rx
-            .recv_timeout(Duration::from_secs(10))
+            .recv_timeout(Duration::from_secs(30))
             .map_err(|_| NodeHarnessError::Broker(format!("no subscription on {broker_url}")))?;
         Ok(Self {
             sealer: Sealer::new(identity.clone()),

@@ -327,8 +327,8 @@ fn copy_served(from: &mut TcpStream, to: &mut TcpStream, shared: &Shared) -> std
             let wait = lock(limit).take(read);
             std::thread::sleep(wait);
         }
-        to.write_all(&buffer[..read])?;
         shared.served.fetch_add(read as u64, Ordering::Relaxed);
+        to.write_all(&buffer[..read])?;
     }
 }
 

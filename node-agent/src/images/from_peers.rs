@@ -120,7 +120,8 @@ impl PeerBlobs {
     }
 
     /// Gets blob `digest` of `size` bytes into `path` from peers when one holds it or is
-    /// getting it (adding bytes to `progress`), else says to go to the registry.
+    /// getting it (adding bytes to `progress`), else says to go to the registry (at once
+    /// when no peer is connected).
     pub async fn fetch(
         &self,
         digest: &str,
@@ -128,6 +129,14 @@ impl PeerBlobs {
         path: &Path,
         progress: &AtomicU64,
     ) -> Outcome {
+        let alone = self
+            .client
+            .connected_peers()
+            .await
+            .is_ok_and(|peers| peers.is_empty());
+        if alone {
+            return Outcome::Registry(self.shelf.downloading(digest, path.to_owned(), size));
+        }
         self.shelf.want(digest);
         tokio::time::sleep(SETTLE).await;
         let deadline = tokio::time::Instant::now() + WAIT_FOR_PEER;

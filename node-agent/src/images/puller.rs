@@ -105,9 +105,12 @@ impl Puller {
         })
     }
 
-    /// Records the images the desired workloads need at `now_ms` and, at most every
-    /// [`SWEEP_EVERY_MS`], removes in the background the pulled images unused for too long.
+    /// Records the images (stored names) the desired workloads need at `now_ms`, forgets the
+    /// failed pulls of images nobody needs any more and, at most every [`SWEEP_EVERY_MS`],
+    /// removes in the background the pulled images unused for too long.
     pub fn needed(&self, images: BTreeSet<String>, now_ms: u64) {
+        self.pulls()
+            .retain(|name, entry| matches!(entry, Entry::Running(_)) || images.contains(name));
         self.parts.gc.needed(images, now_ms);
         let last = self.last_sweep_ms.load(Ordering::Relaxed);
         if now_ms.saturating_sub(last) < SWEEP_EVERY_MS {

@@ -151,7 +151,11 @@ impl Pull {
                 MakeRoomError::Short(short) => PullError::Quota(short),
                 MakeRoomError::Runtime(e) => PullError::Runtime(e),
             })?;
-        let staging = self.staging.join(manifest.digest.replace(':', "-"));
+        // One directory per stored name: the same image pulled with and without credentials
+        // at once downloads into two places.
+        let stored = super::stored_name(reference, credentials);
+        let scope = oci::digest_of(stored.as_bytes());
+        let staging = self.staging.join(scope.replace(':', "-"));
         tokio::fs::create_dir_all(&staging)
             .await
             .map_err(|source| PullError::Staging {
@@ -164,8 +168,7 @@ impl Pull {
             credentials: credentials.cloned(),
             staging: staging.clone(),
         };
-        let name = super::stored_name(reference, credentials);
-        let result = fetch.fetch_and_store(&name, &manifest, &parsed).await;
+        let result = fetch.fetch_and_store(&stored, &manifest, &parsed).await;
         if let Some(peers) = &self.peers {
             for blob in std::iter::once(&parsed.config).chain(&parsed.layers) {
                 peers.shelf().forget(&blob.digest);

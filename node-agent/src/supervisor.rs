@@ -156,6 +156,11 @@ impl Supervisor {
         let actions = reconcile::plan(&wanted, &observed, &self.crashes, now_ms());
         let acted = !actions.is_empty();
         self.pulls.clear();
+        for action in &actions {
+            if let Action::Remove { container } = action {
+                self.stop_routing(container, &observed);
+            }
+        }
         for action in actions {
             self.act(action, &desired, &wanted).await;
         }
@@ -307,6 +312,28 @@ impl Supervisor {
         self.removing
             .lock()
             .is_ok_and(|removing| removing.contains(container))
+    }
+
+    /// Sends no more connections of a host port to `container`, which is about to be stopped:
+    /// its workload leaves the pid table the port forwarders read, if the pid there is this
+    /// container's (a newer revision of the same workload keeps its own). Without this, a
+    /// connection made between the stop signal and the next pass reaches a dying process.
+    fn stop_routing(&self, container: &str, observed: &[Observed]) {
+        let running = observed
+            .iter()
+            .find(|o| o.container == container)
+            .and_then(|o| match (o.workload, o.task) {
+                (Some(id), TaskState::Running { pid }) => Some((id, pid)),
+                _ => None,
+            });
+        let Some((id, pid)) = running else {
+            return;
+        };
+        if let Ok(mut pids) = self.state.pids.lock()
+            && pids.get(&id) == Some(&pid)
+        {
+            pids.remove(&id);
+        }
     }
 
     /// Stops and removes `container` in the background, so a workload that takes its whole

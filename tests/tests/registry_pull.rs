@@ -18,7 +18,9 @@ use r1_e2e::node::{NodeAgent, NodeSettings, TestOracle, http_get, workload};
 use r1_e2e::noise::noise;
 use r1_e2e::registry::LocalRegistry;
 use r1_protocol::Identity;
-use r1_protocol::messages::{PortMapping, PortProtocol, WorkloadReport, WorkloadState};
+use r1_protocol::messages::{
+    PortMapping, PortProtocol, WorkloadId, WorkloadReport, WorkloadSpec, WorkloadState,
+};
 use r1_protocol::pull_secret::{PullCredentials, PullSecret};
 use r1_protocol::sealed;
 
@@ -96,6 +98,37 @@ fn images(rig: &Rig) -> Vec<String> {
         .collect()
 }
 
+impl Rig {
+    /// Waits until workload `id` reports a state `accept` takes; panics (with the node's log)
+    /// saying it never `what`.
+    fn wait(
+        &self,
+        id: WorkloadId,
+        accept: impl Fn(&WorkloadReport) -> bool,
+        what: &str,
+    ) -> WorkloadReport {
+        self.oracle
+            .wait_for(self.node.address, id, WAIT, accept)
+            .unwrap_or_else(|| panic!("never {what}; log:\n{}", self.node.log()))
+    }
+
+    /// Deploys `spec` on the node, then waits as [`Rig::wait`] does.
+    fn deploy(
+        &self,
+        spec: WorkloadSpec,
+        accept: impl Fn(&WorkloadReport) -> bool,
+        what: &str,
+    ) -> WorkloadReport {
+        let id = spec.id;
+        self.oracle.deploy(self.node.address, spec);
+        self.wait(id, accept, what)
+    }
+}
+
+fn running(w: &WorkloadReport) -> bool {
+    w.state == WorkloadState::Running
+}
+
 fn backing_off(w: &WorkloadReport) -> bool {
     matches!(w.state, WorkloadState::ImagePullBackOff { .. })
 }
@@ -119,14 +152,7 @@ fn a_job_whose_image_lives_in_a_registry_is_pulled_and_runs() {
         host_port: None,
         protocol: PortProtocol::Tcp,
     }];
-    let id = spec.id;
-    rig.oracle.deploy(rig.node.address, spec);
-    let report = rig
-        .oracle
-        .wait_for(rig.node.address, id, WAIT, |w| {
-            w.state == WorkloadState::Running
-        })
-        .unwrap_or_else(|| panic!("never running; log:\n{}", rig.node.log()));
+    let report = rig.deploy(spec, running, "running");
     assert_eq!(
         report.image_digest.as_deref(),
         Some(info.manifest_digest.as_str())
@@ -150,12 +176,7 @@ fn a_missing_tag_backs_off_with_the_reason_and_leaves_no_image() {
     let missing = reference.replace(":1", ":2");
     let rig = rig();
     let spec = workload(2, 0, &missing, 64);
-    let id = spec.id;
-    rig.oracle.deploy(rig.node.address, spec);
-    let report = rig
-        .oracle
-        .wait_for(rig.node.address, id, WAIT, backing_off)
-        .unwrap_or_else(|| panic!("never backed off; log:\n{}", rig.node.log()));
+    let report = rig.deploy(spec, backing_off, "backed off");
     let reason = reason(&report);
     assert!(
         reason.contains(&missing) && reason.contains("not found"),
@@ -174,27 +195,14 @@ fn a_registry_that_is_down_backs_off_and_the_pull_succeeds_once_it_is_back() {
     let rig = rig();
     let spec = workload(3, 0, &reference, 64);
     let id = spec.id;
-    rig.oracle.deploy(rig.node.address, spec);
-    let report = rig
-        .oracle
-        .wait_for(rig.node.address, id, WAIT, backing_off)
-        .unwrap_or_else(|| panic!("never backed off; log:\n{}", rig.node.log()));
+    let report = rig.deploy(spec, backing_off, "backed off");
     assert!(
         reason(&report).contains("unreachable"),
         "{}",
         reason(&report)
     );
     registry.restart().expect("registry back");
-    rig.oracle
-        .wait_for(rig.node.address, id, WAIT, |w| {
-            w.state == WorkloadState::Running
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "never running after the registry came back:\n{}",
-                rig.node.log()
-            )
-        });
+    rig.wait(id, running, "running after the registry came back");
 }
 
 #[test]
@@ -206,12 +214,7 @@ fn a_blob_that_does_not_match_its_digest_is_refused_and_leaves_no_image() {
     registry.corrupt_blob(&layer).expect("corrupt");
     let rig = rig();
     let spec = workload(4, 0, &reference, 64);
-    let id = spec.id;
-    rig.oracle.deploy(rig.node.address, spec);
-    let report = rig
-        .oracle
-        .wait_for(rig.node.address, id, WAIT, backing_off)
-        .unwrap_or_else(|| panic!("never backed off; log:\n{}", rig.node.log()));
+    let report = rig.deploy(spec, backing_off, "backed off");
     assert!(reason(&report).contains(&layer), "{}", reason(&report));
     assert!(images(&rig).is_empty(), "{:?}", images(&rig));
 }
@@ -223,12 +226,7 @@ fn a_private_registry_without_credentials_says_the_image_needs_a_pull_secret() {
     let (reference, _) = push_httpd(&registry, dir.path(), "acme/private:1");
     let rig = rig();
     let spec = workload(5, 0, &reference, 64);
-    let id = spec.id;
-    rig.oracle.deploy(rig.node.address, spec);
-    let report = rig
-        .oracle
-        .wait_for(rig.node.address, id, WAIT, backing_off)
-        .unwrap_or_else(|| panic!("never backed off; log:\n{}", rig.node.log()));
+    let report = rig.deploy(spec, backing_off, "backed off");
     assert!(
         reason(&report).contains("pull secret"),
         "{}",
@@ -253,12 +251,7 @@ fn an_image_over_the_node_quota_backs_off_saying_so() {
     let rig = rig_with("registries: { quotaBytes: 2097152 }");
     let reference = format!("{}/acme/big:1", registry.host());
     let spec = workload(6, 0, &reference, 64);
-    let id = spec.id;
-    rig.oracle.deploy(rig.node.address, spec);
-    let report = rig
-        .oracle
-        .wait_for(rig.node.address, id, WAIT, backing_off)
-        .unwrap_or_else(|| panic!("never backed off; log:\n{}", rig.node.log()));
+    let report = rig.deploy(spec, backing_off, "backed off");
     assert!(
         reason(&report).contains("image quota of 2 MiB"),
         "{}",
@@ -279,12 +272,7 @@ fn a_pulled_image_no_workload_uses_is_removed_after_its_horizon() {
     let rig = rig_with("registries: { unusedImageSeconds: 1 }");
     let spec = workload(7, 0, &reference, 64);
     let id = spec.id;
-    rig.oracle.deploy(rig.node.address, spec);
-    rig.oracle
-        .wait_for(rig.node.address, id, WAIT, |w| {
-            w.state == WorkloadState::Running
-        })
-        .unwrap_or_else(|| panic!("never running; log:\n{}", rig.node.log()));
+    rig.deploy(spec, running, "running");
     assert!(images(&rig).contains(&reference), "kept while in use");
     rig.oracle.stop(rig.node.address, id);
     assert!(
@@ -318,14 +306,7 @@ fn a_job_pinned_by_digest_runs_exactly_that_digest() {
     let pinned = format!("{}/acme/web@{}", registry.host(), info.manifest_digest);
     let rig = rig();
     let spec = workload(8, 0, &pinned, 64);
-    let id = spec.id;
-    rig.oracle.deploy(rig.node.address, spec);
-    let report = rig
-        .oracle
-        .wait_for(rig.node.address, id, WAIT, |w| {
-            w.state == WorkloadState::Running
-        })
-        .unwrap_or_else(|| panic!("never running; log:\n{}", rig.node.log()));
+    let report = rig.deploy(spec, running, "running");
     assert_eq!(
         report.image_digest.as_deref(),
         Some(info.manifest_digest.as_str())
@@ -382,14 +363,7 @@ fn a_multi_platform_index_runs_the_manifest_for_this_node() {
     assert!(put.status().is_success(), "index refused: {}", put.status());
     let rig = rig();
     let spec = workload(9, 0, &format!("{}/acme/web:multi", registry.host()), 64);
-    let id = spec.id;
-    rig.oracle.deploy(rig.node.address, spec);
-    let report = rig
-        .oracle
-        .wait_for(rig.node.address, id, WAIT, |w| {
-            w.state == WorkloadState::Running
-        })
-        .unwrap_or_else(|| panic!("never running; log:\n{}", rig.node.log()));
+    let report = rig.deploy(spec, running, "running");
     assert_eq!(
         report.image_digest.as_deref(),
         Some(info.manifest_digest.as_str()),
@@ -429,24 +403,18 @@ fn a_private_image_runs_with_a_pull_secret_sealed_to_its_node_and_only_with_it()
     let wrong = deploy(11, secret("guess", (node.address(), &key), 11));
     let right = deploy(12, secret("s3cret", (node.address(), &key), 12));
 
-    rig.oracle
-        .wait_for(rig.node.address, right, WAIT, |w| {
-            w.state == WorkloadState::Running
-        })
-        .unwrap_or_else(|| panic!("never running with the secret; log:\n{}", rig.node.log()));
-    let report = rig
-        .oracle
-        .wait_for(rig.node.address, misdirected, WAIT, backing_off)
-        .expect("a secret sealed to another node backs off");
+    rig.wait(right, running, "running with the secret");
+    let report = rig.wait(
+        misdirected,
+        backing_off,
+        "backed off with another node's secret",
+    );
     assert!(
         reason(&report).contains("cannot be opened"),
         "{}",
         reason(&report)
     );
-    let report = rig
-        .oracle
-        .wait_for(rig.node.address, wrong, WAIT, backing_off)
-        .expect("a wrong password backs off");
+    let report = rig.wait(wrong, backing_off, "backed off with a wrong password");
     assert!(
         reason(&report).contains("denied") || reason(&report).contains("refused"),
         "{}",
@@ -454,12 +422,7 @@ fn a_private_image_runs_with_a_pull_secret_sealed_to_its_node_and_only_with_it()
     );
     // The image is on the node now, but a job without the credentials does not get to run it.
     let freeloader = workload(13, 0, &reference, 64);
-    let freeloader_id = freeloader.id;
-    rig.oracle.deploy(rig.node.address, freeloader);
-    let report = rig
-        .oracle
-        .wait_for(rig.node.address, freeloader_id, WAIT, backing_off)
-        .expect("a job without the secret backs off");
+    let report = rig.deploy(freeloader, backing_off, "backed off without the secret");
     assert!(
         reason(&report).contains("pull secret"),
         "{}",

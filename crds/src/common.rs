@@ -1,5 +1,8 @@
 //! Types shared by several resources: references, conditions and amounts.
 
+use std::collections::BTreeMap;
+
+use alloy_primitives::Address;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +20,23 @@ pub struct SecretKeyRef {
     pub name: String,
     /// Key inside the Secret whose value is used.
     pub key: String,
+}
+
+/// A secret value sealed to every oracle (`r1ctl secret seal`): one copy per oracle, keyed by
+/// the oracle's address, each `0x` hex that only that oracle opens, and only for the namespace
+/// it was sealed for (see `r1_protocol::oracle_sealed`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(transparent)]
+pub struct SealedValue(pub BTreeMap<String, String>);
+
+impl SealedValue {
+    /// The copies by oracle address; an error names the first key that is not an address.
+    pub fn copies(&self) -> Result<BTreeMap<Address, String>, String> {
+        self.0
+            .iter()
+            .map(|(oracle, copy)| Ok((crate::names::evm_address(oracle)?, copy.clone())))
+            .collect()
+    }
 }
 
 /// Whether a condition holds, in the Kubernetes vocabulary.

@@ -7,7 +7,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{Condition, LocalRef, SecretKeyRef};
+use crate::common::{Condition, LocalRef, SealedValue, SecretKeyRef};
 use crate::manifest::Kind;
 use crate::quantity::Quantity;
 
@@ -112,6 +112,9 @@ pub struct DeeployJobSpec {
     /// How to tell that a replica is healthy; used before a rollout stops the old version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// Credentials for the image's registry, when it is private.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_secret: Option<ImagePullSecret>,
 }
 
 fn one() -> u32 {
@@ -193,12 +196,32 @@ pub struct EnvVar {
     pub value_from: Option<EnvVarSource>,
 }
 
-/// Source of an environment variable's value.
+/// Source of an environment variable's value. Exactly one of `secretKeyRef` and `sealed` is
+/// set; either way the value reaches the nodes sealed to each node's key.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvVarSource {
-    /// A key of a Secret in the job's namespace; the value is delivered encrypted to the nodes.
-    pub secret_key_ref: SecretKeyRef,
+    /// A key of a Kubernetes Secret in the job's namespace (the Kubernetes path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeyRef>,
+    /// The value sealed to every oracle by `r1ctl secret seal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedValue>,
+}
+
+/// Registry credentials for a private image, in Docker's config format. Exactly one of `name`
+/// and `sealed` is set.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePullSecret {
+    /// A Kubernetes Secret of type `kubernetes.io/dockerconfigjson` in the job's namespace (the
+    /// Kubernetes path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A Docker config (`{"auths": …}`) sealed to every oracle by `r1ctl secret seal
+    /// --docker-server`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedValue>,
 }
 
 /// Transport protocol of a port.

@@ -4,13 +4,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
+use crate::common::SealedValue;
 use crate::field::{Errors, FieldError};
-use crate::job::{DeeployJobSpec, EnvVar, HealthCheck, JobType, MAX_REPLICAS, Port};
+use crate::job::{
+    DeeployJobSpec, EnvVar, HealthCheck, ImagePullSecret, JobType, MAX_REPLICAS, Port,
+};
 use crate::manifest::{Kind, Manifest};
 use crate::names;
 use crate::pricing::{Catalogue, EstimateError, PricingError};
 use crate::{DeeployProjectSpec, EscrowSpec, TunnelSpec};
 use r1_protocol::image_ref::ImageRef;
+use r1_protocol::oracle_sealed::{MAX_COPY_HEX, MAX_ORACLES, MIN_COPY_HEX};
 
 /// Longest port name (an IANA service name).
 const PORT_NAME_MAX: usize = 15;
@@ -122,6 +126,51 @@ fn validate_escrow(spec: &EscrowSpec, errors: &mut Errors) {
     }
 }
 
+fn validate_pull_secret(secret: &ImagePullSecret, errors: &mut Errors) {
+    let path = "spec.imagePullSecret";
+    match (&secret.name, &secret.sealed) {
+        (Some(name), None) => {
+            errors.check(format!("{path}.name"), names::dns_subdomain(name));
+        }
+        (None, Some(sealed)) => validate_sealed(sealed, &format!("{path}.sealed"), errors),
+        _ => errors.add(path, "set exactly one of name and sealed"),
+    }
+}
+
+/// A sealed value: one well-formed copy per oracle, within the limits an oracle opens.
+fn validate_sealed(value: &SealedValue, path: &str, errors: &mut Errors) {
+    if value.0.is_empty() || value.0.len() > MAX_ORACLES {
+        errors.add(
+            path,
+            format!(
+                "{} copies; a sealed value has one per oracle, 1 to {MAX_ORACLES} (make it with `r1ctl secret seal`)",
+                value.0.len()
+            ),
+        );
+        return;
+    }
+    for (oracle, copy) in &value.0 {
+        let copy_path = format!("{path}[{oracle:?}]");
+        if errors
+            .check(copy_path.clone(), names::evm_address(oracle))
+            .is_none()
+        {
+            continue;
+        }
+        let hex_ok = copy
+            .strip_prefix("0x")
+            .is_some_and(|hex| hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !hex_ok || copy.len() < MIN_COPY_HEX || copy.len() > MAX_COPY_HEX {
+            errors.add(
+                copy_path,
+                format!(
+                    "not a sealed copy: expected 0x and {MIN_COPY_HEX}-{MAX_COPY_HEX} hex digits as `r1ctl secret seal` writes"
+                ),
+            );
+        }
+    }
+}
+
 fn validate_secret_ref(secret: &crate::common::SecretKeyRef, path: &str, errors: &mut Errors) {
     errors.check(format!("{path}.name"), names::dns_subdomain(&secret.name));
     let key_ok = !secret.key.is_empty()
@@ -209,6 +258,9 @@ fn validate_job(
     }
     validate_args("spec.args", &spec.args, errors);
     validate_env(&spec.env, errors);
+    if let Some(secret) = &spec.image_pull_secret {
+        validate_pull_secret(secret, errors);
+    }
     validate_ports(&spec.ports, errors);
     for (key, value) in &spec.node_selector {
         errors.check(format!("spec.nodeSelector.{key}"), names::label_key(key));
@@ -305,11 +357,18 @@ fn validate_env(env: &[EnvVar], errors: &mut Errors) {
         match (&var.value, &var.value_from) {
             (Some(_), Some(_)) => errors.add(path, "set either value or valueFrom, not both"),
             (None, None) => errors.add(path, "set value or valueFrom"),
-            (None, Some(source)) => validate_secret_ref(
-                &source.secret_key_ref,
-                &format!("{path}.valueFrom.secretKeyRef"),
-                errors,
-            ),
+            (None, Some(source)) => match (&source.secret_key_ref, &source.sealed) {
+                (Some(secret), None) => {
+                    validate_secret_ref(secret, &format!("{path}.valueFrom.secretKeyRef"), errors);
+                }
+                (None, Some(sealed)) => {
+                    validate_sealed(sealed, &format!("{path}.valueFrom.sealed"), errors);
+                }
+                _ => errors.add(
+                    format!("{path}.valueFrom"),
+                    "set exactly one of secretKeyRef and sealed",
+                ),
+            },
             (Some(_), None) => {}
         }
     }

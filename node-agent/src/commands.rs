@@ -298,7 +298,7 @@ mod tests {
             memory_bytes: 1 << 24,
             gpu: 0,
             health: None,
-            pull_secret: None,
+            secrets: None,
         }
     }
 

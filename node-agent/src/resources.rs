@@ -189,7 +189,7 @@ mod tests {
             memory_bytes: 1 << 29,
             gpu: 0,
             health: None,
-            pull_secret: None,
+            secrets: None,
         };
         let r = node_resources(&capacity, 40, [&w, &w]);
         assert_eq!((r.free.cpu_millis, r.free.memory_bytes), (0, 0));

@@ -176,7 +176,7 @@ mod tests {
             memory_bytes: 1 << 20,
             gpu: 0,
             health: None,
-            pull_secret: None,
+            secrets: None,
         }
     }
 

@@ -14,7 +14,7 @@ use r1_protocol::messages::{
     WorkloadState,
 };
 use r1_protocol::now_ms;
-use r1_protocol::pull_secret::PullCredentials;
+use r1_protocol::secrets::{PullCredentials, WorkloadSecrets};
 use r1_registry::{Credentials, ImageName};
 use tokio::sync::mpsc;
 
@@ -76,8 +76,11 @@ pub struct Supervisor {
     images: BTreeMap<String, ResolvedImage>,
     imported: BTreeSet<(PathBuf, std::time::SystemTime, u64)>,
     port_failures: BTreeMap<WorkloadId, String>,
-    /// Workloads waiting for their image: `pulling` or `imagePullBackOff`, this pass.
+    /// Workloads that cannot start yet: `pulling` or `imagePullBackOff`, or `failed` for want
+    /// of their secrets, this pass.
     pulls: BTreeMap<WorkloadId, WorkloadState>,
+    /// Each workload's secrets, opened once per revision with the node's key.
+    opened: BTreeMap<WorkloadId, (String, WorkloadSecrets)>,
     known: BTreeSet<WorkloadId>,
     health: HealthTable,
     probers: BTreeMap<WorkloadId, (u32, tokio::task::JoinHandle<()>)>,
@@ -96,6 +99,7 @@ impl Supervisor {
             imported: BTreeSet::new(),
             port_failures: BTreeMap::new(),
             pulls: BTreeMap::new(),
+            opened: BTreeMap::new(),
             known: BTreeSet::new(),
             health: HealthTable::default(),
             probers: BTreeMap::new(),
@@ -146,6 +150,7 @@ impl Supervisor {
             .collect();
         let observed = self.observe(&wanted).await?;
         self.crashes.retain(|id, _| desired.contains_key(id));
+        self.opened.retain(|id, _| desired.contains_key(id));
         let images: BTreeSet<String> = desired
             .values()
             .map(|w| self.stored_name(&w.spec))
@@ -367,6 +372,7 @@ impl Supervisor {
     }
 
     async fn create(&mut self, w: &DesiredWorkload, container: &str) -> Result<u32, RuntimeError> {
+        let secrets = self.secrets(&w.spec)?;
         let image = self.image(&w.spec).await?;
         let mut devices = Vec::new();
         if w.spec.gpu > 0 {
@@ -380,6 +386,7 @@ impl Supervisor {
             workload: &w.spec,
             image: &image.config.config,
             devices: &devices,
+            secret_env: &secrets.env,
             node_env: &self.parts.node_env,
         })?;
         let labels = BTreeMap::from([
@@ -448,36 +455,63 @@ impl Supervisor {
     }
 
     /// The name `workload`'s image is stored under (see [`stored_name`]).
-    fn stored_name(&self, workload: &WorkloadSpec) -> String {
+    fn stored_name(&mut self, workload: &WorkloadSpec) -> String {
         let credentials = self.credentials(workload).ok().flatten();
         stored_name(&workload.image, credentials.as_ref())
     }
 
+    /// `workload`'s secrets, opened with this node's key (once per revision); none when it
+    /// carries none, an error the workload reports when they do not open.
+    fn secrets(&mut self, workload: &WorkloadSpec) -> Result<WorkloadSecrets, RuntimeError> {
+        let Some(sealed) = &workload.secrets else {
+            return Ok(WorkloadSecrets::default());
+        };
+        if let Some((revision, secrets)) = self.opened.get(&workload.id)
+            && *revision == workload.revision
+        {
+            return Ok(secrets.clone());
+        }
+        let secrets = sealed
+            .open(&self.parts.identity, workload.id.job)
+            .map_err(|e| RuntimeError::Secrets {
+                reason: e.to_string(),
+            })?;
+        self.opened
+            .insert(workload.id, (workload.revision.clone(), secrets.clone()));
+        Ok(secrets)
+    }
+
     /// The registry credentials `workload` carries, opened with this node's key; an error
     /// the workload reports when they cannot be opened or are for another registry.
-    fn credentials(&self, workload: &WorkloadSpec) -> Result<Option<Credentials>, RuntimeError> {
-        let Some(secret) = &workload.pull_secret else {
-            return Ok(None);
-        };
+    fn credentials(
+        &mut self,
+        workload: &WorkloadSpec,
+    ) -> Result<Option<Credentials>, RuntimeError> {
         let refuse = |reason: String| RuntimeError::ImagePull {
             reason: format!("image pull failed: {reason}"),
+        };
+        let Some(auth) = self
+            .secrets(workload)
+            .map_err(|e| refuse(e.to_string()))?
+            .registry
+        else {
+            return Ok(None);
         };
         let registry = ImageName::parse(&workload.image)
             .map(|name| name.registry)
             .map_err(|e| refuse(e.to_string()))?;
-        if registry != secret.registry {
+        if registry != auth.registry {
             return Err(refuse(format!(
                 "the pull secret is for {}, the image is on {registry}",
-                secret.registry
+                auth.registry
             )));
         }
-        match secret.open(&self.parts.identity, workload.id.job) {
-            Ok(PullCredentials::Basic { username, password }) => {
-                Ok(Some(Credentials::Basic { username, password }))
+        Ok(Some(match auth.credentials {
+            PullCredentials::Basic { username, password } => {
+                Credentials::Basic { username, password }
             }
-            Ok(PullCredentials::Token { token }) => Ok(Some(Credentials::Token(token))),
-            Err(e) => Err(refuse(e.to_string())),
-        }
+            PullCredentials::Token { token } => Credentials::Token(token),
+        }))
     }
 
     async fn import_new_archives(&mut self) {
@@ -586,10 +620,8 @@ impl Supervisor {
                 state = pull.clone();
             }
             *counts.entry(state.name()).or_default() += 1;
-            let image_digest = self
-                .images
-                .get(&self.stored_name(&w.spec))
-                .map(|i| i.digest.clone());
+            let image_name = self.stored_name(&w.spec);
+            let image_digest = self.images.get(&image_name).map(|i| i.digest.clone());
             reports.insert(
                 id,
                 WorkloadReport {

@@ -40,6 +40,9 @@ pub enum MessageKind {
     Request,
     /// [`Roster`](crate::messages::Roster), oracle → nodes: who may talk peer to peer.
     Roster,
+    /// [`OraclePresence`](crate::messages::OraclePresence), oracle → oracles: the signature
+    /// tells the others the oracle's public key.
+    Presence,
 }
 
 impl MessageKind {
@@ -53,6 +56,7 @@ impl MessageKind {
             Self::Observation => 5,
             Self::Request => 6,
             Self::Roster => 7,
+            Self::Presence => 8,
         }
     }
 }
@@ -202,6 +206,12 @@ impl Envelope {
 
     /// The address that produced the signature, or `None` when it recovers to no key.
     pub fn recover_signer(&self) -> Option<Address> {
+        self.recover_signer_key().map(|(address, _)| address)
+    }
+
+    /// The address and compressed public key that produced the signature, or `None` when it
+    /// recovers to no key: how receivers learn the key to seal secrets to (see [`crate::sealed`]).
+    pub fn recover_signer_key(&self) -> Option<(Address, [u8; crate::sealed::PUBLIC_KEY_LEN])> {
         let signing = Self::signing_bytes(
             self.kind,
             &self.sender,
@@ -209,7 +219,10 @@ impl Envelope {
             self.timestamp_ms,
             &self.payload,
         );
-        self.signature.recover_address_from_msg(signing).ok()
+        let key = self.signature.recover_from_msg(signing).ok()?;
+        let mut compressed = [0u8; crate::sealed::PUBLIC_KEY_LEN];
+        compressed.copy_from_slice(key.to_encoded_point(true).as_bytes());
+        Some((Address::from_public_key(&key), compressed))
     }
 }
 
@@ -232,6 +245,11 @@ pub struct Sealer {
 }
 
 impl Sealer {
+    /// The identity it signs as: what opens secrets sealed to its holder.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
     /// A sealer signing as `identity`.
     pub fn new(identity: Identity) -> Self {
         Self {

@@ -4,8 +4,10 @@
 //! * [`image_ref`]: the container image reference grammar, shared by resource validation and
 //!   the node agent's registry client.
 //! * [`keyfile`]: keys on disk, readable by their owner only; [`sealed`]: secrets sealed to a
-//!   participant's key (ECIES), for credentials that travel over MQTT; [`pull_secret`]:
-//!   registry credentials sealed to the node that runs a workload.
+//!   participant's key (ECIES), for credentials that travel over MQTT; [`oracle_sealed`]:
+//!   values a CSP seals to every oracle; [`secrets`]: a workload's env values and registry
+//!   credentials, resealed by an oracle to the node that runs it; [`docker_config`]: registry
+//!   credentials in Docker's config format.
 //! * [`envelope`]: the signed envelope every message travels in (EIP-191 over a canonical
 //!   encoding), and [`verify`] which refuses forged, unknown, stale, replayed or malformed ones.
 //! * [`messages`]: heartbeat, deploy and stop commands, job status, oracle observation, the
@@ -23,6 +25,7 @@ pub mod broker_acl;
 pub mod broker_auth;
 pub mod broker_tls;
 pub mod config_file;
+pub mod docker_config;
 pub mod envelope;
 pub mod hex;
 pub mod identity;
@@ -32,8 +35,9 @@ pub mod messages;
 pub mod mosquitto;
 pub mod mqtt;
 pub mod node_api;
-pub mod pull_secret;
+pub mod oracle_sealed;
 pub mod sealed;
+pub mod secrets;
 pub mod topics;
 pub mod verify;
 

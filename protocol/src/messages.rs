@@ -325,10 +325,10 @@ pub struct WorkloadSpec {
     /// Health check, when the job has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheckSpec>,
-    /// Credentials for the image's registry, sealed to the node this command is for; not part
-    /// of the revision (each sealing differs).
+    /// Secret env values and registry credentials, sealed to the node this command is for; not
+    /// part of the revision (each sealing differs; the revision covers what the CSP sealed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pull_secret: Option<crate::pull_secret::PullSecret>,
+    pub secrets: Option<crate::secrets::SealedSecrets>,
 }
 
 impl WorkloadSpec {
@@ -429,6 +429,17 @@ pub struct RelayedRequest {
 
 impl Message for RelayedRequest {
     const KIND: MessageKind = MessageKind::Request;
+}
+
+/// An oracle's periodic word to the other oracles that it is there. Its signature tells them
+/// the oracle's public key, which the Deeploy API lists so that CSPs can seal secrets to every
+/// oracle (see [`crate::oracle_sealed`]).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OraclePresence {}
+
+impl Message for OraclePresence {
+    const KIND: MessageKind = MessageKind::Presence;
 }
 
 /// The oracles' list of who may talk peer to peer: every licensed node with the listen

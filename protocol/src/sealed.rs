@@ -22,8 +22,8 @@ const VERSION: u8 = 1;
 pub const PUBLIC_KEY_LEN: usize = 33;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
-/// Largest plaintext sealed (pull credentials and the like are small).
-pub const MAX_PLAINTEXT: usize = 16 << 10;
+/// Largest plaintext sealed: a workload's secret env values and registry credentials together.
+pub const MAX_PLAINTEXT: usize = 64 << 10;
 
 /// Why a value cannot be sealed or opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -136,6 +136,9 @@ pub struct Verified<M> {
     pub nonce: u64,
     /// When it was sealed, in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// The sender's compressed public key, recovered from the signature: what secrets meant
+    /// for the sender are sealed to.
+    pub public_key: [u8; crate::sealed::PUBLIC_KEY_LEN],
     /// The payload.
     pub message: M,
 }
@@ -229,11 +232,14 @@ impl<P: SenderPolicy> Verifier<P> {
                 last,
             });
         }
-        if envelope.recover_signer() != Some(envelope.sender) {
-            return Err(VerifyError::BadSignature {
-                claimed: envelope.sender,
-            });
-        }
+        let public_key = match envelope.recover_signer_key() {
+            Some((signer, key)) if signer == envelope.sender => key,
+            _ => {
+                return Err(VerifyError::BadSignature {
+                    claimed: envelope.sender,
+                });
+            }
+        };
         let message: M =
             serde_json::from_str(&envelope.payload).map_err(|e| VerifyError::MalformedPayload {
                 kind: envelope.kind,
@@ -246,6 +252,7 @@ impl<P: SenderPolicy> Verifier<P> {
             sender: envelope.sender,
             nonce: envelope.nonce,
             timestamp_ms: envelope.timestamp_ms,
+            public_key,
             message,
         })
     }

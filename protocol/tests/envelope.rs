@@ -68,7 +68,7 @@ fn deploy(target: Address) -> DeployCommand {
             memory_bytes: 128 << 20,
             gpu: 0,
             health: None,
-            pull_secret: None,
+            secrets: None,
         },
     }
 }

@@ -70,6 +70,7 @@ fn agent_path(
                 workload: &spec,
                 image: &image.config.config,
                 devices: &[],
+                secret_env: &BTreeMap::new(),
                 node_env: &[],
             })
             .expect("spec");

@@ -534,6 +534,6 @@ pub fn workload(job: u64, replica: u32, image: &str, memory_mib: u64) -> Workloa
         memory_bytes: memory_mib << 20,
         gpu: 0,
         health: None,
-        pull_secret: None,
+        secrets: None,
     }
 }

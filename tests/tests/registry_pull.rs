@@ -21,8 +21,8 @@ use r1_protocol::Identity;
 use r1_protocol::messages::{
     PortMapping, PortProtocol, WorkloadId, WorkloadReport, WorkloadSpec, WorkloadState,
 };
-use r1_protocol::pull_secret::{PullCredentials, PullSecret};
 use r1_protocol::sealed;
+use r1_protocol::secrets::{PullCredentials, RegistryAuth, SealedSecrets, WorkloadSecrets};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -372,7 +372,7 @@ fn a_multi_platform_index_runs_the_manifest_for_this_node() {
 }
 
 #[test]
-fn a_private_image_runs_with_a_pull_secret_sealed_to_its_node_and_only_with_it() {
+fn a_private_image_runs_with_credentials_sealed_to_its_node_and_only_with_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let registry = LocalRegistry::start_with_auth(dir.path(), "acme", "s3cret").expect("registry");
     let (reference, _) = push_httpd(&registry, dir.path(), "acme/private:1");
@@ -380,15 +380,21 @@ fn a_private_image_runs_with_a_pull_secret_sealed_to_its_node_and_only_with_it()
     let node = rig.node.identity();
     let key = sealed::public_key(&node);
     let secret = |password: &str, sealed_for: (r1_protocol::Address, &[u8; 33]), job: u64| {
-        let credentials = PullCredentials::Basic {
-            username: "acme".into(),
-            password: password.into(),
+        let secrets = WorkloadSecrets {
+            env: std::collections::BTreeMap::new(),
+            registry: Some(RegistryAuth {
+                registry: registry.host(),
+                credentials: PullCredentials::Basic {
+                    username: "acme".into(),
+                    password: password.into(),
+                },
+            }),
         };
-        PullSecret::seal(&registry.host(), &credentials, sealed_for, job).expect("seal")
+        SealedSecrets::seal(&secrets, sealed_for, job).expect("seal")
     };
-    let deploy = |job: u64, pull_secret: PullSecret| {
+    let deploy = |job: u64, secrets: SealedSecrets| {
         let mut spec = workload(job, 0, &reference, 64);
-        spec.pull_secret = Some(pull_secret);
+        spec.secrets = Some(secrets);
         let id = spec.id;
         rig.oracle.deploy(rig.node.address, spec);
         id
@@ -406,8 +412,8 @@ fn a_private_image_runs_with_a_pull_secret_sealed_to_its_node_and_only_with_it()
     rig.wait(right, running, "running with the secret");
     let report = rig.wait(
         misdirected,
-        backing_off,
-        "backed off with another node's secret",
+        |w| matches!(w.state, WorkloadState::Failed { .. }),
+        "failed with another node's secret",
     );
     assert!(
         reason(&report).contains("cannot be opened"),

@@ -44,7 +44,7 @@ use crate::decide::liveness::NodeLiveness;
 use crate::decide::rollout::{
     self, RolloutAction, RolloutError, RolloutFailure, RolloutObservations, RolloutState,
 };
-use crate::decide::workload::WorkloadTemplate;
+use crate::decide::workload::{SealedInputs, WorkloadTemplate};
 
 /// How many retired tags a job remembers, to stop what is left of them.
 const RETIRED_KEPT: usize = 8;
@@ -72,6 +72,9 @@ pub struct Generation {
     pub tag: u32,
     /// What each replica runs; the id is filled in by [`Generation::workload`].
     pub workload: WorkloadSpec,
+    /// The secret values its replicas get, as the CSP sealed them to the oracles.
+    #[serde(default, skip_serializing_if = "SealedInputs::is_empty")]
+    pub sealed: SealedInputs,
 }
 
 impl Generation {
@@ -80,6 +83,7 @@ impl Generation {
             revision: template.revision().to_owned(),
             tag: tag_of(template.revision(), taken),
             workload: template.spec().clone(),
+            sealed: template.sealed().clone(),
         }
     }
 

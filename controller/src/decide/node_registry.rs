@@ -101,6 +101,9 @@ pub struct NodeRecord {
     pub arrivals: VecDeque<u64>,
     /// The chain's word on the node, once read.
     pub standing: Option<Standing>,
+    /// The node's compressed public key, recovered from its heartbeat's signature: what a
+    /// workload's secrets are sealed to.
+    pub public_key: [u8; r1_protocol::sealed::PUBLIC_KEY_LEN],
 }
 
 /// Why a node message was refused.
@@ -196,6 +199,7 @@ impl Registry {
         match self.nodes.get_mut(&node) {
             Some(record) => {
                 record.heartbeat = verified.message;
+                record.public_key = verified.public_key;
                 record.last_ms = now_ms;
                 record.arrivals.push_back(now_ms);
                 if record.arrivals.len() > MAX_ARRIVALS {
@@ -212,6 +216,7 @@ impl Registry {
                         last_ms: now_ms,
                         arrivals: VecDeque::from([now_ms]),
                         standing: None,
+                        public_key: verified.public_key,
                     },
                 );
             }
@@ -672,6 +677,7 @@ mod tests {
                     last_ms: T0 + i,
                     arrivals: VecDeque::new(),
                     standing: None,
+                    public_key: [2; r1_protocol::sealed::PUBLIC_KEY_LEN],
                 },
             );
         }

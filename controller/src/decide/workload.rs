@@ -5,10 +5,13 @@
 use std::collections::BTreeMap;
 
 use alloy_primitives::keccak256;
+use r1_crds::common::SealedValue;
 use r1_crds::job::{DeeployJobSpec, MAX_REPLICAS, Protocol};
 use r1_protocol::messages::{
     HealthCheckSpec, HealthProbe, PortMapping, PortProtocol, WorkloadId, WorkloadSpec,
 };
+
+use serde::{Deserialize, Serialize};
 
 use crate::decide::placement::Demand;
 
@@ -22,11 +25,16 @@ pub enum WorkloadError {
     /// The job has no image (native plugins are not built).
     #[error("spec.image: the job has no container image; native plugin jobs are not built yet")]
     NoImage,
-    /// An env var takes its value from a secret, which the Deeploy API path cannot resolve.
+    /// An env var takes its value from a Kubernetes Secret, which no oracle reads yet.
     #[error(
-        "spec.env[{0}].valueFrom: secret references are resolved only on the Kubernetes path; give a value"
+        "spec.env[{0}].valueFrom.secretKeyRef: Kubernetes Secrets are not read yet; seal the value with `r1ctl secret seal` and give it as valueFrom.sealed"
     )]
     SecretEnv(usize),
+    /// The pull secret names a Kubernetes Secret, which no oracle reads yet.
+    #[error(
+        "spec.imagePullSecret.name: Kubernetes Secrets are not read yet; seal the registry config with `r1ctl secret seal --docker-server` and give it as imagePullSecret.sealed"
+    )]
+    SecretPull,
     /// A quantity does not parse.
     #[error("spec.resources: {0}")]
     Resources(String),
@@ -35,10 +43,31 @@ pub enum WorkloadError {
     Port(usize),
 }
 
+/// A job's secret values as the CSP sealed them to the oracles: what an oracle opens and
+/// reseals to each node it deploys a replica on (see `crate::oracle::secrets`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedInputs {
+    /// Secret env values by variable name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, SealedValue>,
+    /// The sealed Docker config holding the image's registry credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<SealedValue>,
+}
+
+impl SealedInputs {
+    /// Whether the job has no secrets.
+    pub fn is_empty(&self) -> bool {
+        self.env.is_empty() && self.registry.is_none()
+    }
+}
+
 /// The node-facing part of one replica, without its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkloadTemplate {
     spec: WorkloadSpec,
+    sealed: SealedInputs,
     demand: Demand,
 }
 
@@ -47,9 +76,21 @@ impl WorkloadTemplate {
     pub fn of(spec: &DeeployJobSpec) -> Result<Self, WorkloadError> {
         let image = spec.image.clone().ok_or(WorkloadError::NoImage)?;
         let mut env = BTreeMap::new();
+        let mut sealed = SealedInputs::default();
         for (i, var) in spec.env.iter().enumerate() {
-            let value = var.value.clone().ok_or(WorkloadError::SecretEnv(i))?;
-            env.insert(var.name.clone(), value);
+            let from_sealed = var.value_from.as_ref().and_then(|from| from.sealed.clone());
+            match (&var.value, from_sealed) {
+                (Some(value), _) => {
+                    env.insert(var.name.clone(), value.clone());
+                }
+                (None, Some(value)) => {
+                    sealed.env.insert(var.name.clone(), value);
+                }
+                (None, None) => return Err(WorkloadError::SecretEnv(i)),
+            }
+        }
+        if let Some(pull) = &spec.image_pull_secret {
+            sealed.registry = Some(pull.sealed.clone().ok_or(WorkloadError::SecretPull)?);
         }
         let amounts = spec.resources.amounts().map_err(|errors| {
             WorkloadError::Resources(
@@ -112,11 +153,12 @@ impl WorkloadTemplate {
             memory_bytes: amounts.memory_bytes,
             gpu: amounts.gpu,
             health,
-            pull_secret: None,
+            secrets: None,
         };
-        workload.revision = revision(&workload);
+        workload.revision = revision(&workload, &sealed);
         Ok(Self {
             spec: workload,
+            sealed,
             demand: Demand::from_amounts(&amounts, None),
         })
     }
@@ -124,6 +166,11 @@ impl WorkloadTemplate {
     /// The revision every replica of this template carries.
     pub fn revision(&self) -> &str {
         &self.spec.revision
+    }
+
+    /// The job's sealed secret values.
+    pub fn sealed(&self) -> &SealedInputs {
+        &self.sealed
     }
 
     /// What each replica needs of a node.
@@ -138,8 +185,9 @@ impl WorkloadTemplate {
     }
 }
 
-/// First 16 hex digits of keccak256 over the canonical JSON of what the node runs.
-fn revision(spec: &WorkloadSpec) -> String {
+/// First 16 hex digits of keccak256 over the canonical JSON of what the node runs, the sealed
+/// secrets included (a secret sealed anew is a new revision, so replicas pick it up).
+fn revision(spec: &WorkloadSpec, sealed: &SealedInputs) -> String {
     let canonical = serde_json::json!({
         "image": spec.image,
         "command": spec.command,
@@ -150,6 +198,7 @@ fn revision(spec: &WorkloadSpec) -> String {
         "memoryBytes": spec.memory_bytes,
         "gpu": spec.gpu,
         "health": spec.health,
+        "sealed": sealed,
     });
     let hash = keccak256(canonical.to_string().as_bytes());
     r1_protocol::hex::encode_bare(&hash[..8])
@@ -207,6 +256,24 @@ mod tests {
         assert_eq!(base.spec().cpu_millis, 250);
         assert_eq!(base.spec().memory_bytes, 128 << 20);
         assert_eq!(base.demand().cpu_millis, 250);
+    }
+
+    #[test]
+    fn sealed_values_stay_out_of_the_env_and_a_new_sealing_is_a_new_revision() {
+        let sealed = |copy: &str| {
+            job(&format!(
+                "  env:\n    - {{name: A, value: a}}\n    - name: B\n      valueFrom: {{sealed: {{\"0x00000000000000000000000000000000000000aa\": \"{copy}\"}}}}\n  imagePullSecret:\n    sealed: {{\"0x00000000000000000000000000000000000000aa\": \"0xbb\"}}\n"
+            ))
+        };
+        let first = WorkloadTemplate::of(&sealed("0x01")).unwrap();
+        assert_eq!(first.spec().env.keys().collect::<Vec<_>>(), ["A"]);
+        assert_eq!(first.sealed().env.keys().collect::<Vec<_>>(), ["B"]);
+        assert!(first.sealed().registry.is_some());
+        assert!(first.spec().secrets.is_none());
+        let again = WorkloadTemplate::of(&sealed("0x01")).unwrap();
+        assert_eq!(first.revision(), again.revision());
+        let resealed = WorkloadTemplate::of(&sealed("0x02")).unwrap();
+        assert_ne!(first.revision(), resealed.revision());
     }
 
     #[test]

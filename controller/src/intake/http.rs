@@ -13,6 +13,8 @@
 //! * `GET /healthz` — unauthenticated liveness.
 //! * `GET /v1/info` — unauthenticated: the oracle's address and its chain (see
 //!   [`r1_crds::api::wire::ApiInfo`]); 503 `no_chain` when the oracle runs without a chain.
+//! * `GET /v1/oracle-keys` — unauthenticated: the oracles' public keys, for sealing secrets
+//!   (see [`r1_crds::api::wire::OracleKeys`]); 503 `no_chain` likewise.
 //!
 //! Kinds go by plural (`deeployjobs`), singular or short name (`djob`). Every other `/v1` request
 //! must be signed (see [`r1_protocol::api_auth`]); failures are 401 with `{error, reason}`.
@@ -39,7 +41,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use r1_crds::api::kinds;
 use r1_crds::api::object::ObjectKey;
-use r1_crds::api::wire::{ApiInfo, ApplyResponse, ErrorBody, Health, ListResponse, NO_CHAIN};
+use r1_crds::api::wire::{
+    ApiInfo, ApplyResponse, ErrorBody, Health, ListResponse, NO_CHAIN, OracleKey, OracleKeys,
+};
 use r1_crds::pricing::Catalogue;
 use r1_protocol::api_auth::{self, AuthError, Credentials, ReplayGuard};
 use r1_protocol::now_ms;
@@ -96,6 +100,13 @@ pub struct ApiState {
     claims: Arc<dyn NamespaceClaims>,
     rates: Arc<Rates>,
     writes: Option<Arc<dyn WriteHook>>,
+    keys: Option<Arc<dyn OracleKeySource>>,
+}
+
+/// Where `GET /v1/oracle-keys` reads the oracles' public keys.
+pub trait OracleKeySource: std::fmt::Debug + Send + Sync {
+    /// The keys of the oracles the chain lists now.
+    fn oracle_keys(&self) -> Vec<OracleKey>;
 }
 
 /// The rate limiters of one API.
@@ -136,6 +147,7 @@ impl ApiState {
             claims: Arc::new(AllowAll),
             rates: Arc::new(Rates::new(RateLimits::default())),
             writes: None,
+            keys: None,
         }
     }
 
@@ -174,6 +186,14 @@ impl ApiState {
         }
     }
 
+    /// The same state, answering `GET /v1/oracle-keys` from `keys`.
+    pub fn with_oracle_keys(self, keys: Arc<dyn OracleKeySource>) -> Self {
+        Self {
+            keys: Some(keys),
+            ..self
+        }
+    }
+
     /// The store the API writes to.
     pub fn store(&self) -> &Arc<ResourceStore> {
         &self.inner.store
@@ -197,6 +217,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(health_handler))
         .route("/v1/info", get(info_handler))
+        .route("/v1/oracle-keys", get(oracle_keys_handler))
         .merge(signed)
         .fallback(|| async {
             refusal(
@@ -334,6 +355,20 @@ async fn info_handler(State(state): State<ApiState>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             NO_CHAIN,
             "this oracle has no chain configured, so it cannot tell where jobs are funded".into(),
+        ),
+    }
+}
+
+async fn oracle_keys_handler(State(state): State<ApiState>) -> Response {
+    match &state.keys {
+        Some(keys) => axum::Json(OracleKeys {
+            oracles: keys.oracle_keys(),
+        })
+        .into_response(),
+        None => refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            NO_CHAIN,
+            "this API runs without an oracle, so it knows no oracle keys".into(),
         ),
     }
 }

@@ -9,7 +9,7 @@
 //! in the state database, so a restarted oracle carries it on (see
 //! [`crate::decide::job_rollout`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_primitives::Address;
 use r1_crds::api::object::{ObjectKey, StoredObject, timestamp_now};
@@ -23,6 +23,7 @@ use crate::decide::job_status::{JobFacts, OnChain, job_status};
 use crate::decide::liveness::BrokerLink;
 use crate::decide::workload::WorkloadTemplate;
 use crate::oracle::runtime::{Oracle, Pass};
+use crate::oracle::secrets::{JobSecrets, open_inputs};
 
 /// What one job pass found, for the pass summary and metrics.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +47,21 @@ impl Oracle {
         let template = spec
             .as_ref()
             .map_err(Clone::clone)
-            .and_then(|s| WorkloadTemplate::of(s).map_err(|e| e.to_string()));
+            .and_then(|s| WorkloadTemplate::of(s).map_err(|e| e.to_string()))
+            .and_then(|t| {
+                if deleting || t.sealed().is_empty() {
+                    return Ok(t);
+                }
+                // Secrets this oracle cannot open make the job invalid here, with the field.
+                open_inputs(
+                    self.sealer.identity(),
+                    &key.namespace,
+                    &t.spec().image,
+                    t.sealed(),
+                )
+                .map(|_| t)
+                .map_err(|e| e.to_string())
+            });
         let mut facts = JobFacts {
             generation: object.metadata.generation,
             replicas: spec.as_ref().map_or(0, |s| s.replicas),
@@ -93,7 +108,8 @@ impl Oracle {
         match (pass.chain_fresh, chain_job, linked_id) {
             (true, Some(job), _) => {
                 facts.chain = OnChain::Open(job);
-                self.run_job(job, &spec, &template, pass, &mut facts).await;
+                self.run_job(job, &key.namespace, &spec, &template, pass, &mut facts)
+                    .await;
                 if deleting {
                     self.vote_nodes(job.id, &[], "close", pass).await;
                 }
@@ -123,7 +139,8 @@ impl Oracle {
             }
             (false, Some(job), _) => {
                 // The chain is Unknown: keep what runs running, vote and close nothing.
-                self.run_job(job, &spec, &template, pass, &mut facts).await;
+                self.run_job(job, &key.namespace, &spec, &template, pass, &mut facts)
+                    .await;
                 facts.chain = OnChain::Unknown;
             }
             (false, None, _) => {}
@@ -169,6 +186,7 @@ impl Oracle {
     async fn run_job(
         &self,
         job: &ChainJob,
+        namespace: &str,
         spec: &DeeployJobSpec,
         template: &WorkloadTemplate,
         pass: &Pass,
@@ -224,8 +242,30 @@ impl Oracle {
             settle_ms: self.config.loops.period_ms,
             stable: stable.as_ref(),
         });
+        let node_keys = if JobSecrets::any(&rollout) {
+            let registry = self.registry.lock().await;
+            decided
+                .effects
+                .iter()
+                .filter_map(|effect| match effect {
+                    Effect::Deploy { node, .. } => {
+                        registry.get(node).map(|r| (*node, r.public_key))
+                    }
+                    _ => None,
+                })
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let mut secrets = JobSecrets::new(
+            self.sealer.identity(),
+            namespace,
+            job.id,
+            &rollout,
+            node_keys,
+        );
         for effect in decided.effects {
-            self.carry_out(job.id, effect);
+            self.carry_out(job.id, effect, &mut secrets);
         }
         self.keep_stable(job.id, decided.stable);
         record_summary(facts, decided.summary);
@@ -235,8 +275,9 @@ impl Oracle {
         }
     }
 
-    /// Carries out one effect of a job pass for on-chain job `job`.
-    fn carry_out(&self, job: u64, effect: Effect) {
+    /// Carries out one effect of a job pass for on-chain job `job`; a deploy carries the
+    /// secrets of its generation, sealed to its node, and is not sent when they cannot be.
+    fn carry_out(&self, job: u64, effect: Effect, secrets: &mut JobSecrets<'_>) {
         match effect {
             Effect::Remember(placement) => {
                 if let Err(e) = self.state.place(&placement) {
@@ -250,9 +291,16 @@ impl Oracle {
             }
             Effect::Deploy {
                 node,
-                workload,
+                mut workload,
                 place,
             } => {
+                match secrets.for_deploy(node, &workload) {
+                    Ok(sealed) => workload.secrets = sealed,
+                    Err(e) => {
+                        tracing::warn!(job, replica = workload.id.replica, %node, error = %e, "cannot deliver the job's secrets; not deploying");
+                        return;
+                    }
+                }
                 if let Some(placement) = place {
                     if let Err(e) = self.state.place(&placement) {
                         tracing::warn!(job, replica = placement.replica, %node, error = %e, "cannot record placement");

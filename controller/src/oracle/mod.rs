@@ -5,6 +5,9 @@
 //! * [`economy`]: closure, rewards, Proof of Availability, escrow and project status.
 //! * [`chain`]: the chain snapshot a pass decides from.
 //! * [`cstore_rules`]: the CSTORE access rules published to the nodes, sealed, when changed.
+//! * [`secrets`]: a job's sealed values opened by this oracle and resealed to one node.
+//! * [`oracle_keys`]: the oracles' public keys, learned from their signatures, which the API
+//!   lists so that CSPs can seal values to every oracle.
 //! * [`relay`]: CSP requests relayed between oracles.
 //! * [`state`]: the oracle's durable memory (placements, votes, relayed requests, rollouts).
 //! * [`mesh`], [`broker`], [`metrics`]: MQTT link, embedded broker, Prometheus metrics.
@@ -20,6 +23,8 @@ pub mod economy;
 pub mod jobs;
 pub mod mesh;
 pub mod metrics;
+pub mod oracle_keys;
 pub mod relay;
 pub mod runtime;
+pub mod secrets;
 pub mod state;

@@ -17,9 +17,9 @@ use r1_crds::api::wire::{ApiInfo, ErrorBody};
 use r1_crds::manifest::Kind;
 use r1_crds::pricing::Catalogue;
 use r1_protocol::Message;
-use r1_protocol::envelope::Sealer;
+use r1_protocol::envelope::{Envelope, MessageKind, Sealer};
 use r1_protocol::identity::Identity;
-use r1_protocol::messages::{OracleObservation, RelayedRequest};
+use r1_protocol::messages::{OracleObservation, OraclePresence, RelayedRequest};
 use r1_protocol::now_ms;
 use r1_protocol::topics::{Channel, Topics};
 use r1_protocol::verify::{Freshness, Verifier};
@@ -43,6 +43,7 @@ use crate::oracle::chain::{ChainSnapshot, EscrowBook, escrow_book, within};
 use crate::oracle::cstore_rules::RulesPublisher;
 use crate::oracle::mesh::{DropCounter, Inbound, Mesh};
 use crate::oracle::metrics::{Metrics, RefusalLog};
+use crate::oracle::oracle_keys::OracleKeyBook;
 use crate::oracle::relay;
 use crate::oracle::state::OracleState;
 use futures_util::future::BoxFuture;
@@ -88,7 +89,7 @@ type OracleVerifiers = (Verifier<HashSet<Address>>, Verifier<HashSet<Address>>);
 /// One oracle.
 pub struct Oracle {
     pub(crate) me: Address,
-    sealer: Sealer,
+    pub(crate) sealer: Sealer,
     pub(crate) suite: Suite,
     pub(crate) store: Arc<ResourceStore>,
     pub(crate) state: Arc<OracleState>,
@@ -120,6 +121,8 @@ pub struct Oracle {
     roster: Mutex<RosterSchedule>,
     /// The CSTORE access rules last published to the nodes.
     cstore_rules: Mutex<RulesPublisher>,
+    /// The oracles' public keys, for the API to list.
+    pub(crate) oracle_keys: Arc<OracleKeyBook>,
 }
 
 /// Starts every part and runs until SIGINT or SIGTERM.
@@ -223,8 +226,13 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
     )
     .map_err(|e| fail("broker")(e.to_string()))?;
 
+    let oracle_keys = Arc::new(OracleKeyBook::new(
+        me,
+        r1_protocol::sealed::public_key(&identity),
+    ));
     let oracle = Arc::new(Oracle {
         me,
+        oracle_keys: oracle_keys.clone(),
         cstore_rules: Mutex::new(RulesPublisher::new(identity.clone())),
         sealer: Sealer::new(identity),
         suite,
@@ -272,7 +280,8 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         ApiState::new(store, catalogue)
             .with_info(info)
             .with_claims(claims)
-            .with_writes(Arc::new(RelayWrites(oracle.clone()))),
+            .with_writes(Arc::new(RelayWrites(oracle.clone())))
+            .with_oracle_keys(oracle_keys),
     )
     .merge(metrics_router(oracle.clone()));
     let listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -532,12 +541,19 @@ impl Oracle {
         }
     }
 
-    /// Handles the other oracles' observations.
+    /// Handles the other oracles' observations and presence messages (whose signatures tell
+    /// their keys, see [`OracleKeyBook`]).
     async fn receive_observations(
         self: Arc<Self>,
         mut inbound: tokio::sync::mpsc::Receiver<Inbound>,
     ) {
         while let Some(message) = inbound.recv().await {
+            let kind = Envelope::from_bytes(&message.payload).map(|e| e.kind);
+            if matches!(kind, Ok(MessageKind::Presence)) {
+                self.from_other_oracle::<OraclePresence>(&message, |v| &mut v.0)
+                    .await;
+                continue;
+            }
             if let Some((sender, observation)) = self
                 .from_other_oracle::<OracleObservation>(&message, |v| &mut v.0)
                 .await
@@ -589,7 +605,12 @@ impl Oracle {
         let verified = pick(&mut *self.oracle_messages.lock().await)
             .verify::<M>(&message.payload, message.received_ms);
         match verified {
-            Ok(v) if v.sender == sender => return Some((sender, v.message)),
+            Ok(v) if v.sender == sender => {
+                if self.oracle_keys.learn(sender, v.public_key) {
+                    tracing::info!(oracle = %sender, "learned an oracle's public key");
+                }
+                return Some((sender, v.message));
+            }
             Ok(_) => self.refused(
                 &message.topic,
                 sender,
@@ -764,6 +785,7 @@ impl Oracle {
                 self.metrics.chain_reachable.set(1);
                 let oracles: HashSet<Address> = snapshot.oracles.iter().copied().collect();
                 self.gate_oracles.set(oracles.iter().copied());
+                self.oracle_keys.set_oracles(oracles.clone());
                 let mut verifiers = self.oracle_messages.lock().await;
                 *verifiers.0.policy_mut() = oracles.clone();
                 *verifiers.1.policy_mut() = oracles.clone();
@@ -855,6 +877,9 @@ impl Oracle {
             self.publish_roster(registry.roster_entries(), now).await;
             (liveness, candidates, reports)
         };
+        if matches!(link, BrokerLink::Connected { .. }) && self.oracle_keys.presence_due(now) {
+            self.broadcast(Channel::Observations, &OraclePresence::default());
+        }
         let pass = Pass {
             now_ms: now,
             link,

@@ -65,6 +65,28 @@ pub struct ApiInfo {
     pub genesis_unix: u64,
 }
 
+/// `GET /v1/oracle-keys` answer: the public key of every oracle this one has heard from (itself
+/// included) that the chain lists now — what `r1ctl secret seal` seals to. Each key must hash to
+/// its address; a client checks that before sealing, so a lying oracle can leave an oracle out
+/// but never slip in a key of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OracleKeys {
+    /// The oracles, ordered by address.
+    pub oracles: Vec<OracleKey>,
+}
+
+/// One oracle's public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OracleKey {
+    /// The oracle's address (checksummed in JSON).
+    #[serde(with = "checksummed")]
+    pub address: Address,
+    /// Its compressed secp256k1 public key, `0x` and 66 hex digits.
+    pub public_key: String,
+}
+
 /// Addresses as EIP-55 checksummed text, as users see them everywhere else.
 mod checksummed {
     use alloy_primitives::Address;

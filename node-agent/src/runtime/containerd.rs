@@ -74,6 +74,12 @@ pub enum RuntimeError {
         /// Why, and when the next try comes.
         reason: String,
     },
+    /// The workload's secrets cannot be opened by this node; nothing starts without them.
+    #[error("{reason}")]
+    Secrets {
+        /// Why.
+        reason: String,
+    },
     /// An OCI archive cannot be read.
     #[error("OCI archive {path}: {reason}")]
     Archive {
@@ -109,13 +115,17 @@ impl RuntimeError {
         matches!(self, Self::Rpc { op: "snapshot mounts", status } if status.code() == Code::NotFound)
     }
 
-    /// The state a workload waiting for its image reports: `pulling` or `imagePullBackOff`.
+    /// The state a workload that cannot start yet reports: `pulling` or `imagePullBackOff`
+    /// while it waits for its image, `failed` when its secrets do not open.
     pub fn pull_state(&self) -> Option<WorkloadState> {
         match self {
             Self::ImagePulling { percent, .. } => {
                 Some(WorkloadState::Pulling { percent: *percent })
             }
             Self::ImagePull { reason } => Some(WorkloadState::ImagePullBackOff {
+                reason: reason.clone(),
+            }),
+            Self::Secrets { reason } => Some(WorkloadState::Failed {
                 reason: reason.clone(),
             }),
             _ => None,

@@ -48,6 +48,8 @@ pub struct SpecInput<'a> {
     pub image: &'a RunConfig,
     /// Devices to pass through (empty unless the workload has GPUs).
     pub devices: &'a [Device],
+    /// The job's secret values, opened from the workload's sealed secrets, over its plain env.
+    pub secret_env: &'a BTreeMap<String, String>,
     /// Variables the node sets for every workload (`R1FS_API_URL`), over the job's own.
     pub node_env: &'a [(String, String)],
 }
@@ -79,11 +81,12 @@ pub fn process_args(workload: &WorkloadSpec, image: &RunConfig) -> Result<Vec<St
     Ok(all)
 }
 
-/// The environment: the image's, then the job's on top, then the node's (same name wins),
-/// `PATH` defaulted.
+/// The environment: the image's, then the job's on top, then its secret values, then the
+/// node's (same name wins), `PATH` defaulted.
 pub fn process_env(
     workload: &WorkloadSpec,
     image: &RunConfig,
+    secret_env: &BTreeMap<String, String>,
     node_env: &[(String, String)],
 ) -> Vec<String> {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
@@ -102,6 +105,7 @@ pub fn process_env(
     for (name, value) in workload
         .env
         .iter()
+        .chain(secret_env)
         .chain(node_env.iter().map(|(n, v)| (n, v)))
     {
         if env.insert(name.clone(), value.clone()).is_none() {
@@ -118,7 +122,7 @@ pub fn process_env(
 pub fn runtime_spec(input: &SpecInput<'_>) -> Result<Value, SpecError> {
     let workload = input.workload;
     let args = process_args(workload, input.image)?;
-    let env = process_env(workload, input.image, input.node_env);
+    let env = process_env(workload, input.image, input.secret_env, input.node_env);
     let cwd = input
         .image
         .working_dir
@@ -231,7 +235,7 @@ mod tests {
             memory_bytes: 128 << 20,
             gpu: 0,
             health: None,
-            pull_secret: None,
+            secrets: None,
         }
     }
 
@@ -282,15 +286,25 @@ mod tests {
         let mut w = workload();
         w.env.insert("MODE".into(), "job".into());
         w.env.insert("EXTRA".into(), "1".into());
+        let none = BTreeMap::new();
         assert_eq!(
-            process_env(&w, &image(), &[]),
+            process_env(&w, &image(), &none, &[]),
             strings(&["PATH=/bin", "MODE=job", "EXTRA=1"])
         );
-        let env = process_env(&workload(), &RunConfig::default(), &[]);
+        let env = process_env(&workload(), &RunConfig::default(), &none, &[]);
         assert_eq!(env, strings(&[DEFAULT_PATH]));
+        let secret = BTreeMap::from([
+            ("EXTRA".to_owned(), "secret".to_owned()),
+            ("TOKEN".to_owned(), "t".to_owned()),
+        ]);
+        assert_eq!(
+            process_env(&w, &image(), &secret, &[]),
+            strings(&["PATH=/bin", "MODE=job", "EXTRA=secret", "TOKEN=t"]),
+            "secret values join the job's"
+        );
         let node = [("MODE".to_owned(), "node".to_owned())];
         assert_eq!(
-            process_env(&w, &image(), &node),
+            process_env(&w, &image(), &none, &node),
             strings(&["PATH=/bin", "MODE=node", "EXTRA=1"]),
             "the node's variables win"
         );
@@ -311,6 +325,7 @@ mod tests {
             workload: &w,
             image: &image(),
             devices: &devices,
+            secret_env: &BTreeMap::new(),
             node_env: &[],
         })
         .unwrap();

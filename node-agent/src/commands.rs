@@ -143,7 +143,10 @@ impl CommandHandler {
         }
         let id = command.workload.id;
         let current = self.state.desired_one(id);
-        if current.as_ref().is_some_and(|c| c.spec == command.workload) {
+        if current
+            .as_ref()
+            .is_some_and(|c| c.spec.same_workload(&command.workload))
+        {
             self.store.put_nonce(verified.sender, verified.nonce)?;
             return Ok(Outcome::AlreadyDeployed(id));
         }

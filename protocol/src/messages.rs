@@ -332,6 +332,16 @@ pub struct WorkloadSpec {
 }
 
 impl WorkloadSpec {
+    /// Whether `other` orders the same workload: equal but for the sealing of the secrets,
+    /// which differs each time an oracle seals the same secrets (the revision covers them).
+    pub fn same_workload(&self, other: &Self) -> bool {
+        let unsealed = |spec: &Self| Self {
+            secrets: None,
+            ..spec.clone()
+        };
+        self.secrets.is_some() == other.secrets.is_some() && unsealed(self) == unsealed(other)
+    }
+
     /// What the replica reserves on its node (disk is not reserved per replica).
     pub const fn reserves(&self) -> Resources {
         Resources {
@@ -521,8 +531,48 @@ impl Message for Roster {
 
 #[cfg(test)]
 mod tests {
-    use super::{Roster, RosterEntry, RosterLimit, WorkloadId};
+    use std::collections::BTreeMap;
+
+    use super::{Roster, RosterEntry, RosterLimit, WorkloadId, WorkloadSpec};
     use alloy_primitives::Address;
+
+    #[test]
+    fn a_new_sealing_of_the_same_secrets_is_the_same_workload() {
+        let sealed = |text: &str| {
+            Some(crate::secrets::SealedSecrets {
+                sealed: text.into(),
+            })
+        };
+        let spec = WorkloadSpec {
+            id: WorkloadId { job: 1, replica: 0 },
+            revision: "r".into(),
+            image: "a/b:1".into(),
+            command: Vec::new(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            ports: Vec::new(),
+            cpu_millis: 100,
+            memory_bytes: 1 << 20,
+            gpu: 0,
+            health: None,
+            secrets: sealed("0x01"),
+        };
+        let resealed = WorkloadSpec {
+            secrets: sealed("0x02"),
+            ..spec.clone()
+        };
+        assert!(spec.same_workload(&resealed));
+        let without = WorkloadSpec {
+            secrets: None,
+            ..spec.clone()
+        };
+        assert!(!spec.same_workload(&without));
+        let other = WorkloadSpec {
+            revision: "s".into(),
+            ..resealed
+        };
+        assert!(!spec.same_workload(&other));
+    }
 
     #[test]
     fn workload_ids_carry_tag_and_index() {

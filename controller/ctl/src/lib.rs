@@ -9,6 +9,7 @@
 //! * [`sources`]: manifest files from `-f` arguments, as kubectl reads them.
 //! * [`remote`]: the Deeploy API client and `apply`, `get`, `describe`, `delete`.
 //! * [`fund`]: paying for jobs on chain from the CSP's escrow.
+//! * [`secret`]: sealing secret values and registry credentials to every oracle.
 //! * [`overview`]: the `status` screen (epoch, jobs, escrows).
 //! * [`keys`]: key files; [`node`]: a node agent's local API; [`fs`]: its R1FS store;
 //!   [`cstore`]: its CSTORE replica.
@@ -24,5 +25,6 @@ pub mod keys;
 pub mod node;
 pub mod overview;
 pub mod remote;
+pub mod secret;
 pub mod sources;
 pub mod validate;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
 use r1_crds::api::kinds;
 use r1_crds::api::object::ObjectKey;
@@ -132,6 +133,11 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Seal secrets to every oracle, for DeeployJob manifests.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
     /// Broker set-up for operators.
     Broker {
         #[command(subcommand)]
@@ -171,6 +177,50 @@ enum Command {
         socket: PathBuf,
         #[command(subcommand)]
         command: CstoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Seal a secret read from stdin to every oracle for one namespace; print the YAML to paste.
+    ///
+    /// The oracles' public keys are fetched from the oracle at --server, each checked against
+    /// its oracle's address. The output is a `sealed:` block to paste under a DeeployJob's
+    /// `env[].valueFrom` or `imagePullSecret`. One trailing newline of the value is stripped
+    /// unless --keep-newline. With --docker-server, registry credentials are sealed instead,
+    /// as a Docker config (`{"auths": …}`): the password (--docker-username) or the token
+    /// (--docker-token) is stdin's first line.
+    Seal {
+        /// Namespace of the job the value is for: the value is bound to it, and a job in any
+        /// other namespace cannot use it.
+        #[arg(short = 'n', long, value_name = "NS")]
+        namespace: String,
+        /// Seal stdin byte for byte (by default one trailing newline is stripped).
+        #[arg(long, conflicts_with = "docker_server")]
+        keep_newline: bool,
+        /// Registry to seal pull credentials for (e.g. ghcr.io, docker.io), as an
+        /// imagePullSecret; needs --docker-username or --docker-token.
+        #[arg(
+            long,
+            value_name = "SERVER",
+            requires = "docker_auth",
+            value_parser = NonEmptyStringValueParser::new()
+        )]
+        docker_server: Option<String>,
+        /// User name at the registry; the password is stdin's first line.
+        #[arg(
+            long,
+            value_name = "USER",
+            group = "docker_auth",
+            requires = "docker_server",
+            value_parser = NonEmptyStringValueParser::new()
+        )]
+        docker_username: Option<String>,
+        /// Seal a registry token (stdin's first line) instead of a user name and password.
+        #[arg(long, group = "docker_auth", requires = "docker_server")]
+        docker_token: bool,
+        #[command(flatten)]
+        remote: Remote,
     },
 }
 
@@ -652,6 +702,45 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     ))??)
                 }
             }
+        }
+        Command::Secret {
+            command:
+                SecretCommand::Seal {
+                    namespace,
+                    keep_newline,
+                    docker_server,
+                    docker_username,
+                    docker_token: _,
+                    remote,
+                },
+        } => {
+            use r1_ctl::secret::Input;
+            use std::io::IsTerminal;
+            let input = match (docker_server, docker_username) {
+                (None, _) => Input::Value {
+                    keep_newline: *keep_newline,
+                },
+                (Some(server), Some(username)) => Input::DockerPassword {
+                    server: server.clone(),
+                    username: username.clone(),
+                },
+                (Some(server), None) => Input::DockerToken {
+                    server: server.clone(),
+                },
+            };
+            let client = remote.client()?;
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!("r1ctl: reading the secret from stdin; end it with Ctrl-D");
+            }
+            block_on(r1_ctl::secret::seal(
+                &client,
+                namespace,
+                &input,
+                &mut stdin.lock(),
+                &mut out,
+            ))??;
+            Ok(true)
         }
         Command::Broker {
             command:

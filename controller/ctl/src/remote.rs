@@ -7,7 +7,7 @@ use std::io::Write;
 use r1_crds::api::kinds;
 use r1_crds::api::object::{ObjectKey, StoredObject};
 use r1_crds::api::outcome::{Action, Applied, DeleteAction, Deleted};
-use r1_crds::api::wire::{ApiInfo, ApplyResponse, ErrorBody, ListResponse};
+use r1_crds::api::wire::{ApiInfo, ApplyResponse, ErrorBody, ListResponse, OracleKeys};
 use r1_crds::check::{References, Source, check_sources};
 use r1_crds::manifest::Kind;
 use r1_crds::pricing::Catalogue;
@@ -192,11 +192,24 @@ impl Client {
     /// The oracle's address and the chain it settles on (`GET /v1/info`, which needs no
     /// signature). Refused with 503 `no_chain` when the oracle runs without a chain.
     pub async fn info(&self) -> Result<ApiInfo, RemoteError> {
+        self.get_unsigned(&["v1", "info"]).await
+    }
+
+    /// The public keys of the oracles the chain lists now (`GET /v1/oracle-keys`, which needs
+    /// no signature), for `r1ctl secret seal`. The answer is not trusted: check each key
+    /// against its address before sealing to it ([`crate::secret::oracle_keys`]). Refused with
+    /// 503 when the API runs without an oracle.
+    pub async fn oracle_keys(&self) -> Result<OracleKeys, RemoteError> {
+        self.get_unsigned(&["v1", "oracle-keys"]).await
+    }
+
+    /// An unsigned `GET` of an API path, decoded as the other answers are.
+    async fn get_unsigned<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, RemoteError> {
         let transport = |source| RemoteError::Transport {
             server: self.server.to_string(),
             source,
         };
-        let url = self.url(&["v1", "info"], &[])?;
+        let url = self.url(segments, &[])?;
         let response = self.http.get(url).send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(transport)?.to_vec();

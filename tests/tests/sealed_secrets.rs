@@ -17,6 +17,8 @@ use r1_e2e::scenario::{EXAMPLES, job_status, network_logs, printed, wait_running
 use r1_e2e::wait::until;
 use r1_protocol::Identity;
 use r1_protocol::broker_acl::Role;
+use r1_protocol::docker_config::config_for;
+use r1_protocol::secrets::PullCredentials;
 use r1_protocol::topics::{Channel, Topics};
 use rumqttc::{Event, Packet, QoS};
 
@@ -165,7 +167,7 @@ fn a_sealed_env_value_and_pull_secret_reach_only_the_container() {
     r1_e2e::images::httpd(name)
         .write_archive(&archive)
         .expect("image archive");
-    registry
+    let digest = registry
         .push_archive(&archive, name, "acme/private:1")
         .expect("push");
 
@@ -239,21 +241,48 @@ fn a_sealed_env_value_and_pull_secret_reach_only_the_container() {
     .collect::<Vec<_>>()
     .join("---\n");
     std::fs::write(&manifests, text).expect("write manifests");
+    // r1ctl pins the tag to the registry's digest, reading the credentials from Docker's config.
+    let docker_dir = network.scratch_dir().join("docker");
+    std::fs::create_dir_all(&docker_dir).expect("docker config dir");
+    let credentials = PullCredentials::Basic {
+        username: "acme".into(),
+        password: PASSWORD.into(),
+    };
+    std::fs::write(
+        docker_dir.join("config.json"),
+        config_for(&registry.host(), &credentials),
+    )
+    .expect("docker config");
     let applied = network
-        .r1ctl(&[
-            "apply",
-            "-f",
-            &format!("{EXAMPLES}/escrow.yaml"),
-            "-f",
-            &format!("{EXAMPLES}/project.yaml"),
-            "-f",
-            &manifests.display().to_string(),
-        ])
+        .r1ctl_command()
+        .expect("r1ctl")
+        .env("DOCKER_CONFIG", &docker_dir)
+        .args(["apply", "-f", &format!("{EXAMPLES}/escrow.yaml")])
+        .args(["-f", &format!("{EXAMPLES}/project.yaml")])
+        .args(["-f", &manifests.display().to_string()])
+        .output()
         .expect("r1ctl apply");
     assert!(applied.status.success(), "{}", printed(&applied));
+    assert!(
+        printed(&applied).contains(&format!(
+            "image {}/acme/private:1 pinned to {digest}",
+            registry.host()
+        )),
+        "{}",
+        printed(&applied)
+    );
 
-    wait_running(&network, "private-web", 1, Duration::from_secs(120))
+    let job_id = wait_running(&network, "private-web", 1, Duration::from_secs(120))
         .unwrap_or_else(|e| panic!("{e}\n{}", network_logs(&network)));
+    let stored = network
+        .r1ctl(&["get", "djob", "private-web", "-o", "json"])
+        .expect("r1ctl get");
+    let stored: serde_json::Value = serde_json::from_slice(&stored.stdout).expect("json");
+    assert_eq!(
+        stored["spec"]["image"],
+        format!("{}/acme/private:1@{digest}", registry.host()),
+        "chain job {job_id} runs the pinned digest"
+    );
     let served = until(Duration::from_secs(30), || {
         http_get(port, "/secret.txt").as_deref() == Some(SECRET)
     });

@@ -6,7 +6,8 @@
 //! never links the oracle itself.
 //!
 //! * [`validate`], [`estimate`]: check and price manifests locally, from the shared catalogue.
-//! * [`sources`]: manifest files from `-f` arguments, as kubectl reads them.
+//! * [`sources`]: manifest files from `-f` arguments, as kubectl reads them; [`pin`]: their jobs'
+//!   image tags pinned to digests before they are applied.
 //! * [`remote`]: the Deeploy API client and `apply`, `get`, `describe`, `delete`.
 //! * [`fund`]: paying for jobs on chain from the CSP's escrow.
 //! * [`secret`]: sealing secret values and registry credentials to every oracle.
@@ -24,6 +25,7 @@ pub mod fund;
 pub mod keys;
 pub mod node;
 pub mod overview;
+pub mod pin;
 pub mod remote;
 pub mod secret;
 pub mod sources;

@@ -47,6 +47,10 @@ enum Command {
         /// Only apply; fund the jobs later with `r1ctl fund`.
         #[arg(long)]
         no_fund: bool,
+        /// Keep image tags as written; by default each job's tag is pinned to the digest its
+        /// registry serves now, so every replica runs the same bytes.
+        #[arg(long)]
+        no_pin: bool,
         #[command(flatten)]
         remote: Remote,
         #[command(flatten)]
@@ -591,10 +595,14 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Apply {
             inputs,
             no_fund,
+            no_pin,
             remote,
             chain,
         } => {
-            let sources = r1_ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
+            let mut sources = r1_ctl::sources::read_sources(&inputs.files, inputs.recursive)?;
+            if !no_pin {
+                sources = block_on(r1_ctl::pin::pin_sources(sources, &mut out))??;
+            }
             let client = remote.client()?;
             let catalogue = catalogue()?;
             let rpc_url = (!no_fund).then_some(chain.rpc_url.as_str());

@@ -270,6 +270,41 @@ fn apply_funds_jobs_once_and_fund_is_idempotent() {
         .unwrap();
     assert_eq!((job.jobType, job.id), (2, U256::from(2)));
     assert_eq!(w.usdc(w.csp), usdc_units(94) - U256::from(6_666_640u64));
+
+    // More replicas and a longer duration extend the job on chain; fewer change nothing there.
+    let first_last = job.lastExecutionEpoch;
+    let wider = w.write("api-wider.yaml", &job_yaml("hello-api", 2, 60, Some("lite")));
+    let out = w.r1ctl(&server, "csp.key", &["apply", "-f", &wider]);
+    assert!(out.status.success(), "{}", text(&out));
+    let expected = format!(
+        "DeeployJob default/hello-api extended: chain job 2, nodes 1 → 2, last epoch {first_last} → {}",
+        first_last + U256::from(20)
+    );
+    assert!(text(&out).contains(&expected), "{}", text(&out));
+    let extended = |w: &World| {
+        w.runtime
+            .block_on(
+                w.gov
+                    .find_open_job(w.escrow, project_hash(w.csp, "default", "hello-api")),
+            )
+            .unwrap()
+            .unwrap()
+    };
+    let job = extended(&w);
+    assert_eq!(job.numberOfNodesRequested, U256::from(2));
+    assert_eq!(job.lastExecutionEpoch, first_last + U256::from(20));
+    assert!(w.usdc(w.csp) < usdc_units(94) - U256::from(6_666_640u64));
+    let held = w.usdc(w.csp);
+    let narrower = w.write("api-narrower.yaml", &job_yaml("hello-api", 1, 60, Some("lite")));
+    let out = w.r1ctl(&server, "csp.key", &["apply", "-f", &narrower]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("DeeployJob default/hello-api already funded: job id 2"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(extended(&w).numberOfNodesRequested, U256::from(2));
+    assert_eq!(w.usdc(w.csp), held, "nothing paid for fewer replicas");
 }
 
 #[test]

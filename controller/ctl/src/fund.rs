@@ -138,11 +138,48 @@ pub enum Funded {
         /// USDC locked in the escrow.
         paid: Usdc,
     },
-    /// The escrow already had an open job for this resource.
+    /// The escrow already had an open job for this resource, holding what the spec asks.
     Already {
         /// Its id.
         job_id: u64,
     },
+    /// The open job was extended to what the spec asks now.
+    Extended {
+        /// Its id.
+        job_id: u64,
+        /// Nodes before and after, when they grew.
+        nodes: Option<(u64, u64)>,
+        /// Last execution epoch before and after, when it moved.
+        last_epoch: Option<(u64, u64)>,
+    },
+}
+
+/// What an applied spec asks of its open chain job beyond what the job holds. The chain only
+/// grows a job: a spec asking fewer replicas runs fewer (the rest of the budget comes back when
+/// the job closes) and a shorter duration changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extension {
+    /// The node count to raise the job to.
+    pub nodes: Option<u64>,
+    /// The last execution epoch to extend the job to.
+    pub last_epoch: Option<u64>,
+}
+
+impl Extension {
+    /// For a job holding `job_nodes` through `job_last`, created in epoch `created`, whose spec
+    /// now asks `replicas` replicas for `duration` epochs counted from its creation.
+    pub fn of(job_nodes: u64, job_last: u64, created: u64, replicas: u64, duration: u64) -> Self {
+        let asked_last = created.saturating_add(duration);
+        Self {
+            nodes: (replicas > job_nodes).then_some(replicas),
+            last_epoch: (asked_last > job_last).then_some(asked_last),
+        }
+    }
+
+    /// Whether nothing is to be extended.
+    pub const fn is_empty(&self) -> bool {
+        self.nodes.is_none() && self.last_epoch.is_none()
+    }
 }
 
 /// A CSP's funding session: the suite the oracle named, over an RPC checked to be its chain,
@@ -215,9 +252,7 @@ impl Funder {
         let estimate = catalogue.estimate(spec)?;
         let hash = project_hash(self.suite.address(), &key.namespace, &key.name);
         if let Some(job) = self.suite.find_open_job(self.escrow, hash).await? {
-            return Ok(Funded::Already {
-                job_id: to_u64(job.id),
-            });
+            return self.extend(&job, &estimate).await;
         }
         let class = &estimate.class;
         let price = self.suite.job_type_price(class.id).await?;
@@ -248,6 +283,44 @@ impl Funder {
             ),
             nodes,
             paid: usdc(job.balance),
+        })
+    }
+
+    /// Extends the open `job` to what `estimate` (its spec now) asks: more nodes, then a later
+    /// last epoch, each paid from the signer's wallet by the escrow's extend operations.
+    async fn extend(
+        &self,
+        job: &CspEscrow::Job,
+        estimate: &r1_crds::pricing::Estimate,
+    ) -> Result<Funded, JobFundError> {
+        let job_id = to_u64(job.id);
+        let nodes = to_u64(job.numberOfNodesRequested);
+        let last = to_u64(job.lastExecutionEpoch);
+        let created = self.clock.epoch_at(to_u64(job.requestTimestamp))?;
+        let extension = Extension::of(
+            nodes,
+            last,
+            created,
+            u64::from(estimate.replicas),
+            u64::from(estimate.epochs),
+        );
+        if extension.is_empty() {
+            return Ok(Funded::Already { job_id });
+        }
+        if let Some(more) = extension.nodes {
+            self.suite
+                .extend_job_nodes(self.escrow, job_id, more)
+                .await?;
+        }
+        if let Some(later) = extension.last_epoch {
+            self.suite
+                .extend_job_duration(self.escrow, job_id, later)
+                .await?;
+        }
+        Ok(Funded::Extended {
+            job_id,
+            nodes: extension.nodes.map(|more| (nodes, more)),
+            last_epoch: extension.last_epoch.map(|later| (last, later)),
         })
     }
 
@@ -503,6 +576,25 @@ fn report(
             writeln!(out, "{key} already funded: job id {job_id}")?;
             Ok(true)
         }
+        Ok(Funded::Extended {
+            job_id,
+            nodes,
+            last_epoch,
+        }) => {
+            let mut changes = Vec::new();
+            if let Some((from, to)) = nodes {
+                changes.push(format!("nodes {from} → {to}"));
+            }
+            if let Some((from, to)) = last_epoch {
+                changes.push(format!("last epoch {from} → {to}"));
+            }
+            writeln!(
+                out,
+                "{key} extended: chain job {job_id}, {}",
+                changes.join(", ")
+            )?;
+            Ok(true)
+        }
         Err(e) => {
             writeln!(out, "error: {key} not funded: {e}")?;
             Ok(false)
@@ -526,6 +618,30 @@ mod tests {
     use proptest::prelude::*;
 
     /// What the escrow records for a job asked to end in `last` and run in `epoch`:
+    #[test]
+    fn a_spec_asking_more_extends_and_asking_less_changes_nothing() {
+        // Created in epoch 100 for 30 epochs on 2 nodes: paid through epoch 130.
+        assert!(Extension::of(2, 130, 100, 2, 30).is_empty());
+        assert_eq!(
+            Extension::of(2, 130, 100, 3, 30),
+            Extension {
+                nodes: Some(3),
+                last_epoch: None
+            }
+        );
+        assert_eq!(
+            Extension::of(2, 130, 100, 2, 60),
+            Extension {
+                nodes: None,
+                last_epoch: Some(160)
+            }
+        );
+        assert!(
+            Extension::of(2, 131, 100, 1, 30).is_empty(),
+            "fewer replicas, a shorter duration, or a job extended to make up an epoch"
+        );
+    }
+
     /// `(lastExecutionEpoch, nextEpochToSettle)`, or `None` when it refuses too few epochs.
     fn escrow_creates(last: u64, epoch: u64) -> Option<(u64, u64)> {
         (last.saturating_sub(epoch) >= 30).then_some((last, epoch + 1))

@@ -8,7 +8,7 @@ use alloy::signers::local::PrivateKeySigner;
 use r1_contracts::bindings::CspEscrow;
 use r1_contracts::tx::confirm;
 use r1_contracts::units::{r1_units, usdc_units};
-use r1_contracts::{DevChain, Result, Suite, SuiteConfig, deploy_suite};
+use r1_contracts::{DevChain, Permissions, Result, Suite, SuiteConfig, deploy_suite};
 
 const EPOCH: u64 = 3_600;
 
@@ -236,6 +236,77 @@ async fn functions(chain: &DevChain, report: &mut Vec<(String, u64)>) -> Result<
     Ok(())
 }
 
+/// Delegates and the free balance: the same job created and extended by the owner (paid from its
+/// wallet) and by a delegate (paid from the free balance), after a first job so that neither
+/// pays the escrow's first-time storage writes.
+async fn delegation(chain: &DevChain, report: &mut Vec<(String, u64)>) -> Result<()> {
+    let mut scratch = Vec::new();
+    let s = setup(chain, &mut scratch).await?;
+    let (delegate_address, _, delegate) = account(chain, Some(*s.gov.deployment())).await?;
+    let delegate = delegate.ok_or_else(|| r1_contracts::Error::Chain("no delegate".into()))?;
+    let epoch = s.gov.current_epoch().await?;
+    confirm(s.csp.usdc().approve(s.escrow, U256::MAX)).await?;
+    let escrow = s.csp.escrow(s.escrow);
+    let two_nodes = || {
+        let mut requests = job_requests(1, epoch + 30);
+        requests[0].numberOfNodesRequested = U256::from(2u64);
+        requests
+    };
+    confirm(escrow.createJobs(two_nodes())).await?;
+    record(
+        report,
+        "setDelegate (grant)",
+        &confirm(escrow.setDelegate(delegate_address, Permissions::ALL.bits())).await?,
+    );
+    record(
+        report,
+        "deposit",
+        &confirm(escrow.deposit(usdc_units(1_000))).await?,
+    );
+    record(
+        report,
+        "createJobs (1 job, owner: wallet, not the first job)",
+        &confirm(escrow.createJobs(two_nodes())).await?,
+    );
+    let as_delegate = delegate.escrow(s.escrow);
+    record(
+        report,
+        "createJobs (1 job, delegate: free balance, not the first job)",
+        &confirm(as_delegate.createJobs(two_nodes())).await?,
+    );
+    record(
+        report,
+        "extendJobDuration (owner, wallet)",
+        &confirm(escrow.extendJobDuration(U256::from(2u64), U256::from(epoch + 40))).await?,
+    );
+    record(
+        report,
+        "extendJobDuration (delegate, free balance)",
+        &confirm(as_delegate.extendJobDuration(U256::from(3u64), U256::from(epoch + 40))).await?,
+    );
+    record(
+        report,
+        "extendJobNodes (owner, wallet, nothing to settle)",
+        &confirm(escrow.extendJobNodes(U256::from(2u64), U256::from(3u64))).await?,
+    );
+    record(
+        report,
+        "extendJobNodes (delegate, free balance, nothing to settle)",
+        &confirm(as_delegate.extendJobNodes(U256::from(3u64), U256::from(3u64))).await?,
+    );
+    record(
+        report,
+        "withdraw",
+        &confirm(escrow.withdraw(usdc_units(100))).await?,
+    );
+    record(
+        report,
+        "setDelegate (revoke)",
+        &confirm(escrow.setDelegate(delegate_address, 0)).await?,
+    );
+    Ok(())
+}
+
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -245,6 +316,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         let chain = DevChain::start().await?;
         let mut report = Vec::new();
         functions(&chain, &mut report).await?;
+        delegation(&chain, &mut report).await?;
         for count in [1, 10, 100] {
             allocation_over(&chain, count, &mut report).await?;
         }

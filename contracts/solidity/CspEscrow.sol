@@ -7,16 +7,24 @@ import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.s
 import {IEscrowManager} from "./interfaces/IEscrowManager.sol";
 
 /// @title A CSP's escrow (one per CSP, behind the protocol's beacon proxy)
-/// @notice Holds the USDC that pre-pays the CSP's jobs and the virtual balances of the nodes
-/// that ran them. Only `cspOwner` creates and extends jobs; only the PoAI manager records node
-/// sets, allocates epochs and pays out claims.
+/// @notice Holds the USDC that pre-pays the CSP's jobs, the CSP's free balance and the virtual
+/// balances of the nodes that ran them. `cspOwner` creates and extends jobs paying from its
+/// wallet; delegates it grants permission bits to (`setDelegate`) do the same paying from the
+/// free balance (`deposit`, `withdraw`); only the PoAI manager records node sets, allocates
+/// epochs and pays out claims.
 ///
 /// Accounting: a job created in epoch `c` with last execution epoch `L` pays for epochs
 /// `c+1 ..= L`. Settling epoch `e` pays every non-blacklisted node of the node set active at
 /// the end of `e` the job's price: 85 % to its virtual balance and 15 % to the burn. Node-set
 /// changes and node extensions settle the completed epochs first, so an epoch is always paid to
 /// the set that was validated at its end. Invariant: `balance ≥ price × nodesRequested × epochs
-/// left to settle`; whatever is not paid is refunded to the CSP when the job closes.
+/// left to settle`; whatever is not paid is refunded to the CSP's wallet when the job closes,
+/// whoever funded it. Money: the escrow's USDC balance is always `freeBalance` + the open jobs'
+/// balances + the nodes' virtual balances, and `totalDeposited` = that balance + `totalClaimed`
+/// + `totalBurned` + `totalRefunded` + `totalWithdrawn` (USDC transferred to the escrow directly,
+/// bypassing `deposit`, is held on top and never accounted).
+///
+/// Storage: this is a beacon implementation; new variables go after the existing ones only.
 contract CspEscrow is Initializable {
     using SafeERC20 for IERC20;
 
@@ -24,6 +32,18 @@ contract CspEscrow is Initializable {
     uint256 public constant MIN_EPOCHS = 30;
     /// @notice Share of every paid epoch that is swapped to R1 and burned, in percent.
     uint256 public constant BURN_PERCENT = 15;
+
+    /// @notice Delegate permission: create jobs, paid from the free balance.
+    uint8 public constant PERMISSION_CREATE = 1;
+    /// @notice Delegate permission: extend a job's duration, paid from the free balance.
+    uint8 public constant PERMISSION_EXTEND_DURATION = 2;
+    /// @notice Delegate permission: extend a job's node count, paid from the free balance.
+    uint8 public constant PERMISSION_EXTEND_NODES = 4;
+    /// @notice Delegate permission: redeem jobs never started. Reserved: it can be granted, but
+    /// there is no redeem function yet (the reference's one-hour redeem is not implemented).
+    uint8 public constant PERMISSION_REDEEM = 8;
+    /// @notice Every permission bit defined; `setDelegate` refuses any other.
+    uint8 public constant ALL_PERMISSIONS = 15;
 
     /// @notice One job to create.
     struct JobCreationRequest {
@@ -62,7 +82,8 @@ contract CspEscrow is Initializable {
 
     /// @notice Unclaimed USDC earned by each node in this escrow.
     mapping(address => uint256) public virtualWalletBalance;
-    /// @notice USDC pulled from the CSP, ever.
+    /// @notice USDC paid into the escrow, ever: by the owner for its jobs and by anyone's
+    /// `deposit` (delegate-funded jobs move free balance and pay nothing in).
     uint256 public totalDeposited;
     /// @notice USDC credited to node balances, ever.
     uint256 public totalCreditedToNodes;
@@ -72,6 +93,17 @@ contract CspEscrow is Initializable {
     uint256 public totalRefunded;
     /// @notice USDC paid out of node balances on claims, ever.
     uint256 public totalClaimed;
+
+    // ----- appended for delegates and the free balance: new variables go below, never above -----
+
+    /// @notice USDC held for the CSP and not yet committed to a job: what delegates spend.
+    uint256 public freeBalance;
+    /// @notice USDC withdrawn from the free balance by the owner, ever.
+    uint256 public totalWithdrawn;
+    /// @notice Permission bits of each delegate (0 = not a delegate).
+    mapping(address => uint8) public delegatePermissions;
+    address[] private delegates;
+    mapping(address => uint256) private delegateSlot;
 
     /// @notice The caller is not the CSP owner.
     error NotCspOwner(address caller);
@@ -83,7 +115,7 @@ contract CspEscrow is Initializable {
     error NoNodesRequested();
     /// @notice A job must be paid for at least `MIN_EPOCHS` epochs.
     error TooFewEpochs(uint256 epochs, uint256 minimum);
-    /// @notice The CSP has not approved or does not hold the USDC to pay.
+    /// @notice The payer (the owner, or a depositor) has not approved or does not hold the USDC.
     error Underfunded(uint256 required, uint256 balance, uint256 allowance);
     /// @notice The job does not exist in this escrow or is closed.
     error JobNotOpen(uint256 jobId);
@@ -91,6 +123,16 @@ contract CspEscrow is Initializable {
     error JobEnded(uint256 jobId);
     /// @notice An extension must increase the value it extends.
     error NotAnExtension(uint256 current, uint256 requested);
+    /// @notice The caller is neither the owner nor a delegate holding `permission`.
+    error NotPermitted(address caller, uint8 permission);
+    /// @notice The free balance does not cover the amount.
+    error InsufficientFreeBalance(uint256 required, uint256 free);
+    /// @notice A delegate cannot be the zero address or the owner.
+    error InvalidDelegate(address delegate);
+    /// @notice Only the bits of `ALL_PERMISSIONS` exist.
+    error UnknownPermissions(uint8 permissions);
+    /// @notice Deposits and withdrawals move a positive amount.
+    error ZeroAmount();
 
     /// @notice A job was created and paid for.
     event JobCreated(uint256 indexed jobId, uint8 indexed jobType, bytes32 projectHash, uint256 lastExecutionEpoch, uint256 numberOfNodesRequested, uint256 pricePerEpoch, uint256 paid);
@@ -108,6 +150,12 @@ contract CspEscrow is Initializable {
     event JobClosed(uint256 indexed jobId, uint256 refunded);
     /// @notice A node's balance was paid out to the manager for a claim.
     event NodeBalanceWithdrawn(address indexed node, uint256 amount);
+    /// @notice The owner granted `permissions` to `delegate` (0 = removed).
+    event DelegateSet(address indexed delegate, uint8 permissions);
+    /// @notice `from` added `amount` USDC to the free balance.
+    event Deposited(address indexed from, uint256 amount);
+    /// @notice The owner took `amount` USDC out of the free balance.
+    event Withdrawn(address indexed to, uint256 amount);
 
     modifier onlyCspOwner() {
         if (msg.sender != cspOwner) revert NotCspOwner(msg.sender);
@@ -135,15 +183,18 @@ contract CspEscrow is Initializable {
         return 1;
     }
 
-    /// @notice Creates jobs, pulling price × nodes × epochs USDC for all of them at once.
-    function createJobs(JobCreationRequest[] calldata requests) external onlyCspOwner returns (uint256[] memory jobIds) {
+    /// @notice Creates jobs costing price × nodes × epochs USDC in all, paid at once: pulled from
+    /// the owner's wallet, or from the free balance when a delegate with `PERMISSION_CREATE` calls.
+    function createJobs(JobCreationRequest[] calldata requests) external returns (uint256[] memory jobIds) {
+        bool delegated = _authorize(PERMISSION_CREATE);
         uint256 epoch = manager.currentEpoch();
         uint256 total = 0;
         jobIds = new uint256[](requests.length);
         for (uint256 i = 0; i < requests.length; i++) {
             JobCreationRequest calldata r = requests[i];
-            uint256 price = manager.jobTypePrice(r.jobType);
-            if (price == 0) revert UnknownJobType(r.jobType);
+            uint8 jobType = r.jobType;
+            uint256 price = manager.jobTypePrice(jobType);
+            if (price == 0) revert UnknownJobType(jobType);
             if (r.numberOfNodesRequested == 0) revert NoNodesRequested();
             uint256 epochs = r.lastExecutionEpoch > epoch ? r.lastExecutionEpoch - epoch : 0;
             if (epochs < MIN_EPOCHS) revert TooFewEpochs(epochs, MIN_EPOCHS);
@@ -151,7 +202,7 @@ contract CspEscrow is Initializable {
             uint256 jobId = manager.registerJob();
             Job storage job = jobs[jobId];
             job.id = jobId;
-            job.jobType = r.jobType;
+            job.jobType = jobType;
             job.projectHash = r.projectHash;
             job.requestTimestamp = block.timestamp;
             job.lastExecutionEpoch = r.lastExecutionEpoch;
@@ -163,14 +214,16 @@ contract CspEscrow is Initializable {
             openSlot[jobId] = openJobIds.length;
             jobIds[i] = jobId;
             total += cost;
-            emit JobCreated(jobId, r.jobType, r.projectHash, r.lastExecutionEpoch, r.numberOfNodesRequested, price, cost);
+            emit JobCreated(jobId, jobType, r.projectHash, r.lastExecutionEpoch, r.numberOfNodesRequested, price, cost);
         }
-        _pull(total);
+        _pay(total, delegated);
     }
 
     /// @notice Moves a running job's last execution epoch to `newLastExecutionEpoch`, paying the
-    /// added epochs for every requested node.
-    function extendJobDuration(uint256 jobId, uint256 newLastExecutionEpoch) external onlyCspOwner {
+    /// added epochs for every requested node (from the owner's wallet, or from the free balance
+    /// when a delegate with `PERMISSION_EXTEND_DURATION` calls).
+    function extendJobDuration(uint256 jobId, uint256 newLastExecutionEpoch) external {
+        bool delegated = _authorize(PERMISSION_EXTEND_DURATION);
         Job storage job = _openJob(jobId);
         if (manager.currentEpoch() > job.lastExecutionEpoch) revert JobEnded(jobId);
         if (newLastExecutionEpoch <= job.lastExecutionEpoch) {
@@ -179,13 +232,15 @@ contract CspEscrow is Initializable {
         uint256 cost = job.pricePerEpoch * job.numberOfNodesRequested * (newLastExecutionEpoch - job.lastExecutionEpoch);
         job.lastExecutionEpoch = newLastExecutionEpoch;
         job.balance += cost;
-        _pull(cost);
+        _pay(cost, delegated);
         emit JobDurationExtended(jobId, newLastExecutionEpoch, cost);
     }
 
     /// @notice Raises a running job's node count to `newNumberOfNodes`, paying the added nodes
-    /// for every epoch not yet settled (completed epochs are settled first).
-    function extendJobNodes(uint256 jobId, uint256 newNumberOfNodes) external onlyCspOwner {
+    /// for every epoch not yet settled (completed epochs are settled first), from the owner's
+    /// wallet, or from the free balance when a delegate with `PERMISSION_EXTEND_NODES` calls.
+    function extendJobNodes(uint256 jobId, uint256 newNumberOfNodes) external {
+        bool delegated = _authorize(PERMISSION_EXTEND_NODES);
         Job storage job = _openJob(jobId);
         uint256 epoch = manager.currentEpoch();
         if (epoch > job.lastExecutionEpoch) revert JobEnded(jobId);
@@ -197,12 +252,52 @@ contract CspEscrow is Initializable {
         uint256 cost = job.pricePerEpoch * (newNumberOfNodes - job.numberOfNodesRequested) * epochsLeft;
         job.numberOfNodesRequested = newNumberOfNodes;
         job.balance += cost;
-        _pull(cost);
+        _pay(cost, delegated);
         emit JobNodesExtended(jobId, newNumberOfNodes, cost);
         if (burn > 0) {
             usdc.safeTransfer(address(manager), burn);
             manager.burnUsdc(burn);
         }
+    }
+
+    /// @notice Grants `delegate` the `permissions` bits (replacing what it had); 0 removes it.
+    function setDelegate(address delegate, uint8 permissions) external onlyCspOwner {
+        if (delegate == address(0) || delegate == cspOwner) revert InvalidDelegate(delegate);
+        if (permissions & ~ALL_PERMISSIONS != 0) revert UnknownPermissions(permissions);
+        uint256 slot = delegateSlot[delegate];
+        if (permissions == 0) {
+            if (slot != 0) {
+                address last = delegates[delegates.length - 1];
+                delegates[slot - 1] = last;
+                delegateSlot[last] = slot;
+                delegates.pop();
+                delete delegateSlot[delegate];
+            }
+        } else if (slot == 0) {
+            delegates.push(delegate);
+            delegateSlot[delegate] = delegates.length;
+        }
+        delegatePermissions[delegate] = permissions;
+        emit DelegateSet(delegate, permissions);
+    }
+
+    /// @notice Adds `amount` USDC, pulled from the caller (anyone), to the free balance.
+    function deposit(uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        _pull(amount);
+        freeBalance += amount;
+        emit Deposited(msg.sender, amount);
+    }
+
+    /// @notice Sends `amount` USDC of the free balance to the owner.
+    function withdraw(uint256 amount) external onlyCspOwner {
+        if (amount == 0) revert ZeroAmount();
+        uint256 free = freeBalance;
+        if (amount > free) revert InsufficientFreeBalance(amount, free);
+        freeBalance = free - amount;
+        totalWithdrawn += amount;
+        usdc.safeTransfer(msg.sender, amount);
+        emit Withdrawn(msg.sender, amount);
     }
 
     /// @notice Records the oracles' agreed node set, settling completed epochs with the previous
@@ -255,6 +350,11 @@ contract CspEscrow is Initializable {
         return jobs[jobId];
     }
 
+    /// @notice The delegates, in no particular order.
+    function getDelegates() external view returns (address[] memory) {
+        return delegates;
+    }
+
     /// @notice Ids of the jobs not yet closed.
     function getOpenJobIds() external view returns (uint256[] memory) {
         return openJobIds;
@@ -305,6 +405,24 @@ contract CspEscrow is Initializable {
         openSlot[last] = slot;
         openJobIds.pop();
         delete openSlot[jobId];
+    }
+
+    /// @dev The owner acts for itself (returns false: it pays from its wallet); anyone else must
+    /// be a delegate holding `permission` (returns true: it pays from the free balance).
+    function _authorize(uint8 permission) private view returns (bool delegated) {
+        if (msg.sender == cspOwner) return false;
+        if (delegatePermissions[msg.sender] & permission == 0) revert NotPermitted(msg.sender, permission);
+        return true;
+    }
+
+    function _pay(uint256 amount, bool delegated) private {
+        if (!delegated) {
+            _pull(amount);
+        } else {
+            uint256 free = freeBalance;
+            if (amount > free) revert InsufficientFreeBalance(amount, free);
+            freeBalance = free - amount;
+        }
     }
 
     function _pull(uint256 amount) private {

@@ -1,6 +1,10 @@
 //! A typed client over a deployed suite, acting as the provider's signer: governance, CSP,
 //! node owner or oracle, depending on who that is.
 
+use std::fmt;
+use std::ops::{BitOr, BitOrAssign};
+use std::str::FromStr;
+
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::DynProvider;
 use alloy::rpc::types::TransactionReceipt;
@@ -21,6 +25,122 @@ pub struct JobRequest {
     pub last_execution_epoch: u64,
     /// Nodes (replicas) the job runs on.
     pub nodes: u64,
+}
+
+/// Permission bits a CSP grants a delegate on its escrow (`CspEscrow.setDelegate`). Only the
+/// bits the contract defines can be held; text form is a comma list such as
+/// `create,extend-duration` (`none` for no bit, `all` accepted for every bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Permissions(u8);
+
+impl Permissions {
+    /// No permission (setting it removes the delegate).
+    pub const NONE: Permissions = Permissions(0);
+    /// Create jobs, paid from the escrow's free balance (`PERMISSION_CREATE`).
+    pub const CREATE: Permissions = Permissions(1);
+    /// Extend a job's duration, paid from the free balance (`PERMISSION_EXTEND_DURATION`).
+    pub const EXTEND_DURATION: Permissions = Permissions(2);
+    /// Extend a job's node count, paid from the free balance (`PERMISSION_EXTEND_NODES`).
+    pub const EXTEND_NODES: Permissions = Permissions(4);
+    /// Redeem jobs never started (`PERMISSION_REDEEM`). Reserved: the escrow has no redeem
+    /// function yet, so holding it allows nothing today.
+    pub const REDEEM: Permissions = Permissions(8);
+    /// Every bit the escrow defines (`ALL_PERMISSIONS`).
+    pub const ALL: Permissions = Permissions(15);
+
+    const NAMES: [(Permissions, &'static str); 4] = [
+        (Permissions::CREATE, "create"),
+        (Permissions::EXTEND_DURATION, "extend-duration"),
+        (Permissions::EXTEND_NODES, "extend-nodes"),
+        (Permissions::REDEEM, "redeem"),
+    ];
+
+    /// The raw bits, as the contract takes and returns them.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The permissions of `bits`, or `None` when a bit the escrow does not define is set.
+    pub const fn from_bits(bits: u8) -> Option<Permissions> {
+        if bits & !Permissions::ALL.0 == 0 {
+            Some(Permissions(bits))
+        } else {
+            None
+        }
+    }
+
+    /// Whether every bit of `other` is held.
+    pub const fn contains(self, other: Permissions) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether no bit is held.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl BitOr for Permissions {
+    type Output = Permissions;
+
+    fn bitor(self, other: Permissions) -> Permissions {
+        Permissions(self.0 | other.0)
+    }
+}
+
+impl BitOrAssign for Permissions {
+    fn bitor_assign(&mut self, other: Permissions) {
+        self.0 |= other.0;
+    }
+}
+
+impl fmt::Display for Permissions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("none");
+        }
+        let mut first = true;
+        for (bit, name) in Permissions::NAMES {
+            if self.contains(bit) {
+                if !first {
+                    f.write_str(",")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A permission list that names something other than `create`, `extend-duration`,
+/// `extend-nodes`, `redeem`, `none` or `all`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown permission `{0}`: expected a comma list of create, extend-duration, extend-nodes, \
+     redeem (or `none`, or `all`)"
+)]
+pub struct ParsePermissionsError(pub String);
+
+impl FromStr for Permissions {
+    type Err = ParsePermissionsError;
+
+    fn from_str(text: &str) -> std::result::Result<Permissions, ParsePermissionsError> {
+        match text.trim() {
+            "none" => return Ok(Permissions::NONE),
+            "all" => return Ok(Permissions::ALL),
+            _ => {}
+        }
+        let mut permissions = Permissions::NONE;
+        for item in text.split(',').map(str::trim) {
+            let (bit, _) = Permissions::NAMES
+                .iter()
+                .find(|(_, name)| *name == item)
+                .ok_or_else(|| ParsePermissionsError(item.to_string()))?;
+            permissions |= *bit;
+        }
+        Ok(permissions)
+    }
 }
 
 /// Gas a deciding node-set vote may need beyond one that only counts, whatever the node count:
@@ -199,8 +319,9 @@ impl Suite {
         Ok(price * U256::from(request.nodes) * U256::from(epochs))
     }
 
-    /// Approves the cost and creates the job in `escrow` (the signer must own it), costed in
-    /// the epoch of the chain's latest block; returns the job id. Right when that block is
+    /// Creates the job in `escrow`, costed in the epoch of the chain's latest block, and returns
+    /// its id: the owner approves the cost and pays from its wallet, a delegate holding
+    /// [`Permissions::CREATE`] pays from the escrow's free balance (see [`Suite::create_job_in`]). Right when that block is
     /// recent (a chain that mines continuously, or a test that moved the clock and mined); a
     /// devnet that mines on demand answers with a stale epoch: see [`Suite::create_job_in`].
     pub async fn create_job(&self, escrow: Address, request: &JobRequest) -> Result<u64> {
@@ -208,19 +329,24 @@ impl Suite {
         self.create_job_in(escrow, request, epoch).await
     }
 
-    /// Approves what the job costs if created in `epoch` and creates it in `escrow` (the signer
-    /// must own it); returns the job id. The escrow pulls what it costs in the epoch of the
-    /// block it runs in: less in a later epoch (which also pays fewer epochs), more than
-    /// approved in an earlier one, which fails. Gas estimation runs it too, in the epoch of the
-    /// chain's latest block, so `epoch` must not be later than that one either.
+    /// Creates a job in `escrow` and returns its id. When the signer owns the escrow it first
+    /// approves what the job costs if created in `epoch`: the escrow pulls from the owner's
+    /// wallet what it costs in the epoch of the block it runs in, less in a later epoch (which
+    /// also pays fewer epochs), more than approved in an earlier one, which fails. Gas
+    /// estimation runs it too, in the epoch of the chain's latest block, so `epoch` must not be
+    /// later than that one either. Any other signer acts as a delegate: nothing is approved, the
+    /// escrow pays from its free balance and refuses with `NotPermitted` (no
+    /// [`Permissions::CREATE`]) or `InsufficientFreeBalance`.
     pub async fn create_job_in(
         &self,
         escrow: Address,
         request: &JobRequest,
         epoch: u64,
     ) -> Result<u64> {
-        let cost = self.job_cost(request, epoch).await?;
-        confirm(self.usdc().approve(escrow, cost)).await?;
+        if self.owns_escrow(escrow).await? {
+            let cost = self.job_cost(request, epoch).await?;
+            confirm(self.usdc().approve(escrow, cost)).await?;
+        }
         let escrow_contract = self.escrow(escrow);
         let call = escrow_contract.createJobs(vec![CspEscrow::JobCreationRequest {
             jobType: request.job_type,
@@ -252,17 +378,21 @@ impl Suite {
             .await?)
     }
 
-    /// Approves the cost and moves the job's last execution epoch to `last_execution_epoch`.
+    /// Moves the job's last execution epoch to `last_execution_epoch`. The escrow's owner
+    /// approves the cost and pays from its wallet; a delegate holding
+    /// [`Permissions::EXTEND_DURATION`] approves nothing and pays from the free balance.
     pub async fn extend_job_duration(
         &self,
         escrow: Address,
         job_id: u64,
         last_execution_epoch: u64,
     ) -> Result<TransactionReceipt> {
-        let job = self.job(job_id).await?;
-        let added = U256::from(last_execution_epoch).saturating_sub(job.lastExecutionEpoch);
-        let cost = job.pricePerEpoch * job.numberOfNodesRequested * added;
-        confirm(self.usdc().approve(escrow, cost)).await?;
+        if self.owns_escrow(escrow).await? {
+            let job = self.job(job_id).await?;
+            let added = U256::from(last_execution_epoch).saturating_sub(job.lastExecutionEpoch);
+            let cost = job.pricePerEpoch * job.numberOfNodesRequested * added;
+            confirm(self.usdc().approve(escrow, cost)).await?;
+        }
         confirm(
             self.escrow(escrow)
                 .extendJobDuration(U256::from(job_id), U256::from(last_execution_epoch)),
@@ -270,25 +400,80 @@ impl Suite {
         .await
     }
 
-    /// Approves the cost and raises the job's node count to `nodes`.
+    /// Raises the job's node count to `nodes`. The escrow's owner approves the cost and pays
+    /// from its wallet; a delegate holding [`Permissions::EXTEND_NODES`] approves nothing and
+    /// pays from the free balance.
     pub async fn extend_job_nodes(
         &self,
         escrow: Address,
         job_id: u64,
         nodes: u64,
     ) -> Result<TransactionReceipt> {
-        let job = self.job(job_id).await?;
-        let epoch = U256::from(self.current_epoch().await?);
-        let next = job.nextEpochToSettle.max(epoch);
-        let epochs_left = (job.lastExecutionEpoch + U256::from(1u64)).saturating_sub(next);
-        let added = U256::from(nodes).saturating_sub(job.numberOfNodesRequested);
-        let cost = job.pricePerEpoch * added * epochs_left;
-        confirm(self.usdc().approve(escrow, cost)).await?;
+        if self.owns_escrow(escrow).await? {
+            let job = self.job(job_id).await?;
+            let epoch = U256::from(self.current_epoch().await?);
+            let next = job.nextEpochToSettle.max(epoch);
+            let epochs_left = (job.lastExecutionEpoch + U256::from(1u64)).saturating_sub(next);
+            let added = U256::from(nodes).saturating_sub(job.numberOfNodesRequested);
+            let cost = job.pricePerEpoch * added * epochs_left;
+            confirm(self.usdc().approve(escrow, cost)).await?;
+        }
         confirm(
             self.escrow(escrow)
                 .extendJobNodes(U256::from(job_id), U256::from(nodes)),
         )
         .await
+    }
+
+    // ----- escrow delegates and free balance -----
+
+    /// Whether the signer is the owner of `escrow` (it pays from its wallet; anyone else acts
+    /// as a delegate, paying from the escrow's free balance).
+    pub async fn owns_escrow(&self, escrow: Address) -> Result<bool> {
+        Ok(self.escrow(escrow).cspOwner().call().await? == self.address)
+    }
+
+    /// Grants `delegate` exactly `permissions` on `escrow` (the signer must own it);
+    /// [`Permissions::NONE`] removes the delegate.
+    pub async fn set_delegate(
+        &self,
+        escrow: Address,
+        delegate: Address,
+        permissions: Permissions,
+    ) -> Result<TransactionReceipt> {
+        confirm(
+            self.escrow(escrow)
+                .setDelegate(delegate, permissions.bits()),
+        )
+        .await
+    }
+
+    /// The permission bits `who` holds on `escrow` (0 when it is not a delegate; see
+    /// [`Permissions::from_bits`]). What an oracle checks before accepting a change signed by a
+    /// delegate key.
+    pub async fn delegate_permissions(&self, escrow: Address, who: Address) -> Result<u8> {
+        Ok(self.escrow(escrow).delegatePermissions(who).call().await?)
+    }
+
+    /// The delegates of `escrow`, in no particular order.
+    pub async fn delegates(&self, escrow: Address) -> Result<Vec<Address>> {
+        Ok(self.escrow(escrow).getDelegates().call().await?)
+    }
+
+    /// Approves `amount` USDC and adds it to the free balance of `escrow` (anyone may).
+    pub async fn deposit(&self, escrow: Address, amount: U256) -> Result<TransactionReceipt> {
+        confirm(self.usdc().approve(escrow, amount)).await?;
+        confirm(self.escrow(escrow).deposit(amount)).await
+    }
+
+    /// Sends `amount` USDC of the free balance of `escrow` to the signer, its owner.
+    pub async fn withdraw(&self, escrow: Address, amount: U256) -> Result<TransactionReceipt> {
+        confirm(self.escrow(escrow).withdraw(amount)).await
+    }
+
+    /// The USDC of `escrow` not committed to a job: what its delegates can spend.
+    pub async fn free_balance(&self, escrow: Address) -> Result<U256> {
+        Ok(self.escrow(escrow).freeBalance().call().await?)
     }
 
     // ----- node owner -----
@@ -395,4 +580,83 @@ impl Suite {
 /// Epochs, ids and counts fit in 64 bits; saturate rather than wrap if a contract ever says otherwise.
 pub(crate) fn to_u64(value: U256) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ParsePermissionsError, Permissions};
+
+    #[test]
+    fn permissions_match_the_escrow_bits() {
+        assert_eq!(Permissions::CREATE.bits(), 1);
+        assert_eq!(Permissions::EXTEND_DURATION.bits(), 2);
+        assert_eq!(Permissions::EXTEND_NODES.bits(), 4);
+        assert_eq!(Permissions::REDEEM.bits(), 8);
+        assert_eq!(
+            Permissions::CREATE
+                | Permissions::EXTEND_DURATION
+                | Permissions::EXTEND_NODES
+                | Permissions::REDEEM,
+            Permissions::ALL
+        );
+        assert_eq!(Permissions::from_bits(5).map(Permissions::bits), Some(5));
+        assert_eq!(Permissions::from_bits(16), None);
+        assert_eq!(Permissions::from_bits(0), Some(Permissions::NONE));
+    }
+
+    #[test]
+    fn permissions_contain_subsets_only() {
+        let granted = Permissions::CREATE | Permissions::EXTEND_NODES;
+        assert!(granted.contains(Permissions::CREATE));
+        assert!(granted.contains(Permissions::EXTEND_NODES));
+        assert!(granted.contains(granted));
+        assert!(granted.contains(Permissions::NONE));
+        assert!(!granted.contains(Permissions::EXTEND_DURATION));
+        assert!(!granted.contains(Permissions::CREATE | Permissions::REDEEM));
+        assert!(Permissions::NONE.is_empty() && !granted.is_empty());
+    }
+
+    #[test]
+    fn permissions_display_as_a_comma_list_in_bit_order() {
+        assert_eq!(
+            (Permissions::EXTEND_DURATION | Permissions::CREATE).to_string(),
+            "create,extend-duration"
+        );
+        assert_eq!(
+            Permissions::ALL.to_string(),
+            "create,extend-duration,extend-nodes,redeem"
+        );
+        assert_eq!(Permissions::NONE.to_string(), "none");
+    }
+
+    #[test]
+    fn permissions_parse_what_they_display() {
+        for bits in 0..=15 {
+            let permissions = Permissions::from_bits(bits).unwrap_or_default();
+            assert_eq!(permissions.to_string().parse(), Ok(permissions));
+        }
+        assert_eq!(
+            " extend-nodes , create,create".parse(),
+            Ok(Permissions::CREATE | Permissions::EXTEND_NODES)
+        );
+        assert_eq!("all".parse(), Ok(Permissions::ALL));
+        assert_eq!(" none ".parse(), Ok(Permissions::NONE));
+    }
+
+    #[test]
+    fn permissions_refuse_unknown_names() {
+        for bad in ["", "create,", "Create", "extend", "create,withdraw", "1"] {
+            let Err(err) = bad.parse::<Permissions>() else {
+                panic!("{bad:?} parsed");
+            };
+            assert!(
+                err.to_string().contains("unknown permission"),
+                "{bad}: {err}"
+            );
+        }
+        assert_eq!(
+            "create,withdraw".parse::<Permissions>(),
+            Err(ParsePermissionsError("withdraw".to_string()))
+        );
+    }
 }

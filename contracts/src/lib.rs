@@ -18,7 +18,7 @@ pub mod oracle_view;
 pub mod tx;
 pub mod units;
 
-pub use client::{Allocation, JobRequest, Suite, VoteOutcome};
+pub use client::{Allocation, JobRequest, ParsePermissionsError, Permissions, Suite, VoteOutcome};
 pub use deploy::{Deployment, LicenceTier, SuiteConfig, deploy_suite};
 pub use devchain::DevChain;
 pub use error::{Error, Result};

@@ -24,8 +24,12 @@ pub struct NodeLicence {
 pub struct EscrowTotals {
     /// USDC the escrow contract holds now.
     pub balance_usdc: U256,
-    /// USDC pulled from the CSP, ever.
+    /// USDC paid into the escrow, ever (the owner's job payments and every `deposit`).
     pub deposited: U256,
+    /// USDC held for the CSP and not committed to a job (what delegates spend).
+    pub free_balance: U256,
+    /// USDC withdrawn from the free balance by the owner, ever.
+    pub withdrawn: U256,
     /// USDC credited to node balances, ever.
     pub credited_to_nodes: U256,
     /// USDC sent to the burn, ever.
@@ -122,6 +126,8 @@ impl Suite {
         Ok(EscrowTotals {
             balance_usdc: self.usdc().balanceOf(escrow).call().await?,
             deposited: contract.totalDeposited().call().await?,
+            free_balance: contract.freeBalance().call().await?,
+            withdrawn: contract.totalWithdrawn().call().await?,
             credited_to_nodes: contract.totalCreditedToNodes().call().await?,
             burned: contract.totalBurned().call().await?,
             refunded: contract.totalRefunded().call().await?,

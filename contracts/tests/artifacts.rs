@@ -5,7 +5,7 @@ use std::process::Command;
 
 #[test]
 fn artifacts_match_a_fresh_compile() {
-    let dir = r1_contracts::devchain::contracts_dir().unwrap();
+    let dir = r1_contracts::devchain::contracts_dir().expect("the contracts directory");
     let output = Command::new("node")
         .arg("scripts/compile.cjs")
         .arg("--check")

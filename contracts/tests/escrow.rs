@@ -1,16 +1,28 @@
-//! CSP escrows: deployment behind the beacon, job creation and extension, access rules, upgrades.
+//! CSP escrows: deployment behind the beacon, job creation and extension, access rules,
+//! delegates and the free balance they spend, upgrades.
 #![allow(clippy::unwrap_used)] // test bodies run inside closures, where the usual test exemption does not reach
 
 mod common;
 
 use alloy::primitives::{Address, B256, U256};
 use common::{World, actor, raw_revert_of, revert_of, run};
-use r1_contracts::JobRequest;
 use r1_contracts::bindings::v2::CspEscrowV2;
 use r1_contracts::bindings::{CspEscrow, PoAIManager, UpgradeableBeacon};
 use r1_contracts::tx::confirm;
+use r1_contracts::units::usdc_units;
+use r1_contracts::{JobRequest, Permissions, Suite};
 
 const PRICE: u64 = 100_000; // job type 1: 0.10 USDC per node per epoch
+
+/// A request for a one-node job of type 1 paid for `epochs` epochs after `epoch`.
+fn job_request(epoch: u64, epochs: u64, nodes: u64) -> JobRequest {
+    JobRequest {
+        job_type: 1,
+        project_hash: B256::repeat_byte(0xcd),
+        last_execution_epoch: epoch + epochs,
+        nodes,
+    }
+}
 
 fn request(job_type: u8, last_execution_epoch: u64, nodes: u64) -> CspEscrow::JobCreationRequest {
     CspEscrow::JobCreationRequest {
@@ -151,7 +163,10 @@ fn create_jobs_refuses_bad_requests() {
                 .call()
                 .await,
         );
-        assert!(matches!(err, CspEscrow::CspEscrowErrors::NotCspOwner(_)));
+        assert!(matches!(
+            err,
+            CspEscrow::CspEscrowErrors::NotPermitted(e) if e.caller == stranger.address() && e.permission == 1
+        ));
         // Underfunded: allowance too small, then balance too small.
         confirm(w.csp.usdc().approve(w.escrow, U256::from(PRICE * 30 - 1)))
             .await
@@ -219,7 +234,10 @@ fn extend_job_duration_charges_the_added_epochs() {
                 .call()
                 .await,
         );
-        assert!(matches!(err, CspEscrow::CspEscrowErrors::NotCspOwner(_)));
+        assert!(matches!(
+            err,
+            CspEscrow::CspEscrowErrors::NotPermitted(e) if e.caller == stranger.address() && e.permission == 2
+        ));
         confirm(w.csp.usdc().approve(w.escrow, U256::ZERO))
             .await
             .unwrap();
@@ -291,7 +309,10 @@ fn extend_job_nodes_settles_first_and_charges_the_epochs_left() {
                 .call()
                 .await,
         );
-        assert!(matches!(err, CspEscrow::CspEscrowErrors::NotCspOwner(_)));
+        assert!(matches!(
+            err,
+            CspEscrow::CspEscrowErrors::NotPermitted(e) if e.caller == stranger.address() && e.permission == 4
+        ));
         // The grown job now accepts three nodes.
         assert_eq!(w.agree(job, &w.nodes).await, w.nodes);
     });
@@ -341,6 +362,12 @@ fn the_beacon_owner_upgrades_every_escrow_at_once() {
             w.gov.escrow(w.escrow).version().call().await.unwrap(),
             U256::from(1)
         );
+        let delegate = actor(&w).await;
+        w.csp
+            .set_delegate(w.escrow, delegate.address(), Permissions::CREATE)
+            .await
+            .unwrap();
+        w.csp.deposit(w.escrow, usdc_units(10)).await.unwrap();
 
         let v2 = CspEscrowV2::deploy_builder(w.gov.provider().clone())
             .deploy()
@@ -382,5 +409,453 @@ fn the_beacon_owner_upgrades_every_escrow_at_once() {
             nodes: 1,
         };
         assert_eq!(w.csp.create_job(w.escrow, &request).await.unwrap(), job + 1);
+        // So did the delegates and the free balance (appended storage), and they still work.
+        assert_eq!(
+            w.csp.delegates(w.escrow).await.unwrap(),
+            vec![delegate.address()]
+        );
+        assert_eq!(
+            w.csp
+                .delegate_permissions(w.escrow, delegate.address())
+                .await
+                .unwrap(),
+            Permissions::CREATE.bits()
+        );
+        assert_eq!(w.csp.free_balance(w.escrow).await.unwrap(), usdc_units(10));
+        assert_eq!(
+            delegate.create_job(w.escrow, &request).await.unwrap(),
+            job + 2
+        );
+        assert_eq!(
+            w.csp.free_balance(w.escrow).await.unwrap(),
+            usdc_units(10) - U256::from(PRICE * 30)
+        );
+    });
+}
+
+/// The free balance plus every open job's budget plus every node's balance is exactly what the
+/// escrow holds.
+async fn assert_escrow_accounts(w: &World) {
+    let escrow = w.gov.escrow(w.escrow);
+    let mut locked = w.gov.free_balance(w.escrow).await.unwrap();
+    for job in w.gov.escrow_open_jobs(w.escrow).await.unwrap() {
+        locked += job.balance;
+    }
+    for node in &w.nodes {
+        locked += w.node_balance(*node).await;
+    }
+    assert_eq!(w.usdc_balance(w.escrow).await, locked);
+    let totals = w.gov.escrow_totals(w.escrow).await.unwrap();
+    assert_eq!(
+        totals.deposited,
+        totals.balance_usdc + totals.claimed + totals.burned + totals.refunded + totals.withdrawn
+    );
+    assert_eq!(
+        totals.free_balance,
+        escrow.freeBalance().call().await.unwrap()
+    );
+}
+
+fn not_permitted(err: CspEscrow::CspEscrowErrors, caller: &Suite, permission: Permissions) {
+    match err {
+        CspEscrow::CspEscrowErrors::NotPermitted(e) => {
+            assert_eq!(e.caller, caller.address());
+            assert_eq!(e.permission, permission.bits());
+        }
+        other => panic!("expected NotPermitted, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_owner_grants_lists_changes_and_revokes_delegates() {
+    run(|chain| async move {
+        let w = World::new(chain, 1, 0).await;
+        let escrow = w.csp.escrow(w.escrow);
+        assert_eq!(
+            escrow.PERMISSION_CREATE().call().await.unwrap(),
+            Permissions::CREATE.bits()
+        );
+        assert_eq!(
+            escrow.PERMISSION_EXTEND_DURATION().call().await.unwrap(),
+            Permissions::EXTEND_DURATION.bits()
+        );
+        assert_eq!(
+            escrow.PERMISSION_EXTEND_NODES().call().await.unwrap(),
+            Permissions::EXTEND_NODES.bits()
+        );
+        assert_eq!(
+            escrow.PERMISSION_REDEEM().call().await.unwrap(),
+            Permissions::REDEEM.bits()
+        );
+        assert_eq!(
+            escrow.ALL_PERMISSIONS().call().await.unwrap(),
+            Permissions::ALL.bits()
+        );
+        assert!(w.csp.delegates(w.escrow).await.unwrap().is_empty());
+
+        let [a, b, c] = [actor(&w).await, actor(&w).await, actor(&w).await];
+        let receipt = w
+            .csp
+            .set_delegate(w.escrow, a.address(), Permissions::CREATE)
+            .await
+            .unwrap();
+        let event = receipt.decoded_log::<CspEscrow::DelegateSet>().unwrap();
+        assert_eq!(event.data.delegate, a.address());
+        assert_eq!(event.data.permissions, Permissions::CREATE.bits());
+        w.csp
+            .set_delegate(w.escrow, b.address(), Permissions::ALL)
+            .await
+            .unwrap();
+        w.csp
+            .set_delegate(
+                w.escrow,
+                c.address(),
+                Permissions::EXTEND_DURATION | Permissions::EXTEND_NODES,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            w.csp.delegates(w.escrow).await.unwrap(),
+            vec![a.address(), b.address(), c.address()]
+        );
+        // Changing a delegate's bits replaces them and does not list it twice.
+        w.csp
+            .set_delegate(w.escrow, a.address(), Permissions::EXTEND_NODES)
+            .await
+            .unwrap();
+        assert_eq!(
+            w.csp
+                .delegate_permissions(w.escrow, a.address())
+                .await
+                .unwrap(),
+            Permissions::EXTEND_NODES.bits()
+        );
+        assert_eq!(w.csp.delegates(w.escrow).await.unwrap().len(), 3);
+
+        // Revoking (0) the first moves the last into its slot.
+        let receipt = w
+            .csp
+            .set_delegate(w.escrow, a.address(), Permissions::NONE)
+            .await
+            .unwrap();
+        assert_eq!(
+            receipt
+                .decoded_log::<CspEscrow::DelegateSet>()
+                .unwrap()
+                .data
+                .permissions,
+            0
+        );
+        assert_eq!(
+            w.csp.delegates(w.escrow).await.unwrap(),
+            vec![c.address(), b.address()]
+        );
+        assert_eq!(
+            w.csp
+                .delegate_permissions(w.escrow, a.address())
+                .await
+                .unwrap(),
+            0
+        );
+        // Revoking again, or someone never granted, changes nothing.
+        w.csp
+            .set_delegate(w.escrow, a.address(), Permissions::NONE)
+            .await
+            .unwrap();
+        w.csp
+            .set_delegate(w.escrow, Address::repeat_byte(0x77), Permissions::NONE)
+            .await
+            .unwrap();
+        w.csp
+            .set_delegate(w.escrow, b.address(), Permissions::NONE)
+            .await
+            .unwrap();
+        assert_eq!(w.csp.delegates(w.escrow).await.unwrap(), vec![c.address()]);
+        w.csp
+            .set_delegate(w.escrow, c.address(), Permissions::NONE)
+            .await
+            .unwrap();
+        assert!(w.csp.delegates(w.escrow).await.unwrap().is_empty());
+
+        // Refused: the zero address, the owner itself, bits the escrow does not define, and
+        // anyone but the owner (delegates included).
+        for bad in [Address::ZERO, w.csp.address()] {
+            let err = raw_revert_of::<_, CspEscrow::CspEscrowErrors>(
+                escrow.setDelegate(bad, 1).call().await,
+            );
+            assert!(matches!(
+                err,
+                CspEscrow::CspEscrowErrors::InvalidDelegate(e) if e.delegate == bad
+            ));
+        }
+        for bits in [16u8, 0x80, 0xff] {
+            let err = raw_revert_of::<_, CspEscrow::CspEscrowErrors>(
+                escrow.setDelegate(a.address(), bits).call().await,
+            );
+            assert!(matches!(
+                err,
+                CspEscrow::CspEscrowErrors::UnknownPermissions(e) if e.permissions == bits
+            ));
+        }
+        w.csp
+            .set_delegate(w.escrow, b.address(), Permissions::ALL)
+            .await
+            .unwrap();
+        for caller in [&a, &b] {
+            let err = revert_of::<_, CspEscrow::CspEscrowErrors>(
+                caller
+                    .set_delegate(w.escrow, caller.address(), Permissions::ALL)
+                    .await,
+            );
+            assert!(matches!(
+                err,
+                CspEscrow::CspEscrowErrors::NotCspOwner(e) if e.caller == caller.address()
+            ));
+        }
+    });
+}
+
+#[test]
+fn a_delegate_creates_and_extends_jobs_paid_from_the_free_balance() {
+    run(|chain| async move {
+        let w = World::new(chain, 1, 3).await;
+        let delegate = actor(&w).await;
+        assert_eq!(w.usdc_balance(delegate.address()).await, U256::ZERO);
+        w.csp
+            .set_delegate(w.escrow, delegate.address(), Permissions::CREATE)
+            .await
+            .unwrap();
+        let receipt = w.csp.deposit(w.escrow, usdc_units(20)).await.unwrap();
+        let event = receipt.decoded_log::<CspEscrow::Deposited>().unwrap();
+        assert_eq!(
+            (event.data.from, event.data.amount),
+            (w.csp.address(), usdc_units(20))
+        );
+        assert_eq!(w.csp.free_balance(w.escrow).await.unwrap(), usdc_units(20));
+        assert_escrow_accounts(&w).await;
+
+        // The delegate holds no USDC and approves nothing; the owner's wallet is untouched.
+        let owner_before = w.usdc_balance(w.csp.address()).await;
+        let escrow_before = w.usdc_balance(w.escrow).await;
+        let deposited_before = w
+            .gov
+            .escrow(w.escrow)
+            .totalDeposited()
+            .call()
+            .await
+            .unwrap();
+        let epoch = w.epoch().await;
+        let job = delegate
+            .create_job(w.escrow, &job_request(epoch, 30, 2))
+            .await
+            .unwrap();
+        let cost = U256::from(PRICE * 2 * 30);
+        assert_eq!(w.usdc_balance(w.csp.address()).await, owner_before);
+        assert_eq!(w.usdc_balance(delegate.address()).await, U256::ZERO);
+        assert_eq!(w.usdc_balance(w.escrow).await, escrow_before);
+        assert_eq!(
+            w.csp.free_balance(w.escrow).await.unwrap(),
+            usdc_units(20) - cost
+        );
+        assert_eq!(
+            w.gov
+                .escrow(w.escrow)
+                .totalDeposited()
+                .call()
+                .await
+                .unwrap(),
+            deposited_before
+        );
+        let state = w.csp.job(job).await.unwrap();
+        assert_eq!(state.balance, cost);
+        assert_eq!(
+            w.gov
+                .usdc()
+                .allowance(delegate.address(), w.escrow)
+                .call()
+                .await
+                .unwrap(),
+            U256::ZERO
+        );
+        assert_escrow_accounts(&w).await;
+
+        // Without EXTEND_NODES / EXTEND_DURATION the delegate is refused.
+        let err = revert_of::<_, CspEscrow::CspEscrowErrors>(
+            delegate.extend_job_nodes(w.escrow, job, 3).await,
+        );
+        not_permitted(err, &delegate, Permissions::EXTEND_NODES);
+        let err = revert_of::<_, CspEscrow::CspEscrowErrors>(
+            delegate
+                .extend_job_duration(w.escrow, job, epoch + 40)
+                .await,
+        );
+        not_permitted(err, &delegate, Permissions::EXTEND_DURATION);
+
+        // With them it extends, paid from the free balance too.
+        w.csp
+            .set_delegate(w.escrow, delegate.address(), Permissions::ALL)
+            .await
+            .unwrap();
+        w.agree(job, &w.nodes[..1]).await;
+        w.advance_epochs(3).await;
+        let free = w.csp.free_balance(w.escrow).await.unwrap();
+        delegate
+            .extend_job_duration(w.escrow, job, epoch + 40)
+            .await
+            .unwrap();
+        let duration_cost = U256::from(PRICE * 2 * 10);
+        assert_eq!(
+            w.csp.free_balance(w.escrow).await.unwrap(),
+            free - duration_cost
+        );
+        assert_escrow_accounts(&w).await;
+        let free = w.csp.free_balance(w.escrow).await.unwrap();
+        delegate.extend_job_nodes(w.escrow, job, 3).await.unwrap();
+        // Epochs 1-2 were settled first; epochs 3..=40 are paid for one more node.
+        let nodes_cost = U256::from(PRICE * 38);
+        assert_eq!(
+            w.csp.free_balance(w.escrow).await.unwrap(),
+            free - nodes_cost
+        );
+        assert_eq!(w.usdc_balance(w.csp.address()).await, owner_before);
+        assert_escrow_accounts(&w).await;
+
+        // More than the free balance is refused, whatever the delegate's wallet holds.
+        w.gov
+            .mint_usdc(delegate.address(), usdc_units(1_000))
+            .await
+            .unwrap();
+        confirm(delegate.usdc().approve(w.escrow, U256::MAX))
+            .await
+            .unwrap();
+        let free = w.csp.free_balance(w.escrow).await.unwrap();
+        let epoch = w.epoch().await;
+        let big = job_request(epoch, 100, 3);
+        let err =
+            revert_of::<_, CspEscrow::CspEscrowErrors>(delegate.create_job(w.escrow, &big).await);
+        match err {
+            CspEscrow::CspEscrowErrors::InsufficientFreeBalance(e) => {
+                assert_eq!(e.required, U256::from(PRICE * 3 * 100));
+                assert_eq!(e.free, free);
+            }
+            other => panic!("expected InsufficientFreeBalance, got {other:?}"),
+        }
+        assert_eq!(w.usdc_balance(delegate.address()).await, usdc_units(1_000));
+        // The owner still pays from its wallet, leaving the free balance alone.
+        let owner_before = w.usdc_balance(w.csp.address()).await;
+        w.csp.create_job(w.escrow, &big).await.unwrap();
+        assert_eq!(
+            w.usdc_balance(w.csp.address()).await,
+            owner_before - U256::from(PRICE * 3 * 100)
+        );
+        assert_eq!(w.csp.free_balance(w.escrow).await.unwrap(), free);
+
+        // Closing the delegate's job refunds its unspent budget to the owner's wallet.
+        let owner_before = w.usdc_balance(w.csp.address()).await;
+        let left = w.csp.job(job).await.unwrap().balance;
+        let free = w.csp.free_balance(w.escrow).await.unwrap();
+        assert_eq!(w.agree(job, &[]).await, Vec::<Address>::new());
+        assert_eq!(
+            w.usdc_balance(w.csp.address()).await,
+            owner_before + left,
+            "nothing left to settle in the running epoch: the whole budget is refunded"
+        );
+        assert_eq!(w.csp.free_balance(w.escrow).await.unwrap(), free);
+        assert_escrow_accounts(&w).await;
+
+        // Revoked, the delegate is refused again.
+        w.csp
+            .set_delegate(w.escrow, delegate.address(), Permissions::NONE)
+            .await
+            .unwrap();
+        let err = revert_of::<_, CspEscrow::CspEscrowErrors>(
+            delegate
+                .create_job(w.escrow, &job_request(epoch, 30, 1))
+                .await,
+        );
+        not_permitted(err, &delegate, Permissions::CREATE);
+    });
+}
+
+#[test]
+fn anyone_deposits_and_only_the_owner_withdraws_the_free_balance() {
+    run(|chain| async move {
+        let w = World::new(chain, 1, 0).await;
+        let escrow = w.csp.escrow(w.escrow);
+        let funder = actor(&w).await;
+        w.gov
+            .mint_usdc(funder.address(), usdc_units(50))
+            .await
+            .unwrap();
+        // Deposits pull from the caller: refused without allowance, or for nothing.
+        let err = raw_revert_of::<_, CspEscrow::CspEscrowErrors>(
+            funder.escrow(w.escrow).deposit(usdc_units(5)).call().await,
+        );
+        assert!(matches!(err, CspEscrow::CspEscrowErrors::Underfunded(_)));
+        let err = raw_revert_of::<_, CspEscrow::CspEscrowErrors>(
+            funder.escrow(w.escrow).deposit(U256::ZERO).call().await,
+        );
+        assert!(matches!(err, CspEscrow::CspEscrowErrors::ZeroAmount(_)));
+        funder.deposit(w.escrow, usdc_units(30)).await.unwrap();
+        w.csp.deposit(w.escrow, usdc_units(5)).await.unwrap();
+        assert_eq!(w.usdc_balance(funder.address()).await, usdc_units(20));
+        assert_eq!(w.csp.free_balance(w.escrow).await.unwrap(), usdc_units(35));
+        assert_eq!(w.usdc_balance(w.escrow).await, usdc_units(35));
+        assert_eq!(
+            escrow.totalDeposited().call().await.unwrap(),
+            usdc_units(35)
+        );
+        assert_escrow_accounts(&w).await;
+
+        // Withdrawals: only the owner, only up to the free balance (job budgets stay).
+        let job = w.create_job(1, 30).await;
+        let err = revert_of::<_, CspEscrow::CspEscrowErrors>(
+            w.csp
+                .withdraw(w.escrow, usdc_units(35) + U256::from(1))
+                .await,
+        );
+        match err {
+            CspEscrow::CspEscrowErrors::InsufficientFreeBalance(e) => {
+                assert_eq!(e.required, usdc_units(35) + U256::from(1));
+                assert_eq!(e.free, usdc_units(35));
+            }
+            other => panic!("expected InsufficientFreeBalance, got {other:?}"),
+        }
+        let err = raw_revert_of::<_, CspEscrow::CspEscrowErrors>(
+            escrow.withdraw(U256::ZERO).call().await,
+        );
+        assert!(matches!(err, CspEscrow::CspEscrowErrors::ZeroAmount(_)));
+        w.csp
+            .set_delegate(w.escrow, funder.address(), Permissions::ALL)
+            .await
+            .unwrap();
+        let err = revert_of::<_, CspEscrow::CspEscrowErrors>(
+            funder.withdraw(w.escrow, usdc_units(1)).await,
+        );
+        assert!(matches!(
+            err,
+            CspEscrow::CspEscrowErrors::NotCspOwner(e) if e.caller == funder.address()
+        ));
+        let owner_before = w.usdc_balance(w.csp.address()).await;
+        let receipt = w.csp.withdraw(w.escrow, usdc_units(35)).await.unwrap();
+        let event = receipt.decoded_log::<CspEscrow::Withdrawn>().unwrap();
+        assert_eq!(
+            (event.data.to, event.data.amount),
+            (w.csp.address(), usdc_units(35))
+        );
+        assert_eq!(
+            w.usdc_balance(w.csp.address()).await,
+            owner_before + usdc_units(35)
+        );
+        assert_eq!(w.csp.free_balance(w.escrow).await.unwrap(), U256::ZERO);
+        assert_eq!(
+            escrow.totalWithdrawn().call().await.unwrap(),
+            usdc_units(35)
+        );
+        assert_eq!(
+            w.usdc_balance(w.escrow).await,
+            w.csp.job(job).await.unwrap().balance
+        );
+        assert_escrow_accounts(&w).await;
     });
 }

@@ -1,17 +1,23 @@
-//! Property test: random sequences of create / extend / vote / advance / allocate / claim /
-//! close / blacklist against a fresh suite, checking after every step against an exact model:
-//! USDC deposited = claimed by nodes + burned + locked + refunded (to the unit), every job's
-//! budget and every node's balance match the model (so no node is paid for an epoch it was not
-//! validated for), and the R1 supply never exceeds the cap.
+//! Property test: random sequences of create / extend (by the owner from its wallet, or by a
+//! delegate from the escrow's free balance) / deposit / withdraw / change the delegate's
+//! permissions / vote / advance / allocate / claim / close / blacklist against a fresh suite,
+//! checking after every step against an exact model, to the unit: the USDC deposited equals
+//! what nodes claimed, burned, locked, refunded and withdrawn together; the escrow holds exactly
+//! its free balance, the job budgets and the node balances; every job's budget and every node's
+//! balance match the model (so no node is paid for an epoch it was not validated for); a
+//! delegate is refused exactly when it lacks the permission bit or the free balance; and the R1
+//! supply never exceeds the cap.
 
 mod common;
 
-use alloy::primitives::{Address, U256};
-use common::{World, revert_of, run};
+use alloy::primitives::{Address, B256, U256};
+use common::{World, actor, revert_of, run};
 use proptest::prelude::*;
-use r1_contracts::VoteOutcome;
+use r1_contracts::bindings::CspEscrow::CspEscrowErrors as EscrowError;
 use r1_contracts::bindings::PoAIManager::PoAIManagerErrors as E;
 use r1_contracts::tx::confirm;
+use r1_contracts::units::usdc_units;
+use r1_contracts::{JobRequest, Permissions, Suite, VoteOutcome};
 
 const PRICE: u64 = 100_000;
 const NODES: usize = 3;
@@ -21,14 +27,31 @@ enum Op {
     Create {
         nodes: u64,
         epochs: u64,
+        delegated: bool,
     },
     ExtendDuration {
         job: usize,
         add: u64,
+        delegated: bool,
     },
     ExtendNodes {
         job: usize,
         add: u64,
+        delegated: bool,
+    },
+    /// The CSP (or a third party) tops up the free balance.
+    Deposit {
+        amount: u64,
+        by_csp: bool,
+    },
+    /// The owner withdraws `permille` ‰ of the free balance (at least one unit; more than 1000 ‰
+    /// must be refused).
+    Withdraw {
+        permille: u64,
+    },
+    /// The owner replaces the delegate's permission bits.
+    Permit {
+        bits: u8,
     },
     Vote {
         job: usize,
@@ -50,9 +73,12 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (1u64..=3, 30u64..=34).prop_map(|(nodes, epochs)| Op::Create { nodes, epochs }),
-        1 => (0usize..8, 1u64..=4).prop_map(|(job, add)| Op::ExtendDuration { job, add }),
-        1 => (0usize..8, 1u64..=2).prop_map(|(job, add)| Op::ExtendNodes { job, add }),
+        4 => (1u64..=3, 30u64..=34, delegated()).prop_map(|(nodes, epochs, delegated)| Op::Create { nodes, epochs, delegated }),
+        2 => (0usize..8, 1u64..=4, delegated()).prop_map(|(job, add, delegated)| Op::ExtendDuration { job, add, delegated }),
+        2 => (0usize..8, 1u64..=2, delegated()).prop_map(|(job, add, delegated)| Op::ExtendNodes { job, add, delegated }),
+        2 => (1u64..=20_000_000, any::<bool>()).prop_map(|(amount, by_csp)| Op::Deposit { amount, by_csp }),
+        1 => (0u64..=1_200).prop_map(|permille| Op::Withdraw { permille }),
+        1 => (0u8..16).prop_map(|bits| Op::Permit { bits }),
         4 => (0usize..8, 1u8..8, any::<bool>()).prop_map(|(job, mask, byzantine)| Op::Vote { job, mask, byzantine }),
         3 => (1u64..=12).prop_map(|epochs| Op::Advance { epochs }),
         3 => Just(Op::Allocate),
@@ -60,6 +86,17 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..8).prop_map(|job| Op::Close { job }),
         1 => (0usize..NODES).prop_map(|node| Op::Blacklist { node }),
     ]
+}
+
+/// Whether a create or extend is sent by the delegate (paid from the free balance).
+fn delegated() -> impl Strategy<Value = bool> {
+    prop::bool::weighted(0.4)
+}
+
+/// The suite's actors beyond the [`World`]: the CSP's delegate and a third-party funder.
+struct Extra {
+    delegate: Suite,
+    funder: Suite,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +116,13 @@ struct Model {
     node_balance: [u128; NODES],
     blacklisted: [bool; NODES],
     deposited: u128,
+    /// USDC the CSP's wallet paid in (its jobs and its deposits).
+    csp_paid: u128,
+    /// USDC the third-party funder deposited.
+    funder_paid: u128,
+    free: u128,
+    withdrawn: u128,
+    delegate_bits: u8,
     claimed: u128,
     burned: u128,
     refunded: u128,
@@ -109,6 +153,30 @@ impl Model {
         burn
     }
 
+    /// Pays `cost` the way the escrow does: from the owner's wallet, or (delegated) from the
+    /// free balance. Returns the refusal a delegate gets (lacking `permission`, or the free
+    /// balance) and then changes nothing.
+    fn pay(
+        &mut self,
+        cost: u128,
+        delegated: bool,
+        permission: Permissions,
+    ) -> Option<&'static str> {
+        if !delegated {
+            self.deposited += cost;
+            self.csp_paid += cost;
+            return None;
+        }
+        if self.delegate_bits & permission.bits() == 0 {
+            return Some("NotPermitted");
+        }
+        if cost > self.free {
+            return Some("InsufficientFreeBalance");
+        }
+        self.free -= cost;
+        None
+    }
+
     fn open_job(&self, index: usize) -> Option<usize> {
         let open: Vec<usize> = (0..self.jobs.len())
             .filter(|&i| !self.jobs[i].closed)
@@ -121,13 +189,42 @@ fn u(value: U256) -> u128 {
     u128::try_from(value).expect("fits u128")
 }
 
-async fn step(w: &World, m: &mut Model, op: &Op) {
+/// The name of the escrow error `result` reverted with, if it did.
+fn refusal<T>(result: r1_contracts::Result<T>) -> &'static str {
+    match revert_of::<_, EscrowError>(result) {
+        EscrowError::NotPermitted(_) => "NotPermitted",
+        EscrowError::InsufficientFreeBalance(_) => "InsufficientFreeBalance",
+        other => panic!("unexpected revert {other:?}"),
+    }
+}
+
+async fn step(w: &World, x: &Extra, m: &mut Model, op: &Op) {
     let epoch = w.epoch().await;
     match *op {
-        Op::Create { nodes, epochs } => {
-            let id = w.create_job(nodes, epochs).await;
+        Op::Create {
+            nodes,
+            epochs,
+            delegated,
+        } => {
             let balance = u128::from(PRICE * nodes * epochs);
-            m.deposited += balance;
+            let request = JobRequest {
+                job_type: 1,
+                project_hash: B256::repeat_byte(0xab),
+                last_execution_epoch: epoch + epochs,
+                nodes,
+            };
+            let sender = if delegated { &x.delegate } else { &w.csp };
+            if let Some(expected) = m.pay(balance, delegated, Permissions::CREATE) {
+                assert_eq!(
+                    refusal(sender.create_job(w.escrow, &request).await),
+                    expected
+                );
+                return;
+            }
+            let id = sender
+                .create_job(w.escrow, &request)
+                .await
+                .expect("create job");
             m.jobs.push(Job {
                 id,
                 requested: nodes,
@@ -138,38 +235,88 @@ async fn step(w: &World, m: &mut Model, op: &Op) {
                 closed: false,
             });
         }
-        Op::ExtendDuration { job, add } => {
+        Op::ExtendDuration {
+            job,
+            add,
+            delegated,
+        } => {
             let Some(j) = m.open_job(job) else { return };
             if epoch > m.jobs[j].last {
                 return;
             }
             let new_last = m.jobs[j].last + add;
-            w.csp
-                .extend_job_duration(w.escrow, m.jobs[j].id, new_last)
-                .await
-                .expect("extend duration");
             let cost = u128::from(PRICE * m.jobs[j].requested * add);
+            let sender = if delegated { &x.delegate } else { &w.csp };
+            let sent = sender
+                .extend_job_duration(w.escrow, m.jobs[j].id, new_last)
+                .await;
+            if let Some(expected) = m.pay(cost, delegated, Permissions::EXTEND_DURATION) {
+                assert_eq!(refusal(sent), expected);
+                return;
+            }
+            sent.expect("extend duration");
             m.jobs[j].last = new_last;
             m.jobs[j].balance += cost;
-            m.deposited += cost;
         }
-        Op::ExtendNodes { job, add } => {
+        Op::ExtendNodes {
+            job,
+            add,
+            delegated,
+        } => {
             let Some(j) = m.open_job(job) else { return };
             if epoch > m.jobs[j].last {
                 return;
             }
             let id = m.jobs[j].id;
             let requested = m.jobs[j].requested + add;
-            w.csp
-                .extend_job_nodes(w.escrow, id, requested)
-                .await
-                .expect("extend nodes");
+            // Completed epochs are settled first, then the added nodes pay for the rest.
+            let next = m.jobs[j].next.max(epoch.min(m.jobs[j].last + 1));
+            let cost = u128::from(PRICE * add * (m.jobs[j].last + 1 - next));
+            let sender = if delegated { &x.delegate } else { &w.csp };
+            let sent = sender.extend_job_nodes(w.escrow, id, requested).await;
+            if let Some(expected) = m.pay(cost, delegated, Permissions::EXTEND_NODES) {
+                assert_eq!(refusal(sent), expected);
+                return;
+            }
+            sent.expect("extend nodes");
             m.settle(j, epoch);
-            let left = m.jobs[j].last + 1 - m.jobs[j].next;
-            let cost = u128::from(PRICE * add * left);
+            assert_eq!(m.jobs[j].next, next);
             m.jobs[j].requested = requested;
             m.jobs[j].balance += cost;
-            m.deposited += cost;
+        }
+        Op::Deposit { amount, by_csp } => {
+            let sender = if by_csp { &w.csp } else { &x.funder };
+            sender
+                .deposit(w.escrow, U256::from(amount))
+                .await
+                .expect("deposit");
+            let amount = u128::from(amount);
+            m.deposited += amount;
+            m.free += amount;
+            if by_csp {
+                m.csp_paid += amount;
+            } else {
+                m.funder_paid += amount;
+            }
+        }
+        Op::Withdraw { permille } => {
+            let amount = (m.free * u128::from(permille) / 1_000).max(1);
+            let sent = w.csp.withdraw(w.escrow, U256::from(amount)).await;
+            if amount > m.free {
+                assert_eq!(refusal(sent), "InsufficientFreeBalance");
+                return;
+            }
+            sent.expect("withdraw");
+            m.free -= amount;
+            m.withdrawn += amount;
+        }
+        Op::Permit { bits } => {
+            let permissions = Permissions::from_bits(bits).expect("known bits");
+            w.csp
+                .set_delegate(w.escrow, x.delegate.address(), permissions)
+                .await
+                .expect("set delegate");
+            m.delegate_bits = bits;
         }
         Op::Vote {
             job,
@@ -264,19 +411,39 @@ async fn step(w: &World, m: &mut Model, op: &Op) {
     }
 }
 
-async fn check(w: &World, m: &Model, csp_start: u128, pool_start: u128) {
+const FUNDER_USDC: u64 = 1_000;
+
+async fn check(w: &World, x: &Extra, m: &Model, csp_start: u128, pool_start: u128) {
     let escrow_usdc = u(w.usdc_balance(w.escrow).await);
     let manager = w.gov.manager();
     let escrow = w.gov.escrow(w.escrow);
     // Conservation, to the unit, on real token balances.
     assert_eq!(
         m.deposited,
-        m.claimed + m.burned + escrow_usdc + m.refunded,
-        "deposited = paid + burned + locked + refunded"
+        m.claimed + m.burned + escrow_usdc + m.refunded + m.withdrawn,
+        "deposited = paid + burned + locked + refunded + withdrawn"
     );
     assert_eq!(
         u(w.usdc_balance(w.csp.address()).await),
-        csp_start - m.deposited + m.refunded
+        csp_start - m.csp_paid + m.refunded + m.withdrawn
+    );
+    assert_eq!(
+        u(w.usdc_balance(x.funder.address()).await),
+        u(usdc_units(FUNDER_USDC)) - m.funder_paid
+    );
+    assert_eq!(
+        u(w.usdc_balance(x.delegate.address()).await),
+        0,
+        "a delegate never pays"
+    );
+    assert_eq!(u(escrow.freeBalance().call().await.expect("free")), m.free);
+    assert_eq!(
+        u(escrow.totalDeposited().call().await.expect("deposited")),
+        m.deposited
+    );
+    assert_eq!(
+        u(escrow.totalWithdrawn().call().await.expect("withdrawn")),
+        m.withdrawn
     );
     assert_eq!(
         u(w.usdc_balance(w.gov.deployment().pool).await),
@@ -295,11 +462,12 @@ async fn check(w: &World, m: &Model, csp_start: u128, pool_start: u128) {
         u(escrow.totalRefunded().call().await.expect("refunded")),
         m.refunded
     );
-    let locked: u128 =
-        m.jobs.iter().map(|j| j.balance).sum::<u128>() + m.node_balance.iter().sum::<u128>();
+    let locked: u128 = m.free
+        + m.jobs.iter().map(|j| j.balance).sum::<u128>()
+        + m.node_balance.iter().sum::<u128>();
     assert_eq!(
         escrow_usdc, locked,
-        "escrow holds job budgets + node balances"
+        "escrow holds free balance + job budgets + node balances"
     );
     // Per job and per node.
     for job in &m.jobs {
@@ -328,15 +496,25 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, max_shrink_iters: 16, ..ProptestConfig::default() })]
 
     #[test]
-    fn money_is_conserved_and_only_validated_nodes_are_paid(ops in proptest::collection::vec(op(), 20)) {
+    fn money_is_conserved_and_only_validated_nodes_are_paid(ops in proptest::collection::vec(op(), 24)) {
         run(|chain| async move {
             let w = World::new(chain, 3, NODES).await;
-            let mut m = Model { allocated_until: w.epoch().await, ..Model::default() };
+            let x = Extra { delegate: actor(&w).await, funder: actor(&w).await };
+            w.gov.mint_usdc(x.funder.address(), usdc_units(FUNDER_USDC)).await.expect("mint");
+            w.csp
+                .set_delegate(w.escrow, x.delegate.address(), Permissions::ALL)
+                .await
+                .expect("grant");
+            let mut m = Model {
+                allocated_until: w.epoch().await,
+                delegate_bits: Permissions::ALL.bits(),
+                ..Model::default()
+            };
             let csp_start = u(w.usdc_balance(w.csp.address()).await);
             let pool_start = u(w.usdc_balance(w.gov.deployment().pool).await);
             for op in &ops {
-                step(&w, &mut m, op).await;
-                check(&w, &m, csp_start, pool_start).await;
+                step(&w, &x, &mut m, op).await;
+                check(&w, &x, &m, csp_start, pool_start).await;
             }
         });
     }

@@ -273,7 +273,10 @@ fn apply_funds_jobs_once_and_fund_is_idempotent() {
 
     // More replicas and a longer duration extend the job on chain; fewer change nothing there.
     let first_last = job.lastExecutionEpoch;
-    let wider = w.write("api-wider.yaml", &job_yaml("hello-api", 2, 60, Some("lite")));
+    let wider = w.write(
+        "api-wider.yaml",
+        &job_yaml("hello-api", 2, 60, Some("lite")),
+    );
     let out = w.r1ctl(&server, "csp.key", &["apply", "-f", &wider]);
     assert!(out.status.success(), "{}", text(&out));
     let expected = format!(
@@ -295,7 +298,10 @@ fn apply_funds_jobs_once_and_fund_is_idempotent() {
     assert_eq!(job.lastExecutionEpoch, first_last + U256::from(20));
     assert!(w.usdc(w.csp) < usdc_units(94) - U256::from(6_666_640u64));
     let held = w.usdc(w.csp);
-    let narrower = w.write("api-narrower.yaml", &job_yaml("hello-api", 1, 60, Some("lite")));
+    let narrower = w.write(
+        "api-narrower.yaml",
+        &job_yaml("hello-api", 1, 60, Some("lite")),
+    );
     let out = w.r1ctl(&server, "csp.key", &["apply", "-f", &narrower]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(

@@ -110,6 +110,18 @@ pub enum JobFundError {
         /// The signer.
         csp: Address,
     },
+    /// A delegate funds from the escrow's free balance, which holds too little.
+    #[error(
+        "not enough USDC in {owner}'s escrow: it needs {needed} USDC and {free} USDC are free (the owner adds more with `r1ctl escrow deposit`)"
+    )]
+    NotEnoughInEscrow {
+        /// What the job costs.
+        needed: Usdc,
+        /// The escrow's free balance.
+        free: Usdc,
+        /// The escrow's owner.
+        owner: Address,
+    },
     /// The oracle answered with an object of another kind.
     #[error("the oracle answered with a {0}, not a DeeployJob")]
     NotAJob(Kind),
@@ -188,6 +200,8 @@ impl Extension {
 pub struct Funder {
     suite: Suite,
     escrow: Address,
+    /// The escrow's owner: the signer, or the owner a delegate acts for.
+    owner: Address,
     chain_id: u64,
     clock: EpochClock,
 }
@@ -219,7 +233,7 @@ impl Funder {
         }
         let signer = client.identity().signer().clone();
         let suite = Suite::attach(&url, signer, info.poai_manager).await?;
-        let csp = suite.address();
+        let csp = client.owner();
         let escrow = suite.escrow_of(csp).await?;
         if escrow == Address::ZERO {
             return Err(FundError::NoEscrow {
@@ -231,6 +245,7 @@ impl Funder {
         Ok(Self {
             suite,
             escrow,
+            owner: csp,
             chain_id: info.chain_id,
             clock: EpochClock::new(genesis, length)?,
         })
@@ -239,6 +254,11 @@ impl Funder {
     /// The escrow jobs are funded from.
     pub fn escrow(&self) -> Address {
         self.escrow
+    }
+
+    /// The chain client, signing as the key that funds.
+    pub fn suite(&self) -> &Suite {
+        &self.suite
     }
 
     /// Funds the job `key` (owned by the signer) as `spec` asks, unless its escrow already holds
@@ -250,7 +270,7 @@ impl Funder {
         catalogue: &Catalogue,
     ) -> Result<Funded, JobFundError> {
         let estimate = catalogue.estimate(spec)?;
-        let hash = project_hash(self.suite.address(), &key.namespace, &key.name);
+        let hash = project_hash(self.owner, &key.namespace, &key.name);
         if let Some(job) = self.suite.find_open_job(self.escrow, hash).await? {
             return self.extend(&job, &estimate).await;
         }
@@ -266,13 +286,24 @@ impl Funder {
         let nodes = u64::from(estimate.replicas);
         let epochs = u64::from(estimate.epochs);
         let cost = price * U256::from(nodes) * U256::from(epochs);
-        let held = self.suite.usdc_balance(self.suite.address()).await?;
-        if held < cost {
-            return Err(JobFundError::NotEnoughUsdc {
-                needed: usdc(cost),
-                held: usdc(held),
-                csp: self.suite.address(),
-            });
+        if self.owner == self.suite.address() {
+            let held = self.suite.usdc_balance(self.owner).await?;
+            if held < cost {
+                return Err(JobFundError::NotEnoughUsdc {
+                    needed: usdc(cost),
+                    held: usdc(held),
+                    csp: self.owner,
+                });
+            }
+        } else {
+            let free = self.suite.free_balance(self.escrow).await?;
+            if free < cost {
+                return Err(JobFundError::NotEnoughInEscrow {
+                    needed: usdc(cost),
+                    free: usdc(free),
+                    owner: self.owner,
+                });
+            }
         }
         let job = self.create(class.id, hash, nodes, epochs).await?;
         Ok(Funded::Created {

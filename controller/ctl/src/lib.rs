@@ -9,7 +9,8 @@
 //! * [`sources`]: manifest files from `-f` arguments, as kubectl reads them; [`pin`]: their jobs'
 //!   image tags pinned to digests before they are applied.
 //! * [`remote`]: the Deeploy API client and `apply`, `get`, `describe`, `delete`.
-//! * [`fund`]: paying for jobs on chain from the CSP's escrow.
+//! * [`fund`]: paying for jobs on chain from the CSP's escrow; [`escrow`]: its delegates and free
+//!   balance.
 //! * [`secret`]: sealing secret values and registry credentials to every oracle.
 //! * [`overview`]: the `status` screen (epoch, jobs, escrows).
 //! * [`keys`]: key files; [`node`]: a node agent's local API; [`fs`]: its R1FS store;
@@ -19,6 +20,7 @@
 pub mod broker;
 pub mod cstore;
 pub mod devnet;
+pub mod escrow;
 pub mod estimate;
 pub mod fs;
 pub mod fund;

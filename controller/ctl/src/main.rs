@@ -137,6 +137,15 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// The signer's escrow: delegate keys, their permissions, and the free balance they pay from.
+    Escrow {
+        #[command(subcommand)]
+        command: EscrowCommand,
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        chain: Chain,
+    },
     /// Seal secrets to every oracle, for DeeployJob manifests.
     Secret {
         #[command(subcommand)]
@@ -181,6 +190,36 @@ enum Command {
         socket: PathBuf,
         #[command(subcommand)]
         command: CstoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EscrowCommand {
+    /// Let a key act for you (e.g. a Kubernetes-mode oracle or a pipeline): apply and delete
+    /// your resources with `--owner`, and pay jobs from the escrow's free balance.
+    Delegate {
+        /// The delegate's address.
+        delegate: alloy_primitives::Address,
+        /// Comma list of create, extend-duration, extend-nodes, redeem (or all).
+        #[arg(long, default_value = r1_ctl::escrow::DEFAULT_PERMISSIONS)]
+        permissions: r1_contracts::Permissions,
+    },
+    /// Take every permission back from a delegate; every oracle refuses its requests within 10 s.
+    Revoke {
+        /// The delegate's address.
+        delegate: alloy_primitives::Address,
+    },
+    /// Show the escrow, its free balance and its delegates.
+    Show,
+    /// Add USDC from your wallet to the escrow's free balance.
+    Deposit {
+        /// Amount in USDC, e.g. 25 or 12.5.
+        amount: r1_crds::usdc::Usdc,
+    },
+    /// Take USDC of the free balance back to your wallet.
+    Withdraw {
+        /// Amount in USDC.
+        amount: r1_crds::usdc::Usdc,
     },
 }
 
@@ -471,12 +510,20 @@ struct Remote {
     /// CSP key file (as written by `r1ctl keys new`) that signs every request.
     #[arg(long, env = "R1_KEY", value_name = "FILE")]
     key: PathBuf,
+    /// Act for this escrow owner as its delegate (`r1ctl escrow delegate`): the key signs, the
+    /// owner's namespaces and escrow are used, jobs are paid from the escrow's free balance.
+    #[arg(long, env = "R1_OWNER", value_name = "ADDRESS")]
+    owner: Option<alloy_primitives::Address>,
 }
 
 impl Remote {
     fn client(&self) -> anyhow::Result<Client> {
         let identity = r1_protocol::keyfile::load(&self.key)?;
-        Ok(Client::new(&self.server, identity)?)
+        let client = Client::new(&self.server, identity)?;
+        Ok(match self.owner {
+            Some(owner) => client.acting_for(owner),
+            None => client,
+        })
     }
 }
 
@@ -710,6 +757,40 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     ))??)
                 }
             }
+        }
+        Command::Escrow {
+            command,
+            remote,
+            chain,
+        } => {
+            let client = remote.client()?;
+            let done = block_on(async {
+                let funder = r1_ctl::fund::Funder::connect(&client, &chain.rpc_url).await?;
+                match command {
+                    EscrowCommand::Delegate {
+                        delegate,
+                        permissions,
+                    } => r1_ctl::escrow::delegate(&funder, *delegate, *permissions, &mut out).await,
+                    EscrowCommand::Revoke { delegate } => {
+                        r1_ctl::escrow::delegate(
+                            &funder,
+                            *delegate,
+                            r1_contracts::Permissions::NONE,
+                            &mut out,
+                        )
+                        .await
+                    }
+                    EscrowCommand::Show => r1_ctl::escrow::show(&funder, &mut out).await,
+                    EscrowCommand::Deposit { amount } => {
+                        r1_ctl::escrow::deposit(&funder, *amount, &mut out).await
+                    }
+                    EscrowCommand::Withdraw { amount } => {
+                        r1_ctl::escrow::withdraw(&funder, *amount, &mut out).await
+                    }
+                }
+            })?;
+            done?;
+            Ok(true)
         }
         Command::Secret {
             command:

@@ -77,11 +77,12 @@ pub struct RawResponse {
     pub body: Vec<u8>,
 }
 
-/// A Deeploy API client signing as one CSP.
+/// A Deeploy API client signing as one CSP, or as a delegate acting for one.
 #[derive(Debug, Clone)]
 pub struct Client {
     server: Url,
     identity: Identity,
+    owner: Option<alloy_primitives::Address>,
     http: reqwest::Client,
 }
 
@@ -109,8 +110,28 @@ impl Client {
         Ok(Self {
             server: url,
             identity,
+            owner: None,
             http,
         })
+    }
+
+    /// The same client acting for `owner` as its escrow's delegate: every request names the
+    /// owner (`?owner=`), and the oracles accept it while the chain says this key holds the
+    /// owner's create permission.
+    pub fn acting_for(self, owner: alloy_primitives::Address) -> Self {
+        let owner = (owner != self.identity.address()).then_some(owner);
+        Self { owner, ..self }
+    }
+
+    /// The CSP whose objects and escrow the requests are about: the owner acted for, else the
+    /// signer.
+    pub fn owner(&self) -> alloy_primitives::Address {
+        self.owner.unwrap_or_else(|| self.identity.address())
+    }
+
+    /// Whether the signer acts for another owner as a delegate.
+    pub fn is_delegate(&self) -> bool {
+        self.owner.is_some()
     }
 
     /// The address requests are signed with.
@@ -136,6 +157,10 @@ impl Client {
             .extend(segments);
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
+        }
+        if let Some(owner) = self.owner {
+            url.query_pairs_mut()
+                .append_pair("owner", &owner.to_checksum(None));
         }
         Ok(url)
     }

@@ -17,7 +17,10 @@
 //!   (see [`r1_crds::api::wire::OracleKeys`]); 503 `no_chain` likewise.
 //!
 //! Kinds go by plural (`deeployjobs`), singular or short name (`djob`). Every other `/v1` request
-//! must be signed (see [`r1_protocol::api_auth`]); failures are 401 with `{error, reason}`.
+//! must be signed (see [`r1_protocol::api_auth`]); failures are 401 with `{error, reason}`. A
+//! request signed by a delegate key acts for the escrow owner its `?owner=0x…` names, once the
+//! chain confirms the delegation (see [`crate::intake::delegation`]): 403 `not_delegate` when it
+//! does not, 503 when it cannot be checked.
 //!
 //! Limits: bodies over [`MAX_BODY_BYTES`] are 413 (by `Content-Length` before reading, or while
 //! reading); a body that does not arrive in time is 408 `timeout`. Each signer has a request
@@ -52,6 +55,7 @@ use tokio::net::TcpListener;
 
 use crate::intake::apply::{self, ApplyError, Policy};
 use crate::intake::claims::{AllowAll, NamespaceClaims};
+use crate::intake::delegation::{self, DelegationError, Delegations};
 use crate::intake::quotas::Quotas;
 use crate::intake::ratelimit::{Limiter, Rate};
 use crate::intake::serve::{BodyTimedOut, ServeLimits, serve_api, serve_router, timeout_response};
@@ -101,6 +105,7 @@ pub struct ApiState {
     rates: Arc<Rates>,
     writes: Option<Arc<dyn WriteHook>>,
     keys: Option<Arc<dyn OracleKeySource>>,
+    delegations: Option<Arc<dyn Delegations>>,
 }
 
 /// Where `GET /v1/oracle-keys` reads the oracles' public keys.
@@ -148,6 +153,7 @@ impl ApiState {
             rates: Arc::new(Rates::new(RateLimits::default())),
             writes: None,
             keys: None,
+            delegations: None,
         }
     }
 
@@ -190,6 +196,15 @@ impl ApiState {
     pub fn with_oracle_keys(self, keys: Arc<dyn OracleKeySource>) -> Self {
         Self {
             keys: Some(keys),
+            ..self
+        }
+    }
+
+    /// The same state, letting a delegate key act for an escrow's owner (`?owner=`) while
+    /// `delegations` says it may (see [`crate::intake::delegation`]).
+    pub fn with_delegations(self, delegations: Arc<dyn Delegations>) -> Self {
+        Self {
+            delegations: Some(delegations),
             ..self
         }
     }
@@ -318,6 +333,17 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         tracing::warn!(signer = %signer, "refused: signer over its request rate");
         return rate_limited(wait, "too many requests from your key");
     }
+    let acting = match delegation::acting_for(signer, path, state.delegations.as_deref()).await {
+        Ok(acting) => acting,
+        Err(e) => {
+            tracing::warn!(signer = %signer, path, reason = %e, "refused a delegated request");
+            let status = match e {
+                DelegationError::Unchecked { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::FORBIDDEN,
+            };
+            return refusal(status, "not_delegate", e.to_string());
+        }
+    };
     let write = match &state.writes {
         Some(hook) if writes::is_write(parts.method.as_str(), parts.uri.path()) => {
             let write = RelayedRequest {
@@ -332,7 +358,7 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         }
         _ => None,
     };
-    parts.extensions.insert(Caller(signer));
+    parts.extensions.insert(Caller(acting));
     let request = Request::from_parts(parts, Body::from(body));
     match write {
         Some((hook, write)) => hook.around(write, Box::pin(next.run(request))).await,

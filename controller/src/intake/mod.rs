@@ -8,7 +8,8 @@
 //!   the Kubernetes adapter.
 //! * [`http`]: the HTTP API over the library calls, with its rate limits.
 //! * [`serve`]: the hardened HTTP server (connection cap, header/body/request deadlines).
-//! * [`claims`]: who may claim a namespace nobody owns yet.
+//! * [`claims`]: who may claim a namespace nobody owns yet; [`delegation`]: writes a delegate key
+//!   signs on behalf of an escrow's owner, checked on chain.
 //! * [`quotas`]: how much one owner may keep in the store.
 //! * [`ratelimit`]: token buckets per signer and per peer.
 //! * [`writes`]: the hook every authenticated apply and delete runs through (ordering, relays).
@@ -19,6 +20,7 @@
 
 pub mod apply;
 pub mod claims;
+pub mod delegation;
 pub mod http;
 pub mod quotas;
 pub mod ratelimit;

@@ -17,7 +17,10 @@ use r1_crds::pricing::Catalogue;
 use r1_protocol::api_auth::{self, AuthError, Credentials};
 use r1_protocol::messages::RelayedRequest;
 
+use alloy_primitives::Address;
+
 use crate::intake::apply::{self, ApplyError};
+use crate::intake::delegation::{DelegationError, owner_in, path_of};
 use crate::intake::store::ResourceStore;
 use crate::oracle::state::{OracleState, StateError};
 
@@ -45,6 +48,9 @@ pub enum RelayError {
         /// This request's timestamp.
         timestamp_ms: u64,
     },
+    /// The request names an owner its signer may not act for.
+    #[error(transparent)]
+    Delegation(#[from] DelegationError),
     /// The state database failed.
     #[error(transparent)]
     State(#[from] StateError),
@@ -62,7 +68,7 @@ pub enum Outcome {
 /// The objects a request touches, or `None` when it is not an apply or a delete.
 pub fn objects(request: &RelayedRequest) -> Option<Vec<ObjectKey>> {
     match request.method.as_str() {
-        "POST" if request.path == "/v1/apply" => Some(
+        "POST" if path_of(&request.path) == "/v1/apply" => Some(
             parse_documents(&request.body)
                 .into_iter()
                 .filter_map(|d| d.result.ok())
@@ -70,7 +76,7 @@ pub fn objects(request: &RelayedRequest) -> Option<Vec<ObjectKey>> {
                 .collect(),
         ),
         "DELETE" => {
-            let mut parts = request.path.strip_prefix("/v1/")?.split('/');
+            let mut parts = path_of(&request.path).strip_prefix("/v1/")?.split('/');
             let kind = kinds::parse(parts.next()?)?;
             let namespace = parts.next()?;
             let name = parts.next()?;
@@ -135,12 +141,22 @@ pub fn record_accepted(
     Ok(())
 }
 
-/// Checks and applies a request relayed by another oracle, to the objects it is newer for.
+/// The owner a relayed request names for a delegate (`?owner=`) other than its signer: the
+/// delegation the receiver checks on chain before [`receive`].
+pub fn delegated_owner(request: &RelayedRequest) -> Result<Option<Address>, RelayError> {
+    let signer: Option<Address> = request.address.parse().ok();
+    Ok(owner_in(&request.path)?.filter(|owner| Some(*owner) != signer))
+}
+
+/// Checks and applies a request relayed by another oracle, to the objects it is newer for,
+/// as its signer or, when `delegation_held`, as the owner its path names (see
+/// [`delegated_owner`]).
 pub fn receive(
     state: &OracleState,
     store: &ResourceStore,
     catalogue: &Catalogue,
     request: &RelayedRequest,
+    delegation_held: bool,
 ) -> Result<Outcome, RelayError> {
     let credentials = Credentials {
         address: Some(&request.address),
@@ -163,8 +179,21 @@ pub fn receive(
         request.body.as_bytes(),
         timestamp_ms,
     )?;
+    let acting = match owner_in(&request.path)? {
+        Some(owner) if owner != verified.signer => {
+            if !delegation_held {
+                return Err(DelegationError::NotDelegate {
+                    owner,
+                    delegate: verified.signer,
+                }
+                .into());
+            }
+            owner
+        }
+        _ => verified.signer,
+    };
     if request.method == "DELETE" {
-        match apply::delete(store, verified.signer, &newer[0]) {
+        match apply::delete(store, acting, &newer[0]) {
             Ok(_) | Err(ApplyError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -173,7 +202,7 @@ pub fn receive(
         apply::apply_where(
             store,
             catalogue,
-            verified.signer,
+            acting,
             &request.body,
             &apply::Policy::default(),
             |key| newer.contains(key),
@@ -208,12 +237,65 @@ mod tests {
         }
     }
 
+    /// [`receive`] of a request that names no other owner.
+    fn receive_as_signer(
+        state: &OracleState,
+        store: &ResourceStore,
+        catalogue: &Catalogue,
+        request: &RelayedRequest,
+    ) -> Result<Outcome, RelayError> {
+        receive(state, store, catalogue, request, false)
+    }
+
     /// An oracle's state and store in a fresh directory, with the built-in catalogue.
     fn oracle() -> (tempfile::TempDir, OracleState, ResourceStore, Catalogue) {
         let dir = tempfile::tempdir().unwrap();
         let state = OracleState::open(&dir.path().join("state")).unwrap();
         let store = ResourceStore::open(&dir.path().join("store")).unwrap();
         (dir, state, store, Catalogue::builtin().unwrap())
+    }
+
+    #[test]
+    fn a_delegate_acts_for_the_owner_only_when_the_chain_says_so() {
+        let (_dir, state, store, catalogue) = oracle();
+        let owner = Identity::generate();
+        let delegate = Identity::generate();
+        let body = DOCS.replace("OWNER", &owner.address().to_checksum(None));
+        let path = format!("/v1/apply?owner={}", owner.address());
+        let request = signed(&delegate, "POST", &path, &body, 1_000);
+        assert_eq!(delegated_owner(&request).unwrap(), Some(owner.address()));
+        assert!(matches!(
+            receive(&state, &store, &catalogue, &request, false),
+            Err(RelayError::Delegation(DelegationError::NotDelegate { .. }))
+        ));
+        assert_eq!(
+            receive(&state, &store, &catalogue, &request, true).unwrap(),
+            Outcome::Applied
+        );
+        let key = ObjectKey::new(r1_crds::manifest::Kind::Project, "acme", "hello");
+        assert_eq!(
+            store.get(&key).unwrap().unwrap().metadata.owner,
+            owner.address(),
+            "stored as the owner's"
+        );
+        let own = signed(&owner, "POST", &path, &body, 2_000);
+        assert_eq!(
+            delegated_owner(&own).unwrap(),
+            None,
+            "the owner naming itself"
+        );
+        let delete = signed(
+            &delegate,
+            "DELETE",
+            &format!("/v1/deeployprojects/acme/hello?owner={}", owner.address()),
+            "",
+            3_000,
+        );
+        assert_eq!(
+            objects(&delete).unwrap(),
+            vec![key.clone()],
+            "the query is not part of the name"
+        );
     }
 
     #[test]
@@ -226,11 +308,11 @@ mod tests {
         let first = signed(&csp, "POST", "/v1/apply", &body, 1_000);
         let second = signed(&csp, "POST", "/v1/apply", &described, 2_000);
         assert_eq!(
-            receive(&state, &store, &catalogue, &second).unwrap(),
+            receive_as_signer(&state, &store, &catalogue, &second).unwrap(),
             Outcome::Applied
         );
         assert_eq!(
-            receive(&state, &store, &catalogue, &first).unwrap(),
+            receive_as_signer(&state, &store, &catalogue, &first).unwrap(),
             Outcome::AlreadyCurrent,
             "an older request never rolls the object back"
         );
@@ -244,13 +326,13 @@ mod tests {
         let mut forged = signed(&csp, "POST", "/v1/apply", &body, 3_000);
         forged.body = forged.body.replace("hello", "other");
         assert!(matches!(
-            receive(&state, &store, &catalogue, &forged),
+            receive_as_signer(&state, &store, &catalogue, &forged),
             Err(RelayError::Auth(_))
         ));
 
         let delete = signed(&csp, "DELETE", "/v1/deeployprojects/acme/hello", "", 4_000);
         assert_eq!(
-            receive(&state, &store, &catalogue, &delete).unwrap(),
+            receive_as_signer(&state, &store, &catalogue, &delete).unwrap(),
             Outcome::Applied
         );
         assert!(
@@ -262,7 +344,7 @@ mod tests {
                 .deletion_requested
         );
         assert_eq!(
-            receive(&state, &store, &catalogue, &delete).unwrap(),
+            receive_as_signer(&state, &store, &catalogue, &delete).unwrap(),
             Outcome::AlreadyCurrent
         );
     }
@@ -310,11 +392,11 @@ mod tests {
         let described = hello.replace("spec:\n", "spec:\n  description: second\n");
         let second = signed(&csp, "POST", "/v1/apply", &described, 2_000);
         assert_eq!(
-            receive(&state, &store, &catalogue, &second).unwrap(),
+            receive_as_signer(&state, &store, &catalogue, &second).unwrap(),
             Outcome::Applied
         );
         assert_eq!(
-            receive(&state, &store, &catalogue, &first).unwrap(),
+            receive_as_signer(&state, &store, &catalogue, &first).unwrap(),
             Outcome::Applied
         );
         let hello_key = ObjectKey::new(r1_crds::manifest::Kind::Project, "acme", "hello");

@@ -33,6 +33,7 @@ use crate::decide::median::AvailabilityTables;
 use crate::decide::node_registry::{Registry, Standing};
 use crate::decide::placement::Candidate;
 use crate::decide::roster::RosterSchedule;
+use crate::intake::delegation::{ChainDelegations, Delegations};
 use crate::intake::http::{ApiState, router};
 use crate::intake::store::ResourceStore;
 use crate::intake::writes::WriteHook;
@@ -123,6 +124,8 @@ pub struct Oracle {
     cstore_rules: Mutex<RulesPublisher>,
     /// The oracles' public keys, for the API to list.
     pub(crate) oracle_keys: Arc<OracleKeyBook>,
+    /// Which delegate keys may act for which escrow owners, read from the chain.
+    delegations: Arc<ChainDelegations>,
 }
 
 /// Starts every part and runs until SIGINT or SIGTERM.
@@ -230,9 +233,11 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         me,
         r1_protocol::sealed::public_key(&identity),
     ));
+    let delegations = Arc::new(ChainDelegations::new(suite.clone()));
     let oracle = Arc::new(Oracle {
         me,
         oracle_keys: oracle_keys.clone(),
+        delegations: delegations.clone(),
         cstore_rules: Mutex::new(RulesPublisher::new(identity.clone())),
         sealer: Sealer::new(identity),
         suite,
@@ -281,7 +286,8 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
             .with_info(info)
             .with_claims(claims)
             .with_writes(Arc::new(RelayWrites(oracle.clone())))
-            .with_oracle_keys(oracle_keys),
+            .with_oracle_keys(oracle_keys)
+            .with_delegations(delegations),
     )
     .merge(metrics_router(oracle.clone()));
     let listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -576,10 +582,23 @@ impl Oracle {
             else {
                 continue;
             };
+            let delegation_held = match self.delegation_held(&request).await {
+                Ok(held) => held,
+                Err(e) => {
+                    self.refused(&message.topic, sender, "relay_refused", &e);
+                    continue;
+                }
+            };
             let _order = self.write_order.lock().await;
             let oracle = self.clone();
             let outcome = tokio::task::spawn_blocking(move || {
-                relay::receive(&oracle.state, &oracle.store, &oracle.catalogue, &request)
+                relay::receive(
+                    &oracle.state,
+                    &oracle.store,
+                    &oracle.catalogue,
+                    &request,
+                    delegation_held,
+                )
             })
             .await;
             match outcome {
@@ -588,6 +607,18 @@ impl Oracle {
                 Err(e) => self.refused(&message.topic, sender, "relay_failed", &e.to_string()),
             }
         }
+    }
+
+    /// Whether the chain says the signer of `request` may act for the owner it names (false
+    /// when it names none); an error when the owner is malformed or the chain cannot tell.
+    async fn delegation_held(&self, request: &RelayedRequest) -> Result<bool, String> {
+        let Some(owner) = relay::delegated_owner(request).map_err(|e| e.to_string())? else {
+            return Ok(false);
+        };
+        let Ok(signer) = request.address.parse::<Address>() else {
+            return Ok(false);
+        };
+        self.delegations.permits(owner, signer).await
     }
 
     /// The message another oracle published as `message`, checked by the verifier `pick`

@@ -2,14 +2,14 @@
 //! throwaway key could squat `prod` before its owner; the oracle lets only keys that hold an
 //! escrow on chain claim one (keys that will pay for what they deploy).
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
 use futures_util::future::BoxFuture;
 use r1_contracts::Suite;
+
+use crate::intake::chain_answers::ChainAnswers;
 
 /// The policy the HTTP API asks before an apply would claim a namespace.
 pub trait NamespaceClaims: Send + Sync + fmt::Debug {
@@ -33,14 +33,11 @@ pub const ESCROW_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HOLDER_TTL: Duration = Duration::from_secs(600);
 /// How long a "has no escrow" answer is reused (the CSP may be creating one right now).
 pub const NON_HOLDER_TTL: Duration = Duration::from_secs(15);
-/// Most answers cached; past it the cache starts over.
-pub const MAX_CACHED: usize = 4096;
-
 /// Only signers with an escrow on chain (`escrowOfCsp(signer) != 0`) may claim, with the
 /// answers cached briefly so a burst of applies costs one chain call.
 pub struct EscrowHolders {
     suite: Suite,
-    cache: Mutex<HashMap<Address, (bool, Instant)>>,
+    answers: ChainAnswers<Address>,
 }
 
 impl fmt::Debug for EscrowHolders {
@@ -54,30 +51,15 @@ impl EscrowHolders {
     pub fn new(suite: Suite) -> Self {
         Self {
             suite,
-            cache: Mutex::new(HashMap::new()),
+            answers: ChainAnswers::new(HOLDER_TTL, NON_HOLDER_TTL),
         }
-    }
-
-    fn cached(&self, signer: Address, now: Instant) -> Option<bool> {
-        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let &(holds, at) = cache.get(&signer)?;
-        let ttl = if holds { HOLDER_TTL } else { NON_HOLDER_TTL };
-        (now.saturating_duration_since(at) < ttl).then_some(holds)
-    }
-
-    fn remember(&self, signer: Address, holds: bool, now: Instant) {
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= MAX_CACHED {
-            cache.clear();
-        }
-        cache.insert(signer, (holds, now));
     }
 }
 
 impl NamespaceClaims for EscrowHolders {
     fn may_claim(&self, signer: Address) -> BoxFuture<'_, Result<bool, String>> {
         Box::pin(async move {
-            if let Some(holds) = self.cached(signer, Instant::now()) {
+            if let Some(holds) = self.answers.cached(&signer, Instant::now()) {
                 return Ok(holds);
             }
             let escrow = tokio::time::timeout(ESCROW_TIMEOUT, self.suite.escrow_of(signer))
@@ -85,7 +67,7 @@ impl NamespaceClaims for EscrowHolders {
                 .map_err(|_| format!("the chain did not answer within {ESCROW_TIMEOUT:?}"))?
                 .map_err(|e| e.to_string())?;
             let holds = escrow != Address::ZERO;
-            self.remember(signer, holds, Instant::now());
+            self.answers.remember(signer, holds, Instant::now());
             Ok(holds)
         })
     }

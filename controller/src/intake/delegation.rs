@@ -6,15 +6,15 @@
 //! itself, on the HTTP door and on relayed requests alike, so a revoked delegate is refused
 //! everywhere.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
 use futures_util::future::BoxFuture;
 use r1_contracts::{Permissions, Suite};
+
+use crate::intake::chain_answers::ChainAnswers;
 
 /// The query parameter naming the owner a delegate acts for.
 pub const OWNER_PARAM: &str = "owner";
@@ -83,13 +83,11 @@ pub const HELD_TTL: Duration = Duration::from_secs(10);
 const NOT_HELD_TTL: Duration = Duration::from_secs(5);
 /// Longest wait for the chain's answer.
 const CHAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most answers cached; past it the cache starts over.
-const MAX_CACHED: usize = 4096;
 
 /// Delegations read from each owner's escrow (`delegatePermissions`), cached briefly.
 pub struct ChainDelegations {
     suite: Suite,
-    cache: Mutex<HashMap<(Address, Address), (bool, Instant)>>,
+    answers: ChainAnswers<(Address, Address)>,
 }
 
 impl fmt::Debug for ChainDelegations {
@@ -103,23 +101,8 @@ impl ChainDelegations {
     pub fn new(suite: Suite) -> Self {
         Self {
             suite,
-            cache: Mutex::new(HashMap::new()),
+            answers: ChainAnswers::new(HELD_TTL, NOT_HELD_TTL),
         }
-    }
-
-    fn cached(&self, pair: (Address, Address), now: Instant) -> Option<bool> {
-        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let &(held, at) = cache.get(&pair)?;
-        let ttl = if held { HELD_TTL } else { NOT_HELD_TTL };
-        (now.saturating_duration_since(at) < ttl).then_some(held)
-    }
-
-    fn remember(&self, pair: (Address, Address), held: bool, now: Instant) {
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= MAX_CACHED {
-            cache.clear();
-        }
-        cache.insert(pair, (held, now));
     }
 
     async fn read(&self, owner: Address, delegate: Address) -> Result<bool, String> {
@@ -143,13 +126,14 @@ impl ChainDelegations {
 impl Delegations for ChainDelegations {
     fn permits(&self, owner: Address, delegate: Address) -> BoxFuture<'_, Result<bool, String>> {
         Box::pin(async move {
-            if let Some(held) = self.cached((owner, delegate), Instant::now()) {
+            if let Some(held) = self.answers.cached(&(owner, delegate), Instant::now()) {
                 return Ok(held);
             }
             let held = tokio::time::timeout(CHAIN_TIMEOUT, self.read(owner, delegate))
                 .await
                 .map_err(|_| format!("the chain did not answer within {CHAIN_TIMEOUT:?}"))??;
-            self.remember((owner, delegate), held, Instant::now());
+            self.answers
+                .remember((owner, delegate), held, Instant::now());
             Ok(held)
         })
     }

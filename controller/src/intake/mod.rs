@@ -8,6 +8,7 @@
 //!   the Kubernetes adapter.
 //! * [`http`]: the HTTP API over the library calls, with its rate limits.
 //! * [`serve`]: the hardened HTTP server (connection cap, header/body/request deadlines).
+//! * [`chain_answers`]: yes-or-no chain answers reused briefly.
 //! * [`claims`]: who may claim a namespace nobody owns yet; [`delegation`]: writes a delegate key
 //!   signs on behalf of an escrow's owner, checked on chain.
 //! * [`quotas`]: how much one owner may keep in the store.
@@ -19,6 +20,7 @@
 //! [`r1_crds::api`], request signing in [`r1_protocol::api_auth`].
 
 pub mod apply;
+pub mod chain_answers;
 pub mod claims;
 pub mod delegation;
 pub mod http;

@@ -1,6 +1,9 @@
-//! Kubernetes events: what `kubectl describe` shows about a resource the oracle refused or could
-//! not act on. Events are written once per change of the resource's `Valid` condition, not on
-//! every reconcile.
+//! Kubernetes events: what `kubectl describe` shows about a resource. Warning events tell of a
+//! resource the oracle refused or could not act on, once per change of its `Valid` condition,
+//! not on every reconcile; the story of a job ([`crate::kube::story`]) adds Normal and Warning
+//! events for each step of its life.
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
@@ -14,6 +17,41 @@ use crate::kube::resource::FIELD_MANAGER;
 /// Longest note the events API accepts, in bytes.
 const NOTE_MAX: usize = 1024;
 
+/// Tells apart events written within the same nanosecond.
+static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+/// The two types of Kubernetes events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Something expected happened.
+    Normal,
+    /// Something went wrong, or may need attention.
+    Warning,
+}
+
+impl EventType {
+    /// The type as the events API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "Normal",
+            Self::Warning => "Warning",
+        }
+    }
+}
+
+/// What one event says about a resource.
+#[derive(Debug, Clone, Copy)]
+pub struct Says<'a> {
+    /// Normal or Warning.
+    pub type_: EventType,
+    /// What was done or attempted, e.g. `Mirror`, `Delete`, `Schedule`.
+    pub action: &'a str,
+    /// Why, in one CamelCase word.
+    pub reason: &'a str,
+    /// The details (cut to the API's limit).
+    pub note: &'a str,
+}
+
 /// Writes a Warning event about `regarding`: `reason` is one CamelCase word, `note` the details
 /// (cut to the API's limit).
 pub async fn warn(
@@ -24,12 +62,29 @@ pub async fn warn(
     reason: &str,
     note: &str,
 ) -> Result<(), kube::Error> {
+    let says = Says {
+        type_: EventType::Warning,
+        action,
+        reason,
+        note,
+    };
+    publish(client, regarding, instance, says).await
+}
+
+/// Writes an event of any type about `regarding`, signed by the oracle instance `instance`.
+pub async fn publish(
+    client: &Client,
+    regarding: ObjectReference,
+    instance: &str,
+    says: Says<'_>,
+) -> Result<(), kube::Error> {
     let namespace = regarding.namespace.clone().unwrap_or_default();
     let now = Timestamp::now();
     let name = format!(
-        "{}.{:x}",
+        "{}.{:x}{:02x}",
         regarding.name.as_deref().unwrap_or(FIELD_MANAGER),
-        now.as_nanosecond()
+        now.as_nanosecond(),
+        SEQUENCE.fetch_add(1, Ordering::Relaxed) % 256
     );
     let event = Event {
         metadata: ObjectMeta {
@@ -37,10 +92,10 @@ pub async fn warn(
             namespace: Some(namespace.clone()),
             ..ObjectMeta::default()
         },
-        type_: Some("Warning".to_owned()),
-        reason: Some(reason.to_owned()),
-        action: Some(action.to_owned()),
-        note: Some(cut(note, NOTE_MAX)),
+        type_: Some(says.type_.as_str().to_owned()),
+        reason: Some(says.reason.to_owned()),
+        action: Some(says.action.to_owned()),
+        note: Some(cut(says.note, NOTE_MAX)),
         event_time: Some(MicroTime(now)),
         reporting_controller: Some(format!("deeploy.ratio1.ai/{FIELD_MANAGER}")),
         reporting_instance: Some(instance.to_owned()),

@@ -5,17 +5,22 @@
 //! The adapter only mirrors: desired state from the cluster into the store ([`mirror`]), status
 //! from the store onto the resources ([`status`]), and deletion in both directions through a
 //! finalizer ([`finalizer`]). The oracle's loops read the store and write status there, and
-//! finalize deletions once their on-chain cleanup is done.
+//! finalize deletions once their on-chain cleanup is done. Along the way the adapter tells each
+//! job's story as events ([`story`]) and ties jobs and tunnels to their project by owner
+//! references ([`cascade`]).
 //!
 //! * [`controller`]: [`run`], the controllers of the four kinds and their triggers.
 //! * [`reconcile`]: one reconcile of one resource.
 //! * [`mirror`]: cluster → store, on behalf of the namespace's owner ([`owner`]).
 //! * [`status`]: store → cluster, by server-side apply on the status subresource.
 //! * [`finalizer`]: the on-chain cleanup finalizer.
-//! * [`events`]: Warning events for refused resources.
+//! * [`events`]: Kubernetes events: Warnings for refused resources, the story of jobs.
+//! * [`story`]: a job's life as events, from consecutive statuses; the Argo CD health check.
+//! * [`cascade`]: owner references from jobs and tunnels to their projects.
 //! * [`metrics`], [`settings`], [`resource`], [`error`]: counters, configuration, kind names,
 //!   errors.
 
+pub mod cascade;
 pub mod controller;
 pub mod error;
 pub mod events;
@@ -27,6 +32,7 @@ pub mod reconcile;
 pub mod resource;
 pub mod settings;
 pub mod status;
+pub mod story;
 
 pub use controller::{run, run_with_metrics};
 pub use error::KubeError;

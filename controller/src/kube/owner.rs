@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use alloy_primitives::Address;
 use kube::api::DynamicObject;
@@ -30,6 +31,14 @@ impl ClusterView {
             .filter(|object| object.metadata.namespace.as_deref() == Some(namespace))
             .filter_map(|object| spec_owner(&object))
             .collect()
+    }
+
+    /// The watched `DeeployProject` `namespace/name`, if the cluster has it.
+    pub fn project(&self, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
+        self.projects.find(|project| {
+            project.metadata.namespace.as_deref() == Some(namespace)
+                && project.metadata.name.as_deref() == Some(name)
+        })
     }
 }
 

@@ -1,8 +1,9 @@
 //! One reconcile of one custom resource, whatever woke it (a change in the cluster, a change in
 //! the store, a resync): on deletion, request it in the store and hold the finalizer until the
-//! store object is gone; otherwise make sure of the finalizer, mirror the resource into the store
-//! and show the store's status on it. The adapter never deletes from the store on its own and
-//! never writes status into it, so losing the Kubernetes API changes nothing there.
+//! store object is gone; otherwise make sure of the finalizer, mirror the resource into the store,
+//! show the store's status on it (telling a job's story as events) and tie a job or tunnel to its
+//! project by an owner reference. The adapter never deletes from the store on its own and never
+//! writes status into it, so losing the Kubernetes API changes nothing there.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,13 +14,16 @@ use kube::runtime::controller::Action;
 use kube::{Client, Resource};
 use r1_crds::api::object::{ObjectKey, timestamp_now};
 use r1_crds::common::{Condition, ConditionStatus};
+use r1_crds::job::DeeployJobStatus;
 use r1_crds::manifest::Kind;
 use r1_crds::pricing::Catalogue;
+use serde_json::Value;
 
 use crate::intake::apply::{self, ApplyError};
 use crate::intake::store::ResourceStore;
+use crate::kube::cascade::{apply_owners, owner_patch, owning_projects, project_reference};
 use crate::kube::error::KubeError;
-use crate::kube::events;
+use crate::kube::events::{self, EventType, Says};
 use crate::kube::finalizer::{Cleanup, cleanup, finalizers, has_finalizer, set_finalizers};
 use crate::kube::metrics::KubeMetrics;
 use crate::kube::mirror::{Mirror, mirror};
@@ -29,6 +33,7 @@ use crate::kube::settings::KubeSettings;
 use crate::kube::status::{
     Generations, VALID, apply_status, condition, target_status, valid_condition,
 };
+use crate::kube::story::{Told, next_chapter};
 
 /// How soon a resource waiting for another one is looked at again, in case what it waits for
 /// arrives without changing the store (the cluster's view filling up after a restart).
@@ -44,6 +49,7 @@ pub struct Reconciler {
     metrics: KubeMetrics,
     failures: Mutex<HashMap<ObjectKey, u32>>,
     blocked: Mutex<HashMap<ObjectKey, String>>,
+    told: Mutex<HashMap<ObjectKey, Told>>,
 }
 
 impl Reconciler {
@@ -66,6 +72,7 @@ impl Reconciler {
             metrics,
             failures: Mutex::default(),
             blocked: Mutex::default(),
+            told: Mutex::default(),
         }
     }
 
@@ -124,6 +131,10 @@ impl Reconciler {
             .remove(key);
     }
 
+    fn told_mut(&self) -> MutexGuard<'_, HashMap<ObjectKey, Told>> {
+        self.told.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// A live resource: finalizer, mirror, status.
     async fn sync(
         &self,
@@ -166,6 +177,7 @@ impl Reconciler {
         };
         self.show_status(&api, &resource, key, object, head, &valid)
             .await?;
+        self.link_owners(kind, key, &api, &resource, object).await?;
         Ok(match outcome {
             Mirror::Waiting { .. } => Action::requeue(WAIT_REQUEUE),
             Mirror::Accepted | Mirror::Rejected { .. } => Action::requeue(self.settings.resync()),
@@ -193,6 +205,7 @@ impl Reconciler {
                 }
                 set_finalizers(&api, object, finalizers(object, false)).await?;
                 self.unblocked(key);
+                self.told_mut().remove(key);
                 tracing::info!(resource = %describe(kind, object), "finalizer released");
                 return Ok(Action::await_change());
             }
@@ -252,6 +265,94 @@ impl Reconciler {
             return Ok(());
         }
         apply_status(api, resource, &key.name, &target).await?;
+        if key.kind == Kind::Job {
+            self.tell(resource, key, object, &target).await;
+        }
+        Ok(())
+    }
+
+    /// Publishes the events of a job's story after its status `written` was written over the
+    /// one the resource showed, against what was last told about it.
+    async fn tell(
+        &self,
+        resource: &ApiResource,
+        key: &ObjectKey,
+        object: &DynamicObject,
+        written: &Value,
+    ) {
+        let Ok(next) = serde_json::from_value::<DeeployJobStatus>(written.clone()) else {
+            return;
+        };
+        let shown = match object.data.get("status") {
+            None | Some(Value::Null) => Some(DeeployJobStatus::default()),
+            Some(status) => serde_json::from_value(status.clone()).ok(),
+        };
+        let events = {
+            let mut told = self.told_mut();
+            let (events, now) = next_chapter(
+                told.get(key),
+                shown.as_ref(),
+                object.metadata.uid.as_deref(),
+                &next,
+            );
+            told.insert(key.clone(), now);
+            events
+        };
+        for event in events {
+            tracing::info!(
+                object = %key,
+                reason = event.reason,
+                note = %event.note,
+                "job event"
+            );
+            let says = Says {
+                type_: event.type_,
+                action: event.action,
+                reason: event.reason,
+                note: &event.note,
+            };
+            self.publish(resource, object, says).await;
+        }
+    }
+
+    /// Gives a job or tunnel the owner references of the projects it belongs to, when one is
+    /// missing and the project is in the cluster. A refused write is logged and tried again at
+    /// the next reconcile; it changes nothing else.
+    async fn link_owners(
+        &self,
+        kind: Kind,
+        key: &ObjectKey,
+        api: &Api<DynamicObject>,
+        resource: &ApiResource,
+        object: &DynamicObject,
+    ) -> Result<(), KubeError> {
+        if !self.settings.owner_references || !matches!(kind, Kind::Job | Kind::Tunnel) {
+            return Ok(());
+        }
+        let jobs = match kind {
+            Kind::Tunnel => self.store.list(Kind::Job, Some(&key.namespace))?,
+            _ => Vec::new(),
+        };
+        let wanted: Vec<_> = owning_projects(kind, object, &jobs)
+            .iter()
+            .filter_map(|name| self.cluster.project(&key.namespace, name))
+            .filter_map(|project| project_reference(&project))
+            .collect();
+        let Some(patch) = owner_patch(resource, object, &wanted) else {
+            return Ok(());
+        };
+        match apply_owners(api, &key.name, &patch).await {
+            Ok(()) => tracing::info!(
+                resource = %describe(kind, object),
+                projects = ?wanted.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
+                "owner references set"
+            ),
+            Err(error) => tracing::warn!(
+                resource = %describe(kind, object),
+                %error,
+                "cannot set owner references; trying again at the next reconcile"
+            ),
+        }
         Ok(())
     }
 
@@ -264,16 +365,26 @@ impl Reconciler {
         reason: &str,
         note: &str,
     ) {
+        let says = Says {
+            type_: EventType::Warning,
+            action,
+            reason,
+            note,
+        };
+        self.publish(resource, object, says).await;
+    }
+
+    /// Publishes an event about `object`; a failure is logged, not retried (the status says it
+    /// too).
+    async fn publish(&self, resource: &ApiResource, object: &DynamicObject, says: Says<'_>) {
         let instance = self
             .settings
             .reporting_instance
             .as_deref()
             .unwrap_or(FIELD_MANAGER);
         let regarding = object.object_ref(resource);
-        if let Err(error) =
-            events::warn(&self.client, regarding, instance, action, reason, note).await
-        {
-            tracing::warn!(%error, reason, "cannot publish a Kubernetes event");
+        if let Err(error) = events::publish(&self.client, regarding, instance, says).await {
+            tracing::warn!(%error, reason = says.reason, "cannot publish a Kubernetes event");
         }
     }
 
@@ -298,3 +409,6 @@ fn key_of(kind: Kind, object: &DynamicObject) -> Result<ObjectKey, KubeError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -27,10 +27,20 @@ pub struct KubeSettings {
     /// or alias; `r1-oracle` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reporting_instance: Option<String>,
+    /// Give each job, and each tunnel its jobs use, an owner reference to their project, so
+    /// deleting the project in the foreground deletes them (default true). Argo CD does not
+    /// prune a resource that has an owner reference: turn this off when Argo CD must prune jobs
+    /// removed from Git.
+    #[serde(default = "default_owner_references")]
+    pub owner_references: bool,
 }
 
 fn default_resync_seconds() -> u64 {
     300
+}
+
+fn default_owner_references() -> bool {
+    true
 }
 
 fn default_retry_initial_ms() -> u64 {
@@ -49,6 +59,7 @@ impl Default for KubeSettings {
             retry_initial_ms: default_retry_initial_ms(),
             retry_max_ms: default_retry_max_ms(),
             reporting_instance: None,
+            owner_references: default_owner_references(),
         }
     }
 }
@@ -86,6 +97,9 @@ mod tests {
             serde_yaml::from_str("namespace: shop\nretryInitialMs: 10").unwrap();
         assert_eq!(settings.namespace.as_deref(), Some("shop"));
         assert_eq!(settings.retry_initial_ms, 10);
+        assert!(settings.owner_references);
+        let settings: KubeSettings = serde_yaml::from_str("ownerReferences: false").unwrap();
+        assert!(!settings.owner_references);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! On-chain half of r1: the Solidity contracts (R1 token, Node Deed licences, CSP escrow behind
 //! a beacon, PoAI manager, development USDC and swap pool), their alloy bindings generated from
-//! the compiled artifacts, a typed client, the PoAI manager's epoch clock ([`epoch`]) and the
+//! the compiled artifacts, a typed client, the PoAI manager's epoch clock ([`epoch`]), paying for jobs ([`funding`]) and the
 //! Hardhat EDR development chain.
 //!
 //! Sources are in `solidity/`, compiled by `scripts/compile.cjs` (pinned solcjs) into
@@ -13,6 +13,7 @@ pub mod deploy;
 pub mod devchain;
 pub mod epoch;
 pub mod error;
+pub mod funding;
 pub mod job_link;
 pub mod oracle_view;
 pub mod tx;
@@ -22,5 +23,6 @@ pub use client::{Allocation, JobRequest, ParsePermissionsError, Permissions, Sui
 pub use deploy::{Deployment, LicenceTier, SuiteConfig, deploy_suite};
 pub use devchain::DevChain;
 pub use error::{Error, Result};
+pub use funding::{Extension, Funded, Funder, FundingError, JobAsk};
 pub use job_link::project_hash;
 pub use oracle_view::{EscrowTotals, NodeLicence};

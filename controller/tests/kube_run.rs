@@ -12,6 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use r1_controller::intake::store::ResourceStore;
 use r1_controller::kube::resource::FINALIZER;
+use r1_controller::kube::signed::Network;
 use r1_controller::kube::{KubeMetrics, KubeSettings, run_with_metrics};
 use r1_crds::api::object::ObjectKey;
 use r1_crds::manifest::Kind;
@@ -345,6 +346,7 @@ async fn the_adapter_mirrors_shows_status_and_finalizes_through_watches() {
         },
         Arc::clone(&store),
         Catalogue::builtin().unwrap(),
+        Network::default(),
         metrics.clone(),
         async {
             let _ = stopped.await;

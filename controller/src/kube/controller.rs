@@ -24,6 +24,7 @@ use crate::kube::owner::ClusterView;
 use crate::kube::reconcile::Reconciler;
 use crate::kube::resource::api_resource;
 use crate::kube::settings::KubeSettings;
+use crate::kube::signed::Network;
 
 /// Runs the adapter until `shutdown` resolves, then lets running reconciles finish.
 pub async fn run(
@@ -38,19 +39,22 @@ pub async fn run(
         settings,
         store,
         catalogue,
+        Network::default(),
         KubeMetrics::default(),
         shutdown,
     )
     .await
 }
 
-/// [`run`], counting reconciles and failures in `metrics` (register them with the oracle's
-/// Prometheus registry first).
+/// [`run`], writing and funding through `network` (see [`crate::kube::signed`]) and counting
+/// reconciles and failures in `metrics` (register them with the oracle's Prometheus registry
+/// first).
 pub async fn run_with_metrics(
     client: Client,
     settings: KubeSettings,
     store: Arc<ResourceStore>,
     catalogue: Catalogue,
+    network: Network,
     metrics: KubeMetrics,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), KubeError> {
@@ -84,16 +88,21 @@ pub async fn run_with_metrics(
     let cluster = ClusterView { escrows, projects };
     tracing::info!(
         namespace = settings.namespace.as_deref().unwrap_or("<all>"),
+        writes = ?network.writes,
+        funds_jobs = network.funding.is_some(),
         "kubernetes adapter starting"
     );
-    let reconciler = Arc::new(Reconciler::new(
-        client,
-        Arc::clone(&store),
-        catalogue,
-        cluster,
-        settings,
-        metrics,
-    ));
+    let reconciler = Arc::new(
+        Reconciler::new(
+            client,
+            Arc::clone(&store),
+            catalogue,
+            cluster,
+            settings,
+            metrics,
+        )
+        .with_network(network),
+    );
     let (stop, stopped) = watch::channel(false);
     let runs = controllers.into_iter().map(|(kind, controller)| {
         controller

@@ -56,7 +56,24 @@ impl Mirror {
     }
 }
 
-/// Mirrors `object`, a custom resource of `kind`, into `store`.
+/// What mirroring one resource needs: nothing more (the outcome is known), or a write.
+#[derive(Debug, Clone)]
+pub enum Planned {
+    /// Nothing is to be written: the store holds it already, or it cannot be written.
+    Decided(Mirror),
+    /// `manifest` (as the JSON `document`) is to be applied on behalf of `owner`.
+    Write {
+        /// Whose resource it is.
+        owner: Address,
+        /// The typed resource.
+        manifest: Box<Manifest>,
+        /// The same resource as the document a signed request carries.
+        document: Value,
+    },
+}
+
+/// Mirrors `object`, a custom resource of `kind`, into `store` directly (a network of one
+/// oracle; see [`crate::kube::signed`] for the write that reaches every oracle).
 pub fn mirror(
     store: &ResourceStore,
     catalogue: &Catalogue,
@@ -64,15 +81,33 @@ pub fn mirror(
     kind: Kind,
     object: &DynamicObject,
 ) -> Result<Mirror, KubeError> {
+    match plan(store, catalogue, cluster, kind, object)? {
+        Planned::Decided(outcome) => Ok(outcome),
+        Planned::Write {
+            owner, manifest, ..
+        } => apply_local(store, catalogue, owner, *manifest),
+    }
+}
+
+/// Decides whether `object`, a custom resource of `kind`, is to be written to the store, and on
+/// whose behalf; nothing is written.
+pub fn plan(
+    store: &ResourceStore,
+    catalogue: &Catalogue,
+    cluster: &ClusterView,
+    kind: Kind,
+    object: &DynamicObject,
+) -> Result<Planned, KubeError> {
+    let decided = |outcome| Ok(Planned::Decided(outcome));
     let document = desired_document(kind, object);
     let manifest = match parse(&document) {
         Ok(manifest) => manifest,
-        Err(errors) => return Ok(Mirror::invalid(errors, false)),
+        Err(errors) => return decided(Mirror::invalid(errors, false)),
     };
     let namespace = manifest.namespace().to_owned();
     let owner = match owner_of(&manifest) {
         Some(Ok(owner)) => owner,
-        Some(Err(errors)) => return Ok(Mirror::invalid(errors, false)),
+        Some(Err(errors)) => return decided(Mirror::invalid(errors, false)),
         None => match tenant(
             &namespace,
             &cluster.owners(&namespace),
@@ -80,13 +115,13 @@ pub fn mirror(
         ) {
             Tenant::Owner(owner) => owner,
             Tenant::Waiting(message) => {
-                return Ok(Mirror::Waiting {
+                return decided(Mirror::Waiting {
                     reason: "WaitingForOwner",
                     message,
                 });
             }
             Tenant::Refused(message) => {
-                return Ok(Mirror::Rejected {
+                return decided(Mirror::Rejected {
                     reason: "Forbidden",
                     problems: vec![message],
                     shows_store: false,
@@ -101,15 +136,15 @@ pub fn mirror(
         && existing.metadata.owner == owner
         && existing.desired() == desired
     {
-        return Ok(Mirror::Accepted);
+        return decided(Mirror::Accepted);
     }
     let missing = missing_references(store, &manifest)?;
     if !missing.is_empty() {
         let errors = validate(&manifest, catalogue, None);
         if !errors.is_empty() {
-            return Ok(Mirror::invalid(errors, true));
+            return decided(Mirror::invalid(errors, true));
         }
-        return Ok(Mirror::Waiting {
+        return decided(Mirror::Waiting {
             reason: "WaitingForReference",
             message: format!(
                 "waiting for the oracle to accept {} in namespace {namespace}",
@@ -117,6 +152,20 @@ pub fn mirror(
             ),
         });
     }
+    Ok(Planned::Write {
+        owner,
+        manifest: Box::new(manifest),
+        document,
+    })
+}
+
+/// Applies `manifest` into this oracle's store on behalf of `owner`.
+pub fn apply_local(
+    store: &ResourceStore,
+    catalogue: &Catalogue,
+    owner: Address,
+    manifest: Manifest,
+) -> Result<Mirror, KubeError> {
     let applied = apply::apply_parsed(
         store,
         catalogue,

@@ -12,6 +12,8 @@
 //! * [`controller`]: [`run`], the controllers of the four kinds and their triggers.
 //! * [`reconcile`]: one reconcile of one resource.
 //! * [`mirror`]: cluster → store, on behalf of the namespace's owner ([`owner`]).
+//! * [`signed`]: how mirrored changes reach every oracle, signed with a key the CSP delegated
+//!   to this oracle; [`funding`]: paying for mirrored jobs with that key.
 //! * [`status`]: store → cluster, by server-side apply on the status subresource.
 //! * [`finalizer`]: the on-chain cleanup finalizer.
 //! * [`events`]: Kubernetes events: Warnings for refused resources, the story of jobs.
@@ -25,12 +27,14 @@ pub mod controller;
 pub mod error;
 pub mod events;
 pub mod finalizer;
+pub mod funding;
 pub mod metrics;
 pub mod mirror;
 pub mod owner;
 pub mod reconcile;
 pub mod resource;
 pub mod settings;
+pub mod signed;
 pub mod status;
 pub mod story;
 

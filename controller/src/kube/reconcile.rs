@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use alloy_primitives::Address;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::{Client, Resource};
@@ -26,10 +27,11 @@ use crate::kube::error::KubeError;
 use crate::kube::events::{self, EventType, Says};
 use crate::kube::finalizer::{Cleanup, cleanup, finalizers, has_finalizer, set_finalizers};
 use crate::kube::metrics::KubeMetrics;
-use crate::kube::mirror::{Mirror, mirror};
+use crate::kube::mirror::{Mirror, Planned, apply_local, plan};
 use crate::kube::owner::ClusterView;
-use crate::kube::resource::{FIELD_MANAGER, api_resource, describe};
+use crate::kube::resource::{FIELD_MANAGER, UID_ANNOTATION, api_resource, describe};
 use crate::kube::settings::KubeSettings;
+use crate::kube::signed::{Deletion, Network, Writes};
 use crate::kube::status::{
     Generations, VALID, apply_status, condition, target_status, valid_condition,
 };
@@ -50,6 +52,7 @@ pub struct Reconciler {
     failures: Mutex<HashMap<ObjectKey, u32>>,
     blocked: Mutex<HashMap<ObjectKey, String>>,
     told: Mutex<HashMap<ObjectKey, Told>>,
+    network: Network,
 }
 
 impl Reconciler {
@@ -73,7 +76,14 @@ impl Reconciler {
             failures: Mutex::default(),
             blocked: Mutex::default(),
             told: Mutex::default(),
+            network: Network::default(),
         }
+    }
+
+    /// The same reconciler, writing through `network` (signed, to every oracle) and funding
+    /// jobs with it.
+    pub fn with_network(self, network: Network) -> Self {
+        Self { network, ..self }
     }
 
     /// Reconciles `object`, a custom resource of `kind`, once; says when to look at it again.
@@ -151,7 +161,11 @@ impl Reconciler {
             updated = set_finalizers(&api, object, finalizers(object, true)).await?;
             &updated
         };
-        let outcome = mirror(&self.store, &self.catalogue, &self.cluster, kind, object)?;
+        let outcome = self.mirror(kind, object).await?;
+        let funding_retry = match outcome {
+            Mirror::Accepted if kind == Kind::Job => self.fund(key, object).await?,
+            _ => false,
+        };
         let generation = object.metadata.generation.unwrap_or_default();
         let current = object.data.get("status");
         let previous = condition(current, VALID);
@@ -180,8 +194,63 @@ impl Reconciler {
         self.link_owners(kind, key, &api, &resource, object).await?;
         Ok(match outcome {
             Mirror::Waiting { .. } => Action::requeue(WAIT_REQUEUE),
+            Mirror::Accepted if funding_retry => Action::requeue(WAIT_REQUEUE),
             Mirror::Accepted | Mirror::Rejected { .. } => Action::requeue(self.settings.resync()),
         })
+    }
+
+    /// Mirrors `object` into the store: directly, or signed through the oracle's API so every
+    /// oracle gets it.
+    async fn mirror(&self, kind: Kind, object: &DynamicObject) -> Result<Mirror, KubeError> {
+        match plan(&self.store, &self.catalogue, &self.cluster, kind, object)? {
+            Planned::Decided(outcome) => Ok(outcome),
+            Planned::Write {
+                owner,
+                manifest,
+                document,
+            } => match &self.network.writes {
+                Writes::Local => apply_local(&self.store, &self.catalogue, owner, *manifest),
+                Writes::Signed(signed) => signed.apply(owner, &document).await,
+            },
+        }
+    }
+
+    /// Funds the mirrored job `key` on chain, when the adapter funds jobs and the store object
+    /// is this resource's; true when funding is to be tried again soon.
+    async fn fund(&self, key: &ObjectKey, object: &DynamicObject) -> Result<bool, KubeError> {
+        let Some(funding) = &self.network.funding else {
+            return Ok(false);
+        };
+        let Some(stored) = self.store.get(key)? else {
+            return Ok(false);
+        };
+        let uid = object.metadata.uid.as_deref();
+        let mirrored = stored
+            .metadata
+            .annotations
+            .get(UID_ANNOTATION)
+            .map(String::as_str);
+        let Some(spec) = stored
+            .spec
+            .job()
+            .filter(|_| uid.is_some() && mirrored == uid)
+        else {
+            return Ok(false);
+        };
+        let status: DeeployJobStatus =
+            serde_json::from_value(stored.status.clone()).unwrap_or_default();
+        let now = timestamp_now();
+        Ok(funding
+            .fund(
+                stored.metadata.owner,
+                key,
+                uid,
+                spec,
+                &status,
+                &self.catalogue,
+                &now,
+            )
+            .await)
     }
 
     /// A resource being deleted: request the deletion in the store, keep the finalizer while the
@@ -206,22 +275,30 @@ impl Reconciler {
                 set_finalizers(&api, object, finalizers(object, false)).await?;
                 self.unblocked(key);
                 self.told_mut().remove(key);
+                if let Some(funding) = &self.network.funding {
+                    funding.forget(key);
+                }
                 tracing::info!(resource = %describe(kind, object), "finalizer released");
                 return Ok(Action::await_change());
             }
-            Cleanup::RequestDeletion(owner) => match apply::delete(&self.store, owner, key) {
-                Ok(_) => self.unblocked(key),
-                Err(error @ ApplyError::InUse { .. }) => {
-                    let note = error.to_string();
+            Cleanup::RequestDeletion(owner) => match self.request_deletion(owner, key).await? {
+                Deletion::Requested => self.unblocked(key),
+                Deletion::Gone => return Ok(Action::requeue(Duration::ZERO)),
+                Deletion::InUse(note) => {
                     if self.blocked_anew(key, &note) {
                         tracing::info!(object = %key, %note, "deletion waits");
                         self.warn(&resource, object, "Delete", "InUse", &note).await;
                     }
                     return Ok(Action::requeue(WAIT_REQUEUE));
                 }
-                Err(ApplyError::NotFound(_)) => return Ok(Action::requeue(Duration::ZERO)),
-                Err(ApplyError::Store(e)) => return Err(e.into()),
-                Err(other) => return Err(KubeError::Apply(other)),
+                Deletion::Refused { reason, message } => {
+                    if self.blocked_anew(key, &message) {
+                        tracing::warn!(object = %key, reason, %message, "deletion refused");
+                        self.warn(&resource, object, "Delete", reason, &message)
+                            .await;
+                    }
+                    return Ok(Action::requeue(WAIT_REQUEUE));
+                }
             },
             Cleanup::Wait => {}
         }
@@ -234,6 +311,25 @@ impl Reconciler {
                 .await?;
         }
         Ok(Action::requeue(self.settings.resync()))
+    }
+
+    /// Requests the deletion of `key` on behalf of `owner`: directly, or signed through the
+    /// oracle's API so every oracle closes it.
+    async fn request_deletion(
+        &self,
+        owner: Address,
+        key: &ObjectKey,
+    ) -> Result<Deletion, KubeError> {
+        if let Writes::Signed(signed) = &self.network.writes {
+            return signed.delete(owner, key).await;
+        }
+        match apply::delete(&self.store, owner, key) {
+            Ok(_) => Ok(Deletion::Requested),
+            Err(ApplyError::NotFound(_)) => Ok(Deletion::Gone),
+            Err(error @ ApplyError::InUse { .. }) => Ok(Deletion::InUse(error.to_string())),
+            Err(ApplyError::Store(e)) => Err(e.into()),
+            Err(other) => Err(KubeError::Apply(other)),
+        }
     }
 
     /// Writes the status the resource should show, unless it shows it already. `head` is the
@@ -259,8 +355,15 @@ impl Reconciler {
             };
             (&stored.status, generations)
         });
+        let funded = match &self.network.funding {
+            Some(funding) if key.kind == Kind::Job => {
+                funding.condition(key, object.metadata.uid.as_deref())
+            }
+            _ => None,
+        };
+        let own: Vec<&Condition> = std::iter::once(valid).chain(funded.as_ref()).collect();
         let target =
-            target_status(store_part, valid).map_err(|e| KubeError::Object(e.to_string()))?;
+            target_status(store_part, &own).map_err(|e| KubeError::Object(e.to_string()))?;
         if object.data.get("status") == Some(&target) {
             return Ok(());
         }

@@ -1,6 +1,7 @@
 //! What the oracle's configuration says about the Kubernetes door, ready to be embedded as a
 //! section of the oracle's configuration file.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,16 @@ pub struct KubeSettings {
     /// removed from Git.
     #[serde(default = "default_owner_references")]
     pub owner_references: bool,
+    /// Key file of the key CSPs delegate to this oracle (`r1ctl escrow delegate ADDRESS`),
+    /// mounted from a Kubernetes Secret. With it, what the adapter mirrors is signed with this
+    /// key and reaches every oracle, and mirrored jobs are funded from their owner's escrow;
+    /// without it, mirrored resources stay in this oracle (a network of one oracle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegate_key_file: Option<PathBuf>,
+    /// Whether mirrored jobs are funded (and extended) on chain with the delegate key, from the
+    /// escrow's free balance (default true; needs `delegateKeyFile`).
+    #[serde(default = "default_fund_jobs")]
+    pub fund_jobs: bool,
 }
 
 fn default_resync_seconds() -> u64 {
@@ -40,6 +51,10 @@ fn default_resync_seconds() -> u64 {
 }
 
 fn default_owner_references() -> bool {
+    true
+}
+
+fn default_fund_jobs() -> bool {
     true
 }
 
@@ -60,6 +75,8 @@ impl Default for KubeSettings {
             retry_max_ms: default_retry_max_ms(),
             reporting_instance: None,
             owner_references: default_owner_references(),
+            delegate_key_file: None,
+            fund_jobs: default_fund_jobs(),
         }
     }
 }

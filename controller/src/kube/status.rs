@@ -78,10 +78,11 @@ pub fn kube_generation(observed: i64, generations: Generations) -> i64 {
 }
 
 /// The status the resource should show: the store's status (when it is this resource's, with
-/// generations translated) and the `Valid` condition, in place of any earlier one.
+/// generations translated) and the adapter's own conditions (`Valid`, and for a job funded
+/// from the cluster `ClusterFunded`), each in place of any earlier one of its type.
 pub fn target_status(
     store: Option<(&Value, Generations)>,
-    valid: &Condition,
+    own: &[&Condition],
 ) -> Result<Value, serde_json::Error> {
     let mut status = match store {
         Some((Value::Object(status), generations)) => {
@@ -91,19 +92,24 @@ pub fn target_status(
         }
         _ => json!({}),
     };
-    let valid = serde_json::to_value(valid)?;
+    let own = own
+        .iter()
+        .map(|c| serde_json::to_value(c).map(|v| (c.type_.as_str(), v)))
+        .collect::<Result<Vec<_>, _>>()?;
     let Some(fields) = status.as_object_mut() else {
-        return Ok(json!({ "conditions": [valid] }));
+        return Ok(json!({ "conditions": own.into_iter().map(|(_, c)| c).collect::<Vec<_>>() }));
     };
     let conditions = fields
         .entry("conditions")
         .or_insert_with(|| Value::Array(Vec::new()));
-    match conditions.as_array_mut() {
-        Some(list) => {
-            list.retain(|c| c.get("type").and_then(Value::as_str) != Some(VALID));
-            list.push(valid);
+    if !conditions.is_array() {
+        *conditions = Value::Array(Vec::new());
+    }
+    if let Some(list) = conditions.as_array_mut() {
+        for (type_, condition) in own {
+            list.retain(|c| c.get("type").and_then(Value::as_str) != Some(type_));
+            list.push(condition);
         }
-        None => *conditions = Value::Array(vec![valid]),
     }
     Ok(status)
 }

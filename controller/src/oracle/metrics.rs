@@ -8,6 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::kube::KubeMetrics;
+
 /// A single `name` label (loop, phase, state, reason, kind).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Name {
@@ -43,6 +45,8 @@ pub struct Metrics {
     pub chain_reachable: Gauge,
     /// 1 while connected to the broker.
     pub broker_connected: Gauge,
+    /// The Kubernetes adapter's reconciles and failures, when it runs.
+    pub kube: KubeMetrics,
     registry: Registry,
 }
 
@@ -91,6 +95,8 @@ impl Metrics {
             "1 while connected to the MQTT broker",
             broker_connected.clone(),
         );
+        let kube = KubeMetrics::default();
+        kube.register(&mut registry);
         Self {
             loop_seconds,
             votes,
@@ -100,6 +106,7 @@ impl Metrics {
             refused,
             chain_reachable,
             broker_connected,
+            kube,
             registry,
         }
     }

@@ -37,6 +37,8 @@ use crate::intake::delegation::{ChainDelegations, Delegations};
 use crate::intake::http::{ApiState, router};
 use crate::intake::store::ResourceStore;
 use crate::intake::writes::WriteHook;
+use crate::kube::funding::ClusterFunding;
+use crate::kube::signed::{Network, SignedWrites, Writes};
 use crate::oracle::admission::Known;
 use crate::oracle::answers::{Answers, Recheck};
 use crate::oracle::broker;
@@ -281,15 +283,15 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
     let claims = Arc::new(crate::intake::claims::EscrowHolders::new(
         oracle.suite.clone(),
     ));
-    let api = router(
+    let api_router = router(
         ApiState::new(store, catalogue)
             .with_info(info)
             .with_claims(claims)
             .with_writes(Arc::new(RelayWrites(oracle.clone())))
             .with_oracle_keys(oracle_keys)
             .with_delegations(delegations),
-    )
-    .merge(metrics_router(oracle.clone()));
+    );
+    let api = api_router.clone().merge(metrics_router(oracle.clone()));
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .map_err(|e| fail("api.listen")(e.to_string()))?;
@@ -306,11 +308,17 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         let client = kube::Client::try_default()
             .await
             .map_err(|e| fail("kube")(e.to_string()))?;
+        let network =
+            kube_network(&settings, api_router, &rpc, manager, config.chain.chain_id).await?;
         let store = oracle.store.clone();
         let catalogue = oracle.catalogue.clone();
+        let metrics = oracle.metrics.kube.clone();
         tokio::spawn(async move {
             let never = std::future::pending::<()>();
-            if let Err(e) = crate::kube::run(client, settings, store, catalogue, never).await {
+            let run = crate::kube::run_with_metrics(
+                client, settings, store, catalogue, network, metrics, never,
+            );
+            if let Err(e) = run.await {
                 tracing::error!(error = %e, "the Kubernetes adapter stopped");
             }
         });
@@ -328,6 +336,46 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
     passes.abort();
     tracing::info!("oracle stopped");
     Ok(())
+}
+
+/// How the Kubernetes adapter reaches the network: signed with `kube.delegateKeyFile`'s key
+/// through the oracle's own API (`api`), funding jobs on the chain at `rpc` when
+/// `kube.fundJobs`; without a delegate key, into this oracle's store only.
+async fn kube_network(
+    settings: &crate::kube::KubeSettings,
+    api: axum::Router,
+    rpc: &Url,
+    manager: Address,
+    chain_id: u64,
+) -> Result<Network, StartError> {
+    let Some(path) = &settings.delegate_key_file else {
+        tracing::warn!(
+            "kube.delegateKeyFile is unset: resources mirrored from the cluster stay in this oracle and are not funded"
+        );
+        return Ok(Network::default());
+    };
+    let delegate = r1_protocol::keyfile::load(path)
+        .map_err(|e| fail("kube.delegateKeyFile")(e.to_string()))?;
+    tracing::info!(delegate = %delegate.address(), "the Kubernetes adapter signs with a delegate key");
+    let funding = if settings.fund_jobs {
+        let provider = r1_contracts::devchain::connect(rpc, delegate.signer().clone());
+        let deployment = within(Deployment::from_manager(&provider, manager))
+            .await
+            .map_err(|e| fail("kube funding")(e.to_string()))?;
+        let suite = Suite::new(provider, delegate.address(), deployment);
+        let (genesis, length) = within(suite.epoch_clock())
+            .await
+            .map_err(|e| fail("epoch clock")(e.to_string()))?;
+        let clock =
+            EpochClock::new(genesis, length).map_err(|e| fail("epoch clock")(e.to_string()))?;
+        Some(Arc::new(ClusterFunding::new(suite, chain_id, clock)))
+    } else {
+        None
+    };
+    Ok(Network {
+        writes: Writes::Signed(SignedWrites::new(delegate, api)),
+        funding,
+    })
 }
 
 async fn shutdown_signal() {

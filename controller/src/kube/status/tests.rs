@@ -95,7 +95,8 @@ fn the_target_status_is_the_store_status_with_the_valid_condition() {
             {"type": "Valid", "status": "False", "reason": "Stale", "lastTransitionTime": "T0"},
         ],
     });
-    let target = target_status(Some((&store, Generations { store: 2, kube: 5 })), &valid).unwrap();
+    let target =
+        target_status(Some((&store, Generations { store: 2, kube: 5 })), &[&valid]).unwrap();
     assert_eq!(target["phase"], "Running");
     assert_eq!(target["observedGeneration"], 5);
     let conditions = target["conditions"].as_array().unwrap();
@@ -105,14 +106,14 @@ fn the_target_status_is_the_store_status_with_the_valid_condition() {
     assert_eq!(conditions[0]["lastTransitionTime"], "T0");
     assert_eq!(conditions[1], serde_json::to_value(&valid).unwrap());
 
-    let alone = target_status(None, &valid).unwrap();
+    let alone = target_status(None, &[&valid]).unwrap();
     assert_eq!(
         alone,
         json!({"conditions": [serde_json::to_value(&valid).unwrap()]})
     );
     let unwritten = target_status(
         Some((&Value::Null, Generations { store: 1, kube: 1 })),
-        &valid,
+        &[&valid],
     )
     .unwrap();
     assert_eq!(unwritten, alone);

@@ -9,6 +9,7 @@ pub mod containerd;
 pub mod devnet;
 pub mod hostile;
 pub mod images;
+pub mod kube_api;
 pub mod mqtt_client;
 pub mod network;
 pub mod node;

@@ -52,6 +52,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run => {
+            // The workspace links rustls with both ring and aws-lc (the node's QUIC), so clients
+            // that build their TLS config from the process default (kube's) need one chosen.
+            // An error only says a provider is installed already.
+            let _installed = rustls::crypto::ring::default_provider().install_default();
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()

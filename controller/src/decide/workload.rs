@@ -25,14 +25,15 @@ pub enum WorkloadError {
     /// The job has no image (native plugins are not built).
     #[error("spec.image: the job has no container image; native plugin jobs are not built yet")]
     NoImage,
-    /// An env var takes its value from a Kubernetes Secret, which no oracle reads yet.
+    /// An env var still names a Kubernetes Secret: only a Kubernetes-mode oracle reads them,
+    /// and it seals them before the job reaches the store.
     #[error(
-        "spec.env[{0}].valueFrom.secretKeyRef: Kubernetes Secrets are not read yet; seal the value with `r1ctl secret seal` and give it as valueFrom.sealed"
+        "spec.env[{0}].valueFrom.secretKeyRef: a Kubernetes Secret is read only when the job is applied to a cluster a Kubernetes-mode oracle watches; through the Deeploy API, seal the value with `r1ctl secret seal` and give it as valueFrom.sealed"
     )]
     SecretEnv(usize),
-    /// The pull secret names a Kubernetes Secret, which no oracle reads yet.
+    /// The pull secret still names a Kubernetes Secret (see [`WorkloadError::SecretEnv`]).
     #[error(
-        "spec.imagePullSecret.name: Kubernetes Secrets are not read yet; seal the registry config with `r1ctl secret seal --docker-server` and give it as imagePullSecret.sealed"
+        "spec.imagePullSecret.name: a Kubernetes Secret is read only when the job is applied to a cluster a Kubernetes-mode oracle watches; through the Deeploy API, seal the registry config with `r1ctl secret seal --docker-server` and give it as imagePullSecret.sealed"
     )]
     SecretPull,
     /// A quantity does not parse.

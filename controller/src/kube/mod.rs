@@ -13,7 +13,8 @@
 //! * [`reconcile`]: one reconcile of one resource.
 //! * [`mirror`]: cluster → store, on behalf of the namespace's owner ([`owner`]).
 //! * [`signed`]: how mirrored changes reach every oracle, signed with a key the CSP delegated
-//!   to this oracle; [`funding`]: paying for mirrored jobs with that key.
+//!   to this oracle; [`funding`]: paying for mirrored jobs with that key; [`secrets`]: the
+//!   Kubernetes Secrets a job names, sealed to the oracles before it is mirrored.
 //! * [`status`]: store → cluster, by server-side apply on the status subresource.
 //! * [`finalizer`]: the on-chain cleanup finalizer.
 //! * [`events`]: Kubernetes events: Warnings for refused resources, the story of jobs.
@@ -33,6 +34,7 @@ pub mod mirror;
 pub mod owner;
 pub mod reconcile;
 pub mod resource;
+pub mod secrets;
 pub mod settings;
 pub mod signed;
 pub mod status;

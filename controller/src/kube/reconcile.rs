@@ -30,6 +30,7 @@ use crate::kube::metrics::KubeMetrics;
 use crate::kube::mirror::{Mirror, Planned, apply_local, plan};
 use crate::kube::owner::ClusterView;
 use crate::kube::resource::{FIELD_MANAGER, UID_ANNOTATION, api_resource, describe};
+use crate::kube::secrets::references;
 use crate::kube::settings::KubeSettings;
 use crate::kube::signed::{Deletion, Network, Writes};
 use crate::kube::status::{
@@ -161,7 +162,7 @@ impl Reconciler {
             updated = set_finalizers(&api, object, finalizers(object, true)).await?;
             &updated
         };
-        let outcome = self.mirror(kind, object).await?;
+        let outcome = self.mirror(kind, key, object).await?;
         let funding_retry = match outcome {
             Mirror::Accepted if kind == Kind::Job => self.fund(key, object).await?,
             _ => false,
@@ -201,7 +202,32 @@ impl Reconciler {
 
     /// Mirrors `object` into the store: directly, or signed through the oracle's API so every
     /// oracle gets it.
-    async fn mirror(&self, kind: Kind, object: &DynamicObject) -> Result<Mirror, KubeError> {
+    async fn mirror(
+        &self,
+        kind: Kind,
+        key: &ObjectKey,
+        object: &DynamicObject,
+    ) -> Result<Mirror, KubeError> {
+        let sealed;
+        let object = match &self.network.secrets {
+            Some(secrets) if kind == Kind::Job && !references(object).is_empty() => {
+                let stored = self.store.get(key)?;
+                let spec = stored.as_ref().and_then(|s| s.spec.job());
+                match secrets.seal(object, spec).await? {
+                    Ok(object) => {
+                        sealed = object;
+                        &sealed
+                    }
+                    Err(message) => {
+                        return Ok(Mirror::Waiting {
+                            reason: "WaitingForSecret",
+                            message,
+                        });
+                    }
+                }
+            }
+            _ => object,
+        };
         match plan(&self.store, &self.catalogue, &self.cluster, kind, object)? {
             Planned::Decided(outcome) => Ok(outcome),
             Planned::Write {

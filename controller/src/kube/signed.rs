@@ -27,6 +27,7 @@ use crate::intake::delegation::OWNER_PARAM;
 use crate::kube::error::KubeError;
 use crate::kube::funding::ClusterFunding;
 use crate::kube::mirror::Mirror;
+use crate::kube::secrets::SecretSealer;
 
 /// Longest answer of the oracle's API the adapter reads.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
@@ -39,6 +40,8 @@ pub struct Network {
     pub writes: Writes,
     /// Funding of mirrored jobs with the delegate key, when the oracle has a chain.
     pub funding: Option<Arc<ClusterFunding>>,
+    /// Sealing of the Kubernetes Secrets jobs name, when the oracle knows the oracles' keys.
+    pub secrets: Option<Arc<SecretSealer>>,
 }
 
 /// Where the adapter's writes go.

@@ -38,6 +38,7 @@ use crate::intake::http::{ApiState, router};
 use crate::intake::store::ResourceStore;
 use crate::intake::writes::WriteHook;
 use crate::kube::funding::ClusterFunding;
+use crate::kube::secrets::SecretSealer;
 use crate::kube::signed::{Network, SignedWrites, Writes};
 use crate::oracle::admission::Known;
 use crate::oracle::answers::{Answers, Recheck};
@@ -308,8 +309,13 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         let client = kube::Client::try_default()
             .await
             .map_err(|e| fail("kube")(e.to_string()))?;
-        let network =
+        let mut network =
             kube_network(&settings, api_router, &rpc, manager, config.chain.chain_id).await?;
+        network.secrets = Some(Arc::new(SecretSealer::new(
+            client.clone(),
+            oracle.sealer.identity().clone(),
+            oracle.oracle_keys.clone(),
+        )));
         let store = oracle.store.clone();
         let catalogue = oracle.catalogue.clone();
         let metrics = oracle.metrics.kube.clone();
@@ -375,6 +381,7 @@ async fn kube_network(
     Ok(Network {
         writes: Writes::Signed(SignedWrites::new(delegate, api)),
         funding,
+        secrets: None,
     })
 }
 

@@ -80,8 +80,11 @@ impl Fixture {
             projects: projects.as_reader(),
         };
         let metrics = KubeMetrics::default();
+        // Owner references have their own tests (kube::reconcile); this API server answers a
+        // patch with the patch alone, which would lose the status these tests follow.
         let settings = KubeSettings {
             retry_initial_ms: 250,
+            owner_references: false,
             ..KubeSettings::default()
         };
         let reconciler = Arc::new(Reconciler::new(
@@ -434,8 +437,15 @@ async fn store_status_reaches_the_resource_by_server_side_apply() {
 
     let (result, seen, job) = f.reconcile(Kind::Job, &job, no_fault).await;
     result.unwrap();
-    assert_eq!(seen.len(), 1, "{seen:#?}");
-    let patch = &seen[0];
+    // The status write, then the story's events (kube::story has their tests).
+    let (events, writes): (Vec<&Seen>, Vec<&Seen>) =
+        seen.iter().partition(|s| s.path.contains("/events"));
+    assert_eq!(writes.len(), 1, "{seen:#?}");
+    assert!(
+        events.iter().all(|e| e.body["reason"] == "Deployed"),
+        "{events:#?}"
+    );
+    let patch = writes[0];
     assert_eq!(patch.method, Method::PATCH);
     assert_eq!(patch.content_type, "application/apply-patch+yaml");
     assert_eq!(

@@ -1,7 +1,7 @@
 //! An `r1-oracle` under test: its own key, data directory, config file and ports on 127.0.0.1,
 //! started and stopped (or killed) by the test, keeping its data across restarts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output};
 use std::time::Duration;
 
@@ -87,6 +87,7 @@ pub struct OracleProcess {
     pub api_port: u16,
     /// Its metrics port on 127.0.0.1.
     pub metrics_port: u16,
+    kubeconfig: Option<PathBuf>,
     process: Option<ChildGuard>,
 }
 
@@ -113,8 +114,24 @@ impl OracleProcess {
             dir,
             api_port,
             metrics_port,
+            kubeconfig: None,
             process: None,
         })
+    }
+
+    /// Runs the oracle in Kubernetes mode from its next start: the API server of `kubeconfig`
+    /// (given as `KUBECONFIG`), with the `kube:` section `settings` (YAML, e.g.
+    /// `{delegateKeyFile: …}`) added to its config.
+    pub fn enable_kube(
+        &mut self,
+        kubeconfig: &Path,
+        settings: &str,
+    ) -> Result<(), OracleHarnessError> {
+        let mut config = std::fs::read_to_string(self.config_path())?;
+        config.push_str(&format!("kube: {settings}\n"));
+        std::fs::write(self.config_path(), config)?;
+        self.kubeconfig = Some(kubeconfig.to_path_buf());
+        Ok(())
     }
 
     /// The oracle's signing key, e.g. to act as it on chain (`identity().signer()`).
@@ -166,6 +183,9 @@ impl OracleProcess {
             .arg("run")
             .env("RUST_LOG", "info")
             .env("R1_LOG", "info");
+        if let Some(kubeconfig) = &self.kubeconfig {
+            command.env("KUBECONFIG", kubeconfig);
+        }
         self.process = Some(ChildGuard::spawn_logged(
             &mut command,
             "r1-oracle",

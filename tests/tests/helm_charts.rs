@@ -1194,6 +1194,7 @@ fn kube_adapter_permissions() -> BTreeSet<(String, String, String)> {
         needed.insert((group.into(), format!("{plural}/status"), "patch".into()));
     }
     needed.insert(("events.k8s.io".into(), "events".into(), "create".into()));
+    needed.insert(("".into(), "secrets".into(), "get".into()));
     needed
 }
 
@@ -1527,6 +1528,8 @@ fn oracle_rbac_follows_the_kube_adapter_and_the_generated_crds() {
         "Api::<Event>",
         "use k8s_openapi::api::events::v1::Event;",
         "use k8s_openapi::api::core::v1::ObjectReference;",
+        ".get_opt(",
+        "use k8s_openapi::api::core::v1::Secret;",
     ]
     .map(String::from)
     .into();

@@ -347,7 +347,7 @@ impl Reconciler {
         key: &ObjectKey,
     ) -> Result<Deletion, KubeError> {
         if let Writes::Signed(signed) = &self.network.writes {
-            return signed.delete(owner, key).await;
+            return signed.request_deletion(owner, key).await;
         }
         match apply::delete(&self.store, owner, key) {
             Ok(_) => Ok(Deletion::Requested),

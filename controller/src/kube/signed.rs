@@ -118,7 +118,11 @@ impl SignedWrites {
     }
 
     /// Requests the deletion of `key` on behalf of `owner`.
-    pub async fn delete(&self, owner: Address, key: &ObjectKey) -> Result<Deletion, KubeError> {
+    pub async fn request_deletion(
+        &self,
+        owner: Address,
+        key: &ObjectKey,
+    ) -> Result<Deletion, KubeError> {
         let base = format!(
             "/v1/{}/{}/{}",
             r1_crds::api::kinds::plural(key.kind),

@@ -67,7 +67,10 @@ async fn a_delegate_the_chain_lists_writes_and_deletes_for_the_owner() {
     assert_eq!(outcome, Mirror::Accepted);
     let stored = f.store.get(&project_key()).unwrap().unwrap();
     assert_eq!(stored.metadata.owner, owner, "written as the owner's");
-    let deleted = writes.delete(owner, &project_key()).await.unwrap();
+    let deleted = writes
+        .request_deletion(owner, &project_key())
+        .await
+        .unwrap();
     assert_eq!(deleted, Deletion::Requested);
     let gone = f.store.get(&project_key()).unwrap();
     assert!(gone.is_none_or(|o| o.metadata.deletion_requested));
@@ -85,7 +88,10 @@ async fn a_key_that_is_not_a_delegate_waits_and_writes_nothing() {
     assert_eq!(reason, "NotDelegated");
     assert!(message.contains("not a delegate"), "{message}");
     assert!(f.store.get(&project_key()).unwrap().is_none());
-    let deleted = writes.delete(owner, &project_key()).await.unwrap();
+    let deleted = writes
+        .request_deletion(owner, &project_key())
+        .await
+        .unwrap();
     assert!(
         matches!(
             deleted,

@@ -1167,6 +1167,21 @@ fn expected_oracle_config(values: &Value, fullname: &str) -> Value {
             instance => instance,
         };
         put(&mut kube, "reportingInstance", instance);
+        for field in ["ownerReferences", "fundJobs"] {
+            put(
+                &mut kube,
+                field,
+                get(values, &format!("kube.{field}")).clone(),
+            );
+        }
+        let delegate = str_at(values, "kube.delegateKeySecret");
+        if !delegate.is_empty() {
+            let file = format!(
+                "/etc/r1/delegate/{}",
+                str_at(values, "kube.delegateKeySecretKey")
+            );
+            put(&mut kube, "delegateKeyFile", file.as_str());
+        }
         put(&mut config, "kube", kube);
     }
     if !str_at(values, "catalogue").is_empty() {

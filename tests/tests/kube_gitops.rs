@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use alloy::primitives::U256;
 use r1_e2e::kube_api::FakeApiServer;
-use r1_e2e::network::{Network, NetworkSettings};
+use r1_e2e::network::{EXAMPLES_REGISTRY_PORT, Network, NetworkSettings};
 use r1_e2e::scenario::{EXAMPLES, chain_job, job_status, network_logs, printed, wait_running};
 use r1_e2e::wait::until;
 use r1_protocol::Identity;
@@ -56,7 +56,13 @@ fn condition(object: &Value, type_: &str) -> Option<Value> {
 
 #[test]
 fn a_job_applied_to_the_cluster_is_funded_validated_scaled_extended_and_deleted() {
-    let mut network = Network::prepare(&NetworkSettings::default()).expect("network");
+    // The examples' image comes from Debian's docker-registry, so the kube-mode oracle can pin
+    // its tag.
+    let mut network = Network::prepare(&NetworkSettings {
+        registry_port: Some(EXAMPLES_REGISTRY_PORT),
+        ..NetworkSettings::default()
+    })
+    .expect("network");
     let api = FakeApiServer::start().expect("fake API server");
     let delegate = Identity::generate();
     let key = network.scratch_dir().join("delegate.key");
@@ -122,7 +128,9 @@ fn a_job_applied_to_the_cluster_is_funded_validated_scaled_extended_and_deleted(
         "no ClusterFunded condition: {:?}",
         api.get("deeployjobs", "default", "hello-web")
     );
-    // Every oracle holds the env value sealed, one copy per oracle, never in clear.
+    // Every oracle holds the env value sealed, one copy per oracle, never in clear, and the
+    // image tag pinned to the registry's digest.
+    let mut pins = Vec::new();
     for oracle in 0..network.oracles().len() {
         let out = network
             .r1ctl_command()
@@ -138,7 +146,23 @@ fn a_job_applied_to_the_cluster_is_funded_validated_scaled_extended_and_deleted(
             Some(3),
             "oracle {oracle}: {stored}"
         );
+        pins.push(
+            stored["spec"]["image"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
     }
+    assert!(
+        pins[0].starts_with("localhost:5000/r1-examples/httpd:1@sha256:"),
+        "{pins:?}"
+    );
+    assert!(pins.iter().all(|p| *p == pins[0]), "{pins:?}");
+    assert_eq!(
+        api.get("deeployjobs", "default", "hello-web").expect("job")["spec"]["image"],
+        "localhost:5000/r1-examples/httpd:1",
+        "the cluster object keeps its tag"
+    );
 
     // kubectl scale: a patch of replicas extends the chain job; a third replica runs.
     api.patch_spec(

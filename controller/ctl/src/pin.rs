@@ -15,10 +15,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use r1_crds::check::Source;
-use r1_protocol::docker_config::{self, MAX_CONFIG};
+use r1_protocol::docker_config::MAX_CONFIG;
 use r1_protocol::image_ref::ImageRef;
-use r1_protocol::secrets::PullCredentials;
-use r1_registry::{Client, Config, Credentials, ImageName};
+use r1_registry::{Client, Config, resolve_digest};
 use serde_yaml::Value;
 
 /// Longest wait for one image's digest.
@@ -94,30 +93,6 @@ fn docker_config() -> Option<Vec<u8>> {
     (bytes.len() <= MAX_CONFIG).then_some(bytes)
 }
 
-/// The digest `image`'s registry serves for its tag now.
-async fn resolve(client: &Client, image: &str, config: Option<&[u8]>) -> Result<String, String> {
-    let name = ImageName::parse(image).map_err(|e| e.to_string())?;
-    let credentials = match config {
-        Some(config) => docker_config::credentials_for(config, &name.registry)
-            .map_err(|e| e.to_string())?
-            .map(|c| match c {
-                PullCredentials::Basic { username, password } => {
-                    Credentials::Basic { username, password }
-                }
-                PullCredentials::Token { token } => Credentials::Token(token),
-            }),
-        None => None,
-    };
-    let manifest = tokio::time::timeout(
-        RESOLVE_TIMEOUT,
-        client.manifest(&name, name.reference(), credentials.as_ref()),
-    )
-    .await
-    .map_err(|_| format!("no answer within {} s", RESOLVE_TIMEOUT.as_secs()))?
-    .map_err(|e| e.to_string())?;
-    Ok(manifest.digest)
-}
-
 /// `sources` with their jobs' image tags pinned, reporting each pin (or why an image keeps
 /// its tag) on `out`.
 pub async fn pin_sources(
@@ -154,7 +129,7 @@ pub async fn pin_sources(
     let config = docker_config();
     let mut digests = BTreeMap::new();
     for image in images {
-        match resolve(&client, &image, config.as_deref()).await {
+        match resolve_digest(&client, &image, config.as_deref(), RESOLVE_TIMEOUT).await {
             Ok(digest) => {
                 writeln!(out, "image {image} pinned to {digest}")?;
                 digests.insert(image, digest);

@@ -14,7 +14,8 @@
 //! * [`mirror`]: cluster → store, on behalf of the namespace's owner ([`owner`]).
 //! * [`signed`]: how mirrored changes reach every oracle, signed with a key the CSP delegated
 //!   to this oracle; [`funding`]: paying for mirrored jobs with that key; [`secrets`]: the
-//!   Kubernetes Secrets a job names, sealed to the oracles before it is mirrored.
+//!   Kubernetes Secrets a job names, sealed to the oracles before it is mirrored; [`pinning`]:
+//!   image tags pinned to digests once per rollout.
 //! * [`status`]: store → cluster, by server-side apply on the status subresource.
 //! * [`finalizer`]: the on-chain cleanup finalizer.
 //! * [`events`]: Kubernetes events: Warnings for refused resources, the story of jobs.
@@ -32,6 +33,7 @@ pub mod funding;
 pub mod metrics;
 pub mod mirror;
 pub mod owner;
+pub mod pinning;
 pub mod reconcile;
 pub mod resource;
 pub mod secrets;

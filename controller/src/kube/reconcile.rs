@@ -5,6 +5,7 @@
 //! project by an owner reference. The adapter never deletes from the store on its own and never
 //! writes status into it, so losing the Kubernetes API changes nothing there.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use alloy_primitives::Address;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::{Client, Resource};
+use r1_crds::DeeployJobSpec;
 use r1_crds::api::object::{ObjectKey, timestamp_now};
 use r1_crds::common::{Condition, ConditionStatus};
 use r1_crds::job::DeeployJobStatus;
@@ -29,6 +31,7 @@ use crate::kube::finalizer::{Cleanup, cleanup, finalizers, has_finalizer, set_fi
 use crate::kube::metrics::KubeMetrics;
 use crate::kube::mirror::{Mirror, Planned, apply_local, plan};
 use crate::kube::owner::ClusterView;
+use crate::kube::pinning::{ImagePinner, stored_pin, tagged_image, with_image};
 use crate::kube::resource::{FIELD_MANAGER, UID_ANNOTATION, api_resource, describe};
 use crate::kube::secrets::references;
 use crate::kube::settings::KubeSettings;
@@ -208,15 +211,18 @@ impl Reconciler {
         key: &ObjectKey,
         object: &DynamicObject,
     ) -> Result<Mirror, KubeError> {
-        let sealed;
-        let object = match &self.network.secrets {
-            Some(secrets) if kind == Kind::Job && !references(object).is_empty() => {
-                let stored = self.store.get(key)?;
-                let spec = stored.as_ref().and_then(|s| s.spec.job());
-                match secrets.seal(object, spec).await? {
-                    Ok(object) => {
-                        sealed = object;
-                        &sealed
+        let mut object = Cow::Borrowed(object);
+        if kind == Kind::Job {
+            let stored = self.store.get(key)?;
+            let stored = stored.as_ref().and_then(|s| s.spec.job());
+            let mut docker_config = None;
+            if let Some(secrets) = &self.network.secrets
+                && !references(&object).is_empty()
+            {
+                match secrets.seal(&object, stored).await? {
+                    Ok(sealed) => {
+                        docker_config = sealed.docker_config;
+                        object = Cow::Owned(sealed.object);
                     }
                     Err(message) => {
                         return Ok(Mirror::Waiting {
@@ -226,8 +232,23 @@ impl Reconciler {
                     }
                 }
             }
-            _ => object,
-        };
+            if let Some(pinner) = &self.network.pinning
+                && let Some(image) = tagged_image(&object)
+            {
+                let pinned = self
+                    .pin(
+                        pinner,
+                        key,
+                        &object,
+                        &image,
+                        stored,
+                        docker_config.as_deref(),
+                    )
+                    .await?;
+                object = Cow::Owned(pinned);
+            }
+        }
+        let object = object.as_ref();
         match plan(&self.store, &self.catalogue, &self.cluster, kind, object)? {
             Planned::Decided(outcome) => Ok(outcome),
             Planned::Write {
@@ -238,6 +259,49 @@ impl Reconciler {
                 Writes::Local => apply_local(&self.store, &self.catalogue, owner, *manifest),
                 Writes::Signed(signed) => signed.apply(owner, &document).await,
             },
+        }
+    }
+
+    /// `object` with its image tag pinned, when that is to change the store: the stored pin
+    /// while the rest of the spec is unchanged, the tag as the store holds it when it holds it
+    /// unpinned, else the digest the registry serves now (the tag as it is when it cannot say).
+    async fn pin(
+        &self,
+        pinner: &ImagePinner,
+        key: &ObjectKey,
+        object: &DynamicObject,
+        image: &str,
+        stored: Option<&DeeployJobSpec>,
+        docker_config: Option<&[u8]>,
+    ) -> Result<DynamicObject, KubeError> {
+        let holds = |candidate: &DynamicObject| -> Result<bool, KubeError> {
+            let planned = plan(
+                &self.store,
+                &self.catalogue,
+                &self.cluster,
+                Kind::Job,
+                candidate,
+            )?;
+            Ok(matches!(planned, Planned::Decided(Mirror::Accepted)))
+        };
+        if let Some(pinned) = stored_pin(stored, image) {
+            let candidate = with_image(object, &pinned);
+            if holds(&candidate)? {
+                return Ok(candidate);
+            }
+        }
+        if holds(object)? {
+            return Ok(object.clone());
+        }
+        match pinner.resolve(image, docker_config).await {
+            Ok(digest) => {
+                tracing::info!(object = %key, image, %digest, "image tag pinned");
+                Ok(with_image(object, &format!("{image}@{digest}")))
+            }
+            Err(reason) => {
+                tracing::warn!(object = %key, image, %reason, "image keeps its tag; each node resolves it");
+                Ok(object.clone())
+            }
         }
     }
 

@@ -46,6 +46,16 @@ impl std::fmt::Debug for SecretSealer {
     }
 }
 
+/// A job with its Secrets sealed.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// The job, each Secret reference replaced by its sealed value.
+    pub object: DynamicObject,
+    /// The registry credentials of its pull secret in clear (a Docker config), for pinning its
+    /// image tag; dropped once the job is mirrored.
+    pub docker_config: Option<Vec<u8>>,
+}
+
 /// One Secret reference in a job's spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
@@ -75,10 +85,13 @@ impl SecretSealer {
         &self,
         object: &DynamicObject,
         stored: Option<&DeeployJobSpec>,
-    ) -> Result<Result<DynamicObject, String>, KubeError> {
+    ) -> Result<Result<Sealed, String>, KubeError> {
         let references = references(object);
         if references.is_empty() {
-            return Ok(Ok(object.clone()));
+            return Ok(Ok(Sealed {
+                object: object.clone(),
+                docker_config: None,
+            }));
         }
         let namespace = object.metadata.namespace.clone().unwrap_or_default();
         let oracles = match oracle_keys(self.keys.as_ref()) {
@@ -87,6 +100,7 @@ impl SecretSealer {
         };
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
         let mut sealed = Vec::new();
+        let mut docker_config = None;
         for reference in references {
             let Some(secret) = api.get_opt(&reference.secret).await? else {
                 return Ok(Err(format!(
@@ -108,6 +122,9 @@ impl SecretSealer {
                     reference.place()
                 )));
             };
+            if reference.env.is_none() {
+                docker_config = Some(value.clone());
+            }
             let previous = stored.and_then(|spec| stored_seal(spec, reference.env.as_deref()));
             match reuse_or_seal(&value, previous, &oracles, &self.oracle, &namespace) {
                 Ok(value) => sealed.push((reference, value)),
@@ -119,7 +136,10 @@ impl SecretSealer {
                 }
             }
         }
-        Ok(Ok(with_sealed(object, &sealed)))
+        Ok(Ok(Sealed {
+            object: with_sealed(object, &sealed),
+            docker_config,
+        }))
     }
 }
 

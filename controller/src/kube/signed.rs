@@ -27,6 +27,7 @@ use crate::intake::delegation::OWNER_PARAM;
 use crate::kube::error::KubeError;
 use crate::kube::funding::ClusterFunding;
 use crate::kube::mirror::Mirror;
+use crate::kube::pinning::ImagePinner;
 use crate::kube::secrets::SecretSealer;
 
 /// Longest answer of the oracle's API the adapter reads.
@@ -42,6 +43,8 @@ pub struct Network {
     pub funding: Option<Arc<ClusterFunding>>,
     /// Sealing of the Kubernetes Secrets jobs name, when the oracle knows the oracles' keys.
     pub secrets: Option<Arc<SecretSealer>>,
+    /// Pinning of job image tags to the digests their registries serve.
+    pub pinning: Option<Arc<ImagePinner>>,
 }
 
 /// Where the adapter's writes go.

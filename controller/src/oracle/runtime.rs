@@ -38,6 +38,7 @@ use crate::intake::http::{ApiState, router};
 use crate::intake::store::ResourceStore;
 use crate::intake::writes::WriteHook;
 use crate::kube::funding::ClusterFunding;
+use crate::kube::pinning::ImagePinner;
 use crate::kube::secrets::SecretSealer;
 use crate::kube::signed::{Network, SignedWrites, Writes};
 use crate::oracle::admission::Known;
@@ -316,6 +317,13 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
             oracle.sealer.identity().clone(),
             oracle.oracle_keys.clone(),
         )));
+        network.pinning = match ImagePinner::new() {
+            Ok(pinner) => Some(Arc::new(pinner)),
+            Err(e) => {
+                tracing::warn!(error = %e, "image tags on the Kubernetes path are not pinned");
+                None
+            }
+        };
         let store = oracle.store.clone();
         let catalogue = oracle.catalogue.clone();
         let metrics = oracle.metrics.kube.clone();
@@ -382,6 +390,7 @@ async fn kube_network(
         writes: Writes::Signed(SignedWrites::new(delegate, api)),
         funding,
         secrets: None,
+        pinning: None,
     })
 }
 

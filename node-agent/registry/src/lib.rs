@@ -9,6 +9,7 @@
 //! * `client`: [`Client`], manifests and blobs with authentication, retries and limits.
 //! * `manifest`: [`Manifest`], a fetched manifest or index, and the media types asked for.
 //! * `error`: [`RegistryError`], what went wrong and whether trying later may help.
+//! * `resolve`: [`resolve_digest`], the digest a tag stands for now (to pin it).
 //!
 //! Below them: `challenge` parses `WWW-Authenticate` (pure), `auth` answers it (the
 //! distribution token flow or Basic) and caches what it got, `backoff` spaces retries,
@@ -27,6 +28,7 @@ mod digest;
 mod error;
 mod manifest;
 mod name;
+mod resolve;
 mod status;
 mod transport;
 
@@ -39,3 +41,4 @@ pub use credentials::Credentials;
 pub use error::RegistryError;
 pub use manifest::Manifest;
 pub use name::ImageName;
+pub use resolve::resolve_digest;

@@ -3,7 +3,8 @@
 //! The CSP deposits USDC and delegates the kube-mode oracle's delegate key; the manifests are
 //! then only ever written to the cluster, as kubectl or Argo CD would. The job — with an env
 //! value from a Kubernetes Secret — is funded from the escrow by the delegate key, validated by
-//! all three oracles, scaled up by a patch of `replicas`, extended by a patch of
+//! all three oracles, scaled up by a patch of `replicas` (told which permission it lacks while
+//! the delegate may only create, then extended once it may), extended by a patch of
 //! `durationEpochs`, and deleted with its refund; the chain shows each step. Once the delegate is
 //! revoked, a new job in the cluster reaches no oracle.
 
@@ -164,7 +165,18 @@ fn a_job_applied_to_the_cluster_is_funded_validated_scaled_extended_and_deleted(
         "the cluster object keeps its tag"
     );
 
-    // kubectl scale: a patch of replicas extends the chain job; a third replica runs.
+    // kubectl scale while the delegate may only create: the job says which permission it
+    // lacks, and nothing changes on chain.
+    let narrowed = network
+        .r1ctl(&[
+            "escrow",
+            "delegate",
+            &format!("{}", delegate.address()),
+            "--permissions",
+            "create",
+        ])
+        .expect("r1ctl escrow delegate");
+    assert!(narrowed.status.success(), "{}", printed(&narrowed));
     api.patch_spec(
         "deeployjobs",
         "default",
@@ -172,6 +184,31 @@ fn a_job_applied_to_the_cluster_is_funded_validated_scaled_extended_and_deleted(
         json!({"replicas": 3}),
     )
     .expect("scale");
+    let told = until(Duration::from_secs(60), || {
+        api.get("deeployjobs", "default", "hello-web")
+            .and_then(|job| condition(&job, "ClusterFunded"))
+            .is_some_and(|c| {
+                c["status"] == "False"
+                    && c["reason"] == "NotPermitted"
+                    && c["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("extend-nodes"))
+            })
+    });
+    assert!(told, "{:?}", api.get("deeployjobs", "default", "hello-web"));
+    assert_eq!(
+        chain_job(&network, job_id)
+            .expect("chain job")
+            .numberOfNodesRequested,
+        U256::from(2)
+    );
+
+    // Given the permission back, the funder's retry extends the chain job; a third replica
+    // runs.
+    let widened = network
+        .r1ctl(&["escrow", "delegate", &format!("{}", delegate.address())])
+        .expect("r1ctl escrow delegate");
+    assert!(widened.status.success(), "{}", printed(&widened));
     wait_running(&network, "hello-web", 3, Duration::from_secs(120))
         .unwrap_or_else(|e| panic!("{e}\n{}", network_logs(&network)));
     let scaled = chain_job(&network, job_id).expect("chain job");

@@ -203,11 +203,6 @@ impl Funder {
         self.escrow
     }
 
-    /// The escrow's owner.
-    pub fn owner(&self) -> Address {
-        self.owner
-    }
-
     /// The chain client, signing as the key that funds.
     pub fn suite(&self) -> &Suite {
         &self.suite

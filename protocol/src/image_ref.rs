@@ -73,12 +73,10 @@ impl ImageRef {
             Some((first, path)) if looks_like_registry(first) => (Some(first), path),
             _ => (None, name),
         };
-        if let Some(registry) = registry {
-            if !is_registry(registry) {
-                return Err(fail(
-                    "the registry must be a host name with an optional :port",
-                ));
-            }
+        if registry.is_some_and(|registry| !is_registry(registry)) {
+            return Err(fail(
+                "the registry must be a host name with an optional :port",
+            ));
         }
         if repository.is_empty() || !repository.split('/').all(is_path_component) {
             return Err(fail(

@@ -102,11 +102,6 @@ impl SignedWrites {
         self.identity.address()
     }
 
-    /// The signing key.
-    pub fn identity(&self) -> &Identity {
-        &self.identity
-    }
-
     /// Applies `document` (one manifest as JSON) on behalf of `owner`.
     pub async fn apply(
         &self,

@@ -217,3 +217,37 @@ pub fn chain_job(network: &Network, job_id: u64) -> Result<CspEscrow::Job, Scena
 pub fn active_nodes(network: &Network, job_id: u64) -> Result<Vec<Address>, ScenarioError> {
     Ok(chain_job(network, job_id)?.activeNodes)
 }
+
+/// Waits until every oracle shows the job `name` `Closed` (or no longer has it); whether it did
+/// within `timeout`.
+pub fn wait_closed(network: &Network, name: &str, timeout: Duration) -> bool {
+    until(timeout, || {
+        (0..network.oracles().len())
+            .all(|o| job_status(network, o, name).is_none_or(|s| s["phase"] == "Closed"))
+    })
+}
+
+/// Every file under `dir`, recursively, as (path, bytes): the places a test searches for a
+/// value that must not be there in clear.
+pub fn files_under(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            found.push((path.display().to_string(), bytes));
+        }
+    }
+    found
+}
+
+/// Whether `haystack` holds the bytes of `needle`.
+pub fn bytes_contain(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}

@@ -10,7 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use r1_e2e::network::{Network, NetworkSettings};
-use r1_e2e::scenario::{EXAMPLES, chain_job, job_status, network_logs, printed, wait_running};
+use r1_e2e::scenario::{EXAMPLES, chain_job, network_logs, printed, wait_closed, wait_running};
 use r1_e2e::wait::until;
 use r1_protocol::Identity;
 
@@ -113,12 +113,8 @@ fn a_delegate_funds_scales_and_deletes_a_job_until_it_is_revoked() {
     // The delegate deletes it: closed on chain by the oracles, Closed everywhere.
     let deleted = as_delegate(&network, &key, 0, &["delete", "djob", "hello-web"]);
     assert!(deleted.status.success(), "{}", printed(&deleted));
-    let closed = until(Duration::from_secs(90), || {
-        (0..network.oracles().len())
-            .all(|o| job_status(&network, o, "hello-web").is_none_or(|s| s["phase"] == "Closed"))
-    });
     assert!(
-        closed,
+        wait_closed(&network, "hello-web", Duration::from_secs(90)),
         "the job was never closed\n{}",
         network_logs(&network)
     );

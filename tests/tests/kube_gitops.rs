@@ -14,7 +14,10 @@ use std::time::Duration;
 use alloy::primitives::U256;
 use r1_e2e::kube_api::FakeApiServer;
 use r1_e2e::network::{EXAMPLES_REGISTRY_PORT, Network, NetworkSettings};
-use r1_e2e::scenario::{EXAMPLES, chain_job, job_status, network_logs, printed, wait_running};
+use r1_e2e::scenario::{
+    EXAMPLES, bytes_contain, chain_job, files_under, job_status, network_logs, printed,
+    wait_closed, wait_running,
+};
 use r1_e2e::wait::until;
 use r1_protocol::Identity;
 use serde_json::{Value, json};
@@ -28,23 +31,6 @@ fn example(file: &str) -> Value {
     let mut value: Value = serde_yaml::from_str(&text).expect("yaml");
     value["metadata"]["namespace"] = json!("default");
     value
-}
-
-/// Every file under `dir`, as (path, bytes).
-fn files_under(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(files_under(&path));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            found.push((path.display().to_string(), bytes));
-        }
-    }
-    found
 }
 
 fn condition(object: &Value, type_: &str) -> Option<Value> {
@@ -237,12 +223,8 @@ fn a_job_applied_to_the_cluster_is_funded_validated_scaled_extended_and_deleted(
     let free_before = network.chain().usdc_balance(csp).expect("usdc");
     api.delete("deeployjobs", "default", "hello-web")
         .expect("delete");
-    let closed = until(Duration::from_secs(120), || {
-        (0..network.oracles().len())
-            .all(|o| job_status(&network, o, "hello-web").is_none_or(|s| s["phase"] == "Closed"))
-    });
     assert!(
-        closed,
+        wait_closed(&network, "hello-web", Duration::from_secs(120)),
         "the job was never closed\n{}",
         network_logs(&network)
     );
@@ -303,7 +285,7 @@ fn a_job_applied_to_the_cluster_is_funded_validated_scaled_extended_and_deleted(
     }
     for (place, bytes) in &places {
         assert!(
-            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            !bytes_contain(bytes, SECRET),
             "the Secret's value is in the clear in {place}"
         );
     }

@@ -5,7 +5,6 @@
 //! A value copied into a namespace it was not sealed for is refused with the field.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +12,9 @@ use std::time::Duration;
 use r1_e2e::network::{Network, NetworkSettings};
 use r1_e2e::node::{TOPIC_ROOT, http_get};
 use r1_e2e::registry::LocalRegistry;
-use r1_e2e::scenario::{EXAMPLES, job_status, network_logs, printed, wait_running};
+use r1_e2e::scenario::{
+    EXAMPLES, bytes_contain, files_under, job_status, network_logs, printed, wait_running,
+};
 use r1_e2e::wait::until;
 use r1_protocol::Identity;
 use r1_protocol::broker_acl::Role;
@@ -97,28 +98,6 @@ fn seal(network: &Network, namespace: &str, extra: &[&str], stdin: &str) -> serd
 }
 
 /// Every file under `dir`, read whole (stores, logs, configs).
-fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            out.push((path.display().to_string(), bytes));
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 #[test]
 fn a_sealed_env_value_and_pull_secret_reach_only_the_container() {
     let network = Network::start(&NetworkSettings {
@@ -327,11 +306,11 @@ fn a_sealed_env_value_and_pull_secret_reach_only_the_container() {
     }
     for (place, bytes) in &places {
         assert!(
-            !contains(bytes, SECRET),
+            !bytes_contain(bytes, SECRET),
             "the value is in the clear in {place}"
         );
         assert!(
-            !contains(bytes, PASSWORD),
+            !bytes_contain(bytes, PASSWORD),
             "the password is in the clear in {place}"
         );
     }
@@ -339,13 +318,14 @@ fn a_sealed_env_value_and_pull_secret_reach_only_the_container() {
     // and the stores hold the job (its plain env value included).
     assert!(
         taps.iter()
-            .any(|t| contains(&t.lock().expect("tap"), "\\\"secrets\\\"")),
+            .any(|t| bytes_contain(&t.lock().expect("tap"), "\\\"secrets\\\"")),
         "no deploy command with sealed secrets crossed the broker"
     );
     assert!(
         places
             .iter()
-            .any(|(place, bytes)| place.contains("resources") && contains(bytes, "APP_SECRET")),
+            .any(|(place, bytes)| place.contains("resources")
+                && bytes_contain(bytes, "APP_SECRET")),
         "the oracles' stores were not searched"
     );
 }

@@ -245,6 +245,9 @@ impl Reconciler {
                         docker_config.as_deref(),
                     )
                     .await?;
+                let Some(pinned) = pinned else {
+                    return Ok(Mirror::Accepted);
+                };
                 object = Cow::Owned(pinned);
             }
         }
@@ -262,9 +265,9 @@ impl Reconciler {
         }
     }
 
-    /// `object` with its image tag pinned, when that is to change the store: the stored pin
-    /// while the rest of the spec is unchanged, the tag as the store holds it when it holds it
-    /// unpinned, else the digest the registry serves now (the tag as it is when it cannot say).
+    /// `object` with its image tag pinned to the digest the registry serves now (the tag as it
+    /// is when it cannot say); `None` when the store already holds the resource, pinned with the
+    /// stored digest or with its tag unpinned, so nothing is resolved or written.
     async fn pin(
         &self,
         pinner: &ImagePinner,
@@ -273,7 +276,7 @@ impl Reconciler {
         image: &str,
         stored: Option<&DeeployJobSpec>,
         docker_config: Option<&[u8]>,
-    ) -> Result<DynamicObject, KubeError> {
+    ) -> Result<Option<DynamicObject>, KubeError> {
         let holds = |candidate: &DynamicObject| -> Result<bool, KubeError> {
             let planned = plan(
                 &self.store,
@@ -285,22 +288,21 @@ impl Reconciler {
             Ok(matches!(planned, Planned::Decided(Mirror::Accepted)))
         };
         if let Some(pinned) = stored_pin(stored, image) {
-            let candidate = with_image(object, &pinned);
-            if holds(&candidate)? {
-                return Ok(candidate);
+            if holds(&with_image(object, &pinned))? {
+                return Ok(None);
             }
         }
         if holds(object)? {
-            return Ok(object.clone());
+            return Ok(None);
         }
         match pinner.resolve(image, docker_config).await {
             Ok(digest) => {
                 tracing::info!(object = %key, image, %digest, "image tag pinned");
-                Ok(with_image(object, &format!("{image}@{digest}")))
+                Ok(Some(with_image(object, &format!("{image}@{digest}"))))
             }
             Err(reason) => {
                 tracing::warn!(object = %key, image, %reason, "image keeps its tag; each node resolves it");
-                Ok(object.clone())
+                Ok(Some(object.clone()))
             }
         }
     }

@@ -102,6 +102,9 @@ pub enum FundingError {
         /// The owner.
         owner: Address,
     },
+    /// The chain did not finish the funding in time (its caller's limit, in seconds).
+    #[error("the chain did not finish funding within {0} s")]
+    TimedOut(u64),
     /// This machine's clock is before the chain's epoch 0.
     #[error("no epoch yet: {0}")]
     Clock(#[from] EpochError),

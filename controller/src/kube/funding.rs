@@ -28,6 +28,9 @@ pub const CLUSTER_FUNDED: &str = "ClusterFunded";
 
 /// How soon a refused or failed funding is tried again.
 const RETRY: Duration = Duration::from_secs(10);
+/// Longest one funding may take (reads, up to three transactions mined): a chain that stops
+/// answering fails the attempt instead of holding the job's reconcile.
+const FUNDING_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What the adapter last did to fund one job.
 #[derive(Debug, Clone)]
@@ -106,7 +109,9 @@ impl ClusterFunding {
             return false;
         }
         let recorded = status.chain_job_id.is_some();
-        let result = self.run(owner, key, &ask, recorded).await;
+        let result = tokio::time::timeout(FUNDING_TIMEOUT, self.run(owner, key, &ask, recorded))
+            .await
+            .unwrap_or(Err(FundingError::TimedOut(FUNDING_TIMEOUT.as_secs())));
         let (funded, condition) = match result {
             Ok(Some(funded)) => (true, granted(&funded, self.suite.address(), now)),
             Ok(None) => (
@@ -229,7 +234,9 @@ fn reason_of(error: &FundingError) -> &'static str {
         }
         FundingError::NoEscrow { .. } => "NoEscrow",
         FundingError::NotPricedOnChain { .. } => "Unpriced",
-        FundingError::Clock(_) | FundingError::Chain(_) => "ChainUnavailable",
+        FundingError::Clock(_) | FundingError::Chain(_) | FundingError::TimedOut(_) => {
+            "ChainUnavailable"
+        }
     }
 }
 

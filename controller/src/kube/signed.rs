@@ -32,6 +32,8 @@ use crate::kube::secrets::SecretSealer;
 
 /// Longest answer of the oracle's API the adapter reads.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
+/// Longest wait for the oracle's API to answer, as the API's own per-request limit over TCP.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How the adapter's changes reach the network: where its writes go and, with a delegate key,
 /// who pays for its jobs.
@@ -159,7 +161,15 @@ impl SignedWrites {
             .header(SIGNATURE_HEADER, headers.signature)
             .body(Body::from(body))
             .map_err(|e| KubeError::Object(format!("cannot build the request: {e}")))?;
-        let response = match self.api.clone().oneshot(request).await {
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, self.api.clone().oneshot(request))
+            .await
+            .map_err(|_| {
+                KubeError::Object(format!(
+                    "the oracle's API did not answer within {} s",
+                    ANSWER_TIMEOUT.as_secs()
+                ))
+            })?;
+        let response = match answer {
             Ok(response) => response,
             Err(never) => match never {},
         };

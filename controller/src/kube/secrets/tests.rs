@@ -110,3 +110,14 @@ fn sealed_values_take_the_place_of_the_references() {
     assert_eq!(stored_seal(&typed, Some("TOKEN")), Some(&token));
     assert_eq!(stored_seal(&typed, None), Some(&config));
 }
+
+#[test]
+fn a_secret_over_the_sealing_limit_is_refused_with_its_size() {
+    let (ids, keys) = oracles(1);
+    let big = vec![b'x'; r1_protocol::oracle_sealed::MAX_VALUE + 1];
+    let refused = reuse_or_seal(&big, None, &keys, &ids[0], "shop").unwrap_err();
+    assert_eq!(
+        refused,
+        OracleSealedError::TooLarge(r1_protocol::oracle_sealed::MAX_VALUE + 1)
+    );
+}

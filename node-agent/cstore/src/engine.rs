@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use alloy_primitives::Address;
+use indexmap::IndexSet;
 use r1_protocol::Identity;
 use rocksdb::{DB, Options, WriteBatch, WriteOptions};
 use tokio::sync::Notify;
@@ -50,8 +51,9 @@ pub enum EngineError {
 struct State {
     replica: Replica,
     clock: Clock,
-    /// Keys of local writes not sealed yet, oldest first (a key may repeat).
-    pending: Vec<Key>,
+    /// Keys of local writes not sealed yet, first written first; a key written again before
+    /// its seal stays queued once (the seal covers its latest write).
+    pending: IndexSet<Key>,
     /// Who may write the system namespace (the network's oracles).
     oracles: HashSet<Address>,
     /// The latest [`RECENT_WRITES`] local writes sealed, oldest first (what `WAIT` asks about).
@@ -147,7 +149,7 @@ impl Engine {
         let db = DB::open(&options, dir)?;
         let mut replica = Replica::new();
         let mut clock = Clock::new(max_ahead_ms);
-        let mut pending = Vec::new();
+        let mut pending = IndexSet::new();
         let me = identity.address();
         for item in db.iterator(rocksdb::IteratorMode::Start) {
             let (_, bytes) = item?;
@@ -157,7 +159,7 @@ impl Engine {
                     tracing::warn!(writer = %entry.writer, "skipping another node's unsealed entry");
                     continue;
                 }
-                pending.push(entry.key.clone());
+                pending.insert(entry.key.clone());
             }
             clock.observe(entry.stamp, u64::MAX)?;
             replica.apply(entry);
@@ -300,17 +302,19 @@ impl Engine {
             state.scratch.clear();
             write_db_key(&entry.key, &mut state.scratch);
             let key_len = state.scratch.len();
-            let digest = entry.write_bytes(&mut state.scratch);
+            entry.write_bytes(&mut state.scratch);
             let (key, bytes) = state.scratch.split_at(key_len);
             batch.put(key, bytes);
-            state.pending.push(entry.key.clone());
+            if !state.pending.contains(&entry.key) {
+                state.pending.insert(entry.key.clone());
+            }
             if let Some(written) = written.as_deref_mut() {
                 written.push(Written {
                     key: entry.key.clone(),
                     version: entry.version(),
                 });
             }
-            state.replica.apply_digested(entry, digest);
+            state.replica.apply_local(entry);
         }
         Ok((outcome.reply, count))
     }
@@ -391,35 +395,34 @@ impl Engine {
     /// them (to replicate). Writes replaced since by a newer one are left out: the newer one
     /// is queued too.
     pub fn seal_pending(&self, max: usize) -> Result<Vec<Entry>, EngineError> {
-        let unsealed: Vec<(Entry, seal::Hash)> = {
+        let keys: Vec<Key> = {
             let mut state = self.state();
             let take = max.min(state.pending.len());
-            let keys: Vec<Key> = state.pending.drain(..take).collect();
-            if !state.pending.is_empty() {
+            if take < state.pending.len() {
                 self.written.notify_one();
             }
-            let mut seen = HashSet::new();
-            keys.into_iter()
-                .filter(|key| seen.insert(key.clone()))
-                .filter_map(|key| {
-                    let entry = state.replica.entry(&key).filter(|e| !e.is_sealed())?;
-                    Some((entry.clone(), state.replica.digest(&key)?))
-                })
+            state.pending.drain(..take).collect()
+        };
+        let unsealed: Vec<Entry> = {
+            let state = self.state();
+            keys.iter()
+                .filter_map(|key| state.replica.entry(key).filter(|e| !e.is_sealed()).cloned())
                 .collect()
         };
         if unsealed.is_empty() {
             return Ok(Vec::new());
         }
-        let digests: Vec<_> = unsealed.iter().map(|(_, digest)| *digest).collect();
+        // Hashed here rather than on the write path: beside it, and once per key however
+        // often it was written since the last seal.
+        let digests: Vec<seal::Hash> = unsealed.iter().map(Entry::digest).collect();
         let seals = seal::seal_batch(&digests, &self.identity).map_err(|e| {
-            let entries: Vec<Entry> = unsealed.iter().map(|(e, _)| e.clone()).collect();
-            self.requeue(&entries);
+            self.requeue(&unsealed);
             EntryError::Signing(e)
         })?;
         let mut state = self.state();
         let mut batch = WriteBatch::default();
         let mut sealed = Vec::with_capacity(unsealed.len());
-        for ((entry, _), seal) in unsealed.into_iter().zip(seals) {
+        for ((entry, seal), digest) in unsealed.into_iter().zip(seals).zip(digests) {
             let still_held = state
                 .replica
                 .entry(&entry.key)
@@ -427,19 +430,20 @@ impl Engine {
             if still_held {
                 let entry = entry.with_seal(seal);
                 batch.put(db_key(&entry.key), entry.to_bytes());
-                sealed.push(entry);
+                sealed.push((entry, digest));
             }
         }
         if let Err(e) = self.db.write_opt(batch, &seals_unlogged()) {
             drop(state);
-            self.requeue(&sealed);
+            let entries: Vec<Entry> = sealed.into_iter().map(|(entry, _)| entry).collect();
+            self.requeue(&entries);
             return Err(e.into());
         }
-        for entry in &sealed {
+        for (entry, digest) in &sealed {
             if let Some(seal) = entry.seal() {
                 state
                     .replica
-                    .attach_seal(&entry.key, entry.version(), seal.clone());
+                    .attach_seal(&entry.key, entry.version(), seal.clone(), *digest);
             }
             state.recent.push_back(Written {
                 key: entry.key.clone(),
@@ -448,13 +452,12 @@ impl Engine {
         }
         let over = state.recent.len().saturating_sub(RECENT_WRITES);
         state.recent.drain(..over);
-        Ok(sealed)
+        Ok(sealed.into_iter().map(|(entry, _)| entry).collect())
     }
 
     fn requeue(&self, entries: &[Entry]) {
         let mut state = self.state();
-        let keys = entries.iter().map(|e| e.key.clone());
-        state.pending.splice(0..0, keys);
+        state.pending.extend(entries.iter().map(|e| e.key.clone()));
         self.written.notify_one();
     }
 
@@ -627,7 +630,7 @@ mod tests {
             for entry in &sealed {
                 entry.verify_with(&mut verifier).unwrap();
             }
-            assert_eq!(engine.pending(), 7);
+            assert_eq!(engine.pending(), 6, "k0, written twice, was queued once");
         }
         let engine = Engine::open(dir.path(), node, 5_000, HashSet::new()).unwrap();
         assert_eq!(

@@ -266,28 +266,17 @@ impl Entry {
 
     /// The entry's bytes, seal included.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.bytes_and_digest().0
-    }
-
-    /// The entry's bytes and its [`digest`](Self::digest), from one serialisation (the write
-    /// path needs both).
-    pub fn bytes_and_digest(&self) -> (Vec<u8>, Hash) {
         let proof_len = self.seal.as_ref().map_or(0, |s| s.proof.len());
         let mut out =
             Vec::with_capacity(160 + 32 * proof_len + self.value.as_ref().map_or(0, Vec::len));
-        let digest = self.write_bytes(&mut out);
-        (out, digest)
+        self.write_bytes(&mut out);
+        out
     }
 
-    /// Appends the entry's bytes to `out` and returns its digest (the write path reuses one
-    /// buffer for every entry).
-    pub fn write_bytes(&self, out: &mut Vec<u8>) -> Hash {
-        use sha2::Digest;
-        let start = out.len();
+    /// Appends the entry's bytes to `out` (the write path reuses one buffer for every entry).
+    pub fn write_bytes(&self, out: &mut Vec<u8>) {
         self.write_body(out);
-        let digest = sha2::Sha256::digest(&out[start..]).into();
         self.write_seal(out);
-        digest
     }
 
     fn write_seal(&self, out: &mut Vec<u8>) {

@@ -44,12 +44,15 @@ pub struct Replica {
     entries: BTreeMap<Key, Held>,
 }
 
-/// An entry and its digest, computed once when stored so that fingerprints never rehash.
-/// The digest is a function of the entry, so comparing `Held`s compares entries.
+/// An entry and its digest, computed once so that fingerprints never rehash. A local write
+/// is held without it until it is sealed (the sealer hashes it anyway, beside the write path,
+/// and a key written again before then is hashed once); a fingerprint over such a write
+/// hashes it on the spot. The digest is a function of the entry, so comparing `Held`s
+/// compares entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Held {
     entry: Entry,
-    digest: [u8; 32],
+    digest: Option<[u8; 32]>,
 }
 
 /// What a replica holds in a key range, in 24 bytes: how many entries, and a hash of them all.
@@ -129,8 +132,14 @@ impl Replica {
         if self.is_stale(&entry) {
             return Applied::Stale;
         }
-        let digest = entry.digest();
-        self.apply_digested(entry, digest)
+        let digest = Some(entry.digest());
+        self.insert(entry, digest)
+    }
+
+    /// As [`apply`](Self::apply) for a local write, not hashed until it is sealed (see
+    /// [`Replica::attach_seal`]).
+    pub fn apply_local(&mut self, entry: Entry) -> Applied {
+        self.insert(entry, None)
     }
 
     fn is_stale(&self, entry: &Entry) -> bool {
@@ -139,27 +148,37 @@ impl Replica {
             .is_some_and(|held| !wins(entry, &held.entry))
     }
 
-    /// As [`apply`](Self::apply), for an entry whose [`Entry::digest`] the caller has.
-    pub fn apply_digested(&mut self, entry: Entry, digest: [u8; 32]) -> Applied {
-        if self.is_stale(&entry) {
-            return Applied::Stale;
+    /// Puts `entry` in unless what is held wins over it; a held key is kept rather than cloned
+    /// again (a key written often is found once and its entry replaced in place).
+    fn insert(&mut self, entry: Entry, digest: Option<[u8; 32]>) -> Applied {
+        match self.entries.get_mut(&entry.key) {
+            Some(held) if !wins(&entry, &held.entry) => Applied::Stale,
+            Some(held) => {
+                *held = Held { entry, digest };
+                Applied::New
+            }
+            None => {
+                self.entries
+                    .insert(entry.key.clone(), Held { entry, digest });
+                Applied::New
+            }
         }
-        self.entries
-            .insert(entry.key.clone(), Held { entry, digest });
-        Applied::New
     }
 
-    /// The digest of the entry held at `key`.
-    pub fn digest(&self, key: &Key) -> Option<[u8; 32]> {
-        self.entries.get(key).map(|held| held.digest)
-    }
-
-    /// Seals the entry held at `key` in place when it is still `version` and unsealed (its
-    /// digest, which leaves the seal out, stays); whether it did.
-    pub fn attach_seal(&mut self, key: &Key, version: (Stamp, Address), seal: Seal) -> bool {
+    /// Seals the entry held at `key` in place when it is still `version` and unsealed, and
+    /// keeps its `digest` (which leaves the seal out, so sealing does not change it); whether
+    /// it did.
+    pub fn attach_seal(
+        &mut self,
+        key: &Key,
+        version: (Stamp, Address),
+        seal: Seal,
+        digest: [u8; 32],
+    ) -> bool {
         match self.entries.get_mut(key) {
             Some(held) if !held.entry.is_sealed() && held.entry.version() == version => {
                 held.entry.set_seal(seal);
+                held.digest = Some(digest);
                 true
             }
             _ => false,
@@ -236,7 +255,7 @@ impl Replica {
         let mut sum = DigestSum::default();
         let mut count = 0u64;
         for (_, held) in self.held(lo, hi) {
-            sum.add(&held.digest);
+            sum.add(&held.digest.unwrap_or_else(|| held.entry.digest()));
             count += 1;
         }
         sum.fingerprint(count)

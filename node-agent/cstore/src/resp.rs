@@ -26,9 +26,12 @@ pub enum RespError {
     TooLarge(&'static str),
 }
 
+/// One parsed command's arguments and how many bytes of the buffer it took.
+pub type Parsed = (Vec<Vec<u8>>, usize);
+
 /// Parses one command from the start of `buf`: its arguments and how many bytes it took, or
 /// `None` when `buf` does not hold a whole command yet.
-pub fn parse(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, RespError> {
+pub fn parse(buf: &[u8]) -> Result<Option<Parsed>, RespError> {
     match buf.first() {
         None => Ok(None),
         Some(b'*') => parse_array(buf),
@@ -52,7 +55,7 @@ fn number(text: &[u8]) -> Result<i64, RespError> {
         .ok_or(RespError::Protocol("invalid length"))
 }
 
-fn parse_array(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, RespError> {
+fn parse_array(buf: &[u8]) -> Result<Option<Parsed>, RespError> {
     let Some((head, mut at)) = line(buf, 1, 20)? else {
         return Ok(None);
     };
@@ -92,7 +95,7 @@ fn parse_array(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, RespError> {
     Ok(Some((args, at)))
 }
 
-fn parse_inline(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, RespError> {
+fn parse_inline(buf: &[u8]) -> Result<Option<Parsed>, RespError> {
     let end = match buf.iter().take(MAX_INLINE + 1).position(|&b| b == b'\n') {
         Some(end) => end,
         None if buf.len() > MAX_INLINE => return Err(RespError::TooLarge("inline command")),

@@ -23,8 +23,9 @@ fn requests() -> usize {
 }
 
 /// Requests per second for each of GET and SET against `port`, with `pipeline` commands in
-/// flight per connection.
-fn redis_benchmark(port: u16, pipeline: usize) -> (f64, f64) {
+/// flight per connection, on redis-benchmark's one key or, with `keys`, on that many random
+/// ones.
+fn redis_benchmark(port: u16, pipeline: usize, keys: Option<u32>) -> (f64, f64) {
     let output = Command::new("redis-benchmark")
         .args([
             "-h",
@@ -35,6 +36,11 @@ fn redis_benchmark(port: u16, pipeline: usize) -> (f64, f64) {
             "set,get",
             "-q",
         ])
+        .args(
+            keys.map(|n| ["-r".to_owned(), n.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         // Pipelined runs send as many requests per pipeline slot, so they last about as long.
         .args([
             "-n",
@@ -54,6 +60,9 @@ fn redis_benchmark(port: u16, pipeline: usize) -> (f64, f64) {
     };
     (rate("GET"), rate("SET"))
 }
+
+/// Keys of the random-key runs (redis-benchmark's `-r`).
+const RANDOM_KEYS: u32 = 100_000;
 
 /// Writes measured for the replication lag: `R1_BENCH_CSTORE_LAG_WRITES` (default 500).
 fn lag_writes() -> usize {
@@ -246,15 +255,21 @@ fn main() {
         "redis-server did not start"
     );
 
-    for pipeline in [1, 16] {
-        let (cstore_get, cstore_set) = redis_benchmark(cstore_port, pipeline);
-        let (redis_get, redis_set) = redis_benchmark(redis_port, pipeline);
+    // redis-benchmark's own default (one key), then 100,000 random keys: every write a new
+    // key to seal and store, as apps mostly write.
+    for (pipeline, keys) in [(1, None), (16, None), (16, Some(RANDOM_KEYS))] {
+        let (cstore_get, cstore_set) = redis_benchmark(cstore_port, pipeline, keys);
+        let (redis_get, redis_set) = redis_benchmark(redis_port, pipeline, keys);
+        let label = match keys {
+            Some(n) => format!("-P {pipeline:<2} -r {n}"),
+            None => format!("-P {pipeline:<2}"),
+        };
         println!(
-            "redis-benchmark -P {pipeline:<2} GET: CSTORE {cstore_get:>9.0}/s  redis-server {redis_get:>9.0}/s  ratio {:.2} (target >= 0.5)",
+            "redis-benchmark {label} GET: CSTORE {cstore_get:>9.0}/s  redis-server {redis_get:>9.0}/s  ratio {:.2} (target >= 0.5)",
             cstore_get / redis_get
         );
         println!(
-            "redis-benchmark -P {pipeline:<2} SET: CSTORE {cstore_set:>9.0}/s  redis-server {redis_set:>9.0}/s  ratio {:.2} (target >= 0.25)",
+            "redis-benchmark {label} SET: CSTORE {cstore_set:>9.0}/s  redis-server {redis_set:>9.0}/s  ratio {:.2} (target >= 0.25)",
             cstore_set / redis_set
         );
     }

@@ -31,6 +31,7 @@ use crate::ports::PortForwarder;
 use crate::reconcile::Backoff;
 use crate::resources;
 use crate::runtime::containerd::Containerd;
+use crate::sessions::{SessionContext, Sessions};
 use crate::state::NodeState;
 use crate::store::{Store, StoreError};
 use crate::supervisor::{Supervisor, SupervisorParts};
@@ -154,6 +155,8 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     )?;
     let sealer = Arc::new(Sealer::new(identity.clone()));
 
+    let (sessions_tx, sessions_rx) = mpsc::channel(256);
+    let sessions_topic = topics.topic(Channel::Sessions, &address);
     let mut handler = CommandHandler::new(
         address,
         &config.oracles,
@@ -165,7 +168,8 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
         state.clone(),
         config.ports.clone(),
         metrics.clone(),
-    )?;
+    )?
+    .with_sessions(sessions_tx);
     let roster_topics = topics.clone();
     let rules = kv.replication.clone();
     let roster_peers = peers.clone();
@@ -239,6 +243,27 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
         ));
     }
     let containerd = connect_containerd(&config).await;
+    let sessions_dir = config.data_dir.join("sessions");
+    // Pipes of sessions that ended with the previous run of the agent.
+    if let Err(e) = std::fs::remove_dir_all(&sessions_dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(data_error(e));
+    }
+    std::fs::create_dir_all(&sessions_dir).map_err(data_error)?;
+    tokio::spawn(
+        Sessions::new(SessionContext {
+            state: state.clone(),
+            logs: logs.clone(),
+            containerd: containerd.clone(),
+            link: link.clone(),
+            sealer: sealer.clone(),
+            topic: sessions_topic,
+            dir: sessions_dir,
+            metrics: metrics.clone(),
+        })
+        .run(sessions_rx),
+    );
     let registry = r1_registry::Client::new(r1_registry::Config {
         plain_http: config.registries.plain_http.clone(),
         ..r1_registry::Config::default()

@@ -1,17 +1,22 @@
 //! Oracle commands: a deploy or stop is obeyed only when it is signed by a trusted oracle,
 //! fresh, never seen before and addressed to this node. Everything else is refused and logged
 //! with the reason. An accepted command is written to the store (synced) before it takes
-//! effect; a repeated one changes nothing.
+//! effect; a repeated one changes nothing. Session orders (a CSP's logs or exec, see
+//! [`crate::sessions`]) pass the same checks and go to the sessions task; an opening's nonce is
+//! stored like a command's, so it is never obeyed twice, not even after a restart.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use r1_protocol::messages::{DeployCommand, StopCommand, WorkloadId};
+use r1_protocol::sessions::{SessionId, SessionInput, SessionOpen};
 use r1_protocol::{Address, Envelope, Freshness, MessageKind, Verifier, VerifyError};
+use tokio::sync::mpsc;
 
 use crate::config::PortsConfig;
 use crate::metrics::Metrics;
 use crate::ports;
+use crate::sessions::SessionEvent;
 use crate::state::NodeState;
 use crate::store::{DesiredWorkload, Store, StoreError};
 
@@ -36,6 +41,9 @@ pub enum Refusal {
     /// The command could not be made durable; it is not acknowledged.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A session order the sessions task cannot take now.
+    #[error("sessions are not available: {0}")]
+    Sessions(&'static str),
 }
 
 impl Refusal {
@@ -47,6 +55,7 @@ impl Refusal {
             Self::NotACommand(_) => "not_a_command",
             Self::Ports(_) => "ports",
             Self::Store(_) => "store",
+            Self::Sessions(_) => "sessions",
         }
     }
 }
@@ -62,6 +71,8 @@ pub enum Outcome {
     Stopped(WorkloadId),
     /// It was not desired anyway.
     AlreadyStopped(WorkloadId),
+    /// A session order was handed to the sessions task.
+    Session(SessionId),
 }
 
 /// Checks and applies commands.
@@ -72,6 +83,7 @@ pub struct CommandHandler {
     state: Arc<NodeState>,
     ports: PortsConfig,
     metrics: Arc<Metrics>,
+    sessions: Option<mpsc::Sender<SessionEvent>>,
 }
 
 impl CommandHandler {
@@ -96,7 +108,16 @@ impl CommandHandler {
             state,
             ports,
             metrics,
+            sessions: None,
         })
+    }
+
+    /// The same handler, handing session orders to `sessions` (without it they are refused).
+    pub fn with_sessions(self, sessions: mpsc::Sender<SessionEvent>) -> Self {
+        Self {
+            sessions: Some(sessions),
+            ..self
+        }
     }
 
     /// Checks and applies one command received at `now_ms`; counts and logs the outcome.
@@ -105,21 +126,29 @@ impl CommandHandler {
         let kind_name = match kind {
             Some(MessageKind::Deploy) => "deploy",
             Some(MessageKind::Stop) => "stop",
+            Some(MessageKind::SessionOpen) => "session-open",
+            Some(MessageKind::SessionInput) => "session-input",
             _ => "unknown",
         };
         let result = match kind {
             Some(MessageKind::Stop) => self.stop(bytes, now_ms),
+            Some(MessageKind::SessionOpen) => self.open_session(bytes, now_ms),
+            Some(MessageKind::SessionInput) => self.session_input(bytes, now_ms),
             Some(MessageKind::Deploy) | None => self.deploy(bytes, now_ms),
             Some(other) => Err(Refusal::NotACommand(other)),
         };
         match &result {
             Ok(outcome) => {
                 let label = match outcome {
-                    Outcome::Deployed(_) | Outcome::Stopped(_) => "accepted",
+                    Outcome::Deployed(_) | Outcome::Stopped(_) | Outcome::Session(_) => "accepted",
                     Outcome::AlreadyDeployed(_) | Outcome::AlreadyStopped(_) => "repeated",
                 };
                 self.metrics.command(kind_name, label);
-                tracing::info!(?outcome, "command accepted");
+                if matches!(outcome, Outcome::Session(_)) {
+                    tracing::debug!(?outcome, "session order accepted");
+                } else {
+                    tracing::info!(?outcome, "command accepted");
+                }
             }
             Err(refusal) => {
                 self.metrics.command(kind_name, refusal.label());
@@ -131,6 +160,47 @@ impl CommandHandler {
             }
         }
         result
+    }
+
+    fn open_session(&mut self, bytes: &[u8], now_ms: u64) -> Result<Outcome, Refusal> {
+        let verified = self.verifier.verify::<SessionOpen>(bytes, now_ms)?;
+        let open = verified.message;
+        if open.target != self.me {
+            return Err(Refusal::WrongTarget {
+                target: open.target,
+            });
+        }
+        let sessions = self.sessions.as_ref().ok_or(Refusal::Sessions("off"))?;
+        self.store.put_nonce(verified.sender, verified.nonce)?;
+        let session = open.session.clone();
+        sessions
+            .try_send(SessionEvent::Open {
+                open,
+                oracle: verified.sender,
+            })
+            .map_err(|_| Refusal::Sessions("busy"))?;
+        Ok(Outcome::Session(session))
+    }
+
+    /// Input is not stored: a session does not outlive the agent, so input replayed after a
+    /// restart finds no session to go to.
+    fn session_input(&mut self, bytes: &[u8], now_ms: u64) -> Result<Outcome, Refusal> {
+        let verified = self.verifier.verify::<SessionInput>(bytes, now_ms)?;
+        let input = verified.message;
+        if input.target != self.me {
+            return Err(Refusal::WrongTarget {
+                target: input.target,
+            });
+        }
+        let sessions = self.sessions.as_ref().ok_or(Refusal::Sessions("off"))?;
+        let session = input.session.clone();
+        sessions
+            .try_send(SessionEvent::Input {
+                input,
+                oracle: verified.sender,
+            })
+            .map_err(|_| Refusal::Sessions("busy"))?;
+        Ok(Outcome::Session(session))
     }
 
     fn deploy(&mut self, bytes: &[u8], now_ms: u64) -> Result<Outcome, Refusal> {

@@ -10,7 +10,8 @@
 //! * [`images`]: pulling images from registries in the background, with backoff.
 //! * [`ports`]: host ports forwarded into each container's network namespace.
 //! * [`health`]: the job's HTTP/TCP health checks, run from inside the container's namespace.
-//! * [`logs`]: workload log files, rotation and reading.
+//! * [`logs`]: workload log files, rotation and reading; [`sessions`]: a CSP's logs and exec
+//!   sessions on a replica, ordered by an oracle.
 //! * [`resources`]: capacity, GPUs and free resources.
 //! * [`link`], [`heartbeat`]: the MQTT link, heartbeats and status reports.
 //! * [`peers`]: the peer-to-peer layer (`r1-p2p`) the oracles' rosters open to this node.
@@ -39,6 +40,7 @@ pub mod ports;
 pub mod reconcile;
 pub mod resources;
 pub mod runtime;
+pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod supervisor;

@@ -41,6 +41,11 @@ pub struct Metrics {
     pub reconcile_errors: Counter,
     /// 1 while connected to the broker.
     pub broker_connected: Gauge,
+    /// CSPs' logs and exec sessions ended, by kind (`logs`, `exec`) and outcome (`done`,
+    /// `exited`, `failed`, `closed`).
+    pub sessions: Family<CommandLabels, Counter>,
+    /// Sessions open now.
+    pub sessions_open: Gauge,
     registry: Registry,
 }
 
@@ -66,6 +71,14 @@ impl Metrics {
         let reconcile_seconds = Histogram::new([0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]);
         let reconcile_errors = Counter::default();
         let broker_connected = Gauge::default();
+        let sessions = Family::<CommandLabels, Counter>::default();
+        let sessions_open = Gauge::default();
+        registry.register(
+            "sessions",
+            "Logs and exec sessions ended, by kind and outcome",
+            sessions.clone(),
+        );
+        registry.register("sessions_open", "Sessions open now", sessions_open.clone());
         registry.register("workloads", "Workloads by state", workloads.clone());
         registry.register(
             "heartbeats_sent",
@@ -105,6 +118,8 @@ impl Metrics {
             reconcile_seconds,
             reconcile_errors,
             broker_connected,
+            sessions,
+            sessions_open,
             registry,
         })
     }

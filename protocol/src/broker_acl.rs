@@ -1,7 +1,8 @@
 //! Who may publish and subscribe where: a node speaks only under its own name and hears only
-//! its own commands and the oracles' rosters; an oracle speaks under its own name, commands any node, and hears every
-//! node's heartbeats and status and every oracle's observations and requests. Wildcards never
-//! widen that: a filter is allowed only as one of the oracle's four `+` filters or as a topic it
+//! its own commands and the oracles' rosters; an oracle speaks under its own name, commands any
+//! node, and hears every node's heartbeats, status and session output and every oracle's
+//! observations and requests. Wildcards never
+//! widen that: a filter is allowed only as one of the oracle's five `+` filters or as a topic it
 //! could hear anyway.
 //!
 //! The rules are written down once, as the channel lists below: the oracle's embedded broker
@@ -39,7 +40,7 @@ pub enum Action {
 }
 
 /// The channels a node publishes on, under its own address only.
-pub const NODE_PUBLISHES: [Channel; 2] = [Channel::Heartbeat, Channel::Status];
+pub const NODE_PUBLISHES: [Channel; 3] = [Channel::Heartbeat, Channel::Status, Channel::Sessions];
 
 /// The channels a node hears, under its own address only.
 pub const NODE_HEARS: [Channel; 1] = [Channel::Commands];
@@ -58,11 +59,12 @@ pub const ORACLE_PUBLISHES_OWN: [Channel; 4] = [
 pub const ORACLE_PUBLISHES_ANY: [Channel; 1] = [Channel::Commands];
 
 /// The channels an oracle hears, under every address.
-pub const ORACLE_HEARS: [Channel; 4] = [
+pub const ORACLE_HEARS: [Channel; 5] = [
     Channel::Heartbeat,
     Channel::Status,
     Channel::Observations,
     Channel::Requests,
+    Channel::Sessions,
 ];
 
 /// Whether `client` with `role` may do `action` on `topic` (a topic or subscription filter)
@@ -99,7 +101,7 @@ pub fn allowed(topics: &Topics, client: &Address, role: Role, action: Action, to
 mod tests {
     use super::*;
 
-    const ALL: [Channel; 7] = Channel::ALL;
+    const ALL: [Channel; 8] = Channel::ALL;
 
     fn topics() -> Topics {
         Topics::new("r1/devnet")
@@ -109,7 +111,9 @@ mod tests {
     fn expected(role: Role, action: Action, channel: Channel, own: bool) -> bool {
         use Channel::*;
         match (role, action) {
-            (Role::Node, Action::Publish) => own && matches!(channel, Heartbeat | Status),
+            (Role::Node, Action::Publish) => {
+                own && matches!(channel, Heartbeat | Status | Sessions)
+            }
             (Role::Node, Action::Subscribe) => {
                 (own && channel == Commands) || matches!(channel, Roster | Cstore)
             }
@@ -143,7 +147,7 @@ mod tests {
     }
 
     #[test]
-    fn wildcards_are_only_the_oracles_four_filters_and_the_nodes_roster_and_cstore_filters() {
+    fn wildcards_are_only_the_oracles_five_filters_and_the_nodes_roster_and_cstore_filters() {
         let topics = topics();
         let me = Address::repeat_byte(0x11);
         for channel in ALL {

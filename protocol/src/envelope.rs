@@ -43,6 +43,12 @@ pub enum MessageKind {
     /// [`OraclePresence`](crate::messages::OraclePresence), oracle → oracles: the signature
     /// tells the others the oracle's public key.
     Presence,
+    /// [`SessionOpen`](crate::sessions::SessionOpen), oracle → node.
+    SessionOpen,
+    /// [`SessionInput`](crate::sessions::SessionInput), oracle → node.
+    SessionInput,
+    /// [`SessionOutput`](crate::sessions::SessionOutput), node → oracles.
+    SessionOutput,
 }
 
 impl MessageKind {
@@ -57,6 +63,9 @@ impl MessageKind {
             Self::Request => 6,
             Self::Roster => 7,
             Self::Presence => 8,
+            Self::SessionOpen => 9,
+            Self::SessionInput => 10,
+            Self::SessionOutput => 11,
         }
     }
 }

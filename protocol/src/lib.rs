@@ -11,7 +11,7 @@
 //! * [`envelope`]: the signed envelope every message travels in (EIP-191 over a canonical
 //!   encoding), and [`verify`] which refuses forged, unknown, stale, replayed or malformed ones.
 //! * [`messages`]: heartbeat, deploy and stop commands, job status, oracle observation, the
-//!   peer-to-peer roster.
+//!   peer-to-peer roster; [`sessions`]: a CSP's logs and exec sessions on a replica.
 //! * [`topics`]: the MQTT topic layout, in one place; [`mqtt`]: client options from a broker URL;
 //!   [`broker_auth`]: broker credentials signed by the client's key.
 //! * [`broker_acl`]: who may publish and subscribe where, the rules every r1 broker enforces;
@@ -38,6 +38,7 @@ pub mod node_api;
 pub mod oracle_sealed;
 pub mod sealed;
 pub mod secrets;
+pub mod sessions;
 pub mod topics;
 pub mod verify;
 

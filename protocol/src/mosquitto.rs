@@ -152,6 +152,7 @@ mod tests {
             "# r1 topic ACL: a node's username is its lowercase 0x address.\n\
              pattern write r1/devnet/nodes/%u/heartbeat\n\
              pattern write r1/devnet/nodes/%u/status\n\
+             pattern write r1/devnet/nodes/%u/sessions\n\
              pattern read r1/devnet/nodes/%u/commands\n\
              pattern read r1/devnet/oracles/+/roster\n\
              pattern read r1/devnet/oracles/+/cstore\n\
@@ -165,7 +166,8 @@ mod tests {
              topic read r1/devnet/nodes/+/heartbeat\n\
              topic read r1/devnet/nodes/+/status\n\
              topic read r1/devnet/oracles/+/observations\n\
-             topic read r1/devnet/oracles/+/requests\n"
+             topic read r1/devnet/oracles/+/requests\n\
+             topic read r1/devnet/nodes/+/sessions\n"
         );
         assert_eq!(text, expected);
     }

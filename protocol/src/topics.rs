@@ -6,7 +6,8 @@
 //! |---|---|---|
 //! | `{root}/nodes/{node}/heartbeat` | node → oracles | [`Heartbeat`](crate::messages::Heartbeat) |
 //! | `{root}/nodes/{node}/status` | node → oracles | [`JobStatusReport`](crate::messages::JobStatusReport) |
-//! | `{root}/nodes/{node}/commands` | oracles → node | [`DeployCommand`](crate::messages::DeployCommand), [`StopCommand`](crate::messages::StopCommand) |
+//! | `{root}/nodes/{node}/commands` | oracles → node | [`DeployCommand`](crate::messages::DeployCommand), [`StopCommand`](crate::messages::StopCommand), [`SessionOpen`](crate::sessions::SessionOpen), [`SessionInput`](crate::sessions::SessionInput) |
+//! | `{root}/nodes/{node}/sessions` | node → oracles | [`SessionOutput`](crate::sessions::SessionOutput) |
 //! | `{root}/oracles/{oracle}/observations` | oracle → oracles | [`OracleObservation`](crate::messages::OracleObservation) |
 //! | `{root}/oracles/{oracle}/requests` | oracle → oracles | [`RelayedRequest`](crate::messages::RelayedRequest) |
 //! | `{root}/oracles/{oracle}/roster` | oracle → nodes | [`Roster`](crate::messages::Roster) |
@@ -34,11 +35,13 @@ pub enum Channel {
     /// `{root}/oracles/{oracle}/cstore`: CSTORE entries the oracle wrote in the system
     /// namespace (which namespace each job owns, which projects read which), sealed by it.
     Cstore,
+    /// `{root}/nodes/{node}/sessions`: output of the logs and exec sessions the node runs.
+    Sessions,
 }
 
 impl Channel {
     /// Every channel.
-    pub const ALL: [Channel; 7] = [
+    pub const ALL: [Channel; 8] = [
         Self::Heartbeat,
         Self::Status,
         Self::Commands,
@@ -46,6 +49,7 @@ impl Channel {
         Self::Requests,
         Self::Roster,
         Self::Cstore,
+        Self::Sessions,
     ];
 
     fn parts(self) -> (&'static str, &'static str) {
@@ -57,6 +61,7 @@ impl Channel {
             Self::Requests => ("oracles", "requests"),
             Self::Roster => ("oracles", "roster"),
             Self::Cstore => ("oracles", "cstore"),
+            Self::Sessions => ("nodes", "sessions"),
         }
     }
 }

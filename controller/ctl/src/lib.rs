@@ -8,7 +8,8 @@
 //! * [`validate`], [`estimate`]: check and price manifests locally, from the shared catalogue.
 //! * [`sources`]: manifest files from `-f` arguments, as kubectl reads them; [`pin`]: their jobs'
 //!   image tags pinned to digests before they are applied.
-//! * [`remote`]: the Deeploy API client and `apply`, `get`, `describe`, `delete`.
+//! * [`remote`]: the Deeploy API client and `apply`, `get`, `describe`, `delete`;
+//!   [`sessions`]: `logs` and `exec` in a job's replicas.
 //! * [`fund`]: paying for jobs on chain from the CSP's escrow; [`escrow`]: its delegates and free
 //!   balance.
 //! * [`secret`]: sealing secret values and registry credentials to every oracle.
@@ -30,5 +31,6 @@ pub mod overview;
 pub mod pin;
 pub mod remote;
 pub mod secret;
+pub mod sessions;
 pub mod sources;
 pub mod validate;

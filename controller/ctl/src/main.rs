@@ -129,6 +129,49 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Print a job's logs, from the nodes that run it (the job's owner only). With several
+    /// replicas each line names its replica.
+    Logs {
+        /// The job: `djob/NAME` or `NAME`.
+        #[arg(value_parser = parse_job)]
+        job: String,
+        /// Only this replica (by index).
+        #[arg(long)]
+        replica: Option<u32>,
+        /// Keep printing what the replicas write.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Lines from the end of each log (0: all that the node keeps).
+        #[arg(long, default_value_t = 0)]
+        tail: u32,
+        #[command(flatten)]
+        namespace: NamespaceArgs,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Run a command in a replica of a job (the job's owner only; the node logs who asked);
+    /// exits with the command's status.
+    Exec {
+        /// The job: `djob/NAME` or `NAME`.
+        #[arg(value_parser = parse_job)]
+        job: String,
+        /// The replica (by index); the lowest running one by default.
+        #[arg(long)]
+        replica: Option<u32>,
+        /// Send this terminal's input to the command.
+        #[arg(short = 'i', long)]
+        stdin: bool,
+        /// Run the command on a terminal.
+        #[arg(short = 't', long)]
+        tty: bool,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+        #[command(flatten)]
+        namespace: NamespaceArgs,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// The epoch, every job (phase, replicas, nodes, budget left) and every escrow (balance,
     /// locked, paid to node operators, burned), across the signer's namespaces.
     Status {
@@ -552,6 +595,17 @@ fn parse_kind(text: &str) -> Result<Kind, String> {
     })
 }
 
+/// A job named `djob/NAME` (any of the job kind's names) or just `NAME`.
+fn parse_job(text: &str) -> Result<String, String> {
+    match text.split_once('/') {
+        Some((kind, name)) if kinds::parse(kind) == Some(Kind::Job) && !name.is_empty() => {
+            Ok(name.to_owned())
+        }
+        Some(_) => Err(format!("{text:?} is not a job: use djob/NAME or NAME")),
+        None => Ok(text.to_owned()),
+    }
+}
+
 /// Runs one remote command to completion.
 fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -734,6 +788,57 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             Ok(block_on(r1_ctl::remote::describe(
                 &client, &key, &mut out,
             ))??)
+        }
+        Command::Logs {
+            job,
+            replica,
+            follow,
+            tail,
+            namespace,
+            remote,
+        } => {
+            let client = remote.client()?;
+            let key = ObjectKey::new(Kind::Job, namespace.namespace.clone(), job.clone());
+            let options = r1_ctl::sessions::LogsOptions {
+                replica: *replica,
+                follow: *follow,
+                tail: *tail,
+            };
+            Ok(block_on(r1_ctl::sessions::logs(
+                &client, &key, options, &mut out,
+            ))??)
+        }
+        Command::Exec {
+            job,
+            replica,
+            stdin,
+            tty,
+            command,
+            namespace,
+            remote,
+        } => {
+            let client = remote.client()?;
+            let key = ObjectKey::new(Kind::Job, namespace.namespace.clone(), job.clone());
+            let options = r1_ctl::sessions::ExecOptions {
+                replica: *replica,
+                stdin: *stdin,
+                tty: *tty,
+                argv: command.clone(),
+            };
+            let mut err = std::io::stderr();
+            let ended = block_on(r1_ctl::sessions::exec(
+                &client, &key, options, &mut out, &mut err,
+            ))??;
+            for failure in &ended.failures {
+                eprintln!("r1ctl: {failure}");
+            }
+            match ended.exit {
+                Some(code) => {
+                    std::io::Write::flush(&mut out)?;
+                    std::process::exit(i32::try_from(code).unwrap_or(255))
+                }
+                None => Ok(false),
+            }
         }
         Command::Delete {
             kind,

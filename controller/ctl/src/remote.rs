@@ -175,14 +175,31 @@ impl Client {
         self.send_at(method, url, body, now_ms()).await
     }
 
-    /// Sends a request signed as of `timestamp_ms`.
-    pub async fn send_at(
+    /// Sends a request signed now and returns the response as it starts, for a body read as it
+    /// arrives (a log followed, a command's output).
+    pub async fn send_streaming(
+        &self,
+        method: Method,
+        url: Url,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, RemoteError> {
+        self.signed(method, url, body, now_ms())?
+            .send()
+            .await
+            .map_err(|source| RemoteError::Transport {
+                server: self.server.to_string(),
+                source,
+            })
+    }
+
+    /// A request signed as of `timestamp_ms`, ready to send.
+    fn signed(
         &self,
         method: Method,
         url: Url,
         body: Vec<u8>,
         timestamp_ms: u64,
-    ) -> Result<RawResponse, RemoteError> {
+    ) -> Result<reqwest::RequestBuilder, RemoteError> {
         // Sign exactly what goes on the wire: the URL's encoded path and query.
         let path_and_query = match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
@@ -195,17 +212,29 @@ impl Client {
             timestamp_ms,
             &body,
         )?;
-        let transport = |source| RemoteError::Transport {
-            server: self.server.to_string(),
-            source,
-        };
-        let response = self
+        Ok(self
             .http
             .request(method, url)
             .header(api_auth::ADDRESS_HEADER, headers.address)
             .header(api_auth::TIMESTAMP_HEADER, headers.timestamp)
             .header(api_auth::SIGNATURE_HEADER, headers.signature)
-            .body(body)
+            .body(body))
+    }
+
+    /// Sends a request signed as of `timestamp_ms`.
+    pub async fn send_at(
+        &self,
+        method: Method,
+        url: Url,
+        body: Vec<u8>,
+        timestamp_ms: u64,
+    ) -> Result<RawResponse, RemoteError> {
+        let transport = |source| RemoteError::Transport {
+            server: self.server.to_string(),
+            source,
+        };
+        let response = self
+            .signed(method, url, body, timestamp_ms)?
             .send()
             .await
             .map_err(transport)?;
@@ -287,7 +316,7 @@ impl Client {
     }
 }
 
-fn decode<T: DeserializeOwned>(response: RawResponse) -> Result<T, RemoteError> {
+pub(crate) fn decode<T: DeserializeOwned>(response: RawResponse) -> Result<T, RemoteError> {
     let unexpected = |text: String| RemoteError::Unexpected {
         status: response.status,
         text,

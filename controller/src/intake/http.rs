@@ -10,6 +10,9 @@
 //! * `GET /v1/{kind}/{namespace}/{name}` — one object with its status (404 `not_found` for an
 //!   object in another CSP's namespace, exactly as for a missing one).
 //! * `DELETE /v1/{kind}/{namespace}/{name}` — request deletion (404 likewise).
+//! * `GET /v1/{kind}/{namespace}/{name}/logs`, `POST …/exec`, `POST /v1/sessions/{id}/input`
+//!   — a job's logs and commands run in its replicas, for its owner (see
+//!   [`crate::intake::sessions`]); 503 `no_sessions` on an API without a way to the nodes.
 //! * `GET /healthz` — unauthenticated liveness.
 //! * `GET /v1/info` — unauthenticated: the oracle's address and its chain (see
 //!   [`r1_crds::api::wire::ApiInfo`]); 503 `no_chain` when the oracle runs without a chain.
@@ -50,6 +53,7 @@ use r1_crds::api::wire::{
 use r1_crds::pricing::Catalogue;
 use r1_protocol::api_auth::{self, AuthError, Credentials, ReplayGuard};
 use r1_protocol::now_ms;
+use r1_protocol::sessions::{SessionId, SessionRequest};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
@@ -59,6 +63,10 @@ use crate::intake::delegation::{self, DelegationError, Delegations};
 use crate::intake::quotas::Quotas;
 use crate::intake::ratelimit::{Limiter, Rate};
 use crate::intake::serve::{BodyTimedOut, ServeLimits, serve_api, serve_router, timeout_response};
+use crate::intake::sessions::{
+    self, ExecBody, ExecQuery, InputBody, LogsQuery, ReplicaAt, SessionDoor, SessionLine,
+    SessionRefused,
+};
 use crate::intake::store::ResourceStore;
 use crate::intake::writes::{self, WriteHook};
 use r1_protocol::messages::RelayedRequest;
@@ -106,6 +114,7 @@ pub struct ApiState {
     writes: Option<Arc<dyn WriteHook>>,
     keys: Option<Arc<dyn OracleKeySource>>,
     delegations: Option<Arc<dyn Delegations>>,
+    sessions: Option<Arc<dyn SessionDoor>>,
 }
 
 /// Where `GET /v1/oracle-keys` reads the oracles' public keys.
@@ -154,6 +163,7 @@ impl ApiState {
             writes: None,
             keys: None,
             delegations: None,
+            sessions: None,
         }
     }
 
@@ -209,6 +219,14 @@ impl ApiState {
         }
     }
 
+    /// The same state, opening logs and exec sessions on replicas through `door`.
+    pub fn with_sessions(self, door: Arc<dyn SessionDoor>) -> Self {
+        Self {
+            sessions: Some(door),
+            ..self
+        }
+    }
+
     /// The store the API writes to.
     pub fn store(&self) -> &Arc<ResourceStore> {
         &self.inner.store
@@ -228,6 +246,9 @@ pub fn router(state: ApiState) -> Router {
             "/v1/{kind}/{namespace}/{name}",
             get(get_handler).delete(delete_handler),
         )
+        .route("/v1/{kind}/{namespace}/{name}/logs", get(logs_handler))
+        .route("/v1/{kind}/{namespace}/{name}/exec", post(exec_handler))
+        .route("/v1/sessions/{id}/input", post(input_handler))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(health_handler))
@@ -505,6 +526,264 @@ async fn delete_handler(
     match blocking(move || apply::delete(&store, signer, &key)).await {
         Ok(deleted) => axum::Json(deleted).into_response(),
         Err(response) => response,
+    }
+}
+
+/// The door to the nodes, or the refusal of an API without one.
+fn door(state: &ApiState) -> Result<Arc<dyn SessionDoor>, Response> {
+    state.sessions.clone().ok_or_else(|| {
+        refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_sessions",
+            "this API does not reach the nodes".into(),
+        )
+    })
+}
+
+/// The replicas nodes report of `signer`'s job `namespace/name` (404 as for `GET` when the job
+/// is not the signer's or has no chain job yet).
+async fn job_replicas(
+    state: &ApiState,
+    door: &Arc<dyn SessionDoor>,
+    signer: Address,
+    kind: &str,
+    namespace: String,
+    name: String,
+) -> Result<Vec<ReplicaAt>, Response> {
+    let Some(kind) = sessions::has_replicas(kind) else {
+        return Err(refusal(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{kind} objects have no replicas; logs and exec are for deeployjobs"),
+        ));
+    };
+    let key = ObjectKey::new(kind, namespace, name);
+    let store = state.store().clone();
+    let lookup = key.clone();
+    let object = blocking(move || apply::get(&store, signer, &lookup)).await?;
+    let job = object
+        .status
+        .get("chainJobId")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|id| id.parse::<u64>().ok())
+        .ok_or_else(|| {
+            refusal(
+                StatusCode::CONFLICT,
+                "not_running",
+                format!("{key} has no chain job yet"),
+            )
+        })?;
+    Ok(door.replicas(job).await)
+}
+
+/// Streams the lines of `sessions` (each with its replica) as one JSON object per line,
+/// after `first`; a session whose reader went away is closed on its node.
+fn session_stream(
+    door: Arc<dyn SessionDoor>,
+    signer: Address,
+    first: Option<SessionLine>,
+    sessions: Vec<(
+        ReplicaAt,
+        SessionId,
+        tokio::sync::mpsc::Receiver<r1_protocol::sessions::SessionOutput>,
+    )>,
+) -> Response {
+    let (lines, merged) = tokio::sync::mpsc::channel::<Bytes>(sessions::OUTPUT_QUEUE);
+    let encode = |line: &SessionLine| {
+        let mut bytes = serde_json::to_vec(line).unwrap_or_default();
+        bytes.push(b'\n');
+        Bytes::from(bytes)
+    };
+    if let Some(first) = &first {
+        let _ = lines.try_send(encode(first));
+    }
+    for (replica, session, mut output) in sessions {
+        let lines = lines.clone();
+        let door = door.clone();
+        tokio::spawn(async move {
+            // Until the session ends, or the reader goes (also while the session is quiet).
+            loop {
+                let out = tokio::select! {
+                    out = output.recv() => out,
+                    () = lines.closed() => None,
+                };
+                let Some(out) = out else { break };
+                if lines
+                    .send(encode(&sessions::line(&replica, out)))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            if lines.is_closed() {
+                let close = InputBody {
+                    close: true,
+                    ..InputBody::default()
+                };
+                let _ = door.input(&session, signer, close);
+            }
+        });
+    }
+    // An empty line now and then: a reader that went away is noticed on the next write even
+    // while the sessions are quiet, and its sessions are closed on their nodes.
+    let keepalive = lines.downgrade();
+    drop(lines);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(sessions::KEEPALIVE).await;
+            // Once every session has ended, the stream ends too.
+            let Some(lines) = keepalive.upgrade() else {
+                return;
+            };
+            if lines.send(Bytes::from_static(b"{}\n")).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(merged, |mut merged| async move {
+        let line = merged.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(line), merged))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn session_refusal(error: SessionRefused) -> Response {
+    let reason = error.to_string();
+    match error {
+        SessionRefused::NoSession(_) => refusal(StatusCode::NOT_FOUND, "not_found", reason),
+        SessionRefused::Unreachable | SessionRefused::Full(_) => {
+            refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason)
+        }
+        SessionRefused::Invalid(_) => refusal(StatusCode::BAD_REQUEST, "invalid", reason),
+    }
+}
+
+async fn logs_handler(
+    State(state): State<ApiState>,
+    Extension(Caller(signer)): Extension<Caller>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Query(query): Query<LogsQuery>,
+) -> Response {
+    let door = match door(&state) {
+        Ok(door) => door,
+        Err(response) => return response,
+    };
+    let replicas = match job_replicas(&state, &door, signer, &kind, namespace, name).await {
+        Ok(replicas) => replicas,
+        Err(response) => return response,
+    };
+    let picked = sessions::pick(&replicas, query.replica);
+    if picked.is_empty() {
+        return refusal(
+            StatusCode::NOT_FOUND,
+            "no_replica",
+            "no node reports that replica of the job now".into(),
+        );
+    }
+    let request = SessionRequest::Logs {
+        follow: query.follow,
+        tail_lines: query.tail,
+    };
+    let mut opened = Vec::new();
+    for replica in picked {
+        match door.open(&replica, signer, request.clone()) {
+            Ok((session, output)) => opened.push((replica, session, output)),
+            Err(e) => return session_refusal(e),
+        }
+    }
+    session_stream(door, signer, None, opened)
+}
+
+async fn exec_handler(
+    State(state): State<ApiState>,
+    Extension(Caller(signer)): Extension<Caller>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Query(query): Query<ExecQuery>,
+    body: Bytes,
+) -> Response {
+    let door = match door(&state) {
+        Ok(door) => door,
+        Err(response) => return response,
+    };
+    let exec: ExecBody = match serde_json::from_slice(&body) {
+        Ok(exec) => exec,
+        Err(e) => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("exec body: {e}"),
+            );
+        }
+    };
+    let request = SessionRequest::Exec {
+        argv: exec.argv,
+        tty: exec.tty,
+        size: exec.size,
+        stdin: exec.stdin,
+    };
+    if let Some(problem) = request.problem() {
+        return refusal(StatusCode::BAD_REQUEST, "invalid", problem);
+    }
+    let replicas = match job_replicas(&state, &door, signer, &kind, namespace, name).await {
+        Ok(replicas) => replicas,
+        Err(response) => return response,
+    };
+    let running = |r: &&ReplicaAt| r.state == r1_protocol::messages::WorkloadState::Running;
+    let picked = sessions::pick(&replicas, query.replica);
+    let Some(replica) = picked.iter().find(running).or(picked.first()).cloned() else {
+        return refusal(
+            StatusCode::NOT_FOUND,
+            "no_replica",
+            "no node reports that replica of the job now".into(),
+        );
+    };
+    match door.open(&replica, signer, request) {
+        Ok((session, output)) => {
+            let first = SessionLine {
+                session: Some(session.to_string()),
+                node: Some(replica.node),
+                replica: Some(replica.index),
+                ..SessionLine::default()
+            };
+            session_stream(door, signer, Some(first), vec![(replica, session, output)])
+        }
+        Err(e) => session_refusal(e),
+    }
+}
+
+async fn input_handler(
+    State(state): State<ApiState>,
+    Extension(Caller(signer)): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let door = match door(&state) {
+        Ok(door) => door,
+        Err(response) => return response,
+    };
+    let Some(session) = SessionId::parse(&id) else {
+        return session_refusal(SessionRefused::NoSession(id));
+    };
+    let input: InputBody = match serde_json::from_slice(&body) {
+        Ok(input) => input,
+        Err(e) => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("input body: {e}"),
+            );
+        }
+    };
+    if let Err(e) = sessions::check_input(&input) {
+        return session_refusal(e);
+    }
+    match door.input(&session, signer, input) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => session_refusal(e),
     }
 }
 

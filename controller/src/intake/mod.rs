@@ -14,6 +14,7 @@
 //! * [`quotas`]: how much one owner may keep in the store.
 //! * [`ratelimit`]: token buckets per signer and per peer.
 //! * [`writes`]: the hook every authenticated apply and delete runs through (ordering, relays).
+//! * [`sessions`]: a job's logs and commands run in its replicas, through a door to the nodes.
 //!
 //! What the API shares with `r1ctl` lives outside the oracle, so the CLI needs none of this:
 //! kind names, object keys, stored objects, apply outcomes and JSON bodies in
@@ -27,6 +28,7 @@ pub mod http;
 pub mod quotas;
 pub mod ratelimit;
 pub mod serve;
+pub mod sessions;
 pub mod store;
 pub mod writes;
 

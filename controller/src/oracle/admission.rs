@@ -4,7 +4,9 @@
 //! * observations and relayed requests are taken only from oracles the chain lists;
 //! * every sender gets a per-channel rate ([`Rate`]), a token bucket with a burst;
 //! * node messages go to one of two lanes: nodes with a licence (by the chain's last word)
-//!   and everyone else, read with priority to the first, each a bounded queue.
+//!   and everyone else, read with priority to the first, each a bounded queue;
+//! * session output (logs, exec) has a lane of its own and is taken from licensed nodes only
+//!   (only they run replicas), so a stream a CSP reads never delays a heartbeat.
 //!
 //! Senders are named by their topic. Nobody can publish under another's topic on an r1 broker,
 //! and the handlers check that the signature matches the topic; so a sender who floods only
@@ -45,6 +47,10 @@ pub fn rate(channel: Channel) -> Rate {
             per_second: 200.0,
             burst: 5_000.0,
         },
+        Channel::Sessions => Rate {
+            per_second: 500.0,
+            burst: 2_000.0,
+        },
         Channel::Commands | Channel::Roster | Channel::Cstore => Rate {
             per_second: 0.0,
             burst: 0.0,
@@ -67,6 +73,8 @@ pub enum Lane {
     Observations,
     /// Other oracles' relayed requests.
     Requests,
+    /// Output of sessions on licensed nodes.
+    Sessions,
 }
 
 /// Why a message was dropped before it was read.
@@ -78,6 +86,8 @@ pub enum Dropped {
     RateLimited,
     /// Nodes never publish commands to oracles.
     WrongChannel,
+    /// Session output from a node without a licence.
+    NotLicensed,
 }
 
 impl Dropped {
@@ -87,6 +97,7 @@ impl Dropped {
             Self::NotAnOracle => "not_an_oracle",
             Self::RateLimited => "rate_limited",
             Self::WrongChannel => "wrong_channel",
+            Self::NotLicensed => "not_licensed",
         }
     }
 }
@@ -139,6 +150,8 @@ impl Admission {
                 Lane::LicensedNodes
             }
             Channel::Heartbeat | Channel::Status => Lane::OtherNodes,
+            Channel::Sessions if self.known.licensed.contains(&sender) => Lane::Sessions,
+            Channel::Sessions => return Err(Dropped::NotLicensed),
         };
         if self.take(channel, sender, now_ms) {
             Ok(lane)

@@ -21,8 +21,8 @@ use crate::decide::liveness::BrokerLink;
 use crate::oracle::admission::{Admission, Known, Lane};
 
 /// Messages each lane holds before it drops: licensed nodes, other nodes, observations,
-/// requests.
-const LANE_CAPACITY: [usize; 4] = [8192, 512, 1024, 8192];
+/// requests, session output.
+const LANE_CAPACITY: [usize; 5] = [8192, 512, 1024, 8192, 2048];
 
 /// Longest wait between reconnection attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
@@ -104,6 +104,8 @@ pub struct Inbox {
     pub observations: mpsc::Receiver<Inbound>,
     /// Other oracles' relayed requests.
     pub requests: mpsc::Receiver<Inbound>,
+    /// Output of logs and exec sessions.
+    pub sessions: mpsc::Receiver<Inbound>,
 }
 
 /// Counts one message dropped before it was read, by reason.
@@ -138,13 +140,14 @@ impl Mesh {
             })?;
         let (client, mut events) = AsyncClient::new(options, 256);
         let (link_tx, link_rx) = watch::channel(BrokerLink::Disconnected);
-        let [licensed, others, observations, requests] = LANE_CAPACITY.map(mpsc::channel);
-        let lanes = [licensed.0, others.0, observations.0, requests.0];
+        let [licensed, others, observations, requests, sessions] = LANE_CAPACITY.map(mpsc::channel);
+        let lanes = [licensed.0, others.0, observations.0, requests.0, sessions.0];
         let inbox = Inbox {
             licensed_nodes: licensed.1,
             other_nodes: others.1,
             observations: observations.1,
             requests: requests.1,
+            sessions: sessions.1,
         };
         let admission = Arc::new(Mutex::new(Admission::default()));
         let admit = admission.clone();
@@ -154,6 +157,7 @@ impl Mesh {
             Channel::Status,
             Channel::Observations,
             Channel::Requests,
+            Channel::Sessions,
         ]
         .into_iter()
         .map(|c| topics.all(c))
@@ -211,6 +215,7 @@ impl Mesh {
                             Lane::OtherNodes => 1,
                             Lane::Observations => 2,
                             Lane::Requests => 3,
+                            Lane::Sessions => 4,
                         }];
                         match queue.try_send(inbound) {
                             Ok(()) => {}

@@ -9,6 +9,8 @@
 //! * [`oracle_keys`]: the oracles' public keys, learned from their signatures, which the API
 //!   lists so that CSPs can seal values to every oracle.
 //! * [`relay`]: CSP requests relayed between oracles.
+//! * [`sessions`]: CSPs' logs and exec sessions on replicas, opened on the nodes through the
+//!   broker.
 //! * [`state`]: the oracle's durable memory (placements, votes, relayed requests, rollouts).
 //! * [`mesh`], [`broker`], [`metrics`]: MQTT link, embedded broker, Prometheus metrics.
 //! * [`admission`]: which broker messages are read at all (oracle channels, rates, lanes).
@@ -27,4 +29,5 @@ pub mod oracle_keys;
 pub mod relay;
 pub mod runtime;
 pub mod secrets;
+pub mod sessions;
 pub mod state;

@@ -50,6 +50,7 @@ use crate::oracle::mesh::{DropCounter, Inbound, Mesh};
 use crate::oracle::metrics::{Metrics, RefusalLog};
 use crate::oracle::oracle_keys::OracleKeyBook;
 use crate::oracle::relay;
+use crate::oracle::sessions::SessionHub;
 use crate::oracle::state::OracleState;
 use futures_util::future::BoxFuture;
 
@@ -249,7 +250,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         state,
         registry: Mutex::new(Registry::default()),
         mesh,
-        topics,
+        topics: topics.clone(),
         catalogue: catalogue.clone(),
         liveness,
         clock,
@@ -285,8 +286,10 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
     let claims = Arc::new(crate::intake::claims::EscrowHolders::new(
         oracle.suite.clone(),
     ));
+    let sessions = Arc::new(SessionHub::new(oracle.clone(), topics));
     let api_router = router(
         ApiState::new(store, catalogue)
+            .with_sessions(sessions.clone())
             .with_info(info)
             .with_claims(claims)
             .with_writes(Arc::new(RelayWrites(oracle.clone())))
@@ -344,6 +347,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
     );
     tokio::spawn(oracle.clone().receive_observations(inbox.observations));
     tokio::spawn(oracle.clone().receive_requests(inbox.requests));
+    tokio::spawn(sessions.receive(inbox.sessions));
     tokio::spawn(oracle.clone().resync());
     let passes = tokio::spawn(oracle.clone().reconcile_forever());
     shutdown_signal().await;

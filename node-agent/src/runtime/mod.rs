@@ -1,6 +1,8 @@
 //! Running workloads on containerd: the client, images in its store, commands run inside
-//! containers, the OCI runtime spec, and cgroup readings.
+//! containers (for health checks, and attached for exec sessions), the OCI runtime spec, and
+//! cgroup readings.
 
+pub mod attach;
 pub mod cgroup;
 pub mod containerd;
 pub mod exec;

@@ -112,7 +112,11 @@ pub async fn run(
                     name: name.clone(),
                 });
             }
-            writeln!(out, "DeeployJob {namespace}/{name}: chain job {}", list(&jobs))?;
+            writeln!(
+                out,
+                "DeeployJob {namespace}/{name}: chain job {}",
+                list(&jobs)
+            )?;
             (Selection::Jobs(jobs.clone()), jobs)
         }
         Target::Escrow => (Selection::Escrow, replay.jobs()),
@@ -136,7 +140,10 @@ pub async fn run(
 }
 
 fn list(ids: &[u64]) -> String {
-    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+    ids.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(ledger.settle(15, &BTreeSet::new()), None);
         assert_eq!(ledger.next_to_settle, 15);
         ledger.active = vec![node(1)];
-        assert_eq!(ledger.settle(16, &BTreeSet::new()).map(|s| s.from), Some(15));
+        assert_eq!(
+            ledger.settle(16, &BTreeSet::new()).map(|s| s.from),
+            Some(15)
+        );
     }
 
     #[test]

@@ -25,7 +25,9 @@ pub enum QuorumError {
     #[error("{0} voted twice")]
     TwiceBy(Address),
     /// The votes do not reach the quorum.
-    #[error("{submissions} of {oracles} oracles voted, {best_count} for the leading proposal: no quorum")]
+    #[error(
+        "{submissions} of {oracles} oracles voted, {best_count} for the leading proposal: no quorum"
+    )]
     NoQuorum {
         /// Votes counted.
         submissions: usize,
@@ -79,7 +81,11 @@ pub fn decides(tally: &Tally, oracles: usize) -> bool {
 /// Checks that a round whose votes are `votes` (the last one being the deciding vote, sent in
 /// the acceptance's transaction) is decided exactly by that vote, for `accepted`, among
 /// `oracles` registered oracles.
-pub fn check(votes: &[(Address, B256)], oracles: usize, accepted: B256) -> Result<Tally, QuorumError> {
+pub fn check(
+    votes: &[(Address, B256)],
+    oracles: usize,
+    accepted: B256,
+) -> Result<Tally, QuorumError> {
     if votes.is_empty() {
         return Err(QuorumError::NoVotes);
     }

@@ -96,9 +96,11 @@ impl Replay {
             .collect()
     }
 
-    /// Every node that ever had a balance in the escrow.
+    /// Every node that ever had a balance in the escrow or was agreed for one of its jobs.
     pub fn nodes(&self) -> Vec<Address> {
-        self.node_balances.keys().copied().collect()
+        let agreed = self.job_nodes.values().flatten();
+        let nodes: BTreeSet<Address> = self.node_balances.keys().chain(agreed).copied().collect();
+        nodes.into_iter().collect()
     }
 
     /// The licences PoA was minted for through any of `nodes`.
@@ -144,7 +146,11 @@ impl Replay {
     }
 
     /// The settlements the call of `group` must make, with what caused each.
-    fn settlements_due(&mut self, history: &History, group: &[Entry]) -> Vec<(u64, Settlement, String)> {
+    fn settlements_due(
+        &mut self,
+        history: &History,
+        group: &[Entry],
+    ) -> Vec<(u64, Settlement, String)> {
         let mut due = Vec::new();
         let allocation = group.iter().find_map(|e| match &e.fact {
             Fact::RewardsAllocated { until, oracle, .. } => Some((*until, *oracle)),
@@ -161,7 +167,9 @@ impl Replay {
         for entry in group {
             let (job, cause) = match &entry.fact {
                 Fact::NodeUpdateAccepted { job, .. } => (*job, "node set changed"),
-                Fact::JobNodesExtended { escrow, job, .. } if *escrow == self.escrow => (*job, "nodes extended"),
+                Fact::JobNodesExtended { escrow, job, .. } if *escrow == self.escrow => {
+                    (*job, "nodes extended")
+                }
                 _ => continue,
             };
             let open = self.jobs.get(&job).is_some_and(|l| !l.closed);
@@ -169,11 +177,23 @@ impl Replay {
                 continue;
             }
             let Some(epoch) = history.epoch_of(entry) else {
-                self.row(Some(job), Row::check(format!("job {job} {cause}"), "the block's epoch", "not read", false));
+                self.row(
+                    Some(job),
+                    Row::check(
+                        format!("job {job} {cause}"),
+                        "the block's epoch",
+                        "not read",
+                        false,
+                    ),
+                );
                 continue;
             };
             let blacklist = self.blacklist.clone();
-            if let Some(paid) = self.jobs.get_mut(&job).and_then(|l| l.settle(epoch, &blacklist)) {
+            if let Some(paid) = self
+                .jobs
+                .get_mut(&job)
+                .and_then(|l| l.settle(epoch, &blacklist))
+            {
                 due.push((job, paid, cause.to_string()));
             }
         }
@@ -185,11 +205,18 @@ impl Replay {
         let mut emitted: Vec<(u64, String)> = group
             .iter()
             .filter_map(|e| match &e.fact {
-                Fact::EpochsSettled { escrow, job, from, to, nodes_paid, to_nodes, burned }
-                    if *escrow == self.escrow =>
-                {
-                    Some((*job, settled_text(*from, *to, *nodes_paid, *to_nodes, *burned)))
-                }
+                Fact::EpochsSettled {
+                    escrow,
+                    job,
+                    from,
+                    to,
+                    nodes_paid,
+                    to_nodes,
+                    burned,
+                } if *escrow == self.escrow => Some((
+                    *job,
+                    settled_text(*from, *to, *nodes_paid, *to_nodes, *burned),
+                )),
                 _ => None,
             })
             .collect();
@@ -197,22 +224,36 @@ impl Replay {
             for node in &paid.nodes {
                 *self.node_balances.entry(*node).or_default() += paid.per_node;
             }
-            let expected = settled_text(paid.from, paid.to, paid.nodes.len() as u64, paid.to_nodes, paid.burned);
+            let expected = settled_text(
+                paid.from,
+                paid.to,
+                paid.nodes.len() as u64,
+                paid.to_nodes,
+                paid.burned,
+            );
             let actual = match emitted.iter().position(|(j, _)| *j == job) {
                 Some(i) => emitted.remove(i).1,
                 None => "none".to_string(),
             };
-            self.row(Some(job), Row::compare(format!("job {job} settled ({cause})"), expected, actual));
+            self.row(
+                Some(job),
+                Row::compare(format!("job {job} settled ({cause})"), expected, actual),
+            );
         }
         for (job, actual) in emitted {
-            self.row(Some(job), Row::check(format!("job {job} settled"), "nothing due", actual, false));
+            self.row(
+                Some(job),
+                Row::check(format!("job {job} settled"), "nothing due", actual, false),
+            );
         }
     }
 
     /// Every settlement's burn is swapped and burned in the same transaction (`FeesBurned`),
     /// and an allocation reports the sum it burned.
     fn check_burns(&mut self, group: &[Entry]) {
-        let mine = group.iter().any(|e| matches!(&e.fact, Fact::EpochsSettled { escrow, .. } if *escrow == self.escrow));
+        let mine = group.iter().any(
+            |e| matches!(&e.fact, Fact::EpochsSettled { escrow, .. } if *escrow == self.escrow),
+        );
         if !mine {
             return;
         }
@@ -231,10 +272,24 @@ impl Replay {
         self.burn_expected += settled;
         self.burn_actual += swapped;
         if swapped != settled {
-            self.row(None, Row::usdc(format!("burned in transaction {}", entry_tx(group)), settled, swapped));
+            self.row(
+                None,
+                Row::usdc(
+                    format!("burned in transaction {}", entry_tx(group)),
+                    settled,
+                    swapped,
+                ),
+            );
         }
         if let Some(reported) = reported.filter(|r| *r != settled) {
-            self.row(None, Row::usdc(format!("allocation's burn in transaction {}", entry_tx(group)), settled, reported));
+            self.row(
+                None,
+                Row::usdc(
+                    format!("allocation's burn in transaction {}", entry_tx(group)),
+                    settled,
+                    reported,
+                ),
+            );
         }
     }
 
@@ -256,70 +311,172 @@ impl Replay {
             Fact::JobTypePriceSet { job_type, price } => {
                 self.prices.insert(*job_type, *price);
             }
-            Fact::NodeUpdateSubmitted { job, round, oracle, proposal } if self.mine(*job) => {
-                self.check_voter(history, entry, *oracle, Some(*job), format!("job {job} vote, round {round}"));
-                self.rounds.entry((*job, *round)).or_default().push((*oracle, *proposal));
+            Fact::NodeUpdateSubmitted {
+                job,
+                round,
+                oracle,
+                proposal,
+            } if self.mine(*job) => {
+                self.check_voter(
+                    history,
+                    entry,
+                    *oracle,
+                    Some(*job),
+                    format!("job {job} vote, round {round}"),
+                );
+                self.rounds
+                    .entry((*job, *round))
+                    .or_default()
+                    .push((*oracle, *proposal));
             }
-            Fact::NodeUpdateAccepted { job, round, proposal, nodes } if self.mine(*job) => {
+            Fact::NodeUpdateAccepted {
+                job,
+                round,
+                proposal,
+                nodes,
+            } if self.mine(*job) => {
                 self.accept_nodes(history, entry, *job, *round, *proposal, nodes);
             }
-            Fact::AvailabilitySubmitted { epoch, oracle, proposal } => {
-                self.check_voter(history, entry, *oracle, None, format!("availability vote, epoch {epoch}"));
-                self.availability.entry(*epoch).or_default().push((*oracle, *proposal));
+            Fact::AvailabilitySubmitted {
+                epoch,
+                oracle,
+                proposal,
+            } => {
+                self.check_voter(
+                    history,
+                    entry,
+                    *oracle,
+                    None,
+                    format!("availability vote, epoch {epoch}"),
+                );
+                self.availability
+                    .entry(*epoch)
+                    .or_default()
+                    .push((*oracle, *proposal));
             }
             Fact::AvailabilityAccepted { epoch, proposal } => {
                 let votes = self.availability.remove(epoch).unwrap_or_default();
                 self.availability_accepted += 1;
                 match quorum::check(&votes, self.oracles.len(), *proposal) {
                     Ok(_) => self.availability_agreed += 1,
-                    Err(e) => self.row(None, Row::check(format!("availability of epoch {epoch}"), "agreed by quorum", e.to_string(), false)),
+                    Err(e) => self.row(
+                        None,
+                        Row::check(
+                            format!("availability of epoch {epoch}"),
+                            "agreed by quorum",
+                            e.to_string(),
+                            false,
+                        ),
+                    ),
                 }
             }
-            Fact::PoaMinted { epoch, licence, node, availability, amount } => {
+            Fact::PoaMinted {
+                epoch,
+                licence,
+                node,
+                availability,
+                amount,
+            } => {
                 self.mint(group, *epoch, *licence, *node, *availability, *amount);
             }
-            Fact::JobCreated { escrow, .. } if *escrow == self.escrow => self.create(history, entry),
-            Fact::JobDurationExtended { escrow, job, last_epoch, paid } if *escrow == self.escrow => {
+            Fact::JobCreated { escrow, .. } if *escrow == self.escrow => {
+                self.create(history, entry)
+            }
+            Fact::JobDurationExtended {
+                escrow,
+                job,
+                last_epoch,
+                paid,
+            } if *escrow == self.escrow => {
                 if let Some(ledger) = self.jobs.get_mut(job) {
                     let cost = ledger.extend_duration(*last_epoch);
-                    self.pay(history, entry, *job, format!("job {job} extended to epoch {last_epoch}"), cost, *paid);
+                    self.pay(
+                        history,
+                        entry,
+                        *job,
+                        format!("job {job} extended to epoch {last_epoch}"),
+                        cost,
+                        *paid,
+                    );
                 }
             }
-            Fact::JobNodesExtended { escrow, job, nodes, paid } if *escrow == self.escrow => {
+            Fact::JobNodesExtended {
+                escrow,
+                job,
+                nodes,
+                paid,
+            } if *escrow == self.escrow => {
                 if let Some(ledger) = self.jobs.get_mut(job) {
                     let cost = ledger.extend_nodes(*nodes);
-                    self.pay(history, entry, *job, format!("job {job} extended to {nodes} nodes"), cost, *paid);
+                    self.pay(
+                        history,
+                        entry,
+                        *job,
+                        format!("job {job} extended to {nodes} nodes"),
+                        cost,
+                        *paid,
+                    );
                 }
             }
-            Fact::JobStarted { escrow, job, timestamp } if *escrow == self.escrow => {
+            Fact::JobStarted {
+                escrow,
+                job,
+                timestamp,
+            } if *escrow == self.escrow => {
                 if let Some(ledger) = self.jobs.get_mut(job) {
                     ledger.started.get_or_insert(*timestamp);
                 }
             }
             Fact::ActiveNodesUpdated { escrow, job, nodes } if *escrow == self.escrow => {
-                let agreed = self.jobs.get(job).map(|l| l.active.clone()).unwrap_or_default();
+                let agreed = self
+                    .jobs
+                    .get(job)
+                    .map(|l| l.active.clone())
+                    .unwrap_or_default();
                 if &agreed != nodes {
-                    self.row(Some(*job), Row::compare(format!("job {job} node set recorded"), short_list(&agreed), short_list(nodes)));
+                    self.row(
+                        Some(*job),
+                        Row::compare(
+                            format!("job {job} node set recorded"),
+                            short_list(&agreed),
+                            short_list(nodes),
+                        ),
+                    );
                 }
             }
-            Fact::JobClosed { escrow, job, refunded } if *escrow == self.escrow => {
+            Fact::JobClosed {
+                escrow,
+                job,
+                refunded,
+            } if *escrow == self.escrow => {
                 let expected = match self.jobs.get(job) {
                     Some(l) if l.closed => l.refunded,
                     _ => U256::ZERO,
                 };
                 let closed = self.jobs.get(job).is_some_and(|l| l.closed);
-                let what = if closed { format!("job {job} refunded to the CSP") } else { format!("job {job} closed without an agreed empty set") };
+                let what = if closed {
+                    format!("job {job} refunded to the CSP")
+                } else {
+                    format!("job {job} closed without an agreed empty set")
+                };
                 let mut row = Row::usdc(what, expected, *refunded);
                 row.ok &= closed;
                 self.row(Some(*job), row);
             }
-            Fact::NodeBalanceWithdrawn { escrow, node, amount } if *escrow == self.escrow => {
+            Fact::NodeBalanceWithdrawn {
+                escrow,
+                node,
+                amount,
+            } if *escrow == self.escrow => {
                 let balance = self.node_balances.entry(*node).or_default();
                 let expected = *balance;
                 *balance = U256::ZERO;
                 self.claimed += *amount;
                 if expected != *amount {
-                    self.row(None, Row::usdc(format!("node {} claimed", short(node)), expected, *amount));
+                    self.row(
+                        None,
+                        Row::usdc(format!("node {} claimed", short(node)), expected, *amount),
+                    );
                 }
             }
             Fact::Deposited { escrow, amount, .. } if *escrow == self.escrow => {
@@ -335,7 +492,14 @@ impl Replay {
     }
 
     /// A vote counts only if the oracle it names signed its transaction and is registered.
-    fn check_voter(&mut self, history: &History, entry: &Entry, oracle: Address, job: Option<u64>, what: String) {
+    fn check_voter(
+        &mut self,
+        history: &History,
+        entry: &Entry,
+        oracle: Address,
+        job: Option<u64>,
+        what: String,
+    ) {
         let signer = history.sender_of(entry);
         if signer != Some(oracle) || !self.oracles.contains(&oracle) {
             let actual = match signer {
@@ -343,21 +507,51 @@ impl Replay {
                 Some(s) => format!("signed by {}, not a registered oracle", short(&s)),
                 None => "signer not read".into(),
             };
-            self.row(job, Row::check(what, format!("signed by oracle {}", short(&oracle)), actual, false));
+            self.row(
+                job,
+                Row::check(
+                    what,
+                    format!("signed by oracle {}", short(&oracle)),
+                    actual,
+                    false,
+                ),
+            );
         }
     }
 
-    fn accept_nodes(&mut self, history: &History, entry: &Entry, job: u64, round: u64, proposal: B256, nodes: &[Address]) {
+    fn accept_nodes(
+        &mut self,
+        history: &History,
+        entry: &Entry,
+        job: u64,
+        round: u64,
+        proposal: B256,
+        nodes: &[Address],
+    ) {
         let votes = self.rounds.remove(&(job, round)).unwrap_or_default();
         let oracles = self.oracles.len();
-        let epoch = history.epoch_of(entry).map_or("?".into(), |e| e.to_string());
+        let epoch = history
+            .epoch_of(entry)
+            .map_or("?".into(), |e| e.to_string());
         let what = if nodes.is_empty() {
             format!("job {job} close agreed (round {round}, epoch {epoch})")
         } else {
-            format!("job {job} nodes {} (round {round}, epoch {epoch})", short_list(nodes))
+            format!(
+                "job {job} nodes {} (round {round}, epoch {epoch})",
+                short_list(nodes)
+            )
         };
-        let voters: Vec<Address> = votes.iter().filter(|(_, p)| *p == proposal).map(|(o, _)| *o).collect();
-        let mut actual = format!("{} of {} votes: {}", voters.len(), votes.len(), short_list(&voters));
+        let voters: Vec<Address> = votes
+            .iter()
+            .filter(|(_, p)| *p == proposal)
+            .map(|(o, _)| *o)
+            .collect();
+        let mut actual = format!(
+            "{} of {} votes: {}",
+            voters.len(),
+            votes.len(),
+            short_list(&voters)
+        );
         let mut ok = true;
         if let Err(e) = quorum::check(&votes, oracles, proposal) {
             ok = false;
@@ -367,7 +561,10 @@ impl Replay {
             ok = false;
             actual = format!("{actual} (the set does not hash to its proposal)");
         }
-        self.row(Some(job), Row::check(what, format!("quorum of {oracles} oracles"), actual, ok));
+        self.row(
+            Some(job),
+            Row::check(what, format!("quorum of {oracles} oracles"), actual, ok),
+        );
         let Some(ledger) = self.jobs.get_mut(&job) else {
             return;
         };
@@ -375,53 +572,111 @@ impl Replay {
             ledger.close();
         } else {
             ledger.active = nodes.to_vec();
-            self.job_nodes.entry(job).or_default().extend(nodes.iter().copied());
+            self.job_nodes
+                .entry(job)
+                .or_default()
+                .extend(nodes.iter().copied());
         }
     }
 
     fn create(&mut self, history: &History, entry: &Entry) {
-        let Fact::JobCreated { job, job_type, project_hash, last_epoch, nodes, price, paid, .. } = &entry.fact else {
+        let Fact::JobCreated {
+            job,
+            job_type,
+            project_hash,
+            last_epoch,
+            nodes,
+            price,
+            paid,
+            ..
+        } = &entry.fact
+        else {
             return;
         };
         let listed = self.prices.get(job_type).copied().unwrap_or_default();
         if listed != *price {
-            self.row(Some(*job), Row::usdc(format!("job {job} price of type {job_type}"), listed, *price));
+            self.row(
+                Some(*job),
+                Row::usdc(
+                    format!("job {job} price of type {job_type}"),
+                    listed,
+                    *price,
+                ),
+            );
         }
         let Some(epoch) = history.epoch_of(entry) else {
-            self.row(Some(*job), Row::check(format!("job {job} funded"), "the block's epoch", "not read", false));
+            self.row(
+                Some(*job),
+                Row::check(
+                    format!("job {job} funded"),
+                    "the block's epoch",
+                    "not read",
+                    false,
+                ),
+            );
             return;
         };
         let (ledger, cost) = Ledger::create(listed, *nodes, *last_epoch, epoch);
         self.jobs.insert(*job, ledger);
         self.projects.insert(*job, *project_hash);
         let epochs = last_epoch.saturating_sub(epoch);
-        let what = format!("job {job} funded: {epochs} epochs × {nodes} nodes × {}", usdc_text(listed));
+        let what = format!(
+            "job {job} funded: {epochs} epochs × {nodes} nodes × {}",
+            usdc_text(listed)
+        );
         self.pay(history, entry, *job, what, cost, *paid);
     }
 
     /// A payment into a job: it must cost `cost`; the owner pays from its wallet, a delegate
     /// from the free balance.
-    fn pay(&mut self, history: &History, entry: &Entry, job: u64, what: String, cost: U256, paid: U256) {
+    fn pay(
+        &mut self,
+        history: &History,
+        entry: &Entry,
+        job: u64,
+        what: String,
+        cost: U256,
+        paid: U256,
+    ) {
         match history.sender_of(entry) {
             Some(sender) if sender == self.owner => self.deposited += cost,
             Some(_) => self.free = self.free.saturating_sub(cost),
-            None => self.row(Some(job), Row::check(what.clone(), "its payer", "not read", false)),
+            None => self.row(
+                Some(job),
+                Row::check(what.clone(), "its payer", "not read", false),
+            ),
         }
         self.row(Some(job), Row::usdc(what, cost, paid));
     }
 
-    fn mint(&mut self, group: &[Entry], epoch: u64, licence: u64, node: Address, availability: u8, amount: U256) {
+    fn mint(
+        &mut self,
+        group: &[Entry],
+        epoch: u64,
+        licence: u64,
+        node: Address,
+        availability: u8,
+        amount: U256,
+    ) {
         let minted = self.poa_expected.entry(licence).or_default();
         let left = U256::from(MAX_POA_PER_LICENCE).saturating_sub(*minted);
         let expected = poa_reward(availability).min(left);
         *minted += expected;
         *self.poa_mints.entry(licence).or_default() += 1;
         self.licence_nodes.entry(licence).or_default().insert(node);
-        let agreed = group.iter().any(|e| matches!(e.fact, Fact::AvailabilityAccepted { epoch: e2, .. } if e2 == epoch));
+        let agreed = group
+            .iter()
+            .any(|e| matches!(e.fact, Fact::AvailabilityAccepted { epoch: e2, .. } if e2 == epoch));
         if expected != amount || !agreed {
-            let what = format!("PoA of licence {licence} in epoch {epoch} (availability {availability})");
-            let actual = if agreed { amount.to_string() } else { format!("{amount} without an agreed table") };
-            self.poa_rows.push((node, Row::check(what, expected.to_string(), actual, false)));
+            let what =
+                format!("PoA of licence {licence} in epoch {epoch} (availability {availability})");
+            let actual = if agreed {
+                amount.to_string()
+            } else {
+                format!("{amount} without an agreed table")
+            };
+            self.poa_rows
+                .push((node, Row::check(what, expected.to_string(), actual, false)));
         }
     }
 
@@ -446,8 +701,17 @@ impl Replay {
         for node in &involved {
             let expected = self.node_balances.get(node).copied().unwrap_or_default();
             rows.push(match snapshot.node_balances.get(node) {
-                Some(actual) => Row::usdc(format!("node {} balance in the escrow", short(node)), expected, *actual),
-                None => Row::check(format!("node {} balance in the escrow", short(node)), usdc_text(expected), "not read", false),
+                Some(actual) => Row::usdc(
+                    format!("node {} balance in the escrow", short(node)),
+                    expected,
+                    *actual,
+                ),
+                None => Row::check(
+                    format!("node {} balance in the escrow", short(node)),
+                    usdc_text(expected),
+                    "not read",
+                    false,
+                ),
             });
         }
         self.escrow_rows(snapshot, &mut rows);
@@ -457,24 +721,56 @@ impl Replay {
 
     fn escrow_rows(&self, snapshot: &EscrowSnapshot, rows: &mut Vec<Row>) {
         let totals = &snapshot.totals;
-        let sum = |pick: fn(&Ledger) -> U256| self.jobs.values().map(pick).fold(U256::ZERO, |a, b| a + b);
+        let sum =
+            |pick: fn(&Ledger) -> U256| self.jobs.values().map(pick).fold(U256::ZERO, |a, b| a + b);
         let credited = sum(|l| l.to_nodes);
         let burned = sum(|l| l.burned);
         let open = sum(|l| l.balance);
         let nodes = self.node_balances.values().fold(U256::ZERO, |a, b| a + *b);
         let escrow = short(&self.escrow);
-        rows.push(Row::usdc(format!("escrow {escrow} credited to nodes, ever"), credited, totals.credited_to_nodes));
-        rows.push(Row::usdc(format!("escrow {escrow} burned, ever"), burned, totals.burned));
         rows.push(Row::usdc(
-            format!("burns swapped to R1 in {} settlement transactions", self.burn_txs),
+            format!("escrow {escrow} credited to nodes, ever"),
+            credited,
+            totals.credited_to_nodes,
+        ));
+        rows.push(Row::usdc(
+            format!("escrow {escrow} burned, ever"),
+            burned,
+            totals.burned,
+        ));
+        rows.push(Row::usdc(
+            format!(
+                "burns swapped to R1 in {} settlement transactions",
+                self.burn_txs
+            ),
             self.burn_expected,
             self.burn_actual,
         ));
-        rows.push(Row::usdc(format!("escrow {escrow} refunded, ever"), sum(|l| l.refunded), totals.refunded));
-        rows.push(Row::usdc(format!("escrow {escrow} claimed by nodes, ever"), self.claimed, totals.claimed));
-        rows.push(Row::usdc(format!("escrow {escrow} paid in, ever"), self.deposited, totals.deposited));
-        rows.push(Row::usdc(format!("escrow {escrow} withdrawn, ever"), self.withdrawn, totals.withdrawn));
-        rows.push(Row::usdc(format!("escrow {escrow} free balance"), self.free, totals.free_balance));
+        rows.push(Row::usdc(
+            format!("escrow {escrow} refunded, ever"),
+            sum(|l| l.refunded),
+            totals.refunded,
+        ));
+        rows.push(Row::usdc(
+            format!("escrow {escrow} claimed by nodes, ever"),
+            self.claimed,
+            totals.claimed,
+        ));
+        rows.push(Row::usdc(
+            format!("escrow {escrow} paid in, ever"),
+            self.deposited,
+            totals.deposited,
+        ));
+        rows.push(Row::usdc(
+            format!("escrow {escrow} withdrawn, ever"),
+            self.withdrawn,
+            totals.withdrawn,
+        ));
+        rows.push(Row::usdc(
+            format!("escrow {escrow} free balance"),
+            self.free,
+            totals.free_balance,
+        ));
         rows.push(Row::usdc(
             format!("escrow {escrow} USDC held: free + open jobs + node balances"),
             self.free + open + nodes,
@@ -482,30 +778,52 @@ impl Replay {
         ));
     }
 
-    fn poa_report(&self, snapshot: &EscrowSnapshot, involved: &BTreeSet<Address>, rows: &mut Vec<Row>) {
+    fn poa_report(
+        &self,
+        snapshot: &EscrowSnapshot,
+        involved: &BTreeSet<Address>,
+        rows: &mut Vec<Row>,
+    ) {
         rows.push(Row::compare(
             "availability tables agreed by quorum",
             self.availability_accepted,
             self.availability_agreed,
         ));
         for licence in self.licences_of(involved) {
-            let nodes: Vec<Address> = self.licence_nodes.get(&licence).map(|n| n.iter().copied().collect()).unwrap_or_default();
+            let nodes: Vec<Address> = self
+                .licence_nodes
+                .get(&licence)
+                .map(|n| n.iter().copied().collect())
+                .unwrap_or_default();
             let mints = self.poa_mints.get(&licence).copied().unwrap_or_default();
-            let what = format!("PoA R1 minted for licence {licence} ({}), {mints} epochs", short_list(&nodes));
+            let what = format!(
+                "PoA R1 minted for licence {licence} ({}), {mints} epochs",
+                short_list(&nodes)
+            );
             let expected = self.poa_expected.get(&licence).copied().unwrap_or_default();
             rows.push(match snapshot.poa_minted.get(&licence) {
                 Some(actual) => Row::compare(what, expected, actual),
                 None => Row::check(what, expected.to_string(), "not read", false),
             });
         }
-        rows.extend(self.poa_rows.iter().filter(|(node, _)| involved.contains(node)).map(|(_, row)| row.clone()));
+        rows.extend(
+            self.poa_rows
+                .iter()
+                .filter(|(node, _)| involved.contains(node))
+                .map(|(_, row)| row.clone()),
+        );
     }
 }
 
 /// A job's replayed figures against `getJob`.
 fn job_rows(id: u64, ledger: &Ledger, view: Option<&JobView>, rows: &mut Vec<Row>) {
     let Some(view) = view else {
-        rows.push(Row::check(format!("job {id}"), "read from its escrow", "not read", false));
+        rows.push(Row::check(
+            format!("job {id}"),
+            "read from its escrow",
+            "not read",
+            false,
+        ));
         return;
     };
     let what = format!(
@@ -516,13 +834,41 @@ fn job_rows(id: u64, ledger: &Ledger, view: Option<&JobView>, rows: &mut Vec<Row
         usdc_text(ledger.refunded)
     );
     rows.push(Row::usdc(what, ledger.balance, view.balance));
-    rows.push(Row::compare(format!("job {id} next epoch to settle"), ledger.next_to_settle, view.next_epoch_to_settle));
-    rows.push(Row::compare(format!("job {id} last epoch"), ledger.last_epoch, view.last_epoch));
-    rows.push(Row::compare(format!("job {id} nodes requested"), ledger.nodes, view.nodes));
-    rows.push(Row::usdc(format!("job {id} price per node-epoch"), ledger.price, view.price));
-    rows.push(Row::compare(format!("job {id} node set"), short_list(&ledger.active), short_list(&view.active_nodes)));
-    rows.push(Row::compare(format!("job {id} closed"), ledger.closed, view.closed));
-    rows.push(Row::compare(format!("job {id} started at"), ledger.started.unwrap_or(0), view.start_timestamp));
+    rows.push(Row::compare(
+        format!("job {id} next epoch to settle"),
+        ledger.next_to_settle,
+        view.next_epoch_to_settle,
+    ));
+    rows.push(Row::compare(
+        format!("job {id} last epoch"),
+        ledger.last_epoch,
+        view.last_epoch,
+    ));
+    rows.push(Row::compare(
+        format!("job {id} nodes requested"),
+        ledger.nodes,
+        view.nodes,
+    ));
+    rows.push(Row::usdc(
+        format!("job {id} price per node-epoch"),
+        ledger.price,
+        view.price,
+    ));
+    rows.push(Row::compare(
+        format!("job {id} node set"),
+        short_list(&ledger.active),
+        short_list(&view.active_nodes),
+    ));
+    rows.push(Row::compare(
+        format!("job {id} closed"),
+        ledger.closed,
+        view.closed,
+    ));
+    rows.push(Row::compare(
+        format!("job {id} started at"),
+        ledger.started.unwrap_or(0),
+        view.start_timestamp,
+    ));
 }
 
 /// A settlement as one table cell: epochs, nodes paid, the 85 % and the 15 %.
@@ -537,5 +883,10 @@ fn settled_text(from: u64, to: u64, nodes: u64, to_nodes: U256, burned: U256) ->
 
 /// The transaction of `group`, shortened.
 fn entry_tx(group: &[Entry]) -> String {
-    group.first().map_or_else(String::new, |e| format!("{:.10}", e.tx.to_string()))
+    group
+        .first()
+        .map_or_else(String::new, |e| format!("{:.10}", e.tx.to_string()))
 }
+
+#[cfg(test)]
+mod tests;

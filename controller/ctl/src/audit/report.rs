@@ -42,7 +42,12 @@ impl Row {
     }
 
     /// A check that holds or not, described by its two sides.
-    pub fn check(what: impl Into<String>, expected: impl Into<String>, actual: impl Into<String>, ok: bool) -> Row {
+    pub fn check(
+        what: impl Into<String>,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+        ok: bool,
+    ) -> Row {
         Row {
             what: what.into(),
             expected: expected.into(),
@@ -99,7 +104,11 @@ impl Report {
         }
         let bad = self.mismatches().count();
         if bad == 0 {
-            writeln!(out, "{} figures checked, all match to the unit", self.rows.len())
+            writeln!(
+                out,
+                "{} figures checked, all match to the unit",
+                self.rows.len()
+            )
         } else {
             writeln!(out, "{} figures checked, {bad} MISMATCH", self.rows.len())
         }
@@ -128,7 +137,11 @@ mod tests {
     fn the_table_aligns_and_counts_mismatches() {
         let report = Report {
             rows: vec![
-                Row::usdc("job 1 funded", U256::from(6_000_000u64), U256::from(6_000_000u64)),
+                Row::usdc(
+                    "job 1 funded",
+                    U256::from(6_000_000u64),
+                    U256::from(6_000_000u64),
+                ),
                 Row::compare("job 1 closed", true, false),
             ],
         };
@@ -136,8 +149,14 @@ mod tests {
         report.render(&mut out).expect("rendered");
         let text = String::from_utf8(out).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("WHAT") && lines[0].contains("ON CHAIN"), "{text}");
-        assert!(lines[1].contains("6.00") && lines[1].ends_with("ok"), "{text}");
+        assert!(
+            lines[0].starts_with("WHAT") && lines[0].contains("ON CHAIN"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("6.00") && lines[1].ends_with("ok"),
+            "{text}"
+        );
         assert!(lines[2].ends_with("MISMATCH"), "{text}");
         assert_eq!(lines[1].find("6.00"), lines[2].find("true"), "{text}");
         assert!(lines[3].contains("1 MISMATCH"), "{text}");
@@ -147,7 +166,7 @@ mod tests {
     #[test]
     fn addresses_are_shortened() {
         let address = Address::repeat_byte(0xab);
-        assert_eq!(short(&address), "0xABaB…aBAB");
+        assert_eq!(short(&address), "0xABaB…ABaB");
         assert_eq!(short_list(&[]), "none");
     }
 }

@@ -75,7 +75,7 @@ pub fn tally(votes: &[(Address, B256)]) -> Tally {
 
 /// Whether `tally` decides a round among `oracles` registered oracles.
 pub fn decides(tally: &Tally, oracles: usize) -> bool {
-    tally.submissions >= oracles / 2 + 1 && tally.best_count > oracles / 3
+    tally.submissions > oracles / 2 && tally.best_count > oracles / 3
 }
 
 /// Checks that a round whose votes are `votes` (the last one being the deciding vote, sent in

@@ -1,6 +1,7 @@
 //! On-chain half of r1: the Solidity contracts (R1 token, Node Deed licences, CSP escrow behind
 //! a beacon, PoAI manager, development USDC and swap pool), their alloy bindings generated from
-//! the compiled artifacts, a typed client, the PoAI manager's epoch clock ([`epoch`]), paying for jobs ([`funding`]) and the
+//! the compiled artifacts, a typed client, the PoAI manager's epoch clock ([`epoch`]), paying for jobs ([`funding`]), a suite's
+//! history of events and state for audits ([`history`]) and the
 //! Hardhat EDR development chain.
 //!
 //! Sources are in `solidity/`, compiled by `scripts/compile.cjs` (pinned solcjs) into
@@ -14,6 +15,7 @@ pub mod devchain;
 pub mod epoch;
 pub mod error;
 pub mod funding;
+pub mod history;
 pub mod job_link;
 pub mod oracle_view;
 pub mod tx;

@@ -2,7 +2,8 @@
 //! and one-second epochs so that the 30 epochs the example job pays for pass in half a minute.
 //! `r1ctl apply` funds the job by the wall clock's epoch; the job is validated on chain, paid
 //! epoch by epoch (85 % to its nodes, 15 % burned), closed by consensus once its last epoch is
-//! allocated, the rest refunded to the CSP, its containers stopped and its phase Closed.
+//! allocated, the rest refunded to the CSP, its containers stopped and its phase Closed; and
+//! `r1ctl audit` rebuilds that whole story from the chain and finds every figure to the unit.
 
 use std::time::{Duration, Instant};
 
@@ -180,6 +181,18 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
         moves.is_empty(),
         "replicas moved although no node failed:\n{}",
         moves.join("\n")
+    );
+    // The audit rebuilds the story from events and votes alone and matches the state.
+    let audit = network.r1ctl(&["audit", "djob/hello-web"])?;
+    let table = scenario::printed(&audit);
+    eprintln!("{table}");
+    assert!(
+        audit.status.success(),
+        "r1ctl audit found a mismatch:\n{table}"
+    );
+    assert!(
+        table.contains("all match to the unit") && table.contains("refunded to the CSP"),
+        "{table}"
     );
     eprintln!(
         "running and validated after {running_after:?}, closed after {closed_after:?}, \

@@ -14,10 +14,12 @@
 //!   balance.
 //! * [`secret`]: sealing secret values and registry credentials to every oracle.
 //! * [`overview`]: the `status` screen (epoch, jobs, escrows).
+//! * [`audit`]: a job's money story rebuilt from chain events and votes, checked to the unit.
 //! * [`keys`]: key files; [`node`]: a node agent's local API; [`fs`]: its R1FS store;
 //!   [`cstore`]: its CSTORE replica.
 //! * [`broker`]: mosquitto's configuration for operators; [`devnet`]: finding a local devnet.
 
+pub mod audit;
 pub mod broker;
 pub mod cstore;
 pub mod devnet;

@@ -180,6 +180,23 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Rebuild a job's money story from chain events and the oracles' signed votes alone —
+    /// funding, node sets and their votes, settlements (85 % to nodes, 15 % burned), refund, PoA
+    /// mints — and check every figure against the contracts to the unit; exits 1 on a mismatch.
+    Audit {
+        /// The job, as djob/NAME.
+        #[arg(required_unless_present = "escrow", conflicts_with = "escrow")]
+        job: Option<String>,
+        /// Audit every job of the escrow instead.
+        #[arg(long)]
+        escrow: bool,
+        #[command(flatten)]
+        namespace: NamespaceArgs,
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        chain: Chain,
+    },
     /// The signer's escrow: delegate keys, their permissions, and the free balance they pay from.
     Escrow {
         #[command(subcommand)]
@@ -766,6 +783,25 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 name.as_deref(),
                 &scope,
                 format,
+                &mut out,
+            ))??)
+        }
+        Command::Audit {
+            job,
+            escrow: _,
+            namespace,
+            remote,
+            chain,
+        } => {
+            let target = match job {
+                Some(job) => r1_ctl::audit::Target::parse(job, &namespace.namespace)?,
+                None => r1_ctl::audit::Target::Escrow,
+            };
+            let client = remote.client()?;
+            Ok(block_on(r1_ctl::audit::run(
+                &client,
+                &chain.rpc_url,
+                &target,
                 &mut out,
             ))??)
         }

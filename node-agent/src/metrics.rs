@@ -41,6 +41,12 @@ pub struct Metrics {
     pub reconcile_errors: Counter,
     /// 1 while connected to the broker.
     pub broker_connected: Gauge,
+    /// Tunnel clients by state (`up`, `down`).
+    pub tunnel_clients: Family<StateLabel, Gauge>,
+    /// Tunnel clients started.
+    pub tunnel_starts: Counter,
+    /// Tunnel client failures (exits, missing URL, failed health checks, failed starts).
+    pub tunnel_failures: Counter,
     registry: Registry,
 }
 
@@ -66,6 +72,24 @@ impl Metrics {
         let reconcile_seconds = Histogram::new([0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]);
         let reconcile_errors = Counter::default();
         let broker_connected = Gauge::default();
+        let tunnel_clients = Family::<StateLabel, Gauge>::default();
+        let tunnel_starts = Counter::default();
+        let tunnel_failures = Counter::default();
+        registry.register(
+            "tunnel_clients",
+            "Tunnel clients by state",
+            tunnel_clients.clone(),
+        );
+        registry.register(
+            "tunnel_starts",
+            "Tunnel clients started",
+            tunnel_starts.clone(),
+        );
+        registry.register(
+            "tunnel_failures",
+            "Tunnel client failures (exit, no URL, failed health check, failed start)",
+            tunnel_failures.clone(),
+        );
         registry.register("workloads", "Workloads by state", workloads.clone());
         registry.register(
             "heartbeats_sent",
@@ -105,6 +129,9 @@ impl Metrics {
             reconcile_seconds,
             reconcile_errors,
             broker_connected,
+            tunnel_clients,
+            tunnel_starts,
+            tunnel_failures,
             registry,
         })
     }

@@ -86,6 +86,18 @@ fn a_job_behind_a_bore_tunnel_answers_through_restarts_and_moves() {
     let public = free_port();
     let _server = BoreServer::start(network.scratch_dir(), SECRET, public, public).unwrap();
 
+    // Seal once the API lists every oracle's key (they learn each other's from their signatures).
+    let mut sealed = Value::Null;
+    let all_keys = until(Duration::from_secs(30), || {
+        sealed = seal(&network, SECRET);
+        sealed
+            .as_object()
+            .is_some_and(|copies| copies.len() == network.oracles().len())
+    });
+    assert!(
+        all_keys,
+        "the API never listed every oracle's key: {sealed}"
+    );
     let tunnel = serde_json::json!({
         "apiVersion": "deeploy.ratio1.ai/v1alpha1",
         "kind": "Tunnel",
@@ -93,7 +105,7 @@ fn a_job_behind_a_bore_tunnel_answers_through_restarts_and_moves() {
         "spec": {
             "provider": "bore",
             "bore": {"server": "127.0.0.1", "port": public},
-            "sealedToken": seal(&network, SECRET),
+            "sealedToken": sealed,
         },
     });
     let job = std::fs::read_to_string(format!("{EXAMPLES}/job-http.yaml"))

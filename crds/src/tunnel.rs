@@ -1,10 +1,11 @@
-//! `Tunnel`: a public hostname that forwards to a job's first port through Cloudflare or ngrok.
+//! `Tunnel`: a public endpoint that forwards to a job's first port through Cloudflare, ngrok or
+//! a self-hosted bore server; the node running each replica runs the tunnel client beside it.
 
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{Condition, SecretKeyRef};
+use crate::common::{Condition, SealedValue, SecretKeyRef};
 
 /// Desired state of a Tunnel.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -19,7 +20,7 @@ use crate::common::{Condition, SecretKeyRef};
     category = "r1",
     doc = "A public endpoint for a job, served by a tunnel provider running beside the workload.",
     printcolumn(name = "Provider", type_ = "string", json_path = ".spec.provider"),
-    printcolumn(name = "Hostname", type_ = "string", json_path = ".spec.hostname"),
+    printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(
         name = "Age",
@@ -29,12 +30,35 @@ use crate::common::{Condition, SecretKeyRef};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TunnelSpec {
-    /// Tunnel provider: `cloudflare` or `ngrok`.
+    /// Tunnel provider: `cloudflare`, `ngrok` or `bore`.
     pub provider: TunnelProvider,
-    /// Secret key holding the provider token (Cloudflare tunnel token or ngrok auth token).
-    pub token_secret_ref: SecretKeyRef,
-    /// Public hostname, e.g. `shop.example.com`.
-    pub hostname: String,
+    /// Secret key holding the provider token (Cloudflare tunnel token, ngrok auth token or the
+    /// bore server's secret), read and sealed by a Kubernetes-mode oracle. At most one of
+    /// `tokenSecretRef` and `sealedToken`; cloudflare and ngrok need one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<SecretKeyRef>,
+    /// The token sealed to every oracle by `r1ctl secret seal` (the Deeploy API path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_token: Option<SealedValue>,
+    /// Public hostname, e.g. `shop.example.com` (cloudflare and ngrok).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The bore server to tunnel through (provider `bore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bore: Option<BoreServer>,
+}
+
+/// A self-hosted bore server (`bore server`, crate `bore-cli`): the public URL is
+/// `server:port`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BoreServer {
+    /// The server's host name or IP address; clients reach its control port 7835.
+    pub server: String,
+    /// The public port to ask the server for (1024-65535); the server picks one when unset,
+    /// and then the URL changes when the replica moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 /// Supported tunnel providers.
@@ -45,6 +69,8 @@ pub enum TunnelProvider {
     Cloudflare,
     /// ngrok agent.
     Ngrok,
+    /// bore client to a self-hosted bore server.
+    Bore,
 }
 
 impl TunnelProvider {
@@ -53,6 +79,7 @@ impl TunnelProvider {
         match self {
             Self::Cloudflare => "cloudflare",
             Self::Ngrok => "ngrok",
+            Self::Bore => "bore",
         }
     }
 }
@@ -78,7 +105,33 @@ pub struct TunnelStatus {
     /// Public URL once the tunnel serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Each replica's tunnel client, as its node reports it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<TunnelConnection>,
     /// Conditions, e.g. `Ready`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// One replica's tunnel client.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TunnelConnection {
+    /// The job using the tunnel.
+    pub job: String,
+    /// The replica's workload id (`<chain job>/<replica>`).
+    pub replica: String,
+    /// The node running the client (checksummed EVM address).
+    pub node: String,
+    /// Whether the client runs and answers its health check.
+    pub up: bool,
+    /// The URL the client announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Restarts since its last long healthy run.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Why it is down, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

@@ -112,8 +112,61 @@ fn validate_project(spec: &DeeployProjectSpec, errors: &mut Errors) {
 }
 
 fn validate_tunnel(spec: &TunnelSpec, errors: &mut Errors) {
-    errors.check("spec.hostname", names::hostname(&spec.hostname));
-    validate_secret_ref(&spec.token_secret_ref, "spec.tokenSecretRef", errors);
+    use crate::tunnel::TunnelProvider;
+    match (&spec.token_secret_ref, &spec.sealed_token) {
+        (Some(secret), None) => validate_secret_ref(secret, "spec.tokenSecretRef", errors),
+        (None, Some(sealed)) => validate_sealed(sealed, "spec.sealedToken", errors),
+        (Some(_), Some(_)) => errors.add(
+            "spec.tokenSecretRef",
+            "set at most one of tokenSecretRef and sealedToken",
+        ),
+        (None, None) if spec.provider != TunnelProvider::Bore => errors.add(
+            "spec.tokenSecretRef",
+            format!(
+                "a {} tunnel needs its token: set tokenSecretRef or sealedToken",
+                spec.provider.as_str()
+            ),
+        ),
+        (None, None) => {}
+    }
+    match (spec.provider, &spec.hostname, &spec.bore) {
+        (TunnelProvider::Bore, None, Some(bore)) => {
+            if names::hostname(&bore.server).is_err()
+                && bore.server.parse::<std::net::IpAddr>().is_err()
+                && bore.server != "localhost"
+            {
+                errors.add(
+                    "spec.bore.server",
+                    format!("{:?} is neither a hostname nor an IP address", bore.server),
+                );
+            }
+            if bore.port.is_some_and(|port| port < 1024) {
+                errors.add("spec.bore.port", "must be 1024-65535");
+            }
+        }
+        (TunnelProvider::Bore, _, None) => errors.add(
+            "spec.bore",
+            "a bore tunnel names its server: spec.bore.server",
+        ),
+        (TunnelProvider::Bore, Some(_), _) => errors.add(
+            "spec.hostname",
+            "a bore tunnel's URL is its server and port; set no hostname",
+        ),
+        (_, hostname, bore) => {
+            match hostname {
+                Some(hostname) => {
+                    errors.check("spec.hostname", names::hostname(hostname));
+                }
+                None => errors.add(
+                    "spec.hostname",
+                    format!("a {} tunnel needs a hostname", spec.provider.as_str()),
+                ),
+            }
+            if bore.is_some() {
+                errors.add("spec.bore", "only a bore tunnel names a bore server");
+            }
+        }
+    }
 }
 
 fn validate_escrow(spec: &EscrowSpec, errors: &mut Errors) {

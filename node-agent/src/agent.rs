@@ -35,6 +35,10 @@ use crate::sessions::{SessionContext, Sessions};
 use crate::state::NodeState;
 use crate::store::{Store, StoreError};
 use crate::supervisor::{Supervisor, SupervisorParts};
+use crate::tunnels::TunnelTable;
+use crate::tunnels::client::Binaries;
+use crate::tunnels::runner::{TunnelLoop, TunnelParts};
+use crate::tunnels::schedule::Schedule;
 use r1_protocol::now_ms;
 
 /// Why the agent could not start.
@@ -298,6 +302,33 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
         wake,
     )
     .map_err(data_error)?;
+    let tunnels = TunnelTable::default();
+    let tunnel_loop = TunnelLoop::new(
+        TunnelParts {
+            identity: identity.clone(),
+            binaries: Binaries {
+                bore: config.tunnels.bore_path.clone(),
+                cloudflared: config.tunnels.cloudflared_path.clone(),
+                ngrok: config.tunnels.ngrok_path.clone(),
+            },
+            local_host: if config.ports.bind_address.is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                config.ports.bind_address.to_string()
+            },
+            schedule: Schedule {
+                backoff: Backoff {
+                    initial_ms: config.restart_backoff.initial_ms,
+                    max_ms: config.restart_backoff.max_ms,
+                    reset_after_ms: config.restart_backoff.reset_after_ms,
+                },
+                ..Schedule::default()
+            },
+            table: tunnels.clone(),
+            metrics: metrics.clone(),
+        },
+        state.clone(),
+    );
     let supervisor = Supervisor::new(
         SupervisorParts {
             containerd,
@@ -315,13 +346,19 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
             forwarder: PortForwarder::new(config.ports.bind_address, state.pids.clone()),
             node_env,
             status: status_tx,
+            tunnels,
             metrics,
         },
         state,
     );
     let supervising = tokio::spawn(supervisor.run());
+    let tunneling = tokio::spawn(tunnel_loop.run());
     shutdown_signal().await;
     supervising.abort();
+    // Aborting the loop drops its clients, which kills them: a tunnel never outlives its agent
+    // on a clean stop.
+    tunneling.abort();
+    let _ = tunneling.await;
     tracing::info!("r1-node stopping; workloads keep running");
     let _ = std::fs::remove_file(&config.api_socket);
     Ok(())

@@ -372,6 +372,7 @@ mod tests {
             gpu: 0,
             health: None,
             secrets: None,
+            tunnel: None,
         }
     }
 

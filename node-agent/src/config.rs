@@ -51,6 +51,9 @@ pub struct NodeConfig {
     /// Delays between restarts of a crashing workload.
     #[serde(default)]
     pub restart_backoff: BackoffConfig,
+    /// Where the tunnel clients' binaries are.
+    #[serde(default)]
+    pub tunnels: TunnelsConfig,
     /// Oldest acceptable oracle command, in seconds.
     #[serde(default = "default_command_max_age")]
     pub command_max_age_seconds: u64,
@@ -257,6 +260,22 @@ impl Default for BackoffConfig {
             reset_after_ms: 300_000,
         }
     }
+}
+
+/// Where the node finds the tunnel clients it runs beside replicas whose job has a `Tunnel`;
+/// each unset path is looked up on `PATH`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TunnelsConfig {
+    /// The `bore` binary (crate `bore-cli`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bore_path: Option<PathBuf>,
+    /// The `cloudflared` binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudflared_path: Option<PathBuf>,
+    /// The `ngrok` binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ngrok_path: Option<PathBuf>,
 }
 
 /// Settings given on the command line or in the environment, which win over the file.

@@ -18,6 +18,7 @@
 //! * [`files`]: R1FS on this node: its block store, served to peers and to `r1ctl fs`.
 //! * [`kv`]: CSTORE on this node: its replica, replicated to peers, and the Redis port.
 //! * [`in_container`]: services on each running container's own loopback (R1FS, CSTORE).
+//! * [`tunnels`]: the tunnel clients (bore, cloudflared, ngrok) beside the replicas.
 //! * [`api`]: the local gRPC API; [`metrics`]: Prometheus metrics.
 //! * [`state`]: what the agent's tasks share; [`agent`]: the wiring.
 
@@ -44,3 +45,4 @@ pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod supervisor;
+pub mod tunnels;

@@ -46,6 +46,12 @@ pub struct Metrics {
     pub sessions: Family<CommandLabels, Counter>,
     /// Sessions open now.
     pub sessions_open: Gauge,
+    /// Tunnel clients by state (`up`, `down`).
+    pub tunnel_clients: Family<StateLabel, Gauge>,
+    /// Tunnel clients started.
+    pub tunnel_starts: Counter,
+    /// Tunnel client failures (exits, missing URL, failed health checks, failed starts).
+    pub tunnel_failures: Counter,
     registry: Registry,
 }
 
@@ -79,6 +85,24 @@ impl Metrics {
             sessions.clone(),
         );
         registry.register("sessions_open", "Sessions open now", sessions_open.clone());
+        let tunnel_clients = Family::<StateLabel, Gauge>::default();
+        let tunnel_starts = Counter::default();
+        let tunnel_failures = Counter::default();
+        registry.register(
+            "tunnel_clients",
+            "Tunnel clients by state",
+            tunnel_clients.clone(),
+        );
+        registry.register(
+            "tunnel_starts",
+            "Tunnel clients started",
+            tunnel_starts.clone(),
+        );
+        registry.register(
+            "tunnel_failures",
+            "Tunnel client failures (exit, no URL, failed health check, failed start)",
+            tunnel_failures.clone(),
+        );
         registry.register("workloads", "Workloads by state", workloads.clone());
         registry.register(
             "heartbeats_sent",
@@ -120,6 +144,9 @@ impl Metrics {
             broker_connected,
             sessions,
             sessions_open,
+            tunnel_clients,
+            tunnel_starts,
+            tunnel_failures,
             registry,
         })
     }

@@ -190,6 +190,7 @@ mod tests {
             gpu: 0,
             health: None,
             secrets: None,
+            tunnel: None,
         };
         let r = node_resources(&capacity, 40, [&w, &w]);
         assert_eq!((r.free.cpu_millis, r.free.memory_bytes), (0, 0));

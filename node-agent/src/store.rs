@@ -177,6 +177,7 @@ mod tests {
             gpu: 0,
             health: None,
             secrets: None,
+            tunnel: None,
         }
     }
 

@@ -33,6 +33,7 @@ use crate::runtime::containerd::{
 use crate::runtime::spec::{self, SpecInput};
 use crate::state::NodeState;
 use crate::store::DesiredWorkload;
+use crate::tunnels::TunnelTable;
 
 /// How long a removed container gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -63,6 +64,8 @@ pub struct SupervisorParts {
     pub node_env: Vec<(String, String)>,
     /// Status reports to publish.
     pub status: mpsc::Sender<JobStatusReport>,
+    /// Each replica's tunnel client, as the tunnel loop publishes it.
+    pub tunnels: TunnelTable,
     /// Metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -607,6 +610,12 @@ impl Supervisor {
             .map(|o| (o.container.as_str(), o.task))
             .collect();
         let verdicts = self.health.lock().map(|h| h.clone()).unwrap_or_default();
+        let tunnels = self
+            .parts
+            .tunnels
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default();
         let mut reports = BTreeMap::new();
         let mut counts: BTreeMap<&'static str, i64> = BTreeMap::new();
         for (&id, w) in desired {
@@ -639,6 +648,7 @@ impl Supervisor {
                         })
                         .collect(),
                     healthy: verdicts.get(&id).copied(),
+                    tunnel: tunnels.get(&id).cloned(),
                 },
             );
         }
@@ -690,6 +700,7 @@ impl Supervisor {
                     image_digest: None,
                     ports: Vec::new(),
                     healthy: None,
+                    tunnel: None,
                 },
                 message: "stopped and removed".into(),
             });

@@ -196,6 +196,34 @@ pub struct WorkloadReport {
     /// Result of the workload's health check; `None` when it has none or none ran yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy: Option<bool>,
+    /// The tunnel client the node runs for the replica, when its job has a tunnel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelReport>,
+}
+
+/// How a replica's tunnel client is doing on its node, as the oracles fold it into the
+/// `Tunnel`'s status.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelReport {
+    /// The public URL the client announced (or the configured hostname), once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Whether the client runs and its last health check passed.
+    pub up: bool,
+    /// Restarts since the last long healthy run.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Why the client is down or last failed (a missing binary, a refused token), for the CSP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl TunnelReport {
+    /// Longest error text a report carries; longer text is cut.
+    pub const MAX_ERROR_LEN: usize = 512;
+    /// Longest URL a report carries.
+    pub const MAX_URL_LEN: usize = 256;
 }
 
 /// Liveness proof and capacity report, sent by every node every `interval_ms` (10 s unless the
@@ -329,6 +357,44 @@ pub struct WorkloadSpec {
     /// part of the revision (each sealing differs; the revision covers what the CSP sealed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<crate::secrets::SealedSecrets>,
+    /// The public tunnel to run beside the replica, forwarding to its first port; its token,
+    /// when it needs one, travels in [`WorkloadSpec::secrets`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<WorkloadTunnel>,
+}
+
+/// A tunnel client a node runs beside a replica.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadTunnel {
+    /// The `Tunnel` resource's name, for logs and metrics.
+    pub name: String,
+    /// Which client, and where it connects.
+    pub provider: TunnelClient,
+}
+
+/// The tunnel providers a node runs clients of.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(tag = "provider", rename_all = "camelCase", deny_unknown_fields)]
+pub enum TunnelClient {
+    /// `cloudflared tunnel run` with the tunnel's token; serves `hostname`.
+    Cloudflare {
+        /// The public hostname the tunnel is routed to.
+        hostname: String,
+    },
+    /// The ngrok agent with the account's auth token, on `hostname` (an ngrok domain).
+    Ngrok {
+        /// The reserved domain.
+        hostname: String,
+    },
+    /// `bore local` to a self-hosted bore server; the token, when set, is the server's secret.
+    Bore {
+        /// The server's host (its control port is bore's fixed 7835).
+        server: String,
+        /// The public port to ask for; the server picks one when `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+    },
 }
 
 impl WorkloadSpec {
@@ -556,6 +622,7 @@ mod tests {
             gpu: 0,
             health: None,
             secrets: sealed("0x01"),
+            tunnel: None,
         };
         let resealed = WorkloadSpec {
             secrets: sealed("0x02"),

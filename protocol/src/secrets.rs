@@ -58,6 +58,10 @@ pub struct WorkloadSecrets {
     /// Credentials for the image's registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<RegistryAuth>,
+    /// The token of the job's tunnel (a Cloudflare tunnel token, an ngrok auth token or a bore
+    /// server's secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_token: Option<String>,
 }
 
 impl std::fmt::Debug for WorkloadSecrets {
@@ -65,6 +69,10 @@ impl std::fmt::Debug for WorkloadSecrets {
         f.debug_struct("WorkloadSecrets")
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("registry", &self.registry)
+            .field(
+                "tunnel_token",
+                &self.tunnel_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -72,7 +80,7 @@ impl std::fmt::Debug for WorkloadSecrets {
 impl WorkloadSecrets {
     /// Whether there is nothing to seal.
     pub fn is_empty(&self) -> bool {
-        self.env.is_empty() && self.registry.is_none()
+        self.env.is_empty() && self.registry.is_none() && self.tunnel_token.is_none()
     }
 }
 
@@ -137,6 +145,7 @@ mod tests {
                     password: "s3cret".into(),
                 },
             }),
+            tunnel_token: Some("tunnel-t0ken".into()),
         }
     }
 
@@ -159,5 +168,6 @@ mod tests {
         let shown = format!("{:?}", secrets());
         assert!(shown.contains("DB_PASSWORD") && shown.contains("acme"));
         assert!(!shown.contains("hunter2") && !shown.contains("s3cret"));
+        assert!(!shown.contains("tunnel-t0ken"));
     }
 }

@@ -48,6 +48,7 @@ fn heartbeat(alias: &str, workloads: u32) -> Heartbeat {
                 image_digest: Some(format!("sha256:{i:064x}")),
                 ports: vec![],
                 healthy: None,
+                tunnel: None,
             })
             .collect(),
     }
@@ -69,6 +70,7 @@ fn deploy(target: Address) -> DeployCommand {
             gpu: 0,
             health: None,
             secrets: None,
+            tunnel: None,
         },
     }
 }

@@ -149,6 +149,7 @@ fn heartbeat_cost(reference: &str, data_dir: &std::path::Path) {
                     image_digest: Some(format!("sha256:{}", "ab".repeat(32))),
                     ports: vec![],
                     healthy: Some(true),
+                    tunnel: None,
                 };
                 (id, report)
             })

@@ -2,6 +2,7 @@
 //! (a development chain, a private containerd, MQTT brokers, r1 binaries) and this crate makes
 //! sure nothing outlives the test.
 
+pub mod bore;
 pub mod broker;
 pub mod chain;
 pub mod consensus;

@@ -535,5 +535,6 @@ pub fn workload(job: u64, replica: u32, image: &str, memory_mib: u64) -> Workloa
         gpu: 0,
         health: None,
         secrets: None,
+        tunnel: None,
     }
 }

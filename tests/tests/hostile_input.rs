@@ -703,7 +703,7 @@ fn hello_web_revision() -> String {
             _ => None,
         })
         .unwrap();
-    WorkloadTemplate::of(&job.spec)
+    WorkloadTemplate::of(&job.spec, None)
         .unwrap()
         .revision()
         .to_owned()

@@ -389,6 +389,7 @@ fn a_private_image_runs_with_credentials_sealed_to_its_node_and_only_with_them()
                     password: password.into(),
                 },
             }),
+            tunnel_token: None,
         };
         SealedSecrets::seal(&secrets, sealed_for, job).expect("seal")
     };

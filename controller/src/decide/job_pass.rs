@@ -553,6 +553,7 @@ mod tests {
                 image_digest: None,
                 ports: vec![],
                 healthy: Some(true),
+                tunnel: None,
             },
             liveness: NodeLiveness::Alive,
         }
@@ -763,6 +764,7 @@ mod tests {
                 image_digest: None,
                 ports: vec![],
                 healthy: Some(true),
+                tunnel: None,
             },
             liveness: NodeLiveness::Alive,
         }];

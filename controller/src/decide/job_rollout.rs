@@ -424,6 +424,7 @@ mod tests {
             image_digest: None,
             ports: vec![],
             healthy,
+            tunnel: None,
         }
     }
 

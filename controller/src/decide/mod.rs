@@ -18,6 +18,7 @@
 //! * [`job_rollout`]: a job's rollout record (generations, tags, workload ids per generation).
 //! * [`job_status`]: a job's status (phase, conditions) from the facts.
 //! * [`workload`]: what a node runs for one replica, derived from the spec alone.
+//! * [`tunnel_status`]: a tunnel's status from the nodes' reports of its clients.
 //! * [`chain_job`]: an open on-chain job as the decisions see it.
 //! * [`rollout`]: replica-by-replica rollout of a spec change, with rollback.
 //! * [`closure`]: which job to close next, and the random backoff before acting.
@@ -40,4 +41,5 @@ pub mod node_registry;
 pub mod placement;
 pub mod rollout;
 pub mod roster;
+pub mod tunnel_status;
 pub mod workload;

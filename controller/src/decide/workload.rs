@@ -5,10 +5,13 @@
 use std::collections::BTreeMap;
 
 use alloy_primitives::keccak256;
+use r1_crds::TunnelSpec;
 use r1_crds::common::SealedValue;
 use r1_crds::job::{DeeployJobSpec, MAX_REPLICAS, Protocol};
+use r1_crds::tunnel::TunnelProvider;
 use r1_protocol::messages::{
-    HealthCheckSpec, HealthProbe, PortMapping, PortProtocol, WorkloadId, WorkloadSpec,
+    HealthCheckSpec, HealthProbe, PortMapping, PortProtocol, TunnelClient, WorkloadId,
+    WorkloadSpec, WorkloadTunnel,
 };
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +45,17 @@ pub enum WorkloadError {
     /// A port is out of range.
     #[error("spec.ports[{0}]: port out of range")]
     Port(usize),
+    /// The job's `tunnelRef` names no Tunnel in its namespace.
+    #[error("spec.tunnelRef.name: there is no Tunnel {0:?} in the job's namespace")]
+    NoTunnel(String),
+    /// The tunnel's token still names a Kubernetes Secret (see [`WorkloadError::SecretEnv`]).
+    #[error(
+        "Tunnel {0}: spec.tokenSecretRef is read only when the tunnel is applied to a cluster a Kubernetes-mode oracle watches; through the Deeploy API, seal the token with `r1ctl secret seal` and give it as spec.sealedToken"
+    )]
+    SecretTunnel(String),
+    /// The tunnel lacks what its provider needs (validation refuses it before this).
+    #[error("Tunnel {0}: {1}")]
+    Tunnel(String, &'static str),
 }
 
 /// A job's secret values as the CSP sealed them to the oracles: what an oracle opens and
@@ -55,13 +69,57 @@ pub struct SealedInputs {
     /// The sealed Docker config holding the image's registry credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<SealedValue>,
+    /// The token of the job's tunnel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_token: Option<SealedValue>,
 }
 
 impl SealedInputs {
     /// Whether the job has no secrets.
     pub fn is_empty(&self) -> bool {
-        self.env.is_empty() && self.registry.is_none()
+        self.env.is_empty() && self.registry.is_none() && self.tunnel_token.is_none()
     }
+}
+
+/// The tunnel client a replica of a job runs, from the `Tunnel` named `name`; its sealed
+/// token goes to `sealed`.
+fn tunnel_client(
+    name: &str,
+    tunnel: &TunnelSpec,
+    sealed: &mut SealedInputs,
+) -> Result<WorkloadTunnel, WorkloadError> {
+    if tunnel.token_secret_ref.is_some() {
+        return Err(WorkloadError::SecretTunnel(name.to_owned()));
+    }
+    sealed.tunnel_token.clone_from(&tunnel.sealed_token);
+    let hostname = || {
+        tunnel
+            .hostname
+            .clone()
+            .ok_or_else(|| WorkloadError::Tunnel(name.to_owned(), "spec.hostname is missing"))
+    };
+    let provider = match tunnel.provider {
+        TunnelProvider::Cloudflare => TunnelClient::Cloudflare {
+            hostname: hostname()?,
+        },
+        TunnelProvider::Ngrok => TunnelClient::Ngrok {
+            hostname: hostname()?,
+        },
+        TunnelProvider::Bore => {
+            let bore = tunnel
+                .bore
+                .as_ref()
+                .ok_or_else(|| WorkloadError::Tunnel(name.to_owned(), "spec.bore is missing"))?;
+            TunnelClient::Bore {
+                server: bore.server.clone(),
+                port: bore.port,
+            }
+        }
+    };
+    Ok(WorkloadTunnel {
+        name: name.to_owned(),
+        provider,
+    })
 }
 
 /// The node-facing part of one replica, without its id.
@@ -73,8 +131,8 @@ pub struct WorkloadTemplate {
 }
 
 impl WorkloadTemplate {
-    /// The template of `spec`.
-    pub fn of(spec: &DeeployJobSpec) -> Result<Self, WorkloadError> {
+    /// The template of `spec`, whose `tunnelRef` (if any) names `tunnel`.
+    pub fn of(spec: &DeeployJobSpec, tunnel: Option<&TunnelSpec>) -> Result<Self, WorkloadError> {
         let image = spec.image.clone().ok_or(WorkloadError::NoImage)?;
         let mut env = BTreeMap::new();
         let mut sealed = SealedInputs::default();
@@ -155,6 +213,13 @@ impl WorkloadTemplate {
             gpu: amounts.gpu,
             health,
             secrets: None,
+            tunnel: match (&spec.tunnel_ref, tunnel) {
+                (Some(named), Some(tunnel)) => {
+                    Some(tunnel_client(&named.name, tunnel, &mut sealed)?)
+                }
+                (Some(named), None) => return Err(WorkloadError::NoTunnel(named.name.clone())),
+                (None, _) => None,
+            },
         };
         workload.revision = revision(&workload, &sealed);
         Ok(Self {
@@ -199,6 +264,7 @@ fn revision(spec: &WorkloadSpec, sealed: &SealedInputs) -> String {
         "memoryBytes": spec.memory_bytes,
         "gpu": spec.gpu,
         "health": spec.health,
+        "tunnel": spec.tunnel,
         "sealed": sealed,
     });
     let hash = keccak256(canonical.to_string().as_bytes());
@@ -230,7 +296,7 @@ pub(crate) mod fixtures {
     pub fn template(image: &str) -> WorkloadTemplate {
         let mut spec = job_spec("  healthCheck: {tcp: {port: 8080}}\n");
         spec.image = Some(image.into());
-        WorkloadTemplate::of(&spec).unwrap()
+        WorkloadTemplate::of(&spec, None).unwrap()
     }
 }
 
@@ -242,16 +308,16 @@ mod tests {
 
     #[test]
     fn replicas_and_duration_do_not_change_the_revision_but_the_image_does() {
-        let base = WorkloadTemplate::of(&job("  replicas: 1\n")).unwrap();
+        let base = WorkloadTemplate::of(&job("  replicas: 1\n"), None).unwrap();
         let mut longer = job("  replicas: 3\n");
         longer.duration_epochs = 60;
-        let more = WorkloadTemplate::of(&longer).unwrap();
+        let more = WorkloadTemplate::of(&longer, None).unwrap();
         assert_eq!(base.revision(), more.revision());
         let mut other = job("  replicas: 1\n");
         other.image = Some("localhost/x:2".into());
         assert_ne!(
             base.revision(),
-            WorkloadTemplate::of(&other).unwrap().revision()
+            WorkloadTemplate::of(&other, None).unwrap().revision()
         );
         assert_eq!(base.spec().revision, base.revision());
         assert_eq!(base.spec().cpu_millis, 250);
@@ -266,22 +332,65 @@ mod tests {
                 "  env:\n    - {{name: A, value: a}}\n    - name: B\n      valueFrom: {{sealed: {{\"0x00000000000000000000000000000000000000aa\": \"{copy}\"}}}}\n  imagePullSecret:\n    sealed: {{\"0x00000000000000000000000000000000000000aa\": \"0xbb\"}}\n"
             ))
         };
-        let first = WorkloadTemplate::of(&sealed("0x01")).unwrap();
+        let first = WorkloadTemplate::of(&sealed("0x01"), None).unwrap();
         assert_eq!(first.spec().env.keys().collect::<Vec<_>>(), ["A"]);
         assert_eq!(first.sealed().env.keys().collect::<Vec<_>>(), ["B"]);
         assert!(first.sealed().registry.is_some());
         assert!(first.spec().secrets.is_none());
-        let again = WorkloadTemplate::of(&sealed("0x01")).unwrap();
+        let again = WorkloadTemplate::of(&sealed("0x01"), None).unwrap();
         assert_eq!(first.revision(), again.revision());
-        let resealed = WorkloadTemplate::of(&sealed("0x02")).unwrap();
+        let resealed = WorkloadTemplate::of(&sealed("0x02"), None).unwrap();
         assert_ne!(first.revision(), resealed.revision());
+    }
+
+    #[test]
+    fn a_tunnel_reaches_the_workload_and_its_revision() {
+        use r1_crds::tunnel::BoreServer;
+        let spec = job("  tunnelRef: {name: web}\n");
+        assert_eq!(
+            WorkloadTemplate::of(&spec, None),
+            Err(WorkloadError::NoTunnel("web".into()))
+        );
+        let bore = |port| TunnelSpec {
+            provider: TunnelProvider::Bore,
+            token_secret_ref: None,
+            sealed_token: None,
+            hostname: None,
+            bore: Some(BoreServer {
+                server: "bore.example.com".into(),
+                port,
+            }),
+        };
+        let first = WorkloadTemplate::of(&spec, Some(&bore(Some(4000)))).unwrap();
+        assert_eq!(
+            first.spec().tunnel,
+            Some(WorkloadTunnel {
+                name: "web".into(),
+                provider: TunnelClient::Bore {
+                    server: "bore.example.com".into(),
+                    port: Some(4000)
+                }
+            })
+        );
+        assert!(first.sealed().is_empty());
+        let other = WorkloadTemplate::of(&spec, Some(&bore(Some(4001)))).unwrap();
+        assert_ne!(first.revision(), other.revision());
+        let mut kube = bore(None);
+        kube.token_secret_ref = Some(r1_crds::common::SecretKeyRef {
+            name: "s".into(),
+            key: "k".into(),
+        });
+        assert_eq!(
+            WorkloadTemplate::of(&spec, Some(&kube)),
+            Err(WorkloadError::SecretTunnel("web".into()))
+        );
     }
 
     #[test]
     fn secret_env_is_refused_with_its_field() {
         let spec =
             job("  env:\n    - name: A\n      valueFrom: {secretKeyRef: {name: s, key: k}}\n");
-        let err = WorkloadTemplate::of(&spec).unwrap_err();
+        let err = WorkloadTemplate::of(&spec, None).unwrap_err();
         assert!(
             err.to_string().starts_with("spec.env[0].valueFrom"),
             "{err}"

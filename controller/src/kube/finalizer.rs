@@ -127,11 +127,13 @@ mod tests {
         let desired = Desired {
             spec: r1_crds::api::spec::Spec::Tunnel(r1_crds::TunnelSpec {
                 provider: r1_crds::tunnel::TunnelProvider::Cloudflare,
-                token_secret_ref: r1_crds::common::SecretKeyRef {
+                token_secret_ref: Some(r1_crds::common::SecretKeyRef {
                     name: "t".into(),
                     key: "k".into(),
-                },
-                hostname: "a.example".into(),
+                }),
+                sealed_token: None,
+                hostname: Some("a.example".into()),
+                bore: None,
             }),
             labels: Default::default(),
             annotations: [(UID_ANNOTATION.to_owned(), "uid-1".to_owned())].into(),

@@ -12,8 +12,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_primitives::Address;
+use r1_crds::TunnelSpec;
 use r1_crds::api::object::{ObjectKey, StoredObject, timestamp_now};
 use r1_crds::job::{DeeployJobSpec, DeeployJobStatus, JobPhase};
+use r1_crds::manifest::Kind;
 use r1_protocol::messages::{DeployCommand, StopCommand, WorkloadId, WorkloadReport, WorkloadSpec};
 
 use crate::decide::chain_job::ChainJob;
@@ -47,7 +49,10 @@ impl Oracle {
         let template = spec
             .as_ref()
             .map_err(Clone::clone)
-            .and_then(|s| WorkloadTemplate::of(s).map_err(|e| e.to_string()))
+            .and_then(|s| {
+                let tunnel = self.tunnel_of(&key.namespace, s);
+                WorkloadTemplate::of(s, tunnel.as_ref()).map_err(|e| e.to_string())
+            })
             .and_then(|t| {
                 if deleting || t.sealed().is_empty() {
                     return Ok(t);
@@ -146,6 +151,19 @@ impl Oracle {
             (false, None, _) => {}
         }
         self.write_status(&key, object, &previous, &facts)
+    }
+
+    /// The `Tunnel` the job's `tunnelRef` names, when it is stored.
+    fn tunnel_of(&self, namespace: &str, spec: &DeeployJobSpec) -> Option<TunnelSpec> {
+        let name = &spec.tunnel_ref.as_ref()?.name;
+        let key = ObjectKey::new(Kind::Tunnel, namespace, name);
+        match self.store.get(&key) {
+            Ok(object) => object?.spec.tunnel().cloned(),
+            Err(e) => {
+                tracing::warn!(object = %key, error = %e, "cannot read the job's tunnel");
+                None
+            }
+        }
     }
 
     fn finalize(&self, key: &ObjectKey) {

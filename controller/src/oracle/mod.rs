@@ -6,6 +6,7 @@
 //! * [`chain`]: the chain snapshot a pass decides from.
 //! * [`cstore_rules`]: the CSTORE access rules published to the nodes, sealed, when changed.
 //! * [`secrets`]: a job's sealed values opened by this oracle and resealed to one node.
+//! * [`tunnels`]: each `Tunnel`'s status from the nodes' reports of its clients.
 //! * [`oracle_keys`]: the oracles' public keys, learned from their signatures, which the API
 //!   lists so that CSPs can seal values to every oracle.
 //! * [`relay`]: CSP requests relayed between oracles.
@@ -31,3 +32,4 @@ pub mod runtime;
 pub mod secrets;
 pub mod sessions;
 pub mod state;
+pub mod tunnels;

@@ -1009,6 +1009,7 @@ impl Oracle {
             }
         }
         self.publish_cstore_rules(&job_refs, now).await;
+        self.tunnel_statuses().await;
         self.metrics.jobs.clear();
         for (phase, count) in phases {
             self.metrics

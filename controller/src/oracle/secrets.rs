@@ -92,6 +92,15 @@ pub fn open_inputs(
             credentials,
         });
     }
+    if let Some(value) = &inputs.tunnel_token {
+        let field = "Tunnel spec.sealedToken".to_owned();
+        let bytes = open(field.clone(), value)?;
+        let token = String::from_utf8(bytes).map_err(|_| SecretError::Open {
+            field,
+            reason: "the token is not UTF-8 text".into(),
+        })?;
+        secrets.tunnel_token = Some(token.trim().to_owned());
+    }
     Ok(secrets)
 }
 
@@ -225,9 +234,11 @@ mod tests {
         let inputs = SealedInputs {
             env: BTreeMap::from([("DB".into(), sealed(b"hunter2", &[&oracle, &other], "acme"))]),
             registry: Some(sealed(config.as_bytes(), &[&oracle, &other], "acme")),
+            tunnel_token: Some(sealed(b"bore-secret\n", &[&oracle, &other], "acme")),
         };
         let secrets = open_inputs(&oracle, "acme", "registry.example:5000/a/b:1", &inputs).unwrap();
         assert_eq!(secrets.env["DB"], "hunter2");
+        assert_eq!(secrets.tunnel_token.as_deref(), Some("bore-secret"));
         assert_eq!(
             secrets.registry.as_ref().unwrap().credentials,
             credentials()
@@ -247,6 +258,7 @@ mod tests {
         let inputs = SealedInputs {
             env: BTreeMap::from([("DB".into(), sealed(b"x", &[&oracle], "mallory"))]),
             registry: None,
+            tunnel_token: None,
         };
         let err = open_inputs(&oracle, "acme", "a/b:1", &inputs).unwrap_err();
         assert!(
@@ -265,6 +277,7 @@ mod tests {
         let inputs = SealedInputs {
             env: BTreeMap::new(),
             registry: Some(sealed(config.as_bytes(), &[&oracle], "acme")),
+            tunnel_token: None,
         };
         assert_eq!(
             open_inputs(&oracle, "acme", "nginx:1", &inputs),

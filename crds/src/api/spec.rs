@@ -85,6 +85,14 @@ impl Spec {
         }
     }
 
+    /// The tunnel spec, when this is a tunnel.
+    pub fn tunnel(&self) -> Option<&crate::TunnelSpec> {
+        match self {
+            Self::Tunnel(spec) => Some(spec),
+            _ => None,
+        }
+    }
+
     /// The project's spec, `None` for other kinds.
     pub fn project(&self) -> Option<&DeeployProjectSpec> {
         match self {

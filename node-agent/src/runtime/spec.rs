@@ -236,6 +236,7 @@ mod tests {
             gpu: 0,
             health: None,
             secrets: None,
+            tunnel: None,
         }
     }
 

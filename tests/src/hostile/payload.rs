@@ -102,6 +102,7 @@ pub fn running(job: u64, replica: u32, revision: &str) -> WorkloadReport {
         image_digest: None,
         ports: Vec::new(),
         healthy: Some(true),
+        tunnel: None,
     }
 }
 

@@ -99,7 +99,7 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
             "AGE",
         ],
         Kind::Project => vec!["NAME", "OWNER", "JOBS", "SPEND", "AGE"],
-        Kind::Tunnel => vec!["NAME", "PROVIDER", "HOSTNAME", "PHASE", "AGE"],
+        Kind::Tunnel => vec!["NAME", "PROVIDER", "URL", "PHASE", "AGE"],
         Kind::Escrow => vec!["NAME", "CHAIN", "ADDRESS", "LOCKED", "PHASE", "AGE"],
     };
     if wide {
@@ -149,7 +149,7 @@ fn row(object: &StoredObject, wide: bool, now: Timestamp) -> Vec<String> {
         Spec::Tunnel(spec) => vec![
             name,
             spec.provider.as_str().to_owned(),
-            spec.hostname.clone(),
+            text(status, &["url"]),
             phase(object),
             age,
         ],
@@ -481,7 +481,7 @@ mod tests {
             let text = render(|out| table(kind, &[object], false, false, now(), out));
             let expected = match kind {
                 Kind::Project => "0xabc",
-                Kind::Tunnel => "a.example",
+                Kind::Tunnel => "cloudflare",
                 _ => "31337",
             };
             assert!(text.contains(expected), "{kind}: {text}");

@@ -53,3 +53,11 @@ if [[ -f node-agent/r1fs/kubo-cids/package-lock.json ]]; then
     cp node-agent/r1fs/kubo-cids/package-lock.json "$stamp"
   fi
 fi
+
+# bore (crate bore-cli), the self-hostable tunnel server and client the tunnel tests run on
+# 127.0.0.1 (tests/src/bore.rs finds it here); built from the crate registry once.
+bore_root="${HOME}/.cache/r1/tools"
+if [[ "$("${bore_root}/bin/bore" --version 2>/dev/null)" != "bore-cli 0.6.0" ]]; then
+  echo "deps: installing bore-cli 0.6.0 into ${bore_root}"
+  cargo install --locked --quiet bore-cli --version 0.6.0 --root "${bore_root}"
+fi

@@ -1696,6 +1696,16 @@ fn expected_node_config(values: &Value) -> Value {
         );
     }
     put(&mut config, "registries", Value::Mapping(registries));
+    let mut tunnels = serde_yaml::Mapping::new();
+    for field in ["borePath", "cloudflaredPath", "ngrokPath"] {
+        let path = str_at(values, &format!("tunnels.{field}"));
+        if !path.is_empty() {
+            tunnels.insert(field.into(), path.into());
+        }
+    }
+    if !tunnels.is_empty() {
+        put(&mut config, "tunnels", Value::Mapping(tunnels));
+    }
     Value::Mapping(config)
 }
 

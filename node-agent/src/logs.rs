@@ -1,9 +1,48 @@
 //! Workload logs: containerd's shim appends each container's stdout and stderr to one file
 //! (so output is kept while the agent is down); the agent rotates it by size (copy, then
 //! truncate: the shim keeps appending to the same open file) and reads it back for the API.
+//! The shim writes no timestamps, so the agent notes, each time it looks at a log, how long it
+//! was then ([`TimeMarks`]): what was written since a moment is found to within one look.
 
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Marks kept per log: hours of a log that grows every pass.
+const MAX_MARKS: usize = 8192;
+
+/// How long a live log was when the agent looked, oldest first; forgotten when it is rotated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimeMarks {
+    marks: VecDeque<(u64, u64)>,
+}
+
+impl TimeMarks {
+    /// Notes that the log was `len` bytes long at `at_ms`.
+    pub fn observe(&mut self, at_ms: u64, len: u64) {
+        match self.marks.back() {
+            Some(&(_, last)) if last == len => return,
+            Some(&(_, last)) if len < last => self.marks.clear(),
+            _ => {}
+        }
+        if self.marks.len() == MAX_MARKS {
+            self.marks.pop_front();
+        }
+        self.marks.push_back((at_ms, len));
+    }
+
+    /// Where to start reading for what was written at or after `since_ms`: how long the log was
+    /// when last seen before then (so a little written just before may come too); 0 when it
+    /// was not seen before then.
+    pub fn offset_since(&self, since_ms: u64) -> u64 {
+        self.marks
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= since_ms)
+            .map_or(0, |(_, len)| *len)
+    }
+}
 
 /// Where logs live and how much of them to keep.
 #[derive(Debug, Clone)]
@@ -11,6 +50,7 @@ pub struct LogDir {
     dir: PathBuf,
     max_bytes: u64,
     keep: u32,
+    marks: Arc<Mutex<HashMap<String, TimeMarks>>>,
 }
 
 impl LogDir {
@@ -21,7 +61,20 @@ impl LogDir {
             dir,
             max_bytes,
             keep,
+            marks: Arc::default(),
         })
+    }
+
+    fn marks(&self) -> std::sync::MutexGuard<'_, HashMap<String, TimeMarks>> {
+        self.marks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Where to start reading `container`'s live log for what it wrote at or after `since_ms`
+    /// (see [`TimeMarks::offset_since`]).
+    pub fn offset_since(&self, container: &str, since_ms: u64) -> u64 {
+        self.marks()
+            .get(container)
+            .map_or(0, |marks| marks.offset_since(since_ms))
     }
 
     /// The live log file of container `id`.
@@ -33,15 +86,21 @@ impl LogDir {
         self.dir.join(format!("{container}.log.{n}"))
     }
 
-    /// Rotates the log of `container` when it has grown past the limit. Returns whether it did.
-    pub fn rotate_if_large(&self, container: &str) -> std::io::Result<bool> {
+    /// Rotates the log of `container` when it has grown past the limit, and notes its length
+    /// at `now_ms`. Returns whether it rotated.
+    pub fn rotate_if_large(&self, container: &str, now_ms: u64) -> std::io::Result<bool> {
         let live = self.path(container);
         let size = match std::fs::metadata(&live) {
             Ok(meta) => meta.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
-        if size <= self.max_bytes {
+        let rotating = size > self.max_bytes;
+        self.marks()
+            .entry(container.to_owned())
+            .or_default()
+            .observe(now_ms, if rotating { 0 } else { size });
+        if !rotating {
             return Ok(false);
         }
         if self.keep == 0 {
@@ -67,6 +126,7 @@ impl LogDir {
 
     /// Deletes every log file of `container`.
     pub fn remove(&self, container: &str) -> std::io::Result<()> {
+        self.marks().remove(container);
         let mut files = vec![self.path(container)];
         files.extend((1..=self.keep).map(|n| self.rotated(container, n)));
         for file in files {
@@ -91,10 +151,15 @@ pub fn tail(path: &Path, lines: usize) -> std::io::Result<(Vec<u8>, u64)> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     let end = bytes.len() as u64;
+    Ok((last_lines(&bytes, lines).to_vec(), end))
+}
+
+/// The last `lines` lines of `bytes` (all of them for 0).
+pub fn last_lines(bytes: &[u8], lines: usize) -> &[u8] {
     if lines == 0 {
-        return Ok((bytes, end));
+        return bytes;
     }
-    let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let start = body
         .iter()
         .enumerate()
@@ -102,7 +167,7 @@ pub fn tail(path: &Path, lines: usize) -> std::io::Result<(Vec<u8>, u64)> {
         .filter(|(_, b)| **b == b'\n')
         .nth(lines - 1)
         .map_or(0, |(i, _)| i + 1);
-    Ok((bytes[start..].to_vec(), end))
+    &bytes[start..]
 }
 
 /// New bytes of `path` after `offset`, and the new offset. A file that shrank (it was rotated)
@@ -132,7 +197,7 @@ mod tests {
         let logs = LogDir::new(dir.path().to_owned(), 10, 2).unwrap();
         for round in 0..4 {
             std::fs::write(logs.path("c"), format!("round {round} of lines\n")).unwrap();
-            assert!(logs.rotate_if_large("c").unwrap());
+            assert!(logs.rotate_if_large("c", 0).unwrap());
             assert_eq!(std::fs::metadata(logs.path("c")).unwrap().len(), 0);
         }
         assert_eq!(
@@ -145,7 +210,7 @@ mod tests {
         );
         assert!(!logs.rotated("c", 3).exists());
         std::fs::write(logs.path("c"), "short\n").unwrap();
-        assert!(!logs.rotate_if_large("c").unwrap());
+        assert!(!logs.rotate_if_large("c", 0).unwrap());
         logs.remove("c").unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
@@ -163,5 +228,44 @@ mod tests {
         std::fs::write(&path, "e\n").unwrap();
         assert_eq!(read_from(&path, 8).unwrap(), (b"e\n".to_vec(), 2));
         assert_eq!(tail(&dir.path().join("none"), 3).unwrap(), (vec![], 0));
+    }
+
+    #[test]
+    fn marks_find_where_a_moment_s_output_starts_and_forget_a_rotated_log() {
+        let mut marks = TimeMarks::default();
+        assert_eq!(marks.offset_since(5), 0);
+        marks.observe(1_000, 10);
+        marks.observe(2_000, 10);
+        marks.observe(3_000, 25);
+        marks.observe(4_000, 40);
+        assert_eq!(
+            marks.offset_since(500),
+            0,
+            "before the first look: all of it"
+        );
+        assert_eq!(marks.offset_since(2_500), 10);
+        assert_eq!(marks.offset_since(3_000), 25);
+        assert_eq!(
+            marks.offset_since(9_000),
+            40,
+            "nothing newer than the last look"
+        );
+        marks.observe(5_000, 3);
+        assert_eq!(
+            marks.offset_since(4_500),
+            0,
+            "rotated: what is left is all newer"
+        );
+        assert_eq!(marks.offset_since(5_500), 3);
+    }
+
+    #[test]
+    fn marks_are_bounded() {
+        let mut marks = TimeMarks::default();
+        for i in 0..(MAX_MARKS as u64 + 10) {
+            marks.observe(i, i + 1);
+        }
+        assert_eq!(marks.marks.len(), MAX_MARKS);
+        assert_eq!(marks.offset_since(5), 0, "the oldest were forgotten");
     }
 }

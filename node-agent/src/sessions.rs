@@ -159,9 +159,13 @@ impl Sessions {
         };
         let container = container_id(workload, &desired.spec.revision);
         match &request {
-            SessionRequest::Logs { follow, tail_lines } => tracing::info!(
+            SessionRequest::Logs {
+                follow,
+                tail_lines,
+                since_ms,
+            } => tracing::info!(
                 %session, %requester, %oracle, job = workload.job, replica = workload.replica,
-                follow, tail_lines, "logs session opened"
+                follow, tail_lines, ?since_ms, "logs session opened"
             ),
             SessionRequest::Exec { argv, tty, .. } => tracing::info!(
                 %session, %requester, %oracle, job = workload.job, replica = workload.replica,
@@ -248,11 +252,17 @@ async fn run_session(
     input: mpsc::Receiver<SessionInput>,
 ) -> SessionEnd {
     match request {
-        SessionRequest::Logs { follow, tail_lines } => {
-            stream_logs(
-                context, out, workload, &container, follow, tail_lines, input,
-            )
-            .await
+        SessionRequest::Logs {
+            follow,
+            tail_lines,
+            since_ms,
+        } => {
+            let ask = LogsAsk {
+                follow,
+                tail_lines,
+                since_ms,
+            };
+            stream_logs(context, out, workload, &container, ask, input).await
         }
         SessionRequest::Exec {
             argv,
@@ -270,18 +280,32 @@ async fn run_session(
     }
 }
 
+/// What a logs session asks for.
+struct LogsAsk {
+    follow: bool,
+    tail_lines: u32,
+    since_ms: Option<u64>,
+}
+
 async fn stream_logs(
     context: &SessionContext,
     out: &Output,
     workload: WorkloadId,
     container: &str,
-    follow: bool,
-    tail_lines: u32,
+    ask: LogsAsk,
     mut input: mpsc::Receiver<SessionInput>,
 ) -> SessionEnd {
     let path = context.logs.path(container);
-    let lines = usize::try_from(tail_lines).unwrap_or(usize::MAX);
-    let (first, mut offset) = match logs::tail(&path, lines) {
+    let lines = usize::try_from(ask.tail_lines).unwrap_or(usize::MAX);
+    let read = match ask.since_ms {
+        Some(since) => {
+            let start = context.logs.offset_since(container, since);
+            logs::read_from(&path, start)
+                .map(|(bytes, next)| (logs::last_lines(&bytes, lines).to_vec(), next))
+        }
+        None => logs::tail(&path, lines),
+    };
+    let (first, mut offset) = match read {
         Ok(read) => read,
         Err(e) => {
             return SessionEnd::Failed {
@@ -292,7 +316,7 @@ async fn stream_logs(
     if let Err(end) = out.send(Stream::Log, &first).await {
         return end;
     }
-    while follow && context.state.desired_one(workload).is_some() {
+    while ask.follow && context.state.desired_one(workload).is_some() {
         tokio::select! {
             message = input.recv() => match message {
                 Some(message) if !message.close => continue,

@@ -187,8 +187,9 @@ impl Supervisor {
         for (id, error) in self.parts.forwarder.sync(&ports).await {
             self.port_failures.insert(id, error.to_string());
         }
+        let now = r1_protocol::now_ms();
         for container in wanted.values() {
-            if let Err(e) = self.parts.logs.rotate_if_large(container) {
+            if let Err(e) = self.parts.logs.rotate_if_large(container, now) {
                 tracing::warn!(container, "log rotation failed: {e}");
             }
         }

@@ -73,6 +73,10 @@ pub enum SessionRequest {
         follow: bool,
         /// Lines of the end of the log to send first (0: the whole log kept).
         tail_lines: u32,
+        /// Only what was written since this moment (ms since the Unix epoch), to within the
+        /// node's log pass.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since_ms: Option<u64>,
     },
     /// A command run inside the replica's container, as one more process of its task.
     Exec {
@@ -288,6 +292,7 @@ mod tests {
             request: SessionRequest::Logs {
                 follow: true,
                 tail_lines: 10,
+                since_ms: None,
             },
         };
         let json = serde_json::to_string(&open).unwrap();

@@ -73,6 +73,29 @@ fn the_owner_reads_logs_and_runs_commands_and_nobody_else_does() {
     let logs = logs.expect("ran");
     assert!(read, "{}\n{}", printed(&logs), network_logs(&network));
 
+    // Since: only what the replica wrote lately (here, a line written into its log by exec).
+    std::thread::sleep(Duration::from_secs(3));
+    let wrote = network
+        .r1ctl(&[
+            "exec",
+            "djob/talker",
+            "--",
+            "sh",
+            "-c",
+            "echo lately > /proc/1/fd/1",
+        ])
+        .expect("r1ctl exec");
+    assert!(wrote.status.success(), "{}", printed(&wrote));
+    let recent = network
+        .r1ctl(&["logs", "--since", "2s", "--replica", "0", "djob/talker"])
+        .expect("r1ctl logs --since");
+    assert_eq!(
+        String::from_utf8_lossy(&recent.stdout),
+        "lately\n",
+        "{}",
+        printed(&recent)
+    );
+
     // Exec: output on its streams and the exit status passed back.
     let started = Instant::now();
     let exec = network
@@ -144,7 +167,7 @@ fn the_owner_reads_logs_and_runs_commands_and_nobody_else_does() {
         .expect("r1ctl logs -f");
     let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
     let first = lines.next().and_then(Result::ok);
-    assert_eq!(first.as_deref(), Some(GREETING));
+    assert_eq!(first.as_deref(), Some("lately"), "the last line of the log");
     follow.kill().expect("stop following");
     let _ = follow.wait();
 

@@ -144,6 +144,10 @@ enum Command {
         /// Lines from the end of each log (0: all that the node keeps).
         #[arg(long, default_value_t = 0)]
         tail: u32,
+        /// Only what was written in the last DURATION (`30s`, `5m`, `2h`), to within the
+        /// node's log pass (about a second).
+        #[arg(long, value_name = "DURATION", value_parser = r1_ctl::sessions::parse_seconds)]
+        since: Option<u64>,
         #[command(flatten)]
         namespace: NamespaceArgs,
         #[command(flatten)]
@@ -830,6 +834,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             replica,
             follow,
             tail,
+            since,
             namespace,
             remote,
         } => {
@@ -839,6 +844,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 replica: *replica,
                 follow: *follow,
                 tail: *tail,
+                since: *since,
             };
             Ok(block_on(r1_ctl::sessions::logs(
                 &client, &key, options, &mut out,

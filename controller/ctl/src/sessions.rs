@@ -23,6 +23,31 @@ pub struct LogsOptions {
     pub follow: bool,
     /// Lines from the end of each log (0: all that is kept).
     pub tail: u32,
+    /// Only what was written in the last this many seconds.
+    pub since: Option<u64>,
+}
+
+/// Seconds of a duration written `45`, `30s`, `5m` or `2h`.
+pub fn parse_seconds(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let factor = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        _ => {
+            return Err(format!(
+                "{text:?}: use a number of seconds, or one ending in s, m or h"
+            ));
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| format!("{text:?} is not a duration like 30s, 5m or 2h"))
 }
 
 /// What `r1ctl exec` runs.
@@ -61,6 +86,9 @@ pub async fn logs(
     }
     if let Some(replica) = options.replica {
         query.push(("replica", replica.to_string()));
+    }
+    if let Some(since) = options.since {
+        query.push(("since", since.to_string()));
     }
     let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let url = client.url(&job_segments(job, "logs"), &pairs)?;
@@ -266,6 +294,17 @@ fn show(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_read_in_seconds_minutes_or_hours() {
+        assert_eq!(parse_seconds("45"), Ok(45));
+        assert_eq!(parse_seconds("30s"), Ok(30));
+        assert_eq!(parse_seconds("5m"), Ok(300));
+        assert_eq!(parse_seconds("2h"), Ok(7200));
+        assert!(parse_seconds("5d").is_err());
+        assert!(parse_seconds("m").is_err());
+        assert!(parse_seconds("-1s").is_err());
+    }
 
     #[test]
     fn lines_go_to_their_stream_prefixed_when_asked_and_endings_are_kept() {

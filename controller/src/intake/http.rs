@@ -687,6 +687,9 @@ async fn logs_handler(
     let request = SessionRequest::Logs {
         follow: query.follow,
         tail_lines: query.tail,
+        since_ms: query
+            .since
+            .map(|seconds| now_ms().saturating_sub(seconds.saturating_mul(1000))),
     };
     let mut opened = Vec::new();
     for replica in picked {

@@ -3,7 +3,7 @@
 //! `404 not_found`, exactly as a missing one), and a [`SessionDoor`] (the oracle runtime) finds
 //! the replicas and opens a session on each node through the broker.
 //!
-//! * `GET /v1/{kind}/{namespace}/{name}/logs?replica=&follow=&tail=` — the replicas' logs
+//! * `GET /v1/{kind}/{namespace}/{name}/logs?replica=&follow=&tail=&since=` — the replicas' logs
 //!   (one replica's with `replica`), as [`SessionLine`]s, one JSON object per line.
 //! * `POST /v1/{kind}/{namespace}/{name}/exec?replica=` — body an [`ExecBody`]; the command's
 //!   output and exit as [`SessionLine`]s, the first naming the session.
@@ -92,6 +92,8 @@ pub struct LogsQuery {
     /// Lines from the end of each log to send first (0 or absent: all that is kept).
     #[serde(default)]
     pub tail: u32,
+    /// Only what was written in the last this many seconds.
+    pub since: Option<u64>,
     /// A delegate's `?owner=` (checked by the authentication layer).
     pub owner: Option<String>,
 }

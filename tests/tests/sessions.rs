@@ -114,6 +114,23 @@ fn the_owner_reads_logs_and_runs_commands_and_nobody_else_does() {
     assert_eq!(String::from_utf8_lossy(&exec.stderr), "to-stderr\n");
     println!("exec round trip: {exec_time:?}");
 
+    // A terminal when asked for, and only then.
+    let probe = "if test -t 1; then echo terminal; else echo pipe; fi";
+    let on_tty = network
+        .r1ctl(&["exec", "-t", "djob/talker", "--", "sh", "-c", probe])
+        .expect("r1ctl exec -t");
+    assert_eq!(on_tty.status.code(), Some(0), "{}", printed(&on_tty));
+    assert_eq!(
+        String::from_utf8_lossy(&on_tty.stdout).trim_end(),
+        "terminal",
+        "{}",
+        printed(&on_tty)
+    );
+    let no_tty = network
+        .r1ctl(&["exec", "djob/talker", "--", "sh", "-c", probe])
+        .expect("r1ctl exec");
+    assert_eq!(String::from_utf8_lossy(&no_tty.stdout), "pipe\n");
+
     // Stdin reaches the command; its end closes the command's input.
     let mut cat = network
         .r1ctl_command()

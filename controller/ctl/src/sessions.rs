@@ -121,27 +121,92 @@ pub async fn exec(
     let body = ExecBody {
         argv: options.argv,
         tty: options.tty,
-        size: options.tty.then_some((80, 24)),
+        size: options.tty.then(|| window_size().unwrap_or((80, 24))),
         stdin: options.stdin,
     };
     let body = serde_json::to_vec(&body).map_err(|e| RemoteError::Unexpected {
         status: 0,
         text: e.to_string(),
     })?;
+    // Raw while the command runs (keys go to it as typed), restored when this returns.
+    let _raw = options.tty.then(RawTerminal::enter).flatten();
     let response = client.send_streaming(Method::POST, url, body).await?;
     let stdin = options.stdin;
+    let tty = options.tty;
     let sender = client.clone();
     let mut feeding = None;
+    let mut resizing = None;
     let mut on_session = |session: &str| {
         if stdin {
             feeding = Some(tokio::spawn(feed_stdin(sender.clone(), session.to_owned())));
         }
+        if tty {
+            resizing = Some(tokio::spawn(follow_size(
+                sender.clone(),
+                session.to_owned(),
+            )));
+        }
     };
     let ended = read_lines_with(response, out, err, false, &mut on_session).await?;
-    if let Some(task) = feeding {
+    for task in [feeding, resizing].into_iter().flatten() {
         task.abort();
     }
     Ok(ended)
+}
+
+/// The local terminal's size (columns, rows), when stdout is one.
+fn window_size() -> Option<(u16, u16)> {
+    let size = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
+    (size.ws_col > 0 && size.ws_row > 0).then_some((size.ws_col, size.ws_row))
+}
+
+/// Sends the local terminal's new size to `session` each time it changes (SIGWINCH).
+async fn follow_size(client: Client, session: String) -> Result<(), RemoteError> {
+    let Ok(mut changes) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+    else {
+        return Ok(());
+    };
+    while changes.recv().await.is_some() {
+        if let Some(size) = window_size() {
+            let input = InputBody {
+                resize: Some(size),
+                ..InputBody::default()
+            };
+            send_input(&client, &session, &input).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The local terminal in raw mode while an exec on a terminal runs (keys, ^C included, go to
+/// the command as typed), put back as it was when dropped. Nothing when stdin is no terminal.
+struct RawTerminal {
+    saved: rustix::termios::Termios,
+}
+
+impl RawTerminal {
+    fn enter() -> Option<Self> {
+        let stdin = std::io::stdin();
+        if !rustix::termios::isatty(&stdin) {
+            return None;
+        }
+        let saved = rustix::termios::tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw).ok()?;
+        Some(Self { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
+    }
 }
 
 /// Sends this process's stdin to `session`, then its end. Stdin is read on a thread of its

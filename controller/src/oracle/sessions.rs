@@ -225,7 +225,12 @@ impl SessionDoor for SessionHub {
                 .ok_or_else(|| SessionRefused::NoSession(session.to_string()))?;
             let seq = held.next_input;
             held.next_input += 1;
-            (held.node, seq)
+            let node = held.node;
+            // Closed by its reader: forgotten here at once, whether or not the node answers.
+            if input.close {
+                open.remove(session);
+            }
+            (node, seq)
         };
         let message = SessionInput {
             target: node,

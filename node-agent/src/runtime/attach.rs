@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use containerd_client::services::v1::{
-    CloseIoRequest, DeleteProcessRequest, ExecProcessRequest, GetContainerRequest, KillRequest,
-    ResizePtyRequest, StartRequest, WaitRequest,
+    CloseIoRequest, ExecProcessRequest, KillRequest, ResizePtyRequest, StartRequest, WaitRequest,
 };
 use nix::sys::stat::Mode;
 use serde_json::{Value, json};
@@ -17,9 +16,7 @@ use tokio::net::unix::pipe;
 use tonic::Code;
 
 use super::containerd::{Containerd, RuntimeError};
-
-/// Type URL of an OCI process spec in containerd's `Any`.
-const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+use super::exec::PROCESS_TYPE;
 
 /// Makes attached exec ids unique within the agent.
 static NEXT_ATTACHED: AtomicU64 = AtomicU64::new(0);
@@ -105,20 +102,7 @@ impl Containerd {
         if spec.args.is_empty() {
             return Err(refuse("no command to run".into()));
         }
-        let container = self
-            .client
-            .containers()
-            .get(self.request(GetContainerRequest { id: id.to_owned() }))
-            .await
-            .map_err(RuntimeError::rpc("get container"))?
-            .into_inner()
-            .container
-            .ok_or_else(|| refuse("containerd returned no container".into()))?;
-        let runtime_spec: Value = container
-            .spec
-            .as_ref()
-            .and_then(|any| serde_json::from_slice(&any.value).ok())
-            .ok_or_else(|| refuse("the container has no readable runtime spec".into()))?;
+        let runtime_spec = self.runtime_spec(id).await?;
         let process = attached_process(&runtime_spec, spec)
             .ok_or_else(|| refuse("the runtime spec has no process".into()))?;
 
@@ -272,22 +256,7 @@ impl Containerd {
 
     /// Deletes the record of attached process `exec_id` and its pipes in `dir`.
     pub async fn finish_attached(&self, id: &str, exec_id: &str, dir: &Path) {
-        if let Err(status) = self
-            .client
-            .tasks()
-            .delete_process(self.request(DeleteProcessRequest {
-                container_id: id.to_owned(),
-                exec_id: exec_id.to_owned(),
-            }))
-            .await
-            && status.code() != Code::NotFound
-        {
-            tracing::warn!(
-                container = id,
-                exec_id,
-                "cannot delete exec process: {status}"
-            );
-        }
+        self.delete_exec(id, exec_id).await;
         if let Err(e) = std::fs::remove_dir_all(dir)
             && e.kind() != std::io::ErrorKind::NotFound
         {

@@ -10,13 +10,14 @@ use containerd_client::services::v1::{
     DeleteProcessRequest, ExecProcessRequest, GetContainerRequest, KillRequest, StartRequest,
     WaitRequest,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tonic::Code;
 
+use super::attach::{AttachSpec, attached_process};
 use super::containerd::{Containerd, RuntimeError};
 
 /// Type URL of an OCI process spec in containerd's `Any`.
-const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+pub(super) const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 /// How long a killed command has to be reaped before its record is deleted anyway.
 const REAP_WAIT: Duration = Duration::from_secs(2);
 
@@ -36,12 +37,12 @@ pub enum ExecOutcome {
 /// container's own process with its arguments replaced and no terminal. `None` when the spec
 /// has no process object.
 pub fn process_spec(spec: &Value, args: &[String]) -> Option<Value> {
-    let mut process = spec.get("process")?.clone();
-    let fields = process.as_object_mut()?;
-    fields.insert("args".into(), json!(args));
-    fields.insert("terminal".into(), json!(false));
-    fields.remove("consoleSize");
-    Some(process)
+    let plain = AttachSpec {
+        args: args.to_vec(),
+        terminal: None,
+        stdin: false,
+    };
+    attached_process(spec, &plain)
 }
 
 impl Containerd {
@@ -60,20 +61,7 @@ impl Containerd {
         if args.is_empty() {
             return Err(refuse("no command to run"));
         }
-        let container = self
-            .client
-            .containers()
-            .get(self.request(GetContainerRequest { id: id.to_owned() }))
-            .await
-            .map_err(RuntimeError::rpc("get container"))?
-            .into_inner()
-            .container
-            .ok_or_else(|| refuse("containerd returned no container"))?;
-        let spec: Value = container
-            .spec
-            .as_ref()
-            .and_then(|any| serde_json::from_slice(&any.value).ok())
-            .ok_or_else(|| refuse("the container has no readable runtime spec"))?;
+        let spec = self.runtime_spec(id).await?;
         let process =
             process_spec(&spec, args).ok_or_else(|| refuse("the runtime spec has no process"))?;
         let exec_id = format!("r1-exec-{}", NEXT_EXEC.fetch_add(1, Ordering::Relaxed));
@@ -91,12 +79,41 @@ impl Containerd {
             .await
             .map_err(RuntimeError::rpc("exec"))?;
         let outcome = self.start_and_wait(id, &exec_id, timeout).await;
+        self.delete_exec(id, &exec_id).await;
+        outcome
+    }
+
+    /// The OCI runtime spec of container `id`, as containerd holds it.
+    pub(super) async fn runtime_spec(&self, id: &str) -> Result<Value, RuntimeError> {
+        let refuse = |reason: &str| RuntimeError::Exec {
+            container: id.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let container = self
+            .client
+            .containers()
+            .get(self.request(GetContainerRequest { id: id.to_owned() }))
+            .await
+            .map_err(RuntimeError::rpc("get container"))?
+            .into_inner()
+            .container
+            .ok_or_else(|| refuse("containerd returned no container"))?;
+        container
+            .spec
+            .as_ref()
+            .and_then(|any| serde_json::from_slice(&any.value).ok())
+            .ok_or_else(|| refuse("the container has no readable runtime spec"))
+    }
+
+    /// Deletes the record of exec process `exec_id` in container `id` (one already gone is
+    /// fine; another failure is logged).
+    pub(super) async fn delete_exec(&self, id: &str, exec_id: &str) {
         if let Err(status) = self
             .client
             .tasks()
             .delete_process(self.request(DeleteProcessRequest {
                 container_id: id.to_owned(),
-                exec_id: exec_id.clone(),
+                exec_id: exec_id.to_owned(),
             }))
             .await
             && status.code() != Code::NotFound
@@ -107,7 +124,6 @@ impl Containerd {
                 "cannot delete exec process: {status}"
             );
         }
-        outcome
     }
 
     async fn start_and_wait(
@@ -159,6 +175,8 @@ impl Containerd {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

@@ -62,7 +62,9 @@ use crate::intake::claims::{AllowAll, NamespaceClaims};
 use crate::intake::delegation::{self, DelegationError, Delegations};
 use crate::intake::quotas::Quotas;
 use crate::intake::ratelimit::{Limiter, Rate};
-use crate::intake::serve::{BodyTimedOut, ServeLimits, serve_api, serve_router, timeout_response};
+use crate::intake::serve::{
+    BodyTimedOut, LongStream, ServeLimits, serve_api, serve_router, timeout_response,
+};
 use crate::intake::sessions::{
     self, ExecBody, ExecQuery, InputBody, LogsQuery, ReplicaAt, SessionDoor, SessionLine,
     SessionRefused,
@@ -647,6 +649,7 @@ fn session_stream(
     });
     Response::builder()
         .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .extension(LongStream)
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }

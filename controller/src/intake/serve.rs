@@ -3,7 +3,8 @@
 //! backlog until a slot frees), a deadline for a request's headers (which also closes an idle
 //! keep-alive connection: hyper starts that clock as soon as the connection is ready for its
 //! next request), one for its body, one for the whole request, and a longest life per
-//! connection.
+//! connection. A response marked [`LongStream`] (a followed log, a shell) outlives the
+//! connection's life: the connection closes once it ends, within [`ServeLimits::stream_lifetime`].
 
 use std::error::Error;
 use std::fmt;
@@ -50,12 +51,22 @@ pub struct ServeLimits {
     pub request: Duration,
     /// Longest a connection stays open; then it is asked to close after its current request.
     pub connection_lifetime: Duration,
+    /// How long a connection asked to close may still finish its request.
+    pub grace: Duration,
+    /// Longest a [`LongStream`] response keeps its connection open past its lifetime.
+    pub stream_lifetime: Duration,
 }
+
+/// Marks a response whose body streams for as long as its reader wants (a followed log, a
+/// shell): its connection is not cut [`ServeLimits::grace`] after the connection's lifetime, but left to
+/// finish the stream, within [`ServeLimits::stream_lifetime`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LongStream;
 
 impl Default for ServeLimits {
     /// 768 connections (under the common 1024 open-file limit, above what a few hundred slow
     /// clients take); 10 s for headers or idling, 30 s for a body, 60 s for a request, five
-    /// minutes per connection.
+    /// minutes per connection, and a minute more than a node's longest session for a stream.
     fn default() -> Self {
         Self {
             max_connections: 768,
@@ -63,6 +74,8 @@ impl Default for ServeLimits {
             body_read: Duration::from_secs(30),
             request: Duration::from_secs(60),
             connection_lifetime: Duration::from_secs(300),
+            grace: GRACE,
+            stream_lifetime: Duration::from_secs(3660),
         }
     }
 }
@@ -79,7 +92,7 @@ pub async fn serve_api(listener: TcpListener, router: Router) -> std::io::Result
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` completes, then lets open
-/// connections finish their requests (for at most [`GRACE`]). Handlers see the peer address as
+/// connections finish their requests (for at most [`ServeLimits::grace`]). Handlers see the peer address as
 /// [`ConnectInfo<SocketAddr>`].
 pub async fn serve_router(
     listener: TcpListener,
@@ -130,9 +143,15 @@ async fn serve_connection(
     limits: ServeLimits,
     mut closed: watch::Receiver<bool>,
 ) {
+    let streams = Arc::new(());
+    let counted = streams.clone();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let router = router.clone();
-        async move { Ok::<_, std::convert::Infallible>(answer(router, request, peer, limits).await) }
+        let streams = counted.clone();
+        async move {
+            let response = answer(router, request, peer, limits).await;
+            Ok::<_, std::convert::Infallible>(count_long_stream(response, streams))
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -141,13 +160,20 @@ async fn serve_connection(
         .max_buf_size(MAX_BUF_BYTES);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
-    tokio::select! {
+    let shutting_down = tokio::select! {
         result = connection.as_mut() => return log_end(peer, result),
-        () = tokio::time::sleep(limits.connection_lifetime) => {}
-        _ = closed.wait_for(|closed| *closed) => {}
-    }
+        () = tokio::time::sleep(limits.connection_lifetime) => false,
+        _ = closed.wait_for(|closed| *closed) => true,
+    };
     connection.as_mut().graceful_shutdown();
-    match tokio::time::timeout(GRACE, connection).await {
+    // `streams` is held here and by the service, and once more by each long stream.
+    let streaming = Arc::strong_count(&streams) > 2;
+    let grace = if streaming && !shutting_down {
+        limits.stream_lifetime
+    } else {
+        limits.grace
+    };
+    match tokio::time::timeout(grace, connection).await {
         Ok(result) => log_end(peer, result),
         Err(_) => tracing::debug!(%peer, "connection dropped after its grace period"),
     }
@@ -156,6 +182,45 @@ async fn serve_connection(
 fn log_end(peer: SocketAddr, result: Result<(), hyper::Error>) {
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended");
+    }
+}
+
+/// `response`, holding a clone of `streams` until its body ends when it is a [`LongStream`].
+fn count_long_stream(response: Response, streams: Arc<()>) -> Response {
+    if response.extensions().get::<LongStream>().is_none() {
+        return response;
+    }
+    response.map(|body| {
+        Body::new(CountedBody {
+            inner: body,
+            _streams: streams,
+        })
+    })
+}
+
+/// A response body that holds its connection's stream count while it lives.
+struct CountedBody {
+    inner: Body,
+    _streams: Arc<()>,
+}
+
+impl HttpBody for CountedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

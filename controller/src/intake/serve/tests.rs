@@ -39,6 +39,8 @@ fn limits(max_connections: usize, header_read: Duration) -> ServeLimits {
         body_read: Duration::from_millis(300),
         request: Duration::from_secs(10),
         connection_lifetime: Duration::from_secs(60),
+        grace: Duration::from_secs(10),
+        stream_lifetime: Duration::from_secs(60),
     }
 }
 
@@ -155,4 +157,67 @@ async fn slow_and_oversized_bodies_are_refused() {
         .expect("refused only after waiting for the body")
         .unwrap();
     assert_eq!(&buf, b"HTTP/1.1 413");
+}
+
+/// Serves `/stream`: ten lines 150 ms apart, marked [`LongStream`] when `long`.
+async fn start_streaming(limits: ServeLimits, long: bool) -> SocketAddr {
+    let route = move || async move {
+        let lines = futures_util::stream::unfold(0u32, |n| async move {
+            if n == 10 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            Some((
+                Ok::<_, std::convert::Infallible>(format!("line {n}\n")),
+                n + 1,
+            ))
+        });
+        let response = Response::new(Body::from_stream(lines));
+        if long {
+            let mut response = response;
+            response.extensions_mut().insert(LongStream);
+            response
+        } else {
+            response
+        }
+    };
+    let router = Router::new().route("/stream", axum::routing::get(route));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_router(
+        listener,
+        router,
+        limits,
+        std::future::pending(),
+    ));
+    addr
+}
+
+/// The body of `/stream` as far as it arrives.
+async fn read_stream(addr: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /stream HTTP/1.1\r\nHost: oracle\r\n\r\n")
+        .await
+        .unwrap();
+    closed_within(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("the stream never ended")
+}
+
+#[tokio::test]
+async fn a_long_stream_outlives_its_connection_and_a_plain_one_does_not() {
+    let limits = ServeLimits {
+        connection_lifetime: Duration::from_millis(100),
+        grace: Duration::from_millis(300),
+        ..limits(8, Duration::from_secs(5))
+    };
+    let long = read_stream(start_streaming(limits, true).await).await;
+    assert!(long.contains("line 9"), "the long stream was cut: {long}");
+    let plain = read_stream(start_streaming(limits, false).await).await;
+    assert!(plain.contains("line 0"), "{plain}");
+    assert!(
+        !plain.contains("line 9"),
+        "a plain response outlived its grace: {plain}"
+    );
 }

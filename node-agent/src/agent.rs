@@ -160,7 +160,6 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     let sealer = Arc::new(Sealer::new(identity.clone()));
 
     let (sessions_tx, sessions_rx) = mpsc::channel(256);
-    let sessions_topic = topics.topic(Channel::Sessions, &address);
     let mut handler = CommandHandler::new(
         address,
         &config.oracles,
@@ -213,7 +212,7 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
         state.clone(),
         link.clone(),
         sealer.clone(),
-        topics,
+        topics.clone(),
         connected,
         metrics.clone(),
     ));
@@ -262,7 +261,8 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
             containerd: containerd.clone(),
             link: link.clone(),
             sealer: sealer.clone(),
-            topic: sessions_topic,
+            topics: topics.clone(),
+            node: address,
             dir: sessions_dir,
             metrics: metrics.clone(),
         })

@@ -4,7 +4,7 @@
 //! [`crate::commands`] checks each order (a trusted oracle, fresh, never seen, addressed here)
 //! and hands it over as a [`SessionEvent`]; [`Sessions::run`] opens each session as a task of
 //! its own, logs who asked for what, and publishes the output, numbered, on the node's sessions
-//! topic. Input must come from the oracle that opened the session, numbered without gaps. At
+//! topic addressed to the oracle that opened it. Input must come from the oracle that opened the session, numbered without gaps. At
 //! most [`MAX_SESSIONS`] run at once, each for at most [`MAX_SESSION_TIME`].
 
 use std::collections::HashMap;
@@ -18,6 +18,7 @@ use r1_protocol::sessions::{
     MAX_CHUNK_BYTES, SessionEnd, SessionId, SessionInput, SessionOpen, SessionOutput,
     SessionRequest, Stream, decode_data, encode_data,
 };
+use r1_protocol::topics::Topics;
 use r1_protocol::{Address, now_ms};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
@@ -80,8 +81,10 @@ pub struct SessionContext {
     pub link: Link,
     /// Signs output as this node.
     pub sealer: Arc<Sealer>,
-    /// The node's sessions topic.
-    pub topic: String,
+    /// The network's topics.
+    pub topics: Topics,
+    /// This node's address.
+    pub node: Address,
     /// Where exec pipes are made.
     pub dir: PathBuf,
     /// Counts sessions.
@@ -136,7 +139,7 @@ impl Sessions {
             request,
             ..
         } = open;
-        let out = Output::new(self.context.clone(), session.clone());
+        let out = Output::new(self.context.clone(), session.clone(), &oracle);
         let refuse = |reason: String| {
             tracing::warn!(%session, %requester, %oracle, job = workload.job, replica = workload.replica, "session refused: {reason}");
             let out = out.clone();
@@ -478,15 +481,18 @@ async fn forward(
 struct Output {
     context: SessionContext,
     session: SessionId,
+    topic: String,
     seq: Arc<std::sync::atomic::AtomicU64>,
     order: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Output {
-    fn new(context: SessionContext, session: SessionId) -> Self {
+    fn new(context: SessionContext, session: SessionId, oracle: &Address) -> Self {
+        let topic = context.topics.session_output(&context.node, oracle);
         Self {
             context,
             session,
+            topic,
             seq: Arc::default(),
             order: Arc::default(),
         }
@@ -529,11 +535,7 @@ impl Output {
                 })?;
         let bytes = envelope.to_bytes();
         let deadline = tokio::time::Instant::now() + PUBLISH_PATIENCE;
-        while !self
-            .context
-            .link
-            .publish(&self.context.topic, bytes.clone())
-        {
+        while !self.context.link.publish(&self.topic, bytes.clone()) {
             if tokio::time::Instant::now() >= deadline {
                 return Err(SessionEnd::Failed {
                     reason: "the broker link stayed down".into(),

@@ -1,9 +1,9 @@
 //! Who may publish and subscribe where: a node speaks only under its own name and hears only
 //! its own commands and the oracles' rosters; an oracle speaks under its own name, commands any
-//! node, and hears every node's heartbeats, status and session output and every oracle's
-//! observations and requests. Wildcards never
-//! widen that: a filter is allowed only as one of the oracle's five `+` filters or as a topic it
-//! could hear anyway.
+//! node, and hears every node's heartbeats and status, every oracle's observations and
+//! requests, and the output of the sessions it opened itself (a node addresses each session's
+//! output to one oracle). Wildcards never widen that: a filter is allowed only as one of the
+//! oracle's four `+` filters or its own sessions filter, or as a topic it could hear anyway.
 //!
 //! The rules are written down once, as the channel lists below: the oracle's embedded broker
 //! gate checks every PUBLISH and SUBSCRIBE with [`allowed`], and the mosquitto ACL file
@@ -39,7 +39,8 @@ pub enum Action {
     Subscribe,
 }
 
-/// The channels a node publishes on, under its own address only.
+/// The channels a node publishes on, under its own address only (a session's output to any
+/// oracle).
 pub const NODE_PUBLISHES: [Channel; 3] = [Channel::Heartbeat, Channel::Status, Channel::Sessions];
 
 /// The channels a node hears, under its own address only.
@@ -58,13 +59,13 @@ pub const ORACLE_PUBLISHES_OWN: [Channel; 4] = [
 /// The channels an oracle publishes on under any address (it commands every node).
 pub const ORACLE_PUBLISHES_ANY: [Channel; 1] = [Channel::Commands];
 
-/// The channels an oracle hears, under every address.
-pub const ORACLE_HEARS: [Channel; 5] = [
+/// The channels an oracle hears, under every address; besides, it hears the output of its own
+/// sessions ([`Topics::session_outputs_to`]).
+pub const ORACLE_HEARS: [Channel; 4] = [
     Channel::Heartbeat,
     Channel::Status,
     Channel::Observations,
     Channel::Requests,
-    Channel::Sessions,
 ];
 
 /// Whether `client` with `role` may do `action` on `topic` (a topic or subscription filter)
@@ -77,11 +78,25 @@ pub fn allowed(topics: &Topics, client: &Address, role: Role, action: Action, to
     if action == Action::Subscribe && hears_all.iter().any(|c| topics.all(*c) == topic) {
         return true;
     }
+    if action == Action::Subscribe
+        && role == Role::Oracle
+        && topics.session_outputs_to(client) == topic
+    {
+        return true;
+    }
     let Some((channel, owner)) = topics.parse(topic) else {
         return false;
     };
-    if topics.topic(channel, &owner) != topic {
+    let recipient = topics.session_recipient(topic);
+    let canonical = match recipient {
+        Some(oracle) => topics.session_output(&owner, &oracle),
+        None => topics.topic(channel, &owner),
+    };
+    if canonical != topic {
         return false;
+    }
+    if role == Role::Oracle && action == Action::Subscribe && channel == Channel::Sessions {
+        return recipient == Some(*client);
     }
     let own = owner == *client;
     match (role, action) {
@@ -134,7 +149,10 @@ mod tests {
             for action in [Action::Publish, Action::Subscribe] {
                 for channel in ALL {
                     for (owner, own) in [(me, true), (other, false)] {
-                        let topic = topics.topic(channel, &owner);
+                        let topic = match channel {
+                            Channel::Sessions => topics.session_output(&owner, &me),
+                            _ => topics.topic(channel, &owner),
+                        };
                         assert_eq!(
                             allowed(&topics, &me, role, action, &topic),
                             expected(role, action, channel, own),
@@ -148,6 +166,7 @@ mod tests {
 
     #[test]
     fn wildcards_are_only_the_oracles_five_filters_and_the_nodes_roster_and_cstore_filters() {
+        // The oracles' four `+` filters and each oracle's own sessions filter.
         let topics = topics();
         let me = Address::repeat_byte(0x11);
         for channel in ALL {
@@ -169,7 +188,7 @@ mod tests {
                 allowed(&topics, &me, Role::Oracle, Action::Subscribe, &filter),
                 !matches!(
                     channel,
-                    Channel::Commands | Channel::Roster | Channel::Cstore
+                    Channel::Commands | Channel::Roster | Channel::Cstore | Channel::Sessions
                 ),
                 "{filter}"
             );
@@ -199,6 +218,51 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn session_output_goes_only_to_the_oracle_it_is_addressed_to() {
+        let topics = topics();
+        let me = Address::repeat_byte(0x11);
+        let other = Address::repeat_byte(0x22);
+        let node = Address::repeat_byte(0x33);
+        let allowed_to = |role, action, topic: &str| allowed(&topics, &me, role, action, topic);
+        assert!(allowed_to(
+            Role::Oracle,
+            Action::Subscribe,
+            &topics.session_outputs_to(&me)
+        ));
+        for refused in [
+            topics.session_outputs_to(&other),
+            topics.session_output(&node, &other),
+            topics.all(Channel::Sessions),
+            format!("{}/+", topics.all(Channel::Sessions)),
+            format!("{}/#", topics.all(Channel::Sessions)),
+            format!("{}/#", topics.topic(Channel::Sessions, &node)),
+            topics.topic(Channel::Sessions, &node),
+        ] {
+            assert!(
+                !allowed_to(Role::Oracle, Action::Subscribe, &refused),
+                "{refused}"
+            );
+        }
+        // A node addresses its own output to any oracle, and nothing else.
+        assert!(allowed_to(
+            Role::Node,
+            Action::Publish,
+            &topics.session_output(&me, &other)
+        ));
+        for refused in [
+            topics.topic(Channel::Sessions, &me),
+            topics.session_output(&node, &other),
+            format!("{}/+", topics.topic(Channel::Sessions, &me)),
+            format!("{}/extra", topics.session_output(&me, &other)),
+        ] {
+            assert!(
+                !allowed_to(Role::Node, Action::Publish, &refused),
+                "{refused}"
+            );
         }
     }
 

@@ -22,7 +22,7 @@ use crate::broker_acl::{
 };
 use crate::broker_tls::TlsFiles;
 use crate::mqtt::{MAX_CONNECTIONS, MAX_PACKET_BYTES};
-use crate::topics::Topics;
+use crate::topics::{Channel, Topics};
 
 /// Where and how mosquitto serves one r1 network.
 #[derive(Debug, Clone)]
@@ -67,11 +67,11 @@ pub fn config(settings: &MosquittoSettings<'_>) -> String {
 }
 
 /// The ACL file for the topics under `topics` with `oracles` as the oracle set, from the
-/// gate's rules: nodes (every user, by the `%u` patterns) publish their own heartbeat and status
-/// and read their own commands and every oracle's roster; each oracle publishes its own
-/// observations, requests and roster and any
-/// node's commands, and reads every node's heartbeats and status and every oracle's
-/// observations and requests.
+/// gate's rules: nodes (every user, by the `%u` patterns) publish their own heartbeat, status
+/// and session output (to any oracle) and read their own commands and every oracle's roster;
+/// each oracle publishes its own observations, requests and roster and any node's commands,
+/// and reads every node's heartbeats and status, every oracle's observations and requests, and
+/// the output of its own sessions.
 pub fn acl(topics: &Topics, oracles: &[Address]) -> String {
     let node = Address::ZERO;
     let own = |channel| {
@@ -81,7 +81,12 @@ pub fn acl(topics: &Topics, oracles: &[Address]) -> String {
     };
     let mut text = String::from("# r1 topic ACL: a node's username is its lowercase 0x address.\n");
     for channel in NODE_PUBLISHES {
-        let _ = writeln!(text, "pattern write {}", own(channel));
+        let to_any_oracle = if channel == Channel::Sessions {
+            "/+"
+        } else {
+            ""
+        };
+        let _ = writeln!(text, "pattern write {}{to_any_oracle}", own(channel));
     }
     for channel in NODE_HEARS {
         let _ = writeln!(text, "pattern read {}", own(channel));
@@ -100,6 +105,7 @@ pub fn acl(topics: &Topics, oracles: &[Address]) -> String {
         for channel in ORACLE_HEARS {
             let _ = writeln!(text, "topic read {}", topics.all(channel));
         }
+        let _ = writeln!(text, "topic read {}", topics.session_outputs_to(oracle));
     }
     text
 }
@@ -152,7 +158,7 @@ mod tests {
             "# r1 topic ACL: a node's username is its lowercase 0x address.\n\
              pattern write r1/devnet/nodes/%u/heartbeat\n\
              pattern write r1/devnet/nodes/%u/status\n\
-             pattern write r1/devnet/nodes/%u/sessions\n\
+             pattern write r1/devnet/nodes/%u/sessions/+\n\
              pattern read r1/devnet/nodes/%u/commands\n\
              pattern read r1/devnet/oracles/+/roster\n\
              pattern read r1/devnet/oracles/+/cstore\n\
@@ -167,7 +173,7 @@ mod tests {
              topic read r1/devnet/nodes/+/status\n\
              topic read r1/devnet/oracles/+/observations\n\
              topic read r1/devnet/oracles/+/requests\n\
-             topic read r1/devnet/nodes/+/sessions\n"
+             topic read r1/devnet/nodes/+/sessions/{user}\n"
         );
         assert_eq!(text, expected);
     }

@@ -7,13 +7,15 @@
 //! | `{root}/nodes/{node}/heartbeat` | node → oracles | [`Heartbeat`](crate::messages::Heartbeat) |
 //! | `{root}/nodes/{node}/status` | node → oracles | [`JobStatusReport`](crate::messages::JobStatusReport) |
 //! | `{root}/nodes/{node}/commands` | oracles → node | [`DeployCommand`](crate::messages::DeployCommand), [`StopCommand`](crate::messages::StopCommand), [`SessionOpen`](crate::sessions::SessionOpen), [`SessionInput`](crate::sessions::SessionInput) |
-//! | `{root}/nodes/{node}/sessions` | node → oracles | [`SessionOutput`](crate::sessions::SessionOutput) |
+//! | `{root}/nodes/{node}/sessions/{oracle}` | node → the oracle that opened the session | [`SessionOutput`](crate::sessions::SessionOutput) |
 //! | `{root}/oracles/{oracle}/observations` | oracle → oracles | [`OracleObservation`](crate::messages::OracleObservation) |
 //! | `{root}/oracles/{oracle}/requests` | oracle → oracles | [`RelayedRequest`](crate::messages::RelayedRequest) |
 //! | `{root}/oracles/{oracle}/roster` | oracle → nodes | [`Roster`](crate::messages::Roster) |
 //!
 //! `{node}` and `{oracle}` are lowercase `0x` addresses. A receiver checks that the envelope's
-//! sender is the address in the topic, so nobody can publish under another's name.
+//! sender is the address in the topic, so nobody can publish under another's name. A session's
+//! output is addressed to the one oracle that opened it: no other oracle hears (or spends a
+//! signature check on) what a CSP's command printed.
 
 use alloy_primitives::Address;
 
@@ -35,7 +37,8 @@ pub enum Channel {
     /// `{root}/oracles/{oracle}/cstore`: CSTORE entries the oracle wrote in the system
     /// namespace (which namespace each job owns, which projects read which), sealed by it.
     Cstore,
-    /// `{root}/nodes/{node}/sessions`: output of the logs and exec sessions the node runs.
+    /// `{root}/nodes/{node}/sessions/{oracle}`: output of the logs and exec sessions the node
+    /// runs, to the oracle that opened each (see [`Topics::session_output`]).
     Sessions,
 }
 
@@ -80,7 +83,8 @@ impl Topics {
         }
     }
 
-    /// The topic of `channel` for `address`.
+    /// The topic of `channel` for `address` (for [`Channel::Sessions`], the stem of the node's
+    /// per-oracle topics, not a topic itself).
     pub fn topic(&self, channel: Channel, address: &Address) -> String {
         let (group, leaf) = channel.parts();
         format!(
@@ -96,19 +100,51 @@ impl Topics {
         format!("{}/{group}/+/{leaf}", self.root)
     }
 
-    /// The channel and address of `topic`, when it is one of this root's topics.
+    /// Where `node` publishes the output of a session `oracle` opened.
+    pub fn session_output(&self, node: &Address, oracle: &Address) -> String {
+        format!(
+            "{}/{}",
+            self.topic(Channel::Sessions, node),
+            crate::hex::encode(oracle.as_slice())
+        )
+    }
+
+    /// The subscription matching the output of every session `oracle` opened, on any node.
+    pub fn session_outputs_to(&self, oracle: &Address) -> String {
+        format!(
+            "{}/{}",
+            self.all(Channel::Sessions),
+            crate::hex::encode(oracle.as_slice())
+        )
+    }
+
+    /// The channel and address of `topic`, when it is one of this root's topics (for a
+    /// session's output, the node's address; [`Topics::session_recipient`] gives the oracle's).
     pub fn parse(&self, topic: &str) -> Option<(Channel, Address)> {
         let rest = topic.strip_prefix(&self.root)?.strip_prefix('/')?;
         let mut parts = rest.split('/');
         let (group, address, leaf) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() {
-            return None;
-        }
         let channel = Channel::ALL
             .into_iter()
             .find(|c| c.parts() == (group, leaf))?;
+        let recipient = parts.next();
+        if parts.next().is_some() || recipient.is_some() != (channel == Channel::Sessions) {
+            return None;
+        }
+        if let Some(recipient) = recipient {
+            crate::hex::decode::<20>(recipient)?;
+        }
         let address = crate::hex::decode::<20>(address)?;
         Some((channel, Address::from(address)))
+    }
+
+    /// The oracle a session output topic is addressed to.
+    pub fn session_recipient(&self, topic: &str) -> Option<Address> {
+        let (Channel::Sessions, _) = self.parse(topic)? else {
+            return None;
+        };
+        let (_, recipient) = topic.rsplit_once('/')?;
+        crate::hex::decode::<20>(recipient).map(Address::from)
     }
 }
 
@@ -136,5 +172,37 @@ mod tests {
         assert_eq!(topics.parse("r1/other/nodes/0x00/heartbeat"), None);
         assert_eq!(topics.parse(&format!("{topic}/extra")), None);
         assert_eq!(topics.parse(&topic.replace("nodes", "oracles")), None);
+    }
+
+    #[test]
+    fn session_output_is_addressed_to_one_oracle() {
+        let topics = Topics::new("r1/devnet");
+        let node = Address::repeat_byte(0xab);
+        let oracle = Address::repeat_byte(0xcd);
+        let topic = topics.session_output(&node, &oracle);
+        assert_eq!(
+            topic,
+            format!(
+                "r1/devnet/nodes/0x{}/sessions/0x{}",
+                "ab".repeat(20),
+                "cd".repeat(20)
+            )
+        );
+        assert_eq!(topics.parse(&topic), Some((Channel::Sessions, node)));
+        assert_eq!(topics.session_recipient(&topic), Some(oracle));
+        assert_eq!(
+            topics.session_outputs_to(&oracle),
+            format!("r1/devnet/nodes/+/sessions/0x{}", "cd".repeat(20))
+        );
+        let stem = topics.topic(Channel::Sessions, &node);
+        assert_eq!(topics.parse(&stem), None);
+        assert_eq!(topics.parse(&format!("{stem}/0xcd")), None);
+        assert_eq!(topics.parse(&format!("{topic}/extra")), None);
+        let heartbeat = topics.topic(Channel::Heartbeat, &node);
+        assert_eq!(
+            topics.parse(&format!("{heartbeat}/0x{}", "cd".repeat(20))),
+            None
+        );
+        assert_eq!(topics.session_recipient(&heartbeat), None);
     }
 }

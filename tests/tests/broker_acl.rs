@@ -1,6 +1,6 @@
 //! Both test brokers — the embedded rumqttd behind its gate and mosquitto with r1's generated
-//! configuration — refuse anonymous and forged logins, keep nodes to their own topics, keep
-//! nothing retained, refuse oversized packets, carry the legitimate node ↔ oracle exchange, and
+//! configuration — refuse anonymous and forged logins, keep nodes to their own topics, give a
+//! session's output to the one oracle it is addressed to, keep nothing retained, refuse oversized packets, carry the legitimate node ↔ oracle exchange, and
 //! serve `mqtts` to clients trusting the test CA (and nothing to plain clients on that port).
 
 use std::sync::mpsc;
@@ -295,6 +295,40 @@ fn nodes_hear_only_their_own_commands(broker: &dyn Broker) {
     }
 }
 
+fn session_output_reaches_only_the_oracle_it_is_addressed_to(broker: &dyn Broker) {
+    let topics = topics();
+    let opener = Peer::join(broker, Role::Oracle);
+    opener.subscribe(&topics.session_outputs_to(&opener.address));
+    let other = Peer::join(broker, Role::Oracle);
+    other.subscribe(&topics.session_outputs_to(&other.address));
+    let spies: Vec<Peer> = [
+        format!("{}/+", topics.all(Channel::Sessions)),
+        topics.session_outputs_to(&opener.address),
+        format!("{TOPIC_ROOT}/#"),
+    ]
+    .iter()
+    .map(|filter| {
+        let spy = Peer::join(broker, Role::Oracle);
+        spy.subscribe(filter);
+        spy
+    })
+    .collect();
+    let node = Peer::join(broker, Role::Node);
+    let output = topics.session_output(&node.address, &opener.address);
+    node.publish(&output, false, b"secret output".to_vec());
+    assert!(
+        opener.hears(&output, b"secret output", ARRIVES),
+        "the oracle that opened the session did not hear its output"
+    );
+    for peer in spies.iter().chain([&other]) {
+        assert_eq!(
+            peer.hears_anything(QUIET).map(|p| p.topic),
+            None,
+            "another oracle heard a session's output"
+        );
+    }
+}
+
 fn nothing_is_retained(broker: &dyn Broker) {
     let topics = topics();
     let oracle = Peer::join(broker, Role::Oracle);
@@ -350,6 +384,7 @@ fn enforces_everything(broker: &dyn Broker, cuts_acl_violations: bool) {
     authentication(broker);
     nodes_speak_only_for_themselves(broker, cuts_acl_violations);
     nodes_hear_only_their_own_commands(broker);
+    session_output_reaches_only_the_oracle_it_is_addressed_to(broker);
     nothing_is_retained(broker);
     oversized_packets_are_refused(broker);
 }

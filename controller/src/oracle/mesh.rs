@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use r1_protocol::topics::{Channel, Topics};
+use r1_protocol::topics::Topics;
 use r1_protocol::{Identity, now_ms};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::{mpsc, watch};
@@ -152,16 +152,11 @@ impl Mesh {
         let admission = Arc::new(Mutex::new(Admission::default()));
         let admit = admission.clone();
         let topics = topics.clone();
-        let filters: Vec<String> = [
-            Channel::Heartbeat,
-            Channel::Status,
-            Channel::Observations,
-            Channel::Requests,
-            Channel::Sessions,
-        ]
-        .into_iter()
-        .map(|c| topics.all(c))
-        .collect();
+        let filters: Vec<String> = r1_protocol::broker_acl::ORACLE_HEARS
+            .into_iter()
+            .map(|c| topics.all(c))
+            .chain([topics.session_outputs_to(&identity.address())])
+            .collect();
         let subscriber = client.clone();
         let history = Arc::new(Mutex::new(LinkHistory::default()));
         let record = history.clone();

@@ -79,6 +79,9 @@ impl SessionHub {
         let Some((Channel::Sessions, node)) = self.topics.parse(&message.topic) else {
             return;
         };
+        if self.topics.session_recipient(&message.topic) != Some(self.oracle.me) {
+            return;
+        }
         let verified = self
             .verifier
             .lock()

@@ -136,6 +136,7 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
         config.data_dir.join("logs"),
         config.logs.max_bytes,
         config.logs.keep,
+        config.logs.retention(),
     )
     .map_err(data_error)?;
     let images_dir = config.images_dir();
@@ -207,6 +208,7 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
             data_dir: config.data_dir.clone(),
             started,
             p2p_addrs: peers.announce().to_vec(),
+            logs: logs.clone(),
         },
         Duration::from_secs(config.heartbeat_interval_seconds),
         state.clone(),

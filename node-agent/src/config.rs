@@ -10,6 +10,8 @@ use r1_protocol::config_file::{self, ConfigError};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::logs::retired::Retention;
+
 /// The node agent's configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -228,6 +230,30 @@ pub struct LogsConfig {
     pub max_bytes: u64,
     /// Rotated files kept per container.
     pub keep: u32,
+    /// How long a removed container's logs are kept for its owner (seconds).
+    #[serde(default = "default_retired_keep_seconds")]
+    pub retired_keep_seconds: u64,
+    /// Most bytes the logs of removed containers take together; the oldest go first.
+    #[serde(default = "default_retired_max_bytes")]
+    pub retired_max_bytes: u64,
+}
+
+fn default_retired_keep_seconds() -> u64 {
+    Retention::default().keep_ms / 1000
+}
+
+fn default_retired_max_bytes() -> u64 {
+    Retention::default().max_bytes
+}
+
+impl LogsConfig {
+    /// How removed containers' logs are kept.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            keep_ms: self.retired_keep_seconds.saturating_mul(1000),
+            max_bytes: self.retired_max_bytes,
+        }
+    }
 }
 
 impl Default for LogsConfig {
@@ -235,6 +261,8 @@ impl Default for LogsConfig {
         Self {
             max_bytes: 10 << 20,
             keep: 3,
+            retired_keep_seconds: default_retired_keep_seconds(),
+            retired_max_bytes: default_retired_max_bytes(),
         }
     }
 }

@@ -13,6 +13,7 @@ use r1_protocol::topics::{Channel, Topics};
 use tokio::sync::{mpsc, watch};
 
 use crate::link::Link;
+use crate::logs::LogDir;
 use crate::metrics::Metrics;
 use crate::resources::{self, Capacity};
 use crate::state::NodeState;
@@ -32,6 +33,8 @@ pub struct Identity {
     pub started: Instant,
     /// Where peers reach the node's peer-to-peer layer.
     pub p2p_addrs: Vec<String>,
+    /// Workload logs, whose retired ones the heartbeat names.
+    pub logs: LogDir,
 }
 
 /// The heartbeat the node would send now.
@@ -50,6 +53,7 @@ pub fn build(identity: &Identity, state: &NodeState, interval: Duration) -> Hear
         ),
         labels: identity.labels.clone(),
         workloads: state.reports().into_values().collect(),
+        retired_logs: identity.logs.retired().workloads(),
     }
 }
 

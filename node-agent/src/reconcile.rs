@@ -49,6 +49,20 @@ pub fn container_id(id: WorkloadId, revision: &str) -> String {
     format!("r1-{}-{}-{short}", id.job, id.replica)
 }
 
+/// The workload a container id of [`container_id`] belongs to.
+pub fn container_workload(container: &str) -> Option<WorkloadId> {
+    let mut parts = container.strip_prefix("r1-")?.split('-');
+    let (job, replica, short) = (parts.next()?, parts.next()?, parts.next()?);
+    let hex = short.len() == 12 && short.bytes().all(|b| b.is_ascii_hexdigit());
+    if parts.next().is_some() || !hex {
+        return None;
+    }
+    Some(WorkloadId {
+        job: job.parse().ok()?,
+        replica: replica.parse().ok()?,
+    })
+}
+
 /// The value of the workload label: `<job>/<replica>`.
 pub fn workload_label(id: WorkloadId) -> String {
     format!("{}/{}", id.job, id.replica)
@@ -242,6 +256,28 @@ mod tests {
 
     fn id(job: u64, replica: u32) -> WorkloadId {
         WorkloadId { job, replica }
+    }
+
+    proptest! {
+        #[test]
+        fn a_container_id_names_its_workload(job: u64, replica: u32, revision: String) {
+            let container = container_id(id(job, replica), &revision);
+            prop_assert_eq!(container_workload(&container), Some(id(job, replica)));
+        }
+    }
+
+    #[test]
+    fn other_names_are_no_workload_s() {
+        for name in [
+            "c",
+            "r1-1-2",
+            "r1-1-2-xyz",
+            "r1-1-2-aaaaaaaaaaaa-x",
+            "r2-1-2-aaaaaaaaaaaa",
+            "r1-a-2-aaaaaaaaaaaa",
+        ] {
+            assert_eq!(container_workload(name), None, "{name}");
+        }
     }
 
     fn seen(container: &str, task: TaskState) -> Observed {

@@ -154,13 +154,28 @@ impl Sessions {
         if let Some(problem) = request.problem() {
             return refuse(problem);
         }
-        let Some(desired) = self.context.state.desired_one(workload) else {
-            return refuse(format!(
-                "no workload {}/{} on this node",
-                workload.job, workload.replica
-            ));
+        let (container, log) = match self.context.state.desired_one(workload) {
+            Some(desired) => {
+                let container = container_id(workload, &desired.spec.revision);
+                let log = self.context.logs.path(&container);
+                (container, log)
+            }
+            None => match (&request, self.context.logs.newest_retired(workload)) {
+                (SessionRequest::Logs { .. }, Some(retired)) => retired,
+                (SessionRequest::Logs { .. }, None) => {
+                    return refuse(format!(
+                        "workload {}/{} does not run on this node, and no log of it is kept",
+                        workload.job, workload.replica
+                    ));
+                }
+                (SessionRequest::Exec { .. }, _) => {
+                    return refuse(format!(
+                        "workload {}/{} does not run on this node",
+                        workload.job, workload.replica
+                    ));
+                }
+            },
         };
-        let container = container_id(workload, &desired.spec.revision);
         match &request {
             SessionRequest::Logs {
                 follow,
@@ -195,7 +210,7 @@ impl Sessions {
                 SessionRequest::Logs { .. } => "logs",
                 SessionRequest::Exec { .. } => "exec",
             };
-            let work = run_session(&context, &out, workload, container, request, input_rx);
+            let work = run_session(&context, &out, workload, container, log, request, input_rx);
             let end = tokio::time::timeout(MAX_SESSION_TIME, work)
                 .await
                 .unwrap_or_else(|_| SessionEnd::Failed {
@@ -251,6 +266,7 @@ async fn run_session(
     out: &Output,
     workload: WorkloadId,
     container: String,
+    log: PathBuf,
     request: SessionRequest,
     input: mpsc::Receiver<SessionInput>,
 ) -> SessionEnd {
@@ -265,7 +281,7 @@ async fn run_session(
                 tail_lines,
                 since_ms,
             };
-            stream_logs(context, out, workload, &container, ask, input).await
+            stream_logs(context, out, workload, (&container, &log), ask, input).await
         }
         SessionRequest::Exec {
             argv,
@@ -294,19 +310,18 @@ async fn stream_logs(
     context: &SessionContext,
     out: &Output,
     workload: WorkloadId,
-    container: &str,
+    (container, path): (&str, &std::path::Path),
     ask: LogsAsk,
     mut input: mpsc::Receiver<SessionInput>,
 ) -> SessionEnd {
-    let path = context.logs.path(container);
     let lines = usize::try_from(ask.tail_lines).unwrap_or(usize::MAX);
     let read = match ask.since_ms {
         Some(since) => {
             let start = context.logs.offset_since(container, since);
-            logs::read_from(&path, start)
+            logs::read_from(path, start)
                 .map(|(bytes, next)| (logs::last_lines(&bytes, lines).to_vec(), next))
         }
-        None => logs::tail(&path, lines),
+        None => logs::tail(path, lines),
     };
     let (first, mut offset) = match read {
         Ok(read) => read,
@@ -327,7 +342,7 @@ async fn stream_logs(
             },
             () = tokio::time::sleep(FOLLOW_POLL) => {}
         }
-        match logs::read_from(&path, offset) {
+        match logs::read_from(path, offset) {
             Ok((bytes, next)) => {
                 offset = next;
                 if let Err(end) = out.send(Stream::Log, &bytes).await {

@@ -193,6 +193,9 @@ impl Supervisor {
                 tracing::warn!(container, "log rotation failed: {e}");
             }
         }
+        if let Err(e) = self.parts.logs.retired().collect(now) {
+            tracing::warn!("retired logs not collected: {e}");
+        }
         self.report(&desired, &wanted, &observed).await;
         Ok(())
     }
@@ -362,8 +365,8 @@ impl Supervisor {
         tokio::spawn(async move {
             match containerd.remove(&container, STOP_GRACE).await {
                 Ok(()) => {
-                    if let Err(e) = logs.remove(&container) {
-                        tracing::warn!(container, "cannot delete logs: {e}");
+                    if let Err(e) = logs.retire(&container, r1_protocol::now_ms()) {
+                        tracing::warn!(container, "cannot retire logs: {e}");
                     }
                 }
                 Err(e) => tracing::error!(container, "cannot remove container: {e}"),

@@ -255,6 +255,15 @@ pub struct Heartbeat {
     /// Every workload the node runs.
     #[serde(default)]
     pub workloads: Vec<WorkloadReport>,
+    /// Workloads that no longer run here but whose logs the node keeps for their owners, newest
+    /// first; receivers read at most [`Heartbeat::MAX_RETIRED_LOGS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_logs: Vec<WorkloadId>,
+}
+
+impl Heartbeat {
+    /// Retired workloads' logs a heartbeat names.
+    pub const MAX_RETIRED_LOGS: usize = 32;
 }
 
 impl Message for Heartbeat {

@@ -51,6 +51,7 @@ fn heartbeat(alias: &str, workloads: u32) -> Heartbeat {
                 tunnel: None,
             })
             .collect(),
+        retired_logs: vec![],
     }
 }
 

@@ -1,8 +1,8 @@
 //! A CSP's view into its running replicas through real oracles: three oracles and two nodes on
 //! a real chain, broker and containerd. `r1ctl logs` prints what the replica wrote, followed
 //! until the reader leaves; `r1ctl exec` runs a command inside it with its stdout, stderr, stdin
-//! and exit status; another CSP's key gets nothing but `not found`; and the node logs who ran
-//! what.
+//! and exit status; another CSP's key gets nothing but `not found`; the node logs who ran
+//! what; and after a rollout the old generation's log is still there with `--previous`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
@@ -16,8 +16,8 @@ use r1_protocol::Identity;
 /// What the replica prints when it starts.
 const GREETING: &str = "hello-from-the-replica";
 
-/// The job: one replica that prints a line, then serves HTTP.
-fn job_manifest() -> String {
+/// The job: one replica that prints `greeting`, then serves HTTP.
+fn job_manifest(greeting: &str) -> String {
     serde_yaml::to_string(&serde_json::json!({
         "apiVersion": "deeploy.ratio1.ai/v1alpha1",
         "kind": "DeeployJob",
@@ -26,7 +26,7 @@ fn job_manifest() -> String {
             "projectRef": {"name": "hello"},
             "escrowRef": {"name": "acme-escrow"},
             "image": HTTPD_IMAGE,
-            "command": ["sh", "-c", format!("echo {GREETING}; exec httpd -f -p 8080 -h /www")],
+            "command": ["sh", "-c", format!("echo {greeting}; exec httpd -f -p 8080 -h /www")],
             "ports": [{"containerPort": 8080}],
             "resources": {"cpu": "250m", "memory": "128Mi"},
             "replicas": 1,
@@ -44,7 +44,7 @@ fn the_owner_reads_logs_and_runs_commands_and_nobody_else_does() {
     })
     .expect("network");
     let manifest = network.scratch_dir().join("talker.yaml");
-    std::fs::write(&manifest, job_manifest()).expect("manifest");
+    std::fs::write(&manifest, job_manifest(GREETING)).expect("manifest");
     let applied = network
         .r1ctl(&[
             "apply",
@@ -225,5 +225,48 @@ fn the_owner_reads_logs_and_runs_commands_and_nobody_else_does() {
         ended,
         "the followed session {followed} never ended on its node:\n{}",
         traces.join("\n")
+    );
+
+    // A rollout: the new generation's log by default, the old one's with --previous (its
+    // node kept it when it removed the container).
+    std::fs::write(&manifest, job_manifest("second-generation")).expect("manifest");
+    let applied = network
+        .r1ctl(&["apply", "-f", &manifest.display().to_string(), "--no-pin"])
+        .expect("r1ctl apply");
+    assert!(applied.status.success(), "{}", printed(&applied));
+    let mut previous = None;
+    let kept = until(Duration::from_secs(90), || {
+        let now = network.r1ctl(&["logs", "djob/talker"]).expect("r1ctl logs");
+        if !String::from_utf8_lossy(&now.stdout).contains("[replica 0] second-generation") {
+            return false;
+        }
+        let old = network
+            .r1ctl(&["logs", "--previous", "djob/talker"])
+            .expect("r1ctl logs --previous");
+        let found = old.status.success()
+            && String::from_utf8_lossy(&old.stdout)
+                .contains(&format!("[replica 0, ended] {GREETING}"));
+        previous = Some(old);
+        found
+    });
+    assert!(
+        kept,
+        "{}\n{}",
+        previous.as_ref().map(printed).unwrap_or_default(),
+        network_logs(&network)
+    );
+    let one = network
+        .r1ctl(&["logs", "--previous", "--replica", "0", "djob/talker"])
+        .expect("r1ctl logs --previous --replica 0");
+    assert!(one.status.success(), "{}", printed(&one));
+    assert!(
+        String::from_utf8_lossy(&one.stdout).starts_with(GREETING),
+        "{}",
+        printed(&one)
+    );
+    assert!(
+        String::from_utf8_lossy(&one.stderr).contains("replica 0 no longer runs"),
+        "{}",
+        printed(&one)
     );
 }

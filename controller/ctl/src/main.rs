@@ -148,6 +148,11 @@ enum Command {
         /// node's log pass (about a second).
         #[arg(long, value_name = "DURATION", value_parser = r1_ctl::sessions::parse_seconds)]
         since: Option<u64>,
+        /// The logs of replicas that no longer run (a rollout's old generation, a replica that
+        /// moved, a job that ended), as their nodes keep them for a while; without, they are
+        /// shown only when no replica runs.
+        #[arg(short = 'p', long)]
+        previous: bool,
         #[command(flatten)]
         namespace: NamespaceArgs,
         #[command(flatten)]
@@ -835,6 +840,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             follow,
             tail,
             since,
+            previous,
             namespace,
             remote,
         } => {
@@ -845,6 +851,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 follow: *follow,
                 tail: *tail,
                 since: *since,
+                previous: *previous,
             };
             Ok(block_on(r1_ctl::sessions::logs(
                 &client, &key, options, &mut out,

@@ -25,6 +25,8 @@ pub struct LogsOptions {
     pub tail: u32,
     /// Only what was written in the last this many seconds.
     pub since: Option<u64>,
+    /// The logs of replicas that no longer run, as their nodes kept them.
+    pub previous: bool,
 }
 
 /// Seconds of a duration written `45`, `30s`, `5m` or `2h`.
@@ -64,12 +66,14 @@ pub struct ExecOptions {
 }
 
 /// How a stream of session lines ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ended {
     /// Sessions that failed, with the reason and the replica.
     pub failures: Vec<String>,
     /// The exec's exit status, when it exited.
     pub exit: Option<u32>,
+    /// Replicas whose log came from a node that no longer runs them.
+    pub retired: Vec<u32>,
 }
 
 /// `r1ctl logs`: prints the job's logs (each line prefixed with its replica when there are
@@ -89,6 +93,9 @@ pub async fn logs(
     }
     if let Some(since) = options.since {
         query.push(("since", since.to_string()));
+    }
+    if options.previous {
+        query.push(("previous", "true".into()));
     }
     let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let url = client.url(&job_segments(job, "logs"), &pairs)?;
@@ -287,15 +294,9 @@ async fn read_lines_with(
     };
     if !(200..300).contains(&status) {
         let body = response.bytes().await.map_err(transport)?.to_vec();
-        return decode::<serde_json::Value>(RawResponse { status, body }).map(|_| Ended {
-            failures: Vec::new(),
-            exit: None,
-        });
+        return decode::<serde_json::Value>(RawResponse { status, body }).map(|_| Ended::default());
     }
-    let mut ended = Ended {
-        failures: Vec::new(),
-        exit: None,
-    };
+    let mut ended = Ended::default();
     let mut pending: Vec<u8> = Vec::new();
     let unexpected = |text: String| RemoteError::Unexpected { status, text };
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
@@ -327,6 +328,23 @@ fn show(
         on_session(session);
     }
     let replica = line.replica.map_or(String::from("?"), |r| r.to_string());
+    let label = if line.retired {
+        format!("{replica}, ended")
+    } else {
+        replica.clone()
+    };
+    if let Some(index) = line
+        .replica
+        .filter(|i| line.retired && !ended.retired.contains(i))
+    {
+        ended.retired.push(index);
+        if !prefix {
+            writeln!(
+                err,
+                "r1ctl: replica {index} no longer runs; this is the log its node kept"
+            )?;
+        }
+    }
     if !line.data.is_empty() {
         let bytes = decode_data(&line.data).ok_or_else(|| RemoteError::Unexpected {
             status: 200,
@@ -338,7 +356,7 @@ fn show(
         };
         if prefix {
             for text in bytes.split_inclusive(|b| *b == b'\n') {
-                write!(target, "[replica {replica}] ")?;
+                write!(target, "[replica {label}] ")?;
                 target.write_all(text)?;
             }
         } else {
@@ -374,10 +392,7 @@ mod tests {
     #[test]
     fn lines_go_to_their_stream_prefixed_when_asked_and_endings_are_kept() {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let mut ended = Ended {
-            failures: Vec::new(),
-            exit: None,
-        };
+        let mut ended = Ended::default();
         let mut sessions = Vec::new();
         let mut note = |s: &str| sessions.push(s.to_owned());
         let line = |stream, data: &[u8], end| SessionLine {
@@ -425,5 +440,33 @@ mod tests {
         assert_eq!(ended.exit, Some(3));
         assert_eq!(ended.failures, vec!["replica 0: gone".to_owned()]);
         assert_eq!(sessions, vec!["ab".to_owned()]);
+    }
+
+    #[test]
+    fn a_retired_replica_s_log_is_marked() {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut ended = Ended::default();
+        let line = SessionLine {
+            replica: Some(2),
+            retired: true,
+            stream: Some(Stream::Log),
+            data: encode_data(b"bye\n"),
+            ..SessionLine::default()
+        };
+        for prefix in [true, true, false] {
+            show(&line, &mut out, &mut err, prefix, &mut ended, &mut |_| {}).unwrap();
+        }
+        assert_eq!(
+            out,
+            b"[replica 2, ended] bye\n[replica 2, ended] bye\nbye\n"
+        );
+        assert_eq!(ended.retired, vec![2]);
+        assert!(err.is_empty(), "noted once, with the prefix: {err:?}");
+        let mut single = Ended::default();
+        show(&line, &mut out, &mut err, false, &mut single, &mut |_| {}).unwrap();
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "r1ctl: replica 2 no longer runs; this is the log its node kept\n"
+        );
     }
 }

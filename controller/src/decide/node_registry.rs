@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use alloy_primitives::Address;
 use r1_protocol::envelope::MessageKind;
-use r1_protocol::messages::{Heartbeat, JobStatusReport, WorkloadReport};
+use r1_protocol::messages::{Heartbeat, JobStatusReport, WorkloadId, WorkloadReport};
 use r1_protocol::verify::{Freshness, Verifier, VerifyError};
 
 use crate::decide::liveness::{BrokerLink, LivenessConfig, LivenessView, NodeLiveness, liveness};
@@ -433,6 +433,24 @@ impl Registry {
             .collect()
     }
 
+    /// Every replica of `job` that no longer runs but whose logs a node whose reports count
+    /// keeps, with that node.
+    pub fn retired_logs_of(&self, job: u64) -> Vec<(Address, WorkloadId)> {
+        self.nodes
+            .iter()
+            .filter(|(node, _)| self.reports_count(node))
+            .flat_map(|(node, record)| {
+                record
+                    .heartbeat
+                    .retired_logs
+                    .iter()
+                    .take(Heartbeat::MAX_RETIRED_LOGS)
+                    .filter(move |w| w.job == job)
+                    .map(move |w| (*node, *w))
+            })
+            .collect()
+    }
+
     /// Every replica of `job` some node whose reports count reports, with that node.
     pub fn reports_of(&self, job: u64) -> Vec<(Address, &WorkloadReport)> {
         self.nodes
@@ -475,6 +493,7 @@ mod tests {
             resources: NodeResources::default(),
             labels: BTreeMap::new(),
             workloads: vec![],
+            retired_logs: vec![],
         }
     }
 

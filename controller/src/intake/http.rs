@@ -679,12 +679,12 @@ async fn logs_handler(
         Ok(replicas) => replicas,
         Err(response) => return response,
     };
-    let picked = sessions::pick(&replicas, query.replica);
+    let picked = sessions::pick_logs(&replicas, query.replica, query.previous);
     if picked.is_empty() {
         return refusal(
             StatusCode::NOT_FOUND,
             "no_replica",
-            "no node reports that replica of the job now".into(),
+            "no node runs that replica of the job or keeps its log".into(),
         );
     }
     let request = SessionRequest::Logs {
@@ -738,8 +738,9 @@ async fn exec_handler(
         Ok(replicas) => replicas,
         Err(response) => return response,
     };
-    let running = |r: &&ReplicaAt| r.state == r1_protocol::messages::WorkloadState::Running;
-    let picked = sessions::pick(&replicas, query.replica);
+    let running = |r: &&ReplicaAt| r.state == Some(r1_protocol::messages::WorkloadState::Running);
+    let live: Vec<ReplicaAt> = replicas.into_iter().filter(|r| r.state.is_some()).collect();
+    let picked = sessions::pick(&live, query.replica);
     let Some(replica) = picked.iter().find(running).or(picked.first()).cloned() else {
         return refusal(
             StatusCode::NOT_FOUND,

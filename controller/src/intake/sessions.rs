@@ -3,8 +3,10 @@
 //! `404 not_found`, exactly as a missing one), and a [`SessionDoor`] (the oracle runtime) finds
 //! the replicas and opens a session on each node through the broker.
 //!
-//! * `GET /v1/{kind}/{namespace}/{name}/logs?replica=&follow=&tail=&since=` — the replicas' logs
-//!   (one replica's with `replica`), as [`SessionLine`]s, one JSON object per line.
+//! * `GET /v1/{kind}/{namespace}/{name}/logs?replica=&follow=&tail=&since=&previous=` — the
+//!   replicas' logs (one replica's with `replica`), as [`SessionLine`]s, one JSON object per
+//!   line: the running replicas', or with `previous` (or when none runs) those of replicas that
+//!   no longer run, which their nodes keep for a while.
 //! * `POST /v1/{kind}/{namespace}/{name}/exec?replica=` — body an [`ExecBody`]; the command's
 //!   output and exit as [`SessionLine`]s, the first naming the session.
 //! * `POST /v1/sessions/{id}/input` — body an [`InputBody`]: stdin, end of input, a terminal
@@ -38,8 +40,9 @@ pub struct ReplicaAt {
     pub node: Address,
     /// Its id on the node.
     pub workload: WorkloadId,
-    /// What the node last said of it.
-    pub state: WorkloadState,
+    /// What the node last said of it; `None` for a replica that no longer runs there, whose
+    /// log the node keeps.
+    pub state: Option<WorkloadState>,
 }
 
 /// Why a session could not be opened or fed.
@@ -94,6 +97,9 @@ pub struct LogsQuery {
     pub tail: u32,
     /// Only what was written in the last this many seconds.
     pub since: Option<u64>,
+    /// The logs of replicas that no longer run (the newest of each index) instead.
+    #[serde(default)]
+    pub previous: bool,
     /// A delegate's `?owner=` (checked by the authentication layer).
     pub owner: Option<String>,
 }
@@ -131,11 +137,29 @@ pub fn pick(replicas: &[ReplicaAt], wanted: Option<u32>) -> Vec<ReplicaAt> {
     chosen
 }
 
+/// The replicas a logs request reads: the running ones (`wanted`'s index, or every one, see
+/// [`pick`]), or, when `previous` is asked or none runs, those that no longer run.
+pub fn pick_logs(replicas: &[ReplicaAt], wanted: Option<u32>, previous: bool) -> Vec<ReplicaAt> {
+    let (live, retired): (Vec<ReplicaAt>, Vec<ReplicaAt>) =
+        replicas.iter().cloned().partition(|r| r.state.is_some());
+    let running = if previous {
+        Vec::new()
+    } else {
+        pick(&live, wanted)
+    };
+    if running.is_empty() {
+        pick(&retired, wanted)
+    } else {
+        running
+    }
+}
+
 /// The line carrying `output` of `replica`.
 pub fn line(replica: &ReplicaAt, output: SessionOutput) -> SessionLine {
     SessionLine {
         node: Some(replica.node),
         replica: Some(replica.index),
+        retired: replica.state.is_none(),
         stream: (!output.data.is_empty()).then_some(output.stream),
         data: output.data,
         end: output.end,
@@ -170,8 +194,32 @@ mod tests {
             index,
             node: Address::repeat_byte(node),
             workload: WorkloadId::of(9, tag, index),
-            state: WorkloadState::Running,
+            state: Some(WorkloadState::Running),
         }
+    }
+
+    fn retired(index: u32, tag: u32, node: u8) -> ReplicaAt {
+        ReplicaAt {
+            state: None,
+            ..at(index, tag, node)
+        }
+    }
+
+    #[test]
+    fn logs_are_the_running_replicas_else_those_that_ran() {
+        let replicas = [
+            at(0, 2, 1),
+            retired(0, 1, 2),
+            retired(1, 1, 2),
+            retired(1, 0, 3),
+        ];
+        assert_eq!(pick_logs(&replicas, None, false), vec![at(0, 2, 1)]);
+        assert_eq!(
+            pick_logs(&replicas, None, true),
+            vec![retired(0, 1, 2), retired(1, 1, 2)]
+        );
+        assert_eq!(pick_logs(&replicas, Some(1), false), vec![retired(1, 1, 2)]);
+        assert_eq!(pick_logs(&replicas, Some(2), false), vec![]);
     }
 
     #[test]

@@ -159,16 +159,25 @@ impl SessionDoor for SessionHub {
     fn replicas(&self, job: u64) -> BoxFuture<'_, Vec<ReplicaAt>> {
         Box::pin(async move {
             let registry = self.oracle.registry.lock().await;
-            registry
+            let running = registry
                 .reports_of(job)
                 .into_iter()
                 .map(|(node, report)| ReplicaAt {
                     index: report.id.index(),
                     node,
                     workload: report.id,
-                    state: report.state.clone(),
-                })
-                .collect()
+                    state: Some(report.state.clone()),
+                });
+            let retired = registry
+                .retired_logs_of(job)
+                .into_iter()
+                .map(|(node, workload)| ReplicaAt {
+                    index: workload.index(),
+                    node,
+                    workload,
+                    state: None,
+                });
+            running.chain(retired).collect()
         })
     }
 

@@ -53,6 +53,9 @@ pub struct SessionLine {
     /// The replica's index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<u32>,
+    /// The replica no longer runs: this is the log its node kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
     /// Which stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<Stream>,

@@ -90,6 +90,7 @@ pub fn heartbeat(alias: &str, workloads: Vec<WorkloadReport>) -> Heartbeat {
         },
         labels: BTreeMap::from([("kyb".to_owned(), "true".to_owned())]),
         workloads,
+        retired_logs: vec![],
     }
 }
 

@@ -3,11 +3,19 @@
 //! truncate: the shim keeps appending to the same open file) and reads it back for the API.
 //! The shim writes no timestamps, so the agent notes, each time it looks at a log, how long it
 //! was then ([`TimeMarks`]): what was written since a moment is found to within one look.
+//! A removed container's logs are not deleted but retired ([`retired`]), for a while.
+
+pub mod retired;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use r1_protocol::messages::WorkloadId;
+
+use crate::reconcile::container_workload;
+use retired::{Retention, RetiredLogs};
 
 /// Marks kept per log: hours of a log that grows every pass.
 const MAX_MARKS: usize = 8192;
@@ -51,18 +59,32 @@ pub struct LogDir {
     max_bytes: u64,
     keep: u32,
     marks: Arc<Mutex<HashMap<String, TimeMarks>>>,
+    retired: RetiredLogs,
 }
 
 impl LogDir {
-    /// Logs under `dir`, rotated past `max_bytes`, keeping `keep` old files per container.
-    pub fn new(dir: PathBuf, max_bytes: u64, keep: u32) -> std::io::Result<Self> {
+    /// Logs under `dir`, rotated past `max_bytes`, keeping `keep` old files per container, and
+    /// the logs of removed containers for as long as `retention` says (under `dir/retired`).
+    pub fn new(
+        dir: PathBuf,
+        max_bytes: u64,
+        keep: u32,
+        retention: Retention,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
+        let retired = RetiredLogs::open(dir.join("retired"), retention)?;
         Ok(Self {
             dir,
             max_bytes,
             keep,
             marks: Arc::default(),
+            retired,
         })
+    }
+
+    /// The logs of removed containers.
+    pub fn retired(&self) -> &RetiredLogs {
+        &self.retired
     }
 
     fn marks(&self) -> std::sync::MutexGuard<'_, HashMap<String, TimeMarks>> {
@@ -124,19 +146,30 @@ impl LogDir {
         Ok(true)
     }
 
-    /// Deletes every log file of `container`.
-    pub fn remove(&self, container: &str) -> std::io::Result<()> {
+    /// Retires the logs of `container`, removed at `now_ms`: they move aside and are kept for
+    /// the retention time (deleted at once for a container that is no workload's).
+    pub fn retire(&self, container: &str, now_ms: u64) -> std::io::Result<()> {
         self.marks().remove(container);
         let mut files = vec![self.path(container)];
         files.extend((1..=self.keep).map(|n| self.rotated(container, n)));
-        for file in files {
-            match std::fs::remove_file(&file) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+        let Some(workload) = container_workload(container) else {
+            for file in files {
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
-        }
-        Ok(())
+            return Ok(());
+        };
+        self.retired.retire(container, workload, &files, now_ms)
+    }
+
+    /// The container whose retired log of `workload` is the newest, and where it is.
+    pub fn newest_retired(&self, workload: WorkloadId) -> Option<(String, PathBuf)> {
+        let container = self.retired.newest_of(workload)?;
+        let path = self.retired.path(&container);
+        Some((container, path))
     }
 }
 
@@ -194,7 +227,7 @@ mod tests {
     #[test]
     fn rotation_keeps_a_bounded_number_of_files() {
         let dir = tempfile::tempdir().unwrap();
-        let logs = LogDir::new(dir.path().to_owned(), 10, 2).unwrap();
+        let logs = LogDir::new(dir.path().to_owned(), 10, 2, Retention::default()).unwrap();
         for round in 0..4 {
             std::fs::write(logs.path("c"), format!("round {round} of lines\n")).unwrap();
             assert!(logs.rotate_if_large("c", 0).unwrap());
@@ -211,8 +244,29 @@ mod tests {
         assert!(!logs.rotated("c", 3).exists());
         std::fs::write(logs.path("c"), "short\n").unwrap();
         assert!(!logs.rotate_if_large("c", 0).unwrap());
-        logs.remove("c").unwrap();
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        logs.retire("c", 0).unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec!["retired"], "a log of no workload is deleted");
+    }
+
+    #[test]
+    fn a_removed_workload_s_logs_are_retired_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogDir::new(dir.path().to_owned(), 10, 2, Retention::default()).unwrap();
+        let workload = WorkloadId::of(3, 1, 0);
+        let container = crate::reconcile::container_id(workload, "rev");
+        std::fs::write(logs.path(&container), "first run, long enough\n").unwrap();
+        logs.rotate_if_large(&container, 0).unwrap();
+        std::fs::write(logs.path(&container), "last words\n").unwrap();
+        logs.retire(&container, r1_protocol::now_ms()).unwrap();
+        assert!(!logs.path(&container).exists());
+        let (retired, path) = logs.newest_retired(workload).unwrap();
+        assert_eq!(retired, container);
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "last words\n");
+        assert_eq!(logs.retired().workloads(), vec![workload]);
     }
 
     #[test]

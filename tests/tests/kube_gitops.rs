@@ -2,7 +2,7 @@
 //! fake API server (the harness's, over HTTP), three nodes, a real chain, broker and containerd.
 //! The CSP deposits USDC and delegates the kube-mode oracle's delegate key; the manifests are
 //! then only ever written to the cluster, as kubectl or Argo CD would. The job — with an env
-//! value from a Kubernetes Secret — is funded from the escrow by the delegate key, validated by
+//! value from a Kubernetes Secret, beside a Tunnel whose token is one — is funded from the escrow by the delegate key, validated by
 //! all three oracles, scaled up by a patch of `replicas` (told which permission it lacks while
 //! the delegate may only create, then extended once it may), extended by a patch of
 //! `durationEpochs`, and deleted with its refund; the chain shows each step. Once the delegate is
@@ -24,6 +24,9 @@ use serde_json::{Value, json};
 
 /// The Secret's value; long and random-looking so it cannot turn up by chance.
 const SECRET: &str = "kube-secret-7f3a9c1e5b2d8046";
+
+/// The tunnel token's value, as [`SECRET`].
+const TUNNEL_TOKEN: &str = "kube-tunnel-token-2c9e4b7a1d0f";
 
 /// An example manifest as the JSON object a cluster holds, in namespace `default`.
 fn example(file: &str) -> Value {
@@ -89,6 +92,14 @@ fn a_job_applied_to_the_cluster_is_funded_validated_scaled_extended_and_deleted(
         &BTreeMap::from([("greeting".to_owned(), SECRET.to_owned())]),
     )
     .expect("secret");
+    api.put_secret(
+        "default",
+        "cloudflare",
+        &BTreeMap::from([("tunnel-token".to_owned(), TUNNEL_TOKEN.to_owned())]),
+    )
+    .expect("secret");
+    api.create(example("tunnel.yaml"))
+        .expect("tunnel in the cluster");
     let mut job = example("job-http.yaml");
     job["spec"]["env"] = json!([
         {"name": "GREETING", "valueFrom": {"secretKeyRef": {"name": "hello-secrets", "key": "greeting"}}}
@@ -128,6 +139,22 @@ fn a_job_applied_to_the_cluster_is_funded_validated_scaled_extended_and_deleted(
             .expect("r1ctl get");
         let stored: Value = serde_json::from_slice(&out.stdout).expect("json");
         let sealed = &stored["spec"]["env"][0]["valueFrom"]["sealed"];
+        let tunnel = network
+            .r1ctl_command()
+            .expect("r1ctl")
+            .env("R1_SERVER", network.oracles()[oracle].api_url())
+            .args(["get", "tunnel", "hello-web", "-o", "json"])
+            .output()
+            .expect("r1ctl get tunnel");
+        let tunnel: Value = serde_json::from_slice(&tunnel.stdout).expect("json");
+        assert_eq!(
+            tunnel["spec"]["sealedToken"]
+                .as_object()
+                .map(serde_json::Map::len),
+            Some(3),
+            "oracle {oracle}: the tunnel's token is not sealed to every oracle: {tunnel}"
+        );
+        assert!(tunnel["spec"].get("tokenSecretRef").is_none(), "{tunnel}");
         assert_eq!(
             sealed.as_object().map(serde_json::Map::len),
             Some(3),
@@ -284,9 +311,11 @@ fn a_job_applied_to_the_cluster_is_funded_validated_scaled_extended_and_deleted(
         places.push(("oracle log".to_owned(), oracle.log().into_bytes()));
     }
     for (place, bytes) in &places {
-        assert!(
-            !bytes_contain(bytes, SECRET),
-            "the Secret's value is in the clear in {place}"
-        );
+        for secret in [SECRET, TUNNEL_TOKEN] {
+            assert!(
+                !bytes_contain(bytes, secret),
+                "a Secret's value is in the clear in {place}"
+            );
+        }
     }
 }

@@ -212,14 +212,15 @@ impl Reconciler {
         object: &DynamicObject,
     ) -> Result<Mirror, KubeError> {
         let mut object = Cow::Borrowed(object);
-        if kind == Kind::Job {
+        if matches!(kind, Kind::Job | Kind::Tunnel) {
             let stored = self.store.get(key)?;
-            let stored = stored.as_ref().and_then(|s| s.spec.job());
+            let stored_spec = stored.as_ref().map(|s| &s.spec);
+            let stored = stored_spec.and_then(|spec| spec.job());
             let mut docker_config = None;
             if let Some(secrets) = &self.network.secrets
                 && !references(&object).is_empty()
             {
-                match secrets.seal(&object, stored).await? {
+                match secrets.seal(&object, stored_spec).await? {
                     Ok(sealed) => {
                         docker_config = sealed.docker_config;
                         object = Cow::Owned(sealed.object);
@@ -233,6 +234,7 @@ impl Reconciler {
                 }
             }
             if let Some(pinner) = &self.network.pinning
+                && kind == Kind::Job
                 && let Some(image) = tagged_image(&object)
             {
                 let pinned = self

@@ -1,6 +1,7 @@
 //! Kubernetes Secrets on the kube path: a job's `valueFrom.secretKeyRef` env values and its
-//! `imagePullSecret.name` (a `kubernetes.io/dockerconfigjson` Secret) are read from the job's
-//! namespace and sealed to every oracle's key before the job is mirrored, so what enters the
+//! `imagePullSecret.name` (a `kubernetes.io/dockerconfigjson` Secret), and a tunnel's
+//! `tokenSecretRef`, are read from the object's namespace and sealed to every oracle's key
+//! before the object is mirrored (the token becomes the tunnel's `sealedToken`), so what enters the
 //! store, the relay and the other oracles is the same `sealed` form `r1ctl secret seal` makes on
 //! the API path, never the value in clear. Each oracle opens its own copy when it deploys and
 //! seals it again to the node (see `crate::oracle::secrets`).
@@ -18,8 +19,8 @@ use alloy_primitives::Address;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
+use r1_crds::api::spec::Spec;
 use r1_crds::common::SealedValue;
-use r1_crds::job::DeeployJobSpec;
 use r1_protocol::identity::Identity;
 use r1_protocol::oracle_sealed::{OracleSealedError, open_as_oracle, seal_for_oracles};
 use r1_protocol::sealed::PUBLIC_KEY_LEN;
@@ -46,21 +47,32 @@ impl std::fmt::Debug for SecretSealer {
     }
 }
 
-/// A job with its Secrets sealed.
+/// A job or tunnel with its Secrets sealed.
 #[derive(Debug, Clone)]
 pub struct Sealed {
-    /// The job, each Secret reference replaced by its sealed value.
+    /// The object, each Secret reference replaced by its sealed value.
     pub object: DynamicObject,
     /// The registry credentials of its pull secret in clear (a Docker config), for pinning its
     /// image tag; dropped once the job is mirrored.
     pub docker_config: Option<Vec<u8>>,
 }
 
-/// One Secret reference in a job's spec.
+/// Where a Secret's sealed value goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// A job's env var, by name.
+    Env(String),
+    /// A job's image pull secret.
+    PullSecret,
+    /// A tunnel's token.
+    TunnelToken,
+}
+
+/// One Secret reference in a job's or a tunnel's spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
-    /// Where the sealed value goes: an env var's name, or `None` for the pull secret.
-    pub env: Option<String>,
+    /// Where the sealed value goes.
+    pub place: Place,
     /// The Secret's name.
     pub secret: String,
     /// The key in the Secret.
@@ -78,13 +90,13 @@ impl SecretSealer {
         }
     }
 
-    /// `object`, a `DeeployJob`, with each Secret reference replaced by the value sealed to the
-    /// oracles; `stored` is the job's spec in the store, whose seals are kept where they still
-    /// hold. `Ok(Err(why))` when a Secret is missing or unusable (the job waits).
+    /// `object`, a `DeeployJob` or `Tunnel`, with each Secret reference replaced by the value
+    /// sealed to the oracles; `stored` is its spec in the store, whose seals are kept where
+    /// they still hold. `Ok(Err(why))` when a Secret is missing or unusable (the object waits).
     pub async fn seal(
         &self,
         object: &DynamicObject,
-        stored: Option<&DeeployJobSpec>,
+        stored: Option<&Spec>,
     ) -> Result<Result<Sealed, String>, KubeError> {
         let references = references(object);
         if references.is_empty() {
@@ -122,10 +134,10 @@ impl SecretSealer {
                     reference.place()
                 )));
             };
-            if reference.env.is_none() {
+            if reference.place == Place::PullSecret {
                 docker_config = Some(value.clone());
             }
-            let previous = stored.and_then(|spec| stored_seal(spec, reference.env.as_deref()));
+            let previous = stored.and_then(|spec| stored_seal(spec, &reference.place));
             match reuse_or_seal(&value, previous, &oracles, &self.oracle, &namespace) {
                 Ok(value) => sealed.push((reference, value)),
                 Err(error) => {
@@ -146,14 +158,15 @@ impl SecretSealer {
 impl Reference {
     /// Where the reference stands in the spec, for messages.
     fn place(&self) -> String {
-        match &self.env {
-            Some(name) => format!("env {name}"),
-            None => "imagePullSecret".to_owned(),
+        match &self.place {
+            Place::Env(name) => format!("env {name}"),
+            Place::PullSecret => "imagePullSecret".to_owned(),
+            Place::TunnelToken => "tokenSecretRef".to_owned(),
         }
     }
 }
 
-/// The Secret references of a `DeeployJob` object's spec.
+/// The Secret references of a `DeeployJob` or `Tunnel` object's spec.
 pub fn references(object: &DynamicObject) -> Vec<Reference> {
     let spec = object.data.get("spec");
     let mut found: Vec<Reference> = spec
@@ -164,7 +177,7 @@ pub fn references(object: &DynamicObject) -> Vec<Reference> {
         .filter_map(|var| {
             let secret = var.get("valueFrom")?.get("secretKeyRef")?;
             Some(Reference {
-                env: Some(var.get("name")?.as_str()?.to_owned()),
+                place: Place::Env(var.get("name")?.as_str()?.to_owned()),
                 secret: secret.get("name")?.as_str()?.to_owned(),
                 key: secret.get("key")?.as_str()?.to_owned(),
             })
@@ -176,27 +189,40 @@ pub fn references(object: &DynamicObject) -> Vec<Reference> {
         .and_then(Value::as_str)
     {
         found.push(Reference {
-            env: None,
+            place: Place::PullSecret,
             secret: name.to_owned(),
             key: DOCKER_CONFIG_KEY.to_owned(),
+        });
+    }
+    let token = spec.and_then(|s| s.get("tokenSecretRef"));
+    if let (Some(name), Some(key)) = (
+        token.and_then(|t| t.get("name")).and_then(Value::as_str),
+        token.and_then(|t| t.get("key")).and_then(Value::as_str),
+    ) {
+        found.push(Reference {
+            place: Place::TunnelToken,
+            secret: name.to_owned(),
+            key: key.to_owned(),
         });
     }
     found
 }
 
-/// The seal the store holds for an env var (`Some(name)`) or the pull secret (`None`).
-fn stored_seal<'a>(spec: &'a DeeployJobSpec, env: Option<&str>) -> Option<&'a SealedValue> {
-    match env {
-        Some(name) => spec
+/// The seal the store holds at `place` of `spec`.
+fn stored_seal<'a>(spec: &'a Spec, place: &Place) -> Option<&'a SealedValue> {
+    match (place, spec) {
+        (Place::Env(name), Spec::Job(spec)) => spec
             .env
             .iter()
-            .find(|var| var.name == name)
+            .find(|var| var.name == *name)
             .and_then(|var| var.value_from.as_ref())
             .and_then(|source| source.sealed.as_ref()),
-        None => spec
+        (Place::PullSecret, Spec::Job(spec)) => spec
             .image_pull_secret
             .as_ref()
             .and_then(|pull| pull.sealed.as_ref()),
+        (Place::TunnelToken, Spec::Tunnel(spec)) => spec.sealed_token.as_ref(),
+        _ => None,
     }
 }
 
@@ -253,8 +279,8 @@ fn with_sealed(object: &DynamicObject, sealed: &[(Reference, SealedValue)]) -> D
     };
     for (reference, value) in sealed {
         let value = json!(value);
-        match &reference.env {
-            Some(name) => {
+        match &reference.place {
+            Place::Env(name) => {
                 if let Some(vars) = spec.get_mut("env").and_then(Value::as_array_mut) {
                     for var in vars
                         .iter_mut()
@@ -264,7 +290,13 @@ fn with_sealed(object: &DynamicObject, sealed: &[(Reference, SealedValue)]) -> D
                     }
                 }
             }
-            None => spec["imagePullSecret"] = json!({ "sealed": value }),
+            Place::PullSecret => spec["imagePullSecret"] = json!({ "sealed": value }),
+            Place::TunnelToken => {
+                if let Some(fields) = spec.as_object_mut() {
+                    fields.remove("tokenSecretRef");
+                    fields.insert("sealedToken".to_owned(), value);
+                }
+            }
         }
     }
     object

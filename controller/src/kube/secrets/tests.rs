@@ -38,12 +38,12 @@ fn env_refs_and_the_pull_secret_are_found() {
         references(&object),
         [
             Reference {
-                env: Some("TOKEN".into()),
+                place: Place::Env("TOKEN".into()),
                 secret: "api".into(),
                 key: "token".into()
             },
             Reference {
-                env: None,
+                place: Place::PullSecret,
                 secret: "registry".into(),
                 key: ".dockerconfigjson".into()
             }
@@ -106,9 +106,44 @@ fn sealed_values_take_the_place_of_the_references() {
     let mut typed = example["spec"].clone();
     typed["env"] = spec["env"].clone();
     typed["imagePullSecret"] = spec["imagePullSecret"].clone();
-    let typed: DeeployJobSpec = serde_json::from_value(typed).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(stored_seal(&typed, Some("TOKEN")), Some(&token));
-    assert_eq!(stored_seal(&typed, None), Some(&config));
+    let typed =
+        Spec::from_json(r1_crds::manifest::Kind::Job, typed).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        stored_seal(&typed, &Place::Env("TOKEN".into())),
+        Some(&token)
+    );
+    assert_eq!(stored_seal(&typed, &Place::PullSecret), Some(&config));
+    assert_eq!(stored_seal(&typed, &Place::TunnelToken), None);
+}
+
+#[test]
+fn a_tunnel_s_token_secret_becomes_its_sealed_token() {
+    let (ids, keys) = oracles(1);
+    let object = job(json!({
+        "provider": "cloudflare",
+        "hostname": "shop.example.com",
+        "tokenSecretRef": {"name": "cloudflare", "key": "token"}
+    }));
+    let refs = references(&object);
+    assert_eq!(
+        refs,
+        [Reference {
+            place: Place::TunnelToken,
+            secret: "cloudflare".into(),
+            key: "token".into()
+        }]
+    );
+    let token = reuse_or_seal(b"cf-token", None, &keys, &ids[0], "shop").unwrap();
+    let out = with_sealed(&object, &[(refs[0].clone(), token.clone())]);
+    let spec = out.data["spec"].clone();
+    assert_eq!(spec.get("tokenSecretRef"), None);
+    assert_eq!(spec["sealedToken"], json!(token));
+    assert!(references(&out).is_empty());
+    let typed =
+        Spec::from_json(r1_crds::manifest::Kind::Tunnel, spec).unwrap_or_else(|e| panic!("{e}"));
+    let tunnel = typed.tunnel().unwrap();
+    assert!(tunnel.token_secret_ref.is_none() && tunnel.sealed_token.is_some());
+    assert_eq!(stored_seal(&typed, &Place::TunnelToken), Some(&token));
 }
 
 #[test]

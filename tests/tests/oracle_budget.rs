@@ -194,6 +194,13 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
         table.contains("all match to the unit") && table.contains("refunded to the CSP"),
         "{table}"
     );
+    // The same for the whole escrow: its balance is every job's story added up.
+    let escrow = network.r1ctl(&["audit", "--escrow"])?;
+    let escrow_table = scenario::printed(&escrow);
+    assert!(
+        escrow.status.success() && escrow_table.contains("all match to the unit"),
+        "r1ctl audit --escrow found a mismatch:\n{escrow_table}"
+    );
     eprintln!(
         "running and validated after {running_after:?}, closed after {closed_after:?}, \
          {node_epochs} node-epochs paid, all done after {:?}",

@@ -170,6 +170,13 @@ fn heartbeat_cost(reference: &str, data_dir: &std::path::Path) {
         data_dir: data_dir.to_owned(),
         started: Instant::now(),
         p2p_addrs: vec!["/ip4/10.0.0.5/tcp/4001".into()],
+        logs: r1_node::logs::LogDir::new(
+            data_dir.join("logs"),
+            10 << 20,
+            3,
+            r1_node::logs::retired::Retention::default(),
+        )
+        .expect("log dir"),
     };
     let sealer = Sealer::new(Identity::generate());
     let rounds = 500u32;

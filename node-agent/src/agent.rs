@@ -31,6 +31,7 @@ use crate::ports::PortForwarder;
 use crate::reconcile::Backoff;
 use crate::resources;
 use crate::runtime::containerd::Containerd;
+use crate::services::{MeshParts, ServiceMesh};
 use crate::sessions::{SessionContext, Sessions};
 use crate::state::NodeState;
 use crate::store::{Store, StoreError};
@@ -161,6 +162,15 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     let sealer = Arc::new(Sealer::new(identity.clone()));
 
     let (sessions_tx, sessions_rx) = mpsc::channel(256);
+    let services = ServiceMesh::new(MeshParts {
+        me: address,
+        p2p: Some(peers.client()),
+        state: state.clone(),
+        hosts_dir: config.data_dir.join("services"),
+        metrics: metrics.clone(),
+    })
+    .map_err(data_error)?;
+    tokio::spawn(services.clone().run());
     let mut handler = CommandHandler::new(
         address,
         &config.oracles,
@@ -173,7 +183,8 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
         config.ports.clone(),
         metrics.clone(),
     )?
-    .with_sessions(sessions_tx);
+    .with_sessions(sessions_tx)
+    .with_services(services.clone());
     let roster_topics = topics.clone();
     let rules = kv.replication.clone();
     let roster_peers = peers.clone();
@@ -349,6 +360,7 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
             node_env,
             status: status_tx,
             tunnels,
+            services,
             metrics,
         },
         state,

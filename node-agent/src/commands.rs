@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use r1_protocol::messages::{DeployCommand, StopCommand, WorkloadId};
+use r1_protocol::services::ServiceTable;
 use r1_protocol::sessions::{SessionId, SessionInput, SessionOpen};
 use r1_protocol::{Address, Envelope, Freshness, MessageKind, Verifier, VerifyError};
 use tokio::sync::mpsc;
@@ -16,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::config::PortsConfig;
 use crate::metrics::Metrics;
 use crate::ports;
+use crate::services::ServiceMesh;
 use crate::sessions::SessionEvent;
 use crate::state::NodeState;
 use crate::store::{DesiredWorkload, Store, StoreError};
@@ -44,6 +46,9 @@ pub enum Refusal {
     /// A session order the sessions task cannot take now.
     #[error("sessions are not available: {0}")]
     Sessions(&'static str),
+    /// A service table that is malformed or oversized, or that this node does not take.
+    #[error("service table refused: {0}")]
+    Services(String),
 }
 
 impl Refusal {
@@ -56,6 +61,7 @@ impl Refusal {
             Self::Ports(_) => "ports",
             Self::Store(_) => "store",
             Self::Sessions(_) => "sessions",
+            Self::Services(_) => "services",
         }
     }
 }
@@ -73,6 +79,13 @@ pub enum Outcome {
     AlreadyStopped(WorkloadId),
     /// A session order was handed to the sessions task.
     Session(SessionId),
+    /// A project's service table: newer than the one held (taken) or not.
+    ServiceTable {
+        /// The project.
+        project: String,
+        /// Whether it replaced the one held.
+        taken: bool,
+    },
 }
 
 /// Checks and applies commands.
@@ -84,6 +97,7 @@ pub struct CommandHandler {
     ports: PortsConfig,
     metrics: Arc<Metrics>,
     sessions: Option<mpsc::Sender<SessionEvent>>,
+    services: Option<ServiceMesh>,
 }
 
 impl CommandHandler {
@@ -109,6 +123,7 @@ impl CommandHandler {
             ports,
             metrics,
             sessions: None,
+            services: None,
         })
     }
 
@@ -116,6 +131,14 @@ impl CommandHandler {
     pub fn with_sessions(self, sessions: mpsc::Sender<SessionEvent>) -> Self {
         Self {
             sessions: Some(sessions),
+            ..self
+        }
+    }
+
+    /// The same handler, handing service tables to `services` (without it they are refused).
+    pub fn with_services(self, services: ServiceMesh) -> Self {
+        Self {
+            services: Some(services),
             ..self
         }
     }
@@ -128,23 +151,30 @@ impl CommandHandler {
             Some(MessageKind::Stop) => "stop",
             Some(MessageKind::SessionOpen) => "session-open",
             Some(MessageKind::SessionInput) => "session-input",
+            Some(MessageKind::ServiceTable) => "service-table",
             _ => "unknown",
         };
         let result = match kind {
             Some(MessageKind::Stop) => self.stop(bytes, now_ms),
             Some(MessageKind::SessionOpen) => self.open_session(bytes, now_ms),
             Some(MessageKind::SessionInput) => self.session_input(bytes, now_ms),
+            Some(MessageKind::ServiceTable) => self.service_table(bytes, now_ms),
             Some(MessageKind::Deploy) | None => self.deploy(bytes, now_ms),
             Some(other) => Err(Refusal::NotACommand(other)),
         };
         match &result {
             Ok(outcome) => {
                 let label = match outcome {
-                    Outcome::Deployed(_) | Outcome::Stopped(_) | Outcome::Session(_) => "accepted",
-                    Outcome::AlreadyDeployed(_) | Outcome::AlreadyStopped(_) => "repeated",
+                    Outcome::Deployed(_)
+                    | Outcome::Stopped(_)
+                    | Outcome::Session(_)
+                    | Outcome::ServiceTable { taken: true, .. } => "accepted",
+                    Outcome::AlreadyDeployed(_)
+                    | Outcome::AlreadyStopped(_)
+                    | Outcome::ServiceTable { taken: false, .. } => "repeated",
                 };
                 self.metrics.command(kind_name, label);
-                if matches!(outcome, Outcome::Session(_)) {
+                if matches!(outcome, Outcome::Session(_) | Outcome::ServiceTable { .. }) {
                     tracing::debug!(?outcome, "session order accepted");
                 } else {
                     tracing::info!(?outcome, "command accepted");
@@ -160,6 +190,25 @@ impl CommandHandler {
             }
         }
         result
+    }
+
+    fn service_table(&mut self, bytes: &[u8], now_ms: u64) -> Result<Outcome, Refusal> {
+        let table = self.verifier.verify::<ServiceTable>(bytes, now_ms)?.message;
+        if table.target != self.me {
+            return Err(Refusal::WrongTarget {
+                target: table.target,
+            });
+        }
+        if let Some(problem) = table.problem() {
+            return Err(Refusal::Services(problem));
+        }
+        let services = self
+            .services
+            .as_ref()
+            .ok_or_else(|| Refusal::Services("calls between jobs are off".into()))?;
+        let project = table.project.clone();
+        let taken = services.offer(table);
+        Ok(Outcome::ServiceTable { project, taken })
     }
 
     fn open_session(&mut self, bytes: &[u8], now_ms: u64) -> Result<Outcome, Refusal> {

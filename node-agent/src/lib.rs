@@ -19,6 +19,7 @@
 //! * [`kv`]: CSTORE on this node: its replica, replicated to peers, and the Redis port.
 //! * [`in_container`]: services on each running container's own loopback (R1FS, CSTORE).
 //! * [`tunnels`]: the tunnel clients (bore, cloudflared, ngrok) beside the replicas.
+//! * [`services`]: the jobs of a project calling each other by name, across nodes.
 //! * [`api`]: the local gRPC API; [`metrics`]: Prometheus metrics.
 //! * [`state`]: what the agent's tasks share; [`agent`]: the wiring.
 
@@ -41,6 +42,7 @@ pub mod ports;
 pub mod reconcile;
 pub mod resources;
 pub mod runtime;
+pub mod services;
 pub mod sessions;
 pub mod state;
 pub mod store;

@@ -52,6 +52,11 @@ pub struct Metrics {
     pub tunnel_starts: Counter,
     /// Tunnel client failures (exits, missing URL, failed health checks, failed starts).
     pub tunnel_failures: Counter,
+    /// Calls between a project's jobs, by direction (`out`: a local replica called; `in`: a
+    /// peer's replica called one here) and outcome (`local`, `remote`, `refused`, `failed`).
+    pub service_calls: Family<CommandLabels, Counter>,
+    /// Service listeners open in replicas' namespaces.
+    pub service_listeners: Gauge,
     registry: Registry,
 }
 
@@ -103,6 +108,18 @@ impl Metrics {
             "Tunnel client failures (exit, no URL, failed health check, failed start)",
             tunnel_failures.clone(),
         );
+        let service_calls = Family::<CommandLabels, Counter>::default();
+        let service_listeners = Gauge::default();
+        registry.register(
+            "service_calls",
+            "Calls between a project's jobs, by direction (kind) and outcome",
+            service_calls.clone(),
+        );
+        registry.register(
+            "service_listeners",
+            "Service listeners open in replicas' network namespaces",
+            service_listeners.clone(),
+        );
         registry.register("workloads", "Workloads by state", workloads.clone());
         registry.register(
             "heartbeats_sent",
@@ -147,6 +164,8 @@ impl Metrics {
             tunnel_clients,
             tunnel_starts,
             tunnel_failures,
+            service_calls,
+            service_listeners,
             registry,
         })
     }

@@ -31,6 +31,7 @@ use crate::runtime::containerd::{
     Containerd, REVISION_LABEL, ResolvedImage, RuntimeError, WORKLOAD_LABEL,
 };
 use crate::runtime::spec::{self, SpecInput};
+use crate::services::ServiceMesh;
 use crate::state::NodeState;
 use crate::store::DesiredWorkload;
 use crate::tunnels::TunnelTable;
@@ -66,6 +67,8 @@ pub struct SupervisorParts {
     pub status: mpsc::Sender<JobStatusReport>,
     /// Each replica's tunnel client, as the tunnel loop publishes it.
     pub tunnels: TunnelTable,
+    /// Calls between a project's jobs; gives each replica its `/etc/hosts`.
+    pub services: ServiceMesh,
     /// Metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -387,7 +390,7 @@ impl Supervisor {
             devices.extend(self.parts.gpus.devices.iter().take(count).cloned());
             devices.extend(self.parts.gpus.control.iter().cloned());
         }
-        let spec = spec::runtime_spec(&SpecInput {
+        let mut spec = spec::runtime_spec(&SpecInput {
             container_id: container,
             namespace: self.parts.containerd.namespace(),
             workload: &w.spec,
@@ -396,6 +399,15 @@ impl Supervisor {
             secret_env: &secrets.env,
             node_env: &self.parts.node_env,
         })?;
+        let hosts = self
+            .parts
+            .services
+            .hosts_file(w.spec.id)
+            .map_err(|(path, e)| RuntimeError::HostFile {
+                path,
+                reason: e.to_string(),
+            })?;
+        spec::mount_read_only(&mut spec, &hosts, "/etc/hosts");
         let labels = BTreeMap::from([
             (
                 WORKLOAD_LABEL.to_owned(),

@@ -49,6 +49,8 @@ pub enum MessageKind {
     SessionInput,
     /// [`SessionOutput`](crate::sessions::SessionOutput), node → oracles.
     SessionOutput,
+    /// [`ServiceTable`](crate::services::ServiceTable), oracle → node.
+    ServiceTable,
 }
 
 impl MessageKind {
@@ -66,6 +68,7 @@ impl MessageKind {
             Self::SessionOpen => 9,
             Self::SessionInput => 10,
             Self::SessionOutput => 11,
+            Self::ServiceTable => 12,
         }
     }
 }

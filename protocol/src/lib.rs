@@ -38,6 +38,7 @@ pub mod node_api;
 pub mod oracle_sealed;
 pub mod sealed;
 pub mod secrets;
+pub mod services;
 pub mod sessions;
 pub mod topics;
 pub mod verify;

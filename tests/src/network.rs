@@ -69,6 +69,9 @@ pub struct NetworkSettings {
     /// devnet's [`EXAMPLES_REGISTRY_PORT`]), so nodes pull it; `None`: every node gets an
     /// archive of it instead.
     pub registry_port: Option<u16>,
+    /// Labels of node `i` besides `kyb: "true"` (for nodeSelectors); nodes past the list get
+    /// none.
+    pub node_labels: Vec<Vec<(&'static str, &'static str)>>,
 }
 
 impl Default for NetworkSettings {
@@ -83,6 +86,7 @@ impl Default for NetworkSettings {
             broker: BrokerKind::Rumqttd,
             proxy_chain: false,
             registry_port: None,
+            node_labels: Vec::new(),
         }
     }
 }
@@ -241,6 +245,7 @@ impl Network {
                     oracles: oracle_addresses.clone(),
                     heartbeat_seconds: settings.heartbeat_seconds,
                     backoff_initial_ms: 300,
+                    labels: settings.node_labels.get(index).cloned().unwrap_or_default(),
                 },
                 &identity,
             )?;

@@ -62,6 +62,8 @@ pub struct NodeSettings {
     pub heartbeat_seconds: u64,
     /// First restart delay in milliseconds.
     pub backoff_initial_ms: u64,
+    /// Labels besides `kyb: "true"`.
+    pub labels: Vec<(&'static str, &'static str)>,
 }
 
 /// An `r1-node` process with its own key, data directory, config and API socket.
@@ -90,7 +92,7 @@ impl NodeAgent {
             .map(|a| format!("\"{}\"", a.to_checksum(None)))
             .collect();
         let config = format!(
-            "keyFile: {key}\ndataDir: {data}\nalias: test-node\nlabels: {{ kyb: \"true\" }}\n\
+            "keyFile: {key}\ndataDir: {data}\nalias: test-node\nlabels: {{ kyb: \"true\"{labels} }}\n\
              oracles: [{oracles}]\nbroker: {{ url: \"{broker}\", topicRoot: {TOPIC_ROOT}{ca} }}\n\
              containerd: {{ socket: {socket}, namespace: {namespace} }}\n\
              heartbeatIntervalSeconds: {hb}\napiSocket: {api}\nmetricsListen: 127.0.0.1:{metrics_port}\n\
@@ -99,6 +101,11 @@ impl NodeAgent {
              p2p: {{ listen: [\"/ip4/127.0.0.1/tcp/0\"] }}\n\
              r1fs: {{ quotaBytes: {R1FS_QUOTA}, addDirs: [{add}], workloadPort: 4102, maxUploadBytes: {R1FS_MAX_UPLOAD} }}\n",
             add = dir.path().join("add").display(),
+            labels = settings
+                .labels
+                .iter()
+                .map(|(k, v)| format!(", {k:?}: {v:?}"))
+                .collect::<String>(),
             key = key.display(),
             data = dir.path().join("data").display(),
             oracles = oracles.join(", "),

@@ -77,6 +77,7 @@ impl PeerRig {
                     oracles: vec![oracle.address()],
                     heartbeat_seconds: 1,
                     backoff_initial_ms: 300,
+                    labels: Vec::new(),
                 },
                 &identity,
             )?;

@@ -40,6 +40,7 @@ fn rig_with_heartbeat(broker: Box<dyn Broker>, heartbeat_seconds: u64) -> Rig {
             oracles: vec![oracle.address()],
             heartbeat_seconds,
             backoff_initial_ms: 300,
+            labels: Vec::new(),
         },
         &identity,
     )

@@ -52,6 +52,7 @@ fn rig_with(config: &str) -> Rig {
             oracles: vec![oracle.address()],
             heartbeat_seconds: 1,
             backoff_initial_ms: 300,
+            labels: Vec::new(),
         },
         &identity,
     )

@@ -19,6 +19,8 @@
 //! * [`job_status`]: a job's status (phase, conditions) from the facts.
 //! * [`workload`]: what a node runs for one replica, derived from the spec alone.
 //! * [`tunnel_status`]: a tunnel's status from the nodes' reports of its clients.
+//! * [`service_table`]: a project's service table for the nodes (who serves what, where, to
+//!   whom), and when to send it.
 //! * [`chain_job`]: an open on-chain job as the decisions see it.
 //! * [`rollout`]: replica-by-replica rollout of a spec change, with rollback.
 //! * [`closure`]: which job to close next, and the random backoff before acting.
@@ -41,5 +43,6 @@ pub mod node_registry;
 pub mod placement;
 pub mod rollout;
 pub mod roster;
+pub mod service_table;
 pub mod tunnel_status;
 pub mod workload;

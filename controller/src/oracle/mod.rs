@@ -7,6 +7,7 @@
 //! * [`cstore_rules`]: the CSTORE access rules published to the nodes, sealed, when changed.
 //! * [`secrets`]: a job's sealed values opened by this oracle and resealed to one node.
 //! * [`tunnels`]: each `Tunnel`'s status from the nodes' reports of its clients.
+//! * [`services`]: each project's service table sent to the nodes running its replicas.
 //! * [`oracle_keys`]: the oracles' public keys, learned from their signatures, which the API
 //!   lists so that CSPs can seal values to every oracle.
 //! * [`relay`]: CSP requests relayed between oracles.
@@ -30,6 +31,7 @@ pub mod oracle_keys;
 pub mod relay;
 pub mod runtime;
 pub mod secrets;
+pub mod services;
 pub mod sessions;
 pub mod state;
 pub mod tunnels;

@@ -127,6 +127,8 @@ pub struct Oracle {
     roster: Mutex<RosterSchedule>,
     /// The CSTORE access rules last published to the nodes.
     cstore_rules: Mutex<RulesPublisher>,
+    /// The service tables last sent to the nodes.
+    pub(crate) service_tables: Mutex<crate::decide::service_table::TableSchedule>,
     /// The oracles' public keys, for the API to list.
     pub(crate) oracle_keys: Arc<OracleKeyBook>,
     /// Which delegate keys may act for which escrow owners, read from the chain.
@@ -244,6 +246,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         oracle_keys: oracle_keys.clone(),
         delegations: delegations.clone(),
         cstore_rules: Mutex::new(RulesPublisher::new(identity.clone())),
+        service_tables: Mutex::default(),
         sealer: Sealer::new(identity),
         suite,
         store: store.clone(),
@@ -1010,6 +1013,7 @@ impl Oracle {
         }
         self.publish_cstore_rules(&job_refs, now).await;
         self.tunnel_statuses().await;
+        self.send_service_tables(now).await;
         self.metrics.jobs.clear();
         for (phase, count) in phases {
             self.metrics

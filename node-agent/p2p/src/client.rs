@@ -1,14 +1,19 @@
 //! The handle the node agent holds: a cloneable [`Client`] that sends a [`Command`] to the
-//! event loop and awaits its answer, and the [`Event`]s the event loop hands out.
+//! event loop and awaits its answer, and the [`Event`]s the event loop hands out. Raw byte
+//! streams ([`Client::open_stream`], [`Client::accept_streams`]) go beside the event loop,
+//! through libp2p-stream's control, over connections the roster gate admitted.
 
 use std::collections::HashSet;
 
 use alloy_primitives::Address;
-use libp2p::Multiaddr;
+use libp2p::futures::StreamExt;
+use libp2p::{Multiaddr, PeerId, Stream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
+use crate::identity::address_of;
 use crate::roster::{Changed, ParsedRoster};
+use crate::swarm::stream_protocol;
 
 /// What the network tells the application.
 #[derive(Debug)]
@@ -69,6 +74,10 @@ pub(crate) enum Command {
         bytes: Vec<u8>,
         reply: Reply<Result<Vec<u8>, Error>>,
     },
+    PeerId {
+        peer: Address,
+        reply: Reply<Result<PeerId, Error>>,
+    },
     Publish {
         topic: String,
         bytes: Vec<u8>,
@@ -88,14 +97,77 @@ pub(crate) enum Command {
 
 /// A handle on the running peer-to-peer layer; clones share it, and the layer stops once
 /// every clone is dropped.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     commands: mpsc::Sender<Command>,
+    streams: libp2p_stream::Control,
+    prefix: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Streams roster peers open to this node over one protocol, with the peer that opened each.
+pub struct IncomingStreams {
+    inner: libp2p_stream::IncomingStreams,
+}
+
+impl IncomingStreams {
+    /// The next stream and its opener; `None` once the layer stopped.
+    pub async fn next(&mut self) -> Option<(Address, Stream)> {
+        loop {
+            let (peer, stream) = self.inner.next().await?;
+            // Every connection passed the roster gate, whose peers all name an address.
+            if let Some(address) = address_of(&peer) {
+                return Some((address, stream));
+            }
+        }
+    }
 }
 
 impl Client {
-    pub(crate) fn new(commands: mpsc::Sender<Command>) -> Self {
-        Self { commands }
+    pub(crate) fn new(
+        commands: mpsc::Sender<Command>,
+        streams: libp2p_stream::Control,
+        prefix: String,
+    ) -> Self {
+        Self {
+            commands,
+            streams,
+            prefix,
+        }
+    }
+
+    /// Opens a byte stream to roster peer `peer` over application stream protocol `protocol`
+    /// (noise-encrypted, multiplexed on the connection); dials it when needed.
+    pub async fn open_stream(&self, peer: Address, protocol: &str) -> Result<Stream, Error> {
+        let wire = stream_protocol(&self.prefix, protocol)?;
+        let peer_id = self.ask(|reply| Command::PeerId { peer, reply }).await??;
+        self.streams
+            .clone()
+            .open_stream(peer_id, wire)
+            .await
+            .map_err(|e| Error::Stream {
+                peer,
+                protocol: protocol.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The streams roster peers open to this node over `protocol`; one caller per protocol.
+    pub fn accept_streams(&self, protocol: &str) -> Result<IncomingStreams, Error> {
+        let wire = stream_protocol(&self.prefix, protocol)?;
+        let inner = self
+            .streams
+            .clone()
+            .accept(wire)
+            .map_err(|_| Error::AlreadyAccepting(protocol.to_owned()))?;
+        Ok(IncomingStreams { inner })
     }
 
     async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {

@@ -74,6 +74,19 @@ pub enum Error {
         /// The protocol asked for.
         protocol: String,
     },
+    /// A stream to the peer could not be opened.
+    #[error("cannot open a {protocol:?} stream to {peer}: {reason}")]
+    Stream {
+        /// The peer.
+        peer: Address,
+        /// The stream protocol.
+        protocol: String,
+        /// Why.
+        reason: String,
+    },
+    /// This node already accepts the stream protocol elsewhere.
+    #[error("stream protocol {0:?} is accepted already")]
+    AlreadyAccepting(String),
     /// The responder's application dropped the request without answering.
     #[error("{0} did not answer")]
     NoAnswer(Address),

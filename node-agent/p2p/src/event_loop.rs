@@ -62,12 +62,35 @@ struct Outbound {
     reply: Reply<Result<Vec<u8>, Error>>,
 }
 
-/// A request to a peer whose peer id is not known yet, waiting for a connection.
+/// What waits for a peer whose peer id is not known yet: a request, or a caller that wants the
+/// peer id (to open a stream).
+enum Pending {
+    Request {
+        protocol: String,
+        bytes: Vec<u8>,
+        reply: Reply<Result<Vec<u8>, Error>>,
+    },
+    PeerId(Reply<Result<PeerId, Error>>),
+}
+
+/// Something waiting for a connection to a peer, until its deadline.
 struct Waiting {
-    protocol: String,
-    bytes: Vec<u8>,
     deadline: Instant,
-    reply: Reply<Result<Vec<u8>, Error>>,
+    pending: Pending,
+}
+
+impl Waiting {
+    /// Tells the waiter it failed with `error`.
+    fn fail(self, error: Error) {
+        match self.pending {
+            Pending::Request { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Pending::PeerId(reply) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
 }
 
 /// The application's answer to an inbound request (`None`: dropped or too late).
@@ -177,6 +200,13 @@ impl EventLoop {
                 bytes,
                 reply,
             } => self.request(peer, protocol, bytes, reply),
+            Command::PeerId { peer, reply } => {
+                if let Some((peer_id, Pending::PeerId(reply))) =
+                    self.peer_id_or_wait(peer, Pending::PeerId(reply))
+                {
+                    let _ = reply.send(Ok(peer_id));
+                }
+            }
             Command::Publish {
                 topic,
                 bytes,
@@ -261,7 +291,7 @@ impl EventLoop {
             self.dials.remove(address);
             self.known.remove(address);
             for waiting in self.waiting.remove(address).unwrap_or_default() {
-                let _ = waiting.reply.send(Err(Error::NotOnRoster(*address)));
+                waiting.fail(Error::NotOnRoster(*address));
             }
         }
         let now = Instant::now();
@@ -294,32 +324,52 @@ impl EventLoop {
             }));
             return;
         }
+        let pending = Pending::Request {
+            protocol,
+            bytes,
+            reply,
+        };
+        match self.peer_id_or_wait(peer, pending) {
+            Some((
+                peer_id,
+                Pending::Request {
+                    protocol,
+                    bytes,
+                    reply,
+                },
+            )) => self.send_request(peer_id, peer, protocol, bytes, reply),
+            Some((_, Pending::PeerId(_))) | None => {}
+        }
+    }
+
+    /// The peer id of roster peer `peer`, with `pending` back, when it is known; else `pending`
+    /// waits for a connection to it (dialed now) or fails at once when `peer` is not on the
+    /// roster.
+    fn peer_id_or_wait(&mut self, peer: Address, pending: Pending) -> Option<(PeerId, Pending)> {
         let on_roster = self
             .swarm
             .behaviour()
             .gate
             .roster()
             .is_some_and(|r| r.contains(&peer));
+        let now = Instant::now();
+        let waiting = Waiting {
+            deadline: now + self.limits.request_timeout,
+            pending,
+        };
         if peer == self.local || !on_roster {
-            let _ = reply.send(Err(Error::NotOnRoster(peer)));
-            return;
+            waiting.fail(Error::NotOnRoster(peer));
+            return None;
         }
         let gate = &self.swarm.behaviour().gate;
         if let Some(peer_id) = gate
             .connected_peer(&peer)
             .or(self.known.get(&peer).copied())
         {
-            self.send_request(peer_id, peer, protocol, bytes, reply);
-            return;
+            return Some((peer_id, waiting.pending));
         }
-        // The peer id is learned from the connection: dial now, send once connected.
-        let now = Instant::now();
-        self.waiting.entry(peer).or_default().push(Waiting {
-            protocol,
-            bytes,
-            deadline: now + self.limits.request_timeout,
-            reply,
-        });
+        // The peer id is learned from the connection: dial now, answer once connected.
+        self.waiting.entry(peer).or_default().push(waiting);
         let state = self.dials.entry(peer).or_insert_with(|| DialState {
             next_at: now,
             failures: 0,
@@ -331,6 +381,7 @@ impl EventLoop {
             state.next_at = now;
         }
         self.dial_due(now);
+        None
     }
 
     fn send_request(
@@ -431,7 +482,9 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Gate(event)) => self.on_gate(event),
             SwarmEvent::Behaviour(BehaviourEvent::Request(event)) => self.on_request_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_)) => {}
+            SwarmEvent::Behaviour(
+                BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_) | BehaviourEvent::Stream(()),
+            ) => {}
             SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -502,13 +555,16 @@ impl EventLoop {
                     state.connected_at = Some(now);
                 }
                 for waiting in self.waiting.remove(&address).unwrap_or_default() {
-                    self.send_request(
-                        peer,
-                        address,
-                        waiting.protocol,
-                        waiting.bytes,
-                        waiting.reply,
-                    );
+                    match waiting.pending {
+                        Pending::Request {
+                            protocol,
+                            bytes,
+                            reply,
+                        } => self.send_request(peer, address, protocol, bytes, reply),
+                        Pending::PeerId(reply) => {
+                            let _ = reply.send(Ok(peer));
+                        }
+                    }
                 }
                 self.emit(Event::PeerConnected(address));
             }
@@ -765,7 +821,7 @@ impl EventLoop {
         if round_over {
             state.next_at = now + backoff(&self.limits, state.failures);
             for waiting in self.waiting.remove(&address).unwrap_or_default() {
-                let _ = waiting.reply.send(Err(Error::Unreachable(address)));
+                waiting.fail(Error::Unreachable(address));
             }
         } else {
             // Try the peer's next multiaddr at once.
@@ -780,7 +836,7 @@ impl EventLoop {
             let (expired, kept): (Vec<_>, Vec<_>) = list.drain(..).partition(|w| w.deadline <= now);
             *list = kept;
             for waiting in expired {
-                let _ = waiting.reply.send(Err(Error::Timeout(*address)));
+                waiting.fail(Error::Timeout(*address));
             }
         }
         self.waiting.retain(|_, list| !list.is_empty());

@@ -53,9 +53,10 @@ use libp2p::swarm::SwarmEvent;
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
-pub use client::{Client, Event};
+pub use client::{Client, Event, IncomingStreams};
 pub use config::{Config, Limits};
 pub use error::Error;
+pub use libp2p::Stream;
 pub use libp2p::{Multiaddr, multiaddr};
 pub use roster::{Changed, ParsedRoster, Refusal, RosterBook};
 
@@ -140,10 +141,14 @@ impl P2p {
             }
         }
 
+        let streams = swarm.behaviour().stream.new_control();
         let (commands, command_rx) = mpsc::channel(COMMAND_BUFFER);
         let (event_tx, events) = mpsc::channel(config.limits.event_buffer.max(1));
         let event_loop = event_loop::EventLoop::new(swarm, command_rx, event_tx, &config, metrics);
         tokio::spawn(event_loop.run());
-        Ok((Client::new(commands), events))
+        Ok((
+            Client::new(commands, streams, config.protocol_prefix.clone()),
+            events,
+        ))
     }
 }

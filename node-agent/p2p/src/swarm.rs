@@ -1,5 +1,6 @@
 //! The swarm: transports (TCP and QUIC, noise and yamux on TCP), and the behaviours — the
-//! roster gate first, connection limits, then identify, ping, request-response and gossipsub.
+//! roster gate first, connection limits, then identify, ping, request-response, gossipsub and
+//! raw streams.
 
 use std::time::Duration;
 
@@ -26,6 +27,13 @@ pub(crate) struct Behaviour {
     pub(crate) ping: ping::Behaviour,
     pub(crate) request: request_response::Behaviour<ByteCodec>,
     pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) stream: libp2p_stream::Behaviour,
+}
+
+/// The libp2p protocol of the application's streams named `name`: `{prefix}stream/{name}`.
+pub(crate) fn stream_protocol(prefix: &str, name: &str) -> Result<StreamProtocol, Error> {
+    StreamProtocol::try_from_owned(format!("{prefix}stream/{name}"))
+        .map_err(|_| Error::Config(format!("protocol prefix {prefix:?} must start with '/'")))
 }
 
 /// The libp2p protocol that carries every application request: `{prefix}req/1`.
@@ -105,6 +113,7 @@ fn behaviour(keypair: &Keypair, config: &Config, metrics: &Metrics) -> Result<Be
         ping: ping::Behaviour::new(ping::Config::new()),
         request,
         gossipsub,
+        stream: libp2p_stream::Behaviour::new(),
     })
 }
 

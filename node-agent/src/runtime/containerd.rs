@@ -88,6 +88,14 @@ pub enum RuntimeError {
         /// What went wrong.
         reason: String,
     },
+    /// A file the node prepares for the container cannot be made.
+    #[error("{path}: {reason}")]
+    HostFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// The container's runtime spec cannot be built.
     #[error(transparent)]
     Spec(#[from] super::spec::SpecError),

@@ -54,6 +54,18 @@ pub struct SpecInput<'a> {
     pub node_env: &'a [(String, String)],
 }
 
+/// Adds to `spec` a read-only bind mount of host file `source` at `destination`.
+pub fn mount_read_only(spec: &mut Value, source: &std::path::Path, destination: &str) {
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        mounts.push(json!({
+            "destination": destination,
+            "type": "bind",
+            "source": source,
+            "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]
+        }));
+    }
+}
+
 /// The cgroup of a container, relative to each hierarchy's root.
 pub fn cgroup_path(namespace: &str, container_id: &str) -> String {
     format!("/{namespace}/{container_id}")

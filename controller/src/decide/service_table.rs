@@ -1,0 +1,195 @@
+//! The service table of a project (see [`r1_protocol::services`]): its jobs, the named TCP
+//! ports each serves, every replica nodes report (ready when running and not unhealthy) and
+//! which jobs may call each — every job of the project: calls within a project are allowed,
+//! across projects never (a node routes only names of its workload's own project). And when to
+//! send it again: at once when it changed, else every [`RESEND_MS`], so a node that restarted
+//! learns it soon.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use alloy_primitives::Address;
+use r1_protocol::messages::{WorkloadReport, WorkloadState};
+use r1_protocol::services::{MAX_JOBS, MAX_PORTS, MAX_REPLICAS, ProjectJob, Replica, ServicePort};
+
+/// How often an unchanged table is sent again.
+pub const RESEND_MS: u64 = 10_000;
+
+/// One job of a project as the table is made from it.
+#[derive(Debug, Clone)]
+pub struct JobFacts<'a> {
+    /// Its name.
+    pub name: String,
+    /// Its job id on chain, once it has one.
+    pub chain_job: Option<u64>,
+    /// Its named TCP ports.
+    pub ports: Vec<ServicePort>,
+    /// The nodes' reports of its replicas.
+    pub reports: Vec<(Address, &'a WorkloadReport)>,
+}
+
+/// The table's jobs: those with a chain id, sorted by name, each with its replicas sorted.
+pub fn project_jobs(jobs: &[JobFacts<'_>]) -> Vec<ProjectJob> {
+    let ids: Vec<u64> = jobs.iter().filter_map(|j| j.chain_job).collect();
+    let mut table: Vec<ProjectJob> = jobs
+        .iter()
+        .filter_map(|job| {
+            let chain_job = job.chain_job?;
+            let mut replicas: Vec<Replica> = job
+                .reports
+                .iter()
+                .filter(|(_, report)| report.id.job == chain_job)
+                .map(|(node, report)| Replica {
+                    node: *node,
+                    workload: report.id,
+                    ready: report.state == WorkloadState::Running && report.healthy != Some(false),
+                })
+                .collect();
+            replicas.sort();
+            replicas.dedup();
+            replicas.truncate(MAX_REPLICAS);
+            let mut ports = job.ports.clone();
+            ports.truncate(MAX_PORTS);
+            Some(ProjectJob {
+                name: job.name.clone(),
+                job: chain_job,
+                ports,
+                replicas,
+                callers: ids.iter().copied().take(MAX_JOBS).collect(),
+            })
+        })
+        .collect();
+    table.sort_by(|a, b| a.name.cmp(&b.name));
+    table.truncate(MAX_JOBS);
+    table
+}
+
+/// The nodes a project's table goes to: every node running one of its replicas.
+pub fn recipients(jobs: &[ProjectJob]) -> BTreeSet<Address> {
+    jobs.iter()
+        .flat_map(|job| job.replicas.iter().map(|r| r.node))
+        .collect()
+}
+
+/// What was last sent of each project, to decide when to send again.
+#[derive(Debug, Default)]
+pub struct TableSchedule {
+    last: BTreeMap<String, (Vec<ProjectJob>, BTreeSet<Address>, u64)>,
+}
+
+impl TableSchedule {
+    /// Whether `project`'s table with `jobs` going to `nodes` is due at `now_ms`.
+    pub fn due(
+        &self,
+        project: &str,
+        jobs: &[ProjectJob],
+        nodes: &BTreeSet<Address>,
+        now_ms: u64,
+    ) -> bool {
+        match self.last.get(project) {
+            Some((last, to, at)) => {
+                last != jobs || to != nodes || now_ms.saturating_sub(*at) >= RESEND_MS
+            }
+            None => !nodes.is_empty(),
+        }
+    }
+
+    /// Records that `project`'s table went out at `now_ms`.
+    pub fn sent(
+        &mut self,
+        project: &str,
+        jobs: Vec<ProjectJob>,
+        nodes: BTreeSet<Address>,
+        now_ms: u64,
+    ) {
+        self.last.insert(project.to_owned(), (jobs, nodes, now_ms));
+    }
+
+    /// Forgets the projects not in `live`.
+    pub fn retain(&mut self, live: &BTreeSet<String>) {
+        self.last.retain(|project, _| live.contains(project));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use r1_protocol::messages::WorkloadId;
+
+    use super::*;
+
+    fn report(job: u64, index: u32, state: WorkloadState, healthy: Option<bool>) -> WorkloadReport {
+        WorkloadReport {
+            id: WorkloadId::of(job, 1, index),
+            revision: "r".into(),
+            state,
+            image_digest: None,
+            ports: vec![],
+            healthy,
+            tunnel: None,
+        }
+    }
+
+    #[test]
+    fn every_job_with_a_chain_id_is_listed_with_its_replicas_and_readiness() {
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let api = [
+            report(7, 0, WorkloadState::Running, Some(true)),
+            report(7, 1, WorkloadState::Running, Some(false)),
+            report(7, 2, WorkloadState::Starting, None),
+        ];
+        let web = [report(8, 0, WorkloadState::Running, None)];
+        let jobs = [
+            JobFacts {
+                name: "web".into(),
+                chain_job: Some(8),
+                ports: vec![],
+                reports: vec![(b, &web[0])],
+            },
+            JobFacts {
+                name: "api".into(),
+                chain_job: Some(7),
+                ports: vec![ServicePort {
+                    name: "http".into(),
+                    port: 9000,
+                }],
+                reports: vec![(a, &api[0]), (b, &api[1]), (a, &api[2])],
+            },
+            JobFacts {
+                name: "pending".into(),
+                chain_job: None,
+                ports: vec![],
+                reports: vec![],
+            },
+        ];
+        let table = project_jobs(&jobs);
+        assert_eq!(
+            table.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(),
+            ["api", "web"]
+        );
+        let ready: Vec<bool> = table[0].replicas.iter().map(|r| r.ready).collect();
+        assert_eq!(ready, [true, false, false]);
+        assert_eq!(table[0].callers, [8, 7]);
+        assert_eq!(recipients(&table), BTreeSet::from([a, b]));
+    }
+
+    #[test]
+    fn a_table_is_sent_when_it_changed_or_is_due() {
+        let mut schedule = TableSchedule::default();
+        let nodes = BTreeSet::from([Address::repeat_byte(1)]);
+        let jobs = vec![];
+        assert!(schedule.due("p", &jobs, &nodes, 0));
+        assert!(
+            !schedule.due("p", &jobs, &BTreeSet::new(), 0),
+            "nobody to send it to"
+        );
+        schedule.sent("p", jobs.clone(), nodes.clone(), 0);
+        assert!(!schedule.due("p", &jobs, &nodes, RESEND_MS - 1));
+        assert!(schedule.due("p", &jobs, &nodes, RESEND_MS));
+        let more = BTreeSet::from([Address::repeat_byte(1), Address::repeat_byte(2)]);
+        assert!(
+            schedule.due("p", &jobs, &more, 1),
+            "a new node gets it at once"
+        );
+        schedule.retain(&BTreeSet::new());
+        assert!(schedule.last.is_empty());
+    }
+}

@@ -1,0 +1,86 @@
+//! Sends each project's service table (see [`crate::decide::service_table`]) to the nodes that
+//! run its replicas, every pass it is due: the jobs of each project in the store, linked to
+//! the nodes' reports through each job's on-chain id.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use r1_crds::job::{DeeployJobStatus, Protocol};
+use r1_crds::manifest::Kind;
+use r1_protocol::services::{ServicePort, ServiceTable};
+
+use crate::decide::service_table::{JobFacts, project_jobs, recipients};
+use crate::oracle::runtime::Oracle;
+
+/// A job of a project as the store holds it: name, chain id, named TCP ports.
+type StoredJob = (String, Option<u64>, Vec<ServicePort>);
+
+impl Oracle {
+    /// Sends every project's service table where it is due at `now_ms`.
+    pub(crate) async fn send_service_tables(&self, now_ms: u64) {
+        let jobs = self.store.list(Kind::Job, None).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot list jobs");
+            Vec::new()
+        });
+        let mut projects: BTreeMap<(String, String), Vec<StoredJob>> = BTreeMap::new();
+        for object in &jobs {
+            let Some(spec) = object.spec.job() else {
+                continue;
+            };
+            let status: Option<DeeployJobStatus> = object.status_as().ok().flatten();
+            let chain_job = status
+                .and_then(|s| s.chain_job_id)
+                .and_then(|id| id.parse().ok());
+            let ports = spec
+                .ports
+                .iter()
+                .filter(|p| p.protocol == Protocol::Tcp)
+                .filter_map(|p| {
+                    Some(ServicePort {
+                        name: p.name.clone()?,
+                        port: u16::try_from(p.container_port).ok()?,
+                    })
+                })
+                .collect();
+            let key = object.key();
+            projects
+                .entry((key.namespace.clone(), spec.project_ref.name.clone()))
+                .or_default()
+                .push((key.name, chain_job, ports));
+        }
+        let registry = self.registry.lock().await;
+        let mut schedule = self.service_tables.lock().await;
+        let mut live = BTreeSet::new();
+        for ((namespace, project), members) in projects {
+            let name = format!("{namespace}/{project}");
+            let facts: Vec<JobFacts<'_>> = members
+                .into_iter()
+                .map(|(job, chain_job, ports)| JobFacts {
+                    name: job,
+                    chain_job,
+                    ports,
+                    reports: chain_job
+                        .map(|id| registry.reports_of(id))
+                        .unwrap_or_default(),
+                })
+                .collect();
+            let table = project_jobs(&facts);
+            let nodes = recipients(&table);
+            live.insert(name.clone());
+            if !schedule.due(&name, &table, &nodes, now_ms) {
+                continue;
+            }
+            for node in &nodes {
+                let message = ServiceTable {
+                    target: *node,
+                    project: name.clone(),
+                    domain: format!("{project}.internal"),
+                    issued_ms: now_ms,
+                    jobs: table.clone(),
+                };
+                self.send(*node, &message);
+            }
+            schedule.sent(&name, table, nodes, now_ms);
+        }
+        schedule.retain(&live);
+    }
+}

@@ -39,8 +39,8 @@ fmt-check:
 lint: ## clippy over the workspace (not part of `make test`: it would compile everything twice)
 	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
 
-bench: build ## benchmarks that print numbers (container start latency, heartbeat cost, apply→running and node-loss→replacement on a whole network, R1FS add/fetch/first byte, CSTORE against redis-server and its replication lag, an image started on 4 nodes from a slow registry with and without peer sharing); needs root
-	$(CARGO) bench $(CARGO_FLAGS) --profile dev --workspace --bench node_agent --bench oracle_network --bench r1fs --bench cstore --bench images
+bench: build ## benchmarks that print numbers (container start latency, heartbeat cost, apply→running and node-loss→replacement on a whole network, R1FS add/fetch/first byte, CSTORE against redis-server and its replication lag, an image started on 4 nodes from a slow registry with and without peer sharing, a service call across nodes against direct TCP); needs root
+	$(CARGO) bench $(CARGO_FLAGS) --profile dev --workspace --bench node_agent --bench oracle_network --bench r1fs --bench cstore --bench images --bench services
 
 devnet: build ## the main job: chain, broker, 3 oracles, 4 node agents running crds/examples (Ctrl-C stops)
 	$(CARGO_TARGET_DIR)/debug/r1-devnet up $(DEVNET_FLAGS)

@@ -103,14 +103,7 @@ impl ServiceMesh {
     /// Keeps listeners and hosts files as the plan says, and serves calls from other nodes,
     /// until the process ends.
     pub async fn run(self) {
-        if let Some(p2p) = &self.parts.p2p {
-            match p2p.accept_streams(wire::PROTOCOL) {
-                Ok(incoming) => {
-                    tokio::spawn(self.clone().serve_peers(incoming));
-                }
-                Err(e) => tracing::error!("service calls from peers cannot be served: {e}"),
-            }
-        }
+        tokio::spawn(self.clone().serve_peers());
         let mut open: HashMap<Listener, Open> = HashMap::new();
         loop {
             self.reconcile(&mut open).await;
@@ -178,7 +171,7 @@ impl ServiceMesh {
             let Ok((conn, _)) = socket.accept().await else {
                 return;
             };
-            tokio::spawn(self.clone().call(conn, listener));
+            tokio::spawn(self.clone().forward(conn, listener));
         }
     }
 
@@ -195,7 +188,7 @@ impl ServiceMesh {
 
     /// Forwards `conn`, made by a local replica to `listener`, to a ready replica of the
     /// service: the next in turn, else the ones after it.
-    async fn call(self, mut conn: TcpStream, listener: Listener) {
+    pub async fn forward(self, mut conn: TcpStream, listener: Listener) {
         let mut replicas = self.book().ready(listener.job);
         if replicas.is_empty() {
             tracing::warn!(job = listener.job, "service call: no ready replica");
@@ -233,7 +226,7 @@ impl ServiceMesh {
             match open_remote(p2p, replica.node, &head).await {
                 Ok(mut stream) => {
                     self.count("out", "remote");
-                    let _ = tokio::io::copy_bidirectional(&mut conn, &mut stream).await;
+                    splice(&mut conn, &mut stream).await;
                     return;
                 }
                 Err(e) => {
@@ -244,7 +237,18 @@ impl ServiceMesh {
         self.count("out", "failed");
     }
 
-    async fn serve_peers(self, mut incoming: r1_p2p::IncomingStreams) {
+    /// Serves the calls other nodes forward here, until the peer-to-peer layer stops.
+    pub async fn serve_peers(self) {
+        let Some(p2p) = &self.parts.p2p else {
+            return;
+        };
+        let mut incoming = match p2p.accept_streams(wire::PROTOCOL) {
+            Ok(incoming) => incoming,
+            Err(e) => {
+                tracing::error!("service calls from peers cannot be served: {e}");
+                return;
+            }
+        };
         while let Some((from, stream)) = incoming.next().await {
             tokio::spawn(self.clone().serve_peer(from, stream));
         }
@@ -283,7 +287,7 @@ impl ServiceMesh {
             Ok(mut target) => {
                 if wire::write_answer(&mut stream, None).await.is_ok() {
                     self.count("in", "local");
-                    let _ = tokio::io::copy_bidirectional(&mut stream, &mut target).await;
+                    splice(&mut stream, &mut target).await;
                 }
             }
             Err(why) => {
@@ -293,6 +297,20 @@ impl ServiceMesh {
             }
         }
     }
+}
+
+/// Buffer per direction of a call carried over a peer-to-peer stream: large, so that each
+/// noise frame and yamux frame carries as much as it can.
+const STREAM_BUFFER: usize = 64 << 10;
+
+/// Copies both ways between a caller or served connection and a peer-to-peer stream until
+/// both ends close.
+async fn splice<A, B>(a: &mut A, b: &mut B)
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _ = tokio::io::copy_bidirectional_with_sizes(a, b, STREAM_BUFFER, STREAM_BUFFER).await;
 }
 
 /// A listener the mesh keeps: its task and the loopback port the service is redirected to.

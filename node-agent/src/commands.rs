@@ -373,6 +373,7 @@ mod tests {
             health: None,
             secrets: None,
             tunnel: None,
+            security: None,
         }
     }
 

@@ -361,6 +361,22 @@ pub struct WorkloadSpec {
     /// when it needs one, travels in [`WorkloadSpec::secrets`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<WorkloadTunnel>,
+    /// Less isolation than a node's default that the job asks for; a node whose operator does
+    /// not allow it reports the replica `failed` rather than run it so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityRequest>,
+}
+
+/// Less isolation than a node's default sandbox, asked for by a job (each off by default).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecurityRequest {
+    /// Share the host's users: no user namespace, so root in the container is root on the host.
+    #[serde(default)]
+    pub host_users: bool,
+    /// A writable root file system: the image's files may be changed in place.
+    #[serde(default)]
+    pub writable_root_filesystem: bool,
 }
 
 /// A tunnel client a node runs beside a replica.
@@ -623,6 +639,7 @@ mod tests {
             health: None,
             secrets: sealed("0x01"),
             tunnel: None,
+            security: None,
         };
         let resealed = WorkloadSpec {
             secrets: sealed("0x02"),

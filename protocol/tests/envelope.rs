@@ -71,6 +71,7 @@ fn deploy(target: Address) -> DeployCommand {
             health: None,
             secrets: None,
             tunnel: None,
+            security: None,
         },
     }
 }

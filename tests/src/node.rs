@@ -536,5 +536,6 @@ pub fn workload(job: u64, replica: u32, image: &str, memory_mib: u64) -> Workloa
         health: None,
         secrets: None,
         tunnel: None,
+        security: None,
     }
 }

@@ -10,8 +10,8 @@ use r1_crds::common::SealedValue;
 use r1_crds::job::{DeeployJobSpec, MAX_REPLICAS, Protocol};
 use r1_crds::tunnel::TunnelProvider;
 use r1_protocol::messages::{
-    HealthCheckSpec, HealthProbe, PortMapping, PortProtocol, TunnelClient, WorkloadId,
-    WorkloadSpec, WorkloadTunnel,
+    HealthCheckSpec, HealthProbe, PortMapping, PortProtocol, SecurityRequest, TunnelClient,
+    WorkloadId, WorkloadSpec, WorkloadTunnel,
 };
 
 use serde::{Deserialize, Serialize};
@@ -220,6 +220,10 @@ impl WorkloadTemplate {
                 (Some(named), None) => return Err(WorkloadError::NoTunnel(named.name.clone())),
                 (None, _) => None,
             },
+            security: spec.security_context.as_ref().map(|asked| SecurityRequest {
+                host_users: asked.host_users,
+                writable_root_filesystem: asked.writable_root_filesystem,
+            }),
         };
         workload.revision = revision(&workload, &sealed);
         Ok(Self {
@@ -254,7 +258,7 @@ impl WorkloadTemplate {
 /// First 16 hex digits of keccak256 over the canonical JSON of what the node runs, the sealed
 /// secrets included (a secret sealed anew is a new revision, so replicas pick it up).
 fn revision(spec: &WorkloadSpec, sealed: &SealedInputs) -> String {
-    let canonical = serde_json::json!({
+    let mut canonical = serde_json::json!({
         "image": spec.image,
         "command": spec.command,
         "args": spec.args,
@@ -267,6 +271,9 @@ fn revision(spec: &WorkloadSpec, sealed: &SealedInputs) -> String {
         "tunnel": spec.tunnel,
         "sealed": sealed,
     });
+    if let Some(security) = spec.security {
+        canonical["security"] = serde_json::json!(security);
+    }
     let hash = keccak256(canonical.to_string().as_bytes());
     r1_protocol::hex::encode_bare(&hash[..8])
 }
@@ -305,6 +312,22 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::job_spec as job;
     use super::*;
+
+    #[test]
+    fn a_security_context_reaches_the_node_and_is_a_new_revision() {
+        let plain = WorkloadTemplate::of(&job(""), None).unwrap();
+        assert_eq!(plain.spec().security, None);
+        let asked = job("  securityContext: {writableRootFilesystem: true}\n");
+        let asked = WorkloadTemplate::of(&asked, None).unwrap();
+        assert_eq!(
+            asked.spec().security,
+            Some(SecurityRequest {
+                host_users: false,
+                writable_root_filesystem: true
+            })
+        );
+        assert_ne!(plain.revision(), asked.revision());
+    }
 
     #[test]
     fn replicas_and_duration_do_not_change_the_revision_but_the_image_does() {

@@ -237,6 +237,7 @@ mod tests {
             health: None,
             secrets: None,
             tunnel: None,
+            security: None,
         }
     }
 

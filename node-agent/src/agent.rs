@@ -31,6 +31,7 @@ use crate::ports::PortForwarder;
 use crate::reconcile::Backoff;
 use crate::resources;
 use crate::runtime::containerd::Containerd;
+use crate::scratch::ScratchDisks;
 use crate::sessions::{SessionContext, Sessions};
 use crate::state::NodeState;
 use crate::store::{Store, StoreError};
@@ -348,6 +349,12 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
             status: status_tx,
             tunnels,
             metrics,
+            sandbox: config.sandbox.clone(),
+            ports: config.ports.clone(),
+            scratch: ScratchDisks::new(
+                config.data_dir.join("scratch"),
+                config.sandbox.scratch_bytes,
+            ),
         },
         state,
     );

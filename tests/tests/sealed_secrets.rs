@@ -100,11 +100,18 @@ fn seal(network: &Network, namespace: &str, extra: &[&str], stdin: &str) -> serd
 /// Every file under `dir`, read whole (stores, logs, configs).
 #[test]
 fn a_sealed_env_value_and_pull_secret_reach_only_the_container() {
-    let network = Network::start(&NetworkSettings {
+    let mut network = Network::prepare(&NetworkSettings {
         nodes: 2,
         ..NetworkSettings::default()
     })
     .expect("network");
+    // The jobs' fixed host port is the one port every node offers.
+    let port = r1_e2e::ports::free_port();
+    for node in network.nodes_mut() {
+        node.set_host_ports(port, port).expect("host ports");
+    }
+    network.start_oracles().expect("oracles");
+    network.start_nodes().expect("nodes");
     let topics = Topics::new(TOPIC_ROOT);
 
     // The broker as every node and every oracle hears it, from before the job exists.
@@ -186,7 +193,6 @@ fn a_sealed_env_value_and_pull_secret_reach_only_the_container() {
         "one copy per oracle"
     );
 
-    let port = r1_e2e::ports::free_port();
     let job = |job_name: &str, value: &serde_yaml::Value| {
         serde_json::json!({
             "apiVersion": "deeploy.ratio1.ai/v1alpha1",

@@ -474,18 +474,26 @@ impl Supervisor {
             .await?;
         self.parts
             .containerd
-            .start_task(container, &self.parts.logs.path(container))
+            .start_task(
+                container,
+                &self.parts.logs.path(container),
+                isolation.id_map,
+            )
             .await
     }
 
     /// Starts `container` again; its scratch disk is mounted again first if it is not (after
     /// a reboot of the host), so the container never writes to an unmounted directory.
     async fn restart(&mut self, w: &DesiredWorkload, container: &str) -> Result<u32, RuntimeError> {
-        self.isolation(w, container).await?;
+        let isolation = self.isolation(w, container).await?;
         self.parts.containerd.delete_task(container).await?;
         self.parts
             .containerd
-            .start_task(container, &self.parts.logs.path(container))
+            .start_task(
+                container,
+                &self.parts.logs.path(container),
+                isolation.id_map,
+            )
             .await
     }
 

@@ -101,7 +101,7 @@ fn agent_path(
                 .await
                 .expect("create");
             client
-                .start_task(&id, &dir.join(format!("{id}.log")))
+                .start_task(&id, &dir.join(format!("{id}.log")), isolation.id_map)
                 .await
                 .expect("start");
             while !matches!(

@@ -81,6 +81,7 @@ if dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>&1 | grep -q 'No space'; then e
 rm -f /tmp/fill
 if unshare -U true 2>/dev/null; then echo unshare=allowed; else echo unshare=refused; fi
 if mount -t tmpfs none /mnt 2>/dev/null; then echo mount=allowed; else echo mount=refused; fi
+echo reopened-stdout=yes > /proc/1/fd/1
 echo probe=done
 exec sleep 3600
 "#;
@@ -197,6 +198,7 @@ fn a_workload_sees_and_touches_only_its_own_sandbox() {
             ("tmp-full", "enospc"),
             ("unshare", "refused"),
             ("mount", "refused"),
+            ("reopened-stdout", "yes"),
         ];
         for (name, wanted) in expect {
             assert_eq!(

@@ -17,6 +17,7 @@ use containerd_client::services::v1::{
 };
 use containerd_client::types::Mount;
 use containerd_client::types::v1::Status;
+use prost::Message;
 use r1_protocol::messages::WorkloadState;
 use tonic::{Code, Request, Status as RpcStatus};
 
@@ -35,6 +36,19 @@ pub const SNAPSHOTTER: &str = "overlayfs";
 const RUNC_SHIM: &str = "io.containerd.runc.v2";
 pub(super) const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 pub(super) const CHUNK: usize = 1 << 20;
+/// Type URL of the runc shim's task options.
+const RUNC_OPTIONS_TYPE: &str = "containerd.runc.v1.Options";
+
+/// The runc shim's task options (`containerd.runc.v1.Options`), the fields r1 sets.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RuncOptions {
+    /// Owner of the task's stdio pipes.
+    #[prost(uint32, tag = "4")]
+    io_uid: u32,
+    /// Group of the task's stdio pipes.
+    #[prost(uint32, tag = "5")]
+    io_gid: u32,
+}
 
 /// A failure talking to containerd or reading an image.
 #[derive(Debug, thiserror::Error)]
@@ -316,8 +330,15 @@ impl Containerd {
     }
 
     /// Creates and starts the task of container `id`, its output appended to `log` by the
-    /// shim (so logging goes on while the agent is down). Returns the pid.
-    pub async fn start_task(&self, id: &str, log: &Path) -> Result<u32, RuntimeError> {
+    /// shim (so logging goes on while the agent is down). With an `id_map`, the task's stdio
+    /// pipes belong to the container's root, so its processes may reopen them
+    /// (`/proc/1/fd/1`) as they could without a user namespace. Returns the pid.
+    pub async fn start_task(
+        &self,
+        id: &str,
+        log: &Path,
+        id_map: Option<IdMap>,
+    ) -> Result<u32, RuntimeError> {
         let rootfs: Vec<Mount> = self
             .client
             .snapshots()
@@ -337,6 +358,16 @@ impl Containerd {
                 rootfs,
                 stdout: log_uri.clone(),
                 stderr: log_uri,
+                options: id_map.map(|map| {
+                    prost_types::Any {
+                        type_url: RUNC_OPTIONS_TYPE.into(),
+                        value: RuncOptions {
+                            io_uid: map.host_base,
+                            io_gid: map.host_base,
+                        }
+                        .encode_to_vec(),
+                    }
+                }),
                 ..Default::default()
             }))
             .await

@@ -202,7 +202,7 @@ fn a_sealed_env_value_and_pull_secret_reach_only_the_container() {
                 "projectRef": {"name": "hello"},
                 "escrowRef": {"name": "acme-escrow"},
                 "image": format!("{}/acme/private:1", registry.host()),
-                "command": ["sh", "-c", "printf %s \"$APP_SECRET\" > /www/secret.txt && exec httpd -f -p 8080 -h /www"],
+                "command": ["sh", "-c", "printf %s \"$APP_SECRET\" > /tmp/secret.txt && exec httpd -f -p 8080 -h /tmp"],
                 "env": [
                     {"name": "MODE", "value": "plain"},
                     {"name": "APP_SECRET", "valueFrom": {"sealed": value}},
@@ -262,7 +262,8 @@ fn a_sealed_env_value_and_pull_secret_reach_only_the_container() {
     let stored = network
         .r1ctl(&["get", "djob", "private-web", "-o", "json"])
         .expect("r1ctl get");
-    let stored: serde_json::Value = serde_json::from_slice(&stored.stdout).expect("json");
+    let stored: serde_json::Value = serde_json::from_slice(&stored.stdout)
+        .unwrap_or_else(|e| panic!("r1ctl get: {e}: {}", printed(&stored)));
     assert_eq!(
         stored["spec"]["image"],
         format!("{}/acme/private:1@{digest}", registry.host()),

@@ -12,7 +12,8 @@ use r1_e2e::containerd::PrivateContainerd;
 use r1_e2e::node::{NodeAgent, NodeSettings, TestOracle, workload};
 use r1_protocol::Identity;
 use r1_protocol::messages::{
-    PortMapping, PortProtocol, SecurityRequest, WorkloadId, WorkloadReport, WorkloadState,
+    HealthCheckSpec, HealthProbe, PortMapping, PortProtocol, SecurityRequest, WorkloadId,
+    WorkloadReport, WorkloadState,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -161,6 +162,21 @@ fn a_workload_sees_and_touches_only_its_own_sandbox() {
         let mut spec = workload(job, 0, &reference, 64);
         spec.command = vec!["sh".into(), "-c".into(), PROBE.into()];
         spec.env.insert("TAG".into(), tag.into());
+        // An exec'd command (health check) is confined like the workload itself.
+        spec.health = Some(HealthCheckSpec {
+            probe: HealthProbe::Exec {
+                command: [
+                    "sh",
+                    "-c",
+                    "! unshare -U true && ! touch /written && test $(id -u) = 0",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+            },
+            initial_delay_s: 0,
+            period_s: 1,
+            failure_threshold: 2,
+        });
         spec.env
             .insert("HOST_FILE".into(), host_file.display().to_string());
         spec.env.insert(
@@ -183,6 +199,16 @@ fn a_workload_sees_and_touches_only_its_own_sandbox() {
         "two sandboxed workloads running after {:?}",
         started.elapsed()
     );
+    for job in [1, 2] {
+        let id = WorkloadId { job, replica: 0 };
+        assert!(
+            rig.oracle
+                .wait_for(rig.node.address, id, WAIT, |w| w.healthy == Some(true))
+                .is_some(),
+            "the exec check of workload {job} found it unconfined; log:\n{}",
+            rig.node.log()
+        );
+    }
 
     for job in [1, 2] {
         let report = probe_report(&rig, job);

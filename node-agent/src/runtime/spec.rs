@@ -395,6 +395,23 @@ mod tests {
     }
 
     #[test]
+    fn exec_processes_get_the_main_process_confinement() {
+        let spec = spec_with(&isolated());
+        let exec = super::super::exec::process_spec(&spec, &strings(&["sh"])).unwrap();
+        for field in [
+            "user",
+            "capabilities",
+            "noNewPrivileges",
+            "rlimits",
+            "env",
+            "cwd",
+        ] {
+            assert_eq!(exec[field], spec["process"][field], "{field}");
+        }
+        assert_eq!(exec["args"], json!(["sh"]));
+    }
+
+    #[test]
     fn less_isolation_only_as_asked() {
         let spec = spec_with(&Isolation {
             id_map: None,

@@ -31,6 +31,7 @@ use crate::ports::PortForwarder;
 use crate::reconcile::Backoff;
 use crate::resources;
 use crate::runtime::containerd::Containerd;
+use crate::sandbox;
 use crate::scratch::ScratchDisks;
 use crate::sessions::{SessionContext, Sessions};
 use crate::state::NodeState;
@@ -204,7 +205,12 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     tokio::spawn(heartbeat::run_heartbeats(
         heartbeat::Identity {
             alias: config.alias.clone(),
-            labels: config.labels.clone(),
+            labels: config
+                .labels
+                .clone()
+                .into_iter()
+                .chain(sandbox::allowance_labels(&config.sandbox))
+                .collect(),
             capacity: capacity.clone(),
             data_dir: config.data_dir.clone(),
             started,

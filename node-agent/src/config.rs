@@ -20,7 +20,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Name shown in listings.
     pub alias: String,
-    /// Labels advertised in heartbeats and matched by job selectors.
+    /// Labels advertised in heartbeats and matched by job selectors (with the labels of what
+    /// the sandbox allows, see [`crate::sandbox::allowance_labels`]).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Addresses of the oracles whose signed commands the node obeys.

@@ -4,10 +4,27 @@
 
 use std::collections::BTreeMap;
 
-use r1_protocol::messages::WorkloadSpec;
+use r1_protocol::messages::{SecurityRequest, WorkloadSpec};
 
 use crate::config::{PortsConfig, SandboxConfig};
 use crate::runtime::spec::{IdMap, Isolation};
+
+/// The labels the node advertises for what its operator allows
+/// ([`SecurityRequest::required_labels`]), so the oracles place such jobs only here.
+pub fn allowance_labels(sandbox: &SandboxConfig) -> BTreeMap<String, String> {
+    let host_users = !sandbox.user_namespace || sandbox.allow_host_users;
+    [
+        (host_users, SecurityRequest::HOST_USERS_LABEL),
+        (
+            sandbox.allow_writable_root_filesystem,
+            SecurityRequest::WRITABLE_ROOT_LABEL,
+        ),
+    ]
+    .into_iter()
+    .filter(|(allowed, _)| *allowed)
+    .map(|(_, label)| (label.to_owned(), SecurityRequest::ALLOWED.to_owned()))
+    .collect()
+}
 
 /// The confinement of `workload` with host ports `host_ports` (container port → host port),
 /// or why this node refuses to run it. The scratch disk is left for the caller to add.
@@ -51,7 +68,7 @@ pub fn admit(
 
 #[cfg(test)]
 mod tests {
-    use r1_protocol::messages::{SecurityRequest, WorkloadId};
+    use r1_protocol::messages::WorkloadId;
 
     use super::*;
 
@@ -124,6 +141,23 @@ mod tests {
         assert!(admit(&w, &none, &sandbox, &ports).unwrap().writable_root);
         sandbox.user_namespace = false;
         assert_eq!(admit(&w, &none, &sandbox, &ports).unwrap().id_map, None);
+    }
+
+    #[test]
+    fn the_node_advertises_what_its_operator_allows() {
+        let mut sandbox = SandboxConfig::default();
+        assert!(allowance_labels(&sandbox).is_empty());
+        sandbox.allow_writable_root_filesystem = true;
+        let asked = SecurityRequest {
+            host_users: false,
+            writable_root_filesystem: true,
+        };
+        let labels = allowance_labels(&sandbox);
+        for (label, value) in asked.required_labels() {
+            assert_eq!(labels.get(label).map(String::as_str), Some(value));
+        }
+        sandbox.user_namespace = false;
+        assert!(allowance_labels(&sandbox).contains_key(SecurityRequest::HOST_USERS_LABEL));
     }
 
     #[test]

@@ -379,6 +379,28 @@ pub struct SecurityRequest {
     pub writable_root_filesystem: bool,
 }
 
+impl SecurityRequest {
+    /// Label a node carries (value [`Self::ALLOWED`]) when it runs jobs asking for `hostUsers`.
+    pub const HOST_USERS_LABEL: &'static str = "sandbox.ratio1.ai/host-users";
+    /// Label a node carries when it runs jobs asking for `writableRootFilesystem`.
+    pub const WRITABLE_ROOT_LABEL: &'static str = "sandbox.ratio1.ai/writable-root-filesystem";
+    /// Value of those labels.
+    pub const ALLOWED: &'static str = "allowed";
+
+    /// The node labels a node must carry to run a job asking for this, so placement picks
+    /// only nodes whose operator allows it.
+    pub fn required_labels(&self) -> Vec<(&'static str, &'static str)> {
+        [
+            (self.host_users, Self::HOST_USERS_LABEL),
+            (self.writable_root_filesystem, Self::WRITABLE_ROOT_LABEL),
+        ]
+        .into_iter()
+        .filter(|(asked, _)| *asked)
+        .map(|(_, label)| (label, Self::ALLOWED))
+        .collect()
+    }
+}
+
 /// A tunnel client a node runs beside a replica.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

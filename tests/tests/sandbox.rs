@@ -1,7 +1,8 @@
 //! The node's sandbox on a real containerd: a workload runs as nobody on the host (user
 //! namespace), sees only its own processes and files, cannot write its root file system, call
 //! a syscall the seccomp profile forbids, or fill more disk than its scratch quota; and the
-//! node refuses, with a reason in the workload's state, what its operator does not allow.
+//! node refuses, with a reason in the workload's state, what its operator does not allow,
+//! while the oracles place a job asking for less isolation only on nodes that allow it.
 
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
@@ -9,7 +10,9 @@ use std::time::Duration;
 use r1_e2e::OciImageBuilder;
 use r1_e2e::broker::{Broker, Role, Rumqttd};
 use r1_e2e::containerd::PrivateContainerd;
+use r1_e2e::network::{Network, NetworkSettings};
 use r1_e2e::node::{NodeAgent, NodeSettings, TestOracle, workload};
+use r1_e2e::scenario::{EXAMPLES, active_nodes, network_logs, printed, wait_running};
 use r1_protocol::Identity;
 use r1_protocol::messages::{
     HealthCheckSpec, HealthProbe, PortMapping, PortProtocol, SecurityRequest, WorkloadId,
@@ -337,5 +340,48 @@ fn what_the_operator_does_not_allow_is_refused_with_a_reason() {
             .trim()
             .is_empty(),
         "a refused workload got a container"
+    );
+}
+
+#[test]
+fn a_job_asking_for_a_writable_root_is_placed_only_where_the_operator_allows_it() {
+    let mut network = Network::prepare(&NetworkSettings::default()).expect("network");
+    let allowing = 1;
+    network.nodes()[allowing]
+        .add_config("sandbox: { allowWritableRootFilesystem: true }")
+        .expect("sandbox config");
+    network.start_oracles().expect("oracles");
+    network.start_nodes().expect("nodes");
+    let mut job = std::fs::read_to_string(format!("{EXAMPLES}/job-http.yaml")).expect("example");
+    for (from, to) in [
+        (
+            "replicas: 2",
+            "replicas: 1\n  securityContext: { writableRootFilesystem: true }",
+        ),
+        (
+            r#"command: ["httpd", "-f", "-p", "8080", "-h", "/www"]"#,
+            r#"command: ["sh", "-c", "echo written > /www/root.txt && exec httpd -f -p 8080 -h /www"]"#,
+        ),
+    ] {
+        assert!(job.contains(from), "job-http.yaml has no {from:?}");
+        job = job.replace(from, to);
+    }
+    let path = network.scratch_dir().join("job-writable.yaml");
+    std::fs::write(&path, job).expect("job file");
+    let mut args = vec!["apply".to_owned()];
+    for file in ["escrow.yaml", "project.yaml"] {
+        args.extend(["-f".to_owned(), format!("{EXAMPLES}/{file}")]);
+    }
+    args.extend(["-f".to_owned(), path.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let applied = network.r1ctl(&args).expect("r1ctl apply");
+    assert!(applied.status.success(), "{}", printed(&applied));
+    let job_id = wait_running(&network, "hello-web", 1, Duration::from_secs(90))
+        .unwrap_or_else(|e| panic!("{e}\n{}", network_logs(&network)));
+    let nodes = active_nodes(&network, job_id).expect("active nodes");
+    assert_eq!(
+        nodes,
+        vec![network.nodes()[allowing].address],
+        "placed on a node that does not allow a writable root"
     );
 }

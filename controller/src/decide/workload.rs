@@ -128,6 +128,7 @@ pub struct WorkloadTemplate {
     spec: WorkloadSpec,
     sealed: SealedInputs,
     demand: Demand,
+    node_selector: BTreeMap<String, String>,
 }
 
 impl WorkloadTemplate {
@@ -226,10 +227,19 @@ impl WorkloadTemplate {
             }),
         };
         workload.revision = revision(&workload, &sealed);
+        let mut node_selector = spec.node_selector.clone();
+        for (label, value) in workload
+            .security
+            .map(|asked| asked.required_labels())
+            .unwrap_or_default()
+        {
+            node_selector.insert(label.to_owned(), value.to_owned());
+        }
         Ok(Self {
             spec: workload,
             sealed,
             demand: Demand::from_amounts(&amounts, None),
+            node_selector,
         })
     }
 
@@ -246,6 +256,12 @@ impl WorkloadTemplate {
     /// What each replica needs of a node.
     pub fn demand(&self) -> &Demand {
         &self.demand
+    }
+
+    /// The labels a node must carry: the job's selector, and the labels of nodes whose
+    /// operator allows the less isolation its `securityContext` asks for.
+    pub fn node_selector(&self) -> &BTreeMap<String, String> {
+        &self.node_selector
     }
 
     /// What every replica runs; its id is a placeholder that
@@ -327,6 +343,14 @@ mod tests {
             })
         );
         assert_ne!(plain.revision(), asked.revision());
+        assert!(plain.node_selector().is_empty());
+        assert_eq!(
+            asked
+                .node_selector()
+                .get(SecurityRequest::WRITABLE_ROOT_LABEL),
+            Some(&SecurityRequest::ALLOWED.to_owned()),
+            "placed only on nodes that allow it"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub const WORKLOAD_LABEL: &str = "ai.ratio1.workload";
 pub const REVISION_LABEL: &str = "ai.ratio1.revision";
 
 /// The snapshotter every r1 container's root file system comes from.
-pub const SNAPSHOTTER: &str = "overlayfs";
+pub(super) const SNAPSHOTTER: &str = "overlayfs";
 const RUNC_SHIM: &str = "io.containerd.runc.v2";
 pub(super) const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 pub(super) const CHUNK: usize = 1 << 20;

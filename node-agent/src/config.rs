@@ -101,7 +101,8 @@ pub struct SandboxConfig {
     /// reason.
     pub allow_host_users: bool,
     /// Jobs may ask for a writable root file system (`securityContext.writableRootFilesystem`);
-    /// otherwise such a replica fails with the reason.
+    /// otherwise such a replica fails with the reason. What such a workload writes there goes
+    /// to containerd's snapshot directory on the node's disk, with no quota.
     pub allow_writable_root_filesystem: bool,
 }
 

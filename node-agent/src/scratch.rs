@@ -201,7 +201,14 @@ mod tests {
             Some(mounted.clone())
         );
         assert!(mounted.join("kept").exists());
+        assert_eq!(disks.containers(), vec!["c".to_owned()]);
+        // After a reboot of the host the disk is mounted again, with what it held.
+        nix::mount::umount2(&mounted, MntFlags::MNT_DETACH).unwrap();
+        assert!(!is_mount_point(&mounted).unwrap());
+        disks.ensure("c", 100_000).await.unwrap();
+        assert!(mounted.join("kept").exists());
         disks.remove("c").unwrap();
+        assert!(disks.containers().is_empty());
         assert!(!mounted.exists());
         assert!(!disks.image("c").exists());
     }

@@ -262,6 +262,12 @@ impl NodeAgent {
 impl Drop for NodeAgent {
     fn drop(&mut self) {
         self.stop();
+        // The agent leaves its workloads' scratch disks mounted for containers that outlive it;
+        // the test is over, so nothing may stay mounted (or hold a loop device).
+        let scratch = self.dir.path().join("data/scratch");
+        for problem in crate::containerd::cleanup::unmount_all(&scratch) {
+            eprintln!("r1-e2e: node cleanup: {problem}");
+        }
     }
 }
 

@@ -115,6 +115,22 @@ pub struct DeeployJobSpec {
     /// Credentials for the image's registry, when it is private.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_secret: Option<ImagePullSecret>,
+    /// Less isolation than a node's default sandbox; only nodes whose operator allows it run
+    /// such a replica, others report it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
+}
+
+/// Less isolation than a node's default sandbox (user namespace, read-only root file system).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityContext {
+    /// Share the host's users: no user namespace, so root in the container is root on the node.
+    #[serde(default)]
+    pub host_users: bool,
+    /// Let the workload write its root file system (otherwise only `/tmp` and `/scratch`).
+    #[serde(default)]
+    pub writable_root_filesystem: bool,
 }
 
 fn one() -> u32 {

@@ -31,6 +31,8 @@ use crate::ports::PortForwarder;
 use crate::reconcile::Backoff;
 use crate::resources;
 use crate::runtime::containerd::Containerd;
+use crate::sandbox;
+use crate::scratch::ScratchDisks;
 use crate::services::{MeshParts, ServiceMesh};
 use crate::sessions::{SessionContext, Sessions};
 use crate::state::NodeState;
@@ -214,7 +216,12 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     tokio::spawn(heartbeat::run_heartbeats(
         heartbeat::Identity {
             alias: config.alias.clone(),
-            labels: config.labels.clone(),
+            labels: config
+                .labels
+                .clone()
+                .into_iter()
+                .chain(sandbox::allowance_labels(&config.sandbox))
+                .collect(),
             capacity: capacity.clone(),
             data_dir: config.data_dir.clone(),
             started,
@@ -362,6 +369,12 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
             tunnels,
             services,
             metrics,
+            sandbox: config.sandbox.clone(),
+            ports: config.ports.clone(),
+            scratch: ScratchDisks::new(
+                config.data_dir.join("scratch"),
+                config.sandbox.scratch_bytes,
+            ),
         },
         state,
     );

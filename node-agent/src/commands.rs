@@ -422,6 +422,7 @@ mod tests {
             health: None,
             secrets: None,
             tunnel: None,
+            security: None,
         }
     }
 

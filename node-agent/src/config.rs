@@ -22,7 +22,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Name shown in listings.
     pub alias: String,
-    /// Labels advertised in heartbeats and matched by job selectors.
+    /// Labels advertised in heartbeats and matched by job selectors (with the labels of what
+    /// the sandbox allows, see [`crate::sandbox::allowance_labels`]).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Addresses of the oracles whose signed commands the node obeys.
@@ -71,6 +72,54 @@ pub struct NodeConfig {
     /// How images are pulled from registries.
     #[serde(default)]
     pub registries: RegistriesConfig,
+    /// How workloads are confined (user namespace, read-only root, scratch quota).
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
+}
+
+/// How the node confines the strangers' code it runs. Every workload gets containerd's default
+/// seccomp profile, `no-new-privileges` and a small capability set; these settings choose the
+/// rest, secure by default.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct SandboxConfig {
+    /// Run each workload in a user namespace: its uids and gids `0..idMapSize` are the host's
+    /// `idMapBase..idMapBase+idMapSize`, so root in a container is nobody on the host. Off
+    /// only on hosts whose kernel or runtime cannot do it: root in the container is then root
+    /// on the host.
+    pub user_namespace: bool,
+    /// First host uid and gid of the workloads' range (like a `/etc/subuid` entry).
+    pub id_map_base: u32,
+    /// How many uids and gids the range holds.
+    pub id_map_size: u32,
+    /// Size of each workload's writable scratch disk, mounted at `/scratch`: a file system of
+    /// its own (an ext4 image on a loop device under `<dataDir>/scratch`), so a workload that
+    /// fills it gets `ENOSPC` and the node's disk is untouched. 0: no scratch disk.
+    pub scratch_bytes: u64,
+    /// Size of each workload's `/tmp` (a tmpfs, charged to the workload's memory limit).
+    pub tmp_bytes: u64,
+    /// Jobs may ask to share the host's users (`securityContext.hostUsers`: no user namespace,
+    /// root in the container is root on the host); otherwise such a replica fails with the
+    /// reason.
+    pub allow_host_users: bool,
+    /// Jobs may ask for a writable root file system (`securityContext.writableRootFilesystem`);
+    /// otherwise such a replica fails with the reason. What such a workload writes there goes
+    /// to containerd's snapshot directory on the node's disk, with no quota.
+    pub allow_writable_root_filesystem: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            user_namespace: true,
+            id_map_base: 100_000,
+            id_map_size: 65_536,
+            scratch_bytes: 1 << 30,
+            tmp_bytes: 64 << 20,
+            allow_host_users: false,
+            allow_writable_root_filesystem: false,
+        }
+    }
 }
 
 /// Image pulls from registries (OCI distribution). HTTPS with the system's CA certificates,
@@ -442,6 +491,45 @@ impl NodeConfig {
         Ok(())
     }
 
+    fn check_sandbox(&self, path: &Path) -> Result<(), ConfigError> {
+        let sandbox = &self.sandbox;
+        if sandbox.user_namespace {
+            if sandbox.id_map_base == 0 || sandbox.id_map_size == 0 {
+                return Err(config_file::invalid(
+                    path,
+                    "sandbox",
+                    "idMapBase and idMapSize must be at least 1: uid 0 of the host is never mapped",
+                ));
+            }
+            if sandbox
+                .id_map_base
+                .checked_add(sandbox.id_map_size)
+                .is_none()
+            {
+                return Err(config_file::invalid(
+                    path,
+                    "sandbox",
+                    "idMapBase + idMapSize must stay below 2^32",
+                ));
+            }
+        }
+        if sandbox.tmp_bytes < 1 << 20 {
+            return Err(config_file::invalid(
+                path,
+                "sandbox.tmpBytes",
+                "must be at least 1 MiB",
+            ));
+        }
+        if sandbox.scratch_bytes != 0 && sandbox.scratch_bytes < 16 << 20 {
+            return Err(config_file::invalid(
+                path,
+                "sandbox.scratchBytes",
+                "must be 0 (no scratch disk) or at least 16 MiB",
+            ));
+        }
+        Ok(())
+    }
+
     fn check(&self, path: &Path) -> Result<(), ConfigError> {
         if self.oracles.is_empty() {
             return Err(config_file::invalid(
@@ -514,6 +602,7 @@ impl NodeConfig {
                 "must be an absolute path",
             ));
         }
+        self.check_sandbox(path)?;
         if self.containerd.namespace.is_empty() {
             return Err(config_file::invalid(
                 path,
@@ -551,6 +640,8 @@ apiSocket: /run/r1/node.sock
         let config = parse(GOOD).unwrap();
         assert_eq!(config.heartbeat_interval_seconds, 10);
         assert_eq!(config.containerd, ContainerdConfig::default());
+        assert_eq!(config.sandbox, SandboxConfig::default());
+        assert!(config.sandbox.user_namespace);
         assert_eq!(config.oracles.len(), 1);
     }
 
@@ -620,6 +711,14 @@ apiSocket: /run/r1/node.sock
             (
                 GOOD.replace("alias: edge-1", "alias: e\nr1fs: {quotaBytes: 10, workloadPort: 1, maxUploadBytes: 1, addDirs: [data]}"),
                 "r1fs.addDirs[0]: must be an absolute path",
+            ),
+            (
+                GOOD.replace("alias: edge-1", "alias: e\nsandbox: {idMapBase: 0}"),
+                "uid 0 of the host is never mapped",
+            ),
+            (
+                GOOD.replace("alias: edge-1", "alias: e\nsandbox: {scratchBytes: 1000}"),
+                "sandbox.scratchBytes",
             ),
         ];
         for (text, expected) in cases {

@@ -6,6 +6,8 @@
 //! * [`reconcile`]: the pure decision of what to create, start, restart or remove.
 //! * [`supervisor`]: observing containerd and carrying the decisions out.
 //! * [`runtime`]: containerd (images, containers, tasks) and the OCI runtime spec.
+//! * [`sandbox`]: how confined each workload is, and what the node refuses to run;
+//!   [`scratch`]: each workload's size-limited scratch disk.
 //! * [`oci`]: reading OCI images (index, manifest, config, chain ids).
 //! * [`images`]: pulling images from registries in the background, with backoff.
 //! * [`ports`]: host ports forwarded into each container's network namespace.
@@ -42,6 +44,8 @@ pub mod ports;
 pub mod reconcile;
 pub mod resources;
 pub mod runtime;
+pub mod sandbox;
+pub mod scratch;
 pub mod services;
 pub mod sessions;
 pub mod state;

@@ -191,6 +191,7 @@ mod tests {
             health: None,
             secrets: None,
             tunnel: None,
+            security: None,
         };
         let r = node_resources(&capacity, 40, [&w, &w]);
         assert_eq!((r.free.cpu_millis, r.free.memory_bytes), (0, 0));

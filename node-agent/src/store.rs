@@ -178,6 +178,7 @@ mod tests {
             health: None,
             secrets: None,
             tunnel: None,
+            security: None,
         }
     }
 

@@ -18,6 +18,7 @@ use r1_protocol::secrets::{PullCredentials, WorkloadSecrets};
 use r1_registry::{Credentials, ImageName};
 use tokio::sync::mpsc;
 
+use crate::config::{PortsConfig, SandboxConfig};
 use crate::health::{self, HealthTable, ProbeTarget};
 use crate::images::puller::{PullStatus, Puller};
 use crate::images::stored_name;
@@ -30,7 +31,9 @@ use crate::runtime::cgroup;
 use crate::runtime::containerd::{
     Containerd, REVISION_LABEL, ResolvedImage, RuntimeError, WORKLOAD_LABEL,
 };
-use crate::runtime::spec::{self, SpecInput};
+use crate::runtime::spec::{self, Isolation, SpecInput};
+use crate::sandbox;
+use crate::scratch::ScratchDisks;
 use crate::services::ServiceMesh;
 use crate::state::NodeState;
 use crate::store::DesiredWorkload;
@@ -71,6 +74,12 @@ pub struct SupervisorParts {
     pub services: ServiceMesh,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// How workloads are confined.
+    pub sandbox: SandboxConfig,
+    /// The node's host ports (fixed host ports outside its range are refused).
+    pub ports: PortsConfig,
+    /// Workloads' scratch disks.
+    pub scratch: ScratchDisks,
 }
 
 /// Drives containerd towards the desired workloads.
@@ -181,9 +190,11 @@ impl Supervisor {
             observed
         };
         self.publish_pids(&observed);
+        self.sweep_scratch(&wanted, &observed);
         self.sync_probers(&desired, &wanted);
         let ports: BTreeMap<WorkloadId, BTreeMap<u16, u16>> = desired
             .iter()
+            .filter(|(_, w)| self.admit(w).is_ok())
             .map(|(&id, w)| (id, w.host_ports.iter().map(|(&c, &h)| (h, c)).collect()))
             .collect();
         self.port_failures.clear();
@@ -283,7 +294,7 @@ impl Supervisor {
                 let started = Instant::now();
                 let result = match action {
                     Action::Create { .. } => self.create(w, container).await,
-                    _ => self.restart(container).await,
+                    _ => self.restart(w, container).await,
                 };
                 match result {
                     Ok(pid) => {
@@ -363,6 +374,7 @@ impl Supervisor {
         tracing::info!(container, "removing container that is no longer wanted");
         let containerd = self.parts.containerd.clone();
         let logs = self.parts.logs.clone();
+        let scratch = self.parts.scratch.clone();
         let removing = self.removing.clone();
         let state = self.state.clone();
         tokio::spawn(async move {
@@ -370,6 +382,9 @@ impl Supervisor {
                 Ok(()) => {
                     if let Err(e) = logs.retire(&container, r1_protocol::now_ms()) {
                         tracing::warn!(container, "cannot retire logs: {e}");
+                    }
+                    if let Err(e) = scratch.remove(&container) {
+                        tracing::warn!(container, "cannot delete scratch disk: {e}");
                     }
                 }
                 Err(e) => tracing::error!(container, "cannot remove container: {e}"),
@@ -381,9 +396,61 @@ impl Supervisor {
         });
     }
 
+    /// Deletes the scratch disks of containers that are neither wanted, nor there, nor being
+    /// removed (a creation that failed half-way, then the workload was stopped).
+    fn sweep_scratch(&self, wanted: &BTreeMap<WorkloadId, String>, observed: &[Observed]) {
+        let mut keep: BTreeSet<String> =
+            self.removing.lock().map(|r| r.clone()).unwrap_or_default();
+        keep.extend(wanted.values().cloned());
+        keep.extend(observed.iter().map(|o| o.container.clone()));
+        for container in self.parts.scratch.containers() {
+            if !keep.contains(&container) {
+                tracing::info!(
+                    container,
+                    "deleting the scratch disk of a container that is gone"
+                );
+                if let Err(e) = self.parts.scratch.remove(&container) {
+                    tracing::warn!(container, "cannot delete scratch disk: {e}");
+                }
+            }
+        }
+    }
+
+    /// How `w` is confined on this node, or why the node refuses to run it.
+    fn admit(&self, w: &DesiredWorkload) -> Result<Isolation, RuntimeError> {
+        sandbox::admit(
+            &w.spec,
+            &w.host_ports,
+            &self.parts.sandbox,
+            &self.parts.ports,
+        )
+        .map_err(|reason| RuntimeError::Sandbox { reason })
+    }
+
+    /// `w`'s confinement with its scratch disk, made and mounted unless it is already.
+    async fn isolation(
+        &self,
+        w: &DesiredWorkload,
+        container: &str,
+    ) -> Result<Isolation, RuntimeError> {
+        let mut isolation = self.admit(w)?;
+        let owner = isolation.id_map.map_or(0, |map| map.host_base);
+        isolation.scratch = self
+            .parts
+            .scratch
+            .ensure(container, owner)
+            .await
+            .map_err(|e| RuntimeError::Sandbox {
+                reason: e.to_string(),
+            })?;
+        Ok(isolation)
+    }
+
     async fn create(&mut self, w: &DesiredWorkload, container: &str) -> Result<u32, RuntimeError> {
+        self.admit(w)?;
         let secrets = self.secrets(&w.spec)?;
         let image = self.image(&w.spec).await?;
+        let isolation = self.isolation(w, container).await?;
         let mut devices = Vec::new();
         if w.spec.gpu > 0 {
             let count = usize::try_from(w.spec.gpu).unwrap_or(usize::MAX);
@@ -398,6 +465,7 @@ impl Supervisor {
             devices: &devices,
             secret_env: &secrets.env,
             node_env: &self.parts.node_env,
+            isolation: &isolation,
         })?;
         let hosts = self
             .parts
@@ -417,19 +485,30 @@ impl Supervisor {
         ]);
         self.parts
             .containerd
-            .create_container(container, &image, &spec, labels)
+            .create_container(container, &image, &spec, labels, isolation.id_map)
             .await?;
         self.parts
             .containerd
-            .start_task(container, &self.parts.logs.path(container))
+            .start_task(
+                container,
+                &self.parts.logs.path(container),
+                isolation.id_map,
+            )
             .await
     }
 
-    async fn restart(&mut self, container: &str) -> Result<u32, RuntimeError> {
+    /// Starts `container` again; its scratch disk is mounted again first if it is not (after
+    /// a reboot of the host), so the container never writes to an unmounted directory.
+    async fn restart(&mut self, w: &DesiredWorkload, container: &str) -> Result<u32, RuntimeError> {
+        let isolation = self.isolation(w, container).await?;
         self.parts.containerd.delete_task(container).await?;
         self.parts
             .containerd
-            .start_task(container, &self.parts.logs.path(container))
+            .start_task(
+                container,
+                &self.parts.logs.path(container),
+                isolation.id_map,
+            )
             .await
     }
 

@@ -370,6 +370,44 @@ pub struct WorkloadSpec {
     /// when it needs one, travels in [`WorkloadSpec::secrets`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<WorkloadTunnel>,
+    /// Less isolation than a node's default that the job asks for; a node whose operator does
+    /// not allow it reports the replica `failed` rather than run it so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityRequest>,
+}
+
+/// Less isolation than a node's default sandbox, asked for by a job (each off by default).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecurityRequest {
+    /// Share the host's users: no user namespace, so root in the container is root on the host.
+    #[serde(default)]
+    pub host_users: bool,
+    /// A writable root file system: the image's files may be changed in place.
+    #[serde(default)]
+    pub writable_root_filesystem: bool,
+}
+
+impl SecurityRequest {
+    /// Label a node carries (value [`Self::ALLOWED`]) when it runs jobs asking for `hostUsers`.
+    pub const HOST_USERS_LABEL: &'static str = "sandbox.ratio1.ai/host-users";
+    /// Label a node carries when it runs jobs asking for `writableRootFilesystem`.
+    pub const WRITABLE_ROOT_LABEL: &'static str = "sandbox.ratio1.ai/writable-root-filesystem";
+    /// Value of those labels.
+    pub const ALLOWED: &'static str = "allowed";
+
+    /// The node labels a node must carry to run a job asking for this, so placement picks
+    /// only nodes whose operator allows it.
+    pub fn required_labels(&self) -> Vec<(&'static str, &'static str)> {
+        [
+            (self.host_users, Self::HOST_USERS_LABEL),
+            (self.writable_root_filesystem, Self::WRITABLE_ROOT_LABEL),
+        ]
+        .into_iter()
+        .filter(|(asked, _)| *asked)
+        .map(|(_, label)| (label, Self::ALLOWED))
+        .collect()
+    }
 }
 
 /// A tunnel client a node runs beside a replica.
@@ -632,6 +670,7 @@ mod tests {
             health: None,
             secrets: sealed("0x01"),
             tunnel: None,
+            security: None,
         };
         let resealed = WorkloadSpec {
             secrets: sealed("0x02"),

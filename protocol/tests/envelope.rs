@@ -72,6 +72,7 @@ fn deploy(target: Address) -> DeployCommand {
             health: None,
             secrets: None,
             tunnel: None,
+            security: None,
         },
     }
 }

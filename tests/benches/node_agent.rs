@@ -1,8 +1,9 @@
 //! Node agent benchmarks, printed as numbers:
 //!
 //! * container create → running latency through the agent's containerd path (snapshot,
-//!   container, task), p50/p99 over `R1_BENCH_STARTS` starts (default 50), beside a plain
-//!   `ctr run -d` of the same image measured in the same run;
+//!   container, task), p50/p99 over `R1_BENCH_STARTS` starts (default 50), sandboxed as a node
+//!   does by default (user namespace with the image shifted into its ids, scratch disk) and
+//!   without those, beside a plain `ctr run -d` of the same image measured in the same run;
 //! * the CPU cost of one heartbeat (build, sign, encode) with 20 workloads, and what that is
 //!   as a share of one core at the default 10 s interval.
 //!
@@ -18,7 +19,8 @@ use r1_node::heartbeat::{self, Identity as NodeIdentity};
 use r1_node::reconcile::TaskState;
 use r1_node::resources::Capacity;
 use r1_node::runtime::containerd::Containerd;
-use r1_node::runtime::spec::{SpecInput, runtime_spec};
+use r1_node::runtime::spec::{IdMap, Isolation, SpecInput, runtime_spec};
+use r1_node::scratch::ScratchDisks;
 use r1_node::state::NodeState;
 use r1_node::store::DesiredWorkload;
 use r1_protocol::Identity;
@@ -42,13 +44,28 @@ fn summary(name: &str, mut samples: Vec<Duration>) {
     );
 }
 
+/// The node's default sandbox (user namespace, read-only root, scratch disk), or none of it.
+fn isolation(sandboxed: bool) -> Isolation {
+    Isolation {
+        id_map: sandboxed.then_some(IdMap {
+            host_base: 100_000,
+            size: 65_536,
+        }),
+        writable_root: !sandboxed,
+        tmp_bytes: 64 << 20,
+        scratch: None,
+    }
+}
+
 fn agent_path(
     containerd: &PrivateContainerd,
     archive: &std::path::Path,
     reference: &str,
     starts: usize,
-    logs: &std::path::Path,
+    dir: &std::path::Path,
+    sandboxed: bool,
 ) -> Vec<Duration> {
+    let scratch = ScratchDisks::new(dir.join("scratch"), if sandboxed { 64 << 20 } else { 0 });
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
     runtime.block_on(async {
         let client = Containerd::connect(containerd.socket(), containerd.namespace())
@@ -63,7 +80,10 @@ fn agent_path(
         let spec = r1_e2e::node::workload(1, 0, reference, 16);
         let mut samples = Vec::with_capacity(starts);
         for i in 0..starts {
-            let id = format!("bench-agent-{i}");
+            let id = format!("bench-agent-{sandboxed}-{i}");
+            let started = Instant::now();
+            let mut isolation = isolation(sandboxed);
+            isolation.scratch = scratch.ensure(&id, 100_000).await.expect("scratch");
             let oci = runtime_spec(&SpecInput {
                 container_id: &id,
                 namespace: containerd.namespace(),
@@ -72,16 +92,16 @@ fn agent_path(
                 devices: &[],
                 secret_env: &BTreeMap::new(),
                 node_env: &[],
+                isolation: &isolation,
             })
             .expect("spec");
             let labels = BTreeMap::from([("ai.ratio1.workload".to_owned(), format!("1/{i}"))]);
-            let started = Instant::now();
             client
-                .create_container(&id, &image, &oci, labels)
+                .create_container(&id, &image, &oci, labels, isolation.id_map)
                 .await
                 .expect("create");
             client
-                .start_task(&id, &logs.join(format!("{id}.log")))
+                .start_task(&id, &dir.join(format!("{id}.log")), isolation.id_map)
                 .await
                 .expect("start");
             while !matches!(
@@ -95,6 +115,7 @@ fn agent_path(
                 .remove(&id, Duration::from_secs(5))
                 .await
                 .expect("remove");
+            scratch.remove(&id).expect("remove scratch");
         }
         samples
     })
@@ -225,10 +246,12 @@ fn main() {
     canned::sleeper(reference)
         .write_archive(&archive)
         .expect("image");
-    let agent = agent_path(&containerd, &archive, reference, starts, dir.path());
+    let sandboxed = agent_path(&containerd, &archive, reference, starts, dir.path(), true);
+    let plain = agent_path(&containerd, &archive, reference, starts, dir.path(), false);
     let ctr = ctr_path(&containerd, reference, starts);
     println!("container create → running, same image and containerd, {starts} starts each:");
-    summary("r1-node runtime (gRPC)", agent);
+    summary("r1-node, sandboxed (default)", sandboxed);
+    summary("r1-node, no userns/scratch", plain);
     summary("ctr run -d (baseline)", ctr);
     heartbeat_cost(reference, dir.path());
 }

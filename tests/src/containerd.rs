@@ -2,7 +2,7 @@
 //! dir, so tests run in parallel with each other and with a system containerd, and leave nothing
 //! behind (no processes, mounts, cgroups or runc state) when they end.
 
-mod cleanup;
+pub(crate) mod cleanup;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -74,6 +74,7 @@ pub struct NodeAgent {
     pub address: Address,
     /// Its metrics port on 127.0.0.1.
     pub metrics_port: u16,
+    host_ports: (u16, u16),
     process: Option<ChildGuard>,
 }
 
@@ -129,8 +130,29 @@ impl NodeAgent {
             identity: identity.clone(),
             dir,
             metrics_port,
+            host_ports: (first_port, last_port),
             process: None,
         })
+    }
+
+    /// The host ports the node offers (`ports.first`, `ports.last`): a fixed host port outside
+    /// them is refused.
+    pub fn host_ports(&self) -> (u16, u16) {
+        self.host_ports
+    }
+
+    /// Offers host ports `first..=last` instead, from the next start on (so that a job's fixed
+    /// host port lies in the range of every node of a network).
+    pub fn set_host_ports(&mut self, first: u16, last: u16) -> Result<(), NodeHarnessError> {
+        let path = self.dir.path().join("node.yaml");
+        let (old_first, old_last) = self.host_ports;
+        let text = std::fs::read_to_string(&path)?.replace(
+            &format!("first: {old_first}, last: {old_last} }}"),
+            &format!("first: {first}, last: {last} }}"),
+        );
+        std::fs::write(&path, text)?;
+        self.host_ports = (first, last);
+        Ok(())
     }
 
     /// Adds top-level `lines` (YAML) to the node's configuration before it starts.
@@ -247,6 +269,12 @@ impl NodeAgent {
 impl Drop for NodeAgent {
     fn drop(&mut self) {
         self.stop();
+        // The agent leaves its workloads' scratch disks mounted for containers that outlive it;
+        // the test is over, so nothing may stay mounted (or hold a loop device).
+        let scratch = self.dir.path().join("data/scratch");
+        for problem in crate::containerd::cleanup::unmount_all(&scratch) {
+            eprintln!("r1-e2e: node cleanup: {problem}");
+        }
     }
 }
 
@@ -543,5 +571,6 @@ pub fn workload(job: u64, replica: u32, image: &str, memory_mib: u64) -> Workloa
         health: None,
         secrets: None,
         tunnel: None,
+        security: None,
     }
 }

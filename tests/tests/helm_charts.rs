@@ -1606,9 +1606,18 @@ fn expected_node_config(values: &Value) -> Value {
         format!("/run/secrets/r1/{}", str_at(values, "key.secretKey"))
     };
     put(&mut config, "keyFile", key_file);
-    for field in ["dataDir", "labels", "oracles", "containerd"] {
+    for field in ["dataDir", "labels", "oracles"] {
         put(&mut config, field, get(values, field).clone());
     }
+    let mut containerd = Mapping::new();
+    for field in ["socket", "namespace"] {
+        put(
+            &mut containerd,
+            field,
+            get(values, &format!("containerd.{field}")).clone(),
+        );
+    }
+    put(&mut config, "containerd", Value::Mapping(containerd));
     let mut broker = Mapping::new();
     for field in ["url", "topicRoot"] {
         put(
@@ -1696,6 +1705,7 @@ fn expected_node_config(values: &Value) -> Value {
         );
     }
     put(&mut config, "registries", Value::Mapping(registries));
+    put(&mut config, "sandbox", get(values, "sandbox").clone());
     let mut tunnels = serde_yaml::Mapping::new();
     for field in ["borePath", "cloudflaredPath", "ngrokPath"] {
         let path = str_at(values, &format!("tunnels.{field}"));
@@ -1796,6 +1806,14 @@ fn check_node(values_set: &Values) -> Value {
         volumes,
         str_at(&config, "apiSocket"),
         "DirectoryOrCreate",
+    );
+    // The agent shifts image snapshots under containerd's root; the scratch disks it mounts
+    // under the data directory must reach the host's runc.
+    let containerd_root = str_at(&values, "containerd.root");
+    assert_on_host_path(container, volumes, containerd_root, "Directory");
+    assert_eq!(
+        str_at(mount_of(container, data_dir), "mountPropagation"),
+        "Bidirectional"
     );
     let images_dir = match config.get("imagesDir") {
         Some(dir) => dir.as_str().expect("imagesDir").to_string(),

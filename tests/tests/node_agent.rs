@@ -516,12 +516,6 @@ fn a_workload_slow_to_stop_holds_up_neither_new_workloads_nor_reports() {
     );
 }
 
-/// A free TCP port on 127.0.0.1, for a fixed host port.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("local address").port()
-}
-
 #[test]
 fn generations_of_one_job_share_a_fixed_host_port_and_hand_it_over() {
     let rig = rig(Box::new(Rumqttd::start().expect("rumqttd")));
@@ -536,7 +530,8 @@ fn generations_of_one_job_share_a_fixed_host_port_and_hand_it_over() {
         ),
         "httpd-2",
     );
-    let port = free_port();
+    // A fixed host port must lie in the node's range.
+    let port = rig.node.host_ports().1;
     let fixed = |replica: u32, image: &str| {
         let mut spec = workload(9, replica, image, 32);
         spec.ports = vec![PortMapping {

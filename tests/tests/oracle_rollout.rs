@@ -42,7 +42,22 @@ fn edit_config(path: &Path, from: &str, to: &str) {
 
 /// A network whose oracles roll back after [`DEADLINE_S`].
 fn start_network() -> Network {
+    start_network_with(|_| {})
+}
+
+/// The network of [`start_network`] whose every node offers host port `port` only (a fixed
+/// host port must lie in the node's range).
+fn start_network_offering(port: u16) -> Network {
+    start_network_with(|network| {
+        for node in network.nodes_mut() {
+            node.set_host_ports(port, port).unwrap();
+        }
+    })
+}
+
+fn start_network_with(adapt: impl FnOnce(&mut Network)) -> Network {
     let mut network = Network::prepare(&NetworkSettings::default()).unwrap();
+    adapt(&mut network);
     for oracle in network.oracles() {
         edit_config(
             &oracle.config_path(),
@@ -396,14 +411,10 @@ fn a_changed_env_rolls_out_replica_by_replica_without_a_gap() {
 
 #[test]
 fn a_job_with_a_fixed_host_port_rolls_out_without_closing_the_port() {
-    let network = start_network();
+    let port = r1_e2e::ports::free_port();
+    let network = start_network_offering(port);
     let monitor = TestOracle::connect(network.broker()).unwrap();
     let nodes = network.node_addresses();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     // One replica: every node agent of the harness listens on 127.0.0.1, so two replicas on
     // two nodes could not both hold the port.
     let host_port = format!("containerPort: 8080\n      hostPort: {port}");

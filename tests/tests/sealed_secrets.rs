@@ -100,11 +100,18 @@ fn seal(network: &Network, namespace: &str, extra: &[&str], stdin: &str) -> serd
 /// Every file under `dir`, read whole (stores, logs, configs).
 #[test]
 fn a_sealed_env_value_and_pull_secret_reach_only_the_container() {
-    let network = Network::start(&NetworkSettings {
+    let mut network = Network::prepare(&NetworkSettings {
         nodes: 2,
         ..NetworkSettings::default()
     })
     .expect("network");
+    // The jobs' fixed host port is the one port every node offers.
+    let port = r1_e2e::ports::free_port();
+    for node in network.nodes_mut() {
+        node.set_host_ports(port, port).expect("host ports");
+    }
+    network.start_oracles().expect("oracles");
+    network.start_nodes().expect("nodes");
     let topics = Topics::new(TOPIC_ROOT);
 
     // The broker as every node and every oracle hears it, from before the job exists.
@@ -186,7 +193,6 @@ fn a_sealed_env_value_and_pull_secret_reach_only_the_container() {
         "one copy per oracle"
     );
 
-    let port = r1_e2e::ports::free_port();
     let job = |job_name: &str, value: &serde_yaml::Value| {
         serde_json::json!({
             "apiVersion": "deeploy.ratio1.ai/v1alpha1",
@@ -196,7 +202,7 @@ fn a_sealed_env_value_and_pull_secret_reach_only_the_container() {
                 "projectRef": {"name": "hello"},
                 "escrowRef": {"name": "acme-escrow"},
                 "image": format!("{}/acme/private:1", registry.host()),
-                "command": ["sh", "-c", "printf %s \"$APP_SECRET\" > /www/secret.txt && exec httpd -f -p 8080 -h /www"],
+                "command": ["sh", "-c", "printf %s \"$APP_SECRET\" > /tmp/secret.txt && exec httpd -f -p 8080 -h /tmp"],
                 "env": [
                     {"name": "MODE", "value": "plain"},
                     {"name": "APP_SECRET", "valueFrom": {"sealed": value}},
@@ -256,7 +262,8 @@ fn a_sealed_env_value_and_pull_secret_reach_only_the_container() {
     let stored = network
         .r1ctl(&["get", "djob", "private-web", "-o", "json"])
         .expect("r1ctl get");
-    let stored: serde_json::Value = serde_json::from_slice(&stored.stdout).expect("json");
+    let stored: serde_json::Value = serde_json::from_slice(&stored.stdout)
+        .unwrap_or_else(|e| panic!("r1ctl get: {e}: {}", printed(&stored)));
     assert_eq!(
         stored["spec"]["image"],
         format!("{}/acme/private:1@{digest}", registry.host()),

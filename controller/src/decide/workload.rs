@@ -10,8 +10,8 @@ use r1_crds::common::SealedValue;
 use r1_crds::job::{DeeployJobSpec, MAX_REPLICAS, Protocol};
 use r1_crds::tunnel::TunnelProvider;
 use r1_protocol::messages::{
-    HealthCheckSpec, HealthProbe, PortMapping, PortProtocol, TunnelClient, WorkloadId,
-    WorkloadSpec, WorkloadTunnel,
+    HealthCheckSpec, HealthProbe, PortMapping, PortProtocol, SecurityRequest, TunnelClient,
+    WorkloadId, WorkloadSpec, WorkloadTunnel,
 };
 
 use serde::{Deserialize, Serialize};
@@ -128,6 +128,7 @@ pub struct WorkloadTemplate {
     spec: WorkloadSpec,
     sealed: SealedInputs,
     demand: Demand,
+    node_selector: BTreeMap<String, String>,
 }
 
 impl WorkloadTemplate {
@@ -220,12 +221,25 @@ impl WorkloadTemplate {
                 (Some(named), None) => return Err(WorkloadError::NoTunnel(named.name.clone())),
                 (None, _) => None,
             },
+            security: spec.security_context.as_ref().map(|asked| SecurityRequest {
+                host_users: asked.host_users,
+                writable_root_filesystem: asked.writable_root_filesystem,
+            }),
         };
         workload.revision = revision(&workload, &sealed);
+        let mut node_selector = spec.node_selector.clone();
+        for (label, value) in workload
+            .security
+            .map(|asked| asked.required_labels())
+            .unwrap_or_default()
+        {
+            node_selector.insert(label.to_owned(), value.to_owned());
+        }
         Ok(Self {
             spec: workload,
             sealed,
             demand: Demand::from_amounts(&amounts, None),
+            node_selector,
         })
     }
 
@@ -244,6 +258,12 @@ impl WorkloadTemplate {
         &self.demand
     }
 
+    /// The labels a node must carry: the job's selector, and the labels of nodes whose
+    /// operator allows the less isolation its `securityContext` asks for.
+    pub fn node_selector(&self) -> &BTreeMap<String, String> {
+        &self.node_selector
+    }
+
     /// What every replica runs; its id is a placeholder that
     /// [`crate::decide::job_rollout::Generation::workload`] fills in.
     pub fn spec(&self) -> &WorkloadSpec {
@@ -254,7 +274,7 @@ impl WorkloadTemplate {
 /// First 16 hex digits of keccak256 over the canonical JSON of what the node runs, the sealed
 /// secrets included (a secret sealed anew is a new revision, so replicas pick it up).
 fn revision(spec: &WorkloadSpec, sealed: &SealedInputs) -> String {
-    let canonical = serde_json::json!({
+    let mut canonical = serde_json::json!({
         "image": spec.image,
         "command": spec.command,
         "args": spec.args,
@@ -267,6 +287,9 @@ fn revision(spec: &WorkloadSpec, sealed: &SealedInputs) -> String {
         "tunnel": spec.tunnel,
         "sealed": sealed,
     });
+    if let Some(security) = spec.security {
+        canonical["security"] = serde_json::json!(security);
+    }
     let hash = keccak256(canonical.to_string().as_bytes());
     r1_protocol::hex::encode_bare(&hash[..8])
 }
@@ -305,6 +328,30 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::job_spec as job;
     use super::*;
+
+    #[test]
+    fn a_security_context_reaches_the_node_and_is_a_new_revision() {
+        let plain = WorkloadTemplate::of(&job(""), None).unwrap();
+        assert_eq!(plain.spec().security, None);
+        let asked = job("  securityContext: {writableRootFilesystem: true}\n");
+        let asked = WorkloadTemplate::of(&asked, None).unwrap();
+        assert_eq!(
+            asked.spec().security,
+            Some(SecurityRequest {
+                host_users: false,
+                writable_root_filesystem: true
+            })
+        );
+        assert_ne!(plain.revision(), asked.revision());
+        assert!(plain.node_selector().is_empty());
+        assert_eq!(
+            asked
+                .node_selector()
+                .get(SecurityRequest::WRITABLE_ROOT_LABEL),
+            Some(&SecurityRequest::ALLOWED.to_owned()),
+            "placed only on nodes that allow it"
+        );
+    }
 
     #[test]
     fn replicas_and_duration_do_not_change_the_revision_but_the_image_does() {

@@ -243,7 +243,7 @@ impl Oracle {
             job,
             desired,
             demand: template.demand(),
-            node_selector: &spec.node_selector,
+            node_selector: template.node_selector(),
             seen: &seen,
             placements: &placements,
             liveness: &pass.liveness,

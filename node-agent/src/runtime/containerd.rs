@@ -17,9 +17,12 @@ use containerd_client::services::v1::{
 };
 use containerd_client::types::Mount;
 use containerd_client::types::v1::Status;
+use prost::Message;
 use r1_protocol::messages::WorkloadState;
 use tonic::{Code, Request, Status as RpcStatus};
 
+use super::remap;
+use super::spec::IdMap;
 use crate::oci::{ImageConfig, OciError};
 use crate::reconcile::TaskState;
 
@@ -28,10 +31,24 @@ pub const WORKLOAD_LABEL: &str = "ai.ratio1.workload";
 /// Label with the revision of the workload spec the container runs.
 pub const REVISION_LABEL: &str = "ai.ratio1.revision";
 
+/// The snapshotter every r1 container's root file system comes from.
 pub(super) const SNAPSHOTTER: &str = "overlayfs";
 const RUNC_SHIM: &str = "io.containerd.runc.v2";
 pub(super) const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 pub(super) const CHUNK: usize = 1 << 20;
+/// Type URL of the runc shim's task options.
+const RUNC_OPTIONS_TYPE: &str = "containerd.runc.v1.Options";
+
+/// The runc shim's task options (`containerd.runc.v1.Options`), the fields r1 sets.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RuncOptions {
+    /// Owner of the task's stdio pipes.
+    #[prost(uint32, tag = "4")]
+    io_uid: u32,
+    /// Group of the task's stdio pipes.
+    #[prost(uint32, tag = "5")]
+    io_gid: u32,
+}
 
 /// A failure talking to containerd or reading an image.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +113,21 @@ pub enum RuntimeError {
         /// What went wrong.
         reason: String,
     },
+    /// An image snapshot cannot be shifted into the user namespace's ids.
+    #[error("cannot shift image snapshot {parent} into the user namespace: {reason}")]
+    Remap {
+        /// The snapshot.
+        parent: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The node's sandbox settings do not allow the workload, or its scratch disk cannot be
+    /// made; it is not started.
+    #[error("{reason}")]
+    Sandbox {
+        /// Why.
+        reason: String,
+    },
     /// The container's runtime spec cannot be built.
     #[error(transparent)]
     Spec(#[from] super::spec::SpecError),
@@ -124,7 +156,8 @@ impl RuntimeError {
     }
 
     /// The state a workload that cannot start yet reports: `pulling` or `imagePullBackOff`
-    /// while it waits for its image, `failed` when its secrets do not open.
+    /// while it waits for its image, `failed` when its secrets do not open or the node's
+    /// sandbox refuses it.
     pub fn pull_state(&self) -> Option<WorkloadState> {
         match self {
             Self::ImagePulling { percent, .. } => {
@@ -133,7 +166,7 @@ impl RuntimeError {
             Self::ImagePull { reason } => Some(WorkloadState::ImagePullBackOff {
                 reason: reason.clone(),
             }),
-            Self::Secrets { reason } => Some(WorkloadState::Failed {
+            Self::Secrets { reason } | Self::Sandbox { reason } => Some(WorkloadState::Failed {
                 reason: reason.clone(),
             }),
             _ => None,
@@ -242,14 +275,25 @@ impl Containerd {
     /// snapshot of the image. The container record comes first so that containerd's garbage
     /// collector sees the snapshot referenced from the moment it exists; a leftover snapshot of
     /// a half-created container is replaced.
+    ///
+    /// With an `id_map` (a user namespace), the snapshot's parent is the image shifted into the
+    /// map's ids ([`Containerd::remapped_snapshot`]), kept alive by the container's labels.
     pub async fn create_container(
         &self,
         id: &str,
         image: &ResolvedImage,
         spec: &serde_json::Value,
-        labels: BTreeMap<String, String>,
+        mut labels: BTreeMap<String, String>,
+        id_map: Option<IdMap>,
     ) -> Result<(), RuntimeError> {
         self.remove_snapshot(id).await?;
+        let prep = format!("{id}-idmap");
+        if let Some(map) = id_map {
+            labels.extend(remap::keep_labels(&[
+                remap::remapped_key(&image.top_chain_id, map),
+                prep.clone(),
+            ]));
+        }
         let container = Container {
             id: id.to_owned(),
             labels: labels.into_iter().collect(),
@@ -273,12 +317,19 @@ impl Containerd {
             }))
             .await
             .map_err(RuntimeError::rpc("create container"))?;
+        let parent = match id_map {
+            Some(map) => {
+                self.remapped_snapshot(&image.top_chain_id, map, &prep)
+                    .await?
+            }
+            None => image.top_chain_id.clone(),
+        };
         self.client
             .snapshots()
             .prepare(self.request(PrepareSnapshotRequest {
                 snapshotter: SNAPSHOTTER.into(),
                 key: id.to_owned(),
-                parent: image.top_chain_id.clone(),
+                parent,
                 labels: Default::default(),
             }))
             .await
@@ -287,8 +338,15 @@ impl Containerd {
     }
 
     /// Creates and starts the task of container `id`, its output appended to `log` by the
-    /// shim (so logging goes on while the agent is down). Returns the pid.
-    pub async fn start_task(&self, id: &str, log: &Path) -> Result<u32, RuntimeError> {
+    /// shim (so logging goes on while the agent is down). With an `id_map`, the task's stdio
+    /// pipes belong to the container's root, so its processes may reopen them
+    /// (`/proc/1/fd/1`) as they could without a user namespace. Returns the pid.
+    pub async fn start_task(
+        &self,
+        id: &str,
+        log: &Path,
+        id_map: Option<IdMap>,
+    ) -> Result<u32, RuntimeError> {
         let rootfs: Vec<Mount> = self
             .client
             .snapshots()
@@ -308,6 +366,16 @@ impl Containerd {
                 rootfs,
                 stdout: log_uri.clone(),
                 stderr: log_uri,
+                options: id_map.map(|map| {
+                    prost_types::Any {
+                        type_url: RUNC_OPTIONS_TYPE.into(),
+                        value: RuncOptions {
+                            io_uid: map.host_base,
+                            io_gid: map.host_base,
+                        }
+                        .encode_to_vec(),
+                    }
+                }),
                 ..Default::default()
             }))
             .await

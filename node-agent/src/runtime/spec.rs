@@ -1,12 +1,16 @@
 //! The OCI runtime spec of a workload's container: the process from the image and the job,
 //! CPU and memory limits for the cgroup, a private network namespace, GPU devices when the
-//! workload asks for them. Pure, so every field is tested without a container runtime.
+//! workload asks for them, and its confinement: a user namespace, containerd's default seccomp
+//! profile, `no-new-privileges`, a small capability set, a read-only root with a size-limited
+//! `/tmp` and a scratch disk. Pure, so every field is tested without a container runtime.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use r1_protocol::messages::WorkloadSpec;
 use serde_json::{Value, json};
 
+use super::seccomp;
 use crate::oci::RunConfig;
 
 /// CFS period used for CPU limits, in microseconds (the kernel's default).
@@ -15,6 +19,56 @@ const CPU_PERIOD_US: u64 = 100_000;
 const PIDS_LIMIT: i64 = 4096;
 /// `PATH` when the image sets none.
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where a workload's scratch disk is mounted in its container.
+pub const SCRATCH_DIR: &str = "/scratch";
+
+/// The capabilities a workload keeps (in its user namespace, they act only on what the
+/// namespace owns): `CHOWN`, `DAC_OVERRIDE`, `FOWNER`, `FSETID` so root in the container can
+/// manage its own files (package managers, entrypoints fixing permissions); `SETUID` and
+/// `SETGID` so it can drop to an unprivileged user; `KILL` to signal its own processes of
+/// other users; `NET_BIND_SERVICE` to listen on ports below 1024 in its network namespace.
+/// Dropped from Docker's default set: `NET_RAW` (raw sockets, packet spoofing), `MKNOD`
+/// (device nodes), `SETFCAP` (file capabilities), `SETPCAP`, `SYS_CHROOT` and `AUDIT_WRITE`.
+pub const CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETGID",
+    "CAP_SETUID",
+];
+
+/// A range of host uids (and the same gids) that are a container's `0..size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdMap {
+    /// The host id of the container's root.
+    pub host_base: u32,
+    /// How many ids are mapped.
+    pub size: u32,
+}
+
+impl IdMap {
+    /// The host id of container id `id`; `None` when it is outside the range.
+    pub fn to_host(self, id: u32) -> Option<u32> {
+        (id < self.size).then(|| self.host_base.saturating_add(id))
+    }
+}
+
+/// How a workload is confined, as the node's sandbox settings and the job decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolation {
+    /// The user namespace's id map; `None`: no user namespace (root is the host's root).
+    pub id_map: Option<IdMap>,
+    /// The root file system is writable (the job asked and the node allows it).
+    pub writable_root: bool,
+    /// Size of the `/tmp` tmpfs.
+    pub tmp_bytes: u64,
+    /// Host directory mounted writable at [`SCRATCH_DIR`] (the workload's scratch disk).
+    pub scratch: Option<PathBuf>,
+}
 
 /// A character device passed into the container (a GPU and its control devices).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +106,8 @@ pub struct SpecInput<'a> {
     pub secret_env: &'a BTreeMap<String, String>,
     /// Variables the node sets for every workload (`R1FS_API_URL`), over the job's own.
     pub node_env: &'a [(String, String)],
+    /// How the workload is confined.
+    pub isolation: &'a Isolation,
 }
 
 /// Adds to `spec` a read-only bind mount of host file `source` at `destination`.
@@ -130,6 +186,29 @@ pub fn process_env(
         .collect()
 }
 
+/// The container's mounts: the usual pseudo file systems, `/tmp` of the isolation's size, and
+/// the scratch disk when it has one.
+fn mounts(isolation: &Isolation) -> Value {
+    let mut mounts = json!([
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": [
+            "nosuid", "nodev", "mode=1777", format!("size={}", isolation.tmp_bytes)
+        ]}
+    ]);
+    if let (Some(scratch), Some(list)) = (&isolation.scratch, mounts.as_array_mut()) {
+        list.push(json!({
+            "destination": SCRATCH_DIR, "type": "bind", "source": scratch,
+            "options": ["rbind", "rw", "nosuid", "nodev"]
+        }));
+    }
+    mounts
+}
+
 /// The complete OCI runtime spec.
 pub fn runtime_spec(input: &SpecInput<'_>) -> Result<Value, SpecError> {
     let workload = input.workload;
@@ -141,22 +220,6 @@ pub fn runtime_spec(input: &SpecInput<'_>) -> Result<Value, SpecError> {
         .clone()
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "/".into());
-    let capabilities = [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ];
     let mut device_rules = vec![json!({"allow": false, "access": "rwm"})];
     for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 2)] {
         device_rules.push(
@@ -179,6 +242,40 @@ pub fn runtime_spec(input: &SpecInput<'_>) -> Result<Value, SpecError> {
         .max(1000);
     let shares = (workload.cpu_millis.saturating_mul(1024) / 1000).max(2);
     let memory = i64::try_from(workload.memory_bytes).unwrap_or(i64::MAX);
+    let isolation = input.isolation;
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "network"}),
+    ];
+    let mut linux = json!({
+        "cgroupsPath": cgroup_path(input.namespace, input.container_id),
+        "resources": {
+            "devices": device_rules,
+            "memory": {"limit": memory, "swap": memory},
+            "cpu": {"shares": shares, "quota": quota, "period": CPU_PERIOD_US},
+            "pids": {"limit": PIDS_LIMIT}
+        },
+        "devices": devices,
+        "seccomp": seccomp::default_profile(),
+        "maskedPaths": [
+            "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+            "/proc/scsi"
+        ],
+        "readonlyPaths": [
+            "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+        ]
+    });
+    if let Some(map) = isolation.id_map {
+        namespaces.push(json!({"type": "user"}));
+        let ids = json!([{"containerID": 0, "hostID": map.host_base, "size": map.size}]);
+        linux["uidMappings"] = ids.clone();
+        linux["gidMappings"] = ids;
+    }
+    linux["namespaces"] = json!(namespaces);
     Ok(json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -188,43 +285,15 @@ pub fn runtime_spec(input: &SpecInput<'_>) -> Result<Value, SpecError> {
             "env": env,
             "cwd": cwd,
             "capabilities": {
-                "bounding": capabilities, "effective": capabilities, "permitted": capabilities
+                "bounding": CAPABILITIES, "effective": CAPABILITIES, "permitted": CAPABILITIES
             },
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": true
         },
-        "root": {"path": "rootfs", "readonly": false},
+        "root": {"path": "rootfs", "readonly": !isolation.writable_root},
         "hostname": input.container_id,
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}
-        ],
-        "linux": {
-            "cgroupsPath": cgroup_path(input.namespace, input.container_id),
-            "resources": {
-                "devices": device_rules,
-                "memory": {"limit": memory, "swap": memory},
-                "cpu": {"shares": shares, "quota": quota, "period": CPU_PERIOD_US},
-                "pids": {"limit": PIDS_LIMIT}
-            },
-            "devices": devices,
-            "namespaces": [
-                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}
-            ],
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                "/proc/scsi"
-            ],
-            "readonlyPaths": [
-                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
-            ]
-        }
+        "mounts": mounts(isolation),
+        "linux": linux
     }))
 }
 
@@ -249,6 +318,7 @@ mod tests {
             health: None,
             secrets: None,
             tunnel: None,
+            security: None,
         }
     }
 
@@ -259,6 +329,129 @@ mod tests {
             cmd: Some(vec!["serve".into()]),
             working_dir: Some("/srv".into()),
         }
+    }
+
+    fn isolated() -> Isolation {
+        Isolation {
+            id_map: Some(IdMap {
+                host_base: 100_000,
+                size: 65_536,
+            }),
+            writable_root: false,
+            tmp_bytes: 64 << 20,
+            scratch: Some(PathBuf::from("/var/lib/r1/scratch/r1-1-0")),
+        }
+    }
+
+    fn spec_with(isolation: &Isolation) -> Value {
+        runtime_spec(&SpecInput {
+            container_id: "r1-1-0",
+            namespace: "r1",
+            workload: &workload(),
+            image: &image(),
+            devices: &[],
+            secret_env: &BTreeMap::new(),
+            node_env: &[],
+            isolation,
+        })
+        .unwrap()
+    }
+
+    fn mount<'a>(spec: &'a Value, destination: &str) -> Option<&'a Value> {
+        spec["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == destination)
+    }
+
+    #[test]
+    fn default_isolation_maps_root_away_and_confines_the_process() {
+        let spec = spec_with(&isolated());
+        let linux = &spec["linux"];
+        assert!(
+            linux["namespaces"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"type": "user"}))
+        );
+        let map = json!([{"containerID": 0, "hostID": 100_000, "size": 65_536}]);
+        assert_eq!(linux["uidMappings"], map);
+        assert_eq!(linux["gidMappings"], map);
+        assert_eq!(linux["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        let process = &spec["process"];
+        assert_eq!(process["noNewPrivileges"], true);
+        for set in ["bounding", "effective", "permitted"] {
+            let caps = process["capabilities"][set].as_array().unwrap();
+            assert!(caps.contains(&json!("CAP_NET_BIND_SERVICE")));
+            for dropped in [
+                "CAP_NET_RAW",
+                "CAP_MKNOD",
+                "CAP_SYS_ADMIN",
+                "CAP_SYS_CHROOT",
+            ] {
+                assert!(!caps.contains(&json!(dropped)), "{dropped} in {set}");
+            }
+        }
+        assert_eq!(spec["root"]["readonly"], true);
+        let tmp = mount(&spec, "/tmp").unwrap();
+        assert!(
+            tmp["options"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("size=67108864"))
+        );
+        let scratch = mount(&spec, SCRATCH_DIR).unwrap();
+        assert_eq!(scratch["source"], "/var/lib/r1/scratch/r1-1-0");
+        assert_eq!(scratch["type"], "bind");
+    }
+
+    #[test]
+    fn exec_processes_get_the_main_process_confinement() {
+        let spec = spec_with(&isolated());
+        let exec = super::super::exec::process_spec(&spec, &strings(&["sh"])).unwrap();
+        for field in [
+            "user",
+            "capabilities",
+            "noNewPrivileges",
+            "rlimits",
+            "env",
+            "cwd",
+        ] {
+            assert_eq!(exec[field], spec["process"][field], "{field}");
+        }
+        assert_eq!(exec["args"], json!(["sh"]));
+    }
+
+    #[test]
+    fn less_isolation_only_as_asked() {
+        let spec = spec_with(&Isolation {
+            id_map: None,
+            writable_root: true,
+            tmp_bytes: 1 << 20,
+            scratch: None,
+        });
+        assert!(
+            !spec["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"type": "user"}))
+        );
+        assert!(spec["linux"].get("uidMappings").is_none());
+        assert_eq!(spec["root"]["readonly"], false);
+        assert!(mount(&spec, SCRATCH_DIR).is_none());
+        assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+    }
+
+    #[test]
+    fn id_map_shifts_only_ids_inside_the_range() {
+        let map = IdMap {
+            host_base: 100_000,
+            size: 65_536,
+        };
+        assert_eq!(map.to_host(0), Some(100_000));
+        assert_eq!(map.to_host(65_535), Some(165_535));
+        assert_eq!(map.to_host(65_536), None);
     }
 
     fn strings(items: &[&str]) -> Vec<String> {
@@ -340,6 +533,7 @@ mod tests {
             devices: &devices,
             secret_env: &BTreeMap::new(),
             node_env: &[],
+            isolation: &isolated(),
         })
         .unwrap();
         let resources = &spec["linux"]["resources"];

@@ -56,6 +56,38 @@ pub struct DeeployProjectSpec {
     /// own jobs read and write it; nobody else writes it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cstore_readers: Vec<String>,
+    /// Which of the project's jobs may call which by name (`api:8080`); without it every job
+    /// may call every other. Jobs of other projects never can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicy>,
+}
+
+/// Calls allowed between a project's jobs: any call no rule allows is refused.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicy {
+    /// The rules.
+    #[serde(default)]
+    pub allow: Vec<CallRule>,
+}
+
+/// One rule: the jobs named in `from` may call the jobs named in `to`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRule {
+    /// The calling jobs, by name.
+    pub from: Vec<String>,
+    /// The jobs they may call, by name.
+    pub to: Vec<String>,
+}
+
+impl NetworkPolicy {
+    /// Whether job `caller` may call job `served`, by their names.
+    pub fn allows(&self, caller: &str, served: &str) -> bool {
+        self.allow.iter().any(|rule| {
+            rule.from.iter().any(|f| f == caller) && rule.to.iter().any(|t| t == served)
+        })
+    }
 }
 
 /// Observed state of a DeeployProject.

@@ -89,6 +89,8 @@ fn validate_metadata(manifest: &Manifest, errors: &mut Errors) {
 
 /// Most projects one project grants CSTORE reads to.
 const CSTORE_READERS_MAX: usize = 64;
+/// Most rules of a project's network policy, and most jobs one rule names on each side.
+const CALL_RULES_MAX: usize = 64;
 
 fn validate_project(spec: &DeeployProjectSpec, errors: &mut Errors) {
     errors.check("spec.owner", names::evm_address(&spec.owner));
@@ -100,6 +102,30 @@ fn validate_project(spec: &DeeployProjectSpec, errors: &mut Errors) {
     }
     for (i, reader) in spec.cstore_readers.iter().enumerate() {
         errors.check(format!("spec.cstoreReaders[{i}]"), names::dns_label(reader));
+    }
+    if let Some(policy) = &spec.network_policy {
+        if policy.allow.len() > CALL_RULES_MAX {
+            errors.add(
+                "spec.networkPolicy.allow",
+                format!("has more than {CALL_RULES_MAX} rules"),
+            );
+        }
+        for (i, rule) in policy.allow.iter().enumerate() {
+            for (side, names_) in [("from", &rule.from), ("to", &rule.to)] {
+                if names_.is_empty() || names_.len() > CALL_RULES_MAX {
+                    errors.add(
+                        format!("spec.networkPolicy.allow[{i}].{side}"),
+                        format!("must name 1 to {CALL_RULES_MAX} jobs"),
+                    );
+                }
+                for (j, name) in names_.iter().enumerate() {
+                    errors.check(
+                        format!("spec.networkPolicy.allow[{i}].{side}[{j}]"),
+                        names::dns_label(name),
+                    );
+                }
+            }
+        }
     }
     if let Some(description) = &spec.description {
         if description.chars().count() > DESCRIPTION_MAX {

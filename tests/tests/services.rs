@@ -41,12 +41,17 @@ fn job(name: &str, project: &str, side: &str, script: &str, port_name: Option<&s
     .expect("yaml")
 }
 
-fn other_project() -> String {
+/// Project `name`, with `policy` as its network policy when given.
+fn project(name: &str, policy: Option<serde_json::Value>) -> String {
+    let mut spec = serde_json::json!({"owner": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"});
+    if let Some(policy) = policy {
+        spec["networkPolicy"] = policy;
+    }
     serde_yaml::to_string(&serde_json::json!({
         "apiVersion": "deeploy.ratio1.ai/v1alpha1",
         "kind": "DeeployProject",
-        "metadata": {"name": "other"},
-        "spec": {"owner": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"}
+        "metadata": {"name": name},
+        "spec": spec
     }))
     .expect("yaml")
 }
@@ -88,7 +93,14 @@ fn a_job_calls_another_by_name_across_nodes_and_after_it_moves() {
     .expect("network");
     let dir = network.scratch_dir();
     let files = [
-        ("other.yaml", other_project()),
+        ("other.yaml", project("other", None)),
+        (
+            "hello.yaml",
+            project(
+                "hello",
+                Some(serde_json::json!({"allow": [{"from": ["web"], "to": ["api"]}]})),
+            ),
+        ),
         (
             "api.yaml",
             job(
@@ -101,13 +113,15 @@ fn a_job_calls_another_by_name_across_nodes_and_after_it_moves() {
         ),
         ("web.yaml", job("web", "hello", "client", "", None)),
         ("spy.yaml", job("spy", "other", "client", "", None)),
+        (
+            "intruder.yaml",
+            job("intruder", "hello", "client", "", None),
+        ),
     ];
     let mut args = vec![
         "apply".to_owned(),
         "-f".into(),
         format!("{EXAMPLES}/escrow.yaml"),
-        "-f".into(),
-        format!("{EXAMPLES}/project.yaml"),
     ];
     for (file, text) in &files {
         let path = dir.join(file);
@@ -119,7 +133,7 @@ fn a_job_calls_another_by_name_across_nodes_and_after_it_moves() {
     let applied = network.r1ctl(&args).expect("r1ctl apply");
     assert!(applied.status.success(), "{}", printed(&applied));
     let mut jobs = Vec::new();
-    for name in ["api", "web", "spy"] {
+    for name in ["api", "web", "spy", "intruder"] {
         jobs.push(
             wait_running(&network, name, 1, Duration::from_secs(120))
                 .unwrap_or_else(|e| panic!("{e}\n{}", network_logs(&network))),
@@ -144,13 +158,13 @@ fn a_job_calls_another_by_name_across_nodes_and_after_it_moves() {
         "api must run on another node than web"
     );
 
-    // Another project's job: no such name, and nothing listens at the service's address.
-    for url in ["http://api:8080/id", "http://127.0.1.1:8080/id"] {
-        let refused = fetch(&network, "spy", url);
-        assert!(
-            refused.is_err(),
-            "another project reached api at {url}: {refused:?}"
-        );
+    // Another project's job, and a job of this project the policy does not let call api: no
+    // such name, and nothing listens at the service's address.
+    for job in ["spy", "intruder"] {
+        for url in ["http://api:8080/id", "http://127.0.1.1:8080/id"] {
+            let refused = fetch(&network, job, url);
+            assert!(refused.is_err(), "{job} reached api at {url}: {refused:?}");
+        }
     }
 
     // api's node dies: its replica moves to the other server node, and calls find it there.

@@ -1,13 +1,14 @@
 //! The service table of a project (see [`r1_protocol::services`]): its jobs, the named TCP
 //! ports each serves, every replica nodes report (ready when running and not unhealthy) and
-//! which jobs may call each — every job of the project: calls within a project are allowed,
-//! across projects never (a node routes only names of its workload's own project). And when to
-//! send it again: at once when it changed, else every [`RESEND_MS`], so a node that restarted
-//! learns it soon.
+//! which jobs may call each — as the project's network policy says, else every job of the
+//! project; across projects never (a node routes only names of its workload's own project). And
+//! when to send it again: at once when it changed, else every [`RESEND_MS`], so a node that
+//! restarted learns it soon.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_primitives::Address;
+use r1_crds::project::NetworkPolicy;
 use r1_protocol::messages::{WorkloadReport, WorkloadState};
 use r1_protocol::services::{MAX_JOBS, MAX_PORTS, MAX_REPLICAS, ProjectJob, Replica, ServicePort};
 
@@ -27,9 +28,16 @@ pub struct JobFacts<'a> {
     pub reports: Vec<(Address, &'a WorkloadReport)>,
 }
 
-/// The table's jobs: those with a chain id, sorted by name, each with its replicas sorted.
-pub fn project_jobs(jobs: &[JobFacts<'_>]) -> Vec<ProjectJob> {
-    let ids: Vec<u64> = jobs.iter().filter_map(|j| j.chain_job).collect();
+/// The table's jobs: those with a chain id, sorted by name, each with its replicas sorted and
+/// the jobs `policy` lets call it (every one without a policy).
+pub fn project_jobs(jobs: &[JobFacts<'_>], policy: Option<&NetworkPolicy>) -> Vec<ProjectJob> {
+    let callers_of = |served: &str| -> Vec<u64> {
+        jobs.iter()
+            .filter(|caller| policy.is_none_or(|p| p.allows(&caller.name, served)))
+            .filter_map(|caller| caller.chain_job)
+            .take(MAX_JOBS)
+            .collect()
+    };
     let mut table: Vec<ProjectJob> = jobs
         .iter()
         .filter_map(|job| {
@@ -54,7 +62,7 @@ pub fn project_jobs(jobs: &[JobFacts<'_>]) -> Vec<ProjectJob> {
                 job: chain_job,
                 ports,
                 replicas,
-                callers: ids.iter().copied().take(MAX_JOBS).collect(),
+                callers: callers_of(&job.name),
             })
         })
         .collect();
@@ -160,7 +168,7 @@ mod tests {
                 reports: vec![],
             },
         ];
-        let table = project_jobs(&jobs);
+        let table = project_jobs(&jobs, None);
         assert_eq!(
             table.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(),
             ["api", "web"]
@@ -169,6 +177,15 @@ mod tests {
         assert_eq!(ready, [true, false, false]);
         assert_eq!(table[0].callers, [8, 7]);
         assert_eq!(recipients(&table), BTreeSet::from([a, b]));
+        let policy = NetworkPolicy {
+            allow: vec![r1_crds::project::CallRule {
+                from: vec!["web".into()],
+                to: vec!["api".into()],
+            }],
+        };
+        let table = project_jobs(&jobs, Some(&policy));
+        assert_eq!(table[0].callers, [8], "only web may call api");
+        assert!(table[1].callers.is_empty(), "nobody may call web");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use r1_crds::api::object::ObjectKey;
 use r1_crds::job::{DeeployJobStatus, Protocol};
 use r1_crds::manifest::Kind;
 use r1_protocol::services::{ServicePort, ServiceTable};
@@ -63,7 +64,16 @@ impl Oracle {
                         .unwrap_or_default(),
                 })
                 .collect();
-            let table = project_jobs(&facts);
+            let key = ObjectKey::new(Kind::Project, namespace.clone(), project.clone());
+            let policy = match self.store.get(&key) {
+                Ok(Some(stored)) => stored.spec.project().and_then(|p| p.network_policy.clone()),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(project = %key, error = %e, "cannot read the project");
+                    continue;
+                }
+            };
+            let table = project_jobs(&facts, policy.as_ref());
             let nodes = recipients(&table);
             live.insert(name.clone());
             if !schedule.due(&name, &table, &nodes, now_ms) {

@@ -375,6 +375,7 @@ impl Supervisor {
         let containerd = self.parts.containerd.clone();
         let logs = self.parts.logs.clone();
         let scratch = self.parts.scratch.clone();
+        let services = self.parts.services.clone();
         let removing = self.removing.clone();
         let state = self.state.clone();
         tokio::spawn(async move {
@@ -385,6 +386,11 @@ impl Supervisor {
                     }
                     if let Err(e) = scratch.remove(&container) {
                         tracing::warn!(container, "cannot delete scratch disk: {e}");
+                    }
+                    if let Some(workload) = reconcile::container_workload(&container)
+                        && state.desired_one(workload).is_none()
+                    {
+                        services.forget(workload);
                     }
                 }
                 Err(e) => tracing::error!(container, "cannot remove container: {e}"),

@@ -94,6 +94,15 @@ impl ServiceMesh {
         Ok(path)
     }
 
+    /// Deletes the `/etc/hosts` of replica `workload`, once no container of it is left.
+    pub fn forget(&self, workload: WorkloadId) {
+        match std::fs::remove_file(self.hosts_path(workload)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(?workload, "cannot delete the hosts file: {e}"),
+        }
+    }
+
     fn hosts_path(&self, workload: WorkloadId) -> PathBuf {
         self.parts
             .hosts_dir

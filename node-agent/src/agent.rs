@@ -26,6 +26,7 @@ use crate::images::share::{self, BlobServer, Shelf};
 use crate::link::{Inbound, Link, LinkError};
 use crate::logs::LogDir;
 use crate::metrics::{self, Metrics};
+use crate::network::Networks;
 use crate::peers::Peers;
 use crate::ports::PortForwarder;
 use crate::reconcile::Backoff;
@@ -73,6 +74,9 @@ pub enum AgentError {
     /// The registry client cannot be built (no TLS roots).
     #[error("registry client: {0}")]
     Registry(#[from] r1_registry::RegistryError),
+    /// The replicas' network cannot be given as configured.
+    #[error("network: {0}")]
+    Network(#[from] crate::network::NetworkError),
     /// A listener cannot be opened.
     #[error("{what}: {source}")]
     Listen {
@@ -173,6 +177,8 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     })
     .map_err(data_error)?;
     tokio::spawn(services.clone().run());
+    let networks = Networks::new(config.network.clone(), config.data_dir.join("cni"));
+    networks.check()?;
     let mut handler = CommandHandler::new(
         address,
         &config.oracles,
@@ -368,6 +374,7 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
             status: status_tx,
             tunnels,
             services,
+            networks,
             metrics,
             sandbox: config.sandbox.clone(),
             ports: config.ports.clone(),

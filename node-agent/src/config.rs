@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::logs::retired::Retention;
+use crate::network::NetworkConfig;
 
 /// The node agent's configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -75,6 +76,10 @@ pub struct NodeConfig {
     /// How workloads are confined (user namespace, read-only root, scratch quota).
     #[serde(default)]
     pub sandbox: SandboxConfig,
+    /// Each replica's interface beyond loopback and what it may reach (`egress.mode: none`:
+    /// loopback only).
+    #[serde(default)]
+    pub network: NetworkConfig,
 }
 
 /// How the node confines the strangers' code it runs. Every workload gets containerd's default

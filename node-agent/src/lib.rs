@@ -22,6 +22,7 @@
 //! * [`in_container`]: services on each running container's own loopback (R1FS, CSTORE).
 //! * [`tunnels`]: the tunnel clients (bore, cloudflared, ngrok) beside the replicas.
 //! * [`services`]: the jobs of a project calling each other by name, across nodes.
+//! * [`network`]: each replica's interface beyond loopback (CNI bridge, NAT) and its egress.
 //! * [`api`]: the local gRPC API; [`metrics`]: Prometheus metrics.
 //! * [`state`]: what the agent's tasks share; [`agent`]: the wiring.
 
@@ -38,6 +39,7 @@ pub mod kv;
 pub mod link;
 pub mod logs;
 pub mod metrics;
+pub mod network;
 pub mod oci;
 pub mod peers;
 pub mod ports;

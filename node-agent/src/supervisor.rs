@@ -24,6 +24,7 @@ use crate::images::puller::{PullStatus, Puller};
 use crate::images::stored_name;
 use crate::logs::LogDir;
 use crate::metrics::{Metrics, StateLabel};
+use crate::network::Networks;
 use crate::ports::PortForwarder;
 use crate::reconcile::{self, Action, Backoff, Crashes, Observed, TaskState};
 use crate::resources::Gpus;
@@ -72,6 +73,8 @@ pub struct SupervisorParts {
     pub tunnels: TunnelTable,
     /// Calls between a project's jobs; gives each replica its `/etc/hosts`.
     pub services: ServiceMesh,
+    /// Each replica's interface beyond loopback.
+    pub networks: Networks,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// How workloads are confined.
@@ -376,6 +379,7 @@ impl Supervisor {
         let logs = self.parts.logs.clone();
         let scratch = self.parts.scratch.clone();
         let services = self.parts.services.clone();
+        let networks = self.parts.networks.clone();
         let removing = self.removing.clone();
         let state = self.state.clone();
         tokio::spawn(async move {
@@ -391,6 +395,12 @@ impl Supervisor {
                         && state.desired_one(workload).is_none()
                     {
                         services.forget(workload);
+                    }
+                    let name = container.clone();
+                    match tokio::task::spawn_blocking(move || networks.detach(&name)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::warn!(container, "cannot release the network: {e}"),
+                        Err(e) => tracing::warn!(container, "the network was not released: {e}"),
                     }
                 }
                 Err(e) => tracing::error!(container, "cannot remove container: {e}"),
@@ -493,14 +503,35 @@ impl Supervisor {
             .containerd
             .create_container(container, &image, &spec, labels, isolation.id_map)
             .await?;
-        self.parts
+        self.start_task(container, &isolation).await
+    }
+
+    /// Starts `container`'s task, then gives its namespace its interface and egress rules (a
+    /// replica left without them is logged as an error and runs on loopback only).
+    async fn start_task(
+        &self,
+        container: &str,
+        isolation: &Isolation,
+    ) -> Result<u32, RuntimeError> {
+        let pid = self
+            .parts
             .containerd
             .start_task(
                 container,
                 &self.parts.logs.path(container),
                 isolation.id_map,
             )
-            .await
+            .await?;
+        let networks = self.parts.networks.clone();
+        let name = container.to_owned();
+        match tokio::task::spawn_blocking(move || networks.attach(&name, pid)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(container, "the replica has no network beyond loopback: {e}")
+            }
+            Err(e) => tracing::error!(container, "the replica's network was not attached: {e}"),
+        }
+        Ok(pid)
     }
 
     /// Starts `container` again; its scratch disk is mounted again first if it is not (after
@@ -508,14 +539,7 @@ impl Supervisor {
     async fn restart(&mut self, w: &DesiredWorkload, container: &str) -> Result<u32, RuntimeError> {
         let isolation = self.isolation(w, container).await?;
         self.parts.containerd.delete_task(container).await?;
-        self.parts
-            .containerd
-            .start_task(
-                container,
-                &self.parts.logs.path(container),
-                isolation.id_map,
-            )
-            .await
+        self.start_task(container, &isolation).await
     }
 
     /// The image `workload` runs: from the cache, from containerd, imported from the node's

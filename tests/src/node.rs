@@ -100,7 +100,8 @@ impl NodeAgent {
              ports: {{ bindAddress: 127.0.0.1, first: {first_port}, last: {last_port} }}\n\
              restartBackoff: {{ initialMs: {backoff}, maxMs: 5000, resetAfterMs: 60000 }}\n\
              p2p: {{ listen: [\"/ip4/127.0.0.1/tcp/0\"] }}\n\
-             r1fs: {{ quotaBytes: {R1FS_QUOTA}, addDirs: [{add}], workloadPort: 4102, maxUploadBytes: {R1FS_MAX_UPLOAD} }}\n",
+             r1fs: {{ quotaBytes: {R1FS_QUOTA}, addDirs: [{add}], workloadPort: 4102, maxUploadBytes: {R1FS_MAX_UPLOAD} }}\n\
+             network: {{ egress: {{ mode: none }} }}\n",
             add = dir.path().join("add").display(),
             labels = settings
                 .labels
@@ -162,6 +163,24 @@ impl NodeAgent {
             .append(true)
             .open(self.dir.path().join("node.yaml"))?;
         writeln!(file, "{lines}")?;
+        Ok(())
+    }
+
+    /// Replaces the node's `network` block (egress off: loopback only, by default) with
+    /// `block`, a YAML flow mapping; before [`NodeAgent::start`].
+    pub fn set_network(&self, block: &str) -> Result<(), NodeHarnessError> {
+        let path = self.dir.path().join("node.yaml");
+        let text: String = std::fs::read_to_string(&path)?
+            .lines()
+            .map(|line| {
+                if line.starts_with("network:") {
+                    format!("network: {block}\n")
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect();
+        std::fs::write(path, text)?;
         Ok(())
     }
 

@@ -1,0 +1,9 @@
+//! Replicas' network beyond loopback.
+//!
+//! * [`egress`]: what a replica may reach outside its node, as iptables rules (pure).
+//! * [`cni`]: the replica's namespace, its CNI bridge interface with NAT, and those rules.
+
+pub mod cni;
+pub mod egress;
+
+pub use cni::{NetworkConfig, NetworkError, Networks};

@@ -131,6 +131,10 @@ pub struct SecurityContext {
     /// Let the workload write its root file system (otherwise only `/tmp` and `/scratch`).
     #[serde(default)]
     pub writable_root_filesystem: bool,
+    /// More isolation instead: no network interface beyond loopback on any node, so the
+    /// replicas reach the project's services (by name) and nothing outside their node.
+    #[serde(default)]
+    pub no_egress: bool,
 }
 
 fn one() -> u32 {

@@ -131,6 +131,7 @@ mod tests {
         w.security = Some(SecurityRequest {
             host_users: false,
             writable_root_filesystem: true,
+            no_egress: false,
         });
         let mut sandbox = SandboxConfig::default();
         let none = BTreeMap::new();
@@ -151,6 +152,7 @@ mod tests {
         let asked = SecurityRequest {
             host_users: false,
             writable_root_filesystem: true,
+            no_egress: false,
         };
         let labels = allowance_labels(&sandbox);
         for (label, value) in asked.required_labels() {
@@ -166,6 +168,7 @@ mod tests {
         w.security = Some(SecurityRequest {
             host_users: true,
             writable_root_filesystem: false,
+            no_egress: false,
         });
         let mut sandbox = SandboxConfig::default();
         let none = BTreeMap::new();

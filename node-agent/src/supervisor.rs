@@ -503,13 +503,15 @@ impl Supervisor {
             .containerd
             .create_container(container, &image, &spec, labels, isolation.id_map)
             .await?;
-        self.start_task(container, &isolation).await
+        self.start_task(w, container, &isolation).await
     }
 
-    /// Starts `container`'s task, then gives its namespace its interface and egress rules (a
-    /// replica left without them is logged as an error and runs on loopback only).
+    /// Starts `container`'s task, then gives its namespace its interface and egress rules,
+    /// unless `w` asks for none (a replica left without them is logged as an error and runs on
+    /// loopback only).
     async fn start_task(
         &self,
+        w: &DesiredWorkload,
         container: &str,
         isolation: &Isolation,
     ) -> Result<u32, RuntimeError> {
@@ -522,6 +524,9 @@ impl Supervisor {
                 isolation.id_map,
             )
             .await?;
+        if w.spec.security.is_some_and(|asked| asked.no_egress) {
+            return Ok(pid);
+        }
         let networks = self.parts.networks.clone();
         let name = container.to_owned();
         match tokio::task::spawn_blocking(move || networks.attach(&name, pid)).await {
@@ -539,7 +544,7 @@ impl Supervisor {
     async fn restart(&mut self, w: &DesiredWorkload, container: &str) -> Result<u32, RuntimeError> {
         let isolation = self.isolation(w, container).await?;
         self.parts.containerd.delete_task(container).await?;
-        self.start_task(container, &isolation).await
+        self.start_task(w, container, &isolation).await
     }
 
     /// The image `workload` runs: from the cache, from containerd, imported from the node's

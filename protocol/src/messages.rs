@@ -376,7 +376,8 @@ pub struct WorkloadSpec {
     pub security: Option<SecurityRequest>,
 }
 
-/// Less isolation than a node's default sandbox, asked for by a job (each off by default).
+/// How a job's isolation differs from a node's default sandbox (each off by default): less,
+/// only where the node's operator allows it, or, with `no_egress`, more.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecurityRequest {
@@ -386,6 +387,10 @@ pub struct SecurityRequest {
     /// A writable root file system: the image's files may be changed in place.
     #[serde(default)]
     pub writable_root_filesystem: bool,
+    /// No interface beyond loopback, whatever the node's egress: the replica reaches its
+    /// project's services and nothing outside its node.
+    #[serde(default)]
+    pub no_egress: bool,
 }
 
 impl SecurityRequest {

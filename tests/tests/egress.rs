@@ -17,7 +17,7 @@ use r1_e2e::containerd::PrivateContainerd;
 use r1_e2e::node::{NodeAgent, NodeSettings, TestOracle, workload};
 use r1_e2e::wait::until;
 use r1_protocol::Identity;
-use r1_protocol::messages::WorkloadId;
+use r1_protocol::messages::{SecurityRequest, WorkloadId};
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -117,8 +117,9 @@ fn serve_pong(rig: &Rig, port: u16) {
     });
 }
 
-/// Starts the probe as job `job` on the rig's node, calling the gateway on `port`.
-fn start_probe(rig: &Rig, job: u64, port: u16) {
+/// Starts the probe as job `job` on the rig's node, calling the gateway on `port`; with
+/// `no_egress`, the job asks for no interface beyond loopback.
+fn start_probe(rig: &Rig, job: u64, port: u16, no_egress: bool) {
     let image = OciImageBuilder::new("localhost/r1-test/egress:1")
         .applets(&["sh", "wget", "grep", "sleep", "echo"])
         .write_archive(&rig.node.images_dir().join("egress.tar"))
@@ -128,6 +129,12 @@ fn start_probe(rig: &Rig, job: u64, port: u16) {
     spec.command = vec!["sh".into(), "-c".into(), PROBE.into()];
     spec.env.insert("GATEWAY".into(), rig.gateway.to_string());
     spec.env.insert("PORT".into(), port.to_string());
+    if no_egress {
+        spec.security = Some(SecurityRequest {
+            no_egress: true,
+            ..SecurityRequest::default()
+        });
+    }
     rig.oracle.deploy(rig.node.address, spec);
 }
 
@@ -187,18 +194,31 @@ fn a_replica_reaches_what_its_node_allows_and_nothing_else() {
 
     // Allowed: exactly the gateway.
     let only = rig("{ mode: only, allow: [\"{gateway}/32\"] }", 1);
-    start_probe(&only, 41, port);
+    start_probe(&only, 41, port, false);
     serve_pong(&only, port);
     let seen = verdict(&only, 41, "egress=open");
     assert_eq!(seen, "egress=open", "node log:\n{}", only.node.log());
     assert_eq!(pinned(41).len(), 1, "the replica's namespace is pinned");
     assert!(nat_rules(&only) > 0, "no NAT for the replica");
+    // A job asking for no egress gets no interface on the same node.
+    start_probe(&only, 44, port, true);
+    let seen = verdict(&only, 44, "egress=closed");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        verdict(&only, 44, "egress=closed"),
+        "egress=closed",
+        "{seen}"
+    );
+    assert!(
+        pinned(44).is_empty(),
+        "a job without egress got a namespace pinned"
+    );
     stop_and_release(&only, 41);
     drop(only);
 
     // The default policy: the node itself (the gateway) is out of reach.
     let public = rig("{ mode: public }", 2);
-    start_probe(&public, 42, port);
+    start_probe(&public, 42, port, false);
     serve_pong(&public, port);
     std::thread::sleep(Duration::from_secs(3));
     let seen = verdict(&public, 42, "egress=closed");
@@ -208,7 +228,7 @@ fn a_replica_reaches_what_its_node_allows_and_nothing_else() {
 
     // Egress off: loopback only, no bridge is ever made.
     let none = rig("{ mode: none }", 3);
-    start_probe(&none, 43, port);
+    start_probe(&none, 43, port, false);
     let seen = verdict(&none, 43, "egress=closed");
     assert_eq!(seen, "egress=closed", "node log:\n{}", none.node.log());
     assert!(

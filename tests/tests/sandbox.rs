@@ -325,6 +325,7 @@ fn what_the_operator_does_not_allow_is_refused_with_a_reason() {
     writable.security = Some(SecurityRequest {
         host_users: false,
         writable_root_filesystem: true,
+        no_egress: false,
     });
     rig.oracle.deploy(rig.node.address, writable.clone());
     assert!(

@@ -224,6 +224,7 @@ impl WorkloadTemplate {
             security: spec.security_context.as_ref().map(|asked| SecurityRequest {
                 host_users: asked.host_users,
                 writable_root_filesystem: asked.writable_root_filesystem,
+                no_egress: asked.no_egress,
             }),
         };
         workload.revision = revision(&workload, &sealed);
@@ -339,10 +340,19 @@ mod tests {
             asked.spec().security,
             Some(SecurityRequest {
                 host_users: false,
-                writable_root_filesystem: true
+                writable_root_filesystem: true,
+                no_egress: false,
             })
         );
         assert_ne!(plain.revision(), asked.revision());
+        let closed =
+            WorkloadTemplate::of(&job("  securityContext: {noEgress: true}\n"), None).unwrap();
+        assert_eq!(closed.spec().security.map(|s| s.no_egress), Some(true));
+        assert!(
+            closed.node_selector().is_empty(),
+            "more isolation needs no node's allowance"
+        );
+        assert_ne!(plain.revision(), closed.revision());
         assert!(plain.node_selector().is_empty());
         assert_eq!(
             asked

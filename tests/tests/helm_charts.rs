@@ -1833,6 +1833,10 @@ fn check_node(values_set: &Values) -> Value {
     assert!(!bool_at(spec, "automountServiceAccountToken"));
     let host_network = bool_at(&values, "hostNetwork");
     assert_eq!(bool_at(spec, "hostNetwork"), host_network);
+    assert!(
+        bool_at(spec, "hostPID"),
+        "the agent must see its workloads' /proc/<pid>"
+    );
     assert_eq!(
         opt(spec, "dnsPolicy").and_then(Value::as_str),
         host_network.then_some("ClusterFirstWithHostNet")

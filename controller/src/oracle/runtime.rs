@@ -1012,8 +1012,13 @@ impl Oracle {
             }
         }
         self.publish_cstore_rules(&job_refs, now).await;
-        self.tunnel_statuses().await;
-        self.send_service_tables(now).await;
+        // Read again: the passes above may have written the jobs' statuses (chain ids).
+        let stored_jobs = self.store.list(Kind::Job, None).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot list jobs");
+            Vec::new()
+        });
+        self.tunnel_statuses(&stored_jobs).await;
+        self.send_service_tables(&stored_jobs, now).await;
         self.metrics.jobs.clear();
         for (phase, count) in phases {
             self.metrics

@@ -4,26 +4,24 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use r1_crds::api::object::ObjectKey;
+use r1_crds::api::object::{ObjectKey, StoredObject};
 use r1_crds::job::{DeeployJobStatus, Protocol};
 use r1_crds::manifest::Kind;
 use r1_protocol::services::{ServicePort, ServiceTable};
 
 use crate::decide::service_table::{JobFacts, project_jobs, recipients};
+
 use crate::oracle::runtime::Oracle;
 
 /// A job of a project as the store holds it: name, chain id, named TCP ports.
 type StoredJob = (String, Option<u64>, Vec<ServicePort>);
 
 impl Oracle {
-    /// Sends every project's service table where it is due at `now_ms`.
-    pub(crate) async fn send_service_tables(&self, now_ms: u64) {
-        let jobs = self.store.list(Kind::Job, None).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot list jobs");
-            Vec::new()
-        });
+    /// Sends the service table of every project of the stored `jobs` where it is due at
+    /// `now_ms`.
+    pub(crate) async fn send_service_tables(&self, jobs: &[StoredObject], now_ms: u64) {
         let mut projects: BTreeMap<(String, String), Vec<StoredJob>> = BTreeMap::new();
-        for object in &jobs {
+        for object in jobs {
             let Some(spec) = object.spec.job() else {
                 continue;
             };

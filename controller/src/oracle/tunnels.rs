@@ -3,16 +3,17 @@
 //! [`tunnel_status`] and written when it changed.
 
 use r1_crds::TunnelStatus;
-use r1_crds::api::object::timestamp_now;
+use r1_crds::api::object::{StoredObject, timestamp_now};
 use r1_crds::job::DeeployJobStatus;
 use r1_crds::manifest::Kind;
 
 use crate::decide::tunnel_status::{TunnelUser, tunnel_status};
+
 use crate::oracle::runtime::Oracle;
 
 impl Oracle {
-    /// Writes the status of every stored tunnel.
-    pub(crate) async fn tunnel_statuses(&self) {
+    /// Writes the status of every stored tunnel, from the stored `jobs`.
+    pub(crate) async fn tunnel_statuses(&self, jobs: &[StoredObject]) {
         let tunnels = self.store.list(Kind::Tunnel, None).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot list tunnels");
             Vec::new()
@@ -20,7 +21,6 @@ impl Oracle {
         if tunnels.is_empty() {
             return;
         }
-        let jobs = self.store.list(Kind::Job, None).unwrap_or_default();
         let registry = self.registry.lock().await;
         let now = timestamp_now();
         for object in tunnels {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-pub use canned::{exits_with, httpd, memory_hog, sleeper};
+pub use canned::{exits_with, httpd, memory_hog, shop, sleeper};
 
 /// Where the busybox binary copied into every image comes from (Debian's `busybox-static`).
 pub const BUSYBOX: &str = "/bin/busybox";

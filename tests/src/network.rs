@@ -27,6 +27,10 @@ use crate::registry::LocalRegistry;
 /// [`NetworkSettings::registry_port`], a registry on that port serves it.
 pub const HTTPD_IMAGE: &str = "localhost:5000/r1-examples/httpd:1";
 
+/// The image `crds/examples/shop-devnet.yaml` runs ([`crate::images::shop`]), served by the
+/// registry of [`NetworkSettings::registry_port`].
+pub const SHOP_IMAGE: &str = "localhost:5000/r1-examples/shop:1";
+
 /// Where the devnet's registry listens, as [`HTTPD_IMAGE`] names it.
 pub const EXAMPLES_REGISTRY_PORT: u16 = 5000;
 
@@ -65,9 +69,9 @@ pub struct NetworkSettings {
     /// Route the oracles' chain RPC through a [`Proxy`] ([`Network::chain_proxy`]), so a test can
     /// cut the chain off from them; r1ctl and the test itself keep the direct endpoint.
     pub proxy_chain: bool,
-    /// Serve [`HTTPD_IMAGE`] from Debian's docker-registry on this port of 127.0.0.1 (the
-    /// devnet's [`EXAMPLES_REGISTRY_PORT`]), so nodes pull it; `None`: every node gets an
-    /// archive of it instead.
+    /// Serve [`HTTPD_IMAGE`] and [`SHOP_IMAGE`] from Debian's docker-registry on this port of
+    /// 127.0.0.1 (the devnet's [`EXAMPLES_REGISTRY_PORT`]), so nodes pull them; `None`: every
+    /// node gets an archive of [`HTTPD_IMAGE`] instead.
     pub registry_port: Option<u16>,
     /// Labels of node `i` besides `kyb: "true"` (for nodeSelectors); nodes past the list get
     /// none.
@@ -92,17 +96,23 @@ impl Default for NetworkSettings {
 }
 
 /// Starts Debian's docker-registry on 127.0.0.1:`port` with its storage under `dir` and
-/// pushes [`HTTPD_IMAGE`] to it.
+/// pushes [`HTTPD_IMAGE`] and [`SHOP_IMAGE`] to it.
 fn examples_registry(dir: &std::path::Path, port: u16) -> Result<LocalRegistry, NetworkError> {
     let storage = dir.join("registry");
     std::fs::create_dir_all(&storage)?;
     let registry = LocalRegistry::start_on(&storage, port)?;
-    let archive = storage.join("httpd.tar");
-    crate::images::httpd(HTTPD_IMAGE).write_archive(&archive)?;
-    let repository_tag = HTTPD_IMAGE
-        .split_once('/')
-        .map_or(HTTPD_IMAGE, |(_, rest)| rest);
-    registry.push_archive(&archive, HTTPD_IMAGE, repository_tag)?;
+    for image in [
+        crate::images::httpd(HTTPD_IMAGE),
+        crate::images::shop(SHOP_IMAGE),
+    ] {
+        let reference = image.reference();
+        let archive = storage.join("image.tar");
+        image.write_archive(&archive)?;
+        let repository_tag = reference
+            .split_once('/')
+            .map_or(reference, |(_, rest)| rest);
+        registry.push_archive(&archive, reference, repository_tag)?;
+    }
     Ok(registry)
 }
 

@@ -1,5 +1,5 @@
 //! `make devnet` as a newcomer runs it: `r1-devnet up` brings the network up, applies the
-//! examples and shows the job answering; `r1ctl devnet status` shows the same table from
+//! examples and shows hello-web and the shop (web → api → stock, by name) answering; `r1ctl devnet status` shows the same table from
 //! another terminal; `r1-devnet down` stops it and nothing it started is left running.
 
 use std::process::{Command, Stdio};
@@ -37,8 +37,36 @@ fn the_devnet_comes_up_answers_and_goes_down_without_leftovers() {
         );
     }
     assert!(!shown.contains("FAILED"), "{shown}");
-    let answers = shown.lines().filter(|l| l.contains("answers: ")).count();
-    assert_eq!(answers, 2, "both replicas answer over HTTP:\n{shown}");
+    // Every URL the devnet printed answers this test too, as the devnet said it would.
+    let mut answered = Vec::new();
+    for line in shown.lines().filter(|l| l.contains(" answers: ")) {
+        let mut words = line.split_whitespace();
+        let (job, url) = (words.next().unwrap(), words.next().unwrap());
+        let port: u16 = url
+            .trim_start_matches("http://127.0.0.1:")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap_or_else(|_| panic!("{line}"));
+        let body = r1_e2e::node::http_get(port, "/").unwrap_or_default();
+        answered.push((job.to_owned(), body));
+    }
+    let hello = answered.iter().filter(|(job, _)| job == "hello-web");
+    assert_eq!(
+        hello.clone().filter(|(_, body)| body.contains("hello from r1")).count(),
+        2,
+        "both replicas of hello-web answer over HTTP: {answered:?}\n{shown}"
+    );
+    // The shop's front end lists what its api read from stock: two calls by name, each to a
+    // job of the project on whatever node it runs.
+    let shop = answered
+        .iter()
+        .find(|(job, _)| job == "web")
+        .map(|(_, body)| body.clone())
+        .unwrap_or_default();
+    assert!(
+        shop.contains("catalogue (api on") && shop.contains("tea  3.50 USDC  12 in stock"),
+        "the shop's web answered {shop:?}\n{shown}"
+    );
 
     let status = Command::new(bin_path("r1ctl").unwrap())
         .args(["devnet", "status"])

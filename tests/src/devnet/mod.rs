@@ -1,12 +1,13 @@
 //! The devnet behind `make devnet`: a whole r1 network on 127.0.0.1 (chain with the suite, a
 //! broker, oracles, node agents on a private containerd), the example manifests applied and
-//! funded by the CSP, a live status table until every job runs validated on chain, and the URL
-//! that answers from the job. It keeps running, showing the table, until it is interrupted or
+//! funded by the CSP (hello-web, and the shop whose jobs call each other by name), a live
+//! status table until every job runs validated on chain, and the URLs that answer from them. It keeps running, showing the table, until it is interrupted or
 //! `r1-devnet down` stops it; then everything it started is stopped and removed.
 
 pub mod lifecycle;
 pub mod progress;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,12 +18,29 @@ use r1_ctl::overview::Overview;
 use r1_ctl::remote::Client;
 use r1_protocol::node_api::ListWorkloadsRequest;
 
-use crate::network::{HTTPD_IMAGE, Network, NetworkError, NetworkSettings};
+use crate::network::{HTTPD_IMAGE, Network, NetworkError, NetworkSettings, SHOP_IMAGE};
 use lifecycle::{Claim, LifecycleError};
 use progress::Progress;
 
 /// How long every job gets to run validated on chain after being applied.
 const RUNNING_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The example manifests the devnet applies, in order.
+pub const APPLIED: [&str; 4] = [
+    "escrow.yaml",
+    "project.yaml",
+    "job-http.yaml",
+    "shop-devnet.yaml",
+];
+
+/// The jobs the devnet asks over HTTP once they run, with what each one's answer shows when it
+/// works: hello-web's page, and the shop's front end listing the stock it got from `stock`
+/// through `api`.
+pub const ASKED: [(&str, &str); 2] = [("hello-web", "hello from r1"), ("web", "in stock")];
+
+/// How long the jobs get to answer as [`ASKED`] once they run validated (a project's service
+/// table reaches its nodes on the oracles' next pass).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often the status table is refreshed.
 const REFRESH: Duration = Duration::from_secs(2);
@@ -34,7 +52,7 @@ pub struct DevnetSettings {
     pub network: NetworkSettings,
     /// The directory holding the pid, process and `env` files.
     pub dir: PathBuf,
-    /// The directory holding [`crate::scenario::HELLO_WEB`].
+    /// The directory holding [`APPLIED`].
     pub examples: PathBuf,
     /// Stop as soon as the job answers, instead of running until interrupted.
     pub until_running: bool,
@@ -58,9 +76,18 @@ pub enum DevnetError {
     /// The jobs did not all run validated in time.
     #[error("not every job was Running with all replicas ready and validated within {0:?}")]
     NotRunning(Duration),
-    /// No replica answered HTTP.
-    #[error("no replica of the job answered HTTP on its host port")]
-    NoAnswer,
+    /// A job of [`ASKED`] did not answer as it should.
+    #[error("{job} did not answer HTTP with \"{wanted}\" within {within:?}; it answered: {got:?}")]
+    NoAnswer {
+        /// The job.
+        job: String,
+        /// What its answer should have contained.
+        wanted: String,
+        /// How long it was asked.
+        within: Duration,
+        /// Its replicas' answers.
+        got: Vec<String>,
+    },
     /// The devnet was interrupted before it was up.
     #[error("interrupted")]
     Interrupted,
@@ -146,7 +173,7 @@ fn bring_up(
     claim.record_processes(&[std::process::id()], &marker_paths(&network))?;
     let registry = network
         .registry()
-        .map(|r| format!("\nregistry {} serving {HTTPD_IMAGE}", r.host()))
+        .map(|r| format!("\nregistry {} serving {HTTPD_IMAGE} and {SHOP_IMAGE}", r.host()))
         .unwrap_or_default();
     progress.ok(&format!(
         "chain {} (chain id {}, PoAI manager {})\nbroker {}\nCSP {} with escrow {}{registry}",
@@ -193,9 +220,12 @@ fn bring_up(
     ));
     interrupted(stop)?;
 
-    progress.begin("Applying crds/examples (escrow, project, hello-web) and funding the job");
+    progress.begin(
+        "Applying crds/examples (escrow, hello-web, and the shop: web → api → stock) and funding \
+         the jobs",
+    );
     let mut args = vec!["apply".to_owned()];
-    for file in crate::scenario::HELLO_WEB {
+    for file in APPLIED {
         args.push("-f".into());
         args.push(settings.examples.join(file).display().to_string());
     }
@@ -230,17 +260,93 @@ fn bring_up(
     }
     progress.ok("");
 
-    progress.begin("Asking the job's replicas over HTTP");
-    let answers = runtime.block_on(answering_urls(&network));
-    if answers.is_empty() {
-        return Err(DevnetError::NoAnswer);
-    }
+    progress.begin("Asking the jobs over HTTP: hello-web, and the shop's front end");
+    let answers = runtime.block_on(asked_answers(&network, &client, stop))?;
     progress.ok(&answers
         .iter()
-        .map(|(url, body)| format!("{url} answers: {}", body.lines().next().unwrap_or("")))
+        .map(|answer| answer.to_string())
         .collect::<Vec<_>>()
         .join("\n"));
     Ok(network)
+}
+
+/// One replica's answer to `GET /` on its host port.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The job the replica belongs to.
+    pub job: String,
+    /// `http://127.0.0.1:<host port>/`.
+    pub url: String,
+    /// The body it answered.
+    pub body: String,
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut lines = self.body.lines();
+        write!(
+            f,
+            "{:<10} {} answers: {}",
+            self.job,
+            self.url,
+            lines.next().unwrap_or("")
+        )?;
+        for line in lines {
+            write!(f, "\n{:<10} {line}", "")?;
+        }
+        Ok(())
+    }
+}
+
+/// The answers of the replicas of every job in [`ASKED`], once each job has one replica whose
+/// answer shows what it should, asked again until [`ANSWER_TIMEOUT`] or until `stop` is set.
+async fn asked_answers(
+    network: &Network,
+    client: &Client,
+    stop: &AtomicBool,
+) -> Result<Vec<Answer>, DevnetError> {
+    let started = Instant::now();
+    loop {
+        interrupted(stop)?;
+        let names = Overview::fetch(client)
+            .await
+            .map(|overview| job_names(&overview))
+            .unwrap_or_default();
+        let answers = answering(network, &names).await;
+        let missing = ASKED.iter().find(|(job, wanted)| {
+            !answers
+                .iter()
+                .any(|answer| answer.job == *job && answer.body.contains(wanted))
+        });
+        match missing {
+            None => return Ok(answers),
+            Some((job, wanted)) if started.elapsed() > ANSWER_TIMEOUT => {
+                return Err(DevnetError::NoAnswer {
+                    job: (*job).to_owned(),
+                    wanted: (*wanted).to_owned(),
+                    within: ANSWER_TIMEOUT,
+                    got: answers
+                        .iter()
+                        .filter(|answer| answer.job == *job)
+                        .map(|answer| answer.body.clone())
+                        .collect(),
+                });
+            }
+            Some(_) => tokio::time::sleep(REFRESH).await,
+        }
+    }
+}
+
+/// Each job's name by its id on chain, as the oracle shows them.
+fn job_names(overview: &Overview) -> BTreeMap<u64, String> {
+    overview
+        .jobs
+        .iter()
+        .filter_map(|job| {
+            let id = job.status["chainJobId"].as_str()?.parse().ok()?;
+            Some((id, job.metadata.name.clone()))
+        })
+        .collect()
 }
 
 /// Text that the command lines of processes the devnet started (shims included) contain.
@@ -279,8 +385,9 @@ fn runs_validated(job: &r1_crds::api::object::StoredObject) -> bool {
     status["phase"] == "Running" && status["readyReplicas"].as_u64() == Some(wanted) && validated
 }
 
-/// `http://127.0.0.1:<host port>/` of every running replica that answers, with its answer.
-async fn answering_urls(network: &Network) -> Vec<(String, String)> {
+/// The answers of the running replicas of the jobs in [`ASKED`] (named by `names`) that
+/// answer on a host port.
+async fn answering(network: &Network, names: &BTreeMap<u64, String>) -> Vec<Answer> {
     let mut answers = Vec::new();
     for node in network.nodes() {
         let Ok(mut api) = r1_protocol::node_api::connect(&node.api_socket()).await else {
@@ -290,16 +397,22 @@ async fn answering_urls(network: &Network) -> Vec<(String, String)> {
             continue;
         };
         for workload in listed.into_inner().workloads {
-            for port in workload
-                .ports
-                .iter()
-                .filter(|_| workload.state == "running")
-            {
+            let Some(job) = names.get(&workload.job) else {
+                continue;
+            };
+            if workload.state != "running" || !ASKED.iter().any(|(asked, _)| asked == job) {
+                continue;
+            }
+            for port in &workload.ports {
                 let Ok(host_port) = u16::try_from(port.host_port) else {
                     continue;
                 };
                 if let Some(body) = crate::node::http_get(host_port, "/") {
-                    answers.push((format!("http://127.0.0.1:{host_port}/"), body));
+                    answers.push(Answer {
+                        job: job.clone(),
+                        url: format!("http://127.0.0.1:{host_port}/"),
+                        body,
+                    });
                 }
             }
         }

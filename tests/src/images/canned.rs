@@ -1,5 +1,6 @@
 //! Ready-made test images: a web server, a process that exits with a chosen code, one that eats
-//! memory until the OOM killer ends it, and one that sleeps until told to stop.
+//! memory until the OOM killer ends it, one that sleeps until told to stop, and the devnet's
+//! three-tier shop.
 //!
 //! Busybox applets do not install signal handlers, and PID 1 ignores signals without one, so
 //! every long-running image runs under `sh` with a TERM trap to stop promptly on SIGTERM.
@@ -51,4 +52,24 @@ pub fn sleeper(reference: &str) -> OciImageBuilder {
         "-c",
         r#"trap "exit 0" TERM; while true; do sleep 1 & wait; done"#,
     ])
+}
+
+/// The devnet's shop (`crds/examples/shop-devnet.yaml`): busybox httpd serving `/www/$ROLE` on
+/// `$PORT`. The `web` and `api` roles answer with the CGI scripts of `images/shop/`, each
+/// calling the next job by name (web → `api:9000` → `stock:9100`); `stock` serves a file.
+pub fn shop(reference: &str) -> OciImageBuilder {
+    OciImageBuilder::new(reference)
+        .applets(COMMON)
+        .applets(&["httpd", "grep", "cut", "hostname"])
+        .file("/www/web/cgi-bin/index.cgi", include_str!("shop/web.cgi"), 0o755)
+        .file("/www/api/cgi-bin/index.cgi", include_str!("shop/api.cgi"), 0o755)
+        .file("/srv/prices.txt", include_str!("shop/prices.txt"), 0o644)
+        .file("/www/stock/stock.txt", include_str!("shop/stock.txt"), 0o644)
+        .env("ROLE", "stock")
+        .env("PORT", "9100")
+        .cmd(&[
+            "sh",
+            "-c",
+            r#"trap "exit 0" TERM; httpd -f -p "$PORT" -h "/www/$ROLE" & wait"#,
+        ])
 }

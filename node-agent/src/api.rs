@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::Stream;
 use r1_protocol::Address;
-use r1_protocol::messages::{WorkloadId, WorkloadState};
+use r1_protocol::messages::{PortProtocol, WorkloadId, WorkloadState};
 use r1_protocol::node_api::cstore_server::CstoreServer;
 use r1_protocol::node_api::node_api_server::{NodeApi, NodeApiServer};
 use r1_protocol::node_api::r1fs_server::R1fsServer;
@@ -74,12 +74,17 @@ impl Api {
             state: state.into(),
             detail,
             restarts,
-            ports: desired
-                .host_ports
-                .iter()
-                .map(|(&c, &h)| PortBinding {
-                    container_port: c.into(),
-                    host_port: h.into(),
+            ports: [PortProtocol::Tcp, PortProtocol::Udp]
+                .into_iter()
+                .flat_map(|protocol| {
+                    desired
+                        .host_ports_of(protocol)
+                        .iter()
+                        .map(move |(&c, &h)| PortBinding {
+                            container_port: c.into(),
+                            host_port: h.into(),
+                            protocol: protocol.to_string(),
+                        })
                 })
                 .collect(),
             container_id: reconcile::container_id(id, &desired.spec.revision),

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use r1_protocol::messages::{DeployCommand, StopCommand, WorkloadId};
+use r1_protocol::messages::{DeployCommand, PortProtocol, StopCommand, WorkloadId};
 use r1_protocol::services::ServiceTable;
 use r1_protocol::sessions::{SessionId, SessionInput, SessionOpen};
 use r1_protocol::{Address, Envelope, Freshness, MessageKind, Verifier, VerifyError};
@@ -272,7 +272,8 @@ impl CommandHandler {
         let host_ports = self.host_ports(&command, current.as_ref())?;
         let workload = DesiredWorkload {
             spec: command.workload,
-            host_ports,
+            host_ports: host_ports.tcp,
+            udp_host_ports: host_ports.udp,
             ordered_by: verified.sender,
         };
         self.store.put_desired(&workload, verified.nonce)?;
@@ -280,58 +281,63 @@ impl CommandHandler {
         Ok(Outcome::Deployed(id))
     }
 
-    /// Host ports for a workload: as the oracle asked, else as before (same workload, earlier
-    /// revision), else a free one from the node's range. A fixed host port may be shared only
-    /// with workloads of the same job (the generations of a rollout; see [`crate::ports`]).
+    /// Host ports for a workload, TCP and UDP apart: as the oracle asked, else as before (same
+    /// workload, earlier revision), else a free one from the node's range. A fixed host port
+    /// may be shared only with workloads of the same job (the generations of a rollout; see
+    /// [`crate::ports`]).
     fn host_ports(
         &self,
         command: &DeployCommand,
         current: Option<&DesiredWorkload>,
-    ) -> Result<BTreeMap<u16, u16>, Refusal> {
+    ) -> Result<HostPorts, Refusal> {
         let id = command.workload.id;
         let desired = self.state.desired();
-        let ports_of = |same_job: bool| -> BTreeSet<u16> {
+        let ports_of = |same_job: bool, protocol: PortProtocol| -> BTreeSet<u16> {
             desired
                 .iter()
                 .filter(|(other, _)| **other != id && (other.job == id.job) == same_job)
-                .flat_map(|(_, w)| w.host_ports.values().copied())
+                .flat_map(|(_, w)| w.host_ports_of(protocol).values().copied())
                 .collect()
         };
-        let mut taken = ports_of(false);
-        let shared = ports_of(true);
-        let mut out = BTreeMap::new();
-        for (i, mapping) in command.workload.ports.iter().enumerate() {
-            if mapping.protocol != r1_protocol::messages::PortProtocol::Tcp {
-                return Err(Refusal::Ports(format!(
-                    "port {} is UDP; only TCP ports can be exposed",
-                    mapping.container_port
-                )));
-            }
-            let host = match mapping.host_port {
-                Some(port) => {
-                    if taken.contains(&port) {
-                        return Err(Refusal::Ports(format!(
-                            "host port {port} is already used by another job's workload"
-                        )));
-                    }
-                    port
+        let mut out = HostPorts::default();
+        for protocol in [PortProtocol::Tcp, PortProtocol::Udp] {
+            let mut taken = ports_of(false, protocol);
+            let shared = ports_of(true, protocol);
+            let chosen = out.of_mut(protocol);
+            for (i, mapping) in command.workload.ports.iter().enumerate() {
+                if mapping.protocol != protocol {
+                    continue;
                 }
-                None => match current.and_then(|c| c.host_ports.get(&mapping.container_port)) {
-                    Some(&port) => port,
-                    None => ports::choose_host_port(
-                        self.ports.bind_address,
-                        self.ports.first,
-                        self.ports.last,
-                        &taken.union(&shared).copied().collect(),
-                        id.job
-                            .wrapping_mul(7919)
-                            .wrapping_add(u64::from(id.replica) + i as u64),
-                    )
-                    .map_err(|e| Refusal::Ports(e.to_string()))?,
-                },
-            };
-            taken.insert(host);
-            out.insert(mapping.container_port, host);
+                let host = match mapping.host_port {
+                    Some(port) => {
+                        if taken.contains(&port) {
+                            return Err(Refusal::Ports(format!(
+                                "host port {port}/{protocol} is already used by another job's \
+                                 workload"
+                            )));
+                        }
+                        port
+                    }
+                    None => match current
+                        .and_then(|c| c.host_ports_of(protocol).get(&mapping.container_port))
+                    {
+                        Some(&port) => port,
+                        None => ports::choose_host_port(
+                            protocol,
+                            self.ports.bind_address,
+                            self.ports.first,
+                            self.ports.last,
+                            &taken.union(&shared).copied().collect(),
+                            id.job
+                                .wrapping_mul(7919)
+                                .wrapping_add(u64::from(id.replica) + i as u64),
+                        )
+                        .map_err(|e| Refusal::Ports(e.to_string()))?,
+                    },
+                };
+                taken.insert(host);
+                chosen.insert(mapping.container_port, host);
+            }
         }
         Ok(out)
     }
@@ -357,11 +363,27 @@ impl CommandHandler {
     }
 }
 
+/// The host ports chosen for a workload: container port → host port, per protocol.
+#[derive(Debug, Default)]
+struct HostPorts {
+    tcp: BTreeMap<u16, u16>,
+    udp: BTreeMap<u16, u16>,
+}
+
+impl HostPorts {
+    fn of_mut(&mut self, protocol: PortProtocol) -> &mut BTreeMap<u16, u16> {
+        match protocol {
+            PortProtocol::Tcp => &mut self.tcp,
+            PortProtocol::Udp => &mut self.udp,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use r1_protocol::Identity;
     use r1_protocol::envelope::Sealer;
-    use r1_protocol::messages::{PortMapping, PortProtocol, WorkloadSpec};
+    use r1_protocol::messages::{PortMapping, WorkloadSpec};
 
     use super::*;
 

@@ -26,18 +26,15 @@ pub fn allowance_labels(sandbox: &SandboxConfig) -> BTreeMap<String, String> {
     .collect()
 }
 
-/// The confinement of `workload` with host ports `host_ports` (container port → host port),
-/// or why this node refuses to run it. The scratch disk is left for the caller to add.
-pub fn admit(
+/// The confinement of `workload` with host ports `host_ports` (TCP and UDP), or why this node
+/// refuses to run it. The scratch disk is left for the caller to add.
+pub fn admit<'a>(
     workload: &WorkloadSpec,
-    host_ports: &BTreeMap<u16, u16>,
+    mut host_ports: impl Iterator<Item = &'a u16>,
     sandbox: &SandboxConfig,
     ports: &PortsConfig,
 ) -> Result<Isolation, String> {
-    if let Some(host) = host_ports
-        .values()
-        .find(|&&host| !(ports.first..=ports.last).contains(&host))
-    {
+    if let Some(host) = host_ports.find(|&&host| !(ports.first..=ports.last).contains(&host)) {
         return Err(format!(
             "host port {host} is outside this node's range {}-{}",
             ports.first, ports.last
@@ -95,7 +92,7 @@ mod tests {
     fn defaults_give_a_user_namespace_and_a_read_only_root() {
         let isolation = admit(
             &workload(),
-            &BTreeMap::from([(80, 30_080)]),
+            [30_080].iter(),
             &SandboxConfig::default(),
             &PortsConfig::default(),
         )
@@ -114,7 +111,7 @@ mod tests {
     fn a_host_port_outside_the_range_is_refused() {
         let refused = admit(
             &workload(),
-            &BTreeMap::from([(80, 22)]),
+            [30_080, 22].iter(),
             &SandboxConfig::default(),
             &PortsConfig::default(),
         )
@@ -134,14 +131,21 @@ mod tests {
             no_egress: false,
         });
         let mut sandbox = SandboxConfig::default();
-        let none = BTreeMap::new();
+        let none: [u16; 0] = [];
         let ports = PortsConfig::default();
-        let refused = admit(&w, &none, &sandbox, &ports).unwrap_err();
+        let refused = admit(&w, none.iter(), &sandbox, &ports).unwrap_err();
         assert!(refused.contains("writable root file system"), "{refused}");
         sandbox.allow_writable_root_filesystem = true;
-        assert!(admit(&w, &none, &sandbox, &ports).unwrap().writable_root);
+        assert!(
+            admit(&w, none.iter(), &sandbox, &ports)
+                .unwrap()
+                .writable_root
+        );
         sandbox.user_namespace = false;
-        assert_eq!(admit(&w, &none, &sandbox, &ports).unwrap().id_map, None);
+        assert_eq!(
+            admit(&w, none.iter(), &sandbox, &ports).unwrap().id_map,
+            None
+        );
     }
 
     #[test]
@@ -171,12 +175,12 @@ mod tests {
             no_egress: false,
         });
         let mut sandbox = SandboxConfig::default();
-        let none = BTreeMap::new();
+        let none: [u16; 0] = [];
         let ports = PortsConfig::default();
-        let refused = admit(&w, &none, &sandbox, &ports).unwrap_err();
+        let refused = admit(&w, none.iter(), &sandbox, &ports).unwrap_err();
         assert!(refused.contains("share the host's users"), "{refused}");
         sandbox.allow_host_users = true;
-        let isolation = admit(&w, &none, &sandbox, &ports).unwrap();
+        let isolation = admit(&w, none.iter(), &sandbox, &ports).unwrap();
         assert_eq!(isolation.id_map, None);
         assert!(!isolation.writable_root);
     }

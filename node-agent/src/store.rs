@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use r1_protocol::Address;
-use r1_protocol::messages::{WorkloadId, WorkloadSpec};
+use r1_protocol::messages::{PortProtocol, WorkloadId, WorkloadSpec};
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
@@ -38,8 +38,21 @@ pub struct DesiredWorkload {
     /// Host port chosen for each container port (by the oracle or, when it left it open, by the
     /// node); kept so a restarted agent exposes the same ports.
     pub host_ports: BTreeMap<u16, u16>,
+    /// The same for its UDP ports.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub udp_host_ports: BTreeMap<u16, u16>,
     /// The oracle whose command created or last changed this workload.
     pub ordered_by: Address,
+}
+
+impl DesiredWorkload {
+    /// Host port chosen for each container port of `protocol`.
+    pub fn host_ports_of(&self, protocol: PortProtocol) -> &BTreeMap<u16, u16> {
+        match protocol {
+            PortProtocol::Tcp => &self.host_ports,
+            PortProtocol::Udp => &self.udp_host_ports,
+        }
+    }
 }
 
 /// The agent's RocksDB database.
@@ -192,6 +205,7 @@ mod tests {
                 let workload = DesiredWorkload {
                     spec: spec(job, replica),
                     host_ports: BTreeMap::from([(8080, 31000)]),
+                    udp_host_ports: BTreeMap::from([(5353, 31001)]),
                     ordered_by: oracle,
                 };
                 store
@@ -219,5 +233,23 @@ mod tests {
         );
         assert_eq!(store.nonces().unwrap(), BTreeMap::from([(oracle, 500)]));
         assert_eq!(store.desired().unwrap()[&ids[0]].host_ports[&8080], 31000);
+        assert_eq!(
+            store.desired().unwrap()[&ids[0]].udp_host_ports[&5353],
+            31001
+        );
+    }
+
+    #[test]
+    fn a_record_written_before_udp_ports_reads_as_having_none() {
+        let workload = DesiredWorkload {
+            spec: spec(4, 0),
+            host_ports: BTreeMap::from([(8080, 31000)]),
+            udp_host_ports: BTreeMap::new(),
+            ordered_by: Address::repeat_byte(7),
+        };
+        let text = serde_json::to_string(&workload).unwrap();
+        assert!(!text.contains("udp"), "{text}");
+        let read: DesiredWorkload = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, workload);
     }
 }

@@ -25,7 +25,7 @@ use crate::images::stored_name;
 use crate::logs::LogDir;
 use crate::metrics::{Metrics, StateLabel};
 use crate::network::Networks;
-use crate::ports::PortForwarder;
+use crate::ports::{HostPort, PortForwarder};
 use crate::reconcile::{self, Action, Backoff, Crashes, Observed, TaskState};
 use crate::resources::Gpus;
 use crate::runtime::cgroup;
@@ -195,10 +195,20 @@ impl Supervisor {
         self.publish_pids(&observed);
         self.sweep_scratch(&wanted, &observed);
         self.sync_probers(&desired, &wanted);
-        let ports: BTreeMap<WorkloadId, BTreeMap<u16, u16>> = desired
+        let ports: BTreeMap<WorkloadId, BTreeMap<HostPort, u16>> = desired
             .iter()
             .filter(|(_, w)| self.admit(w).is_ok())
-            .map(|(&id, w)| (id, w.host_ports.iter().map(|(&c, &h)| (h, c)).collect()))
+            .map(|(&id, w)| {
+                let exposed = [PortProtocol::Tcp, PortProtocol::Udp]
+                    .into_iter()
+                    .flat_map(|protocol| {
+                        w.host_ports_of(protocol)
+                            .iter()
+                            .map(move |(&container, &host)| ((protocol, host), container))
+                    })
+                    .collect();
+                (id, exposed)
+            })
             .collect();
         self.port_failures.clear();
         for (id, error) in self.parts.forwarder.sync(&ports).await {
@@ -436,7 +446,7 @@ impl Supervisor {
     fn admit(&self, w: &DesiredWorkload) -> Result<Isolation, RuntimeError> {
         sandbox::admit(
             &w.spec,
-            &w.host_ports,
+            w.host_ports.values().chain(w.udp_host_ports.values()),
             &self.parts.sandbox,
             &self.parts.ports,
         )
@@ -768,13 +778,16 @@ impl Supervisor {
                     revision: w.spec.revision.clone(),
                     state,
                     image_digest,
-                    ports: w
-                        .host_ports
-                        .iter()
-                        .map(|(&container_port, &host)| PortMapping {
-                            container_port,
-                            host_port: Some(host),
-                            protocol: PortProtocol::Tcp,
+                    ports: [PortProtocol::Tcp, PortProtocol::Udp]
+                        .into_iter()
+                        .flat_map(|protocol| {
+                            w.host_ports_of(protocol)
+                                .iter()
+                                .map(move |(&container_port, &host)| PortMapping {
+                                    container_port,
+                                    host_port: Some(host),
+                                    protocol,
+                                })
                         })
                         .collect(),
                     healthy: verdicts.get(&id).copied(),

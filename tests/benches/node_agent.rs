@@ -153,6 +153,7 @@ fn heartbeat_cost(reference: &str, data_dir: &std::path::Path) {
             let workload = DesiredWorkload {
                 spec,
                 host_ports: BTreeMap::from([(8080, 30000 + replica as u16)]),
+                udp_host_ports: BTreeMap::new(),
                 ordered_by: r1_protocol::Address::ZERO,
             };
             (workload.spec.id, workload)

@@ -52,7 +52,10 @@ fn the_devnet_comes_up_answers_and_goes_down_without_leftovers() {
     }
     let hello = answered.iter().filter(|(job, _)| job == "hello-web");
     assert_eq!(
-        hello.clone().filter(|(_, body)| body.contains("hello from r1")).count(),
+        hello
+            .clone()
+            .filter(|(_, body)| body.contains("hello from r1"))
+            .count(),
         2,
         "both replicas of hello-web answer over HTTP: {answered:?}\n{shown}"
     );

@@ -91,6 +91,79 @@ fn task_pid(rig: &Rig, container: &str) -> Option<u32> {
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
 }
 
+/// Sends `text` to UDP `port` on loopback until an answer comes within `WAIT`; the answer.
+fn udp_answer(port: u16, text: &str) -> Option<String> {
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp client");
+    client
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut answer = None;
+    r1_e2e::wait::until(WAIT, || {
+        let _ = client.send_to(text.as_bytes(), ("127.0.0.1", port));
+        let mut buf = [0u8; 1500];
+        answer = client
+            .recv(&mut buf)
+            .ok()
+            .map(|len| String::from_utf8_lossy(&buf[..len]).into_owned());
+        answer.is_some()
+    });
+    answer
+}
+
+#[test]
+fn a_udp_port_answers_on_its_host_port_until_stopped() {
+    let rig = rig(Box::new(Rumqttd::start().expect("rumqttd")));
+    let echo = env!("CARGO_BIN_EXE_r1-udp-echo");
+    let builder = r1_e2e::OciImageBuilder::new("localhost/r1-test/udp-echo:1")
+        .applets(&["sh"])
+        .host_program(echo)
+        .expect("r1-udp-echo in the image")
+        .cmd(&[
+            "sh",
+            "-c",
+            &format!("trap 'exit 0' TERM; {echo} 5353 & wait"),
+        ]);
+    let reference = image(&rig, builder, "udp-echo");
+    let mut spec = workload(2, 0, &reference, 64);
+    spec.ports = vec![PortMapping {
+        container_port: 5353,
+        host_port: None,
+        protocol: PortProtocol::Udp,
+    }];
+    let id = spec.id;
+    rig.oracle.deploy(rig.node.address, spec);
+    let report = rig
+        .oracle
+        .wait_for(rig.node.address, id, WAIT, running)
+        .unwrap_or_else(|| panic!("never running; log:\n{}", rig.node.log()));
+    assert_eq!(report.ports.len(), 1, "{:?}", report.ports);
+    assert_eq!(report.ports[0].protocol, PortProtocol::Udp);
+    let host_port = report.ports[0].host_port.expect("host port");
+    assert_eq!(
+        udp_answer(host_port, "ping over udp").as_deref(),
+        Some("ping over udp"),
+        "log:\n{}",
+        rig.node.log()
+    );
+    let ps = rig.node.r1ctl(&["ps"]);
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(ps.contains(&format!("{host_port}->5353/udp")), "{ps}");
+
+    rig.oracle.stop(rig.node.address, id);
+    assert!(rig.oracle.wait_for_count(rig.node.address, 0, WAIT));
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp client");
+    client
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    client
+        .send_to(b"anyone?", ("127.0.0.1", host_port))
+        .expect("send");
+    assert!(
+        client.recv(&mut [0u8; 64]).is_err(),
+        "a stopped workload's UDP port still answers"
+    );
+}
+
 #[test]
 fn deployed_workload_serves_http_and_stop_removes_it() {
     let rig = rig(Box::new(Rumqttd::start().expect("rumqttd")));

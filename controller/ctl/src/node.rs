@@ -110,7 +110,7 @@ pub async fn ps(socket: &Path, out: &mut impl Write) -> Result<(), NodeError> {
         let ports: Vec<String> = w
             .ports
             .iter()
-            .map(|p| format!("{}->{}", p.host_port, p.container_port))
+            .map(|p| format!("{}->{}/{}", p.host_port, p.container_port, p.protocol))
             .collect();
         writeln!(
             out,

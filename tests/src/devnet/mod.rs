@@ -173,7 +173,12 @@ fn bring_up(
     claim.record_processes(&[std::process::id()], &marker_paths(&network))?;
     let registry = network
         .registry()
-        .map(|r| format!("\nregistry {} serving {HTTPD_IMAGE} and {SHOP_IMAGE}", r.host()))
+        .map(|r| {
+            format!(
+                "\nregistry {} serving {HTTPD_IMAGE} and {SHOP_IMAGE}",
+                r.host()
+            )
+        })
         .unwrap_or_default();
     progress.ok(&format!(
         "chain {} (chain id {}, PoAI manager {})\nbroker {}\nCSP {} with escrow {}{registry}",

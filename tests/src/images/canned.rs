@@ -61,10 +61,22 @@ pub fn shop(reference: &str) -> OciImageBuilder {
     OciImageBuilder::new(reference)
         .applets(COMMON)
         .applets(&["httpd", "grep", "cut", "hostname"])
-        .file("/www/web/cgi-bin/index.cgi", include_str!("shop/web.cgi"), 0o755)
-        .file("/www/api/cgi-bin/index.cgi", include_str!("shop/api.cgi"), 0o755)
+        .file(
+            "/www/web/cgi-bin/index.cgi",
+            include_str!("shop/web.cgi"),
+            0o755,
+        )
+        .file(
+            "/www/api/cgi-bin/index.cgi",
+            include_str!("shop/api.cgi"),
+            0o755,
+        )
         .file("/srv/prices.txt", include_str!("shop/prices.txt"), 0o644)
-        .file("/www/stock/stock.txt", include_str!("shop/stock.txt"), 0o644)
+        .file(
+            "/www/stock/stock.txt",
+            include_str!("shop/stock.txt"),
+            0o644,
+        )
         .env("ROLE", "stock")
         .env("PORT", "9100")
         .cmd(&[

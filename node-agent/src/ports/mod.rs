@@ -1,19 +1,21 @@
-//! Exposing workload ports on the node. Each container has its own network namespace (only
-//! loopback), so two replicas listening on the same container port never clash; the agent
-//! listens on each host port and forwards every TCP connection into the container's
-//! namespace, dialling from a short-lived thread that has entered it.
+//! Exposing workload ports on the node. Each container has its own network namespace, so two
+//! replicas listening on the same container port never clash; the agent listens on each host
+//! port and forwards every TCP connection into the container's namespace, dialling from a
+//! short-lived thread that has entered it. UDP ports are forwarded per client ([`udp`]).
 //!
 //! Generations of one job may claim the same fixed host port (a rollout runs the new replica
 //! beside the old one). The listener stays open across them and each new connection goes to
 //! the oldest claimant that is running: the old replica until it stops, then the new one, with
 //! no moment where the port is closed.
 
+pub mod udp;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use r1_protocol::messages::WorkloadId;
-use tokio::net::{TcpListener, TcpStream};
+use r1_protocol::messages::{PortProtocol, WorkloadId};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
 /// Where each workload's container currently runs (its init pid), shared with the forwarders.
@@ -31,8 +33,10 @@ pub enum PortError {
         source: std::io::Error,
     },
     /// No free port is left in the node's range.
-    #[error("no free host port in {first}-{last}")]
+    #[error("no free {protocol} host port in {first}-{last}")]
     Exhausted {
+        /// The protocol of the port looked for.
+        protocol: PortProtocol,
         /// Range start.
         first: u16,
         /// Range end.
@@ -66,7 +70,7 @@ pub async fn dial_in_namespace(pid: u32, port: u16) -> std::io::Result<TcpStream
 }
 
 /// Workloads claiming one host port, oldest claim first, each with its container port.
-type Claimants = Arc<Mutex<Vec<(WorkloadId, u16)>>>;
+pub(crate) type Claimants = Arc<Mutex<Vec<(WorkloadId, u16)>>>;
 
 /// One listening host port forwarding to the container port of its first running claimant.
 struct Forward {
@@ -80,11 +84,14 @@ impl Drop for Forward {
     }
 }
 
+/// A port of the host: its protocol and number.
+pub type HostPort = (PortProtocol, u16);
+
 /// The node's open host ports, kept equal to what the desired workloads need.
 pub struct PortForwarder {
     bind: IpAddr,
     pids: PidTable,
-    open: BTreeMap<u16, Forward>,
+    open: BTreeMap<HostPort, Forward>,
 }
 
 impl PortForwarder {
@@ -102,9 +109,9 @@ impl PortForwarder {
     /// in claim order. Returns the claims whose port could not be opened.
     pub async fn sync(
         &mut self,
-        wanted: &BTreeMap<WorkloadId, BTreeMap<u16, u16>>,
+        wanted: &BTreeMap<WorkloadId, BTreeMap<HostPort, u16>>,
     ) -> Vec<(WorkloadId, PortError)> {
-        let mut claims: BTreeMap<u16, Vec<(WorkloadId, u16)>> = BTreeMap::new();
+        let mut claims: BTreeMap<HostPort, Vec<(WorkloadId, u16)>> = BTreeMap::new();
         for (&workload, ports) in wanted {
             for (&host, &container_port) in ports {
                 claims
@@ -122,11 +129,21 @@ impl PortForwarder {
                 }
                 continue;
             }
-            let addr = SocketAddr::new(self.bind, host);
-            match TcpListener::bind(addr).await {
-                Ok(listener) => {
-                    let claimants: Claimants = Arc::new(Mutex::new(wanted_claims));
-                    let task = tokio::spawn(serve(listener, claimants.clone(), self.pids.clone()));
+            let (protocol, port) = host;
+            let addr = SocketAddr::new(self.bind, port);
+            let claimants: Claimants = Arc::new(Mutex::new(wanted_claims.clone()));
+            let pids = self.pids.clone();
+            let task = match protocol {
+                PortProtocol::Tcp => TcpListener::bind(addr)
+                    .await
+                    .map(|listener| tokio::spawn(serve(listener, claimants.clone(), pids))),
+                PortProtocol::Udp => UdpSocket::bind(addr).await.map(|socket| {
+                    let limits = udp::Limits::default();
+                    tokio::spawn(udp::serve(socket, claimants.clone(), pids, limits))
+                }),
+            };
+            match task {
+                Ok(task) => {
                     self.open.insert(host, Forward { claimants, task });
                 }
                 Err(source) => {
@@ -163,7 +180,10 @@ fn in_claim_order(
 }
 
 /// The claimant a new connection goes to: the oldest one whose container is running.
-fn first_running(claimants: &Claimants, pids: &PidTable) -> Option<(WorkloadId, u32, u16)> {
+pub(crate) fn first_running(
+    claimants: &Claimants,
+    pids: &PidTable,
+) -> Option<(WorkloadId, u32, u16)> {
     let claimants = claimants.lock().ok()?;
     let pids = pids.lock().ok()?;
     claimants
@@ -194,9 +214,10 @@ async fn serve(listener: TcpListener, claimants: Claimants, pids: PidTable) {
     }
 }
 
-/// Picks a free TCP port on `bind` in `first..=last`, skipping `taken`, starting from a place
-/// derived from `seed` so concurrent choosers rarely collide.
+/// Picks a free `protocol` port on `bind` in `first..=last`, skipping `taken`, starting from a
+/// place derived from `seed` so concurrent choosers rarely collide.
 pub fn choose_host_port(
+    protocol: PortProtocol,
     bind: IpAddr,
     first: u16,
     last: u16,
@@ -212,11 +233,20 @@ pub fn choose_host_port(
         if taken.contains(&port) {
             continue;
         }
-        if std::net::TcpListener::bind(SocketAddr::new(bind, port)).is_ok() {
+        let addr = SocketAddr::new(bind, port);
+        let free = match protocol {
+            PortProtocol::Tcp => std::net::TcpListener::bind(addr).is_ok(),
+            PortProtocol::Udp => std::net::UdpSocket::bind(addr).is_ok(),
+        };
+        if free {
             return Ok(port);
         }
     }
-    Err(PortError::Exhausted { first, last })
+    Err(PortError::Exhausted {
+        protocol,
+        first,
+        last,
+    })
 }
 
 #[cfg(test)]
@@ -229,11 +259,22 @@ mod tests {
         let busy = std::net::TcpListener::bind((bind, 0)).unwrap();
         let busy_port = busy.local_addr().unwrap().port();
         let taken = std::collections::BTreeSet::from([busy_port.wrapping_add(1)]);
-        let chosen = choose_host_port(bind, busy_port, busy_port.saturating_add(2), &taken, 0);
+        let tcp = PortProtocol::Tcp;
+        let chosen = choose_host_port(tcp, bind, busy_port, busy_port.saturating_add(2), &taken, 0);
         let chosen = chosen.unwrap();
         assert_ne!(chosen, busy_port);
         assert!(!taken.contains(&chosen));
-        let none = choose_host_port(bind, busy_port, busy_port, &Default::default(), 0);
+        let none = choose_host_port(tcp, bind, busy_port, busy_port, &Default::default(), 0);
+        assert!(matches!(none, Err(PortError::Exhausted { .. })));
+        // A port taken for TCP is free for UDP, and one taken for UDP is not.
+        let udp = PortProtocol::Udp;
+        assert_eq!(
+            choose_host_port(udp, bind, busy_port, busy_port, &Default::default(), 0).unwrap(),
+            busy_port
+        );
+        let busy_udp = std::net::UdpSocket::bind((bind, 0)).unwrap();
+        let udp_port = busy_udp.local_addr().unwrap().port();
+        let none = choose_host_port(udp, bind, udp_port, udp_port, &Default::default(), 0);
         assert!(matches!(none, Err(PortError::Exhausted { .. })));
     }
 

@@ -36,7 +36,7 @@ fn validate_accepts_the_examples() {
     let out = r1ctl(&["validate", "-f", dir.to_str().unwrap()], None);
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(
-        stdout(&out).contains("resources in 5 files are valid"),
+        stdout(&out).contains("15 resources in 6 files are valid"),
         "{}",
         stdout(&out)
     );
@@ -64,7 +64,7 @@ fn validate_reports_each_error_with_its_path_and_fails() {
         ),
         "{text}"
     );
-    assert!(text.contains("1 errors in 6 files"), "{text}");
+    assert!(text.contains("1 errors in 7 files"), "{text}");
 }
 
 #[test]

@@ -516,37 +516,37 @@ impl Supervisor {
         self.start_task(w, container, &isolation).await
     }
 
-    /// Starts `container`'s task, then gives its namespace its interface and egress rules,
-    /// unless `w` asks for none (a replica left without them is logged as an error and runs on
-    /// loopback only).
+    /// Creates `container`'s task, gives its namespace its interface and egress rules, then
+    /// runs it, so the program finds its network from its first instruction; unless `w` asks
+    /// for none (a replica left without them is logged as an error and runs on loopback only).
     async fn start_task(
         &self,
         w: &DesiredWorkload,
         container: &str,
         isolation: &Isolation,
     ) -> Result<u32, RuntimeError> {
-        let pid = self
-            .parts
-            .containerd
-            .start_task(
+        let containerd = &self.parts.containerd;
+        let pid = containerd
+            .create_task(
                 container,
                 &self.parts.logs.path(container),
                 isolation.id_map,
             )
             .await?;
-        if w.spec.security.is_some_and(|asked| asked.no_egress) {
-            return Ok(pid);
-        }
-        let networks = self.parts.networks.clone();
-        let name = container.to_owned();
-        match tokio::task::spawn_blocking(move || networks.attach(&name, pid)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(container, "the replica has no network beyond loopback: {e}")
+        if !w.spec.security.is_some_and(|asked| asked.no_egress) {
+            let networks = self.parts.networks.clone();
+            let name = container.to_owned();
+            match tokio::task::spawn_blocking(move || networks.attach(&name, pid)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(container, "the replica has no network beyond loopback: {e}")
+                }
+                Err(e) => {
+                    tracing::error!(container, "the replica's network was not attached: {e}")
+                }
             }
-            Err(e) => tracing::error!(container, "the replica's network was not attached: {e}"),
         }
-        Ok(pid)
+        containerd.start_created_task(container).await
     }
 
     /// Starts `container` again; its scratch disk is mounted again first if it is not (after

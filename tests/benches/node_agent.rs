@@ -101,9 +101,10 @@ fn agent_path(
                 .await
                 .expect("create");
             client
-                .start_task(&id, &dir.join(format!("{id}.log")), isolation.id_map)
+                .create_task(&id, &dir.join(format!("{id}.log")), isolation.id_map)
                 .await
-                .expect("start");
+                .expect("create task");
+            client.start_created_task(&id).await.expect("start");
             while !matches!(
                 client.task(&id).await.expect("task"),
                 TaskState::Running { .. }

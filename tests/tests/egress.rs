@@ -1,6 +1,6 @@
 //! A workload's way out of its node on a real containerd: the node gives each replica an
-//! interface on a CNI bridge with NAT (Debian's containernetworking-plugins) once its task
-//! starts, and holds its egress policy in the replica's own namespace. A server on the
+//! interface on a CNI bridge with NAT (Debian's containernetworking-plugins) before its program
+//! runs, and holds its egress policy in the replica's own namespace. A server on the
 //! bridge's gateway address (the host, reached through the bridge) answers a replica whose node
 //! allows exactly that address; under the default policy (the public internet, never the node
 //! itself nor a private network) the same server stays out of reach, and a node with egress
@@ -21,8 +21,10 @@ use r1_protocol::messages::{SecurityRequest, WorkloadId};
 
 const WAIT: Duration = Duration::from_secs(40);
 
-/// What the probe prints each second: whether the gateway's test server answered.
+/// What the probe prints: first whether its namespace had an interface beyond loopback when
+/// its program started, then each second whether the gateway's test server answered.
 const PROBE: &str = r#"
+if grep -q eth0 /proc/net/dev; then echo first=eth0; else echo first=loopback; fi
 while true; do
   if wget -O - "http://$GATEWAY:$PORT/" 2>/dev/null | grep -q pong; then echo egress=open; else echo egress=closed; fi
   sleep 1
@@ -151,6 +153,13 @@ fn verdict(rig: &Rig, job: u64, want: &str) -> String {
     last
 }
 
+/// The first line job `job`'s replica printed.
+fn first_line(rig: &Rig, job: u64) -> String {
+    let out = rig.node.r1ctl(&["logs", &format!("{job}/0")]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
 /// The host's NAT rules for the rig's network.
 fn nat_rules(rig: &Rig) -> usize {
     let out = std::process::Command::new("iptables")
@@ -199,6 +208,11 @@ fn a_replica_reaches_what_its_node_allows_and_nothing_else() {
     let seen = verdict(&only, 41, "egress=open");
     assert_eq!(seen, "egress=open", "node log:\n{}", only.node.log());
     assert_eq!(pinned(41).len(), 1, "the replica's namespace is pinned");
+    assert_eq!(
+        first_line(&only, 41),
+        "first=eth0",
+        "the interface is there before the program runs"
+    );
     assert!(nat_rules(&only) > 0, "no NAT for the replica");
     // A job asking for no egress gets no interface on the same node.
     start_probe(&only, 44, port, true);
@@ -213,6 +227,7 @@ fn a_replica_reaches_what_its_node_allows_and_nothing_else() {
         pinned(44).is_empty(),
         "a job without egress got a namespace pinned"
     );
+    assert_eq!(first_line(&only, 44), "first=loopback");
     stop_and_release(&only, 41);
     drop(only);
 

@@ -1,5 +1,6 @@
-//! A replica's interface beyond loopback: once its task runs, its network namespace (made by
-//! the runtime, owned by the replica's user namespace) is pinned under `/run/netns`, the
+//! A replica's interface beyond loopback: once its task is created, before its program runs,
+//! its network namespace (made by the runtime, owned by the replica's user namespace) is
+//! pinned under `/run/netns`, the
 //! standard CNI plugins' `bridge` (with `host-local` addresses and NAT to the node's uplink)
 //! gives it an `eth0`, and the egress rules are set inside it (`nsenter … iptables`). When the
 //! container is removed, the address and NAT rules are released and the namespace unpinned.

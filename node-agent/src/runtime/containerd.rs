@@ -337,11 +337,13 @@ impl Containerd {
         Ok(())
     }
 
-    /// Creates and starts the task of container `id`, its output appended to `log` by the
-    /// shim (so logging goes on while the agent is down). With an `id_map`, the task's stdio
-    /// pipes belong to the container's root, so its processes may reopen them
-    /// (`/proc/1/fd/1`) as they could without a user namespace. Returns the pid.
-    pub async fn start_task(
+    /// Creates the task of container `id` without starting it: its namespaces exist and its
+    /// process waits before running the workload's program, so the node can give the network
+    /// namespace its interface first ([`Containerd::start_created_task`] runs it). Its output
+    /// is appended to `log` by the shim (so logging goes on while the agent is down). With an
+    /// `id_map`, the task's stdio pipes belong to the container's root, so its processes may
+    /// reopen them (`/proc/1/fd/1`) as they could without a user namespace. Returns the pid.
+    pub async fn create_task(
         &self,
         id: &str,
         log: &Path,
@@ -359,7 +361,8 @@ impl Containerd {
             .into_inner()
             .mounts;
         let log_uri = format!("file://{}", log.display());
-        self.client
+        let created = self
+            .client
             .tasks()
             .create(self.request(CreateTaskRequest {
                 container_id: id.to_owned(),
@@ -380,6 +383,11 @@ impl Containerd {
             }))
             .await
             .map_err(RuntimeError::rpc("create task"))?;
+        Ok(created.into_inner().pid)
+    }
+
+    /// Runs the program of container `id`'s created task. Returns the pid.
+    pub async fn start_created_task(&self, id: &str) -> Result<u32, RuntimeError> {
         let started = self
             .client
             .tasks()

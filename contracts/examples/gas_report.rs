@@ -8,13 +8,15 @@ use alloy::signers::local::PrivateKeySigner;
 use r1_contracts::bindings::CspEscrow;
 use r1_contracts::tx::confirm;
 use r1_contracts::units::{r1_units, usdc_units};
-use r1_contracts::{DevChain, Permissions, Result, Suite, SuiteConfig, deploy_suite};
+use r1_contracts::{DevChain, LinkProof, Permissions, Result, Suite, SuiteConfig, deploy_suite};
 
 const EPOCH: u64 = 3_600;
 
 struct Setup {
     gov: Suite,
     oracles: Vec<Suite>,
+    /// The first oracle's key, attesting node links.
+    attestor: PrivateKeySigner,
     csp: Suite,
     escrow: Address,
     owner: Suite,
@@ -41,12 +43,15 @@ async fn setup(chain: &DevChain, report: &mut Vec<(String, u64)>) -> Result<Setu
     let deployment = deploy_suite(&gov_provider, gov_address, &config).await?;
     let gov = Suite::new(gov_provider, gov_address, deployment);
     let mut oracles = Vec::new();
+    let mut keys = Vec::new();
     for _ in 0..3 {
-        let (address, _, suite) = account(chain, Some(deployment)).await?;
-        let receipt = gov.add_oracle(address).await?;
+        let (key, provider) = chain.funded_signer(1_000_000).await?;
+        let receipt = gov.add_oracle(key.address()).await?;
         record(report, "addOracle", &receipt);
-        oracles.extend(suite);
+        oracles.push(Suite::new(provider, key.address(), deployment));
+        keys.push(key);
     }
+    let attestor = keys.swap_remove(0);
     let (csp_address, _, csp) = account(chain, Some(deployment)).await?;
     let receipt = confirm(gov.manager().deployEscrow(csp_address)).await?;
     record(report, "deployEscrow (beacon proxy)", &receipt);
@@ -59,6 +64,7 @@ async fn setup(chain: &DevChain, report: &mut Vec<(String, u64)>) -> Result<Setu
     Ok(Setup {
         gov,
         oracles,
+        attestor,
         csp,
         escrow,
         owner,
@@ -81,17 +87,25 @@ fn job_requests(count: usize, last: u64) -> Vec<CspEscrow::JobCreationRequest> {
 }
 
 async fn licensed_node(s: &Setup, report: &mut Vec<(String, u64)>) -> Result<Address> {
-    let node = PrivateKeySigner::random().address();
+    let key = PrivateKeySigner::random();
+    let node = key.address();
     let deed = s.owner.node_deed();
     let price = deed.currentPrice().call().await?;
     confirm(s.owner.r1().approve(s.gov.deployment().node_deed, price)).await?;
     let receipt = confirm(deed.buyLicence(price)).await?;
     record(report, "buyLicence", &receipt);
-    let licence = deed.totalSold().call().await?;
+    let licence = u64::try_from(deed.totalSold().call().await?)
+        .map_err(|_| r1_contracts::Error::Chain("licence id out of range".into()))?;
+    let terms = s.owner.link_terms(licence, node, u64::MAX).await?;
+    let proof = LinkProof {
+        deadline: terms.deadline,
+        node_signature: terms.sign(&key)?,
+        oracle_signature: terms.sign(&s.attestor)?,
+    };
     record(
         report,
-        "linkNode",
-        &confirm(deed.linkNode(licence, node)).await?,
+        "linkNode (node and oracle signatures)",
+        &s.owner.link_node(licence, node, &proof).await?,
     );
     Ok(node)
 }

@@ -3,16 +3,23 @@ pragma solidity ^0.8.24;
 
 import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {IR1} from "./interfaces/IR1.sol";
-import {IBlacklist} from "./interfaces/IBlacklist.sol";
+import {ILicenceManager} from "./interfaces/ILicenceManager.sol";
 
 /// @title Node Deed licences
 /// @notice An ERC-721 bought with R1 at a tiered price. Each purchase burns 20 % of the price,
 /// sends 50 % to the liquidity wallet and 30 % to the operations wallet. The holder links one
-/// node address to the licence; a node belongs to at most one licence. Proof-of-Availability
+/// node address to the licence; a node belongs to at most one licence. A link carries two
+/// EIP-712 signatures of the same `LinkNode` record: the node's own key (it agrees to serve
+/// this licence and owner; a per-node nonce makes each signature good for one link) and an
+/// oracle's (it has seen the node run). A licence takes a new node only `relinkDelay` after
+/// its last link, and gives up its node only once the node's earnings are claimed, so nobody
+/// links another operator's node or collects what it earned for someone else. Proof-of-Availability
 /// mints `N/T × A/255` R1 per epoch to the holder for the oracle-agreed availability byte `A`
 /// of the linked node, until `N` has been minted for the licence.
-contract NodeDeed is ERC721, Ownable {
+contract NodeDeed is ERC721, Ownable, EIP712 {
     /// @notice Most licences that can ever exist.
     uint256 public constant MAX_LICENCES = 46_224;
     /// @notice PoA cap per licence, `N` = 1,575.19 R1.
@@ -23,6 +30,9 @@ contract NodeDeed is ERC721, Ownable {
     uint256 public constant BURN_PERCENT = 20;
     /// @notice Share of a sale that goes to the liquidity wallet, in percent.
     uint256 public constant LIQUIDITY_PERCENT = 50;
+    /// @notice The record a node and an oracle sign to link the node to a licence.
+    bytes32 public constant LINK_TYPEHASH =
+        keccak256("LinkNode(uint256 licenceId,address owner,address node,uint256 nonce,uint256 deadline)");
 
     /// @notice The R1 token (the price currency and the PoA reward).
     IR1 public immutable r1;
@@ -30,6 +40,8 @@ contract NodeDeed is ERC721, Ownable {
     address public immutable liquidityWallet;
     /// @notice Receives 30 % of every sale.
     address public immutable operationsWallet;
+    /// @notice Seconds after a link before the licence may be linked again (24 h on mainnet).
+    uint256 public immutable relinkDelay;
     /// @notice The PoAI manager, the only contract that may record availability.
     address public manager;
 
@@ -48,6 +60,10 @@ contract NodeDeed is ERC721, Ownable {
     mapping(uint256 => uint256) public poaMinted;
     /// @notice Epochs whose availability has been recorded.
     mapping(uint256 => bool) public availabilityRecorded;
+    /// @notice Links each node has signed so far: the nonce its next link signature must carry.
+    mapping(address => uint256) public linkNonce;
+    /// @notice When each licence was last linked (unix seconds; 0 = never).
+    mapping(uint256 => uint256) public linkedAt;
 
     /// @notice The tier table is malformed.
     error InvalidTiers();
@@ -73,11 +89,21 @@ contract NodeDeed is ERC721, Ownable {
     error AvailabilityAlreadyRecorded(uint256 epoch);
     /// @notice The node and availability arrays differ in length.
     error LengthMismatch();
+    /// @notice The link's signatures were good until `deadline`.
+    error LinkExpired(uint256 deadline);
+    /// @notice The node's signature is not the node's.
+    error BadNodeSignature(address node, address signer);
+    /// @notice The attesting signature is not an oracle's.
+    error NotOracleSignature(address signer);
+    /// @notice The licence was linked too recently to be linked again before `allowedAt`.
+    error RelinkTooSoon(uint256 licenceId, uint256 allowedAt);
+    /// @notice The node has earnings to claim before it can be unlinked.
+    error UnclaimedRewards(address node, uint256 amount);
 
     /// @notice A licence was sold, with the split of its price.
     event LicenceBought(address indexed buyer, uint256 indexed licenceId, uint256 price, uint256 burned, uint256 toLiquidity, uint256 toOperations);
     /// @notice A node was linked to a licence.
-    event NodeLinked(uint256 indexed licenceId, address indexed node);
+    event NodeLinked(uint256 indexed licenceId, address indexed node, address indexed oracle);
     /// @notice A node was unlinked from a licence.
     event NodeUnlinked(uint256 indexed licenceId, address indexed node);
     /// @notice PoA R1 was minted for a licence for one epoch.
@@ -89,8 +115,9 @@ contract NodeDeed is ERC721, Ownable {
         address operationsWallet_,
         address initialOwner,
         uint256[] memory prices,
-        uint256[] memory caps
-    ) ERC721("Ratio1 Node Deed", "ND") Ownable(initialOwner) {
+        uint256[] memory caps,
+        uint256 relinkDelay_
+    ) ERC721("Ratio1 Node Deed", "ND") Ownable(initialOwner) EIP712("Ratio1 Node Deed", "1") {
         if (prices.length == 0 || prices.length != caps.length) revert InvalidTiers();
         uint256 previous = 0;
         for (uint256 i = 0; i < caps.length; i++) {
@@ -100,6 +127,7 @@ contract NodeDeed is ERC721, Ownable {
         r1 = r1_;
         liquidityWallet = liquidityWallet_;
         operationsWallet = operationsWallet_;
+        relinkDelay = relinkDelay_;
         tierPrice = prices;
         tierCap = caps;
     }
@@ -135,24 +163,61 @@ contract NodeDeed is ERC721, Ownable {
         emit LicenceBought(msg.sender, licenceId, price, burned, toLiquidity, toOperations);
     }
 
-    /// @notice Links `node` to the caller's licence.
-    function linkNode(uint256 licenceId, address node) external {
+    /// @notice The EIP-712 digest a node and an oracle sign to link `node` to licence
+    /// `licenceId` of `owner` with the node's current nonce, good until `deadline`.
+    function linkDigest(uint256 licenceId, address owner, address node, uint256 deadline)
+        public
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(LINK_TYPEHASH, licenceId, owner, node, linkNonce[node], deadline))
+        );
+    }
+
+    /// @notice Links `node` to the caller's licence, with the node's and an oracle's signatures
+    /// of [`linkDigest`] (65 bytes each).
+    function linkNode(
+        uint256 licenceId,
+        address node,
+        uint256 deadline,
+        bytes calldata nodeSignature,
+        bytes calldata oracleSignature
+    ) external {
         _requireLicenceOwner(licenceId);
         if (node == address(0)) revert ZeroNode();
+        if (block.timestamp > deadline) revert LinkExpired(deadline);
         uint256 existing = licenceOfNode[node];
         if (existing != 0) revert NodeAlreadyLinked(node, existing);
         address linked = nodeOfLicence[licenceId];
         if (linked != address(0)) revert LicenceAlreadyLinked(licenceId, linked);
+        uint256 last = linkedAt[licenceId];
+        if (last != 0 && block.timestamp < last + relinkDelay) {
+            revert RelinkTooSoon(licenceId, last + relinkDelay);
+        }
+        bytes32 digest = linkDigest(licenceId, msg.sender, node, deadline);
+        address signer = ECDSA.recover(digest, nodeSignature);
+        if (signer != node) revert BadNodeSignature(node, signer);
+        address oracle = ECDSA.recover(digest, oracleSignature);
+        if (!ILicenceManager(manager).isOracle(oracle)) revert NotOracleSignature(oracle);
+        linkNonce[node] += 1;
+        linkedAt[licenceId] = block.timestamp;
         licenceOfNode[node] = licenceId;
         nodeOfLicence[licenceId] = node;
-        emit NodeLinked(licenceId, node);
+        emit NodeLinked(licenceId, node, oracle);
     }
 
-    /// @notice Unlinks the node of the caller's licence so it can be relinked.
+    /// @notice Unlinks the node of the caller's licence, once its earnings are claimed (a
+    /// blacklisted node's cannot be, and do not hold it).
     function unlinkNode(uint256 licenceId) external {
         _requireLicenceOwner(licenceId);
         address node = nodeOfLicence[licenceId];
         if (node == address(0)) revert LicenceNotLinked(licenceId);
+        ILicenceManager rewards = ILicenceManager(manager);
+        if (!rewards.isBlacklisted(node)) {
+            uint256 pending = rewards.pendingRewards(node);
+            if (pending != 0) revert UnclaimedRewards(node, pending);
+        }
         delete licenceOfNode[node];
         delete nodeOfLicence[licenceId];
         emit NodeUnlinked(licenceId, node);
@@ -178,7 +243,7 @@ contract NodeDeed is ERC721, Ownable {
         availabilityRecorded[epoch] = true;
         for (uint256 i = 0; i < nodes.length; i++) {
             uint256 licenceId = licenceOfNode[nodes[i]];
-            if (licenceId == 0 || IBlacklist(manager).isBlacklisted(nodes[i])) continue;
+            if (licenceId == 0 || ILicenceManager(manager).isBlacklisted(nodes[i])) continue;
             uint256 amount = poaRewardFor(availability[i]);
             uint256 left = MAX_POA_PER_LICENCE - poaMinted[licenceId];
             if (amount > left) amount = left;

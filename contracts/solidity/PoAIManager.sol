@@ -8,6 +8,7 @@ import {BeaconProxy} from "@openzeppelin/contracts/proxy/beacon/BeaconProxy.sol"
 import {IR1} from "./interfaces/IR1.sol";
 import {IUsdcToR1Swap} from "./interfaces/IUsdcToR1Swap.sol";
 import {IEscrowManager} from "./interfaces/IEscrowManager.sol";
+import {ILicenceManager} from "./interfaces/ILicenceManager.sol";
 import {CspEscrow} from "./CspEscrow.sol";
 import {NodeDeed} from "./NodeDeed.sol";
 
@@ -18,7 +19,7 @@ import {NodeDeed} from "./NodeDeed.sol";
 /// oracles have submitted in the round and succeeds when the most common proposal has at least
 /// ⌊n/3⌋+1 votes. Any oracle allocates a finished epoch across all escrows (once per epoch),
 /// burning 15 % through the swap venue. Node owners claim their nodes' balances as R1.
-contract PoAIManager is Ownable, IEscrowManager {
+contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     using SafeERC20 for IERC20;
 
     /// @notice One consensus round.
@@ -382,6 +383,14 @@ contract PoAIManager is Ownable, IEscrowManager {
         }
         emit RewardsAllocated(from, epoch, msg.sender, burn);
         _swapAndBurn(burn);
+    }
+
+    /// @notice USDC credited to `node` in every escrow and not claimed yet.
+    function pendingRewards(address node) external view returns (uint256 amount) {
+        address[] storage list = nodeEscrows[node];
+        for (uint256 i = 0; i < list.length; i++) {
+            amount += CspEscrow(list[i]).virtualWalletBalance(node);
+        }
     }
 
     /// @notice Claims the balances of the caller's `nodes` in every escrow, paid as R1 bought

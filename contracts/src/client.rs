@@ -6,12 +6,13 @@ use std::ops::{BitOr, BitOrAssign};
 use std::str::FromStr;
 
 use alloy::primitives::{Address, B256, U256};
-use alloy::providers::DynProvider;
+use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionReceipt;
 
 use crate::bindings::{CspEscrow, NodeDeed, PoAIManager, R1, R1UsdcPool, TestUSDC};
 use crate::deploy::Deployment;
 use crate::error::{Error, Result};
+use crate::link::{LinkProof, LinkTerms};
 use crate::tx::confirm;
 
 /// A job to create in a CSP's escrow.
@@ -493,9 +494,52 @@ impl Suite {
             })
     }
 
-    /// Links `node` to the signer's licence.
-    pub async fn link_node(&self, licence_id: u64, node: Address) -> Result<TransactionReceipt> {
-        confirm(self.node_deed().linkNode(U256::from(licence_id), node)).await
+    /// What linking `node` to the signer's licence `licence_id` asks the node and an oracle
+    /// to sign, good until `deadline` (unix seconds): with the chain's id and the node's nonce.
+    pub async fn link_terms(
+        &self,
+        licence_id: u64,
+        node: Address,
+        deadline: u64,
+    ) -> Result<LinkTerms> {
+        let chain_id = self.provider.get_chain_id().await?;
+        let nonce = self.node_deed().linkNonce(node).call().await?;
+        Ok(LinkTerms {
+            chain_id,
+            node_deed: self.deployment.node_deed,
+            licence_id,
+            owner: self.address,
+            node,
+            nonce: to_u64(nonce),
+            deadline,
+        })
+    }
+
+    /// Links `node` to the signer's licence with the node's and an oracle's signatures.
+    pub async fn link_node(
+        &self,
+        licence_id: u64,
+        node: Address,
+        proof: &LinkProof,
+    ) -> Result<TransactionReceipt> {
+        confirm(self.node_deed().linkNode(
+            U256::from(licence_id),
+            node,
+            U256::from(proof.deadline),
+            proof.node_signature.clone(),
+            proof.oracle_signature.clone(),
+        ))
+        .await
+    }
+
+    /// Unlinks the node of the signer's licence (its earnings must be claimed first).
+    pub async fn unlink_node(&self, licence_id: u64) -> Result<TransactionReceipt> {
+        confirm(self.node_deed().unlinkNode(U256::from(licence_id))).await
+    }
+
+    /// USDC credited to `node` in every escrow and not claimed yet.
+    pub async fn pending_rewards(&self, node: Address) -> Result<U256> {
+        Ok(self.manager().pendingRewards(node).call().await?)
     }
 
     /// Claims the balances of the signer's `nodes`; returns (USDC claimed, R1 received).

@@ -32,6 +32,8 @@ pub struct SuiteConfig {
     pub liquidity_wallet: Address,
     /// Receives 30 % of licence sales.
     pub operations_wallet: Address,
+    /// Seconds after a licence's link before it may be linked again (mainnet 86,400).
+    pub relink_delay_seconds: u64,
     /// Licence price tiers.
     pub licence_tiers: Vec<LicenceTier>,
     /// Price per node per epoch (USDC units) by job type / resource class id.
@@ -44,8 +46,8 @@ pub struct SuiteConfig {
 
 impl SuiteConfig {
     /// A development configuration: two licence tiers (100 R1, then 200 R1), the container price
-    /// classes micro/lite/entry (ids 1–3: 0.10, 0.166666, 0.375 USDC) and a pool priced at
-    /// 1 R1 = 0.50 USDC.
+    /// classes micro/lite/entry (ids 1–3: 0.10, 0.166666, 0.375 USDC), a pool priced at
+    /// 1 R1 = 0.50 USDC, and the mainnet's relink delay scaled as its epoch is (one epoch).
     pub fn devnet(
         genesis_timestamp: u64,
         epoch_seconds: u64,
@@ -57,6 +59,7 @@ impl SuiteConfig {
             epoch_seconds,
             liquidity_wallet,
             operations_wallet,
+            relink_delay_seconds: epoch_seconds,
             licence_tiers: vec![
                 LicenceTier {
                     price: r1_units(100),
@@ -127,6 +130,7 @@ pub async fn deploy_suite(
         owner,
         prices,
         caps,
+        U256::from(config.relink_delay_seconds),
     )
     .deploy()
     .await?;

@@ -95,13 +95,19 @@ impl DevChain {
 
     /// A fresh random account holding `ether` ETH, and a provider signing as it.
     pub async fn funded_account(&self, ether: u64) -> Result<(Address, DynProvider)> {
+        let (signer, provider) = self.funded_signer(ether).await?;
+        Ok((signer.address(), provider))
+    }
+
+    /// Like [`DevChain::funded_account`], with the new account's key (to sign off-chain
+    /// records such as a link's, [`crate::LinkTerms`]).
+    pub async fn funded_signer(&self, ether: u64) -> Result<(PrivateKeySigner, DynProvider)> {
         let signer = PrivateKeySigner::random();
-        let address = signer.address();
         let wei = U256::from(ether) * U256::from(10u64).pow(U256::from(18u64));
         self.rpc
-            .raw_request::<_, bool>("hardhat_setBalance".into(), (address, wei))
+            .raw_request::<_, bool>("hardhat_setBalance".into(), (signer.address(), wei))
             .await?;
-        Ok((address, self.connect(signer)))
+        Ok((signer.clone(), self.connect(signer)))
     }
 
     /// Moves the chain clock forward by `seconds` and mines a block at the new time.

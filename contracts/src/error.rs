@@ -29,6 +29,9 @@ pub enum Error {
     /// The development chain could not be started.
     #[error("development chain: {0}")]
     Chain(String),
+    /// A key could not sign.
+    #[error("signing: {0}")]
+    Signing(String),
     /// Spawning or talking to a child process failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

@@ -5,9 +5,13 @@ mod common;
 
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::providers::Provider;
+use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolValue;
-use common::{World, actor, random_address, raw_revert_of, revert_of, run};
+use common::{EPOCH, World, actor, link_proof, random_address, raw_revert_of, revert_of, run};
+use r1_contracts::LinkProof;
 use r1_contracts::bindings::{NodeDeed, PoAIManager, R1, R1UsdcPool, TestUSDC};
+
+type E = NodeDeed::NodeDeedErrors;
 use r1_contracts::tx::confirm;
 use r1_contracts::units::{r1_units, usdc_units};
 
@@ -161,6 +165,7 @@ fn licence_price_follows_the_tiers_until_sold_out() {
             address,
             vec![r1_units(10), r1_units(30)],
             vec![U256::from(1), U256::from(2)],
+            U256::from(86_400),
         )
         .await
         .unwrap();
@@ -187,6 +192,7 @@ fn licence_price_follows_the_tiers_until_sold_out() {
             address,
             vec![r1_units(1)],
             vec![U256::from(50_000)],
+            U256::from(86_400),
         )
         .deploy()
         .await;
@@ -200,7 +206,8 @@ fn nodes_link_to_one_licence_and_can_be_unlinked_and_relinked() {
     run(|chain| async move {
         let w = World::new(chain, 1, 1).await;
         let deed = w.owner.node_deed();
-        let (node, licence) = (w.nodes[0], w.licences[0]);
+        let oracle = &w.oracle_keys[0];
+        let (node, node_key, licence) = (w.nodes[0], &w.node_keys[0], w.licences[0]);
         assert_eq!(
             deed.licenceOfNode(node).call().await.unwrap(),
             U256::from(licence)
@@ -211,44 +218,161 @@ fn nodes_link_to_one_licence_and_can_be_unlinked_and_relinked() {
         );
 
         let second = w.owner.buy_licence().await.unwrap();
-        let err = revert_of::<_, NodeDeed::NodeDeedErrors>(w.owner.link_node(second, node).await);
-        assert!(matches!(
-            err,
-            NodeDeed::NodeDeedErrors::NodeAlreadyLinked(_)
-        ));
-        let err = revert_of::<_, NodeDeed::NodeDeedErrors>(
-            w.owner.link_node(licence, random_address()).await,
-        );
-        assert!(matches!(
-            err,
-            NodeDeed::NodeDeedErrors::LicenceAlreadyLinked(_)
-        ));
-        let err = revert_of::<_, NodeDeed::NodeDeedErrors>(
-            w.owner.link_node(second, Address::ZERO).await,
-        );
-        assert!(matches!(err, NodeDeed::NodeDeedErrors::ZeroNode(_)));
+        let proof = link_proof(chain, &w.owner, second, node_key, oracle).await;
+        let err = revert_of::<_, E>(w.owner.link_node(second, node, &proof).await);
+        assert!(matches!(err, E::NodeAlreadyLinked(_)));
+        let other = PrivateKeySigner::random();
+        let proof = link_proof(chain, &w.owner, licence, &other, oracle).await;
+        let err = revert_of::<_, E>(w.owner.link_node(licence, other.address(), &proof).await);
+        assert!(matches!(err, E::LicenceAlreadyLinked(_)));
+        let err = revert_of::<_, E>(w.owner.link_node(second, Address::ZERO, &proof).await);
+        assert!(matches!(err, E::ZeroNode(_)));
 
         let stranger = actor(&w).await;
-        let err = revert_of::<_, NodeDeed::NodeDeedErrors>(
-            stranger.link_node(second, random_address()).await,
-        );
-        assert!(matches!(err, NodeDeed::NodeDeedErrors::NotLicenceOwner(_)));
-        let err = revert_of::<_, NodeDeed::NodeDeedErrors>(
-            confirm(stranger.node_deed().unlinkNode(U256::from(licence))).await,
-        );
-        assert!(matches!(err, NodeDeed::NodeDeedErrors::NotLicenceOwner(_)));
+        let proof = link_proof(chain, &stranger, second, &other, oracle).await;
+        let err = revert_of::<_, E>(stranger.link_node(second, other.address(), &proof).await);
+        assert!(matches!(err, E::NotLicenceOwner(_)));
+        let err = revert_of::<_, E>(stranger.unlink_node(licence).await);
+        assert!(matches!(err, E::NotLicenceOwner(_)));
 
-        confirm(deed.unlinkNode(U256::from(licence))).await.unwrap();
+        w.owner.unlink_node(licence).await.unwrap();
         assert_eq!(deed.ownerOfNode(node).call().await.unwrap(), Address::ZERO);
-        let err = revert_of::<_, NodeDeed::NodeDeedErrors>(
-            confirm(deed.unlinkNode(U256::from(licence))).await,
-        );
-        assert!(matches!(err, NodeDeed::NodeDeedErrors::LicenceNotLinked(_)));
-        w.owner.link_node(second, node).await.unwrap();
+        let err = revert_of::<_, E>(w.owner.unlink_node(licence).await);
+        assert!(matches!(err, E::LicenceNotLinked(_)));
+        let proof = link_proof(chain, &w.owner, second, node_key, oracle).await;
+        w.owner.link_node(second, node, &proof).await.unwrap();
         assert_eq!(
             deed.licenceOfNode(node).call().await.unwrap(),
             U256::from(second)
         );
+    });
+}
+
+#[test]
+fn a_link_needs_the_nodes_and_an_oracles_signatures_each_good_once() {
+    run(|chain| async move {
+        let w = World::new(chain, 1, 0).await;
+        let deed = w.owner.node_deed();
+        let oracle = &w.oracle_keys[0];
+        let licence = w.owner.buy_licence().await.unwrap();
+        let node_key = PrivateKeySigner::random();
+        let node = node_key.address();
+        let deadline = chain.timestamp().await.unwrap() + 600;
+        let terms = w.owner.link_terms(licence, node, deadline).await.unwrap();
+        assert_eq!(
+            terms.digest(),
+            deed.linkDigest(
+                U256::from(licence),
+                w.owner.address(),
+                node,
+                U256::from(deadline)
+            )
+            .call()
+            .await
+            .unwrap(),
+            "the digest computed here is the contract's"
+        );
+        let signed = |node_signer: &PrivateKeySigner, oracle_signer: &PrivateKeySigner| LinkProof {
+            deadline,
+            node_signature: terms.sign(node_signer).unwrap(),
+            oracle_signature: terms.sign(oracle_signer).unwrap(),
+        };
+
+        // Another key signing for the node, a non-oracle attesting (the node itself included).
+        let impostor = PrivateKeySigner::random();
+        let err = revert_of::<_, E>(
+            w.owner
+                .link_node(licence, node, &signed(&impostor, oracle))
+                .await,
+        );
+        assert!(matches!(err, E::BadNodeSignature(_)));
+        let err = revert_of::<_, E>(
+            w.owner
+                .link_node(licence, node, &signed(&node_key, &impostor))
+                .await,
+        );
+        assert!(matches!(err, E::NotOracleSignature(_)));
+        let err = revert_of::<_, E>(
+            w.owner
+                .link_node(licence, node, &signed(&node_key, &node_key))
+                .await,
+        );
+        assert!(matches!(err, E::NotOracleSignature(_)));
+        // Signatures the node gave another owner do not link it here.
+        let stranger = actor(&w).await;
+        let theirs = stranger.link_terms(licence, node, deadline).await.unwrap();
+        let proof = LinkProof {
+            deadline,
+            node_signature: theirs.sign(&node_key).unwrap(),
+            oracle_signature: theirs.sign(oracle).unwrap(),
+        };
+        let err = revert_of::<_, E>(w.owner.link_node(licence, node, &proof).await);
+        assert!(matches!(err, E::BadNodeSignature(_)));
+        // Past the deadline.
+        let stale_terms = w
+            .owner
+            .link_terms(licence, node, chain.timestamp().await.unwrap() - 1)
+            .await
+            .unwrap();
+        let stale = LinkProof {
+            deadline: stale_terms.deadline,
+            node_signature: stale_terms.sign(&node_key).unwrap(),
+            oracle_signature: stale_terms.sign(oracle).unwrap(),
+        };
+        let err = revert_of::<_, E>(w.owner.link_node(licence, node, &stale).await);
+        assert!(matches!(err, E::LinkExpired(_)));
+
+        let good = signed(&node_key, oracle);
+        let receipt = w.owner.link_node(licence, node, &good).await.unwrap();
+        let linked = receipt.decoded_log::<NodeDeed::NodeLinked>().unwrap();
+        assert_eq!(linked.data.oracle, oracle.address());
+        assert_eq!(deed.linkNonce(node).call().await.unwrap(), U256::from(1));
+
+        // A licence takes a new node only a relink delay (one epoch here) after its last link,
+        // and the node's old signatures are spent.
+        w.owner.unlink_node(licence).await.unwrap();
+        let fresh = link_proof(chain, &w.owner, licence, &node_key, oracle).await;
+        let err = revert_of::<_, E>(w.owner.link_node(licence, node, &fresh).await);
+        assert!(matches!(err, E::RelinkTooSoon(_)));
+        chain.advance_time(EPOCH).await.unwrap();
+        let replayed = LinkProof {
+            deadline: u64::MAX,
+            ..good.clone()
+        };
+        let err = revert_of::<_, E>(w.owner.link_node(licence, node, &replayed).await);
+        assert!(matches!(err, E::BadNodeSignature(_)));
+        let fresh = link_proof(chain, &w.owner, licence, &node_key, oracle).await;
+        w.owner.link_node(licence, node, &fresh).await.unwrap();
+    });
+}
+
+#[test]
+fn a_node_is_unlinked_only_once_its_earnings_are_claimed() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 1).await;
+        let (node, licence) = (w.nodes[0], w.licences[0]);
+        let job = w.create_job(1, 30).await;
+        w.agree(job, &w.nodes).await;
+        w.advance_epochs(2).await;
+        w.oracles[0].allocate_rewards().await.unwrap();
+        let pending = w.owner.pending_rewards(node).await.unwrap();
+        assert!(pending > U256::ZERO);
+        assert_eq!(pending, w.node_balance(node).await);
+        let err = revert_of::<_, E>(w.owner.unlink_node(licence).await);
+        assert!(matches!(err, E::UnclaimedRewards(_)));
+        w.owner.claim_rewards(&[node]).await.unwrap();
+        assert_eq!(w.owner.pending_rewards(node).await.unwrap(), U256::ZERO);
+        w.owner.unlink_node(licence).await.unwrap();
+        // A blacklisted node's earnings cannot be claimed, and do not hold it.
+        let w = World::new(chain, 3, 1).await;
+        let job = w.create_job(1, 30).await;
+        w.agree(job, &w.nodes).await;
+        w.advance_epochs(2).await;
+        w.oracles[0].allocate_rewards().await.unwrap();
+        confirm(w.gov.manager().setBlacklisted(w.nodes[0], true))
+            .await
+            .unwrap();
+        w.owner.unlink_node(w.licences[0]).await.unwrap();
     });
 }
 
@@ -361,10 +485,11 @@ fn poa_stops_at_n_per_licence_and_skips_blacklisted_nodes() {
         let per_epoch = deed.poaRewardFor(255).call().await.unwrap();
         assert!(per_epoch * U256::from(1_080u64) <= n && per_epoch * U256::from(1_081u64) > n);
 
-        // Put licence 0 half an epoch's reward short of N (poaMinted is storage slot 13), as if
+        // Put licence 0 half an epoch's reward short of N (poaMinted is storage slot 15, after
+        // ERC721's, Ownable's and EIP712's variables and the manager and tier table), as if
         // it had mined for ~1,080 epochs.
         let licence = U256::from(w.licences[0]);
-        let slot = keccak256((licence, U256::from(13u64)).abi_encode());
+        let slot = keccak256((licence, U256::from(15u64)).abi_encode());
         let almost = n - per_epoch / U256::from(2u64);
         let value = B256::from(almost);
         let _: bool = chain

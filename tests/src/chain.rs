@@ -13,7 +13,7 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use r1_contracts::units::{r1_units, usdc_units};
-use r1_contracts::{Deployment, DevChain, Suite, SuiteConfig, deploy_suite};
+use r1_contracts::{Deployment, DevChain, LinkProof, Suite, SuiteConfig, deploy_suite};
 use r1_crds::pricing::Catalogue;
 
 /// Hardhat account #0, governance owner of every contract.
@@ -28,6 +28,9 @@ pub const FUNDING_ETHER: u64 = 1_000;
 
 /// R1 minted to a node operator: one licence costs 100 R1 (then 200 R1) on the devnet.
 const OPERATOR_R1: u64 = 1_000;
+
+/// How long the harness's link signatures stay good (chain seconds).
+const LINK_VALID_SECONDS: u64 = 3_600;
 
 /// Why the chain could not be started or did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -190,10 +193,15 @@ impl TestChain {
         })
     }
 
-    /// Licenses `node`: a fresh operator account gets ether and R1, buys a licence and links the
-    /// node to it. Returns the licence id and the operator's address (see
+    /// Licenses the node whose key is `node`: a fresh operator account gets ether and R1, buys a
+    /// licence and links the node to it, with the node's signature and `oracle`'s (a registered
+    /// oracle's key). Returns the licence id and the operator's address (see
     /// [`TestChain::operator`] to act as it).
-    pub fn license_node(&self, node: Address) -> Result<(u64, Address), ChainError> {
+    pub fn license_node(
+        &self,
+        node: &PrivateKeySigner,
+        oracle: &PrivateKeySigner,
+    ) -> Result<(u64, Address), ChainError> {
         let operator = PrivateKeySigner::random();
         let address = operator.address();
         self.give_ether(address, FUNDING_ETHER)?;
@@ -201,7 +209,14 @@ impl TestChain {
         let licence = self.block_on(async {
             self.gov.mint_r1(address, r1_units(OPERATOR_R1)).await?;
             let licence = suite.buy_licence().await?;
-            suite.link_node(licence, node).await?;
+            let deadline = self.devchain.timestamp().await? + LINK_VALID_SECONDS;
+            let terms = suite.link_terms(licence, node.address(), deadline).await?;
+            let proof = LinkProof {
+                deadline,
+                node_signature: terms.sign(node)?,
+                oracle_signature: terms.sign(oracle)?,
+            };
+            suite.link_node(licence, node.address(), &proof).await?;
             Ok::<_, ChainError>(licence)
         })?;
         self.operators

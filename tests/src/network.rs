@@ -263,7 +263,8 @@ impl Network {
                 crate::images::httpd(HTTPD_IMAGE)
                     .write_archive(&node.images_dir().join("httpd.tar"))?;
             }
-            chain.license_node(node.address)?;
+            let attestor = oracles.first().ok_or(NetworkError::NoOracle)?;
+            chain.license_node(identity.signer(), attestor.identity().signer())?;
             nodes.push(node);
         }
 

@@ -50,7 +50,8 @@ fn test_chain_prices_licenses_funds_and_deploys_escrows() {
         );
     }
 
-    let oracle = PrivateKeySigner::random().address();
+    let oracle_key = PrivateKeySigner::random();
+    let oracle = oracle_key.address();
     chain.add_oracle(oracle).expect("add oracle");
     chain.give_ether(oracle, 5).expect("ether");
     assert!(
@@ -68,9 +69,10 @@ fn test_chain_prices_licenses_funds_and_deploys_escrows() {
         U256::from(5u64) * U256::from(10u64).pow(U256::from(18u64))
     );
 
-    let node = PrivateKeySigner::random().address();
+    let node_key = PrivateKeySigner::random();
+    let node = node_key.address();
     assert_eq!(chain.licence_of_node(node).expect("no licence"), 0);
-    let (licence, operator) = chain.license_node(node).expect("license");
+    let (licence, operator) = chain.license_node(&node_key, &oracle_key).expect("license");
     assert_ne!(licence, 0);
     assert_eq!(chain.licence_of_node(node).expect("licence"), licence);
     let operator_key = chain.operator(operator).expect("operator key");

@@ -498,8 +498,11 @@ fn a_byzantine_oracle_loses_the_node_set_vote() {
     let liar_key = network.oracles()[2].identity().clone();
     let liar = chain.suite_as(liar_key.signer());
     // A licensed node that never runs anything: the liar's favourite.
-    let ghost = Identity::generate().address();
-    chain.license_node(ghost).unwrap();
+    let ghost_key = Identity::generate();
+    let ghost = ghost_key.address();
+    chain
+        .license_node(ghost_key.signer(), network.oracles()[0].identity().signer())
+        .unwrap();
 
     apply_hello_web(&network);
     let job = funded_job(&network);
@@ -616,8 +619,11 @@ fn a_byzantine_oracle_does_not_move_the_availability_median() {
     let liar = chain.suite_as(liar_key.signer());
     let liar_peer =
         MqttPeer::connect(network.broker(), liar_key.clone(), Role::Oracle, &[]).unwrap();
-    let ghost = Identity::generate().address();
-    chain.license_node(ghost).unwrap();
+    let ghost_key = Identity::generate();
+    let ghost = ghost_key.address();
+    chain
+        .license_node(ghost_key.signer(), network.oracles()[0].identity().signer())
+        .unwrap();
     let nodes = network.node_addresses();
 
     // The liar's table: every real node absent all epoch, the ghost always there.

@@ -7,9 +7,12 @@ use std::future::Future;
 use std::sync::{LazyLock, Mutex};
 
 use alloy::primitives::{Address, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolInterface;
 use r1_contracts::units::{r1_units, usdc_units};
-use r1_contracts::{DevChain, Error, JobRequest, Suite, SuiteConfig, VoteOutcome, deploy_suite};
+use r1_contracts::{
+    DevChain, Error, JobRequest, LinkProof, Suite, SuiteConfig, VoteOutcome, deploy_suite,
+};
 
 /// Epoch length used by the tests (seconds).
 pub const EPOCH: u64 = 3_600;
@@ -45,11 +48,36 @@ pub struct World {
     pub chain: &'static DevChain,
     pub gov: Suite,
     pub oracles: Vec<Suite>,
+    /// The oracles' keys, in the order of `oracles`.
+    pub oracle_keys: Vec<PrivateKeySigner>,
     pub csp: Suite,
     pub escrow: Address,
     pub owner: Suite,
     pub nodes: Vec<Address>,
+    /// The nodes' keys, in the order of `nodes`.
+    pub node_keys: Vec<PrivateKeySigner>,
     pub licences: Vec<u64>,
+}
+
+/// The node's (`node`) and an oracle's (`oracle`) signatures for `suite`'s signer to link
+/// `node` to its licence `licence`, good for an hour of chain time.
+pub async fn link_proof(
+    chain: &DevChain,
+    suite: &Suite,
+    licence: u64,
+    node: &PrivateKeySigner,
+    oracle: &PrivateKeySigner,
+) -> LinkProof {
+    let deadline = chain.timestamp().await.expect("timestamp") + 3_600;
+    let terms = suite
+        .link_terms(licence, node.address(), deadline)
+        .await
+        .expect("link terms");
+    LinkProof {
+        deadline,
+        node_signature: terms.sign(node).expect("node signs"),
+        oracle_signature: terms.sign(oracle).expect("oracle signs"),
+    }
 }
 
 /// An extra actor on the same deployment.
@@ -77,10 +105,12 @@ impl World {
         let gov = Suite::new(gov_provider, gov_address, deployment);
 
         let mut oracle_clients = Vec::new();
+        let mut oracle_keys = Vec::new();
         for _ in 0..oracles {
-            let (address, provider) = chain.funded_account(1_000).await.expect("fund oracle");
-            gov.add_oracle(address).await.expect("add oracle");
-            oracle_clients.push(Suite::new(provider, address, deployment));
+            let (key, provider) = chain.funded_signer(1_000).await.expect("fund oracle");
+            gov.add_oracle(key.address()).await.expect("add oracle");
+            oracle_clients.push(Suite::new(provider, key.address(), deployment));
+            oracle_keys.push(key);
         }
 
         let (csp_address, csp_provider) = chain.funded_account(1_000).await.expect("fund csp");
@@ -96,22 +126,30 @@ impl World {
             .await
             .expect("mint r1");
         let owner = Suite::new(owner_provider, owner_address, deployment);
-        let mut node_addresses: Vec<Address> = (0..nodes).map(|_| random_address()).collect();
-        node_addresses.sort();
+        let mut node_keys: Vec<PrivateKeySigner> =
+            (0..nodes).map(|_| PrivateKeySigner::random()).collect();
+        node_keys.sort_by_key(PrivateKeySigner::address);
+        let node_addresses: Vec<Address> = node_keys.iter().map(|k| k.address()).collect();
         let mut licences = Vec::new();
-        for node in &node_addresses {
+        for key in &node_keys {
             let licence = owner.buy_licence().await.expect("buy licence");
-            owner.link_node(licence, *node).await.expect("link node");
+            let proof = link_proof(chain, &owner, licence, key, &oracle_keys[0]).await;
+            owner
+                .link_node(licence, key.address(), &proof)
+                .await
+                .expect("link node");
             licences.push(licence);
         }
         World {
             chain,
             gov,
             oracles: oracle_clients,
+            oracle_keys,
             csp,
             escrow,
             owner,
             nodes: node_addresses,
+            node_keys,
             licences,
         }
     }

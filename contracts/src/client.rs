@@ -502,13 +502,25 @@ impl Suite {
         node: Address,
         deadline: u64,
     ) -> Result<LinkTerms> {
+        self.link_terms_for(licence_id, self.address, node, deadline)
+            .await
+    }
+
+    /// The same for licence `licence_id` of `owner` (what a node signs for its operator).
+    pub async fn link_terms_for(
+        &self,
+        licence_id: u64,
+        owner: Address,
+        node: Address,
+        deadline: u64,
+    ) -> Result<LinkTerms> {
         let chain_id = self.provider.get_chain_id().await?;
         let nonce = self.node_deed().linkNonce(node).call().await?;
         Ok(LinkTerms {
             chain_id,
             node_deed: self.deployment.node_deed,
             licence_id,
-            owner: self.address,
+            owner,
             node,
             nonce: to_u64(nonce),
             deadline,

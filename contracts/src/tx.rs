@@ -18,3 +18,77 @@ pub async fn confirm<P: Provider, D: CallDecoder>(
         Err(Error::Reverted(receipt.transaction_hash))
     }
 }
+
+/// A transaction as it would be sent, for a dry run: where to, what calldata, what gas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// The contract called.
+    pub to: alloy::primitives::Address,
+    /// The sender.
+    pub from: alloy::primitives::Address,
+    /// The ABI-encoded call.
+    pub calldata: alloy::primitives::Bytes,
+    /// The gas the chain estimates for it now (a call that would revert fails here instead,
+    /// with the contract's revert data).
+    pub gas: u64,
+}
+
+impl std::fmt::Display for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "from     {}", self.from)?;
+        writeln!(f, "to       {}", self.to)?;
+        writeln!(f, "calldata {}", self.calldata)?;
+        write!(f, "gas      {} (estimated; not sent)", self.gas)
+    }
+}
+
+/// What sending `call` as `from` would send, and its gas, without sending it.
+pub async fn plan<P: Provider, D: CallDecoder>(
+    call: CallBuilder<P, D>,
+    from: alloy::primitives::Address,
+) -> Result<Planned> {
+    let gas = call.estimate_gas().await?;
+    let request = call.into_transaction_request();
+    let to = request
+        .to
+        .and_then(|kind| kind.to().copied())
+        .unwrap_or_default();
+    let calldata = request.input.input().cloned().unwrap_or_default();
+    Ok(Planned {
+        to,
+        from,
+        calldata,
+        gas,
+    })
+}
+
+/// What [`send_or_plan`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent and mined: the transaction and the gas it used.
+    Mined {
+        /// The transaction.
+        tx: alloy::primitives::TxHash,
+        /// Gas used.
+        gas: u64,
+    },
+    /// Not sent: what would have been.
+    Planned(Planned),
+}
+
+/// Sends `call` as `from` and waits for it ([`confirm`]), or with `dry_run` only plans it
+/// ([`plan`]).
+pub async fn send_or_plan<P: Provider, D: CallDecoder>(
+    call: CallBuilder<P, D>,
+    from: alloy::primitives::Address,
+    dry_run: bool,
+) -> Result<Outcome> {
+    if dry_run {
+        return Ok(Outcome::Planned(plan(call, from).await?));
+    }
+    let receipt = confirm(call).await?;
+    Ok(Outcome::Mined {
+        tx: receipt.transaction_hash,
+        gas: receipt.gas_used,
+    })
+}

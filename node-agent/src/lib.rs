@@ -24,6 +24,7 @@
 //! * [`services`]: the jobs of a project calling each other by name, across nodes.
 //! * [`network`]: each replica's interface beyond loopback (CNI bridge, NAT) and its egress.
 //! * [`api`]: the local gRPC API; [`metrics`]: Prometheus metrics.
+//! * [`licence`]: the node's signed consent to be linked to its operator's licence.
 //! * [`state`]: what the agent's tasks share; [`agent`]: the wiring.
 
 pub mod agent;
@@ -36,6 +37,7 @@ pub mod heartbeat;
 pub mod images;
 pub mod in_container;
 pub mod kv;
+pub mod licence;
 pub mod link;
 pub mod logs;
 pub mod metrics;

@@ -31,6 +31,7 @@ pub mod hex;
 pub mod identity;
 pub mod image_ref;
 pub mod keyfile;
+pub mod links;
 pub mod messages;
 pub mod mosquitto;
 pub mod mqtt;

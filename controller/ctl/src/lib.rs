@@ -28,6 +28,7 @@ pub mod estimate;
 pub mod fs;
 pub mod fund;
 pub mod keys;
+pub mod licence;
 pub mod node;
 pub mod overview;
 pub mod pin;

@@ -215,6 +215,15 @@ enum Command {
         #[command(flatten)]
         chain: Chain,
     },
+    /// Node licences on chain, as their operator: buy, link a node, unlink, show, claim.
+    Licence {
+        #[command(subcommand)]
+        command: LicenceCommand,
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        chain: Chain,
+    },
     /// Seal secrets to every oracle, for DeeployJob manifests.
     Secret {
         #[command(subcommand)]
@@ -289,6 +298,51 @@ enum EscrowCommand {
     Withdraw {
         /// Amount in USDC.
         amount: r1_crds::usdc::Usdc,
+    },
+}
+
+#[derive(Subcommand)]
+enum LicenceCommand {
+    /// Buy the next licence at the current price (approving the R1 first).
+    Buy {
+        /// Refuse a price above this many R1 wei.
+        #[arg(long)]
+        max_price: Option<alloy_primitives::U256>,
+        /// Print the transaction and its gas instead of sending it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Link a node to your licence: the node's consent (what `r1-node sign-link` printed, a
+    /// file or `-`) co-signed by the oracle at --server.
+    Link {
+        /// The node's proof.
+        #[arg(long)]
+        node_proof: PathBuf,
+        /// Print the transaction and its gas instead of sending it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Unlink the node of your licence (claim what it earned first).
+    Unlink {
+        /// The licence.
+        licence: u64,
+        /// Print the transaction and its gas instead of sending it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show a licence: owner, node, relink time, PoA minted, unclaimed earnings.
+    Show {
+        /// The licence.
+        licence: u64,
+    },
+    /// Claim what your nodes earned, paid in R1.
+    Claim {
+        /// The nodes.
+        #[arg(required = true)]
+        nodes: Vec<alloy_primitives::Address>,
+        /// Print the transaction and its gas instead of sending it.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -911,6 +965,48 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     ))??)
                 }
             }
+        }
+        Command::Licence {
+            command,
+            remote,
+            chain,
+        } => {
+            let client = remote.client()?;
+            let proof = match command {
+                LicenceCommand::Link { node_proof, .. } => {
+                    let text = if node_proof.as_os_str() == "-" {
+                        std::io::read_to_string(std::io::stdin())?
+                    } else {
+                        std::fs::read_to_string(node_proof)?
+                    };
+                    Some(serde_json::from_str::<r1_protocol::links::LinkAttestRequest>(&text)?)
+                }
+                _ => None,
+            };
+            let done = block_on(async {
+                use r1_ctl::licence;
+                let suite = licence::connect(&client, &chain.rpc_url).await?;
+                match (command, &proof) {
+                    (LicenceCommand::Buy { max_price, dry_run }, _) => {
+                        licence::buy(&suite, *max_price, *dry_run, &mut out).await
+                    }
+                    (LicenceCommand::Link { dry_run, .. }, Some(proof)) => {
+                        licence::link(&suite, &client, proof, *dry_run, &mut out).await
+                    }
+                    (LicenceCommand::Unlink { licence, dry_run }, _) => {
+                        licence::unlink(&suite, *licence, *dry_run, &mut out).await
+                    }
+                    (LicenceCommand::Show { licence }, _) => {
+                        licence::show(&suite, *licence, &mut out).await
+                    }
+                    (LicenceCommand::Claim { nodes, dry_run }, _) => {
+                        licence::claim(&suite, nodes, *dry_run, &mut out).await
+                    }
+                    (LicenceCommand::Link { .. }, None) => Ok(()),
+                }
+            })?;
+            done?;
+            Ok(true)
         }
         Command::Escrow {
             command,

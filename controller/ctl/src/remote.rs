@@ -270,6 +270,20 @@ impl Client {
         decode(RawResponse { status, body })
     }
 
+    /// The oracle's co-signature of the node link `request` (`POST /v1/licences/attest`),
+    /// asked as the licence's owner.
+    pub async fn attest_link(
+        &self,
+        request: &r1_protocol::links::LinkAttestRequest,
+    ) -> Result<r1_protocol::links::LinkAttestation, RemoteError> {
+        let url = self.url(&["v1", "licences", "attest"], &[])?;
+        let body = serde_json::to_vec(request).map_err(|e| RemoteError::Unexpected {
+            status: 0,
+            text: e.to_string(),
+        })?;
+        decode(self.send(Method::POST, url, body).await?)
+    }
+
     /// Applies `documents` (YAML or JSON, several documents) as one all-or-nothing set.
     pub async fn apply(&self, documents: &str) -> Result<Vec<Applied>, RemoteError> {
         let url = self.url(&["v1", "apply"], &[])?;

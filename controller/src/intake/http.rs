@@ -52,6 +52,7 @@ use r1_crds::api::wire::{
 };
 use r1_crds::pricing::Catalogue;
 use r1_protocol::api_auth::{self, AuthError, Credentials, ReplayGuard};
+use r1_protocol::links::LinkAttestRequest;
 use r1_protocol::now_ms;
 use r1_protocol::sessions::{SessionId, SessionRequest};
 use serde::Deserialize;
@@ -60,6 +61,7 @@ use tokio::net::TcpListener;
 use crate::intake::apply::{self, ApplyError, Policy};
 use crate::intake::claims::{AllowAll, NamespaceClaims};
 use crate::intake::delegation::{self, DelegationError, Delegations};
+use crate::intake::links::{LinkAttestor, LinkRefusal};
 use crate::intake::quotas::Quotas;
 use crate::intake::ratelimit::{Limiter, Rate};
 use crate::intake::serve::{
@@ -117,6 +119,7 @@ pub struct ApiState {
     keys: Option<Arc<dyn OracleKeySource>>,
     delegations: Option<Arc<dyn Delegations>>,
     sessions: Option<Arc<dyn SessionDoor>>,
+    links: Option<Arc<dyn LinkAttestor>>,
 }
 
 /// Where `GET /v1/oracle-keys` reads the oracles' public keys.
@@ -166,6 +169,7 @@ impl ApiState {
             keys: None,
             delegations: None,
             sessions: None,
+            links: None,
         }
     }
 
@@ -221,6 +225,14 @@ impl ApiState {
         }
     }
 
+    /// The same state, co-signing node links (`POST /v1/licences/attest`) through `links`.
+    pub fn with_links(self, links: Arc<dyn LinkAttestor>) -> Self {
+        Self {
+            links: Some(links),
+            ..self
+        }
+    }
+
     /// The same state, opening logs and exec sessions on replicas through `door`.
     pub fn with_sessions(self, door: Arc<dyn SessionDoor>) -> Self {
         Self {
@@ -251,6 +263,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/{kind}/{namespace}/{name}/logs", get(logs_handler))
         .route("/v1/{kind}/{namespace}/{name}/exec", post(exec_handler))
         .route("/v1/sessions/{id}/input", post(input_handler))
+        .route("/v1/licences/attest", post(attest_handler))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(health_handler))
@@ -472,6 +485,48 @@ async fn apply_handler(
     match result {
         Ok(applied) => axum::Json(ApplyResponse { applied }).into_response(),
         Err(response) => response,
+    }
+}
+
+/// Co-signs a node link for the licence's owner (see [`crate::intake::links`]).
+async fn attest_handler(
+    State(state): State<ApiState>,
+    Extension(Caller(signer)): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let Some(links) = state.links.clone() else {
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            NO_CHAIN,
+            "this oracle reads no chain, so it co-signs no links".into(),
+        );
+    };
+    let request: LinkAttestRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("the body must be a link attestation request: {e}"),
+            );
+        }
+    };
+    match links.attest(signer, request.clone()).await {
+        Ok(attestation) => axum::Json(attestation).into_response(),
+        Err(why) => {
+            tracing::warn!(%signer, node = %request.node, licence = request.licence_id, "link not co-signed: {why}");
+            let status = match why {
+                LinkRefusal::NotOwner { .. } => StatusCode::FORBIDDEN,
+                LinkRefusal::Unreadable(_) | LinkRefusal::Signing(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                LinkRefusal::Chain(_) => StatusCode::CONFLICT,
+                LinkRefusal::Deadline { .. } | LinkRefusal::NodeSignature { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+            };
+            refusal(status, "link_refused", why.to_string())
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 //! * [`ratelimit`]: token buckets per signer and per peer.
 //! * [`writes`]: the hook every authenticated apply and delete runs through (ordering, relays).
 //! * [`sessions`]: a job's logs and commands run in its replicas, through a door to the nodes.
+//! * [`links`]: the oracle's co-signature of a node linked to a licence.
 //!
 //! What the API shares with `r1ctl` lives outside the oracle, so the CLI needs none of this:
 //! kind names, object keys, stored objects, apply outcomes and JSON bodies in
@@ -25,6 +26,7 @@ pub mod chain_answers;
 pub mod claims;
 pub mod delegation;
 pub mod http;
+pub mod links;
 pub mod quotas;
 pub mod ratelimit;
 pub mod serve;

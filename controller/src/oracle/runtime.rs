@@ -35,6 +35,7 @@ use crate::decide::placement::Candidate;
 use crate::decide::roster::RosterSchedule;
 use crate::intake::delegation::{ChainDelegations, Delegations};
 use crate::intake::http::{ApiState, router};
+use crate::intake::links::ChainLinkAttestor;
 use crate::intake::store::ResourceStore;
 use crate::intake::writes::WriteHook;
 use crate::kube::funding::ClusterFunding;
@@ -241,6 +242,11 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         r1_protocol::sealed::public_key(&identity),
     ));
     let delegations = Arc::new(ChainDelegations::new(suite.clone()));
+    let links = Arc::new(ChainLinkAttestor::new(
+        suite.clone(),
+        identity.clone(),
+        config.chain.chain_id,
+    ));
     let oracle = Arc::new(Oracle {
         me,
         oracle_keys: oracle_keys.clone(),
@@ -297,7 +303,8 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
             .with_claims(claims)
             .with_writes(Arc::new(RelayWrites(oracle.clone())))
             .with_oracle_keys(oracle_keys)
-            .with_delegations(delegations),
+            .with_delegations(delegations)
+            .with_links(links),
     );
     let api = api_router.clone().merge(metrics_router(oracle.clone()));
     let listener = tokio::net::TcpListener::bind(config.api.listen)

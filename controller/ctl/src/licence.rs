@@ -1,0 +1,268 @@
+//! `r1ctl licence`: a node operator's licences on chain — buy one, link a node to it (with the
+//! node's signed consent from `r1-node sign-link` and an oracle's co-signature), unlink it,
+//! show it, claim what its node earned. Each sending command has `--dry-run`, which prints the
+//! transaction and its estimated gas instead of sending it.
+
+use std::io::Write;
+
+use alloy_primitives::{Address, U256};
+use r1_contracts::bindings::{NodeDeed, PoAIManager};
+use r1_contracts::tx::{Outcome, send_or_plan};
+use r1_contracts::{LinkProof, Suite};
+use r1_protocol::links::LinkAttestRequest;
+
+use crate::remote::{Client, RemoteError};
+
+/// Why a licence command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LicenceError {
+    /// The chain could not be read, or refused in a way no contract names.
+    #[error(transparent)]
+    Chain(#[from] r1_contracts::Error),
+    /// A contract refused, with its reason.
+    #[error("the {contract} refused: {reason}")]
+    Refused {
+        /// Which contract.
+        contract: &'static str,
+        /// Its custom error, decoded.
+        reason: String,
+    },
+    /// The oracle refused to co-sign, or could not be asked.
+    #[error("the oracle did not co-sign the link: {0}")]
+    Oracle(#[from] RemoteError),
+    /// The node's proof is not for this owner, or not a signature.
+    #[error("the node's proof: {0}")]
+    Proof(String),
+    /// The RPC endpoint is unusable or serves another chain.
+    #[error("RPC: {0}")]
+    Rpc(String),
+    /// Writing the answer failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The chain client signing as `client`'s key, on the oracle's chain, read at `rpc_url` (which
+/// must serve the chain the oracle names).
+pub async fn connect(client: &Client, rpc_url: &str) -> Result<Suite, LicenceError> {
+    let info = client.info().await?;
+    let url = url::Url::parse(rpc_url).map_err(|e| LicenceError::Rpc(format!("{rpc_url}: {e}")))?;
+    let served = r1_contracts::attach::chain_id_at(&url).await?;
+    if served != info.chain_id {
+        return Err(LicenceError::Rpc(format!(
+            "{rpc_url} serves chain {served}, but the oracle settles on chain {}",
+            info.chain_id
+        )));
+    }
+    let signer = client.identity().signer().clone();
+    Ok(Suite::attach(&url, signer, info.poai_manager).await?)
+}
+
+/// `error` with the contract's reason when it is a revert the Node Deed or the PoAI manager
+/// names.
+fn explained(error: r1_contracts::Error) -> LicenceError {
+    if let Some(reason) = error.revert::<NodeDeed::NodeDeedErrors>() {
+        return LicenceError::Refused {
+            contract: "Node Deed",
+            reason: format!("{reason:?}"),
+        };
+    }
+    if let Some(reason) = error.revert::<PoAIManager::PoAIManagerErrors>() {
+        return LicenceError::Refused {
+            contract: "PoAI manager",
+            reason: format!("{reason:?}"),
+        };
+    }
+    LicenceError::Chain(error)
+}
+
+/// Says what [`send_or_plan`] did with the transaction `what`.
+fn report(outcome: Outcome, what: &str, out: &mut dyn Write) -> Result<(), LicenceError> {
+    match outcome {
+        Outcome::Mined { tx, gas } => writeln!(out, "{what}: transaction {tx} (gas {gas})")?,
+        Outcome::Planned(planned) => writeln!(out, "{what}: dry run\n{planned}")?,
+    }
+    Ok(())
+}
+
+/// Buys the next licence at the current price, at most `max_price` R1 units (default: the
+/// current price), approving the R1 first.
+pub async fn buy(
+    suite: &Suite,
+    max_price: Option<U256>,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<(), LicenceError> {
+    let deed = suite.node_deed();
+    let price = deed
+        .currentPrice()
+        .call()
+        .await
+        .map_err(r1_contracts::Error::from)?;
+    let limit = max_price.unwrap_or(price);
+    writeln!(out, "licence price now: {price} R1 units (limit {limit})")?;
+    let r1 = suite.r1();
+    let approve = r1.approve(suite.deployment().node_deed, price);
+    let approved = send_or_plan(approve, suite.address(), dry_run)
+        .await
+        .map_err(explained)?;
+    report(approved, "approve R1 to the Node Deed", out)?;
+    if dry_run {
+        writeln!(
+            out,
+            "then buyLicence({limit}) on {} (its gas is estimated once the approval is mined)",
+            suite.deployment().node_deed
+        )?;
+        return Ok(());
+    }
+    let id = suite.buy_licence().await.map_err(explained)?;
+    writeln!(out, "bought licence {id}")?;
+    Ok(())
+}
+
+/// Links the node of `proof` (from `r1-node sign-link`) to the signer's licence, with an
+/// oracle's co-signature asked through `client`.
+pub async fn link(
+    suite: &Suite,
+    client: &Client,
+    proof: &LinkAttestRequest,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<(), LicenceError> {
+    if proof.owner != suite.address() {
+        return Err(LicenceError::Proof(format!(
+            "the node signed for owner {}, but you are {}",
+            proof.owner,
+            suite.address()
+        )));
+    }
+    let terms = suite
+        .link_terms(proof.licence_id, proof.node, proof.deadline)
+        .await?;
+    let node_signature = decode_signature(&proof.node_signature)?;
+    if terms.signer_of(&node_signature) != Some(proof.node) {
+        return Err(LicenceError::Proof(format!(
+            "not {}'s signature of licence {}'s current terms (was the node linked since?)",
+            proof.node, proof.licence_id
+        )));
+    }
+    let attestation = client.attest_link(proof).await?;
+    let oracle_signature = decode_signature(&attestation.oracle_signature)?;
+    writeln!(
+        out,
+        "oracle {} co-signed linking node {} to licence {}",
+        attestation.oracle, proof.node, proof.licence_id
+    )?;
+    let signed = LinkProof {
+        deadline: proof.deadline,
+        node_signature: node_signature.into(),
+        oracle_signature: oracle_signature.into(),
+    };
+    let deed = suite.node_deed();
+    let call = deed.linkNode(
+        U256::from(proof.licence_id),
+        proof.node,
+        U256::from(signed.deadline),
+        signed.node_signature,
+        signed.oracle_signature,
+    );
+    report(
+        send_or_plan(call, suite.address(), dry_run)
+            .await
+            .map_err(explained)?,
+        "linkNode",
+        out,
+    )
+}
+
+/// Unlinks the node of the signer's licence `licence_id`.
+pub async fn unlink(
+    suite: &Suite,
+    licence_id: u64,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<(), LicenceError> {
+    let deed = suite.node_deed();
+    let call = deed.unlinkNode(U256::from(licence_id));
+    report(
+        send_or_plan(call, suite.address(), dry_run)
+            .await
+            .map_err(explained)?,
+        "unlinkNode",
+        out,
+    )
+}
+
+/// Claims what `nodes` earned, paid to the signer in R1.
+pub async fn claim(
+    suite: &Suite,
+    nodes: &[Address],
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<(), LicenceError> {
+    let manager = suite.manager();
+    let call = manager.claimRewards(nodes.to_vec());
+    report(
+        send_or_plan(call, suite.address(), dry_run)
+            .await
+            .map_err(explained)?,
+        "claimRewards",
+        out,
+    )
+}
+
+/// Prints licence `licence_id`: its owner, its node, when it may be linked again, PoA minted,
+/// and what its node has earned and not claimed.
+pub async fn show(suite: &Suite, licence_id: u64, out: &mut dyn Write) -> Result<(), LicenceError> {
+    let deed = suite.node_deed();
+    let id = U256::from(licence_id);
+    let owner = deed
+        .ownerOf(id)
+        .call()
+        .await
+        .map_err(r1_contracts::Error::from)?;
+    let node = deed
+        .nodeOfLicence(id)
+        .call()
+        .await
+        .map_err(r1_contracts::Error::from)?;
+    let linked_at = deed
+        .linkedAt(id)
+        .call()
+        .await
+        .map_err(r1_contracts::Error::from)?;
+    let delay = deed
+        .relinkDelay()
+        .call()
+        .await
+        .map_err(r1_contracts::Error::from)?;
+    let minted = deed
+        .poaMinted(id)
+        .call()
+        .await
+        .map_err(r1_contracts::Error::from)?;
+    writeln!(out, "licence {licence_id}")?;
+    writeln!(out, "owner      {owner}")?;
+    if node == Address::ZERO {
+        writeln!(out, "node       none")?;
+    } else {
+        let pending = suite.pending_rewards(node).await?;
+        writeln!(out, "node       {node}")?;
+        writeln!(out, "earned     {pending} USDC units not claimed")?;
+    }
+    if linked_at != U256::ZERO {
+        writeln!(
+            out,
+            "linked at  {linked_at} (unix); next link from {}",
+            linked_at + delay
+        )?;
+    }
+    writeln!(out, "PoA minted {minted} R1 units")?;
+    Ok(())
+}
+
+fn decode_signature(text: &str) -> Result<Vec<u8>, LicenceError> {
+    text.strip_prefix("0x")
+        .and_then(|hex| alloy_primitives::hex::decode(hex).ok())
+        .filter(|bytes| bytes.len() == 65)
+        .ok_or_else(|| LicenceError::Proof(format!("{text:?} is not a 65-byte signature")))
+}

@@ -177,6 +177,13 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     })
     .map_err(data_error)?;
     tokio::spawn(services.clone().run());
+    if let Some(chain) = config.chain.clone() {
+        tokio::spawn(crate::licence::watch(
+            chain,
+            identity.clone(),
+            state.clone(),
+        ));
+    }
     let networks = Networks::new(config.network.clone(), config.data_dir.join("cni"));
     networks.check()?;
     let mut handler = CommandHandler::new(

@@ -118,6 +118,7 @@ impl NodeApi for Api {
             gpu_total: r.total.gpu,
             gpu_model: r.gpu_model.unwrap_or_default(),
             uptime_seconds: self.started.elapsed().as_secs(),
+            licence: self.state.licence(),
         }))
     }
 

@@ -80,6 +80,20 @@ pub struct NodeConfig {
     /// loopback only).
     #[serde(default)]
     pub network: NetworkConfig,
+    /// The chain the node reads its own licence on, to say plainly whether oracles will give
+    /// it work (optional: without it the node does not check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainConfig>,
+}
+
+/// Where the node reads its own licence (`chain` in the config).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ChainConfig {
+    /// JSON-RPC endpoint of the chain the licences live on.
+    pub rpc_url: Url,
+    /// The PoAI manager contract; the Node Deed is found from it.
+    pub manager: Address,
 }
 
 /// How the node confines the strangers' code it runs. Every workload gets containerd's default

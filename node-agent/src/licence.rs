@@ -44,3 +44,128 @@ pub async fn sign_link(
         node_signature: terms.sign(identity.signer())?.to_string(),
     })
 }
+
+/// How often the node reads its licence again.
+pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Longest wait for the chain's answers.
+const CHAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the chain says of this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Linked to a licence: oracles may give it work.
+    Linked {
+        /// The licence.
+        licence: u64,
+        /// Its owner, paid for the node's work.
+        owner: Address,
+        /// USDC units the node earned and its owner has not claimed.
+        unclaimed: u64,
+    },
+    /// On no licence: oracles give it no work.
+    Unlinked,
+    /// Blacklisted by governance: never validated, never paid.
+    Blacklisted,
+}
+
+impl std::fmt::Display for Standing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Standing::Linked {
+                licence,
+                owner,
+                unclaimed,
+            } => write!(
+                f,
+                "linked to licence {licence} of {owner}; {unclaimed} USDC units earned and not claimed"
+            ),
+            Standing::Unlinked => f.write_str(
+                "linked to no licence: the oracles give it no work (link it: `r1-node sign-link` \
+                 here, then `r1ctl licence link` as the licence's owner)",
+            ),
+            Standing::Blacklisted => {
+                f.write_str("blacklisted by governance: the oracles give it no work")
+            }
+        }
+    }
+}
+
+/// Reads what the chain says of node `me`.
+pub async fn standing(suite: &Suite, me: Address) -> Result<Standing, r1_contracts::Error> {
+    if suite
+        .manager()
+        .isBlacklisted(me)
+        .call()
+        .await
+        .map_err(r1_contracts::Error::from)?
+    {
+        return Ok(Standing::Blacklisted);
+    }
+    let licence = suite
+        .node_deed()
+        .licenceOfNode(me)
+        .call()
+        .await
+        .map_err(r1_contracts::Error::from)?;
+    if licence.is_zero() {
+        return Ok(Standing::Unlinked);
+    }
+    let owner = suite
+        .node_deed()
+        .ownerOf(licence)
+        .call()
+        .await
+        .map_err(r1_contracts::Error::from)?;
+    let unclaimed = suite.pending_rewards(me).await?;
+    Ok(Standing::Linked {
+        licence: u64::try_from(licence).unwrap_or(u64::MAX),
+        owner,
+        unclaimed: u64::try_from(unclaimed).unwrap_or(u64::MAX),
+    })
+}
+
+/// Reads the node's standing at start and every [`RECHECK`], records it in `state` (for
+/// `r1ctl node info`) and logs it whenever it changes: an error while the node is on no
+/// licence or blacklisted, so its operator learns why no work comes.
+pub async fn watch(
+    chain: crate::config::ChainConfig,
+    identity: Identity,
+    state: std::sync::Arc<crate::state::NodeState>,
+) {
+    let me = identity.address();
+    let mut last: Option<String> = None;
+    loop {
+        let read = async {
+            let suite =
+                Suite::attach(&chain.rpc_url, identity.signer().clone(), chain.manager).await?;
+            standing(&suite, me).await
+        };
+        let (text, good) = match tokio::time::timeout(CHAIN_TIMEOUT, read).await {
+            Ok(Ok(standing)) => {
+                let good = matches!(standing, Standing::Linked { .. });
+                (format!("this node ({me}) is {standing}"), good)
+            }
+            Ok(Err(e)) => (
+                format!("cannot read this node's licence from the chain: {e}"),
+                false,
+            ),
+            Err(_) => (
+                format!(
+                    "cannot read this node's licence: the chain did not answer within {CHAIN_TIMEOUT:?}"
+                ),
+                false,
+            ),
+        };
+        if last.as_deref() != Some(text.as_str()) {
+            if good {
+                tracing::info!("{text}");
+            } else {
+                tracing::error!("{text}");
+            }
+            state.set_licence(text.clone());
+            last = Some(text);
+        }
+        tokio::time::sleep(RECHECK).await;
+    }
+}

@@ -22,6 +22,7 @@ pub struct NodeState {
     /// Rung when the desired set changed.
     pub wake: Notify,
     broker_connected: AtomicBool,
+    licence: Mutex<String>,
 }
 
 impl NodeState {
@@ -86,5 +87,17 @@ impl NodeState {
     /// Records the broker connection state.
     pub fn set_broker_connected(&self, up: bool) {
         self.broker_connected.store(up, Ordering::Relaxed);
+    }
+
+    /// What the chain last said of the node's licence (empty: the node reads no chain).
+    pub fn licence(&self) -> String {
+        self.licence.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Records what the chain says of the node's licence.
+    pub fn set_licence(&self, standing: String) {
+        if let Ok(mut licence) = self.licence.lock() {
+            *licence = standing;
+        }
     }
 }

@@ -1707,6 +1707,9 @@ fn expected_node_config(values: &Value) -> Value {
     put(&mut config, "registries", Value::Mapping(registries));
     put(&mut config, "sandbox", get(values, "sandbox").clone());
     put(&mut config, "network", get(values, "network").clone());
+    if !str_at(values, "chain.rpcUrl").is_empty() {
+        put(&mut config, "chain", get(values, "chain").clone());
+    }
     let mut tunnels = serde_yaml::Mapping::new();
     for field in ["borePath", "cloudflaredPath", "ngrokPath"] {
         let path = str_at(values, &format!("tunnels.{field}"));

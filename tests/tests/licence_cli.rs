@@ -136,3 +136,71 @@ fn an_operator_buys_a_licence_and_links_a_node_the_oracle_co_signs() {
         printed(&early)
     );
 }
+
+/// What `r1ctl node info` says of `node`'s licence, once it says something.
+fn licence_line(node: &r1_e2e::node::NodeAgent) -> String {
+    let mut line = String::new();
+    r1_e2e::wait::until(std::time::Duration::from_secs(30), || {
+        let info = node.r1ctl(&["info"]);
+        line = String::from_utf8_lossy(&info.stdout)
+            .lines()
+            .find(|l| l.starts_with("licence:"))
+            .unwrap_or_default()
+            .to_owned();
+        !line.is_empty()
+    });
+    line
+}
+
+#[test]
+fn a_node_says_at_boot_whether_it_is_linked() {
+    let mut network = Network::prepare(&NetworkSettings {
+        nodes: 2,
+        ..NetworkSettings::default()
+    })
+    .expect("network");
+    let chain = network.chain();
+    // Node 1's operator unlinks it before it starts.
+    let licence = chain
+        .licence_of_node(network.nodes()[1].address)
+        .expect("licence");
+    let owner = chain
+        .block_on(async {
+            chain
+                .gov()
+                .node_deed()
+                .ownerOf(alloy::primitives::U256::from(licence))
+                .call()
+                .await
+        })
+        .expect("owner");
+    let operator = chain.operator(owner).expect("the harness's operator");
+    chain
+        .block_on(chain.suite_as(&operator).unlink_node(licence))
+        .expect("unlink");
+    let block = format!(
+        "chain: {{ rpcUrl: \"{}\", manager: \"{}\" }}",
+        chain.url(),
+        chain.manager()
+    );
+    for node in network.nodes() {
+        node.add_config(&block).expect("chain block");
+    }
+    network.start_oracles().expect("oracles");
+    network.start_nodes().expect("nodes");
+
+    let linked = licence_line(&network.nodes()[0]);
+    assert!(
+        linked.contains("is linked to licence") && linked.contains("earned and not claimed"),
+        "{linked}"
+    );
+    let unlinked = licence_line(&network.nodes()[1]);
+    assert!(
+        unlinked.contains("linked to no licence") && unlinked.contains("r1-node sign-link"),
+        "{unlinked}"
+    );
+    assert!(
+        network.nodes()[1].log().contains("linked to no licence"),
+        "the node's log says it"
+    );
+}

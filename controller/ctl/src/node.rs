@@ -89,6 +89,9 @@ pub async fn info(socket: &Path, out: &mut impl Write) -> Result<(), NodeError> 
         writeln!(out, "gpus:     {} × {}", info.gpu_total, info.gpu_model)?;
     }
     writeln!(out, "uptime:   {} s", info.uptime_seconds)?;
+    if !info.licence.is_empty() {
+        writeln!(out, "licence:  {}", info.licence)?;
+    }
     Ok(())
 }
 

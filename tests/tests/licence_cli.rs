@@ -104,6 +104,16 @@ fn an_operator_buys_a_licence_and_links_a_node_the_oracle_co_signs() {
         "{refused:?}"
     );
 
+    // Nor for a licence that does not exist.
+    let (missing, _) = node_proof(&network, &node, 99, operator.address(), dir.path());
+    let owner_client =
+        Client::new(&network.oracles()[0].api_url(), operator.clone()).expect("client");
+    let refused = chain.block_on(owner_client.attest_link(&missing));
+    assert!(
+        matches!(&refused, Err(RemoteError::Refused { status: 409, body }) if body.reason.contains("licence 99 does not exist")),
+        "{refused:?}"
+    );
+
     let linked = r1ctl_as(&network, &key, &["licence", "link", "--node-proof", &path]);
     assert!(linked.status.success(), "{}", printed(&linked));
     assert_eq!(chain.licence_of_node(node.address()).expect("read"), 1);

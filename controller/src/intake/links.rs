@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
 use futures_util::future::BoxFuture;
+use r1_contracts::bindings::NodeDeed;
 use r1_contracts::{LinkTerms, Suite};
 use r1_protocol::identity::Identity;
 use r1_protocol::links::{LinkAttestRequest, LinkAttestation};
@@ -130,9 +131,17 @@ impl ChainLinkAttestor {
         let unreadable = |e: r1_contracts::Error| LinkRefusal::Unreadable(e.to_string());
         let deed = self.suite.node_deed();
         let licence = U256::from(request.licence_id);
-        let holder = deed.ownerOf(licence).call().await.map_err(|_| {
-            LinkRefusal::Chain(format!("licence {} does not exist", request.licence_id))
-        })?;
+        let holder = match deed.ownerOf(licence).call().await {
+            Ok(holder) => holder,
+            Err(e) => {
+                let error = r1_contracts::Error::from(e);
+                return Err(if error.revert::<NodeDeed::NodeDeedErrors>().is_some() {
+                    LinkRefusal::Chain(format!("licence {} does not exist", request.licence_id))
+                } else {
+                    unreadable(error)
+                });
+            }
+        };
         if holder != request.owner {
             return Err(LinkRefusal::Chain(format!(
                 "licence {} belongs to {holder}",

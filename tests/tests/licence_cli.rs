@@ -71,6 +71,13 @@ fn an_operator_buys_a_licence_and_links_a_node_the_oracle_co_signs() {
         )
         .expect("R1");
 
+    let dear = r1ctl_as(&network, &key, &["licence", "buy", "--max-price", "1"]);
+    assert!(!dear.status.success(), "{}", printed(&dear));
+    assert!(
+        printed(&dear).contains("above your limit"),
+        "{}",
+        printed(&dear)
+    );
     let bought = r1ctl_as(&network, &key, &["licence", "buy"]);
     assert!(bought.status.success(), "{}", printed(&bought));
     assert!(

@@ -33,6 +33,14 @@ pub enum LicenceError {
     /// The node's proof is not for this owner, or not a signature.
     #[error("the node's proof: {0}")]
     Proof(String),
+    /// The licence costs more than the buyer's limit.
+    #[error("a licence costs {price} R1 wei now, above your limit of {limit}")]
+    PriceAboveLimit {
+        /// The current price.
+        price: U256,
+        /// The limit given.
+        limit: U256,
+    },
     /// The RPC endpoint is unusable or serves another chain.
     #[error("RPC: {0}")]
     Rpc(String),
@@ -84,7 +92,7 @@ fn report(outcome: Outcome, what: &str, out: &mut dyn Write) -> Result<(), Licen
     Ok(())
 }
 
-/// Buys the next licence at the current price, at most `max_price` R1 units (default: the
+/// Buys the next licence at the current price, at most `max_price` R1 wei (default: the
 /// current price), approving the R1 first.
 pub async fn buy(
     suite: &Suite,
@@ -99,7 +107,10 @@ pub async fn buy(
         .await
         .map_err(r1_contracts::Error::from)?;
     let limit = max_price.unwrap_or(price);
-    writeln!(out, "licence price now: {price} R1 units (limit {limit})")?;
+    if price > limit {
+        return Err(LicenceError::PriceAboveLimit { price, limit });
+    }
+    writeln!(out, "licence price now: {price} R1 wei")?;
     let r1 = suite.r1();
     let approve = r1.approve(suite.deployment().node_deed, price);
     let approved = send_or_plan(approve, suite.address(), dry_run)
@@ -109,7 +120,7 @@ pub async fn buy(
     if dry_run {
         writeln!(
             out,
-            "then buyLicence({limit}) on {} (its gas is estimated once the approval is mined)",
+            "then buyLicence({price}) on {} (its gas is estimated once the approval is mined)",
             suite.deployment().node_deed
         )?;
         return Ok(());
@@ -256,7 +267,7 @@ pub async fn show(suite: &Suite, licence_id: u64, out: &mut dyn Write) -> Result
             linked_at + delay
         )?;
     }
-    writeln!(out, "PoA minted {minted} R1 units")?;
+    writeln!(out, "PoA minted {minted} R1 wei")?;
     Ok(())
 }
 

@@ -138,7 +138,7 @@ async fn allocation_over(
         }
     }
     chain.advance_time(2 * EPOCH).await?;
-    let receipt = confirm(s.oracles[0].manager().allocateRewardsToNodes()).await?;
+    let receipt = confirm(s.oracles[0].manager().allocateRewardsToNodes(page())).await?;
     record(
         report,
         &format!("allocateRewardsToNodes ({count} jobs, 1 node each)"),
@@ -179,6 +179,12 @@ async fn functions(chain: &DevChain, report: &mut Vec<(String, u64)>) -> Result<
         &confirm(escrow.extendJobDuration(job, U256::from(epoch + 40))).await?,
     );
 
+    let unstarted = confirm(escrow.createJobs(job_requests(1, epoch + 30))).await?;
+    let unstarted = unstarted
+        .decoded_log::<r1_contracts::bindings::CspEscrow::JobCreated>()
+        .map(|log| log.data.jobId)
+        .ok_or_else(|| r1_contracts::Error::Chain("no JobCreated".into()))?;
+
     let first = confirm(s.oracles[0].manager().submitNodeUpdate(job, sorted.clone())).await?;
     record(report, "submitNodeUpdate (counted, no decision)", &first);
     let second = confirm(s.oracles[1].manager().submitNodeUpdate(job, sorted.clone())).await?;
@@ -194,7 +200,7 @@ async fn functions(chain: &DevChain, report: &mut Vec<(String, u64)>) -> Result<
     record(
         report,
         "allocateRewardsToNodes (1 job, 2 nodes)",
-        &confirm(s.oracles[2].manager().allocateRewardsToNodes()).await?,
+        &confirm(s.oracles[2].manager().allocateRewardsToNodes(page())).await?,
     );
     record(
         report,
@@ -223,6 +229,16 @@ async fn functions(chain: &DevChain, report: &mut Vec<(String, u64)>) -> Result<
         &b,
     );
 
+    record(
+        report,
+        "redeemUnstartedJob (refunds a job never started)",
+        &confirm(escrow.redeemUnstartedJob(unstarted)).await?,
+    );
+    record(
+        report,
+        "suspend",
+        &confirm(manager.suspend(Address::repeat_byte(8), U256::from(epoch + 10))).await?,
+    );
     record(
         report,
         "setBlacklisted",
@@ -319,6 +335,11 @@ async fn delegation(chain: &DevChain, report: &mut Vec<(String, u64)>) -> Result
         &confirm(escrow.setDelegate(delegate_address, 0)).await?,
     );
     Ok(())
+}
+
+/// Jobs per allocation page, as the oracles send them.
+fn page() -> U256 {
+    U256::from(r1_contracts::client::ALLOCATION_PAGE_JOBS)
 }
 
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {

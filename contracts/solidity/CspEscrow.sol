@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.sol";
 import {IEscrowManager} from "./interfaces/IEscrowManager.sol";
+import {OpenJobs} from "./OpenJobs.sol";
 
 /// @title A CSP's escrow (one per CSP, behind the protocol's beacon proxy)
 /// @notice Holds the USDC that pre-pays the CSP's jobs, the CSP's free balance and the virtual
@@ -18,8 +19,9 @@ import {IEscrowManager} from "./interfaces/IEscrowManager.sol";
 /// the end of `e` the job's price: 85 % to its virtual balance and 15 % to the burn. Node-set
 /// changes and node extensions settle the completed epochs first, so an epoch is always paid to
 /// the set that was validated at its end. Invariant: `balance ≥ price × nodesRequested × epochs
-/// left to settle`; whatever is not paid is refunded to the CSP's wallet when the job closes,
-/// whoever funded it. Money: the escrow's USDC balance is always `freeBalance` + the open jobs'
+/// left to settle`; whatever is not paid is refunded to the CSP's wallet when the job closes
+/// (the oracles agree on an empty set, or the owner or a redeem delegate redeems a job no node
+/// set ever started, the manager's `redeemDelay` after its request), whoever funded it. Money: the escrow's USDC balance is always `freeBalance` + the open jobs'
 /// balances + the nodes' virtual balances, and `totalDeposited` = that balance + `totalClaimed`
 /// + `totalBurned` + `totalRefunded` + `totalWithdrawn` (USDC transferred to the escrow directly,
 /// bypassing `deposit`, is held on top and never accounted).
@@ -27,6 +29,7 @@ import {IEscrowManager} from "./interfaces/IEscrowManager.sol";
 /// Storage: this is a beacon implementation; new variables go after the existing ones only.
 contract CspEscrow is Initializable {
     using SafeERC20 for IERC20;
+    using OpenJobs for OpenJobs.Set;
 
     /// @notice Fewest epochs a job can be created for.
     uint256 public constant MIN_EPOCHS = 30;
@@ -39,8 +42,7 @@ contract CspEscrow is Initializable {
     uint8 public constant PERMISSION_EXTEND_DURATION = 2;
     /// @notice Delegate permission: extend a job's node count, paid from the free balance.
     uint8 public constant PERMISSION_EXTEND_NODES = 4;
-    /// @notice Delegate permission: redeem jobs never started. Reserved: it can be granted, but
-    /// there is no redeem function yet (the reference's one-hour redeem is not implemented).
+    /// @notice Delegate permission: redeem jobs never started (`redeemUnstartedJob`).
     uint8 public constant PERMISSION_REDEEM = 8;
     /// @notice Every permission bit defined; `setDelegate` refuses any other.
     uint8 public constant ALL_PERMISSIONS = 15;
@@ -77,8 +79,7 @@ contract CspEscrow is Initializable {
     IERC20 public usdc;
 
     mapping(uint256 => Job) private jobs;
-    uint256[] private openJobIds;
-    mapping(uint256 => uint256) private openSlot;
+    OpenJobs.Set private openJobs;
 
     /// @notice Unclaimed USDC earned by each node in this escrow.
     mapping(address => uint256) public virtualWalletBalance;
@@ -133,6 +134,10 @@ contract CspEscrow is Initializable {
     error UnknownPermissions(uint8 permissions);
     /// @notice Deposits and withdrawals move a positive amount.
     error ZeroAmount();
+    /// @notice Only a job no node set has started can be redeemed.
+    error JobAlreadyStarted(uint256 jobId);
+    /// @notice A job can be redeemed the manager's `redeemDelay` after its request, at `readyAt`.
+    error RedeemTooEarly(uint256 jobId, uint256 readyAt);
 
     /// @notice A job was created and paid for.
     event JobCreated(uint256 indexed jobId, uint8 indexed jobType, bytes32 projectHash, uint256 lastExecutionEpoch, uint256 numberOfNodesRequested, uint256 pricePerEpoch, uint256 paid);
@@ -148,6 +153,8 @@ contract CspEscrow is Initializable {
     event EpochsSettled(uint256 indexed jobId, uint256 fromEpoch, uint256 toEpoch, uint256 nodesPaid, uint256 toNodes, uint256 burned);
     /// @notice A job closed and its unspent budget went back to the CSP.
     event JobClosed(uint256 indexed jobId, uint256 refunded);
+    /// @notice The owner or a delegate redeemed a job that never started (`JobClosed` follows).
+    event JobRedeemed(uint256 indexed jobId, address indexed by);
     /// @notice A node's balance was paid out to the manager for a claim.
     event NodeBalanceWithdrawn(address indexed node, uint256 amount);
     /// @notice The owner granted `permissions` to `delegate` (0 = removed).
@@ -210,8 +217,7 @@ contract CspEscrow is Initializable {
             job.numberOfNodesRequested = r.numberOfNodesRequested;
             job.pricePerEpoch = price;
             job.balance = cost;
-            openJobIds.push(jobId);
-            openSlot[jobId] = openJobIds.length;
+            openJobs.add(jobId);
             jobIds[i] = jobId;
             total += cost;
             emit JobCreated(jobId, jobType, r.projectHash, r.lastExecutionEpoch, r.numberOfNodesRequested, price, cost);
@@ -258,6 +264,21 @@ contract CspEscrow is Initializable {
             usdc.safeTransfer(address(manager), burn);
             manager.burnUsdc(burn);
         }
+    }
+
+    /// @notice Closes a job no node set has started, the manager's `redeemDelay` after its
+    /// request (an hour on mainnet), and
+    /// refunds its whole budget to the owner's wallet (the owner, or a delegate holding
+    /// `PERMISSION_REDEEM`): a CSP whose job no oracle validated gets its money back without them.
+    function redeemUnstartedJob(uint256 jobId) external {
+        _authorize(PERMISSION_REDEEM);
+        Job storage job = _openJob(jobId);
+        if (job.startTimestamp != 0) revert JobAlreadyStarted(jobId);
+        uint256 readyAt = job.requestTimestamp + manager.redeemDelay();
+        if (block.timestamp < readyAt) revert RedeemTooEarly(jobId, readyAt);
+        manager.releaseUnstartedJob(jobId);
+        emit JobRedeemed(jobId, msg.sender);
+        _close(job);
     }
 
     /// @notice Grants `delegate` the `permissions` bits (replacing what it had); 0 removes it.
@@ -307,14 +328,7 @@ contract CspEscrow is Initializable {
         Job storage job = _openJob(jobId);
         burn = _settle(job, manager.currentEpoch());
         if (nodes.length == 0) {
-            uint256 refund = job.balance;
-            job.balance = 0;
-            job.closed = true;
-            delete job.activeNodes;
-            _removeOpen(jobId);
-            totalRefunded += refund;
-            usdc.safeTransfer(cspOwner, refund);
-            emit JobClosed(jobId, refund);
+            _close(job);
         } else {
             if (job.startTimestamp == 0) {
                 job.startTimestamp = block.timestamp;
@@ -326,11 +340,20 @@ contract CspEscrow is Initializable {
         if (burn > 0) usdc.safeTransfer(address(manager), burn);
     }
 
-    /// @notice Settles every open job up to (excluding) `untilEpoch`. Returns the USDC sent to
-    /// the manager for burning.
-    function allocateRewards(uint256 untilEpoch) external onlyManager returns (uint256 burn) {
-        for (uint256 i = 0; i < openJobIds.length; i++) {
-            burn += _settle(jobs[openJobIds[i]], untilEpoch);
+    /// @notice Settles open jobs up to (excluding) `untilEpoch`, at most `maxJobs` of them, walking
+    /// the open set down from `cursor` (`type(uint256).max` starts a walk; see `OpenJobs`).
+    /// Returns the USDC sent to the manager for burning, where the walk goes on (0 = done) and
+    /// how many jobs it visited, so one epoch's allocation can span several transactions.
+    function allocateRewards(uint256 untilEpoch, uint256 cursor, uint256 maxJobs)
+        external
+        onlyManager
+        returns (uint256 burn, uint256 nextCursor, uint256 visited)
+    {
+        nextCursor = openJobs.clampCursor(cursor);
+        while (nextCursor > 0 && visited < maxJobs) {
+            nextCursor--;
+            visited++;
+            burn += _settle(jobs[openJobs.ids[nextCursor]], untilEpoch);
         }
         if (burn > 0) usdc.safeTransfer(address(manager), burn);
     }
@@ -357,14 +380,19 @@ contract CspEscrow is Initializable {
 
     /// @notice Ids of the jobs not yet closed.
     function getOpenJobIds() external view returns (uint256[] memory) {
-        return openJobIds;
+        return openJobs.values();
     }
 
     /// @notice Whether the job has ended and every epoch of it has been settled.
     function isClosable(uint256 jobId) external view returns (bool) {
         Job storage job = jobs[jobId];
-        return openSlot[jobId] != 0 && manager.currentEpoch() > job.lastExecutionEpoch
+        return openJobs.contains(jobId) && manager.currentEpoch() > job.lastExecutionEpoch
             && job.nextEpochToSettle > job.lastExecutionEpoch;
+    }
+
+    /// @notice Whether a job of this escrow is open and no node set has started it yet.
+    function isUnstarted(uint256 jobId) external view returns (bool) {
+        return openJobs.contains(jobId) && jobs[jobId].startTimestamp == 0;
     }
 
     function _settle(Job storage job, uint256 untilEpoch) private returns (uint256 burn) {
@@ -394,17 +422,20 @@ contract CspEscrow is Initializable {
     }
 
     function _openJob(uint256 jobId) private view returns (Job storage job) {
-        if (openSlot[jobId] == 0) revert JobNotOpen(jobId);
+        if (!openJobs.contains(jobId)) revert JobNotOpen(jobId);
         return jobs[jobId];
     }
 
-    function _removeOpen(uint256 jobId) private {
-        uint256 slot = openSlot[jobId];
-        uint256 last = openJobIds[openJobIds.length - 1];
-        openJobIds[slot - 1] = last;
-        openSlot[last] = slot;
-        openJobIds.pop();
-        delete openSlot[jobId];
+    /// @dev Closes `job` and refunds its unspent budget to the owner's wallet.
+    function _close(Job storage job) private {
+        uint256 refund = job.balance;
+        job.balance = 0;
+        job.closed = true;
+        delete job.activeNodes;
+        openJobs.remove(job.id);
+        totalRefunded += refund;
+        usdc.safeTransfer(cspOwner, refund);
+        emit JobClosed(job.id, refund);
     }
 
     /// @dev The owner acts for itself (returns false: it pays from its wallet); anyone else must

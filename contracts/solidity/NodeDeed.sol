@@ -18,7 +18,9 @@ import {ILicenceManager} from "./interfaces/ILicenceManager.sol";
 /// its last link, and gives up its node only once the node's earnings are claimed, so nobody
 /// links another operator's node or collects what it earned for someone else. Proof-of-Availability
 /// mints `N/T × A/255` R1 per epoch to the holder for the oracle-agreed availability byte `A`
-/// of the linked node, until `N` has been minted for the licence.
+/// of the linked node, until `N` has been minted for the licence; blacklisted and suspended
+/// nodes mint nothing. Each linked node's service record counts its measured epochs and those
+/// at the whitepaper's 98 % level (`A ≥ 250`): a flag for reputation, not for payouts.
 contract NodeDeed is ERC721, Ownable, EIP712 {
     /// @notice Most licences that can ever exist.
     uint256 public constant MAX_LICENCES = 46_224;
@@ -33,6 +35,20 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
     /// @notice The record a node and an oracle sign to link the node to a licence.
     bytes32 public constant LINK_TYPEHASH =
         keccak256("LinkNode(uint256 licenceId,address owner,address node,uint256 nonce,uint256 deadline)");
+    /// @notice The availability byte from which an epoch counts as served at 98 % (250/255).
+    uint8 public constant SLA_AVAILABILITY = 250;
+
+    /// @notice A node's availability history, one storage slot.
+    struct ServiceRecord {
+        /// @dev Epochs with an agreed availability while the node was linked.
+        uint64 epochsMeasured;
+        /// @dev Of those, epochs at `SLA_AVAILABILITY` or above.
+        uint64 epochsAtSla;
+        /// @dev The last epoch measured.
+        uint64 lastEpoch;
+        /// @dev Whether the last epoch measured was at the 98 % level.
+        bool lastAtSla;
+    }
 
     /// @notice The R1 token (the price currency and the PoA reward).
     IR1 public immutable r1;
@@ -64,6 +80,8 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
     mapping(address => uint256) public linkNonce;
     /// @notice When each licence was last linked (unix seconds; 0 = never).
     mapping(uint256 => uint256) public linkedAt;
+    /// @notice Each node's availability history (the 98 % flag).
+    mapping(address => ServiceRecord) public serviceRecord;
 
     /// @notice The tier table is malformed.
     error InvalidTiers();
@@ -234,16 +252,20 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
         return (MAX_POA_PER_LICENCE * a) / (POA_EPOCH_CREDITS * 255);
     }
 
-    /// @notice Mints the PoA rewards of `epoch` for the oracle-agreed availability of `nodes`.
-    /// Unlinked and blacklisted nodes earn nothing; a licence never mints beyond `N`.
+    /// @notice Mints the PoA rewards of `epoch` for the oracle-agreed availability of `nodes`,
+    /// and adds the epoch to each linked node's service record. Unlinked, blacklisted and
+    /// suspended nodes earn nothing; a licence never mints beyond `N`.
     function recordAvailability(uint256 epoch, address[] calldata nodes, uint8[] calldata availability) external {
         if (msg.sender != manager) revert NotManager(msg.sender);
         if (availabilityRecorded[epoch]) revert AvailabilityAlreadyRecorded(epoch);
         if (nodes.length != availability.length) revert LengthMismatch();
         availabilityRecorded[epoch] = true;
+        ILicenceManager trust = ILicenceManager(manager);
         for (uint256 i = 0; i < nodes.length; i++) {
             uint256 licenceId = licenceOfNode[nodes[i]];
-            if (licenceId == 0 || ILicenceManager(manager).isBlacklisted(nodes[i])) continue;
+            if (licenceId == 0) continue;
+            _recordService(nodes[i], epoch, availability[i]);
+            if (trust.isBlacklisted(nodes[i]) || trust.isSuspended(nodes[i])) continue;
             uint256 amount = poaRewardFor(availability[i]);
             uint256 left = MAX_POA_PER_LICENCE - poaMinted[licenceId];
             if (amount > left) amount = left;
@@ -252,6 +274,15 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
             r1.mint(ownerOf(licenceId), amount);
             emit PoaMinted(epoch, licenceId, nodes[i], availability[i], amount);
         }
+    }
+
+    function _recordService(address node, uint256 epoch, uint8 availability) private {
+        ServiceRecord storage record = serviceRecord[node];
+        bool atSla = availability >= SLA_AVAILABILITY;
+        record.epochsMeasured += 1;
+        if (atSla) record.epochsAtSla += 1;
+        record.lastEpoch = uint64(epoch);
+        record.lastAtSla = atSla;
     }
 
     function _requireLicenceOwner(uint256 licenceId) private view {

@@ -11,16 +11,53 @@ import {IEscrowManager} from "./interfaces/IEscrowManager.sol";
 import {ILicenceManager} from "./interfaces/ILicenceManager.sol";
 import {CspEscrow} from "./CspEscrow.sol";
 import {NodeDeed} from "./NodeDeed.sol";
+import {OpenJobs} from "./OpenJobs.sol";
 
 /// @title The Proof-of-AI manager
-/// @notice Governance (the owner) keeps the oracle set, the price table and the blacklist, and
-/// deploys one escrow per CSP behind the shared beacon. Oracles agree on each job's node set and
-/// on each epoch's availability table; a decision is attempted once more than half of the
-/// oracles have submitted in the round and succeeds when the most common proposal has at least
-/// ⌊n/3⌋+1 votes. Any oracle allocates a finished epoch across all escrows (once per epoch),
-/// burning 15 % through the swap venue. Node owners claim their nodes' balances as R1.
+/// @notice Governance (the owner) keeps the oracle set, the price table, the blacklist and
+/// suspensions, and deploys one escrow per CSP behind the shared beacon. Oracles agree on each
+/// job's node set and on each epoch's availability table under the quorum rule fixed at
+/// deployment (`Quorum`); a job's node set changes at most once per `decisionCooldown` (closing
+/// excepted). Any oracle allocates a finished epoch across all escrows (once per epoch, in
+/// pages of bounded size), burning 15 % through the swap venue. Node owners claim their nodes'
+/// balances as R1.
 contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     using SafeERC20 for IERC20;
+    using OpenJobs for OpenJobs.Set;
+
+    /// @notice When a round decides. `Reference`: once more than half of the n oracles have
+    /// submitted, if the most common proposal has ⌊n/3⌋+1 votes (Ratio1's rule: live while
+    /// ⌈n/2⌉−1 oracles are down, but ⌊n/3⌋+1 colluding oracles decide alone). `Byzantine`: when
+    /// one proposal has ⌊2n/3⌋+1 votes (no coalition of ⌊2n/3⌋ decides alone, and with fewer
+    /// than n/3 liars a decision is what most honest oracles saw; live only while ⌈n/3⌉−1 are
+    /// down). The property test of `r1_contracts::quorum` states both for n = 3…10.
+    enum Quorum {
+        Reference,
+        Byzantine
+    }
+
+    /// @notice What a deployment is parameterised by besides its contracts.
+    struct Settings {
+        /// @dev Start of epoch 0, unix seconds (not in the future).
+        uint256 genesisTimestamp;
+        /// @dev Epoch length, seconds (mainnet 86,400).
+        uint256 epochSeconds;
+        /// @dev Seconds after a job's node-set decision before the next one (mainnet 300).
+        uint256 decisionCooldown;
+        /// @dev Seconds after its request before a job never started may be redeemed (mainnet 3,600).
+        uint256 redeemDelay;
+        /// @dev The decision rule of every round.
+        Quorum quorum;
+    }
+
+    /// @notice A finished epoch's allocation in progress (`untilEpoch` 0 = none): which escrow
+    /// it is in, where in that escrow's open jobs, and what it has burned so far.
+    struct AllocationPass {
+        uint64 untilEpoch;
+        uint64 escrowIndex;
+        uint128 burned;
+        uint256 jobCursor;
+    }
 
     /// @notice One consensus round.
     struct Round {
@@ -41,6 +78,12 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     uint256 public immutable genesisTimestamp;
     /// @notice Epoch length, seconds.
     uint256 public immutable epochSeconds;
+    /// @notice Seconds after a job's node-set decision before the next one may be submitted.
+    uint256 public immutable decisionCooldown;
+    /// @notice The rule every consensus round decides by.
+    Quorum public immutable quorum;
+    /// @inheritdoc IEscrowManager
+    uint256 public immutable redeemDelay;
     /// @notice Where USDC is swapped to R1.
     IUsdcToR1Swap public swap;
 
@@ -61,8 +104,7 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     mapping(uint256 => address) public escrowOfJob;
     /// @notice Jobs created so far (ids are 1..jobCount).
     uint256 public jobCount;
-    uint256[] private openJobIds;
-    mapping(uint256 => uint256) private openSlot;
+    OpenJobs.Set private openJobs;
     /// @notice Whether a job has had a validated node set.
     mapping(uint256 => bool) public jobStarted;
     /// @notice Epochs before this one have been allocated.
@@ -82,6 +124,12 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     mapping(bytes32 => uint8[]) private proposalAvailability;
     mapping(address => address[]) private nodeEscrows;
     mapping(address => mapping(address => bool)) private nodeInEscrow;
+    /// @notice When each job's node set was last decided (unix seconds; 0 = never).
+    mapping(uint256 => uint256) public lastDecisionAt;
+    /// @notice The first epoch each node may work again (suspended while `currentEpoch()` is lower).
+    mapping(address => uint256) public suspendedUntilEpoch;
+    /// @notice The allocation pass in progress, if any.
+    AllocationPass public allocationPass;
 
     /// @notice The caller is not an active oracle.
     error NotOracle(address caller);
@@ -119,6 +167,14 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     error NotNodeOwner(address node, address caller);
     /// @notice There is nothing to claim.
     error NothingToClaim();
+    /// @notice The job's last decision was under `decisionCooldown` ago: submit again at `readyAt`.
+    error DecisionCooldown(uint256 jobId, uint256 readyAt);
+    /// @notice The node is suspended until `untilEpoch` starts.
+    error NodeIsSuspended(address node, uint256 untilEpoch);
+    /// @notice A page must hold at least one item.
+    error EmptyPage();
+    /// @notice The job is not the calling escrow's open, unstarted job.
+    error NotUnstarted(uint256 jobId);
 
     /// @notice Governance added an oracle.
     event OracleAdded(address indexed oracle);
@@ -130,6 +186,10 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     event BlacklistSet(address indexed node, bool blacklisted);
     /// @notice Governance changed the swap venue.
     event SwapSet(address swap);
+    /// @notice Governance suspended `node` until epoch `untilEpoch` starts (a past one lifts it).
+    event NodeSuspended(address indexed node, uint256 untilEpoch);
+    /// @notice A job's escrow redeemed it unstarted; it left the open set.
+    event UnstartedJobReleased(uint256 indexed jobId, address indexed escrow);
     /// @notice An escrow was deployed for a CSP.
     event EscrowDeployed(address indexed csp, address escrow);
     /// @notice An oracle submitted a node set for a job.
@@ -142,8 +202,12 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     event AvailabilitySubmitted(uint256 indexed epoch, address indexed oracle, bytes32 proposal);
     /// @notice The oracles agreed on an epoch's availability table.
     event AvailabilityAccepted(uint256 indexed epoch, bytes32 proposal);
-    /// @notice Epochs `[fromEpoch, untilEpoch)` were allocated across all escrows.
+    /// @notice Epochs `[fromEpoch, untilEpoch)` were allocated across all escrows; `usdcBurned`
+    /// sums every page of the pass.
     event RewardsAllocated(uint256 fromEpoch, uint256 untilEpoch, address indexed oracle, uint256 usdcBurned);
+    /// @notice One page of the allocation up to `untilEpoch`: `jobsVisited` jobs settled and
+    /// `usdcBurned` swapped and burned in this transaction.
+    event AllocationPage(uint256 untilEpoch, address indexed oracle, uint256 jobsVisited, uint256 usdcBurned);
     /// @notice USDC was swapped to R1 and the R1 burned.
     event FeesBurned(uint256 usdcAmount, uint256 r1Amount);
     /// @notice A node owner claimed a node's rewards.
@@ -168,18 +232,20 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         NodeDeed nodeDeed_,
         IUsdcToR1Swap swap_,
         address beacon_,
-        uint256 genesisTimestamp_,
-        uint256 epochSeconds_
+        Settings memory settings
     ) Ownable(initialOwner) {
-        if (epochSeconds_ == 0 || genesisTimestamp_ > block.timestamp) revert InvalidEpochConfig();
+        if (settings.epochSeconds == 0 || settings.genesisTimestamp > block.timestamp) revert InvalidEpochConfig();
         usdcToken = usdc_;
         r1 = r1_;
         nodeDeed = nodeDeed_;
         swap = swap_;
         beacon = beacon_;
-        genesisTimestamp = genesisTimestamp_;
-        epochSeconds = epochSeconds_;
-        allocatedUntilEpoch = currentEpoch();
+        genesisTimestamp = settings.genesisTimestamp;
+        epochSeconds = settings.epochSeconds;
+        decisionCooldown = settings.decisionCooldown;
+        quorum = settings.quorum;
+        redeemDelay = settings.redeemDelay;
+        allocatedUntilEpoch = (block.timestamp - settings.genesisTimestamp) / settings.epochSeconds;
     }
 
     // ----- governance -----
@@ -216,6 +282,13 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     function setBlacklisted(address node, bool blacklisted) external onlyOwner {
         isBlacklisted[node] = blacklisted;
         emit BlacklistSet(node, blacklisted);
+    }
+
+    /// @notice Suspends `node` until epoch `untilEpoch` starts: meanwhile no node set may name it
+    /// and it mints no PoA. A past or current epoch lifts a suspension.
+    function suspend(address node, uint256 untilEpoch) external onlyOwner {
+        suspendedUntilEpoch[node] = untilEpoch;
+        emit NodeSuspended(node, untilEpoch);
     }
 
     /// @notice Replaces the swap venue.
@@ -257,37 +330,78 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         return escrows;
     }
 
-    /// @notice Ids of the jobs not yet closed.
-    function getOpenJobIds() external view returns (uint256[] memory) {
-        return openJobIds;
+    /// @notice How many jobs are open.
+    function openJobCount() external view returns (uint256) {
+        return openJobs.length();
     }
 
-    /// @notice Open jobs that have never been validated and on which `oracle` has not voted in
-    /// the current round.
-    function getUnvalidatedJobIds(address oracle) external view returns (uint256[] memory ids) {
+    /// @notice Up to `limit` open job ids from index `start` of the open set, and the index of
+    /// the next page (0 = none). Jobs closing between pages may shift one id past a reader.
+    function getOpenJobIds(uint256 start, uint256 limit) external view returns (uint256[] memory ids, uint256 next) {
+        uint256 end;
+        (end, next) = _page(start, limit);
+        ids = new uint256[](end - start);
+        for (uint256 i = start; i < end; i++) {
+            ids[i - start] = openJobs.ids[i];
+        }
+    }
+
+    /// @notice Of the open jobs at indexes `[start, start + limit)`, those never validated on
+    /// which `oracle` has not voted in the current round; and the index of the next page (0 = none).
+    function getUnvalidatedJobIds(address oracle, uint256 start, uint256 limit)
+        external
+        view
+        returns (uint256[] memory ids, uint256 next)
+    {
+        uint256 end;
+        (end, next) = _page(start, limit);
         uint256 epoch = currentEpoch();
-        uint256[] memory found = new uint256[](openJobIds.length);
+        uint256[] memory found = new uint256[](end - start);
         uint256 count = 0;
-        for (uint256 i = 0; i < openJobIds.length; i++) {
-            uint256 jobId = openJobIds[i];
+        for (uint256 i = start; i < end; i++) {
+            uint256 jobId = openJobs.ids[i];
             if (jobStarted[jobId]) continue;
             bytes32 key = _roundKey(jobId, jobRound[jobId]);
             Round storage round = rounds[key];
             bool votedNow = round.submissions > 0 && round.epoch == epoch && voted[key][oracle];
             if (!votedNow) found[count++] = jobId;
         }
-        ids = new uint256[](count);
-        for (uint256 i = 0; i < count; i++) {
-            ids[i] = found[i];
-        }
+        ids = _prefix(found, count);
     }
 
-    /// @notice The lowest-id open job that has ended and been allocated to its last epoch (0 = none).
-    function getFirstClosableJobId() external view returns (uint256 first) {
-        for (uint256 i = 0; i < openJobIds.length; i++) {
-            uint256 jobId = openJobIds[i];
-            if ((first == 0 || jobId < first) && CspEscrow(escrowOfJob[jobId]).isClosable(jobId)) first = jobId;
+    /// @notice Of the open jobs at indexes `[start, start + limit)`, those that have ended and
+    /// been allocated to their last epoch; and the index of the next page (0 = none).
+    function getClosableJobIds(uint256 start, uint256 limit) external view returns (uint256[] memory ids, uint256 next) {
+        uint256 end;
+        (end, next) = _page(start, limit);
+        uint256[] memory found = new uint256[](end - start);
+        uint256 count = 0;
+        for (uint256 i = start; i < end; i++) {
+            uint256 jobId = openJobs.ids[i];
+            if (CspEscrow(escrowOfJob[jobId]).isClosable(jobId)) found[count++] = jobId;
         }
+        ids = _prefix(found, count);
+    }
+
+    /// @notice Whether `node` is suspended in the epoch in progress.
+    function isSuspended(address node) public view returns (bool) {
+        return currentEpoch() < suspendedUntilEpoch[node];
+    }
+
+    /// @notice The earliest time a new node set of `jobId` may be submitted (0 = now).
+    function decisionReadyAt(uint256 jobId) public view returns (uint256) {
+        uint256 last = lastDecisionAt[jobId];
+        return last == 0 ? 0 : last + decisionCooldown;
+    }
+
+    /// @notice Submissions a round needs before it may decide, with `n` oracles.
+    function submissionsNeeded(uint256 n) public view returns (uint256) {
+        return quorum == Quorum.Reference ? n / 2 + 1 : (2 * n) / 3 + 1;
+    }
+
+    /// @notice Votes the most common proposal needs for a round to decide, with `n` oracles.
+    function agreementNeeded(uint256 n) public view returns (uint256) {
+        return quorum == Quorum.Reference ? n / 3 + 1 : (2 * n) / 3 + 1;
     }
 
     /// @notice The escrows where `node` has ever been validated.
@@ -301,8 +415,16 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     function registerJob() external onlyEscrow returns (uint256 jobId) {
         jobId = ++jobCount;
         escrowOfJob[jobId] = msg.sender;
-        openJobIds.push(jobId);
-        openSlot[jobId] = openJobIds.length;
+        openJobs.add(jobId);
+    }
+
+    /// @inheritdoc IEscrowManager
+    function releaseUnstartedJob(uint256 jobId) external onlyEscrow {
+        if (escrowOfJob[jobId] != msg.sender || !openJobs.contains(jobId) || jobStarted[jobId]) {
+            revert NotUnstarted(jobId);
+        }
+        openJobs.remove(jobId);
+        emit UnstartedJobReleased(jobId, msg.sender);
     }
 
     /// @inheritdoc IEscrowManager
@@ -313,11 +435,16 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     // ----- oracle consensus -----
 
     /// @notice Submits the node set this oracle sees running `jobId` (sorted ascending; empty
-    /// closes the job).
+    /// closes the job). A non-empty set is refused within `decisionCooldown` of the job's last
+    /// decision; closing is never delayed.
     function submitNodeUpdate(uint256 jobId, address[] calldata nodes) external onlyOracle {
         address escrow = escrowOfJob[jobId];
         if (escrow == address(0)) revert UnknownJob(jobId);
-        if (openSlot[jobId] == 0) revert JobClosed(jobId);
+        if (!openJobs.contains(jobId)) revert JobClosed(jobId);
+        if (nodes.length != 0) {
+            uint256 readyAt = decisionReadyAt(jobId);
+            if (block.timestamp < readyAt) revert DecisionCooldown(jobId, readyAt);
+        }
         _checkNodes(nodes);
         uint256 requested = CspEscrow(escrow).getJob(jobId).numberOfNodesRequested;
         if (nodes.length > requested) revert TooManyNodes(nodes.length, requested);
@@ -338,6 +465,7 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         (bool decided, bytes32 winner) = _vote(key, epoch, proposal);
         if (!decided) return;
         jobRound[jobId] = roundId + 1;
+        lastDecisionAt[jobId] = block.timestamp;
         _applyNodeUpdate(jobId, roundId, escrow, winner);
     }
 
@@ -370,18 +498,49 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     // ----- rewards -----
 
     /// @notice Allocates every finished, unallocated epoch across all escrows: 85 % to the
-    /// validated nodes' balances, 15 % swapped to R1 and burned. Any oracle may call it; an
-    /// epoch is never allocated twice.
-    function allocateRewardsToNodes() external onlyOracle {
-        uint256 epoch = currentEpoch();
+    /// validated nodes' balances, 15 % swapped to R1 and burned. One call settles at most
+    /// `maxJobs` jobs (an escrow counts as one more), so thousands of jobs never push a call past
+    /// the block gas limit: a pass starts at the first call after an epoch ends, fixes its end
+    /// epoch, and goes on where the last call stopped until every escrow is done (`finished`).
+    /// Any oracle may call it; an epoch is never allocated twice, and a job settled twice in a
+    /// pass (settling is idempotent) is not paid twice.
+    function allocateRewardsToNodes(uint256 maxJobs) external onlyOracle returns (bool finished) {
+        if (maxJobs == 0) revert EmptyPage();
+        AllocationPass memory pass = allocationPass;
         uint256 from = allocatedUntilEpoch;
-        if (epoch <= from) revert EpochAlreadyAllocated(from == 0 ? 0 : from - 1);
-        allocatedUntilEpoch = epoch;
-        uint256 burn = 0;
-        for (uint256 i = 0; i < escrows.length; i++) {
-            burn += CspEscrow(escrows[i]).allocateRewards(epoch);
+        if (pass.untilEpoch == 0) {
+            uint256 epoch = currentEpoch();
+            if (epoch <= from) revert EpochAlreadyAllocated(from == 0 ? 0 : from - 1);
+            pass.untilEpoch = uint64(epoch);
+            pass.jobCursor = type(uint256).max;
         }
-        emit RewardsAllocated(from, epoch, msg.sender, burn);
+        uint256 budget = maxJobs;
+        uint256 burn = 0;
+        uint256 visitedTotal = 0;
+        while (pass.escrowIndex < escrows.length && budget > 0) {
+            (uint256 escrowBurn, uint256 cursor, uint256 visited) =
+                CspEscrow(escrows[pass.escrowIndex]).allocateRewards(pass.untilEpoch, pass.jobCursor, budget);
+            burn += escrowBurn;
+            visitedTotal += visited;
+            budget -= visited;
+            if (cursor != 0) {
+                pass.jobCursor = cursor;
+                continue;
+            }
+            pass.escrowIndex++;
+            pass.jobCursor = type(uint256).max;
+            if (budget > 0) budget--;
+        }
+        pass.burned += uint128(burn);
+        emit AllocationPage(pass.untilEpoch, msg.sender, visitedTotal, burn);
+        finished = pass.escrowIndex >= escrows.length;
+        if (finished) {
+            allocatedUntilEpoch = pass.untilEpoch;
+            delete allocationPass;
+            emit RewardsAllocated(from, pass.untilEpoch, msg.sender, pass.burned);
+        } else {
+            allocationPass = pass;
+        }
         _swapAndBurn(burn);
     }
 
@@ -428,8 +587,8 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
             round.bestHash = proposal;
         }
         uint256 n = oracles.length;
-        if (round.submissions < n / 2 + 1) return (false, bytes32(0));
-        if (round.bestCount < n / 3 + 1) {
+        if (round.submissions < submissionsNeeded(n)) return (false, bytes32(0));
+        if (round.bestCount < agreementNeeded(n)) {
             emit ConsensusNotReached(key, round.submissions, round.bestCount);
             return (false, bytes32(0));
         }
@@ -445,7 +604,7 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
             }
         }
         if (nodes.length == 0) {
-            _removeOpen(jobId);
+            openJobs.remove(jobId);
         } else {
             jobStarted[jobId] = true;
         }
@@ -459,6 +618,7 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
             if (i > 0 && node <= nodes[i - 1]) revert NodesNotSorted();
             if (nodeDeed.licenceOfNode(node) == 0) revert NodeNotLicensed(node);
             if (isBlacklisted[node]) revert NodeIsBlacklisted(node);
+            if (isSuspended(node)) revert NodeIsSuspended(node, suspendedUntilEpoch[node]);
         }
     }
 
@@ -472,13 +632,21 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         emit FeesBurned(amount, r1Out);
     }
 
-    function _removeOpen(uint256 jobId) private {
-        uint256 slot = openSlot[jobId];
-        uint256 last = openJobIds[openJobIds.length - 1];
-        openJobIds[slot - 1] = last;
-        openSlot[last] = slot;
-        openJobIds.pop();
-        delete openSlot[jobId];
+    /// @dev The end of the page `[start, start + limit)` of the open set, and the next page's
+    /// start (0 = this is the last page).
+    function _page(uint256 start, uint256 limit) private view returns (uint256 end, uint256 next) {
+        if (limit == 0) revert EmptyPage();
+        uint256 size = openJobs.length();
+        if (start >= size) return (start, 0);
+        end = size - start > limit ? start + limit : size;
+        next = end < size ? end : 0;
+    }
+
+    function _prefix(uint256[] memory found, uint256 count) private pure returns (uint256[] memory ids) {
+        ids = new uint256[](count);
+        for (uint256 i = 0; i < count; i++) {
+            ids[i] = found[i];
+        }
     }
 
     function _roundKey(uint256 jobId, uint256 roundId) private pure returns (bytes32) {

@@ -43,8 +43,7 @@ impl Permissions {
     pub const EXTEND_DURATION: Permissions = Permissions(2);
     /// Extend a job's node count, paid from the free balance (`PERMISSION_EXTEND_NODES`).
     pub const EXTEND_NODES: Permissions = Permissions(4);
-    /// Redeem jobs never started (`PERMISSION_REDEEM`). Reserved: the escrow has no redeem
-    /// function yet, so holding it allows nothing today.
+    /// Redeem jobs never started, an hour after their request (`PERMISSION_REDEEM`).
     pub const REDEEM: Permissions = Permissions(8);
     /// Every bit the escrow defines (`ALL_PERMISSIONS`).
     pub const ALL: Permissions = Permissions(15);
@@ -267,6 +266,12 @@ impl Suite {
         confirm(self.manager().setJobTypePrice(job_type, price)).await
     }
 
+    /// Suspends `node` until epoch `until_epoch` starts (governance): no node set may name it and
+    /// it mints no PoA meanwhile; a past epoch lifts the suspension.
+    pub async fn suspend(&self, node: Address, until_epoch: u64) -> Result<TransactionReceipt> {
+        confirm(self.manager().suspend(node, U256::from(until_epoch))).await
+    }
+
     /// Deploys the escrow of `csp` behind the beacon (governance) and returns its address.
     pub async fn deploy_escrow(&self, csp: Address) -> Result<Address> {
         let receipt = confirm(self.manager().deployEscrow(csp)).await?;
@@ -424,6 +429,20 @@ impl Suite {
                 .extendJobNodes(U256::from(job_id), U256::from(nodes)),
         )
         .await
+    }
+
+    /// Closes a job of `escrow` that no node set ever started and refunds its budget to the
+    /// escrow owner's wallet, an hour after its request (the owner, or a delegate holding
+    /// [`Permissions::REDEEM`]); returns the USDC refunded.
+    pub async fn redeem_unstarted_job(&self, escrow: Address, job_id: u64) -> Result<U256> {
+        let receipt = confirm(self.escrow(escrow).redeemUnstartedJob(U256::from(job_id))).await?;
+        receipt
+            .decoded_log::<CspEscrow::JobClosed>()
+            .map(|log| log.data.refunded)
+            .ok_or(Error::MissingEvent {
+                tx: receipt.transaction_hash,
+                event: "JobClosed",
+            })
     }
 
     // ----- escrow delegates and free balance -----
@@ -604,34 +623,86 @@ impl Suite {
         .await
     }
 
-    /// Allocates every finished, unallocated epoch across all escrows.
+    /// Allocates every finished, unallocated epoch across all escrows, one page of at most
+    /// [`ALLOCATION_PAGE_JOBS`] jobs per transaction until the pass is finished (by this signer:
+    /// when another oracle finishes it first, the next page is refused `EpochAlreadyAllocated`).
     pub async fn allocate_rewards(&self) -> Result<Allocation> {
-        let receipt = confirm(self.manager().allocateRewardsToNodes()).await?;
-        receipt
-            .decoded_log::<PoAIManager::RewardsAllocated>()
-            .map(|log| Allocation {
-                from_epoch: to_u64(log.data.fromEpoch),
-                until_epoch: to_u64(log.data.untilEpoch),
-                usdc_burned: log.data.usdcBurned,
-            })
-            .ok_or(Error::MissingEvent {
-                tx: receipt.transaction_hash,
-                event: "RewardsAllocated",
-            })
+        let manager = self.manager();
+        loop {
+            let page = manager.allocateRewardsToNodes(U256::from(ALLOCATION_PAGE_JOBS));
+            let receipt = confirm(page).await?;
+            if let Some(log) = receipt.decoded_log::<PoAIManager::RewardsAllocated>() {
+                return Ok(Allocation {
+                    from_epoch: to_u64(log.data.fromEpoch),
+                    until_epoch: to_u64(log.data.untilEpoch),
+                    usdc_burned: log.data.usdcBurned,
+                });
+            }
+        }
     }
 
     /// Open jobs never validated on which `oracle` has not voted in the current round.
     pub async fn unvalidated_job_ids(&self, oracle: Address) -> Result<Vec<u64>> {
-        let ids = self.manager().getUnvalidatedJobIds(oracle).call().await?;
-        Ok(ids.into_iter().map(to_u64).collect())
+        let manager = self.manager();
+        let mut ids = Vec::new();
+        let mut start = U256::ZERO;
+        loop {
+            let page = manager
+                .getUnvalidatedJobIds(oracle, start, U256::from(VIEW_PAGE_JOBS))
+                .call()
+                .await?;
+            ids.extend(page.ids.into_iter().map(to_u64));
+            if page.next.is_zero() {
+                return Ok(ids);
+            }
+            start = page.next;
+        }
+    }
+
+    /// Every open job that has ended and been allocated to its last epoch, by ascending id.
+    pub async fn closable_job_ids(&self) -> Result<Vec<u64>> {
+        let manager = self.manager();
+        let mut ids = Vec::new();
+        let mut start = U256::ZERO;
+        loop {
+            let page = manager
+                .getClosableJobIds(start, U256::from(VIEW_PAGE_JOBS))
+                .call()
+                .await?;
+            ids.extend(page.ids.into_iter().map(to_u64));
+            if page.next.is_zero() {
+                ids.sort_unstable();
+                ids.dedup();
+                return Ok(ids);
+            }
+            start = page.next;
+        }
     }
 
     /// The lowest-id job that can be closed, if any.
     pub async fn first_closable_job_id(&self) -> Result<Option<u64>> {
-        let id = to_u64(self.manager().getFirstClosableJobId().call().await?);
-        Ok((id != 0).then_some(id))
+        Ok(self.closable_job_ids().await?.first().copied())
+    }
+
+    /// The earliest unix second a new node set of `job_id` may be submitted (0: now), after the
+    /// manager's decision cooldown.
+    pub async fn decision_ready_at(&self, job_id: u64) -> Result<u64> {
+        Ok(to_u64(
+            self.manager()
+                .decisionReadyAt(U256::from(job_id))
+                .call()
+                .await?,
+        ))
     }
 }
+
+/// Jobs one allocation transaction settles: about 29k gas each, so a page stays near 6M gas,
+/// a fifth of a 30M block, however many jobs are open.
+pub const ALLOCATION_PAGE_JOBS: u64 = 200;
+
+/// Open jobs one view call scans: ids and a round lookup (or an escrow call) each, well inside
+/// a node's default `eth_call` gas cap.
+pub const VIEW_PAGE_JOBS: u64 = 500;
 
 /// Epochs, ids and counts fit in 64 bits; saturate rather than wrap if a contract ever says otherwise.
 pub(crate) fn to_u64(value: U256) -> u64 {

@@ -9,6 +9,7 @@ use crate::bindings::{
     CspEscrow, NodeDeed, PoAIManager, R1, R1UsdcPool, TestUSDC, UpgradeableBeacon,
 };
 use crate::error::Result;
+use crate::quorum::Quorum;
 use crate::tx::confirm;
 use crate::units::{r1_units, usdc_units};
 
@@ -34,6 +35,15 @@ pub struct SuiteConfig {
     pub operations_wallet: Address,
     /// Seconds after a licence's link before it may be linked again (mainnet 86,400).
     pub relink_delay_seconds: u64,
+    /// Seconds after a job's node-set decision before the next one (mainnet 300).
+    #[serde(default)]
+    pub decision_cooldown_seconds: u64,
+    /// Seconds after its request before a job never started may be redeemed (mainnet 3,600).
+    #[serde(default)]
+    pub redeem_delay_seconds: u64,
+    /// The rule consensus rounds decide by (see [`crate::quorum`]).
+    #[serde(default)]
+    pub quorum: Quorum,
     /// Licence price tiers.
     pub licence_tiers: Vec<LicenceTier>,
     /// Price per node per epoch (USDC units) by job type / resource class id.
@@ -47,7 +57,10 @@ pub struct SuiteConfig {
 impl SuiteConfig {
     /// A development configuration: two licence tiers (100 R1, then 200 R1), the container price
     /// classes micro/lite/entry (ids 1–3: 0.10, 0.166666, 0.375 USDC), a pool priced at
-    /// 1 R1 = 0.50 USDC, and the mainnet's relink delay scaled as its epoch is (one epoch).
+    /// 1 R1 = 0.50 USDC, the mainnet's relink and redeem delays as one epoch (their 24 h and
+    /// 1 h would outlast a devnet's tests), no
+    /// decision cooldown (the mainnet's 300 s would outlast a devnet's epochs and its tests),
+    /// and the reference quorum rule (three oracles that keep deciding with one down).
     pub fn devnet(
         genesis_timestamp: u64,
         epoch_seconds: u64,
@@ -60,6 +73,9 @@ impl SuiteConfig {
             liquidity_wallet,
             operations_wallet,
             relink_delay_seconds: epoch_seconds,
+            decision_cooldown_seconds: 0,
+            redeem_delay_seconds: epoch_seconds,
+            quorum: Quorum::Reference,
             licence_tiers: vec![
                 LicenceTier {
                     price: r1_units(100),
@@ -146,8 +162,13 @@ pub async fn deploy_suite(
         node_deed,
         pool,
         beacon,
-        U256::from(config.genesis_timestamp),
-        U256::from(config.epoch_seconds),
+        PoAIManager::Settings {
+            genesisTimestamp: U256::from(config.genesis_timestamp),
+            epochSeconds: U256::from(config.epoch_seconds),
+            decisionCooldown: U256::from(config.decision_cooldown_seconds),
+            redeemDelay: U256::from(config.redeem_delay_seconds),
+            quorum: config.quorum.as_u8(),
+        },
     );
     // The constructor stores the current epoch: 20 000 gas more from epoch 1 on than in epoch
     // 0, so with short epochs an estimate taken in epoch 0 could fall short once mined.

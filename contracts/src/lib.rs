@@ -19,6 +19,7 @@ pub mod history;
 pub mod job_link;
 pub mod link;
 pub mod oracle_view;
+pub mod quorum;
 pub mod tx;
 pub mod units;
 
@@ -29,4 +30,5 @@ pub use error::{Error, Result};
 pub use funding::{Extension, Funded, Funder, FundingError, JobAsk};
 pub use job_link::project_hash;
 pub use link::{LinkProof, LinkTerms};
-pub use oracle_view::{EscrowTotals, NodeLicence};
+pub use oracle_view::{EscrowTotals, NodeLicence, ServiceRecord};
+pub use quorum::Quorum;

@@ -3,8 +3,11 @@
 //! of a CSP's escrow. Nothing here sends a transaction.
 
 use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
 
-use crate::bindings::CspEscrow;
+use crate::bindings::{CspEscrow, NodeDeed, PoAIManager};
 use crate::client::{Suite, to_u64};
 use crate::error::Result;
 
@@ -17,7 +20,34 @@ pub struct NodeLicence {
     pub owner: Address,
     /// Whether governance blacklisted the node (never validated nor paid).
     pub blacklisted: bool,
+    /// The first epoch a suspended node may work again (0 or past: not suspended).
+    pub suspended_until_epoch: u64,
 }
+
+impl NodeLicence {
+    /// Whether the node may be given work and named in a node set in `epoch`: licensed, not
+    /// blacklisted, not suspended.
+    pub fn may_work(&self, epoch: u64) -> bool {
+        !self.blacklisted && epoch >= self.suspended_until_epoch
+    }
+}
+
+/// A node's availability history as the Node Deed keeps it (the whitepaper's 98 % flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServiceRecord {
+    /// Epochs with an agreed availability while the node was linked.
+    pub epochs_measured: u64,
+    /// Of those, epochs at 98 % or more (availability byte ≥ 250).
+    pub epochs_at_sla: u64,
+    /// The last epoch measured.
+    pub last_epoch: u64,
+    /// Whether the last epoch measured was at 98 % or more.
+    pub last_at_sla: bool,
+}
+
+/// Most blocks one [`Suite::standing_changes`] call looks back over: further back, every
+/// standing has been read again anyway.
+pub const STANDING_LOOKBACK_BLOCKS: u64 = 10_000;
 
 /// Where the USDC of one escrow went, for status display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,12 +116,70 @@ impl Suite {
             return Ok(None);
         }
         let owner = deed.ownerOf(licence_id).call().await?;
-        let blacklisted = self.manager().isBlacklisted(node).call().await?;
+        let manager = self.manager();
+        let blacklisted = manager.isBlacklisted(node).call().await?;
+        let suspended_until_epoch = to_u64(manager.suspendedUntilEpoch(node).call().await?);
         Ok(Some(NodeLicence {
             licence_id: to_u64(licence_id),
             owner,
             blacklisted,
+            suspended_until_epoch,
         }))
+    }
+
+    /// The nodes whose standing changed in the blocks after `after_block` (linked, unlinked,
+    /// blacklisted or cleared, suspended), and the last block read: what lets an oracle read a
+    /// freshly linked node's licence at once instead of at its next scheduled recheck. `None`
+    /// starts at the latest block.
+    pub async fn standing_changes(&self, after_block: Option<u64>) -> Result<(Vec<Address>, u64)> {
+        let latest = self.provider().get_block_number().await?;
+        let Some(after) = after_block else {
+            return Ok((Vec::new(), latest));
+        };
+        if latest <= after {
+            return Ok((Vec::new(), after));
+        }
+        let from = (after + 1).max(latest.saturating_sub(STANDING_LOOKBACK_BLOCKS));
+        let filter = Filter::new()
+            .address(vec![self.deployment().node_deed, self.deployment().manager])
+            .event_signature(vec![
+                NodeDeed::NodeLinked::SIGNATURE_HASH,
+                NodeDeed::NodeUnlinked::SIGNATURE_HASH,
+                PoAIManager::BlacklistSet::SIGNATURE_HASH,
+                PoAIManager::NodeSuspended::SIGNATURE_HASH,
+            ])
+            .from_block(from)
+            .to_block(latest);
+        let mut nodes = Vec::new();
+        for log in self.provider().get_logs(&filter).await? {
+            let inner = &log.inner;
+            let node = if let Ok(e) = NodeDeed::NodeLinked::decode_log(inner) {
+                e.data.node
+            } else if let Ok(e) = NodeDeed::NodeUnlinked::decode_log(inner) {
+                e.data.node
+            } else if let Ok(e) = PoAIManager::BlacklistSet::decode_log(inner) {
+                e.data.node
+            } else if let Ok(e) = PoAIManager::NodeSuspended::decode_log(inner) {
+                e.data.node
+            } else {
+                continue;
+            };
+            nodes.push(node);
+        }
+        nodes.sort();
+        nodes.dedup();
+        Ok((nodes, latest))
+    }
+
+    /// The availability history of `node` (zeros when it was never measured while linked).
+    pub async fn service_record(&self, node: Address) -> Result<ServiceRecord> {
+        let record = self.node_deed().serviceRecord(node).call().await?;
+        Ok(ServiceRecord {
+            epochs_measured: record.epochsMeasured,
+            epochs_at_sla: record.epochsAtSla,
+            last_epoch: record.lastEpoch,
+            last_at_sla: record.lastAtSla,
+        })
     }
 
     /// Every job of `escrow` not yet closed, by ascending id.

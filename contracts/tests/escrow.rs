@@ -120,10 +120,15 @@ fn create_jobs_pulls_price_times_nodes_times_epochs_at_once() {
             escrow.getOpenJobIds().call().await.unwrap(),
             vec![U256::from(1), U256::from(2)]
         );
-        assert_eq!(
-            w.gov.manager().getOpenJobIds().call().await.unwrap(),
-            vec![U256::from(1), U256::from(2)]
-        );
+        let page = w
+            .gov
+            .manager()
+            .getOpenJobIds(U256::ZERO, U256::from(10))
+            .call()
+            .await
+            .unwrap();
+        assert_eq!(page.ids, vec![U256::from(1), U256::from(2)]);
+        assert_eq!(page.next, U256::ZERO);
     });
 }
 
@@ -332,7 +337,10 @@ fn only_the_manager_moves_escrow_money_and_only_escrows_call_the_manager_hooks()
         );
         assert!(matches!(err, CspEscrow::CspEscrowErrors::NotManager(_)));
         let err = raw_revert_of::<_, CspEscrow::CspEscrowErrors>(
-            escrow.allocateRewards(U256::from(5)).call().await,
+            escrow
+                .allocateRewards(U256::from(5), U256::MAX, U256::from(10))
+                .call()
+                .await,
         );
         assert!(matches!(err, CspEscrow::CspEscrowErrors::NotManager(_)));
         let err = raw_revert_of::<_, CspEscrow::CspEscrowErrors>(

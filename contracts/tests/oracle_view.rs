@@ -53,6 +53,7 @@ fn node_licences_owner_and_blacklist() {
             licence_id: w.licences[1],
             owner: w.owner.address(),
             blacklisted: false,
+            suspended_until_epoch: 0,
         };
         assert_eq!(
             w.gov.node_licence(w.nodes[1]).await.unwrap(),

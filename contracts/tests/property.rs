@@ -1,6 +1,8 @@
 //! Property test: random sequences of create / extend (by the owner from its wallet, or by a
 //! delegate from the escrow's free balance) / deposit / withdraw / change the delegate's
-//! permissions / vote / advance / allocate / claim / close / blacklist against a fresh suite,
+//! permissions / vote / advance / allocate (one page of random size at a time, passes
+//! interleaved with everything else) / claim / close / redeem a job never started / blacklist
+//! against a fresh suite,
 //! checking after every step against an exact model, to the unit: the USDC deposited equals
 //! what nodes claimed, burned, locked, refunded and withdrawn together; the escrow holds exactly
 //! its free balance, the job budgets and the node balances; every job's budget and every node's
@@ -14,6 +16,7 @@ use alloy::primitives::{Address, B256, U256};
 use common::{World, actor, revert_of, run};
 use proptest::prelude::*;
 use r1_contracts::bindings::CspEscrow::CspEscrowErrors as EscrowError;
+use r1_contracts::bindings::PoAIManager;
 use r1_contracts::bindings::PoAIManager::PoAIManagerErrors as E;
 use r1_contracts::tx::confirm;
 use r1_contracts::units::usdc_units;
@@ -61,10 +64,18 @@ enum Op {
     Advance {
         epochs: u64,
     },
-    Allocate,
+    /// One allocation page settling at most `jobs` jobs.
+    Allocate {
+        jobs: u64,
+    },
     Claim,
     Close {
         job: usize,
+    },
+    /// The owner (or the delegate) redeems a job, which only a job never started allows.
+    Redeem {
+        job: usize,
+        delegated: bool,
     },
     Blacklist {
         node: usize,
@@ -81,9 +92,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..16).prop_map(|bits| Op::Permit { bits }),
         4 => (0usize..8, 1u8..8, any::<bool>()).prop_map(|(job, mask, byzantine)| Op::Vote { job, mask, byzantine }),
         3 => (1u64..=12).prop_map(|epochs| Op::Advance { epochs }),
-        3 => Just(Op::Allocate),
+        3 => (1u64..=4).prop_map(|jobs| Op::Allocate { jobs }),
         2 => Just(Op::Claim),
         1 => (0usize..8).prop_map(|job| Op::Close { job }),
+        1 => (0usize..8, delegated()).prop_map(|(job, delegated)| Op::Redeem { job, delegated }),
         1 => (0usize..NODES).prop_map(|node| Op::Blacklist { node }),
     ]
 }
@@ -108,6 +120,18 @@ struct Job {
     active: Vec<usize>,
     balance: u128,
     closed: bool,
+    /// The epoch it was requested in.
+    created: u64,
+    /// Whether a node set was ever agreed for it.
+    started: bool,
+}
+
+/// An allocation pass in progress: its end epoch and where its walk down the escrow's open
+/// jobs stands (`usize::MAX` before the first page).
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    until: u64,
+    cursor: usize,
 }
 
 #[derive(Debug, Default)]
@@ -127,6 +151,9 @@ struct Model {
     burned: u128,
     refunded: u128,
     allocated_until: u64,
+    /// The escrow's open job set, in its storage order (indexes into `jobs`).
+    open: Vec<usize>,
+    pass: Option<Pass>,
 }
 
 impl Model {
@@ -175,6 +202,31 @@ impl Model {
         }
         self.free -= cost;
         None
+    }
+
+    /// Takes job `j` out of the open set as the escrow does: the last one moves into its place.
+    fn remove_open(&mut self, j: usize) {
+        let at = self.open.iter().position(|&o| o == j).expect("open");
+        self.open.swap_remove(at);
+    }
+
+    /// One page of at most `max` jobs, as the manager and the escrow walk them: returns the
+    /// burn of the page and whether it finished the pass.
+    fn page(&mut self, pass: Pass, max: u64) -> (u128, bool) {
+        let mut cursor = pass.cursor.min(self.open.len());
+        let mut budget = max;
+        let mut burn = 0;
+        while cursor > 0 && budget > 0 {
+            cursor -= 1;
+            budget -= 1;
+            burn += self.settle(self.open[cursor], pass.until);
+        }
+        let finished = cursor == 0;
+        self.pass = (!finished).then_some(Pass { cursor, ..pass });
+        if finished {
+            self.allocated_until = pass.until;
+        }
+        (burn, finished)
     }
 
     fn open_job(&self, index: usize) -> Option<usize> {
@@ -233,7 +285,10 @@ async fn step(w: &World, x: &Extra, m: &mut Model, op: &Op) {
                 active: vec![],
                 balance,
                 closed: false,
+                created: epoch,
+                started: false,
             });
+            m.open.push(m.jobs.len() - 1);
         }
         Op::ExtendDuration {
             job,
@@ -352,25 +407,38 @@ async fn step(w: &World, x: &Extra, m: &mut Model, op: &Op) {
             assert_eq!(accepted, Some(honest), "the honest majority decides");
             m.settle(j, epoch);
             m.jobs[j].active = chosen;
+            m.jobs[j].started = true;
         }
         Op::Advance { epochs } => w.advance_epochs(epochs).await,
-        Op::Allocate => {
-            if epoch <= m.allocated_until {
-                assert!(matches!(
-                    revert_of::<_, E>(w.oracles[1].allocate_rewards().await),
-                    E::EpochAlreadyAllocated(_)
-                ));
-                return;
-            }
-            let allocation = w.oracles[1].allocate_rewards().await.expect("allocate");
-            let mut burn = 0;
-            for j in 0..m.jobs.len() {
-                if !m.jobs[j].closed {
-                    burn += m.settle(j, epoch);
+        Op::Allocate { jobs } => {
+            let manager = w.oracles[1].manager();
+            let page = manager.allocateRewardsToNodes(U256::from(jobs));
+            let pass = match m.pass {
+                Some(pass) => pass,
+                None if epoch <= m.allocated_until => {
+                    assert!(matches!(
+                        revert_of::<_, E>(confirm(page).await),
+                        E::EpochAlreadyAllocated(_)
+                    ));
+                    return;
                 }
-            }
-            assert_eq!(u(allocation.usdc_burned), burn);
-            m.allocated_until = epoch;
+                None => Pass {
+                    until: epoch,
+                    cursor: usize::MAX,
+                },
+            };
+            let receipt = confirm(page).await.expect("allocate");
+            let (burn, finished) = m.page(pass, jobs);
+            let logged = receipt
+                .decoded_log::<PoAIManager::AllocationPage>()
+                .expect("page");
+            assert_eq!(u(logged.data.usdcBurned), burn);
+            assert_eq!(
+                receipt
+                    .decoded_log::<PoAIManager::RewardsAllocated>()
+                    .is_some(),
+                finished
+            );
         }
         Op::Claim => {
             let claimable: Vec<usize> = (0..NODES).filter(|&n| !m.blacklisted[n]).collect();
@@ -401,6 +469,42 @@ async fn step(w: &World, x: &Extra, m: &mut Model, op: &Op) {
             m.jobs[j].balance = 0;
             m.jobs[j].active.clear();
             m.jobs[j].closed = true;
+            m.remove_open(j);
+        }
+        Op::Redeem { job, delegated } => {
+            let Some(j) = m.open_job(job) else { return };
+            // Requested within this epoch: under an epoch (the redeem delay) ago; two epochs
+            // on: over it. One epoch on could be either.
+            let waited = epoch - m.jobs[j].created;
+            if waited == 1 {
+                return;
+            }
+            let sender = if delegated { &x.delegate } else { &w.csp };
+            let sent = sender.redeem_unstarted_job(w.escrow, m.jobs[j].id).await;
+            let expected = if delegated && m.delegate_bits & Permissions::REDEEM.bits() == 0 {
+                Some("NotPermitted")
+            } else if m.jobs[j].started {
+                Some("JobAlreadyStarted")
+            } else if waited == 0 {
+                Some("RedeemTooEarly")
+            } else {
+                None
+            };
+            if let Some(expected) = expected {
+                let got = match revert_of::<_, EscrowError>(sent) {
+                    EscrowError::NotPermitted(_) => "NotPermitted",
+                    EscrowError::JobAlreadyStarted(_) => "JobAlreadyStarted",
+                    EscrowError::RedeemTooEarly(_) => "RedeemTooEarly",
+                    other => panic!("unexpected revert {other:?}"),
+                };
+                assert_eq!(got, expected);
+                return;
+            }
+            assert_eq!(u(sent.expect("redeem")), m.jobs[j].balance);
+            m.refunded += m.jobs[j].balance;
+            m.jobs[j].balance = 0;
+            m.jobs[j].closed = true;
+            m.remove_open(j);
         }
         Op::Blacklist { node } => {
             confirm(w.gov.manager().setBlacklisted(w.nodes[node], true))

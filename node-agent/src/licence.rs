@@ -67,6 +67,11 @@ pub enum Standing {
     Unlinked,
     /// Blacklisted by governance: never validated, never paid.
     Blacklisted,
+    /// Suspended by governance: no new work and no PoA until epoch `until_epoch` starts.
+    Suspended {
+        /// The first epoch the node may work again.
+        until_epoch: u64,
+    },
 }
 
 impl std::fmt::Display for Standing {
@@ -87,6 +92,11 @@ impl std::fmt::Display for Standing {
             Standing::Blacklisted => {
                 f.write_str("blacklisted by governance: the oracles give it no work")
             }
+            Standing::Suspended { until_epoch } => write!(
+                f,
+                "suspended by governance until epoch {until_epoch}: the oracles give it no work \
+                 and it earns no PoA until then"
+            ),
         }
     }
 }
@@ -101,6 +111,16 @@ pub async fn standing(suite: &Suite, me: Address) -> Result<Standing, r1_contrac
         .map_err(r1_contracts::Error::from)?
     {
         return Ok(Standing::Blacklisted);
+    }
+    let until_epoch = suite
+        .manager()
+        .suspendedUntilEpoch(me)
+        .call()
+        .await
+        .map_err(r1_contracts::Error::from)?;
+    let until_epoch = u64::try_from(until_epoch).unwrap_or(u64::MAX);
+    if suite.current_epoch().await? < until_epoch {
+        return Ok(Standing::Suspended { until_epoch });
     }
     let licence = suite
         .node_deed()
@@ -127,7 +147,7 @@ pub async fn standing(suite: &Suite, me: Address) -> Result<Standing, r1_contrac
 
 /// Reads the node's standing at start and every [`RECHECK`], records it in `state` (for
 /// `r1ctl node info`) and logs it whenever it changes: an error while the node is on no
-/// licence or blacklisted, so its operator learns why no work comes.
+/// licence, blacklisted or suspended, so its operator learns why no work comes.
 pub async fn watch(
     chain: crate::config::ChainConfig,
     identity: Identity,

@@ -15,8 +15,15 @@ interface IEscrowManager is IBlacklist {
     /// @notice Governance price per node per epoch of a job type (0 = not offered).
     function jobTypePrice(uint8 jobType) external view returns (uint256);
 
+    /// @notice Seconds after its request before a job never started may be redeemed.
+    function redeemDelay() external view returns (uint256);
+
     /// @notice Allocates a network-wide job id to the calling escrow.
     function registerJob() external returns (uint256 jobId);
+
+    /// @notice Takes a job that never started out of the open set, for the calling escrow's
+    /// redeem; reverts unless the job is the caller's, open and unstarted.
+    function releaseUnstartedJob(uint256 jobId) external;
 
     /// @notice Swaps `amount` USDC, already sent to the manager by the calling escrow, to R1 and burns it.
     function burnUsdc(uint256 amount) external;

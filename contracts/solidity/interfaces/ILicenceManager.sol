@@ -8,6 +8,10 @@ interface ILicenceManager is IBlacklist {
     /// @notice Whether `oracle` is in the oracle set (its signature attests a node link).
     function isOracle(address oracle) external view returns (bool);
 
+    /// @notice Whether governance has suspended `node` for the epoch in progress (no new work,
+    /// no PoA).
+    function isSuspended(address node) external view returns (bool);
+
     /// @notice USDC credited to `node` in every escrow and not claimed yet.
     function pendingRewards(address node) external view returns (uint256);
 }

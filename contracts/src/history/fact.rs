@@ -83,6 +83,23 @@ pub enum Fact {
         /// USDC burned for it, over every escrow.
         usdc_burned: U256,
     },
+    /// One page of an allocation pass (the last one also emits `RewardsAllocated`).
+    AllocationPage {
+        /// The first epoch the pass does not allocate.
+        until: u64,
+        /// The oracle that sent the page.
+        oracle: Address,
+        /// USDC burned in this page's transaction.
+        usdc_burned: U256,
+    },
+    /// A job that never started was redeemed by its escrow's owner or a delegate (its
+    /// `JobClosed` follows in the same transaction).
+    JobRedeemed {
+        /// The escrow.
+        escrow: Address,
+        /// The job.
+        job: u64,
+    },
     /// USDC was swapped to R1 and burned.
     FeesBurned {
         /// The USDC swapped.
@@ -294,6 +311,11 @@ fn manager_fact(log: &Log) -> Option<Fact> {
                 oracle: e.oracle,
                 usdc_burned: e.usdcBurned,
             },
+            E::AllocationPage(e) => Fact::AllocationPage {
+                until: to_u64(e.untilEpoch),
+                oracle: e.oracle,
+                usdc_burned: e.usdcBurned,
+            },
             E::FeesBurned(e) => Fact::FeesBurned {
                 usdc: e.usdcAmount,
                 r1: e.r1Amount,
@@ -361,6 +383,10 @@ fn escrow_fact(log: &Log) -> Option<Fact> {
                 nodes_paid: to_u64(e.nodesPaid),
                 to_nodes: e.toNodes,
                 burned: e.burned,
+            },
+            E::JobRedeemed(e) => Fact::JobRedeemed {
+                escrow,
+                job: to_u64(e.jobId),
             },
             E::JobClosed(e) => Fact::JobClosed {
                 escrow,

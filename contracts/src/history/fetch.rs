@@ -15,6 +15,7 @@ use alloy::rpc::types::{Filter, Log};
 use super::{Entry, Fact, History, Position};
 use crate::client::Suite;
 use crate::epoch::{EpochClock, EpochError};
+use crate::quorum::Quorum;
 
 /// How much of the chain one audit may read, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,9 @@ pub enum FetchError {
     /// A block's time lies before the manager's genesis.
     #[error(transparent)]
     Clock(#[from] EpochError),
+    /// The manager names a quorum rule this client does not know.
+    #[error("the manager's quorum rule {0} is unknown to this client")]
+    UnknownQuorum(u8),
 }
 
 /// Runs `request` under `limit`.
@@ -144,9 +148,12 @@ impl Suite {
         entries.sort_by_key(|e| e.at);
         let (genesis, length) = self.epoch_clock().await?;
         let clock = EpochClock::new(genesis, length)?;
+        let rule = bounded("the quorum rule", wait, self.manager().quorum().call()).await?;
+        let quorum = Quorum::from_u8(rule).ok_or(FetchError::UnknownQuorum(rule))?;
         let mut history = History {
             entries,
             until_block,
+            quorum,
             ..History::default()
         };
         self.look_up(&mut history, clock, limits).await?;

@@ -48,6 +48,8 @@ pub struct History {
     pub senders: BTreeMap<B256, Address>,
     /// The last block read.
     pub until_block: u64,
+    /// The rule the manager's rounds decide by.
+    pub quorum: crate::quorum::Quorum,
 }
 
 impl History {

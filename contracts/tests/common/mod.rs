@@ -88,17 +88,28 @@ pub async fn actor(world: &World) -> Suite {
 
 impl World {
     pub async fn new(chain: &'static DevChain, oracles: usize, nodes: usize) -> World {
+        World::with(chain, oracles, nodes, |_| {}).await
+    }
+
+    /// A world whose deployment's development configuration `tweak` changed first.
+    pub async fn with(
+        chain: &'static DevChain,
+        oracles: usize,
+        nodes: usize,
+        tweak: impl FnOnce(&mut SuiteConfig),
+    ) -> World {
         let (gov_address, gov_provider) = chain
             .funded_account(1_000_000)
             .await
             .expect("fund governance");
         let genesis = chain.timestamp().await.expect("timestamp");
-        let config = SuiteConfig::devnet(
+        let mut config = SuiteConfig::devnet(
             genesis,
             EPOCH,
             Address::repeat_byte(0x11),
             Address::repeat_byte(0x22),
         );
+        tweak(&mut config);
         let deployment = deploy_suite(&gov_provider, gov_address, &config)
             .await
             .expect("deploy suite");

@@ -101,6 +101,23 @@ pub async fn withdraw(funder: &Funder, usdc: Usdc, out: &mut dyn Write) -> Resul
     Ok(())
 }
 
+/// Closes job `job` of the escrow, which no node set ever started, and refunds its budget to the
+/// owner's wallet (allowed the manager's redeem delay after the job's request: an hour on
+/// mainnet).
+pub async fn redeem(funder: &Funder, job: u64, out: &mut dyn Write) -> Result<(), FundError> {
+    let refunded = funder
+        .suite()
+        .redeem_unstarted_job(funder.escrow(), job)
+        .await?;
+    writeln!(
+        out,
+        "redeemed job {job} of escrow {}: {} USDC back to the owner's wallet",
+        funder.escrow(),
+        amount(refunded)
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,8 @@
 //! * [`audit`]: a job's money story rebuilt from chain events and votes, checked to the unit.
 //! * [`keys`]: key files; [`node`]: a node agent's local API; [`fs`]: its R1FS store;
 //!   [`cstore`]: its CSTORE replica.
+//! * [`licence`]: a node operator's licences; [`governance`]: the oracle set, prices, blacklist
+//!   and suspensions, as the manager's owner; [`onchain`]: what the on-chain commands share.
 //! * [`broker`]: mosquitto's configuration for operators; [`devnet`]: finding a local devnet.
 
 pub mod audit;
@@ -27,9 +29,11 @@ pub mod escrow;
 pub mod estimate;
 pub mod fs;
 pub mod fund;
+pub mod governance;
 pub mod keys;
 pub mod licence;
 pub mod node;
+pub mod onchain;
 pub mod overview;
 pub mod pin;
 pub mod remote;

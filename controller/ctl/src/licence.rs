@@ -6,91 +6,12 @@
 use std::io::Write;
 
 use alloy_primitives::{Address, U256};
-use r1_contracts::bindings::{NodeDeed, PoAIManager};
-use r1_contracts::tx::{Outcome, send_or_plan};
+use r1_contracts::tx::send_or_plan;
 use r1_contracts::{LinkProof, Suite};
 use r1_protocol::links::LinkAttestRequest;
 
-use crate::remote::{Client, RemoteError};
-
-/// Why a licence command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LicenceError {
-    /// The chain could not be read, or refused in a way no contract names.
-    #[error(transparent)]
-    Chain(#[from] r1_contracts::Error),
-    /// A contract refused, with its reason.
-    #[error("the {contract} refused: {reason}")]
-    Refused {
-        /// Which contract.
-        contract: &'static str,
-        /// Its custom error, decoded.
-        reason: String,
-    },
-    /// The oracle refused to co-sign, or could not be asked.
-    #[error("the oracle did not co-sign the link: {0}")]
-    Oracle(#[from] RemoteError),
-    /// The node's proof is not for this owner, or not a signature.
-    #[error("the node's proof: {0}")]
-    Proof(String),
-    /// The licence costs more than the buyer's limit.
-    #[error("a licence costs {price} R1 wei now, above your limit of {limit}")]
-    PriceAboveLimit {
-        /// The current price.
-        price: U256,
-        /// The limit given.
-        limit: U256,
-    },
-    /// The RPC endpoint is unusable or serves another chain.
-    #[error("RPC: {0}")]
-    Rpc(String),
-    /// Writing the answer failed.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
-/// The chain client signing as `client`'s key, on the oracle's chain, read at `rpc_url` (which
-/// must serve the chain the oracle names).
-pub async fn connect(client: &Client, rpc_url: &str) -> Result<Suite, LicenceError> {
-    let info = client.info().await?;
-    let url = url::Url::parse(rpc_url).map_err(|e| LicenceError::Rpc(format!("{rpc_url}: {e}")))?;
-    let served = r1_contracts::attach::chain_id_at(&url).await?;
-    if served != info.chain_id {
-        return Err(LicenceError::Rpc(format!(
-            "{rpc_url} serves chain {served}, but the oracle settles on chain {}",
-            info.chain_id
-        )));
-    }
-    let signer = client.identity().signer().clone();
-    Ok(Suite::attach(&url, signer, info.poai_manager).await?)
-}
-
-/// `error` with the contract's reason when it is a revert the Node Deed or the PoAI manager
-/// names.
-fn explained(error: r1_contracts::Error) -> LicenceError {
-    if let Some(reason) = error.revert::<NodeDeed::NodeDeedErrors>() {
-        return LicenceError::Refused {
-            contract: "Node Deed",
-            reason: format!("{reason:?}"),
-        };
-    }
-    if let Some(reason) = error.revert::<PoAIManager::PoAIManagerErrors>() {
-        return LicenceError::Refused {
-            contract: "PoAI manager",
-            reason: format!("{reason:?}"),
-        };
-    }
-    LicenceError::Chain(error)
-}
-
-/// Says what [`send_or_plan`] did with the transaction `what`.
-fn report(outcome: Outcome, what: &str, out: &mut dyn Write) -> Result<(), LicenceError> {
-    match outcome {
-        Outcome::Mined { tx, gas } => writeln!(out, "{what}: transaction {tx} (gas {gas})")?,
-        Outcome::Planned(planned) => writeln!(out, "{what}: dry run\n{planned}")?,
-    }
-    Ok(())
-}
+use crate::onchain::{ChainCommandError, explained, report};
+use crate::remote::Client;
 
 /// Buys the next licence at the current price, at most `max_price` R1 wei (default: the
 /// current price), approving the R1 first.
@@ -99,7 +20,7 @@ pub async fn buy(
     max_price: Option<U256>,
     dry_run: bool,
     out: &mut dyn Write,
-) -> Result<(), LicenceError> {
+) -> Result<(), ChainCommandError> {
     let deed = suite.node_deed();
     let price = deed
         .currentPrice()
@@ -108,7 +29,7 @@ pub async fn buy(
         .map_err(r1_contracts::Error::from)?;
     let limit = max_price.unwrap_or(price);
     if price > limit {
-        return Err(LicenceError::PriceAboveLimit { price, limit });
+        return Err(ChainCommandError::PriceAboveLimit { price, limit });
     }
     writeln!(out, "licence price now: {price} R1 wei")?;
     let r1 = suite.r1();
@@ -138,9 +59,9 @@ pub async fn link(
     proof: &LinkAttestRequest,
     dry_run: bool,
     out: &mut dyn Write,
-) -> Result<(), LicenceError> {
+) -> Result<(), ChainCommandError> {
     if proof.owner != suite.address() {
-        return Err(LicenceError::Proof(format!(
+        return Err(ChainCommandError::Proof(format!(
             "the node signed for owner {}, but you are {}",
             proof.owner,
             suite.address()
@@ -151,7 +72,7 @@ pub async fn link(
         .await?;
     let node_signature = decode_signature(&proof.node_signature)?;
     if terms.signer_of(&node_signature) != Some(proof.node) {
-        return Err(LicenceError::Proof(format!(
+        return Err(ChainCommandError::Proof(format!(
             "not {}'s signature of licence {}'s current terms (was the node linked since?)",
             proof.node, proof.licence_id
         )));
@@ -191,7 +112,7 @@ pub async fn unlink(
     licence_id: u64,
     dry_run: bool,
     out: &mut dyn Write,
-) -> Result<(), LicenceError> {
+) -> Result<(), ChainCommandError> {
     let deed = suite.node_deed();
     let call = deed.unlinkNode(U256::from(licence_id));
     report(
@@ -209,7 +130,7 @@ pub async fn claim(
     nodes: &[Address],
     dry_run: bool,
     out: &mut dyn Write,
-) -> Result<(), LicenceError> {
+) -> Result<(), ChainCommandError> {
     let manager = suite.manager();
     let call = manager.claimRewards(nodes.to_vec());
     report(
@@ -222,8 +143,13 @@ pub async fn claim(
 }
 
 /// Prints licence `licence_id`: its owner, its node, when it may be linked again, PoA minted,
-/// and what its node has earned and not claimed.
-pub async fn show(suite: &Suite, licence_id: u64, out: &mut dyn Write) -> Result<(), LicenceError> {
+/// what its node has earned and not claimed, its service record (the 98 % flag) and whether
+/// governance blacklisted or suspended it.
+pub async fn show(
+    suite: &Suite,
+    licence_id: u64,
+    out: &mut dyn Write,
+) -> Result<(), ChainCommandError> {
     let deed = suite.node_deed();
     let id = U256::from(licence_id);
     let owner = deed
@@ -259,6 +185,38 @@ pub async fn show(suite: &Suite, licence_id: u64, out: &mut dyn Write) -> Result
         let pending = suite.pending_rewards(node).await?;
         writeln!(out, "node       {node}")?;
         writeln!(out, "earned     {pending} USDC units not claimed")?;
+        let record = suite.service_record(node).await?;
+        writeln!(
+            out,
+            "served     {} epochs measured, {} at 98 % or more{}",
+            record.epochs_measured,
+            record.epochs_at_sla,
+            if record.epochs_measured == 0 {
+                String::new()
+            } else {
+                format!(
+                    " (last: epoch {}, {})",
+                    record.last_epoch,
+                    if record.last_at_sla {
+                        "at 98 %"
+                    } else {
+                        "below 98 %"
+                    }
+                )
+            }
+        )?;
+        if let Some(standing) = suite.node_licence(node).await? {
+            let epoch = suite.current_epoch().await?;
+            if standing.blacklisted {
+                writeln!(out, "standing   blacklisted: no work, no pay")?;
+            } else if !standing.may_work(epoch) {
+                writeln!(
+                    out,
+                    "standing   suspended until epoch {}: no new work, no PoA",
+                    standing.suspended_until_epoch
+                )?;
+            }
+        }
     }
     if linked_at != U256::ZERO {
         writeln!(
@@ -271,9 +229,9 @@ pub async fn show(suite: &Suite, licence_id: u64, out: &mut dyn Write) -> Result
     Ok(())
 }
 
-fn decode_signature(text: &str) -> Result<Vec<u8>, LicenceError> {
+fn decode_signature(text: &str) -> Result<Vec<u8>, ChainCommandError> {
     text.strip_prefix("0x")
         .and_then(|hex| alloy_primitives::hex::decode(hex).ok())
         .filter(|bytes| bytes.len() == 65)
-        .ok_or_else(|| LicenceError::Proof(format!("{text:?} is not a 65-byte signature")))
+        .ok_or_else(|| ChainCommandError::Proof(format!("{text:?} is not a 65-byte signature")))
 }

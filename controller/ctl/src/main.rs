@@ -224,6 +224,16 @@ enum Command {
         #[command(flatten)]
         chain: Chain,
     },
+    /// Governance of the PoAI manager, as its owner: oracles, prices, blacklist, suspensions;
+    /// `show` for anyone.
+    Oracle {
+        #[command(subcommand)]
+        command: OracleCommand,
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        chain: Chain,
+    },
     /// Seal secrets to every oracle, for DeeployJob manifests.
     Secret {
         #[command(subcommand)]
@@ -299,6 +309,12 @@ enum EscrowCommand {
         /// Amount in USDC.
         amount: r1_crds::usdc::Usdc,
     },
+    /// Refund a job no node ever started, an hour (the manager's redeem delay) after it was
+    /// paid for.
+    Redeem {
+        /// The job id on chain.
+        job: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -340,6 +356,60 @@ enum LicenceCommand {
         /// The nodes.
         #[arg(required = true)]
         nodes: Vec<alloy_primitives::Address>,
+        /// Print the transaction and its gas instead of sending it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OracleCommand {
+    /// The manager's settings (quorum rule, cooldown, redeem delay), oracles and prices.
+    Show,
+    /// Add an oracle to the set consensus counts.
+    Add {
+        /// The oracle's address.
+        oracle: alloy_primitives::Address,
+        /// Print the transaction and its gas instead of sending it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove an oracle.
+    Remove {
+        /// The oracle's address.
+        oracle: alloy_primitives::Address,
+        /// Print the transaction and its gas instead of sending it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Blacklist a node: never validated, never paid (--clear takes it back).
+    Blacklist {
+        /// The node's address.
+        node: alloy_primitives::Address,
+        /// Clear the node instead.
+        #[arg(long)]
+        clear: bool,
+        /// Print the transaction and its gas instead of sending it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Suspend a node for a number of epochs from now: no new work, no PoA (--epochs 0 lifts it).
+    Suspend {
+        /// The node's address.
+        node: alloy_primitives::Address,
+        /// Epochs from the current one.
+        #[arg(long)]
+        epochs: u64,
+        /// Print the transaction and its gas instead of sending it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Price a class of the catalogue per node per epoch (0 withdraws it).
+    Price {
+        /// The class name, e.g. entry.
+        class: String,
+        /// USDC per node per epoch, e.g. 0.375.
+        price: r1_crds::usdc::Usdc,
         /// Print the transaction and its gas instead of sending it.
         #[arg(long)]
         dry_run: bool,
@@ -985,7 +1055,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             };
             let done = block_on(async {
                 use r1_ctl::licence;
-                let suite = licence::connect(&client, &chain.rpc_url).await?;
+                let suite = r1_ctl::onchain::connect(&client, &chain.rpc_url).await?;
                 match (command, &proof) {
                     (LicenceCommand::Buy { max_price, dry_run }, _) => {
                         licence::buy(&suite, *max_price, *dry_run, &mut out).await
@@ -1004,6 +1074,78 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     }
                     (LicenceCommand::Link { .. }, None) => Ok(()),
                 }
+            })?;
+            done?;
+            Ok(true)
+        }
+        Command::Oracle {
+            command,
+            remote,
+            chain,
+        } => {
+            let client = remote.client()?;
+            let catalogue = catalogue()?;
+            let done = block_on(async {
+                use r1_ctl::governance::{self, Change};
+                let suite = r1_ctl::onchain::connect(&client, &chain.rpc_url).await?;
+                let (change, dry_run) = match command {
+                    OracleCommand::Show => {
+                        return governance::show(&suite, &catalogue, &mut out).await;
+                    }
+                    OracleCommand::Add { oracle, dry_run } => (Change::AddOracle(*oracle), dry_run),
+                    OracleCommand::Remove { oracle, dry_run } => {
+                        (Change::RemoveOracle(*oracle), dry_run)
+                    }
+                    OracleCommand::Blacklist {
+                        node,
+                        clear,
+                        dry_run,
+                    } => (
+                        Change::Blacklist {
+                            node: *node,
+                            blacklisted: !clear,
+                        },
+                        dry_run,
+                    ),
+                    OracleCommand::Suspend {
+                        node,
+                        epochs,
+                        dry_run,
+                    } => {
+                        let until_epoch = if *epochs == 0 {
+                            0
+                        } else {
+                            governance::suspension_end(&suite, *epochs).await?
+                        };
+                        (
+                            Change::Suspend {
+                                node: *node,
+                                until_epoch,
+                            },
+                            dry_run,
+                        )
+                    }
+                    OracleCommand::Price {
+                        class,
+                        price,
+                        dry_run,
+                    } => {
+                        let Some(found) = catalogue.classes.iter().find(|c| &c.name == class)
+                        else {
+                            return Err(r1_ctl::onchain::ChainCommandError::UnknownClass(
+                                class.clone(),
+                            ));
+                        };
+                        (
+                            Change::Price {
+                                job_type: found.id,
+                                price: *price,
+                            },
+                            dry_run,
+                        )
+                    }
+                };
+                governance::apply(&suite, &change, *dry_run, &mut out).await
             })?;
             done?;
             Ok(true)
@@ -1036,6 +1178,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     }
                     EscrowCommand::Withdraw { amount } => {
                         r1_ctl::escrow::withdraw(&funder, *amount, &mut out).await
+                    }
+                    EscrowCommand::Redeem { job } => {
+                        r1_ctl::escrow::redeem(&funder, *job, &mut out).await
                     }
                 }
             })?;

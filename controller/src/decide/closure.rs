@@ -4,8 +4,9 @@
 //! Closability mirrors `CspEscrow.isClosable`: the job is open, the current epoch is past its
 //! last execution epoch, and its rewards are settled up to and including that epoch
 //! (`nextEpochToSettle > lastExecutionEpoch`). Oracles agree on the lowest such job id, as
-//! `PoAIManager.getFirstClosableJobId` does, then wait a random backoff so that usually one
-//! oracle acts and the contract's guards absorb the rest.
+//! `Suite::first_closable_job_id` finds it in the pages of `PoAIManager.getClosableJobIds`,
+//! then wait a random backoff so that usually one oracle acts and the contract's guards absorb
+//! the rest.
 
 use alloy_primitives::{Address, keccak256};
 

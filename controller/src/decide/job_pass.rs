@@ -16,8 +16,11 @@
 //! 4. A deploy may have been lost (broker down, node restarting): it is repeated for every
 //!    live holder not reporting the serving revision yet. Nodes treat a repeat as a no-op.
 //! 5. *Validation*: the set of nodes running one healthy, current replica each is voted once
-//!    it is complete, distinct, differs from the validated set and has held still for the
-//!    settle time, so that honest oracles propose the same set.
+//!    it is distinct, differs from the validated set, has held still for the settle time (so
+//!    that honest oracles propose the same set), and is complete — or is all there can be: the
+//!    missing replicas have no node to go to. Then the nodes that serve are paid (and a job
+//!    that serves counts as started, so its CSP cannot redeem it), and a lost node nobody can
+//!    replace stops being paid.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -283,8 +286,11 @@ pub fn plan(view: &JobView<'_>) -> JobPass {
         Some((set, since)) if *set == running_set => *since,
         _ => now,
     };
-    let complete = running.len() as u32 == desired && running_set.len() == running.len();
-    let vote = (complete
+    let distinct = running_set.len() == running.len();
+    let complete = running.len() as u32 == desired;
+    let all_there_can_be = !running_set.is_empty() && !availability.unplaceable.is_empty();
+    let vote = (distinct
+        && (complete || all_there_can_be)
         && !view.budget_spent
         && running_set != job.active_nodes
         && now.saturating_sub(since) >= view.settle_ms
@@ -697,18 +703,38 @@ mod tests {
     }
 
     #[test]
-    fn an_incomplete_or_shared_set_is_not_voted() {
+    fn an_incomplete_set_is_voted_only_when_no_node_can_complete_it() {
         let mut fixture = Fixture::new(2, &[]);
-        fixture.candidates.clear();
         fixture.seen = vec![running(&fixture.rollout, 1, 0)];
         fixture.placements = vec![placed(1, 0)];
         fixture.stable = Some(([addr(1)].into(), 0));
-        let pass = fixture.plan();
-        assert_eq!(pass.vote, None, "one of two replicas runs");
-        assert!(pass.unplaceable.is_some(), "no node can take replica 1");
+        let waiting = fixture.plan();
+        assert!(waiting.unplaceable.is_none(), "replica 1 has a node");
+        assert_eq!(
+            waiting.vote, None,
+            "one of two replicas runs, the other is coming"
+        );
 
-        fixture.seen.push(running(&fixture.rollout, 1, 1));
-        fixture.placements.push(placed(1, 1));
+        fixture.candidates.clear();
+        let pass = fixture.plan();
+        assert!(pass.unplaceable.is_some(), "no node can take replica 1");
+        assert_eq!(
+            pass.vote,
+            Some(vec![addr(1)]),
+            "what runs is all there can be"
+        );
+    }
+
+    #[test]
+    fn a_shared_set_is_not_voted() {
+        let mut fixture = Fixture::new(2, &[]);
+        fixture.candidates.clear();
+        fixture.seen = vec![
+            running(&fixture.rollout, 1, 0),
+            running(&fixture.rollout, 1, 1),
+        ];
+        fixture.placements = vec![placed(1, 0), placed(1, 1)];
+        fixture.stable = Some(([addr(1)].into(), 0));
         assert_eq!(fixture.plan().vote, None, "two replicas on one node");
     }
 

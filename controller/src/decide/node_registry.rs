@@ -84,6 +84,9 @@ fn node_kinds(kind: MessageKind, _: &Address) -> bool {
 pub struct Standing {
     /// Linked to a licence and not blacklisted.
     pub licensed: bool,
+    /// Governance suspended it for the epoch in progress: still a member (heard, measured,
+    /// on the roster) but given no work, and what it runs counts for no node set.
+    pub suspended: bool,
     /// The licence owner (the operator), zero when unlicensed.
     pub operator: Address,
     /// When this was read from the chain (unix ms).
@@ -312,7 +315,18 @@ impl Registry {
             if !standing.licensed && record.standing.is_none_or(|s| s.licensed) {
                 tracing::warn!(%node, "node has no valid licence: it gets no work");
             }
+            if standing.suspended && record.standing.is_none_or(|s| !s.suspended) {
+                tracing::warn!(%node, "node is suspended by governance: it gets no work until the suspension ends");
+            }
             record.standing = Some(standing);
+        }
+    }
+
+    /// Forgets what the chain said about `node`, so that it is read again first (the chain
+    /// changed it: a link, an unlink, a blacklisting, a suspension).
+    pub fn forget_standing(&mut self, node: &Address) {
+        if let Some(record) = self.nodes.get_mut(node) {
+            record.standing = None;
         }
     }
 
@@ -352,12 +366,13 @@ impl Registry {
             .collect()
     }
 
-    /// Whether `node`'s reports count: the chain has not said it is unlicensed. (A node not
-    /// read yet counts, so an oracle that restarts sees what runs before its first readings.)
+    /// Whether `node`'s reports count: the chain has not said it is unlicensed or suspended.
+    /// (A node not read yet counts, so an oracle that restarts sees what runs before its first
+    /// readings.)
     pub fn reports_count(&self, node: &Address) -> bool {
         self.nodes
             .get(node)
-            .is_some_and(|r| r.standing.is_none_or(|s| s.licensed))
+            .is_some_and(|r| r.standing.is_none_or(|s| s.licensed && !s.suspended))
     }
 
     /// One node's record.
@@ -423,7 +438,7 @@ impl Registry {
                 Some(Candidate {
                     node: *node,
                     operator: standing.operator,
-                    licensed: standing.licensed,
+                    licensed: standing.licensed && !standing.suspended,
                     liveness: liveness.of(node),
                     labels: record.heartbeat.labels.clone(),
                     free: resources.free,
@@ -508,11 +523,48 @@ mod tests {
             node.address(),
             Standing {
                 licensed: true,
+                suspended: false,
                 operator: Address::ZERO,
                 checked_ms: at_ms,
             },
         );
         registry
+    }
+
+    #[test]
+    fn a_standing_the_chain_changed_is_read_again_first() {
+        let node = Sealer::new(Identity::generate());
+        let mut registry = heard(&node, T0);
+        let unlicensed = Standing {
+            licensed: false,
+            suspended: false,
+            operator: Address::ZERO,
+            checked_ms: T0,
+        };
+        registry.set_standing(node.address(), unlicensed);
+        assert!(registry.licensed().is_empty());
+        assert!(registry.stale_standings(T0 + 1, 30_000).is_empty());
+        registry.forget_standing(&node.address());
+        assert_eq!(
+            registry.stale_standings(T0 + 1, 30_000),
+            vec![node.address()]
+        );
+    }
+
+    #[test]
+    fn a_suspended_node_stays_a_member_but_its_replicas_count_for_no_set() {
+        let node = Sealer::new(Identity::generate());
+        let mut registry = heard(&node, T0);
+        assert!(registry.reports_count(&node.address()));
+        let suspended = Standing {
+            licensed: true,
+            suspended: true,
+            operator: Address::ZERO,
+            checked_ms: T0,
+        };
+        registry.set_standing(node.address(), suspended);
+        assert!(registry.licensed().contains(&node.address()));
+        assert!(!registry.reports_count(&node.address()));
     }
 
     #[test]
@@ -634,6 +686,7 @@ mod tests {
             stranger.address(),
             Standing {
                 licensed: false,
+                suspended: false,
                 operator: Address::ZERO,
                 checked_ms: T0,
             },

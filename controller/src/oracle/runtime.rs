@@ -117,6 +117,8 @@ pub struct Oracle {
     /// When each closable job was first seen closable (unix ms), for the closure backoff.
     pub(crate) closable_since: Mutex<BTreeMap<u64, u64>>,
     last_chain: Mutex<Option<ChainSnapshot>>,
+    /// The last block whose standing changes (links, unlinks, blacklist, suspensions) were read.
+    standing_block: Mutex<Option<u64>>,
     escrow_book: Mutex<EscrowBook>,
     oracle_messages: Mutex<OracleVerifiers>,
     /// Chain jobs nodes report that no resource here pays for: settled once closed.
@@ -269,6 +271,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         availability_tables: Mutex::new(AvailabilityTables::default()),
         closable_since: Mutex::new(BTreeMap::new()),
         last_chain: Mutex::new(None),
+        standing_block: Mutex::new(None),
         escrow_book: Mutex::new(escrow_book()),
         oracle_messages: Mutex::new((
             Verifier::new(HashSet::new(), Freshness::default()),
@@ -838,6 +841,15 @@ impl Oracle {
                     .vote(kind, if accepted { "accepted" } else { "pending" });
                 true
             }
+            Err(e) if e.refused_with(|r| matches!(r, PoAIManagerErrors::DecisionCooldown(..))) => {
+                tracing::debug!(
+                    job,
+                    round,
+                    kind,
+                    "the job's last decision is too recent; voting again on a later pass"
+                );
+                false
+            }
             Err(e) if e.refused_with(|r| matches!(r, PoAIManagerErrors::AlreadyVoted(..))) => {
                 tracing::info!(
                     job,
@@ -913,7 +925,24 @@ impl Oracle {
         }
     }
 
+    /// Reads again the standing of every node the chain changed since the last pass (a fresh
+    /// link is thus seen at once, not at the unlicensed node's next recheck), then of the nodes
+    /// whose reading is old.
     async fn refresh_standings(&self, now: u64) {
+        let epoch = self.clock.epoch_at_ms(now).unwrap_or(0);
+        {
+            let mut block = self.standing_block.lock().await;
+            match within(self.suite.standing_changes(*block)).await {
+                Ok((changed, last)) => {
+                    *block = Some(last);
+                    let mut registry = self.registry.lock().await;
+                    for node in changed {
+                        registry.forget_standing(&node);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the chain's standing changes"),
+            }
+        }
         let stale = self
             .registry
             .lock()
@@ -931,6 +960,7 @@ impl Oracle {
                 Ok(licence) => {
                     let standing = Standing {
                         licensed: licence.is_some_and(|l| !l.blacklisted),
+                        suspended: licence.is_some_and(|l| !l.may_work(epoch)),
                         operator: licence.map_or(Address::ZERO, |l| l.owner),
                         checked_ms: now,
                     };

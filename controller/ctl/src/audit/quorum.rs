@@ -1,8 +1,10 @@
 //! The PoAI manager's consensus rule, rechecked from the votes on chain: a round is decided
-//! at the first vote after which more than half of the registered oracles have submitted and
-//! the most common proposal (the first to reach its count) has at least ⌊n/3⌋ + 1 votes.
+//! at the first vote after which the deployment's [`Quorum`] holds — enough of the registered
+//! oracles have submitted and the most common proposal (the first to reach its count) has
+//! enough votes.
 
 use alloy_primitives::{Address, B256, keccak256};
+use r1_contracts::Quorum;
 
 /// What a round's votes add up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,17 +75,22 @@ pub fn tally(votes: &[(Address, B256)]) -> Tally {
     best
 }
 
-/// Whether `tally` decides a round among `oracles` registered oracles.
-pub fn decides(tally: &Tally, oracles: usize) -> bool {
-    tally.submissions > oracles / 2 && tally.best_count > oracles / 3
+/// Whether `tally` decides a round among `oracles` registered oracles under `rule`.
+pub fn decides(tally: &Tally, oracles: usize, rule: Quorum) -> bool {
+    rule.decides(
+        oracles as u64,
+        tally.submissions as u64,
+        tally.best_count as u64,
+    )
 }
 
 /// Checks that a round whose votes are `votes` (the last one being the deciding vote, sent in
 /// the acceptance's transaction) is decided exactly by that vote, for `accepted`, among
-/// `oracles` registered oracles.
+/// `oracles` registered oracles, under `rule`.
 pub fn check(
     votes: &[(Address, B256)],
     oracles: usize,
+    rule: Quorum,
     accepted: B256,
 ) -> Result<Tally, QuorumError> {
     if votes.is_empty() {
@@ -95,12 +102,12 @@ pub fn check(
         }
     }
     for end in 1..votes.len() {
-        if decides(&tally(&votes[..end]), oracles) {
+        if decides(&tally(&votes[..end]), oracles, rule) {
             return Err(QuorumError::DecidedEarlier(end));
         }
     }
     let total = tally(votes);
-    if !decides(&total, oracles) {
+    if !decides(&total, oracles, rule) {
         return Err(QuorumError::NoQuorum {
             submissions: total.submissions,
             oracles,
@@ -134,17 +141,18 @@ mod tests {
 
     const A: B256 = B256::repeat_byte(0xaa);
     const B: B256 = B256::repeat_byte(0xbb);
+    const R: Quorum = Quorum::Reference;
 
     #[test]
     fn two_of_three_decide() {
         let votes = [(oracle(1), A), (oracle(2), A)];
-        assert_eq!(check(&votes, 3, A).map(|t| t.best_count), Ok(2));
+        assert_eq!(check(&votes, 3, R, A).map(|t| t.best_count), Ok(2));
     }
 
     #[test]
     fn a_missing_vote_leaves_no_quorum() {
         assert_eq!(
-            check(&[(oracle(1), A)], 3, A),
+            check(&[(oracle(1), A)], 3, R, A),
             Err(QuorumError::NoQuorum {
                 submissions: 1,
                 oracles: 3,
@@ -156,18 +164,42 @@ mod tests {
     #[test]
     fn a_round_is_decided_at_its_first_quorum() {
         let votes = [(oracle(1), A), (oracle(2), A), (oracle(3), A)];
-        assert_eq!(check(&votes, 3, A), Err(QuorumError::DecidedEarlier(2)));
+        assert_eq!(check(&votes, 3, R, A), Err(QuorumError::DecidedEarlier(2)));
     }
 
     #[test]
     fn split_votes_wait_for_a_leader() {
         // Four oracles: three submissions are enough, and two votes lead.
         let votes = [(oracle(1), A), (oracle(2), B), (oracle(3), B)];
-        assert_eq!(check(&votes, 4, B).map(|t| t.submissions), Ok(3));
-        assert_eq!(check(&votes, 4, A), Err(QuorumError::OtherWinner(B)));
+        assert_eq!(check(&votes, 4, R, B).map(|t| t.submissions), Ok(3));
+        assert_eq!(check(&votes, 4, R, A), Err(QuorumError::OtherWinner(B)));
         assert_eq!(
-            check(&[(oracle(1), A), (oracle(1), A)], 3, A),
+            check(&[(oracle(1), A), (oracle(1), A)], 3, R, A),
             Err(QuorumError::TwiceBy(oracle(1)))
+        );
+    }
+
+    #[test]
+    fn the_byzantine_rule_waits_for_two_thirds() {
+        let votes = [(oracle(1), A), (oracle(2), A), (oracle(3), B)];
+        let byzantine = Quorum::Byzantine;
+        assert_eq!(
+            check(&votes[..2], 3, byzantine, A),
+            Err(QuorumError::NoQuorum {
+                submissions: 2,
+                oracles: 3,
+                best_count: 2
+            })
+        );
+        let all = [(oracle(1), A), (oracle(2), A), (oracle(3), A)];
+        assert_eq!(check(&all, 3, byzantine, A).map(|t| t.best_count), Ok(3));
+        assert_eq!(
+            check(&votes, 3, byzantine, A),
+            Err(QuorumError::NoQuorum {
+                submissions: 3,
+                oracles: 3,
+                best_count: 2
+            })
         );
     }
 

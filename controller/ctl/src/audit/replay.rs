@@ -61,6 +61,7 @@ pub struct Replay {
     burn_txs: usize,
     burn_expected: U256,
     burn_actual: U256,
+    pass_burned: U256,
     poa_expected: BTreeMap<u64, U256>,
     poa_mints: BTreeMap<u64, usize>,
     licence_nodes: BTreeMap<u64, BTreeSet<Address>>,
@@ -152,12 +153,30 @@ impl Replay {
         group: &[Entry],
     ) -> Vec<(u64, Settlement, String)> {
         let mut due = Vec::new();
-        let allocation = group.iter().find_map(|e| match &e.fact {
-            Fact::RewardsAllocated { until, oracle, .. } => Some((*until, *oracle)),
+        let page = group.iter().find_map(|e| match &e.fact {
+            Fact::AllocationPage { until, oracle, .. } => Some((*until, *oracle)),
             _ => None,
         });
-        if let Some((until, oracle)) = allocation {
+        if let Some((until, oracle)) = page {
+            // A page settles the jobs it visits; the pass's last page (the one that reports
+            // `RewardsAllocated`) leaves every open job settled up to `until`.
+            let last_page = group
+                .iter()
+                .any(|e| matches!(e.fact, Fact::RewardsAllocated { .. }));
+            let escrow = self.escrow;
+            let settled_here: BTreeSet<u64> = group
+                .iter()
+                .filter_map(|e| match &e.fact {
+                    Fact::EpochsSettled {
+                        escrow: at, job, ..
+                    } if *at == escrow => Some(*job),
+                    _ => None,
+                })
+                .collect();
             for (id, ledger) in self.jobs.iter_mut().filter(|(_, l)| !l.closed) {
+                if !last_page && !settled_here.contains(id) {
+                    continue;
+                }
                 if let Some(paid) = ledger.settle(until, &self.blacklist) {
                     due.push((*id, paid, format!("allocated by {}", short(&oracle))));
                 }
@@ -249,7 +268,7 @@ impl Replay {
     }
 
     /// Every settlement's burn is swapped and burned in the same transaction (`FeesBurned`),
-    /// and an allocation reports the sum it burned.
+    /// and an allocation page reports the sum it burned.
     fn check_burns(&mut self, group: &[Entry]) {
         let mine = group.iter().any(
             |e| matches!(&e.fact, Fact::EpochsSettled { escrow, .. } if *escrow == self.escrow),
@@ -264,7 +283,7 @@ impl Replay {
             match &entry.fact {
                 Fact::EpochsSettled { burned, .. } => settled += *burned,
                 Fact::FeesBurned { usdc, .. } => swapped += *usdc,
-                Fact::RewardsAllocated { usdc_burned, .. } => reported = Some(*usdc_burned),
+                Fact::AllocationPage { usdc_burned, .. } => reported = Some(*usdc_burned),
                 _ => {}
             }
         }
@@ -357,7 +376,7 @@ impl Replay {
             Fact::AvailabilityAccepted { epoch, proposal } => {
                 let votes = self.availability.remove(epoch).unwrap_or_default();
                 self.availability_accepted += 1;
-                match quorum::check(&votes, self.oracles.len(), *proposal) {
+                match quorum::check(&votes, self.oracles.len(), history.quorum, *proposal) {
                     Ok(_) => self.availability_agreed += 1,
                     Err(e) => self.row(
                         None,
@@ -442,6 +461,47 @@ impl Replay {
                             short_list(nodes),
                         ),
                     );
+                }
+            }
+            Fact::AllocationPage { usdc_burned, .. } => self.pass_burned += *usdc_burned,
+            Fact::RewardsAllocated {
+                from,
+                until,
+                usdc_burned,
+                ..
+            } => {
+                let pages = std::mem::take(&mut self.pass_burned);
+                if pages != *usdc_burned {
+                    self.row(
+                        None,
+                        Row::usdc(
+                            format!("allocation of epochs {from}..{until}: burned over its pages"),
+                            pages,
+                            *usdc_burned,
+                        ),
+                    );
+                }
+            }
+            Fact::JobRedeemed { escrow, job } if *escrow == self.escrow => {
+                let unstarted = self
+                    .jobs
+                    .get(job)
+                    .is_some_and(|l| !l.closed && l.started.is_none());
+                self.row(
+                    Some(*job),
+                    Row::check(
+                        format!("job {job} redeemed"),
+                        "never started",
+                        if unstarted {
+                            "never started"
+                        } else {
+                            "started"
+                        },
+                        unstarted,
+                    ),
+                );
+                if let Some(ledger) = self.jobs.get_mut(job) {
+                    ledger.close();
                 }
             }
             Fact::JobClosed {
@@ -553,7 +613,7 @@ impl Replay {
             short_list(&voters)
         );
         let mut ok = true;
-        if let Err(e) = quorum::check(&votes, oracles, proposal) {
+        if let Err(e) = quorum::check(&votes, oracles, history.quorum, proposal) {
             ok = false;
             actual = format!("{actual} ({e})");
         }

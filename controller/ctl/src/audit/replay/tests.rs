@@ -227,6 +227,11 @@ impl FakeChain {
             .filter(|f| matches!(f, Fact::EpochsSettled { .. }))
             .cloned()
             .collect();
+        facts.push(Fact::AllocationPage {
+            until,
+            oracle,
+            usdc_burned,
+        });
         facts.push(Fact::RewardsAllocated {
             from,
             until,
@@ -432,6 +437,7 @@ fn amounts(fact: &mut Fact) -> Vec<&mut U256> {
         Fact::JobClosed { refunded, .. } => vec![refunded],
         Fact::FeesBurned { usdc, .. } => vec![usdc],
         Fact::RewardsAllocated { usdc_burned, .. } => vec![usdc_burned],
+        Fact::AllocationPage { usdc_burned, .. } => vec![usdc_burned],
         Fact::PoaMinted { amount, .. } => vec![amount],
         _ => Vec::new(),
     }

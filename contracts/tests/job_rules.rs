@@ -1,0 +1,394 @@
+//! The reference's rules besides money flow, on a real EDR node: the cooldown between a job's
+//! node-set decisions, the redeem of a job that never started, the quorum rule chosen at
+//! deployment, node suspension and the 98 % service record, and allocation and job searches
+//! in pages.
+
+mod common;
+
+use alloy::primitives::{Address, B256, U256};
+use common::{EPOCH, World, actor, revert_of, run};
+use r1_contracts::bindings::{CspEscrow, PoAIManager};
+use r1_contracts::tx::confirm;
+use r1_contracts::units::usdc_units;
+use r1_contracts::{JobRequest, Permissions, Quorum, Suite, VoteOutcome};
+
+type E = PoAIManager::PoAIManagerErrors;
+type EscrowError = CspEscrow::CspEscrowErrors;
+
+/// Price per node per epoch of job type 1, in USDC units.
+const PRICE: u64 = 100_000;
+
+#[test]
+fn a_new_node_set_waits_for_the_cooldown_but_a_closure_does_not() {
+    run(|chain| async move {
+        let w = World::with(chain, 3, 2, |c| c.decision_cooldown_seconds = 300).await;
+        let job = w.create_job(1, 30).await;
+        assert_eq!(w.gov.decision_ready_at(job).await.unwrap(), 0);
+        w.agree(job, &w.nodes[..1]).await;
+        let decided = w.chain.timestamp().await.unwrap();
+        let ready = w.gov.decision_ready_at(job).await.unwrap();
+        assert!(
+            (decided + 299..=decided + 300).contains(&ready),
+            "{ready} vs {decided}"
+        );
+
+        match revert_of::<_, E>(w.oracles[0].submit_node_update(job, &w.nodes[1..]).await) {
+            E::DecisionCooldown(e) => {
+                assert_eq!(e.jobId, U256::from(job));
+                assert_eq!(e.readyAt, U256::from(ready));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+
+        w.chain.advance_time(300).await.unwrap();
+        assert_eq!(w.agree(job, &w.nodes[1..]).await, w.nodes[1..].to_vec());
+        // Closing is never delayed.
+        assert_eq!(w.agree(job, &[]).await, Vec::<Address>::new());
+    });
+}
+
+#[test]
+fn a_job_that_never_started_is_redeemed_after_the_delay_by_its_owner_or_a_redeem_delegate() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 1).await;
+        let job = w.create_job(2, 30).await;
+        let cost = U256::from(PRICE * 2 * 30);
+        let requested = w.gov.job(job).await.unwrap().requestTimestamp;
+        match revert_of::<_, EscrowError>(w.csp.redeem_unstarted_job(w.escrow, job).await) {
+            EscrowError::RedeemTooEarly(e) => {
+                assert_eq!(e.readyAt, requested + U256::from(EPOCH));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+
+        w.chain.advance_time(EPOCH).await.unwrap();
+        let stranger = actor(&w).await;
+        assert!(matches!(
+            revert_of::<_, EscrowError>(stranger.redeem_unstarted_job(w.escrow, job).await),
+            EscrowError::NotPermitted(_)
+        ));
+        let delegate = actor(&w).await;
+        w.csp
+            .set_delegate(w.escrow, delegate.address(), Permissions::CREATE)
+            .await
+            .unwrap();
+        assert!(matches!(
+            revert_of::<_, EscrowError>(delegate.redeem_unstarted_job(w.escrow, job).await),
+            EscrowError::NotPermitted(_)
+        ));
+        w.csp
+            .set_delegate(w.escrow, delegate.address(), Permissions::REDEEM)
+            .await
+            .unwrap();
+
+        let open_before = w.gov.manager().openJobCount().call().await.unwrap();
+        let wallet_before = w.usdc_balance(w.csp.address()).await;
+        assert_eq!(
+            delegate.redeem_unstarted_job(w.escrow, job).await.unwrap(),
+            cost
+        );
+        // The refund goes to the owner's wallet, whoever redeems.
+        assert_eq!(w.usdc_balance(w.csp.address()).await, wallet_before + cost);
+        assert_eq!(w.usdc_balance(delegate.address()).await, U256::ZERO);
+        assert_eq!(
+            w.gov.manager().openJobCount().call().await.unwrap(),
+            open_before - U256::from(1u64)
+        );
+        assert!(w.gov.job(job).await.unwrap().closed);
+        let totals = w.gov.escrow_totals(w.escrow).await.unwrap();
+        assert_eq!(totals.refunded, cost);
+        assert_eq!(totals.balance_usdc, U256::ZERO);
+        // The oracles can no longer start it, and it cannot be redeemed twice.
+        assert!(matches!(
+            revert_of::<_, E>(w.oracles[0].submit_node_update(job, &w.nodes).await),
+            E::JobClosed(_)
+        ));
+        assert!(matches!(
+            revert_of::<_, EscrowError>(w.csp.redeem_unstarted_job(w.escrow, job).await),
+            EscrowError::JobNotOpen(_)
+        ));
+
+        // A job a node set started is not redeemable, however long it waited.
+        let started = w.create_job(1, 30).await;
+        w.agree(started, &w.nodes).await;
+        w.chain.advance_time(EPOCH * 2).await.unwrap();
+        assert!(matches!(
+            revert_of::<_, EscrowError>(w.csp.redeem_unstarted_job(w.escrow, started).await),
+            EscrowError::JobAlreadyStarted(_)
+        ));
+    });
+}
+
+#[test]
+fn each_quorum_rule_decides_on_chain_as_the_model_says() {
+    run(|chain| async move {
+        for rule in [Quorum::Reference, Quorum::Byzantine] {
+            let w = World::with(chain, 3, 1, |c| c.quorum = rule).await;
+            let manager = w.gov.manager();
+            assert_eq!(manager.quorum().call().await.unwrap(), rule.as_u8());
+            for n in 1..=20u64 {
+                let submissions = manager
+                    .submissionsNeeded(U256::from(n))
+                    .call()
+                    .await
+                    .unwrap();
+                let agreement = manager.agreementNeeded(U256::from(n)).call().await.unwrap();
+                assert_eq!(
+                    submissions,
+                    U256::from(rule.submissions_needed(n)),
+                    "{rule} n={n}"
+                );
+                assert_eq!(
+                    agreement,
+                    U256::from(rule.agreement_needed(n)),
+                    "{rule} n={n}"
+                );
+            }
+            // Three oracles: the reference rule decides at the second agreeing vote, the
+            // Byzantine rule only at the third.
+            let job = w.create_job(1, 30).await;
+            let mut outcomes = Vec::new();
+            for oracle in &w.oracles {
+                let outcome = oracle.submit_node_update(job, &w.nodes).await.unwrap();
+                let accepted = matches!(outcome, VoteOutcome::Accepted(_));
+                outcomes.push(accepted);
+                if accepted {
+                    break;
+                }
+            }
+            let expected = match rule {
+                Quorum::Reference => vec![false, true],
+                Quorum::Byzantine => vec![false, false, true],
+            };
+            assert_eq!(outcomes, expected, "{rule}");
+        }
+    });
+}
+
+#[test]
+fn a_suspended_node_is_named_in_no_set_and_mints_no_poa_until_its_suspension_ends() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 2).await;
+        let suspended = w.nodes[0];
+        let until = w.epoch().await + 2;
+        let stranger = actor(&w).await;
+        assert!(matches!(
+            revert_of::<_, E>(stranger.suspend(suspended, until).await),
+            E::OwnableUnauthorizedAccount(_)
+        ));
+        w.gov.suspend(suspended, until).await.unwrap();
+        let licence = w.gov.node_licence(suspended).await.unwrap().unwrap();
+        assert_eq!(licence.suspended_until_epoch, until);
+        assert!(!licence.may_work(until - 1) && licence.may_work(until));
+
+        let job = w.create_job(2, 30).await;
+        match revert_of::<_, E>(w.oracles[0].submit_node_update(job, &w.nodes).await) {
+            E::NodeIsSuspended(e) => {
+                assert_eq!(e.node, suspended);
+                assert_eq!(e.untilEpoch, U256::from(until));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+
+        // Availability of a finished epoch: both nodes measured, only the working one mints.
+        w.next_epoch().await;
+        let epoch = w.epoch().await - 1;
+        let before = w.r1_balance(w.owner.address()).await;
+        agree_availability(&w, epoch, &[(w.nodes[0], 255), (w.nodes[1], 255)]).await;
+        let minted = w.r1_balance(w.owner.address()).await - before;
+        let per_epoch = w.gov.node_deed().poaRewardFor(255).call().await.unwrap();
+        assert_eq!(minted, per_epoch);
+        let record = w.gov.service_record(suspended).await.unwrap();
+        assert_eq!((record.epochs_measured, record.epochs_at_sla), (1, 1));
+
+        w.advance_epochs(until - w.epoch().await).await;
+        assert_eq!(w.agree(job, &w.nodes).await, w.nodes);
+    });
+}
+
+#[test]
+fn the_service_record_flags_epochs_at_98_percent() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 2).await;
+        w.next_epoch().await;
+        agree_availability(&w, 0, &[(w.nodes[0], 250), (w.nodes[1], 249)]).await;
+        w.next_epoch().await;
+        agree_availability(&w, 1, &[(w.nodes[0], 100), (w.nodes[1], 255)]).await;
+        let first = w.gov.service_record(w.nodes[0]).await.unwrap();
+        assert_eq!(
+            (
+                first.epochs_measured,
+                first.epochs_at_sla,
+                first.last_epoch,
+                first.last_at_sla
+            ),
+            (2, 1, 1, false)
+        );
+        let second = w.gov.service_record(w.nodes[1]).await.unwrap();
+        assert_eq!(
+            (
+                second.epochs_measured,
+                second.epochs_at_sla,
+                second.last_epoch,
+                second.last_at_sla
+            ),
+            (2, 1, 1, true)
+        );
+        let unknown = w.gov.service_record(Address::repeat_byte(7)).await.unwrap();
+        assert_eq!(unknown.epochs_measured, 0);
+    });
+}
+
+#[test]
+fn allocation_runs_in_pages_across_escrows_and_pays_every_job_exactly_once() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 1).await;
+        let node = w.nodes[0];
+        let mut jobs = Vec::new();
+        for _ in 0..4 {
+            jobs.push(w.create_job(1, 30).await);
+        }
+        let other = second_escrow(&w).await;
+        for _ in 0..2 {
+            jobs.push(create_job_in(&other.0, other.1).await);
+        }
+        for job in &jobs {
+            w.agree(*job, &[node]).await;
+        }
+        w.advance_epochs(3).await; // epochs 1 and 2 finished
+
+        let oracle = &w.oracles[0];
+        let manager = oracle.manager();
+        assert!(matches!(
+            common::raw_revert_of::<_, E>(manager.allocateRewardsToNodes(U256::ZERO).call().await),
+            E::EmptyPage(_)
+        ));
+        let first = confirm(manager.allocateRewardsToNodes(U256::from(2u64)))
+            .await
+            .unwrap();
+        let page = first
+            .decoded_log::<PoAIManager::AllocationPage>()
+            .expect("a page");
+        assert_eq!(page.data.jobsVisited, U256::from(2u64));
+        assert!(
+            first
+                .decoded_log::<PoAIManager::RewardsAllocated>()
+                .is_none()
+        );
+        assert_eq!(w.gov.allocated_until_epoch().await.unwrap(), 0);
+
+        // A job closes between pages: the set's last job moves into its place.
+        w.agree(jobs[0], &[]).await;
+        let mut pages = 1;
+        let allocation = loop {
+            let receipt = confirm(manager.allocateRewardsToNodes(U256::from(1u64)))
+                .await
+                .unwrap();
+            pages += 1;
+            if let Some(done) = receipt.decoded_log::<PoAIManager::RewardsAllocated>() {
+                break done.data;
+            }
+            assert!(pages < 20, "the pass never ends");
+        };
+        // Two jobs, then one per page: escrow 1's three left (the moved one again), escrow 2's two.
+        assert_eq!(pages, 5);
+        assert_eq!(allocation.untilEpoch, U256::from(3u64));
+        let per_job = U256::from(PRICE * 2 * 85 / 100);
+        let burn_per_job = U256::from(PRICE * 2 * 15 / 100);
+        // The closed job's two epochs were settled by its closure, the rest by the pages.
+        assert_eq!(allocation.usdcBurned, burn_per_job * U256::from(5u64));
+        assert_eq!(w.node_balance(node).await, per_job * U256::from(4u64));
+        let in_other = w
+            .gov
+            .escrow(other.1)
+            .virtualWalletBalance(node)
+            .call()
+            .await
+            .unwrap();
+        assert_eq!(in_other, per_job * U256::from(2u64));
+        assert_eq!(w.gov.allocated_until_epoch().await.unwrap(), 3);
+        assert!(matches!(
+            revert_of::<_, E>(w.oracles[1].allocate_rewards().await),
+            E::EpochAlreadyAllocated(_)
+        ));
+    });
+}
+
+#[test]
+fn open_jobs_are_listed_in_pages() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 1).await;
+        let mut jobs = Vec::new();
+        for _ in 0..5 {
+            jobs.push(w.create_job(1, 30).await);
+        }
+        let manager = w.gov.manager();
+        let mut seen = Vec::new();
+        let mut start = U256::ZERO;
+        let mut pages = 0;
+        loop {
+            let page = manager
+                .getOpenJobIds(start, U256::from(2u64))
+                .call()
+                .await
+                .unwrap();
+            pages += 1;
+            seen.extend(page.ids.iter().map(|id| id.to::<u64>()));
+            if page.next.is_zero() {
+                break;
+            }
+            start = page.next;
+        }
+        assert_eq!(pages, 3);
+        seen.sort_unstable();
+        assert_eq!(seen, jobs);
+        let past_the_end = manager
+            .getOpenJobIds(U256::from(9u64), U256::from(2u64))
+            .call()
+            .await
+            .unwrap();
+        assert!(past_the_end.ids.is_empty() && past_the_end.next.is_zero());
+        assert_eq!(
+            w.oracles[0]
+                .unvalidated_job_ids(w.oracles[0].address())
+                .await
+                .unwrap()
+                .len(),
+            5
+        );
+        assert_eq!(w.gov.closable_job_ids().await.unwrap(), Vec::<u64>::new());
+    });
+}
+
+/// Every oracle submits `table` for `epoch` until it is agreed.
+async fn agree_availability(w: &World, epoch: u64, table: &[(Address, u8)]) {
+    for oracle in &w.oracles {
+        oracle.submit_availability(epoch, table).await.unwrap();
+        if w.gov.availability_recorded(epoch).await.unwrap() {
+            return;
+        }
+    }
+    panic!("no agreement on the availability of epoch {epoch}");
+}
+
+/// A second CSP with its own escrow and USDC.
+async fn second_escrow(w: &World) -> (Suite, Address) {
+    let csp = actor(w).await;
+    let escrow = w.gov.deploy_escrow(csp.address()).await.unwrap();
+    w.gov
+        .mint_usdc(csp.address(), usdc_units(10_000))
+        .await
+        .unwrap();
+    (csp, escrow)
+}
+
+/// A one-node job of type 1 for 30 epochs in `escrow`, paid by `csp`.
+async fn create_job_in(csp: &Suite, escrow: Address) -> u64 {
+    let request = JobRequest {
+        job_type: 1,
+        project_hash: B256::repeat_byte(0xcd),
+        last_execution_epoch: csp.current_epoch().await.unwrap() + 30,
+        nodes: 1,
+    };
+    csp.create_job(escrow, &request).await.unwrap()
+}

@@ -24,6 +24,7 @@ const EMIT = {
   "dev/R1UsdcPool.sol": ["R1UsdcPool"],
   "dev/CspEscrowV2.sol": ["CspEscrowV2"],
   "@openzeppelin/contracts/proxy/beacon/UpgradeableBeacon.sol": ["UpgradeableBeacon"],
+  "@openzeppelin/contracts/governance/TimelockController.sol": ["TimelockController"],
 };
 
 function listSources(dir, prefix = "") {

@@ -281,6 +281,21 @@ contract CspEscrow is Initializable {
         _close(job);
     }
 
+    /// @notice Closes job `jobId` while the protocol is stalled (no allocation for the manager's
+    /// `exitAfterEpochs` epochs: its oracles are gone or stuck): settles its completed epochs to
+    /// its validated node set as a closure would, and refunds the rest to the owner's wallet. The
+    /// CSP's way out when nobody runs the protocol any more; the owner alone may take it.
+    function exitStalledJob(uint256 jobId) external onlyCspOwner {
+        Job storage job = _openJob(jobId);
+        manager.releaseStalledJob(jobId);
+        uint256 burn = _settle(job, manager.currentEpoch());
+        _close(job);
+        if (burn > 0) {
+            usdc.safeTransfer(address(manager), burn);
+            manager.burnUsdc(burn);
+        }
+    }
+
     /// @notice Grants `delegate` the `permissions` bits (replacing what it had); 0 removes it.
     function setDelegate(address delegate, uint8 permissions) external onlyCspOwner {
         if (delegate == address(0) || delegate == cspOwner) revert InvalidDelegate(delegate);

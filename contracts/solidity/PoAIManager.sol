@@ -14,13 +14,17 @@ import {NodeDeed} from "./NodeDeed.sol";
 import {OpenJobs} from "./OpenJobs.sol";
 
 /// @title The Proof-of-AI manager
-/// @notice Governance (the owner) keeps the oracle set, the price table, the blacklist and
-/// suspensions, and deploys one escrow per CSP behind the shared beacon. Oracles agree on each
+/// @notice Governance is split in two: the owner (a timelock on public networks) changes the
+/// oracle set, the swap venue and the guardian, each change visible for the timelock's delay
+/// before it takes effect; the guardian acts at once where waiting would hurt — the price
+/// table, the blacklist, suspensions, deploying one escrow per CSP behind the shared beacon. Oracles agree on each
 /// job's node set and on each epoch's availability table under the quorum rule fixed at
 /// deployment (`Quorum`); a job's node set changes at most once per `decisionCooldown` (closing
 /// excepted). Any oracle allocates a finished epoch across all escrows (once per epoch, in
-/// pages of bounded size), burning 15 % through the swap venue. Node owners claim their nodes'
-/// balances as R1.
+/// pages of bounded size). The 15 % burn share is queued (`pendingBurnUsdc`) and swapped to R1
+/// and burned by an oracle in its own transaction with a minimum output it read from the venue
+/// (`burnPendingFees`), so a failing or manipulated swap never blocks node updates, closures or
+/// allocation. Node owners claim their nodes' balances as R1, with their own minimum output.
 contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     using SafeERC20 for IERC20;
     using OpenJobs for OpenJobs.Set;
@@ -48,6 +52,8 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         uint256 redeemDelay;
         /// @dev The decision rule of every round.
         Quorum quorum;
+        /// @dev Epochs without an allocation after which a CSP may take its jobs back (mainnet 7).
+        uint256 exitAfterEpochs;
     }
 
     /// @notice A finished epoch's allocation in progress (`untilEpoch` 0 = none): which escrow
@@ -84,6 +90,9 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     Quorum public immutable quorum;
     /// @inheritdoc IEscrowManager
     uint256 public immutable redeemDelay;
+    /// @notice Epochs without an allocation after which the protocol counts as stalled and CSPs
+    /// may take their jobs back (`isStalled`).
+    uint256 public immutable exitAfterEpochs;
     /// @notice Where USDC is swapped to R1.
     IUsdcToR1Swap public swap;
 
@@ -109,7 +118,7 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     mapping(uint256 => bool) public jobStarted;
     /// @notice Epochs before this one have been allocated.
     uint256 public allocatedUntilEpoch;
-    /// @notice USDC swapped to R1 and burned, ever.
+    /// @notice USDC swapped to R1 and burned, ever (queued USDC counts once it is burned).
     uint256 public totalUsdcBurned;
     /// @notice R1 burned from PoAI fees, ever.
     uint256 public totalR1Burned;
@@ -130,6 +139,10 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     mapping(address => uint256) public suspendedUntilEpoch;
     /// @notice The allocation pass in progress, if any.
     AllocationPass public allocationPass;
+    /// @notice USDC of the 15 % share queued for the next `burnPendingFees`.
+    uint256 public pendingBurnUsdc;
+    /// @notice Who acts for governance at once: prices, blacklist, suspensions, escrows.
+    address public guardian;
 
     /// @notice The caller is not an active oracle.
     error NotOracle(address caller);
@@ -175,6 +188,14 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     error EmptyPage();
     /// @notice The job is not the calling escrow's open, unstarted job.
     error NotUnstarted(uint256 jobId);
+    /// @notice No USDC is queued for burning.
+    error NothingToBurn();
+    /// @notice Only the guardian (or the owner) may do this.
+    error NotGuardian(address caller);
+    /// @notice The protocol is not stalled: allocation ran within `exitAfterEpochs` epochs.
+    error NotStalled(uint256 allocatedUntilEpoch, uint256 exitFromEpoch);
+    /// @notice A burn must name the least R1 it accepts (a zero bound invites a sandwich).
+    error NoSlippageBound();
 
     /// @notice Governance added an oracle.
     event OracleAdded(address indexed oracle);
@@ -186,6 +207,10 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     event BlacklistSet(address indexed node, bool blacklisted);
     /// @notice Governance changed the swap venue.
     event SwapSet(address swap);
+    /// @notice The owner appointed a new guardian.
+    event GuardianSet(address indexed guardian);
+    /// @notice A CSP took back a job of the stalled protocol (`JobClosed` follows in its escrow).
+    event StalledJobReleased(uint256 indexed jobId, address indexed escrow);
     /// @notice Governance suspended `node` until epoch `untilEpoch` starts (a past one lifts it).
     event NodeSuspended(address indexed node, uint256 untilEpoch);
     /// @notice A job's escrow redeemed it unstarted; it left the open set.
@@ -208,6 +233,8 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     /// @notice One page of the allocation up to `untilEpoch`: `jobsVisited` jobs settled and
     /// `usdcBurned` swapped and burned in this transaction.
     event AllocationPage(uint256 untilEpoch, address indexed oracle, uint256 jobsVisited, uint256 usdcBurned);
+    /// @notice USDC of the 15 % share was queued for burning.
+    event BurnQueued(uint256 usdcAmount);
     /// @notice USDC was swapped to R1 and the R1 burned.
     event FeesBurned(uint256 usdcAmount, uint256 r1Amount);
     /// @notice A node owner claimed a node's rewards.
@@ -217,6 +244,11 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
 
     modifier onlyOracle() {
         if (!isOracle[msg.sender]) revert NotOracle(msg.sender);
+        _;
+    }
+
+    modifier onlyGuardian() {
+        if (msg.sender != guardian && msg.sender != owner()) revert NotGuardian(msg.sender);
         _;
     }
 
@@ -245,6 +277,8 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         decisionCooldown = settings.decisionCooldown;
         quorum = settings.quorum;
         redeemDelay = settings.redeemDelay;
+        exitAfterEpochs = settings.exitAfterEpochs;
+        guardian = initialOwner;
         allocatedUntilEpoch = (block.timestamp - settings.genesisTimestamp) / settings.epochSeconds;
     }
 
@@ -272,21 +306,27 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         emit OracleRemoved(oracle);
     }
 
+    /// @notice Appoints the guardian (the zero address leaves only the owner).
+    function setGuardian(address guardian_) external onlyOwner {
+        guardian = guardian_;
+        emit GuardianSet(guardian_);
+    }
+
     /// @notice Sets the price per node per epoch of a job type (0 withdraws it).
-    function setJobTypePrice(uint8 jobType, uint256 pricePerEpoch) external onlyOwner {
+    function setJobTypePrice(uint8 jobType, uint256 pricePerEpoch) external onlyGuardian {
         jobTypePrice[jobType] = pricePerEpoch;
         emit JobTypePriceSet(jobType, pricePerEpoch);
     }
 
     /// @notice Blacklists (or clears) a node: blacklisted nodes are never validated nor paid.
-    function setBlacklisted(address node, bool blacklisted) external onlyOwner {
+    function setBlacklisted(address node, bool blacklisted) external onlyGuardian {
         isBlacklisted[node] = blacklisted;
         emit BlacklistSet(node, blacklisted);
     }
 
     /// @notice Suspends `node` until epoch `untilEpoch` starts: meanwhile no node set may name it
     /// and it mints no PoA. A past or current epoch lifts a suspension.
-    function suspend(address node, uint256 untilEpoch) external onlyOwner {
+    function suspend(address node, uint256 untilEpoch) external onlyGuardian {
         suspendedUntilEpoch[node] = untilEpoch;
         emit NodeSuspended(node, untilEpoch);
     }
@@ -298,7 +338,7 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     }
 
     /// @notice Deploys the escrow proxy of `csp`, owned by `csp`.
-    function deployEscrow(address csp) external onlyOwner returns (address escrow) {
+    function deployEscrow(address csp) external onlyGuardian returns (address escrow) {
         address existing = escrowOfCsp[csp];
         if (existing != address(0)) revert EscrowExists(csp, existing);
         escrow = address(new BeaconProxy(beacon, abi.encodeCall(CspEscrow.initialize, (csp, IEscrowManager(this)))));
@@ -383,6 +423,12 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         ids = _prefix(found, count);
     }
 
+    /// @notice Whether no allocation ran for `exitAfterEpochs` epochs: the oracles are gone or
+    /// stuck, and each CSP may take its open jobs back (`CspEscrow.exitStalledJob`).
+    function isStalled() public view returns (bool) {
+        return currentEpoch() >= allocatedUntilEpoch + exitAfterEpochs;
+    }
+
     /// @notice Whether `node` is suspended in the epoch in progress.
     function isSuspended(address node) public view returns (bool) {
         return currentEpoch() < suspendedUntilEpoch[node];
@@ -428,8 +474,16 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     }
 
     /// @inheritdoc IEscrowManager
+    function releaseStalledJob(uint256 jobId) external onlyEscrow {
+        if (escrowOfJob[jobId] != msg.sender || !openJobs.contains(jobId)) revert JobClosed(jobId);
+        if (!isStalled()) revert NotStalled(allocatedUntilEpoch, allocatedUntilEpoch + exitAfterEpochs);
+        openJobs.remove(jobId);
+        emit StalledJobReleased(jobId, msg.sender);
+    }
+
+    /// @inheritdoc IEscrowManager
     function burnUsdc(uint256 amount) external onlyEscrow {
-        _swapAndBurn(amount);
+        _queueBurn(amount);
     }
 
     // ----- oracle consensus -----
@@ -541,7 +595,23 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         } else {
             allocationPass = pass;
         }
-        _swapAndBurn(burn);
+        _queueBurn(burn);
+    }
+
+    /// @notice Swaps every queued USDC of the 15 % share to R1 and burns it, refusing less than
+    /// `minR1Out` R1 (the oracle reads the venue's quote and allows its slippage bound). A swap
+    /// that fails or would pay too little reverts this call alone; the USDC stays queued.
+    function burnPendingFees(uint256 minR1Out) external onlyOracle returns (uint256 usdcAmount, uint256 r1Amount) {
+        usdcAmount = pendingBurnUsdc;
+        if (usdcAmount == 0) revert NothingToBurn();
+        if (minR1Out == 0) revert NoSlippageBound();
+        pendingBurnUsdc = 0;
+        usdcToken.forceApprove(address(swap), usdcAmount);
+        r1Amount = swap.swapUsdcForR1(usdcAmount, minR1Out, address(this));
+        r1.burn(r1Amount);
+        totalUsdcBurned += usdcAmount;
+        totalR1Burned += r1Amount;
+        emit FeesBurned(usdcAmount, r1Amount);
     }
 
     /// @notice USDC credited to `node` in every escrow and not claimed yet.
@@ -553,8 +623,12 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     }
 
     /// @notice Claims the balances of the caller's `nodes` in every escrow, paid as R1 bought
-    /// with the USDC through the swap venue.
-    function claimRewards(address[] calldata nodes) external returns (uint256 usdcAmount, uint256 r1Amount) {
+    /// with the USDC through the swap venue, at least `minR1Out` of it (the claimant's own
+    /// slippage bound; the swap reverts below it).
+    function claimRewards(address[] calldata nodes, uint256 minR1Out)
+        external
+        returns (uint256 usdcAmount, uint256 r1Amount)
+    {
         for (uint256 i = 0; i < nodes.length; i++) {
             address node = nodes[i];
             if (nodeDeed.ownerOfNode(node) != msg.sender) revert NotNodeOwner(node, msg.sender);
@@ -569,7 +643,7 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         }
         if (usdcAmount == 0) revert NothingToClaim();
         usdcToken.forceApprove(address(swap), usdcAmount);
-        r1Amount = swap.swapUsdcForR1(usdcAmount, 0, msg.sender);
+        r1Amount = swap.swapUsdcForR1(usdcAmount, minR1Out, msg.sender);
         emit ClaimPaid(msg.sender, usdcAmount, r1Amount);
     }
 
@@ -609,7 +683,7 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
             jobStarted[jobId] = true;
         }
         emit NodeUpdateAccepted(jobId, roundId, proposal, nodes);
-        _swapAndBurn(CspEscrow(escrow).updateActiveNodes(jobId, nodes));
+        _queueBurn(CspEscrow(escrow).updateActiveNodes(jobId, nodes));
     }
 
     function _checkNodes(address[] calldata nodes) private view {
@@ -622,14 +696,10 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         }
     }
 
-    function _swapAndBurn(uint256 amount) private {
+    function _queueBurn(uint256 amount) private {
         if (amount == 0) return;
-        usdcToken.forceApprove(address(swap), amount);
-        uint256 r1Out = swap.swapUsdcForR1(amount, 0, address(this));
-        r1.burn(r1Out);
-        totalUsdcBurned += amount;
-        totalR1Burned += r1Out;
-        emit FeesBurned(amount, r1Out);
+        pendingBurnUsdc += amount;
+        emit BurnQueued(amount);
     }
 
     /// @dev The end of the page `[start, start + limit)` of the open set, and the next page's

@@ -22,6 +22,13 @@ impl Deployment {
             .implementation()
             .call()
             .await?;
+        // An owner with code is the deployment's timelock (see `crate::governance`).
+        let owner = contract.owner().call().await?;
+        let timelock = if provider.get_code_at(owner).await?.is_empty() {
+            Address::ZERO
+        } else {
+            owner
+        };
         Ok(Deployment {
             r1: contract.r1().call().await?,
             usdc: contract.usdc().call().await?,
@@ -30,6 +37,7 @@ impl Deployment {
             escrow_implementation,
             beacon,
             manager,
+            timelock,
         })
     }
 }

@@ -56,3 +56,9 @@ sol!(
     UpgradeableBeacon,
     "artifacts/UpgradeableBeacon.json"
 );
+
+sol!(
+    #[sol(rpc, all_derives)]
+    TimelockController,
+    "artifacts/TimelockController.json"
+);

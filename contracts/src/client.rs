@@ -253,8 +253,8 @@ impl Suite {
     // ----- governance -----
 
     /// Adds an oracle (governance).
-    pub async fn add_oracle(&self, oracle: Address) -> Result<TransactionReceipt> {
-        confirm(self.manager().addOracle(oracle)).await
+    pub async fn add_oracle(&self, oracle: Address) -> Result<crate::governance::Governed> {
+        self.govern(self.manager().addOracle(oracle), false).await
     }
 
     /// Sets a job type's price per node per epoch (governance).
@@ -294,9 +294,9 @@ impl Suite {
     pub async fn mint_r1(&self, to: Address, amount: U256) -> Result<()> {
         let r1 = self.r1();
         let me = self.address();
-        confirm(r1.setMinter(me, true)).await?;
+        self.govern(r1.setMinter(me, true), false).await?;
         confirm(r1.mint(to, amount)).await?;
-        confirm(r1.setMinter(me, false)).await?;
+        self.govern(r1.setMinter(me, false), false).await?;
         Ok(())
     }
 
@@ -445,6 +445,20 @@ impl Suite {
             })
     }
 
+    /// Takes job `job_id` of `escrow` back while the protocol is stalled (no allocation for the
+    /// manager's `exitAfterEpochs`): its completed epochs are paid to its node set as a closure
+    /// would, the rest refunded to the owner's wallet; returns the USDC refunded. Owner only.
+    pub async fn exit_stalled_job(&self, escrow: Address, job_id: u64) -> Result<U256> {
+        let receipt = confirm(self.escrow(escrow).exitStalledJob(U256::from(job_id))).await?;
+        receipt
+            .decoded_log::<CspEscrow::JobClosed>()
+            .map(|log| log.data.refunded)
+            .ok_or(Error::MissingEvent {
+                tx: receipt.transaction_hash,
+                event: "JobClosed",
+            })
+    }
+
     // ----- escrow delegates and free balance -----
 
     /// Whether the signer is the owner of `escrow` (it pays from its wallet; anyone else acts
@@ -573,9 +587,33 @@ impl Suite {
         Ok(self.manager().pendingRewards(node).call().await?)
     }
 
-    /// Claims the balances of the signer's `nodes`; returns (USDC claimed, R1 received).
-    pub async fn claim_rewards(&self, nodes: &[Address]) -> Result<(U256, U256)> {
-        let receipt = confirm(self.manager().claimRewards(nodes.to_vec())).await?;
+    /// The R1 that `usdc` USDC would buy at the manager's swap venue now.
+    pub async fn quote_usdc_to_r1(&self, usdc: U256) -> Result<U256> {
+        let venue = self.manager().swap().call().await?;
+        Ok(R1UsdcPool::new(venue, self.provider.clone())
+            .quoteUsdcToR1(usdc)
+            .call()
+            .await?)
+    }
+
+    /// Claims the balances of the signer's `nodes`, accepting no less R1 than the venue's quote
+    /// for their whole balance less `slippage_bps` basis points; returns (USDC claimed, R1
+    /// received).
+    pub async fn claim_rewards(
+        &self,
+        nodes: &[Address],
+        slippage_bps: u64,
+    ) -> Result<(U256, U256)> {
+        let mut owed = U256::ZERO;
+        for node in nodes {
+            owed += self.pending_rewards(*node).await?;
+        }
+        let least = if owed.is_zero() {
+            U256::ZERO
+        } else {
+            min_out(self.quote_usdc_to_r1(owed).await?, slippage_bps)
+        };
+        let receipt = confirm(self.manager().claimRewards(nodes.to_vec(), least)).await?;
         receipt
             .decoded_log::<PoAIManager::ClaimPaid>()
             .map(|log| (log.data.usdcAmount, log.data.r1Amount))
@@ -621,6 +659,30 @@ impl Suite {
                 .submitAvailability(U256::from(epoch), nodes, bytes),
         )
         .await
+    }
+
+    /// Swaps the queued 15 % share to R1 and burns it, accepting no less than the venue's quote
+    /// less `slippage_bps` basis points; `None` when nothing is queued. Returns (USDC, R1) burned.
+    pub async fn burn_pending_fees(&self, slippage_bps: u64) -> Result<Option<(U256, U256)>> {
+        let manager = self.manager();
+        let pending = manager.pendingBurnUsdc().call().await?;
+        if pending.is_zero() {
+            return Ok(None);
+        }
+        let least = min_out(self.quote_usdc_to_r1(pending).await?, slippage_bps);
+        let receipt = confirm(manager.burnPendingFees(least)).await?;
+        receipt
+            .decoded_log::<PoAIManager::FeesBurned>()
+            .map(|log| Some((log.data.usdcAmount, log.data.r1Amount)))
+            .ok_or(Error::MissingEvent {
+                tx: receipt.transaction_hash,
+                event: "FeesBurned",
+            })
+    }
+
+    /// USDC of the 15 % share queued for the next burn.
+    pub async fn pending_burn(&self) -> Result<U256> {
+        Ok(self.manager().pendingBurnUsdc().call().await?)
     }
 
     /// Allocates every finished, unallocated epoch across all escrows, one page of at most
@@ -696,6 +758,16 @@ impl Suite {
     }
 }
 
+/// The slippage the oracles and `r1ctl licence claim` allow a swap by default: 1 %.
+pub const DEFAULT_SLIPPAGE_BPS: u64 = 100;
+
+/// The least output to accept for a swap quoted at `quote`, `slippage_bps` basis points below
+/// it (never zero: a zero bound accepts any sandwich).
+pub fn min_out(quote: U256, slippage_bps: u64) -> U256 {
+    let kept = U256::from(10_000u64.saturating_sub(slippage_bps));
+    (quote * kept / U256::from(10_000u64)).max(U256::from(1u64))
+}
+
 /// Jobs one allocation transaction settles: about 29k gas each, so a page stays near 6M gas,
 /// a fifth of a 30M block, however many jobs are open.
 pub const ALLOCATION_PAGE_JOBS: u64 = 200;
@@ -711,7 +783,15 @@ pub(crate) fn to_u64(value: U256) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{ParsePermissionsError, Permissions};
+    use super::{ParsePermissionsError, Permissions, U256, min_out};
+
+    #[test]
+    fn the_least_output_is_the_quote_less_the_slippage_and_never_zero() {
+        assert_eq!(min_out(U256::from(10_000u64), 100), U256::from(9_900u64));
+        assert_eq!(min_out(U256::from(10_000u64), 0), U256::from(10_000u64));
+        assert_eq!(min_out(U256::from(10u64), 10_000), U256::from(1u64));
+        assert_eq!(min_out(U256::ZERO, 100), U256::from(1u64));
+    }
 
     #[test]
     fn permissions_match_the_escrow_bits() {

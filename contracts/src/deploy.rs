@@ -6,7 +6,8 @@ use alloy::providers::DynProvider;
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::{
-    CspEscrow, NodeDeed, PoAIManager, R1, R1UsdcPool, TestUSDC, UpgradeableBeacon,
+    CspEscrow, NodeDeed, PoAIManager, R1, R1UsdcPool, TestUSDC, TimelockController,
+    UpgradeableBeacon,
 };
 use crate::error::Result;
 use crate::quorum::Quorum;
@@ -44,6 +45,15 @@ pub struct SuiteConfig {
     /// The rule consensus rounds decide by (see [`crate::quorum`]).
     #[serde(default)]
     pub quorum: Quorum,
+    /// Epochs without an allocation after which CSPs may take their jobs back (mainnet 7).
+    #[serde(default = "default_exit_after_epochs")]
+    pub exit_after_epochs: u64,
+    /// Seconds a timelock holds every owner-only change (oracle set, swap venue, guardian,
+    /// escrow upgrades, R1 minters) before it may be executed; `None` deploys no timelock and
+    /// leaves the deployer the direct owner. The deployer stays the guardian (prices,
+    /// blacklist, suspensions, escrows) either way.
+    #[serde(default)]
+    pub governance_delay_seconds: Option<u64>,
     /// Licence price tiers.
     pub licence_tiers: Vec<LicenceTier>,
     /// Price per node per epoch (USDC units) by job type / resource class id.
@@ -75,6 +85,8 @@ impl SuiteConfig {
             relink_delay_seconds: epoch_seconds,
             decision_cooldown_seconds: 0,
             redeem_delay_seconds: epoch_seconds,
+            exit_after_epochs: default_exit_after_epochs(),
+            governance_delay_seconds: Some(0),
             quorum: Quorum::Reference,
             licence_tiers: vec![
                 LicenceTier {
@@ -114,6 +126,13 @@ pub struct Deployment {
     pub beacon: Address,
     /// The PoAI manager.
     pub manager: Address,
+    /// The timelock owning the manager, the beacon and R1 (zero: none; the deployer owns them).
+    #[serde(default)]
+    pub timelock: Address,
+}
+
+fn default_exit_after_epochs() -> u64 {
+    3
 }
 
 /// Gas added to the PoAI manager deployment's estimate (see where it is used).
@@ -168,6 +187,7 @@ pub async fn deploy_suite(
             decisionCooldown: U256::from(config.decision_cooldown_seconds),
             redeemDelay: U256::from(config.redeem_delay_seconds),
             quorum: config.quorum.as_u8(),
+            exitAfterEpochs: U256::from(config.exit_after_epochs),
         },
     );
     // The constructor stores the current epoch: 20 000 gas more from epoch 1 on than in epoch
@@ -193,10 +213,29 @@ pub async fn deploy_suite(
     confirm(usdc_token.approve(pool, config.pool_usdc)).await?;
     confirm(pool_contract.addLiquidity(config.pool_usdc, config.pool_r1)).await?;
 
-    let manager_contract = PoAIManager::new(manager, p);
+    let manager_contract = PoAIManager::new(manager, p.clone());
     for (job_type, price) in &config.job_prices {
         confirm(manager_contract.setJobTypePrice(*job_type, *price)).await?;
     }
+    let timelock = match config.governance_delay_seconds {
+        None => Address::ZERO,
+        Some(delay) => {
+            let timelock = TimelockController::deploy_builder(
+                p.clone(),
+                U256::from(delay),
+                vec![owner],
+                vec![owner],
+                Address::ZERO,
+            )
+            .deploy()
+            .await?;
+            confirm(manager_contract.transferOwnership(timelock)).await?;
+            let beacon_contract = UpgradeableBeacon::new(beacon, p.clone());
+            confirm(beacon_contract.transferOwnership(timelock)).await?;
+            confirm(r1_token.transferOwnership(timelock)).await?;
+            timelock
+        }
+    };
     Ok(Deployment {
         r1,
         usdc,
@@ -205,5 +244,6 @@ pub async fn deploy_suite(
         escrow_implementation,
         beacon,
         manager,
+        timelock,
     })
 }

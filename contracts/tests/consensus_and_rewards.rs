@@ -33,13 +33,23 @@ fn governance_adds_and_removes_oracles() {
         );
         let err = revert_of::<_, E>(confirm(w.gov.manager().removeOracle(o)).await);
         assert!(matches!(err, E::NotOracle(_)));
+        // The guardian's powers and the owner's are each refused to anyone else.
         let err =
             revert_of::<_, E>(confirm(stranger.manager().setJobTypePrice(1, U256::from(1))).await);
-        assert!(matches!(err, E::OwnableUnauthorizedAccount(_)));
+        assert!(matches!(err, E::NotGuardian(_)));
         let err = revert_of::<_, E>(confirm(stranger.manager().setBlacklisted(o, true)).await);
-        assert!(matches!(err, E::OwnableUnauthorizedAccount(_)));
+        assert!(matches!(err, E::NotGuardian(_)));
         let err = revert_of::<_, E>(confirm(stranger.manager().setSwap(o)).await);
         assert!(matches!(err, E::OwnableUnauthorizedAccount(_)));
+        let err = revert_of::<_, E>(confirm(stranger.manager().setGuardian(o)).await);
+        assert!(matches!(err, E::OwnableUnauthorizedAccount(_)));
+        // The owner appoints another guardian, which then acts alone.
+        confirm(w.gov.manager().setGuardian(stranger.address()))
+            .await
+            .unwrap();
+        confirm(stranger.manager().setBlacklisted(o, true))
+            .await
+            .unwrap();
         w.gov.set_job_type_price(9, U256::from(123)).await.unwrap();
         assert_eq!(
             w.gov.manager().jobTypePrice(9).call().await.unwrap(),
@@ -290,6 +300,16 @@ fn allocation_pays_85_percent_to_validated_nodes_burns_15_and_never_repeats_an_e
         let per_node = U256::from(PRICE * 2);
         let burn = per_node * U256::from(15) / U256::from(100);
         assert_eq!(allocation.usdc_burned, burn * U256::from(2));
+        // The share is queued; an oracle swaps and burns it in its own transaction.
+        assert_eq!(w.gov.pending_burn().await.unwrap(), burn * U256::from(2));
+        assert!(matches!(
+            revert_of::<_, E>(stranger.burn_pending_fees(100).await),
+            E::NotOracle(_)
+        ));
+        let (usdc, _) = w.oracles[1].burn_pending_fees(100).await.unwrap().unwrap();
+        assert_eq!(usdc, burn * U256::from(2));
+        assert_eq!(w.gov.pending_burn().await.unwrap(), U256::ZERO);
+        assert_eq!(w.oracles[1].burn_pending_fees(100).await.unwrap(), None);
         for node in &w.nodes[..2] {
             assert_eq!(w.node_balance(*node).await, per_node - burn);
         }
@@ -358,22 +378,22 @@ fn owners_claim_r1_once_and_blacklisted_nodes_are_never_paid() {
 
         let stranger = actor(&w).await;
         assert!(matches!(
-            revert_of::<_, E>(stranger.claim_rewards(&w.nodes[..1]).await),
+            revert_of::<_, E>(stranger.claim_rewards(&w.nodes[..1], 100).await),
             E::NotNodeOwner(_)
         ));
         assert!(matches!(
-            revert_of::<_, E>(w.owner.claim_rewards(&w.nodes[1..]).await),
+            revert_of::<_, E>(w.owner.claim_rewards(&w.nodes[1..], 100).await),
             E::NodeIsBlacklisted(_)
         ));
 
         let quote = w.gov.pool().quoteUsdcToR1(reward).call().await.unwrap();
         let before = w.r1_balance(w.owner.address()).await;
-        let (usdc, r1) = w.owner.claim_rewards(&w.nodes[..1]).await.unwrap();
+        let (usdc, r1) = w.owner.claim_rewards(&w.nodes[..1], 100).await.unwrap();
         assert_eq!((usdc, r1), (reward, quote));
         assert_eq!(w.r1_balance(w.owner.address()).await, before + quote);
         assert_eq!(w.node_balance(w.nodes[0]).await, U256::ZERO);
         assert!(matches!(
-            revert_of::<_, E>(w.owner.claim_rewards(&w.nodes[..1]).await),
+            revert_of::<_, E>(w.owner.claim_rewards(&w.nodes[..1], 100).await),
             E::NothingToClaim(_)
         ));
     });

@@ -56,7 +56,7 @@ fn governance_deploys_one_escrow_per_csp() {
         );
         assert!(matches!(
             err,
-            PoAIManager::PoAIManagerErrors::OwnableUnauthorizedAccount(_)
+            PoAIManager::PoAIManagerErrors::NotGuardian(_)
         ));
         let err = raw_revert_of::<_, CspEscrow::CspEscrowErrors>(
             escrow

@@ -1,16 +1,17 @@
 //! The reference's rules besides money flow, on a real EDR node: the cooldown between a job's
 //! node-set decisions, the redeem of a job that never started, the quorum rule chosen at
-//! deployment, node suspension and the 98 % service record, and allocation and job searches
-//! in pages.
+//! deployment, node suspension and the 98 % service record, allocation and job searches in
+//! pages, the 15 % share burned apart from the decisions that queue it, governance behind its
+//! timelock beside an immediate guardian, and a CSP's exit from a stalled protocol.
 
 mod common;
 
 use alloy::primitives::{Address, B256, U256};
-use common::{EPOCH, World, actor, revert_of, run};
-use r1_contracts::bindings::{CspEscrow, PoAIManager};
+use common::{EPOCH, World, actor, random_address, revert_of, run};
+use r1_contracts::bindings::{CspEscrow, PoAIManager, TimelockController};
 use r1_contracts::tx::confirm;
 use r1_contracts::units::usdc_units;
-use r1_contracts::{JobRequest, Permissions, Quorum, Suite, VoteOutcome};
+use r1_contracts::{Governed, JobRequest, Permissions, Quorum, Suite, VoteOutcome};
 
 type E = PoAIManager::PoAIManagerErrors;
 type EscrowError = CspEscrow::CspEscrowErrors;
@@ -174,7 +175,7 @@ fn a_suspended_node_is_named_in_no_set_and_mints_no_poa_until_its_suspension_end
         let stranger = actor(&w).await;
         assert!(matches!(
             revert_of::<_, E>(stranger.suspend(suspended, until).await),
-            E::OwnableUnauthorizedAccount(_)
+            E::NotGuardian(_)
         ));
         w.gov.suspend(suspended, until).await.unwrap();
         let licence = w.gov.node_licence(suspended).await.unwrap().unwrap();
@@ -357,6 +358,153 @@ fn open_jobs_are_listed_in_pages() {
             5
         );
         assert_eq!(w.gov.closable_job_ids().await.unwrap(), Vec::<u64>::new());
+    });
+}
+
+#[test]
+fn a_failing_swap_blocks_no_decision_and_a_burn_refuses_less_than_its_bound() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 2).await;
+        let manager = w.gov.manager();
+        let pool = w.gov.deployment().pool;
+        confirm(manager.setSwap(Address::repeat_byte(0x77)))
+            .await
+            .unwrap();
+        let job = w.create_job(2, 30).await;
+        w.agree(job, &w.nodes).await;
+        w.advance_epochs(3).await;
+        w.oracles[0].allocate_rewards().await.unwrap();
+        w.next_epoch().await;
+        assert_eq!(w.agree(job, &[]).await, Vec::<Address>::new());
+        // Two epochs settled by the allocation, the third by the closure: 15 % of each queued.
+        let queued = U256::from(PRICE * 2 * 3 * 15 / 100);
+        assert_eq!(w.gov.pending_burn().await.unwrap(), queued);
+        assert!(w.oracles[0].burn_pending_fees(100).await.is_err());
+        assert_eq!(w.gov.pending_burn().await.unwrap(), queued);
+
+        confirm(manager.setSwap(pool)).await.unwrap();
+        let oracle = w.oracles[0].manager();
+        assert!(matches!(
+            common::raw_revert_of::<_, E>(oracle.burnPendingFees(U256::ZERO).call().await),
+            E::NoSlippageBound(_)
+        ));
+        let quote = w.oracles[0].quote_usdc_to_r1(queued).await.unwrap();
+        assert!(
+            oracle
+                .burnPendingFees(quote + U256::from(1u64))
+                .call()
+                .await
+                .is_err(),
+            "a bound above the quote is refused"
+        );
+        let (usdc, r1) = w.oracles[0].burn_pending_fees(100).await.unwrap().unwrap();
+        assert_eq!((usdc, r1), (queued, quote));
+        assert_eq!(manager.totalUsdcBurned().call().await.unwrap(), queued);
+        assert_eq!(w.gov.pending_burn().await.unwrap(), U256::ZERO);
+    });
+}
+
+#[test]
+fn owner_changes_wait_for_the_timelock_while_the_guardian_acts_at_once() {
+    run(|chain| async move {
+        let w = World::with(chain, 1, 1, |c| c.governance_delay_seconds = Some(0)).await;
+        let timelock = w.gov.timelock().expect("a timelock");
+        let manager = w.gov.manager();
+        assert_eq!(manager.owner().call().await.unwrap(), timelock);
+        // The deployer is no longer the owner: a direct owner-only call is refused …
+        let newcomer = random_address();
+        assert!(matches!(
+            revert_of::<_, E>(confirm(manager.addOracle(newcomer)).await),
+            E::OwnableUnauthorizedAccount(_)
+        ));
+        // … but it is the guardian, which acts at once.
+        w.gov.suspend(w.nodes[0], 5).await.unwrap();
+        assert!(manager.isSuspended(w.nodes[0]).call().await.unwrap());
+        let stranger = actor(&w).await;
+        assert!(matches!(
+            revert_of::<_, E>(stranger.suspend(w.nodes[0], 0).await),
+            E::NotGuardian(_)
+        ));
+
+        // A one-hour delay, itself set through the timelock.
+        let lock = TimelockController::new(timelock, w.gov.provider().clone());
+        let governed = w
+            .gov
+            .govern(lock.updateDelay(U256::from(3_600u64)), false)
+            .await;
+        assert!(matches!(governed, Ok(Governed::Done(_))), "{governed:?}");
+        let Governed::Scheduled {
+            operation,
+            ready_at,
+        } = w.gov.add_oracle(newcomer).await.unwrap()
+        else {
+            panic!("scheduled, not done");
+        };
+        let now = w.chain.timestamp().await.unwrap();
+        assert!((now + 3_599..=now + 3_600).contains(&ready_at));
+        assert!(
+            w.gov.execute_governed(&operation).await.is_err(),
+            "too early"
+        );
+        assert!(!manager.isOracle(newcomer).call().await.unwrap());
+        w.chain.advance_time(3_600).await.unwrap();
+        w.gov.execute_governed(&operation).await.unwrap();
+        assert!(manager.isOracle(newcomer).call().await.unwrap());
+        // A dry run simulates the call as the timelock would make it and sends nothing.
+        let refused = w.gov.govern(manager.addOracle(newcomer), true).await;
+        assert!(
+            matches!(
+                refused.as_ref().map_err(|e| e.revert::<E>()),
+                Err(Some(E::AlreadyOracle(_)))
+            ),
+            "{refused:?}"
+        );
+    });
+}
+
+#[test]
+fn a_csp_takes_its_jobs_back_once_nobody_has_allocated_for_the_exit_delay() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 1).await;
+        let node = w.nodes[0];
+        let job = w.create_job(1, 30).await;
+        w.agree(job, &[node]).await;
+        w.advance_epochs(2).await;
+        w.oracles[0].allocate_rewards().await.unwrap(); // epoch 1 paid; allocated until 2
+        match revert_of::<_, E>(w.csp.exit_stalled_job(w.escrow, job).await) {
+            E::NotStalled(e) => assert_eq!(e.exitFromEpoch, U256::from(2 + 3u64)),
+            other => panic!("unexpected {other:?}"),
+        }
+        let stranger = actor(&w).await;
+        assert!(matches!(
+            revert_of::<_, EscrowError>(stranger.exit_stalled_job(w.escrow, job).await),
+            EscrowError::NotCspOwner(_)
+        ));
+
+        w.advance_epochs(3).await; // epoch 5: no allocation for three epochs
+        assert!(w.gov.manager().isStalled().call().await.unwrap());
+        let paid_before = w.node_balance(node).await;
+        let wallet_before = w.usdc_balance(w.csp.address()).await;
+        let refunded = w.csp.exit_stalled_job(w.escrow, job).await.unwrap();
+        // Epochs 2, 3 and 4 are paid to the validated node as a closure would; the rest comes back.
+        assert_eq!(
+            w.node_balance(node).await - paid_before,
+            U256::from(PRICE * 3 * 85 / 100)
+        );
+        assert_eq!(refunded, U256::from(PRICE * (30 - 4)));
+        assert_eq!(
+            w.usdc_balance(w.csp.address()).await,
+            wallet_before + refunded
+        );
+        assert!(w.gov.job(job).await.unwrap().closed);
+        assert_eq!(
+            w.gov.manager().openJobCount().call().await.unwrap(),
+            U256::ZERO
+        );
+        assert!(matches!(
+            revert_of::<_, E>(w.oracles[0].submit_node_update(job, &[]).await),
+            E::JobClosed(_)
+        ));
     });
 }
 

@@ -142,7 +142,7 @@ fn open_jobs_by_project_hash_rounds_and_escrow_totals() {
             U256::from(again),
             "the closed job no longer matches"
         );
-        w.owner.claim_rewards(&w.nodes).await.unwrap();
+        w.owner.claim_rewards(&w.nodes, 100).await.unwrap();
 
         let totals = w.csp.escrow_totals(w.escrow).await.unwrap();
         let price = U256::from(100_000u64);

@@ -1,10 +1,10 @@
 //! Property test: random sequences of create / extend (by the owner from its wallet, or by a
 //! delegate from the escrow's free balance) / deposit / withdraw / change the delegate's
 //! permissions / vote / advance / allocate (one page of random size at a time, passes
-//! interleaved with everything else) / claim / close / redeem a job never started / blacklist
-//! against a fresh suite,
-//! checking after every step against an exact model, to the unit: the USDC deposited equals
-//! what nodes claimed, burned, locked, refunded and withdrawn together; the escrow holds exactly
+//! interleaved with everything else) / burn the queued 15 % share / claim / close / redeem a
+//! job never started / blacklist against a fresh suite, checking after every step against an
+//! exact model, to the unit: the USDC deposited equals what nodes claimed, burned (queued at the
+//! manager or swapped), locked, refunded and withdrawn together; the escrow holds exactly
 //! its free balance, the job budgets and the node balances; every job's budget and every node's
 //! balance match the model (so no node is paid for an epoch it was not validated for); a
 //! delegate is refused exactly when it lacks the permission bit or the free balance; and the R1
@@ -68,6 +68,8 @@ enum Op {
     Allocate {
         jobs: u64,
     },
+    /// An oracle swaps and burns the queued 15 % share.
+    Burn,
     Claim,
     Close {
         job: usize,
@@ -94,6 +96,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (1u64..=12).prop_map(|epochs| Op::Advance { epochs }),
         3 => (1u64..=4).prop_map(|jobs| Op::Allocate { jobs }),
         2 => Just(Op::Claim),
+        2 => Just(Op::Burn),
         1 => (0usize..8).prop_map(|job| Op::Close { job }),
         1 => (0usize..8, delegated()).prop_map(|(job, delegated)| Op::Redeem { job, delegated }),
         1 => (0usize..NODES).prop_map(|node| Op::Blacklist { node }),
@@ -148,7 +151,10 @@ struct Model {
     withdrawn: u128,
     delegate_bits: u8,
     claimed: u128,
+    /// USDC of the 15 % share taken from the jobs (queued at the manager until swapped).
     burned: u128,
+    /// Of that, USDC swapped to R1 and burned.
+    swapped: u128,
     refunded: u128,
     allocated_until: u64,
     /// The escrow's open job set, in its storage order (indexes into `jobs`).
@@ -440,6 +446,15 @@ async fn step(w: &World, x: &Extra, m: &mut Model, op: &Op) {
                 finished
             );
         }
+        Op::Burn => {
+            let burned = w.oracles[2].burn_pending_fees(100).await.expect("burn");
+            let queued = m.burned - m.swapped;
+            assert_eq!(
+                burned.map(|(usdc, _)| u(usdc)),
+                (queued > 0).then_some(queued)
+            );
+            m.swapped = m.burned;
+        }
         Op::Claim => {
             let claimable: Vec<usize> = (0..NODES).filter(|&n| !m.blacklisted[n]).collect();
             if claimable.is_empty() {
@@ -449,12 +464,12 @@ async fn step(w: &World, x: &Extra, m: &mut Model, op: &Op) {
             let total: u128 = claimable.iter().map(|&n| m.node_balance[n]).sum();
             if total == 0 {
                 assert!(matches!(
-                    revert_of::<_, E>(w.owner.claim_rewards(&nodes).await),
+                    revert_of::<_, E>(w.owner.claim_rewards(&nodes, 100).await),
                     E::NothingToClaim(_)
                 ));
                 return;
             }
-            let (usdc, _) = w.owner.claim_rewards(&nodes).await.expect("claim");
+            let (usdc, _) = w.owner.claim_rewards(&nodes, 100).await.expect("claim");
             assert_eq!(u(usdc), total);
             for n in claimable {
                 m.node_balance[n] = 0;
@@ -551,12 +566,20 @@ async fn check(w: &World, x: &Extra, m: &Model, csp_start: u128, pool_start: u12
     );
     assert_eq!(
         u(w.usdc_balance(w.gov.deployment().pool).await),
-        pool_start + m.claimed + m.burned
+        pool_start + m.claimed + m.swapped
     );
-    assert_eq!(u(w.usdc_balance(w.gov.deployment().manager).await), 0);
+    assert_eq!(
+        u(w.usdc_balance(w.gov.deployment().manager).await),
+        m.burned - m.swapped,
+        "the manager holds exactly the queued share"
+    );
+    assert_eq!(
+        u(manager.pendingBurnUsdc().call().await.expect("pending")),
+        m.burned - m.swapped
+    );
     assert_eq!(
         u(manager.totalUsdcBurned().call().await.expect("burned")),
-        m.burned
+        m.swapped
     );
     assert_eq!(
         u(escrow.totalClaimed().call().await.expect("claimed")),

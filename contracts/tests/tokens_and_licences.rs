@@ -360,7 +360,7 @@ fn a_node_is_unlinked_only_once_its_earnings_are_claimed() {
         assert_eq!(pending, w.node_balance(node).await);
         let err = revert_of::<_, E>(w.owner.unlink_node(licence).await);
         assert!(matches!(err, E::UnclaimedRewards(_)));
-        w.owner.claim_rewards(&[node]).await.unwrap();
+        w.owner.claim_rewards(&[node], 100).await.unwrap();
         assert_eq!(w.owner.pending_rewards(node).await.unwrap(), U256::ZERO);
         w.owner.unlink_node(licence).await.unwrap();
         // A blacklisted node's earnings cannot be claimed, and do not hold it.

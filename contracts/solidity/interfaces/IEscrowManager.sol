@@ -25,6 +25,11 @@ interface IEscrowManager is IBlacklist {
     /// redeem; reverts unless the job is the caller's, open and unstarted.
     function releaseUnstartedJob(uint256 jobId) external;
 
-    /// @notice Swaps `amount` USDC, already sent to the manager by the calling escrow, to R1 and burns it.
+    /// @notice Takes an open job of the calling escrow out of the open set while the protocol
+    /// is stalled (no allocation for `exitAfterEpochs` epochs), for its owner's exit.
+    function releaseStalledJob(uint256 jobId) external;
+
+    /// @notice Queues `amount` USDC, already sent to the manager by the calling escrow, for the
+    /// next burn (swapped to R1 and burned by `burnPendingFees`).
     function burnUsdc(uint256 amount) external;
 }

@@ -100,6 +100,17 @@ pub enum Fact {
         /// The job.
         job: u64,
     },
+    /// A CSP took a job back from the stalled protocol (its escrow settles the job's completed
+    /// epochs and closes it in the same transaction).
+    StalledJobReleased {
+        /// The job.
+        job: u64,
+    },
+    /// A settlement's 15 % share was queued at the manager for burning.
+    BurnQueued {
+        /// The USDC queued.
+        usdc: U256,
+    },
     /// USDC was swapped to R1 and burned.
     FeesBurned {
         /// The USDC swapped.
@@ -241,6 +252,7 @@ impl Fact {
             Fact::JobCreated { .. }
                 | Fact::JobNodesExtended { .. }
                 | Fact::NodeUpdateAccepted { .. }
+                | Fact::StalledJobReleased { .. }
         )
     }
 
@@ -316,6 +328,10 @@ fn manager_fact(log: &Log) -> Option<Fact> {
                 oracle: e.oracle,
                 usdc_burned: e.usdcBurned,
             },
+            E::StalledJobReleased(e) => Fact::StalledJobReleased {
+                job: to_u64(e.jobId),
+            },
+            E::BurnQueued(e) => Fact::BurnQueued { usdc: e.usdcAmount },
             E::FeesBurned(e) => Fact::FeesBurned {
                 usdc: e.usdcAmount,
                 r1: e.r1Amount,

@@ -118,6 +118,22 @@ pub async fn redeem(funder: &Funder, job: u64, out: &mut dyn Write) -> Result<()
     Ok(())
 }
 
+/// Takes job `job` of the escrow back while the protocol is stalled: its completed epochs are
+/// paid to its node set as a closure would, and the rest refunded to the owner's wallet.
+pub async fn exit(funder: &Funder, job: u64, out: &mut dyn Write) -> Result<(), FundError> {
+    let refunded = funder
+        .suite()
+        .exit_stalled_job(funder.escrow(), job)
+        .await?;
+    writeln!(
+        out,
+        "took job {job} of escrow {} back from a stalled protocol: {} USDC to the owner's wallet",
+        funder.escrow(),
+        amount(refunded)
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

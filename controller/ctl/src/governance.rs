@@ -1,20 +1,24 @@
-//! `r1ctl oracle`: governance of the PoAI manager, as its owner — the oracle set, the price
-//! table, the blacklist and suspensions — and `show` for anyone: the settings a deployment
-//! fixed (quorum rule, decision cooldown, redeem delay, epoch length), the oracles and the
-//! prices. Each sending command has `--dry-run`, which prints the transaction and its gas.
-//! The contract refuses anyone but its owner (`OwnableUnauthorizedAccount`), by name.
+//! `r1ctl oracle`: governance of the PoAI manager — the oracle set (its owner, behind the
+//! deployment's timelock: scheduled, then executed once the delay has passed, at once when it
+//! is zero) and the price table, the blacklist and suspensions (its guardian, at once) — and
+//! `show` for anyone: the settings a deployment fixed (quorum rule, decision cooldown, redeem
+//! delay, exit delay, epoch length), the owner, the guardian, the oracles and the prices. Each
+//! sending command has `--dry-run`, which checks the call and prints the transaction and its
+//! gas. The contracts refuse anyone else by name (`OwnableUnauthorizedAccount`, `NotGuardian`,
+//! the timelock's `AccessControlUnauthorizedAccount`).
 
 use std::io::Write;
 
 use alloy_primitives::{Address, U256};
-use r1_contracts::tx::send_or_plan;
-use r1_contracts::{Quorum, Suite};
+use r1_contracts::tx::{Outcome, send_or_plan};
+use r1_contracts::{Governed, Operation, Quorum, Suite};
 use r1_crds::pricing::Catalogue;
 use r1_crds::usdc::Usdc;
 
 use crate::onchain::{ChainCommandError, explained, report};
 
-/// A change governance makes.
+/// A change governance makes: the oracle set through the owner (the timelock), the rest
+/// through the guardian.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Add an oracle to the set consensus counts.
@@ -54,14 +58,14 @@ pub async fn apply(
     let manager = suite.manager();
     let me = suite.address();
     let (outcome, what) = match change {
-        Change::AddOracle(oracle) => (
-            send_or_plan(manager.addOracle(*oracle), me, dry_run).await,
-            format!("addOracle({oracle})"),
-        ),
-        Change::RemoveOracle(oracle) => (
-            send_or_plan(manager.removeOracle(*oracle), me, dry_run).await,
-            format!("removeOracle({oracle})"),
-        ),
+        Change::AddOracle(oracle) => {
+            let governed = suite.govern(manager.addOracle(*oracle), dry_run).await;
+            return governed_report(governed, &format!("addOracle({oracle})"), out);
+        }
+        Change::RemoveOracle(oracle) => {
+            let governed = suite.govern(manager.removeOracle(*oracle), dry_run).await;
+            return governed_report(governed, &format!("removeOracle({oracle})"), out);
+        }
         Change::Blacklist { node, blacklisted } => (
             send_or_plan(manager.setBlacklisted(*node, *blacklisted), me, dry_run).await,
             format!("setBlacklisted({node}, {blacklisted})"),
@@ -86,6 +90,40 @@ pub async fn apply(
         ),
     };
     report(outcome.map_err(explained)?, &what, out)
+}
+
+/// Executes an owner-only `operation` the timelock scheduled, once its delay has passed.
+pub async fn execute(
+    suite: &Suite,
+    operation: &Operation,
+    out: &mut dyn Write,
+) -> Result<(), ChainCommandError> {
+    let outcome = suite.execute_governed(operation).await.map_err(explained)?;
+    report(outcome, "execute", out)
+}
+
+/// Says what [`Suite::govern`] did with `what`.
+fn governed_report(
+    governed: r1_contracts::Result<Governed>,
+    what: &str,
+    out: &mut dyn Write,
+) -> Result<(), ChainCommandError> {
+    match governed.map_err(explained)? {
+        Governed::Done(outcome) => report(outcome, what, out),
+        Governed::Planned(planned) => report(Outcome::Planned(planned), what, out),
+        Governed::Scheduled {
+            operation,
+            ready_at,
+        } => {
+            writeln!(
+                out,
+                "{what}: scheduled on the timelock; it takes effect once executed, from unix \
+                 second {ready_at}:\n  r1ctl oracle execute --target {} --data {} --salt {}",
+                operation.target, operation.data, operation.salt
+            )?;
+            Ok(())
+        }
+    }
 }
 
 /// The epoch a suspension of `epochs` epochs from now ends at.
@@ -117,6 +155,16 @@ pub async fn show(
         .call()
         .await
         .map_err(r1_contracts::Error::from)?;
+    let exit = manager
+        .exitAfterEpochs()
+        .call()
+        .await
+        .map_err(r1_contracts::Error::from)?;
+    let guardian = manager
+        .guardian()
+        .call()
+        .await
+        .map_err(r1_contracts::Error::from)?;
     let (_, epoch_seconds) = suite.epoch_clock().await?;
     let owner = manager
         .owner()
@@ -125,7 +173,11 @@ pub async fn show(
         .map_err(r1_contracts::Error::from)?;
     let oracles = suite.oracles().await?;
     writeln!(out, "manager          {}", suite.deployment().manager)?;
-    writeln!(out, "governance       {owner}")?;
+    match suite.timelock() {
+        Some(timelock) => writeln!(out, "owner            {owner} (timelock {timelock})")?,
+        None => writeln!(out, "owner            {owner}")?,
+    }
+    writeln!(out, "guardian         {guardian}")?;
     writeln!(
         out,
         "epoch            {} ({epoch_seconds} s)",
@@ -134,6 +186,7 @@ pub async fn show(
     writeln!(out, "quorum rule      {rule}")?;
     writeln!(out, "decision cooldown {cooldown} s")?;
     writeln!(out, "redeem delay     {redeem} s")?;
+    writeln!(out, "exit after       {exit} epochs without an allocation")?;
     writeln!(out, "oracles          {}", oracles.len())?;
     for oracle in &oracles {
         writeln!(out, "  {oracle}")?;

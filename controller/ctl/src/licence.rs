@@ -124,15 +124,33 @@ pub async fn unlink(
     )
 }
 
-/// Claims what `nodes` earned, paid to the signer in R1.
+/// Claims what `nodes` earned, paid to the signer in R1: no less than the swap venue's quote
+/// for it now, less `slippage_bps` basis points (the swap reverts below that, so nobody can
+/// sandwich the claim for more).
 pub async fn claim(
     suite: &Suite,
     nodes: &[Address],
+    slippage_bps: u64,
     dry_run: bool,
     out: &mut dyn Write,
 ) -> Result<(), ChainCommandError> {
+    let mut owed = U256::ZERO;
+    for node in nodes {
+        owed += suite.pending_rewards(*node).await?;
+    }
+    let least = if owed.is_zero() {
+        U256::ZERO
+    } else {
+        let quote = suite.quote_usdc_to_r1(owed).await?;
+        let least = r1_contracts::client::min_out(quote, slippage_bps);
+        writeln!(
+            out,
+            "{owed} USDC units to claim, quoted {quote} R1 wei; accepting no less than {least}"
+        )?;
+        least
+    };
     let manager = suite.manager();
-    let call = manager.claimRewards(nodes.to_vec());
+    let call = manager.claimRewards(nodes.to_vec(), least);
     report(
         send_or_plan(call, suite.address(), dry_run)
             .await

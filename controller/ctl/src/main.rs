@@ -315,6 +315,12 @@ enum EscrowCommand {
         /// The job id on chain.
         job: u64,
     },
+    /// Take a job back while the protocol is stalled (no allocation for the manager's exit
+    /// delay): its completed epochs are paid to its nodes, the rest refunded.
+    Exit {
+        /// The job id on chain.
+        job: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -356,6 +362,9 @@ enum LicenceCommand {
         /// The nodes.
         #[arg(required = true)]
         nodes: Vec<alloy_primitives::Address>,
+        /// The most the swap may pay below its quote now, in basis points (100 = 1 %).
+        #[arg(long, default_value_t = r1_contracts::client::DEFAULT_SLIPPAGE_BPS)]
+        max_slippage_bps: u64,
         /// Print the transaction and its gas instead of sending it.
         #[arg(long)]
         dry_run: bool,
@@ -403,6 +412,19 @@ enum OracleCommand {
         /// Print the transaction and its gas instead of sending it.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Execute an owner-only change the timelock scheduled, once its delay has passed (what
+    /// `add` or `remove` printed).
+    Execute {
+        /// The contract called.
+        #[arg(long)]
+        target: alloy_primitives::Address,
+        /// The ABI-encoded call.
+        #[arg(long)]
+        data: alloy_primitives::Bytes,
+        /// The operation's salt.
+        #[arg(long)]
+        salt: alloy_primitives::B256,
     },
     /// Price a class of the catalogue per node per epoch (0 withdraws it).
     Price {
@@ -1069,9 +1091,14 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     (LicenceCommand::Show { licence }, _) => {
                         licence::show(&suite, *licence, &mut out).await
                     }
-                    (LicenceCommand::Claim { nodes, dry_run }, _) => {
-                        licence::claim(&suite, nodes, *dry_run, &mut out).await
-                    }
+                    (
+                        LicenceCommand::Claim {
+                            nodes,
+                            max_slippage_bps,
+                            dry_run,
+                        },
+                        _,
+                    ) => licence::claim(&suite, nodes, *max_slippage_bps, *dry_run, &mut out).await,
                     (LicenceCommand::Link { .. }, None) => Ok(()),
                 }
             })?;
@@ -1091,6 +1118,14 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 let (change, dry_run) = match command {
                     OracleCommand::Show => {
                         return governance::show(&suite, &catalogue, &mut out).await;
+                    }
+                    OracleCommand::Execute { target, data, salt } => {
+                        let operation = r1_contracts::Operation {
+                            target: *target,
+                            data: data.clone(),
+                            salt: *salt,
+                        };
+                        return governance::execute(&suite, &operation, &mut out).await;
                     }
                     OracleCommand::Add { oracle, dry_run } => (Change::AddOracle(*oracle), dry_run),
                     OracleCommand::Remove { oracle, dry_run } => {
@@ -1181,6 +1216,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     }
                     EscrowCommand::Redeem { job } => {
                         r1_ctl::escrow::redeem(&funder, *job, &mut out).await
+                    }
+                    EscrowCommand::Exit { job } => {
+                        r1_ctl::escrow::exit(&funder, *job, &mut out).await
                     }
                 }
             })?;

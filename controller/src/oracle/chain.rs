@@ -117,6 +117,8 @@ pub struct ChainSnapshot {
     pub allocated_until: u64,
     /// Lowest closable job, if any.
     pub first_closable: Option<u64>,
+    /// USDC of the 15 % share queued for burning.
+    pub pending_burn: alloy_primitives::U256,
     /// Escrow of each CSP the store knows (absent: none deployed).
     pub escrows: BTreeMap<Address, Address>,
     /// Open jobs of those escrows, by id.
@@ -140,6 +142,7 @@ impl ChainSnapshot {
             oracles,
             allocated_until: within(suite.allocated_until_epoch()).await?,
             first_closable: within(suite.first_closable_job_id()).await?,
+            pending_burn: within(suite.pending_burn()).await?,
             ..Self::default()
         };
         book.retain(|owner| owners.contains(owner));

@@ -25,6 +25,9 @@ use crate::intake::apply::refers_to;
 use crate::oracle::chain::within;
 use crate::oracle::runtime::{Oracle, Pass};
 
+/// Least time between two tries of one oracle to burn the queued fees.
+const BURN_RETRY_MS: u64 = 30_000;
+
 /// A backoff range scaled to the epoch: at most half an epoch, so short development epochs
 /// still close and allocate within the epoch.
 fn scaled(range: (u64, u64), epoch_ms: u64) -> (u64, u64) {
@@ -92,9 +95,62 @@ impl Oracle {
             }
         }
 
+        if !chain.pending_burn.is_zero() && !chain.oracles.is_empty() {
+            self.burn_fees(chain.epoch, &chain.oracles, epoch_start, epoch_ms, pass)
+                .await;
+        }
+
         if chain.epoch > 0 {
             self.availability(chain.epoch - 1, &chain.oracles, pass)
                 .await;
+        }
+    }
+
+    /// Swaps the queued 15 % share to R1 and burns it, with the venue's quote less the default
+    /// slippage as the least output: the epoch's scheduled oracle at once, the others after a
+    /// backoff (whoever comes second finds the queue empty), each at most once per
+    /// [`BURN_RETRY_MS`] while the swap fails; the USDC stays queued meanwhile.
+    async fn burn_fees(
+        &self,
+        epoch: u64,
+        oracles: &[Address],
+        epoch_start: u64,
+        epoch_ms: u64,
+        pass: &Pass,
+    ) {
+        use std::sync::atomic::Ordering;
+        let scheduled = oracles[(epoch % oracles.len() as u64) as usize];
+        let wait = if scheduled == self.me {
+            0
+        } else {
+            backoff_ms(
+                backoff_seed(&self.me, 1, epoch),
+                scaled(REWARDS_BACKOFF_MS, epoch_ms),
+            )
+        };
+        let tried = self.burn_tried_ms.load(Ordering::Relaxed);
+        if pass.now_ms.saturating_sub(epoch_start) < wait
+            || pass.now_ms.saturating_sub(tried) < BURN_RETRY_MS
+        {
+            return;
+        }
+        self.burn_tried_ms.store(pass.now_ms, Ordering::Relaxed);
+        match within(
+            self.suite
+                .burn_pending_fees(r1_contracts::client::DEFAULT_SLIPPAGE_BPS),
+        )
+        .await
+        {
+            Ok(Some((usdc, r1))) => {
+                tracing::info!(%usdc, %r1, "burned the queued 15 % share");
+                self.metrics.vote("burn", "accepted");
+            }
+            Ok(None) => {}
+            Err(e) if e.refused_with(|r| matches!(r, PoAIManagerErrors::NothingToBurn(_))) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "burning the queued fees failed; the USDC stays queued");
+                self.metrics.vote("burn", "error");
+            }
         }
     }
 

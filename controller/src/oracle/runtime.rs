@@ -119,6 +119,8 @@ pub struct Oracle {
     last_chain: Mutex<Option<ChainSnapshot>>,
     /// The last block whose standing changes (links, unlinks, blacklist, suspensions) were read.
     standing_block: Mutex<Option<u64>>,
+    /// When this oracle last tried to burn the queued fees (unix ms), to pace retries.
+    pub(crate) burn_tried_ms: std::sync::atomic::AtomicU64,
     escrow_book: Mutex<EscrowBook>,
     oracle_messages: Mutex<OracleVerifiers>,
     /// Chain jobs nodes report that no resource here pays for: settled once closed.
@@ -272,6 +274,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         closable_since: Mutex::new(BTreeMap::new()),
         last_chain: Mutex::new(None),
         standing_block: Mutex::new(None),
+        burn_tried_ms: std::sync::atomic::AtomicU64::new(0),
         escrow_book: Mutex::new(escrow_book()),
         oracle_messages: Mutex::new((
             Verifier::new(HashSet::new(), Freshness::default()),

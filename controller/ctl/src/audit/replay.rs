@@ -186,6 +186,7 @@ impl Replay {
         for entry in group {
             let (job, cause) = match &entry.fact {
                 Fact::NodeUpdateAccepted { job, .. } => (*job, "node set changed"),
+                Fact::StalledJobReleased { job } => (*job, "taken back from a stalled protocol"),
                 Fact::JobNodesExtended { escrow, job, .. } if *escrow == self.escrow => {
                     (*job, "nodes extended")
                 }
@@ -267,8 +268,9 @@ impl Replay {
         }
     }
 
-    /// Every settlement's burn is swapped and burned in the same transaction (`FeesBurned`),
-    /// and an allocation page reports the sum it burned.
+    /// Every settlement's 15 % share is queued for burning in the same transaction
+    /// (`BurnQueued`; an oracle swaps and burns the queue later), and an allocation page reports
+    /// the sum it settled for burning.
     fn check_burns(&mut self, group: &[Entry]) {
         let mine = group.iter().any(
             |e| matches!(&e.fact, Fact::EpochsSettled { escrow, .. } if *escrow == self.escrow),
@@ -282,7 +284,7 @@ impl Replay {
         for entry in group {
             match &entry.fact {
                 Fact::EpochsSettled { burned, .. } => settled += *burned,
-                Fact::FeesBurned { usdc, .. } => swapped += *usdc,
+                Fact::BurnQueued { usdc } => swapped += *usdc,
                 Fact::AllocationPage { usdc_burned, .. } => reported = Some(*usdc_burned),
                 _ => {}
             }
@@ -480,6 +482,11 @@ impl Replay {
                             *usdc_burned,
                         ),
                     );
+                }
+            }
+            Fact::StalledJobReleased { job } => {
+                if let Some(ledger) = self.jobs.get_mut(job) {
+                    ledger.close();
                 }
             }
             Fact::JobRedeemed { escrow, job } if *escrow == self.escrow => {

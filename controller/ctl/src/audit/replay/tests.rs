@@ -142,10 +142,7 @@ impl FakeChain {
                 to_nodes,
                 burned,
             },
-            Fact::FeesBurned {
-                usdc: burned,
-                r1: burned,
-            },
+            Fact::BurnQueued { usdc: burned },
         ]
     }
 
@@ -239,10 +236,7 @@ impl FakeChain {
             usdc_burned,
         });
         if !usdc_burned.is_zero() {
-            facts.push(Fact::FeesBurned {
-                usdc: usdc_burned,
-                r1: usdc_burned,
-            });
+            facts.push(Fact::BurnQueued { usdc: usdc_burned });
         }
         self.tx(until, oracle, facts);
     }
@@ -435,7 +429,7 @@ fn amounts(fact: &mut Fact) -> Vec<&mut U256> {
             to_nodes, burned, ..
         } => vec![to_nodes, burned],
         Fact::JobClosed { refunded, .. } => vec![refunded],
-        Fact::FeesBurned { usdc, .. } => vec![usdc],
+        Fact::BurnQueued { usdc } => vec![usdc],
         Fact::RewardsAllocated { usdc_burned, .. } => vec![usdc_burned],
         Fact::AllocationPage { usdc_burned, .. } => vec![usdc_burned],
         Fact::PoaMinted { amount, .. } => vec![amount],

@@ -21,6 +21,13 @@ import {ILicenceManager} from "./interfaces/ILicenceManager.sol";
 /// of the linked node, until `N` has been minted for the licence; blacklisted and suspended
 /// nodes mint nothing. Each linked node's service record counts its measured epochs and those
 /// at the whitepaper's 98 % level (`A ≥ 250`): a flag for reputation, not for payouts.
+///
+/// Besides the Node Deeds sold (ids 1…46,224), the owner mints the whitepaper's two other
+/// classes: up to 500 Master Node Deeds (ids from `MASTER_ID_BASE`), together 26.1 % of the R1
+/// cap, mining nothing for their first 223 epochs and then their share over 900 epochs; and one
+/// Genesis Node Deed (`GENESIS_ID`), 28.9 % of the cap over the first 365 epochs. Both mine in
+/// proportion to availability like a Node Deed, and neither earns PoAI: a node linked to one is
+/// named in no job's node set.
 contract NodeDeed is ERC721, Ownable, EIP712 {
     /// @notice Most licences that can ever exist.
     uint256 public constant MAX_LICENCES = 46_224;
@@ -37,6 +44,31 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
         keccak256("LinkNode(uint256 licenceId,address owner,address node,uint256 nonce,uint256 deadline)");
     /// @notice The availability byte from which an epoch counts as served at 98 % (250/255).
     uint8 public constant SLA_AVAILABILITY = 250;
+    /// @notice Master Node Deeds that can ever exist.
+    uint256 public constant MAX_MASTER_LICENCES = 500;
+    /// @notice Master Node Deed ids are `MASTER_ID_BASE + 1 …`.
+    uint256 public constant MASTER_ID_BASE = 1_000_000;
+    /// @notice The one Genesis Node Deed's id.
+    uint256 public constant GENESIS_ID = 2_000_000;
+    /// @notice What every Master Node Deed together mines: 26.1 % of the R1 cap.
+    uint256 public constant MASTER_POOL = (161_803_398 ether * 261) / 1000;
+    /// @notice PoA cap of one Master Node Deed.
+    uint256 public constant MAX_POA_PER_MASTER = MASTER_POOL / MAX_MASTER_LICENCES;
+    /// @notice Epochs (from the manager's genesis) before a Master Node Deed mines.
+    uint256 public constant MASTER_CLIFF_EPOCHS = 223;
+    /// @notice Epochs over which a Master Node Deed mines its cap, after the cliff.
+    uint256 public constant MASTER_MINING_EPOCHS = 900;
+    /// @notice PoA cap of the Genesis Node Deed: 28.9 % of the R1 cap.
+    uint256 public constant MAX_POA_GENESIS = (161_803_398 ether * 289) / 1000;
+    /// @notice Epochs (from the manager's genesis) over which the Genesis Node Deed mines.
+    uint256 public constant GENESIS_MINING_EPOCHS = 365;
+
+    /// @notice The three classes of licence.
+    enum Kind {
+        Node,
+        Master,
+        Genesis
+    }
 
     /// @notice A node's availability history, one storage slot.
     struct ServiceRecord {
@@ -82,6 +114,8 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
     mapping(uint256 => uint256) public linkedAt;
     /// @notice Each node's availability history (the 98 % flag).
     mapping(address => ServiceRecord) public serviceRecord;
+    /// @notice Master Node Deeds minted so far.
+    uint256 public mastersMinted;
 
     /// @notice The tier table is malformed.
     error InvalidTiers();
@@ -117,6 +151,10 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
     error RelinkTooSoon(uint256 licenceId, uint256 allowedAt);
     /// @notice The node has earnings to claim before it can be unlinked.
     error UnclaimedRewards(address node, uint256 amount);
+    /// @notice All 500 Master Node Deeds exist.
+    error MastersExhausted();
+    /// @notice The Genesis Node Deed exists.
+    error GenesisExists();
 
     /// @notice A licence was sold, with the split of its price.
     event LicenceBought(address indexed buyer, uint256 indexed licenceId, uint256 price, uint256 burned, uint256 toLiquidity, uint256 toOperations);
@@ -124,6 +162,8 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
     event NodeLinked(uint256 indexed licenceId, address indexed node, address indexed oracle);
     /// @notice A node was unlinked from a licence.
     event NodeUnlinked(uint256 indexed licenceId, address indexed node);
+    /// @notice The owner minted a Master Node Deed or the Genesis Node Deed.
+    event ReservedLicenceMinted(address indexed to, uint256 indexed licenceId, Kind kind);
     /// @notice PoA R1 was minted for a licence for one epoch.
     event PoaMinted(uint256 indexed epoch, uint256 indexed licenceId, address indexed node, uint8 availability, uint256 amount);
 
@@ -154,6 +194,56 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
     function setManager(address manager_) external onlyOwner {
         if (manager != address(0)) revert ManagerAlreadySet();
         manager = manager_;
+    }
+
+    /// @notice Mints the next Master Node Deed to `to` (owner only; 500 at most).
+    function mintMaster(address to) external onlyOwner returns (uint256 licenceId) {
+        if (mastersMinted >= MAX_MASTER_LICENCES) revert MastersExhausted();
+        licenceId = MASTER_ID_BASE + ++mastersMinted;
+        _safeMint(to, licenceId);
+        emit ReservedLicenceMinted(to, licenceId, Kind.Master);
+    }
+
+    /// @notice Mints the one Genesis Node Deed to `to` (owner only).
+    function mintGenesis(address to) external onlyOwner {
+        if (_ownerOf(GENESIS_ID) != address(0)) revert GenesisExists();
+        _safeMint(to, GENESIS_ID);
+        emit ReservedLicenceMinted(to, GENESIS_ID, Kind.Genesis);
+    }
+
+    /// @notice The class of licence `licenceId`, by its id range.
+    function kindOf(uint256 licenceId) public pure returns (Kind) {
+        if (licenceId >= GENESIS_ID) return Kind.Genesis;
+        if (licenceId > MASTER_ID_BASE) return Kind.Master;
+        return Kind.Node;
+    }
+
+    /// @notice Whether `node` is linked to a Node Deed, the only class that may be given jobs.
+    function forHire(address node) external view returns (bool) {
+        uint256 licenceId = licenceOfNode[node];
+        return licenceId != 0 && kindOf(licenceId) == Kind.Node;
+    }
+
+    /// @notice The most PoA licence `licenceId` mines in all.
+    function poaCap(uint256 licenceId) public pure returns (uint256) {
+        Kind kind = kindOf(licenceId);
+        if (kind == Kind.Genesis) return MAX_POA_GENESIS;
+        if (kind == Kind.Master) return MAX_POA_PER_MASTER;
+        return MAX_POA_PER_LICENCE;
+    }
+
+    /// @notice The PoA licence `licenceId` mines for epoch `epoch` at availability `a`, before
+    /// its cap: a Node Deed `N/T × a/255` (see `poaRewardFor`); a Master Node Deed its cap over
+    /// 900 epochs after a 223-epoch cliff; the Genesis Node Deed its cap over epochs 0…364.
+    function poaRewardOf(uint256 licenceId, uint256 epoch, uint8 a) public pure returns (uint256) {
+        Kind kind = kindOf(licenceId);
+        if (kind == Kind.Node) return poaRewardFor(a);
+        if (kind == Kind.Master) {
+            if (epoch < MASTER_CLIFF_EPOCHS || epoch >= MASTER_CLIFF_EPOCHS + MASTER_MINING_EPOCHS) return 0;
+            return (MAX_POA_PER_MASTER * a) / (MASTER_MINING_EPOCHS * 255);
+        }
+        if (epoch >= GENESIS_MINING_EPOCHS) return 0;
+        return (MAX_POA_GENESIS * a) / (GENESIS_MINING_EPOCHS * 255);
     }
 
     /// @notice The price of the next licence, in R1.
@@ -266,8 +356,8 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
             if (licenceId == 0) continue;
             _recordService(nodes[i], epoch, availability[i]);
             if (trust.isBlacklisted(nodes[i]) || trust.isSuspended(nodes[i])) continue;
-            uint256 amount = poaRewardFor(availability[i]);
-            uint256 left = MAX_POA_PER_LICENCE - poaMinted[licenceId];
+            uint256 amount = poaRewardOf(licenceId, epoch, availability[i]);
+            uint256 left = poaCap(licenceId) - poaMinted[licenceId];
             if (amount > left) amount = left;
             if (amount == 0) continue;
             poaMinted[licenceId] += amount;

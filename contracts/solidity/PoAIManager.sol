@@ -182,6 +182,8 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     error NothingToClaim();
     /// @notice The job's last decision was under `decisionCooldown` ago: submit again at `readyAt`.
     error DecisionCooldown(uint256 jobId, uint256 readyAt);
+    /// @notice The node's licence is a Master or Genesis Node Deed: it mines, it takes no jobs.
+    error NodeNotForHire(address node);
     /// @notice The node is suspended until `untilEpoch` starts.
     error NodeIsSuspended(address node, uint256 untilEpoch);
     /// @notice A page must hold at least one item.
@@ -691,6 +693,7 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
             address node = nodes[i];
             if (i > 0 && node <= nodes[i - 1]) revert NodesNotSorted();
             if (nodeDeed.licenceOfNode(node) == 0) revert NodeNotLicensed(node);
+            if (!nodeDeed.forHire(node)) revert NodeNotForHire(node);
             if (isBlacklisted[node]) revert NodeIsBlacklisted(node);
             if (isSuspended(node)) revert NodeIsSuspended(node, suspendedUntilEpoch[node]);
         }

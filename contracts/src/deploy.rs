@@ -49,7 +49,7 @@ pub struct SuiteConfig {
     #[serde(default = "default_exit_after_epochs")]
     pub exit_after_epochs: u64,
     /// Seconds a timelock holds every owner-only change (oracle set, swap venue, guardian,
-    /// escrow upgrades, R1 minters) before it may be executed; `None` deploys no timelock and
+    /// escrow upgrades, R1 minters, Master and Genesis Node Deeds) before it may be executed; `None` deploys no timelock and
     /// leaves the deployer the direct owner. The deployer stays the guardian (prices,
     /// blacklist, suspensions, escrows) either way.
     #[serde(default)]
@@ -233,6 +233,7 @@ pub async fn deploy_suite(
             let beacon_contract = UpgradeableBeacon::new(beacon, p.clone());
             confirm(beacon_contract.transferOwnership(timelock)).await?;
             confirm(r1_token.transferOwnership(timelock)).await?;
+            confirm(deed.transferOwnership(timelock)).await?;
             timelock
         }
     };

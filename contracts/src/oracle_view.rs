@@ -22,13 +22,16 @@ pub struct NodeLicence {
     pub blacklisted: bool,
     /// The first epoch a suspended node may work again (0 or past: not suspended).
     pub suspended_until_epoch: u64,
+    /// Whether the licence is a Node Deed: a Master or Genesis Node Deed mines PoA but its
+    /// node takes no jobs.
+    pub for_hire: bool,
 }
 
 impl NodeLicence {
-    /// Whether the node may be given work and named in a node set in `epoch`: licensed, not
-    /// blacklisted, not suspended.
+    /// Whether the node may be given work and named in a node set in `epoch`: licensed by a
+    /// Node Deed, not blacklisted, not suspended.
     pub fn may_work(&self, epoch: u64) -> bool {
-        !self.blacklisted && epoch >= self.suspended_until_epoch
+        self.for_hire && !self.blacklisted && epoch >= self.suspended_until_epoch
     }
 }
 
@@ -119,11 +122,13 @@ impl Suite {
         let manager = self.manager();
         let blacklisted = manager.isBlacklisted(node).call().await?;
         let suspended_until_epoch = to_u64(manager.suspendedUntilEpoch(node).call().await?);
+        let for_hire = deed.forHire(node).call().await?;
         Ok(Some(NodeLicence {
             licence_id: to_u64(licence_id),
             owner,
             blacklisted,
             suspended_until_epoch,
+            for_hire,
         }))
     }
 

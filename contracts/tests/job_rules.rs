@@ -2,7 +2,8 @@
 //! node-set decisions, the redeem of a job that never started, the quorum rule chosen at
 //! deployment, node suspension and the 98 % service record, allocation and job searches in
 //! pages, the 15 % share burned apart from the decisions that queue it, governance behind its
-//! timelock beside an immediate guardian, and a CSP's exit from a stalled protocol.
+//! timelock beside an immediate guardian, a CSP's exit from a stalled protocol, and the Master
+//! and Genesis Node Deeds' mining schedules.
 
 mod common;
 
@@ -15,6 +16,7 @@ use r1_contracts::{Governed, JobRequest, Permissions, Quorum, Suite, VoteOutcome
 
 type E = PoAIManager::PoAIManagerErrors;
 type EscrowError = CspEscrow::CspEscrowErrors;
+type DeedError = r1_contracts::bindings::NodeDeed::NodeDeedErrors;
 
 /// Price per node per epoch of job type 1, in USDC units.
 const PRICE: u64 = 100_000;
@@ -505,6 +507,107 @@ fn a_csp_takes_its_jobs_back_once_nobody_has_allocated_for_the_exit_delay() {
             revert_of::<_, E>(w.oracles[0].submit_node_update(job, &[]).await),
             E::JobClosed(_)
         ));
+    });
+}
+
+#[test]
+fn master_and_genesis_deeds_mine_on_their_own_schedules_and_take_no_jobs() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 1).await;
+        let deed = w.owner.node_deed();
+        let gov_deed = w.gov.node_deed();
+        let stranger = actor(&w).await;
+        assert!(matches!(
+            common::raw_revert_of::<_, DeedError>(
+                stranger
+                    .node_deed()
+                    .mintMaster(stranger.address())
+                    .call()
+                    .await
+            ),
+            DeedError::OwnableUnauthorizedAccount(_)
+        ));
+        confirm(gov_deed.mintMaster(w.owner.address()))
+            .await
+            .unwrap();
+        confirm(gov_deed.mintGenesis(w.owner.address()))
+            .await
+            .unwrap();
+        assert!(matches!(
+            common::raw_revert_of::<_, DeedError>(
+                gov_deed.mintGenesis(w.owner.address()).call().await
+            ),
+            DeedError::GenesisExists(_)
+        ));
+        let master = U256::from(1_000_001u64);
+        let genesis = U256::from(2_000_000u64);
+        assert_eq!(
+            deed.ownerOf(master).call().await.unwrap(),
+            w.owner.address()
+        );
+        for (id, kind) in [(U256::from(1u64), 0u8), (master, 1), (genesis, 2)] {
+            assert_eq!(deed.kindOf(id).call().await.unwrap(), kind);
+        }
+
+        // A node on each, linked as any node is.
+        let mut linked = Vec::new();
+        for licence in [master, genesis] {
+            let key = alloy::signers::local::PrivateKeySigner::random();
+            let proof =
+                common::link_proof(w.chain, &w.owner, licence.to(), &key, &w.oracle_keys[0]).await;
+            w.owner
+                .link_node(licence.to(), key.address(), &proof)
+                .await
+                .unwrap();
+            linked.push(key.address());
+        }
+        let (master_node, genesis_node) = (linked[0], linked[1]);
+        assert!(!deed.forHire(master_node).call().await.unwrap());
+        assert!(deed.forHire(w.nodes[0]).call().await.unwrap());
+        let job = w.create_job(1, 30).await;
+        for node in [master_node, genesis_node] {
+            assert!(matches!(
+                revert_of::<_, E>(w.oracles[0].submit_node_update(job, &[node]).await),
+                E::NodeNotForHire(_)
+            ));
+        }
+        let standing = w.gov.node_licence(master_node).await.unwrap().unwrap();
+        assert!(!standing.may_work(0));
+
+        // Epoch 0: the genesis deed mines its 365th, the master deed nothing before its cliff.
+        let table = [(w.nodes[0], 255u8), (master_node, 255), (genesis_node, 255)];
+        w.next_epoch().await;
+        agree_availability(&w, 0, &table).await;
+        let genesis_cap = deed.MAX_POA_GENESIS().call().await.unwrap();
+        let per_genesis_epoch = genesis_cap * U256::from(255u64) / U256::from(365u64 * 255);
+        assert_eq!(
+            deed.poaMinted(genesis).call().await.unwrap(),
+            per_genesis_epoch
+        );
+        assert_eq!(deed.poaMinted(master).call().await.unwrap(), U256::ZERO);
+        assert_eq!(
+            deed.poaMinted(U256::from(1u64)).call().await.unwrap(),
+            deed.poaRewardFor(255).call().await.unwrap()
+        );
+
+        // Epoch 223, the first after the cliff: the master deed mines its 900th.
+        let epoch = w.epoch().await;
+        w.advance_epochs(224 - epoch).await;
+        agree_availability(&w, 223, &table).await;
+        let master_cap = deed.MAX_POA_PER_MASTER().call().await.unwrap();
+        // 26.1 % of the R1 cap over 500 master deeds, 28.9 % for the genesis deed.
+        let cap = U256::from(161_803_398u64) * U256::from(10u64).pow(U256::from(18u64));
+        let per_mille = |n: u64| cap * U256::from(n) / U256::from(1_000u64);
+        assert_eq!(master_cap, per_mille(261) / U256::from(500u64));
+        assert_eq!(genesis_cap, per_mille(289));
+        assert_eq!(
+            deed.poaMinted(master).call().await.unwrap(),
+            master_cap * U256::from(255u64) / U256::from(900u64 * 255)
+        );
+        assert_eq!(
+            deed.poaMinted(genesis).call().await.unwrap(),
+            per_genesis_epoch * U256::from(2u64)
+        );
     });
 }
 

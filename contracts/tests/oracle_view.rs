@@ -54,6 +54,7 @@ fn node_licences_owner_and_blacklist() {
             owner: w.owner.address(),
             blacklisted: false,
             suspended_until_epoch: 0,
+            for_hire: true,
         };
         assert_eq!(
             w.gov.node_licence(w.nodes[1]).await.unwrap(),

@@ -195,7 +195,18 @@ pub async fn show(
         .call()
         .await
         .map_err(r1_contracts::Error::from)?;
+    let kind = deed
+        .kindOf(id)
+        .call()
+        .await
+        .map_err(r1_contracts::Error::from)?;
+    let kind = match kind {
+        1 => "Master Node Deed: mines PoA on its schedule, takes no jobs",
+        2 => "Genesis Node Deed: mines PoA on its schedule, takes no jobs",
+        _ => "Node Deed",
+    };
     writeln!(out, "licence {licence_id}")?;
+    writeln!(out, "class      {kind}")?;
     writeln!(out, "owner      {owner}")?;
     if node == Address::ZERO {
         writeln!(out, "node       none")?;

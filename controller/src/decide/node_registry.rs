@@ -84,9 +84,10 @@ fn node_kinds(kind: MessageKind, _: &Address) -> bool {
 pub struct Standing {
     /// Linked to a licence and not blacklisted.
     pub licensed: bool,
-    /// Governance suspended it for the epoch in progress: still a member (heard, measured,
-    /// on the roster) but given no work, and what it runs counts for no node set.
-    pub suspended: bool,
+    /// It may take no work: governance suspended it for the epoch in progress, or its licence
+    /// is a Master or Genesis Node Deed (they mine PoA and serve no jobs). Still a member
+    /// (heard, measured, on the roster), but what it runs counts for no node set.
+    pub idle: bool,
     /// The licence owner (the operator), zero when unlicensed.
     pub operator: Address,
     /// When this was read from the chain (unix ms).
@@ -315,8 +316,8 @@ impl Registry {
             if !standing.licensed && record.standing.is_none_or(|s| s.licensed) {
                 tracing::warn!(%node, "node has no valid licence: it gets no work");
             }
-            if standing.suspended && record.standing.is_none_or(|s| !s.suspended) {
-                tracing::warn!(%node, "node is suspended by governance: it gets no work until the suspension ends");
+            if standing.idle && record.standing.is_none_or(|s| !s.idle) {
+                tracing::warn!(%node, "node may take no work: suspended by governance, or licensed by a Master or Genesis Node Deed");
             }
             record.standing = Some(standing);
         }
@@ -366,13 +367,13 @@ impl Registry {
             .collect()
     }
 
-    /// Whether `node`'s reports count: the chain has not said it is unlicensed or suspended.
+    /// Whether `node`'s reports count: the chain has not said it is unlicensed or idle.
     /// (A node not read yet counts, so an oracle that restarts sees what runs before its first
     /// readings.)
     pub fn reports_count(&self, node: &Address) -> bool {
         self.nodes
             .get(node)
-            .is_some_and(|r| r.standing.is_none_or(|s| s.licensed && !s.suspended))
+            .is_some_and(|r| r.standing.is_none_or(|s| s.licensed && !s.idle))
     }
 
     /// One node's record.
@@ -438,7 +439,7 @@ impl Registry {
                 Some(Candidate {
                     node: *node,
                     operator: standing.operator,
-                    licensed: standing.licensed && !standing.suspended,
+                    licensed: standing.licensed && !standing.idle,
                     liveness: liveness.of(node),
                     labels: record.heartbeat.labels.clone(),
                     free: resources.free,
@@ -523,7 +524,7 @@ mod tests {
             node.address(),
             Standing {
                 licensed: true,
-                suspended: false,
+                idle: false,
                 operator: Address::ZERO,
                 checked_ms: at_ms,
             },
@@ -537,7 +538,7 @@ mod tests {
         let mut registry = heard(&node, T0);
         let unlicensed = Standing {
             licensed: false,
-            suspended: false,
+            idle: false,
             operator: Address::ZERO,
             checked_ms: T0,
         };
@@ -558,7 +559,7 @@ mod tests {
         assert!(registry.reports_count(&node.address()));
         let suspended = Standing {
             licensed: true,
-            suspended: true,
+            idle: true,
             operator: Address::ZERO,
             checked_ms: T0,
         };
@@ -686,7 +687,7 @@ mod tests {
             stranger.address(),
             Standing {
                 licensed: false,
-                suspended: false,
+                idle: false,
                 operator: Address::ZERO,
                 checked_ms: T0,
             },

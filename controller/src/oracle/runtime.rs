@@ -963,7 +963,7 @@ impl Oracle {
                 Ok(licence) => {
                     let standing = Standing {
                         licensed: licence.is_some_and(|l| !l.blacklisted),
-                        suspended: licence.is_some_and(|l| !l.may_work(epoch)),
+                        idle: licence.is_some_and(|l| !l.may_work(epoch)),
                         operator: licence.map_or(Address::ZERO, |l| l.owner),
                         checked_ms: now,
                     };

@@ -79,6 +79,13 @@ impl Suite {
         Ok(self.manager().getOracles().call().await?)
     }
 
+    /// The rule the manager's rounds decide by (`None`: a rule this client does not know).
+    pub async fn quorum_rule(&self) -> Result<Option<crate::Quorum>> {
+        Ok(crate::Quorum::from_u8(
+            self.manager().quorum().call().await?,
+        ))
+    }
+
     /// The epoch clock: `(genesis_unix_s, epoch_seconds)`; epoch `e` runs from
     /// `genesis + e × epoch_seconds` for `epoch_seconds`.
     pub async fn epoch_clock(&self) -> Result<(u64, u64)> {

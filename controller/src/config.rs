@@ -53,6 +53,10 @@ pub struct ChainConfig {
     pub chain_id: u64,
     /// Address of the PoAI manager contract.
     pub poai_manager: String,
+    /// The consensus rule this oracle agrees to work under (`reference` or `byzantine`); the
+    /// oracle refuses to start against a manager deployed with another. Unset: any, logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<r1_contracts::Quorum>,
 }
 
 /// Broker settings: an external broker by URL, or the embedded one.
@@ -281,6 +285,22 @@ epoch:
         assert_eq!(config.epoch.map(|e| e.length_seconds), Some(20));
         assert_eq!(config.loops, LoopsConfig::default());
         assert_eq!(config.nodes.grace_missed, 3);
+    }
+
+    #[test]
+    fn the_agreed_quorum_rule_is_read_by_name() {
+        assert_eq!(parse(GOOD).unwrap().chain.quorum, None);
+        let byzantine = GOOD.replace(
+            "  poaiManager: \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"",
+            "  poaiManager: \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\n  quorum: byzantine",
+        );
+        assert_eq!(
+            parse(&byzantine).unwrap().chain.quorum,
+            Some(r1_contracts::Quorum::Byzantine)
+        );
+        let unknown = byzantine.replace("quorum: byzantine", "quorum: majority");
+        let error = parse(&unknown).unwrap_err();
+        assert!(error.contains("majority"), "{error}");
     }
 
     #[test]

@@ -76,9 +76,12 @@ pub struct EscrowStatus {
     /// USDC credited to node operators so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paid: Option<String>,
-    /// USDC swapped to R1 and burned so far.
+    /// USDC of the 15 % share taken from jobs so far (swapped to R1 and burned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burned: Option<String>,
+    /// USDC refunded to the CSP's wallet so far (closed, redeemed and exited jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded: Option<String>,
     /// Conditions, e.g. `Ready`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -281,7 +281,7 @@ fn config_text(
 ) -> String {
     format!(
         "keyFile: {key}\ndataDir: {data}\n\
-         chain: {{ rpcUrl: \"{rpc}\", chainId: {chain_id}, poaiManager: \"{manager}\" }}\n\
+         chain: {{ rpcUrl: \"{rpc}\", chainId: {chain_id}, poaiManager: \"{manager}\", quorum: reference }}\n\
          broker: {{ url: \"{broker}\", topicRoot: {topic_root}{ca} }}\n\
          api: {{ listen: \"127.0.0.1:{api_port}\" }}\n\
          metricsListen: \"127.0.0.1:{metrics_port}\"\n\

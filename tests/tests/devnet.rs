@@ -92,6 +92,21 @@ fn the_devnet_comes_up_answers_and_goes_down_without_leftovers() {
         "{table}"
     );
 
+    // The hint the devnet prints works as printed in a fresh shell, whose PATH has no r1ctl.
+    let hinted = Command::new("sh")
+        .arg("-c")
+        .arg(format!(". '{}/env' && r1ctl status", dir.path().display()))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let hinted_table = String::from_utf8_lossy(&hinted.stdout);
+    assert!(
+        hinted.status.success() && hinted_table.contains("hello-web"),
+        "{hinted_table}{}",
+        String::from_utf8_lossy(&hinted.stderr)
+    );
+
     let recorded = std::fs::read_to_string(dir.path().join("processes")).unwrap();
     let pids: Vec<u32> = recorded
         .lines()

@@ -4,7 +4,8 @@
 //! node gets work. The operator buys a licence and links node 1 with `r1ctl licence` (the node
 //! signs its consent, an oracle co-signs): node 1 gets a replica at once, node 0 still none.
 //! When the suspension ends node 0 takes the second replica; once an epoch is allocated node 1
-//! has earned, and its operator claims R1 with `r1ctl licence claim`.
+//! has earned, and its operator claims R1 with `r1ctl licence claim`. Governance then mints the
+//! operator a Master Node Deed through the timelock (`r1ctl oracle mint-reserved`).
 
 use std::time::Duration;
 
@@ -240,4 +241,19 @@ fn a_linked_fresh_node_gets_work_and_earns_while_unlinked_and_suspended_ones_get
     assert!(claimed.status.success(), "{}", printed(&claimed));
     let r1_after = r1_of(operator.address());
     assert!(r1_after > r1_before, "the claim paid no R1");
+
+    // Governance mints the operator a Master Node Deed through the timelock: it mines, it
+    // takes no jobs.
+    let minted = r1ctl_as(
+        &network,
+        &governance,
+        &["oracle", "mint-reserved", &operator.address().to_string()],
+    );
+    assert!(minted.status.success(), "{}", printed(&minted));
+    let shown = r1ctl_as(&network, &operator_key, &["licence", "show", "1000001"]);
+    assert!(
+        printed(&shown).contains("Master Node Deed") && printed(&shown).contains("takes no jobs"),
+        "{}",
+        printed(&shown)
+    );
 }

@@ -1,8 +1,12 @@
 //! Where a running devnet is, for `r1ctl devnet status` and for a shell: the devnet writes an
-//! `env` file of `export NAME=value` lines (`R1_SERVER`, `R1_KEY`, `R1_RPC_URL`) into its
-//! directory, which `source` reads as well as this module does.
+//! `env` file of `export NAME=value` lines (`R1_SERVER`, `R1_KEY`, `R1_RPC_URL`, and `PATH`
+//! with the directory of the devnet's own `r1ctl` first) into its directory, which `source`
+//! reads as well as this module does: the hint the devnet prints works in a fresh shell.
 
 use std::path::{Path, PathBuf};
+
+/// What follows the devnet's bin directory in the `PATH` line: the shell's own `PATH`.
+const PATH_TAIL: &str = ":\"$PATH\"";
 
 /// The devnet's directory when `R1_DEVNET_DIR` does not say otherwise.
 pub const DEFAULT_DIR: &str = "/tmp/r1-devnet";
@@ -40,17 +44,26 @@ pub struct DevnetEnv {
     pub key: PathBuf,
     /// The chain's JSON-RPC endpoint (`R1_RPC_URL`).
     pub rpc_url: String,
+    /// The directory of the devnet's `r1ctl`, put first on a sourcing shell's `PATH`.
+    pub bin_dir: Option<PathBuf>,
 }
 
 impl DevnetEnv {
     /// The file's text: one `export` line per variable, values single-quoted for the shell.
     pub fn render(&self) -> String {
-        format!(
+        let mut text = format!(
             "export R1_SERVER={}\nexport R1_KEY={}\nexport R1_RPC_URL={}\n",
             quoted(&self.server),
             quoted(&self.key.to_string_lossy()),
             quoted(&self.rpc_url)
-        )
+        );
+        if let Some(dir) = &self.bin_dir {
+            text.push_str(&format!(
+                "export PATH={}{PATH_TAIL}\n",
+                quoted(&dir.to_string_lossy())
+            ));
+        }
+        text
     }
 
     /// Writes the file into `dir`.
@@ -76,10 +89,16 @@ impl DevnetEnv {
                     name,
                 })
         };
+        let bin_dir = text
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("export PATH="))
+            .find_map(|value| value.strip_suffix(PATH_TAIL))
+            .map(|dir| PathBuf::from(unquoted(dir)));
         Ok(Self {
             server: value("R1_SERVER")?,
             key: PathBuf::from(value("R1_KEY")?),
             rpc_url: value("R1_RPC_URL")?,
+            bin_dir,
         })
     }
 }
@@ -112,6 +131,7 @@ mod tests {
             server: "http://127.0.0.1:41000".into(),
             key: PathBuf::from("/tmp/r1w it's/csp.key"),
             rpc_url: "http://127.0.0.1:8545".into(),
+            bin_dir: Some(PathBuf::from("/tmp/r1w it's/bin")),
         }
     }
 
@@ -138,6 +158,32 @@ mod tests {
             String::from_utf8_lossy(&output.stdout),
             "http://127.0.0.1:41000|/tmp/r1w it's/csp.key|http://127.0.0.1:8545"
         );
+    }
+
+    #[test]
+    fn a_fresh_shell_finds_the_devnets_r1ctl() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin");
+        let tool = bin.join("r1ctl");
+        std::fs::write(&tool, "#!/bin/sh\necho devnet r1ctl\n").expect("script");
+        let mut permissions = std::fs::metadata(&tool).expect("meta").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&tool, permissions).expect("chmod");
+        DevnetEnv {
+            bin_dir: Some(bin),
+            ..env()
+        }
+        .write(dir.path())
+        .expect("written");
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(". '{}/env' && r1ctl", dir.path().display()))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .expect("sh runs");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "devnet r1ctl\n");
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub enum Change {
         /// The first epoch it may work again.
         until_epoch: u64,
     },
+    /// Mint the next Master Node Deed to an address (the Node Deed's owner, the timelock).
+    MintMaster(Address),
+    /// Mint the one Genesis Node Deed to an address (the Node Deed's owner, the timelock).
+    MintGenesis(Address),
     /// Price a job type per node per epoch (0 withdraws it).
     Price {
         /// The class id.
@@ -65,6 +69,18 @@ pub async fn apply(
         Change::RemoveOracle(oracle) => {
             let governed = suite.govern(manager.removeOracle(*oracle), dry_run).await;
             return governed_report(governed, &format!("removeOracle({oracle})"), out);
+        }
+        Change::MintMaster(to) => {
+            let governed = suite
+                .govern(suite.node_deed().mintMaster(*to), dry_run)
+                .await;
+            return governed_report(governed, &format!("mintMaster({to})"), out);
+        }
+        Change::MintGenesis(to) => {
+            let governed = suite
+                .govern(suite.node_deed().mintGenesis(*to), dry_run)
+                .await;
+            return governed_report(governed, &format!("mintGenesis({to})"), out);
         }
         Change::Blacklist { node, blacklisted } => (
             send_or_plan(manager.setBlacklisted(*node, *blacklisted), me, dry_run).await,

@@ -413,6 +413,18 @@ enum OracleCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Mint the next Master Node Deed (500 at most) or, with --genesis, the Genesis Node Deed,
+    /// to an address: the Node Deed's owner only (behind the timelock).
+    MintReserved {
+        /// Who receives it.
+        to: alloy_primitives::Address,
+        /// The Genesis Node Deed instead of a Master Node Deed.
+        #[arg(long)]
+        genesis: bool,
+        /// Print the transaction and its gas instead of sending it.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Execute an owner-only change the timelock scheduled, once its delay has passed (what
     /// `add` or `remove` printed).
     Execute {
@@ -1130,6 +1142,18 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     OracleCommand::Add { oracle, dry_run } => (Change::AddOracle(*oracle), dry_run),
                     OracleCommand::Remove { oracle, dry_run } => {
                         (Change::RemoveOracle(*oracle), dry_run)
+                    }
+                    OracleCommand::MintReserved {
+                        to,
+                        genesis,
+                        dry_run,
+                    } => {
+                        let change = if *genesis {
+                            Change::MintGenesis(*to)
+                        } else {
+                            Change::MintMaster(*to)
+                        };
+                        (change, dry_run)
                     }
                     OracleCommand::Blacklist {
                         node,

@@ -1,5 +1,6 @@
 //! One screen that says how a CSP's deployments stand: the epoch, every job (phase, replicas,
-//! nodes, budget left) and what each escrow holds, locked, paid to node operators and burned.
+//! nodes, budget left) and what each escrow holds, locked, paid to node operators, burned and
+//! refunded to the CSP.
 //! `r1ctl status` prints it once or every few seconds, and the devnet prints it while it runs.
 
 use std::io::{self, Write};
@@ -170,7 +171,7 @@ mod tests {
                 "Escrow",
                 "acme-escrow",
                 json!({"owner": "0x01", "chainId": 31337}),
-                json!({"address": "0xE5", "balance": "900", "locked": "75", "paid": "21.25", "burned": "3.75"}),
+                json!({"address": "0xE5", "balance": "900", "locked": "75", "paid": "21.25", "burned": "3.75", "refunded": "6.00"}),
             )],
         }
     }
@@ -204,10 +205,13 @@ mod tests {
             .lines()
             .find(|l| l.contains("acme-escrow"))
             .expect("escrow row");
-        for figure in ["900", "75", "21.25", "3.75"] {
+        for figure in ["900", "75", "21.25", "3.75", "6.00"] {
             assert!(escrow.contains(figure), "{figure} missing in {escrow}");
         }
-        assert!(text.contains("PAID") && text.contains("BURNED"), "{text}");
+        assert!(
+            text.contains("PAID") && text.contains("BURNED") && text.contains("REFUNDED"),
+            "{text}"
+        );
     }
 
     #[test]

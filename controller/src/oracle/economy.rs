@@ -283,6 +283,7 @@ impl Oracle {
                         status.balance = Some(usdc(totals.balance_usdc));
                         status.paid = Some(usdc(totals.credited_to_nodes));
                         status.burned = Some(usdc(totals.burned));
+                        status.refunded = Some(usdc(totals.refunded));
                     }
                     let locked: u64 = chain
                         .jobs

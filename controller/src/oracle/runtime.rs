@@ -200,6 +200,24 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         )));
     }
     let clock = EpochClock::new(genesis, length).map_err(|e| fail("epoch clock")(e.to_string()))?;
+    let rule = within(suite.quorum_rule())
+        .await
+        .map_err(|e| fail("quorum rule")(e.to_string()))?;
+    match (config.chain.quorum, rule) {
+        (Some(agreed), Some(deployed)) if agreed != deployed => {
+            return Err(StartError::Start(format!(
+                "chain.quorum: this oracle agreed to the {agreed} rule, but the PoAI manager decides by the {deployed} rule"
+            )));
+        }
+        (_, None) => {
+            return Err(StartError::Start(
+                "quorum rule: the PoAI manager names a rule this oracle does not know".into(),
+            ));
+        }
+        (_, Some(deployed)) => {
+            tracing::info!(quorum = %deployed, "the PoAI manager's consensus rule")
+        }
+    }
     let liveness = LivenessConfig::new(
         config.nodes.heartbeat_interval_seconds * 1000,
         config.nodes.grace_missed,

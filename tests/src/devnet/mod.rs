@@ -212,6 +212,9 @@ fn bring_up(
             .unwrap_or_default(),
         key: network.csp_key_file(),
         rpc_url: network.chain().url(),
+        bin_dir: crate::process::bin_path("r1ctl")
+            .ok()
+            .and_then(|path| path.parent().map(std::path::Path::to_path_buf)),
     };
     env.write(&settings.dir)
         .map_err(|source| LifecycleError::File {

@@ -216,6 +216,7 @@ pub fn escrow_money_table(escrows: &[StoredObject], out: &mut dyn Write) -> io::
         "LOCKED",
         "PAID",
         "BURNED",
+        "REFUNDED",
     ]
     .into_iter()
     .map(String::from)
@@ -229,7 +230,7 @@ pub fn escrow_money_table(escrows: &[StoredObject], out: &mut dyn Write) -> io::
                 escrow.metadata.name.clone(),
             ];
             row.extend(
-                ["address", "balance", "locked", "paid", "burned"]
+                ["address", "balance", "locked", "paid", "burned", "refunded"]
                     .iter()
                     .map(|field| text(status, &[field])),
             );

@@ -20,11 +20,13 @@ import {OpenJobs} from "./OpenJobs.sol";
 /// changes and node extensions settle the completed epochs first, so an epoch is always paid to
 /// the set that was validated at its end. Invariant: `balance ≥ price × nodesRequested × epochs
 /// left to settle`; whatever is not paid is refunded to the CSP's wallet when the job closes
-/// (the oracles agree on an empty set, or the owner or a redeem delegate redeems a job no node
-/// set ever started, the manager's `redeemDelay` after its request), whoever funded it. Money: the escrow's USDC balance is always `freeBalance` + the open jobs'
-/// balances + the nodes' virtual balances, and `totalDeposited` = that balance + `totalClaimed`
-/// + `totalBurned` + `totalRefunded` + `totalWithdrawn` (USDC transferred to the escrow directly,
-/// bypassing `deposit`, is held on top and never accounted).
+/// (the oracles agree on an empty set; the owner or a redeem delegate redeems a job no node
+/// set ever started, the manager's `redeemDelay` after its request; or the owner takes a job
+/// back from a stalled protocol), whoever funded it. Money: the escrow's USDC balance is
+/// always `freeBalance` + the open jobs' balances + the nodes' virtual balances, and
+/// `totalDeposited` = that balance + `totalClaimed` + `totalBurned` + `totalRefunded` +
+/// `totalWithdrawn` (USDC transferred to the escrow directly, bypassing `deposit`, is held on
+/// top and never accounted).
 ///
 /// Storage: this is a beacon implementation; new variables go after the existing ones only.
 contract CspEscrow is Initializable {
@@ -267,9 +269,9 @@ contract CspEscrow is Initializable {
     }
 
     /// @notice Closes a job no node set has started, the manager's `redeemDelay` after its
-    /// request (an hour on mainnet), and
-    /// refunds its whole budget to the owner's wallet (the owner, or a delegate holding
-    /// `PERMISSION_REDEEM`): a CSP whose job no oracle validated gets its money back without them.
+    /// request (an hour on mainnet), and refunds its whole budget to the owner's wallet (the
+    /// owner, or a delegate holding `PERMISSION_REDEEM`): a CSP whose job no oracle validated
+    /// gets its money back without them.
     function redeemUnstartedJob(uint256 jobId) external {
         _authorize(PERMISSION_REDEEM);
         Job storage job = _openJob(jobId);
@@ -403,11 +405,6 @@ contract CspEscrow is Initializable {
         Job storage job = jobs[jobId];
         return openJobs.contains(jobId) && manager.currentEpoch() > job.lastExecutionEpoch
             && job.nextEpochToSettle > job.lastExecutionEpoch;
-    }
-
-    /// @notice Whether a job of this escrow is open and no node set has started it yet.
-    function isUnstarted(uint256 jobId) external view returns (bool) {
-        return openJobs.contains(jobId) && jobs[jobId].startTimestamp == 0;
     }
 
     function _settle(Job storage job, uint256 untilEpoch) private returns (uint256 burn) {

@@ -17,9 +17,9 @@ import {OpenJobs} from "./OpenJobs.sol";
 /// @notice Governance is split in two: the owner (a timelock on public networks) changes the
 /// oracle set, the swap venue and the guardian, each change visible for the timelock's delay
 /// before it takes effect; the guardian acts at once where waiting would hurt — the price
-/// table, the blacklist, suspensions, deploying one escrow per CSP behind the shared beacon. Oracles agree on each
-/// job's node set and on each epoch's availability table under the quorum rule fixed at
-/// deployment (`Quorum`); a job's node set changes at most once per `decisionCooldown` (closing
+/// table, the blacklist, suspensions, deploying one escrow per CSP behind the shared beacon.
+/// Oracles agree on each job's node set and on each epoch's availability table under the
+/// quorum rule fixed at deployment (`Quorum`); a job's node set changes at most once per `decisionCooldown` (closing
 /// excepted). Any oracle allocates a finished epoch across all escrows (once per epoch, in
 /// pages of bounded size). The 15 % burn share is queued (`pendingBurnUsdc`) and swapped to R1
 /// and burned by an oracle in its own transaction with a minimum output it read from the venue
@@ -230,10 +230,10 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     /// @notice The oracles agreed on an epoch's availability table.
     event AvailabilityAccepted(uint256 indexed epoch, bytes32 proposal);
     /// @notice Epochs `[fromEpoch, untilEpoch)` were allocated across all escrows; `usdcBurned`
-    /// sums every page of the pass.
+    /// sums the share every page of the pass queued for burning.
     event RewardsAllocated(uint256 fromEpoch, uint256 untilEpoch, address indexed oracle, uint256 usdcBurned);
     /// @notice One page of the allocation up to `untilEpoch`: `jobsVisited` jobs settled and
-    /// `usdcBurned` swapped and burned in this transaction.
+    /// `usdcBurned` of their 15 % share queued for burning in this transaction.
     event AllocationPage(uint256 untilEpoch, address indexed oracle, uint256 jobsVisited, uint256 usdcBurned);
     /// @notice USDC of the 15 % share was queued for burning.
     event BurnQueued(uint256 usdcAmount);

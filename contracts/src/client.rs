@@ -275,13 +275,7 @@ impl Suite {
     /// Deploys the escrow of `csp` behind the beacon (governance) and returns its address.
     pub async fn deploy_escrow(&self, csp: Address) -> Result<Address> {
         let receipt = confirm(self.manager().deployEscrow(csp)).await?;
-        receipt
-            .decoded_log::<PoAIManager::EscrowDeployed>()
-            .map(|log| log.data.escrow)
-            .ok_or(Error::MissingEvent {
-                tx: receipt.transaction_hash,
-                event: "EscrowDeployed",
-            })
+        emitted::<PoAIManager::EscrowDeployed>(&receipt, "EscrowDeployed").map(|event| event.escrow)
     }
 
     /// Mints test USDC (governance, development only).
@@ -361,13 +355,7 @@ impl Suite {
             numberOfNodesRequested: U256::from(request.nodes),
         }]);
         let receipt = confirm(call).await?;
-        receipt
-            .decoded_log::<CspEscrow::JobCreated>()
-            .map(|log| to_u64(log.data.jobId))
-            .ok_or(Error::MissingEvent {
-                tx: receipt.transaction_hash,
-                event: "JobCreated",
-            })
+        emitted::<CspEscrow::JobCreated>(&receipt, "JobCreated").map(|event| to_u64(event.jobId))
     }
 
     /// A job by id, from whichever escrow holds it.
@@ -436,13 +424,7 @@ impl Suite {
     /// [`Permissions::REDEEM`]); returns the USDC refunded.
     pub async fn redeem_unstarted_job(&self, escrow: Address, job_id: u64) -> Result<U256> {
         let receipt = confirm(self.escrow(escrow).redeemUnstartedJob(U256::from(job_id))).await?;
-        receipt
-            .decoded_log::<CspEscrow::JobClosed>()
-            .map(|log| log.data.refunded)
-            .ok_or(Error::MissingEvent {
-                tx: receipt.transaction_hash,
-                event: "JobClosed",
-            })
+        emitted::<CspEscrow::JobClosed>(&receipt, "JobClosed").map(|event| event.refunded)
     }
 
     /// Takes job `job_id` of `escrow` back while the protocol is stalled (no allocation for the
@@ -450,13 +432,7 @@ impl Suite {
     /// would, the rest refunded to the owner's wallet; returns the USDC refunded. Owner only.
     pub async fn exit_stalled_job(&self, escrow: Address, job_id: u64) -> Result<U256> {
         let receipt = confirm(self.escrow(escrow).exitStalledJob(U256::from(job_id))).await?;
-        receipt
-            .decoded_log::<CspEscrow::JobClosed>()
-            .map(|log| log.data.refunded)
-            .ok_or(Error::MissingEvent {
-                tx: receipt.transaction_hash,
-                event: "JobClosed",
-            })
+        emitted::<CspEscrow::JobClosed>(&receipt, "JobClosed").map(|event| event.refunded)
     }
 
     // ----- escrow delegates and free balance -----
@@ -518,13 +494,8 @@ impl Suite {
         let price = deed.currentPrice().call().await?;
         confirm(self.r1().approve(self.deployment.node_deed, price)).await?;
         let receipt = confirm(deed.buyLicence(price)).await?;
-        receipt
-            .decoded_log::<NodeDeed::LicenceBought>()
-            .map(|log| to_u64(log.data.licenceId))
-            .ok_or(Error::MissingEvent {
-                tx: receipt.transaction_hash,
-                event: "LicenceBought",
-            })
+        emitted::<NodeDeed::LicenceBought>(&receipt, "LicenceBought")
+            .map(|event| to_u64(event.licenceId))
     }
 
     /// What linking `node` to the signer's licence `licence_id` asks the node and an oracle
@@ -596,6 +567,25 @@ impl Suite {
             .await?)
     }
 
+    /// What claiming `nodes` would pay now: the USDC they are owed, the R1 the venue quotes for
+    /// it, and the least R1 to accept, `slippage_bps` basis points below the quote (all zero
+    /// when nothing is owed).
+    pub async fn claim_terms(&self, nodes: &[Address], slippage_bps: u64) -> Result<ClaimTerms> {
+        let mut owed = U256::ZERO;
+        for node in nodes {
+            owed += self.pending_rewards(*node).await?;
+        }
+        if owed.is_zero() {
+            return Ok(ClaimTerms::default());
+        }
+        let quote = self.quote_usdc_to_r1(owed).await?;
+        Ok(ClaimTerms {
+            owed,
+            quote,
+            least: min_out(quote, slippage_bps),
+        })
+    }
+
     /// Claims the balances of the signer's `nodes`, accepting no less R1 than the venue's quote
     /// for their whole balance less `slippage_bps` basis points; returns (USDC claimed, R1
     /// received).
@@ -604,23 +594,10 @@ impl Suite {
         nodes: &[Address],
         slippage_bps: u64,
     ) -> Result<(U256, U256)> {
-        let mut owed = U256::ZERO;
-        for node in nodes {
-            owed += self.pending_rewards(*node).await?;
-        }
-        let least = if owed.is_zero() {
-            U256::ZERO
-        } else {
-            min_out(self.quote_usdc_to_r1(owed).await?, slippage_bps)
-        };
-        let receipt = confirm(self.manager().claimRewards(nodes.to_vec(), least)).await?;
-        receipt
-            .decoded_log::<PoAIManager::ClaimPaid>()
-            .map(|log| (log.data.usdcAmount, log.data.r1Amount))
-            .ok_or(Error::MissingEvent {
-                tx: receipt.transaction_hash,
-                event: "ClaimPaid",
-            })
+        let terms = self.claim_terms(nodes, slippage_bps).await?;
+        let receipt = confirm(self.manager().claimRewards(nodes.to_vec(), terms.least)).await?;
+        emitted::<PoAIManager::ClaimPaid>(&receipt, "ClaimPaid")
+            .map(|event| (event.usdcAmount, event.r1Amount))
     }
 
     // ----- oracle -----
@@ -671,13 +648,8 @@ impl Suite {
         }
         let least = min_out(self.quote_usdc_to_r1(pending).await?, slippage_bps);
         let receipt = confirm(manager.burnPendingFees(least)).await?;
-        receipt
-            .decoded_log::<PoAIManager::FeesBurned>()
-            .map(|log| Some((log.data.usdcAmount, log.data.r1Amount)))
-            .ok_or(Error::MissingEvent {
-                tx: receipt.transaction_hash,
-                event: "FeesBurned",
-            })
+        emitted::<PoAIManager::FeesBurned>(&receipt, "FeesBurned")
+            .map(|event| Some((event.usdcAmount, event.r1Amount)))
     }
 
     /// USDC of the 15 % share queued for the next burn.
@@ -758,6 +730,17 @@ impl Suite {
     }
 }
 
+/// What a claim would pay now ([`Suite::claim_terms`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClaimTerms {
+    /// USDC the nodes are owed.
+    pub owed: U256,
+    /// R1 the swap venue quotes for it.
+    pub quote: U256,
+    /// The least R1 the claim accepts.
+    pub least: U256,
+}
+
 /// The slippage the oracles and `r1ctl licence claim` allow a swap by default: 1 %.
 pub const DEFAULT_SLIPPAGE_BPS: u64 = 100;
 
@@ -775,6 +758,20 @@ pub const ALLOCATION_PAGE_JOBS: u64 = 200;
 /// Open jobs one view call scans: ids and a round lookup (or an escrow call) each, well inside
 /// a node's default `eth_call` gas cap.
 pub const VIEW_PAGE_JOBS: u64 = 500;
+
+/// The event `E` (named `name` for the error) that `receipt`'s transaction must have emitted.
+pub(crate) fn emitted<E: alloy::sol_types::SolEvent>(
+    receipt: &TransactionReceipt,
+    name: &'static str,
+) -> Result<E> {
+    receipt
+        .decoded_log::<E>()
+        .map(|log| log.data)
+        .ok_or(Error::MissingEvent {
+            tx: receipt.transaction_hash,
+            event: name,
+        })
+}
 
 /// Epochs, ids and counts fit in 64 bits; saturate rather than wrap if a contract ever says otherwise.
 pub(crate) fn to_u64(value: U256) -> u64 {

@@ -12,7 +12,7 @@ use alloy::providers::Provider;
 use crate::bindings::TimelockController;
 use crate::client::Suite;
 use crate::error::Result;
-use crate::tx::{Outcome, Planned, confirm, send_or_plan};
+use crate::tx::{Outcome, Planned, confirm, destination, send_or_plan};
 
 /// What [`Suite::govern`] did with an owner-only call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,12 +64,7 @@ impl Suite {
                 mined => Governed::Done(mined),
             });
         };
-        let request = call.into_transaction_request();
-        let target = request
-            .to
-            .and_then(|kind| kind.to().copied())
-            .unwrap_or_default();
-        let data = request.input.input().cloned().unwrap_or_default();
+        let (target, data) = destination(call);
         let lock = TimelockController::new(timelock, self.provider().clone());
         let delay = lock.getMinDelay().call().await?;
         // A fresh salt, so the same call can be scheduled again later.

@@ -24,7 +24,9 @@ pub mod quorum;
 pub mod tx;
 pub mod units;
 
-pub use client::{Allocation, JobRequest, ParsePermissionsError, Permissions, Suite, VoteOutcome};
+pub use client::{
+    Allocation, ClaimTerms, JobRequest, ParsePermissionsError, Permissions, Suite, VoteOutcome,
+};
 pub use deploy::{Deployment, LicenceTier, SuiteConfig, deploy_suite};
 pub use devchain::DevChain;
 pub use error::{Error, Result};

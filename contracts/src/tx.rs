@@ -48,18 +48,25 @@ pub async fn plan<P: Provider, D: CallDecoder>(
     from: alloy::primitives::Address,
 ) -> Result<Planned> {
     let gas = call.estimate_gas().await?;
-    let request = call.into_transaction_request();
-    let to = request
-        .to
-        .and_then(|kind| kind.to().copied())
-        .unwrap_or_default();
-    let calldata = request.input.input().cloned().unwrap_or_default();
+    let (to, calldata) = destination(call);
     Ok(Planned {
         to,
         from,
         calldata,
         gas,
     })
+}
+
+/// The contract `call` goes to and its ABI-encoded calldata.
+pub fn destination<P: Provider, D: CallDecoder>(
+    call: CallBuilder<P, D>,
+) -> (alloy::primitives::Address, alloy::primitives::Bytes) {
+    let request = call.into_transaction_request();
+    let to = request
+        .to
+        .and_then(|kind| kind.to().copied())
+        .unwrap_or_default();
+    (to, request.input.input().cloned().unwrap_or_default())
 }
 
 /// What [`send_or_plan`] did.

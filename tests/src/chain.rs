@@ -44,6 +44,9 @@ pub enum ChainError {
     /// A key is not `0x` + 64 hex digits of a valid secp256k1 secret.
     #[error("not a valid private key (0x followed by 64 lowercase hex digits)")]
     Key,
+    /// The licence's owner is not an operator the harness created.
+    #[error("{0} is not an operator this harness created")]
+    NotHarnessOperator(Address),
     /// A number on chain does not fit where the harness keeps it.
     #[error("{what} is out of range: {value}")]
     Range {
@@ -233,6 +236,25 @@ impl TestChain {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(&operator)
             .cloned()
+    }
+
+    /// Has the harness's operator of `node` unlink it, so that it stands as a freshly installed
+    /// node does, on no licence. Fails when the node is on no licence the harness made.
+    pub fn unlink_harness_node(&self, node: Address) -> Result<(), ChainError> {
+        let licence = self.licence_of_node(node)?;
+        let owner = self.block_on(async {
+            self.gov
+                .node_deed()
+                .ownerOf(U256::from(licence))
+                .call()
+                .await
+                .map_err(r1_contracts::Error::from)
+        })?;
+        let operator = self
+            .operator(owner)
+            .ok_or(ChainError::NotHarnessOperator(owner))?;
+        self.block_on(self.suite_as(&operator).unlink_node(licence))?;
+        Ok(())
     }
 
     /// The licence `node` is linked to (0 when none).

@@ -178,22 +178,8 @@ fn a_node_says_at_boot_whether_it_is_linked() {
     .expect("network");
     let chain = network.chain();
     // Node 1's operator unlinks it before it starts.
-    let licence = chain
-        .licence_of_node(network.nodes()[1].address)
-        .expect("licence");
-    let owner = chain
-        .block_on(async {
-            chain
-                .gov()
-                .node_deed()
-                .ownerOf(alloy::primitives::U256::from(licence))
-                .call()
-                .await
-        })
-        .expect("owner");
-    let operator = chain.operator(owner).expect("the harness's operator");
     chain
-        .block_on(chain.suite_as(&operator).unlink_node(licence))
+        .unlink_harness_node(network.nodes()[1].address)
         .expect("unlink");
     let block = format!(
         "chain: {{ rpcUrl: \"{}\", manager: \"{}\" }}",

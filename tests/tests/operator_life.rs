@@ -55,25 +55,8 @@ fn a_linked_fresh_node_gets_work_and_earns_while_unlinked_and_suspended_ones_get
     .expect("network");
     let dir = tempfile::tempdir().expect("dir");
     let (suspended, fresh) = (network.nodes()[0].address, network.nodes()[1].address);
-    {
-        // Node 1 is freshly installed: its harness licence gives it up before it starts.
-        let chain = network.chain();
-        let licence = chain.licence_of_node(fresh).expect("licence");
-        let owner = chain
-            .block_on(async {
-                chain
-                    .gov()
-                    .node_deed()
-                    .ownerOf(alloy::primitives::U256::from(licence))
-                    .call()
-                    .await
-            })
-            .expect("owner");
-        let operator = chain.operator(owner).expect("the harness's operator");
-        chain
-            .block_on(chain.suite_as(&operator).unlink_node(licence))
-            .expect("unlink");
-    }
+    // Node 1 is freshly installed: its harness licence gives it up before it starts.
+    network.chain().unlink_harness_node(fresh).expect("unlink");
     network.start_oracles().expect("oracles");
     network.start_nodes().expect("nodes");
     let chain = network.chain();

@@ -134,23 +134,16 @@ pub async fn claim(
     dry_run: bool,
     out: &mut dyn Write,
 ) -> Result<(), ChainCommandError> {
-    let mut owed = U256::ZERO;
-    for node in nodes {
-        owed += suite.pending_rewards(*node).await?;
-    }
-    let least = if owed.is_zero() {
-        U256::ZERO
-    } else {
-        let quote = suite.quote_usdc_to_r1(owed).await?;
-        let least = r1_contracts::client::min_out(quote, slippage_bps);
+    let terms = suite.claim_terms(nodes, slippage_bps).await?;
+    if !terms.owed.is_zero() {
         writeln!(
             out,
-            "{owed} USDC units to claim, quoted {quote} R1 wei; accepting no less than {least}"
+            "{} USDC units to claim, quoted {} R1 wei; accepting no less than {}",
+            terms.owed, terms.quote, terms.least
         )?;
-        least
-    };
+    }
     let manager = suite.manager();
-    let call = manager.claimRewards(nodes.to_vec(), least);
+    let call = manager.claimRewards(nodes.to_vec(), terms.least);
     report(
         send_or_plan(call, suite.address(), dry_run)
             .await

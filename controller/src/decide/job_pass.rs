@@ -17,10 +17,10 @@
 //!    live holder not reporting the serving revision yet. Nodes treat a repeat as a no-op.
 //! 5. *Validation*: the set of nodes running one healthy, current replica each is voted once
 //!    it is distinct, differs from the validated set, has held still for the settle time (so
-//!    that honest oracles propose the same set), and is complete — or is all there can be: the
-//!    missing replicas have no node to go to. Then the nodes that serve are paid (and a job
-//!    that serves counts as started, so its CSP cannot redeem it), and a lost node nobody can
-//!    replace stops being paid.
+//!    that honest oracles propose the same set), and is complete — or, for a job never
+//!    validated, is all there can be: the missing replicas have no node to go to. Then the
+//!    nodes that serve are paid, and a job that serves counts as started, so its CSP cannot
+//!    redeem it as never started.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -288,7 +288,11 @@ pub fn plan(view: &JobView<'_>) -> JobPass {
     };
     let distinct = running_set.len() == running.len();
     let complete = running.len() as u32 == desired;
-    let all_there_can_be = !running_set.is_empty() && !availability.unplaceable.is_empty();
+    // Only the first set: a validated job keeps its roster until it is complete again, so a
+    // replica being moved or rolled out never shrinks the roster under its neighbours.
+    let all_there_can_be = job.active_nodes.is_empty()
+        && !running_set.is_empty()
+        && !availability.unplaceable.is_empty();
     let vote = (distinct
         && (complete || all_there_can_be)
         && !view.budget_spent
@@ -722,6 +726,13 @@ mod tests {
             pass.vote,
             Some(vec![addr(1)]),
             "what runs is all there can be"
+        );
+
+        fixture.job = chain_job(2, &[1, 2]);
+        assert_eq!(
+            fixture.plan().vote,
+            None,
+            "a validated job keeps its roster until it is complete again"
         );
     }
 

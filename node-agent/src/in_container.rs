@@ -64,23 +64,11 @@ where
 /// Binds 127.0.0.1:`port` inside the network namespace of process `pid`; the socket stays in
 /// that namespace, the agent accepts on it from its own.
 async fn listen_in_namespace(pid: u32, port: u16) -> io::Result<TcpListener> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("r1-netns-listen".into())
-        .spawn(move || {
-            let result = (|| -> io::Result<std::net::TcpListener> {
-                let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
-                nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(io::Error::from)?;
-                let listener =
-                    std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
-                listener.set_nonblocking(true)?;
-                Ok(listener)
-            })();
-            let _ = reply.send(result);
-        })?;
-    let listener = answer
-        .await
-        .map_err(|_| io::Error::other("namespace listener thread vanished"))??;
+    let listener = crate::network::namespace::open_in(pid, "r1-netns-listen", move || {
+        let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    })
+    .await?;
     TcpListener::from_std(listener)
 }

@@ -434,6 +434,16 @@ impl Network {
     pub fn r1ctl(&self, args: &[&str]) -> Result<Output, NetworkError> {
         Ok(self.r1ctl_command()?.args(args).output()?)
     }
+
+    /// Runs `r1ctl <args>` as [`Network::r1ctl`] does, but as whoever's key file is `key` (an
+    /// operator, governance, a stranger) instead of the CSP.
+    pub fn r1ctl_as(&self, key: &Path, args: &[&str]) -> Result<Output, NetworkError> {
+        Ok(self
+            .r1ctl_command()?
+            .env("R1_KEY", key)
+            .args(args)
+            .output()?)
+    }
 }
 
 /// The nodes' containerd namespaces. [`PrivateContainerd`] removes the traces of its own

@@ -4,8 +4,6 @@
 //! run first prints the transaction and its gas and sends nothing. The oracle co-signs only for
 //! the licence's owner, and the chain refuses a relink within the relink delay (one epoch).
 
-use std::process::Output;
-
 use r1_ctl::remote::{Client, RemoteError};
 use r1_e2e::chain::FUNDING_ETHER;
 use r1_e2e::network::{Network, NetworkSettings};
@@ -13,15 +11,9 @@ use r1_e2e::scenario::printed;
 use r1_protocol::Identity;
 use r1_protocol::links::LinkAttestRequest;
 
-/// Runs r1ctl as the operator whose key file is `key`.
-fn r1ctl_as(network: &Network, key: &std::path::Path, args: &[&str]) -> Output {
-    network
-        .r1ctl_command()
-        .expect("r1ctl")
-        .env("R1_KEY", key)
-        .args(args)
-        .output()
-        .expect("run r1ctl")
+/// Runs r1ctl as whoever's key file is `key`.
+fn r1ctl_as(network: &Network, key: &std::path::Path, args: &[&str]) -> std::process::Output {
+    network.r1ctl_as(key, args).expect("run r1ctl")
 }
 
 /// The node's signed consent to join `licence` of `owner`, written to a file for r1ctl.

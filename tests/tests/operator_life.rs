@@ -20,13 +20,7 @@ use r1_protocol::Identity;
 
 /// Runs r1ctl as whoever's key file is `key`.
 fn r1ctl_as(network: &Network, key: &std::path::Path, args: &[&str]) -> std::process::Output {
-    network
-        .r1ctl_command()
-        .expect("r1ctl")
-        .env("R1_KEY", key)
-        .args(args)
-        .output()
-        .expect("run r1ctl")
+    network.r1ctl_as(key, args).expect("run r1ctl")
 }
 
 /// Writes `identity`'s key file into `dir` as `name`.

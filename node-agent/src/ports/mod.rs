@@ -46,26 +46,15 @@ pub enum PortError {
 
 /// Opens a TCP connection to `port` on the loopback of the network namespace of process `pid`.
 pub async fn dial_in_namespace(pid: u32, port: u16) -> std::io::Result<TcpStream> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("r1-netns-dial".into())
-        .spawn(move || {
-            let result = (|| -> std::io::Result<std::net::TcpStream> {
-                let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
-                nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(std::io::Error::from)?;
-                let stream = std::net::TcpStream::connect_timeout(
-                    &SocketAddr::from(([127, 0, 0, 1], port)),
-                    std::time::Duration::from_secs(5),
-                )?;
-                stream.set_nonblocking(true)?;
-                Ok(stream)
-            })();
-            let _ = reply.send(result);
-        })?;
-    let stream = answer
-        .await
-        .map_err(|_| std::io::Error::other("namespace dialler thread vanished"))??;
+    let stream = crate::network::namespace::open_in(pid, "r1-netns-dial", move || {
+        let stream = std::net::TcpStream::connect_timeout(
+            &SocketAddr::from(([127, 0, 0, 1], port)),
+            std::time::Duration::from_secs(5),
+        )?;
+        stream.set_nonblocking(true)?;
+        Ok(stream)
+    })
+    .await?;
     TcpStream::from_std(stream)
 }
 

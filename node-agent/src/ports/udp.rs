@@ -160,24 +160,13 @@ fn elapsed_ms(started: Instant) -> u64 {
 /// A UDP socket in the network namespace of process `pid`, connected to `port` on its loopback,
 /// made from a short-lived thread that entered the namespace (the socket stays in it).
 pub async fn connect_in_namespace(pid: u32, port: u16) -> std::io::Result<UdpSocket> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("r1-netns-udp".into())
-        .spawn(move || {
-            let result = (|| -> std::io::Result<std::net::UdpSocket> {
-                let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
-                nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(std::io::Error::from)?;
-                let socket = std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-                socket.connect(SocketAddr::from(([127, 0, 0, 1], port)))?;
-                socket.set_nonblocking(true)?;
-                Ok(socket)
-            })();
-            let _ = reply.send(result);
-        })?;
-    let socket = answer
-        .await
-        .map_err(|_| std::io::Error::other("namespace thread vanished"))??;
+    let socket = crate::network::namespace::open_in(pid, "r1-netns-udp", move || {
+        let socket = std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        socket.connect(SocketAddr::from(([127, 0, 0, 1], port)))?;
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    })
+    .await?;
     UdpSocket::from_std(socket)
 }
 

@@ -380,22 +380,11 @@ async fn open_remote(
 /// A listener on `addr` inside the network namespace of process `pid`, made from a short-lived
 /// thread that entered it (the socket stays in that namespace).
 pub async fn bind_in_namespace(pid: u32, addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("r1-netns-bind".into())
-        .spawn(move || {
-            let result = (|| -> std::io::Result<std::net::TcpListener> {
-                let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
-                nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(std::io::Error::from)?;
-                let socket = std::net::TcpListener::bind(addr)?;
-                socket.set_nonblocking(true)?;
-                Ok(socket)
-            })();
-            let _ = reply.send(result);
-        })?;
-    let socket = answer
-        .await
-        .map_err(|_| std::io::Error::other("the namespace thread ended without an answer"))??;
+    let socket = crate::network::namespace::open_in(pid, "r1-netns-bind", move || {
+        let socket = std::net::TcpListener::bind(addr)?;
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    })
+    .await?;
     TcpListener::from_std(socket)
 }

@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used)] // test fixtures
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -198,6 +198,26 @@ fn serving(monitor: &TestOracle, nodes: &[Address], job: u64) -> BTreeMap<String
     by_revision
 }
 
+/// The replicas of a new revision the nodes report, and how many of them report healthy.
+#[derive(Debug, Clone, Copy)]
+struct Newcomers {
+    present: usize,
+    healthy: usize,
+}
+
+/// The workloads of `job` of any revision but `old`, right now.
+fn newcomers(monitor: &TestOracle, nodes: &[Address], job: u64, old: &str) -> Newcomers {
+    let new: Vec<WorkloadReport> = workloads(monitor, nodes, job)
+        .into_iter()
+        .map(|(_, w)| w)
+        .filter(|w| w.revision != old)
+        .collect();
+    Newcomers {
+        present: new.len(),
+        healthy: new.iter().filter(|w| w.healthy == Some(true)).count(),
+    }
+}
+
 /// Takes a `sample` every 100 ms on another thread while `body` runs; returns the samples.
 fn sample_while<S: Send, T>(
     sample: impl Fn() -> S + Sync,
@@ -357,7 +377,12 @@ fn a_changed_env_rolls_out_replica_by_replica_without_a_gap() {
     );
     let mut new = None;
     let (rolled_out_everywhere, samples) = sample_while(
-        || serving(&monitor, &nodes, job),
+        || {
+            (
+                serving(&monitor, &nodes, job),
+                newcomers(&monitor, &nodes, job, &old),
+            )
+        },
         || {
             apply(&network, &[changed]);
             until(Duration::from_secs(40), || {
@@ -390,12 +415,22 @@ fn a_changed_env_rolls_out_replica_by_replica_without_a_gap() {
         statuses(&network),
         scenario::network_logs(&network)
     );
-    let totals: Vec<usize> = samples.iter().map(|s| s.values().sum()).collect();
+    let totals: Vec<usize> = samples.iter().map(|(s, _)| s.values().sum()).collect();
     let least = totals.iter().copied().min().unwrap_or(0);
     assert!(least >= 1, "a moment without a serving replica: {totals:?}");
     assert!(
-        samples.iter().any(|s| s.len() == 2),
+        samples.iter().any(|(s, _)| s.len() == 2),
         "old and new never served side by side: {samples:?}"
+    );
+    // Replica by replica: the second new replica exists only once the first reports healthy.
+    let both_unproven: Vec<&Newcomers> = samples
+        .iter()
+        .map(|(_, newcomers)| newcomers)
+        .filter(|n| n.present >= 2 && n.healthy == 0)
+        .collect();
+    assert!(
+        samples.iter().any(|(_, n)| n.present == 2) && both_unproven.is_empty(),
+        "new replicas were started together, before one was healthy: {samples:?}"
     );
     let after = active_nodes(&network, job);
     assert_eq!(
@@ -432,9 +467,10 @@ fn a_job_with_a_fixed_host_port_rolls_out_without_closing_the_port() {
         ],
     );
     let mut old = None;
+    let mut job = None;
     let running = until(Duration::from_secs(40), || {
         let all = statuses(&network);
-        let job = all
+        job = all
             .first()
             .and_then(|s| s["chainJobId"].as_str()?.parse::<u64>().ok());
         old = job.and_then(|job| {
@@ -462,13 +498,23 @@ fn a_job_with_a_fixed_host_port_rolls_out_without_closing_the_port() {
         "value: Hello from the next revision",
     ));
     let changed = variant(&network, "job-fixed-env.yaml", &edits);
-    let (rolled_out, answers) = sample_while(
-        || http_get(port, "/").is_some(),
+    // Sample until the handover is over, not only until the oracles say RolledOut (set in the
+    // step that sends the old replica's stop): the new revision is the only workload left, runs
+    // and answers on the port.
+    let job = job.unwrap();
+    let (handed_over, samples) = sample_while(
+        || {
+            let revisions: BTreeSet<String> = workloads(&monitor, &nodes, job)
+                .into_iter()
+                .map(|(_, w)| w.revision)
+                .collect();
+            (http_get(port, "/").is_some(), revisions)
+        },
         || {
             apply(&network, &[changed]);
             until(Duration::from_secs(40), || {
                 let all = statuses(&network);
-                all.len() == network.oracles().len()
+                let said = all.len() == network.oracles().len()
                     && all.iter().all(|s| {
                         rolled_out(s).is_some_and(|c| {
                             c["status"] == "True"
@@ -476,25 +522,38 @@ fn a_job_with_a_fixed_host_port_rolls_out_without_closing_the_port() {
                                     .as_str()
                                     .is_some_and(|m| !m.ends_with(old.as_str()))
                         })
-                    })
+                    });
+                let only_new = match workloads(&monitor, &nodes, job).as_slice() {
+                    [(_, w)] => w.revision != old && serves(w),
+                    _ => false,
+                };
+                said && only_new
             })
         },
     );
     assert!(
-        rolled_out,
-        "the new revision was not rolled out: {:?}\n{}",
+        handed_over,
+        "the new revision did not take the port over: {:?}\n{:?}\n{}",
         statuses(&network),
+        workloads(&monitor, &nodes, job),
         scenario::network_logs(&network)
     );
-    let refused = answers.iter().filter(|a| !**a).count();
+    let refused = samples.iter().filter(|(answered, _)| !answered).count();
     assert_eq!(
         refused,
         0,
-        "{refused} of {} requests to port {port} failed",
-        answers.len()
+        "{refused} of {} requests to port {port} failed: {samples:?}\n{}",
+        samples.len(),
+        scenario::network_logs(&network)
+    );
+    let with_old = samples.iter().filter(|(_, r)| r.contains(&old)).count();
+    assert!(
+        with_old > 0,
+        "no sample while the old replica ran: {samples:?}"
     );
     eprintln!(
-        "{} requests to the fixed host port during the rollout, all answered",
-        answers.len()
+        "{} requests to the fixed host port during the rollout, all answered ({with_old} while \
+         the old replica ran)",
+        samples.len()
     );
 }

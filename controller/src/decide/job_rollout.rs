@@ -181,8 +181,8 @@ impl JobRollout {
         self.generations.values().map(|g| g.tag).collect()
     }
 
-    /// Asks for `template` to run on `replicas` replicas; `replicas` is 0 when nothing healthy
-    /// needs protecting, and the template then replaces the running generation at once.
+    /// Asks for `template` to run on `replicas` replicas; `replicas` is 0 when no replica
+    /// serves or comes up, and the template then replaces the running generation at once.
     pub fn target(
         &mut self,
         template: &WorkloadTemplate,
@@ -309,8 +309,10 @@ impl JobRollout {
     }
 
     /// One pass of the rollout: begins one to `template` when its revision is new (protecting
-    /// the `replicas` replicas only when one of them is healthy, else replacing at once) and
-    /// advances the one under way on the `current` reports; returns the starts and stops.
+    /// the `replicas` replicas when one of them serves or is coming up, its first health check
+    /// still pending, say; replacing at once when none can serve: missing, crash-looping or
+    /// failed) and advances the one under way on the `current` reports; returns the starts and
+    /// stops.
     pub fn advance(
         &mut self,
         template: &WorkloadTemplate,
@@ -321,7 +323,10 @@ impl JobRollout {
     ) -> Vec<RolloutCommand> {
         let observed = self.observations(current.iter().copied());
         let protect = (0..replicas).any(|index| {
-            observed.health(index, self.state.serving(index)) == ReplicaHealth::Healthy
+            matches!(
+                observed.health(index, self.state.serving(index)),
+                ReplicaHealth::Healthy | ReplicaHealth::Starting
+            )
         });
         // A revision that waits (one failed, or a rollout is under way) starts nothing yet.
         let mut commands = self
@@ -611,6 +616,21 @@ mod tests {
         let mut unprotected = JobRollout::adopt(&old);
         assert_eq!(unprotected.advance(&new, 1, &[], 10, 1000), vec![]);
         assert_eq!(unprotected.state, RolloutState::Stable { generation: 2 });
+
+        // A replica coming up (its health check not passed yet) is protected: replacing it at
+        // once would close its ports until the new one runs (a fixed host port e2e caught it).
+        let mut coming_up = JobRollout::adopt(&old);
+        let first = coming_up.generation(1).unwrap().clone();
+        let starting = report(&first, 0, Some(false));
+        coming_up.advance(&new, 1, &[&starting], 10, 1000);
+        assert!(matches!(coming_up.state, RolloutState::Progressing { .. }));
+        let crashed = WorkloadReport {
+            state: WorkloadState::Exited { code: 1 },
+            ..starting.clone()
+        };
+        let mut broken = JobRollout::adopt(&old);
+        broken.advance(&new, 1, &[&crashed], 10, 1000);
+        assert_eq!(broken.state, RolloutState::Stable { generation: 2 });
 
         let mut protected = JobRollout::adopt(&old);
         let first = protected.generation(1).unwrap().clone();

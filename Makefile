@@ -25,7 +25,7 @@ test: build fmt-check test-rust ## everything CI runs (the CRD drift check is on
 	@echo "make test: all checks passed"
 
 test-rust: build
-	$(CARGO) test $(CARGO_FLAGS) --workspace --no-fail-fast
+	R1_REQUIRE_FRESH_BINARIES=1 $(CARGO) test $(CARGO_FLAGS) --workspace --no-fail-fast
 
 crd-drift: ## fail when crds/*.yaml differ from the Rust types
 	$(CARGO) run $(CARGO_FLAGS) -q -p r1-crds --bin crdgen -- --check

@@ -411,7 +411,9 @@ async fn the_adapter_mirrors_shows_status_and_finalizes_through_watches() {
     })
     .await;
 
-    // kubectl delete: the store is asked to delete, the resource waits for the oracle.
+    // kubectl delete: the store is asked to delete, the resource waits for the oracle (checked
+    // once the reconcile that handled the deletion has returned, not after a guessed delay).
+    let reconciled = metrics.reconciles(Kind::Job);
     {
         let mut cluster = cluster.lock().unwrap();
         let mut object = cluster.get("deeployjobs", "hello-web").unwrap();
@@ -425,7 +427,10 @@ async fn the_adapter_mirrors_shows_status_and_finalizes_through_watches() {
             .is_some_and(|o| o.metadata.deletion_requested)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("the deletion's reconcile returned", || {
+        metrics.reconciles(Kind::Job) > reconciled
+    })
+    .await;
     assert!(
         view("deeployjobs", "hello-web").is_some(),
         "held by the finalizer"

@@ -59,41 +59,40 @@ fn status(network: &Network, oracle: usize, name: &str) -> Option<Value> {
     Some(value["status"].clone())
 }
 
-/// The chain job id once every oracle reports the job Running with 2/2 ready.
-fn running_everywhere(network: &Network, name: &str) -> Option<u64> {
-    let statuses: Vec<Value> = (0..network.oracles().len())
+/// Whether every oracle reports the job Running with 2/2 ready, under one chain job id.
+fn runs_everywhere(network: &Network, name: &str) -> bool {
+    let Some(statuses) = (0..network.oracles().len())
         .map(|o| status(network, o, name))
-        .collect::<Option<_>>()?;
-    let id = statuses[0]["chainJobId"].as_str()?.to_owned();
-    statuses
-        .iter()
-        .all(|s| {
-            s["chainJobId"].as_str() == Some(id.as_str())
-                && s["phase"] == "Running"
-                && s["readyReplicas"] == 2
+        .collect::<Option<Vec<Value>>>()
+    else {
+        return false;
+    };
+    let id = statuses[0]["chainJobId"].as_str();
+    id.is_some()
+        && statuses.iter().all(|s| {
+            s["chainJobId"].as_str() == id && s["phase"] == "Running" && s["readyReplicas"] == 2
         })
-        .then(|| id.parse().ok())
-        .flatten()
+}
+
+/// The chain job id of `name` as soon as any oracle knows it (it is funded before it runs).
+fn funded_job(network: &Network, name: &str) -> Option<u64> {
+    (0..network.oracles().len())
+        .filter_map(|o| status(network, o, name))
+        .find_map(|s| s["chainJobId"].as_str()?.parse().ok())
 }
 
 /// Running replicas of chain job `job` on the nodes `alive`: (node, host port) each, from
 /// `r1ctl node ps` on the node's own socket.
 fn running_replicas(network: &Network, job: u64, alive: &[usize]) -> Vec<(usize, u16)> {
-    let prefix = format!("{job}/");
-    let mut found = Vec::new();
-    for &node in alive {
-        let output = network.nodes()[node].r1ctl(&["ps"]);
-        for line in String::from_utf8_lossy(&output.stdout).lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if let [workload, "running", _, ports, ..] = fields[..]
-                && workload.starts_with(&prefix)
-                && let Some(port) = ports.split("->").next().and_then(|p| p.parse().ok())
-            {
-                found.push((node, port));
-            }
-        }
-    }
-    found
+    alive
+        .iter()
+        .flat_map(|&node| {
+            network.nodes()[node]
+                .published_ports(job)
+                .into_iter()
+                .map(move |port| (node, port))
+        })
+        .collect()
 }
 
 /// Whether two replicas run on two different nodes and both answer HTTP.
@@ -110,8 +109,10 @@ fn containers(network: &Network) -> usize {
         .map(|i| {
             network
                 .node_ctr(i, &["containers", "ls", "-q"])
+                .ok()
+                .filter(|o| o.status.success())
                 .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
-                .unwrap_or(0)
+                .expect("ctr containers ls")
         })
         .sum()
 }
@@ -144,15 +145,16 @@ fn iteration(network: &mut Network, index: usize, manifest: &str) -> Iteration {
     r1ctl_ok(network, &["apply", "-f", &path.display().to_string()]);
     let applied = Instant::now();
 
-    // Apply → running on every oracle, and → both replicas answering HTTP.
+    // Apply → running on every oracle, and → both replicas answering HTTP, each timed on its
+    // own (the replicas are asked as soon as the job is funded, not once the oracles agree).
     let all: Vec<usize> = (0..network.nodes().len()).collect();
     let (mut running, mut serving_at, mut job) = (None, None, None);
     let up = until(STEP_TIMEOUT, || {
-        if running.is_none()
-            && let Some(id) = running_everywhere(network, &name)
-        {
+        if job.is_none() {
+            job = funded_job(network, &name);
+        }
+        if running.is_none() && runs_everywhere(network, &name) {
             running = Some(applied.elapsed());
-            job = Some(id);
         }
         if let Some(id) = job
             && serving_at.is_none()

@@ -18,6 +18,7 @@ pub mod noise;
 pub mod oracle;
 pub mod peer;
 pub mod peer_rig;
+pub mod phrases;
 pub mod ports;
 pub mod process;
 pub mod procfs;

@@ -2,7 +2,7 @@
 //! commands with its own key and watches the heartbeats and status reports the node sends.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -264,6 +264,16 @@ impl NodeAgent {
         self.r1ctl_on("cstore", args)
     }
 
+    /// The host ports of the running workloads of `job` on this node, as `r1ctl node ps`
+    /// shows them.
+    pub fn published_ports(&self, job: u64) -> Vec<u16> {
+        published_ports(&self.api_socket())
+            .into_iter()
+            .filter(|(id, _)| id.job == job)
+            .map(|(_, port)| port)
+            .collect()
+    }
+
     fn r1ctl_on(&self, group: &str, args: &[&str]) -> std::process::Output {
         let mut command = Command::new(bin_path("r1ctl").unwrap_or_else(|e| panic!("{e}")));
         command
@@ -274,9 +284,9 @@ impl NodeAgent {
         command.output().unwrap_or_else(|e| panic!("r1ctl: {e}"))
     }
 
-    /// The agent's Prometheus metrics text.
+    /// The agent's Prometheus metrics text; panics when the agent does not answer.
     pub fn metrics(&self) -> String {
-        http_get(self.metrics_port, "/metrics").unwrap_or_default()
+        scrape_metrics(self.metrics_port, &format!("node {}", self.address))
     }
 
     /// The current value of the metric line starting with `prefix` (0 when absent).
@@ -294,6 +304,64 @@ impl Drop for NodeAgent {
         for problem in crate::containerd::cleanup::unmount_all(&scratch) {
             eprintln!("r1-e2e: node cleanup: {problem}");
         }
+    }
+}
+
+/// Every host port of every running workload of the node agent at `socket`, asked with
+/// `r1ctl node ps` (panics when the agent does not answer).
+pub fn published_ports(socket: &Path) -> Vec<(r1_protocol::messages::WorkloadId, u16)> {
+    let ps = Command::new(bin_path("r1ctl").unwrap_or_else(|e| panic!("{e}")))
+        .args(["node", "--socket"])
+        .arg(socket)
+        .arg("ps")
+        .output()
+        .unwrap_or_else(|e| panic!("r1ctl: {e}"));
+    let table = String::from_utf8_lossy(&ps.stdout);
+    assert!(
+        ps.status.success(),
+        "r1ctl node ps on {}: {table}{}",
+        socket.display(),
+        String::from_utf8_lossy(&ps.stderr)
+    );
+    let mut ports = Vec::new();
+    for line in table.lines().skip(1) {
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        let (Some(workload), Some(&"running")) = (columns.first(), columns.get(1)) else {
+            continue;
+        };
+        let id = workload
+            .split_once('/')
+            .and_then(|(job, replica)| Some((job.parse().ok()?, replica.parse().ok()?)))
+            .map(|(job, replica)| r1_protocol::messages::WorkloadId { job, replica })
+            .unwrap_or_else(|| panic!("not a workload id: {line}"));
+        for published in columns.get(3).into_iter().flat_map(|c| c.split(',')) {
+            if let Some((host, _)) = published.split_once("->") {
+                let port = host
+                    .parse()
+                    .unwrap_or_else(|_| panic!("not a port: {line}"));
+                ports.push((id, port));
+            }
+        }
+    }
+    ports
+}
+
+/// How long a scrape of `/metrics` may go unanswered before the test fails.
+const SCRAPE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The Prometheus text served at 127.0.0.1:`port` by `who`. Panics when nothing answers within
+/// [`SCRAPE_PATIENCE`]: a process that cannot be asked is a failure, never a row of zeros.
+pub fn scrape_metrics(port: u16, who: &str) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(text) = http_get(port, "/metrics") {
+            return text;
+        }
+        assert!(
+            started.elapsed() < SCRAPE_PATIENCE,
+            "{who} did not answer /metrics on 127.0.0.1:{port} for {SCRAPE_PATIENCE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

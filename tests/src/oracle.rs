@@ -254,9 +254,9 @@ impl OracleProcess {
         self.start()
     }
 
-    /// The oracle's Prometheus metrics text (empty when it does not answer).
+    /// The oracle's Prometheus metrics text; panics when the oracle does not answer.
     pub fn metrics(&self) -> String {
-        http_get(self.metrics_port, "/metrics").unwrap_or_default()
+        crate::node::scrape_metrics(self.metrics_port, &format!("oracle {}", self.address))
     }
 
     /// The current value of the metric line starting with `prefix` (0 when absent).

@@ -2,6 +2,7 @@
 //! examples and shows hello-web and the shop (web → api → stock, by name) answering; `r1ctl devnet status` shows the same table from
 //! another terminal; `r1-devnet down` stops it and nothing it started is left running.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -37,39 +38,28 @@ fn the_devnet_comes_up_answers_and_goes_down_without_leftovers() {
         );
     }
     assert!(!shown.contains("FAILED"), "{shown}");
-    // Every URL the devnet printed answers this test too, as the devnet said it would.
-    let mut answered = Vec::new();
-    for line in shown.lines().filter(|l| l.contains(" answers: ")) {
-        let mut words = line.split_whitespace();
-        let (job, url) = (words.next().unwrap(), words.next().unwrap());
-        let port: u16 = url
-            .trim_start_matches("http://127.0.0.1:")
-            .trim_end_matches('/')
-            .parse()
-            .unwrap_or_else(|_| panic!("{line}"));
-        let body = r1_e2e::node::http_get(port, "/").unwrap_or_default();
-        answered.push((job.to_owned(), body));
-    }
-    let hello = answered.iter().filter(|(job, _)| job == "hello-web");
+    // Ask every node agent the devnet started what it runs (`r1ctl node ps` on its socket) and
+    // every published port over HTTP: the test's own view, not the devnet's printed answers.
+    let tree = procfs::descendants(&[devnet.id()]);
+    let answered = answers_of_running_nodes(&tree);
     assert_eq!(
-        hello
-            .clone()
-            .filter(|(_, body)| body.contains("hello from r1"))
+        answered
+            .iter()
+            .filter(|body| body.contains("hello from r1"))
             .count(),
         2,
         "both replicas of hello-web answer over HTTP: {answered:?}\n{shown}"
     );
     // The shop's front end lists what its api read from stock: two calls by name, each to a
     // job of the project on whatever node it runs.
-    let shop = answered
-        .iter()
-        .find(|(job, _)| job == "web")
-        .map(|(_, body)| body.clone())
-        .unwrap_or_default();
     assert!(
-        shop.contains("catalogue (api on") && shop.contains("tea  3.50 USDC  12 in stock"),
-        "the shop's web answered {shop:?}\n{shown}"
+        answered
+            .iter()
+            .any(|body| body.contains("catalogue (api on")
+                && body.contains("tea  3.50 USDC  12 in stock")),
+        "the shop's web does not answer with the catalogue: {answered:?}\n{shown}"
     );
+    let started = everything_started_under(&tree);
 
     let status = Command::new(bin_path("r1ctl").unwrap())
         .args(["devnet", "status"])
@@ -140,7 +130,14 @@ fn the_devnet_comes_up_answers_and_goes_down_without_leftovers() {
         "{}",
         output()
     );
-    let alive: Vec<u32> = pids.into_iter().filter(|p| procfs::is_alive(*p)).collect();
+    assert!(
+        pids.iter().all(|pid| started.contains(pid)),
+        "the devnet recorded processes this test did not find: {pids:?} vs {started:?}"
+    );
+    let alive: Vec<u32> = started
+        .into_iter()
+        .filter(|p| procfs::process(*p).is_some_and(|p| !p.is_zombie()))
+        .collect();
     assert!(
         alive.is_empty(),
         "still running after down: {alive:?}\n{recorded}"
@@ -148,6 +145,54 @@ fn the_devnet_comes_up_answers_and_goes_down_without_leftovers() {
     for file in ["devnet.pid", "processes", "env"] {
         assert!(!dir.path().join(file).exists(), "{file} left behind");
     }
+}
+
+/// The bodies of `GET /` on every host port of every running workload of the node agents in
+/// `tree`, each agent asked with `r1ctl node ps` on its socket.
+fn answers_of_running_nodes(tree: &[u32]) -> Vec<String> {
+    let sockets: Vec<PathBuf> = tree
+        .iter()
+        .filter_map(|pid| procfs::process(*pid))
+        .filter(|p| {
+            p.cmdline
+                .first()
+                .is_some_and(|bin| bin.ends_with("r1-node"))
+        })
+        .filter_map(|p| Some(Path::new(p.flag_value("--config")?).with_file_name("api.sock")))
+        .collect();
+    assert_eq!(sockets.len(), 4, "four node agents run: {tree:?}");
+    sockets
+        .iter()
+        .flat_map(|socket| r1_e2e::node::published_ports(socket))
+        .map(|(_, port)| r1_e2e::node::http_get(port, "/").unwrap_or_default())
+        .collect()
+}
+
+/// Every process the devnet in `tree` started: the tree itself, whatever runs from the
+/// temporary directories its processes were given (containerd's shims leave the tree), and
+/// their children (the containers).
+fn everything_started_under(tree: &[u32]) -> Vec<u32> {
+    let mut roots = std::collections::BTreeSet::new();
+    for process in tree.iter().filter_map(|pid| procfs::process(*pid)) {
+        for arg in &process.cmdline {
+            let mut parts = Path::new(arg).components().skip(1);
+            if let (Some(tmp), Some(dir)) = (parts.next(), parts.next())
+                && tmp.as_os_str() == "tmp"
+            {
+                roots.insert(Path::new("/tmp").join(dir).display().to_string());
+            }
+        }
+    }
+    let mut started: Vec<u32> = procfs::processes()
+        .into_iter()
+        .filter(|p| roots.iter().any(|root| p.mentions(root)))
+        .map(|p| p.pid)
+        .chain(tree.iter().copied())
+        .collect();
+    started.extend(procfs::descendants(&started));
+    started.sort_unstable();
+    started.dedup();
+    started
 }
 
 #[test]

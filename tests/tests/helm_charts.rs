@@ -502,8 +502,12 @@ fn is_fresh(path: &Path) -> bool {
         .all(|source| modified(Path::new(source)).is_some_and(|m| m <= built))
 }
 
+/// Set by `make test` (which builds first): a stale or missing binary fails the test instead of
+/// leaving its `check-config` out.
+const REQUIRE_FRESH: &str = "R1_REQUIRE_FRESH_BINARIES";
+
 /// The built binary, when it is newer than its sources; otherwise a note (once per binary) and
-/// None.
+/// None, or a failure under [`REQUIRE_FRESH`].
 fn fresh_binary(binary: &Binary) -> Option<&'static Path> {
     static ORACLE_BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
     static NODE_BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -518,6 +522,13 @@ fn fresh_binary(binary: &Binary) -> Option<&'static Path> {
         let path = exe.parent()?.parent()?.join(binary.bin);
         if is_fresh(&path) {
             Some(path)
+        } else if std::env::var_os(REQUIRE_FRESH).is_some() {
+            panic!(
+                "{} is missing or older than its sources, and {REQUIRE_FRESH} is set (as \
+                 `make test` sets it, after building): `{} check-config` must run",
+                path.display(),
+                binary.bin
+            )
         } else {
             eprintln!(
                 "note: {} is missing or older than its sources: `{} check-config` not run, the \

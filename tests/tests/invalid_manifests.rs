@@ -121,7 +121,15 @@ fn invalid_manifests_are_refused_with_their_field_and_change_nothing() {
         let listed = network.r1ctl(&["get", kind, "-A", "-o", "json"]).unwrap();
         let text = String::from_utf8_lossy(&listed.stdout);
         assert!(
-            !text.contains("\"name\""),
+            listed.status.success(),
+            "r1ctl get {kind} failed: {text}{}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        let list: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("r1ctl get {kind} printed no JSON ({e}): {text}"));
+        assert_eq!(
+            list["items"].as_array().map(Vec::len),
+            Some(0),
             "nothing was stored, but {kind} lists:\n{text}"
         );
     }

@@ -7,8 +7,14 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::IntoFuture;
+
 use alloy::primitives::U256;
+use alloy::providers::Provider;
+use r1_contracts::history::{self, Fact};
 use r1_e2e::network::{Network, NetworkSettings};
+use r1_e2e::phrases;
 use r1_e2e::scenario::{self, ScenarioError, chain_job, read_chain};
 use r1_e2e::wait::until;
 
@@ -37,6 +43,103 @@ fn wall_epoch(network: &Network) -> u64 {
     now.saturating_sub(chain.genesis_unix()) / chain.epoch_seconds()
 }
 
+/// One settlement of the job: epochs `[from, to)`.
+#[derive(Debug, Clone, PartialEq)]
+struct Settlement {
+    from: u64,
+    to: u64,
+    nodes_paid: u64,
+    to_nodes: U256,
+    burned: U256,
+}
+
+/// The job's life as the chain's events tell it, and the manager's burns and PoA mints since
+/// the scenario began.
+#[derive(Debug)]
+struct JobStory {
+    created_epoch: u64,
+    validated_epoch: u64,
+    settlements: Vec<Settlement>,
+    refunded: Option<U256>,
+    swapped_usdc: U256,
+    r1_burned: U256,
+    r1_mined: U256,
+}
+
+impl JobStory {
+    fn read(network: &Network, job: u64, from_block: u64) -> Self {
+        let chain = network.chain();
+        let history = read_chain(|| {
+            chain.block_on(chain.gov().history(from_block, &history::Limits::default()))
+        })
+        .expect("the chain's history");
+        let mut story = JobStory {
+            created_epoch: u64::MAX,
+            validated_epoch: u64::MAX,
+            settlements: Vec::new(),
+            refunded: None,
+            swapped_usdc: U256::ZERO,
+            r1_burned: U256::ZERO,
+            r1_mined: U256::ZERO,
+        };
+        for entry in &history.entries {
+            let epoch = history.epoch_of(entry);
+            match &entry.fact {
+                Fact::JobCreated { job: j, .. } if *j == job => {
+                    story.created_epoch = epoch.unwrap_or(u64::MAX);
+                }
+                Fact::NodeUpdateAccepted { job: j, .. } if *j == job => {
+                    story.validated_epoch = story.validated_epoch.min(epoch.unwrap_or(u64::MAX));
+                }
+                Fact::EpochsSettled {
+                    job: j,
+                    from,
+                    to,
+                    nodes_paid,
+                    to_nodes,
+                    burned,
+                    ..
+                } if *j == job => story.settlements.push(Settlement {
+                    from: *from,
+                    to: *to,
+                    nodes_paid: *nodes_paid,
+                    to_nodes: *to_nodes,
+                    burned: *burned,
+                }),
+                Fact::JobClosed {
+                    job: j, refunded, ..
+                } if *j == job => story.refunded = Some(*refunded),
+                Fact::FeesBurned { usdc, r1 } => {
+                    story.swapped_usdc += *usdc;
+                    story.r1_burned += *r1;
+                }
+                Fact::PoaMinted { amount, .. } => story.r1_mined += *amount,
+                _ => {}
+            }
+        }
+        story
+    }
+
+    /// The settled epochs, adjacent ranges joined.
+    fn settled_ranges(&self) -> Vec<(u64, u64)> {
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for s in &self.settlements {
+            match ranges.last_mut() {
+                Some(last) if last.1 == s.from => last.1 = s.to,
+                _ => ranges.push((s.from, s.to)),
+            }
+        }
+        ranges
+    }
+}
+
+/// The R1 token's total supply.
+fn r1_supply(network: &Network) -> U256 {
+    let chain = network.chain();
+    read_chain(|| chain.block_on(chain.gov().r1().totalSupply().call().into_future()))
+        .expect("R1 supply")
+}
+
 #[test]
 fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioError> {
     let started = Instant::now();
@@ -49,6 +152,9 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
     let csp = network.csp().address();
     let chain = network.chain();
     let usdc_before = read_chain(|| chain.usdc_balance(csp))?;
+    let from_block = read_chain(|| chain.block_on(chain.gov().provider().get_block_number()))
+        .expect("the chain's block number");
+    let r1_before = r1_supply(&network);
     let before = wall_epoch(&network);
     let applied = scenario::apply_examples(&network, &scenario::HELLO_WEB)?;
     let after = wall_epoch(&network);
@@ -73,7 +179,6 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
             node.address
         );
     }
-    let running_epoch = wall_epoch(&network);
     let job = chain_job(&network, job_id)?;
     assert_eq!(job.activeNodes.len(), 2, "validated node set on chain");
     let last = u64::try_from(job.lastExecutionEpoch).unwrap_or(u64::MAX);
@@ -102,7 +207,9 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
         (0..network.nodes().len()).all(|i| {
             network
                 .node_ctr(i, &["containers", "ls", "-q"])
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim().is_empty())
+                .is_ok_and(|o| {
+                    o.status.success() && String::from_utf8_lossy(&o.stdout).trim().is_empty()
+                })
         })
     });
     if !stopped {
@@ -126,33 +233,58 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
         ));
     }
 
-    // Every paid node-epoch: 85 % to the node, 15 % burned; the rest refunded to the CSP.
+    // Every paid node-epoch: 85 % to the node, 15 % burned; the rest refunded to the CSP. The
+    // epochs paid are exactly those of the job's validated set: from the epoch of validation
+    // (or the one after creation, where the paid window starts) through its last.
+    let story = JobStory::read(&network, job_id, from_block);
+    let first_paid = (story.created_epoch + 1).max(story.validated_epoch);
+    assert_eq!(
+        story.settled_ranges(),
+        vec![(first_paid, last + 1)],
+        "epochs {first_paid}..={last} are settled once each, none before validation (created \
+         in {}, validated in {}): {:#?}",
+        story.created_epoch,
+        story.validated_epoch,
+        story.settlements
+    );
+    let node_epoch = job.pricePerEpoch;
+    for settled in &story.settlements {
+        let per_node = node_epoch * U256::from(settled.to - settled.from);
+        let per_node_burn = per_node * U256::from(15u64) / U256::from(100u64);
+        assert_eq!(settled.nodes_paid, 2, "both nodes paid: {settled:?}");
+        assert_eq!(
+            settled.burned,
+            per_node_burn * U256::from(2u64),
+            "{settled:?}"
+        );
+        assert_eq!(
+            settled.to_nodes,
+            (per_node - per_node_burn) * U256::from(2u64),
+            "{settled:?}"
+        );
+    }
+    let node_epochs = 2 * (last + 1 - first_paid);
+    let paid = node_epoch * U256::from(node_epochs);
     let totals = read_chain(|| chain.block_on(chain.gov().escrow_totals(network.escrow())))
         .map_err(|e| ScenarioError::Chain(e.into()))?;
-    let node_epoch = job.pricePerEpoch;
-    let paid = totals.credited_to_nodes + totals.burned;
-    assert!(paid > U256::ZERO, "nothing was paid");
-    assert_eq!(paid % node_epoch, U256::ZERO, "whole node-epochs are paid");
-    let node_epochs = paid / node_epoch;
-    assert!(
-        node_epochs <= U256::from(2 * funded_epochs),
-        "at most the node-epochs deposited are paid"
-    );
-    assert!(
-        node_epochs >= U256::from(2 * (last + 1).saturating_sub(running_epoch)),
-        "both nodes are paid every epoch from validation (by {running_epoch}) through {last}: \
-         {node_epochs} node-epochs"
-    );
     assert_eq!(
         totals.credited_to_nodes,
-        node_epoch * U256::from(85u64) / U256::from(100u64) * node_epochs,
-        "85 % of every paid node-epoch is credited to its node"
+        story.settlements.iter().map(|s| s.to_nodes).sum::<U256>()
     );
-    assert_eq!(totals.burned, paid - totals.credited_to_nodes);
     assert_eq!(
-        paid + totals.refunded,
-        deposited,
-        "every USDC deposited is paid or refunded"
+        totals.burned,
+        story.settlements.iter().map(|s| s.burned).sum::<U256>()
+    );
+    assert_eq!(totals.credited_to_nodes + totals.burned, paid);
+    assert_eq!(
+        totals.refunded,
+        deposited - paid,
+        "the CSP is refunded what was not paid"
+    );
+    assert_eq!(
+        story.refunded,
+        Some(totals.refunded),
+        "one closure refunds it"
     );
     assert_eq!(
         totals.deposited, deposited,
@@ -168,19 +300,41 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
         usdc_before - paid,
         "the CSP got the rest back"
     );
+    // The burned share reached the manager: queued there, or swapped to R1 and burned, which
+    // the R1 supply shows beside what PoA mined meanwhile.
+    let pending = read_chain(|| chain.block_on(chain.gov().pending_burn()))
+        .map_err(|e| ScenarioError::Chain(e.into()))?;
+    assert_eq!(
+        pending + story.swapped_usdc,
+        totals.burned,
+        "the manager queued or swapped exactly the burned share"
+    );
+    let r1_after = r1_supply(&network);
+    assert_eq!(
+        r1_after,
+        r1_before + story.r1_mined - story.r1_burned,
+        "R1 supply: {r1_before} + {} mined − {} burned",
+        story.r1_mined,
+        story.r1_burned
+    );
     let job = chain_job(&network, job_id)?;
     assert!(job.activeNodes.is_empty() && job.balance.is_zero());
-    // No node failed, so any move is churn: replicas the closure stopped, say, taken for
-    // failures by the other oracles and started again elsewhere just before the job closed.
+    // No node failed, so any second placement of a replica is churn: replicas the closure
+    // stopped, say, taken for failures by the other oracles and started again elsewhere just
+    // before the job closed.
     let logs = scenario::oracle_logs(&network);
-    let moves: Vec<&str> = logs
-        .lines()
-        .filter(|l| l.contains("moving replica"))
-        .collect();
+    let mut placed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in phrases::lines(&logs, "deploying replica") {
+        if phrases::field(line, "job") == Some(job_id.to_string()) {
+            let replica = phrases::field(line, "replica").unwrap_or_default();
+            let node = phrases::field(line, "node").unwrap_or_default();
+            placed.entry(replica).or_default().insert(node);
+        }
+    }
+    assert_eq!(placed.len(), 2, "both replicas were placed: {placed:?}");
     assert!(
-        moves.is_empty(),
-        "replicas moved although no node failed:\n{}",
-        moves.join("\n")
+        placed.values().all(|nodes| nodes.len() == 1),
+        "replicas moved although no node failed: {placed:?}"
     );
     // The audit rebuilds the story from events and votes alone and matches the state.
     let audit = network.r1ctl(&["audit", "djob/hello-web"])?;

@@ -36,7 +36,7 @@ impl KubeMetrics {
         );
     }
 
-    /// Counts a reconcile of a `kind` resource.
+    /// Counts a reconcile of a `kind` resource, once it has returned.
     pub fn reconciled(&self, kind: Kind) {
         self.reconciles.get_or_create(&label(kind)).inc();
     }

@@ -92,13 +92,13 @@ impl Reconciler {
 
     /// Reconciles `object`, a custom resource of `kind`, once; says when to look at it again.
     pub async fn reconcile(&self, kind: Kind, object: &DynamicObject) -> Result<Action, KubeError> {
-        self.metrics.reconciled(kind);
         let key = key_of(kind, object)?;
         let result = if object.metadata.deletion_timestamp.is_some() {
             self.finalize(kind, &key, object).await
         } else {
             self.sync(kind, &key, object).await
         };
+        self.metrics.reconciled(kind);
         if result.is_ok() {
             self.failures_mut().remove(&key);
         }

@@ -405,6 +405,36 @@ mod tests {
         .unwrap()
     }
 
+    /// Whether `class` covers `req`, read straight off its limits (not through `shortfall`,
+    /// which `select` uses): every amount at most the class's; a request naming no disk fits
+    /// any class, and a class stating no disk covers none.
+    fn covers(class: &PriceClass, req: &ResourceAmounts) -> bool {
+        let limits = &class.limits;
+        let disk_fits = match req.disk_bytes {
+            None => true,
+            Some(disk) => disk <= limits.disk_bytes.unwrap_or(0),
+        };
+        req.cpu_millis <= limits.cpu_millis
+            && req.memory_bytes <= limits.memory_bytes
+            && req.gpu <= limits.gpu
+            && disk_fits
+    }
+
+    /// The name of the class a naive walk of the catalogue picks: the cheapest of `ty` that
+    /// [`covers`] `req`, the earliest in the file on a tie.
+    fn cheapest_cover(catalogue: &Catalogue, ty: JobType, req: &ResourceAmounts) -> Option<String> {
+        let mut best: Option<&PriceClass> = None;
+        for class in &catalogue.classes {
+            if class.job_type != ty || !covers(class, req) {
+                continue;
+            }
+            if best.is_none_or(|b| class.price_per_epoch < b.price_per_epoch) {
+                best = Some(class);
+            }
+        }
+        best.map(|class| class.name.clone())
+    }
+
     #[test]
     fn builtin_catalogue_loads() {
         let catalogue = Catalogue::builtin().unwrap();
@@ -443,6 +473,67 @@ mod tests {
                 job_type: JobType::Container
             })
         );
+    }
+
+    /// Requests worked out by hand against `pricing/catalogue.yaml`, each bound by one resource.
+    #[test]
+    fn builtin_classes_by_hand() {
+        use JobType::{Container, Native, Service};
+        let catalogue = Catalogue::builtin().unwrap();
+        // (cpu, memory, disk, gpu, type, expected class)
+        let cases = [
+            // micro's limits exactly (500m, 512Mi, 2Gi).
+            ("500m", "512Mi", Some("2Gi"), 0, Container, Some("micro")),
+            // cpu over micro's: lite (1 CPU, 1Gi).
+            ("501m", "512Mi", None, 0, Container, Some("lite")),
+            // memory over micro's and lite's: entry (2Gi).
+            ("250m", "1025Mi", None, 0, Container, Some("entry")),
+            // memory over entry's: basic (4Gi) though the cpu is tiny.
+            ("250m", "3Gi", None, 0, Container, Some("basic")),
+            // disk over micro's (2Gi): lite (4Gi).
+            ("250m", "256Mi", Some("3Gi"), 0, Container, Some("lite")),
+            // disk over entry's (8Gi): basic (16Gi).
+            ("250m", "256Mi", Some("9Gi"), 0, Container, Some("basic")),
+            // cpu over enterprise's (16): enterprise-xl (32), cheaper than gpu-large.
+            ("17", "1Gi", None, 0, Container, Some("enterprise-xl")),
+            // one GPU: gpu-small (14.44), not the cheaper CPU classes.
+            ("250m", "256Mi", None, 1, Container, Some("gpu-small")),
+            // one GPU and memory over gpu-small's (16Gi): gpu-medium.
+            ("1", "17Gi", None, 1, Container, Some("gpu-medium")),
+            // two GPUs: gpu-large.
+            ("1", "1Gi", None, 2, Container, Some("gpu-large")),
+            // three GPUs: no class.
+            ("1", "1Gi", None, 3, Container, None),
+            // enterprise-xl's cpu (32) exceeded: no class.
+            ("33", "1Gi", None, 0, Container, None),
+            // services: memory over service-medium's (8Gi): service-large.
+            ("1", "9Gi", None, 0, Service, Some("service-large")),
+            // a GPU service: no class.
+            ("1", "1Gi", None, 1, Service, None),
+            // native: cpu over native-standard's (4): native-large.
+            ("5", "1Gi", None, 0, Native, Some("native-large")),
+            // native-standard's disk exactly (32Gi).
+            ("1", "1Gi", Some("32Gi"), 0, Native, Some("native-standard")),
+        ];
+        for (cpu, memory, disk, gpu, ty, expected) in cases {
+            let req = Resources {
+                class: None,
+                cpu: cpu.into(),
+                memory: memory.into(),
+                disk: disk.map(Into::into),
+                gpu,
+            }
+            .amounts()
+            .unwrap();
+            let got = catalogue
+                .select(ty, None, &req)
+                .ok()
+                .map(|c| c.name.as_str());
+            assert_eq!(
+                got, expected,
+                "{cpu}, {memory}, disk {disk:?}, {gpu} GPU, {ty:?}"
+            );
+        }
     }
 
     #[test]
@@ -500,22 +591,30 @@ mod tests {
     }
 
     proptest! {
-        /// The chosen class always fits, and no cheaper class of the same type fits.
+        /// With no class named, the chosen class is the naive model's cheapest cover (no class
+        /// when none covers); a named class is taken exactly when it is of the job's type and
+        /// covers the request.
         #[test]
-        fn selection_is_cheapest_fit(cpu in 1u64..40_000, mem_mi in 1u64..80_000, gpu in 0u32..3, ty in prop::sample::select(vec![JobType::Container, JobType::Service, JobType::Native])) {
+        fn selection_is_cheapest_fit(
+            // Half the draws in the small classes' range, where they differ in one resource.
+            cpu in prop_oneof![1u64..=2_000, 1u64..40_000],
+            mem_mi in prop_oneof![1u64..=4_096, 1u64..80_000],
+            disk_gi in prop::option::of(prop_oneof![0u64..=16, 0u64..300]),
+            gpu in 0u32..4,
+            ty in prop::sample::select(vec![JobType::Container, JobType::Service, JobType::Native]),
+        ) {
             let catalogue = Catalogue::builtin().unwrap();
-            let req = ResourceAmounts { cpu_millis: cpu, memory_bytes: mem_mi << 20, disk_bytes: None, gpu };
-            match catalogue.select(ty, None, &req) {
-                Ok(class) => {
-                    prop_assert!(class.shortfall(&req).is_none());
-                    prop_assert_eq!(class.job_type, ty);
-                    for other in &catalogue.classes {
-                        if other.job_type == ty && other.shortfall(&req).is_none() {
-                            prop_assert!(other.price_per_epoch >= class.price_per_epoch);
-                        }
-                    }
-                }
-                Err(_) => prop_assert!(catalogue.classes.iter().all(|c| c.job_type != ty || c.shortfall(&req).is_some())),
+            let req = ResourceAmounts {
+                cpu_millis: cpu,
+                memory_bytes: mem_mi << 20,
+                disk_bytes: disk_gi.map(|gi| gi << 30),
+                gpu,
+            };
+            let chosen = catalogue.select(ty, None, &req).ok().map(|c| c.name.clone());
+            prop_assert_eq!(chosen, cheapest_cover(&catalogue, ty, &req));
+            for class in &catalogue.classes {
+                let named = catalogue.select(ty, Some(&class.name), &req);
+                prop_assert_eq!(named.is_ok(), class.job_type == ty && covers(class, &req), "{}", class.name);
             }
         }
     }

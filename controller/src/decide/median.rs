@@ -87,6 +87,18 @@ mod tests {
         Address::with_last_byte(byte)
     }
 
+    /// The lower median by its definition, counting instead of sorting (so it shares nothing
+    /// with `bft_median`): the reported value `v` with at most `k = ⌊(n−1)/2⌋` values below it
+    /// and more than `k` values at or below it.
+    fn lower_median_by_counting(values: &[u8]) -> Option<u8> {
+        let k = values.len().checked_sub(1)? / 2;
+        values.iter().copied().find(|&v| {
+            let below = values.iter().filter(|&&x| x < v).count();
+            let at_or_below = values.iter().filter(|&&x| x <= v).count();
+            below <= k && k < at_or_below
+        })
+    }
+
     #[test]
     fn tables_are_published_once_and_kept_for_two_epochs() {
         let (me, other) = (node(1), node(2));
@@ -113,6 +125,10 @@ mod tests {
         assert_eq!(bft_median(&[3, 9, 1]), Some(3));
         assert_eq!(bft_median(&[4, 3, 9, 1]), Some(3));
         assert_eq!(bft_median(&[255, 255, 0, 0]), Some(0));
+        assert_eq!(bft_median(&[0, 255]), Some(0));
+        assert_eq!(bft_median(&[2, 2, 1, 2]), Some(2));
+        assert_eq!(bft_median(&[9, 5, 1, 5, 9]), Some(5));
+        assert_eq!(bft_median(&[60, 10, 50, 20, 40, 30]), Some(30));
     }
 
     #[test]
@@ -172,8 +188,14 @@ mod tests {
             let before = bft_median(&values);
             values.reverse();
             prop_assert_eq!(before, bft_median(&values));
-            values.sort_unstable();
-            prop_assert_eq!(before, values.get((values.len() - 1) / 2).copied());
+        }
+
+        #[test]
+        fn is_the_lower_median_by_counting(
+            // Small values too, so that ties are common.
+            values in proptest::collection::vec(prop_oneof![0u8..4, any::<u8>()], 0..30),
+        ) {
+            prop_assert_eq!(bft_median(&values), lower_median_by_counting(&values));
         }
     }
 }

@@ -139,14 +139,31 @@ fn a_job_applied_to_the_cluster_is_funded_validated_scaled_extended_and_deleted(
             .expect("r1ctl get");
         let stored: Value = serde_json::from_slice(&out.stdout).expect("json");
         let sealed = &stored["spec"]["env"][0]["valueFrom"]["sealed"];
-        let tunnel = network
-            .r1ctl_command()
-            .expect("r1ctl")
-            .env("R1_SERVER", network.oracles()[oracle].api_url())
-            .args(["get", "tunnel", "hello-web", "-o", "json"])
-            .output()
-            .expect("r1ctl get tunnel");
-        let tunnel: Value = serde_json::from_slice(&tunnel.stdout).expect("json");
+        // The tunnel names the project, so its mirror may be retried after the project's
+        // (with backoff): wait for it rather than read it once.
+        let get_tunnel = || {
+            let out = network
+                .r1ctl_command()
+                .expect("r1ctl")
+                .env("R1_SERVER", network.oracles()[oracle].api_url())
+                .args(["get", "tunnel", "hello-web", "-o", "json"])
+                .output()
+                .expect("r1ctl get tunnel");
+            out.status
+                .success()
+                .then(|| serde_json::from_slice::<Value>(&out.stdout).expect("json"))
+        };
+        let mut tunnel = None;
+        until(Duration::from_secs(30), || {
+            tunnel = get_tunnel();
+            tunnel.is_some()
+        });
+        let tunnel = tunnel.unwrap_or_else(|| {
+            panic!(
+                "oracle {oracle} has no tunnel hello-web\n{}",
+                network_logs(&network)
+            )
+        });
         assert_eq!(
             tunnel["spec"]["sealedToken"]
                 .as_object()

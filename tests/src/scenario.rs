@@ -137,6 +137,35 @@ pub fn job_status(network: &Network, oracle: usize, name: &str) -> Option<Value>
     Some(value["status"].clone())
 }
 
+/// The DeeployJob `name` (namespace `default`) as oracle `oracle` stores it: `Ok(None)` only
+/// when r1ctl says the oracle has none; an error when it cannot be asked, so "could not ask"
+/// never reads as "nothing there".
+pub fn stored_job(network: &Network, oracle: usize, name: &str) -> Result<Option<Value>, String> {
+    let api = network
+        .oracles()
+        .get(oracle)
+        .ok_or_else(|| format!("no oracle {oracle}"))?
+        .api_url();
+    let output = network
+        .r1ctl_command()
+        .map_err(|e| e.to_string())?
+        .env("R1_SERVER", api)
+        .args(["get", "djob", name, "-o", "json"])
+        .output()
+        .map_err(|e| format!("r1ctl: {e}"))?;
+    if output.status.success() {
+        return serde_json::from_slice(&output.stdout)
+            .map(Some)
+            .map_err(|e| format!("r1ctl printed no JSON: {e}"));
+    }
+    let said = printed(&output);
+    if said.contains(&format!("DeeployJob default/{name} not found")) {
+        Ok(None)
+    } else {
+        Err(format!("r1ctl get djob {name} failed: {said}"))
+    }
+}
+
 /// Waits until every oracle serves the job `name` linked to the same chain job, Running (so
 /// validated on chain) with `replicas` ready replicas; returns the chain job id.
 pub fn wait_running(

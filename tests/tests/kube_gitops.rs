@@ -15,7 +15,7 @@ use alloy::primitives::U256;
 use r1_e2e::kube_api::FakeApiServer;
 use r1_e2e::network::{EXAMPLES_REGISTRY_PORT, Network, NetworkSettings};
 use r1_e2e::scenario::{
-    EXAMPLES, bytes_contain, chain_job, files_under, job_status, network_logs, printed,
+    EXAMPLES, bytes_contain, chain_job, files_under, network_logs, printed, stored_job,
     wait_closed, wait_running,
 };
 use r1_e2e::wait::until;
@@ -315,8 +315,9 @@ fn a_job_applied_to_the_cluster_is_funded_validated_scaled_extended_and_deleted(
         network_logs(&network)
     );
     for oracle in 0..network.oracles().len() {
-        assert!(
-            job_status(&network, oracle, "late-web").is_none(),
+        assert_eq!(
+            stored_job(&network, oracle, "late-web"),
+            Ok(None),
             "oracle {oracle} holds a job a revoked delegate wrote"
         );
     }

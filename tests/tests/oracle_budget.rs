@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::IntoFuture;
 
+use alloy::eips::BlockId;
 use alloy::primitives::U256;
 use alloy::providers::Provider;
 use r1_contracts::history::{self, Fact};
@@ -54,9 +55,10 @@ struct Settlement {
 }
 
 /// The job's life as the chain's events tell it, and the manager's burns and PoA mints since
-/// the scenario began.
+/// the scenario began, up to block `until_block`.
 #[derive(Debug)]
 struct JobStory {
+    until_block: u64,
     created_epoch: u64,
     validated_epoch: u64,
     settlements: Vec<Settlement>,
@@ -70,10 +72,15 @@ impl JobStory {
     fn read(network: &Network, job: u64, from_block: u64) -> Self {
         let chain = network.chain();
         let history = read_chain(|| {
-            chain.block_on(chain.gov().history(from_block, &history::Limits::default()))
+            chain.block_on(
+                chain
+                    .gov()
+                    .history(from_block + 1, &history::Limits::default()),
+            )
         })
         .expect("the chain's history");
         let mut story = JobStory {
+            until_block: history.until_block,
             created_epoch: u64::MAX,
             validated_epoch: u64::MAX,
             settlements: Vec::new(),
@@ -133,11 +140,21 @@ impl JobStory {
     }
 }
 
-/// The R1 token's total supply.
-fn r1_supply(network: &Network) -> U256 {
+/// The R1 token's total supply once block `block` ran.
+fn r1_supply(network: &Network, block: u64) -> U256 {
     let chain = network.chain();
-    read_chain(|| chain.block_on(chain.gov().r1().totalSupply().call().into_future()))
-        .expect("R1 supply")
+    read_chain(|| {
+        chain.block_on(
+            chain
+                .gov()
+                .r1()
+                .totalSupply()
+                .call()
+                .block(BlockId::number(block))
+                .into_future(),
+        )
+    })
+    .expect("R1 supply")
 }
 
 #[test]
@@ -154,7 +171,7 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
     let usdc_before = read_chain(|| chain.usdc_balance(csp))?;
     let from_block = read_chain(|| chain.block_on(chain.gov().provider().get_block_number()))
         .expect("the chain's block number");
-    let r1_before = r1_supply(&network);
+    let r1_before = r1_supply(&network, from_block);
     let before = wall_epoch(&network);
     let applied = scenario::apply_examples(&network, &scenario::HELLO_WEB)?;
     let after = wall_epoch(&network);
@@ -302,14 +319,26 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
     );
     // The burned share reached the manager: queued there, or swapped to R1 and burned, which
     // the R1 supply shows beside what PoA mined meanwhile.
-    let pending = read_chain(|| chain.block_on(chain.gov().pending_burn()))
-        .map_err(|e| ScenarioError::Chain(e.into()))?;
+    // Read at the block the story ends in: the oracles go on burning and mining meanwhile.
+    let at = BlockId::number(story.until_block);
+    let pending = read_chain(|| {
+        chain.block_on(
+            chain
+                .gov()
+                .manager()
+                .pendingBurnUsdc()
+                .call()
+                .block(at)
+                .into_future(),
+        )
+    })
+    .expect("the manager's burn queue");
     assert_eq!(
         pending + story.swapped_usdc,
         totals.burned,
         "the manager queued or swapped exactly the burned share"
     );
-    let r1_after = r1_supply(&network);
+    let r1_after = r1_supply(&network, story.until_block);
     assert_eq!(
         r1_after,
         r1_before + story.r1_mined - story.r1_burned,

@@ -720,14 +720,7 @@ impl Supervisor {
                     container: container.clone(),
                     containerd: self.parts.containerd.clone(),
                 };
-                let state = self.state.clone();
-                let task = health::spawn_prober(
-                    *id,
-                    target,
-                    spec.clone(),
-                    self.health.clone(),
-                    Arc::new(move || state.wake.notify_one()),
-                );
+                let task = health::spawn_prober(*id, target, spec.clone(), self.health.clone());
                 self.probers.insert(*id, (pid, task));
             }
         }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use r1_protocol::messages::{HealthCheckSpec, HealthProbe, WorkloadId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -129,27 +129,80 @@ impl Verdicts {
     }
 }
 
+/// How often a workload is probed during its first period while no probe has passed yet: a
+/// replica is reported healthy a fraction of a second after it answers, not a period later.
+const STARTUP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// When a prober probes and which results count: every `period`, but during the first period,
+/// until a probe passes, every [`STARTUP_INTERVAL`], with only the first failure of that window
+/// counted, so the failure threshold is reached as late as with the period alone.
+#[derive(Debug, Clone, Copy)]
+struct Cadence {
+    period: Duration,
+    startup_ends: Instant,
+}
+
+impl Cadence {
+    fn new(period: Duration, started: Instant) -> Self {
+        Self {
+            period,
+            startup_ends: started + period,
+        }
+    }
+
+    fn starting(&self, verdict: Option<bool>, now: Instant) -> bool {
+        verdict.is_none() && now < self.startup_ends
+    }
+
+    /// Whether the result of a probe counts toward the verdict (`first`: the prober's first).
+    fn counts(&self, verdict: Option<bool>, first: bool, passed: bool, now: Instant) -> bool {
+        passed || first || !self.starting(verdict, now)
+    }
+
+    /// How long to wait for the next probe.
+    fn pause(&self, verdict: Option<bool>, now: Instant) -> Duration {
+        if self.starting(verdict, now) {
+            STARTUP_INTERVAL
+        } else {
+            self.period
+        }
+    }
+}
+
 /// Starts probing workload `id` (running in `target`) per `spec`, writing verdicts to
-/// `table`. The task runs until aborted.
+/// `table` and calling `changed` whenever the verdict changes (so the node reports it at once).
+/// The task runs until aborted.
 pub fn spawn_prober(
     id: WorkloadId,
     target: ProbeTarget,
     spec: HealthCheckSpec,
     table: HealthTable,
+    changed: Arc<dyn Fn() + Send + Sync>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(u64::from(spec.initial_delay_s))).await;
+        let period = Duration::from_secs(u64::from(spec.period_s.max(1)));
+        let cadence = Cadence::new(period, Instant::now());
         let mut verdicts = Verdicts::default();
+        let mut first = true;
         loop {
             let result = probe_once(&target, &spec.probe).await;
-            if let Err(reason) = &result {
-                tracing::debug!(?id, "health check failed: {reason}");
+            let now = Instant::now();
+            if cadence.counts(verdicts.healthy, first, result.is_ok(), now) {
+                if let Err(reason) = &result {
+                    tracing::debug!(?id, "health check failed: {reason}");
+                }
+                let before = verdicts.healthy;
+                verdicts.record(result.is_ok(), spec.failure_threshold);
+                if let (Some(healthy), Ok(mut table)) = (verdicts.healthy, table.lock()) {
+                    table.insert(id, healthy);
+                }
+                if verdicts.healthy != before {
+                    changed();
+                }
             }
-            verdicts.record(result.is_ok(), spec.failure_threshold);
-            if let (Some(healthy), Ok(mut table)) = (verdicts.healthy, table.lock()) {
-                table.insert(id, healthy);
-            }
-            tokio::time::sleep(Duration::from_secs(u64::from(spec.period_s.max(1)))).await;
+            first = false;
+            tokio::time::sleep(cadence.pause(verdicts.healthy, Instant::now())).await;
         }
     })
 }
@@ -166,6 +219,38 @@ mod tests {
         assert!(!status_line_ok("HTTP/1.1 500"));
         assert!(!status_line_ok("SSH-2.0"));
         assert!(!status_line_ok(""));
+    }
+
+    #[test]
+    fn a_starting_workload_is_probed_often_and_its_later_failures_wait_for_the_period() {
+        let started = Instant::now();
+        let period = Duration::from_secs(5);
+        let cadence = Cadence::new(period, started);
+        let early = started + Duration::from_secs(1);
+        let late = started + Duration::from_secs(6);
+        assert!(
+            cadence.counts(None, true, false, started),
+            "the first failure counts"
+        );
+        assert!(
+            !cadence.counts(None, false, false, early),
+            "not the next ones in the window"
+        );
+        assert!(
+            cadence.counts(None, false, true, early),
+            "a pass always counts"
+        );
+        assert!(
+            cadence.counts(None, false, false, late),
+            "after the window they count"
+        );
+        assert!(
+            cadence.counts(Some(true), false, false, early),
+            "once judged, all count"
+        );
+        assert_eq!(cadence.pause(None, early), STARTUP_INTERVAL);
+        assert_eq!(cadence.pause(Some(true), early), period);
+        assert_eq!(cadence.pause(None, late), period);
     }
 
     #[test]

@@ -720,7 +720,14 @@ impl Supervisor {
                     container: container.clone(),
                     containerd: self.parts.containerd.clone(),
                 };
-                let task = health::spawn_prober(*id, target, spec.clone(), self.health.clone());
+                let state = self.state.clone();
+                let task = health::spawn_prober(
+                    *id,
+                    target,
+                    spec.clone(),
+                    self.health.clone(),
+                    Arc::new(move || state.wake.notify_one()),
+                );
                 self.probers.insert(*id, (pid, task));
             }
         }

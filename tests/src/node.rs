@@ -401,6 +401,8 @@ struct Heard {
     heartbeats: BTreeMap<Address, (Instant, Heartbeat)>,
     heartbeat_count: BTreeMap<Address, u64>,
     statuses: Vec<(Address, JobStatusReport)>,
+    /// Each node's workloads as its latest heartbeat and the status reports since tell.
+    live: BTreeMap<Address, BTreeMap<WorkloadId, WorkloadReport>>,
 }
 
 /// A stand-in oracle: signs commands and listens to nodes over the broker.
@@ -563,6 +565,21 @@ impl TestOracle {
         self.heard.lock().ok()?.heartbeats.get(&node).cloned()
     }
 
+    /// The workloads `node` runs as far as it told: its latest heartbeat with every status
+    /// report since applied (a node reports each change at once, but heartbeats only every
+    /// interval, so this is what a test that samples a fast change must read).
+    pub fn live_workloads(&self, node: Address) -> Vec<WorkloadReport> {
+        self.heard
+            .lock()
+            .map(|h| {
+                h.live
+                    .get(&node)
+                    .map(|live| live.values().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+
     /// Heartbeats received from `node` so far.
     pub fn heartbeat_count(&self, node: Address) -> u64 {
         self.heard
@@ -629,12 +646,21 @@ fn record(heard: &Mutex<Heard>, topics: &Topics, topic: &str, payload: &[u8]) {
     match channel {
         Channel::Heartbeat => {
             if let Ok(hb) = serde_json::from_str::<Heartbeat>(&envelope.payload) {
+                let live = hb.workloads.iter().map(|w| (w.id, w.clone())).collect();
+                heard.live.insert(sender, live);
                 heard.heartbeats.insert(sender, (Instant::now(), hb));
                 *heard.heartbeat_count.entry(sender).or_default() += 1;
             }
         }
         Channel::Status => {
             if let Ok(report) = serde_json::from_str::<JobStatusReport>(&envelope.payload) {
+                let live = heard.live.entry(sender).or_default();
+                // A node reports a workload it stopped and removed with no revision.
+                if report.workload.revision.is_empty() {
+                    live.remove(&report.workload.id);
+                } else {
+                    live.insert(report.workload.id, report.workload.clone());
+                }
                 heard.statuses.push((sender, report));
             }
         }

@@ -161,17 +161,17 @@ fn active_nodes(network: &Network, job: u64) -> Vec<Address> {
     nodes.unwrap()
 }
 
-/// Every workload of `job` the nodes last reported, with its node.
+/// Every workload of `job` the nodes run as they last told (heartbeat and the status reports
+/// since: a rollout outpaces the 1 s heartbeats), with its node.
 fn workloads(monitor: &TestOracle, nodes: &[Address], job: u64) -> Vec<(Address, WorkloadReport)> {
     nodes
         .iter()
-        .filter_map(|node| Some((*node, monitor.heartbeat(*node)?.1)))
-        .flat_map(|(node, heartbeat)| {
-            heartbeat
-                .workloads
+        .flat_map(|node| {
+            monitor
+                .live_workloads(*node)
                 .into_iter()
                 .filter(move |w| w.id.job == job)
-                .map(move |w| (node, w))
+                .map(move |w| (*node, w))
         })
         .collect()
 }

@@ -148,6 +148,9 @@ pub struct JobPass {
     pub stable: (BTreeSet<Address>, u64),
     /// The node set to vote, when one is due.
     pub vote: Option<Vec<Address>>,
+    /// When the running set will have held still long enough to be voted (unix ms), while it
+    /// is votable but still settling: the next pass is due then, not a loop period later.
+    pub vote_due_ms: Option<u64>,
 }
 
 /// Decides one pass over the open job `view` describes.
@@ -293,19 +296,21 @@ pub fn plan(view: &JobView<'_>) -> JobPass {
     let all_there_can_be = job.active_nodes.is_empty()
         && !running_set.is_empty()
         && !availability.unplaceable.is_empty();
-    let vote = (distinct
+    let votable = distinct
         && (complete || all_there_can_be)
         && !view.budget_spent
         && running_set != job.active_nodes
-        && now.saturating_sub(since) >= view.settle_ms
-        && view.chain_fresh)
-        .then(|| running_set.iter().copied().collect());
+        && view.chain_fresh;
+    let settled = now.saturating_sub(since) >= view.settle_ms;
+    let vote = (votable && settled).then(|| running_set.iter().copied().collect());
+    let vote_due_ms = (votable && !settled).then(|| since.saturating_add(view.settle_ms));
     JobPass {
         effects,
         summary,
         unplaceable: availability.unplaceable.first().map(|u| format!("{u:?}")),
         stable: (running_set, since),
         vote,
+        vote_due_ms,
     }
 }
 
@@ -686,18 +691,28 @@ mod tests {
         let first = fixture.plan();
         assert_eq!(first.stable, (set.clone(), NOW), "first seen now");
         assert_eq!(first.vote, None, "not held still yet");
+        assert_eq!(
+            first.vote_due_ms,
+            Some(NOW + SETTLE),
+            "the next pass is due then"
+        );
         assert_eq!(deploys(&first), vec![], "nothing to deploy: {first:#?}");
         assert_eq!(first.summary.healthy, 2);
         assert!(!first.summary.validated);
 
         fixture.stable = Some((set.clone(), NOW - SETTLE));
-        assert_eq!(fixture.plan().vote, Some(vec![addr(1), addr(2)]));
+        let settled = fixture.plan();
+        assert_eq!(settled.vote, Some(vec![addr(1), addr(2)]));
+        assert_eq!(settled.vote_due_ms, None);
 
         fixture.chain_fresh = false;
-        assert_eq!(fixture.plan().vote, None, "never on a stale chain view");
+        let stale = fixture.plan();
+        assert_eq!(stale.vote, None, "never on a stale chain view");
+        assert_eq!(stale.vote_due_ms, None, "and no pass is hurried for it");
         fixture.chain_fresh = true;
         fixture.budget_spent = true;
         assert_eq!(fixture.plan().vote, None, "nor once the budget is spent");
+        assert_eq!(fixture.plan().vote_due_ms, None);
 
         fixture.budget_spent = false;
         fixture.job = chain_job(2, &[1, 2]);

@@ -27,6 +27,11 @@ use crate::decide::workload::WorkloadTemplate;
 use crate::oracle::runtime::{Oracle, Pass};
 use crate::oracle::secrets::{JobSecrets, open_inputs};
 
+/// The longest a job's running set must hold still before it is voted (a loop period when
+/// shorter): long enough to see a replica fail its start, short enough that a job is validated
+/// seconds after it runs, not a production loop period (10 s) later.
+const MAX_SETTLE_MS: u64 = 1_000;
+
 /// What one job pass found, for the pass summary and metrics.
 #[derive(Debug, Clone, Copy)]
 pub struct JobOutcome {
@@ -239,6 +244,7 @@ impl Oracle {
         facts.rollout = Some(rollout.view());
 
         let stable = self.stable_of(job.id);
+        let settle_ms = self.config.loops.period_ms.min(MAX_SETTLE_MS);
         let decided = job_pass::plan(&JobView {
             job,
             desired,
@@ -257,7 +263,7 @@ impl Oracle {
             chain_fresh: pass.chain_fresh,
             now_ms: now,
             start_grace_ms: self.config.loops.start_grace_seconds * 1000,
-            settle_ms: self.config.loops.period_ms,
+            settle_ms,
             stable: stable.as_ref(),
         });
         let node_keys = if JobSecrets::any(&rollout) {
@@ -284,6 +290,9 @@ impl Oracle {
         );
         for effect in decided.effects {
             self.carry_out(job.id, effect, &mut secrets);
+        }
+        if let Some(due) = decided.vote_due_ms {
+            self.pass_due_at(due);
         }
         self.keep_stable(job.id, decided.stable);
         record_summary(facts, decided.summary);

@@ -58,6 +58,14 @@ use futures_util::future::BoxFuture;
 /// Unknown job ids nodes report that are looked up on chain in one pass.
 const ORPHAN_LOOKUPS_PER_PASS: usize = 8;
 
+/// The shortest time between the starts of two reconcile passes: node reports and CSP writes
+/// wake a pass, and a burst of them wakes one every this often, not one each.
+const MIN_PASS_GAP: Duration = Duration::from_millis(100);
+
+/// How soon after a vote the chain did not decide yet the next pass reads it back (the other
+/// oracles' votes land within a block or two).
+const VOTE_READBACK_MS: u64 = 300;
+
 /// How long "this unknown job is open" is believed before asking again.
 const ORPHAN_RECHECK_MS: u64 = 60_000;
 
@@ -138,6 +146,12 @@ pub struct Oracle {
     pub(crate) oracle_keys: Arc<OracleKeyBook>,
     /// Which delegate keys may act for which escrow owners, read from the chain.
     delegations: Arc<ChainDelegations>,
+    /// Rung when a node reports a workload change, so the next pass runs now rather than at
+    /// the end of the loop period.
+    workloads_changed: tokio::sync::Notify,
+    /// The earliest time (unix ms) a pass asked the next one to run by (a running set done
+    /// settling, a vote to read back); `u64::MAX` when none.
+    next_pass_ms: std::sync::atomic::AtomicU64,
 }
 
 /// Starts every part and runs until SIGINT or SIGTERM.
@@ -273,6 +287,8 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         me,
         oracle_keys: oracle_keys.clone(),
         delegations: delegations.clone(),
+        workloads_changed: tokio::sync::Notify::new(),
+        next_pass_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
         cstore_rules: Mutex::new(RulesPublisher::new(identity.clone())),
         service_tables: Mutex::default(),
         sealer: Sealer::new(identity),
@@ -643,8 +659,10 @@ impl Oracle {
                 _ => continue,
             };
             drop(registry);
-            if let Err(e) = outcome {
-                self.refused(&message.topic, sender, e.label(), &e.to_string());
+            match outcome {
+                Ok(_) if channel == Channel::Status => self.workloads_changed.notify_one(),
+                Ok(_) => {}
+                Err(e) => self.refused(&message.topic, sender, e.label(), &e.to_string()),
             }
         }
     }
@@ -803,16 +821,37 @@ impl Oracle {
         }
     }
 
-    /// Runs a pass every loop period, and sooner when a CSP changed something.
+    /// Asks for the next pass to run by `at_ms` (unix ms) at the latest.
+    pub(crate) fn pass_due_at(&self, at_ms: u64) {
+        self.next_pass_ms
+            .fetch_min(at_ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Runs a pass every loop period, and sooner when a CSP changed something, a node reported
+    /// a workload change or a pass asked for an earlier one (at most one pass per
+    /// [`MIN_PASS_GAP`]).
     async fn reconcile_forever(self: Arc<Self>) {
         let period = Duration::from_millis(self.config.loops.period_ms);
         let mut changes = self.store.subscribe();
         loop {
             let started = Instant::now();
+            self.next_pass_ms
+                .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
             self.pass_once().await;
             self.metrics
                 .pass("reconcile", started.elapsed().as_secs_f64());
-            let _ = tokio::time::timeout(period, changes.changed()).await;
+            let due = self
+                .next_pass_ms
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .saturating_sub(now_ms());
+            let _ = tokio::time::timeout(period.min(Duration::from_millis(due)), async {
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    () = self.workloads_changed.notified() => {}
+                }
+            })
+            .await;
+            tokio::time::sleep(MIN_PASS_GAP.saturating_sub(started.elapsed())).await;
         }
     }
 
@@ -858,6 +897,9 @@ impl Oracle {
             Ok(outcome) => {
                 let accepted = matches!(outcome, r1_contracts::VoteOutcome::Accepted(_));
                 tracing::info!(job, round, kind, nodes = ?nodes, accepted, "voted the node set");
+                if !accepted {
+                    self.pass_due_at(now_ms().saturating_add(VOTE_READBACK_MS));
+                }
                 self.metrics
                     .vote(kind, if accepted { "accepted" } else { "pending" });
                 true

@@ -23,6 +23,7 @@ const EMIT = {
   "dev/TestUSDC.sol": ["TestUSDC"],
   "dev/R1UsdcPool.sol": ["R1UsdcPool"],
   "dev/CspEscrowV2.sol": ["CspEscrowV2"],
+  "dev/BulkLicences.sol": ["BulkLicences"],
   "@openzeppelin/contracts/proxy/beacon/UpgradeableBeacon.sol": ["UpgradeableBeacon"],
   "@openzeppelin/contracts/governance/TimelockController.sol": ["TimelockController"],
 };

@@ -47,6 +47,12 @@ pub mod v2 {
 
 sol!(
     #[sol(rpc, all_derives)]
+    BulkLicences,
+    "artifacts/BulkLicences.json"
+);
+
+sol!(
+    #[sol(rpc, all_derives)]
     PoAIManager,
     "artifacts/PoAIManager.json"
 );

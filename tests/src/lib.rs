@@ -27,6 +27,7 @@ pub mod registry;
 pub mod rogue_peer;
 pub mod scenario;
 pub mod signal;
+pub mod simnodes;
 pub mod tls;
 pub mod wait;
 

@@ -134,6 +134,11 @@ impl OracleProcess {
         Ok(())
     }
 
+    /// The process id while it runs (to read its CPU time and memory).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ChildGuard::id)
+    }
+
     /// The oracle's signing key, e.g. to act as it on chain (`identity().signer()`).
     pub fn identity(&self) -> &Identity {
         &self.identity

@@ -69,6 +69,28 @@ pub fn process(pid: u32) -> Option<ProcessInfo> {
     })
 }
 
+/// Clock ticks per second of `/proc/<pid>/stat`'s CPU times (`CLK_TCK`, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU seconds process `pid` has used (user + system), or `None` when it is gone: sampled
+/// twice, the difference over the wall time between is its CPU share.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    // After the name: state is field 3, utime and stime are fields 14 and 15.
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / TICKS_PER_SECOND)
+}
+
+/// Resident memory of process `pid` in bytes (`VmRSS`), or `None` when it is gone.
+pub fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Whether process `pid` exists and has not exited.
 pub fn is_alive(pid: u32) -> bool {
     process(pid).is_some_and(|info| !info.is_zombie())
@@ -141,6 +163,23 @@ mod tests {
         let me = process(std::process::id()).expect("self");
         assert!(!me.cmdline.is_empty());
         assert!(is_alive(me.ppid));
+    }
+
+    #[test]
+    fn cpu_time_grows_while_this_process_works_and_its_memory_is_counted() {
+        let me = std::process::id();
+        let before = cpu_seconds(me).expect("own stat");
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let used = cpu_seconds(me).expect("own stat") - before;
+        assert!(used >= 0.1, "300 ms of spinning counted as {used} s");
+        let ballast = vec![1u8; 64 << 20];
+        assert!(resident_bytes(me).expect("own status") >= 64 << 20);
+        drop(std::hint::black_box(ballast));
+        assert_eq!(cpu_seconds(u32::MAX), None);
     }
 
     #[test]

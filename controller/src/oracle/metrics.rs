@@ -41,6 +41,8 @@ pub struct Metrics {
     pub commands: Family<Name, Counter>,
     /// Messages refused by reason.
     pub refused: Family<Name, Counter>,
+    /// Node messages verified and taken in, by channel.
+    pub accepted: Family<Name, Counter>,
     /// 1 while the last chain read succeeded.
     pub chain_reachable: Gauge,
     /// 1 while connected to the broker.
@@ -83,6 +85,12 @@ impl Metrics {
         );
         let refused = Family::<Name, Counter>::default();
         registry.register("refused", "Messages refused by reason", refused.clone());
+        let accepted = Family::<Name, Counter>::default();
+        registry.register(
+            "accepted",
+            "Node messages verified and taken in, by channel",
+            accepted.clone(),
+        );
         let chain_reachable = Gauge::default();
         registry.register(
             "chain_reachable",
@@ -104,6 +112,7 @@ impl Metrics {
             nodes,
             commands,
             refused,
+            accepted,
             chain_reachable,
             broker_connected,
             kube,
@@ -123,6 +132,15 @@ impl Metrics {
         self.refused
             .get_or_create(&Name {
                 name: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts one node message of `channel` verified and taken in.
+    pub fn accept(&self, channel: &str) {
+        self.accepted
+            .get_or_create(&Name {
+                name: channel.into(),
             })
             .inc();
     }

@@ -660,8 +660,11 @@ impl Oracle {
             };
             drop(registry);
             match outcome {
-                Ok(_) if channel == Channel::Status => self.workloads_changed.notify_one(),
-                Ok(_) => {}
+                Ok(_) if channel == Channel::Status => {
+                    self.metrics.accept("status");
+                    self.workloads_changed.notify_one();
+                }
+                Ok(_) => self.metrics.accept("heartbeat"),
                 Err(e) => self.refused(&message.topic, sender, e.label(), &e.to_string()),
             }
         }

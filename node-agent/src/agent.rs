@@ -14,7 +14,7 @@ use r1_r1fs::blocks::BlockStore;
 use tokio::sync::mpsc;
 
 use crate::api::{self, Api};
-use crate::commands::CommandHandler;
+use crate::commands::{CommandHandler, Outcome};
 use crate::config::NodeConfig;
 use crate::files::{self, Files, Net, grpc::FilesApi, metrics::FilesMetrics};
 use crate::heartbeat;
@@ -152,6 +152,8 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     let topics = Topics::new(config.broker.topic_root.clone());
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(256);
     let commands_topic = topics.topic(Channel::Commands, &address);
+    let will = r1_protocol::mqtt::node_will(&identity, topics.topic(Channel::Status, &address))
+        .map_err(LinkError::Will)?;
     let (link, connected) = Link::start(
         &config.broker,
         &identity,
@@ -161,6 +163,7 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
             topics.all(Channel::Roster),
             topics.all(Channel::Cstore),
         ],
+        will,
         state.clone(),
         metrics.clone(),
         inbound_tx,
@@ -203,10 +206,14 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
     let roster_topics = topics.clone();
     let rules = kv.replication.clone();
     let roster_peers = peers.clone();
+    let probed = Arc::new(tokio::sync::Notify::new());
+    let answer_probes = probed.clone();
     tokio::spawn(async move {
         while let Some(message) = inbound_rx.recv().await {
             if message.topic == commands_topic {
-                let _ = handler.handle(&message.payload, now_ms());
+                if let Ok(Outcome::Probed) = handler.handle(&message.payload, now_ms()) {
+                    answer_probes.notify_one();
+                }
             } else {
                 match roster_topics.parse(&message.topic) {
                     Some((Channel::Roster, _)) => {
@@ -247,6 +254,7 @@ pub async fn run(config: NodeConfig, identity: Identity) -> Result<(), AgentErro
         sealer.clone(),
         topics.clone(),
         connected,
+        probed.clone(),
         metrics.clone(),
     ));
 

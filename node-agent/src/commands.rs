@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use r1_protocol::messages::{DeployCommand, PortProtocol, StopCommand, WorkloadId};
+use r1_protocol::messages::{DeployCommand, LivenessProbe, PortProtocol, StopCommand, WorkloadId};
 use r1_protocol::services::ServiceTable;
 use r1_protocol::sessions::{SessionId, SessionInput, SessionOpen};
 use r1_protocol::{Address, Envelope, Freshness, MessageKind, Verifier, VerifyError};
@@ -86,6 +86,8 @@ pub enum Outcome {
         /// Whether it replaced the one held.
         taken: bool,
     },
+    /// An oracle asked whether the node is alive: the node answers with a heartbeat now.
+    Probed,
 }
 
 /// Checks and applies commands.
@@ -152,6 +154,7 @@ impl CommandHandler {
             Some(MessageKind::SessionOpen) => "session-open",
             Some(MessageKind::SessionInput) => "session-input",
             Some(MessageKind::ServiceTable) => "service-table",
+            Some(MessageKind::Probe) => "probe",
             _ => "unknown",
         };
         let result = match kind {
@@ -159,6 +162,7 @@ impl CommandHandler {
             Some(MessageKind::SessionOpen) => self.open_session(bytes, now_ms),
             Some(MessageKind::SessionInput) => self.session_input(bytes, now_ms),
             Some(MessageKind::ServiceTable) => self.service_table(bytes, now_ms),
+            Some(MessageKind::Probe) => self.probe(bytes, now_ms),
             Some(MessageKind::Deploy) | None => self.deploy(bytes, now_ms),
             Some(other) => Err(Refusal::NotACommand(other)),
         };
@@ -168,13 +172,17 @@ impl CommandHandler {
                     Outcome::Deployed(_)
                     | Outcome::Stopped(_)
                     | Outcome::Session(_)
+                    | Outcome::Probed
                     | Outcome::ServiceTable { taken: true, .. } => "accepted",
                     Outcome::AlreadyDeployed(_)
                     | Outcome::AlreadyStopped(_)
                     | Outcome::ServiceTable { taken: false, .. } => "repeated",
                 };
                 self.metrics.command(kind_name, label);
-                if matches!(outcome, Outcome::Session(_) | Outcome::ServiceTable { .. }) {
+                if matches!(
+                    outcome,
+                    Outcome::Session(_) | Outcome::ServiceTable { .. } | Outcome::Probed
+                ) {
                     tracing::debug!(?outcome, "session order accepted");
                 } else {
                     tracing::info!(?outcome, "command accepted");
@@ -190,6 +198,20 @@ impl CommandHandler {
             }
         }
         result
+    }
+
+    /// A probe is not stored: answering it twice costs one heartbeat.
+    fn probe(&mut self, bytes: &[u8], now_ms: u64) -> Result<Outcome, Refusal> {
+        let probe = self
+            .verifier
+            .verify::<LivenessProbe>(bytes, now_ms)?
+            .message;
+        if probe.target != self.me {
+            return Err(Refusal::WrongTarget {
+                target: probe.target,
+            });
+        }
+        Ok(Outcome::Probed)
     }
 
     fn service_table(&mut self, bytes: &[u8], now_ms: u64) -> Result<Outcome, Refusal> {

@@ -57,7 +57,9 @@ pub fn build(identity: &Identity, state: &NodeState, interval: Duration) -> Hear
     }
 }
 
-/// Sends a heartbeat every `interval` and right after each (re)connection.
+/// Sends a heartbeat every `interval`, right after each (re)connection, and when `asked` is
+/// notified (an oracle's liveness probe).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_heartbeats(
     identity: Identity,
     interval: Duration,
@@ -66,6 +68,7 @@ pub async fn run_heartbeats(
     sealer: Arc<Sealer>,
     topics: Topics,
     mut connected: watch::Receiver<u64>,
+    asked: Arc<tokio::sync::Notify>,
     metrics: Arc<Metrics>,
 ) {
     let topic = topics.topic(Channel::Heartbeat, &sealer.address());
@@ -80,6 +83,7 @@ pub async fn run_heartbeats(
                 }
                 ticker.reset();
             }
+            () = asked.notified() => {}
         }
         let heartbeat = build(&identity, &state, interval);
         match sealer.seal(&heartbeat, now_ms()) {

@@ -30,6 +30,9 @@ pub enum LinkError {
         /// What is wrong.
         reason: String,
     },
+    /// The node's last will could not be signed.
+    #[error("cannot sign the node's last will: {0}")]
+    Will(String),
 }
 
 /// One message from the broker.
@@ -50,24 +53,27 @@ pub struct Link {
 
 impl Link {
     /// Starts the connection to `broker` as `client_id`, logging in as `identity` unless the
-    /// URL names a user, subscribed to `subscriptions`. Messages arrive on `inbound`;
-    /// `connected` turns true on every (re)connection.
+    /// URL names a user, subscribed to `subscriptions`, leaving `will` with the broker.
+    /// Messages arrive on `inbound`; `connected` turns true on every (re)connection.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         broker: &BrokerConfig,
         identity: &Identity,
         client_id: &str,
         subscriptions: Vec<String>,
+        will: rumqttc::LastWill,
         state: Arc<NodeState>,
         metrics: Arc<Metrics>,
         inbound: mpsc::Sender<Inbound>,
     ) -> Result<(Self, watch::Receiver<u64>), LinkError> {
         let url = &broker.url;
-        let (options, login) =
+        let (mut options, login) =
             r1_protocol::mqtt::client_options(url, broker.ca_file.as_deref(), client_id, identity)
                 .map_err(|reason| LinkError::Url {
                     url: url.clone(),
                     reason,
                 })?;
+        options.set_last_will(will);
         let (client, mut events) = AsyncClient::new(options, 64);
         let (connected_tx, connected_rx) = watch::channel(0u64);
         let subscriber = client.clone();

@@ -51,6 +51,10 @@ pub enum MessageKind {
     SessionOutput,
     /// [`ServiceTable`](crate::services::ServiceTable), oracle → node.
     ServiceTable,
+    /// [`LivenessProbe`](crate::messages::LivenessProbe), oracle → node.
+    Probe,
+    /// [`NodeGone`](crate::messages::NodeGone), node → oracles, through the broker.
+    Gone,
 }
 
 impl MessageKind {
@@ -69,6 +73,8 @@ impl MessageKind {
             Self::SessionInput => 10,
             Self::SessionOutput => 11,
             Self::ServiceTable => 12,
+            Self::Probe => 13,
+            Self::Gone => 14,
         }
     }
 }

@@ -496,6 +496,32 @@ impl Message for DeployCommand {
     const KIND: MessageKind = MessageKind::Deploy;
 }
 
+/// An oracle's question to a node it suspects gone (the broker published the node's
+/// [`NodeGone`]): a live node answers at once with a heartbeat, and one that does not answer
+/// within the oracle's patience is lost without waiting out the heartbeat grace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LivenessProbe {
+    /// The node asked; nodes refuse probes addressed to others.
+    pub target: Address,
+}
+
+impl Message for LivenessProbe {
+    const KIND: MessageKind = MessageKind::Probe;
+}
+
+/// The last will a node leaves with the broker, signed when it connects: the broker publishes
+/// it on the node's status topic when the session ends without a goodbye (the agent was
+/// killed, its host or network went away). Only a suspicion, since it is old and the broker
+/// relays it: the oracles probe the node ([`LivenessProbe`]) before anything moves.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NodeGone {}
+
+impl Message for NodeGone {
+    const KIND: MessageKind = MessageKind::Gone;
+}
+
 /// An oracle's order to a node to stop a workload and forget it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

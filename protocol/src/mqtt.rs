@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use url::Url;
@@ -44,6 +44,22 @@ impl Login {
         }
         Ok(())
     }
+}
+
+/// The last will a node leaves with the broker on its status topic `status_topic`: its signed
+/// [`NodeGone`](crate::messages::NodeGone), which the broker publishes when the session ends
+/// without a goodbye, so the oracles probe the node at once instead of waiting out the
+/// heartbeat grace.
+pub fn node_will(identity: &Identity, status_topic: String) -> Result<LastWill, String> {
+    let envelope = crate::envelope::Sealer::new(identity.clone())
+        .seal(&crate::messages::NodeGone {}, crate::now_ms())
+        .map_err(|e| e.to_string())?;
+    Ok(LastWill::new(
+        status_topic,
+        envelope.to_bytes(),
+        QoS::AtLeastOnce,
+        false,
+    ))
 }
 
 /// Client options for `url` (`mqtt://[user:password@]host[:port]`, port 1883 by default, or

@@ -164,6 +164,35 @@ pub fn liveness(
     }
 }
 
+/// How long a node suspected gone (its last will arrived) has to answer a liveness probe with a
+/// heartbeat before it is Lost: long enough for a live node's reconnection and reply, far
+/// shorter than the heartbeat grace.
+pub const PROBE_PATIENCE_MS: u64 = 2_000;
+
+/// The liveness of a node this oracle probed at `probed_ms`, first judged `judged` by its
+/// heartbeats: Lost once the node let [`PROBE_PATIENCE_MS`] pass without a heartbeat while this
+/// oracle's link stayed up from before the probe (the suspicion is confirmed by the node's own
+/// silence, not by whoever raised it), else `judged` unchanged. A link that was down meanwhile
+/// proves nothing.
+pub fn after_probe(
+    judged: NodeLiveness,
+    last_heartbeat_ms: Option<u64>,
+    probed_ms: Option<u64>,
+    link: BrokerLink,
+    now_ms: u64,
+) -> NodeLiveness {
+    let Some(probed) = probed_ms else {
+        return judged;
+    };
+    let answered = last_heartbeat_ms.is_some_and(|last| last >= probed);
+    let watched = matches!(link, BrokerLink::Connected { since_ms } if since_ms <= probed);
+    if !answered && watched && now_ms.saturating_sub(probed) >= PROBE_PATIENCE_MS {
+        NodeLiveness::Lost
+    } else {
+        judged
+    }
+}
+
 /// Every node's liveness as one pass sees it, worked out once at the start of the pass so the
 /// placement candidates, the job loops and the metrics agree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +259,41 @@ pub fn may_vote_on_availability(received: u64, expected: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unanswered_probe_confirms_a_suspicion_only_while_the_link_held() {
+        let up = BrokerLink::Connected { since_ms: 0 };
+        let alive = NodeLiveness::Alive;
+        // Not probed: the heartbeats decide.
+        assert_eq!(after_probe(alive, Some(10_000), None, up, 60_000), alive);
+        // Probed at 20 s, no heartbeat since: Lost after the patience, not before.
+        let probed = Some(20_000);
+        assert_eq!(after_probe(alive, Some(15_000), probed, up, 21_999), alive);
+        assert_eq!(
+            after_probe(alive, Some(15_000), probed, up, 20_000 + PROBE_PATIENCE_MS),
+            NodeLiveness::Lost
+        );
+        // A heartbeat at or after the probe answers it.
+        assert_eq!(after_probe(alive, Some(20_000), probed, up, 30_000), alive);
+        assert_eq!(after_probe(alive, Some(20_500), probed, up, 30_000), alive);
+        // The oracle's own link came up after the probe, or is down: the silence proves nothing.
+        let late = BrokerLink::Connected { since_ms: 20_001 };
+        assert_eq!(
+            after_probe(alive, Some(15_000), probed, late, 30_000),
+            alive
+        );
+        let down = BrokerLink::Disconnected;
+        let unknown = NodeLiveness::Unknown;
+        assert_eq!(
+            after_probe(unknown, Some(15_000), probed, down, 30_000),
+            unknown
+        );
+        // Never heard and probed (a will for a node not yet seen): the same rule.
+        assert_eq!(
+            after_probe(unknown, None, probed, up, 25_000),
+            NodeLiveness::Lost
+        );
+    }
     use proptest::prelude::*;
 
     const S: u64 = 1000;

@@ -25,7 +25,9 @@ use r1_protocol::envelope::MessageKind;
 use r1_protocol::messages::{Heartbeat, JobStatusReport, WorkloadId, WorkloadReport};
 use r1_protocol::verify::{Freshness, Verifier, VerifyError};
 
-use crate::decide::liveness::{BrokerLink, LivenessConfig, LivenessView, NodeLiveness, liveness};
+use crate::decide::liveness::{
+    BrokerLink, LivenessConfig, LivenessView, NodeLiveness, after_probe, liveness,
+};
 use crate::decide::placement::Candidate;
 
 /// Arrival times kept per node: enough for two epochs of heartbeats at one per second.
@@ -108,6 +110,11 @@ pub struct NodeRecord {
     /// The node's compressed public key, recovered from its heartbeat's signature: what a
     /// workload's secrets are sealed to.
     pub public_key: [u8; r1_protocol::sealed::PUBLIC_KEY_LEN],
+    /// When the node's last will arrived (the broker saw its session end), if no heartbeat
+    /// came since: it is to be probed.
+    pub suspected_ms: Option<u64>,
+    /// When this oracle probed it, if no heartbeat came since.
+    pub probed_ms: Option<u64>,
 }
 
 /// Why a node message was refused.
@@ -205,6 +212,8 @@ impl Registry {
                 record.heartbeat = verified.message;
                 record.public_key = verified.public_key;
                 record.last_ms = now_ms;
+                record.suspected_ms = None;
+                record.probed_ms = None;
                 record.arrivals.push_back(now_ms);
                 if record.arrivals.len() > MAX_ARRIVALS {
                     record.arrivals.pop_front();
@@ -221,11 +230,58 @@ impl Registry {
                         arrivals: VecDeque::from([now_ms]),
                         standing: None,
                         public_key: verified.public_key,
+                        suspected_ms: None,
+                        probed_ms: None,
                     },
                 );
             }
         }
         Ok(node)
+    }
+
+    /// Takes the last will the broker published for `topic_node` (see
+    /// [`r1_protocol::messages::NodeGone`]) as a suspicion that the node is gone: it is probed
+    /// next pass. Only the signature is checked (a will is sealed when the node connects, so
+    /// it is old, and a replay costs one probe); a node never heard from is not tracked.
+    pub fn on_gone(
+        &mut self,
+        topic_node: Address,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<Address, Refusal> {
+        let envelope = r1_protocol::Envelope::from_bytes(bytes)
+            .map_err(|e| Refusal::Verify(VerifyError::Malformed(e)))?;
+        let signer = envelope.recover_signer();
+        if envelope.kind != MessageKind::Gone || signer != Some(topic_node) {
+            return Err(Refusal::TopicMismatch {
+                signer: signer.unwrap_or(Address::ZERO),
+                topic: topic_node,
+            });
+        }
+        if let Some(record) = self.nodes.get_mut(&topic_node) {
+            record.suspected_ms = Some(now_ms);
+        }
+        Ok(topic_node)
+    }
+
+    /// Nodes suspected gone and not probed since: the oracle sends each a liveness probe and
+    /// records it with [`Registry::probed`].
+    pub fn probes_due(&self) -> Vec<Address> {
+        self.nodes
+            .iter()
+            .filter(|(_, r)| {
+                r.suspected_ms
+                    .is_some_and(|suspected| r.probed_ms.is_none_or(|probed| probed < suspected))
+            })
+            .map(|(node, _)| *node)
+            .collect()
+    }
+
+    /// Records that `node` was probed at `now_ms`.
+    pub fn probed(&mut self, node: &Address, now_ms: u64) {
+        if let Some(record) = self.nodes.get_mut(node) {
+            record.probed_ms = Some(now_ms);
+        }
     }
 
     /// Refuses, before any signature is checked, a node the chain says is unlicensed that was
@@ -408,7 +464,15 @@ impl Registry {
         let record = self.nodes.get(node);
         let last_ms = record.map(|r| r.last_ms);
         let config = record.map_or(*config, |r| config.for_node(r.heartbeat.interval_ms));
-        liveness(last_ms, watched(link, last_ms), now_ms, &config)
+        let link = watched(link, last_ms);
+        let judged = liveness(last_ms, link, now_ms, &config);
+        after_probe(
+            judged,
+            last_ms,
+            record.and_then(|r| r.probed_ms),
+            link,
+            now_ms,
+        )
     }
 
     /// Every node's liveness, as this oracle, whose broker link is `link`, sees it now.
@@ -487,6 +551,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::liveness::PROBE_PATIENCE_MS;
     use r1_protocol::Identity;
     use r1_protocol::envelope::Sealer;
     use r1_protocol::messages::NodeResources;
@@ -713,6 +778,58 @@ mod tests {
     }
 
     #[test]
+    fn a_nodes_will_gets_it_probed_and_an_unanswered_probe_makes_it_lost_before_the_grace() {
+        // Production pace: 10 s heartbeats, lost after 30 s of silence.
+        let config = LivenessConfig::new(10 * S, 3).expect("config");
+        let beat = Heartbeat {
+            interval_ms: 10 * S,
+            ..heartbeat()
+        };
+        let node = Sealer::new(Identity::generate());
+        let mut registry = Registry::default();
+        let first = node.seal(&beat, T0).expect("seal").to_bytes();
+        registry
+            .on_heartbeat(node.address(), &first, T0, &config)
+            .expect("heartbeat");
+        let up = BrokerLink::Connected {
+            since_ms: T0 - 60 * S,
+        };
+        let will = node
+            .seal(&r1_protocol::messages::NodeGone {}, T0 - 30 * S)
+            .expect("seal")
+            .to_bytes();
+        // Published under another node's topic, or not a will: refused, nothing suspected.
+        let other = Sealer::new(Identity::generate()).address();
+        assert!(registry.on_gone(other, &will, T0 + S).is_err());
+        assert!(registry.on_gone(node.address(), &first, T0 + S).is_err());
+        assert!(registry.probes_due().is_empty());
+        // The node's own will, however old: probed once.
+        registry
+            .on_gone(node.address(), &will, T0 + S)
+            .expect("will");
+        assert_eq!(registry.probes_due(), vec![node.address()]);
+        registry.probed(&node.address(), T0 + S);
+        assert!(registry.probes_due().is_empty());
+        let at = |registry: &Registry, ms| registry.liveness(&node.address(), up, ms, &config);
+        assert_eq!(
+            at(&registry, T0 + S + PROBE_PATIENCE_MS - 1),
+            NodeLiveness::Alive
+        );
+        // Lost 3 s after its last heartbeat, not 30 s.
+        assert_eq!(
+            at(&registry, T0 + S + PROBE_PATIENCE_MS),
+            NodeLiveness::Lost
+        );
+        // A heartbeat answers: alive, nothing pending.
+        let answer = node.seal(&beat, T0 + 2 * S).expect("seal").to_bytes();
+        registry
+            .on_heartbeat(node.address(), &answer, T0 + 2 * S, &config)
+            .expect("heartbeat");
+        assert_eq!(at(&registry, T0 + 5 * S), NodeLiveness::Alive);
+        assert!(registry.probes_due().is_empty());
+    }
+
+    #[test]
     fn heartbeats_listing_too_many_workloads_are_refused() {
         let node = Sealer::new(Identity::generate());
         let mut registry = Registry::default();
@@ -751,6 +868,8 @@ mod tests {
                     arrivals: VecDeque::new(),
                     standing: None,
                     public_key: [2; r1_protocol::sealed::PUBLIC_KEY_LEN],
+                    suspected_ms: None,
+                    probed_ms: None,
                 },
             );
         }

@@ -19,7 +19,7 @@ use r1_crds::pricing::Catalogue;
 use r1_protocol::Message;
 use r1_protocol::envelope::{Envelope, MessageKind, Sealer};
 use r1_protocol::identity::Identity;
-use r1_protocol::messages::{OracleObservation, OraclePresence, RelayedRequest};
+use r1_protocol::messages::{LivenessProbe, OracleObservation, OraclePresence, RelayedRequest};
 use r1_protocol::now_ms;
 use r1_protocol::topics::{Channel, Topics};
 use r1_protocol::verify::{Freshness, Verifier};
@@ -28,7 +28,9 @@ use url::Url;
 
 use crate::config::OracleConfig;
 use crate::decide::cstore_rules::{self, Grants, JobRef};
-use crate::decide::liveness::{BrokerLink, LivenessConfig, LivenessView, NodeLiveness};
+use crate::decide::liveness::{
+    BrokerLink, LivenessConfig, LivenessView, NodeLiveness, PROBE_PATIENCE_MS,
+};
 use crate::decide::median::AvailabilityTables;
 use crate::decide::node_registry::{Registry, Standing};
 use crate::decide::placement::Candidate;
@@ -650,16 +652,26 @@ impl Oracle {
                 continue;
             };
             let now = message.received_ms;
+            // A will shares the status topic: the broker publishes it there for the node.
+            let will = channel == Channel::Status
+                && Envelope::from_bytes(&message.payload)
+                    .is_ok_and(|e| e.kind == MessageKind::Gone);
             let mut registry = self.registry.lock().await;
             let outcome = match channel {
                 Channel::Heartbeat => {
                     registry.on_heartbeat(sender, &message.payload, now, &self.liveness)
                 }
+                Channel::Status if will => registry.on_gone(sender, &message.payload, now),
                 Channel::Status => registry.on_status(sender, &message.payload, now),
                 _ => continue,
             };
             drop(registry);
             match outcome {
+                Ok(_) if will => {
+                    tracing::info!(node = %sender, "the broker says the node's session ended; probing it");
+                    self.metrics.accept("will");
+                    self.workloads_changed.notify_one();
+                }
                 Ok(_) if channel == Channel::Status => {
                     self.metrics.accept("status");
                     self.workloads_changed.notify_one();
@@ -1037,6 +1049,18 @@ impl Oracle {
         }
     }
 
+    /// Sends a liveness probe to every node suspected gone and not probed since, and asks for
+    /// the pass that judges the answers.
+    fn probe_suspects(&self, registry: &mut Registry, now: u64) {
+        for node in registry.probes_due() {
+            if self.send(node, &LivenessProbe { target: node }) {
+                self.metrics.command("probe");
+                registry.probed(&node, now);
+                self.pass_due_at(now.saturating_add(PROBE_PATIENCE_MS));
+            }
+        }
+    }
+
     /// One pass of every loop.
     async fn pass_once(&self) {
         let now = now_ms();
@@ -1051,6 +1075,7 @@ impl Oracle {
         let (liveness, candidates, reports) = {
             let mut registry = self.registry.lock().await;
             registry.expire(now);
+            self.probe_suspects(&mut registry, now);
             let liveness = registry.liveness_view(link, now, &self.liveness);
             let mut by_state: BTreeMap<&'static str, i64> = BTreeMap::new();
             let mut reports: BTreeMap<u64, Vec<(u32, Address)>> = BTreeMap::new();

@@ -2,7 +2,9 @@
 //! node keys and, for each, keeps an MQTT session of its own on the real broker, sends the
 //! node's signed heartbeat on its real topic at the real interval, and obeys deploy and stop
 //! commands signed by the network's oracles by reporting the workload running (no container
-//! starts). Chosen nodes can be silenced: their connection drops as a killed agent's does.
+//! starts), and answers their liveness probes with a heartbeat. Each leaves its signed last
+//! will with the broker, as agents do. Chosen nodes can be silenced: their connection drops as
+//! a killed agent's does.
 //!
 //! [`node`] is one node's state without I/O; [`licences`] licenses thousands of nodes on the
 //! chain in bulk, as the oracles require before they give a node work.
@@ -17,7 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use r1_protocol::envelope::Sealer;
-use r1_protocol::messages::{DeployCommand, JobStatusReport, StopCommand, WorkloadId};
+use r1_protocol::messages::{
+    DeployCommand, JobStatusReport, LivenessProbe, StopCommand, WorkloadId,
+};
 use r1_protocol::topics::{Channel, Topics};
 use r1_protocol::{Address, Envelope, Freshness, Identity, Message, MessageKind, Verifier};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
@@ -67,9 +71,9 @@ pub struct FleetCounters {
     pub heartbeats_sent: AtomicU64,
     /// Heartbeats not sent because the node was not connected or its queue was full.
     pub heartbeats_skipped: AtomicU64,
-    /// Deploy and stop commands obeyed (repeats included: they change nothing).
+    /// Deploy, stop and probe commands obeyed (repeats included: they change nothing).
     pub commands_obeyed: AtomicU64,
-    /// Deploy and stop commands refused (bad signature, unknown sender, stale, replayed,
+    /// Deploy, stop and probe commands refused (bad signature, unknown sender, stale, replayed,
     /// another's target).
     pub commands_refused: AtomicU64,
 }
@@ -185,6 +189,14 @@ impl Fleet {
     }
 }
 
+/// What a simulated node sends in answer to an oracle's message.
+enum Answer {
+    /// A workload's new state.
+    Report(JobStatusReport),
+    /// A heartbeat now (a liveness probe).
+    Heartbeat,
+}
+
 /// One node's broker session and what it needs to act.
 struct Session {
     member: Arc<Member>,
@@ -211,13 +223,18 @@ impl Session {
         let parsed = Url::parse(url).map_err(|e| fail(e.to_string()))?;
         let address = member.identity.address();
         let client_id = format!("sim-{}", r1_protocol::hex::encode(&address[..8]));
-        let (options, login) = r1_protocol::mqtt::client_options(
+        let (mut options, login) = r1_protocol::mqtt::client_options(
             &parsed,
             settings.ca_file.as_deref(),
             &client_id,
             &member.identity,
         )
         .map_err(fail)?;
+        let topics = Topics::new(TOPIC_ROOT);
+        options.set_last_will(
+            r1_protocol::mqtt::node_will(&member.identity, topics.topic(Channel::Status, &address))
+                .map_err(fail)?,
+        );
         Ok(Self {
             sealer: Sealer::new(member.identity.clone()),
             verifier: Verifier::new(
@@ -227,7 +244,7 @@ impl Session {
             member,
             options,
             login,
-            topics: Topics::new(TOPIC_ROOT),
+            topics,
             interval: settings.heartbeat_interval,
             counters,
         })
@@ -259,8 +276,12 @@ impl Session {
                         self.beat(&client, &heartbeat_topic);
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
-                        if let Some(report) = self.obey(&publish.payload, me) {
-                            self.publish(&client, &status_topic, &report);
+                        match self.obey(&publish.payload, me) {
+                            Some(Answer::Report(report)) => {
+                                self.publish(&client, &status_topic, &report);
+                            }
+                            Some(Answer::Heartbeat) => self.beat(&client, &heartbeat_topic),
+                            None => {}
                         }
                     }
                     Ok(_) => {}
@@ -301,10 +322,10 @@ impl Session {
             .is_ok()
     }
 
-    /// Obeys a deploy or stop when an oracle signed it fresh and for this node; the status
-    /// report it causes (none when it changed nothing). Other kinds (service tables, session
-    /// orders) are not simulated and are passed over.
-    fn obey(&mut self, payload: &[u8], me: Address) -> Option<JobStatusReport> {
+    /// Obeys a deploy, stop or liveness probe when an oracle signed it fresh and for this node;
+    /// what the node sends in answer (nothing when a command changed nothing). Other kinds
+    /// (service tables, session orders) are not simulated and are passed over.
+    fn obey(&mut self, payload: &[u8], me: Address) -> Option<Answer> {
         let now = r1_protocol::now_ms();
         let outcome = match Envelope::from_bytes(payload).map(|e| e.kind) {
             Ok(MessageKind::Deploy) => self
@@ -312,13 +333,19 @@ impl Session {
                 .verify::<DeployCommand>(payload, now)
                 .ok()
                 .filter(|v| v.message.target == me)
-                .map(|v| self.lock_state(|s| s.deploy(v.message))),
+                .map(|v| self.lock_state(|s| s.deploy(v.message)).map(Answer::Report)),
             Ok(MessageKind::Stop) => self
                 .verifier
                 .verify::<StopCommand>(payload, now)
                 .ok()
                 .filter(|v| v.message.target == me)
-                .map(|v| self.lock_state(|s| s.stop(&v.message))),
+                .map(|v| self.lock_state(|s| s.stop(&v.message)).map(Answer::Report)),
+            Ok(MessageKind::Probe) => self
+                .verifier
+                .verify::<LivenessProbe>(payload, now)
+                .ok()
+                .filter(|v| v.message.target == me)
+                .map(|_| Some(Answer::Heartbeat)),
             _ => return None,
         };
         let counter = if outcome.is_some() {

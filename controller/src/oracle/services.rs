@@ -46,33 +46,43 @@ impl Oracle {
                 .or_default()
                 .push((key.name, chain_job, ports));
         }
-        let registry = self.registry.lock().await;
+        // Tables are worked out under the registry's lock, then signed and sent without it:
+        // heartbeats wait on that lock, and a project of many jobs means many messages.
+        let mut tables = Vec::with_capacity(projects.len());
+        {
+            let registry = self.registry.lock().await;
+            for ((namespace, project), members) in projects {
+                let facts: Vec<JobFacts<'_>> = members
+                    .into_iter()
+                    .map(|(job, chain_job, ports)| JobFacts {
+                        name: job,
+                        chain_job,
+                        ports,
+                        reports: chain_job
+                            .map(|id| registry.reports_of(id))
+                            .unwrap_or_default(),
+                    })
+                    .collect();
+                let key = ObjectKey::new(Kind::Project, namespace.clone(), project.clone());
+                let policy = match self.store.get(&key) {
+                    Ok(Some(stored)) => {
+                        stored.spec.project().and_then(|p| p.network_policy.clone())
+                    }
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::warn!(project = %key, error = %e, "cannot read the project");
+                        continue;
+                    }
+                };
+                let table = project_jobs(&facts, policy.as_ref());
+                let nodes = recipients(&table);
+                tables.push((namespace, project, table, nodes));
+            }
+        }
         let mut schedule = self.service_tables.lock().await;
         let mut live = BTreeSet::new();
-        for ((namespace, project), members) in projects {
+        for (namespace, project, table, nodes) in tables {
             let name = format!("{namespace}/{project}");
-            let facts: Vec<JobFacts<'_>> = members
-                .into_iter()
-                .map(|(job, chain_job, ports)| JobFacts {
-                    name: job,
-                    chain_job,
-                    ports,
-                    reports: chain_job
-                        .map(|id| registry.reports_of(id))
-                        .unwrap_or_default(),
-                })
-                .collect();
-            let key = ObjectKey::new(Kind::Project, namespace.clone(), project.clone());
-            let policy = match self.store.get(&key) {
-                Ok(Some(stored)) => stored.spec.project().and_then(|p| p.network_policy.clone()),
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::warn!(project = %key, error = %e, "cannot read the project");
-                    continue;
-                }
-            };
-            let table = project_jobs(&facts, policy.as_ref());
-            let nodes = recipients(&table);
             live.insert(name.clone());
             if !schedule.due(&name, &table, &nodes, now_ms) {
                 continue;

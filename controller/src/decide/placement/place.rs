@@ -75,55 +75,76 @@ impl Placement {
     }
 }
 
-/// Candidates keyed by address, without conflicting duplicates.
-fn index(candidates: &[Candidate]) -> BTreeMap<Address, &Candidate> {
-    let mut by_node: BTreeMap<Address, &Candidate> = BTreeMap::new();
-    let mut conflicting = BTreeSet::new();
-    for candidate in candidates {
-        if let Some(previous) = by_node.insert(candidate.node, candidate)
-            && previous != candidate
-        {
-            conflicting.insert(candidate.node);
+/// The candidates of one call, sorted by address without conflicting duplicates, and the free
+/// resources of the nodes new replicas took from. Built once per call in linear time for the
+/// candidates a pass hands over (already in address order), so a pass over many jobs on many
+/// nodes does not rebuild a map of every node for each job.
+struct Nodes<'a> {
+    sorted: Vec<&'a Candidate>,
+    left: BTreeMap<Address, Resources>,
+}
+
+impl<'a> Nodes<'a> {
+    fn new(candidates: &'a [Candidate]) -> Self {
+        let mut all: Vec<&Candidate> = candidates.iter().collect();
+        all.sort_by(|a, b| a.node.cmp(&b.node));
+        let sorted = all
+            .chunk_by(|a, b| a.node == b.node)
+            .filter(|same| same.iter().all(|c| *c == same[0]))
+            .map(|same| same[0])
+            .collect();
+        Self {
+            sorted,
+            left: BTreeMap::new(),
         }
     }
-    by_node.retain(|node, _| !conflicting.contains(node));
-    by_node
+
+    fn get(&self, node: &Address) -> Option<&'a Candidate> {
+        self.sorted
+            .binary_search_by(|c| c.node.cmp(node))
+            .ok()
+            .map(|i| self.sorted[i])
+    }
+
+    /// What `candidate` has free after the replicas this call put on it.
+    fn free(&self, candidate: &Candidate) -> Resources {
+        self.left
+            .get(&candidate.node)
+            .copied()
+            .unwrap_or(candidate.free)
+    }
+
+    fn take(&mut self, candidate: &Candidate, amounts: &Resources) {
+        let left = self.free(candidate).minus(amounts);
+        self.left.insert(candidate.node, left);
+    }
 }
 
 /// Places one job.
 pub fn place(request: &PlacementRequest, candidates: &[Candidate]) -> Placement {
-    let by_node = index(candidates);
-    let mut free: BTreeMap<Address, Resources> =
-        by_node.iter().map(|(&node, c)| (node, c.free)).collect();
-    place_one(request, &by_node, &mut free)
+    place_one(request, &mut Nodes::new(candidates))
 }
 
 /// Places several jobs on the same nodes, in ascending job id (then input order), each seeing
 /// the resources the previous ones took. Results come back in input order.
 pub fn place_jobs(requests: &[PlacementRequest], candidates: &[Candidate]) -> Vec<Placement> {
-    let by_node = index(candidates);
-    let mut free: BTreeMap<Address, Resources> =
-        by_node.iter().map(|(&node, c)| (node, c.free)).collect();
+    let mut nodes = Nodes::new(candidates);
     let mut order: Vec<usize> = (0..requests.len()).collect();
     order.sort_by_key(|&i| requests[i].job_id);
     let mut results: Vec<Option<Placement>> = vec![None; requests.len()];
     for i in order {
-        results[i] = Some(place_one(&requests[i], &by_node, &mut free));
+        results[i] = Some(place_one(&requests[i], &mut nodes));
     }
     results.into_iter().map(Option::unwrap_or_default).collect()
 }
 
-fn place_one(
-    request: &PlacementRequest,
-    by_node: &BTreeMap<Address, &Candidate>,
-    free: &mut BTreeMap<Address, Resources>,
-) -> Placement {
+fn place_one(request: &PlacementRequest, nodes: &mut Nodes<'_>) -> Placement {
     let mut placement = Placement::default();
     let mut used_nodes = BTreeSet::new();
     let mut used_operators = BTreeSet::new();
     for (&replica, &node) in request.pinned.range(..request.replicas) {
         if used_nodes.insert(node) {
-            if let Some(candidate) = by_node.get(&node) {
+            if let Some(candidate) = nodes.get(&node) {
                 used_operators.insert(candidate.operator);
             }
             placement.assignments.insert(replica, node);
@@ -134,12 +155,12 @@ fn place_one(
         if placement.assignments.contains_key(&replica) {
             continue;
         }
-        let keep = match by_node.get(&node) {
+        let keep = match nodes.get(&node) {
             Some(candidate) => may_keep(candidate, &request.demand, &request.node_selector),
             None => true,
         };
         if keep && used_nodes.insert(node) {
-            if let Some(candidate) = by_node.get(&node) {
+            if let Some(candidate) = nodes.get(&node) {
                 used_operators.insert(candidate.operator);
             }
             placement.assignments.insert(replica, node);
@@ -150,8 +171,9 @@ fn place_one(
         if placement.assignments.contains_key(&replica) {
             continue;
         }
-        let mut ranked: Vec<(alloy_primitives::B256, &Candidate)> = by_node
-            .values()
+        let mut ranked: Vec<(alloy_primitives::B256, &Candidate)> = nodes
+            .sorted
+            .iter()
             .map(|&candidate| {
                 (
                     score(request.job_id, request.salt, replica, &candidate.node),
@@ -168,8 +190,12 @@ fn place_one(
             let rejection = if used_nodes.contains(&node) || request.exclude.contains(&node) {
                 Some(Rejection::Taken)
             } else {
-                let left = free.get(&node).copied().unwrap_or_default();
-                reject(candidate, &left, &request.demand, &request.node_selector)
+                reject(
+                    candidate,
+                    &nodes.free(candidate),
+                    &request.demand,
+                    &request.node_selector,
+                )
             };
             match rejection {
                 Some(rejection) => why.add(rejection),
@@ -186,9 +212,7 @@ fn place_one(
             Some(candidate) => {
                 used_nodes.insert(candidate.node);
                 used_operators.insert(candidate.operator);
-                if let Some(left) = free.get_mut(&candidate.node) {
-                    *left = left.minus(&request.demand.amounts());
-                }
+                nodes.take(candidate, &request.demand.amounts());
                 placement.assignments.insert(replica, candidate.node);
             }
             None => placement.unplaceable.push(Unplaceable { replica, why }),

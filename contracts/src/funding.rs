@@ -266,7 +266,8 @@ impl Funder {
                 chain_id: self.chain_id,
             });
         }
-        let cost = price * U256::from(ask.nodes) * U256::from(ask.epochs);
+        // The whole epochs asked and, by the second, the rest of the current one: at most one more.
+        let cost = price * U256::from(ask.nodes) * U256::from(ask.epochs.saturating_add(1));
         if self.is_delegate() {
             let free = self.suite.free_balance(self.escrow).await?;
             if free < cost {
@@ -293,7 +294,7 @@ impl Funder {
             job_id: to_u64(job.id),
             epochs: paid_epochs(
                 to_u64(job.lastExecutionEpoch),
-                to_u64(job.nextEpochToSettle),
+                self.first_whole_epoch(&job)?,
             ),
             nodes: ask.nodes,
             paid: job.balance,
@@ -396,7 +397,7 @@ impl Funder {
         let job = self.suite.job(job_id).await?;
         let Some(last) = made_up_last_epoch(
             to_u64(job.lastExecutionEpoch),
-            to_u64(job.nextEpochToSettle),
+            self.first_whole_epoch(&job)?,
             epochs,
         ) else {
             return Ok(job);
@@ -410,6 +411,14 @@ impl Funder {
             .extend_job_duration(self.escrow, job_id, last)
             .await?;
         Ok(self.suite.job(job_id).await?)
+    }
+}
+
+impl Funder {
+    /// The first whole epoch `job` is paid for: the one after the epoch of its request.
+    fn first_whole_epoch(&self, job: &CspEscrow::Job) -> Result<u64, FundingError> {
+        let created = self.clock.epoch_at(to_u64(job.requestTimestamp))?;
+        Ok(created.saturating_add(1))
     }
 }
 
@@ -434,22 +443,23 @@ fn costed_from(view_epoch: u64, epoch: u64) -> u64 {
     view_epoch.min(epoch)
 }
 
-/// Epochs a job is paid for: every epoch from `next_epoch_to_settle` through
-/// `last_execution_epoch` (the escrow pays from the epoch after the one it was created in).
-fn paid_epochs(last_execution_epoch: u64, next_epoch_to_settle: u64) -> u64 {
+/// Whole epochs a job is paid for: every epoch from `first_whole_epoch` (the one after its
+/// creation's; the escrow also charges the rest of the creation epoch, by the second) through
+/// `last_execution_epoch`.
+fn paid_epochs(last_execution_epoch: u64, first_whole_epoch: u64) -> u64 {
     last_execution_epoch
         .saturating_add(1)
-        .saturating_sub(next_epoch_to_settle)
+        .saturating_sub(first_whole_epoch)
 }
 
 /// The last execution epoch that makes a job paid through `last_execution_epoch` from
-/// `next_epoch_to_settle` on hold `epochs` epochs, when it holds fewer.
+/// `first_whole_epoch` on hold `epochs` whole epochs, when it holds fewer.
 fn made_up_last_epoch(
     last_execution_epoch: u64,
-    next_epoch_to_settle: u64,
+    first_whole_epoch: u64,
     epochs: u64,
 ) -> Option<u64> {
-    let paid = paid_epochs(last_execution_epoch, next_epoch_to_settle);
+    let paid = paid_epochs(last_execution_epoch, first_whole_epoch);
     (paid < epochs).then(|| last_execution_epoch.saturating_add(epochs - paid))
 }
 

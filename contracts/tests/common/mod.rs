@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::{LazyLock, Mutex};
 
 use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolInterface;
 use r1_contracts::units::{r1_units, usdc_units};
@@ -237,6 +238,20 @@ impl World {
         let requested: u64 = state.requestTimestamp.to();
         let price: u64 = state.pricePerEpoch.to();
         by_the_second(price, nodes, self.start_of(last + 1).await - requested)
+    }
+
+    /// Mines a block at exactly `time` (later than the latest block's); the clock runs on from it.
+    pub async fn advance_to(&self, time: u64) {
+        self.chain
+            .rpc()
+            .raw_request::<_, serde_json::Value>("evm_setNextBlockTimestamp".into(), (time,))
+            .await
+            .expect("set the next block's time");
+        self.chain
+            .rpc()
+            .raw_request::<_, serde_json::Value>("evm_mine".into(), Vec::<u64>::new())
+            .await
+            .expect("mine");
     }
 
     pub async fn epoch(&self) -> u64 {

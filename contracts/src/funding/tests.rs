@@ -31,7 +31,7 @@ fn a_spec_asking_more_extends_and_asking_less_changes_nothing() {
     );
 }
 
-/// `(lastExecutionEpoch, nextEpochToSettle)`, or `None` when it refuses too few epochs.
+/// `(lastExecutionEpoch, first whole epoch paid)`, or `None` when it refuses too few epochs.
 fn escrow_creates(last: u64, epoch: u64) -> Option<(u64, u64)> {
     (last.saturating_sub(epoch) >= 30).then_some((last, epoch + 1))
 }

@@ -102,6 +102,23 @@ fn a_job_deleted_mid_epoch_pays_its_nodes_every_second_they_served() -> Result<(
         (closed_at - genesis) / EPOCH_SECONDS > validated_epoch + 1,
         "the job ran into a later epoch than its validation's"
     );
+    // At the example's price (0.10 USDC per 10 s) a second pays a whole number of units, so
+    // the nodes' pay does not depend on how allocations split the time: both nodes, every
+    // second from the validation to the close.
+    let price = job.pricePerEpoch;
+    assert!(
+        (price % U256::from(EPOCH_SECONDS)).is_zero(),
+        "a whole number of units per second"
+    );
+    let totals = read_chain(|| chain.block_on(chain.gov().escrow_totals(network.escrow())))
+        .map_err(|e| ScenarioError::Chain(e.into()))?;
+    let (to_node, burned) = node_pay(price, closed_at - validated_at, EPOCH_SECONDS);
+    assert_eq!(
+        (totals.credited_to_nodes, totals.burned),
+        (to_node * U256::from(2u64), burned * U256::from(2u64)),
+        "both nodes paid (85 %) and burned (15 %) for the {} s from validation to close",
+        closed_at - validated_at
+    );
     // Every second from the validation to the close is settled, once.
     assert_eq!(
         story.settled_spans(),
@@ -109,7 +126,6 @@ fn a_job_deleted_mid_epoch_pays_its_nodes_every_second_they_served() -> Result<(
         "settled from its validation to its close, each second once: {:#?}",
         story.settlements
     );
-    let price = job.pricePerEpoch;
     for settled in &story.settlements {
         let (to_node, burned) = node_pay(price, settled.to - settled.from, EPOCH_SECONDS);
         assert_eq!(settled.nodes_paid, 2, "both nodes paid: {settled:?}");
@@ -126,8 +142,6 @@ fn a_job_deleted_mid_epoch_pays_its_nodes_every_second_they_served() -> Result<(
     let end = genesis + (u64::try_from(job.lastExecutionEpoch).unwrap_or(0) + 1) * EPOCH_SECONDS;
     let deposited = job_story::cost(price, 2, end - created_at, EPOCH_SECONDS);
     let paid = story.paid();
-    let totals = read_chain(|| chain.block_on(chain.gov().escrow_totals(network.escrow())))
-        .map_err(|e| ScenarioError::Chain(e.into()))?;
     assert_eq!(
         totals.deposited, deposited,
         "the escrow took the seconds bought"

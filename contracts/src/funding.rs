@@ -266,8 +266,7 @@ impl Funder {
                 chain_id: self.chain_id,
             });
         }
-        // The whole epochs asked and, by the second, the rest of the current one: at most one more.
-        let cost = price * U256::from(ask.nodes) * U256::from(ask.epochs.saturating_add(1));
+        let cost = cost_now(&self.clock, now_ms(), price, ask.nodes, ask.epochs)?;
         if self.is_delegate() {
             let free = self.suite.free_balance(self.escrow).await?;
             if free < cost {
@@ -434,6 +433,22 @@ fn now_ms() -> u64 {
 fn asked_epochs(clock: &EpochClock, now_ms: u64, epochs: u64) -> Result<(u64, u64), EpochError> {
     let epoch = clock.epoch_at_ms(now_ms)?;
     Ok((epoch, epoch.saturating_add(epochs)))
+}
+
+/// What a job of `nodes` nodes paid for the `epochs` epochs after the current one costs if
+/// created at `now_ms`: those whole epochs and, by the second, the rest of the current one, as
+/// the escrow charges it (a little less when it is mined later).
+fn cost_now(
+    clock: &EpochClock,
+    now_ms: u64,
+    price: U256,
+    nodes: u64,
+    epochs: u64,
+) -> Result<U256, EpochError> {
+    let (epoch, last) = asked_epochs(clock, now_ms, epochs)?;
+    let now = (now_ms / 1000).max(clock.start_s(epoch));
+    let seconds = clock.end_s(last).saturating_sub(now);
+    Ok(price * U256::from(nodes) * U256::from(seconds) / U256::from(clock.length_s()))
 }
 
 /// The epoch a job's approval is counted from: the earlier of the wall clock's `epoch` and the

@@ -76,6 +76,24 @@ fn asked_epochs_follow_epoch_boundaries() {
 }
 
 #[test]
+fn a_job_costs_the_rest_of_the_current_epoch_and_the_whole_epochs_asked() {
+    // 100 s epochs from t = 1000 s; 25 s into epoch 3 a job for 30 epochs costs 75 s + 30
+    // epochs, rounded down once.
+    let clock = EpochClock::new(1_000, 100).expect("non-zero length");
+    let price = U256::from(7u64);
+    assert_eq!(
+        cost_now(&clock, 1_325_900, price, 2, 30),
+        Ok(U256::from(7u64 * 2 * 3_075 / 100))
+    );
+    // At an epoch's first second: a whole epoch more than the epochs asked.
+    assert_eq!(
+        cost_now(&clock, 1_300_000, price, 2, 30),
+        Ok(U256::from(7u64 * 2 * 31))
+    );
+    assert!(cost_now(&clock, 999_000, price, 2, 30).is_err());
+}
+
+#[test]
 fn paid_epochs_run_from_the_next_to_settle_through_the_last() {
     assert_eq!(paid_epochs(80, 51), 30);
     assert_eq!(paid_epochs(80, 80), 1);

@@ -281,7 +281,9 @@ contract CspEscrow is Initializable {
             revert NotAnExtension(job.numberOfNodesRequested, newNumberOfNodes);
         }
         uint256 burn = _settle(job, block.timestamp, clock);
-        uint256 secondsLeft = _end(clock, job.lastExecutionEpoch) - job.settledUntil;
+        uint256 from = _settledUntil(job, clock);
+        if (from < block.timestamp) from = block.timestamp;
+        uint256 secondsLeft = _end(clock, job.lastExecutionEpoch) - from;
         uint256 cost = _cost(job.pricePerEpoch, newNumberOfNodes - job.numberOfNodesRequested, secondsLeft, clock);
         job.numberOfNodesRequested = newNumberOfNodes;
         job.balance += cost;
@@ -433,7 +435,7 @@ contract CspEscrow is Initializable {
     function _settle(Job storage job, uint256 untilTime, Clock memory clock) private returns (uint256 burn) {
         uint256 end = _end(clock, job.lastExecutionEpoch);
         if (untilTime < end) end = untilTime;
-        uint256 from = job.settledUntil;
+        uint256 from = _settledUntil(job, clock);
         if (end <= from) return 0;
         job.settledUntil = end;
         job.nextEpochToSettle = (end - clock.genesis) / clock.epochSeconds;
@@ -455,6 +457,15 @@ contract CspEscrow is Initializable {
         totalCreditedToNodes += toNodes;
         totalBurned += burn;
         emit Settled(job.id, from, end, paid, toNodes, burn);
+    }
+
+    /// @dev The time up to which `job` is settled. A job created before this implementation
+    /// (its `settledUntil` slot never written) is settled up to the start of its
+    /// `nextEpochToSettle`, the first whole epoch it had not been paid for.
+    function _settledUntil(Job storage job, Clock memory clock) private view returns (uint256) {
+        uint256 until = job.settledUntil;
+        if (until != 0) return until;
+        return clock.genesis + job.nextEpochToSettle * clock.epochSeconds;
     }
 
     /// @dev The manager's genesis and epoch length.

@@ -4,7 +4,9 @@
 
 mod common;
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::providers::Provider;
+use alloy::sol_types::SolValue;
 use common::{World, actor, by_the_second, node_pay, raw_revert_of, revert_of, run};
 use r1_contracts::bindings::v2::CspEscrowV2;
 use r1_contracts::bindings::{CspEscrow, PoAIManager, UpgradeableBeacon};
@@ -877,5 +879,93 @@ fn anyone_deposits_and_only_the_owner_withdraws_the_free_balance() {
             w.csp.job(job).await.unwrap().balance
         );
         assert_escrow_accounts(&w).await;
+    });
+}
+
+/// A job's storage slot `field` (its index in `CspEscrow.Job`) in the escrow's `jobs` mapping,
+/// which is storage slot 3 (after `cspOwner`, `manager` and `usdc`; OpenZeppelin's
+/// `Initializable` keeps its state in a namespaced slot).
+fn job_slot(job: u64, field: u64) -> U256 {
+    let base = keccak256((U256::from(job), U256::from(3u64)).abi_encode());
+    U256::from_be_bytes(base.0) + U256::from(field)
+}
+
+/// `CspEscrow.Job` fields this test rewrites: `nextEpochToSettle`, `balance`, `settledUntil`.
+const NEXT_EPOCH_TO_SETTLE: u64 = 6;
+const BALANCE: u64 = 9;
+const SETTLED_UNTIL: u64 = 12;
+
+#[test]
+fn a_job_from_before_per_second_settlement_is_settled_from_its_next_epoch() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 1).await;
+        let job = w.create_job(1, 30).await;
+        let created = w.epoch().await;
+        let escrow = w.gov.escrow(w.escrow);
+        let read = |field: u64| {
+            let escrow = escrow.clone();
+            async move {
+                escrow
+                    .provider()
+                    .get_storage_at(*escrow.address(), job_slot(job, field))
+                    .await
+                    .unwrap()
+            }
+        };
+        let state = w.csp.job(job).await.unwrap();
+        assert_eq!(
+            read(SETTLED_UNTIL).await,
+            state.settledUntil,
+            "the slot is found"
+        );
+        assert_eq!(read(BALANCE).await, state.balance);
+        // As the implementation before it left the job: no settledUntil, whole epochs from the
+        // one after its creation's, paid for those alone.
+        let legacy = [
+            (SETTLED_UNTIL, U256::ZERO),
+            (NEXT_EPOCH_TO_SETTLE, U256::from(created + 1)),
+            (BALANCE, U256::from(PRICE * 30)),
+        ];
+        for (field, value) in legacy {
+            let _: bool = chain
+                .rpc()
+                .raw_request(
+                    "hardhat_setStorageAt".into(),
+                    (w.escrow, job_slot(job, field), B256::from(value)),
+                )
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            w.csp.job(job).await.unwrap().balance,
+            U256::from(PRICE * 30)
+        );
+
+        // Validated in its creation epoch: not paid before epoch `created + 1`, as before.
+        w.agree(job, &w.nodes).await;
+        assert_eq!(w.csp.job(job).await.unwrap().settledUntil, U256::ZERO);
+        w.advance_epochs(3).await;
+        w.oracles[0].allocate_rewards().await.unwrap();
+        let after = w.csp.job(job).await.unwrap();
+        let start = w.start_of(created + 3).await;
+        assert_eq!(after.settledUntil, U256::from(start));
+        assert_eq!(after.nextEpochToSettle, U256::from(created + 3));
+        let two_epochs = node_pay(PRICE, 2 * common::EPOCH);
+        assert_eq!(w.node_balance(w.nodes[0]).await, two_epochs.0);
+        assert_eq!(
+            after.balance,
+            U256::from(PRICE * 30) - two_epochs.0 - two_epochs.1
+        );
+
+        // From then on, by the second: a close mid-epoch pays up to it and refunds the rest.
+        w.chain.advance_time(common::EPOCH / 4).await.unwrap();
+        let wallet = w.usdc_balance(w.csp.address()).await;
+        w.agree(job, &[]).await;
+        let served = node_pay(PRICE, w.now().await - start);
+        assert_eq!(w.node_balance(w.nodes[0]).await, two_epochs.0 + served.0);
+        assert_eq!(
+            w.usdc_balance(w.csp.address()).await,
+            wallet + after.balance - served.0 - served.1
+        );
     });
 }

@@ -14,15 +14,27 @@ import {OpenJobs} from "./OpenJobs.sol";
 /// free balance (`deposit`, `withdraw`); only the PoAI manager records node sets, allocates
 /// epochs and pays out claims.
 ///
-/// Accounting: a job created in epoch `c` with last execution epoch `L` pays for epochs
-/// `c+1 ..= L`. Settling epoch `e` pays every non-blacklisted node of the node set active at
-/// the end of `e` the job's price: 85 % to its virtual balance and 15 % to the burn. Node-set
-/// changes and node extensions settle the completed epochs first, so an epoch is always paid to
-/// the set that was validated at its end. Invariant: `balance ≥ price × nodesRequested × epochs
-/// left to settle`; whatever is not paid is refunded to the CSP's wallet when the job closes
-/// (the oracles agree on an empty set; the owner or a redeem delegate redeems a job no node
+/// Accounting, by the second of the chain's clock: a job buys node time from its request to
+/// `end(L) = genesis + (L + 1) × epochSeconds`, the end of its last execution epoch `L`, at its
+/// price per node per epoch spread over the epoch's seconds. Creating it costs
+/// `⌊price × nodes × (end(L) − request) / epochSeconds⌋`: the whole epochs after the creation
+/// epoch and the rest of that one. Settling a span of `s` seconds pays every non-blacklisted
+/// node of the node set active during it `⌊price × s / epochSeconds⌋`: 15 % of that (rounded
+/// down) to the burn, the rest to its virtual balance. A job is settled up to `settledUntil`:
+/// an allocation settles every open job up to the start of the epoch it allocates to, a
+/// node-set change settles up to the block's time with the outgoing set (so each set is paid for
+/// the seconds it served), a node extension settles up to the block's time before pricing the
+/// added nodes for the seconds left, and every close (the oracles agree on an empty set: the
+/// CSP deleted it or its budget is spent; the owner or a redeem delegate redeems a job no node
 /// set ever started, the manager's `redeemDelay` after its request; or the owner takes a job
-/// back from a stalled protocol), whoever funded it. Money: the escrow's USDC balance is
+/// back from a stalled protocol) settles up to the block's time and then refunds what is left
+/// to the CSP's wallet, whoever funded it. Seconds before the first node set (the job waiting
+/// for validation) pay nobody and are refunded; the epoch of validation and the epoch of a close
+/// are paid pro rata by the seconds served. This departs from the reference's whole-epoch
+/// accounting, under which a close refunds the epoch in progress and the epoch of validation is
+/// paid in full or not at all. Invariant: `balance ≥ nodesRequested × ⌊price × (end(L) −
+/// settledUntil) / epochSeconds⌋` (a sum of floors is at most the floor of the sum), so the
+/// budget always covers what the rest of the span can pay. Money: the escrow's USDC balance is
 /// always `freeBalance` + the open jobs' balances + the nodes' virtual balances, and
 /// `totalDeposited` = that balance + `totalClaimed` + `totalBurned` + `totalRefunded` +
 /// `totalWithdrawn` (USDC transferred to the escrow directly, bypassing `deposit`, is held on
@@ -71,6 +83,15 @@ contract CspEscrow is Initializable {
         uint256 balance;
         address[] activeNodes;
         bool closed;
+        /// @dev Appended: the time up to which the job's span is settled (paid or, before the
+        /// first node set, passed unpaid). `nextEpochToSettle` is the epoch containing it.
+        uint256 settledUntil;
+    }
+
+    /// @dev The manager's clock, read once per call: `_settle` converts seconds to epochs by it.
+    struct Clock {
+        uint256 genesis;
+        uint256 epochSeconds;
     }
 
     /// @notice The CSP that owns this escrow.
@@ -151,8 +172,8 @@ contract CspEscrow is Initializable {
     event JobStarted(uint256 indexed jobId, uint256 timestamp);
     /// @notice The oracles' agreed node set was recorded.
     event ActiveNodesUpdated(uint256 indexed jobId, address[] nodes);
-    /// @notice Epochs `[fromEpoch, toEpoch)` of a job were settled.
-    event EpochsSettled(uint256 indexed jobId, uint256 fromEpoch, uint256 toEpoch, uint256 nodesPaid, uint256 toNodes, uint256 burned);
+    /// @notice The seconds `[fromTime, toTime)` of a job were paid to `nodesPaid` nodes.
+    event Settled(uint256 indexed jobId, uint256 fromTime, uint256 toTime, uint256 nodesPaid, uint256 toNodes, uint256 burned);
     /// @notice A job closed and its unspent budget went back to the CSP.
     event JobClosed(uint256 indexed jobId, uint256 refunded);
     /// @notice The owner or a delegate redeemed a job that never started (`JobClosed` follows).
@@ -192,11 +213,13 @@ contract CspEscrow is Initializable {
         return 1;
     }
 
-    /// @notice Creates jobs costing price × nodes × epochs USDC in all, paid at once: pulled from
-    /// the owner's wallet, or from the free balance when a delegate with `PERMISSION_CREATE` calls.
+    /// @notice Creates jobs costing `⌊price × nodes × (end(L) − now) / epochSeconds⌋` USDC each
+    /// (the epochs after this one and the rest of this one), paid at once: pulled from the
+    /// owner's wallet, or from the free balance when a delegate with `PERMISSION_CREATE` calls.
     function createJobs(JobCreationRequest[] calldata requests) external returns (uint256[] memory jobIds) {
         bool delegated = _authorize(PERMISSION_CREATE);
-        uint256 epoch = manager.currentEpoch();
+        Clock memory clock = _clock();
+        uint256 epoch = (block.timestamp - clock.genesis) / clock.epochSeconds;
         uint256 total = 0;
         jobIds = new uint256[](requests.length);
         for (uint256 i = 0; i < requests.length; i++) {
@@ -207,7 +230,7 @@ contract CspEscrow is Initializable {
             if (r.numberOfNodesRequested == 0) revert NoNodesRequested();
             uint256 epochs = r.lastExecutionEpoch > epoch ? r.lastExecutionEpoch - epoch : 0;
             if (epochs < MIN_EPOCHS) revert TooFewEpochs(epochs, MIN_EPOCHS);
-            uint256 cost = price * r.numberOfNodesRequested * epochs;
+            uint256 cost = _cost(price, r.numberOfNodesRequested, _end(clock, r.lastExecutionEpoch) - block.timestamp, clock);
             uint256 jobId = manager.registerJob();
             Job storage job = jobs[jobId];
             job.id = jobId;
@@ -215,7 +238,8 @@ contract CspEscrow is Initializable {
             job.projectHash = r.projectHash;
             job.requestTimestamp = block.timestamp;
             job.lastExecutionEpoch = r.lastExecutionEpoch;
-            job.nextEpochToSettle = epoch + 1;
+            job.nextEpochToSettle = epoch;
+            job.settledUntil = block.timestamp;
             job.numberOfNodesRequested = r.numberOfNodesRequested;
             job.pricePerEpoch = price;
             job.balance = cost;
@@ -245,27 +269,27 @@ contract CspEscrow is Initializable {
     }
 
     /// @notice Raises a running job's node count to `newNumberOfNodes`, paying the added nodes
-    /// for every epoch not yet settled (completed epochs are settled first), from the owner's
-    /// wallet, or from the free balance when a delegate with `PERMISSION_EXTEND_NODES` calls.
+    /// `⌊price × added × (end(L) − now) / epochSeconds⌋` (the job is settled up to now first),
+    /// from the owner's wallet, or from the free balance when a delegate with
+    /// `PERMISSION_EXTEND_NODES` calls.
     function extendJobNodes(uint256 jobId, uint256 newNumberOfNodes) external {
         bool delegated = _authorize(PERMISSION_EXTEND_NODES);
         Job storage job = _openJob(jobId);
-        uint256 epoch = manager.currentEpoch();
-        if (epoch > job.lastExecutionEpoch) revert JobEnded(jobId);
+        Clock memory clock = _clock();
+        if (block.timestamp >= _end(clock, job.lastExecutionEpoch)) revert JobEnded(jobId);
         if (newNumberOfNodes <= job.numberOfNodesRequested) {
             revert NotAnExtension(job.numberOfNodesRequested, newNumberOfNodes);
         }
-        uint256 burn = _settle(job, epoch);
-        uint256 epochsLeft = job.lastExecutionEpoch + 1 - job.nextEpochToSettle;
-        uint256 cost = job.pricePerEpoch * (newNumberOfNodes - job.numberOfNodesRequested) * epochsLeft;
+        uint256 burn = _settle(job, block.timestamp, clock);
+        uint256 from = _settledUntil(job, clock);
+        if (from < block.timestamp) from = block.timestamp;
+        uint256 secondsLeft = _end(clock, job.lastExecutionEpoch) - from;
+        uint256 cost = _cost(job.pricePerEpoch, newNumberOfNodes - job.numberOfNodesRequested, secondsLeft, clock);
         job.numberOfNodesRequested = newNumberOfNodes;
         job.balance += cost;
         _pay(cost, delegated);
         emit JobNodesExtended(jobId, newNumberOfNodes, cost);
-        if (burn > 0) {
-            usdc.safeTransfer(address(manager), burn);
-            manager.burnUsdc(burn);
-        }
+        _burn(burn);
     }
 
     /// @notice Closes a job no node set has started, the manager's `redeemDelay` after its
@@ -280,22 +304,17 @@ contract CspEscrow is Initializable {
         if (block.timestamp < readyAt) revert RedeemTooEarly(jobId, readyAt);
         manager.releaseUnstartedJob(jobId);
         emit JobRedeemed(jobId, msg.sender);
-        _close(job);
+        _burn(_settleAndClose(job));
     }
 
     /// @notice Closes job `jobId` while the protocol is stalled (no allocation for the manager's
-    /// `exitAfterEpochs` epochs: its oracles are gone or stuck): settles its completed epochs to
-    /// its validated node set as a closure would, and refunds the rest to the owner's wallet. The
+    /// `exitAfterEpochs` epochs: its oracles are gone or stuck): settles it up to now with its
+    /// validated node set as every close does, and refunds the rest to the owner's wallet. The
     /// CSP's way out when nobody runs the protocol any more; the owner alone may take it.
     function exitStalledJob(uint256 jobId) external onlyCspOwner {
         Job storage job = _openJob(jobId);
         manager.releaseStalledJob(jobId);
-        uint256 burn = _settle(job, manager.currentEpoch());
-        _close(job);
-        if (burn > 0) {
-            usdc.safeTransfer(address(manager), burn);
-            manager.burnUsdc(burn);
-        }
+        _burn(_settleAndClose(job));
     }
 
     /// @notice Grants `delegate` the `permissions` bits (replacing what it had); 0 removes it.
@@ -338,15 +357,15 @@ contract CspEscrow is Initializable {
         emit Withdrawn(msg.sender, amount);
     }
 
-    /// @notice Records the oracles' agreed node set, settling completed epochs with the previous
+    /// @notice Records the oracles' agreed node set, settling the job up to now with the previous
     /// set; an empty set closes the job and refunds its unspent budget. Returns the USDC sent to
     /// the manager for burning.
     function updateActiveNodes(uint256 jobId, address[] calldata nodes) external onlyManager returns (uint256 burn) {
         Job storage job = _openJob(jobId);
-        burn = _settle(job, manager.currentEpoch());
         if (nodes.length == 0) {
-            _close(job);
+            burn = _settleAndClose(job);
         } else {
+            burn = _settle(job, block.timestamp, _clock());
             if (job.startTimestamp == 0) {
                 job.startTimestamp = block.timestamp;
                 emit JobStarted(jobId, block.timestamp);
@@ -357,7 +376,7 @@ contract CspEscrow is Initializable {
         if (burn > 0) usdc.safeTransfer(address(manager), burn);
     }
 
-    /// @notice Settles open jobs up to (excluding) `untilEpoch`, at most `maxJobs` of them, walking
+    /// @notice Settles open jobs up to the start of `untilEpoch`, at most `maxJobs` of them, walking
     /// the open set down from `cursor` (`type(uint256).max` starts a walk; see `OpenJobs`).
     /// Returns the USDC sent to the manager for burning, where the walk goes on (0 = done) and
     /// how many jobs it visited, so one epoch's allocation can span several transactions.
@@ -366,11 +385,13 @@ contract CspEscrow is Initializable {
         onlyManager
         returns (uint256 burn, uint256 nextCursor, uint256 visited)
     {
+        Clock memory clock = _clock();
+        uint256 untilTime = clock.genesis + untilEpoch * clock.epochSeconds;
         nextCursor = openJobs.clampCursor(cursor);
         while (nextCursor > 0 && visited < maxJobs) {
             nextCursor--;
             visited++;
-            burn += _settle(jobs[openJobs.ids[nextCursor]], untilEpoch);
+            burn += _settle(jobs[openJobs.ids[nextCursor]], untilTime, clock);
         }
         if (burn > 0) usdc.safeTransfer(address(manager), burn);
     }
@@ -400,20 +421,25 @@ contract CspEscrow is Initializable {
         return openJobs.values();
     }
 
-    /// @notice Whether the job has ended and every epoch of it has been settled.
+    /// @notice Whether the job has ended and every second of it has been settled.
     function isClosable(uint256 jobId) external view returns (bool) {
         Job storage job = jobs[jobId];
         return openJobs.contains(jobId) && manager.currentEpoch() > job.lastExecutionEpoch
             && job.nextEpochToSettle > job.lastExecutionEpoch;
     }
 
-    function _settle(Job storage job, uint256 untilEpoch) private returns (uint256 burn) {
-        uint256 end = untilEpoch;
-        if (end > job.lastExecutionEpoch + 1) end = job.lastExecutionEpoch + 1;
-        uint256 from = job.nextEpochToSettle;
+    /// @dev Settles `job` up to `untilTime` (at most the end of its last epoch): every
+    /// non-blacklisted node of its current set is paid `⌊price × seconds / epochSeconds⌋` for the
+    /// seconds since `settledUntil`, 15 % of it (rounded down) burned. Without a node set the
+    /// seconds pass unpaid. Returns the USDC to burn.
+    function _settle(Job storage job, uint256 untilTime, Clock memory clock) private returns (uint256 burn) {
+        uint256 end = _end(clock, job.lastExecutionEpoch);
+        if (untilTime < end) end = untilTime;
+        uint256 from = _settledUntil(job, clock);
         if (end <= from) return 0;
-        job.nextEpochToSettle = end;
-        uint256 perNode = job.pricePerEpoch * (end - from);
+        job.settledUntil = end;
+        job.nextEpochToSettle = (end - clock.genesis) / clock.epochSeconds;
+        uint256 perNode = (job.pricePerEpoch * (end - from)) / clock.epochSeconds;
         uint256 perNodeBurn = (perNode * BURN_PERCENT) / 100;
         uint256 perNodeReward = perNode - perNodeBurn;
         uint256 paid = 0;
@@ -430,7 +456,31 @@ contract CspEscrow is Initializable {
         job.balance -= toNodes + burn;
         totalCreditedToNodes += toNodes;
         totalBurned += burn;
-        emit EpochsSettled(job.id, from, end, paid, toNodes, burn);
+        emit Settled(job.id, from, end, paid, toNodes, burn);
+    }
+
+    /// @dev The time up to which `job` is settled. A job created before this implementation
+    /// (its `settledUntil` slot never written) is settled up to the start of its
+    /// `nextEpochToSettle`, the first whole epoch it had not been paid for.
+    function _settledUntil(Job storage job, Clock memory clock) private view returns (uint256) {
+        uint256 until = job.settledUntil;
+        if (until != 0) return until;
+        return clock.genesis + job.nextEpochToSettle * clock.epochSeconds;
+    }
+
+    /// @dev The manager's genesis and epoch length.
+    function _clock() private view returns (Clock memory) {
+        return Clock(manager.genesisTimestamp(), manager.epochSeconds());
+    }
+
+    /// @dev The end of epoch `epoch`: the first second after it.
+    function _end(Clock memory clock, uint256 epoch) private pure returns (uint256) {
+        return clock.genesis + (epoch + 1) * clock.epochSeconds;
+    }
+
+    /// @dev What `nodes` nodes cost for `span` seconds at `price` per node per epoch.
+    function _cost(uint256 price, uint256 nodes, uint256 span, Clock memory clock) private pure returns (uint256) {
+        return (price * nodes * span) / clock.epochSeconds;
     }
 
     function _openJob(uint256 jobId) private view returns (Job storage job) {
@@ -438,8 +488,10 @@ contract CspEscrow is Initializable {
         return jobs[jobId];
     }
 
-    /// @dev Closes `job` and refunds its unspent budget to the owner's wallet.
-    function _close(Job storage job) private {
+    /// @dev Closes `job` the one way every close takes: settles it up to now with its node set,
+    /// then refunds the rest of its budget to the owner's wallet. Returns the USDC to burn.
+    function _settleAndClose(Job storage job) private returns (uint256 burn) {
+        burn = _settle(job, block.timestamp, _clock());
         uint256 refund = job.balance;
         job.balance = 0;
         job.closed = true;
@@ -448,6 +500,13 @@ contract CspEscrow is Initializable {
         totalRefunded += refund;
         usdc.safeTransfer(cspOwner, refund);
         emit JobClosed(job.id, refund);
+    }
+
+    /// @dev Sends `amount` of settled USDC to the manager and queues it for the burn.
+    function _burn(uint256 amount) private {
+        if (amount == 0) return;
+        usdc.safeTransfer(address(manager), amount);
+        manager.burnUsdc(amount);
     }
 
     /// @dev The owner acts for itself (returns false: it pays from its wallet); anyone else must

@@ -311,11 +311,13 @@ impl Suite {
         Ok(self.usdc().balanceOf(who).call().await?)
     }
 
-    /// What `request` costs if it is created in `epoch`: price × nodes × epochs after `epoch`
-    /// (the escrow pays from the next epoch on).
+    /// The most `request` costs if it is created in `epoch` or later: price × nodes × the epochs
+    /// from `epoch` through its last. The escrow charges the seconds from the creation to the end
+    /// of the last epoch, which is less the later in `epoch` it runs (and less again in any later
+    /// epoch), so an approval of this covers the creation whenever it is mined.
     pub async fn job_cost(&self, request: &JobRequest, epoch: u64) -> Result<U256> {
         let price = self.manager().jobTypePrice(request.job_type).call().await?;
-        let epochs = request.last_execution_epoch.saturating_sub(epoch);
+        let epochs = (request.last_execution_epoch + 1).saturating_sub(epoch);
         Ok(price * U256::from(request.nodes) * U256::from(epochs))
     }
 
@@ -404,10 +406,11 @@ impl Suite {
         nodes: u64,
     ) -> Result<TransactionReceipt> {
         if self.owns_escrow(escrow).await? {
+            // The added nodes pay the seconds from the extension to the end of the last epoch:
+            // at most the epochs from the current one through the last.
             let job = self.job(job_id).await?;
             let epoch = U256::from(self.current_epoch().await?);
-            let next = job.nextEpochToSettle.max(epoch);
-            let epochs_left = (job.lastExecutionEpoch + U256::from(1u64)).saturating_sub(next);
+            let epochs_left = (job.lastExecutionEpoch + U256::from(1u64)).saturating_sub(epoch);
             let added = U256::from(nodes).saturating_sub(job.numberOfNodesRequested);
             let cost = job.pricePerEpoch * added * epochs_left;
             confirm(self.usdc().approve(escrow, cost)).await?;
@@ -751,8 +754,8 @@ pub fn min_out(quote: U256, slippage_bps: u64) -> U256 {
     (quote * kept / U256::from(10_000u64)).max(U256::from(1u64))
 }
 
-/// Jobs one allocation transaction settles: about 29k gas each, so a page stays near 6M gas,
-/// a fifth of a 30M block, however many jobs are open.
+/// Jobs one allocation transaction settles: about 35k gas each, so a page stays near 7.2M gas,
+/// under a quarter of a 30M block, however many jobs are open.
 pub const ALLOCATION_PAGE_JOBS: u64 = 200;
 
 /// Open jobs one view call scans: ids and a round lookup (or an escrow call) each, well inside

@@ -266,7 +266,7 @@ impl Funder {
                 chain_id: self.chain_id,
             });
         }
-        let cost = price * U256::from(ask.nodes) * U256::from(ask.epochs);
+        let cost = cost_now(&self.clock, now_ms(), price, ask.nodes, ask.epochs)?;
         if self.is_delegate() {
             let free = self.suite.free_balance(self.escrow).await?;
             if free < cost {
@@ -293,7 +293,7 @@ impl Funder {
             job_id: to_u64(job.id),
             epochs: paid_epochs(
                 to_u64(job.lastExecutionEpoch),
-                to_u64(job.nextEpochToSettle),
+                self.first_whole_epoch(&job)?,
             ),
             nodes: ask.nodes,
             paid: job.balance,
@@ -396,7 +396,7 @@ impl Funder {
         let job = self.suite.job(job_id).await?;
         let Some(last) = made_up_last_epoch(
             to_u64(job.lastExecutionEpoch),
-            to_u64(job.nextEpochToSettle),
+            self.first_whole_epoch(&job)?,
             epochs,
         ) else {
             return Ok(job);
@@ -410,6 +410,14 @@ impl Funder {
             .extend_job_duration(self.escrow, job_id, last)
             .await?;
         Ok(self.suite.job(job_id).await?)
+    }
+}
+
+impl Funder {
+    /// The first whole epoch `job` is paid for: the one after the epoch of its request.
+    fn first_whole_epoch(&self, job: &CspEscrow::Job) -> Result<u64, FundingError> {
+        let created = self.clock.epoch_at(to_u64(job.requestTimestamp))?;
+        Ok(created.saturating_add(1))
     }
 }
 
@@ -427,6 +435,22 @@ fn asked_epochs(clock: &EpochClock, now_ms: u64, epochs: u64) -> Result<(u64, u6
     Ok((epoch, epoch.saturating_add(epochs)))
 }
 
+/// What a job of `nodes` nodes paid for the `epochs` epochs after the current one costs if
+/// created at `now_ms`: those whole epochs and, by the second, the rest of the current one, as
+/// the escrow charges it (a little less when it is mined later).
+fn cost_now(
+    clock: &EpochClock,
+    now_ms: u64,
+    price: U256,
+    nodes: u64,
+    epochs: u64,
+) -> Result<U256, EpochError> {
+    let (epoch, last) = asked_epochs(clock, now_ms, epochs)?;
+    let now = (now_ms / 1000).max(clock.start_s(epoch));
+    let seconds = clock.end_s(last).saturating_sub(now);
+    Ok(price * U256::from(nodes) * U256::from(seconds) / U256::from(clock.length_s()))
+}
+
 /// The epoch a job's approval is counted from: the earlier of the wall clock's `epoch` and the
 /// latest block's `view_epoch` (block times never go back, so the chain runs the creation and
 /// its gas estimate no earlier). The escrow pulls the most in the earliest epoch.
@@ -434,22 +458,23 @@ fn costed_from(view_epoch: u64, epoch: u64) -> u64 {
     view_epoch.min(epoch)
 }
 
-/// Epochs a job is paid for: every epoch from `next_epoch_to_settle` through
-/// `last_execution_epoch` (the escrow pays from the epoch after the one it was created in).
-fn paid_epochs(last_execution_epoch: u64, next_epoch_to_settle: u64) -> u64 {
+/// Whole epochs a job is paid for: every epoch from `first_whole_epoch` (the one after its
+/// creation's; the escrow also charges the rest of the creation epoch, by the second) through
+/// `last_execution_epoch`.
+fn paid_epochs(last_execution_epoch: u64, first_whole_epoch: u64) -> u64 {
     last_execution_epoch
         .saturating_add(1)
-        .saturating_sub(next_epoch_to_settle)
+        .saturating_sub(first_whole_epoch)
 }
 
 /// The last execution epoch that makes a job paid through `last_execution_epoch` from
-/// `next_epoch_to_settle` on hold `epochs` epochs, when it holds fewer.
+/// `first_whole_epoch` on hold `epochs` whole epochs, when it holds fewer.
 fn made_up_last_epoch(
     last_execution_epoch: u64,
-    next_epoch_to_settle: u64,
+    first_whole_epoch: u64,
     epochs: u64,
 ) -> Option<u64> {
-    let paid = paid_epochs(last_execution_epoch, next_epoch_to_settle);
+    let paid = paid_epochs(last_execution_epoch, first_whole_epoch);
     (paid < epochs).then(|| last_execution_epoch.saturating_add(epochs - paid))
 }
 

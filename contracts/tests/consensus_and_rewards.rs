@@ -5,7 +5,7 @@
 mod common;
 
 use alloy::primitives::{Address, U256};
-use common::{World, actor, random_address, raw_revert_of, revert_of, run};
+use common::{EPOCH, World, actor, node_pay, random_address, raw_revert_of, revert_of, run};
 use r1_contracts::VoteOutcome;
 use r1_contracts::bindings::PoAIManager::{self, PoAIManagerErrors as E};
 use r1_contracts::tx::confirm;
@@ -281,6 +281,7 @@ fn allocation_pays_85_percent_to_validated_nodes_burns_15_and_never_repeats_an_e
         let w = World::new(chain, 3, 3).await;
         let job = w.create_job(2, 30).await;
         w.agree(job, &w.nodes[..2]).await;
+        let started = w.now().await;
         let stranger = actor(&w).await;
         assert!(matches!(
             revert_of::<_, E>(stranger.allocate_rewards().await),
@@ -292,13 +293,14 @@ fn allocation_pays_85_percent_to_validated_nodes_burns_15_and_never_repeats_an_e
             E::EpochAlreadyAllocated(_)
         ));
 
-        w.advance_epochs(3).await; // epochs 1 and 2 finished and paid
+        w.advance_epochs(3).await; // the rest of epoch 0, epochs 1 and 2 finished and paid
         let supply = w.gov.r1().totalSupply().call().await.unwrap();
         let pool_r1 = w.gov.pool().reserveR1().call().await.unwrap();
         let allocation = w.oracles[0].allocate_rewards().await.unwrap();
         assert_eq!((allocation.from_epoch, allocation.until_epoch), (0, 3));
-        let per_node = U256::from(PRICE * 2);
-        let burn = per_node * U256::from(15) / U256::from(100);
+        // Each node from its validation to the start of epoch 3, by the second.
+        let (to_node, burn) = node_pay(PRICE, w.start_of(3).await - started);
+        assert_eq!(w.node_balance(w.nodes[0]).await, to_node);
         assert_eq!(allocation.usdc_burned, burn * U256::from(2));
         // The share is queued; an oracle swaps and burns it in its own transaction.
         assert_eq!(w.gov.pending_burn().await.unwrap(), burn * U256::from(2));
@@ -311,7 +313,7 @@ fn allocation_pays_85_percent_to_validated_nodes_burns_15_and_never_repeats_an_e
         assert_eq!(w.gov.pending_burn().await.unwrap(), U256::ZERO);
         assert_eq!(w.oracles[1].burn_pending_fees(100).await.unwrap(), None);
         for node in &w.nodes[..2] {
-            assert_eq!(w.node_balance(*node).await, per_node - burn);
+            assert_eq!(w.node_balance(*node).await, to_node);
         }
         assert_eq!(w.node_balance(w.nodes[2]).await, U256::ZERO);
         let r1_burned = pool_r1 - w.gov.pool().reserveR1().call().await.unwrap();
@@ -341,18 +343,28 @@ fn allocation_pays_85_percent_to_validated_nodes_burns_15_and_never_repeats_an_e
 }
 
 #[test]
-fn allocation_pays_the_set_validated_at_the_end_of_each_epoch() {
+fn each_node_set_is_paid_for_the_seconds_it_served() {
     run(|chain| async move {
         let w = World::new(chain, 3, 3).await;
         let job = w.create_job(1, 30).await;
         w.agree(job, &w.nodes[..1]).await;
-        w.advance_epochs(2).await; // epoch 1 done with node 0, no allocation yet
-        w.agree(job, &w.nodes[1..2]).await; // node 1 replaces node 0 during epoch 2
+        let first = w.now().await;
+        w.advance_epochs(2).await; // epochs 0 and 1 done with node 0, no allocation yet
+        w.chain.advance_time(EPOCH / 3).await.unwrap();
+        w.agree(job, &w.nodes[1..2]).await; // node 1 replaces node 0 a third into epoch 2
+        let second = w.now().await;
         w.next_epoch().await;
         w.oracles[0].allocate_rewards().await.unwrap();
-        let reward = U256::from(PRICE * 85 / 100);
-        assert_eq!(w.node_balance(w.nodes[0]).await, reward);
-        assert_eq!(w.node_balance(w.nodes[1]).await, reward);
+        assert_eq!(
+            w.node_balance(w.nodes[0]).await,
+            node_pay(PRICE, second - first).0,
+            "node 0 up to its replacement"
+        );
+        assert_eq!(
+            w.node_balance(w.nodes[1]).await,
+            node_pay(PRICE, w.start_of(3).await - second).0,
+            "node 1 from its validation"
+        );
         assert_eq!(w.node_balance(w.nodes[2]).await, U256::ZERO);
     });
 }
@@ -363,17 +375,18 @@ fn owners_claim_r1_once_and_blacklisted_nodes_are_never_paid() {
         let w = World::new(chain, 3, 2).await;
         let job = w.create_job(2, 30).await;
         w.agree(job, &w.nodes).await;
+        let started = w.now().await;
         w.advance_epochs(2).await;
         confirm(w.gov.manager().setBlacklisted(w.nodes[1], true))
             .await
             .unwrap();
         w.oracles[0].allocate_rewards().await.unwrap();
-        let reward = U256::from(PRICE * 85 / 100);
+        let (reward, burn) = node_pay(PRICE, w.start_of(2).await - started);
         assert_eq!(w.node_balance(w.nodes[0]).await, reward);
         assert_eq!(w.node_balance(w.nodes[1]).await, U256::ZERO);
         assert_eq!(
             w.csp.job(job).await.unwrap().balance,
-            U256::from(PRICE * 2 * 30) - U256::from(PRICE)
+            w.creation_cost(job, 2).await - reward - burn
         );
 
         let stranger = actor(&w).await;

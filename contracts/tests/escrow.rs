@@ -4,8 +4,10 @@
 
 mod common;
 
-use alloy::primitives::{Address, B256, U256};
-use common::{World, actor, raw_revert_of, revert_of, run};
+use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::providers::Provider;
+use alloy::sol_types::SolValue;
+use common::{World, actor, by_the_second, node_pay, raw_revert_of, revert_of, run};
 use r1_contracts::bindings::v2::CspEscrowV2;
 use r1_contracts::bindings::{CspEscrow, PoAIManager, UpgradeableBeacon};
 use r1_contracts::tx::confirm;
@@ -76,22 +78,27 @@ fn governance_deploys_one_escrow_per_csp() {
 }
 
 #[test]
-fn create_jobs_pulls_price_times_nodes_times_epochs_at_once() {
+fn create_jobs_pulls_the_seconds_to_the_last_epochs_end_at_once() {
     run(|chain| async move {
         let w = World::new(chain, 1, 0).await;
         w.next_epoch().await;
+        w.chain.advance_time(1_234).await.unwrap();
         let epoch = w.epoch().await;
         let before = w.usdc_balance(w.csp.address()).await;
-        let cost_a = U256::from(PRICE * 2 * 30);
-        let cost_b = U256::from(375_000u64 * 45);
-        confirm(w.csp.usdc().approve(w.escrow, cost_a + cost_b))
-            .await
-            .unwrap();
+        // At most the creation epoch and the whole epochs after it.
+        let most = U256::from(PRICE * 2 * 31 + 375_000u64 * 46);
+        confirm(w.csp.usdc().approve(w.escrow, most)).await.unwrap();
         let escrow = w.csp.escrow(w.escrow);
         let receipt =
             confirm(escrow.createJobs(vec![request(1, epoch + 30, 2), request(3, epoch + 45, 1)]))
                 .await
                 .unwrap();
+        // The rest of the creation epoch and the whole epochs after it, by the second.
+        let created = w.now().await;
+        assert!(created > w.start_of(epoch).await, "created mid-epoch");
+        let cost_a = by_the_second(PRICE, 2, w.start_of(epoch + 31).await - created);
+        let cost_b = by_the_second(375_000, 1, w.start_of(epoch + 46).await - created);
+        assert!(cost_a > U256::from(PRICE * 2 * 30) && cost_a < U256::from(PRICE * 2 * 31));
         assert_eq!(
             receipt
                 .decoded_log::<CspEscrow::JobCreated>()
@@ -112,7 +119,9 @@ fn create_jobs_pulls_price_times_nodes_times_epochs_at_once() {
 
         let job = w.csp.job(1).await.unwrap();
         assert_eq!(job.balance, cost_a);
-        assert_eq!(job.nextEpochToSettle, U256::from(epoch + 1));
+        assert_eq!(job.nextEpochToSettle, U256::from(epoch));
+        assert_eq!(job.settledUntil, U256::from(created));
+        assert_eq!(job.requestTimestamp, U256::from(created));
         assert_eq!(job.pricePerEpoch, U256::from(PRICE));
         assert!(job.activeNodes.is_empty() && !job.closed);
         assert_eq!(w.csp.job(2).await.unwrap().balance, cost_b);
@@ -276,7 +285,7 @@ fn extend_job_duration_charges_the_added_epochs() {
 }
 
 #[test]
-fn extend_job_nodes_settles_first_and_charges_the_epochs_left() {
+fn extend_job_nodes_settles_first_and_charges_the_seconds_left() {
     run(|chain| async move {
         let w = World::new(chain, 3, 3).await;
         let job = w.create_job(1, 30).await;
@@ -285,18 +294,19 @@ fn extend_job_nodes_settles_first_and_charges_the_epochs_left() {
         let before = w.csp.job(job).await.unwrap();
         let csp_before = w.usdc_balance(w.csp.address()).await;
         w.csp.extend_job_nodes(w.escrow, job, 3).await.unwrap();
+        let extended = w.now().await;
         let after = w.csp.job(job).await.unwrap();
-        // Epochs 1-2 were settled to the single node; epochs 3..=30 are paid for two more nodes.
-        let settled = U256::from(PRICE * 2);
-        let added = U256::from(PRICE * 2 * 28);
+        // The single node is paid from its validation to the extension, by the second; the two
+        // more nodes pay from the extension to the end of epoch 30.
+        let served = extended - u64::try_from(before.startTimestamp).unwrap();
+        let (to_node, burned) = node_pay(PRICE, served);
+        let added = by_the_second(PRICE, 2, w.start_of(31).await - extended);
         assert_eq!(after.nextEpochToSettle, U256::from(3));
+        assert_eq!(after.settledUntil, U256::from(extended));
         assert_eq!(after.numberOfNodesRequested, U256::from(3));
-        assert_eq!(after.balance, before.balance - settled + added);
+        assert_eq!(after.balance, before.balance - to_node - burned + added);
         assert_eq!(w.usdc_balance(w.csp.address()).await, csp_before - added);
-        assert_eq!(
-            w.node_balance(w.nodes[0]).await,
-            U256::from(PRICE * 2 * 85 / 100)
-        );
+        assert_eq!(w.node_balance(w.nodes[0]).await, to_node);
 
         let escrow = w.csp.escrow(w.escrow);
         let err = raw_revert_of::<_, CspEscrow::CspEscrowErrors>(
@@ -436,7 +446,7 @@ fn the_beacon_owner_upgrades_every_escrow_at_once() {
         );
         assert_eq!(
             w.csp.free_balance(w.escrow).await.unwrap(),
-            usdc_units(10) - U256::from(PRICE * 30)
+            usdc_units(10) - w.creation_cost(job + 2, 1).await
         );
     });
 }
@@ -657,7 +667,7 @@ fn a_delegate_creates_and_extends_jobs_paid_from_the_free_balance() {
             .create_job(w.escrow, &job_request(epoch, 30, 2))
             .await
             .unwrap();
-        let cost = U256::from(PRICE * 2 * 30);
+        let cost = w.creation_cost(job, 2).await;
         assert_eq!(w.usdc_balance(w.csp.address()).await, owner_before);
         assert_eq!(w.usdc_balance(delegate.address()).await, U256::ZERO);
         assert_eq!(w.usdc_balance(w.escrow).await, escrow_before);
@@ -719,8 +729,8 @@ fn a_delegate_creates_and_extends_jobs_paid_from_the_free_balance() {
         assert_escrow_accounts(&w).await;
         let free = w.csp.free_balance(w.escrow).await.unwrap();
         delegate.extend_job_nodes(w.escrow, job, 3).await.unwrap();
-        // Epochs 1-2 were settled first; epochs 3..=40 are paid for one more node.
-        let nodes_cost = U256::from(PRICE * 38);
+        // Settled up to now first; one more node pays from now to the end of epoch 40.
+        let nodes_cost = by_the_second(PRICE, 1, w.start_of(41).await - w.now().await);
         assert_eq!(
             w.csp.free_balance(w.escrow).await.unwrap(),
             free - nodes_cost
@@ -743,7 +753,8 @@ fn a_delegate_creates_and_extends_jobs_paid_from_the_free_balance() {
             revert_of::<_, CspEscrow::CspEscrowErrors>(delegate.create_job(w.escrow, &big).await);
         match err {
             CspEscrow::CspEscrowErrors::InsufficientFreeBalance(e) => {
-                assert_eq!(e.required, U256::from(PRICE * 3 * 100));
+                assert!(e.required > U256::from(PRICE * 3 * 100));
+                assert!(e.required <= U256::from(PRICE * 3 * 101));
                 assert_eq!(e.free, free);
             }
             other => panic!("expected InsufficientFreeBalance, got {other:?}"),
@@ -751,22 +762,25 @@ fn a_delegate_creates_and_extends_jobs_paid_from_the_free_balance() {
         assert_eq!(w.usdc_balance(delegate.address()).await, usdc_units(1_000));
         // The owner still pays from its wallet, leaving the free balance alone.
         let owner_before = w.usdc_balance(w.csp.address()).await;
-        w.csp.create_job(w.escrow, &big).await.unwrap();
+        let big_job = w.csp.create_job(w.escrow, &big).await.unwrap();
         assert_eq!(
             w.usdc_balance(w.csp.address()).await,
-            owner_before - U256::from(PRICE * 3 * 100)
+            owner_before - w.creation_cost(big_job, 3).await
         );
         assert_eq!(w.csp.free_balance(w.escrow).await.unwrap(), free);
 
-        // Closing the delegate's job refunds its unspent budget to the owner's wallet.
+        // Closing the delegate's job pays its node up to the close and refunds the rest of its
+        // budget to the owner's wallet.
         let owner_before = w.usdc_balance(w.csp.address()).await;
-        let left = w.csp.job(job).await.unwrap().balance;
+        let state = w.csp.job(job).await.unwrap();
         let free = w.csp.free_balance(w.escrow).await.unwrap();
         assert_eq!(w.agree(job, &[]).await, Vec::<Address>::new());
+        let served = w.now().await - u64::try_from(state.settledUntil).unwrap();
+        let (to_node, burned) = node_pay(PRICE, served);
         assert_eq!(
             w.usdc_balance(w.csp.address()).await,
-            owner_before + left,
-            "nothing left to settle in the running epoch: the whole budget is refunded"
+            owner_before + state.balance - to_node - burned,
+            "the seconds since the extension are paid, the rest refunded"
         );
         assert_eq!(w.csp.free_balance(w.escrow).await.unwrap(), free);
         assert_escrow_accounts(&w).await;
@@ -865,5 +879,93 @@ fn anyone_deposits_and_only_the_owner_withdraws_the_free_balance() {
             w.csp.job(job).await.unwrap().balance
         );
         assert_escrow_accounts(&w).await;
+    });
+}
+
+/// A job's storage slot `field` (its index in `CspEscrow.Job`) in the escrow's `jobs` mapping,
+/// which is storage slot 3 (after `cspOwner`, `manager` and `usdc`; OpenZeppelin's
+/// `Initializable` keeps its state in a namespaced slot).
+fn job_slot(job: u64, field: u64) -> U256 {
+    let base = keccak256((U256::from(job), U256::from(3u64)).abi_encode());
+    U256::from_be_bytes(base.0) + U256::from(field)
+}
+
+/// `CspEscrow.Job` fields this test rewrites: `nextEpochToSettle`, `balance`, `settledUntil`.
+const NEXT_EPOCH_TO_SETTLE: u64 = 6;
+const BALANCE: u64 = 9;
+const SETTLED_UNTIL: u64 = 12;
+
+#[test]
+fn a_job_from_before_per_second_settlement_is_settled_from_its_next_epoch() {
+    run(|chain| async move {
+        let w = World::new(chain, 3, 1).await;
+        let job = w.create_job(1, 30).await;
+        let created = w.epoch().await;
+        let escrow = w.gov.escrow(w.escrow);
+        let read = |field: u64| {
+            let escrow = escrow.clone();
+            async move {
+                escrow
+                    .provider()
+                    .get_storage_at(*escrow.address(), job_slot(job, field))
+                    .await
+                    .unwrap()
+            }
+        };
+        let state = w.csp.job(job).await.unwrap();
+        assert_eq!(
+            read(SETTLED_UNTIL).await,
+            state.settledUntil,
+            "the slot is found"
+        );
+        assert_eq!(read(BALANCE).await, state.balance);
+        // As the implementation before it left the job: no settledUntil, whole epochs from the
+        // one after its creation's, paid for those alone.
+        let legacy = [
+            (SETTLED_UNTIL, U256::ZERO),
+            (NEXT_EPOCH_TO_SETTLE, U256::from(created + 1)),
+            (BALANCE, U256::from(PRICE * 30)),
+        ];
+        for (field, value) in legacy {
+            let _: bool = chain
+                .rpc()
+                .raw_request(
+                    "hardhat_setStorageAt".into(),
+                    (w.escrow, job_slot(job, field), B256::from(value)),
+                )
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            w.csp.job(job).await.unwrap().balance,
+            U256::from(PRICE * 30)
+        );
+
+        // Validated in its creation epoch: not paid before epoch `created + 1`, as before.
+        w.agree(job, &w.nodes).await;
+        assert_eq!(w.csp.job(job).await.unwrap().settledUntil, U256::ZERO);
+        w.advance_epochs(3).await;
+        w.oracles[0].allocate_rewards().await.unwrap();
+        let after = w.csp.job(job).await.unwrap();
+        let start = w.start_of(created + 3).await;
+        assert_eq!(after.settledUntil, U256::from(start));
+        assert_eq!(after.nextEpochToSettle, U256::from(created + 3));
+        let two_epochs = node_pay(PRICE, 2 * common::EPOCH);
+        assert_eq!(w.node_balance(w.nodes[0]).await, two_epochs.0);
+        assert_eq!(
+            after.balance,
+            U256::from(PRICE * 30) - two_epochs.0 - two_epochs.1
+        );
+
+        // From then on, by the second: a close mid-epoch pays up to it and refunds the rest.
+        w.chain.advance_time(common::EPOCH / 4).await.unwrap();
+        let wallet = w.usdc_balance(w.csp.address()).await;
+        w.agree(job, &[]).await;
+        let served = node_pay(PRICE, w.now().await - start);
+        assert_eq!(w.node_balance(w.nodes[0]).await, two_epochs.0 + served.0);
+        assert_eq!(
+            w.usdc_balance(w.csp.address()).await,
+            wallet + after.balance - served.0 - served.1
+        );
     });
 }

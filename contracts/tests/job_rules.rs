@@ -8,7 +8,7 @@
 mod common;
 
 use alloy::primitives::{Address, B256, U256};
-use common::{EPOCH, World, actor, random_address, revert_of, run};
+use common::{EPOCH, World, actor, node_pay, random_address, revert_of, run};
 use r1_contracts::bindings::{CspEscrow, PoAIManager, TimelockController};
 use r1_contracts::tx::confirm;
 use r1_contracts::units::usdc_units;
@@ -55,7 +55,7 @@ fn a_job_that_never_started_is_redeemed_after_the_delay_by_its_owner_or_a_redeem
     run(|chain| async move {
         let w = World::new(chain, 3, 1).await;
         let job = w.create_job(2, 30).await;
-        let cost = U256::from(PRICE * 2 * 30);
+        let cost = w.creation_cost(job, 2).await;
         let requested = w.gov.job(job).await.unwrap().requestTimestamp;
         match revert_of::<_, EscrowError>(w.csp.redeem_unstarted_job(w.escrow, job).await) {
             EscrowError::RedeemTooEarly(e) => {
@@ -282,6 +282,7 @@ fn allocation_runs_in_pages_across_escrows_and_pays_every_job_exactly_once() {
 
         // A job closes between pages: the set's last job moves into its place.
         w.agree(jobs[0], &[]).await;
+        let closed_at = w.now().await;
         let mut pages = 1;
         let allocation = loop {
             let receipt = confirm(manager.allocateRewardsToNodes(U256::from(1u64)))
@@ -296,11 +297,25 @@ fn allocation_runs_in_pages_across_escrows_and_pays_every_job_exactly_once() {
         // Two jobs, then one per page: escrow 1's three left (the moved one again), escrow 2's two.
         assert_eq!(pages, 5);
         assert_eq!(allocation.untilEpoch, U256::from(3u64));
-        let per_job = U256::from(PRICE * 2 * 85 / 100);
-        let burn_per_job = U256::from(PRICE * 2 * 15 / 100);
-        // The closed job's two epochs were settled by its closure, the rest by the pages.
-        assert_eq!(allocation.usdcBurned, burn_per_job * U256::from(5u64));
-        assert_eq!(w.node_balance(node).await, per_job * U256::from(4u64));
+        // Each job pays its node from its validation, by the second: the closed one up to its
+        // closure, the rest up to the start of epoch 3 by the pages.
+        let mut paid = [U256::ZERO; 2];
+        let mut burned_by_pages = U256::ZERO;
+        for (i, job) in jobs.iter().enumerate() {
+            let started = u64::try_from(w.gov.job(*job).await.unwrap().startTimestamp).unwrap();
+            let until = if i == 0 {
+                closed_at
+            } else {
+                w.start_of(3).await
+            };
+            let (to_node, burned) = node_pay(PRICE, until - started);
+            paid[usize::from(i >= 4)] += to_node;
+            if i > 0 {
+                burned_by_pages += burned;
+            }
+        }
+        assert_eq!(allocation.usdcBurned, burned_by_pages);
+        assert_eq!(w.node_balance(node).await, paid[0]);
         let in_other = w
             .gov
             .escrow(other.1)
@@ -308,7 +323,7 @@ fn allocation_runs_in_pages_across_escrows_and_pays_every_job_exactly_once() {
             .call()
             .await
             .unwrap();
-        assert_eq!(in_other, per_job * U256::from(2u64));
+        assert_eq!(in_other, paid[1]);
         assert_eq!(w.gov.allocated_until_epoch().await.unwrap(), 3);
         assert!(matches!(
             revert_of::<_, E>(w.oracles[1].allocate_rewards().await),
@@ -374,12 +389,16 @@ fn a_failing_swap_blocks_no_decision_and_a_burn_refuses_less_than_its_bound() {
             .unwrap();
         let job = w.create_job(2, 30).await;
         w.agree(job, &w.nodes).await;
+        let started = w.now().await;
         w.advance_epochs(3).await;
         w.oracles[0].allocate_rewards().await.unwrap();
         w.next_epoch().await;
         assert_eq!(w.agree(job, &[]).await, Vec::<Address>::new());
-        // Two epochs settled by the allocation, the third by the closure: 15 % of each queued.
-        let queued = U256::from(PRICE * 2 * 3 * 15 / 100);
+        // From the validation to epoch 3 settled by the allocation, the rest up to the closure
+        // by the closure: 15 % of each queued, for each of the two nodes.
+        let by_allocation = node_pay(PRICE, w.start_of(3).await - started).1;
+        let by_closure = node_pay(PRICE, w.now().await - w.start_of(3).await).1;
+        let queued = (by_allocation + by_closure) * U256::from(2u64);
         assert_eq!(w.gov.pending_burn().await.unwrap(), queued);
         assert!(w.oracles[0].burn_pending_fees(100).await.is_err());
         assert_eq!(w.gov.pending_burn().await.unwrap(), queued);

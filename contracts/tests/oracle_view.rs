@@ -7,7 +7,7 @@ mod common;
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
-use common::{EPOCH, World, random_address, run};
+use common::{EPOCH, World, node_pay, random_address, run};
 use r1_contracts::attach::chain_id_at;
 use r1_contracts::tx::confirm;
 use r1_contracts::{Deployment, JobRequest, NodeLicence, Suite, project_hash};
@@ -129,13 +129,17 @@ fn open_jobs_by_project_hash_rounds_and_escrow_totals() {
         // Each accepted node set moves the job's round on.
         assert_eq!(w.gov.job_round(first).await.unwrap(), 0);
         w.agree(first, &w.nodes).await;
+        let started = w.now().await;
         assert_eq!(w.gov.job_round(first).await.unwrap(), 1);
 
-        // Two epochs paid to the nodes, then the job closes early and the rest is refunded.
+        // The nodes are paid up to an allocation and then up to the job's early close, by the
+        // second; the rest is refunded.
         w.advance_epochs(2).await;
-        w.oracles[0].allocate_rewards().await.unwrap();
+        let allocated = w.oracles[0].allocate_rewards().await.unwrap();
+        let allocated = w.start_of(allocated.until_epoch).await;
         w.advance_epochs(1).await;
         w.agree(first, &[]).await;
+        let closed = w.now().await;
         assert_eq!(w.gov.job_round(first).await.unwrap(), 2);
         let found = w.gov.find_open_job(w.escrow, web).await.unwrap().unwrap();
         assert_eq!(
@@ -146,14 +150,20 @@ fn open_jobs_by_project_hash_rounds_and_escrow_totals() {
         w.owner.claim_rewards(&w.nodes, 100).await.unwrap();
 
         let totals = w.csp.escrow_totals(w.escrow).await.unwrap();
-        let price = U256::from(100_000u64);
-        assert_eq!(totals.deposited, price * U256::from(30 * (2 + 1 + 1)));
-        let paid = price * U256::from(2 * 2);
+        assert_eq!(
+            totals.deposited,
+            w.creation_cost(first, 2).await
+                + w.creation_cost(other, 1).await
+                + w.creation_cost(again, 1).await
+        );
+        let (allocated_reward, allocated_burn) = node_pay(100_000, allocated - started);
+        let (closed_reward, closed_burn) = node_pay(100_000, closed - allocated);
+        let two = U256::from(2u64);
         assert_eq!(
             totals.credited_to_nodes,
-            paid * U256::from(85) / U256::from(100)
+            (allocated_reward + closed_reward) * two
         );
-        assert_eq!(totals.burned, paid - totals.credited_to_nodes);
+        assert_eq!(totals.burned, (allocated_burn + closed_burn) * two);
         assert_eq!(totals.claimed, totals.credited_to_nodes);
         assert!(totals.refunded > U256::ZERO);
         assert_eq!(

@@ -10,6 +10,7 @@ pub mod containerd;
 pub mod devnet;
 pub mod hostile;
 pub mod images;
+pub mod job_story;
 pub mod kube_api;
 pub mod mqtt_client;
 pub mod network;

@@ -1,8 +1,9 @@
 //! A job's budget runs out: three oracles, three nodes, a real chain, broker and containerd,
 //! and one-second epochs so that the 30 epochs the example job pays for pass in half a minute.
 //! `r1ctl apply` funds the job by the wall clock's epoch; the job is validated on chain, paid
-//! epoch by epoch (85 % to its nodes, 15 % burned), closed by consensus once its last epoch is
-//! allocated, the rest refunded to the CSP, its containers stopped and its phase Closed; and
+//! by the second from its validation to the end of its last epoch (85 % to its nodes, 15 %
+//! burned), closed by consensus once its last epoch is allocated, the rest refunded to the CSP,
+//! its containers stopped and its phase Closed; and
 //! `r1ctl audit` rebuilds that whole story from the chain and finds every figure to the unit.
 
 use std::time::{Duration, Instant};
@@ -12,8 +13,7 @@ use std::future::IntoFuture;
 
 use alloy::eips::BlockId;
 use alloy::primitives::U256;
-use alloy::providers::Provider;
-use r1_contracts::history::{self, Fact};
+use r1_e2e::job_story::{self, JobStory, node_pay};
 use r1_e2e::network::{Network, NetworkSettings};
 use r1_e2e::phrases;
 use r1_e2e::scenario::{self, ScenarioError, chain_job, read_chain};
@@ -42,102 +42,6 @@ fn wall_epoch(network: &Network) -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     now.saturating_sub(chain.genesis_unix()) / chain.epoch_seconds()
-}
-
-/// One settlement of the job: epochs `[from, to)`.
-#[derive(Debug, Clone, PartialEq)]
-struct Settlement {
-    from: u64,
-    to: u64,
-    nodes_paid: u64,
-    to_nodes: U256,
-    burned: U256,
-}
-
-/// The job's life as the chain's events tell it, and the manager's burns and PoA mints since
-/// the scenario began, up to block `until_block`.
-#[derive(Debug)]
-struct JobStory {
-    until_block: u64,
-    created_epoch: u64,
-    validated_epoch: u64,
-    settlements: Vec<Settlement>,
-    refunded: Option<U256>,
-    swapped_usdc: U256,
-    r1_burned: U256,
-    r1_mined: U256,
-}
-
-impl JobStory {
-    fn read(network: &Network, job: u64, from_block: u64) -> Self {
-        let chain = network.chain();
-        let history = read_chain(|| {
-            chain.block_on(
-                chain
-                    .gov()
-                    .history(from_block + 1, &history::Limits::default()),
-            )
-        })
-        .expect("the chain's history");
-        let mut story = JobStory {
-            until_block: history.until_block,
-            created_epoch: u64::MAX,
-            validated_epoch: u64::MAX,
-            settlements: Vec::new(),
-            refunded: None,
-            swapped_usdc: U256::ZERO,
-            r1_burned: U256::ZERO,
-            r1_mined: U256::ZERO,
-        };
-        for entry in &history.entries {
-            let epoch = history.epoch_of(entry);
-            match &entry.fact {
-                Fact::JobCreated { job: j, .. } if *j == job => {
-                    story.created_epoch = epoch.unwrap_or(u64::MAX);
-                }
-                Fact::NodeUpdateAccepted { job: j, .. } if *j == job => {
-                    story.validated_epoch = story.validated_epoch.min(epoch.unwrap_or(u64::MAX));
-                }
-                Fact::EpochsSettled {
-                    job: j,
-                    from,
-                    to,
-                    nodes_paid,
-                    to_nodes,
-                    burned,
-                    ..
-                } if *j == job => story.settlements.push(Settlement {
-                    from: *from,
-                    to: *to,
-                    nodes_paid: *nodes_paid,
-                    to_nodes: *to_nodes,
-                    burned: *burned,
-                }),
-                Fact::JobClosed {
-                    job: j, refunded, ..
-                } if *j == job => story.refunded = Some(*refunded),
-                Fact::FeesBurned { usdc, r1 } => {
-                    story.swapped_usdc += *usdc;
-                    story.r1_burned += *r1;
-                }
-                Fact::PoaMinted { amount, .. } => story.r1_mined += *amount,
-                _ => {}
-            }
-        }
-        story
-    }
-
-    /// The settled epochs, adjacent ranges joined.
-    fn settled_ranges(&self) -> Vec<(u64, u64)> {
-        let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for s in &self.settlements {
-            match ranges.last_mut() {
-                Some(last) if last.1 == s.from => last.1 = s.to,
-                _ => ranges.push((s.from, s.to)),
-            }
-        }
-        ranges
-    }
 }
 
 /// The R1 token's total supply once block `block` ran.
@@ -169,8 +73,7 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
     let csp = network.csp().address();
     let chain = network.chain();
     let usdc_before = read_chain(|| chain.usdc_balance(csp))?;
-    let from_block = read_chain(|| chain.block_on(chain.gov().provider().get_block_number()))
-        .expect("the chain's block number");
+    let from_block = job_story::block_number(&network)?;
     let r1_before = r1_supply(&network, from_block);
     let before = wall_epoch(&network);
     let applied = scenario::apply_examples(&network, &scenario::HELLO_WEB)?;
@@ -204,7 +107,6 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
         "the job ends {JOB_EPOCHS} epochs after the wall clock's epoch at funding \
          ({before}..={after}), not the chain's last block's: it ends in {last}"
     );
-    let deposited = job.pricePerEpoch * U256::from(2u64) * U256::from(funded_epochs);
 
     // The job ends, is allocated to its last epoch, and closed by consensus.
     let timeout = Duration::from_secs(settings.epoch_seconds * (JOB_EPOCHS + 15));
@@ -250,38 +152,32 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
         ));
     }
 
-    // Every paid node-epoch: 85 % to the node, 15 % burned; the rest refunded to the CSP. The
-    // epochs paid are exactly those of the job's validated set: from the epoch of validation
-    // (or the one after creation, where the paid window starts) through its last.
-    let story = JobStory::read(&network, job_id, from_block);
-    let first_paid = (story.created_epoch + 1).max(story.validated_epoch);
+    // Every paid second: 85 % to the node, 15 % burned; the rest refunded to the CSP. The
+    // seconds paid are exactly those of the job's validated set: from its validation to the
+    // end of its last epoch, each once.
+    let story = JobStory::read(&network, job_id, from_block)?;
+    let (Some(created_at), Some(validated_at)) = (story.created_at, story.validated_at) else {
+        panic!("the job's creation and validation are on chain: {story:#?}");
+    };
+    let epoch_seconds = chain.epoch_seconds();
+    let end = chain.genesis_unix() + (last + 1) * epoch_seconds;
     assert_eq!(
-        story.settled_ranges(),
-        vec![(first_paid, last + 1)],
-        "epochs {first_paid}..={last} are settled once each, none before validation (created \
-         in {}, validated in {}): {:#?}",
-        story.created_epoch,
-        story.validated_epoch,
+        story.settled_spans(),
+        vec![(validated_at, end)],
+        "the seconds from its validation to the end of epoch {last} are settled once each, none \
+         before validation (created at {created_at}): {:#?}",
         story.settlements
     );
-    let node_epoch = job.pricePerEpoch;
+    let price = job.pricePerEpoch;
     for settled in &story.settlements {
-        let per_node = node_epoch * U256::from(settled.to - settled.from);
-        let per_node_burn = per_node * U256::from(15u64) / U256::from(100u64);
+        let (to_node, burned) = node_pay(price, settled.to - settled.from, epoch_seconds);
         assert_eq!(settled.nodes_paid, 2, "both nodes paid: {settled:?}");
-        assert_eq!(
-            settled.burned,
-            per_node_burn * U256::from(2u64),
-            "{settled:?}"
-        );
-        assert_eq!(
-            settled.to_nodes,
-            (per_node - per_node_burn) * U256::from(2u64),
-            "{settled:?}"
-        );
+        assert_eq!(settled.burned, burned * U256::from(2u64), "{settled:?}");
+        assert_eq!(settled.to_nodes, to_node * U256::from(2u64), "{settled:?}");
     }
-    let node_epochs = 2 * (last + 1 - first_paid);
-    let paid = node_epoch * U256::from(node_epochs);
+    let deposited = job_story::cost(price, 2, end - created_at, epoch_seconds);
+    let paid = story.paid();
+    let node_seconds = 2 * (end - validated_at);
     let totals = read_chain(|| chain.block_on(chain.gov().escrow_totals(network.escrow())))
         .map_err(|e| ScenarioError::Chain(e.into()))?;
     assert_eq!(
@@ -299,8 +195,8 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
         "the CSP is refunded what was not paid"
     );
     assert_eq!(
-        story.refunded,
-        Some(totals.refunded),
+        story.refunds,
+        vec![totals.refunded],
         "one closure refunds it"
     );
     assert_eq!(
@@ -386,7 +282,7 @@ fn a_job_whose_budget_ends_is_closed_paid_and_stopped() -> Result<(), ScenarioEr
     );
     eprintln!(
         "running and validated after {running_after:?}, closed after {closed_after:?}, \
-         {node_epochs} node-epochs paid, all done after {:?}",
+         {node_seconds} node-seconds paid, all done after {:?}",
         started.elapsed()
     );
     Ok(())

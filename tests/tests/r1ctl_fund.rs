@@ -15,6 +15,7 @@ use r1_controller::intake::http::{ApiState, serve};
 use r1_controller::intake::store::ResourceStore;
 use r1_crds::api::wire::ApiInfo;
 use r1_crds::pricing::Catalogue;
+use r1_crds::usdc::Usdc;
 use r1_e2e::process::bin_path;
 use r1_protocol::Identity;
 
@@ -43,6 +44,19 @@ fn example_text(name: &str) -> String {
 
 fn identity(secret: &str) -> Identity {
     Identity::from_secret(&r1_protocol::hex::decode(secret).unwrap()).unwrap()
+}
+
+/// What a job of `nodes` nodes at `price` per node per epoch, paid through epoch `last` and
+/// requested at `requested` (unix seconds), cost: the escrow charges by the second from the
+/// request to the end of the last epoch, rounded down once.
+fn cost(price: U256, nodes: u64, requested: U256, last: U256, genesis: u64) -> U256 {
+    let end = U256::from(genesis) + (last + U256::from(1u64)) * U256::from(EPOCH_SECONDS);
+    price * U256::from(nodes) * (end - requested) / U256::from(EPOCH_SECONDS)
+}
+
+/// A USDC amount as r1ctl prints it.
+fn usdc(units: U256) -> String {
+    Usdc(u64::try_from(units).unwrap()).to_string()
 }
 
 fn text(output: &Output) -> String {
@@ -77,12 +91,14 @@ struct World {
     csp: Address,
     dir: tempfile::TempDir,
     info: ApiInfo,
+    /// The suite's genesis (unix seconds).
+    genesis: u64,
 }
 
 impl World {
     fn start() -> Self {
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let (chain, gov, escrow, csp) = runtime.block_on(async {
+        let (chain, gov, escrow, csp, genesis) = runtime.block_on(async {
             let chain = DevChain::start().await.unwrap();
             let (gov_address, gov_provider) = chain.funded_account(1_000).await.unwrap();
             let genesis = chain.timestamp().await.unwrap();
@@ -108,7 +124,7 @@ impl World {
             let csp: Address = CSP_ADDRESS.parse().unwrap();
             let escrow = gov.deploy_escrow(csp).await.unwrap();
             gov.mint_usdc(csp, usdc_units(100)).await.unwrap();
-            (chain, gov, escrow, csp)
+            (chain, gov, escrow, csp, genesis)
         });
         let dir = tempfile::tempdir().unwrap();
         for (name, secret) in [("csp.key", CSP_KEY), ("other.key", OTHER_KEY)] {
@@ -129,6 +145,7 @@ impl World {
             csp,
             dir,
             info,
+            genesis,
         }
     }
 
@@ -199,18 +216,12 @@ fn apply_funds_jobs_once_and_fund_is_idempotent() {
         )
     };
 
-    // micro class: 0.10 USDC × 2 nodes × 30 epochs.
+    // micro class: 0.10 USDC × 2 nodes × 30 epochs and the rest of the current one.
     let out = apply_examples();
     assert!(out.status.success(), "{}", text(&out));
     let printed = text(&out);
     assert!(
         printed.contains("DeeployJob default/hello-web created"),
-        "{printed}"
-    );
-    assert!(
-        printed.contains(
-            "DeeployJob default/hello-web funded: chain job 1, 30 epochs × 2 nodes, 6.00 USDC"
-        ),
         "{printed}"
     );
     let hash = project_hash(w.csp, "default", "hello-web");
@@ -224,8 +235,24 @@ fn apply_funds_jobs_once_and_fund_is_idempotent() {
     assert_eq!(job.jobType, 1, "the micro class id");
     assert_eq!(job.numberOfNodesRequested, U256::from(2));
     assert_eq!(job.lastExecutionEpoch, U256::from(epoch + 30));
-    assert_eq!(w.usdc(w.csp), usdc_units(94));
-    assert_eq!(w.usdc(w.escrow), usdc_units(6));
+    let paid = cost(
+        U256::from(100_000u64),
+        2,
+        job.requestTimestamp,
+        job.lastExecutionEpoch,
+        w.genesis,
+    );
+    assert_eq!(job.balance, paid);
+    assert!(paid > usdc_units(6) && paid <= U256::from(6_200_000u64));
+    assert!(
+        printed.contains(&format!(
+            "DeeployJob default/hello-web funded: chain job 1, 30 epochs × 2 nodes, {} USDC",
+            usdc(paid)
+        )),
+        "{printed}"
+    );
+    assert_eq!(w.usdc(w.csp), usdc_units(100) - paid);
+    assert_eq!(w.usdc(w.escrow), paid);
 
     // Funding again, by name or by applying again, sends nothing.
     let out = w.r1ctl(&server, "csp.key", &["fund", "djob", "hello-web"]);
@@ -243,9 +270,10 @@ fn apply_funds_jobs_once_and_fund_is_idempotent() {
         text(&out)
     );
     assert_eq!(w.open_jobs(), 1);
-    assert_eq!(w.usdc(w.csp), usdc_units(94));
+    assert_eq!(w.usdc(w.csp), usdc_units(100) - paid);
 
-    // --no-fund only applies; fund by file pays later (lite class: 0.166666 × 1 × 40).
+    // --no-fund only applies; fund by file pays later (lite class: 0.166666 × 1 × 40 and the
+    // rest of the current epoch).
     let api = w.write("api.yaml", &job_yaml("hello-api", 1, 40, Some("lite")));
     let out = w.r1ctl(&server, "csp.key", &["apply", "--no-fund", "-f", &api]);
     assert!(out.status.success(), "{}", text(&out));
@@ -253,13 +281,6 @@ fn apply_funds_jobs_once_and_fund_is_idempotent() {
     assert_eq!(w.open_jobs(), 1);
     let out = w.r1ctl(&server, "csp.key", &["fund", "-f", &api]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains(
-            "DeeployJob default/hello-api funded: chain job 2, 40 epochs × 1 node, 6.66664 USDC"
-        ),
-        "{}",
-        text(&out)
-    );
     let job = w
         .runtime
         .block_on(
@@ -269,7 +290,23 @@ fn apply_funds_jobs_once_and_fund_is_idempotent() {
         .unwrap()
         .unwrap();
     assert_eq!((job.jobType, job.id), (2, U256::from(2)));
-    assert_eq!(w.usdc(w.csp), usdc_units(94) - U256::from(6_666_640u64));
+    let api_paid = cost(
+        U256::from(166_666u64),
+        1,
+        job.requestTimestamp,
+        job.lastExecutionEpoch,
+        w.genesis,
+    );
+    assert!(
+        text(&out).contains(&format!(
+            "DeeployJob default/hello-api funded: chain job 2, 40 epochs × 1 node, {} USDC",
+            usdc(api_paid)
+        )),
+        "{}",
+        text(&out)
+    );
+    let after_api = usdc_units(100) - paid - api_paid;
+    assert_eq!(w.usdc(w.csp), after_api);
 
     // More replicas and a longer duration extend the job on chain; fewer change nothing there.
     let first_last = job.lastExecutionEpoch;
@@ -296,7 +333,7 @@ fn apply_funds_jobs_once_and_fund_is_idempotent() {
     let job = extended(&w);
     assert_eq!(job.numberOfNodesRequested, U256::from(2));
     assert_eq!(job.lastExecutionEpoch, first_last + U256::from(20));
-    assert!(w.usdc(w.csp) < usdc_units(94) - U256::from(6_666_640u64));
+    assert!(w.usdc(w.csp) < after_api);
     let held = w.usdc(w.csp);
     let narrower = w.write(
         "api-narrower.yaml",
@@ -318,7 +355,8 @@ fn funding_refusals_are_clear() {
     let w = World::start();
     let server = w.serve("store", Some(w.info));
 
-    // Per job: a class with no price on chain, and more than the CSP holds (12.50 × 10 × 30).
+    // Per job: a class with no price on chain, and more than the CSP holds (12.50 × 10 × 30 and
+    // the rest of the current epoch).
     let jobs = w.write(
         "jobs.yaml",
         &format!(
@@ -334,10 +372,16 @@ fn funding_refusals_are_clear() {
         printed.contains("error: DeeployJob default/unpriced not funded: price class basic (id 4) has no price on chain 31337: ask governance to set it"),
         "{printed}"
     );
-    assert!(
-        printed.contains(&format!("error: DeeployJob default/costly not funded: not enough USDC: it needs 3750.00 USDC and {CSP_ADDRESS} holds 100.00 USDC")),
-        "{printed}"
-    );
+    let needed = printed
+        .split("error: DeeployJob default/costly not funded: not enough USDC: it needs ")
+        .nth(1)
+        .and_then(|rest| rest.split_once(&format!(" USDC and {CSP_ADDRESS} holds 100.00 USDC")))
+        .map(|(amount, _)| amount.to_string());
+    let needed: f64 = needed
+        .as_deref()
+        .and_then(|amount| amount.parse().ok())
+        .unwrap_or_else(|| panic!("{printed}"));
+    assert!(needed > 3750.0 && needed <= 3875.0, "{printed}");
     assert_eq!(w.open_jobs(), 0);
     assert_eq!(w.usdc(w.csp), usdc_units(100));
 

@@ -12,6 +12,12 @@ interface IEscrowManager is IBlacklist {
     /// @notice The epoch now: `(block.timestamp - genesis) / epochSeconds`.
     function currentEpoch() external view returns (uint256);
 
+    /// @notice When epoch 0 began: escrows settle jobs by the second from it.
+    function genesisTimestamp() external view returns (uint256);
+
+    /// @notice Seconds per epoch: a job's price per epoch is paid over this many seconds.
+    function epochSeconds() external view returns (uint256);
+
     /// @notice Governance price per node per epoch of a job type (0 = not offered).
     function jobTypePrice(uint8 jobType) external view returns (uint256);
 

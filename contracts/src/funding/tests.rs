@@ -31,7 +31,7 @@ fn a_spec_asking_more_extends_and_asking_less_changes_nothing() {
     );
 }
 
-/// `(lastExecutionEpoch, nextEpochToSettle)`, or `None` when it refuses too few epochs.
+/// `(lastExecutionEpoch, first whole epoch paid)`, or `None` when it refuses too few epochs.
 fn escrow_creates(last: u64, epoch: u64) -> Option<(u64, u64)> {
     (last.saturating_sub(epoch) >= 30).then_some((last, epoch + 1))
 }
@@ -73,6 +73,24 @@ fn asked_epochs_follow_epoch_boundaries() {
         asked_epochs(&clock, u64::MAX, 30).map(|(_, l)| l >= 30),
         Ok(true)
     );
+}
+
+#[test]
+fn a_job_costs_the_rest_of_the_current_epoch_and_the_whole_epochs_asked() {
+    // 100 s epochs from t = 1000 s; 25 s into epoch 3 a job for 30 epochs costs 75 s + 30
+    // epochs, rounded down once.
+    let clock = EpochClock::new(1_000, 100).expect("non-zero length");
+    let price = U256::from(7u64);
+    assert_eq!(
+        cost_now(&clock, 1_325_900, price, 2, 30),
+        Ok(U256::from(7u64 * 2 * 3_075 / 100))
+    );
+    // At an epoch's first second: a whole epoch more than the epochs asked.
+    assert_eq!(
+        cost_now(&clock, 1_300_000, price, 2, 30),
+        Ok(U256::from(7u64 * 2 * 31))
+    );
+    assert!(cost_now(&clock, 999_000, price, 2, 30).is_err());
 }
 
 #[test]

@@ -177,15 +177,15 @@ pub enum Fact {
         /// The set.
         nodes: Vec<Address>,
     },
-    /// Epochs `[from, to)` of a job were paid.
-    EpochsSettled {
+    /// The seconds `[from, to)` of a job were paid.
+    Settled {
         /// The escrow.
         escrow: Address,
         /// The job.
         job: u64,
-        /// First epoch paid.
+        /// First second paid (unix time).
         from: u64,
-        /// First epoch not paid.
+        /// First second not paid (unix time).
         to: u64,
         /// Nodes paid.
         nodes_paid: u64,
@@ -244,9 +244,9 @@ pub enum Fact {
 }
 
 impl Fact {
-    /// Whether the audit needs the epoch of the block this fact is in: the escrow costs a job
-    /// and settles it by the epoch of the block its call runs in.
-    pub fn needs_epoch(&self) -> bool {
+    /// Whether the audit needs the time of the block this fact is in: the escrow costs a job
+    /// and settles it by the time of the block its call runs in.
+    pub fn needs_time(&self) -> bool {
         matches!(
             self,
             Fact::JobCreated { .. }
@@ -391,11 +391,11 @@ fn escrow_fact(log: &Log) -> Option<Fact> {
                 job: to_u64(e.jobId),
                 nodes: e.nodes,
             },
-            E::EpochsSettled(e) => Fact::EpochsSettled {
+            E::Settled(e) => Fact::Settled {
                 escrow,
                 job: to_u64(e.jobId),
-                from: to_u64(e.fromEpoch),
-                to: to_u64(e.toEpoch),
+                from: to_u64(e.fromTime),
+                to: to_u64(e.toTime),
                 nodes_paid: to_u64(e.nodesPaid),
                 to_nodes: e.toNodes,
                 burned: e.burned,

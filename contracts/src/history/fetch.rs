@@ -160,7 +160,7 @@ impl Suite {
         Ok(history)
     }
 
-    /// Fills in the block epochs and transaction signers `history`'s facts need.
+    /// Fills in the block times, the clock and the transaction signers `history`'s facts need.
     async fn look_up(
         &self,
         history: &mut History,
@@ -170,7 +170,7 @@ impl Suite {
         let blocks: BTreeSet<u64> = history
             .entries
             .iter()
-            .filter(|e| e.fact.needs_epoch())
+            .filter(|e| e.fact.needs_time())
             .map(|e| e.at.block)
             .collect();
         let txs: BTreeSet<B256> = history
@@ -187,12 +187,13 @@ impl Suite {
         }
         let wait = limits.request_timeout;
         let provider = self.provider();
-        let mut epochs = BTreeMap::new();
+        let mut times = BTreeMap::new();
         for number in blocks {
             let block = bounded("a block", wait, provider.get_block_by_number(number.into()))
                 .await?
                 .ok_or_else(|| FetchError::Missing(format!("block {number}")))?;
-            epochs.insert(number, clock.epoch_at(block.header.timestamp)?);
+            clock.epoch_at(block.header.timestamp)?;
+            times.insert(number, block.header.timestamp);
         }
         let mut senders: BTreeMap<B256, Address> = BTreeMap::new();
         for hash in txs {
@@ -205,7 +206,8 @@ impl Suite {
             .ok_or_else(|| FetchError::Missing(format!("transaction {hash}")))?;
             senders.insert(hash, tx.from());
         }
-        history.block_epochs = epochs;
+        history.block_times = times;
+        history.clock = Some(clock);
         history.senders = senders;
         Ok(())
     }

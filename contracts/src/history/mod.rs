@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use alloy::primitives::{Address, B256};
 
+use crate::epoch::EpochClock;
+
 pub use fact::Fact;
 pub use fetch::{FetchError, Limits};
 pub use snapshot::{EscrowSnapshot, JobView};
@@ -35,15 +37,18 @@ pub struct Entry {
     pub fact: Fact,
 }
 
-/// Every fact of a suite up to one block, with what the audit needs besides: the epoch of the
-/// blocks whose facts are costed or settled by block time ([`Fact::needs_epoch`]) and the
-/// signer of the transactions whose sender matters ([`Fact::needs_sender`]).
+/// Every fact of a suite up to one block, with what the audit needs besides: the time of the
+/// blocks whose facts are costed or settled by block time ([`Fact::needs_time`]), the
+/// manager's epoch clock, and the signer of the transactions whose sender matters
+/// ([`Fact::needs_sender`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
     /// The facts, in chain order.
     pub entries: Vec<Entry>,
-    /// The epoch of each block that needs one.
-    pub block_epochs: BTreeMap<u64, u64>,
+    /// The timestamp of each block that needs one.
+    pub block_times: BTreeMap<u64, u64>,
+    /// The manager's epoch clock (`None` until read).
+    pub clock: Option<EpochClock>,
     /// The signer of each transaction that needs one.
     pub senders: BTreeMap<B256, Address>,
     /// The last block read.
@@ -53,9 +58,14 @@ pub struct History {
 }
 
 impl History {
-    /// The epoch `entry`'s block ran in, when it was read.
+    /// The timestamp of `entry`'s block, when it was read.
+    pub fn time_of(&self, entry: &Entry) -> Option<u64> {
+        self.block_times.get(&entry.at.block).copied()
+    }
+
+    /// The epoch `entry`'s block ran in, when its time and the clock were read.
     pub fn epoch_of(&self, entry: &Entry) -> Option<u64> {
-        self.block_epochs.get(&entry.at.block).copied()
+        self.clock?.epoch_at(self.time_of(entry)?).ok()
     }
 
     /// Who signed `entry`'s transaction, when it was read.

@@ -21,8 +21,10 @@ pub struct JobView {
     pub start_timestamp: u64,
     /// Its last paid epoch.
     pub last_epoch: u64,
-    /// The first epoch not settled yet.
+    /// The epoch holding `settled_until` (the first epoch not wholly settled).
     pub next_epoch_to_settle: u64,
+    /// The time up to which the job is settled.
+    pub settled_until: u64,
     /// Nodes requested.
     pub nodes: u64,
     /// USDC units per node per epoch.
@@ -43,6 +45,7 @@ impl From<CspEscrow::Job> for JobView {
             start_timestamp: to_u64(job.startTimestamp),
             last_epoch: to_u64(job.lastExecutionEpoch),
             next_epoch_to_settle: to_u64(job.nextEpochToSettle),
+            settled_until: to_u64(job.settledUntil),
             nodes: to_u64(job.numberOfNodesRequested),
             price: job.pricePerEpoch,
             balance: job.balance,

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::{LazyLock, Mutex};
 
 use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolInterface;
 use r1_contracts::units::{r1_units, usdc_units};
@@ -40,6 +41,19 @@ pub fn run<F: Future<Output = ()>>(body: impl FnOnce(&'static DevChain) -> F) {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let chain: &'static DevChain = &CHAIN;
     RUNTIME.block_on(body(chain));
+}
+
+/// What `nodes` nodes cost, or are paid, for `seconds` at `price` per node per epoch: the
+/// escrow's per-second rule, rounded down.
+pub fn by_the_second(price: u64, nodes: u64, seconds: u64) -> U256 {
+    U256::from(price) * U256::from(nodes) * U256::from(seconds) / U256::from(EPOCH)
+}
+
+/// One node's pay for `seconds` at `price`, split as the escrow splits it: (to the node, burned).
+pub fn node_pay(price: u64, seconds: u64) -> (U256, U256) {
+    let total = by_the_second(price, 1, seconds);
+    let burn = total * U256::from(15u64) / U256::from(100u64);
+    (total - burn, burn)
 }
 
 /// A fresh suite with governance, oracles, a CSP with an escrow, and one node owner holding a
@@ -193,6 +207,51 @@ impl World {
             .advance_time(EPOCH * epochs - into)
             .await
             .expect("advance");
+    }
+
+    /// The start of epoch 0.
+    pub async fn genesis(&self) -> u64 {
+        self.gov
+            .manager()
+            .genesisTimestamp()
+            .call()
+            .await
+            .expect("genesis")
+            .to()
+    }
+
+    /// The first second of `epoch`.
+    pub async fn start_of(&self, epoch: u64) -> u64 {
+        self.genesis().await + epoch * EPOCH
+    }
+
+    /// The time of the latest block: the last transaction's.
+    pub async fn now(&self) -> u64 {
+        self.chain.timestamp().await.expect("timestamp")
+    }
+
+    /// What job `job` cost when it was created for `nodes` nodes, by the escrow's per-second
+    /// rule from its request time (as the chain recorded it) to the end of its last epoch.
+    pub async fn creation_cost(&self, job: u64, nodes: u64) -> U256 {
+        let state = self.csp.job(job).await.expect("job");
+        let last: u64 = state.lastExecutionEpoch.to();
+        let requested: u64 = state.requestTimestamp.to();
+        let price: u64 = state.pricePerEpoch.to();
+        by_the_second(price, nodes, self.start_of(last + 1).await - requested)
+    }
+
+    /// Mines a block at exactly `time` (later than the latest block's); the clock runs on from it.
+    pub async fn advance_to(&self, time: u64) {
+        self.chain
+            .rpc()
+            .raw_request::<_, serde_json::Value>("evm_setNextBlockTimestamp".into(), (time,))
+            .await
+            .expect("set the next block's time");
+        self.chain
+            .rpc()
+            .raw_request::<_, serde_json::Value>("evm_mine".into(), Vec::<u64>::new())
+            .await
+            .expect("mine");
     }
 
     pub async fn epoch(&self) -> u64 {

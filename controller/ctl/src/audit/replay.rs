@@ -158,6 +158,13 @@ impl Replay {
             _ => None,
         });
         if let Some((until, oracle)) = page {
+            let Some(until) = history.clock.map(|c| c.start_s(until)) else {
+                self.row(
+                    None,
+                    Row::check("allocation", "the epoch clock", "not read", false),
+                );
+                return due;
+            };
             // A page settles the jobs it visits; the pass's last page (the one that reports
             // `RewardsAllocated`) leaves every open job settled up to `until`.
             let last_page = group
@@ -167,7 +174,7 @@ impl Replay {
             let settled_here: BTreeSet<u64> = group
                 .iter()
                 .filter_map(|e| match &e.fact {
-                    Fact::EpochsSettled {
+                    Fact::Settled {
                         escrow: at, job, ..
                     } if *at == escrow => Some(*job),
                     _ => None,
@@ -196,12 +203,12 @@ impl Replay {
             if !open {
                 continue;
             }
-            let Some(epoch) = history.epoch_of(entry) else {
+            let Some(at) = history.time_of(entry) else {
                 self.row(
                     Some(job),
                     Row::check(
                         format!("job {job} {cause}"),
-                        "the block's epoch",
+                        "the block's time",
                         "not read",
                         false,
                     ),
@@ -212,7 +219,7 @@ impl Replay {
             if let Some(paid) = self
                 .jobs
                 .get_mut(&job)
-                .and_then(|l| l.settle(epoch, &blacklist))
+                .and_then(|l| l.settle(at, &blacklist))
             {
                 due.push((job, paid, cause.to_string()));
             }
@@ -225,7 +232,7 @@ impl Replay {
         let mut emitted: Vec<(u64, String)> = group
             .iter()
             .filter_map(|e| match &e.fact {
-                Fact::EpochsSettled {
+                Fact::Settled {
                     escrow,
                     job,
                     from,
@@ -272,9 +279,9 @@ impl Replay {
     /// (`BurnQueued`; an oracle swaps and burns the queue later), and an allocation page reports
     /// the sum it settled for burning.
     fn check_burns(&mut self, group: &[Entry]) {
-        let mine = group.iter().any(
-            |e| matches!(&e.fact, Fact::EpochsSettled { escrow, .. } if *escrow == self.escrow),
-        );
+        let mine = group
+            .iter()
+            .any(|e| matches!(&e.fact, Fact::Settled { escrow, .. } if *escrow == self.escrow));
         if !mine {
             return;
         }
@@ -283,7 +290,7 @@ impl Replay {
         let mut reported = None;
         for entry in group {
             match &entry.fact {
-                Fact::EpochsSettled { burned, .. } => settled += *burned,
+                Fact::Settled { burned, .. } => settled += *burned,
                 Fact::BurnQueued { usdc } => swapped += *usdc,
                 Fact::AllocationPage { usdc_burned, .. } => reported = Some(*usdc_burned),
                 _ => {}
@@ -671,25 +678,26 @@ impl Replay {
                 ),
             );
         }
-        let Some(epoch) = history.epoch_of(entry) else {
+        let (Some(at), Some(clock)) = (history.time_of(entry), history.clock) else {
             self.row(
                 Some(*job),
                 Row::check(
                     format!("job {job} funded"),
-                    "the block's epoch",
+                    "the block's time and the epoch clock",
                     "not read",
                     false,
                 ),
             );
             return;
         };
-        let (ledger, cost) = Ledger::create(listed, *nodes, *last_epoch, epoch);
+        let (ledger, cost) = Ledger::create(clock, listed, *nodes, *last_epoch, at);
         self.jobs.insert(*job, ledger);
         self.projects.insert(*job, *project_hash);
-        let epochs = last_epoch.saturating_sub(epoch);
+        let span = clock.end_s(*last_epoch).saturating_sub(at);
         let what = format!(
-            "job {job} funded: {epochs} epochs × {nodes} nodes × {}",
-            usdc_text(listed)
+            "job {job} funded: {span} s to the end of epoch {last_epoch} × {nodes} nodes × {} per epoch of {} s",
+            usdc_text(listed),
+            clock.length_s()
         );
         self.pay(history, entry, *job, what, cost, *paid);
     }
@@ -902,8 +910,13 @@ fn job_rows(id: u64, ledger: &Ledger, view: Option<&JobView>, rows: &mut Vec<Row
     );
     rows.push(Row::usdc(what, ledger.balance, view.balance));
     rows.push(Row::compare(
+        format!("job {id} settled until"),
+        ledger.settled_until,
+        view.settled_until,
+    ));
+    rows.push(Row::compare(
         format!("job {id} next epoch to settle"),
-        ledger.next_to_settle,
+        ledger.next_to_settle(),
         view.next_epoch_to_settle,
     ));
     rows.push(Row::compare(
@@ -938,11 +951,11 @@ fn job_rows(id: u64, ledger: &Ledger, view: Option<&JobView>, rows: &mut Vec<Row
     ));
 }
 
-/// A settlement as one table cell: epochs, nodes paid, the 85 % and the 15 %.
+/// A settlement as one table cell: the seconds, nodes paid, the 85 % and the 15 %.
 fn settled_text(from: u64, to: u64, nodes: u64, to_nodes: U256, burned: U256) -> String {
     format!(
-        "epochs {from}..{} × {nodes} nodes: {} + {} burned",
-        to.saturating_sub(1),
+        "{} s from t={from} × {nodes} nodes: {} + {} burned",
+        to.saturating_sub(from),
         usdc_text(to_nodes),
         usdc_text(burned)
     )

@@ -1,6 +1,6 @@
 //! The replay against a fake chain that emits what the contracts emit for one job's life:
-//! funded, voted onto two nodes, allocated epoch by epoch, PoA minted, closed by vote and
-//! refunded. The untouched history audits clean; leaving out any vote or changing any figure
+//! funded mid-epoch, voted onto two nodes mid-epoch, allocated epoch by epoch, PoA minted,
+//! closed by vote (after its end, or mid-epoch) and refunded, settled by the second. The untouched history audits clean; leaving out any vote or changing any figure
 //! makes it fail.
 
 use std::collections::BTreeMap;
@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use alloy_primitives::{Address, B256, U256};
 use proptest::prelude::*;
 use r1_contracts::EscrowTotals;
+use r1_contracts::epoch::EpochClock;
 use r1_contracts::history::{Entry, EscrowSnapshot, Fact, History, JobView, Position};
 
 use super::{Replay, Selection, poa_reward};
@@ -15,6 +16,17 @@ use crate::audit::quorum::node_set_proposal;
 
 const JOB: u64 = 1;
 const GENESIS_TS: u64 = 1_000;
+/// Epoch length of the fake chain, seconds.
+const EPOCH_S: u64 = 100;
+
+fn clock() -> EpochClock {
+    EpochClock::new(GENESIS_TS, EPOCH_S).expect("non-zero length")
+}
+
+/// `offset` seconds into `epoch`.
+fn at(epoch: u64, offset: u64) -> u64 {
+    clock().start_s(epoch) + offset
+}
 
 fn address(byte: u8) -> Address {
     Address::repeat_byte(byte)
@@ -27,7 +39,7 @@ struct FakeChain {
     owner: Address,
     oracles: Vec<Address>,
     price: U256,
-    next: u64,
+    settled_until: u64,
     last: u64,
     balance: U256,
     active: Vec<Address>,
@@ -47,7 +59,7 @@ impl FakeChain {
             owner: address(0xc5),
             oracles: vec![address(0x01), address(0x02), address(0x03)],
             price: U256::from(price),
-            next: 0,
+            settled_until: 0,
             last: 0,
             balance: U256::ZERO,
             active: Vec::new(),
@@ -67,12 +79,13 @@ impl FakeChain {
             job_type: 1,
             price: chain.price,
         });
-        chain.tx(0, address(0x90), setup);
+        chain.history.clock = Some(clock());
+        chain.tx(GENESIS_TS, address(0x90), setup);
         chain
     }
 
-    /// One transaction in a block of its own, in `epoch`, signed by `sender`.
-    fn tx(&mut self, epoch: u64, sender: Address, facts: Vec<Fact>) {
+    /// One transaction in a block of its own, at `time`, signed by `sender`.
+    fn tx(&mut self, time: u64, sender: Address, facts: Vec<Fact>) {
         let block = self.history.until_block + 1;
         let tx = B256::from(U256::from(block));
         for (log_index, fact) in facts.into_iter().enumerate() {
@@ -85,15 +98,18 @@ impl FakeChain {
                 fact,
             });
         }
-        self.history.block_epochs.insert(block, epoch);
+        self.history.block_times.insert(block, time);
         self.history.senders.insert(tx, sender);
         self.history.until_block = block;
     }
 
-    fn create(&mut self, epoch: u64, epochs: u64, nodes: u64) {
-        let paid = self.price * U256::from(nodes) * U256::from(epochs);
-        self.next = epoch + 1;
+    /// Creates the job at `time` for the `epochs` epochs after the one `time` is in.
+    fn create(&mut self, time: u64, epochs: u64, nodes: u64) {
+        let epoch = clock().epoch_at(time).expect("after genesis");
         self.last = epoch + epochs;
+        let span = clock().end_s(self.last) - time;
+        let paid = self.price * U256::from(nodes) * U256::from(span) / U256::from(EPOCH_S);
+        self.settled_until = time;
         self.balance = paid;
         self.totals.deposited += paid;
         self.totals.balance_usdc += paid;
@@ -107,21 +123,21 @@ impl FakeChain {
             price: self.price,
             paid,
         };
-        self.tx(epoch, self.owner, vec![fact]);
+        self.tx(time, self.owner, vec![fact]);
     }
 
-    /// The escrow's `_settle`, as events.
+    /// The escrow's `_settle` up to `until`, as events.
     fn settle(&mut self, until: u64) -> Vec<Fact> {
-        let end = until.min(self.last + 1);
-        if end <= self.next || self.closed {
+        let end = until.min(clock().end_s(self.last));
+        if end <= self.settled_until || self.closed {
             return Vec::new();
         }
-        let from = self.next;
-        self.next = end;
+        let from = self.settled_until;
+        self.settled_until = end;
         if self.active.is_empty() {
             return Vec::new();
         }
-        let per_node = self.price * U256::from(end - from);
+        let per_node = self.price * U256::from(end - from) / U256::from(EPOCH_S);
         let burn = per_node * U256::from(15u64) / U256::from(100u64);
         let count = U256::from(self.active.len());
         for node in &self.active {
@@ -133,7 +149,7 @@ impl FakeChain {
         self.totals.burned += burned;
         self.totals.balance_usdc -= burned;
         vec![
-            Fact::EpochsSettled {
+            Fact::Settled {
                 escrow: self.escrow,
                 job: JOB,
                 from,
@@ -146,14 +162,14 @@ impl FakeChain {
         ]
     }
 
-    /// Two of the three oracles vote for `nodes`; the second vote decides.
-    fn vote(&mut self, epoch: u64, nodes: Vec<Address>) {
+    /// Two of the three oracles vote for `nodes`; the second vote, at `time`, decides.
+    fn vote(&mut self, time: u64, nodes: Vec<Address>) {
         let proposal = node_set_proposal(&nodes);
         let round = self.round;
         self.round += 1;
         let first = self.oracles[0];
         self.tx(
-            epoch,
+            time - 1,
             first,
             vec![Fact::NodeUpdateSubmitted {
                 job: JOB,
@@ -177,7 +193,7 @@ impl FakeChain {
                 nodes: nodes.clone(),
             },
         ];
-        facts.extend(self.settle(epoch));
+        facts.extend(self.settle(time));
         if nodes.is_empty() {
             let refunded = self.balance;
             self.balance = U256::ZERO;
@@ -192,7 +208,7 @@ impl FakeChain {
             });
         } else {
             if self.started == 0 {
-                self.started = GENESIS_TS + epoch;
+                self.started = time;
                 facts.push(Fact::JobStarted {
                     escrow: self.escrow,
                     job: JOB,
@@ -209,19 +225,20 @@ impl FakeChain {
                 nodes,
             });
         }
-        self.tx(epoch, second, facts);
+        self.tx(time, second, facts);
     }
 
+    /// Allocates epochs `[from, until)`, a few seconds into epoch `until`.
     fn allocate(&mut self, from: u64, until: u64) {
-        let settled = self.settle(until);
+        let settled = self.settle(clock().start_s(until));
         let usdc_burned = settled.iter().fold(U256::ZERO, |sum, f| match f {
-            Fact::EpochsSettled { burned, .. } => sum + *burned,
+            Fact::Settled { burned, .. } => sum + *burned,
             _ => sum,
         });
         let oracle = self.oracles[2];
         let mut facts: Vec<Fact> = settled
             .iter()
-            .filter(|f| matches!(f, Fact::EpochsSettled { .. }))
+            .filter(|f| matches!(f, Fact::Settled { .. }))
             .cloned()
             .collect();
         facts.push(Fact::AllocationPage {
@@ -238,7 +255,7 @@ impl FakeChain {
         if !usdc_burned.is_zero() {
             facts.push(Fact::BurnQueued { usdc: usdc_burned });
         }
-        self.tx(until, oracle, facts);
+        self.tx(at(until, 3), oracle, facts);
     }
 
     /// Every oracle reports full availability of `node` (licence `licence`) for `epoch`.
@@ -246,7 +263,7 @@ impl FakeChain {
         let proposal = B256::from(U256::from(epoch));
         let first = self.oracles[1];
         self.tx(
-            epoch + 1,
+            at(epoch + 1, 5),
             first,
             vec![Fact::AvailabilitySubmitted {
                 epoch,
@@ -272,7 +289,7 @@ impl FakeChain {
                 amount,
             },
         ];
-        self.tx(epoch + 1, second, facts);
+        self.tx(at(epoch + 1, 6), second, facts);
     }
 
     fn snapshot(&self) -> EscrowSnapshot {
@@ -285,7 +302,10 @@ impl FakeChain {
                     project_hash: B256::repeat_byte(0x77),
                     start_timestamp: self.started,
                     last_epoch: self.last,
-                    next_epoch_to_settle: self.next,
+                    next_epoch_to_settle: clock()
+                        .epoch_at(self.settled_until)
+                        .expect("after genesis"),
+                    settled_until: self.settled_until,
                     nodes: 2,
                     price: self.price,
                     balance: self.balance,
@@ -300,12 +320,13 @@ impl FakeChain {
     }
 }
 
-/// A whole life: created in epoch 10 for `epochs` epochs, voted onto two nodes after `delay`
-/// epochs, allocated in steps of `steps` epochs, a node's PoA minted, closed after its end.
+/// A whole life: created 37 s into epoch 10 for `epochs` epochs, voted onto two nodes 50 s
+/// into the epoch `delay` epochs later, allocated in steps of `steps` epochs, a node's PoA
+/// minted, closed after its end.
 fn life(price: u64, epochs: u64, delay: u64, steps: &[u64]) -> FakeChain {
     let mut chain = FakeChain::new(price);
     let nodes = vec![address(0xa1), address(0xa2)];
-    chain.create(10, epochs, 2);
+    chain.create(at(10, 37), epochs, 2);
     let mut allocated = 10;
     let mut steps = steps.iter().cycle();
     let end = 10 + epochs + 1;
@@ -313,18 +334,18 @@ fn life(price: u64, epochs: u64, delay: u64, steps: &[u64]) -> FakeChain {
     while allocated < end {
         let next = (allocated + steps.next().copied().unwrap_or(1).max(1)).min(end);
         if !voted && next > 10 + delay {
-            chain.vote(10 + delay, nodes.clone());
+            chain.vote(at(10 + delay, 50), nodes.clone());
             voted = true;
         }
         chain.allocate(allocated, next);
         allocated = next;
     }
     if !voted {
-        chain.vote(end, nodes.clone());
+        chain.vote(at(end, 50), nodes.clone());
     }
     chain.availability(12, nodes[0], 7);
     chain.availability(13, nodes[0], 7);
-    chain.vote(end + 1, Vec::new());
+    chain.vote(at(end + 1, 50), Vec::new());
     chain
 }
 
@@ -346,18 +367,49 @@ fn a_whole_life_audits_clean() {
     let text = rendered(&report);
     assert!(report.ok(), "{text}");
     assert!(
-        text.contains("job 1 funded: 30 epochs × 2 nodes × 0.10"),
+        text.contains(
+            "job 1 funded: 3063 s to the end of epoch 40 × 2 nodes × 0.10 per epoch of 100 s"
+        ),
+        "{text}"
+    );
+    // Validated 50 s into epoch 13: its other 50 s are paid, then whole epochs.
+    assert!(
+        text.contains(&format!("50 s from t={} × 2 nodes", at(13, 50))),
         "{text}"
     );
     assert!(
-        text.contains("epochs 13..13 × 2 nodes: 0.17 + 0.03 burned"),
+        text.contains("100 s from t=2400 × 2 nodes: 0.17 + 0.03 burned"),
         "{text}"
     );
     assert!(text.contains("job 1 refunded to the CSP"), "{text}");
     assert!(text.contains("2 of 2 votes"), "{text}");
     assert!(text.contains("PoA R1 minted for licence 7"), "{text}");
-    // 28 epochs paid of 30: 2 × 0.10 × 2 epochs come back.
-    assert_eq!(chain.totals.refunded, U256::from(400_000u64));
+    // Paid from 50 s into epoch 13 through epoch 40: 27.5 epochs of 30.63 × 2 × 0.10 back.
+    assert_eq!(chain.totals.refunded, U256::from(626_000u64));
+}
+
+#[test]
+fn a_close_mid_epoch_pays_the_seconds_served_and_refunds_the_rest() {
+    let mut chain = FakeChain::new(166_666);
+    chain.create(at(10, 90), 30, 2);
+    chain.vote(at(10, 95), vec![address(0xa1), address(0xa2)]);
+    chain.allocate(10, 11);
+    chain.vote(at(11, 41), Vec::new());
+    let report = audit(&chain);
+    let text = rendered(&report);
+    assert!(report.ok(), "{text}");
+    // 5 s of epoch 10 and 41 s of epoch 11, each rounded down per node.
+    let per_node = 166_666 * 5 / 100 + 166_666 * 41 / 100;
+    assert_eq!(
+        chain.totals.credited_to_nodes + chain.totals.burned,
+        U256::from(2 * per_node)
+    );
+    assert!(
+        text.contains(&format!("41 s from t={} × 2 nodes", at(11, 0))),
+        "{text}"
+    );
+    let funded = 166_666u64 * 2 * 3_010 / 100;
+    assert_eq!(chain.totals.refunded, U256::from(funded - 2 * per_node));
 }
 
 #[test]
@@ -384,7 +436,7 @@ fn a_changed_settlement_fails() {
         .entries
         .iter_mut()
         .find_map(|e| match &mut e.fact {
-            Fact::EpochsSettled { to_nodes, .. } => Some(to_nodes),
+            Fact::Settled { to_nodes, .. } => Some(to_nodes),
             _ => None,
         })
         .expect("a settlement");
@@ -425,7 +477,7 @@ fn a_state_off_by_one_unit_fails() {
 fn amounts(fact: &mut Fact) -> Vec<&mut U256> {
     match fact {
         Fact::JobCreated { paid, .. } => vec![paid],
-        Fact::EpochsSettled {
+        Fact::Settled {
             to_nodes, burned, ..
         } => vec![to_nodes, burned],
         Fact::JobClosed { refunded, .. } => vec![refunded],

@@ -6,32 +6,11 @@ use alloy::rpc::types::TransactionReceipt;
 
 use crate::error::{Error, Result};
 
-/// Gas added to every estimate: escrows settle by the second, so a transaction mined a block
-/// (a second) after its estimate can settle a span the estimate saw empty — node balances
-/// written, a burn transferred — and run out of gas on an exact estimate.
-const SETTLEMENT_HEADROOM_GAS: u64 = 150_000;
-
-/// The gas limit for a call estimated at `estimate`: half again plus
-/// [`SETTLEMENT_HEADROOM_GAS`] (unused gas costs nothing), within a block's 30 M.
-pub fn with_headroom(estimate: u64) -> u64 {
-    estimate
-        .saturating_add(estimate / 2)
-        .saturating_add(SETTLEMENT_HEADROOM_GAS)
-        .min(30_000_000)
-}
-
-/// Sends `call` (with [`with_headroom`] of its estimate unless it names its gas), waits for
-/// it to be mined and fails unless it succeeded. A call that would revert fails during gas
-/// estimation with the contract's revert data ([`Error::Contract`]).
+/// Sends `call`, waits for it to be mined and fails unless it succeeded. A call that would
+/// revert fails during gas estimation with the contract's revert data ([`Error::Contract`]).
 pub async fn confirm<P: Provider, D: CallDecoder>(
     call: CallBuilder<P, D>,
 ) -> Result<TransactionReceipt> {
-    let call = if call.as_ref().gas.is_some() {
-        call
-    } else {
-        let estimate = call.estimate_gas().await?;
-        call.gas(with_headroom(estimate))
-    };
     let receipt = call.send().await?.get_receipt().await?;
     if receipt.status() {
         Ok(receipt)
@@ -119,16 +98,4 @@ pub async fn send_or_plan<P: Provider, D: CallDecoder>(
         tx: receipt.transaction_hash,
         gas: receipt.gas_used,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn headroom_covers_a_settled_span_and_stays_within_a_block() {
-        assert_eq!(with_headroom(100_000), 300_000);
-        assert_eq!(with_headroom(7_200_000), 10_950_000);
-        assert_eq!(with_headroom(25_000_000), 30_000_000);
-    }
 }

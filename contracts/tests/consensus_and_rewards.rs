@@ -435,16 +435,29 @@ fn closing_a_job_stops_payouts_and_refunds_the_unspent_budget() {
         ));
         assert_eq!(w.gov.first_closable_job_id().await.unwrap(), None);
 
-        // Early close of a half-used job: the rest comes back and payouts stop.
+        // Early close of a half-used job: the seconds the node served are settled (to it and
+        // the burn), exactly the rest comes back, and payouts stop. (The amounts depend on the
+        // blocks' times, so they are read from the escrow's counters, not assumed.)
         let job = w.create_job(1, 30).await;
         w.agree(job, &w.nodes).await;
         w.advance_epochs(5).await;
         let csp_before = w.usdc_balance(w.csp.address()).await;
+        let budget = w.csp.job(job).await.unwrap().balance;
+        let before = w.gov.escrow_totals(w.escrow).await.unwrap();
         w.agree(job, &[]).await;
-        let paid = U256::from(PRICE * 4);
+        let after = w.gov.escrow_totals(w.escrow).await.unwrap();
+        let refunded = w.usdc_balance(w.csp.address()).await - csp_before;
+        let served =
+            (after.credited_to_nodes - before.credited_to_nodes) + (after.burned - before.burned);
+        assert_eq!(refunded, after.refunded - before.refunded);
         assert_eq!(
-            w.usdc_balance(w.csp.address()).await,
-            csp_before + U256::from(PRICE * 30) - paid
+            served + refunded,
+            budget,
+            "settled and refunded make the budget"
+        );
+        assert!(
+            served >= U256::from(PRICE * 4) && served <= U256::from(PRICE * 6),
+            "five epochs passed since validation, {served} settled"
         );
         let node_before = w.node_balance(w.nodes[0]).await;
         w.next_epoch().await;

@@ -842,18 +842,7 @@ impl Supervisor {
             });
         }
         for id in gone {
-            self.send(JobStatusReport {
-                workload: WorkloadReport {
-                    id,
-                    revision: String::new(),
-                    state: WorkloadState::Exited { code: 0 },
-                    image_digest: None,
-                    ports: Vec::new(),
-                    healthy: None,
-                    tunnel: None,
-                },
-                message: "stopped and removed".into(),
-            });
+            self.send(JobStatusReport::removed(id));
         }
     }
 

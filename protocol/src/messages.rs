@@ -549,6 +549,29 @@ pub struct JobStatusReport {
     pub message: String,
 }
 
+impl JobStatusReport {
+    /// What a node says about a workload it stopped and removed: no revision, exited.
+    pub fn removed(id: WorkloadId) -> Self {
+        Self {
+            workload: WorkloadReport {
+                id,
+                revision: String::new(),
+                state: WorkloadState::Exited { code: 0 },
+                image_digest: None,
+                ports: Vec::new(),
+                healthy: None,
+                tunnel: None,
+            },
+            message: "stopped and removed".into(),
+        }
+    }
+
+    /// Whether this report says the workload was stopped and removed (see [`Self::removed`]).
+    pub fn is_removal(&self) -> bool {
+        self.workload.revision.is_empty()
+    }
+}
+
 impl Message for JobStatusReport {
     const KIND: MessageKind = MessageKind::JobStatus;
 }

@@ -655,8 +655,7 @@ fn record(heard: &Mutex<Heard>, topics: &Topics, topic: &str, payload: &[u8]) {
         Channel::Status => {
             if let Ok(report) = serde_json::from_str::<JobStatusReport>(&envelope.payload) {
                 let live = heard.live.entry(sender).or_default();
-                // A node reports a workload it stopped and removed with no revision.
-                if report.workload.revision.is_empty() {
+                if report.is_removal() {
                     live.remove(&report.workload.id);
                 } else {
                     live.insert(report.workload.id, report.workload.clone());

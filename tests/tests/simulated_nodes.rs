@@ -12,23 +12,13 @@ use std::time::Duration;
 use r1_e2e::broker::Role;
 use r1_e2e::network::{Network, NetworkSettings};
 use r1_e2e::node::{TestOracle, workload};
+use r1_e2e::scenario;
 use r1_e2e::simnodes::licences::license_in_bulk;
 use r1_e2e::simnodes::{Fleet, FleetSettings};
 use r1_e2e::wait::until;
 use r1_protocol::{Address, Identity};
 
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/examples");
 const NODES: usize = 12;
-
-fn r1ctl_ok(network: &Network, args: &[&str]) {
-    let output = network.r1ctl(args).unwrap();
-    assert!(
-        output.status.success(),
-        "r1ctl {args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// The nodes running a replica of any job, by job.
 fn holders(fleet: &Fleet) -> Vec<(u64, BTreeSet<Address>)> {
@@ -100,18 +90,7 @@ fn simulated_nodes_are_licensed_in_bulk_run_what_oracles_order_and_are_replaced_
         fleet.running()
     );
 
-    r1ctl_ok(
-        &network,
-        &[
-            "apply",
-            "-f",
-            &format!("{EXAMPLES}/escrow.yaml"),
-            "-f",
-            &format!("{EXAMPLES}/project.yaml"),
-            "-f",
-            &format!("{EXAMPLES}/job-http.yaml"),
-        ],
-    );
+    scenario::apply_examples(&network, &["escrow.yaml", "project.yaml", "job-http.yaml"]).unwrap();
     let mut placed = Vec::new();
     let running = until(Duration::from_secs(60), || {
         placed = holders(&fleet);

@@ -60,18 +60,7 @@ impl SimNode {
     /// when it did not run.
     pub fn stop(&mut self, command: &StopCommand) -> Option<JobStatusReport> {
         self.running.remove(&command.workload)?;
-        Some(JobStatusReport {
-            workload: WorkloadReport {
-                id: command.workload,
-                revision: String::new(),
-                state: WorkloadState::Exited { code: 0 },
-                image_digest: None,
-                ports: Vec::new(),
-                healthy: None,
-                tunnel: None,
-            },
-            message: "stopped and removed".into(),
-        })
+        Some(JobStatusReport::removed(command.workload))
     }
 
     /// The workloads it runs.

@@ -20,7 +20,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use r1_e2e::broker::Role;
 use r1_e2e::network::{BrokerKind, Network, NetworkSettings};
 use r1_e2e::procfs;
 use r1_e2e::simnodes::licences::license_in_bulk;
@@ -190,16 +189,12 @@ fn run(broker: BrokerKind, nodes: usize, jobs: usize) {
         licensing.elapsed().as_secs_f64()
     );
     let admitting = Instant::now();
-    let members: Vec<(Identity, String)> = identities
-        .into_iter()
-        .map(|identity| {
-            let url = network
-                .broker()
-                .admit(identity.address(), Role::Node)
-                .expect("admit");
-            (identity, url)
-        })
-        .collect();
+    let addresses: Vec<_> = identities.iter().map(Identity::address).collect();
+    let urls = network
+        .broker()
+        .admit_nodes(&addresses)
+        .expect("admit the nodes");
+    let members: Vec<(Identity, String)> = identities.into_iter().zip(urls).collect();
     let fleet = Fleet::start(
         members,
         &FleetSettings {

@@ -65,6 +65,14 @@ pub trait Broker {
     /// Lets `client` in as `role` and returns the URL it connects with (the plain URL when it
     /// signs its own login, or one with its user and password); returns once that works.
     fn admit(&self, client: Address, role: Role) -> Result<String, BrokerError>;
+    /// Lets many nodes in at once (a simulated fleet of thousands) and returns their URLs in
+    /// order; a broker with per-client credentials writes them in one batch and reloads once.
+    fn admit_nodes(&self, nodes: &[Address]) -> Result<Vec<String>, BrokerError> {
+        nodes
+            .iter()
+            .map(|node| self.admit(*node, Role::Node))
+            .collect()
+    }
     /// The CA certificate clients trust for `mqtts`, when the broker serves TLS.
     fn ca_file(&self) -> Option<PathBuf>;
     /// The TCP port, which stays the same across [`Broker::stop`] and [`Broker::start_again`].

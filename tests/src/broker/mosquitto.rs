@@ -170,6 +170,69 @@ impl Broker for Mosquitto {
         }
     }
 
+    fn admit_nodes(&self, nodes: &[Address]) -> Result<Vec<String>, BrokerError> {
+        let Some(last) = nodes.last() else {
+            return Ok(Vec::new());
+        };
+        let mut rng = rand::rng();
+        let logins: Vec<(String, String)> = nodes
+            .iter()
+            .map(|node| {
+                let user = r1_protocol::hex::encode(node.as_slice());
+                (user, Alphanumeric.sample_string(&mut rng, 24))
+            })
+            .collect();
+        let batch = self.dir().join("passwd.batch");
+        let plain: String = logins.iter().map(|(u, p)| format!("{u}:{p}\n")).collect();
+        std::fs::write(&batch, plain).map_err(|source| BrokerError::Setup {
+            path: batch.clone(),
+            source,
+        })?;
+        let output = Command::new(MOSQUITTO_PASSWD)
+            .arg("-U")
+            .arg(&batch)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| BrokerError::Command(format!("{MOSQUITTO_PASSWD} -U: {e}")))?;
+        if !output.status.success() {
+            return Err(BrokerError::Command(format!(
+                "{MOSQUITTO_PASSWD} -U: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        let hashed = std::fs::read_to_string(&batch).map_err(|source| BrokerError::Setup {
+            path: batch.clone(),
+            source,
+        })?;
+        let passwd = self.dir().join(PASSWORD_FILE);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&passwd)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, hashed.as_bytes()))
+            .map_err(|source| BrokerError::Setup {
+                path: passwd,
+                source,
+            })?;
+        if let Some(pid) = self.served.pid() {
+            signal_process(pid, Signal::Hup).map_err(|e| BrokerError::Command(e.to_string()))?;
+        }
+        let urls: Vec<String> = logins
+            .iter()
+            .map(|(user, password)| {
+                self.url()
+                    .replacen("://", &format!("://{user}:{password}@"), 1)
+            })
+            .collect();
+        let last_url = urls.last().cloned().unwrap_or_default();
+        if crate::wait::until(READY_TIMEOUT, || self.logs_in(&last_url)) {
+            Ok(urls)
+        } else {
+            Err(BrokerError::Command(format!(
+                "mosquitto did not take the batch's passwords (last: {last:#x})"
+            )))
+        }
+    }
+
     fn ca_file(&self) -> Option<PathBuf> {
         self.served.ca_file()
     }

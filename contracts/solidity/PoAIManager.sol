@@ -66,6 +66,16 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     }
 
     /// @notice One consensus round.
+    /// @notice A node's standing as an oracle reads it before admitting the node (licenceId 0:
+    /// not linked, every other field zero).
+    struct NodeStanding {
+        uint256 licenceId;
+        address owner;
+        bool blacklisted;
+        uint256 suspendedUntilEpoch;
+        bool forHire;
+    }
+
     struct Round {
         uint64 epoch;
         uint32 submissions;
@@ -222,6 +232,10 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     /// @notice An oracle submitted a node set for a job.
     event NodeUpdateSubmitted(uint256 indexed jobId, uint256 indexed round, address indexed oracle, bytes32 proposal);
     /// @notice The oracles agreed on a job's node set (empty = closed).
+    /// @notice A vote of a batch (`submitNodeUpdates`) the chain's timing made moot, skipped
+    /// instead of failing the batch: `reason` is 1 = the job is closed, 2 = its decision
+    /// cooldown runs (until `readyAt`), 3 = this oracle's vote of the round is already counted.
+    event NodeUpdateSkipped(uint256 indexed jobId, address indexed oracle, uint8 reason, uint256 readyAt);
     event NodeUpdateAccepted(uint256 indexed jobId, uint256 indexed round, bytes32 proposal, address[] nodes);
     /// @notice Enough oracles submitted but no proposal has enough votes yet.
     event ConsensusNotReached(bytes32 indexed round, uint256 submissions, uint256 bestCount);
@@ -457,6 +471,24 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         return nodeEscrows[node];
     }
 
+    /// @notice The standing of each of `nodes`, in one call: an oracle tracking thousands of
+    /// nodes reads them in pages instead of five calls a node.
+    function nodeStandings(address[] calldata nodes) external view returns (NodeStanding[] memory standings) {
+        standings = new NodeStanding[](nodes.length);
+        for (uint256 i = 0; i < nodes.length; i++) {
+            address node = nodes[i];
+            uint256 licenceId = nodeDeed.licenceOfNode(node);
+            if (licenceId == 0) continue;
+            standings[i] = NodeStanding({
+                licenceId: licenceId,
+                owner: nodeDeed.ownerOf(licenceId),
+                blacklisted: isBlacklisted[node],
+                suspendedUntilEpoch: suspendedUntilEpoch[node],
+                forHire: nodeDeed.forHire(node)
+            });
+        }
+    }
+
     // ----- escrow hooks -----
 
     /// @inheritdoc IEscrowManager
@@ -494,6 +526,52 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     /// closes the job). A non-empty set is refused within `decisionCooldown` of the job's last
     /// decision; closing is never delayed.
     function submitNodeUpdate(uint256 jobId, address[] calldata nodes) external onlyOracle {
+        _submitNodeUpdate(jobId, nodes);
+    }
+
+    /// @notice Submits several node-set votes in one transaction, each as `submitNodeUpdate`
+    /// would. A vote made moot by timing (the job closed, its cooldown running, this oracle's
+    /// vote of the round counted) is skipped with `NodeUpdateSkipped`; any other refusal fails
+    /// the whole batch.
+    function submitNodeUpdates(uint256[] calldata jobIds, address[][] calldata nodeSets) external onlyOracle {
+        if (jobIds.length != nodeSets.length) revert LengthMismatch();
+        for (uint256 i = 0; i < jobIds.length; i++) {
+            (uint8 reason, uint256 readyAt) = _momentarySkip(jobIds[i], nodeSets[i].length);
+            if (reason != 0) {
+                emit NodeUpdateSkipped(jobIds[i], msg.sender, reason, readyAt);
+            } else {
+                _submitNodeUpdate(jobIds[i], nodeSets[i]);
+            }
+        }
+    }
+
+    /// Why a vote on `jobId` for `nodeCount` nodes would be moot now (0: it is not):
+    /// 1 the job is closed, 2 its decision cooldown runs until `readyAt`, 3 this oracle's vote of
+    /// the round is already counted.
+    function _momentarySkip(uint256 jobId, uint256 nodeCount) private view returns (uint8 reason, uint256 readyAt) {
+        if (escrowOfJob[jobId] == address(0)) return (0, 0);
+        if (!openJobs.contains(jobId)) return (1, 0);
+        if (nodeCount != 0) {
+            readyAt = decisionReadyAt(jobId);
+            if (block.timestamp < readyAt) return (2, readyAt);
+        }
+        (, bytes32 key) = _openRound(jobId);
+        if (voted[key][msg.sender]) return (3, 0);
+        return (0, 0);
+    }
+
+    /// The round a vote on `jobId` counts in now: the job's current round, or the next
+    /// one when the current round has votes from an earlier epoch.
+    function _openRound(uint256 jobId) private view returns (uint256 roundId, bytes32 key) {
+        roundId = jobRound[jobId];
+        key = _roundKey(jobId, roundId);
+        if (rounds[key].submissions > 0 && rounds[key].epoch != currentEpoch()) {
+            roundId += 1;
+            key = _roundKey(jobId, roundId);
+        }
+    }
+
+    function _submitNodeUpdate(uint256 jobId, address[] calldata nodes) private {
         address escrow = escrowOfJob[jobId];
         if (escrow == address(0)) revert UnknownJob(jobId);
         if (!openJobs.contains(jobId)) revert JobClosed(jobId);
@@ -506,12 +584,8 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         if (nodes.length > requested) revert TooManyNodes(nodes.length, requested);
 
         uint256 epoch = currentEpoch();
-        uint256 roundId = jobRound[jobId];
-        bytes32 key = _roundKey(jobId, roundId);
-        if (rounds[key].submissions > 0 && rounds[key].epoch != epoch) {
-            roundId = ++jobRound[jobId];
-            key = _roundKey(jobId, roundId);
-        }
+        (uint256 roundId, bytes32 key) = _openRound(jobId);
+        if (roundId != jobRound[jobId]) jobRound[jobId] = roundId;
         bytes32 proposal = keccak256(abi.encodePacked(nodes));
         if (!proposalKnown[proposal]) {
             proposalKnown[proposal] = true;

@@ -8,6 +8,7 @@
 //! `artifacts/`; see the crate README for the money flows.
 
 pub mod attach;
+pub mod ballots;
 pub mod bindings;
 pub mod client;
 pub mod deploy;

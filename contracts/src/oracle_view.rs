@@ -120,23 +120,25 @@ impl Suite {
 
     /// The licence `node` is linked to, or `None` when it has none (then it cannot be validated).
     pub async fn node_licence(&self, node: Address) -> Result<Option<NodeLicence>> {
-        let deed = self.node_deed();
-        let licence_id = deed.licenceOfNode(node).call().await?;
-        if licence_id.is_zero() {
-            return Ok(None);
-        }
-        let owner = deed.ownerOf(licence_id).call().await?;
-        let manager = self.manager();
-        let blacklisted = manager.isBlacklisted(node).call().await?;
-        let suspended_until_epoch = to_u64(manager.suspendedUntilEpoch(node).call().await?);
-        let for_hire = deed.forHire(node).call().await?;
-        Ok(Some(NodeLicence {
-            licence_id: to_u64(licence_id),
-            owner,
-            blacklisted,
-            suspended_until_epoch,
-            for_hire,
-        }))
+        Ok(self.node_licences(&[node]).await?.pop().flatten())
+    }
+
+    /// The licence of each of `nodes`, in order, in one call (`nodeStandings`); keep `nodes`
+    /// to a few hundred so the call stays within the node's gas cap for calls.
+    pub async fn node_licences(&self, nodes: &[Address]) -> Result<Vec<Option<NodeLicence>>> {
+        let standings = self.manager().nodeStandings(nodes.to_vec()).call().await?;
+        Ok(standings
+            .into_iter()
+            .map(|s| {
+                (!s.licenceId.is_zero()).then(|| NodeLicence {
+                    licence_id: to_u64(s.licenceId),
+                    owner: s.owner,
+                    blacklisted: s.blacklisted,
+                    suspended_until_epoch: to_u64(s.suspendedUntilEpoch),
+                    for_hire: s.forHire,
+                })
+            })
+            .collect())
     }
 
     /// The nodes whose standing changed in the blocks after `after_block` (linked, unlinked,

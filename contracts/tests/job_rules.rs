@@ -9,6 +9,7 @@ mod common;
 
 use alloy::primitives::{Address, B256, U256};
 use common::{EPOCH, World, actor, node_pay, random_address, revert_of, run};
+use r1_contracts::ballots::{Ballot, BallotOutcome, Skip};
 use r1_contracts::bindings::{CspEscrow, PoAIManager, TimelockController};
 use r1_contracts::tx::confirm;
 use r1_contracts::units::usdc_units;
@@ -47,6 +48,98 @@ fn a_new_node_set_waits_for_the_cooldown_but_a_closure_does_not() {
         assert_eq!(w.agree(job, &w.nodes[1..]).await, w.nodes[1..].to_vec());
         // Closing is never delayed.
         assert_eq!(w.agree(job, &[]).await, Vec::<Address>::new());
+    });
+}
+
+#[test]
+fn a_batch_of_votes_counts_each_and_skips_the_moot_ones_without_failing_the_others() {
+    run(|chain| async move {
+        let w = World::with(chain, 3, 2, |c| c.decision_cooldown_seconds = 300).await;
+        let voted = w.create_job(1, 30).await;
+        let fresh = w.create_job(1, 30).await;
+        let closed = w.create_job(1, 30).await;
+        let cooling = w.create_job(1, 30).await;
+        w.oracles[0]
+            .submit_node_update(voted, &w.nodes[..1])
+            .await
+            .unwrap();
+        w.agree(closed, &[]).await;
+        w.agree(cooling, &w.nodes[..1]).await;
+        let ready = w.gov.decision_ready_at(cooling).await.unwrap();
+        let ballot = |job: u64, nodes: &[Address]| Ballot {
+            job,
+            nodes: nodes.to_vec(),
+            active: 0,
+        };
+        let outcomes = w.oracles[0]
+            .submit_node_updates(&[
+                ballot(voted, &w.nodes[..1]),
+                ballot(fresh, &w.nodes[..1]),
+                ballot(closed, &w.nodes[..1]),
+                ballot(cooling, &w.nodes[1..]),
+            ])
+            .await
+            .expect("batch");
+        assert_eq!(
+            outcomes,
+            vec![
+                (voted, BallotOutcome::Skipped(Skip::AlreadyVoted)),
+                (fresh, BallotOutcome::Counted(VoteOutcome::Pending)),
+                (closed, BallotOutcome::Skipped(Skip::Closed)),
+                (
+                    cooling,
+                    BallotOutcome::Skipped(Skip::Cooldown { ready_at: ready })
+                ),
+            ]
+        );
+
+        // The other oracles' batches decide both open jobs, each in its own round.
+        let second = w.oracles[1]
+            .submit_node_updates(&[ballot(voted, &w.nodes[..1]), ballot(fresh, &w.nodes[..1])])
+            .await
+            .expect("second batch");
+        assert_eq!(
+            second,
+            vec![
+                (
+                    voted,
+                    BallotOutcome::Counted(VoteOutcome::Accepted(w.nodes[..1].to_vec()))
+                ),
+                (
+                    fresh,
+                    BallotOutcome::Counted(VoteOutcome::Accepted(w.nodes[..1].to_vec()))
+                ),
+            ]
+        );
+        for job in [voted, fresh] {
+            assert_eq!(
+                w.gov.job(job).await.unwrap().activeNodes,
+                w.nodes[..1].to_vec()
+            );
+        }
+
+        // A refusal that is not moot fails the whole batch: nothing of it is counted.
+        let other = w.create_job(1, 30).await;
+        let strangers = w.create_job(1, 30).await;
+        let stranger = random_address();
+        match revert_of::<_, E>(
+            w.oracles[2]
+                .submit_node_updates(&[
+                    ballot(other, &w.nodes[..1]),
+                    ballot(strangers, &[stranger]),
+                ])
+                .await,
+        ) {
+            E::NodeNotLicensed(e) => assert_eq!(e.node, stranger),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            w.oracles[2]
+                .submit_node_update(other, &w.nodes[..1])
+                .await
+                .unwrap(),
+            VoteOutcome::Pending
+        );
     });
 }
 

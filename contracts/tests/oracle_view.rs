@@ -80,6 +80,24 @@ fn node_licences_owner_and_blacklist() {
                 .unwrap()
                 .blacklisted
         );
+
+        // Many nodes in one call, in order, a stranger's row empty.
+        let page = w
+            .gov
+            .node_licences(&[w.nodes[1], random_address(), w.nodes[0]])
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 3);
+        assert_eq!(
+            page[0],
+            Some(NodeLicence {
+                blacklisted: true,
+                ..expected
+            })
+        );
+        assert_eq!(page[1], None);
+        assert_eq!(page[2].unwrap().licence_id, w.licences[0]);
+        assert!(w.gov.node_licences(&[]).await.unwrap().is_empty());
     });
 }
 

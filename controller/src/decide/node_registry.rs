@@ -51,8 +51,9 @@ pub const UNLICENSED_HEARTBEAT_MS: u64 = 30_000;
 pub const UNLICENSED_RECHECK_MS: u64 = 5 * 60_000;
 
 /// Licence readings refreshed in one pass, nodes never read first: a flood of new nodes costs a
-/// bounded number of chain calls per pass.
-pub const STANDINGS_PER_PASS: usize = 32;
+/// bounded number of chain calls per pass (readings go a page of a few hundred a call, so
+/// 10,000 nodes rechecked every 30 s fit in passes a couple of seconds apart).
+pub const STANDINGS_PER_PASS: usize = 1_000;
 
 /// How long after this oracle (re)connects to the broker a node it has not heard from since gets
 /// to come back before its silence counts. Node agents retry the broker at most every 10 s

@@ -57,7 +57,7 @@ impl Oracle {
             if pass.now_ms.saturating_sub(since) >= wait {
                 tracing::info!(job, "closing a job whose budget is spent");
                 self.stop_everywhere(job, "budget spent", pass);
-                self.vote_nodes(job, &[], "close", pass).await;
+                pass.ballots.cast(job, &[], "close");
             }
         }
 

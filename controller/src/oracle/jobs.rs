@@ -121,7 +121,7 @@ impl Oracle {
                 self.run_job(job, &key.namespace, &spec, &template, pass, &mut facts)
                     .await;
                 if deleting {
-                    self.vote_nodes(job.id, &[], "close", pass).await;
+                    pass.ballots.cast(job.id, &[], "close");
                 }
             }
             (true, None, Some(id)) => {
@@ -298,7 +298,7 @@ impl Oracle {
         record_summary(facts, decided.summary);
         facts.unplaceable = decided.unplaceable;
         if let Some(nodes) = decided.vote {
-            self.vote_nodes(job.id, &nodes, "nodeset", pass).await;
+            pass.ballots.cast(job.id, &nodes, "nodeset");
         }
     }
 

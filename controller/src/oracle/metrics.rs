@@ -33,6 +33,10 @@ pub struct Metrics {
     pub loop_seconds: Family<Name, Histogram>,
     /// On-chain submissions by kind and outcome.
     pub votes: Family<VoteLabels, Counter>,
+    /// Node-set vote transactions sent (each a batch of votes).
+    pub vote_transactions: Counter,
+    /// Node-set votes those transactions carried.
+    pub votes_batched: Counter,
     /// Jobs by phase.
     pub jobs: Family<Name, Gauge>,
     /// Nodes by liveness.
@@ -73,6 +77,18 @@ impl Metrics {
             "On-chain submissions by kind and outcome",
             votes.clone(),
         );
+        let vote_transactions = Counter::default();
+        registry.register(
+            "vote_transactions",
+            "Node-set vote transactions sent (each a batch of votes)",
+            vote_transactions.clone(),
+        );
+        let votes_batched = Counter::default();
+        registry.register(
+            "votes_batched",
+            "Node-set votes carried by those transactions",
+            votes_batched.clone(),
+        );
         let jobs = Family::<Name, Gauge>::default();
         registry.register("jobs", "Jobs by phase", jobs.clone());
         let nodes = Family::<Name, Gauge>::default();
@@ -108,6 +124,8 @@ impl Metrics {
         Self {
             loop_seconds,
             votes,
+            vote_transactions,
+            votes_batched,
             jobs,
             nodes,
             commands,
@@ -118,6 +136,12 @@ impl Metrics {
             kube,
             registry,
         }
+    }
+
+    /// Counts one vote transaction carrying `votes` votes.
+    pub fn vote_batch(&self, votes: usize) {
+        self.vote_transactions.inc();
+        self.votes_batched.inc_by(votes as u64);
     }
 
     /// Counts one command of `kind` sent.

@@ -7,6 +7,7 @@
 //! * [`cstore_rules`]: the CSTORE access rules published to the nodes, sealed, when changed.
 //! * [`secrets`]: a job's sealed values opened by this oracle and resealed to one node.
 //! * [`tunnels`]: each `Tunnel`'s status from the nodes' reports of its clients.
+//! * [`votes`]: the node-set votes a pass decided, cast together in batched transactions.
 //! * [`services`]: each project's service table sent to the nodes running its replicas.
 //! * [`oracle_keys`]: the oracles' public keys, learned from their signatures, which the API
 //!   lists so that CSPs can seal values to every oracle.
@@ -35,3 +36,4 @@ pub mod services;
 pub mod sessions;
 pub mod state;
 pub mod tunnels;
+pub mod votes;

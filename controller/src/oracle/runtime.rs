@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use alloy_primitives::Address;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
 use r1_contracts::epoch::EpochClock;
 use r1_contracts::{Deployment, Suite};
 use r1_crds::api::wire::{ApiInfo, ErrorBody};
@@ -55,7 +54,11 @@ use crate::oracle::oracle_keys::OracleKeyBook;
 use crate::oracle::relay;
 use crate::oracle::sessions::SessionHub;
 use crate::oracle::state::OracleState;
+use crate::oracle::votes::Ballots;
 use futures_util::future::BoxFuture;
+
+/// Nodes whose licences one `nodeStandings` call reads.
+const STANDINGS_PER_CALL: usize = 200;
 
 /// Unknown job ids nodes report that are looked up on chain in one pass.
 const ORPHAN_LOOKUPS_PER_PASS: usize = 8;
@@ -63,10 +66,6 @@ const ORPHAN_LOOKUPS_PER_PASS: usize = 8;
 /// The shortest time between the starts of two reconcile passes: node reports and CSP writes
 /// wake a pass, and a burst of them wakes one every this often, not one each.
 const MIN_PASS_GAP: Duration = Duration::from_millis(100);
-
-/// How soon after a vote the chain did not decide yet the next pass reads it back (the other
-/// oracles' votes land within a block or two).
-const VOTE_READBACK_MS: u64 = 300;
 
 /// How long "this unknown job is open" is believed before asking again.
 const ORPHAN_RECHECK_MS: u64 = 60_000;
@@ -98,6 +97,8 @@ pub(crate) struct Pass {
     pub candidates: Vec<Candidate>,
     /// Every (replica, node) nodes report, by job.
     pub reports: BTreeMap<u64, Vec<(u32, Address)>>,
+    /// The node-set votes the pass decided, cast together at its end.
+    pub ballots: Ballots,
 }
 
 /// The verifiers of other oracles' observations and relayed requests.
@@ -887,88 +888,6 @@ impl Oracle {
             .insert(job, stable);
     }
 
-    /// Votes `nodes` as the node set of `job`, once per consensus round and epoch. The vote is
-    /// recorded once the chain has answered it (counted, or refused with the manager's own
-    /// error): a vote lost to a timeout, a dropped or out-of-gas transaction or a crash is sent
-    /// again on a later pass, and since the chain refuses a second vote in a round
-    /// (`AlreadyVoted`, during gas estimation), a retry never counts twice.
-    pub(crate) async fn vote_nodes(&self, job: u64, nodes: &[Address], kind: &str, pass: &Pass) {
-        let Some(chain) = &pass.chain else { return };
-        let round = match within(self.suite.job_round(job)).await {
-            Ok(round) => round,
-            Err(e) => {
-                tracing::warn!(job, error = %e, "cannot read the consensus round");
-                return;
-            }
-        };
-        let key = format!("nodeset/{job}/{round}/{}", chain.epoch);
-        if self.state.voted(&key).unwrap_or(true) {
-            return;
-        }
-        if !nodes.is_empty() && self.chain_already_has(job, nodes).await {
-            return;
-        }
-        let answered = match within(self.suite.submit_node_update(job, nodes)).await {
-            Ok(outcome) => {
-                let accepted = matches!(outcome, r1_contracts::VoteOutcome::Accepted(_));
-                tracing::info!(job, round, kind, nodes = ?nodes, accepted, "voted the node set");
-                if !accepted {
-                    self.pass_due_at(now_ms().saturating_add(VOTE_READBACK_MS));
-                }
-                self.metrics
-                    .vote(kind, if accepted { "accepted" } else { "pending" });
-                true
-            }
-            Err(e) if e.refused_with(|r| matches!(r, PoAIManagerErrors::DecisionCooldown(..))) => {
-                tracing::debug!(
-                    job,
-                    round,
-                    kind,
-                    "the job's last decision is too recent; voting again on a later pass"
-                );
-                false
-            }
-            Err(e) if e.refused_with(|r| matches!(r, PoAIManagerErrors::AlreadyVoted(..))) => {
-                tracing::info!(
-                    job,
-                    round,
-                    kind,
-                    "this oracle's vote of the round was already counted"
-                );
-                true
-            }
-            Err(e) if e.is_refusal() => {
-                tracing::warn!(job, round, kind, error = %e, "the chain refused the node-set vote");
-                self.metrics.vote(kind, "refused");
-                true
-            }
-            Err(e) => {
-                tracing::warn!(job, round, kind, error = %e, "node-set vote failed; trying again next pass");
-                self.metrics.vote(kind, "error");
-                false
-            }
-        };
-        if answered && let Err(e) = self.state.record_vote(&key, &format!("{nodes:?}")) {
-            tracing::warn!(job, error = %e, "cannot record the vote");
-        }
-    }
-
-    /// Whether the chain's active set of `job` is already `nodes`, read afresh: the pass's
-    /// snapshot may predate an acceptance by the other oracles, and a vote cast from it would
-    /// open and decide a second round for the same set. An unreadable job counts as "no".
-    async fn chain_already_has(&self, job: u64, nodes: &[Address]) -> bool {
-        match within(self.suite.job(job)).await {
-            Ok(fresh) => {
-                let active: BTreeSet<Address> = fresh.activeNodes.iter().copied().collect();
-                active == nodes.iter().copied().collect::<BTreeSet<_>>()
-            }
-            Err(e) => {
-                tracing::warn!(job, error = %e, "cannot read the job before voting");
-                false
-            }
-        }
-    }
-
     async fn read_chain(&self) -> (Option<ChainSnapshot>, bool) {
         let mut owners: BTreeSet<Address> = BTreeSet::new();
         match self.store.namespaces() {
@@ -1026,25 +945,37 @@ impl Oracle {
             .lock()
             .await
             .stale_standings(now, STANDING_MAX_AGE_MS);
-        let readings: Vec<_> = futures_util::future::join_all(
+        let pages: Vec<_> = futures_util::future::join_all(
             stale
-                .into_iter()
-                .map(|node| async move { (node, within(self.suite.node_licence(node)).await) }),
+                .chunks(STANDINGS_PER_CALL)
+                .map(|page| async move { (page, within(self.suite.node_licences(page)).await) }),
         )
         .await;
         let mut registry = self.registry.lock().await;
-        for (node, reading) in readings {
-            match reading {
-                Ok(licence) => {
-                    let standing = Standing {
-                        licensed: licence.is_some_and(|l| !l.blacklisted),
-                        idle: licence.is_some_and(|l| !l.may_work(epoch)),
-                        operator: licence.map_or(Address::ZERO, |l| l.owner),
-                        checked_ms: now,
-                    };
-                    registry.set_standing(node, standing);
+        for (page, reading) in pages {
+            let licences = match reading {
+                Ok(licences) if licences.len() == page.len() => licences,
+                Ok(licences) => {
+                    tracing::warn!(
+                        asked = page.len(),
+                        answered = licences.len(),
+                        "the chain answered a page of licences with the wrong length"
+                    );
+                    continue;
                 }
-                Err(e) => tracing::warn!(%node, error = %e, "cannot read the node's licence"),
+                Err(e) => {
+                    tracing::warn!(nodes = page.len(), error = %e, "cannot read the nodes' licences");
+                    continue;
+                }
+            };
+            for (node, licence) in page.iter().zip(licences) {
+                let standing = Standing {
+                    licensed: licence.is_some_and(|l| !l.blacklisted),
+                    idle: licence.is_some_and(|l| !l.may_work(epoch)),
+                    operator: licence.map_or(Address::ZERO, |l| l.owner),
+                    checked_ms: now,
+                };
+                registry.set_standing(*node, standing);
             }
         }
     }
@@ -1118,6 +1049,7 @@ impl Oracle {
             liveness,
             candidates,
             reports,
+            ballots: Ballots::default(),
         };
 
         let jobs = self.store.list(Kind::Job, None).unwrap_or_else(|e| {
@@ -1158,6 +1090,9 @@ impl Oracle {
         if pass.chain_fresh {
             self.stop_orphans(&pass, &linked).await;
             self.economy_pass(&pass).await;
+        }
+        self.cast_votes(&pass).await;
+        if pass.chain_fresh {
             self.resource_statuses(&pass).await;
         }
     }

@@ -1,0 +1,235 @@
+//! Node-set votes: a pass's job reconciles decide them ([`Ballots::cast`]), and the pass casts
+//! them together at its end ([`Oracle::cast_votes`]) in as few `submitNodeUpdates`
+//! transactions as the gas budget allows, instead of one transaction awaited per job in the
+//! middle of the pass. A batch the chain refuses as a whole falls back to one vote per job, so
+//! one stale vote cannot hold the others back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use alloy_primitives::Address;
+use r1_contracts::VoteOutcome;
+use r1_contracts::ballots::{Ballot, BallotOutcome, Skip, batches};
+use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
+use r1_protocol::now_ms;
+
+use crate::oracle::chain::within;
+use crate::oracle::runtime::{Oracle, Pass};
+
+/// How soon after a vote the chain did not decide yet the next pass reads it back (the other
+/// oracles' votes land within a block or two).
+const VOTE_READBACK_MS: u64 = 300;
+
+/// The node-set votes a pass decided, by job (a later decision of the same pass replaces an
+/// earlier one).
+#[derive(Debug, Default)]
+pub(crate) struct Ballots {
+    decided: Mutex<BTreeMap<u64, (Vec<Address>, &'static str)>>,
+}
+
+impl Ballots {
+    /// Records that this pass votes `nodes` as the node set of `job` (`kind` labels the
+    /// metrics and logs: "nodeset" or "close").
+    pub(crate) fn cast(&self, job: u64, nodes: &[Address], kind: &'static str) {
+        self.decided
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(job, (nodes.to_vec(), kind));
+    }
+
+    fn take(&self) -> BTreeMap<u64, (Vec<Address>, &'static str)> {
+        std::mem::take(
+            &mut *self
+                .decided
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+/// A vote about to be sent: its ballot, its metrics label and the key it is recorded under.
+struct Prepared {
+    ballot: Ballot,
+    kind: &'static str,
+    key: String,
+}
+
+impl Oracle {
+    /// Casts the votes `pass` decided, once per consensus round and epoch each. A vote is
+    /// recorded once the chain has answered it (counted, skipped as moot, or refused with the
+    /// manager's own error): a vote lost to a timeout, a dropped or out-of-gas transaction or a
+    /// crash is sent again on a later pass, and since the chain counts one vote per oracle and
+    /// round, a retry never counts twice.
+    pub(crate) async fn cast_votes(&self, pass: &Pass) {
+        let decided = pass.ballots.take();
+        let Some(chain) = &pass.chain else { return };
+        if decided.is_empty() {
+            return;
+        }
+        let readings = futures_util::future::join_all(decided.into_iter().map(
+            |(job, (nodes, kind))| async move {
+                let round = within(self.suite.job_round(job)).await;
+                let fresh = within(self.suite.job(job)).await;
+                (job, nodes, kind, round, fresh)
+            },
+        ))
+        .await;
+        let mut prepared = Vec::new();
+        for (job, nodes, kind, round, fresh) in readings {
+            let round = match round {
+                Ok(round) => round,
+                Err(e) => {
+                    tracing::warn!(job, error = %e, "cannot read the consensus round");
+                    continue;
+                }
+            };
+            let key = format!("nodeset/{job}/{round}/{}", chain.epoch);
+            if self.state.voted(&key).unwrap_or(true) {
+                continue;
+            }
+            // The pass's snapshot may predate an acceptance by the other oracles: a vote for
+            // the set the chain already holds would open and decide a second round for it.
+            let active: Option<BTreeSet<Address>> = match fresh {
+                Ok(fresh) => Some(fresh.activeNodes.iter().copied().collect()),
+                Err(e) => {
+                    tracing::warn!(job, error = %e, "cannot read the job before voting");
+                    None
+                }
+            };
+            if !nodes.is_empty()
+                && active.as_ref() == Some(&nodes.iter().copied().collect::<BTreeSet<_>>())
+            {
+                continue;
+            }
+            prepared.push(Prepared {
+                ballot: Ballot {
+                    job,
+                    nodes,
+                    active: active.map_or(0, |a| a.len()),
+                },
+                kind,
+                key,
+            });
+        }
+        let ballots: Vec<Ballot> = prepared.iter().map(|p| p.ballot.clone()).collect();
+        let mut offset = 0;
+        for batch in batches(&ballots) {
+            let votes = &prepared[offset..offset + batch.len()];
+            offset += batch.len();
+            self.cast_batch(batch, votes).await;
+        }
+    }
+
+    /// Sends one batch; on a refusal of the whole batch, each of its votes alone.
+    async fn cast_batch(&self, batch: &[Ballot], votes: &[Prepared]) {
+        match within(self.suite.submit_node_updates(batch)).await {
+            Ok(outcomes) => {
+                self.metrics.vote_batch(batch.len());
+                for (job, outcome) in outcomes {
+                    if let Some(vote) = votes.iter().find(|v| v.ballot.job == job) {
+                        self.record_outcome(vote, outcome);
+                    }
+                }
+            }
+            Err(e) if e.is_refusal() && batch.len() > 1 => {
+                tracing::info!(votes = batch.len(), error = %e, "the chain refused a batch of votes; casting them one by one");
+                for vote in votes {
+                    self.cast_alone(vote).await;
+                }
+            }
+            Err(e) => {
+                for vote in votes {
+                    self.record_error(vote, &e);
+                }
+            }
+        }
+    }
+
+    /// Sends one vote in a batch of its own and records the chain's answer.
+    async fn cast_alone(&self, vote: &Prepared) {
+        match within(
+            self.suite
+                .submit_node_updates(std::slice::from_ref(&vote.ballot)),
+        )
+        .await
+        {
+            Ok(outcomes) => {
+                self.metrics.vote_batch(1);
+                for (_, outcome) in outcomes {
+                    self.record_outcome(vote, outcome);
+                }
+            }
+            Err(e) => self.record_error(vote, &e),
+        }
+    }
+
+    fn record_outcome(&self, vote: &Prepared, outcome: BallotOutcome) {
+        let (job, kind, nodes) = (vote.ballot.job, vote.kind, &vote.ballot.nodes);
+        let answered = match outcome {
+            BallotOutcome::Counted(counted) => {
+                let accepted = matches!(counted, VoteOutcome::Accepted(_));
+                tracing::info!(job, kind, nodes = ?nodes, accepted, "voted the node set");
+                if !accepted {
+                    self.pass_due_at(now_ms().saturating_add(VOTE_READBACK_MS));
+                }
+                self.metrics
+                    .vote(kind, if accepted { "accepted" } else { "pending" });
+                true
+            }
+            BallotOutcome::Skipped(Skip::Cooldown { ready_at }) => {
+                tracing::debug!(
+                    job,
+                    kind,
+                    ready_at,
+                    "the job's last decision is too recent; voting again on a later pass"
+                );
+                false
+            }
+            BallotOutcome::Skipped(Skip::AlreadyVoted) => {
+                tracing::info!(
+                    job,
+                    kind,
+                    "this oracle's vote of the round was already counted"
+                );
+                true
+            }
+            BallotOutcome::Skipped(Skip::Closed) => {
+                tracing::info!(job, kind, "the job is closed; nothing to vote");
+                self.metrics.vote(kind, "refused");
+                true
+            }
+        };
+        self.record_vote(vote, answered);
+    }
+
+    fn record_error(&self, vote: &Prepared, error: &crate::oracle::chain::ChainError) {
+        let (job, kind) = (vote.ballot.job, vote.kind);
+        let answered = if error.refused_with(|r| matches!(r, PoAIManagerErrors::AlreadyVoted(..))) {
+            tracing::info!(
+                job,
+                kind,
+                "this oracle's vote of the round was already counted"
+            );
+            true
+        } else if error.is_refusal() {
+            tracing::warn!(job, kind, error = %error, "the chain refused the node-set vote");
+            self.metrics.vote(kind, "refused");
+            true
+        } else {
+            tracing::warn!(job, kind, error = %error, "node-set vote failed; trying again next pass");
+            self.metrics.vote(kind, "error");
+            false
+        };
+        self.record_vote(vote, answered);
+    }
+
+    fn record_vote(&self, vote: &Prepared, answered: bool) {
+        if answered
+            && let Err(e) = self
+                .state
+                .record_vote(&vote.key, &format!("{:?}", vote.ballot.nodes))
+        {
+            tracing::warn!(job = vote.ballot.job, error = %e, "cannot record the vote");
+        }
+    }
+}

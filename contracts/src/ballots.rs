@@ -59,6 +59,15 @@ pub enum BallotOutcome {
     Skipped(Skip),
 }
 
+/// What one batch transaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cast {
+    /// Each ballot's outcome, by job.
+    pub outcomes: Vec<(u64, BallotOutcome)>,
+    /// The gas the transaction used.
+    pub gas_used: u64,
+}
+
 /// Splits `ballots` into batches whose reserved gas stays within [`BATCH_GAS_BUDGET`]; every
 /// batch holds at least one ballot.
 pub fn batches(ballots: &[Ballot]) -> Vec<&[Ballot]> {
@@ -128,13 +137,10 @@ fn job_id(id: U256) -> u64 {
 
 impl Suite {
     /// Casts `ballots` (at most one per job) in one `submitNodeUpdates` transaction, with gas
-    /// for every vote that decides, and returns each vote's outcome. A refusal other than the
+    /// for every vote that decides, and returns each vote's outcome and the gas used. A refusal other than the
     /// moot ones the contract skips fails the whole batch with the contract's error, as
     /// [`Suite::submit_node_update`] would for that vote alone.
-    pub async fn submit_node_updates(
-        &self,
-        ballots: &[Ballot],
-    ) -> Result<Vec<(u64, BallotOutcome)>> {
+    pub async fn submit_node_updates(&self, ballots: &[Ballot]) -> Result<Cast> {
         let (jobs, sets): (Vec<U256>, Vec<Vec<Address>>) = ballots
             .iter()
             .map(|b| {
@@ -151,7 +157,10 @@ impl Suite {
             .map(Ballot::headroom)
             .fold(0u64, u64::saturating_add);
         let receipt = confirm(call.gas(estimate.saturating_add(headroom))).await?;
-        Ok(outcomes(&receipt, self.address(), ballots))
+        Ok(Cast {
+            outcomes: outcomes(&receipt, self.address(), ballots),
+            gas_used: receipt.gas_used,
+        })
     }
 }
 

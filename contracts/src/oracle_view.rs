@@ -141,6 +141,40 @@ impl Suite {
             .collect())
     }
 
+    /// Whether any of `escrows` or the manager recorded, in the blocks after `after_block`, a
+    /// change an oracle's pass acts on (a job created, extended or redeemed; a node set
+    /// accepted), and the last block read. `None` starts at the latest block. What lets an
+    /// oracle run a freshly funded job at once instead of at its next loop tick.
+    pub async fn jobs_changed(
+        &self,
+        escrows: &[Address],
+        after_block: Option<u64>,
+    ) -> Result<(bool, u64)> {
+        let latest = self.provider().get_block_number().await?;
+        let Some(after) = after_block else {
+            return Ok((false, latest));
+        };
+        if latest <= after {
+            return Ok((false, after));
+        }
+        let from = (after + 1).max(latest.saturating_sub(STANDING_LOOKBACK_BLOCKS));
+        let mut addresses = escrows.to_vec();
+        addresses.push(self.deployment().manager);
+        let filter = Filter::new()
+            .address(addresses)
+            .event_signature(vec![
+                CspEscrow::JobCreated::SIGNATURE_HASH,
+                CspEscrow::JobNodesExtended::SIGNATURE_HASH,
+                CspEscrow::JobDurationExtended::SIGNATURE_HASH,
+                CspEscrow::JobRedeemed::SIGNATURE_HASH,
+                PoAIManager::NodeUpdateAccepted::SIGNATURE_HASH,
+            ])
+            .from_block(from)
+            .to_block(latest);
+        let changed = !self.provider().get_logs(&filter).await?.is_empty();
+        Ok((changed, latest))
+    }
+
     /// The nodes whose standing changed in the blocks after `after_block` (linked, unlinked,
     /// blacklisted or cleared, suspended), and the last block read: what lets an oracle read a
     /// freshly linked node's licence at once instead of at its next scheduled recheck. `None`

@@ -79,7 +79,8 @@ fn a_batch_of_votes_counts_each_and_skips_the_moot_ones_without_failing_the_othe
                 ballot(cooling, &w.nodes[1..]),
             ])
             .await
-            .expect("batch");
+            .expect("batch")
+            .outcomes;
         assert_eq!(
             outcomes,
             vec![
@@ -97,7 +98,8 @@ fn a_batch_of_votes_counts_each_and_skips_the_moot_ones_without_failing_the_othe
         let second = w.oracles[1]
             .submit_node_updates(&[ballot(voted, &w.nodes[..1]), ballot(fresh, &w.nodes[..1])])
             .await
-            .expect("second batch");
+            .expect("second batch")
+            .outcomes;
         assert_eq!(
             second,
             vec![

@@ -37,6 +37,10 @@ pub struct Metrics {
     pub vote_transactions: Counter,
     /// Node-set votes those transactions carried.
     pub votes_batched: Counter,
+    /// Gas those transactions used.
+    pub vote_gas: Counter,
+    /// Passes asked for ahead of the loop period, by cause ("node", "chain").
+    pub wakes: Family<Name, Counter>,
     /// Jobs by phase.
     pub jobs: Family<Name, Gauge>,
     /// Nodes by liveness.
@@ -89,6 +93,18 @@ impl Metrics {
             "Node-set votes carried by those transactions",
             votes_batched.clone(),
         );
+        let vote_gas = Counter::default();
+        registry.register(
+            "vote_gas",
+            "Gas used by node-set vote transactions",
+            vote_gas.clone(),
+        );
+        let wakes = Family::<Name, Counter>::default();
+        registry.register(
+            "pass_wakes",
+            "Passes asked for ahead of the loop period, by cause",
+            wakes.clone(),
+        );
         let jobs = Family::<Name, Gauge>::default();
         registry.register("jobs", "Jobs by phase", jobs.clone());
         let nodes = Family::<Name, Gauge>::default();
@@ -126,6 +142,8 @@ impl Metrics {
             votes,
             vote_transactions,
             votes_batched,
+            vote_gas,
+            wakes,
             jobs,
             nodes,
             commands,
@@ -138,10 +156,16 @@ impl Metrics {
         }
     }
 
-    /// Counts one vote transaction carrying `votes` votes.
-    pub fn vote_batch(&self, votes: usize) {
+    /// Counts one vote transaction carrying `votes` votes that used `gas`.
+    pub fn vote_batch(&self, votes: usize, gas: u64) {
         self.vote_transactions.inc();
         self.votes_batched.inc_by(votes as u64);
+        self.vote_gas.inc_by(gas);
+    }
+
+    /// Counts one pass asked for early because of `cause`.
+    pub fn wake(&self, cause: &str) {
+        self.wakes.get_or_create(&Name { name: cause.into() }).inc();
     }
 
     /// Counts one command of `kind` sent.

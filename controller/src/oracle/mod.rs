@@ -4,6 +4,7 @@
 //! * [`jobs`]: each job's pass carried out: placements, deploys, stops, votes, status.
 //! * [`economy`]: closure, rewards, Proof of Availability, escrow and project status.
 //! * [`chain`]: the chain snapshot a pass decides from.
+//! * [`chain_watch`]: a pass woken as soon as the chain records a job change.
 //! * [`cstore_rules`]: the CSTORE access rules published to the nodes, sealed, when changed.
 //! * [`secrets`]: a job's sealed values opened by this oracle and resealed to one node.
 //! * [`tunnels`]: each `Tunnel`'s status from the nodes' reports of its clients.
@@ -23,6 +24,7 @@ pub mod admission;
 pub mod answers;
 pub mod broker;
 pub mod chain;
+pub mod chain_watch;
 pub mod cstore_rules;
 pub mod economy;
 pub mod jobs;

@@ -47,6 +47,7 @@ use crate::oracle::admission::Known;
 use crate::oracle::answers::{Answers, Recheck};
 use crate::oracle::broker;
 use crate::oracle::chain::{ChainSnapshot, EscrowBook, escrow_book, within};
+use crate::oracle::chain_watch::WatchedEscrows;
 use crate::oracle::cstore_rules::RulesPublisher;
 use crate::oracle::mesh::{DropCounter, Inbound, Mesh};
 use crate::oracle::metrics::{Metrics, RefusalLog};
@@ -149,9 +150,11 @@ pub struct Oracle {
     pub(crate) oracle_keys: Arc<OracleKeyBook>,
     /// Which delegate keys may act for which escrow owners, read from the chain.
     delegations: Arc<ChainDelegations>,
-    /// Rung when a node reports a workload change, so the next pass runs now rather than at
-    /// the end of the loop period.
-    workloads_changed: tokio::sync::Notify,
+    /// Rung when a node reports a workload change or the chain records a job change, so the
+    /// next pass runs now rather than at the end of the loop period.
+    pass_wanted: tokio::sync::Notify,
+    /// The escrows whose events wake a pass.
+    pub(crate) watched_escrows: WatchedEscrows,
     /// The earliest time (unix ms) a pass asked the next one to run by (a running set done
     /// settling, a vote to read back); `u64::MAX` when none.
     next_pass_ms: std::sync::atomic::AtomicU64,
@@ -290,7 +293,8 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         me,
         oracle_keys: oracle_keys.clone(),
         delegations: delegations.clone(),
-        workloads_changed: tokio::sync::Notify::new(),
+        pass_wanted: tokio::sync::Notify::new(),
+        watched_escrows: WatchedEscrows::default(),
         next_pass_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
         cstore_rules: Mutex::new(RulesPublisher::new(identity.clone())),
         service_tables: Mutex::default(),
@@ -402,6 +406,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
     tokio::spawn(oracle.clone().receive_requests(inbox.requests));
     tokio::spawn(sessions.receive(inbox.sessions));
     tokio::spawn(oracle.clone().resync());
+    tokio::spawn(oracle.clone().watch_chain());
     let passes = tokio::spawn(oracle.clone().reconcile_forever());
     shutdown_signal().await;
     passes.abort();
@@ -671,11 +676,11 @@ impl Oracle {
                 Ok(_) if will => {
                     tracing::info!(node = %sender, "the broker says the node's session ended; probing it");
                     self.metrics.accept("will");
-                    self.workloads_changed.notify_one();
+                    self.wake_pass("node");
                 }
                 Ok(_) if channel == Channel::Status => {
                     self.metrics.accept("status");
-                    self.workloads_changed.notify_one();
+                    self.wake_pass("node");
                 }
                 Ok(_) => self.metrics.accept("heartbeat"),
                 Err(e) => self.refused(&message.topic, sender, e.label(), &e.to_string()),
@@ -837,6 +842,12 @@ impl Oracle {
         }
     }
 
+    /// Asks for a pass now (at most one per [`MIN_PASS_GAP`]); `cause` labels the metric.
+    pub(crate) fn wake_pass(&self, cause: &str) {
+        self.metrics.wake(cause);
+        self.pass_wanted.notify_one();
+    }
+
     /// Asks for the next pass to run by `at_ms` (unix ms) at the latest.
     pub(crate) fn pass_due_at(&self, at_ms: u64) {
         self.next_pass_ms
@@ -863,7 +874,7 @@ impl Oracle {
             let _ = tokio::time::timeout(period.min(Duration::from_millis(due)), async {
                 tokio::select! {
                     _ = changes.changed() => {}
-                    () = self.workloads_changed.notified() => {}
+                    () = self.pass_wanted.notified() => {}
                 }
             })
             .await;
@@ -911,6 +922,7 @@ impl Oracle {
                     oracles,
                     licensed: self.registry.lock().await.licensed(),
                 });
+                self.watched_escrows.set(snapshot.escrows.values().copied());
                 *last = Some(snapshot.clone());
                 (Some(snapshot), true)
             }

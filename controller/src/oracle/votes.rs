@@ -123,9 +123,9 @@ impl Oracle {
     /// Sends one batch; on a refusal of the whole batch, each of its votes alone.
     async fn cast_batch(&self, batch: &[Ballot], votes: &[Prepared]) {
         match within(self.suite.submit_node_updates(batch)).await {
-            Ok(outcomes) => {
-                self.metrics.vote_batch(batch.len());
-                for (job, outcome) in outcomes {
+            Ok(cast) => {
+                self.metrics.vote_batch(batch.len(), cast.gas_used);
+                for (job, outcome) in cast.outcomes {
                     if let Some(vote) = votes.iter().find(|v| v.ballot.job == job) {
                         self.record_outcome(vote, outcome);
                     }
@@ -153,9 +153,9 @@ impl Oracle {
         )
         .await
         {
-            Ok(outcomes) => {
-                self.metrics.vote_batch(1);
-                for (_, outcome) in outcomes {
+            Ok(cast) => {
+                self.metrics.vote_batch(1, cast.gas_used);
+                for (_, outcome) in cast.outcomes {
                     self.record_outcome(vote, outcome);
                 }
             }

@@ -81,7 +81,8 @@ pub struct JobView<'a> {
     pub now_ms: u64,
     /// How long a replica may stay starting or unreported before it counts as failed.
     pub start_grace_ms: u64,
-    /// How long the running set must hold still before it is voted.
+    /// How long the running set must hold still before it is voted, unless every replica of it
+    /// passed the job's own health check (which says more than time does).
     pub settle_ms: u64,
     /// The running set of the previous pass and since when it has been so.
     pub stable: Option<&'a (BTreeSet<Address>, u64)>,
@@ -301,7 +302,13 @@ pub fn plan(view: &JobView<'_>) -> JobPass {
         && !view.budget_spent
         && running_set != job.active_nodes
         && view.chain_fresh;
-    let settled = now.saturating_sub(since) >= view.settle_ms;
+    // A replica whose health check passed has shown it serves: no hold needed for it.
+    let checked = running.iter().all(|(replica, node)| {
+        reported
+            .get(&(*replica, *node))
+            .is_some_and(|r| r.healthy == Some(true))
+    });
+    let settled = checked || now.saturating_sub(since) >= view.settle_ms;
     let vote = (votable && settled).then(|| running_set.iter().copied().collect());
     let vote_due_ms = (votable && !settled).then(|| since.saturating_add(view.settle_ms));
     JobPass {
@@ -557,6 +564,7 @@ mod tests {
         }
     }
 
+    /// A replica running without a health check (its health unknown).
     fn running(rollout: &JobRollout, node: u8, index: u32) -> Seen {
         let generation = rollout.serving(index).unwrap();
         Seen {
@@ -567,7 +575,7 @@ mod tests {
                 state: WorkloadState::Running,
                 image_digest: None,
                 ports: vec![],
-                healthy: Some(true),
+                healthy: None,
                 tunnel: None,
             },
             liveness: NodeLiveness::Alive,
@@ -676,6 +684,32 @@ mod tests {
         );
         assert_eq!(pass.summary.healthy, 0);
         assert_eq!(pass.vote, None);
+    }
+
+    #[test]
+    fn a_set_whose_health_checks_passed_is_voted_at_once_and_one_unchecked_replica_holds_it() {
+        let mut fixture = Fixture::new(2, &[]);
+        let checked = |mut seen: Seen| {
+            seen.report.healthy = Some(true);
+            seen
+        };
+        fixture.seen = vec![
+            checked(running(&fixture.rollout, 1, 0)),
+            running(&fixture.rollout, 2, 1),
+        ];
+        fixture.placements = vec![placed(1, 0), placed(2, 1)];
+        let partly = fixture.plan();
+        assert_eq!(partly.vote, None, "replica 1's check has not passed yet");
+        assert_eq!(partly.vote_due_ms, Some(NOW + SETTLE));
+
+        fixture.seen[1] = checked(running(&fixture.rollout, 2, 1));
+        let both = fixture.plan();
+        assert_eq!(
+            both.vote,
+            Some(vec![addr(1), addr(2)]),
+            "both checks passed"
+        );
+        assert_eq!(both.vote_due_ms, None);
     }
 
     #[test]

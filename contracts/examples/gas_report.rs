@@ -1,16 +1,21 @@
-//! Gas used per external function of the suite, and allocation over 1, 10 and 100 jobs, measured
+//! Gas used per external function of the suite, allocation over 1, 10 and 100 jobs, and the
+//! batched node-set votes and paged allocation of 1,000 jobs, measured
 //! on the Hardhat EDR node: `cargo run -p r1-contracts --example gas_report`.
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::DynProvider;
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
-use r1_contracts::bindings::CspEscrow;
+use r1_contracts::ballots::{Ballot, batches};
+use r1_contracts::bindings::{CspEscrow, PoAIManager};
 use r1_contracts::tx::confirm;
 use r1_contracts::units::{r1_units, usdc_units};
 use r1_contracts::{DevChain, LinkProof, Permissions, Result, Suite, SuiteConfig, deploy_suite};
 
 const EPOCH: u64 = 3_600;
+
+/// Jobs created per `createJobs` call.
+const CREATE_CHUNK: usize = 100;
 
 struct Setup {
     gov: Suite,
@@ -116,10 +121,12 @@ async fn licensed_node(s: &Setup, report: &mut Vec<(String, u64)>) -> Result<Add
     Ok(node)
 }
 
-/// Creates `count` one-node jobs on `node`, validates them, lets two epochs pass and allocates.
+/// Creates `count` one-node jobs on `node`, validates them (one vote a transaction, or
+/// `batched` through `submitNodeUpdates`), lets two epochs pass and allocates in pages.
 async fn allocation_over(
     chain: &DevChain,
     count: usize,
+    batched: bool,
     report: &mut Vec<(String, u64)>,
 ) -> Result<()> {
     let mut scratch = Vec::new();
@@ -127,29 +134,60 @@ async fn allocation_over(
     let node = licensed_node(&s, &mut scratch).await?;
     let epoch = s.gov.current_epoch().await?;
     confirm(s.csp.usdc().approve(s.escrow, U256::MAX)).await?;
-    let receipt = confirm(
-        s.csp
-            .escrow(s.escrow)
-            .createJobs(job_requests(count, epoch + 30)),
-    )
-    .await?;
-    record(
-        report,
-        &format!("createJobs ({count} jobs in one call)"),
-        &receipt,
-    );
-    for job in 1..=count as u64 {
-        for oracle in &s.oracles[..2] {
-            oracle.submit_node_update(job, &[node]).await?;
+    let mut created = 0;
+    for chunk in job_requests(count, epoch + 30).chunks(CREATE_CHUNK) {
+        let receipt = confirm(s.csp.escrow(s.escrow).createJobs(chunk.to_vec())).await?;
+        created += receipt.gas_used;
+    }
+    report.push((
+        format!("createJobs ({count} jobs, {CREATE_CHUNK} a call)"),
+        created,
+    ));
+    let (mut vote_gas, mut vote_txs) = (0, 0);
+    for oracle in &s.oracles[..2] {
+        if batched {
+            let ballots: Vec<Ballot> = (1..=count as u64)
+                .map(|job| Ballot {
+                    job,
+                    nodes: vec![node],
+                    active: 0,
+                })
+                .collect();
+            for batch in batches(&ballots) {
+                vote_gas += oracle.submit_node_updates(batch).await?.gas_used;
+                vote_txs += 1;
+            }
+        } else {
+            for job in 1..=count as u64 {
+                oracle.submit_node_update(job, &[node]).await?;
+            }
         }
     }
+    if batched {
+        report.push((
+            format!(
+                "node-set votes starting {count} jobs, 2 oracles, batched ({vote_txs} transactions)"
+            ),
+            vote_gas,
+        ));
+    }
     chain.advance_time(2 * EPOCH).await?;
-    let receipt = confirm(s.oracles[0].manager().allocateRewardsToNodes(page())).await?;
-    record(
-        report,
-        &format!("allocateRewardsToNodes ({count} jobs, 1 node each)"),
-        &receipt,
-    );
+    let (mut allocation_gas, mut pages) = (0, 0);
+    loop {
+        let receipt = confirm(s.oracles[0].manager().allocateRewardsToNodes(page())).await?;
+        allocation_gas += receipt.gas_used;
+        pages += 1;
+        if receipt
+            .decoded_log::<PoAIManager::RewardsAllocated>()
+            .is_some()
+        {
+            break;
+        }
+    }
+    report.push((
+        format!("allocateRewardsToNodes ({count} jobs, 1 node each, {pages} pages)"),
+        allocation_gas,
+    ));
     Ok(())
 }
 
@@ -378,8 +416,9 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         functions(&chain, &mut report).await?;
         delegation(&chain, &mut report).await?;
         for count in [1, 10, 100] {
-            allocation_over(&chain, count, &mut report).await?;
+            allocation_over(&chain, count, false, &mut report).await?;
         }
+        allocation_over(&chain, 1_000, true, &mut report).await?;
         let mut seen = std::collections::BTreeSet::new();
         println!("| function | gas used |\n|---|---:|");
         for (name, gas) in report {

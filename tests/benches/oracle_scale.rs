@@ -2,20 +2,24 @@
 //! broker, against thousands of simulated nodes ([`r1_e2e::simnodes`]: one process holding
 //! every node's key, each node with its own MQTT session, signed heartbeats at the production
 //! 10 s interval, deploy and stop commands obeyed by reporting the replica running). For each
-//! size in `R1_SCALE_NODES` (default `1000,5000`) it prints, per oracle:
+//! broker in `R1_SCALE_BROKERS` (default `rumqttd,mosquitto`) and size in `R1_SCALE_NODES`
+//! (default `1000,5000`) it prints, per oracle:
 //!
 //! * time until every oracle counts every node alive;
-//! * at steady state (a 30 s window): CPU share, resident memory, the mean time of a reconcile
-//!   pass, heartbeats verified per second (against what the fleet sent: none may be dropped);
-//! * a burst of `R1_SCALE_JOBS` (default 100) two-replica jobs applied with `r1ctl apply`:
-//!   apply returned → Running 2/2 on every oracle, p50/p99, and CPU during the burst;
+//! * a standing load of `R1_SCALE_LOAD` (default 900) two-replica jobs, applied 50 manifests per
+//!   `r1ctl apply`: time until all run, and the node-set votes it took (transactions, gas);
+//! * at steady state with that load (a 30 s window): CPU share, resident memory, the mean time
+//!   of a reconcile pass, heartbeats verified per second (against what the fleet sent: none may
+//!   be dropped);
+//! * a burst of `R1_SCALE_JOBS` (default 100) more jobs, one `r1ctl apply` each: apply returned
+//!   → Running 2/2 on every oracle, p50/p99, CPU, pass time and votes during the burst;
 //! * node loss: a node holding a replica goes silent (its session drops) → the oracles run the
 //!   replacement on another node.
 //!
 //! Needs root (the network's containerd); takes minutes per size, mostly licensing the nodes
-//! on chain in bulk and applying the jobs. 10,000 nodes need more than this machine's hard
-//! limit of 20,000 open files: the embedded broker's gate holds two sockets per client (the
-//! client's and its upstream session's).
+//! on chain in bulk and applying the jobs. With rumqttd, 10,000 nodes need more than this
+//! machine's hard limit of 20,000 open files: the embedded broker's gate holds two sockets per
+//! client in the broker's process beside rumqttd's own (mosquitto holds one).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -33,6 +37,9 @@ const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/examples");
 
 /// The production heartbeat interval.
 const HEARTBEAT_SECONDS: u64 = 10;
+/// Job manifests per `r1ctl apply` while loading.
+const LOAD_PAGE: usize = 50;
+
 /// The steady-state window: three heartbeat intervals.
 const STEADY_WINDOW: Duration = Duration::from_secs(30);
 
@@ -64,6 +71,9 @@ struct Reading {
     passes: f64,
     heartbeats: f64,
     refused: f64,
+    vote_transactions: f64,
+    votes: f64,
+    vote_gas: f64,
 }
 
 fn read(network: &Network, oracle: usize) -> Reading {
@@ -84,6 +94,9 @@ fn read(network: &Network, oracle: usize) -> Reading {
         passes: metric("r1_oracle_loop_seconds_count{name=\"reconcile\"}"),
         heartbeats: metric("r1_oracle_accepted_total{name=\"heartbeat\"}"),
         refused,
+        vote_transactions: metric("r1_oracle_vote_transactions_total"),
+        votes: metric("r1_oracle_votes_batched_total"),
+        vote_gas: metric("r1_oracle_vote_gas_total"),
     }
 }
 
@@ -106,6 +119,16 @@ fn report(label: &str, before: &[Reading], after: &[Reading]) {
             (a.heartbeats - b.heartbeats) / wall,
             a.refused - b.refused,
         );
+        let votes = a.votes - b.votes;
+        if votes > 0.0 {
+            println!(
+                "  {label} oracle {i}: {votes:.0} node-set votes in {:.0} transactions, {:.0} gas \
+                 ({:.0} a vote)",
+                a.vote_transactions - b.vote_transactions,
+                a.vote_gas - b.vote_gas,
+                (a.vote_gas - b.vote_gas) / votes,
+            );
+        }
     }
 }
 
@@ -158,8 +181,10 @@ fn r1ctl_ok(network: &Network, args: &[&str]) {
     );
 }
 
-fn run(broker: BrokerKind, nodes: usize, jobs: usize) {
-    println!("== {nodes} simulated nodes, {jobs} jobs, broker {broker:?} ==");
+fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
+    println!(
+        "== {nodes} simulated nodes, {load} jobs running, a burst of {jobs}, broker {broker:?} =="
+    );
     let started = Instant::now();
     let settings = NetworkSettings {
         nodes: 0,
@@ -181,7 +206,7 @@ fn run(broker: BrokerKind, nodes: usize, jobs: usize) {
     .expect("licences");
     network
         .chain()
-        .fund_csp(network.csp().address(), 10 * jobs as u64)
+        .fund_csp(network.csp().address(), 10 * (load + jobs) as u64)
         .expect("fund the CSP");
     println!(
         "  network up in {:.1} s; {nodes} nodes licensed on chain in {:.1} s",
@@ -208,6 +233,7 @@ fn run(broker: BrokerKind, nodes: usize, jobs: usize) {
         (0..network.oracles().len())
             .all(|o| network.oracles()[o].metric("r1_oracle_nodes{name=\"alive\"}") >= nodes as f64)
     };
+    let oracles = network.oracles().len();
     let all_alive = until(Duration::from_secs(300), || alive(&network));
     println!(
         "  every oracle counts {nodes} nodes alive after {:.1} s ({} sessions open): {all_alive}",
@@ -216,20 +242,6 @@ fn run(broker: BrokerKind, nodes: usize, jobs: usize) {
     );
     assert!(all_alive, "not every node became alive on every oracle");
 
-    // Steady state.
-    let sent_before = fleet.counters().heartbeats_sent.load(Ordering::Relaxed);
-    let before = readings(&network);
-    std::thread::sleep(STEADY_WINDOW);
-    let after = readings(&network);
-    let sent = fleet.counters().heartbeats_sent.load(Ordering::Relaxed) - sent_before;
-    println!(
-        "  steady state, {:.0} s: the fleet sent {:.1} heartbeats/s",
-        STEADY_WINDOW.as_secs_f64(),
-        sent as f64 / STEADY_WINDOW.as_secs_f64()
-    );
-    report("steady", &before, &after);
-
-    // A burst of jobs.
     r1ctl_ok(
         &network,
         &[
@@ -242,11 +254,53 @@ fn run(broker: BrokerKind, nodes: usize, jobs: usize) {
     );
     let manifest =
         std::fs::read_to_string(format!("{EXAMPLES}/job-http.yaml")).expect("job-http.yaml");
+    let job_named = |name: &str| manifest.replace("name: hello-web", &format!("name: {name}"));
+
+    // The standing load: jobs applied a page of manifests per `r1ctl apply`, all running
+    // before the steady state is measured.
+    if load > 0 {
+        let before = readings(&network);
+        let loading = Instant::now();
+        let names: Vec<String> = (0..load).map(|i| format!("load-{i}")).collect();
+        for (page, chunk) in names.chunks(LOAD_PAGE).enumerate() {
+            let path = network.scratch_dir().join(format!("load-{page}.yaml"));
+            let text: Vec<String> = chunk.iter().map(|n| job_named(n)).collect();
+            std::fs::write(&path, text.join("\n---\n")).expect("load manifests");
+            r1ctl_ok(&network, &["apply", "-f", &path.display().to_string()]);
+        }
+        let applied = loading.elapsed();
+        let all_running = until(Duration::from_secs(600), || {
+            let views: Vec<_> = (0..oracles).map(|o| jobs_on(&network, o)).collect();
+            names.iter().all(|n| running_everywhere(n, &views))
+        });
+        println!(
+            "  load: {load} jobs applied ({LOAD_PAGE} a call) in {:.1} s, Running 2/2 on every \
+             oracle after {:.1} s: {all_running}",
+            applied.as_secs_f64(),
+            loading.elapsed().as_secs_f64()
+        );
+        report("load", &before, &readings(&network));
+        assert!(all_running, "not every job of the load ran");
+    }
+
+    // Steady state.
+    let sent_before = fleet.counters().heartbeats_sent.load(Ordering::Relaxed);
+    let before = readings(&network);
+    std::thread::sleep(STEADY_WINDOW);
+    let after = readings(&network);
+    let sent = fleet.counters().heartbeats_sent.load(Ordering::Relaxed) - sent_before;
+    println!(
+        "  steady state with {load} jobs, {:.0} s: the fleet sent {:.1} heartbeats/s",
+        STEADY_WINDOW.as_secs_f64(),
+        sent as f64 / STEADY_WINDOW.as_secs_f64()
+    );
+    report("steady", &before, &after);
+
+    // A burst of jobs.
     let before = readings(&network);
     let burst = Instant::now();
     let mut applied: BTreeMap<String, Instant> = BTreeMap::new();
     let mut ran: BTreeMap<String, Duration> = BTreeMap::new();
-    let oracles = network.oracles().len();
     let poll = |applied: &BTreeMap<String, Instant>, ran: &mut BTreeMap<String, Duration>| {
         let views: Vec<_> = (0..oracles).map(|o| jobs_on(&network, o)).collect();
         for (name, at) in applied {
@@ -258,11 +312,7 @@ fn run(broker: BrokerKind, nodes: usize, jobs: usize) {
     for index in 0..jobs {
         let name = format!("scale-{index}");
         let path = network.scratch_dir().join(format!("{name}.yaml"));
-        std::fs::write(
-            &path,
-            manifest.replace("name: hello-web", &format!("name: {name}")),
-        )
-        .expect("manifest");
+        std::fs::write(&path, job_named(&name)).expect("manifest");
         r1ctl_ok(&network, &["apply", "-f", &path.display().to_string()]);
         applied.insert(name, Instant::now());
         // Jobs applied early run while later ones are applied: look between applies.
@@ -331,11 +381,15 @@ fn main() {
         .iter()
         .map(|s| s.parse().expect("R1_SCALE_NODES: numbers"))
         .collect();
-    let jobs: usize = std::env::var("R1_SCALE_JOBS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
-    let brokers: Vec<BrokerKind> = env_list("R1_SCALE_BROKERS", "rumqttd")
+    let number = |name: &str, default: usize| -> usize {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}: a number")))
+            .unwrap_or(default)
+    };
+    let jobs = number("R1_SCALE_JOBS", 100);
+    let load = number("R1_SCALE_LOAD", 900);
+    let brokers: Vec<BrokerKind> = env_list("R1_SCALE_BROKERS", "rumqttd,mosquitto")
         .iter()
         .map(|b| match b.as_str() {
             "rumqttd" => BrokerKind::Rumqttd,
@@ -345,7 +399,7 @@ fn main() {
         .collect();
     for broker in brokers {
         for &size in &sizes {
-            run(broker, size, jobs);
+            run(broker, size, load, jobs);
         }
     }
 }

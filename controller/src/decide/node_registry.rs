@@ -18,7 +18,7 @@
 //! is unlicensed is heard at most once per [`UNLICENSED_HEARTBEAT_MS`], refused before its
 //! signature is even checked.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use alloy_primitives::Address;
 use r1_protocol::envelope::MessageKind;
@@ -160,6 +160,9 @@ impl Refusal {
 #[derive(Debug)]
 pub struct Registry {
     nodes: BTreeMap<Address, NodeRecord>,
+    /// The nodes listing a workload of each job, so a job's reports are found without going
+    /// through every node (a pass asks once per job).
+    by_job: HashMap<u64, BTreeSet<Address>>,
     heartbeats: Verifier<NodePolicy>,
     statuses: Verifier<NodePolicy>,
 }
@@ -168,6 +171,7 @@ impl Default for Registry {
     fn default() -> Self {
         Self {
             nodes: BTreeMap::new(),
+            by_job: HashMap::new(),
             heartbeats: Verifier::new(node_kinds as NodePolicy, Freshness::default()),
             statuses: Verifier::new(node_kinds as NodePolicy, Freshness::default()),
         }
@@ -208,6 +212,8 @@ impl Registry {
                  it will be seen Suspect between beats and paid for fewer heartbeats"
             );
         }
+        let listed = jobs_of(&verified.message);
+        let was_listed = self.nodes.get(&node).map(|r| jobs_of(&r.heartbeat));
         match self.nodes.get_mut(&node) {
             Some(record) => {
                 record.heartbeat = verified.message;
@@ -237,7 +243,35 @@ impl Registry {
                 );
             }
         }
+        if let Some(jobs) = was_listed {
+            self.unindex(node, &jobs);
+        }
+        self.index(node, &listed);
         Ok(node)
+    }
+
+    fn index(&mut self, node: Address, jobs: &BTreeSet<u64>) {
+        for job in jobs {
+            self.by_job.entry(*job).or_default().insert(node);
+        }
+    }
+
+    fn unindex(&mut self, node: Address, jobs: &BTreeSet<u64>) {
+        for job in jobs {
+            if let Some(nodes) = self.by_job.get_mut(job) {
+                nodes.remove(&node);
+                if nodes.is_empty() {
+                    self.by_job.remove(job);
+                }
+            }
+        }
+    }
+
+    /// Forgets `node` and its place in the job index.
+    fn remove_node(&mut self, node: &Address) {
+        if let Some(record) = self.nodes.remove(node) {
+            self.unindex(*node, &jobs_of(&record.heartbeat));
+        }
     }
 
     /// Takes the last will the broker published for `topic_node` (see
@@ -312,19 +346,22 @@ impl Registry {
             .min_by_key(|(_, r)| r.last_ms)
             .map(|(node, _)| *node)
             .ok_or(Refusal::Full)?;
-        self.nodes.remove(&evict);
+        self.remove_node(&evict);
         Ok(())
     }
 
     /// Forgets nodes unheard for [`NODE_EXPIRY_MS`].
     pub fn expire(&mut self, now_ms: u64) {
-        self.nodes.retain(|node, record| {
-            let keep = now_ms.saturating_sub(record.last_ms) < NODE_EXPIRY_MS;
-            if !keep {
-                tracing::info!(%node, "forgetting a node unheard for {NODE_EXPIRY_MS} ms");
-            }
-            keep
-        });
+        let silent: Vec<Address> = self
+            .nodes
+            .iter()
+            .filter(|(_, record)| now_ms.saturating_sub(record.last_ms) >= NODE_EXPIRY_MS)
+            .map(|(node, _)| *node)
+            .collect();
+        for node in silent {
+            tracing::info!(%node, "forgetting a node unheard for {NODE_EXPIRY_MS} ms");
+            self.remove_node(&node);
+        }
     }
 
     /// Applies a status report published under `topic_node`'s topic to the node's workloads.
@@ -361,7 +398,11 @@ impl Registry {
                 None if count >= MAX_WORKLOADS_PER_NODE => {
                     return Err(Refusal::TooManyWorkloads(count + 1));
                 }
-                None => workloads.push(report),
+                None => {
+                    let job = report.id.job;
+                    workloads.push(report);
+                    self.by_job.entry(job).or_default().insert(verified.sender);
+                }
             }
         }
         Ok(verified.sender)
@@ -534,19 +575,28 @@ impl Registry {
 
     /// Every replica of `job` some node whose reports count reports, with that node.
     pub fn reports_of(&self, job: u64) -> Vec<(Address, &WorkloadReport)> {
-        self.nodes
+        let Some(nodes) = self.by_job.get(&job) else {
+            return Vec::new();
+        };
+        nodes
             .iter()
-            .filter(|(node, _)| self.reports_count(node))
+            .filter(|node| self.reports_count(node))
+            .filter_map(|node| Some((*node, self.nodes.get(node)?)))
             .flat_map(|(node, record)| {
                 record
                     .heartbeat
                     .workloads
                     .iter()
                     .filter(move |w| w.id.job == job)
-                    .map(move |w| (*node, w))
+                    .map(move |w| (node, w))
             })
             .collect()
     }
+}
+
+/// The jobs a heartbeat lists workloads of.
+fn jobs_of(heartbeat: &Heartbeat) -> BTreeSet<u64> {
+    heartbeat.workloads.iter().map(|w| w.id.job).collect()
 }
 
 #[cfg(test)]
@@ -733,6 +783,60 @@ mod tests {
             "revision": "r",
         }))
         .expect("a workload report")
+    }
+
+    #[test]
+    fn a_jobs_reports_follow_heartbeats_status_reports_and_expiry() {
+        let a = Sealer::new(Identity::generate());
+        let b = Sealer::new(Identity::generate());
+        let mut registry = Registry::default();
+        let beat = |registry: &mut Registry, node: &Sealer, jobs: &[u64], at: u64| {
+            let message = Heartbeat {
+                workloads: jobs.iter().map(|j| workload(*j)).collect(),
+                ..heartbeat()
+            };
+            let bytes = node.seal(&message, at).expect("seal").to_bytes();
+            registry
+                .on_heartbeat(node.address(), &bytes, at, &config())
+                .expect("heartbeat");
+        };
+        let nodes_of = |registry: &Registry, job: u64| -> Vec<Address> {
+            registry
+                .reports_of(job)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
+        let mut both = vec![a.address(), b.address()];
+        both.sort();
+
+        beat(&mut registry, &a, &[1, 2], T0);
+        beat(&mut registry, &b, &[2], T0);
+        assert_eq!(nodes_of(&registry, 1), vec![a.address()]);
+        assert_eq!(nodes_of(&registry, 2), both);
+
+        // A heartbeat replaces the node's list: job 1 left it, job 3 came.
+        beat(&mut registry, &a, &[2, 3], T0 + S);
+        assert!(nodes_of(&registry, 1).is_empty());
+        assert_eq!(nodes_of(&registry, 3), vec![a.address()]);
+
+        // A status report of a new workload lists it before the next heartbeat.
+        let report = JobStatusReport {
+            workload: workload(4),
+            message: String::new(),
+        };
+        let bytes = b.seal(&report, T0 + S).expect("seal").to_bytes();
+        registry
+            .on_status(b.address(), &bytes, T0 + S)
+            .expect("status");
+        assert_eq!(nodes_of(&registry, 4), vec![b.address()]);
+
+        // A node forgotten takes its reports along; the other's stay.
+        beat(&mut registry, &b, &[2, 4], T0 + S + NODE_EXPIRY_MS);
+        registry.expire(T0 + S + NODE_EXPIRY_MS);
+        assert!(nodes_of(&registry, 3).is_empty());
+        assert_eq!(nodes_of(&registry, 2), vec![b.address()]);
+        assert_eq!(nodes_of(&registry, 4), vec![b.address()]);
     }
 
     #[test]

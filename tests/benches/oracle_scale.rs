@@ -6,8 +6,8 @@
 //! (default `1000,5000`) it prints, per oracle:
 //!
 //! * time until every oracle counts every node alive;
-//! * a standing load of `R1_SCALE_LOAD` (default 900) two-replica jobs, applied 50 manifests per
-//!   `r1ctl apply`: time until all run, and the node-set votes it took (transactions, gas);
+//! * a standing load of `R1_SCALE_LOAD` (default 900) two-replica jobs, 10 a project, applied 50
+//!   manifests per `r1ctl apply`: time until all run, and the node-set votes it took (transactions, gas);
 //! * at steady state with that load (a 30 s window): CPU share, resident memory, the mean time
 //!   of a reconcile pass, heartbeats verified per second (against what the fleet sent: none may
 //!   be dropped);
@@ -37,6 +37,9 @@ const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/examples");
 
 /// The production heartbeat interval.
 const HEARTBEAT_SECONDS: u64 = 10;
+/// Jobs per project (each project's service table goes to every replica of its jobs).
+const JOBS_PER_PROJECT: usize = 10;
+
 /// Job manifests per `r1ctl apply` while loading.
 const LOAD_PAGE: usize = 50;
 
@@ -242,19 +245,34 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
     );
     assert!(all_alive, "not every node became alive on every oracle");
 
+    // Projects of JOBS_PER_PROJECT jobs each, as CSPs group a service's jobs.
+    let project =
+        std::fs::read_to_string(format!("{EXAMPLES}/project.yaml")).expect("project.yaml");
+    let projects: Vec<String> = (0..(load + jobs).div_ceil(JOBS_PER_PROJECT))
+        .map(|k| project.replace("name: hello\n", &format!("name: hello-{k}\n")))
+        .collect();
     r1ctl_ok(
         &network,
-        &[
-            "apply",
-            "-f",
-            &format!("{EXAMPLES}/escrow.yaml"),
-            "-f",
-            &format!("{EXAMPLES}/project.yaml"),
-        ],
+        &["apply", "-f", &format!("{EXAMPLES}/escrow.yaml")],
     );
+    for (page, chunk) in projects.chunks(LOAD_PAGE).enumerate() {
+        let path = network.scratch_dir().join(format!("projects-{page}.yaml"));
+        std::fs::write(&path, chunk.join("\n---\n")).expect("projects");
+        r1ctl_ok(&network, &["apply", "-f", &path.display().to_string()]);
+    }
     let manifest =
         std::fs::read_to_string(format!("{EXAMPLES}/job-http.yaml")).expect("job-http.yaml");
-    let job_named = |name: &str| manifest.replace("name: hello-web", &format!("name: {name}"));
+    let job_numbered = |name: &str, number: usize| {
+        manifest
+            .replace("name: hello-web", &format!("name: {name}"))
+            .replace(
+                "projectRef:\n    name: hello\n",
+                &format!(
+                    "projectRef:\n    name: hello-{}\n",
+                    number / JOBS_PER_PROJECT
+                ),
+            )
+    };
 
     // The standing load: jobs applied a page of manifests per `r1ctl apply`, all running
     // before the steady state is measured.
@@ -264,7 +282,11 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
         let names: Vec<String> = (0..load).map(|i| format!("load-{i}")).collect();
         for (page, chunk) in names.chunks(LOAD_PAGE).enumerate() {
             let path = network.scratch_dir().join(format!("load-{page}.yaml"));
-            let text: Vec<String> = chunk.iter().map(|n| job_named(n)).collect();
+            let text: Vec<String> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, n)| job_numbered(n, page * LOAD_PAGE + i))
+                .collect();
             std::fs::write(&path, text.join("\n---\n")).expect("load manifests");
             r1ctl_ok(&network, &["apply", "-f", &path.display().to_string()]);
         }
@@ -312,7 +334,7 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
     for index in 0..jobs {
         let name = format!("scale-{index}");
         let path = network.scratch_dir().join(format!("{name}.yaml"));
-        std::fs::write(&path, job_named(&name)).expect("manifest");
+        std::fs::write(&path, job_numbered(&name, load + index)).expect("manifest");
         r1ctl_ok(&network, &["apply", "-f", &path.display().to_string()]);
         applied.insert(name, Instant::now());
         // Jobs applied early run while later ones are applied: look between applies.

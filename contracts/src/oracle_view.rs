@@ -52,6 +52,9 @@ pub struct ServiceRecord {
 /// standing has been read again anyway.
 pub const STANDING_LOOKBACK_BLOCKS: u64 = 10_000;
 
+/// Jobs read per `getJobs` call: a page stays well within a node's gas cap for calls.
+const JOBS_PER_CALL: usize = 100;
+
 /// Where the USDC of one escrow went, for status display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EscrowTotals {
@@ -236,8 +239,16 @@ impl Suite {
         let mut ids = contract.getOpenJobIds().call().await?;
         ids.sort();
         let mut jobs = Vec::with_capacity(ids.len());
-        for id in ids {
-            jobs.push(contract.getJob(id).call().await?);
+        for page in ids.chunks(JOBS_PER_CALL) {
+            match contract.getJobs(page.to_vec()).call().await {
+                Ok(found) => jobs.extend(found),
+                // An escrow whose implementation predates `getJobs`: one call a job.
+                Err(_) => {
+                    for id in page {
+                        jobs.push(contract.getJob(*id).call().await?);
+                    }
+                }
+            }
         }
         Ok(jobs)
     }

@@ -8,6 +8,8 @@ use r1_protocol::config_file::{self, ConfigError};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::intake::quotas::Quotas;
+
 /// The oracle's configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -93,6 +95,11 @@ fn default_embedded_listen() -> SocketAddr {
 pub struct ApiConfig {
     /// Listen address.
     pub listen: SocketAddr,
+    /// How much one owner may keep in this oracle's store (default 500 objects in 20
+    /// namespaces); every oracle of a network should hold the same, since each applies every
+    /// CSP's writes.
+    #[serde(default)]
+    pub quotas: Quotas,
 }
 
 /// The epoch clock all oracles share.
@@ -285,6 +292,24 @@ epoch:
         assert_eq!(config.epoch.map(|e| e.length_seconds), Some(20));
         assert_eq!(config.loops, LoopsConfig::default());
         assert_eq!(config.nodes.grace_missed, 3);
+    }
+
+    #[test]
+    fn an_operator_may_set_the_quotas_per_owner() {
+        assert_eq!(parse(GOOD).unwrap().api.quotas, Quotas::default());
+        let raised = GOOD.replace(
+            "  listen: 127.0.0.1:8080",
+            "  listen: 127.0.0.1:8080\n  quotas: { objects: 2000, namespaces: 40 }",
+        );
+        assert_eq!(
+            parse(&raised).unwrap().api.quotas,
+            Quotas {
+                objects: 2000,
+                namespaces: 40
+            }
+        );
+        let misspelt = raised.replace("objects:", "object:");
+        assert!(parse(&misspelt).unwrap_err().contains("object"));
     }
 
     #[test]

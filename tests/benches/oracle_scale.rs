@@ -195,6 +195,8 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
         loop_period_ms: 2_000,
         epoch_seconds: 600,
         broker,
+        // One CSP owns every job here; the default quota (500 objects) is for strangers.
+        object_quota: Some(load + jobs + (load + jobs).div_ceil(JOBS_PER_PROJECT) + 10),
         ..NetworkSettings::default()
     };
     let network = Network::start(&settings).expect("network");

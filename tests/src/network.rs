@@ -66,6 +66,8 @@ pub struct NetworkSettings {
     pub grace_missed: u32,
     /// The broker.
     pub broker: BrokerKind,
+    /// The objects one owner may keep in each oracle's store (`None`: the oracle's default).
+    pub object_quota: Option<usize>,
     /// Route the oracles' chain RPC through a [`Proxy`] ([`Network::chain_proxy`]), so a test can
     /// cut the chain off from them; r1ctl and the test itself keep the direct endpoint.
     pub proxy_chain: bool,
@@ -88,6 +90,7 @@ impl Default for NetworkSettings {
             loop_period_ms: 500,
             grace_missed: 3,
             broker: BrokerKind::Rumqttd,
+            object_quota: None,
             proxy_chain: false,
             registry_port: None,
             node_labels: Vec::new(),
@@ -226,6 +229,7 @@ impl Network {
             grace_missed: settings.grace_missed,
             start_grace_seconds: 30,
             resync_seconds: 5,
+            object_quota: settings.object_quota,
         };
         let mut oracles = Vec::with_capacity(settings.oracles);
         for _ in 0..settings.oracles {

@@ -75,6 +75,8 @@ pub struct OracleSettings {
     pub start_grace_seconds: u64,
     /// Seconds between two re-publications of signed requests to the other oracles.
     pub resync_seconds: u64,
+    /// The objects one owner may keep in the oracle's store (`None`: the oracle's default).
+    pub object_quota: Option<usize>,
 }
 
 /// An `r1-oracle` process with its own key, data directory, config, API and metrics ports.
@@ -288,10 +290,15 @@ fn config_text(
         "keyFile: {key}\ndataDir: {data}\n\
          chain: {{ rpcUrl: \"{rpc}\", chainId: {chain_id}, poaiManager: \"{manager}\", quorum: reference }}\n\
          broker: {{ url: \"{broker}\", topicRoot: {topic_root}{ca} }}\n\
-         api: {{ listen: \"127.0.0.1:{api_port}\" }}\n\
+         api: {{ listen: \"127.0.0.1:{api_port}\"{quotas} }}\n\
          metricsListen: \"127.0.0.1:{metrics_port}\"\n\
          loops: {{ periodMs: {period}, startGraceSeconds: {start_grace}, resyncSeconds: {resync} }}\n\
          nodes: {{ heartbeatIntervalSeconds: {hb}, graceMissed: {grace} }}\n",
+        quotas = settings
+            .object_quota
+            .map_or_else(String::new, |objects| format!(
+                ", quotas: {{ objects: {objects}, namespaces: 20 }}"
+            )),
         key = key.display(),
         data = data.display(),
         rpc = settings.rpc_url,

@@ -121,6 +121,7 @@ fn oracle_config_passes_check_config() {
             grace_missed: 3,
             start_grace_seconds: 30,
             resync_seconds: 5,
+            object_quota: None,
         },
         r1_protocol::Identity::generate(),
     )

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// The limits per owner (the address that owns the namespaces).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Quotas {
     /// Most objects, of every kind and over all its namespaces, an owner may have.
     pub objects: usize,

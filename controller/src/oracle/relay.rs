@@ -21,6 +21,7 @@ use alloy_primitives::Address;
 
 use crate::intake::apply::{self, ApplyError};
 use crate::intake::delegation::{DelegationError, owner_in, path_of};
+use crate::intake::quotas::Quotas;
 use crate::intake::store::ResourceStore;
 use crate::oracle::state::{OracleState, StateError};
 
@@ -150,11 +151,12 @@ pub fn delegated_owner(request: &RelayedRequest) -> Result<Option<Address>, Rela
 
 /// Checks and applies a request relayed by another oracle, to the objects it is newer for,
 /// as its signer or, when `delegation_held`, as the owner its path names (see
-/// [`delegated_owner`]).
+/// [`delegated_owner`]), within this oracle's `quotas`.
 pub fn receive(
     state: &OracleState,
     store: &ResourceStore,
     catalogue: &Catalogue,
+    quotas: Quotas,
     request: &RelayedRequest,
     delegation_held: bool,
 ) -> Result<Outcome, RelayError> {
@@ -204,7 +206,10 @@ pub fn receive(
             catalogue,
             acting,
             &request.body,
-            &apply::Policy::default(),
+            &apply::Policy {
+                quotas,
+                ..apply::Policy::default()
+            },
             |key| newer.contains(key),
         )?;
     }
@@ -244,7 +249,7 @@ mod tests {
         catalogue: &Catalogue,
         request: &RelayedRequest,
     ) -> Result<Outcome, RelayError> {
-        receive(state, store, catalogue, request, false)
+        receive(state, store, catalogue, Quotas::default(), request, false)
     }
 
     /// An oracle's state and store in a fresh directory, with the built-in catalogue.
@@ -265,11 +270,26 @@ mod tests {
         let request = signed(&delegate, "POST", &path, &body, 1_000);
         assert_eq!(delegated_owner(&request).unwrap(), Some(owner.address()));
         assert!(matches!(
-            receive(&state, &store, &catalogue, &request, false),
+            receive(
+                &state,
+                &store,
+                &catalogue,
+                Quotas::default(),
+                &request,
+                false
+            ),
             Err(RelayError::Delegation(DelegationError::NotDelegate { .. }))
         ));
         assert_eq!(
-            receive(&state, &store, &catalogue, &request, true).unwrap(),
+            receive(
+                &state,
+                &store,
+                &catalogue,
+                Quotas::default(),
+                &request,
+                true
+            )
+            .unwrap(),
             Outcome::Applied
         );
         let key = ObjectKey::new(r1_crds::manifest::Kind::Project, "acme", "hello");

@@ -345,6 +345,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
     let sessions = Arc::new(SessionHub::new(oracle.clone(), topics));
     let api_router = router(
         ApiState::new(store, catalogue)
+            .with_quotas(config.api.quotas)
             .with_sessions(sessions.clone())
             .with_info(info)
             .with_claims(claims)
@@ -737,6 +738,7 @@ impl Oracle {
                     &oracle.state,
                     &oracle.store,
                     &oracle.catalogue,
+                    oracle.config.api.quotas,
                     &request,
                     delegation_held,
                 )

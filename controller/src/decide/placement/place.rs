@@ -76,34 +76,74 @@ impl Placement {
 }
 
 /// The candidates of one call, sorted by address without conflicting duplicates, and the free
-/// resources of the nodes new replicas took from. Built once per call in linear time for the
-/// candidates a pass hands over (already in address order), so a pass over many jobs on many
-/// nodes does not rebuild a map of every node for each job.
+/// resources of the nodes new replicas took from. The candidates a pass hands over are already
+/// in strict address order and are used as they are (one linear check); anything else is
+/// sorted and deduplicated first. A pass places every job against the same candidates, so
+/// sorting them for each job cost O(jobs × nodes log nodes) a pass.
 struct Nodes<'a> {
-    sorted: Vec<&'a Candidate>,
+    sorted: Sorted<'a>,
     left: BTreeMap<Address, Resources>,
+}
+
+/// Candidates in strict address order: the caller's own slice, or a sorted copy of references.
+enum Sorted<'a> {
+    Given(&'a [Candidate]),
+    Deduplicated(Vec<&'a Candidate>),
+}
+
+impl<'a> Sorted<'a> {
+    fn of(candidates: &'a [Candidate]) -> Self {
+        if candidates.windows(2).all(|w| w[0].node < w[1].node) {
+            return Self::Given(candidates);
+        }
+        let mut all: Vec<&Candidate> = candidates.iter().collect();
+        all.sort_by(|a, b| a.node.cmp(&b.node));
+        Self::Deduplicated(
+            all.chunk_by(|a, b| a.node == b.node)
+                .filter(|same| same.iter().all(|c| *c == same[0]))
+                .map(|same| same[0])
+                .collect(),
+        )
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Given(given) => given.len(),
+            Self::Deduplicated(sorted) => sorted.len(),
+        }
+    }
+
+    fn at(&self, index: usize) -> &'a Candidate {
+        match self {
+            Self::Given(given) => &given[index],
+            Self::Deduplicated(sorted) => sorted[index],
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a Candidate> + '_ {
+        (0..self.len()).map(|i| self.at(i))
+    }
 }
 
 impl<'a> Nodes<'a> {
     fn new(candidates: &'a [Candidate]) -> Self {
-        let mut all: Vec<&Candidate> = candidates.iter().collect();
-        all.sort_by(|a, b| a.node.cmp(&b.node));
-        let sorted = all
-            .chunk_by(|a, b| a.node == b.node)
-            .filter(|same| same.iter().all(|c| *c == same[0]))
-            .map(|same| same[0])
-            .collect();
         Self {
-            sorted,
+            sorted: Sorted::of(candidates),
             left: BTreeMap::new(),
         }
     }
 
     fn get(&self, node: &Address) -> Option<&'a Candidate> {
-        self.sorted
-            .binary_search_by(|c| c.node.cmp(node))
-            .ok()
-            .map(|i| self.sorted[i])
+        let (mut low, mut high) = (0, self.sorted.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            match self.sorted.at(mid).node.cmp(node) {
+                std::cmp::Ordering::Less => low = mid + 1,
+                std::cmp::Ordering::Greater => high = mid,
+                std::cmp::Ordering::Equal => return Some(self.sorted.at(mid)),
+            }
+        }
+        None
     }
 
     /// What `candidate` has free after the replicas this call put on it.
@@ -174,7 +214,7 @@ fn place_one(request: &PlacementRequest, nodes: &mut Nodes<'_>) -> Placement {
         let mut ranked: Vec<(alloy_primitives::B256, &Candidate)> = nodes
             .sorted
             .iter()
-            .map(|&candidate| {
+            .map(|candidate| {
                 (
                     score(request.job_id, request.salt, replica, &candidate.node),
                     candidate,

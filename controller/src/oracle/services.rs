@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use alloy_primitives::Address;
+
 use r1_crds::api::object::{ObjectKey, StoredObject};
 use r1_crds::job::{DeeployJobStatus, Protocol};
 use r1_crds::manifest::Kind;
@@ -49,6 +51,8 @@ impl Oracle {
         // Tables are worked out under the registry's lock, then signed and sent without it:
         // heartbeats wait on that lock, and a project of many jobs means many messages.
         let mut tables = Vec::with_capacity(projects.len());
+        // When each recipient's agent last started: a restarted agent has lost its tables.
+        let mut started: BTreeMap<Address, u64> = BTreeMap::new();
         {
             let registry = self.registry.lock().await;
             for ((namespace, project), members) in projects {
@@ -76,6 +80,12 @@ impl Oracle {
                 };
                 let table = project_jobs(&facts, policy.as_ref());
                 let nodes = recipients(&table);
+                for node in &nodes {
+                    if let Some(record) = registry.get(node) {
+                        let uptime_ms = record.heartbeat.uptime_s.saturating_mul(1_000);
+                        started.insert(*node, record.last_ms.saturating_sub(uptime_ms));
+                    }
+                }
                 tables.push((namespace, project, table, nodes));
             }
         }
@@ -84,7 +94,7 @@ impl Oracle {
         for (namespace, project, table, nodes) in tables {
             let name = format!("{namespace}/{project}");
             live.insert(name.clone());
-            if !schedule.due(&name, &table, &nodes, now_ms) {
+            if !schedule.due(&name, &table, &nodes, now_ms, |n| started.get(n).copied()) {
                 continue;
             }
             for node in &nodes {

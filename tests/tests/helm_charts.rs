@@ -1149,7 +1149,14 @@ fn expected_oracle_config(values: &Value, fullname: &str) -> Value {
         put(&mut broker, "caFile", ca);
     }
     put(&mut config, "broker", Value::Mapping(broker));
-    put(&mut config, "api", map([("listen", listen_on("api.port"))]));
+    put(
+        &mut config,
+        "api",
+        map([
+            ("listen", listen_on("api.port")),
+            ("quotas", get(values, "api.quotas").clone()),
+        ]),
+    );
     put(&mut config, "metricsListen", listen_on("metrics.port"));
     if !bool_at(values, "epoch.fromChain") {
         let epoch = map([

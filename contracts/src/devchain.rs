@@ -16,7 +16,6 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::http::reqwest::Url;
 
 use crate::error::{Error, Result};
-use crate::gas_headroom::HeadroomGasFiller;
 
 /// How long the node may take to answer its first request.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -143,13 +142,10 @@ impl Drop for DevChain {
 }
 
 /// A provider for `url` that signs with `signer`. Nonces are read from the chain for every
-/// transaction, so a call refused during estimation does not leave a gap; gas limits get
-/// [`HeadroomGasFiller`]'s headroom over the estimate.
+/// transaction, so a call refused during estimation does not leave a gap.
 pub fn connect(url: &Url, signer: PrivateKeySigner) -> DynProvider {
-    ProviderBuilder::default()
-        .filler(HeadroomGasFiller::default())
+    ProviderBuilder::new()
         .with_simple_nonce_management()
-        .fetch_chain_id()
         .wallet(EthereumWallet::from(signer))
         .connect_http(url.clone())
         .erased()

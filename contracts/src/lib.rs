@@ -16,7 +16,6 @@ pub mod devchain;
 pub mod epoch;
 pub mod error;
 pub mod funding;
-pub mod gas_headroom;
 pub mod governance;
 pub mod history;
 pub mod job_link;

@@ -122,19 +122,15 @@ impl Oracle {
 
     /// Sends one batch; on a refusal of the whole batch, each of its votes alone.
     async fn cast_batch(&self, batch: &[Ballot], votes: &[Prepared]) {
-        match within(self.suite.submit_node_updates(batch)).await {
-            Ok(cast) => {
-                self.metrics.vote_batch(batch.len(), cast.gas_used);
-                for (job, outcome) in cast.outcomes {
-                    if let Some(vote) = votes.iter().find(|v| v.ballot.job == job) {
-                        self.record_outcome(vote, outcome);
-                    }
-                }
-            }
+        match self.send_batch(batch, votes).await {
+            Ok(()) => {}
             Err(e) if e.is_refusal() && batch.len() > 1 => {
                 tracing::info!(votes = batch.len(), error = %e, "the chain refused a batch of votes; casting them one by one");
                 for vote in votes {
-                    self.cast_alone(vote).await;
+                    let alone = std::slice::from_ref(&vote.ballot);
+                    if let Err(e) = self.send_batch(alone, std::slice::from_ref(vote)).await {
+                        self.record_error(vote, &e);
+                    }
                 }
             }
             Err(e) => {
@@ -145,22 +141,20 @@ impl Oracle {
         }
     }
 
-    /// Sends one vote in a batch of its own and records the chain's answer.
-    async fn cast_alone(&self, vote: &Prepared) {
-        match within(
-            self.suite
-                .submit_node_updates(std::slice::from_ref(&vote.ballot)),
-        )
-        .await
-        {
-            Ok(cast) => {
-                self.metrics.vote_batch(1, cast.gas_used);
-                for (_, outcome) in cast.outcomes {
-                    self.record_outcome(vote, outcome);
-                }
+    /// Sends `batch` in one transaction and records each vote's outcome from its receipt.
+    async fn send_batch(
+        &self,
+        batch: &[Ballot],
+        votes: &[Prepared],
+    ) -> Result<(), crate::oracle::chain::ChainError> {
+        let cast = within(self.suite.submit_node_updates(batch)).await?;
+        self.metrics.vote_batch(batch.len(), cast.gas_used);
+        for (job, outcome) in cast.outcomes {
+            if let Some(vote) = votes.iter().find(|v| v.ballot.job == job) {
+                self.record_outcome(vote, outcome);
             }
-            Err(e) => self.record_error(vote, &e),
         }
+        Ok(())
     }
 
     fn record_outcome(&self, vote: &Prepared, outcome: BallotOutcome) {

@@ -39,8 +39,8 @@ fmt-check:
 lint: ## clippy over the workspace (not part of `make test`: it would compile everything twice)
 	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
 
-bench: build ## benchmarks that print numbers (container start latency, heartbeat cost, apply→running and node-loss→replacement on a whole network, R1FS add/fetch/first byte, CSTORE against redis-server and its replication lag, an image started on 4 nodes from a slow registry with and without peer sharing, a service call across nodes against direct TCP); needs root
-	$(CARGO) bench $(CARGO_FLAGS) --profile dev --workspace --bench node_agent --bench oracle_network --bench r1fs --bench cstore --bench images --bench services
+bench: build ## benchmarks that print numbers (container start latency, heartbeat cost, an oracle's cost per heartbeat and per pass at 10,000 nodes, apply→running and node-loss→replacement on a whole network, R1FS add/fetch/first byte, CSTORE against redis-server and its replication lag, an image started on 4 nodes from a slow registry with and without peer sharing, a service call across nodes against direct TCP); needs root
+	$(CARGO) bench $(CARGO_FLAGS) --profile dev --workspace --bench node_agent --bench oracle_intake --bench oracle_network --bench r1fs --bench cstore --bench images --bench services
 
 bench-scale: build ## 3 oracles against 1,000 and 5,000 simulated nodes with 1,000 jobs, on rumqttd and mosquitto (R1_SCALE_NODES, R1_SCALE_LOAD, R1_SCALE_JOBS, R1_SCALE_BROKERS): CPU, memory, pass time, heartbeats verified, votes and gas, apply → running for a burst, node loss; needs root, takes minutes
 	$(CARGO) bench $(CARGO_FLAGS) --profile dev --workspace --bench oracle_scale

@@ -179,9 +179,9 @@ pub fn verify(
         });
     }
     let text = signing_text(method, path_and_query, timestamp_ms, body);
-    let signer = signature
-        .recover_address_from_msg(text.as_bytes())
-        .map_err(|_| AuthError::BadSignature)?;
+    let signer = crate::recovery::recover_personal(&signature, text.as_bytes())
+        .ok_or(AuthError::BadSignature)?
+        .address;
     if signer != claimed {
         return Err(AuthError::AddressMismatch { claimed, signer });
     }

@@ -92,10 +92,12 @@ pub fn verify(
         return Err(CredentialError::Password);
     }
     let signature = Signature::from_raw_array(&raw).map_err(|_| CredentialError::Password)?;
-    let signer = signature
-        .recover_address_from_msg(signing_text(client_id, username, timestamp_ms))
-        .map_err(|_| CredentialError::Signature(address))?;
-    if signer != address {
+    let signer = crate::recovery::recover_personal(
+        &signature,
+        signing_text(client_id, username, timestamp_ms),
+    )
+    .ok_or(CredentialError::Signature(address))?;
+    if signer.address != address {
         return Err(CredentialError::Signature(address));
     }
     Ok(address)

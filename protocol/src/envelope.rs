@@ -237,10 +237,8 @@ impl Envelope {
             self.timestamp_ms,
             &self.payload,
         );
-        let key = self.signature.recover_from_msg(signing).ok()?;
-        let mut compressed = [0u8; crate::sealed::PUBLIC_KEY_LEN];
-        compressed.copy_from_slice(key.to_encoded_point(true).as_bytes());
-        Some((Address::from_public_key(&key), compressed))
+        let signer = crate::recovery::recover_personal(&self.signature, signing)?;
+        Some((signer.address, signer.public_key))
     }
 }
 

@@ -9,7 +9,8 @@
 //!   credentials, resealed by an oracle to the node that runs it; [`docker_config`]: registry
 //!   credentials in Docker's config format.
 //! * [`envelope`]: the signed envelope every message travels in (EIP-191 over a canonical
-//!   encoding), and [`verify`] which refuses forged, unknown, stale, replayed or malformed ones.
+//!   encoding), and [`verify`] which refuses forged, unknown, stale, replayed or malformed ones;
+//!   [`recovery`]: who signed, for every signature r1 checks.
 //! * [`messages`]: heartbeat, deploy and stop commands, job status, oracle observation, the
 //!   peer-to-peer roster; [`sessions`]: a CSP's logs and exec sessions on a replica.
 //! * [`topics`]: the MQTT topic layout, in one place; [`mqtt`]: client options from a broker URL;
@@ -37,6 +38,7 @@ pub mod mosquitto;
 pub mod mqtt;
 pub mod node_api;
 pub mod oracle_sealed;
+pub mod recovery;
 pub mod sealed;
 pub mod secrets;
 pub mod services;

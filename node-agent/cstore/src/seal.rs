@@ -133,7 +133,8 @@ impl Verifier {
             .or_insert_with(|| {
                 Signature::from_raw(&seal.signature)
                     .ok()
-                    .and_then(|s| s.recover_address_from_msg(signing_bytes(&root)).ok())
+                    .and_then(|s| r1_protocol::recovery::recover_personal(&s, signing_bytes(&root)))
+                    .map(|signer| signer.address)
             })
     }
 }

@@ -1,0 +1,139 @@
+//! What one oracle spends per node, without the network (`make bench`): a signed heartbeat
+//! taken into the node registry (and its parts: envelope decoding, signature recovery, payload
+//! parsing), and the per-pass views of `R1_BENCH_NODES` (default 10,000) nodes a reconcile pass
+//! takes (liveness, placement candidates, the roster). `make bench-scale` measures the same
+//! costs inside running oracles; this isolates them so a change to either shows at once.
+
+use std::time::{Duration, Instant};
+
+use r1_controller::decide::liveness::{BrokerLink, LivenessConfig};
+use r1_controller::decide::node_registry::{Registry, Standing};
+use r1_e2e::simnodes::node::SimNode;
+use r1_protocol::messages::{DeployCommand, Heartbeat};
+use r1_protocol::{Envelope, Identity};
+
+fn nodes() -> usize {
+    std::env::var("R1_BENCH_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+fn per_item(total: Duration, items: usize) -> f64 {
+    total.as_secs_f64() * 1e6 / items as f64
+}
+
+/// Each node's heartbeat, sealed `round` times over (nonce = round); one node in five runs a
+/// replica, as 1,000 two-replica jobs on 10,000 nodes do.
+fn sealed_heartbeats(identities: &[Identity], round: u64, now_ms: u64) -> Vec<Vec<u8>> {
+    identities
+        .iter()
+        .enumerate()
+        .map(|(i, identity)| {
+            let mut node = SimNode::new(format!("sim-{i}"));
+            if i % 5 == 0 {
+                node.deploy(DeployCommand {
+                    target: identity.address(),
+                    workload: r1_e2e::node::workload(i as u64, 0, "busybox", 64),
+                });
+            }
+            let heartbeat: Heartbeat = node.heartbeat(Duration::from_secs(10));
+            Envelope::seal(identity, &heartbeat, round, now_ms)
+                .expect("seal")
+                .to_bytes()
+        })
+        .collect()
+}
+
+fn main() {
+    let count = nodes();
+    let identities: Vec<Identity> = (0..count).map(|_| Identity::generate()).collect();
+    let config = LivenessConfig::default();
+    let now = r1_protocol::now_ms();
+    let started = Instant::now();
+    let first = sealed_heartbeats(&identities, 1, now);
+    let seal = started.elapsed();
+    let second = sealed_heartbeats(&identities, 2, now + 1);
+    println!("oracle intake, {count} nodes (one in five running a replica)");
+
+    let started = Instant::now();
+    for bytes in &first {
+        let envelope = Envelope::from_bytes(bytes).expect("decode");
+        std::hint::black_box(envelope);
+    }
+    let decode = started.elapsed();
+    let envelopes: Vec<Envelope> = first
+        .iter()
+        .map(|b| Envelope::from_bytes(b).expect("decode"))
+        .collect();
+    let started = Instant::now();
+    for envelope in &envelopes {
+        std::hint::black_box(envelope.recover_signer_key());
+    }
+    let recover = started.elapsed();
+    let started = Instant::now();
+    for envelope in &envelopes {
+        let heartbeat: Heartbeat = serde_json::from_str(&envelope.payload).expect("payload");
+        std::hint::black_box(heartbeat);
+    }
+    let parse = started.elapsed();
+    println!(
+        "  heartbeat parts: built and signed {:.1} µs; decode {:.1} µs, signature recovery {:.1} µs, payload {:.1} µs ({} bytes a heartbeat)",
+        per_item(seal, count),
+        per_item(decode, count),
+        per_item(recover, count),
+        per_item(parse, count),
+        first.iter().map(Vec::len).sum::<usize>() / count,
+    );
+
+    let mut registry = Registry::default();
+    let take = |registry: &mut Registry, batch: &[Vec<u8>], at: u64| {
+        let started = Instant::now();
+        for (identity, bytes) in identities.iter().zip(batch) {
+            registry
+                .on_heartbeat(identity.address(), bytes, at, &config)
+                .expect("heartbeat accepted");
+        }
+        started.elapsed()
+    };
+    let new_nodes = take(&mut registry, &first, now);
+    let known_nodes = take(&mut registry, &second, now + 1);
+    println!(
+        "  heartbeat into the registry: first {:.1} µs, later {:.1} µs ({:.0} a second on one core)",
+        per_item(new_nodes, count),
+        per_item(known_nodes, count),
+        1e6 / per_item(known_nodes, count),
+    );
+
+    for identity in &identities {
+        registry.set_standing(
+            identity.address(),
+            Standing {
+                licensed: true,
+                idle: false,
+                operator: identity.address(),
+                checked_ms: now,
+            },
+        );
+    }
+    let link = BrokerLink::Connected {
+        since_ms: now.saturating_sub(60_000),
+    };
+    let started = Instant::now();
+    let liveness = registry.liveness_view(link, now + 2, &config);
+    let liveness_time = started.elapsed();
+    let started = Instant::now();
+    let candidates = registry.candidates(&liveness);
+    let candidates_time = started.elapsed();
+    let started = Instant::now();
+    let roster = registry.roster_entries();
+    let roster_time = started.elapsed();
+    assert_eq!(candidates.len(), count);
+    assert_eq!(roster.len(), count);
+    println!(
+        "  pass views of {count} nodes: liveness {:.1} ms, candidates {:.1} ms, roster {:.1} ms",
+        liveness_time.as_secs_f64() * 1e3,
+        candidates_time.as_secs_f64() * 1e3,
+        roster_time.as_secs_f64() * 1e3,
+    );
+}

@@ -196,64 +196,117 @@ impl<P: SenderPolicy> Verifier<P> {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<Verified<M>, VerifyError> {
-        let envelope = Envelope::from_bytes(bytes).map_err(VerifyError::Malformed)?;
-        if envelope.kind != M::KIND {
-            return Err(VerifyError::WrongKind {
-                expected: M::KIND,
-                got: envelope.kind,
-            });
-        }
-        if !self.policy.allows(envelope.kind, &envelope.sender) {
+        let envelope = decode_fresh::<M>(bytes, now_ms, &self.freshness)?;
+        self.check_sender(&envelope.sender, M::KIND, envelope.nonce)?;
+        let verified = open(envelope)?;
+        self.remember_accepted(&verified, now_ms);
+        Ok(verified)
+    }
+
+    /// Admits a message [`authenticate`] checked already: the sender must be allowed to send
+    /// its kind and its nonce must be new; on success the nonce is remembered. With
+    /// [`authenticate`] this is [`Verifier::verify`] split in two, so a receiver can check
+    /// signatures without holding whatever guards its verifier.
+    pub fn admit<M: Message>(
+        &mut self,
+        verified: Verified<M>,
+        now_ms: u64,
+    ) -> Result<Verified<M>, VerifyError> {
+        self.check_sender(&verified.sender, M::KIND, verified.nonce)?;
+        self.remember_accepted(&verified, now_ms);
+        Ok(verified)
+    }
+
+    /// Refuses a sender the policy does not allow to send `kind`, or a nonce not above the
+    /// last one accepted from it.
+    fn check_sender(
+        &self,
+        sender: &Address,
+        kind: MessageKind,
+        nonce: u64,
+    ) -> Result<(), VerifyError> {
+        if !self.policy.allows(kind, sender) {
             return Err(VerifyError::UnknownSender {
-                sender: envelope.sender,
-                kind: envelope.kind,
+                sender: *sender,
+                kind,
             });
         }
-        if envelope
-            .timestamp_ms
-            .saturating_add(self.freshness.max_age_ms)
-            < now_ms
-        {
-            return Err(VerifyError::Stale {
-                age_ms: now_ms - envelope.timestamp_ms,
-            });
-        }
-        if envelope.timestamp_ms > now_ms.saturating_add(self.freshness.max_future_ms) {
-            return Err(VerifyError::FromTheFuture {
-                ahead_ms: envelope.timestamp_ms - now_ms,
-            });
-        }
-        if let Some(&(last, _)) = self.last_nonce.get(&envelope.sender)
-            && envelope.nonce <= last
+        if let Some(&(last, _)) = self.last_nonce.get(sender)
+            && nonce <= last
         {
             return Err(VerifyError::Replayed {
-                sender: envelope.sender,
-                nonce: envelope.nonce,
+                sender: *sender,
+                nonce,
                 last,
             });
         }
-        let public_key = match envelope.recover_signer_key() {
-            Some((signer, key)) if signer == envelope.sender => key,
-            _ => {
-                return Err(VerifyError::BadSignature {
-                    claimed: envelope.sender,
-                });
-            }
-        };
-        let message: M =
-            serde_json::from_str(&envelope.payload).map_err(|e| VerifyError::MalformedPayload {
-                kind: envelope.kind,
-                reason: e.to_string(),
-            })?;
+        Ok(())
+    }
+
+    fn remember_accepted<M>(&mut self, verified: &Verified<M>, now_ms: u64) {
         self.forget_expired(now_ms);
         self.last_nonce
-            .insert(envelope.sender, (envelope.nonce, envelope.timestamp_ms));
-        Ok(Verified {
-            sender: envelope.sender,
-            nonce: envelope.nonce,
-            timestamp_ms: envelope.timestamp_ms,
-            public_key,
-            message,
-        })
+            .insert(verified.sender, (verified.nonce, verified.timestamp_ms));
     }
+}
+
+/// Checks everything about `bytes` as a message of type `M` received at `now_ms` that needs no
+/// memory of earlier messages: the envelope, the kind, freshness, the signature and the
+/// payload. [`Verifier::admit`] does the rest (sender policy, replays).
+pub fn authenticate<M: Message>(
+    bytes: &[u8],
+    now_ms: u64,
+    freshness: &Freshness,
+) -> Result<Verified<M>, VerifyError> {
+    open(decode_fresh::<M>(bytes, now_ms, freshness)?)
+}
+
+/// Decodes an envelope of `M`'s kind whose timestamp is fresh at `now_ms`.
+fn decode_fresh<M: Message>(
+    bytes: &[u8],
+    now_ms: u64,
+    freshness: &Freshness,
+) -> Result<Envelope, VerifyError> {
+    let envelope = Envelope::from_bytes(bytes).map_err(VerifyError::Malformed)?;
+    if envelope.kind != M::KIND {
+        return Err(VerifyError::WrongKind {
+            expected: M::KIND,
+            got: envelope.kind,
+        });
+    }
+    if envelope.timestamp_ms.saturating_add(freshness.max_age_ms) < now_ms {
+        return Err(VerifyError::Stale {
+            age_ms: now_ms - envelope.timestamp_ms,
+        });
+    }
+    if envelope.timestamp_ms > now_ms.saturating_add(freshness.max_future_ms) {
+        return Err(VerifyError::FromTheFuture {
+            ahead_ms: envelope.timestamp_ms - now_ms,
+        });
+    }
+    Ok(envelope)
+}
+
+/// Recovers the signer (which must be the claimed sender) and parses the payload.
+fn open<M: Message>(envelope: Envelope) -> Result<Verified<M>, VerifyError> {
+    let public_key = match envelope.recover_signer_key() {
+        Some((signer, key)) if signer == envelope.sender => key,
+        _ => {
+            return Err(VerifyError::BadSignature {
+                claimed: envelope.sender,
+            });
+        }
+    };
+    let message: M =
+        serde_json::from_str(&envelope.payload).map_err(|e| VerifyError::MalformedPayload {
+            kind: envelope.kind,
+            reason: e.to_string(),
+        })?;
+    Ok(Verified {
+        sender: envelope.sender,
+        nonce: envelope.nonce,
+        timestamp_ms: envelope.timestamp_ms,
+        public_key,
+        message,
+    })
 }

@@ -236,6 +236,58 @@ fn replayed_message_is_refused() {
 }
 
 #[test]
+fn authenticating_apart_then_admitting_refuses_what_verify_refuses() {
+    let oracle = Identity::generate();
+    let stranger = Identity::generate();
+    let sealer = Sealer::new(oracle.clone());
+    let mut verifier = verifier_for(&[oracle.address()]);
+    let first = sealer.seal(&deploy(Address::ZERO), NOW).unwrap().to_bytes();
+    let second = sealer.seal(&deploy(Address::ZERO), NOW).unwrap().to_bytes();
+    let authenticate = |bytes: &[u8]| {
+        r1_protocol::verify::authenticate::<DeployCommand>(bytes, NOW, &Freshness::default())
+    };
+    let admitted = verifier.admit(authenticate(&second).unwrap(), NOW).unwrap();
+    assert_eq!(admitted.sender, oracle.address());
+    // Each authenticates on its own, but the verifier has seen a later nonce, then this one.
+    let err = verifier
+        .admit(authenticate(&first).unwrap(), NOW)
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::Replayed { .. }));
+    let err = verifier
+        .admit(authenticate(&second).unwrap(), NOW)
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::Replayed { .. }));
+    // A stranger's well-signed message is refused by the policy.
+    let theirs = Sealer::new(stranger.clone())
+        .seal(&deploy(Address::ZERO), NOW)
+        .unwrap()
+        .to_bytes();
+    let err = verifier
+        .admit(authenticate(&theirs).unwrap(), NOW)
+        .unwrap_err();
+    assert!(
+        matches!(err, VerifyError::UnknownSender { sender, .. } if sender == stranger.address())
+    );
+    // Forged, stale and mis-kinded messages never reach admission.
+    let mut forged = first.clone();
+    let at = forged.len() - 10;
+    forged[at] = if forged[at] == b'1' { b'2' } else { b'1' };
+    assert!(authenticate(&forged).is_err());
+    assert!(matches!(
+        r1_protocol::verify::authenticate::<DeployCommand>(
+            &first,
+            NOW + 3_600_000,
+            &Freshness::default()
+        ),
+        Err(VerifyError::Stale { .. })
+    ));
+    assert!(matches!(
+        r1_protocol::verify::authenticate::<Heartbeat>(&first, NOW, &Freshness::default()),
+        Err(VerifyError::WrongKind { .. })
+    ));
+}
+
+#[test]
 fn malformed_payload_and_wrong_kind_are_refused() {
     let oracle = Identity::generate();
     let mut verifier = verifier_for(&[oracle.address()]);

@@ -21,9 +21,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use alloy_primitives::Address;
+use r1_protocol::Message;
 use r1_protocol::envelope::MessageKind;
 use r1_protocol::messages::{Heartbeat, JobStatusReport, WorkloadId, WorkloadReport};
-use r1_protocol::verify::{Freshness, Verifier, VerifyError};
+use r1_protocol::verify::{Freshness, Verified, Verifier, VerifyError};
 
 use crate::decide::liveness::{
     BrokerLink, LivenessConfig, LivenessView, NodeLiveness, after_probe, liveness,
@@ -172,8 +173,8 @@ impl Default for Registry {
         Self {
             nodes: BTreeMap::new(),
             by_job: HashMap::new(),
-            heartbeats: Verifier::new(node_kinds as NodePolicy, Freshness::default()),
-            statuses: Verifier::new(node_kinds as NodePolicy, Freshness::default()),
+            heartbeats: Verifier::new(node_kinds as NodePolicy, NODE_FRESHNESS),
+            statuses: Verifier::new(node_kinds as NodePolicy, NODE_FRESHNESS),
         }
     }
 }
@@ -189,7 +190,37 @@ impl Registry {
         config: &LivenessConfig,
     ) -> Result<Address, Refusal> {
         self.refuse_unlicensed(&topic_node, now_ms)?;
-        let verified = self.heartbeats.verify::<Heartbeat>(bytes, now_ms)?;
+        let verified = authenticate(bytes, now_ms)?;
+        self.take_heartbeat(topic_node, verified, now_ms, config)
+    }
+
+    /// Whether a message `topic_node` published on `channel` at `now_ms` is worth checking:
+    /// the registry's checks that come before the signature's (see [`Registry::on_heartbeat`]
+    /// and [`Registry::on_status`]), for a receiver that checks signatures outside the lock
+    /// guarding the registry ([`authenticate`]) and then calls [`Registry::take_heartbeat`] or
+    /// [`Registry::take_status`].
+    pub fn wants(
+        &self,
+        channel: NodeChannel,
+        topic_node: &Address,
+        now_ms: u64,
+    ) -> Result<bool, Refusal> {
+        match channel {
+            NodeChannel::Heartbeat => self.refuse_unlicensed(topic_node, now_ms).map(|()| true),
+            NodeChannel::Status => Ok(self.nodes.contains_key(topic_node)),
+        }
+    }
+
+    /// Records a heartbeat [`authenticate`] checked, published under `topic_node`'s topic (see
+    /// [`Registry::on_heartbeat`]).
+    pub fn take_heartbeat(
+        &mut self,
+        topic_node: Address,
+        verified: Verified<Heartbeat>,
+        now_ms: u64,
+        config: &LivenessConfig,
+    ) -> Result<Address, Refusal> {
+        self.refuse_unlicensed(&topic_node, now_ms)?;
         if verified.sender != topic_node {
             return Err(Refusal::TopicMismatch {
                 signer: verified.sender,
@@ -200,6 +231,7 @@ impl Registry {
         if count > MAX_WORKLOADS_PER_NODE {
             return Err(Refusal::TooManyWorkloads(count));
         }
+        let verified = self.heartbeats.admit(verified, now_ms)?;
         let node = verified.sender;
         let announced = verified.message.interval_ms;
         let previous = self.nodes.get(&node).map(|r| r.heartbeat.interval_ms);
@@ -371,11 +403,22 @@ impl Registry {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<Address, Refusal> {
-        if !self.nodes.contains_key(&topic_node) {
+        if !self.wants(NodeChannel::Status, &topic_node, now_ms)? {
             // Status reports only update a node heard from; nothing to verify.
             return Ok(topic_node);
         }
-        let verified = self.statuses.verify::<JobStatusReport>(bytes, now_ms)?;
+        let verified = authenticate(bytes, now_ms)?;
+        self.take_status(topic_node, verified, now_ms)
+    }
+
+    /// Applies a status report [`authenticate`] checked, published under `topic_node`'s topic
+    /// (see [`Registry::on_status`]).
+    pub fn take_status(
+        &mut self,
+        topic_node: Address,
+        verified: Verified<JobStatusReport>,
+        now_ms: u64,
+    ) -> Result<Address, Refusal> {
         if verified.sender != topic_node {
             return Err(Refusal::TopicMismatch {
                 signer: verified.sender,
@@ -389,6 +432,7 @@ impl Registry {
         {
             return Err(Refusal::Unlicensed);
         }
+        let verified = self.statuses.admit(verified, now_ms)?;
         if let Some(record) = self.nodes.get_mut(&verified.sender) {
             let report = verified.message.workload;
             let workloads = &mut record.heartbeat.workloads;
@@ -592,6 +636,32 @@ impl Registry {
             })
             .collect()
     }
+}
+
+/// The channels a node publishes on that the registry takes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeChannel {
+    /// Heartbeats.
+    Heartbeat,
+    /// Status reports.
+    Status,
+}
+
+/// How old or far ahead a node's message may be.
+const NODE_FRESHNESS: Freshness = Freshness {
+    max_age_ms: 60_000,
+    max_future_ms: 5_000,
+};
+
+/// Checks a node's message as far as needs no registry (envelope, freshness, signature,
+/// payload): the costly part of taking it in, which a receiver runs before taking the lock
+/// guarding the registry.
+pub fn authenticate<M: Message>(bytes: &[u8], now_ms: u64) -> Result<Verified<M>, Refusal> {
+    Ok(r1_protocol::verify::authenticate(
+        bytes,
+        now_ms,
+        &NODE_FRESHNESS,
+    )?)
 }
 
 /// The jobs a heartbeat lists workloads of.

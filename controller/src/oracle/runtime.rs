@@ -21,7 +21,7 @@ use r1_protocol::identity::Identity;
 use r1_protocol::messages::{LivenessProbe, OracleObservation, OraclePresence, RelayedRequest};
 use r1_protocol::now_ms;
 use r1_protocol::topics::{Channel, Topics};
-use r1_protocol::verify::{Freshness, Verifier};
+use r1_protocol::verify::{Freshness, Verified, Verifier};
 use tokio::sync::Mutex;
 use url::Url;
 
@@ -31,7 +31,7 @@ use crate::decide::liveness::{
     BrokerLink, LivenessConfig, LivenessView, NodeLiveness, PROBE_PATIENCE_MS,
 };
 use crate::decide::median::AvailabilityTables;
-use crate::decide::node_registry::{Registry, Standing};
+use crate::decide::node_registry::{NodeChannel, Refusal, Registry, Standing, authenticate};
 use crate::decide::placement::Candidate;
 use crate::decide::roster::RosterSchedule;
 use crate::intake::delegation::{ChainDelegations, Delegations};
@@ -663,16 +663,27 @@ impl Oracle {
             let will = channel == Channel::Status
                 && Envelope::from_bytes(&message.payload)
                     .is_ok_and(|e| e.kind == MessageKind::Gone);
-            let mut registry = self.registry.lock().await;
             let outcome = match channel {
                 Channel::Heartbeat => {
-                    registry.on_heartbeat(sender, &message.payload, now, &self.liveness)
+                    self.take_node_message(NodeChannel::Heartbeat, sender, &message, |r, v| {
+                        r.take_heartbeat(sender, v, now, &self.liveness)
+                    })
+                    .await
                 }
-                Channel::Status if will => registry.on_gone(sender, &message.payload, now),
-                Channel::Status => registry.on_status(sender, &message.payload, now),
+                Channel::Status if will => {
+                    self.registry
+                        .lock()
+                        .await
+                        .on_gone(sender, &message.payload, now)
+                }
+                Channel::Status => {
+                    self.take_node_message(NodeChannel::Status, sender, &message, |r, v| {
+                        r.take_status(sender, v, now)
+                    })
+                    .await
+                }
                 _ => continue,
             };
-            drop(registry);
             match outcome {
                 Ok(_) if will => {
                     tracing::info!(node = %sender, "the broker says the node's session ended; probing it");
@@ -687,6 +698,24 @@ impl Oracle {
                 Err(e) => self.refused(&message.topic, sender, e.label(), &e.to_string()),
             }
         }
+    }
+
+    /// Takes in one node message: the registry's cheap refusals first, then the signature is
+    /// checked without the registry's lock (the pass reads the registry meanwhile), then `take`
+    /// records it under the lock.
+    async fn take_node_message<M: Message>(
+        &self,
+        channel: NodeChannel,
+        sender: Address,
+        message: &Inbound,
+        take: impl FnOnce(&mut Registry, Verified<M>) -> Result<Address, Refusal>,
+    ) -> Result<Address, Refusal> {
+        let now = message.received_ms;
+        if !self.registry.lock().await.wants(channel, &sender, now)? {
+            return Ok(sender);
+        }
+        let verified = authenticate::<M>(&message.payload, now)?;
+        take(&mut *self.registry.lock().await, verified)
     }
 
     /// Handles the other oracles' observations and presence messages (whose signatures tell
@@ -1017,7 +1046,9 @@ impl Oracle {
         if chain_fresh {
             self.refresh_standings(now).await;
         }
-        let (liveness, candidates, reports) = {
+        // The registry is read under its lock and nothing else is done under it: heartbeats
+        // wait for the lock meanwhile.
+        let (liveness, candidates, reports, roster) = {
             let mut registry = self.registry.lock().await;
             registry.expire(now);
             self.probe_suspects(&mut registry, now);
@@ -1049,9 +1080,9 @@ impl Oracle {
                     .set(by_state.get(state).copied().unwrap_or(0));
             }
             let candidates = registry.candidates(&liveness);
-            self.publish_roster(registry.roster_entries(), now).await;
-            (liveness, candidates, reports)
+            (liveness, candidates, reports, registry.roster_entries())
         };
+        self.publish_roster(roster, now).await;
         if matches!(link, BrokerLink::Connected { .. }) && self.oracle_keys.presence_due(now) {
             self.broadcast(Channel::Observations, &OraclePresence::default());
         }

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionReceipt;
+use alloy::sol_types::SolEvent;
 
 use crate::bindings::{CspEscrow, NodeDeed, PoAIManager, R1, R1UsdcPool, TestUSDC};
 use crate::deploy::Deployment;
@@ -345,19 +346,58 @@ impl Suite {
         request: &JobRequest,
         epoch: u64,
     ) -> Result<u64> {
+        let ids = self
+            .create_jobs_in(escrow, std::slice::from_ref(request), epoch)
+            .await?;
+        ids.first().copied().ok_or(Error::MissingEvent {
+            tx: B256::ZERO,
+            event: "JobCreated",
+        })
+    }
+
+    /// Creates the jobs of `requests` in `escrow` in one transaction (one `createJobs`, plus the
+    /// owner's one approval of their summed cost) and returns their ids in order; as
+    /// [`Suite::create_job_in`] otherwise. The escrow creates all or none.
+    pub async fn create_jobs_in(
+        &self,
+        escrow: Address,
+        requests: &[JobRequest],
+        epoch: u64,
+    ) -> Result<Vec<u64>> {
         if self.owns_escrow(escrow).await? {
-            let cost = self.job_cost(request, epoch).await?;
+            let mut cost = U256::ZERO;
+            for request in requests {
+                cost += self.job_cost(request, epoch).await?;
+            }
             confirm(self.usdc().approve(escrow, cost)).await?;
         }
         let escrow_contract = self.escrow(escrow);
-        let call = escrow_contract.createJobs(vec![CspEscrow::JobCreationRequest {
-            jobType: request.job_type,
-            projectHash: request.project_hash,
-            lastExecutionEpoch: U256::from(request.last_execution_epoch),
-            numberOfNodesRequested: U256::from(request.nodes),
-        }]);
+        let call = escrow_contract.createJobs(
+            requests
+                .iter()
+                .map(|request| CspEscrow::JobCreationRequest {
+                    jobType: request.job_type,
+                    projectHash: request.project_hash,
+                    lastExecutionEpoch: U256::from(request.last_execution_epoch),
+                    numberOfNodesRequested: U256::from(request.nodes),
+                })
+                .collect(),
+        );
         let receipt = confirm(call).await?;
-        emitted::<CspEscrow::JobCreated>(&receipt, "JobCreated").map(|event| to_u64(event.jobId))
+        let ids: Vec<u64> = receipt
+            .logs()
+            .iter()
+            .filter(|log| log.address() == escrow)
+            .filter_map(|log| CspEscrow::JobCreated::decode_log(log.as_ref()).ok())
+            .map(|log| to_u64(log.data.jobId))
+            .collect();
+        if ids.len() != requests.len() {
+            return Err(Error::MissingEvent {
+                tx: receipt.transaction_hash,
+                event: "JobCreated",
+            });
+        }
+        Ok(ids)
     }
 
     /// A job by id, from whichever escrow holds it.

@@ -24,6 +24,10 @@ use crate::{JobRequest, Permissions, Suite, project_hash};
 /// and mining the transaction (the contract then sees one epoch fewer than asked for).
 const CREATE_ATTEMPTS: usize = 3;
 
+/// Jobs created by one `createJobs` transaction in [`Funder::fund_many`]: about 250 k gas each,
+/// so a batch stays well inside a block.
+const CREATE_BATCH: usize = 40;
+
 /// What a job's spec asks the chain for, priced by the caller's catalogue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobAsk {
@@ -287,17 +291,133 @@ impl Funder {
             }
         }
         let job = self
-            .create(ask.job_type, hash, ask.nodes, ask.epochs)
-            .await?;
+            .create(&[NewJob {
+                job_type: ask.job_type,
+                project_hash: hash,
+                nodes: ask.nodes,
+                epochs: ask.epochs,
+            }])
+            .await?
+            .remove(0);
+        self.created(&job, ask.nodes)
+    }
+
+    /// What funding created as `job`, for `nodes` nodes.
+    fn created(&self, job: &CspEscrow::Job, nodes: u64) -> Result<Funded, FundingError> {
         Ok(Funded::Created {
             job_id: to_u64(job.id),
-            epochs: paid_epochs(
-                to_u64(job.lastExecutionEpoch),
-                self.first_whole_epoch(&job)?,
-            ),
-            nodes: ask.nodes,
+            epochs: paid_epochs(to_u64(job.lastExecutionEpoch), self.first_whole_epoch(job)?),
+            nodes,
             paid: job.balance,
         })
+    }
+
+    /// Funds every job of `jobs` (namespace, name, ask) as [`Funder::fund`] would, in far fewer
+    /// chain calls: the escrow's open jobs are read once for all, and the jobs to create go
+    /// [`CREATE_BATCH`] to a `createJobs` transaction (with one approval of their summed cost).
+    /// Whatever a batch cannot settle at once (the price missing, the balance or a delegate's
+    /// permission short, a failed transaction, a name given twice) is funded job by job, so
+    /// each job gets [`Funder::fund`]'s own result. Results come in the order of `jobs`.
+    pub async fn fund_many(
+        &self,
+        jobs: &[(&str, &str, &JobAsk)],
+    ) -> Vec<Result<Funded, FundingError>> {
+        let mut results: Vec<Option<Result<Funded, FundingError>>> =
+            jobs.iter().map(|_| None).collect();
+        let open: std::collections::HashMap<B256, CspEscrow::Job> =
+            match self.suite.escrow_open_jobs(self.escrow).await {
+                Ok(open) => open.into_iter().map(|job| (job.projectHash, job)).collect(),
+                Err(_) => std::collections::HashMap::new(),
+            };
+        let mut hashes = std::collections::HashSet::new();
+        let mut new = Vec::new();
+        for (i, (namespace, name, ask)) in jobs.iter().enumerate() {
+            let hash = project_hash(self.owner, namespace, name);
+            if let Some(job) = open.get(&hash) {
+                results[i] = Some(self.extend(job, ask).await);
+            } else if hashes.insert(hash) {
+                new.push((i, hash));
+            }
+        }
+        if new.len() > 1 {
+            for chunk in self.batchable(new, jobs).await.chunks(CREATE_BATCH) {
+                let batch: Vec<NewJob> = chunk
+                    .iter()
+                    .map(|&(i, project_hash)| NewJob {
+                        job_type: jobs[i].2.job_type,
+                        project_hash,
+                        nodes: jobs[i].2.nodes,
+                        epochs: jobs[i].2.epochs,
+                    })
+                    .collect();
+                match self.create(&batch).await {
+                    Ok(created) => {
+                        for (&(i, _), job) in chunk.iter().zip(&created) {
+                            results[i] = Some(self.created(job, jobs[i].2.nodes));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "a batch of jobs was not created; funding them one by one")
+                    }
+                }
+            }
+        }
+        let mut done = Vec::with_capacity(jobs.len());
+        for (result, (namespace, name, ask)) in results.into_iter().zip(jobs) {
+            done.push(match result {
+                Some(result) => result,
+                None => self.fund(namespace, name, ask).await,
+            });
+        }
+        done
+    }
+
+    /// The jobs of `new` (indices into `jobs`) to create together: those whose job type has a
+    /// price, when the signer may create jobs and the payer holds their summed cost; none
+    /// otherwise.
+    async fn batchable(
+        &self,
+        new: Vec<(usize, B256)>,
+        jobs: &[(&str, &str, &JobAsk)],
+    ) -> Vec<(usize, B256)> {
+        if self
+            .check_permission("create jobs", Permissions::CREATE)
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        let mut prices = std::collections::BTreeMap::new();
+        let mut total = U256::ZERO;
+        let mut priced = Vec::with_capacity(new.len());
+        for (i, hash) in new {
+            let ask = jobs[i].2;
+            let price = match prices.get(&ask.job_type) {
+                Some(price) => *price,
+                None => match self.suite.job_type_price(ask.job_type).await {
+                    Ok(price) => *prices.entry(ask.job_type).or_insert(price),
+                    Err(_) => return Vec::new(),
+                },
+            };
+            if price.is_zero() {
+                continue;
+            }
+            match cost_now(&self.clock, now_ms(), price, ask.nodes, ask.epochs) {
+                Ok(cost) => total += cost,
+                Err(_) => return Vec::new(),
+            }
+            priced.push((i, hash));
+        }
+        let held = if self.is_delegate() {
+            self.suite.free_balance(self.escrow).await
+        } else {
+            self.suite.usdc_balance(self.owner).await
+        };
+        if held.is_ok_and(|held| held >= total) {
+            priced
+        } else {
+            Vec::new()
+        }
     }
 
     /// Extends the open job of `namespace/name` to what `ask` asks now; `None` when the escrow
@@ -347,39 +467,39 @@ impl Funder {
         })
     }
 
-    /// Creates the job paid for the `epochs` epochs after the current one (by [`EpochClock`])
-    /// and returns it as the chain holds it.
+    /// Creates the jobs of `batch` (in one transaction), each paid for its `epochs` epochs after
+    /// the current one (by [`EpochClock`]), and returns them as the chain holds them.
     ///
     /// The escrow pays from the epoch after the one of the block the creation runs in (its gas
     /// estimate runs it too). That epoch may be later than ours: an epoch boundary passed
-    /// meanwhile, and the job is paid one epoch fewer, so it is extended by the missing epoch
+    /// meanwhile, and each job is paid one epoch fewer, so it is extended by the missing epoch
     /// (or, refused below the escrow's minimum, created again). It may be earlier: the chain's
     /// clock runs behind ours (a Hardhat EDR devnet's by about a second) across an epoch
     /// boundary, and the job is paid from the chain's epoch, one more. The approval counts
     /// from the earliest epoch the chain can run the creation in (see [`costed_from`]).
-    async fn create(
-        &self,
-        job_type: u8,
-        project_hash: B256,
-        nodes: u64,
-        epochs: u64,
-    ) -> Result<CspEscrow::Job, FundingError> {
+    async fn create(&self, batch: &[NewJob]) -> Result<Vec<CspEscrow::Job>, FundingError> {
         let mut attempt = 1;
-        let job_id = loop {
-            let (epoch, last_execution_epoch) = asked_epochs(&self.clock, now_ms(), epochs)?;
-            let request = JobRequest {
-                job_type,
-                project_hash,
-                last_execution_epoch,
-                nodes,
-            };
+        let ids = loop {
+            let now = now_ms();
+            let mut requests = Vec::with_capacity(batch.len());
+            let mut epoch = 0;
+            for new in batch {
+                let (asked_at, last_execution_epoch) = asked_epochs(&self.clock, now, new.epochs)?;
+                epoch = asked_at;
+                requests.push(JobRequest {
+                    job_type: new.job_type,
+                    project_hash: new.project_hash,
+                    last_execution_epoch,
+                    nodes: new.nodes,
+                });
+            }
             let costed_from = costed_from(self.suite.current_epoch().await?, epoch);
             match self
                 .suite
-                .create_job_in(self.escrow, &request, costed_from)
+                .create_jobs_in(self.escrow, &requests, costed_from)
                 .await
             {
-                Ok(job_id) => break job_id,
+                Ok(ids) => break ids,
                 Err(e)
                     if attempt < CREATE_ATTEMPTS
                         && matches!(
@@ -387,30 +507,43 @@ impl Funder {
                             Some(CspEscrowErrors::TooFewEpochs(_))
                         ) =>
                 {
-                    tracing::debug!(attempt, "an epoch passed while creating the job; retrying");
+                    tracing::debug!(attempt, "an epoch passed while creating jobs; retrying");
                     attempt += 1;
                 }
                 Err(e) => return Err(e.into()),
             }
         };
-        let job = self.suite.job(job_id).await?;
-        let Some(last) = made_up_last_epoch(
-            to_u64(job.lastExecutionEpoch),
-            self.first_whole_epoch(&job)?,
-            epochs,
-        ) else {
-            return Ok(job);
-        };
-        tracing::debug!(
-            job_id,
-            last,
-            "an epoch passed while creating the job; extending it"
-        );
-        self.suite
-            .extend_job_duration(self.escrow, job_id, last)
-            .await?;
-        Ok(self.suite.job(job_id).await?)
+        let mut created = Vec::with_capacity(ids.len());
+        for (job_id, new) in ids.into_iter().zip(batch) {
+            let job = self.suite.job(job_id).await?;
+            let Some(last) = made_up_last_epoch(
+                to_u64(job.lastExecutionEpoch),
+                self.first_whole_epoch(&job)?,
+                new.epochs,
+            ) else {
+                created.push(job);
+                continue;
+            };
+            tracing::debug!(
+                job_id,
+                last,
+                "an epoch passed while creating the job; extending it"
+            );
+            self.suite
+                .extend_job_duration(self.escrow, job_id, last)
+                .await?;
+            created.push(self.suite.job(job_id).await?);
+        }
+        Ok(created)
     }
+}
+
+/// A job to create: its type, project hash, nodes and paid epochs.
+struct NewJob {
+    job_type: u8,
+    project_hash: B256,
+    nodes: u64,
+    epochs: u64,
 }
 
 impl Funder {

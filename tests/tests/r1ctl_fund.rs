@@ -351,6 +351,86 @@ fn apply_funds_jobs_once_and_fund_is_idempotent() {
 }
 
 #[test]
+fn jobs_applied_together_are_created_in_one_transaction() {
+    use alloy::providers::Provider;
+    use std::future::IntoFuture;
+    let w = World::start();
+    let server = w.serve("store", Some(w.info));
+    let names = ["batch-a", "batch-b", "batch-c", "batch-d"];
+    let mut documents: Vec<String> = names
+        .iter()
+        .map(|name| job_yaml(name, 1, 30, None))
+        .collect();
+    documents.push(job_yaml("batch-unpriced", 1, 30, Some(UNPRICED)));
+    let jobs = w.write("jobs.yaml", &documents.join("---\n"));
+    let sent = || {
+        w.runtime
+            .block_on(w.gov.provider().get_transaction_count(w.csp).into_future())
+            .unwrap()
+    };
+    let before = sent();
+    let out = w.r1ctl(
+        &server,
+        "csp.key",
+        &[
+            "apply",
+            "-f",
+            &example("escrow.yaml"),
+            "-f",
+            &example("project.yaml"),
+            "-f",
+            &jobs,
+        ],
+    );
+    let printed = text(&out);
+    assert!(!out.status.success(), "the unpriced job fails: {printed}");
+    for (id, name) in names.iter().enumerate() {
+        assert!(
+            printed.contains(&format!(
+                "DeeployJob default/{name} funded: chain job {}, 30 epochs × 1 node",
+                id + 1
+            )),
+            "{printed}"
+        );
+    }
+    assert!(
+        printed.contains("default/batch-unpriced") && printed.contains("has no price on chain"),
+        "{printed}"
+    );
+    assert_eq!(
+        sent() - before,
+        2,
+        "one approval and one createJobs for the four priced jobs"
+    );
+    assert_eq!(w.open_jobs(), 4);
+    // Applying the same set again finds every job open and sends nothing.
+    let out = w.r1ctl(
+        &server,
+        "csp.key",
+        &[
+            "apply",
+            "-f",
+            &example("escrow.yaml"),
+            "-f",
+            &example("project.yaml"),
+            "-f",
+            &jobs,
+        ],
+    );
+    let printed = text(&out);
+    for (id, name) in names.iter().enumerate() {
+        assert!(
+            printed.contains(&format!(
+                "DeeployJob default/{name} already funded: job id {}",
+                id + 1
+            )),
+            "{printed}"
+        );
+    }
+    assert_eq!(sent() - before, 2);
+}
+
+#[test]
 fn funding_refusals_are_clear() {
     let w = World::start();
     let server = w.serve("store", Some(w.info));

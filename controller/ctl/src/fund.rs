@@ -287,15 +287,39 @@ fn jobs_in(sources: &[Source], catalogue: &Catalogue) -> Vec<(ObjectKey, Deeploy
         .collect()
 }
 
+/// Funds `jobs` together (see [`r1_contracts::Funder::fund_many`]) and prints a line for each.
 async fn fund_all(
     funder: &Funder,
     jobs: &[(ObjectKey, DeeployJobSpec)],
     catalogue: &Catalogue,
     out: &mut dyn Write,
 ) -> Result<bool, FundError> {
+    let asks: Vec<Result<JobAsk, EstimateError>> = jobs
+        .iter()
+        .map(|(_, spec)| job_ask(catalogue, spec))
+        .collect();
+    let priced: Vec<(&str, &str, &JobAsk)> = jobs
+        .iter()
+        .zip(&asks)
+        .filter_map(|((key, _), ask)| {
+            Some((
+                key.namespace.as_str(),
+                key.name.as_str(),
+                ask.as_ref().ok()?,
+            ))
+        })
+        .collect();
+    let mut funded = funder.chain.fund_many(&priced).await.into_iter();
     let mut all = true;
-    for (key, spec) in jobs {
-        all &= report(key, funder.fund(key, spec, catalogue).await, out)?;
+    for ((key, _), ask) in jobs.iter().zip(asks) {
+        let result = match ask {
+            Ok(_) => match funded.next() {
+                Some(result) => result.map_err(JobFundError::from),
+                None => continue,
+            },
+            Err(e) => Err(e.into()),
+        };
+        all &= report(key, result, out)?;
     }
     Ok(all)
 }

@@ -144,6 +144,12 @@ impl Suite {
             .collect())
     }
 
+    /// The chain's latest block number: what an oracle keys its chain snapshot by (nothing it
+    /// reads changes until a block comes).
+    pub async fn head(&self) -> Result<u64> {
+        Ok(self.provider().get_block_number().await?)
+    }
+
     /// Whether any of `escrows` or the manager recorded, in the blocks after `after_block`, a
     /// change an oracle's pass acts on (a job created, extended or redeemed; a node set
     /// accepted), and the last block read. `None` starts at the latest block. What lets an

@@ -64,6 +64,17 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// The phases of a pass the oracle times (`r1_oracle_loop_seconds{name="pass_<phase>"}`).
+const PHASES: [&str; 7] = [
+    "chain",
+    "standings",
+    "registry",
+    "jobs",
+    "tables",
+    "economy",
+    "statuses",
+];
+
 /// One oracle's counters at an instant.
 #[derive(Debug, Clone, Copy)]
 struct Reading {
@@ -77,6 +88,10 @@ struct Reading {
     vote_transactions: f64,
     votes: f64,
     vote_gas: f64,
+    /// Seconds spent in each of [`PHASES`], summed over passes.
+    phase_sums: [f64; PHASES.len()],
+    /// Seconds the voter spent casting votes (beside the passes).
+    voter_s: f64,
 }
 
 fn read(network: &Network, oracle: usize) -> Reading {
@@ -100,6 +115,12 @@ fn read(network: &Network, oracle: usize) -> Reading {
         vote_transactions: metric("r1_oracle_vote_transactions_total"),
         votes: metric("r1_oracle_votes_batched_total"),
         vote_gas: metric("r1_oracle_vote_gas_total"),
+        voter_s: metric("r1_oracle_loop_seconds_sum{name=\"votes\"}"),
+        phase_sums: PHASES.map(|phase| {
+            metric(&format!(
+                "r1_oracle_loop_seconds_sum{{name=\"pass_{phase}\"}}"
+            ))
+        }),
     }
 }
 
@@ -122,6 +143,23 @@ fn report(label: &str, before: &[Reading], after: &[Reading]) {
             (a.heartbeats - b.heartbeats) / wall,
             a.refused - b.refused,
         );
+        if passes > 0.0 {
+            let phases: Vec<String> = PHASES
+                .iter()
+                .enumerate()
+                .map(|(p, phase)| {
+                    format!(
+                        "{phase} {:.0}",
+                        (a.phase_sums[p] - b.phase_sums[p]) / passes * 1e3
+                    )
+                })
+                .collect();
+            println!(
+                "  {label} oracle {i}: a pass's phases, ms: {}; the voter busy {:.0} % of the time",
+                phases.join(", "),
+                (a.voter_s - b.voter_s) / wall * 100.0,
+            );
+        }
         let votes = a.votes - b.votes;
         if votes > 0.0 {
             println!(

@@ -27,7 +27,7 @@ use r1_protocol::messages::WorkloadState;
 
 use crate::decide::liveness::NodeLiveness;
 use crate::decide::placement::fit::may_keep;
-use crate::decide::placement::{Candidate, Demand, PlacementRequest, Unplaceable, place};
+use crate::decide::placement::{Candidates, Demand, PlacementRequest, Unplaceable, place};
 
 /// Restarts after which a restarting replica counts as crash-looping, unless configured.
 pub const DEFAULT_CRASH_LOOP_RESTARTS: u32 = 5;
@@ -108,7 +108,7 @@ pub struct AvailabilityInput<'a> {
     /// The node set validated on chain (`activeNodes`); `None` before the first validation.
     pub roster: Option<&'a BTreeSet<Address>>,
     /// Every node this oracle knows, for new placements.
-    pub candidates: &'a [Candidate],
+    pub candidates: &'a Candidates,
     /// Now, unix ms.
     pub now_ms: u64,
     /// How long a replica may stay starting or unreported before it counts as failed.
@@ -225,11 +225,7 @@ enum Standing {
     Failing(Failure),
 }
 
-fn standing(
-    holder: &Holder,
-    input: &AvailabilityInput<'_>,
-    candidates: &BTreeMap<Address, &Candidate>,
-) -> Standing {
+fn standing(holder: &Holder, input: &AvailabilityInput<'_>, candidates: &Candidates) -> Standing {
     match holder.liveness {
         NodeLiveness::Unknown => return Standing::Unknown,
         NodeLiveness::Lost => return Standing::Lost,
@@ -259,15 +255,13 @@ struct Move {
 
 /// Decides the availability loop's actions for one job.
 pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
-    let candidates: BTreeMap<Address, &Candidate> =
-        input.candidates.iter().map(|c| (c.node, c)).collect();
     let on_roster = |node: &Address| input.roster.is_none_or(|roster| roster.contains(node));
     let mut by_replica: BTreeMap<u32, Vec<(&Holder, Standing)>> = BTreeMap::new();
     for holder in input.holders {
         by_replica
             .entry(holder.replica)
             .or_default()
-            .push((holder, standing(holder, input, &candidates)));
+            .push((holder, standing(holder, input, input.candidates)));
     }
     for holders in by_replica.values_mut() {
         holders.sort_by_key(|(holder, _)| holder.node);
@@ -392,6 +386,9 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
         }
     }
     moves.sort_by_key(|m| m.replica);
+    if moves.is_empty() {
+        return finish(result, input.budget_spent);
+    }
 
     let request = PlacementRequest {
         job_id: input.job_id,
@@ -422,7 +419,12 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
             }
         }
     }
-    if input.budget_spent {
+    finish(result, input.budget_spent)
+}
+
+/// Orders the plan's actions; with the budget spent, only stops and forgets are left.
+fn finish(mut result: Plan, budget_spent: bool) -> Plan {
+    if budget_spent {
         result
             .actions
             .retain(|action| matches!(action, Action::Stop { .. } | Action::Forget { .. }));
@@ -464,7 +466,7 @@ mod tests {
         desired: u32,
         holders: Vec<Holder>,
         roster: Option<BTreeSet<Address>>,
-        candidates: Vec<Candidate>,
+        candidates: Vec<crate::decide::placement::Candidate>,
         budget_spent: bool,
     }
 
@@ -504,7 +506,7 @@ mod tests {
                 node_selector: &selector,
                 holders: &self.holders,
                 roster: self.roster.as_ref(),
-                candidates: &self.candidates,
+                candidates: &Candidates::from(self.candidates.clone()),
                 now_ms: NOW,
                 start_grace_ms: GRACE,
                 budget_spent: self.budget_spent,

@@ -34,7 +34,7 @@ use crate::decide::availability_plan::{
 use crate::decide::chain_job::ChainJob;
 use crate::decide::job_rollout::{JobRollout, Role, RolloutCommand, Seen};
 use crate::decide::liveness::{LivenessView, NodeLiveness};
-use crate::decide::placement::{Candidate, Demand};
+use crate::decide::placement::{Candidates, Demand};
 use crate::decide::rollout::RolloutAction;
 
 /// Where this oracle placed one replica, and since when (the start grace runs from there).
@@ -72,7 +72,7 @@ pub struct JobView<'a> {
     /// The rollout's starts and stops of this pass.
     pub rollout_commands: &'a [RolloutCommand],
     /// Every node this oracle knows, for new placements.
-    pub candidates: &'a [Candidate],
+    pub candidates: &'a Candidates,
     /// The job's paid epochs are over: nothing is deployed, moved or voted any more.
     pub budget_spent: bool,
     /// The chain was read this pass; no vote on an older view.
@@ -598,7 +598,7 @@ mod tests {
         rollout: JobRollout,
         seen: Vec<Seen>,
         placements: Vec<Placement>,
-        candidates: Vec<Candidate>,
+        candidates: Vec<crate::decide::placement::Candidate>,
         budget_spent: bool,
         chain_fresh: bool,
         stable: Option<(BTreeSet<Address>, u64)>,
@@ -639,7 +639,7 @@ mod tests {
                 liveness: &liveness,
                 rollout: &self.rollout,
                 rollout_commands: &[],
-                candidates: &self.candidates,
+                candidates: &Candidates::from(self.candidates.clone()),
                 budget_spent: self.budget_spent,
                 chain_fresh: self.chain_fresh,
                 now_ms: NOW,

@@ -29,7 +29,7 @@ use r1_protocol::verify::{Freshness, Verified, Verifier, VerifyError};
 use crate::decide::liveness::{
     BrokerLink, LivenessConfig, LivenessView, NodeLiveness, after_probe, liveness,
 };
-use crate::decide::placement::Candidate;
+use crate::decide::placement::{Candidate, Candidates};
 
 /// Arrival times kept per node: enough for two epochs of heartbeats at one per second.
 const MAX_ARRIVALS: usize = 8192;
@@ -580,7 +580,7 @@ impl Registry {
 
     /// Every node that may take work: licensed and heard from, with its liveness (from the
     /// pass's `liveness`) and free resources.
-    pub fn candidates(&self, liveness: &LivenessView) -> Vec<Candidate> {
+    pub fn candidates(&self, liveness: &LivenessView) -> Candidates {
         self.nodes
             .iter()
             .filter_map(|(node, record)| {
@@ -596,7 +596,8 @@ impl Registry {
                     gpu_model: resources.gpu_model.clone(),
                 })
             })
-            .collect()
+            .collect::<Vec<_>>()
+            .into()
     }
 
     /// Every replica of `job` that no longer runs but whose logs a node whose reports count
@@ -771,7 +772,10 @@ mod tests {
                 now - (T0 + 120 * S)
             );
             let candidates = registry.candidates(&registry.liveness_view(back, now, &config()));
-            assert_eq!(candidates[0].liveness, NodeLiveness::Unknown);
+            assert_eq!(
+                candidates.iter().next().map(|c| c.liveness),
+                Some(NodeLiveness::Unknown)
+            );
         }
         assert_eq!(
             registry.liveness(&node.address(), back, lost_from, &config()),
@@ -814,8 +818,12 @@ mod tests {
             NodeLiveness::Lost
         );
         assert_eq!(
-            registry.candidates(&registry.liveness_view(fresh, T0 + 3 * S, &config()))[0].liveness,
-            NodeLiveness::Lost
+            registry
+                .candidates(&registry.liveness_view(fresh, T0 + 3 * S, &config()))
+                .iter()
+                .next()
+                .map(|c| c.liveness),
+            Some(NodeLiveness::Lost)
         );
     }
 

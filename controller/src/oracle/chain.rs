@@ -8,7 +8,7 @@
 //! looked up per pass, concurrently, and a failed lookup only delays that owner. Only escrows
 //! are read for their jobs, and escrows are deployed by governance.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
@@ -123,6 +123,9 @@ pub struct ChainSnapshot {
     pub escrows: BTreeMap<Address, Address>,
     /// Open jobs of those escrows, by id.
     pub jobs: BTreeMap<u64, ChainJob>,
+    /// The lowest open job id of each escrow and project hash: how each resource finds the
+    /// job paying for it without going through every job.
+    by_project: HashMap<(Address, B256), u64>,
 }
 
 impl ChainSnapshot {
@@ -177,6 +180,12 @@ impl ChainSnapshot {
                 snapshot.jobs.insert(job.id, job);
             }
         }
+        for job in snapshot.jobs.values() {
+            snapshot
+                .by_project
+                .entry((job.escrow, job.project_hash))
+                .or_insert(job.id);
+        }
         Ok(snapshot)
     }
 
@@ -184,8 +193,7 @@ impl ChainSnapshot {
     pub fn job_for(&self, owner: &Address, project_hash: &B256) -> Option<&ChainJob> {
         let escrow = self.escrows.get(owner)?;
         self.jobs
-            .values()
-            .find(|j| j.escrow == *escrow && j.project_hash == *project_hash)
+            .get(self.by_project.get(&(*escrow, *project_hash))?)
     }
 }
 

@@ -32,7 +32,7 @@ use crate::decide::liveness::{
 };
 use crate::decide::median::AvailabilityTables;
 use crate::decide::node_registry::{NodeChannel, Refusal, Registry, Standing, authenticate};
-use crate::decide::placement::Candidate;
+use crate::decide::placement::Candidates;
 use crate::decide::roster::RosterSchedule;
 use crate::intake::delegation::{ChainDelegations, Delegations};
 use crate::intake::http::{ApiState, router};
@@ -55,7 +55,7 @@ use crate::oracle::oracle_keys::OracleKeyBook;
 use crate::oracle::relay;
 use crate::oracle::sessions::SessionHub;
 use crate::oracle::state::OracleState;
-use crate::oracle::votes::Ballots;
+use crate::oracle::votes::{Ballots, VoteQueue};
 use futures_util::future::BoxFuture;
 
 /// Nodes whose licences one `nodeStandings` call reads.
@@ -95,7 +95,7 @@ pub(crate) struct Pass {
     pub chain_fresh: bool,
     /// Every node's liveness, worked out once for the whole pass.
     pub liveness: LivenessView,
-    pub candidates: Vec<Candidate>,
+    pub candidates: Candidates,
     /// Every (replica, node) nodes report, by job.
     pub reports: BTreeMap<u64, Vec<(u32, Address)>>,
     /// The node-set votes the pass decided, cast together at its end.
@@ -113,6 +113,8 @@ pub struct Oracle {
     pub(crate) store: Arc<ResourceStore>,
     pub(crate) state: Arc<OracleState>,
     pub(crate) registry: Mutex<Registry>,
+    /// Votes passes decided, waiting for the voter ([`Oracle::vote_forever`]).
+    pub(crate) votes: VoteQueue,
     pub(crate) mesh: Mesh,
     topics: Topics,
     pub(crate) catalogue: Catalogue,
@@ -128,7 +130,8 @@ pub struct Oracle {
     pub(crate) availability_tables: Mutex<AvailabilityTables>,
     /// When each closable job was first seen closable (unix ms), for the closure backoff.
     pub(crate) closable_since: Mutex<BTreeMap<u64, u64>>,
-    last_chain: Mutex<Option<ChainSnapshot>>,
+    /// The last chain snapshot read, and what it was read for.
+    last_chain: Mutex<Option<(ChainSnapshot, SnapshotKey)>>,
     /// The last block whose standing changes (links, unlinks, blacklist, suspensions) were read.
     standing_block: Mutex<Option<u64>>,
     /// When this oracle last tried to burn the queued fees (unix ms), to pace retries.
@@ -329,6 +332,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         refusal_log: RefusalLog::default(),
         gate_oracles,
         roster: Mutex::default(),
+        votes: VoteQueue::default(),
         config: config.clone(),
     });
 
@@ -408,6 +412,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
     tokio::spawn(sessions.receive(inbox.sessions));
     tokio::spawn(oracle.clone().resync());
     tokio::spawn(oracle.clone().watch_chain());
+    tokio::spawn(oracle.clone().vote_forever());
     let passes = tokio::spawn(oracle.clone().reconcile_forever());
     shutdown_signal().await;
     passes.abort();
@@ -938,9 +943,19 @@ impl Oracle {
         }
         let mut last = self.last_chain.lock().await;
         let now = now_ms();
-        let epoch = self.clock.epoch_at_ms(now).unwrap_or(0);
+        let key = SnapshotKey {
+            head: within(self.suite.head()).await.ok(),
+            epoch: self.clock.epoch_at_ms(now).unwrap_or(0),
+            owners,
+            read_ms: now,
+        };
+        if let Some((snapshot, read_for)) = last.as_ref()
+            && read_for.still_holds(&key)
+        {
+            return (Some(snapshot.clone()), true);
+        }
         let mut book = self.escrow_book.lock().await;
-        match ChainSnapshot::read(&self.suite, epoch, &owners, &mut book, now).await {
+        match ChainSnapshot::read(&self.suite, key.epoch, &key.owners, &mut book, now).await {
             Ok(snapshot) => {
                 self.metrics.chain_reachable.set(1);
                 let oracles: HashSet<Address> = snapshot.oracles.iter().copied().collect();
@@ -954,13 +969,13 @@ impl Oracle {
                     licensed: self.registry.lock().await.licensed(),
                 });
                 self.watched_escrows.set(snapshot.escrows.values().copied());
-                *last = Some(snapshot.clone());
+                *last = Some((snapshot.clone(), key));
                 (Some(snapshot), true)
             }
             Err(e) => {
                 self.metrics.chain_reachable.set(0);
                 tracing::warn!(error = %e, "cannot read the chain; it is Unknown this pass");
-                (last.clone(), false)
+                (last.as_ref().map(|(snapshot, _)| snapshot.clone()), false)
             }
         }
     }
@@ -1042,10 +1057,13 @@ impl Oracle {
         self.metrics
             .broker_connected
             .set(i64::from(matches!(link, BrokerLink::Connected { .. })));
+        let mut phase = PhaseClock::start(&self.metrics);
         let (chain, chain_fresh) = self.read_chain().await;
+        phase.done("chain");
         if chain_fresh {
             self.refresh_standings(now).await;
         }
+        phase.done("standings");
         // The registry is read under its lock and nothing else is done under it: heartbeats
         // wait for the lock meanwhile.
         let (liveness, candidates, reports, roster) = {
@@ -1082,6 +1100,7 @@ impl Oracle {
             let candidates = registry.candidates(&liveness);
             (liveness, candidates, reports, registry.roster_entries())
         };
+        phase.done("registry");
         self.publish_roster(roster, now).await;
         if matches!(link, BrokerLink::Connected { .. }) && self.oracle_keys.presence_due(now) {
             self.broadcast(Channel::Observations, &OraclePresence::default());
@@ -1116,6 +1135,7 @@ impl Oracle {
                 });
             }
         }
+        phase.done("jobs");
         self.publish_cstore_rules(&job_refs, now).await;
         // Read again: the passes above may have written the jobs' statuses (chain ids).
         let stored_jobs = self.store.list(Kind::Job, None).unwrap_or_else(|e| {
@@ -1124,6 +1144,7 @@ impl Oracle {
         });
         self.tunnel_statuses(&stored_jobs).await;
         self.send_service_tables(&stored_jobs, now).await;
+        phase.done("tables");
         self.metrics.jobs.clear();
         for (phase, count) in phases {
             self.metrics
@@ -1136,10 +1157,12 @@ impl Oracle {
             self.stop_orphans(&pass, &linked).await;
             self.economy_pass(&pass).await;
         }
-        self.cast_votes(&pass).await;
+        self.queue_votes(&pass);
+        phase.done("economy");
         if pass.chain_fresh {
             self.resource_statuses(&pass).await;
         }
+        phase.done("statuses");
     }
 
     /// Stops workloads of jobs no resource here pays for, once the chain confirms their job
@@ -1170,5 +1193,95 @@ impl Oracle {
         for job in unknown.iter().filter(|job| book.settled(job).is_some()) {
             self.stop_everywhere(*job, "job closed", pass);
         }
+    }
+}
+
+/// How long a chain snapshot is used at most while the chain's head stands still: a guard
+/// against an RPC endpoint whose block number lags what its calls answer from.
+const SNAPSHOT_MAX_AGE_MS: u64 = 30_000;
+
+/// What a chain snapshot was read for: the chain's head, the epoch and the CSPs the store
+/// knows. While none of them changes (no block came: a devnet mining on demand between
+/// transactions, or the gap between blocks), the snapshot is used again instead of read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SnapshotKey {
+    /// The latest block when the read started; `None` when it could not be read.
+    head: Option<u64>,
+    epoch: u64,
+    owners: BTreeSet<Address>,
+    /// When the snapshot was read (unix ms).
+    read_ms: u64,
+}
+
+impl SnapshotKey {
+    /// Whether a snapshot read for `self` answers for `now` as a fresh read would.
+    fn still_holds(&self, now: &SnapshotKey) -> bool {
+        self.head.is_some()
+            && self.head == now.head
+            && self.epoch == now.epoch
+            && self.owners == now.owners
+            && now.read_ms.saturating_sub(self.read_ms) < SNAPSHOT_MAX_AGE_MS
+    }
+}
+
+/// Times the phases of a pass one after the other, each into the loop histogram as
+/// `pass_<phase>`: where a slow pass spends its time, read from `/metrics`.
+struct PhaseClock<'a> {
+    metrics: &'a crate::oracle::metrics::Metrics,
+    since: Instant,
+}
+
+impl<'a> PhaseClock<'a> {
+    fn start(metrics: &'a crate::oracle::metrics::Metrics) -> Self {
+        Self {
+            metrics,
+            since: Instant::now(),
+        }
+    }
+
+    /// Records the time since the previous phase ended as `phase`'s.
+    fn done(&mut self, phase: &str) {
+        let now = Instant::now();
+        self.metrics
+            .pass(&format!("pass_{phase}"), (now - self.since).as_secs_f64());
+        self.since = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(head: Option<u64>, epoch: u64, owners: &[u8], read_ms: u64) -> SnapshotKey {
+        SnapshotKey {
+            head,
+            epoch,
+            owners: owners.iter().map(|o| Address::with_last_byte(*o)).collect(),
+            read_ms,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_holds_while_head_epoch_and_owners_stand_still_for_a_while() {
+        let read = key(Some(7), 3, &[1, 2], 1_000);
+        assert!(read.still_holds(&key(Some(7), 3, &[1, 2], 2_000)));
+        assert!(
+            !read.still_holds(&key(Some(8), 3, &[1, 2], 2_000)),
+            "a block came"
+        );
+        assert!(
+            !read.still_holds(&key(Some(7), 4, &[1, 2], 2_000)),
+            "a new epoch"
+        );
+        assert!(
+            !read.still_holds(&key(Some(7), 3, &[1, 2, 3], 2_000)),
+            "a new CSP"
+        );
+        assert!(
+            !read.still_holds(&key(None, 3, &[1, 2], 2_000)),
+            "head unknown now"
+        );
+        assert!(!key(None, 3, &[1, 2], 1_000).still_holds(&key(None, 3, &[1, 2], 2_000)));
+        assert!(!read.still_holds(&key(Some(7), 3, &[1, 2], 1_000 + SNAPSHOT_MAX_AGE_MS)));
     }
 }

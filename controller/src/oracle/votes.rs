@@ -1,11 +1,14 @@
-//! Node-set votes: a pass's job reconciles decide them ([`Ballots::cast`]), and the pass casts
-//! them together at its end ([`Oracle::cast_votes`]) in as few `submitNodeUpdates`
-//! transactions as the gas budget allows, instead of one transaction awaited per job in the
-//! middle of the pass. A batch the chain refuses as a whole falls back to one vote per job, so
-//! one stale vote cannot hold the others back.
+//! Node-set votes: a pass's job reconciles decide them ([`Ballots::cast`]), the pass hands
+//! them over at its end ([`Oracle::queue_votes`]), and the voter ([`Oracle::vote_forever`])
+//! casts them in as few `submitNodeUpdates` transactions as the gas budget allows while the
+//! next passes run: a pass never waits for a receipt. A batch the chain refuses as a whole
+//! falls back to one vote per job, so one stale vote cannot hold the others back.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures_util::StreamExt;
 
 use alloy_primitives::Address;
 use r1_contracts::VoteOutcome;
@@ -47,6 +50,39 @@ impl Ballots {
     }
 }
 
+/// The votes passes decided and the voter has not taken yet: the newest decision per job, and
+/// the epoch of the pass that made the latest.
+#[derive(Debug, Default)]
+pub(crate) struct VoteQueue {
+    pending: Mutex<(BTreeMap<u64, (Vec<Address>, &'static str)>, u64)>,
+    wake: tokio::sync::Notify,
+}
+
+impl VoteQueue {
+    fn put(&self, decided: BTreeMap<u64, (Vec<Address>, &'static str)>, epoch: u64) {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending.0.extend(decided);
+        pending.1 = epoch;
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> (BTreeMap<u64, (Vec<Address>, &'static str)>, u64) {
+        std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+/// Chain reads a voter has in flight at once (each vote reads its job's round and state).
+const CONCURRENT_READS: usize = 16;
+
 /// A vote about to be sent: its ballot, its metrics label and the key it is recorded under.
 struct Prepared {
     ballot: Ballot,
@@ -55,27 +91,45 @@ struct Prepared {
 }
 
 impl Oracle {
-    /// Casts the votes `pass` decided, once per consensus round and epoch each. A vote is
+    /// Hands the votes `pass` decided to the voter, which casts each once per consensus round and
+    /// epoch. A vote is
     /// recorded once the chain has answered it (counted, skipped as moot, or refused with the
     /// manager's own error): a vote lost to a timeout, a dropped or out-of-gas transaction or a
     /// crash is sent again on a later pass, and since the chain counts one vote per oracle and
     /// round, a retry never counts twice.
-    pub(crate) async fn cast_votes(&self, pass: &Pass) {
+    pub(crate) fn queue_votes(&self, pass: &Pass) {
         let decided = pass.ballots.take();
-        let Some(chain) = &pass.chain else { return };
-        if decided.is_empty() {
-            return;
+        if let Some(chain) = &pass.chain
+            && !decided.is_empty()
+        {
+            self.votes.put(decided, chain.epoch);
         }
-        let readings = futures_util::future::join_all(decided.into_iter().map(
-            |(job, (nodes, kind))| async move {
-                let round = within(self.suite.job_round(job)).await;
-                let fresh = within(self.suite.job(job)).await;
-                (job, nodes, kind, round, fresh)
-            },
-        ))
-        .await;
+    }
+
+    /// The voter: casts what passes queued, one round of votes at a time, for as long as the
+    /// oracle runs.
+    pub(crate) async fn vote_forever(self: Arc<Self>) {
+        loop {
+            self.votes.wake.notified().await;
+            let (decided, epoch) = self.votes.take();
+            if decided.is_empty() {
+                continue;
+            }
+            let started = Instant::now();
+            self.cast_votes(decided, epoch).await;
+            self.metrics.pass("votes", started.elapsed().as_secs_f64());
+        }
+    }
+
+    async fn cast_votes(&self, decided: BTreeMap<u64, (Vec<Address>, &'static str)>, epoch: u64) {
+        let jobs: Vec<u64> = decided.keys().copied().collect();
+        let readings: Vec<_> = futures_util::stream::iter(jobs)
+            .map(|job| self.read_for_vote(job))
+            .buffered(CONCURRENT_READS)
+            .collect()
+            .await;
         let mut prepared = Vec::new();
-        for (job, nodes, kind, round, fresh) in readings {
+        for ((job, (nodes, kind)), (round, fresh)) in decided.into_iter().zip(readings) {
             let round = match round {
                 Ok(round) => round,
                 Err(e) => {
@@ -83,7 +137,7 @@ impl Oracle {
                     continue;
                 }
             };
-            let key = format!("nodeset/{job}/{round}/{}", chain.epoch);
+            let key = format!("nodeset/{job}/{round}/{epoch}");
             if self.state.voted(&key).unwrap_or(true) {
                 continue;
             }
@@ -118,6 +172,20 @@ impl Oracle {
             offset += batch.len();
             self.cast_batch(batch, votes).await;
         }
+    }
+
+    /// What a vote on `job` is checked against: its consensus round and its state now.
+    async fn read_for_vote(
+        &self,
+        job: u64,
+    ) -> (
+        Result<u64, crate::oracle::chain::ChainError>,
+        Result<r1_contracts::bindings::CspEscrow::Job, crate::oracle::chain::ChainError>,
+    ) {
+        (
+            within(self.suite.job_round(job)).await,
+            within(self.suite.job(job)).await,
+        )
     }
 
     /// Sends one batch; on a refusal of the whole batch, each of its votes alone.

@@ -11,5 +11,5 @@ pub mod place;
 pub mod rank;
 
 pub use fit::{Candidate, Demand, Rejection, Rejections};
-pub use place::{Placement, PlacementRequest, Unplaceable, place, place_jobs};
+pub use place::{Candidates, Placement, PlacementRequest, Unplaceable, place, place_jobs};
 pub use rank::score;

@@ -75,75 +75,78 @@ impl Placement {
     }
 }
 
-/// The candidates of one call, sorted by address without conflicting duplicates, and the free
-/// resources of the nodes new replicas took from. The candidates a pass hands over are already
-/// in strict address order and are used as they are (one linear check); anything else is
-/// sorted and deduplicated first. A pass places every job against the same candidates, so
-/// sorting them for each job cost O(jobs × nodes log nodes) a pass.
+/// The nodes a pass may place on, sorted by address once, without conflicting duplicates: a
+/// pass places and checks every job against the same candidates, so they are ordered once a
+/// pass (sorting them, or building a map of them, for each job cost O(jobs × nodes log nodes)),
+/// and each lookup is a binary search.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Candidates {
+    sorted: Vec<Candidate>,
+}
+
+impl Candidates {
+    /// Orders `candidates` by address; an address given twice with different data is dropped
+    /// (its reports conflict), given twice alike is kept once.
+    pub fn new(mut candidates: Vec<Candidate>) -> Self {
+        if !candidates.windows(2).all(|w| w[0].node < w[1].node) {
+            candidates.sort_by(|a, b| a.node.cmp(&b.node));
+            let mut kept: Vec<Candidate> = Vec::with_capacity(candidates.len());
+            for same in candidates.chunk_by(|a, b| a.node == b.node) {
+                if same.iter().all(|c| *c == same[0]) {
+                    kept.push(same[0].clone());
+                }
+            }
+            candidates = kept;
+        }
+        Self { sorted: candidates }
+    }
+
+    /// The candidate at `node`, if any.
+    pub fn get(&self, node: &Address) -> Option<&Candidate> {
+        self.sorted
+            .binary_search_by(|c| c.node.cmp(node))
+            .ok()
+            .map(|i| &self.sorted[i])
+    }
+
+    /// Every candidate, in address order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Candidate> {
+        self.sorted.iter()
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+}
+
+impl From<Vec<Candidate>> for Candidates {
+    fn from(candidates: Vec<Candidate>) -> Self {
+        Self::new(candidates)
+    }
+}
+
+/// The candidates of one call and the free resources of the nodes new replicas took from.
 struct Nodes<'a> {
-    sorted: Sorted<'a>,
+    candidates: &'a Candidates,
     left: BTreeMap<Address, Resources>,
 }
 
-/// Candidates in strict address order: the caller's own slice, or a sorted copy of references.
-enum Sorted<'a> {
-    Given(&'a [Candidate]),
-    Deduplicated(Vec<&'a Candidate>),
-}
-
-impl<'a> Sorted<'a> {
-    fn of(candidates: &'a [Candidate]) -> Self {
-        if candidates.windows(2).all(|w| w[0].node < w[1].node) {
-            return Self::Given(candidates);
-        }
-        let mut all: Vec<&Candidate> = candidates.iter().collect();
-        all.sort_by(|a, b| a.node.cmp(&b.node));
-        Self::Deduplicated(
-            all.chunk_by(|a, b| a.node == b.node)
-                .filter(|same| same.iter().all(|c| *c == same[0]))
-                .map(|same| same[0])
-                .collect(),
-        )
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Self::Given(given) => given.len(),
-            Self::Deduplicated(sorted) => sorted.len(),
-        }
-    }
-
-    fn at(&self, index: usize) -> &'a Candidate {
-        match self {
-            Self::Given(given) => &given[index],
-            Self::Deduplicated(sorted) => sorted[index],
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &'a Candidate> + '_ {
-        (0..self.len()).map(|i| self.at(i))
-    }
-}
-
 impl<'a> Nodes<'a> {
-    fn new(candidates: &'a [Candidate]) -> Self {
+    fn new(candidates: &'a Candidates) -> Self {
         Self {
-            sorted: Sorted::of(candidates),
+            candidates,
             left: BTreeMap::new(),
         }
     }
 
     fn get(&self, node: &Address) -> Option<&'a Candidate> {
-        let (mut low, mut high) = (0, self.sorted.len());
-        while low < high {
-            let mid = low + (high - low) / 2;
-            match self.sorted.at(mid).node.cmp(node) {
-                std::cmp::Ordering::Less => low = mid + 1,
-                std::cmp::Ordering::Greater => high = mid,
-                std::cmp::Ordering::Equal => return Some(self.sorted.at(mid)),
-            }
-        }
-        None
+        self.candidates.get(node)
     }
 
     /// What `candidate` has free after the replicas this call put on it.
@@ -161,13 +164,13 @@ impl<'a> Nodes<'a> {
 }
 
 /// Places one job.
-pub fn place(request: &PlacementRequest, candidates: &[Candidate]) -> Placement {
+pub fn place(request: &PlacementRequest, candidates: &Candidates) -> Placement {
     place_one(request, &mut Nodes::new(candidates))
 }
 
 /// Places several jobs on the same nodes, in ascending job id (then input order), each seeing
 /// the resources the previous ones took. Results come back in input order.
-pub fn place_jobs(requests: &[PlacementRequest], candidates: &[Candidate]) -> Vec<Placement> {
+pub fn place_jobs(requests: &[PlacementRequest], candidates: &Candidates) -> Vec<Placement> {
     let mut nodes = Nodes::new(candidates);
     let mut order: Vec<usize> = (0..requests.len()).collect();
     order.sort_by_key(|&i| requests[i].job_id);
@@ -212,7 +215,7 @@ fn place_one(request: &PlacementRequest, nodes: &mut Nodes<'_>) -> Placement {
             continue;
         }
         let mut ranked: Vec<(alloy_primitives::B256, &Candidate)> = nodes
-            .sorted
+            .candidates
             .iter()
             .map(|candidate| {
                 (
@@ -266,6 +269,16 @@ mod tests {
     use super::*;
     use crate::decide::liveness::NodeLiveness;
     use proptest::prelude::*;
+
+    /// [`super::place`] over candidates in any order.
+    fn place(request: &PlacementRequest, candidates: &[Candidate]) -> Placement {
+        super::place(request, &Candidates::new(candidates.to_vec()))
+    }
+
+    /// [`super::place_jobs`] over candidates in any order.
+    fn place_jobs(requests: &[PlacementRequest], candidates: &[Candidate]) -> Vec<Placement> {
+        super::place_jobs(requests, &Candidates::new(candidates.to_vec()))
+    }
 
     fn addr(i: u32) -> Address {
         let mut bytes = [0u8; 20];

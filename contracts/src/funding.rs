@@ -298,7 +298,12 @@ impl Funder {
                 epochs: ask.epochs,
             }])
             .await?
-            .remove(0);
+            .into_iter()
+            .next()
+            .ok_or(crate::Error::MissingEvent {
+                tx: B256::ZERO,
+                event: "JobCreated",
+            })?;
         self.created(&job, ask.nodes)
     }
 

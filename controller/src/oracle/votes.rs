@@ -91,12 +91,11 @@ struct Prepared {
 }
 
 impl Oracle {
-    /// Hands the votes `pass` decided to the voter, which casts each once per consensus round and
-    /// epoch. A vote is
-    /// recorded once the chain has answered it (counted, skipped as moot, or refused with the
-    /// manager's own error): a vote lost to a timeout, a dropped or out-of-gas transaction or a
-    /// crash is sent again on a later pass, and since the chain counts one vote per oracle and
-    /// round, a retry never counts twice.
+    /// Hands the votes `pass` decided to the voter, which casts each once per consensus round
+    /// and epoch. A vote is recorded once the chain has answered it (counted, skipped as moot,
+    /// or refused with the manager's own error): a vote lost to a timeout, a dropped or
+    /// out-of-gas transaction or a crash is sent again on a later pass, and since the chain
+    /// counts one vote per oracle and round, a retry never counts twice.
     pub(crate) fn queue_votes(&self, pass: &Pass) {
         let decided = pass.ballots.take();
         if let Some(chain) = &pass.chain

@@ -41,13 +41,18 @@ pub struct Freshness {
     pub max_future_ms: u64,
 }
 
-impl Default for Freshness {
+impl Freshness {
     /// One minute old at most (six heartbeat periods), five seconds of clock skew.
+    pub const STANDARD: Self = Self {
+        max_age_ms: 60_000,
+        max_future_ms: 5_000,
+    };
+}
+
+impl Default for Freshness {
+    /// [`Freshness::STANDARD`].
     fn default() -> Self {
-        Self {
-            max_age_ms: 60_000,
-            max_future_ms: 5_000,
-        }
+        Self::STANDARD
     }
 }
 

@@ -368,20 +368,23 @@ fn jobs_applied_together_are_created_in_one_transaction() {
             .block_on(w.gov.provider().get_transaction_count(w.csp).into_future())
             .unwrap()
     };
+    let apply_jobs = || {
+        w.r1ctl(
+            &server,
+            "csp.key",
+            &[
+                "apply",
+                "-f",
+                &example("escrow.yaml"),
+                "-f",
+                &example("project.yaml"),
+                "-f",
+                &jobs,
+            ],
+        )
+    };
     let before = sent();
-    let out = w.r1ctl(
-        &server,
-        "csp.key",
-        &[
-            "apply",
-            "-f",
-            &example("escrow.yaml"),
-            "-f",
-            &example("project.yaml"),
-            "-f",
-            &jobs,
-        ],
-    );
+    let out = apply_jobs();
     let printed = text(&out);
     assert!(!out.status.success(), "the unpriced job fails: {printed}");
     for (id, name) in names.iter().enumerate() {
@@ -404,19 +407,7 @@ fn jobs_applied_together_are_created_in_one_transaction() {
     );
     assert_eq!(w.open_jobs(), 4);
     // Applying the same set again finds every job open and sends nothing.
-    let out = w.r1ctl(
-        &server,
-        "csp.key",
-        &[
-            "apply",
-            "-f",
-            &example("escrow.yaml"),
-            "-f",
-            &example("project.yaml"),
-            "-f",
-            &jobs,
-        ],
-    );
+    let out = apply_jobs();
     let printed = text(&out);
     for (id, name) in names.iter().enumerate() {
         assert!(

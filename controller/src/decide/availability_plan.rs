@@ -225,13 +225,13 @@ enum Standing {
     Failing(Failure),
 }
 
-fn standing(holder: &Holder, input: &AvailabilityInput<'_>, candidates: &Candidates) -> Standing {
+fn standing(holder: &Holder, input: &AvailabilityInput<'_>) -> Standing {
     match holder.liveness {
         NodeLiveness::Unknown => return Standing::Unknown,
         NodeLiveness::Lost => return Standing::Lost,
         NodeLiveness::Alive | NodeLiveness::Suspect => {}
     }
-    if let Some(candidate) = candidates.get(&holder.node)
+    if let Some(candidate) = input.candidates.get(&holder.node)
         && !may_keep(candidate, input.demand, input.node_selector)
     {
         return Standing::Failing(Failure::Ineligible);
@@ -261,7 +261,7 @@ pub fn plan(input: &AvailabilityInput<'_>) -> Plan {
         by_replica
             .entry(holder.replica)
             .or_default()
-            .push((holder, standing(holder, input, input.candidates)));
+            .push((holder, standing(holder, input)));
     }
     for holders in by_replica.values_mut() {
         holders.sort_by_key(|(holder, _)| holder.node);

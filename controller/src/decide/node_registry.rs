@@ -173,8 +173,8 @@ impl Default for Registry {
         Self {
             nodes: BTreeMap::new(),
             by_job: HashMap::new(),
-            heartbeats: Verifier::new(node_kinds as NodePolicy, NODE_FRESHNESS),
-            statuses: Verifier::new(node_kinds as NodePolicy, NODE_FRESHNESS),
+            heartbeats: Verifier::new(node_kinds as NodePolicy, Freshness::STANDARD),
+            statuses: Verifier::new(node_kinds as NodePolicy, Freshness::STANDARD),
         }
     }
 }
@@ -648,12 +648,6 @@ pub enum NodeChannel {
     Status,
 }
 
-/// How old or far ahead a node's message may be.
-const NODE_FRESHNESS: Freshness = Freshness {
-    max_age_ms: 60_000,
-    max_future_ms: 5_000,
-};
-
 /// Checks a node's message as far as needs no registry (envelope, freshness, signature,
 /// payload): the costly part of taking it in, which a receiver runs before taking the lock
 /// guarding the registry.
@@ -661,7 +655,7 @@ pub fn authenticate<M: Message>(bytes: &[u8], now_ms: u64) -> Result<Verified<M>
     Ok(r1_protocol::verify::authenticate(
         bytes,
         now_ms,
-        &NODE_FRESHNESS,
+        &Freshness::STANDARD,
     )?)
 }
 

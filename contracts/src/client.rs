@@ -14,7 +14,7 @@ use crate::bindings::{CspEscrow, NodeDeed, PoAIManager, R1, R1UsdcPool, TestUSDC
 use crate::deploy::Deployment;
 use crate::error::{Error, Result};
 use crate::link::{LinkProof, LinkTerms};
-use crate::tx::confirm;
+use crate::tx::{confirm, confirm_with_headroom};
 
 /// A job to create in a CSP's escrow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +161,23 @@ pub const VOTE_GAS_PER_NODE: u64 = 100_000;
 /// per validated node more for a close.
 pub const fn vote_gas_headroom(nodes: usize) -> u64 {
     VOTE_GAS_BASE.saturating_add(VOTE_GAS_PER_NODE.saturating_mul(nodes as u64))
+}
+
+/// Gas an escrow call that settles a job may need beyond its estimate, whatever the node count:
+/// the settlement's bookkeeping and event, and sending its fee to the manager to be burned.
+pub const SETTLE_GAS_BASE: u64 = 100_000;
+
+/// Gas such a call may need beyond its estimate per node of the job's validated set: the
+/// blacklist check and the node's balance credited.
+pub const SETTLE_GAS_PER_NODE: u64 = 40_000;
+
+/// Gas added to the estimate of an escrow call that settles a job with `nodes` validated nodes
+/// up to the second it is mined (`extendJobNodes`, `exitStalledJob`). The estimate runs against
+/// the chain as it is before the call: when the job was settled in that very second (an
+/// allocation, a vote, an earlier extension) the estimate settles nothing, and the call, mined
+/// a second later, ran out of gas settling every node.
+pub const fn settle_gas_headroom(nodes: usize) -> u64 {
+    SETTLE_GAS_BASE.saturating_add(SETTLE_GAS_PER_NODE.saturating_mul(nodes as u64))
 }
 
 /// What a node-set submission achieved.
@@ -438,26 +455,28 @@ impl Suite {
 
     /// Raises the job's node count to `nodes`. The escrow's owner approves the cost and pays
     /// from its wallet; a delegate holding [`Permissions::EXTEND_NODES`] approves nothing and
-    /// pays from the free balance.
+    /// pays from the free balance. The escrow settles the job first, which the call carries gas
+    /// for ([`settle_gas_headroom`]).
     pub async fn extend_job_nodes(
         &self,
         escrow: Address,
         job_id: u64,
         nodes: u64,
     ) -> Result<TransactionReceipt> {
+        let job = self.job(job_id).await?;
         if self.owns_escrow(escrow).await? {
             // The added nodes pay the seconds from the extension to the end of the last epoch:
             // at most the epochs from the current one through the last.
-            let job = self.job(job_id).await?;
             let epoch = U256::from(self.current_epoch().await?);
             let epochs_left = (job.lastExecutionEpoch + U256::from(1u64)).saturating_sub(epoch);
             let added = U256::from(nodes).saturating_sub(job.numberOfNodesRequested);
             let cost = job.pricePerEpoch * added * epochs_left;
             confirm(self.usdc().approve(escrow, cost)).await?;
         }
-        confirm(
+        confirm_with_headroom(
             self.escrow(escrow)
                 .extendJobNodes(U256::from(job_id), U256::from(nodes)),
+            settle_gas_headroom(job.activeNodes.len()),
         )
         .await
     }
@@ -474,7 +493,12 @@ impl Suite {
     /// manager's `exitAfterEpochs`): its completed epochs are paid to its node set as a closure
     /// would, the rest refunded to the owner's wallet; returns the USDC refunded. Owner only.
     pub async fn exit_stalled_job(&self, escrow: Address, job_id: u64) -> Result<U256> {
-        let receipt = confirm(self.escrow(escrow).exitStalledJob(U256::from(job_id))).await?;
+        let nodes = self.job(job_id).await?.activeNodes.len();
+        let receipt = confirm_with_headroom(
+            self.escrow(escrow).exitStalledJob(U256::from(job_id)),
+            settle_gas_headroom(nodes),
+        )
+        .await?;
         emitted::<CspEscrow::JobClosed>(&receipt, "JobClosed").map(|event| event.refunded)
     }
 

@@ -19,6 +19,17 @@ pub async fn confirm<P: Provider, D: CallDecoder>(
     }
 }
 
+/// Sends `call` as [`confirm`] does, with `headroom` gas above its estimate: for a call whose
+/// work depends on the second it is mined in (an escrow settling a job up to now), which may
+/// have had nothing to do when estimated.
+pub async fn confirm_with_headroom<P: Provider, D: CallDecoder>(
+    call: CallBuilder<P, D>,
+    headroom: u64,
+) -> Result<TransactionReceipt> {
+    let gas = call.estimate_gas().await?.saturating_add(headroom);
+    confirm(call.gas(gas)).await
+}
+
 /// A transaction as it would be sent, for a dry run: where to, what calldata, what gas.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {

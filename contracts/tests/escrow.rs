@@ -10,6 +10,7 @@ use alloy::sol_types::SolValue;
 use common::{World, actor, by_the_second, node_pay, raw_revert_of, revert_of, run};
 use r1_contracts::bindings::v2::CspEscrowV2;
 use r1_contracts::bindings::{CspEscrow, PoAIManager, UpgradeableBeacon};
+use r1_contracts::client::settle_gas_headroom;
 use r1_contracts::tx::confirm;
 use r1_contracts::units::usdc_units;
 use r1_contracts::{JobRequest, Permissions, Suite};
@@ -330,6 +331,51 @@ fn extend_job_nodes_settles_first_and_charges_the_seconds_left() {
         ));
         // The grown job now accepts three nodes.
         assert_eq!(w.agree(job, &w.nodes).await, w.nodes);
+    });
+}
+
+/// An extension estimated in the second its job was last settled settles nothing at its
+/// estimate; mined a later second, it settles every validated node. The gas added to the
+/// estimate covers that, for one node and for four.
+#[test]
+fn an_extension_estimated_with_nothing_to_settle_has_gas_to_settle_every_node() {
+    run(|chain| async move {
+        for nodes in [1u64, 4] {
+            let w = World::new(chain, 3, nodes as usize).await;
+            let job = w.create_job(nodes, 30).await;
+            assert_eq!(w.agree(job, &w.nodes).await, w.nodes);
+            w.advance_epochs(2).await;
+            w.csp
+                .extend_job_nodes(w.escrow, job, nodes + 1)
+                .await
+                .unwrap();
+            confirm(w.csp.usdc().approve(w.escrow, U256::MAX))
+                .await
+                .unwrap();
+            let escrow = w.csp.escrow(w.escrow);
+            let call = escrow.extendJobNodes(U256::from(job), U256::from(nodes + 2));
+            let settled_now = w.now().await;
+            let estimated = call
+                .clone()
+                .block(alloy::eips::BlockId::latest())
+                .estimate_gas()
+                .await
+                .unwrap();
+            w.advance_epochs(1).await;
+            let receipt = confirm(call.gas(estimated + settle_gas_headroom(nodes as usize)))
+                .await
+                .unwrap_or_else(|e| panic!("{nodes} nodes: {e}"));
+            let settled = receipt
+                .decoded_log::<CspEscrow::Settled>()
+                .expect("the extension settled the job");
+            assert_eq!(settled.data.fromTime, U256::from(settled_now));
+            assert_eq!(settled.data.nodesPaid, U256::from(nodes));
+            assert!(
+                receipt.gas_used > estimated,
+                "{nodes} nodes: settling used {} gas, estimated with nothing to settle {estimated}",
+                receipt.gas_used
+            );
+        }
     });
 }
 

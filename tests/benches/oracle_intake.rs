@@ -1,14 +1,24 @@
 //! What one oracle spends per node, without the network (`make bench`): a signed heartbeat
 //! taken into the node registry (and its parts: envelope decoding, signature recovery, payload
 //! parsing), and the per-pass views of `R1_BENCH_NODES` (default 10,000) nodes a reconcile pass
-//! takes (liveness, placement candidates, the roster). `make bench-scale` measures the same
-//! costs inside running oracles; this isolates them so a change to either shows at once.
+//! takes (liveness, placement candidates, the roster), and a CSP's request relayed by another
+//! oracle: first received (checked and applied) and received again (the oracles re-send every
+//! request they hold now and then). `make bench-scale` measures the same costs inside running
+//! oracles; this isolates them so a change to either shows at once.
 
 use std::time::{Duration, Instant};
 
 use r1_controller::decide::liveness::{BrokerLink, LivenessConfig};
 use r1_controller::decide::node_registry::{Registry, Standing};
+use r1_controller::intake::quotas::Quotas;
+use r1_controller::intake::store::ResourceStore;
+use r1_controller::oracle::relay::{self, Outcome};
+use r1_controller::oracle::state::OracleState;
+use r1_crds::pricing::Catalogue;
+use r1_e2e::scenario::EXAMPLES;
 use r1_e2e::simnodes::node::SimNode;
+use r1_protocol::api_auth;
+use r1_protocol::messages::RelayedRequest;
 use r1_protocol::messages::{DeployCommand, Heartbeat};
 use r1_protocol::{Envelope, Identity};
 
@@ -45,7 +55,76 @@ fn sealed_heartbeats(identities: &[Identity], round: u64, now_ms: u64) -> Vec<Ve
         .collect()
 }
 
+/// `jobs` requests of one CSP, each applying its escrow, and a project and a job of its own
+/// (as `r1ctl apply -f` of a directory sends), signed at
+/// consecutive milliseconds.
+fn relayed_requests(jobs: usize) -> Vec<RelayedRequest> {
+    let csp = Identity::generate();
+    let owner = csp.address().to_checksum(None);
+    let project = std::fs::read_to_string(format!("{EXAMPLES}/project.yaml")).expect("project");
+    let project = project.replace("0x70997970C51812dc3A010C7d01b50e0d17dc79C8", &owner);
+    let escrow = std::fs::read_to_string(format!("{EXAMPLES}/escrow.yaml")).expect("escrow");
+    let escrow = escrow.replace("0x70997970C51812dc3A010C7d01b50e0d17dc79C8", &owner);
+    let job = std::fs::read_to_string(format!("{EXAMPLES}/job-http.yaml")).expect("job");
+    let now = r1_protocol::now_ms();
+    (0..jobs)
+        .map(|i| {
+            let body = format!(
+                "{escrow}\n---\n{}\n---\n{}",
+                project.replace("name: hello\n", &format!("name: hello-{i}\n")),
+                job.replace("name: hello-web", &format!("name: web-{i}"))
+                    .replace("    name: hello\n", &format!("    name: hello-{i}\n"))
+            );
+            let at = now + i as u64;
+            let headers =
+                api_auth::sign(&csp, "POST", "/v1/apply", at, body.as_bytes()).expect("sign");
+            RelayedRequest {
+                method: "POST".into(),
+                path: "/v1/apply".into(),
+                address: headers.address,
+                timestamp: headers.timestamp,
+                signature: headers.signature,
+                body,
+            }
+        })
+        .collect()
+}
+
+/// A relayed request received the first time (checked and applied to the store) and again.
+fn relay(jobs: usize) {
+    let dir = tempfile::tempdir().expect("scratch");
+    let state = OracleState::open(&dir.path().join("state")).expect("state");
+    let store = ResourceStore::open(&dir.path().join("store")).expect("store");
+    let catalogue = Catalogue::builtin().expect("catalogue");
+    let requests = relayed_requests(jobs);
+    let receive_all = |expected: Outcome| {
+        let started = Instant::now();
+        for request in &requests {
+            let outcome = relay::receive(
+                &state,
+                &store,
+                &catalogue,
+                Quotas::default(),
+                request,
+                false,
+            )
+            .expect("relayed request taken");
+            assert_eq!(outcome, expected);
+        }
+        started.elapsed()
+    };
+    let first = receive_all(Outcome::Applied);
+    let again = receive_all(Outcome::AlreadyCurrent);
+    println!(
+        "  relayed requests (an escrow, a project and a job each, {} bytes), {jobs}: first received {:.1} µs, received again {:.1} µs",
+        requests[0].body.len(),
+        per_item(first, jobs),
+        per_item(again, jobs),
+    );
+}
+
 fn main() {
+    relay(200);
     let count = nodes();
     let identities: Vec<Identity> = (0..count).map(|_| Identity::generate()).collect();
     let config = LivenessConfig::default();

@@ -172,7 +172,16 @@ pub fn apply_parsed(
     for (_, manifest) in &parsed {
         set.insert(manifest.clone());
     }
-    let stored = store.index(namespaces.iter().copied())?;
+    let referenced = parsed.iter().flat_map(|(_, manifest)| match manifest {
+        Manifest::Job(job) => job
+            .spec
+            .references()
+            .into_iter()
+            .map(|(kind, _, name)| ObjectKey::new(kind, manifest.namespace(), name))
+            .collect(),
+        _ => Vec::new(),
+    });
+    let stored = store.index(referenced)?;
     let index = Overlay {
         set: &set,
         stored: &stored,

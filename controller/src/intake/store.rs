@@ -235,28 +235,30 @@ impl ResourceStore {
         Ok(())
     }
 
-    /// A snapshot of the live (not being deleted) objects of `namespaces`, for resolving
-    /// references during validation.
-    pub fn index<'n>(
+    /// A snapshot of the live (not being deleted) objects among `keys`, for resolving the
+    /// references of manifests being validated. Only the objects named are read: loading whole
+    /// namespaces made each apply cost as much as the CSP's objects (22 ms a request at 600).
+    pub fn index(
         &self,
-        namespaces: impl IntoIterator<Item = &'n str>,
+        keys: impl IntoIterator<Item = ObjectKey>,
     ) -> Result<StoreIndex, StoreError> {
         let mut index = StoreIndex::default();
-        for namespace in namespaces {
-            for object in self.list_all(Some(namespace))? {
-                if object.metadata.deletion_requested {
-                    continue;
+        for key in keys {
+            let Some(object) = self.get(&key)? else {
+                continue;
+            };
+            if object.metadata.deletion_requested {
+                continue;
+            }
+            match object.to_manifest() {
+                Ok(manifest) => {
+                    index.by_key.insert(key, manifest);
                 }
-                match object.to_manifest() {
-                    Ok(manifest) => {
-                        index.by_key.insert(object.key(), manifest);
-                    }
-                    Err(errors) => tracing::warn!(
-                        object = %object.key(),
-                        ?errors,
-                        "stored object no longer parses; ignored for reference checks"
-                    ),
-                }
+                Err(errors) => tracing::warn!(
+                    object = %key,
+                    ?errors,
+                    "stored object no longer parses; ignored for reference checks"
+                ),
             }
         }
         Ok(index)

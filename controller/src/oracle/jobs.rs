@@ -45,7 +45,8 @@ impl Oracle {
     /// One pass over the job stored as `object`.
     pub(crate) async fn reconcile_job(&self, object: &StoredObject, pass: &Pass) -> JobOutcome {
         let key = object.key();
-        let previous: DeeployJobStatus = object.status_as().ok().flatten().unwrap_or_default();
+        let stored: Option<DeeployJobStatus> = object.status_as().ok().flatten();
+        let previous = stored.clone().unwrap_or_default();
         let deleting = object.metadata.deletion_requested;
         let spec: Result<&DeeployJobSpec, String> = object
             .spec
@@ -102,7 +103,7 @@ impl Oracle {
                         chain_job: None,
                     };
                 }
-                return self.write_status(&key, object, &previous, &facts);
+                return self.write_status(&key, stored.as_ref(), &previous, &facts);
             }
         };
         let project_hash =
@@ -155,7 +156,7 @@ impl Oracle {
             }
             (false, None, _) => {}
         }
-        self.write_status(&key, object, &previous, &facts)
+        self.write_status(&key, stored.as_ref(), &previous, &facts)
     }
 
     /// The `Tunnel` the job's `tunnelRef` names, when it is stored.
@@ -178,20 +179,18 @@ impl Oracle {
         }
     }
 
+    /// Writes the status `facts` make of `previous` unless it equals the `stored` one; the
+    /// job's outcome for the pass.
     fn write_status(
         &self,
         key: &ObjectKey,
-        object: &StoredObject,
+        stored: Option<&DeeployJobStatus>,
         previous: &DeeployJobStatus,
         facts: &JobFacts<'_>,
     ) -> JobOutcome {
         let status = job_status(previous, facts);
         let phase = status.phase.unwrap_or(JobPhase::Pending);
-        let changed = object
-            .status_as::<DeeployJobStatus>()
-            .ok()
-            .flatten()
-            .is_none_or(|old| old != status);
+        let changed = stored.is_none_or(|old| *old != status);
         if changed && let Err(e) = self.store.update_status(key, None, &status) {
             tracing::warn!(object = %key, error = %e, "cannot write status");
         }

@@ -23,7 +23,7 @@ use crate::intake::apply::{self, ApplyError};
 use crate::intake::delegation::{DelegationError, owner_in, path_of};
 use crate::intake::quotas::Quotas;
 use crate::intake::store::ResourceStore;
-use crate::oracle::state::{OracleState, StateError};
+use crate::oracle::state::{OracleState, StateError, request_hash};
 
 /// Why a relayed request was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +165,11 @@ pub fn receive(
         timestamp: Some(&request.timestamp),
         signature: Some(&request.signature),
     };
+    // A request stored here was applied to every object it was newer for, and marks only
+    // grow: the oracles' periodic re-sends end here without parsing the manifests again.
+    if state.holds_request(&request_hash(request))? {
+        return Ok(Outcome::AlreadyCurrent);
+    }
     let timestamp_ms = timestamp_of(request);
     let keys = objects(request)
         .ok_or_else(|| RelayError::NotRelayable(request.method.clone(), request.path.clone()))?;
@@ -365,6 +370,38 @@ mod tests {
         );
         assert_eq!(
             receive_as_signer(&state, &store, &catalogue, &delete).unwrap(),
+            Outcome::AlreadyCurrent
+        );
+    }
+
+    #[test]
+    fn a_resent_request_is_answered_from_its_stored_copy_then_from_the_marks() {
+        let (_dir, state, store, catalogue) = oracle();
+        let csp = Identity::generate();
+        let body = DOCS.replace("OWNER", &csp.address().to_checksum(None));
+        let first = signed(&csp, "POST", "/v1/apply", &body, 1_000);
+        assert_eq!(
+            receive_as_signer(&state, &store, &catalogue, &first).unwrap(),
+            Outcome::Applied
+        );
+        assert!(state.holds_request(&request_hash(&first)).unwrap());
+        assert_eq!(
+            receive_as_signer(&state, &store, &catalogue, &first).unwrap(),
+            Outcome::AlreadyCurrent
+        );
+        let described = body.replace("spec:\n", "spec:\n  description: second\n");
+        let second = signed(&csp, "POST", "/v1/apply", &described, 2_000);
+        assert_eq!(
+            receive_as_signer(&state, &store, &catalogue, &second).unwrap(),
+            Outcome::Applied
+        );
+        assert_eq!(state.current_requests().unwrap().len(), 1);
+        assert!(
+            !state.holds_request(&request_hash(&first)).unwrap(),
+            "outdated for its one object, the first request is dropped"
+        );
+        assert_eq!(
+            receive_as_signer(&state, &store, &catalogue, &first).unwrap(),
             Outcome::AlreadyCurrent
         );
     }

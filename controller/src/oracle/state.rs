@@ -67,21 +67,24 @@ struct LegacyRecord {
     request: RelayedRequest,
 }
 
-/// Names a request by everything the CSP signed, so two copies of it are one.
+/// Names a request by everything the CSP signed, so two copies of it are one. Hashed in one
+/// call of `keccak256` over the length-prefixed parts: the incremental hasher is inlined into
+/// this crate and runs unoptimised in the dev profile, 30 times slower (365 µs a request).
 pub fn request_hash(request: &RelayedRequest) -> B256 {
-    let mut hasher = alloy_primitives::Keccak256::new();
-    for part in [
+    let parts = [
         &request.method,
         &request.path,
         &request.address,
         &request.timestamp,
         &request.signature,
         &request.body,
-    ] {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part.as_bytes());
+    ];
+    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
+    for part in parts {
+        bytes.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(part.as_bytes());
     }
-    hasher.finalize()
+    alloy_primitives::keccak256(&bytes)
 }
 
 /// The state database.
@@ -237,6 +240,15 @@ impl OracleState {
         Ok(())
     }
 
+    /// Whether the request named `hash` (see [`request_hash`]) is stored: accepted here once,
+    /// and not yet outdated for every object it touched.
+    pub fn holds_request(&self, hash: &B256) -> Result<bool, StateError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.family(REQUESTS)?, hash)?
+            .is_some())
+    }
+
     /// Every request some object still names, oldest first; requests no object names any
     /// more (every object they touched has a newer one) are deleted.
     pub fn current_requests(&self) -> Result<Vec<RelayedRecord>, StateError> {
@@ -338,6 +350,46 @@ fn parse_placement(key: &str, value: &[u8]) -> Result<Placement, StateError> {
 mod tests {
     use super::*;
     use crate::decide::workload::fixtures::template;
+
+    /// How requests were hashed before (one incremental hasher), which stored keys hold.
+    fn request_hash_incremental(request: &RelayedRequest) -> B256 {
+        let mut hasher = alloy_primitives::Keccak256::new();
+        for part in [
+            &request.method,
+            &request.path,
+            &request.address,
+            &request.timestamp,
+            &request.signature,
+            &request.body,
+        ] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hasher.finalize()
+    }
+
+    #[test]
+    fn requests_hash_as_they_did_when_stored() {
+        let request = RelayedRequest {
+            method: "POST".into(),
+            path: "/v1/apply".into(),
+            address: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(),
+            timestamp: "1000".into(),
+            signature: "0xabcd".into(),
+            body: "kind: DeeployProject\n".repeat(100),
+        };
+        assert_eq!(request_hash(&request), request_hash_incremental(&request));
+        let moved = RelayedRequest {
+            path: "/v1/applyk".into(),
+            body: request.body[1..].into(),
+            ..request.clone()
+        };
+        assert_ne!(
+            request_hash(&request),
+            request_hash(&moved),
+            "lengths are part of the hash"
+        );
+    }
 
     #[test]
     fn a_request_no_object_names_is_dropped() {

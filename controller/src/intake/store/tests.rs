@@ -233,7 +233,13 @@ fn index_resolves_live_objects_only() {
     gone.metadata.deletion_requested = true;
     put(&store, gone);
     put(&store, object(Kind::Escrow, "other", "elsewhere"));
-    let index = store.index(["shop"]).unwrap();
+    let index = store
+        .index([
+            ObjectKey::new(Kind::Escrow, "shop", "live"),
+            ObjectKey::new(Kind::Escrow, "shop", "going"),
+            ObjectKey::new(Kind::Escrow, "shop", "absent"),
+        ])
+        .unwrap();
     assert!(index.lookup(Kind::Escrow, "shop", "live").is_some());
     assert!(index.lookup(Kind::Escrow, "shop", "going").is_none());
     assert!(index.lookup(Kind::Escrow, "other", "elsewhere").is_none());

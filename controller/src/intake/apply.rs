@@ -117,21 +117,7 @@ pub fn apply_with(
     documents: &str,
     policy: &Policy,
 ) -> Result<Vec<Applied>, ApplyError> {
-    apply_where(store, catalogue, signer, documents, policy, |_| true)
-}
-
-/// Like [`apply_with`], for only the documents whose object `keep` selects: a relayed request
-/// some of whose objects already have a newer request here applies to the others alone.
-pub fn apply_where(
-    store: &ResourceStore,
-    catalogue: &Catalogue,
-    signer: Address,
-    documents: &str,
-    policy: &Policy,
-    keep: impl Fn(&ObjectKey) -> bool,
-) -> Result<Vec<Applied>, ApplyError> {
-    let (mut parsed, rejections) = parse_set(documents);
-    parsed.retain(|(_, manifest)| keep(&ObjectKey::of(manifest)));
+    let (parsed, rejections) = parse_set(documents);
     apply_parsed(store, catalogue, signer, parsed, rejections, policy)
 }
 
@@ -360,8 +346,9 @@ pub fn list(
 }
 
 /// Parses every document; duplicates and unparsable documents become rejections. A document
-/// refused only for unknown fields is returned too, so that its value errors are found.
-fn parse_set(documents: &str) -> (Vec<(usize, Manifest)>, Vec<Rejection>) {
+/// refused only for unknown fields is returned too, so that its value errors are found. What
+/// [`apply_parsed`] takes.
+pub fn parse_set(documents: &str) -> (Vec<(usize, Manifest)>, Vec<Rejection>) {
     let mut parsed = Vec::new();
     let mut rejections = Vec::new();
     let mut first_seen: HashMap<ObjectKey, usize> = HashMap::new();

@@ -12,7 +12,8 @@
 
 use r1_crds::api::kinds;
 use r1_crds::api::object::ObjectKey;
-use r1_crds::manifest::parse_documents;
+use r1_crds::api::outcome::Rejection;
+use r1_crds::manifest::Manifest;
 use r1_crds::pricing::Catalogue;
 use r1_protocol::api_auth::{self, AuthError, Credentials};
 use r1_protocol::messages::RelayedRequest;
@@ -66,28 +67,48 @@ pub enum Outcome {
     AlreadyCurrent,
 }
 
+/// What a relayable request changes, its manifests read once.
+enum Change {
+    /// An apply: the documents read (with their numbers) and what reading them refused.
+    Apply(Vec<(usize, Manifest)>, Vec<Rejection>),
+    /// A delete of one object.
+    Delete(ObjectKey),
+}
+
+impl Change {
+    /// Reads `request`; `None` when it is not an apply or a delete.
+    fn read(request: &RelayedRequest) -> Option<Self> {
+        match request.method.as_str() {
+            "POST" if path_of(&request.path) == "/v1/apply" => {
+                let (parsed, rejections) = apply::parse_set(&request.body);
+                Some(Self::Apply(parsed, rejections))
+            }
+            "DELETE" => {
+                let mut parts = path_of(&request.path).strip_prefix("/v1/")?.split('/');
+                let kind = kinds::parse(parts.next()?)?;
+                let namespace = parts.next()?;
+                let name = parts.next()?;
+                parts
+                    .next()
+                    .is_none()
+                    .then(|| Self::Delete(ObjectKey::new(kind, namespace, name)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The objects it touches.
+    fn keys(&self) -> Vec<ObjectKey> {
+        match self {
+            Self::Apply(parsed, _) => parsed.iter().map(|(_, m)| ObjectKey::of(m)).collect(),
+            Self::Delete(key) => vec![key.clone()],
+        }
+    }
+}
+
 /// The objects a request touches, or `None` when it is not an apply or a delete.
 pub fn objects(request: &RelayedRequest) -> Option<Vec<ObjectKey>> {
-    match request.method.as_str() {
-        "POST" if path_of(&request.path) == "/v1/apply" => Some(
-            parse_documents(&request.body)
-                .into_iter()
-                .filter_map(|d| d.result.ok())
-                .map(|m| ObjectKey::of(&m))
-                .collect(),
-        ),
-        "DELETE" => {
-            let mut parts = path_of(&request.path).strip_prefix("/v1/")?.split('/');
-            let kind = kinds::parse(parts.next()?)?;
-            let namespace = parts.next()?;
-            let name = parts.next()?;
-            parts
-                .next()
-                .is_none()
-                .then(|| vec![ObjectKey::new(kind, namespace, name)])
-        }
-        _ => None,
-    }
+    Change::read(request).map(|change| change.keys())
 }
 
 /// The CSP timestamp a request carries (0 when it is not a number, which no check passes).
@@ -171,9 +192,9 @@ pub fn receive(
         return Ok(Outcome::AlreadyCurrent);
     }
     let timestamp_ms = timestamp_of(request);
-    let keys = objects(request)
+    let change = Change::read(request)
         .ok_or_else(|| RelayError::NotRelayable(request.method.clone(), request.path.clone()))?;
-    let newer = newer_for(state, timestamp_ms, &keys)?;
+    let newer = newer_for(state, timestamp_ms, &change.keys())?;
     if newer.is_empty() {
         return Ok(Outcome::AlreadyCurrent);
     }
@@ -199,24 +220,27 @@ pub fn receive(
         }
         _ => verified.signer,
     };
-    if request.method == "DELETE" {
-        match apply::delete(store, acting, &newer[0]) {
+    match change {
+        Change::Delete(key) => match apply::delete(store, acting, &key) {
             Ok(_) | Err(ApplyError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
+        },
+        Change::Apply(mut parsed, rejections) => {
+            // The claim was checked by the oracle the CSP sent the request to; quotas hold
+            // here too.
+            parsed.retain(|(_, manifest)| newer.contains(&ObjectKey::of(manifest)));
+            apply::apply_parsed(
+                store,
+                catalogue,
+                acting,
+                parsed,
+                rejections,
+                &apply::Policy {
+                    quotas,
+                    ..apply::Policy::default()
+                },
+            )?;
         }
-    } else {
-        // The claim was checked by the oracle the CSP sent the request to; quotas hold here too.
-        apply::apply_where(
-            store,
-            catalogue,
-            acting,
-            &request.body,
-            &apply::Policy {
-                quotas,
-                ..apply::Policy::default()
-            },
-            |key| newer.contains(key),
-        )?;
     }
     record_accepted(state, request, &newer)?;
     Ok(Outcome::Applied)

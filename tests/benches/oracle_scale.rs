@@ -65,14 +65,13 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// The phases of a pass the oracle times (`r1_oracle_loop_seconds{name="pass_<phase>"}`).
-const PHASES: [&str; 7] = [
+const PHASES: [&str; 6] = [
     "chain",
     "standings",
     "registry",
     "jobs",
     "tables",
-    "economy",
-    "statuses",
+    "closure",
 ];
 
 /// One oracle's counters at an instant.
@@ -92,6 +91,8 @@ struct Reading {
     phase_sums: [f64; PHASES.len()],
     /// Seconds the voter spent casting votes (beside the passes).
     voter_s: f64,
+    /// Seconds the money task spent (beside the passes).
+    money_s: f64,
 }
 
 fn read(network: &Network, oracle: usize) -> Reading {
@@ -116,6 +117,7 @@ fn read(network: &Network, oracle: usize) -> Reading {
         votes: metric("r1_oracle_votes_batched_total"),
         vote_gas: metric("r1_oracle_vote_gas_total"),
         voter_s: metric("r1_oracle_loop_seconds_sum{name=\"votes\"}"),
+        money_s: metric("r1_oracle_loop_seconds_sum{name=\"money\"}"),
         phase_sums: PHASES.map(|phase| {
             metric(&format!(
                 "r1_oracle_loop_seconds_sum{{name=\"pass_{phase}\"}}"
@@ -155,9 +157,10 @@ fn report(label: &str, before: &[Reading], after: &[Reading]) {
                 })
                 .collect();
             println!(
-                "  {label} oracle {i}: a pass's phases, ms: {}; the voter busy {:.0} % of the time",
+                "  {label} oracle {i}: a pass's phases, ms: {}; busy beside the passes: the voter {:.0} %, the money task {:.0} % of the time",
                 phases.join(", "),
                 (a.voter_s - b.voter_s) / wall * 100.0,
+                (a.money_s - b.money_s) / wall * 100.0,
             );
         }
         let votes = a.votes - b.votes;

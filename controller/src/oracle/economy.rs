@@ -1,8 +1,11 @@
-//! The loops that move money: closure (close the first closable job after a random backoff),
-//! rewards (allocate finished epochs, the scheduled oracle first), and Proof of Availability
-//! (exchange availability tables, submit the agreed median), plus escrow and project status.
+//! The loops that move money: closure (close the first closable job after a random backoff,
+//! decided in the pass), and, in the money task beside the passes, rewards (allocate finished
+//! epochs, the scheduled oracle first), burning the queued fees, Proof of Availability
+//! (exchange availability tables, submit the agreed median), and escrow and project status.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
 
 use alloy_primitives::Address;
 use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
@@ -13,6 +16,7 @@ use r1_crds::manifest::Kind;
 use r1_crds::project::DeeployProjectStatus;
 use r1_crds::usdc::Usdc;
 use r1_protocol::messages::OracleObservation;
+use r1_protocol::now_ms;
 
 use crate::decide::closure::{
     CLOSURE_BACKOFF_MS, REWARDS_BACKOFF_MS, backoff_ms, backoff_seed, rewards_due,
@@ -22,7 +26,7 @@ use crate::decide::liveness::{
 };
 use crate::decide::median::median_table;
 use crate::intake::apply::refers_to;
-use crate::oracle::chain::within;
+use crate::oracle::chain::{ChainSnapshot, within};
 use crate::oracle::runtime::{Oracle, Pass};
 
 /// Least time between two tries of one oracle to burn the queued fees.
@@ -36,31 +40,57 @@ fn scaled(range: (u64, u64), epoch_ms: u64) -> (u64, u64) {
 }
 
 impl Oracle {
-    /// Closure, rewards and availability for this pass.
-    pub(crate) async fn economy_pass(&self, pass: &Pass) {
+    /// Closure for this pass: the first closable job, after this oracle's backoff, is stopped
+    /// and voted closed with the pass's other votes.
+    pub(crate) async fn closure_pass(&self, pass: &Pass) {
         let Some(chain) = &pass.chain else { return };
+        let Some(job) = chain.first_closable else {
+            return;
+        };
+        let epoch_ms = self.clock.length_s() * 1000;
+        let since = *self
+            .closable_since
+            .lock()
+            .await
+            .entry(job)
+            .or_insert(pass.now_ms);
+        let wait = backoff_ms(
+            backoff_seed(&self.me, job, chain.epoch),
+            scaled(CLOSURE_BACKOFF_MS, epoch_ms),
+        );
+        if pass.now_ms.saturating_sub(since) >= wait {
+            tracing::info!(job, "closing a job whose budget is spent");
+            self.stop_everywhere(job, "budget spent", pass);
+            pass.ballots.cast(job, &[], "close");
+        }
+    }
+
+    /// The money task: for every chain snapshot a pass hands over ([`Oracle::hand_to_money`];
+    /// only the newest when it falls behind), allocates rewards, burns the queued fees,
+    /// submits availability and writes the escrow and project statuses. These wait for chain
+    /// receipts and reads, so they run beside the passes, never inside one.
+    pub(crate) async fn money_forever(self: Arc<Self>) {
+        let mut inbox = self.money.subscribe();
+        while inbox.changed().await.is_ok() {
+            let Some(chain) = inbox.borrow_and_update().clone() else {
+                continue;
+            };
+            let started = Instant::now();
+            self.move_money(&chain, now_ms()).await;
+            self.resource_statuses(&chain).await;
+            self.metrics.pass("money", started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Hands a fresh chain snapshot to the money task.
+    pub(crate) fn hand_to_money(&self, chain: &ChainSnapshot) {
+        self.money.send_replace(Some(chain.clone()));
+    }
+
+    /// Rewards, burning and availability as of `chain`, at `now`.
+    async fn move_money(&self, chain: &ChainSnapshot, now: u64) {
         let epoch_ms = self.clock.length_s() * 1000;
         let epoch_start = self.clock.start_ms(chain.epoch);
-
-        // Closure: the first closable job, after this oracle's backoff.
-        if let Some(job) = chain.first_closable {
-            let since = *self
-                .closable_since
-                .lock()
-                .await
-                .entry(job)
-                .or_insert(pass.now_ms);
-            let wait = backoff_ms(
-                backoff_seed(&self.me, job, chain.epoch),
-                scaled(CLOSURE_BACKOFF_MS, epoch_ms),
-            );
-            if pass.now_ms.saturating_sub(since) >= wait {
-                tracing::info!(job, "closing a job whose budget is spent");
-                self.stop_everywhere(job, "budget spent", pass);
-                pass.ballots.cast(job, &[], "close");
-            }
-        }
-
         // Rewards: the scheduled oracle allocates at once, the others after a backoff.
         if rewards_due(chain.epoch, chain.allocated_until) && !chain.oracles.is_empty() {
             let scheduled = chain.oracles[(chain.epoch % chain.oracles.len() as u64) as usize];
@@ -72,7 +102,7 @@ impl Oracle {
                     scaled(REWARDS_BACKOFF_MS, epoch_ms),
                 )
             };
-            if pass.now_ms.saturating_sub(epoch_start) >= wait {
+            if now.saturating_sub(epoch_start) >= wait {
                 match within(self.suite.allocate_rewards()).await {
                     Ok(a) => {
                         tracing::info!(from = a.from_epoch, until = a.until_epoch, burned = %a.usdc_burned, "allocated epoch rewards");
@@ -96,12 +126,12 @@ impl Oracle {
         }
 
         if !chain.pending_burn.is_zero() && !chain.oracles.is_empty() {
-            self.burn_fees(chain.epoch, &chain.oracles, epoch_start, epoch_ms, pass)
+            self.burn_fees(chain.epoch, &chain.oracles, epoch_start, epoch_ms, now)
                 .await;
         }
 
         if chain.epoch > 0 {
-            self.availability(chain.epoch - 1, &chain.oracles, pass)
+            self.availability(chain.epoch - 1, &chain.oracles, now)
                 .await;
         }
     }
@@ -116,7 +146,7 @@ impl Oracle {
         oracles: &[Address],
         epoch_start: u64,
         epoch_ms: u64,
-        pass: &Pass,
+        now: u64,
     ) {
         use std::sync::atomic::Ordering;
         let scheduled = oracles[(epoch % oracles.len() as u64) as usize];
@@ -129,12 +159,10 @@ impl Oracle {
             )
         };
         let tried = self.burn_tried_ms.load(Ordering::Relaxed);
-        if pass.now_ms.saturating_sub(epoch_start) < wait
-            || pass.now_ms.saturating_sub(tried) < BURN_RETRY_MS
-        {
+        if now.saturating_sub(epoch_start) < wait || now.saturating_sub(tried) < BURN_RETRY_MS {
             return;
         }
-        self.burn_tried_ms.store(pass.now_ms, Ordering::Relaxed);
+        self.burn_tried_ms.store(now, Ordering::Relaxed);
         match within(
             self.suite
                 .burn_pending_fees(r1_contracts::client::DEFAULT_SLIPPAGE_BPS),
@@ -159,7 +187,7 @@ impl Oracle {
     /// has passed (and again on later passes while the chain's clock has not left `epoch`). An oracle that was not connected to the broker for 98 % of the epoch heard
     /// too little to judge anyone (silence it could not hear is Unknown, not absence): it
     /// neither publishes nor submits a table for that epoch.
-    async fn availability(&self, epoch: u64, oracles: &[Address], pass: &Pass) {
+    async fn availability(&self, epoch: u64, oracles: &[Address], now: u64) {
         let key = format!("availability/{epoch}");
         if self.state.voted(&key).unwrap_or(true) {
             return;
@@ -210,7 +238,7 @@ impl Oracle {
             .filter(|(oracle, _)| oracles.contains(oracle))
             .map(|(_, t)| t)
             .collect();
-        let waited = pass.now_ms.saturating_sub(end) >= self.clock.length_s() * 1000 / 3;
+        let waited = now.saturating_sub(end) >= self.clock.length_s() * 1000 / 3;
         if from_oracles.len() < oracles.len() && !waited {
             return;
         }
@@ -258,8 +286,7 @@ impl Oracle {
     }
 
     /// Escrow and project statuses from the chain snapshot.
-    pub(crate) async fn resource_statuses(&self, pass: &Pass) {
-        let Some(chain) = &pass.chain else { return };
+    async fn resource_statuses(&self, chain: &ChainSnapshot) {
         let mut totals_of = HashMap::new();
         for object in self.store.list(Kind::Escrow, None).unwrap_or_default() {
             let key = object.key();

@@ -115,6 +115,8 @@ pub struct Oracle {
     pub(crate) registry: Mutex<Registry>,
     /// Votes passes decided, waiting for the voter ([`Oracle::vote_forever`]).
     pub(crate) votes: VoteQueue,
+    /// The newest fresh chain snapshot, for the money task ([`Oracle::money_forever`]).
+    pub(crate) money: tokio::sync::watch::Sender<Option<ChainSnapshot>>,
     pub(crate) mesh: Mesh,
     topics: Topics,
     pub(crate) catalogue: Catalogue,
@@ -333,6 +335,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         gate_oracles,
         roster: Mutex::default(),
         votes: VoteQueue::default(),
+        money: tokio::sync::watch::Sender::new(None),
         config: config.clone(),
     });
 
@@ -413,6 +416,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
     tokio::spawn(oracle.clone().resync());
     tokio::spawn(oracle.clone().watch_chain());
     tokio::spawn(oracle.clone().vote_forever());
+    tokio::spawn(oracle.clone().money_forever());
     let passes = tokio::spawn(oracle.clone().reconcile_forever());
     shutdown_signal().await;
     passes.abort();
@@ -1155,14 +1159,13 @@ impl Oracle {
         self.finalize_unused();
         if pass.chain_fresh {
             self.stop_orphans(&pass, &linked).await;
-            self.economy_pass(&pass).await;
+            self.closure_pass(&pass).await;
+            if let Some(chain) = &pass.chain {
+                self.hand_to_money(chain);
+            }
         }
         self.queue_votes(&pass);
-        phase.done("economy");
-        if pass.chain_fresh {
-            self.resource_statuses(&pass).await;
-        }
-        phase.done("statuses");
+        phase.done("closure");
     }
 
     /// Stops workloads of jobs no resource here pays for, once the chain confirms their job

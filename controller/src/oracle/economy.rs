@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use alloy_primitives::Address;
 use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
-use r1_crds::api::object::timestamp_now;
+use r1_crds::api::object::{StoredObject, timestamp_now};
 use r1_crds::common::{Condition, ConditionStatus};
 use r1_crds::escrow::{EscrowPhase, EscrowStatus};
 use r1_crds::manifest::Kind;
@@ -374,9 +374,8 @@ impl Oracle {
     /// Removes projects, escrows and tunnels whose deletion was requested once no job — not
     /// even one being deleted — refers to them any more. Nothing on chain belongs to them (an
     /// escrow resource only names the CSP's escrow contract), so that is all their deletion
-    /// waits for.
-    pub(crate) fn finalize_unused(&self) {
-        let jobs = self.store.list(Kind::Job, None).unwrap_or_default();
+    /// waits for. `jobs` are the stored jobs as the pass last read them.
+    pub(crate) fn finalize_unused(&self, jobs: &[StoredObject]) {
         for kind in [Kind::Project, Kind::Escrow, Kind::Tunnel] {
             for object in self.store.list(kind, None).unwrap_or_default() {
                 if !object.metadata.deletion_requested {

@@ -1156,7 +1156,7 @@ impl Oracle {
                 .get_or_create(&crate::oracle::metrics::Name { name: phase })
                 .set(count);
         }
-        self.finalize_unused();
+        self.finalize_unused(&stored_jobs);
         if pass.chain_fresh {
             self.stop_orphans(&pass, &linked).await;
             self.closure_pass(&pass).await;

@@ -374,21 +374,26 @@ impl Oracle {
     /// Removes projects, escrows and tunnels whose deletion was requested once no job — not
     /// even one being deleted — refers to them any more. Nothing on chain belongs to them (an
     /// escrow resource only names the CSP's escrow contract), so that is all their deletion
-    /// waits for. `jobs` are the stored jobs as the pass last read them.
-    pub(crate) fn finalize_unused(&self, jobs: &[StoredObject]) {
-        for kind in [Kind::Project, Kind::Escrow, Kind::Tunnel] {
-            for object in self.store.list(kind, None).unwrap_or_default() {
-                if !object.metadata.deletion_requested {
-                    continue;
-                }
-                let key = object.key();
-                if jobs.iter().any(|job| refers_to(job, &key)) {
-                    continue;
-                }
-                match self.store.finalize_delete(&key, None) {
-                    Ok(()) => tracing::info!(object = %key, "deletion finalized"),
-                    Err(e) => tracing::warn!(object = %key, error = %e, "cannot finalize deletion"),
-                }
+    /// waits for. The jobs are read only when something waits.
+    pub(crate) fn finalize_unused(&self) {
+        let deleting: Vec<StoredObject> = [Kind::Project, Kind::Escrow, Kind::Tunnel]
+            .into_iter()
+            .flat_map(|kind| self.store.list(kind, None).unwrap_or_default())
+            .filter(|object| object.metadata.deletion_requested)
+            .collect();
+        if deleting.is_empty() {
+            return;
+        }
+        // Read now, not earlier in the pass: a job applied meanwhile may refer to them.
+        let jobs = self.store.list(Kind::Job, None).unwrap_or_default();
+        for object in deleting {
+            let key = object.key();
+            if jobs.iter().any(|job| refers_to(job, &key)) {
+                continue;
+            }
+            match self.store.finalize_delete(&key, None) {
+                Ok(()) => tracing::info!(object = %key, "deletion finalized"),
+                Err(e) => tracing::warn!(object = %key, error = %e, "cannot finalize deletion"),
             }
         }
     }

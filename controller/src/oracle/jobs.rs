@@ -39,6 +39,8 @@ pub struct JobOutcome {
     pub phase: JobPhase,
     /// The on-chain job the resource is linked to, if any.
     pub chain_job: Option<u64>,
+    /// Whether the pass wrote the job to the store (its status, or its deletion finalized).
+    pub wrote: bool,
 }
 
 impl Oracle {
@@ -101,6 +103,7 @@ impl Oracle {
                     return JobOutcome {
                         phase: JobPhase::Closed,
                         chain_job: None,
+                        wrote: true,
                     };
                 }
                 return self.write_status(&key, stored.as_ref(), &previous, &facts);
@@ -135,6 +138,7 @@ impl Oracle {
                     return JobOutcome {
                         phase: JobPhase::Closed,
                         chain_job: None,
+                        wrote: true,
                     };
                 }
             }
@@ -145,6 +149,7 @@ impl Oracle {
                     return JobOutcome {
                         phase: JobPhase::Closed,
                         chain_job: None,
+                        wrote: true,
                     };
                 }
             }
@@ -200,6 +205,7 @@ impl Oracle {
                 .chain_job_id
                 .as_deref()
                 .and_then(|id| id.parse().ok()),
+            wrote: changed,
         }
     }
 

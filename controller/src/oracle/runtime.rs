@@ -1127,8 +1127,10 @@ impl Oracle {
         let mut phases: BTreeMap<String, i64> = BTreeMap::new();
         let mut linked: BTreeSet<u64> = BTreeSet::new();
         let mut job_refs = Vec::new();
+        let mut wrote = false;
         for object in &jobs {
             let outcome = self.reconcile_job(object, &pass).await;
+            wrote |= outcome.wrote;
             *phases.entry(format!("{:?}", outcome.phase)).or_default() += 1;
             linked.extend(outcome.chain_job);
             if let (Some(chain_job), Some(spec)) = (outcome.chain_job, object.spec.job()) {
@@ -1141,11 +1143,16 @@ impl Oracle {
         }
         phase.done("jobs");
         self.publish_cstore_rules(&job_refs, now).await;
-        // Read again: the passes above may have written the jobs' statuses (chain ids).
-        let stored_jobs = self.store.list(Kind::Job, None).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot list jobs");
-            Vec::new()
-        });
+        // Read again when the passes above wrote a job (a status with a chain id, a deletion
+        // finalized); at steady state nothing changed and the jobs read stand.
+        let stored_jobs = if wrote {
+            self.store.list(Kind::Job, None).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot list jobs");
+                Vec::new()
+            })
+        } else {
+            jobs
+        };
         self.tunnel_statuses(&stored_jobs).await;
         self.send_service_tables(&stored_jobs, now).await;
         phase.done("tables");
@@ -1156,7 +1163,7 @@ impl Oracle {
                 .get_or_create(&crate::oracle::metrics::Name { name: phase })
                 .set(count);
         }
-        self.finalize_unused(&stored_jobs);
+        self.finalize_unused();
         if pass.chain_fresh {
             self.stop_orphans(&pass, &linked).await;
             self.closure_pass(&pass).await;

@@ -129,6 +129,12 @@ contract CspEscrow is Initializable {
     address[] private delegates;
     mapping(address => uint256) private delegateSlot;
 
+    // ----- appended for finding a project's job -----
+
+    /// @dev Ids of every job created for each project hash, ascending: how the CSP's tools
+    /// find the job paying for a project without reading every open job.
+    mapping(bytes32 => uint256[]) private projectJobIds;
+
     /// @notice The caller is not the CSP owner.
     error NotCspOwner(address caller);
     /// @notice The caller is not the PoAI manager.
@@ -244,6 +250,7 @@ contract CspEscrow is Initializable {
             job.pricePerEpoch = price;
             job.balance = cost;
             openJobs.add(jobId);
+            projectJobIds[r.projectHash].push(jobId);
             jobIds[i] = jobId;
             total += cost;
             emit JobCreated(jobId, jobType, r.projectHash, r.lastExecutionEpoch, r.numberOfNodesRequested, price, cost);
@@ -417,6 +424,22 @@ contract CspEscrow is Initializable {
         found = new Job[](jobIds.length);
         for (uint256 i = 0; i < jobIds.length; i++) {
             found[i] = jobs[jobIds[i]];
+        }
+    }
+
+    /// @notice For each of `projectHashes`, in order, its open job with the lowest id, or an
+    /// empty job (id 0) when it has none: one call where finding a project's job took reading
+    /// every open job. Jobs created before this implementation are not found here.
+    function findOpenJobs(bytes32[] calldata projectHashes) external view returns (Job[] memory found) {
+        found = new Job[](projectHashes.length);
+        for (uint256 i = 0; i < projectHashes.length; i++) {
+            uint256[] storage ids = projectJobIds[projectHashes[i]];
+            for (uint256 j = 0; j < ids.length; j++) {
+                if (openJobs.contains(ids[j])) {
+                    found[i] = jobs[ids[j]];
+                    break;
+                }
+            }
         }
     }
 

@@ -318,7 +318,7 @@ impl Funder {
     }
 
     /// Funds every job of `jobs` (namespace, name, ask) as [`Funder::fund`] would, in far fewer
-    /// chain calls: the escrow's open jobs are read once for all, and the jobs to create go
+    /// chain calls: their open jobs are found in one call a page, and the jobs to create go
     /// [`CREATE_BATCH`] to a `createJobs` transaction (with one approval of their summed cost).
     /// Whatever a batch cannot settle at once (the price missing, the balance or a delegate's
     /// permission short, a failed transaction, a name given twice) is funded job by job, so
@@ -329,9 +329,17 @@ impl Funder {
     ) -> Vec<Result<Funded, FundingError>> {
         let mut results: Vec<Option<Result<Funded, FundingError>>> =
             jobs.iter().map(|_| None).collect();
+        let asked: Vec<B256> = jobs
+            .iter()
+            .map(|(namespace, name, _)| project_hash(self.owner, namespace, name))
+            .collect();
         let open: std::collections::HashMap<B256, CspEscrow::Job> =
-            match self.suite.escrow_open_jobs(self.escrow).await {
-                Ok(open) => open.into_iter().map(|job| (job.projectHash, job)).collect(),
+            match self.suite.find_open_jobs(self.escrow, &asked).await {
+                Ok(found) => found
+                    .into_iter()
+                    .flatten()
+                    .map(|job| (job.projectHash, job))
+                    .collect(),
                 Err(_) => std::collections::HashMap::new(),
             };
         let mut hashes = std::collections::HashSet::new();

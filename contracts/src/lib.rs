@@ -35,5 +35,5 @@ pub use funding::{Extension, Funded, Funder, FundingError, JobAsk};
 pub use governance::{Governed, Operation};
 pub use job_link::project_hash;
 pub use link::{LinkProof, LinkTerms};
-pub use oracle_view::{EscrowTotals, NodeLicence, ServiceRecord};
+pub use oracle_view::{EscrowTotals, JobChanges, NodeLicence, ServiceRecord};
 pub use quorum::Quorum;

@@ -55,6 +55,21 @@ pub const STANDING_LOOKBACK_BLOCKS: u64 = 10_000;
 /// Jobs read per `getJobs` call: a page stays well within a node's gas cap for calls.
 const JOBS_PER_CALL: usize = 100;
 
+/// Whether `e` is the empty revert of a contract without the function called (an older
+/// implementation behind a proxy), rather than a failure of the call itself.
+fn is_missing_function(e: &alloy::contract::Error) -> bool {
+    e.as_revert_data().is_some_and(|data| data.is_empty())
+}
+
+/// What a span of blocks changed in the jobs of some escrows ([`Suite::job_changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobChanges {
+    /// These jobs (escrow, job id), each once, and no others.
+    Jobs(Vec<(Address, U256)>),
+    /// Any open job may have changed: read them all.
+    Everything,
+}
+
 /// Where the USDC of one escrow went, for status display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EscrowTotals {
@@ -184,6 +199,48 @@ impl Suite {
         Ok((changed, latest))
     }
 
+    /// What blocks `from..=to` changed in the jobs of `escrows`: the jobs an event of theirs
+    /// names (created, extended, started, given a node set, settled, closed, redeemed), or
+    /// [`JobChanges::Everything`] when the manager allocated rewards in them (an allocation
+    /// settles jobs without a node set silently). What lets an oracle read again only the jobs
+    /// that changed since its last snapshot.
+    pub async fn job_changes(&self, escrows: &[Address], from: u64, to: u64) -> Result<JobChanges> {
+        if escrows.is_empty() || from > to {
+            return Ok(JobChanges::Jobs(Vec::new()));
+        }
+        let manager = self.deployment().manager;
+        let mut addresses = escrows.to_vec();
+        addresses.push(manager);
+        let filter = Filter::new()
+            .address(addresses)
+            .event_signature(vec![
+                CspEscrow::JobCreated::SIGNATURE_HASH,
+                CspEscrow::JobDurationExtended::SIGNATURE_HASH,
+                CspEscrow::JobNodesExtended::SIGNATURE_HASH,
+                CspEscrow::JobStarted::SIGNATURE_HASH,
+                CspEscrow::ActiveNodesUpdated::SIGNATURE_HASH,
+                CspEscrow::Settled::SIGNATURE_HASH,
+                CspEscrow::JobClosed::SIGNATURE_HASH,
+                CspEscrow::JobRedeemed::SIGNATURE_HASH,
+                PoAIManager::AllocationPage::SIGNATURE_HASH,
+                PoAIManager::RewardsAllocated::SIGNATURE_HASH,
+            ])
+            .from_block(from)
+            .to_block(to);
+        let mut jobs = Vec::new();
+        for log in self.provider().get_logs(&filter).await? {
+            if log.address() == manager {
+                return Ok(JobChanges::Everything);
+            }
+            if let Some(id) = log.topics().get(1) {
+                jobs.push((log.address(), U256::from_be_bytes(id.0)));
+            }
+        }
+        jobs.sort();
+        jobs.dedup();
+        Ok(JobChanges::Jobs(jobs))
+    }
+
     /// The nodes whose standing changed in the blocks after `after_block` (linked, unlinked,
     /// blacklisted or cleared, suspended), and the last block read: what lets an oracle read a
     /// freshly linked node's licence at once instead of at its next scheduled recheck. `None`
@@ -241,9 +298,14 @@ impl Suite {
 
     /// Every job of `escrow` not yet closed, by ascending id.
     pub async fn escrow_open_jobs(&self, escrow: Address) -> Result<Vec<CspEscrow::Job>> {
-        let contract = self.escrow(escrow);
-        let mut ids = contract.getOpenJobIds().call().await?;
+        let mut ids = self.escrow(escrow).getOpenJobIds().call().await?;
         ids.sort();
+        self.escrow_jobs(escrow, &ids).await
+    }
+
+    /// The jobs `ids` of `escrow` as it holds them now, closed or not, in the order of `ids`.
+    pub async fn escrow_jobs(&self, escrow: Address, ids: &[U256]) -> Result<Vec<CspEscrow::Job>> {
+        let contract = self.escrow(escrow);
         let mut jobs = Vec::with_capacity(ids.len());
         for page in ids.chunks(JOBS_PER_CALL) {
             match contract.getJobs(page.to_vec()).call().await {
@@ -267,10 +329,52 @@ impl Suite {
         project_hash: B256,
     ) -> Result<Option<CspEscrow::Job>> {
         Ok(self
-            .escrow_open_jobs(escrow)
+            .find_open_jobs(escrow, &[project_hash])
             .await?
-            .into_iter()
-            .find(|job| job.projectHash == project_hash))
+            .pop()
+            .flatten())
+    }
+
+    /// For each of `project_hashes`, in order, the open job of `escrow` paying for it (lowest id
+    /// wins): `findOpenJobs` a page of hashes at a time, as many calls as pages whatever the
+    /// escrow holds; an escrow whose implementation predates it has all its open jobs read.
+    pub async fn find_open_jobs(
+        &self,
+        escrow: Address,
+        project_hashes: &[B256],
+    ) -> Result<Vec<Option<CspEscrow::Job>>> {
+        let contract = self.escrow(escrow);
+        let mut found = Vec::with_capacity(project_hashes.len());
+        for page in project_hashes.chunks(JOBS_PER_CALL) {
+            match contract.findOpenJobs(page.to_vec()).call().await {
+                Ok(jobs) => found.extend(
+                    jobs.into_iter()
+                        .map(|job| (!job.id.is_zero()).then_some(job)),
+                ),
+                Err(e) if found.is_empty() && is_missing_function(&e) => {
+                    return self.scan_open_jobs(escrow, project_hashes).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(found)
+    }
+
+    /// [`Suite::find_open_jobs`] by reading every open job of `escrow`.
+    async fn scan_open_jobs(
+        &self,
+        escrow: Address,
+        project_hashes: &[B256],
+    ) -> Result<Vec<Option<CspEscrow::Job>>> {
+        let mut by_hash: std::collections::HashMap<B256, CspEscrow::Job> =
+            std::collections::HashMap::new();
+        for job in self.escrow_open_jobs(escrow).await? {
+            by_hash.entry(job.projectHash).or_insert(job);
+        }
+        Ok(project_hashes
+            .iter()
+            .map(|hash| by_hash.get(hash).cloned())
+            .collect())
     }
 
     /// The USDC held by `escrow` and its lifetime totals.

@@ -10,7 +10,7 @@ use alloy::signers::local::PrivateKeySigner;
 use common::{EPOCH, World, node_pay, random_address, run};
 use r1_contracts::attach::chain_id_at;
 use r1_contracts::tx::confirm;
-use r1_contracts::{Deployment, JobRequest, NodeLicence, Suite, project_hash};
+use r1_contracts::{Deployment, JobChanges, JobRequest, NodeLicence, Suite, project_hash};
 
 #[test]
 fn oracle_set_clock_allocation_and_availability() {
@@ -117,9 +117,29 @@ fn open_jobs_by_project_hash_rounds_and_escrow_totals() {
         assert!(w.gov.escrow_open_jobs(w.escrow).await.unwrap().is_empty());
         assert_eq!(w.gov.find_open_job(w.escrow, web).await.unwrap(), None);
 
+        let before = w.gov.head().await.unwrap();
         let first = w.csp.create_job(w.escrow, &create(web, 2)).await.unwrap();
         let other = w.csp.create_job(w.escrow, &create(api, 1)).await.unwrap();
         let again = w.csp.create_job(w.escrow, &create(web, 1)).await.unwrap();
+        let created = w.gov.head().await.unwrap();
+        let ours = |ids: &[u64]| {
+            JobChanges::Jobs(ids.iter().map(|id| (w.escrow, U256::from(*id))).collect())
+        };
+        assert_eq!(
+            w.gov
+                .job_changes(&[w.escrow], before + 1, created)
+                .await
+                .unwrap(),
+            ours(&[first, other, again])
+        );
+        assert_eq!(
+            w.gov
+                .job_changes(&[random_address()], before + 1, created)
+                .await
+                .unwrap(),
+            JobChanges::Jobs(Vec::new()),
+            "another escrow's jobs did not change"
+        );
         let open = w.gov.escrow_open_jobs(w.escrow).await.unwrap();
         let ids: Vec<U256> = open.iter().map(|j| j.id).collect();
         assert_eq!(ids, [first, other, again].map(U256::from));
@@ -144,10 +164,36 @@ fn open_jobs_by_project_hash_rounds_and_escrow_totals() {
             None
         );
 
+        let many = w
+            .gov
+            .find_open_jobs(w.escrow, &[api, B256::repeat_byte(1), web])
+            .await
+            .unwrap();
+        let ids: Vec<Option<U256>> = many.iter().map(|j| j.as_ref().map(|j| j.id)).collect();
+        assert_eq!(
+            ids,
+            [Some(other), None, Some(first)].map(|id| id.map(U256::from))
+        );
+
         // Each accepted node set moves the job's round on.
         assert_eq!(w.gov.job_round(first).await.unwrap(), 0);
         w.agree(first, &w.nodes).await;
         let started = w.now().await;
+        let agreed = w.gov.head().await.unwrap();
+        assert_eq!(
+            w.gov
+                .job_changes(&[w.escrow], created + 1, agreed)
+                .await
+                .unwrap(),
+            ours(&[first])
+        );
+        assert_eq!(
+            w.gov
+                .job_changes(&[w.escrow], agreed + 1, agreed)
+                .await
+                .unwrap(),
+            JobChanges::Jobs(Vec::new())
+        );
         assert_eq!(w.gov.job_round(first).await.unwrap(), 1);
 
         // The nodes are paid up to an allocation and then up to the job's early close, by the
@@ -155,6 +201,14 @@ fn open_jobs_by_project_hash_rounds_and_escrow_totals() {
         w.advance_epochs(2).await;
         let allocated = w.oracles[0].allocate_rewards().await.unwrap();
         let allocated = w.start_of(allocated.until_epoch).await;
+        assert_eq!(
+            w.gov
+                .job_changes(&[w.escrow], agreed + 1, w.gov.head().await.unwrap())
+                .await
+                .unwrap(),
+            JobChanges::Everything,
+            "an allocation settles jobs without a node set silently"
+        );
         w.advance_epochs(1).await;
         w.agree(first, &[]).await;
         let closed = w.now().await;

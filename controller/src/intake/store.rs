@@ -20,6 +20,8 @@ use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use decoded::Decoded;
+
 /// Prefix of object keys.
 const OBJECT_PREFIX: &str = "obj/";
 /// Prefix of namespace ownership keys.
@@ -76,6 +78,7 @@ pub struct ResourceStore {
     db: DB,
     writes: Mutex<()>,
     changes: watch::Sender<u64>,
+    decoded: Decoded,
 }
 
 impl ResourceStore {
@@ -95,6 +98,7 @@ impl ResourceStore {
             db,
             writes: Mutex::new(()),
             changes: watch::Sender::new(version),
+            decoded: Decoded::default(),
         })
     }
 
@@ -114,7 +118,7 @@ impl ResourceStore {
         let raw = object_key(key);
         match self.db.get(&raw)? {
             None => Ok(None),
-            Some(bytes) => decode_object(&raw, &bytes).map(Some),
+            Some(bytes) => self.decoded.decode(&raw, &bytes).map(Some),
         }
     }
 
@@ -130,7 +134,7 @@ impl ResourceStore {
         };
         self.scan(prefix.as_bytes())?
             .into_iter()
-            .map(|(key, value)| decode_object(&key, &value))
+            .map(|(key, value)| self.decoded.decode(&key, &value))
             .collect()
     }
 
@@ -372,7 +376,9 @@ impl Transaction<'_> {
     /// Stages the removal of the object under `key`.
     pub fn remove(&mut self, key: &ObjectKey) {
         self.version += 1;
-        self.batch.delete(object_key(key));
+        let raw = object_key(key);
+        self.store.decoded.forget(&raw);
+        self.batch.delete(raw);
         self.dirty = true;
     }
 
@@ -434,5 +440,6 @@ fn decode_version(bytes: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)
 }
 
+mod decoded;
 #[cfg(test)]
 mod tests;

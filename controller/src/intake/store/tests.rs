@@ -257,3 +257,26 @@ fn uids_differ() {
     assert_eq!(first.len(), 36);
     assert_eq!(first.matches('-').count(), 4);
 }
+
+#[test]
+fn listings_decode_an_object_again_only_when_it_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ResourceStore::open(dir.path()).unwrap();
+    let a = put(&store, object(Kind::Escrow, "shop", "a"));
+    put(&store, object(Kind::Escrow, "shop", "b"));
+    assert_eq!(store.list(Kind::Escrow, None).unwrap().len(), 2);
+    assert_eq!(store.decoded.held(), 2);
+    let listed = store.list(Kind::Escrow, None).unwrap();
+    assert_eq!(listed[0], a, "a held decoding is the object");
+    let updated = store
+        .update_status(&a.key(), None, &json!({"phase": "Ready"}))
+        .unwrap();
+    let listed = store.list(Kind::Escrow, None).unwrap();
+    assert_eq!(listed[0], updated, "a written object is decoded again");
+    assert_eq!(store.get(&a.key()).unwrap(), Some(updated));
+    let mut tx = store.begin();
+    tx.remove(&a.key());
+    tx.commit().unwrap();
+    assert_eq!(store.decoded.held(), 1, "a removed object is let go");
+    assert_eq!(store.list(Kind::Escrow, None).unwrap().len(), 1);
+}

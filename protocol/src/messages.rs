@@ -104,7 +104,7 @@ pub struct NodeResources {
 }
 
 /// What a workload is doing, as its node sees it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 #[serde(tag = "state", rename_all = "camelCase", deny_unknown_fields)]
 pub enum WorkloadState {
     /// Image being imported or container being created.
@@ -178,7 +178,7 @@ impl WorkloadState {
 }
 
 /// One workload in a heartbeat or status report.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadReport {
     /// Which replica of which job.
@@ -203,7 +203,7 @@ pub struct WorkloadReport {
 
 /// How a replica's tunnel client is doing on its node, as the oracles fold it into the
 /// `Tunnel`'s status.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct TunnelReport {
     /// The public URL the client announced (or the configured hostname), once known.
@@ -290,7 +290,7 @@ impl std::fmt::Display for PortProtocol {
 }
 
 /// A port a workload exposes on its node.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct PortMapping {
     /// Port inside the container.

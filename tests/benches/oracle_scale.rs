@@ -64,15 +64,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// The phases of a pass the oracle times (`r1_oracle_loop_seconds{name="pass_<phase>"}`).
-const PHASES: [&str; 6] = [
-    "chain",
-    "standings",
-    "registry",
-    "jobs",
-    "tables",
-    "closure",
-];
+/// The phases of a pass the oracle times (`r1_oracle_loop_seconds{name="pass_<phase>"}`);
+/// "chain" reads the snapshot and the nodes' standings together.
+const PHASES: [&str; 5] = ["chain", "registry", "jobs", "tables", "closure"];
 
 /// One oracle's counters at an instant.
 #[derive(Debug, Clone, Copy)]

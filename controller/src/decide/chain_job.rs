@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use alloy_primitives::{Address, B256};
 
 /// An open on-chain job, as the decisions need it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ChainJob {
     /// Job id.
     pub id: u64,

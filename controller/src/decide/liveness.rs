@@ -30,7 +30,7 @@ impl NodeLiveness {
 }
 
 /// The oracle's own broker connection, which decides whether silence means anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BrokerLink {
     /// Connected without interruption since this unix millisecond.
     Connected {

@@ -15,9 +15,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use alloy_primitives::{Address, B256};
-use r1_contracts::Suite;
 use r1_contracts::bindings::CspEscrow;
 use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
+use r1_contracts::{JobChanges, Suite};
 
 use crate::decide::chain_job::ChainJob;
 use crate::oracle::answers::{Answers, Recheck};
@@ -30,6 +30,14 @@ pub const ESCROW_LOOKUPS_PER_PASS: usize = 16;
 
 /// How long "this owner has no escrow" is believed before asking again.
 pub const NO_ESCROW_RECHECK_MS: u64 = 60_000;
+
+/// How long the open jobs are followed through their events before every one is read again:
+/// a guard against a log an RPC endpoint dropped, a reorganised block or an escrow upgrade.
+pub const JOBS_FULL_READ_MS: u64 = 60_000;
+
+/// Most blocks whose job events are read to bring a snapshot up to date; a snapshot further
+/// behind is read again whole.
+pub const JOB_EVENTS_LOOKBACK_BLOCKS: u64 = 10_000;
 
 /// Chain calls of one pass in flight at once.
 const CONCURRENT_CALLS: usize = 8;
@@ -126,26 +134,40 @@ pub struct ChainSnapshot {
     /// The lowest open job id of each escrow and project hash: how each resource finds the
     /// job paying for it without going through every job.
     by_project: HashMap<(Address, B256), u64>,
+    /// The block whose changes `jobs` hold (`None`: not known, so the next read is whole).
+    head: Option<u64>,
+    /// When every open job was last read (unix ms), not only the changed ones.
+    jobs_read_ms: u64,
 }
 
 impl ChainSnapshot {
-    /// Reads the snapshot for the CSPs `owners` in `epoch`, looking up the escrows `book`
-    /// says are due and recording the answers in it.
+    /// Reads the snapshot for the CSPs `owners` in `epoch` at block `head`, looking up the
+    /// escrows `book` says are due and recording the answers in it. The jobs of `previous`
+    /// are carried over and only those its blocks since changed are read again (a steady
+    /// pass reads no job), unless [`JOBS_FULL_READ_MS`] went by, it is too far behind, or an
+    /// allocation settled every job.
     pub async fn read(
         suite: &Suite,
         epoch: u64,
         owners: &BTreeSet<Address>,
         book: &mut EscrowBook,
         now_ms: u64,
+        head: Option<u64>,
+        previous: Option<&ChainSnapshot>,
     ) -> Result<Self, ChainError> {
-        let mut oracles = within(suite.oracles()).await?;
+        let (mut oracles, allocated_until, first_closable, pending_burn) = tokio::try_join!(
+            within(suite.oracles()),
+            within(suite.allocated_until_epoch()),
+            within(suite.first_closable_job_id()),
+            within(suite.pending_burn()),
+        )?;
         oracles.sort();
         let mut snapshot = Self {
             epoch,
             oracles,
-            allocated_until: within(suite.allocated_until_epoch()).await?,
-            first_closable: within(suite.first_closable_job_id()).await?,
-            pending_burn: within(suite.pending_burn()).await?,
+            allocated_until,
+            first_closable,
+            pending_burn,
             ..Self::default()
         };
         book.retain(|owner| owners.contains(owner));
@@ -168,8 +190,26 @@ impl ChainSnapshot {
             .filter_map(|owner| Some((*owner, *book.settled(owner)?)))
             .collect();
         let escrows: BTreeSet<Address> = snapshot.escrows.values().copied().collect();
+        snapshot.head = head;
+        snapshot.jobs_read_ms = now_ms;
+        let mut unread = escrows.clone();
+        let follow =
+            previous.and_then(|p| p.follows_to(head, now_ms).map(|(from, to)| (p, from, to)));
+        if let Some((previous, from, to)) = follow {
+            let followed: BTreeSet<Address> = previous
+                .escrows
+                .values()
+                .filter(|escrow| escrows.contains(*escrow))
+                .copied()
+                .collect();
+            if let Some(jobs) = previous.follow(suite, &followed, from, to).await? {
+                snapshot.jobs = jobs;
+                snapshot.jobs_read_ms = previous.jobs_read_ms;
+                unread.retain(|escrow| !followed.contains(escrow));
+            }
+        }
         let reads: Vec<(Address, Result<Vec<CspEscrow::Job>, ChainError>)> =
-            futures_util::stream::iter(escrows)
+            futures_util::stream::iter(unread)
                 .map(|escrow| async move { (escrow, within(suite.escrow_open_jobs(escrow)).await) })
                 .buffer_unordered(CONCURRENT_CALLS)
                 .collect()
@@ -187,6 +227,62 @@ impl ChainSnapshot {
                 .or_insert(job.id);
         }
         Ok(snapshot)
+    }
+
+    /// This snapshot's open jobs of `escrows` brought up to block `to` by reading again the
+    /// jobs an event of blocks `from..=to` names; `None` when an allocation in them settled
+    /// every job, which a whole read answers.
+    async fn follow(
+        &self,
+        suite: &Suite,
+        escrows: &BTreeSet<Address>,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<BTreeMap<u64, ChainJob>>, ChainError> {
+        let watched: Vec<Address> = escrows.iter().copied().collect();
+        let JobChanges::Jobs(changed) = within(suite.job_changes(&watched, from, to)).await? else {
+            return Ok(None);
+        };
+        let mut jobs: BTreeMap<u64, ChainJob> = self
+            .jobs
+            .iter()
+            .filter(|(_, job)| escrows.contains(&job.escrow))
+            .map(|(id, job)| (*id, job.clone()))
+            .collect();
+        let mut by_escrow: BTreeMap<Address, Vec<alloy_primitives::U256>> = BTreeMap::new();
+        for (escrow, id) in changed {
+            by_escrow.entry(escrow).or_default().push(id);
+        }
+        let reads: Vec<(Address, Result<Vec<CspEscrow::Job>, ChainError>)> =
+            futures_util::stream::iter(by_escrow)
+                .map(|(escrow, ids)| async move {
+                    (escrow, within(suite.escrow_jobs(escrow, &ids)).await)
+                })
+                .buffer_unordered(CONCURRENT_CALLS)
+                .collect()
+                .await;
+        for (escrow, read) in reads {
+            for job in read? {
+                let closed = job.closed;
+                let job = chain_job(escrow, &job);
+                if closed {
+                    jobs.remove(&job.id);
+                } else {
+                    jobs.insert(job.id, job);
+                }
+            }
+        }
+        Ok(Some(jobs))
+    }
+
+    /// The blocks (first, last) whose job events bring this snapshot's jobs up to `head`, or
+    /// `None` when they must be read whole: a head not known, [`JOBS_FULL_READ_MS`] gone by
+    /// since they were, or more than [`JOB_EVENTS_LOOKBACK_BLOCKS`] behind.
+    fn follows_to(&self, head: Option<u64>, now_ms: u64) -> Option<(u64, u64)> {
+        let (read, head) = (self.head?, head?);
+        let fresh = now_ms.saturating_sub(self.jobs_read_ms) < JOBS_FULL_READ_MS;
+        (fresh && head >= read && head - read <= JOB_EVENTS_LOOKBACK_BLOCKS)
+            .then_some((read + 1, head))
     }
 
     /// The open job paying for the resource `project_hash` of `owner` (lowest id wins).
@@ -207,6 +303,35 @@ mod tests {
 
     fn found(escrow: Address) -> Option<Address> {
         (escrow != Address::ZERO).then_some(escrow)
+    }
+
+    #[test]
+    fn jobs_are_followed_through_events_until_a_whole_read_is_due() {
+        let snapshot = ChainSnapshot {
+            head: Some(100),
+            jobs_read_ms: 1_000,
+            ..ChainSnapshot::default()
+        };
+        assert_eq!(snapshot.follows_to(Some(100), 2_000), Some((101, 100)));
+        assert_eq!(snapshot.follows_to(Some(105), 2_000), Some((101, 105)));
+        let far = 100 + JOB_EVENTS_LOOKBACK_BLOCKS;
+        assert_eq!(snapshot.follows_to(Some(far), 2_000), Some((101, far)));
+        assert_eq!(snapshot.follows_to(Some(far + 1), 2_000), None);
+        assert_eq!(snapshot.follows_to(None, 2_000), None);
+        assert_eq!(
+            snapshot.follows_to(Some(99), 2_000),
+            None,
+            "a chain gone back"
+        );
+        assert_eq!(
+            snapshot.follows_to(Some(105), 1_000 + JOBS_FULL_READ_MS),
+            None
+        );
+        let unknown = ChainSnapshot {
+            head: None,
+            ..snapshot
+        };
+        assert_eq!(unknown.follows_to(Some(105), 2_000), None);
     }
 
     #[test]

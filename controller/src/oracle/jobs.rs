@@ -23,7 +23,9 @@ use crate::decide::job_pass::{self, Effect, JobSummary, JobView};
 use crate::decide::job_rollout::{JobRollout, RolloutCommand, Seen};
 use crate::decide::job_status::{JobFacts, OnChain, job_status};
 use crate::decide::liveness::BrokerLink;
+use crate::decide::rollout::RolloutState;
 use crate::decide::workload::WorkloadTemplate;
+use crate::oracle::quiet::{Inputs, digest};
 use crate::oracle::runtime::{Oracle, Pass};
 use crate::oracle::secrets::{JobSecrets, open_inputs};
 
@@ -41,6 +43,10 @@ pub struct JobOutcome {
     pub chain_job: Option<u64>,
     /// Whether the pass wrote the job to the store (its status, or its deletion finalized).
     pub wrote: bool,
+    /// Whether the job was settled: every replica it asks for running healthy and validated,
+    /// no rollout under way, nothing sent, voted or due. Another visit with the same inputs
+    /// would find the same (see [`crate::oracle::quiet`]).
+    pub settled: bool,
 }
 
 impl Oracle {
@@ -104,9 +110,10 @@ impl Oracle {
                         phase: JobPhase::Closed,
                         chain_job: None,
                         wrote: true,
+                        settled: false,
                     };
                 }
-                return self.write_status(&key, stored.as_ref(), &previous, &facts);
+                return self.write_status(&key, stored.as_ref(), &previous, &facts, false);
             }
         };
         let project_hash =
@@ -119,11 +126,14 @@ impl Oracle {
             .chain
             .as_ref()
             .and_then(|c| c.job_for(&object.metadata.owner, &project_hash));
+        let mut settled = false;
         match (pass.chain_fresh, chain_job, linked_id) {
             (true, Some(job), _) => {
                 facts.chain = OnChain::Open(job);
-                self.run_job(job, &key.namespace, &spec, &template, pass, &mut facts)
-                    .await;
+                settled = self
+                    .run_job(job, &key.namespace, &spec, &template, pass, &mut facts)
+                    .await
+                    && !deleting;
                 if deleting {
                     pass.ballots.cast(job.id, &[], "close");
                 }
@@ -139,6 +149,7 @@ impl Oracle {
                         phase: JobPhase::Closed,
                         chain_job: None,
                         wrote: true,
+                        settled: false,
                     };
                 }
             }
@@ -150,6 +161,7 @@ impl Oracle {
                         phase: JobPhase::Closed,
                         chain_job: None,
                         wrote: true,
+                        settled: false,
                     };
                 }
             }
@@ -161,7 +173,42 @@ impl Oracle {
             }
             (false, None, _) => {}
         }
-        self.write_status(&key, stored.as_ref(), &previous, &facts)
+        self.write_status(&key, stored.as_ref(), &previous, &facts, settled)
+    }
+
+    /// What the visit of the job stored as `object` depends on this pass, digested: the
+    /// object as written, its chain job, its replicas' reports and their nodes' liveness,
+    /// its tunnel as written, the broker link, whether the chain was read, the epoch. A
+    /// settled job whose inputs are unchanged need not be visited ([`crate::oracle::quiet`]).
+    pub(crate) fn job_inputs(&self, object: &StoredObject, pass: &Pass) -> Inputs {
+        let key = object.key();
+        let project_hash =
+            r1_contracts::project_hash(object.metadata.owner, &key.namespace, &key.name);
+        let chain_job = pass
+            .chain
+            .as_ref()
+            .and_then(|c| c.job_for(&object.metadata.owner, &project_hash));
+        let tunnel_version = object
+            .spec
+            .job()
+            .and_then(|spec| spec.tunnel_ref.as_ref())
+            .map(|tunnel| {
+                let key = ObjectKey::new(Kind::Tunnel, &key.namespace, &tunnel.name);
+                self.store
+                    .get(&key)
+                    .ok()
+                    .flatten()
+                    .map(|t| t.metadata.resource_version)
+            });
+        digest(&(
+            (&object.metadata.uid, object.metadata.resource_version),
+            chain_job,
+            chain_job.map(|job| pass.report_digests.of(job.id)),
+            tunnel_version,
+            pass.link,
+            pass.chain_fresh,
+            pass.chain.as_ref().map(|c| c.epoch),
+        ))
     }
 
     /// The `Tunnel` the job's `tunnelRef` names, when it is stored.
@@ -192,6 +239,7 @@ impl Oracle {
         stored: Option<&DeeployJobStatus>,
         previous: &DeeployJobStatus,
         facts: &JobFacts<'_>,
+        settled: bool,
     ) -> JobOutcome {
         let status = job_status(previous, facts);
         let phase = status.phase.unwrap_or(JobPhase::Pending);
@@ -206,11 +254,13 @@ impl Oracle {
                 .as_deref()
                 .and_then(|id| id.parse().ok()),
             wrote: changed,
+            settled: settled && phase == JobPhase::Running,
         }
     }
 
     /// Rollout, availability (deploy, stop, move) and validation of one open chain job: gathers
     /// what the pass needs, lets [`job_pass::plan`] decide, and carries the effects out.
+    /// Returns whether the job is settled ([`JobOutcome::settled`]).
     async fn run_job(
         &self,
         job: &ChainJob,
@@ -219,7 +269,7 @@ impl Oracle {
         template: &WorkloadTemplate,
         pass: &Pass,
         facts: &mut JobFacts<'_>,
-    ) {
+    ) -> bool {
         let now = pass.now_ms;
         let desired = job.nodes_requested.min(spec.replicas.max(1));
         let placements = self.state.placements(job.id).unwrap_or_else(|e| {
@@ -242,8 +292,9 @@ impl Oracle {
         let Some(mut rollout) = self.rollout_record(job.id, template, &seen, &job.active_nodes)
         else {
             record_summary(facts, job_pass::observe_only(job, desired, &seen));
-            return;
+            return false;
         };
+        let recorded = rollout.clone();
         let rollout_commands =
             self.advance_rollout(job.id, &mut rollout, template, desired, &seen, pass);
         facts.rollout = Some(rollout.view());
@@ -293,6 +344,15 @@ impl Oracle {
             &rollout,
             node_keys,
         );
+        let settled = decided.effects.is_empty()
+            && decided.vote.is_none()
+            && decided.vote_due_ms.is_none()
+            && rollout_commands.is_empty()
+            && rollout == recorded
+            && matches!(rollout.state, RolloutState::Stable { .. })
+            && stable.as_ref() == Some(&decided.stable)
+            && decided.summary.healthy == desired
+            && decided.summary.validated;
         for effect in decided.effects {
             self.carry_out(job.id, effect, &mut secrets);
         }
@@ -305,6 +365,7 @@ impl Oracle {
         if let Some(nodes) = decided.vote {
             pass.ballots.cast(job.id, &nodes, "nodeset");
         }
+        settled
     }
 
     /// Carries out one effect of a job pass for on-chain job `job`; a deploy carries the

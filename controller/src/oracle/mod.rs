@@ -2,6 +2,7 @@
 //!
 //! * [`runtime`]: start-up, the Deeploy API, the broker link and the reconcile pass.
 //! * [`jobs`]: each job's pass carried out: placements, deploys, stops, votes, status.
+//! * [`quiet`]: settled jobs left alone while nothing about them changes.
 //! * [`economy`]: closure, rewards, Proof of Availability, escrow and project status.
 //! * [`chain`]: the chain snapshot a pass decides from.
 //! * [`chain_watch`]: a pass woken as soon as the chain records a job change.
@@ -31,6 +32,7 @@ pub mod jobs;
 pub mod mesh;
 pub mod metrics;
 pub mod oracle_keys;
+pub mod quiet;
 pub mod relay;
 pub mod runtime;
 pub mod secrets;

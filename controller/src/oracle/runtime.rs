@@ -52,6 +52,7 @@ use crate::oracle::cstore_rules::RulesPublisher;
 use crate::oracle::mesh::{DropCounter, Inbound, Mesh};
 use crate::oracle::metrics::{Metrics, RefusalLog};
 use crate::oracle::oracle_keys::OracleKeyBook;
+use crate::oracle::quiet::{QuietJobs, ReportDigests};
 use crate::oracle::relay;
 use crate::oracle::sessions::SessionHub;
 use crate::oracle::state::OracleState;
@@ -98,6 +99,8 @@ pub(crate) struct Pass {
     pub candidates: Candidates,
     /// Every (replica, node) nodes report, by job.
     pub reports: BTreeMap<u64, Vec<(u32, Address)>>,
+    /// What the nodes report of each job, with their liveness, digested.
+    pub report_digests: ReportDigests,
     /// The node-set votes the pass decided, cast together at its end.
     pub ballots: Ballots,
 }
@@ -160,6 +163,8 @@ pub struct Oracle {
     pass_wanted: tokio::sync::Notify,
     /// The escrows whose events wake a pass.
     pub(crate) watched_escrows: WatchedEscrows,
+    /// The jobs settled at their last visit, skipped while their inputs stand still.
+    pub(crate) quiet_jobs: QuietJobs,
     /// The earliest time (unix ms) a pass asked the next one to run by (a running set done
     /// settling, a vote to read back); `u64::MAX` when none.
     next_pass_ms: std::sync::atomic::AtomicU64,
@@ -300,6 +305,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         delegations: delegations.clone(),
         pass_wanted: tokio::sync::Notify::new(),
         watched_escrows: WatchedEscrows::default(),
+        quiet_jobs: QuietJobs::default(),
         next_pass_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
         cstore_rules: Mutex::new(RulesPublisher::new(identity.clone())),
         service_tables: Mutex::default(),
@@ -959,7 +965,18 @@ impl Oracle {
             return (Some(snapshot.clone()), true);
         }
         let mut book = self.escrow_book.lock().await;
-        match ChainSnapshot::read(&self.suite, key.epoch, &key.owners, &mut book, now).await {
+        let previous = last.as_ref().map(|(snapshot, _)| snapshot);
+        match ChainSnapshot::read(
+            &self.suite,
+            key.epoch,
+            &key.owners,
+            &mut book,
+            now,
+            key.head,
+            previous,
+        )
+        .await
+        {
             Ok(snapshot) => {
                 self.metrics.chain_reachable.set(1);
                 let oracles: HashSet<Address> = snapshot.oracles.iter().copied().collect();
@@ -1062,23 +1079,24 @@ impl Oracle {
             .broker_connected
             .set(i64::from(matches!(link, BrokerLink::Connected { .. })));
         let mut phase = PhaseClock::start(&self.metrics);
-        let (chain, chain_fresh) = self.read_chain().await;
+        // The nodes' standings are read beside the snapshot: neither waits for the other's
+        // round trips. An unreachable chain fails both reads, which keep what they had.
+        let ((chain, chain_fresh), ()) =
+            tokio::join!(self.read_chain(), self.refresh_standings(now));
         phase.done("chain");
-        if chain_fresh {
-            self.refresh_standings(now).await;
-        }
-        phase.done("standings");
         // The registry is read under its lock and nothing else is done under it: heartbeats
         // wait for the lock meanwhile.
-        let (liveness, candidates, reports, roster) = {
+        let (liveness, candidates, reports, report_digests, roster) = {
             let mut registry = self.registry.lock().await;
             registry.expire(now);
             self.probe_suspects(&mut registry, now);
             let liveness = registry.liveness_view(link, now, &self.liveness);
             let mut by_state: BTreeMap<&'static str, i64> = BTreeMap::new();
             let mut reports: BTreeMap<u64, Vec<(u32, Address)>> = BTreeMap::new();
+            let mut report_digests = ReportDigests::default();
             for (node, record) in registry.nodes() {
-                let state = match liveness.of(node) {
+                let node_liveness = liveness.of(node);
+                let state = match node_liveness {
                     NodeLiveness::Alive => "alive",
                     NodeLiveness::Suspect => "suspect",
                     NodeLiveness::Lost => "lost",
@@ -1093,6 +1111,7 @@ impl Oracle {
                         .entry(w.id.job)
                         .or_default()
                         .push((w.id.replica, *node));
+                    report_digests.add(w.id.job, node, w, node_liveness);
                 }
             }
             for state in ["alive", "suspect", "lost", "unknown"] {
@@ -1102,7 +1121,13 @@ impl Oracle {
                     .set(by_state.get(state).copied().unwrap_or(0));
             }
             let candidates = registry.candidates(&liveness);
-            (liveness, candidates, reports, registry.roster_entries())
+            (
+                liveness,
+                candidates,
+                reports,
+                report_digests,
+                registry.roster_entries(),
+            )
         };
         phase.done("registry");
         self.publish_roster(roster, now).await;
@@ -1117,6 +1142,7 @@ impl Oracle {
             liveness,
             candidates,
             reports,
+            report_digests,
             ballots: Ballots::default(),
         };
 
@@ -1128,8 +1154,19 @@ impl Oracle {
         let mut linked: BTreeSet<u64> = BTreeSet::new();
         let mut job_refs = Vec::new();
         let mut wrote = false;
+        let mut present = HashSet::with_capacity(jobs.len());
         for object in &jobs {
-            let outcome = self.reconcile_job(object, &pass).await;
+            let key = object.key();
+            let inputs = self.job_inputs(object, &pass);
+            let outcome = match self.quiet_jobs.unchanged(&key, inputs, now) {
+                Some(outcome) => outcome,
+                None => {
+                    let outcome = self.reconcile_job(object, &pass).await;
+                    self.quiet_jobs.visited(&key, inputs, outcome, now);
+                    outcome
+                }
+            };
+            present.insert(key);
             wrote |= outcome.wrote;
             *phases.entry(format!("{:?}", outcome.phase)).or_default() += 1;
             linked.extend(outcome.chain_job);
@@ -1141,6 +1178,7 @@ impl Oracle {
                 });
             }
         }
+        self.quiet_jobs.retain(&present);
         phase.done("jobs");
         self.publish_cstore_rules(&job_refs, now).await;
         // Read again when the passes above wrote a job (a status with a chain id, a deletion

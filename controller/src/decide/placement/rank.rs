@@ -20,6 +20,17 @@ pub fn score(job_id: u64, salt: u64, replica: u32, node: &Address) -> B256 {
     keccak256(input)
 }
 
+/// Where `replica` of `job_id` falls among the nodes ordered by address: the shard of a large
+/// fleet it ranks first ([`super::place`]). Uniform over the address space, as node addresses
+/// are, so the shards share the replicas evenly.
+pub fn ring_point(job_id: u64, salt: u64, replica: u32) -> Address {
+    let mut input = [0u8; 8 + 8 + 4];
+    input[..8].copy_from_slice(&job_id.to_be_bytes());
+    input[8..16].copy_from_slice(&salt.to_be_bytes());
+    input[16..20].copy_from_slice(&replica.to_be_bytes());
+    Address::from_slice(&keccak256(input)[..20])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,9 +51,12 @@ pub const UNLICENSED_HEARTBEAT_MS: u64 = 30_000;
 /// call per this period, a newly licensed node waits at most this long for work.
 pub const UNLICENSED_RECHECK_MS: u64 = 5 * 60_000;
 
+/// How long a reading that a node is idle (suspended) stays good: a suspension ends at an epoch
+/// boundary without an event, so an idle node is read again this often.
+pub const IDLE_RECHECK_MS: u64 = 30_000;
+
 /// Licence readings refreshed in one pass, nodes never read first: a flood of new nodes costs a
-/// bounded number of chain calls per pass (readings go a page of a few hundred a call, so
-/// 10,000 nodes rechecked every 30 s fit in passes a couple of seconds apart).
+/// bounded number of chain calls per pass (readings go a page of a few hundred a call).
 pub const STANDINGS_PER_PASS: usize = 1_000;
 
 /// How long after this oracle (re)connects to the broker a node it has not heard from since gets
@@ -474,18 +477,19 @@ impl Registry {
     }
 
     /// Up to [`STANDINGS_PER_PASS`] nodes whose standing is unknown or older than
-    /// `max_age_ms` ([`UNLICENSED_RECHECK_MS`] for unlicensed nodes), nodes never read first,
-    /// then the oldest readings.
+    /// `max_age_ms` (at most [`IDLE_RECHECK_MS`] for idle nodes, at least
+    /// [`UNLICENSED_RECHECK_MS`] for unlicensed ones), nodes never read first, then the oldest
+    /// readings.
     pub fn stale_standings(&self, now_ms: u64, max_age_ms: u64) -> Vec<Address> {
         let mut stale: Vec<(Option<u64>, Address)> = self
             .nodes
             .iter()
             .filter(|(_, r)| {
                 r.standing.is_none_or(|s| {
-                    let max_age = if s.licensed {
-                        max_age_ms
-                    } else {
-                        UNLICENSED_RECHECK_MS.max(max_age_ms)
+                    let max_age = match (s.licensed, s.idle) {
+                        (true, false) => max_age_ms,
+                        (true, true) => IDLE_RECHECK_MS.min(max_age_ms),
+                        (false, _) => UNLICENSED_RECHECK_MS.max(max_age_ms),
                     };
                     now_ms.saturating_sub(s.checked_ms) > max_age
                 })
@@ -747,6 +751,21 @@ mod tests {
         registry.set_standing(node.address(), suspended);
         assert!(registry.licensed().contains(&node.address()));
         assert!(!registry.reports_count(&node.address()));
+        // Its suspension ends with an epoch, unannounced: it is read again sooner than a
+        // working node.
+        let later = T0 + IDLE_RECHECK_MS + 1;
+        assert_eq!(
+            registry.stale_standings(later, 600_000),
+            vec![node.address()]
+        );
+        registry.set_standing(
+            node.address(),
+            Standing {
+                idle: false,
+                ..suspended
+            },
+        );
+        assert!(registry.stale_standings(later, 600_000).is_empty());
     }
 
     #[test]

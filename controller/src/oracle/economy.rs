@@ -32,6 +32,10 @@ use crate::oracle::runtime::{Oracle, Pass};
 /// Least time between two tries of one oracle to burn the queued fees.
 const BURN_RETRY_MS: u64 = 30_000;
 
+/// Least time after a failed availability submission (out of gas, no answer) before the next:
+/// a table the chain cannot take is not sent again on every pass (at most a tenth of an epoch).
+const AVAILABILITY_RETRY_MS: u64 = 60_000;
+
 /// A backoff range scaled to the epoch: at most half an epoch, so short development epochs
 /// still close and allocate within the epoch.
 fn scaled(range: (u64, u64), epoch_ms: u64) -> (u64, u64) {
@@ -242,6 +246,13 @@ impl Oracle {
         if from_oracles.len() < oracles.len() && !waited {
             return;
         }
+        let failed = self
+            .availability_failed_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let retry_ms = AVAILABILITY_RETRY_MS.min(self.clock.length_s() * 100);
+        if now.saturating_sub(failed) < retry_ms {
+            return;
+        }
         match within(self.suite.availability_recorded(epoch)).await {
             Ok(false) => {}
             Ok(true) | Err(_) => return,
@@ -281,6 +292,8 @@ impl Oracle {
             Err(e) => {
                 tracing::warn!(epoch, error = %e, answered, "availability not submitted");
                 self.metrics.vote("availability", "error");
+                self.availability_failed_ms
+                    .store(now, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }

@@ -16,9 +16,10 @@ use r1_protocol::messages::WorkloadReport;
 use crate::decide::liveness::NodeLiveness;
 use crate::oracle::jobs::JobOutcome;
 
-/// Longest a settled job goes unvisited, whatever its inputs; each job's turn falls at its own
-/// point of the next such span, so the revisits of jobs settled together spread out.
-pub const QUIET_REVISIT_MS: u64 = 10_000;
+/// Longest a settled job goes unvisited, whatever its inputs (a guard: any input change brings
+/// the visit at once); each job's turn falls at its own point of the next such span, so the
+/// revisits of jobs settled together spread out.
+pub const QUIET_REVISIT_MS: u64 = 60_000;
 
 /// A digest of what a job's inputs are now: two equal digests, the same visit.
 pub type Inputs = u64;

@@ -72,8 +72,11 @@ const MIN_PASS_GAP: Duration = Duration::from_millis(100);
 /// How long "this unknown job is open" is believed before asking again.
 const ORPHAN_RECHECK_MS: u64 = 60_000;
 
-/// How long a node's licence reading stays good.
-const STANDING_MAX_AGE_MS: u64 = 30_000;
+/// How long a working node's licence reading stays good. Every change of a standing the chain
+/// announces (link, unlink, blacklist, suspension) is read at once from its events
+/// ([`r1_contracts::Suite::standing_changes`]), so this is a guard: re-reading 10,000 nodes
+/// every 30 s had cost each oracle 330 standings a second on the chain node.
+const STANDING_MAX_AGE_MS: u64 = 600_000;
 
 /// Why the oracle cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +144,8 @@ pub struct Oracle {
     standing_block: Mutex<Option<u64>>,
     /// When this oracle last tried to burn the queued fees (unix ms), to pace retries.
     pub(crate) burn_tried_ms: std::sync::atomic::AtomicU64,
+    /// When this oracle's last availability submission failed (unix ms, 0: never).
+    pub(crate) availability_failed_ms: std::sync::atomic::AtomicU64,
     escrow_book: Mutex<EscrowBook>,
     oracle_messages: Mutex<OracleVerifiers>,
     /// Chain jobs nodes report that no resource here pays for: settled once closed.
@@ -327,6 +332,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         last_chain: Mutex::new(None),
         standing_block: Mutex::new(None),
         burn_tried_ms: std::sync::atomic::AtomicU64::new(0),
+        availability_failed_ms: std::sync::atomic::AtomicU64::new(0),
         escrow_book: Mutex::new(escrow_book()),
         oracle_messages: Mutex::new((
             Verifier::new(HashSet::new(), Freshness::default()),

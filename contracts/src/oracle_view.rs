@@ -182,21 +182,17 @@ impl Suite {
             return Ok((false, after));
         }
         let from = (after + 1).max(latest.saturating_sub(STANDING_LOOKBACK_BLOCKS));
-        let mut addresses = escrows.to_vec();
-        addresses.push(self.deployment().manager);
-        let filter = Filter::new()
-            .address(addresses)
-            .event_signature(vec![
-                CspEscrow::JobCreated::SIGNATURE_HASH,
-                CspEscrow::JobNodesExtended::SIGNATURE_HASH,
-                CspEscrow::JobDurationExtended::SIGNATURE_HASH,
-                CspEscrow::JobRedeemed::SIGNATURE_HASH,
-                PoAIManager::NodeUpdateAccepted::SIGNATURE_HASH,
-            ])
-            .from_block(from)
-            .to_block(latest);
-        let changed = !self.provider().get_logs(&filter).await?.is_empty();
-        Ok((changed, latest))
+        let events = vec![
+            CspEscrow::JobCreated::SIGNATURE_HASH,
+            CspEscrow::JobNodesExtended::SIGNATURE_HASH,
+            CspEscrow::JobDurationExtended::SIGNATURE_HASH,
+            CspEscrow::JobRedeemed::SIGNATURE_HASH,
+            PoAIManager::NodeUpdateAccepted::SIGNATURE_HASH,
+        ];
+        let logs = self
+            .escrow_and_manager_logs(escrows, events, from, latest)
+            .await?;
+        Ok((!logs.is_empty(), latest))
     }
 
     /// What blocks `from..=to` changed in the jobs of `escrows`: the jobs an event of theirs
@@ -209,26 +205,23 @@ impl Suite {
             return Ok(JobChanges::Jobs(Vec::new()));
         }
         let manager = self.deployment().manager;
-        let mut addresses = escrows.to_vec();
-        addresses.push(manager);
-        let filter = Filter::new()
-            .address(addresses)
-            .event_signature(vec![
-                CspEscrow::JobCreated::SIGNATURE_HASH,
-                CspEscrow::JobDurationExtended::SIGNATURE_HASH,
-                CspEscrow::JobNodesExtended::SIGNATURE_HASH,
-                CspEscrow::JobStarted::SIGNATURE_HASH,
-                CspEscrow::ActiveNodesUpdated::SIGNATURE_HASH,
-                CspEscrow::Settled::SIGNATURE_HASH,
-                CspEscrow::JobClosed::SIGNATURE_HASH,
-                CspEscrow::JobRedeemed::SIGNATURE_HASH,
-                PoAIManager::AllocationPage::SIGNATURE_HASH,
-                PoAIManager::RewardsAllocated::SIGNATURE_HASH,
-            ])
-            .from_block(from)
-            .to_block(to);
+        let events = vec![
+            CspEscrow::JobCreated::SIGNATURE_HASH,
+            CspEscrow::JobDurationExtended::SIGNATURE_HASH,
+            CspEscrow::JobNodesExtended::SIGNATURE_HASH,
+            CspEscrow::JobStarted::SIGNATURE_HASH,
+            CspEscrow::ActiveNodesUpdated::SIGNATURE_HASH,
+            CspEscrow::Settled::SIGNATURE_HASH,
+            CspEscrow::JobClosed::SIGNATURE_HASH,
+            CspEscrow::JobRedeemed::SIGNATURE_HASH,
+            PoAIManager::AllocationPage::SIGNATURE_HASH,
+            PoAIManager::RewardsAllocated::SIGNATURE_HASH,
+        ];
         let mut jobs = Vec::new();
-        for log in self.provider().get_logs(&filter).await? {
+        for log in self
+            .escrow_and_manager_logs(escrows, events, from, to)
+            .await?
+        {
             if log.address() == manager {
                 return Ok(JobChanges::Everything);
             }
@@ -239,6 +232,24 @@ impl Suite {
         jobs.sort();
         jobs.dedup();
         Ok(JobChanges::Jobs(jobs))
+    }
+
+    /// The logs of `events` that `escrows` or the manager emitted in blocks `from..=to`.
+    async fn escrow_and_manager_logs(
+        &self,
+        escrows: &[Address],
+        events: Vec<B256>,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<alloy::rpc::types::Log>> {
+        let mut addresses = escrows.to_vec();
+        addresses.push(self.deployment().manager);
+        let filter = Filter::new()
+            .address(addresses)
+            .event_signature(events)
+            .from_block(from)
+            .to_block(to);
+        Ok(self.provider().get_logs(&filter).await?)
     }
 
     /// The nodes whose standing changed in the blocks after `after_block` (linked, unlinked,

@@ -10,7 +10,9 @@ use r1_contracts::ballots::{Ballot, batches};
 use r1_contracts::bindings::{CspEscrow, PoAIManager};
 use r1_contracts::tx::confirm;
 use r1_contracts::units::{r1_units, usdc_units};
-use r1_contracts::{DevChain, LinkProof, Permissions, Result, Suite, SuiteConfig, deploy_suite};
+use r1_contracts::{
+    AvailabilityTable, DevChain, LinkProof, Permissions, Result, Suite, SuiteConfig, deploy_suite,
+};
 
 const EPOCH: u64 = 3_600;
 
@@ -263,24 +265,25 @@ async fn functions(chain: &DevChain, report: &mut Vec<(String, u64)>) -> Result<
     );
 
     let epoch_done = s.gov.current_epoch().await? - 1;
-    let bytes = vec![255u8; sorted.len()];
-    let a = confirm(s.oracles[0].manager().submitAvailability(
+    let rows: Vec<(Address, u8)> = sorted.iter().map(|n| (*n, 255u8)).collect();
+    let table = AvailabilityTable::new(epoch_done, rows.iter().copied());
+    let a = s.oracles[0].submit_availability(epoch_done, &rows).await?;
+    record(report, "submitAvailability (counted; any table size)", &a);
+    let b = s.oracles[1].submit_availability(epoch_done, &rows).await?;
+    record(report, "submitAvailability (decides; any table size)", &b);
+    let (nodes, bytes) = table.page(0);
+    let page = confirm(s.oracles[2].manager().recordAvailabilityPage(
         U256::from(epoch_done),
-        sorted.clone(),
-        bytes.clone(),
-    ))
-    .await?;
-    record(report, "submitAvailability (counted, 2 nodes)", &a);
-    let b = confirm(s.oracles[1].manager().submitAvailability(
-        U256::from(epoch_done),
-        sorted.clone(),
-        bytes,
+        U256::ZERO,
+        nodes.to_vec(),
+        bytes.to_vec(),
+        table.proof(0),
     ))
     .await?;
     record(
         report,
-        "submitAvailability (decides, mints PoA for 2 nodes)",
-        &b,
+        "recordAvailabilityPage (one page of 2 nodes, mints their PoA)",
+        &page,
     );
 
     record(

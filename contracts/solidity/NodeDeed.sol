@@ -106,8 +106,6 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
     mapping(uint256 => address) public nodeOfLicence;
     /// @notice PoA R1 already minted for each licence.
     mapping(uint256 => uint256) public poaMinted;
-    /// @notice Epochs whose availability has been recorded.
-    mapping(uint256 => bool) public availabilityRecorded;
     /// @notice Links each node has signed so far: the nonce its next link signature must carry.
     mapping(address => uint256) public linkNonce;
     /// @notice When each licence was last linked (unix seconds; 0 = never).
@@ -137,8 +135,6 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
     error NotManager(address caller);
     /// @notice The manager has already been set.
     error ManagerAlreadySet();
-    /// @notice Availability for this epoch was already recorded.
-    error AvailabilityAlreadyRecorded(uint256 epoch);
     /// @notice The node and availability arrays differ in length.
     error LengthMismatch();
     /// @notice The link's signatures were good until `deadline`.
@@ -342,19 +338,19 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
         return (MAX_POA_PER_LICENCE * a) / (POA_EPOCH_CREDITS * 255);
     }
 
-    /// @notice Mints the PoA rewards of `epoch` for the oracle-agreed availability of `nodes`,
-    /// and adds the epoch to each linked node's service record. Unlinked, blacklisted and
-    /// suspended nodes earn nothing; a licence never mints beyond `N`.
+    /// @notice Mints the PoA rewards of `epoch` for the oracle-agreed availability of `nodes`
+    /// (one page of the epoch's table; the manager records each page once), and adds the epoch
+    /// to each linked node's service record. Unlinked, blacklisted and suspended nodes earn
+    /// nothing, a node already measured in `epoch` earns nothing again, and a licence never
+    /// mints beyond `N`.
     function recordAvailability(uint256 epoch, address[] calldata nodes, uint8[] calldata availability) external {
         if (msg.sender != manager) revert NotManager(msg.sender);
-        if (availabilityRecorded[epoch]) revert AvailabilityAlreadyRecorded(epoch);
         if (nodes.length != availability.length) revert LengthMismatch();
-        availabilityRecorded[epoch] = true;
         ILicenceManager trust = ILicenceManager(manager);
         for (uint256 i = 0; i < nodes.length; i++) {
             uint256 licenceId = licenceOfNode[nodes[i]];
             if (licenceId == 0) continue;
-            _recordService(nodes[i], epoch, availability[i]);
+            if (!_recordService(nodes[i], epoch, availability[i])) continue;
             if (trust.isBlacklisted(nodes[i]) || trust.isSuspended(nodes[i])) continue;
             uint256 amount = poaRewardOf(licenceId, epoch, availability[i]);
             uint256 left = poaCap(licenceId) - poaMinted[licenceId];
@@ -366,13 +362,16 @@ contract NodeDeed is ERC721, Ownable, EIP712 {
         }
     }
 
-    function _recordService(address node, uint256 epoch, uint8 availability) private {
+    /// @dev False, recording nothing, when the node's record already holds `epoch`.
+    function _recordService(address node, uint256 epoch, uint8 availability) private returns (bool) {
         ServiceRecord storage record = serviceRecord[node];
+        if (record.epochsMeasured > 0 && record.lastEpoch == epoch) return false;
         bool atSla = availability >= SLA_AVAILABILITY;
         record.epochsMeasured += 1;
         if (atSla) record.epochsAtSla += 1;
         record.lastEpoch = uint64(epoch);
         record.lastAtSla = atSla;
+        return true;
     }
 
     function _requireLicenceOwner(uint256 licenceId) private view {

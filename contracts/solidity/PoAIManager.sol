@@ -29,6 +29,10 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     using SafeERC20 for IERC20;
     using OpenJobs for OpenJobs.Set;
 
+    /// @notice Rows of an availability table recorded in one transaction (a page mints and
+    /// updates service records for this many nodes, well inside a block's gas).
+    uint256 public constant AVAILABILITY_PAGE_ROWS = 128;
+
     /// @notice When a round decides. `Reference`: once more than half of the n oracles have
     /// submitted, if the most common proposal has ⌊n/3⌋+1 votes (Ratio1's rule: live while
     /// ⌈n/2⌉−1 oracles are down, but ⌊n/3⌋+1 colluding oracles decide alone). `Byzantine`: when
@@ -65,7 +69,6 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         uint256 jobCursor;
     }
 
-    /// @notice One consensus round.
     /// @notice A node's standing as an oracle reads it before admitting the node (licenceId 0:
     /// not linked, every other field zero).
     struct NodeStanding {
@@ -76,6 +79,15 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         bool forHire;
     }
 
+    /// @notice An availability table by its Merkle root, and how many of its pages are still
+    /// to be recorded (counted once the table is agreed).
+    struct AvailabilityTable {
+        bytes32 root;
+        uint32 rows;
+        uint32 pagesLeft;
+    }
+
+    /// @notice One consensus round.
     struct Round {
         uint64 epoch;
         uint32 submissions;
@@ -140,7 +152,7 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     mapping(uint256 => uint256) public jobRound;
     mapping(bytes32 => bool) private proposalKnown;
     mapping(bytes32 => address[]) private proposalNodes;
-    mapping(bytes32 => uint8[]) private proposalAvailability;
+    mapping(bytes32 => AvailabilityTable) private proposalTable;
     mapping(address => address[]) private nodeEscrows;
     mapping(address => mapping(address => bool)) private nodeInEscrow;
     /// @notice When each job's node set was last decided (unix seconds; 0 = never).
@@ -153,6 +165,9 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     uint256 public pendingBurnUsdc;
     /// @notice Who acts for governance at once: prices, blacklist, suspensions, escrows.
     address public guardian;
+    /// @notice Each epoch's agreed availability table (root zero = none agreed yet).
+    mapping(uint256 => AvailabilityTable) public agreedAvailability;
+    mapping(uint256 => mapping(uint256 => uint256)) private availabilityPageBits;
 
     /// @notice The caller is not an active oracle.
     error NotOracle(address caller);
@@ -182,8 +197,16 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     error EpochAlreadyAllocated(uint256 epoch);
     /// @notice The epoch has not ended yet.
     error EpochNotEnded(uint256 epoch);
-    /// @notice Availability of this epoch is already recorded.
-    error AvailabilityAlreadyRecorded(uint256 epoch);
+    /// @notice The oracles already agreed on this epoch's availability.
+    error AvailabilityAlreadyAgreed(uint256 epoch);
+    /// @notice No availability table of this epoch is agreed yet.
+    error AvailabilityNotAgreed(uint256 epoch);
+    /// @notice The agreed table of this epoch has only `pages` pages.
+    error NoSuchPage(uint256 epoch, uint256 page, uint256 pages);
+    /// @notice This page of the epoch's availability is already recorded.
+    error PageAlreadyRecorded(uint256 epoch, uint256 page);
+    /// @notice The page and proof do not lead to the agreed table's root.
+    error PageNotInTable(uint256 epoch, uint256 page);
     /// @notice The node and availability arrays differ in length.
     error LengthMismatch();
     /// @notice The caller does not own the licence of the node.
@@ -243,6 +266,8 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     event AvailabilitySubmitted(uint256 indexed epoch, address indexed oracle, bytes32 proposal);
     /// @notice The oracles agreed on an epoch's availability table.
     event AvailabilityAccepted(uint256 indexed epoch, bytes32 proposal);
+    /// @notice An oracle recorded one page (`rows` nodes) of an epoch's agreed availability.
+    event AvailabilityPageRecorded(uint256 indexed epoch, uint256 page, address indexed oracle, uint256 rows);
     /// @notice Epochs `[fromEpoch, untilEpoch)` were allocated across all escrows; `usdcBurned`
     /// sums the share every page of the pass queued for burning.
     event RewardsAllocated(uint256 fromEpoch, uint256 untilEpoch, address indexed oracle, uint256 usdcBurned);
@@ -599,30 +624,118 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         _applyNodeUpdate(jobId, roundId, escrow, winner);
     }
 
-    /// @notice Submits this oracle's availability table of a finished epoch (nodes sorted
-    /// ascending, one byte 0..255 per node). The agreed table mints PoA rewards.
-    function submitAvailability(uint256 epoch, address[] calldata nodes, uint8[] calldata availability)
-        external
-        onlyOracle
-    {
+    /// @notice Submits this oracle's availability table of a finished epoch by its root: the
+    /// table (nodes sorted ascending, one byte 0..255 per node, `rows` in all) is cut into pages
+    /// of `AVAILABILITY_PAGE_ROWS` rows, and `root` is the Merkle root of their hashes
+    /// (`availabilityPageHash`, `availabilityRoot`). A vote costs the same at 10 or 10,000
+    /// nodes; once a root is agreed, oracles record its pages (`recordAvailabilityPage`).
+    function submitAvailability(uint256 epoch, bytes32 root, uint256 rows) external onlyOracle {
         if (epoch >= currentEpoch()) revert EpochNotEnded(epoch);
-        if (nodeDeed.availabilityRecorded(epoch)) revert AvailabilityAlreadyRecorded(epoch);
-        if (nodes.length != availability.length) revert LengthMismatch();
-        for (uint256 i = 1; i < nodes.length; i++) {
-            if (nodes[i] <= nodes[i - 1]) revert NodesNotSorted();
-        }
+        if (agreedAvailability[epoch].root != bytes32(0)) revert AvailabilityAlreadyAgreed(epoch);
+        if (rows == 0 || rows > type(uint32).max || root == bytes32(0)) revert EmptyPage();
         bytes32 key = keccak256(abi.encode("availability", epoch));
-        bytes32 proposal = keccak256(abi.encode("availability", nodes, availability));
+        bytes32 proposal = keccak256(abi.encode("availability", root, rows));
         if (!proposalKnown[proposal]) {
             proposalKnown[proposal] = true;
-            proposalNodes[proposal] = nodes;
-            proposalAvailability[proposal] = availability;
+            proposalTable[proposal] = AvailabilityTable(root, uint32(rows), 0);
         }
         emit AvailabilitySubmitted(epoch, msg.sender, proposal);
         (bool decided, bytes32 winner) = _vote(key, epoch, proposal);
         if (!decided) return;
+        AvailabilityTable memory table = proposalTable[winner];
+        table.pagesLeft = uint32((uint256(table.rows) + AVAILABILITY_PAGE_ROWS - 1) / AVAILABILITY_PAGE_ROWS);
+        agreedAvailability[epoch] = table;
         emit AvailabilityAccepted(epoch, winner);
-        nodeDeed.recordAvailability(epoch, proposalNodes[winner], proposalAvailability[winner]);
+    }
+
+    /// @notice Records page `page` of the epoch's agreed availability table, proven against its
+    /// root by `proof` (the sibling hashes from the page up; a level where the page's branch has
+    /// no sibling takes none): mints the page's PoA rewards and service records. Each page is
+    /// recorded once; any oracle may send any page, in any order.
+    function recordAvailabilityPage(
+        uint256 epoch,
+        uint256 page,
+        address[] calldata nodes,
+        uint8[] calldata availability,
+        bytes32[] calldata proof
+    ) external onlyOracle {
+        if (availability.length != nodes.length) revert LengthMismatch();
+        for (uint256 i = 1; i < nodes.length; i++) {
+            if (nodes[i] <= nodes[i - 1]) revert NodesNotSorted();
+        }
+        (bytes32 root, uint256 pages) = _claimAvailabilityPage(epoch, page, nodes.length);
+        bytes32 leaf = availabilityPageHash(epoch, page, nodes, availability);
+        if (_merkleRoot(leaf, page, pages, proof) != root) revert PageNotInTable(epoch, page);
+        nodeDeed.recordAvailability(epoch, nodes, availability);
+    }
+
+    /// @dev Marks page `page` of the epoch's agreed table recorded, checking that it exists, is
+    /// not recorded yet and holds `rows` rows; returns the table's root and page count.
+    function _claimAvailabilityPage(uint256 epoch, uint256 page, uint256 rows)
+        private
+        returns (bytes32 root, uint256 pages)
+    {
+        AvailabilityTable memory table = agreedAvailability[epoch];
+        if (table.root == bytes32(0)) revert AvailabilityNotAgreed(epoch);
+        pages = (uint256(table.rows) + AVAILABILITY_PAGE_ROWS - 1) / AVAILABILITY_PAGE_ROWS;
+        if (page >= pages) revert NoSuchPage(epoch, page, pages);
+        uint256 bit = 1 << (page % 256);
+        uint256 word = availabilityPageBits[epoch][page / 256];
+        if (word & bit != 0) revert PageAlreadyRecorded(epoch, page);
+        uint256 expected = page + 1 < pages ? AVAILABILITY_PAGE_ROWS : table.rows - page * AVAILABILITY_PAGE_ROWS;
+        if (rows != expected) revert LengthMismatch();
+        availabilityPageBits[epoch][page / 256] = word | bit;
+        agreedAvailability[epoch].pagesLeft = table.pagesLeft - 1;
+        emit AvailabilityPageRecorded(epoch, page, msg.sender, rows);
+        root = table.root;
+    }
+
+    /// @notice Whether the availability of `epoch` is agreed and every page of it recorded.
+    function availabilityRecorded(uint256 epoch) external view returns (bool) {
+        AvailabilityTable memory table = agreedAvailability[epoch];
+        return table.root != bytes32(0) && table.pagesLeft == 0;
+    }
+
+    /// @notice Which pages of the epoch's agreed table are recorded: bit `p % 256` of word
+    /// `p / 256` for page `p` (empty while no table is agreed).
+    function availabilityPagesRecorded(uint256 epoch) external view returns (uint256[] memory words) {
+        uint256 pages = (uint256(agreedAvailability[epoch].rows) + AVAILABILITY_PAGE_ROWS - 1) / AVAILABILITY_PAGE_ROWS;
+        words = new uint256[]((pages + 255) / 256);
+        for (uint256 i = 0; i < words.length; i++) {
+            words[i] = availabilityPageBits[epoch][i];
+        }
+    }
+
+    /// @notice The leaf of page `page` of an epoch's availability table.
+    function availabilityPageHash(uint256 epoch, uint256 page, address[] calldata nodes, uint8[] calldata availability)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(epoch, page, nodes, availability));
+    }
+
+    /// @dev The root `proof` leads to from `leaf` at `index` of `width` leaves: pairs hash
+    /// left to right, a last node without a partner goes up unchanged; `proof` must be used up.
+    function _merkleRoot(bytes32 leaf, uint256 index, uint256 width, bytes32[] calldata proof)
+        private
+        pure
+        returns (bytes32 node)
+    {
+        node = leaf;
+        uint256 used = 0;
+        while (width > 1) {
+            if (index % 2 == 1 || index + 1 < width) {
+                if (used == proof.length) return bytes32(0);
+                bytes32 sibling = proof[used++];
+                node = index % 2 == 1
+                    ? keccak256(abi.encodePacked(sibling, node))
+                    : keccak256(abi.encodePacked(node, sibling));
+            }
+            index /= 2;
+            width = (width + 1) / 2;
+        }
+        if (used != proof.length) return bytes32(0);
     }
 
     // ----- rewards -----

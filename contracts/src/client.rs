@@ -10,6 +10,7 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::sol_types::SolEvent;
 
+use crate::availability::AvailabilityTable;
 use crate::bindings::{CspEscrow, NodeDeed, PoAIManager, R1, R1UsdcPool, TestUSDC};
 use crate::deploy::Deployment;
 use crate::error::{Error, Result};
@@ -187,6 +188,22 @@ pub enum VoteOutcome {
     Pending,
     /// This vote completed consensus and the node set was recorded (empty = job closed).
     Accepted(Vec<Address>),
+}
+
+/// What [`Suite::record_availability_pages`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PagesRecorded {
+    /// No table of the epoch is agreed yet.
+    NotAgreed,
+    /// The oracles agreed on a different table: this one's pages would not prove.
+    OtherTable,
+    /// `sent` pages recorded now; `left` more the chain still missed and were not tried.
+    Recorded {
+        /// Pages this call recorded.
+        sent: usize,
+        /// Missing pages beyond the call's limit.
+        left: usize,
+    },
 }
 
 /// What one allocation call did.
@@ -689,20 +706,77 @@ impl Suite {
         )
     }
 
-    /// Submits this oracle's availability bytes of a finished epoch (sorted by node here).
+    /// Votes for this oracle's availability table of a finished epoch by its root
+    /// ([`AvailabilityTable`]); the agreed table is recorded with
+    /// [`Suite::record_availability_pages`].
     pub async fn submit_availability(
         &self,
         epoch: u64,
         availability: &[(Address, u8)],
     ) -> Result<TransactionReceipt> {
-        let mut rows = availability.to_vec();
-        rows.sort();
-        let (nodes, bytes): (Vec<Address>, Vec<u8>) = rows.into_iter().unzip();
-        confirm(
-            self.manager()
-                .submitAvailability(U256::from(epoch), nodes, bytes),
-        )
+        let table = AvailabilityTable::new(epoch, availability.iter().copied());
+        confirm(self.manager().submitAvailability(
+            U256::from(epoch),
+            table.root(),
+            U256::from(table.rows()),
+        ))
         .await
+    }
+
+    /// Records up to `limit` of the pages of `table` that the chain still misses, starting at
+    /// page `from` and wrapping (oracles start apart so they rarely race for a page). A page
+    /// another oracle recorded meanwhile is skipped; a table other than the agreed one records
+    /// nothing.
+    pub async fn record_availability_pages(
+        &self,
+        table: &AvailabilityTable,
+        from: usize,
+        limit: usize,
+    ) -> Result<PagesRecorded> {
+        let manager = self.manager();
+        let epoch = U256::from(table.epoch());
+        let agreed = manager.agreedAvailability(epoch).call().await?;
+        if agreed.root.is_zero() {
+            return Ok(PagesRecorded::NotAgreed);
+        }
+        if agreed.root != table.root() {
+            return Ok(PagesRecorded::OtherTable);
+        }
+        let words = manager.availabilityPagesRecorded(epoch).call().await?;
+        let recorded = |page: usize| {
+            words
+                .get(page / 256)
+                .is_some_and(|word| word.bit(page % 256))
+        };
+        let pages = table.pages();
+        let missing: Vec<usize> = (0..pages)
+            .map(|i| (from + i) % pages)
+            .filter(|page| !recorded(*page))
+            .collect();
+        let mut sent = 0;
+        for &page in missing.iter().take(limit) {
+            let (nodes, bytes) = table.page(page);
+            let call = manager.recordAvailabilityPage(
+                epoch,
+                U256::from(page),
+                nodes.to_vec(),
+                bytes.to_vec(),
+                table.proof(page),
+            );
+            match confirm(call).await {
+                Ok(_) => sent += 1,
+                Err(e)
+                    if e.revert::<PoAIManager::PoAIManagerErrors>()
+                        .is_some_and(|r| {
+                            matches!(r, PoAIManager::PoAIManagerErrors::PageAlreadyRecorded(_))
+                        }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(PagesRecorded::Recorded {
+            sent,
+            left: missing.len().saturating_sub(limit),
+        })
     }
 
     /// Swaps the queued 15 % share to R1 and burns it, accepting no less than the venue's quote

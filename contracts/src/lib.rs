@@ -8,6 +8,7 @@
 //! `artifacts/`; see the crate README for the money flows.
 
 pub mod attach;
+pub mod availability;
 pub mod ballots;
 pub mod bindings;
 pub mod client;
@@ -25,8 +26,10 @@ pub mod quorum;
 pub mod tx;
 pub mod units;
 
+pub use availability::{AVAILABILITY_PAGE_ROWS, AvailabilityTable};
 pub use client::{
-    Allocation, ClaimTerms, JobRequest, ParsePermissionsError, Permissions, Suite, VoteOutcome,
+    Allocation, ClaimTerms, JobRequest, PagesRecorded, ParsePermissionsError, Permissions, Suite,
+    VoteOutcome,
 };
 pub use deploy::{Deployment, LicenceTier, SuiteConfig, deploy_suite};
 pub use devchain::DevChain;

@@ -118,14 +118,25 @@ impl Suite {
         Ok(to_u64(self.manager().allocatedUntilEpoch().call().await?))
     }
 
-    /// Whether the availability (PoA) table of `epoch` has been agreed and recorded, after which
-    /// no oracle may submit it again.
+    /// Whether the availability (PoA) table of `epoch` has been agreed and every page of it
+    /// recorded.
     pub async fn availability_recorded(&self, epoch: u64) -> Result<bool> {
         Ok(self
-            .node_deed()
+            .manager()
             .availabilityRecorded(U256::from(epoch))
             .call()
             .await?)
+    }
+
+    /// Whether the oracles agreed on the availability table of `epoch` (no oracle may vote on
+    /// it again; its pages may still be unrecorded).
+    pub async fn availability_agreed(&self, epoch: u64) -> Result<bool> {
+        let agreed = self
+            .manager()
+            .agreedAvailability(U256::from(epoch))
+            .call()
+            .await?;
+        Ok(!agreed.root.is_zero())
     }
 
     /// The consensus round of `job_id` that the next node-set vote counts in (it moves on when a

@@ -6,12 +6,22 @@ use alloy::rpc::types::TransactionReceipt;
 
 use crate::error::{Error, Result};
 
+/// Held while a transaction is filled and handed to the node: providers read the sender's
+/// nonce from the chain for every transaction, so two tasks of one process sending with one key
+/// at once (an oracle's voter and its money task) would otherwise take the same nonce and one
+/// would be refused ("nonce too low"). Waiting for the receipt happens outside it.
+static SENDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Sends `call`, waits for it to be mined and fails unless it succeeded. A call that would
 /// revert fails during gas estimation with the contract's revert data ([`Error::Contract`]).
 pub async fn confirm<P: Provider, D: CallDecoder>(
     call: CallBuilder<P, D>,
 ) -> Result<TransactionReceipt> {
-    let receipt = call.send().await?.get_receipt().await?;
+    let pending = {
+        let _turn = SENDING.lock().await;
+        call.send().await?
+    };
+    let receipt = pending.get_receipt().await?;
     if receipt.status() {
         Ok(receipt)
     } else {

@@ -292,7 +292,8 @@ fn a_suspended_node_is_named_in_no_set_and_mints_no_poa_until_its_suspension_end
         w.next_epoch().await;
         let epoch = w.epoch().await - 1;
         let before = w.r1_balance(w.owner.address()).await;
-        agree_availability(&w, epoch, &[(w.nodes[0], 255), (w.nodes[1], 255)]).await;
+        w.agree_availability(epoch, &[(w.nodes[0], 255), (w.nodes[1], 255)])
+            .await;
         let minted = w.r1_balance(w.owner.address()).await - before;
         let per_epoch = w.gov.node_deed().poaRewardFor(255).call().await.unwrap();
         assert_eq!(minted, per_epoch);
@@ -309,9 +310,11 @@ fn the_service_record_flags_epochs_at_98_percent() {
     run(|chain| async move {
         let w = World::new(chain, 3, 2).await;
         w.next_epoch().await;
-        agree_availability(&w, 0, &[(w.nodes[0], 250), (w.nodes[1], 249)]).await;
+        w.agree_availability(0, &[(w.nodes[0], 250), (w.nodes[1], 249)])
+            .await;
         w.next_epoch().await;
-        agree_availability(&w, 1, &[(w.nodes[0], 100), (w.nodes[1], 255)]).await;
+        w.agree_availability(1, &[(w.nodes[0], 100), (w.nodes[1], 255)])
+            .await;
         let first = w.gov.service_record(w.nodes[0]).await.unwrap();
         assert_eq!(
             (
@@ -698,7 +701,7 @@ fn master_and_genesis_deeds_mine_on_their_own_schedules_and_take_no_jobs() {
         // Epoch 0: the genesis deed mines its 365th, the master deed nothing before its cliff.
         let table = [(w.nodes[0], 255u8), (master_node, 255), (genesis_node, 255)];
         w.next_epoch().await;
-        agree_availability(&w, 0, &table).await;
+        w.agree_availability(0, &table).await;
         let genesis_cap = deed.MAX_POA_GENESIS().call().await.unwrap();
         let per_genesis_epoch = genesis_cap * U256::from(255u64) / U256::from(365u64 * 255);
         assert_eq!(
@@ -714,7 +717,7 @@ fn master_and_genesis_deeds_mine_on_their_own_schedules_and_take_no_jobs() {
         // Epoch 223, the first after the cliff: the master deed mines its 900th.
         let epoch = w.epoch().await;
         w.advance_epochs(224 - epoch).await;
-        agree_availability(&w, 223, &table).await;
+        w.agree_availability(223, &table).await;
         let master_cap = deed.MAX_POA_PER_MASTER().call().await.unwrap();
         // 26.1 % of the R1 cap over 500 master deeds, 28.9 % for the genesis deed.
         let cap = U256::from(161_803_398u64) * U256::from(10u64).pow(U256::from(18u64));
@@ -730,17 +733,6 @@ fn master_and_genesis_deeds_mine_on_their_own_schedules_and_take_no_jobs() {
             per_genesis_epoch * U256::from(2u64)
         );
     });
-}
-
-/// Every oracle submits `table` for `epoch` until it is agreed.
-async fn agree_availability(w: &World, epoch: u64, table: &[(Address, u8)]) {
-    for oracle in &w.oracles {
-        oracle.submit_availability(epoch, table).await.unwrap();
-        if w.gov.availability_recorded(epoch).await.unwrap() {
-            return;
-        }
-    }
-    panic!("no agreement on the availability of epoch {epoch}");
 }
 
 /// A second CSP with its own escrow and USDC.

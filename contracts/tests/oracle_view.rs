@@ -10,7 +10,9 @@ use alloy::signers::local::PrivateKeySigner;
 use common::{EPOCH, World, node_pay, random_address, run};
 use r1_contracts::attach::chain_id_at;
 use r1_contracts::tx::confirm;
-use r1_contracts::{Deployment, JobChanges, JobRequest, NodeLicence, Suite, project_hash};
+use r1_contracts::{
+    AvailabilityTable, Deployment, JobChanges, JobRequest, NodeLicence, Suite, project_hash,
+};
 
 #[test]
 fn oracle_set_clock_allocation_and_availability() {
@@ -40,6 +42,13 @@ fn oracle_set_clock_allocation_and_availability() {
         for oracle in &w.oracles[..2] {
             oracle.submit_availability(start, &table).await.unwrap();
         }
+        assert!(w.gov.availability_agreed(start).await.unwrap());
+        assert!(!w.gov.availability_recorded(start).await.unwrap());
+        let pages = AvailabilityTable::new(start, table);
+        w.oracles[2]
+            .record_availability_pages(&pages, 0, 1)
+            .await
+            .unwrap();
         assert!(w.gov.availability_recorded(start).await.unwrap());
         assert!(!w.gov.availability_recorded(start + 1).await.unwrap());
     });

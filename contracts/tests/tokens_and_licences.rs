@@ -8,8 +8,8 @@ use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolValue;
 use common::{EPOCH, World, actor, link_proof, random_address, raw_revert_of, revert_of, run};
-use r1_contracts::LinkProof;
 use r1_contracts::bindings::{NodeDeed, PoAIManager, R1, R1UsdcPool, TestUSDC};
+use r1_contracts::{AVAILABILITY_PAGE_ROWS, AvailabilityTable, LinkProof, PagesRecorded, Suite};
 
 type E = NodeDeed::NodeDeedErrors;
 use r1_contracts::tx::confirm;
@@ -408,13 +408,31 @@ fn agreed_availability_mints_n_over_t_times_a_over_255_and_never_beyond_n() {
         let err = raw_revert_of::<_, PoAIManager::PoAIManagerErrors>(
             w.oracles[0]
                 .manager()
-                .submitAvailability(U256::from(epoch), vec![w.nodes[0]], vec![])
+                .submitAvailability(U256::from(epoch), B256::ZERO, U256::from(4u64))
                 .call()
                 .await,
         );
+        assert!(matches!(err, PoAIManager::PoAIManagerErrors::EmptyPage(_)));
+
+        let pages = AvailabilityTable::new(epoch, table.iter().copied());
+        let (nodes, bytes) = pages.page(0);
+        let record = |oracle: &Suite, nodes: Vec<Address>, bytes: Vec<u8>| {
+            let manager = oracle.manager();
+            async move {
+                let call = manager.recordAvailabilityPage(
+                    U256::from(epoch),
+                    U256::ZERO,
+                    nodes,
+                    bytes,
+                    vec![],
+                );
+                raw_revert_of::<_, PoAIManager::PoAIManagerErrors>(call.call().await)
+            }
+        };
+        let err = record(&w.oracles[0], nodes.to_vec(), bytes.to_vec()).await;
         assert!(matches!(
             err,
-            PoAIManager::PoAIManagerErrors::LengthMismatch(_)
+            PoAIManager::PoAIManagerErrors::AvailabilityNotAgreed(_)
         ));
 
         w.oracles[0]
@@ -428,17 +446,49 @@ fn agreed_availability_mints_n_over_t_times_a_over_255_and_never_beyond_n() {
             err,
             PoAIManager::PoAIManagerErrors::AlreadyVoted(_)
         ));
-        assert_eq!(w.r1_balance(w.owner.address()).await, before);
         w.oracles[1]
             .submit_availability(epoch, &table)
             .await
             .unwrap();
-        assert!(
-            deed.availabilityRecorded(U256::from(epoch))
-                .call()
-                .await
-                .unwrap()
-        );
+        assert!(w.gov.availability_agreed(epoch).await.unwrap());
+        // Agreed is not yet paid: the page is recorded next.
+        assert_eq!(w.r1_balance(w.owner.address()).await, before);
+        assert!(!w.gov.availability_recorded(epoch).await.unwrap());
+
+        // A page that is not the agreed one's is refused: a byte raised, a row dropped, rows
+        // out of order.
+        let mut raised = bytes.to_vec();
+        raised[2] = 255;
+        let err = record(&w.oracles[2], nodes.to_vec(), raised).await;
+        assert!(matches!(
+            err,
+            PoAIManager::PoAIManagerErrors::PageNotInTable(_)
+        ));
+        let err = record(&w.oracles[2], nodes[1..].to_vec(), bytes[1..].to_vec()).await;
+        assert!(matches!(
+            err,
+            PoAIManager::PoAIManagerErrors::LengthMismatch(_)
+        ));
+        let mut swapped = nodes.to_vec();
+        swapped.swap(0, 1);
+        let err = record(&w.oracles[2], swapped, bytes.to_vec()).await;
+        assert!(matches!(
+            err,
+            PoAIManager::PoAIManagerErrors::NodesNotSorted(_)
+        ));
+        let err = record(&stranger, nodes.to_vec(), bytes.to_vec()).await;
+        assert!(matches!(err, PoAIManager::PoAIManagerErrors::NotOracle(_)));
+
+        w.oracles[2]
+            .record_availability_pages(&pages, 0, 1)
+            .await
+            .unwrap();
+        assert!(w.gov.availability_recorded(epoch).await.unwrap());
+        let err = record(&w.oracles[0], nodes.to_vec(), bytes.to_vec()).await;
+        assert!(matches!(
+            err,
+            PoAIManager::PoAIManagerErrors::PageAlreadyRecorded(_)
+        ));
 
         let n = U256::from(157_519u64) * U256::from(10u64).pow(U256::from(16u64));
         let reward = |a: u64| n * U256::from(a) / U256::from(1080u64 * 255);
@@ -458,7 +508,7 @@ fn agreed_availability_mints_n_over_t_times_a_over_255_and_never_beyond_n() {
         );
         assert!(matches!(
             err,
-            PoAIManager::PoAIManagerErrors::AvailabilityAlreadyRecorded(_)
+            PoAIManager::PoAIManagerErrors::AvailabilityAlreadyAgreed(_)
         ));
 
         // Only the manager records availability.
@@ -502,10 +552,10 @@ fn poa_stops_at_n_per_licence_and_skips_blacklisted_nodes() {
         w.advance_epochs(3).await;
         let table = [(w.nodes[0], 255u8), (w.nodes[1], 255u8)];
         let before = w.r1_balance(w.owner.address()).await;
-        w.oracles[0].submit_availability(0, &table).await.unwrap();
+        w.agree_availability(0, &table).await;
         assert_eq!(deed.poaMinted(licence).call().await.unwrap(), n);
         assert_eq!(w.r1_balance(w.owner.address()).await, before + (n - almost));
-        w.oracles[0].submit_availability(1, &table).await.unwrap();
+        w.agree_availability(1, &table).await;
         assert_eq!(deed.poaMinted(licence).call().await.unwrap(), n);
         assert_eq!(w.r1_balance(w.owner.address()).await, before + (n - almost));
         // The blacklisted node's licence never mined.
@@ -515,6 +565,108 @@ fn poa_stops_at_n_per_licence_and_skips_blacklisted_nodes() {
                 .await
                 .unwrap(),
             U256::ZERO
+        );
+    });
+}
+
+#[test]
+fn a_table_of_many_pages_is_recorded_page_by_page_in_any_order_and_each_once() {
+    run(|chain| async move {
+        let w = World::new(chain, 1, 3).await;
+        let deed = w.gov.node_deed();
+        assert_eq!(
+            w.gov
+                .manager()
+                .AVAILABILITY_PAGE_ROWS()
+                .call()
+                .await
+                .unwrap(),
+            U256::from(AVAILABILITY_PAGE_ROWS)
+        );
+        w.next_epoch().await;
+        let epoch = w.epoch().await - 1;
+        // Two and a half pages: the three linked nodes among unlinked ones, which earn nothing.
+        let mut rows: Vec<(Address, u8)> = (0..AVAILABILITY_PAGE_ROWS * 5 / 2)
+            .map(|_| (random_address(), 255u8))
+            .collect();
+        rows.extend(w.nodes.iter().map(|n| (*n, 200u8)));
+        let table = AvailabilityTable::new(epoch, rows.iter().copied());
+        assert_eq!(table.pages(), 3);
+        w.oracles[0]
+            .submit_availability(epoch, &rows)
+            .await
+            .unwrap();
+        assert!(w.gov.availability_agreed(epoch).await.unwrap());
+
+        let before = w.r1_balance(w.owner.address()).await;
+        // Page 2 first, then page 0: each call takes the first missing page from its start.
+        for (from, left) in [(2, 2), (0, 1)] {
+            let recorded = w.oracles[0]
+                .record_availability_pages(&table, from, 1)
+                .await
+                .unwrap();
+            assert_eq!(recorded, PagesRecorded::Recorded { sent: 1, left });
+        }
+        assert!(!w.gov.availability_recorded(epoch).await.unwrap());
+        let err = raw_revert_of::<_, PoAIManager::PoAIManagerErrors>(
+            w.oracles[0]
+                .manager()
+                .recordAvailabilityPage(U256::from(epoch), U256::from(3u64), vec![], vec![], vec![])
+                .call()
+                .await,
+        );
+        assert!(matches!(err, PoAIManager::PoAIManagerErrors::NoSuchPage(_)));
+        // Page 0's rows offered as page 1, with page 1's proof: refused.
+        let (nodes, bytes) = table.page(0);
+        let err = raw_revert_of::<_, PoAIManager::PoAIManagerErrors>(
+            w.oracles[0]
+                .manager()
+                .recordAvailabilityPage(
+                    U256::from(epoch),
+                    U256::from(1u64),
+                    nodes.to_vec(),
+                    bytes.to_vec(),
+                    table.proof(1),
+                )
+                .call()
+                .await,
+        );
+        assert!(matches!(
+            err,
+            PoAIManager::PoAIManagerErrors::PageNotInTable(_)
+        ));
+        let last = w.oracles[0]
+            .record_availability_pages(&table, 0, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(last, PagesRecorded::Recorded { sent: 1, left: 0 });
+        assert!(w.gov.availability_recorded(epoch).await.unwrap());
+        assert_eq!(
+            w.oracles[0]
+                .record_availability_pages(&table, 0, usize::MAX)
+                .await
+                .unwrap(),
+            PagesRecorded::Recorded { sent: 0, left: 0 }
+        );
+
+        // Each linked node minted once, at its byte, wherever its page fell.
+        let reward = deed.poaRewardFor(200).call().await.unwrap();
+        assert_eq!(
+            w.r1_balance(w.owner.address()).await,
+            before + reward * U256::from(3u64)
+        );
+        for node in &w.nodes {
+            let record = deed.serviceRecord(*node).call().await.unwrap();
+            assert_eq!(record.epochsMeasured, 1);
+        }
+        // A table that is not the agreed one records nothing.
+        let other = AvailabilityTable::new(epoch, rows.iter().map(|(n, _)| (*n, 1u8)));
+        assert_eq!(
+            w.oracles[0]
+                .record_availability_pages(&other, 0, usize::MAX)
+                .await
+                .unwrap(),
+            PagesRecorded::OtherTable
         );
     });
 }

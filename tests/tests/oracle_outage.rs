@@ -455,8 +455,8 @@ fn a_two_minute_chain_and_broker_outage_stops_moves_and_closes_nothing() {
     if epoch_back > epoch_at_cut + 1 {
         let unwatched = epoch_back - 1;
         assert!(
-            !read(&network, |suite| suite.availability_recorded(unwatched)),
-            "availability was recorded for epoch {unwatched}, which nobody could watch\n{}",
+            !read(&network, |suite| suite.availability_agreed(unwatched)),
+            "availability was agreed for epoch {unwatched}, which nobody could watch\n{}",
             logs(&network)
         );
     }

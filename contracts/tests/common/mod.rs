@@ -12,7 +12,8 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolInterface;
 use r1_contracts::units::{r1_units, usdc_units};
 use r1_contracts::{
-    DevChain, Error, JobRequest, LinkProof, Suite, SuiteConfig, VoteOutcome, deploy_suite,
+    AvailabilityTable, DevChain, Error, JobRequest, LinkProof, PagesRecorded, Suite, SuiteConfig,
+    VoteOutcome, deploy_suite,
 };
 
 /// Epoch length used by the tests (seconds).
@@ -282,6 +283,28 @@ impl World {
             }
         }
         panic!("no consensus on job {job}");
+    }
+
+    /// Every oracle votes `table` for `epoch` until it is agreed, then oracle 0 records every
+    /// page of it.
+    pub async fn agree_availability(&self, epoch: u64, table: &[(Address, u8)]) {
+        for oracle in &self.oracles {
+            oracle
+                .submit_availability(epoch, table)
+                .await
+                .expect("vote");
+            if self.gov.availability_agreed(epoch).await.expect("read") {
+                let table = AvailabilityTable::new(epoch, table.iter().copied());
+                let recorded = self.oracles[0]
+                    .record_availability_pages(&table, 0, usize::MAX)
+                    .await
+                    .expect("record pages");
+                assert!(matches!(recorded, PagesRecorded::Recorded { left: 0, .. }));
+                assert!(self.gov.availability_recorded(epoch).await.expect("read"));
+                return;
+            }
+        }
+        panic!("no agreement on the availability of epoch {epoch}");
     }
 
     pub async fn usdc_balance(&self, who: Address) -> U256 {

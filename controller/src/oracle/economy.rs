@@ -1,7 +1,8 @@
 //! The loops that move money: closure (close the first closable job after a random backoff,
 //! decided in the pass), and, in the money task beside the passes, rewards (allocate finished
 //! epochs, the scheduled oracle first), burning the queued fees, Proof of Availability
-//! (exchange availability tables, submit the agreed median), and escrow and project status.
+//! (exchange availability tables, vote on the median's root, record the agreed table page by
+//! page), and escrow and project status.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Instant;
 
 use alloy_primitives::Address;
 use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
+use r1_contracts::{AvailabilityTable, PagesRecorded};
 use r1_crds::api::object::{StoredObject, timestamp_now};
 use r1_crds::common::{Condition, ConditionStatus};
 use r1_crds::escrow::{EscrowPhase, EscrowStatus};
@@ -35,6 +37,10 @@ const BURN_RETRY_MS: u64 = 30_000;
 /// Least time after a failed availability submission (out of gas, no answer) before the next:
 /// a table the chain cannot take is not sent again on every pass (at most a tenth of an epoch).
 const AVAILABILITY_RETRY_MS: u64 = 60_000;
+
+/// Availability pages one oracle records per run of the money task (each one transaction of
+/// [`r1_contracts::AVAILABILITY_PAGE_ROWS`] nodes, inside the chain call limit together).
+const AVAILABILITY_PAGES_PER_RUN: usize = 4;
 
 /// A backoff range scaled to the epoch: at most half an epoch, so short development epochs
 /// still close and allocate within the epoch.
@@ -187,15 +193,22 @@ impl Oracle {
     }
 
     /// Proof of Availability for the finished `epoch`: publish this oracle's table once, then
-    /// submit the median of every oracle's table once all arrived or a third of the next epoch
-    /// has passed (and again on later passes while the chain's clock has not left `epoch`). An oracle that was not connected to the broker for 98 % of the epoch heard
-    /// too little to judge anyone (silence it could not hear is Unknown, not absence): it
-    /// neither publishes nor submits a table for that epoch.
+    /// vote for the root of the median of every oracle's table once all arrived or a third of
+    /// the next epoch has passed (and again on later passes while the chain's clock has not
+    /// left `epoch`), then record the agreed table's pages. An oracle that was not connected to
+    /// the broker for 98 % of the epoch heard too little to judge anyone (silence it could not
+    /// hear is Unknown, not absence): it neither publishes nor votes a table for that epoch.
     async fn availability(&self, epoch: u64, oracles: &[Address], now: u64) {
         let key = format!("availability/{epoch}");
-        if self.state.voted(&key).unwrap_or(true) {
-            return;
+        if !self.state.voted(&key).unwrap_or(true) {
+            self.vote_availability(epoch, oracles, now, &key).await;
         }
+        self.record_availability_pages(oracles, now).await;
+    }
+
+    /// This oracle's vote on the availability of `epoch` (see [`Oracle::availability`]); the
+    /// table voted is kept for recording its pages once agreed.
+    async fn vote_availability(&self, epoch: u64, oracles: &[Address], now: u64, key: &str) {
         let start = self.clock.start_ms(epoch);
         let end = self.clock.end_ms(epoch);
         let connected = self.mesh.connected_ms(start, end);
@@ -205,7 +218,7 @@ impl Oracle {
                 connected_ms = connected,
                 "not judging availability: this oracle was not connected to the broker for 98 % of the epoch"
             );
-            if let Err(e) = self.state.record_vote(&key, "unwatched") {
+            if let Err(e) = self.state.record_vote(key, "unwatched") {
                 tracing::warn!(error = %e, "cannot record the skipped availability vote");
             }
             return;
@@ -253,11 +266,26 @@ impl Oracle {
         if now.saturating_sub(failed) < retry_ms {
             return;
         }
-        match within(self.suite.availability_recorded(epoch)).await {
-            Ok(false) => {}
-            Ok(true) | Err(_) => return,
-        }
         let rows: Vec<(Address, u8)> = median_table(&from_oracles).into_iter().collect();
+        let table = Arc::new(AvailabilityTable::new(epoch, rows.iter().copied()));
+        {
+            let mut pages = self.availability_pages.lock().await;
+            pages.retain(|e, _| *e + 1 >= epoch);
+            pages.insert(epoch, table);
+        }
+        match within(self.suite.availability_agreed(epoch)).await {
+            Ok(false) => {}
+            Ok(true) => {
+                if let Err(e) = self
+                    .state
+                    .record_vote(key, "agreed before this oracle voted")
+                {
+                    tracing::warn!(error = %e, "cannot record the availability vote");
+                }
+                return;
+            }
+            Err(_) => return,
+        }
         let submitted = within(self.suite.submit_availability(epoch, &rows)).await;
         if let Err(e) = &submitted
             && e.refused_with(|r| matches!(r, PoAIManagerErrors::EpochNotEnded(_)))
@@ -271,7 +299,7 @@ impl Oracle {
         // a submission lost to a timeout, a dropped transaction or a crash is sent again, and
         // the chain refuses it as a second vote if the first was counted after all.
         let answered = submitted.as_ref().map_or_else(|e| e.is_refusal(), |_| true);
-        if answered && let Err(e) = self.state.record_vote(&key, "") {
+        if answered && let Err(e) = self.state.record_vote(key, "") {
             tracing::warn!(error = %e, "cannot record the availability vote");
         }
         match submitted {
@@ -281,7 +309,7 @@ impl Oracle {
             }
             Err(e)
                 if e.refused_with(|r| {
-                    matches!(r, PoAIManagerErrors::AvailabilityAlreadyRecorded(_))
+                    matches!(r, PoAIManagerErrors::AvailabilityAlreadyAgreed(_))
                 }) =>
             {
                 tracing::debug!(
@@ -294,6 +322,64 @@ impl Oracle {
                 self.metrics.vote("availability", "error");
                 self.availability_failed_ms
                     .store(now, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Records the pages of every agreed availability table this oracle voted for that the
+    /// chain still misses, [`AVAILABILITY_PAGES_PER_RUN`] at a time, each oracle starting at its
+    /// own share of the pages; a table done (or not the agreed one) is forgotten.
+    async fn record_availability_pages(&self, oracles: &[Address], now: u64) {
+        let failed = self
+            .availability_failed_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let retry_ms = AVAILABILITY_RETRY_MS.min(self.clock.length_s() * 100);
+        if now.saturating_sub(failed) < retry_ms {
+            return;
+        }
+        let tables: Vec<Arc<AvailabilityTable>> = self
+            .availability_pages
+            .lock()
+            .await
+            .values()
+            .cloned()
+            .collect();
+        let share = oracles.iter().position(|o| *o == self.me).unwrap_or(0);
+        for table in tables {
+            let epoch = table.epoch();
+            let from = share * table.pages() / oracles.len().max(1);
+            let done = match within(self.suite.record_availability_pages(
+                &table,
+                from,
+                AVAILABILITY_PAGES_PER_RUN,
+            ))
+            .await
+            {
+                Ok(PagesRecorded::NotAgreed) => false,
+                Ok(PagesRecorded::OtherTable) => {
+                    tracing::info!(
+                        epoch,
+                        "the oracles agreed on another availability table; its voters record it"
+                    );
+                    true
+                }
+                Ok(PagesRecorded::Recorded { sent, left }) => {
+                    if sent > 0 {
+                        tracing::info!(epoch, pages = sent, left, "recorded availability pages");
+                        self.metrics.vote("availability_page", "accepted");
+                    }
+                    left == 0
+                }
+                Err(e) => {
+                    tracing::warn!(epoch, error = %e, "availability pages not recorded");
+                    self.metrics.vote("availability_page", "error");
+                    self.availability_failed_ms
+                        .store(now, std::sync::atomic::Ordering::Relaxed);
+                    false
+                }
+            };
+            if done {
+                self.availability_pages.lock().await.remove(&epoch);
             }
         }
     }

@@ -136,6 +136,8 @@ pub struct Oracle {
     stable: std::sync::Mutex<HashMap<u64, (BTreeSet<Address>, u64)>>,
     /// The availability tables of recent epochs, this oracle's and the others'.
     pub(crate) availability_tables: Mutex<AvailabilityTables>,
+    /// The availability tables this oracle voted for, by epoch, until their pages are recorded.
+    pub(crate) availability_pages: Mutex<BTreeMap<u64, Arc<r1_contracts::AvailabilityTable>>>,
     /// When each closable job was first seen closable (unix ms), for the closure backoff.
     pub(crate) closable_since: Mutex<BTreeMap<u64, u64>>,
     /// The last chain snapshot read, and what it was read for.
@@ -328,6 +330,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         write_order: Mutex::new(()),
         stable: std::sync::Mutex::new(HashMap::new()),
         availability_tables: Mutex::new(AvailabilityTables::default()),
+        availability_pages: Mutex::new(BTreeMap::new()),
         closable_since: Mutex::new(BTreeMap::new()),
         last_chain: Mutex::new(None),
         standing_block: Mutex::new(None),

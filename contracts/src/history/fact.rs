@@ -72,6 +72,14 @@ pub enum Fact {
         /// The winning table's hash.
         proposal: B256,
     },
+    /// An oracle recorded one page of an epoch's agreed availability table; the Node Deed's
+    /// mints for it follow in the same transaction.
+    AvailabilityPageRecorded {
+        /// The epoch.
+        epoch: u64,
+        /// The page.
+        page: u64,
+    },
     /// Epochs `[from, until)` were allocated across every escrow.
     RewardsAllocated {
         /// First epoch allocated.
@@ -316,6 +324,10 @@ fn manager_fact(log: &Log) -> Option<Fact> {
             E::AvailabilityAccepted(e) => Fact::AvailabilityAccepted {
                 epoch: to_u64(e.epoch),
                 proposal: e.proposal,
+            },
+            E::AvailabilityPageRecorded(e) => Fact::AvailabilityPageRecorded {
+                epoch: to_u64(e.epoch),
+                page: to_u64(e.page),
             },
             E::RewardsAllocated(e) => Fact::RewardsAllocated {
                 from: to_u64(e.fromEpoch),

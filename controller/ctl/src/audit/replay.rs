@@ -58,6 +58,8 @@ pub struct Replay {
     availability: BTreeMap<u64, Vec<(Address, B256)>>,
     availability_accepted: usize,
     availability_agreed: usize,
+    /// Epochs whose availability table a quorum agreed on: their pages may mint.
+    agreed_epochs: BTreeSet<u64>,
     burn_txs: usize,
     burn_expected: U256,
     burn_actual: U256,
@@ -386,7 +388,10 @@ impl Replay {
                 let votes = self.availability.remove(epoch).unwrap_or_default();
                 self.availability_accepted += 1;
                 match quorum::check(&votes, self.oracles.len(), history.quorum, *proposal) {
-                    Ok(_) => self.availability_agreed += 1,
+                    Ok(_) => {
+                        self.availability_agreed += 1;
+                        self.agreed_epochs.insert(*epoch);
+                    }
                     Err(e) => self.row(
                         None,
                         Row::check(
@@ -739,9 +744,10 @@ impl Replay {
         *minted += expected;
         *self.poa_mints.entry(licence).or_default() += 1;
         self.licence_nodes.entry(licence).or_default().insert(node);
-        let agreed = group
-            .iter()
-            .any(|e| matches!(e.fact, Fact::AvailabilityAccepted { epoch: e2, .. } if e2 == epoch));
+        let agreed = self.agreed_epochs.contains(&epoch)
+            && group.iter().any(
+                |e| matches!(e.fact, Fact::AvailabilityPageRecorded { epoch: e2, .. } if e2 == epoch),
+            );
         if expected != amount || !agreed {
             let what =
                 format!("PoA of licence {licence} in epoch {epoch} (availability {availability})");

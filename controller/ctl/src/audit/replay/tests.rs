@@ -281,6 +281,10 @@ impl FakeChain {
                 proposal,
             },
             Fact::AvailabilityAccepted { epoch, proposal },
+        ];
+        self.tx(at(epoch + 1, 6), second, facts);
+        let page = vec![
+            Fact::AvailabilityPageRecorded { epoch, page: 0 },
             Fact::PoaMinted {
                 epoch,
                 licence,
@@ -289,7 +293,7 @@ impl FakeChain {
                 amount,
             },
         ];
-        self.tx(at(epoch + 1, 6), second, facts);
+        self.tx(at(epoch + 1, 7), first, page);
     }
 
     fn snapshot(&self) -> EscrowSnapshot {
@@ -537,4 +541,42 @@ proptest! {
         chain.history.entries.remove(left_out);
         prop_assert!(!audit(&chain).ok());
     }
+}
+
+#[test]
+fn poa_minted_outside_an_agreed_tables_page_fails() {
+    let mut chain = life(100_000, 30, 3, &[1]);
+    let node = address(0xa1);
+    let amount = poa_reward(255);
+    *chain.poa.entry(7).or_default() += amount * U256::from(2u64);
+    // A page of an epoch no quorum agreed on, and a mint of an agreed epoch outside a page.
+    let sender = chain.oracles[0];
+    let mint = |epoch| Fact::PoaMinted {
+        epoch,
+        licence: 7,
+        node,
+        availability: 255,
+        amount,
+    };
+    chain.tx(
+        at(42, 1),
+        sender,
+        vec![
+            Fact::AvailabilityPageRecorded { epoch: 14, page: 0 },
+            mint(14),
+        ],
+    );
+    chain.tx(at(42, 2), sender, vec![mint(12)]);
+    let report = audit(&chain);
+    let text = rendered(&report);
+    assert!(!report.ok(), "{text}");
+    assert!(
+        text.contains("PoA of licence 7 in epoch 14 (availability 255)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("PoA of licence 7 in epoch 12 (availability 255)"),
+        "{text}"
+    );
+    assert_eq!(text.matches("without an agreed table").count(), 2, "{text}");
 }

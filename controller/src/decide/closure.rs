@@ -4,9 +4,10 @@
 //! Closability mirrors `CspEscrow.isClosable`: the job is open, the current epoch is past its
 //! last execution epoch, and its rewards are settled up to and including that epoch
 //! (`nextEpochToSettle > lastExecutionEpoch`). Oracles agree on the lowest such job id, as
-//! `Suite::first_closable_job_id` finds it in the pages of `PoAIManager.getClosableJobIds`,
-//! then wait a random backoff so that usually one oracle acts and the contract's guards absorb
-//! the rest.
+//! each pass's chain snapshot finds it among the open jobs it holds ([`first_closable`]; the
+//! manager's scan of every open job, `PoAIManager.getClosableJobIds`, runs only at a whole read,
+//! for escrows the snapshot does not hold), then wait a random backoff so that usually one
+//! oracle acts and the contract's guards absorb the rest.
 
 use alloy_primitives::{Address, keccak256};
 
@@ -35,6 +36,18 @@ impl JobLedger {
         self.open
             && current_epoch > self.last_execution_epoch
             && self.next_epoch_to_settle > self.last_execution_epoch
+    }
+}
+
+impl From<&crate::decide::chain_job::ChainJob> for JobLedger {
+    /// An open job's ledger as the chain snapshot holds it.
+    fn from(job: &crate::decide::chain_job::ChainJob) -> Self {
+        Self {
+            job_id: job.id,
+            open: true,
+            last_execution_epoch: job.last_execution_epoch,
+            next_epoch_to_settle: job.next_epoch_to_settle,
+        }
     }
 }
 

@@ -20,6 +20,7 @@ use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
 use r1_contracts::{JobChanges, Suite};
 
 use crate::decide::chain_job::ChainJob;
+use crate::decide::closure::{JobLedger, first_closable};
 use crate::oracle::answers::{Answers, Recheck};
 
 /// Longest wait for one chain call; an RPC that does not answer is an outage, not a hang.
@@ -123,8 +124,13 @@ pub struct ChainSnapshot {
     pub oracles: Vec<Address>,
     /// Epochs before this one are allocated.
     pub allocated_until: u64,
-    /// Lowest closable job, if any.
+    /// Lowest closable job, if any: of the open jobs held here, judged from their settlement
+    /// (`decide::closure`), or of [`ChainSnapshot::closable_elsewhere`].
     pub first_closable: Option<u64>,
+    /// Closable jobs of escrows this snapshot does not hold, as the manager's scan of every
+    /// open job (`getClosableJobIds`, O(open jobs) on the chain) found them at the last whole
+    /// read; carried over while jobs are followed through events.
+    closable_elsewhere: BTreeSet<u64>,
     /// USDC of the 15 % share queued for burning.
     pub pending_burn: alloy_primitives::U256,
     /// Escrow of each CSP the store knows (absent: none deployed).
@@ -155,10 +161,9 @@ impl ChainSnapshot {
         head: Option<u64>,
         previous: Option<&ChainSnapshot>,
     ) -> Result<Self, ChainError> {
-        let (mut oracles, allocated_until, first_closable, pending_burn) = tokio::try_join!(
+        let (mut oracles, allocated_until, pending_burn) = tokio::try_join!(
             within(suite.oracles()),
             within(suite.allocated_until_epoch()),
-            within(suite.first_closable_job_id()),
             within(suite.pending_burn()),
         )?;
         oracles.sort();
@@ -166,7 +171,6 @@ impl ChainSnapshot {
             epoch,
             oracles,
             allocated_until,
-            first_closable,
             pending_burn,
             ..Self::default()
         };
@@ -193,6 +197,7 @@ impl ChainSnapshot {
         snapshot.head = head;
         snapshot.jobs_read_ms = now_ms;
         let mut unread = escrows.clone();
+        let mut whole = true;
         let follow =
             previous.and_then(|p| p.follows_to(head, now_ms).map(|(from, to)| (p, from, to)));
         if let Some((previous, from, to)) = follow {
@@ -205,9 +210,12 @@ impl ChainSnapshot {
             if let Some(jobs) = previous.follow(suite, &followed, from, to).await? {
                 snapshot.jobs = jobs;
                 snapshot.jobs_read_ms = previous.jobs_read_ms;
+                snapshot.closable_elsewhere = previous.closable_elsewhere.clone();
                 unread.retain(|escrow| !followed.contains(escrow));
+                whole = false;
             }
         }
+
         let reads: Vec<(Address, Result<Vec<CspEscrow::Job>, ChainError>)> =
             futures_util::stream::iter(unread)
                 .map(|escrow| async move { (escrow, within(suite.escrow_open_jobs(escrow)).await) })
@@ -226,6 +234,18 @@ impl ChainSnapshot {
                 .entry((job.escrow, job.project_hash))
                 .or_insert(job.id);
         }
+        if whole {
+            let closable = within(suite.closable_job_ids()).await?;
+            snapshot.closable_elsewhere = closable
+                .into_iter()
+                .filter(|id| !snapshot.jobs.contains_key(id))
+                .collect();
+        }
+        let ledgers: Vec<JobLedger> = snapshot.jobs.values().map(JobLedger::from).collect();
+        snapshot.first_closable = first_closable(&ledgers, epoch)
+            .into_iter()
+            .chain(snapshot.closable_elsewhere.first().copied())
+            .min();
         Ok(snapshot)
     }
 

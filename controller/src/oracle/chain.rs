@@ -215,7 +215,6 @@ impl ChainSnapshot {
                 whole = false;
             }
         }
-
         let reads: Vec<(Address, Result<Vec<CspEscrow::Job>, ChainError>)> =
             futures_util::stream::iter(unread)
                 .map(|escrow| async move { (escrow, within(suite.escrow_open_jobs(escrow)).await) })

@@ -39,7 +39,7 @@ const BURN_RETRY_MS: u64 = 30_000;
 const AVAILABILITY_RETRY_MS: u64 = 60_000;
 
 /// Availability pages one oracle records per run of the money task (each one transaction of
-/// [`r1_contracts::AVAILABILITY_PAGE_ROWS`] nodes, inside the chain call limit together).
+/// [`r1_contracts::AVAILABILITY_PAGE_ROWS`] nodes, each within the chain call limit).
 const AVAILABILITY_PAGES_PER_RUN: usize = 4;
 
 /// A backoff range scaled to the epoch: at most half an epoch, so short development epochs
@@ -203,7 +203,7 @@ impl Oracle {
         if !self.state.voted(&key).unwrap_or(true) {
             self.vote_availability(epoch, oracles, now, &key).await;
         }
-        self.record_availability_pages(oracles, now).await;
+        self.record_availability_pages(epoch, oracles, now).await;
     }
 
     /// This oracle's vote on the availability of `epoch` (see [`Oracle::availability`]); the
@@ -268,11 +268,7 @@ impl Oracle {
         }
         let rows: Vec<(Address, u8)> = median_table(&from_oracles).into_iter().collect();
         let table = Arc::new(AvailabilityTable::new(epoch, rows.iter().copied()));
-        {
-            let mut pages = self.availability_pages.lock().await;
-            pages.retain(|e, _| *e + 1 >= epoch);
-            pages.insert(epoch, table);
-        }
+        self.availability_pages.lock().await.insert(epoch, table);
         match within(self.suite.availability_agreed(epoch)).await {
             Ok(false) => {}
             Ok(true) => {
@@ -328,8 +324,9 @@ impl Oracle {
 
     /// Records the pages of every agreed availability table this oracle voted for that the
     /// chain still misses, [`AVAILABILITY_PAGES_PER_RUN`] at a time, each oracle starting at its
-    /// own share of the pages; a table done (or not the agreed one) is forgotten.
-    async fn record_availability_pages(&self, oracles: &[Address], now: u64) {
+    /// own share of the pages; a table done, not the agreed one, or older than the epoch before
+    /// `latest` (the last finished epoch) is forgotten.
+    async fn record_availability_pages(&self, latest: u64, oracles: &[Address], now: u64) {
         let failed = self
             .availability_failed_ms
             .load(std::sync::atomic::Ordering::Relaxed);
@@ -337,47 +334,53 @@ impl Oracle {
         if now.saturating_sub(failed) < retry_ms {
             return;
         }
-        let tables: Vec<Arc<AvailabilityTable>> = self
-            .availability_pages
-            .lock()
-            .await
-            .values()
-            .cloned()
-            .collect();
+        let tables: Vec<Arc<AvailabilityTable>> = {
+            let mut pages = self.availability_pages.lock().await;
+            pages.retain(|epoch, _| *epoch + 1 >= latest);
+            pages.values().cloned().collect()
+        };
         let share = oracles.iter().position(|o| *o == self.me).unwrap_or(0);
         for table in tables {
             let epoch = table.epoch();
             let from = share * table.pages() / oracles.len().max(1);
-            let done = match within(self.suite.record_availability_pages(
-                &table,
-                from,
-                AVAILABILITY_PAGES_PER_RUN,
-            ))
-            .await
-            {
-                Ok(PagesRecorded::NotAgreed) => false,
-                Ok(PagesRecorded::OtherTable) => {
-                    tracing::info!(
-                        epoch,
-                        "the oracles agreed on another availability table; its voters record it"
-                    );
-                    true
-                }
-                Ok(PagesRecorded::Recorded { sent, left }) => {
-                    if sent > 0 {
-                        tracing::info!(epoch, pages = sent, left, "recorded availability pages");
-                        self.metrics.vote("availability_page", "accepted");
+            let mut done = false;
+            let mut sent = 0;
+            // One page a call, each within the chain call limit: a page of first-time mints
+            // is a large transaction, and a saturated chain node takes seconds over each.
+            for _ in 0..AVAILABILITY_PAGES_PER_RUN {
+                match within(self.suite.record_availability_pages(&table, from, 1)).await {
+                    Ok(PagesRecorded::NotAgreed) => break,
+                    Ok(PagesRecorded::OtherTable) => {
+                        tracing::info!(
+                            epoch,
+                            "the oracles agreed on another availability table; its voters record it"
+                        );
+                        done = true;
+                        break;
                     }
-                    left == 0
+                    Ok(PagesRecorded::Recorded {
+                        sent: now_sent,
+                        left,
+                    }) => {
+                        sent += now_sent;
+                        if left == 0 {
+                            done = true;
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(epoch, error = %e, "availability pages not recorded");
+                        self.metrics.vote("availability_page", "error");
+                        self.availability_failed_ms
+                            .store(now, std::sync::atomic::Ordering::Relaxed);
+                        break;
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(epoch, error = %e, "availability pages not recorded");
-                    self.metrics.vote("availability_page", "error");
-                    self.availability_failed_ms
-                        .store(now, std::sync::atomic::Ordering::Relaxed);
-                    false
-                }
-            };
+            }
+            if sent > 0 {
+                tracing::info!(epoch, pages = sent, done, "recorded availability pages");
+                self.metrics.vote("availability_page", "accepted");
+            }
             if done {
                 self.availability_pages.lock().await.remove(&epoch);
             }

@@ -34,7 +34,7 @@ use r1_e2e::simnodes::{Fleet, FleetSettings};
 use r1_e2e::wait::until;
 use r1_protocol::Identity;
 use serde_json::Value;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/examples");
 
@@ -180,6 +180,15 @@ fn readings(network: &Network) -> Vec<Reading> {
     (0..network.oracles().len())
         .map(|o| read(network, o))
         .collect()
+}
+
+/// Raises its flag when dropped, also while a panic unwinds.
+struct RaiseOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for RaiseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What listing the oracles' jobs takes, apart from the network, so a thread beside the one
@@ -393,6 +402,7 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
     // Jobs applied early run while later ones are applied: one thread applies, another lists
     // the oracles' jobs over and over, so a job's figure is late by at most one round of
     // listings, never by the applies after it.
+    let stopped = AtomicBool::new(false);
     let done = std::thread::scope(|scope| {
         let watcher = scope.spawn(|| {
             let mut ran = BTreeMap::new();
@@ -408,6 +418,9 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
                 if ran.len() == jobs {
                     return (ran, true);
                 }
+                if stopped.load(Ordering::Relaxed) && applied.len() < jobs {
+                    return (ran, false);
+                }
                 if applied.len() == jobs {
                     let deadline = *deadline.get_or_insert_with(|| Instant::now() + BURST_WAIT);
                     if Instant::now() > deadline {
@@ -416,6 +429,8 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
                 }
             }
         });
+        // A failed apply panics here; the watcher must stop too, or the scope would wait on it.
+        let _stop = RaiseOnDrop(&stopped);
         for index in 0..jobs {
             let name = format!("scale-{index}");
             let path = network.scratch_dir().join(format!("{name}.yaml"));

@@ -606,13 +606,17 @@ fn a_csp_takes_its_jobs_back_once_nobody_has_allocated_for_the_exit_delay() {
         let wallet_before = w.usdc_balance(w.csp.address()).await;
         let held = w.gov.job(job).await.unwrap().balance;
         let refunded = w.csp.exit_stalled_job(w.escrow, job).await.unwrap();
-        // Epochs 2, 3 and 4 are paid to the validated node as a closure would; the rest comes back:
-        // epochs 5 to 30, and what the second the job was created in left of epoch 0's share.
+        // Epochs 2, 3 and 4 are paid to the validated node as a closure would, and the seconds
+        // of epoch 5 before the exit was mined (none, unless the clock ticked meanwhile); the
+        // rest comes back: epochs 5 to 30, and what the second the job was created in left of
+        // epoch 0's share.
+        let into_epoch_5 = w.now().await - w.start_of(5).await;
+        let served = PRICE * (3 * EPOCH + into_epoch_5) / EPOCH;
         assert_eq!(
             w.node_balance(node).await - paid_before,
-            U256::from(PRICE * 3 * 85 / 100)
+            U256::from(served - served * 15 / 100)
         );
-        assert_eq!(refunded, held - U256::from(PRICE * 3));
+        assert_eq!(refunded, held - U256::from(served));
         let unserved = U256::from(PRICE * (30 - 4));
         assert!(
             refunded >= unserved && refunded - unserved <= U256::from(PRICE / 100),

@@ -259,11 +259,7 @@ impl Oracle {
         if from_oracles.len() < oracles.len() && !waited {
             return;
         }
-        let failed = self
-            .availability_failed_ms
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let retry_ms = AVAILABILITY_RETRY_MS.min(self.clock.length_s() * 100);
-        if now.saturating_sub(failed) < retry_ms {
+        if self.availability_paused(now) {
             return;
         }
         let rows: Vec<(Address, u8)> = median_table(&from_oracles).into_iter().collect();
@@ -322,16 +318,22 @@ impl Oracle {
         }
     }
 
+    /// Whether a failed availability vote or page is still too recent to try again at `now`
+    /// ([`AVAILABILITY_RETRY_MS`], at most a tenth of an epoch).
+    fn availability_paused(&self, now: u64) -> bool {
+        let failed = self
+            .availability_failed_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let retry_ms = AVAILABILITY_RETRY_MS.min(self.clock.length_s() * 100);
+        now.saturating_sub(failed) < retry_ms
+    }
+
     /// Records the pages of every agreed availability table this oracle voted for that the
     /// chain still misses, [`AVAILABILITY_PAGES_PER_RUN`] at a time, each oracle starting at its
     /// own share of the pages; a table done, not the agreed one, or older than the epoch before
     /// `latest` (the last finished epoch) is forgotten.
     async fn record_availability_pages(&self, latest: u64, oracles: &[Address], now: u64) {
-        let failed = self
-            .availability_failed_ms
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let retry_ms = AVAILABILITY_RETRY_MS.min(self.clock.length_s() * 100);
-        if now.saturating_sub(failed) < retry_ms {
+        if self.availability_paused(now) {
             return;
         }
         let tables: Vec<Arc<AvailabilityTable>> = {

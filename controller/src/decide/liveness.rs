@@ -219,19 +219,44 @@ pub const fn expected_heartbeats(epoch_length_s: u64, config: &LivenessConfig) -
 
 /// Heartbeats received during the epoch `[start_ms, end_ms)`, counted as distinct heartbeat
 /// slots (one per interval since the epoch start), so a node cannot make up for downtime by
-/// sending many heartbeats at once and a duplicate delivery counts once.
+/// sending many heartbeats at once and a duplicate delivery counts once. A heartbeat may fill
+/// the slot next to its own when it arrived within a quarter interval of their border: a
+/// node beating steadily on a phase near the slots' borders would otherwise lose a slot to
+/// every few milliseconds of jitter (one beat just before a border, the next just after the
+/// following one).
 pub fn received_heartbeats(
     arrivals_ms: &[u64],
     start_ms: u64,
     end_ms: u64,
     config: &LivenessConfig,
 ) -> u64 {
-    let slots: BTreeSet<u64> = arrivals_ms
+    let interval = config.heartbeat_interval_ms;
+    let tolerance = interval / 4;
+    let last_slot = end_ms
+        .saturating_sub(start_ms)
+        .div_ceil(interval)
+        .saturating_sub(1);
+    let mut offsets: Vec<u64> = arrivals_ms
         .iter()
         .filter(|&&t| t >= start_ms && t < end_ms)
-        .map(|&t| (t - start_ms) / config.heartbeat_interval_ms)
+        .map(|&t| t - start_ms)
         .collect();
-    slots.len() as u64
+    offsets.sort_unstable();
+    // Each arrival reaches the slots from (offset − tolerance) to (offset + tolerance); taking
+    // the earliest free one it reaches, in arrival order, fills the most slots (later arrivals
+    // never reach further back).
+    let mut next_free = 0;
+    let mut filled = 0;
+    for offset in offsets {
+        let earliest = offset.saturating_sub(tolerance) / interval;
+        let latest = ((offset + tolerance) / interval).min(last_slot);
+        let slot = earliest.max(next_free);
+        if slot <= latest {
+            filled += 1;
+            next_free = slot + 1;
+        }
+    }
+    filled
 }
 
 /// The availability byte `H = floor(received / expected × 255)`, capped at 255 (0 when nothing
@@ -455,6 +480,24 @@ mod tests {
     }
 
     #[test]
+    fn a_steady_node_beating_on_the_slots_borders_keeps_every_slot() {
+        let c = cfg();
+        // Every 10 s give or take 2 ms, on the slots' borders: slots 0, 2, 2 by position.
+        let arrivals = [1_000 + 9_999, 1_000 + 20_001, 1_000 + 29_999];
+        assert_eq!(received_heartbeats(&arrivals, 1000, 31_000, &c), 3);
+        // A burst after downtime fills its own slot and at most the one beside it.
+        let burst = [
+            1_000 + 17_600,
+            1_000 + 17_700,
+            1_000 + 17_800,
+            1_000 + 17_900,
+        ];
+        assert_eq!(received_heartbeats(&burst, 1000, 31_000, &c), 2);
+        let mid_slot = [1_000 + 25_000, 1_000 + 25_100, 1_000 + 25_200];
+        assert_eq!(received_heartbeats(&mid_slot, 1000, 31_000, &c), 1);
+    }
+
+    #[test]
     fn the_98_percent_rule_is_exact() {
         assert!(may_vote_on_availability(98, 100));
         assert!(!may_vote_on_availability(97, 100));
@@ -500,6 +543,23 @@ mod tests {
             let c = cfg();
             let received = received_heartbeats(&arrivals, 50_000, 150_000, &c);
             prop_assert!(received <= 10);
+        }
+
+        #[test]
+        fn a_steady_beat_with_jitter_fills_every_slot(
+            phase in 0u64..10_000,
+            jitter in proptest::collection::vec(-2_000i64..2_000, 12),
+        ) {
+            let c = cfg();
+            let arrivals: Vec<u64> = jitter
+                .iter()
+                .enumerate()
+                .map(|(i, j)| (40_000 + phase + i as u64 * 10_000).saturating_add_signed(*j))
+                .collect();
+            let inside = arrivals.iter().filter(|&&t| (50_000..150_000).contains(&t)).count() as u64;
+            let received = received_heartbeats(&arrivals, 50_000, 150_000, &c);
+            prop_assert!(received <= 10);
+            prop_assert!(received + 1 >= inside.min(10), "{received} of {inside} inside");
         }
     }
 }

@@ -15,9 +15,17 @@ pub enum Error {
     /// The JSON-RPC transport failed.
     #[error("rpc: {0}")]
     Rpc(#[from] alloy::transports::TransportError),
-    /// A mined transaction reverted.
-    #[error("transaction {0} reverted")]
-    Reverted(TxHash),
+    /// A mined transaction reverted (its estimate passed: the chain changed before it was
+    /// mined, or it ran out of gas).
+    #[error("transaction {tx} reverted{}", replayed_reason(.replayed))]
+    Reverted {
+        /// The transaction.
+        tx: TxHash,
+        /// The refusal the same call met when run again on the state of the block it was mined
+        /// in, which names the contract's reason (receipts carry none); `None` when the replay
+        /// passed (out of gas) or could not be run.
+        replayed: Option<Box<alloy::contract::Error>>,
+    },
     /// A receipt lacked the event the operation must emit.
     #[error("transaction {tx} emitted no {event} event")]
     MissingEvent {
@@ -42,9 +50,21 @@ impl Error {
     pub fn revert<E: SolInterface>(&self) -> Option<E> {
         match self {
             Error::Contract(err) => err.as_decoded_interface_error::<E>(),
+            Error::Reverted {
+                replayed: Some(err),
+                ..
+            } => err.as_decoded_interface_error::<E>(),
             _ => None,
         }
     }
+}
+
+/// How [`Error::Reverted`] names its replayed refusal.
+fn replayed_reason(replayed: &Option<Box<alloy::contract::Error>>) -> String {
+    replayed
+        .as_ref()
+        .map(|e| format!(" (run again on its block: {e})"))
+        .unwrap_or_default()
 }
 
 /// Results of this crate.

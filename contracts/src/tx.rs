@@ -1,6 +1,7 @@
 //! Sending a contract call as a transaction and waiting for its successful receipt.
 
 use alloy::contract::{CallBuilder, CallDecoder};
+use alloy::eips::BlockId;
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionReceipt;
 
@@ -13,7 +14,10 @@ use crate::error::{Error, Result};
 static SENDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Sends `call`, waits for it to be mined and fails unless it succeeded. A call that would
-/// revert fails during gas estimation with the contract's revert data ([`Error::Contract`]).
+/// revert fails during gas estimation with the contract's revert data ([`Error::Contract`]);
+/// one that passed its estimate and reverted when mined (the chain moved in between: an epoch
+/// ended, another oracle came first) fails with [`Error::Reverted`], carrying the refusal the
+/// call meets when run again on its block's state.
 pub async fn confirm<P: Provider, D: CallDecoder>(
     call: CallBuilder<P, D>,
 ) -> Result<TransactionReceipt> {
@@ -23,10 +27,19 @@ pub async fn confirm<P: Provider, D: CallDecoder>(
     };
     let receipt = pending.get_receipt().await?;
     if receipt.status() {
-        Ok(receipt)
-    } else {
-        Err(Error::Reverted(receipt.transaction_hash))
+        return Ok(receipt);
     }
+    let replayed = match receipt.block_number {
+        Some(block) => match call.call().block(BlockId::number(block)).await {
+            Err(e) if e.as_revert_data().is_some() => Some(Box::new(e)),
+            _ => None,
+        },
+        None => None,
+    };
+    Err(Error::Reverted {
+        tx: receipt.transaction_hash,
+        replayed,
+    })
 }
 
 /// Sends `call` as [`confirm`] does, with `headroom` gas above its estimate: for a call whose

@@ -12,6 +12,21 @@ use alloy::sol_types::SolValue;
 /// Rows of one page (`PoAIManager.AVAILABILITY_PAGE_ROWS`; a contract test holds them equal).
 pub const AVAILABILITY_PAGE_ROWS: usize = 128;
 
+/// Gas a page transaction may use besides its rows: the call, the proof, the page's bit.
+const PAGE_GAS_BASE: u64 = 150_000;
+/// Gas one row may use at most: a node measured and minted for the first time, its licence's
+/// owner holding no R1 yet (four storage slots written from zero, two registry reads, an
+/// event); about 92 k by the contracts' code.
+const PAGE_GAS_PER_ROW: u64 = 110_000;
+
+/// The gas limit a page of `rows` rows is sent with, instead of an estimate: estimating runs a
+/// page of first-time mints (≈ 11 M gas for a full page) at least twice more on the chain
+/// node, which at an epoch's end at 10,000 nodes kept it from everything else. A full page's
+/// limit (≈ 14 M) fits a 30 M block.
+pub fn page_gas_limit(rows: usize) -> u64 {
+    PAGE_GAS_BASE + PAGE_GAS_PER_ROW * u64::try_from(rows).unwrap_or(u64::MAX)
+}
+
 /// One epoch's table with its Merkle tree, ready to vote on and to record page by page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AvailabilityTable {

@@ -10,7 +10,7 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::sol_types::SolEvent;
 
-use crate::availability::AvailabilityTable;
+use crate::availability::{AvailabilityTable, page_gas_limit};
 use crate::bindings::{CspEscrow, NodeDeed, PoAIManager, R1, R1UsdcPool, TestUSDC};
 use crate::deploy::Deployment;
 use crate::error::{Error, Result};
@@ -724,9 +724,10 @@ impl Suite {
     }
 
     /// Records up to `limit` of the pages of `table` that the chain still misses, starting at
-    /// page `from` and wrapping (oracles start apart so they rarely race for a page). A page
-    /// another oracle recorded meanwhile is skipped; a table other than the agreed one records
-    /// nothing.
+    /// page `from` and wrapping (oracles start apart so they rarely race for a page), each sent
+    /// with [`page_gas_limit`] instead of an estimate. A page another oracle recorded meanwhile
+    /// is skipped (its transaction reverts cheaply at the page's bit); a table other than the
+    /// agreed one records nothing.
     pub async fn record_availability_pages(
         &self,
         table: &AvailabilityTable,
@@ -756,13 +757,15 @@ impl Suite {
         let mut sent = 0;
         for &page in missing.iter().take(limit) {
             let (nodes, bytes) = table.page(page);
-            let call = manager.recordAvailabilityPage(
-                epoch,
-                U256::from(page),
-                nodes.to_vec(),
-                bytes.to_vec(),
-                table.proof(page),
-            );
+            let call = manager
+                .recordAvailabilityPage(
+                    epoch,
+                    U256::from(page),
+                    nodes.to_vec(),
+                    bytes.to_vec(),
+                    table.proof(page),
+                )
+                .gas(page_gas_limit(nodes.len()));
             match confirm(call).await {
                 Ok(_) => sent += 1,
                 Err(e)

@@ -26,7 +26,7 @@ pub mod quorum;
 pub mod tx;
 pub mod units;
 
-pub use availability::{AVAILABILITY_PAGE_ROWS, AvailabilityTable};
+pub use availability::{AVAILABILITY_PAGE_ROWS, AvailabilityTable, page_gas_limit};
 pub use client::{
     Allocation, ClaimTerms, JobRequest, PagesRecorded, ParsePermissionsError, Permissions, Suite,
     VoteOutcome,

@@ -2,6 +2,7 @@
 //! bulk on the chain, they are counted alive by three real oracles over the real broker, run a
 //! job's replicas when the oracles say so and only then (a stranger's signed deploy is
 //! refused), and a silenced one is replaced on another node. 1 s heartbeats keep it short.
+//! Beside it, the largest availability page such a fleet makes fits the gas it is sent with.
 
 #![allow(clippy::unwrap_used)] // test fixtures
 
@@ -9,7 +10,11 @@ use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use alloy::providers::Provider;
+use alloy::signers::local::PrivateKeySigner;
+use r1_contracts::{AVAILABILITY_PAGE_ROWS, AvailabilityTable, PagesRecorded, page_gas_limit};
 use r1_e2e::broker::Role;
+use r1_e2e::chain::TestChain;
 use r1_e2e::network::{Network, NetworkSettings};
 use r1_e2e::node::{TestOracle, workload};
 use r1_e2e::scenario;
@@ -109,5 +114,63 @@ fn simulated_nodes_are_licensed_in_bulk_run_what_oracles_order_and_are_replaced_
         replaced,
         "job {job} was not replaced off the silenced node: {:?}",
         holders(&fleet)
+    );
+}
+
+/// Every row of a full page is a node measured and minted for the first time (the dearest
+/// row); its transaction, sent with [`page_gas_limit`] and no estimate, is mined, with room
+/// left for every licence to have a different owner holding no R1 yet (the bulk licences share
+/// one owner: a stranger's balance costs ≈ 20 k more gas a row).
+#[test]
+fn a_full_availability_page_of_first_time_mints_fits_the_gas_it_is_sent_with() {
+    const EPOCH_SECONDS: u64 = 60;
+    const STRANGER_OWNER_GAS: u64 = 20_000;
+    let chain = TestChain::start(EPOCH_SECONDS).unwrap();
+    let oracle = PrivateKeySigner::random();
+    chain.give_ether(oracle.address(), 100).unwrap();
+    chain.add_oracle(oracle.address()).unwrap();
+    let nodes: Vec<PrivateKeySigner> = (0..AVAILABILITY_PAGE_ROWS)
+        .map(|_| PrivateKeySigner::random())
+        .collect();
+    license_in_bulk(&chain, &nodes, &oracle).unwrap();
+    let rpc = chain.devchain().rpc();
+    chain
+        .block_on(
+            rpc.raw_request::<_, serde_json::Value>("evm_increaseTime".into(), (EPOCH_SECONDS,)),
+        )
+        .unwrap();
+    chain
+        .block_on(rpc.raw_request::<_, String>("evm_mine".into(), Vec::<u64>::new()))
+        .unwrap();
+    let epoch = chain.current_epoch().unwrap() - 1;
+    let rows: Vec<(Address, u8)> = nodes.iter().map(|n| (n.address(), 255)).collect();
+    let table = AvailabilityTable::new(epoch, rows.iter().copied());
+    let suite = chain.suite_as(&oracle);
+    chain
+        .block_on(suite.submit_availability(epoch, &rows))
+        .unwrap();
+    let recorded = chain
+        .block_on(suite.record_availability_pages(&table, 0, 1))
+        .unwrap();
+    assert_eq!(recorded, PagesRecorded::Recorded { sent: 1, left: 0 });
+    assert!(
+        chain
+            .block_on(chain.gov().availability_recorded(epoch))
+            .unwrap()
+    );
+    let block = chain
+        .block_on(async {
+            rpc.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+                .await
+        })
+        .unwrap()
+        .unwrap();
+    let used = block.header.gas_used;
+    let limit = page_gas_limit(AVAILABILITY_PAGE_ROWS);
+    let rows = AVAILABILITY_PAGE_ROWS as u64;
+    eprintln!("a full page of first-time mints used {used} gas of its {limit}");
+    assert!(
+        used + rows * STRANGER_OWNER_GAS <= limit,
+        "a full page used {used} gas: no room under {limit} for {rows} owners new to R1"
     );
 }

@@ -643,7 +643,7 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         (bool decided, bytes32 winner) = _vote(key, epoch, proposal);
         if (!decided) return;
         AvailabilityTable memory table = proposalTable[winner];
-        table.pagesLeft = uint32((uint256(table.rows) + AVAILABILITY_PAGE_ROWS - 1) / AVAILABILITY_PAGE_ROWS);
+        table.pagesLeft = uint32(_availabilityPages(table.rows));
         agreedAvailability[epoch] = table;
         emit AvailabilityAccepted(epoch, winner);
     }
@@ -677,7 +677,7 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     {
         AvailabilityTable memory table = agreedAvailability[epoch];
         if (table.root == bytes32(0)) revert AvailabilityNotAgreed(epoch);
-        pages = (uint256(table.rows) + AVAILABILITY_PAGE_ROWS - 1) / AVAILABILITY_PAGE_ROWS;
+        pages = _availabilityPages(table.rows);
         if (page >= pages) revert NoSuchPage(epoch, page, pages);
         uint256 bit = 1 << (page % 256);
         uint256 word = availabilityPageBits[epoch][page / 256];
@@ -690,6 +690,11 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
         root = table.root;
     }
 
+    /// @dev The pages of a table of `rows` rows, the last one possibly short.
+    function _availabilityPages(uint256 rows) private pure returns (uint256) {
+        return (rows + AVAILABILITY_PAGE_ROWS - 1) / AVAILABILITY_PAGE_ROWS;
+    }
+
     /// @notice Whether the availability of `epoch` is agreed and every page of it recorded.
     function availabilityRecorded(uint256 epoch) external view returns (bool) {
         AvailabilityTable memory table = agreedAvailability[epoch];
@@ -699,7 +704,7 @@ contract PoAIManager is Ownable, IEscrowManager, ILicenceManager {
     /// @notice Which pages of the epoch's agreed table are recorded: bit `p % 256` of word
     /// `p / 256` for page `p` (empty while no table is agreed).
     function availabilityPagesRecorded(uint256 epoch) external view returns (uint256[] memory words) {
-        uint256 pages = (uint256(agreedAvailability[epoch].rows) + AVAILABILITY_PAGE_ROWS - 1) / AVAILABILITY_PAGE_ROWS;
+        uint256 pages = _availabilityPages(agreedAvailability[epoch].rows);
         words = new uint256[]((pages + 255) / 256);
         for (uint256 i = 0; i < words.length; i++) {
             words[i] = availabilityPageBits[epoch][i];

@@ -75,7 +75,7 @@ fn ms(d: Duration) -> f64 {
 const PHASES: [&str; 5] = ["chain", "registry", "jobs", "tables", "closure"];
 
 /// One oracle's counters at an instant.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Reading {
     at: Instant,
     cpu_s: f64,
@@ -83,7 +83,8 @@ struct Reading {
     pass_sum_s: f64,
     passes: f64,
     heartbeats: f64,
-    refused: f64,
+    /// Messages refused so far, by reason.
+    refused: BTreeMap<String, f64>,
     vote_transactions: f64,
     votes: f64,
     vote_gas: f64,
@@ -102,9 +103,15 @@ fn read(network: &Network, oracle: usize) -> Reading {
     let metric = |prefix: &str| r1_e2e::node::metric_value(&text, prefix);
     let refused = text
         .lines()
-        .filter(|l| l.starts_with("r1_oracle_refused_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+        .filter_map(|l| l.strip_prefix("r1_oracle_refused_total{name=\""))
+        .filter_map(|l| {
+            let (reason, rest) = l.split_once('"')?;
+            Some((
+                reason.to_string(),
+                rest.rsplit(' ').next()?.parse::<f64>().ok()?,
+            ))
+        })
+        .collect();
     Reading {
         at: Instant::now(),
         cpu_s: procfs::cpu_seconds(pid).expect("oracle stat"),
@@ -126,6 +133,21 @@ fn read(network: &Network, oracle: usize) -> Reading {
     }
 }
 
+/// The messages refused between two readings, by reason ("none" when none was).
+fn refusals(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
+    let counted: Vec<String> = after
+        .iter()
+        .map(|(reason, n)| (reason, n - before.get(reason).copied().unwrap_or(0.0)))
+        .filter(|(_, n)| *n > 0.0)
+        .map(|(reason, n)| format!("{n:.0} {reason}"))
+        .collect();
+    if counted.is_empty() {
+        "none".to_string()
+    } else {
+        counted.join(", ")
+    }
+}
+
 /// Prints what each oracle did between `before` and `after`.
 fn report(label: &str, before: &[Reading], after: &[Reading]) {
     for (i, (b, a)) in before.iter().zip(after).enumerate() {
@@ -133,7 +155,7 @@ fn report(label: &str, before: &[Reading], after: &[Reading]) {
         let passes = a.passes - b.passes;
         println!(
             "  {label} oracle {i}: CPU {:>5.1} % of a core, RSS {:>6.1} MiB, {:>4.0} passes of \
-             {:>6.1} ms mean, {:>7.1} heartbeats verified/s, {} refused",
+             {:>6.1} ms mean, {:>7.1} heartbeats verified/s, refused: {}",
             (a.cpu_s - b.cpu_s) / wall * 100.0,
             a.rss as f64 / (1 << 20) as f64,
             passes,
@@ -143,7 +165,7 @@ fn report(label: &str, before: &[Reading], after: &[Reading]) {
                 f64::NAN
             },
             (a.heartbeats - b.heartbeats) / wall,
-            a.refused - b.refused,
+            refusals(&b.refused, &a.refused),
         );
         if passes > 0.0 {
             let phases: Vec<String> = PHASES

@@ -5,7 +5,7 @@
 //! period. Whenever the oracle's link was down during that period the answer is
 //! [`NodeLiveness::Unknown`], and nothing is stopped or moved on an Unknown.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use alloy_primitives::Address;
 

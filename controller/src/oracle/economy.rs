@@ -38,9 +38,11 @@ const BURN_RETRY_MS: u64 = 30_000;
 /// a table the chain cannot take is not sent again on every pass (at most a tenth of an epoch).
 const AVAILABILITY_RETRY_MS: u64 = 60_000;
 
-/// Availability pages one oracle records per run of the money task (each one transaction of
-/// [`r1_contracts::AVAILABILITY_PAGE_ROWS`] nodes, each within the chain call limit).
-const AVAILABILITY_PAGES_PER_RUN: usize = 4;
+/// Least time between two availability pages of one oracle (at most a hundredth of an epoch):
+/// a page of first-time mints is ≈ 11 M gas, and the 79 pages of 10,000 nodes sent at once at
+/// an epoch's end held the chain node from the allocation, the votes and every read for
+/// minutes. Paced, three oracles record them in about 80 s.
+const AVAILABILITY_PAGE_SPACING_MS: u64 = 3_000;
 
 /// A backoff range scaled to the epoch: at most half an epoch, so short development epochs
 /// still close and allocate within the epoch.
@@ -141,7 +143,11 @@ impl Oracle {
         }
 
         if chain.epoch > 0 {
-            self.availability(chain.epoch - 1, &chain.oracles, now)
+            // The pages wait for the finished epoch's allocation (for at most a fifth of the
+            // epoch), which pays every job's nodes and is the more urgent.
+            let allocating = rewards_due(chain.epoch, chain.allocated_until)
+                && now.saturating_sub(epoch_start) < epoch_ms / 5;
+            self.availability(chain.epoch - 1, &chain.oracles, now, allocating)
                 .await;
         }
     }
@@ -198,12 +204,15 @@ impl Oracle {
     /// left `epoch`), then record the agreed table's pages. An oracle that was not connected to
     /// the broker for 98 % of the epoch heard too little to judge anyone (silence it could not
     /// hear is Unknown, not absence): it neither publishes nor votes a table for that epoch.
-    async fn availability(&self, epoch: u64, oracles: &[Address], now: u64) {
+    /// No page is sent while the epoch's rewards are `allocating`.
+    async fn availability(&self, epoch: u64, oracles: &[Address], now: u64, allocating: bool) {
         let key = format!("availability/{epoch}");
         if !self.state.voted(&key).unwrap_or(true) {
             self.vote_availability(epoch, oracles, now, &key).await;
         }
-        self.record_availability_pages(epoch, oracles, now).await;
+        if !allocating {
+            self.record_availability_page(epoch, oracles, now).await;
+        }
     }
 
     /// This oracle's vote on the availability of `epoch` (see [`Oracle::availability`]); the
@@ -264,6 +273,9 @@ impl Oracle {
         }
         let rows: Vec<(Address, u8)> = median_table(&from_oracles).into_iter().collect();
         let table = Arc::new(AvailabilityTable::new(epoch, rows.iter().copied()));
+        if let Err(e) = self.state.record_availability_table(epoch, &rows) {
+            tracing::warn!(epoch, error = %e, "cannot keep the availability table voted for");
+        }
         self.availability_pages.lock().await.insert(epoch, table);
         match within(self.suite.availability_agreed(epoch)).await {
             Ok(false) => {}
@@ -328,64 +340,69 @@ impl Oracle {
         now.saturating_sub(failed) < retry_ms
     }
 
-    /// Records the pages of every agreed availability table this oracle voted for that the
-    /// chain still misses, [`AVAILABILITY_PAGES_PER_RUN`] at a time, each oracle starting at its
-    /// own share of the pages; a table done, not the agreed one, or older than the epoch before
-    /// `latest` (the last finished epoch) is forgotten.
-    async fn record_availability_pages(&self, latest: u64, oracles: &[Address], now: u64) {
-        if self.availability_paused(now) {
+    /// Records one page of an agreed availability table this oracle voted for that the chain
+    /// still misses, at most one every [`AVAILABILITY_PAGE_SPACING_MS`], each oracle starting
+    /// at its own share of the pages; a table done, not the agreed one, or older than the epoch
+    /// before `latest` (the last finished epoch) is forgotten.
+    async fn record_availability_page(&self, latest: u64, oracles: &[Address], now: u64) {
+        use std::sync::atomic::Ordering;
+        let spacing = AVAILABILITY_PAGE_SPACING_MS.min(self.clock.length_s() * 10);
+        let last = self.availability_page_ms.load(Ordering::Relaxed);
+        if self.availability_paused(now) || now.saturating_sub(last) < spacing {
             return;
         }
         let tables: Vec<Arc<AvailabilityTable>> = {
             let mut pages = self.availability_pages.lock().await;
-            pages.retain(|epoch, _| *epoch + 1 >= latest);
+            let stale: Vec<u64> = pages
+                .range(..latest.saturating_sub(1))
+                .map(|(e, _)| *e)
+                .collect();
+            for epoch in stale {
+                pages.remove(&epoch);
+                self.forget_availability_table(epoch);
+            }
             pages.values().cloned().collect()
         };
         let share = oracles.iter().position(|o| *o == self.me).unwrap_or(0);
         for table in tables {
             let epoch = table.epoch();
             let from = share * table.pages() / oracles.len().max(1);
-            let mut done = false;
-            let mut sent = 0;
-            // One page a call, each within the chain call limit: a page of first-time mints
-            // is a large transaction, and a saturated chain node takes seconds over each.
-            for _ in 0..AVAILABILITY_PAGES_PER_RUN {
+            let (sent, done) =
                 match within(self.suite.record_availability_pages(&table, from, 1)).await {
-                    Ok(PagesRecorded::NotAgreed) => break,
+                    Ok(PagesRecorded::NotAgreed) => (0, false),
                     Ok(PagesRecorded::OtherTable) => {
                         tracing::info!(
                             epoch,
                             "the oracles agreed on another availability table; its voters record it"
                         );
-                        done = true;
-                        break;
+                        (0, true)
                     }
-                    Ok(PagesRecorded::Recorded {
-                        sent: now_sent,
-                        left,
-                    }) => {
-                        sent += now_sent;
-                        if left == 0 {
-                            done = true;
-                            break;
-                        }
-                    }
+                    Ok(PagesRecorded::Recorded { sent, left }) => (sent, left == 0),
                     Err(e) => {
-                        tracing::warn!(epoch, error = %e, "availability pages not recorded");
+                        tracing::warn!(epoch, error = %e, "availability page not recorded");
                         self.metrics.vote("availability_page", "error");
-                        self.availability_failed_ms
-                            .store(now, std::sync::atomic::Ordering::Relaxed);
-                        break;
+                        self.availability_failed_ms.store(now, Ordering::Relaxed);
+                        return;
                     }
-                }
-            }
-            if sent > 0 {
-                tracing::info!(epoch, pages = sent, done, "recorded availability pages");
-                self.metrics.vote("availability_page", "accepted");
-            }
+                };
             if done {
                 self.availability_pages.lock().await.remove(&epoch);
+                self.forget_availability_table(epoch);
             }
+            if sent > 0 {
+                tracing::info!(epoch, done, "recorded an availability page");
+                self.metrics.vote("availability_page", "accepted");
+                self.availability_page_ms.store(now, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+
+    /// Drops the kept availability table of `epoch` (see
+    /// [`crate::oracle::state::OracleState::record_availability_table`]).
+    fn forget_availability_table(&self, epoch: u64) {
+        if let Err(e) = self.state.forget_availability_table(epoch) {
+            tracing::warn!(epoch, error = %e, "cannot forget a kept availability table");
         }
     }
 

@@ -148,6 +148,8 @@ pub struct Oracle {
     pub(crate) burn_tried_ms: std::sync::atomic::AtomicU64,
     /// When this oracle's last availability submission failed (unix ms, 0: never).
     pub(crate) availability_failed_ms: std::sync::atomic::AtomicU64,
+    /// When this oracle last sent an availability page (unix ms), to pace the pages.
+    pub(crate) availability_page_ms: std::sync::atomic::AtomicU64,
     escrow_book: Mutex<EscrowBook>,
     oracle_messages: Mutex<OracleVerifiers>,
     /// Chain jobs nodes report that no resource here pays for: settled once closed.
@@ -189,6 +191,17 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         OracleState::open(&config.data_dir.join("oracle-state"))
             .map_err(|e| fail("oracle state")(e.to_string()))?,
     );
+    let voted_availability: BTreeMap<u64, Arc<r1_contracts::AvailabilityTable>> = state
+        .availability_tables()
+        .map_err(|e| fail("oracle state")(e.to_string()))?
+        .into_iter()
+        .map(|(epoch, rows)| {
+            (
+                epoch,
+                Arc::new(r1_contracts::AvailabilityTable::new(epoch, rows)),
+            )
+        })
+        .collect();
     let catalogue = match &config.catalogue {
         Some(path) => Catalogue::from_file(path),
         None => Catalogue::builtin(),
@@ -330,12 +343,13 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         write_order: Mutex::new(()),
         stable: std::sync::Mutex::new(HashMap::new()),
         availability_tables: Mutex::new(AvailabilityTables::default()),
-        availability_pages: Mutex::new(BTreeMap::new()),
+        availability_pages: Mutex::new(voted_availability),
         closable_since: Mutex::new(BTreeMap::new()),
         last_chain: Mutex::new(None),
         standing_block: Mutex::new(None),
         burn_tried_ms: std::sync::atomic::AtomicU64::new(0),
         availability_failed_ms: std::sync::atomic::AtomicU64::new(0),
+        availability_page_ms: std::sync::atomic::AtomicU64::new(0),
         escrow_book: Mutex::new(escrow_book()),
         oracle_messages: Mutex::new((
             Verifier::new(HashSet::new(), Freshness::default()),

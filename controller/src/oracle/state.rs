@@ -8,8 +8,11 @@
 //! * `requests`: each such request, stored once by its hash however many objects it touched,
 //!   re-sent to the other oracles (anti-entropy) and dropped once no object names it;
 //! * `rollouts`: where each job's rollout stands and the generations it names (see
-//!   [`crate::decide::job_rollout`]), so a restart carries a rollout or rollback on.
+//!   [`crate::decide::job_rollout`]), so a restart carries a rollout or rollback on;
+//! * `availability`: the availability table this oracle voted for, by epoch, until its pages
+//!   are all recorded, so a restart between the vote and the last page records the rest.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use alloy_primitives::{Address, B256};
@@ -25,6 +28,9 @@ const VOTES: &str = "votes";
 const RELAYED: &str = "relayed";
 const REQUESTS: &str = "requests";
 const ROLLOUTS: &str = "rollouts";
+const AVAILABILITY: &str = "availability";
+/// Bytes of one stored availability row: the node's address, then its byte.
+const AVAILABILITY_ROW: usize = 21;
 
 /// A failure of the oracle's state database.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +105,7 @@ impl OracleState {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let families = [PLACEMENTS, VOTES, RELAYED, REQUESTS, ROLLOUTS]
+        let families = [PLACEMENTS, VOTES, RELAYED, REQUESTS, ROLLOUTS, AVAILABILITY]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let state = Self {
@@ -302,6 +308,65 @@ impl OracleState {
             .put_cf_opt(self.family(ROLLOUTS)?, key, bytes, &Self::synced())?;
         Ok(())
     }
+
+    /// Keeps the availability table this oracle voted for in `epoch`, so its pages are still
+    /// recorded after a restart (21 bytes a row: 210 kB at 10,000 nodes).
+    pub fn record_availability_table(
+        &self,
+        epoch: u64,
+        rows: &[(Address, u8)],
+    ) -> Result<(), StateError> {
+        let mut bytes = Vec::with_capacity(rows.len() * AVAILABILITY_ROW);
+        for (node, byte) in rows {
+            bytes.extend_from_slice(node.as_slice());
+            bytes.push(*byte);
+        }
+        self.db.put_cf_opt(
+            self.family(AVAILABILITY)?,
+            epoch.to_be_bytes(),
+            bytes,
+            &Self::synced(),
+        )?;
+        Ok(())
+    }
+
+    /// Every availability table kept by [`OracleState::record_availability_table`], by epoch.
+    pub fn availability_tables(&self) -> Result<BTreeMap<u64, Vec<(Address, u8)>>, StateError> {
+        let mut tables = BTreeMap::new();
+        for item in self
+            .db
+            .iterator_cf(self.family(AVAILABILITY)?, IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            let corrupt = |reason: &str| StateError::Corrupt {
+                key: format!("availability/{}", alloy_primitives::hex::encode(&key)),
+                reason: reason.into(),
+            };
+            let epoch = <[u8; 8]>::try_from(key.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| corrupt("not an epoch"))?;
+            if value.len() % AVAILABILITY_ROW != 0 {
+                return Err(corrupt("not whole rows"));
+            }
+            let rows = value
+                .chunks_exact(AVAILABILITY_ROW)
+                .map(|row| (Address::from_slice(&row[..20]), row[20]))
+                .collect();
+            tables.insert(epoch, rows);
+        }
+        Ok(tables)
+    }
+
+    /// Forgets the availability table kept for `epoch` (all its pages are recorded, or it is
+    /// too old to matter).
+    pub fn forget_availability_table(&self, epoch: u64) -> Result<(), StateError> {
+        self.db.delete_cf_opt(
+            self.family(AVAILABILITY)?,
+            epoch.to_be_bytes(),
+            &Self::synced(),
+        )?;
+        Ok(())
+    }
 }
 
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StateError> {
@@ -366,6 +431,39 @@ mod tests {
             hasher.update(part.as_bytes());
         }
         hasher.finalize()
+    }
+
+    #[test]
+    fn availability_tables_survive_a_reopen_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let table: Vec<(Address, u8)> = (1..=300u16)
+            .map(|i| {
+                (
+                    Address::left_padding_from(&i.to_be_bytes()),
+                    (i % 256) as u8,
+                )
+            })
+            .collect();
+        {
+            let state = OracleState::open(dir.path()).unwrap();
+            state.record_availability_table(7, &table).unwrap();
+            state.record_availability_table(8, &table[..1]).unwrap();
+        }
+        let state = OracleState::open(dir.path()).unwrap();
+        let kept = state.availability_tables().unwrap();
+        assert_eq!(kept.keys().copied().collect::<Vec<_>>(), [7, 8]);
+        assert_eq!(kept[&7], table);
+        assert_eq!(kept[&8], table[..1]);
+        state.forget_availability_table(7).unwrap();
+        assert_eq!(
+            state
+                .availability_tables()
+                .unwrap()
+                .keys()
+                .copied()
+                .collect::<Vec<_>>(),
+            [8]
+        );
     }
 
     #[test]

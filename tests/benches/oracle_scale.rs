@@ -8,7 +8,8 @@
 //! * time until every oracle counts every node alive;
 //! * a standing load of `R1_SCALE_LOAD` (default 900) two-replica jobs, 10 a project, applied 50
 //!   manifests per `r1ctl apply`: time until all run, and the node-set votes it took (transactions, gas);
-//! * at steady state with that load (a 30 s window): CPU share, resident memory, the mean time
+//! * at steady state with that load (a 30 s window, like the burst inside an epoch, after the
+//!   last epoch's availability pages: see [`wait_for_a_quiet_stretch`]): CPU share, resident memory, the mean time
 //!   of a reconcile pass, heartbeats verified per second (against what the fleet sent: none may
 //!   be dropped);
 //! * a burst of `R1_SCALE_JOBS` (default 100) more jobs, one `r1ctl apply` each: apply returned
@@ -48,6 +49,9 @@ const LOAD_PAGE: usize = 50;
 
 /// The steady-state window: three heartbeat intervals.
 const STEADY_WINDOW: Duration = Duration::from_secs(30);
+
+/// The time the steady window and the burst need between two epoch ends.
+const QUIET_STRETCH: Duration = Duration::from_secs(270);
 
 /// How long the burst's last job may take to run on every oracle after the last apply.
 const BURST_WAIT: Duration = Duration::from_secs(180);
@@ -268,6 +272,44 @@ fn running_everywhere(name: &str, views: &[BTreeMap<String, (String, u64)>]) -> 
     })
 }
 
+/// Waits until the steady window and the burst can run between two epoch ends: the last
+/// finished epoch's availability is recorded (its 79 pages at 10,000 nodes keep the chain node
+/// busy for minutes) and [`QUIET_STRETCH`] is left before the next end. Production epochs
+/// last a day, so a burst rarely meets an epoch's end; the bench's 600 s epochs would make it
+/// meet one every other run. Gives up after two epochs (and says so).
+fn wait_for_a_quiet_stretch(network: &Network) {
+    let chain = network.chain();
+    let length = chain.epoch_seconds();
+    let waiting = Instant::now();
+    loop {
+        let now = r1_protocol::now_ms() / 1000;
+        let elapsed = now.saturating_sub(chain.genesis_unix());
+        let epoch = elapsed / length;
+        let left = length - elapsed % length;
+        let recorded = epoch == 0
+            || chain
+                .block_on(chain.gov().availability_recorded(epoch - 1))
+                .unwrap_or(false);
+        if recorded && left >= QUIET_STRETCH.as_secs() {
+            println!(
+                "  waited {:.0} s for a quiet stretch of epoch {epoch} ({left} s left, the \
+                 previous epoch's availability recorded: {recorded})",
+                waiting.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        if waiting.elapsed() > Duration::from_secs(2 * length) {
+            println!(
+                "  no quiet stretch after {:.0} s (epoch {epoch}, {left} s left, the previous \
+                 epoch's availability recorded: {recorded}); measuring anyway",
+                waiting.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
 fn r1ctl_ok(network: &Network, args: &[&str]) {
     let output = network.r1ctl(args).expect("r1ctl");
     assert!(
@@ -401,6 +443,8 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
         report("load", &before, &readings(&network));
         assert!(all_running, "not every job of the load ran");
     }
+
+    wait_for_a_quiet_stretch(&network);
 
     // Steady state.
     let sent_before = fleet.counters().heartbeats_sent.load(Ordering::Relaxed);

@@ -38,11 +38,20 @@ const BURN_RETRY_MS: u64 = 30_000;
 /// a table the chain cannot take is not sent again on every pass (at most a tenth of an epoch).
 const AVAILABILITY_RETRY_MS: u64 = 60_000;
 
-/// Least time between two availability pages of one oracle (at most a hundredth of an epoch):
-/// a page of first-time mints is ≈ 11 M gas, and the 79 pages of 10,000 nodes sent at once at
-/// an epoch's end held the chain node from the allocation, the votes and every read for
-/// minutes. Paced, three oracles record them in about 80 s.
-const AVAILABILITY_PAGE_SPACING_MS: u64 = 3_000;
+/// Least time between two availability pages of all oracles together: each oracle waits this
+/// times the number of oracles between its own pages (the whole table within half an epoch
+/// at most). A page of first-time mints is ≈ 9–11 M gas; the 79 pages of 10,000 nodes sent at
+/// once at an epoch's end held the chain node from the allocation, the votes and every read
+/// for minutes, and one page a second among three oracles still saturated it for two.
+const AVAILABILITY_PAGE_SPACING_MS: u64 = 4_000;
+
+/// How long one of `oracles` oracles waits between its availability pages when `pages` pages
+/// are to be recorded in an epoch of `epoch_ms`: [`AVAILABILITY_PAGE_SPACING_MS`] among all
+/// oracles, shorter when that would not record them all within half an epoch.
+fn page_spacing_ms(oracles: u64, pages: u64, epoch_ms: u64) -> u64 {
+    let network = AVAILABILITY_PAGE_SPACING_MS.min(epoch_ms / 2 / pages.max(1));
+    network * oracles.max(1)
+}
 
 /// A backoff range scaled to the epoch: at most half an epoch, so short development epochs
 /// still close and allocate within the epoch.
@@ -346,8 +355,15 @@ impl Oracle {
     /// before `latest` (the last finished epoch) is forgotten.
     async fn record_availability_page(&self, latest: u64, oracles: &[Address], now: u64) {
         use std::sync::atomic::Ordering;
-        let spacing = AVAILABILITY_PAGE_SPACING_MS.min(self.clock.length_s() * 10);
         let last = self.availability_page_ms.load(Ordering::Relaxed);
+        let pages = self
+            .availability_pages
+            .lock()
+            .await
+            .values()
+            .map(|t| t.pages() as u64)
+            .sum::<u64>();
+        let spacing = page_spacing_ms(oracles.len() as u64, pages, self.clock.length_s() * 1000);
         if self.availability_paused(now) || now.saturating_sub(last) < spacing {
             return;
         }
@@ -555,5 +571,17 @@ mod tests {
         assert_eq!(scaled((1_000, 250_000), 20_000), (1_000, 10_000));
         assert_eq!(scaled((1_000, 250_000), 1_000), (500, 500));
         assert_eq!(scaled((1_000, 250_000), 86_400_000), (1_000, 250_000));
+    }
+
+    #[test]
+    fn pages_are_paced_among_all_oracles_and_fit_in_half_an_epoch() {
+        // 79 pages of 10,000 nodes, three oracles, a day: one page every 4 s among them.
+        assert_eq!(page_spacing_ms(3, 79, 86_400_000), 12_000);
+        // The bench's 600 s epochs: 79 pages within 300 s.
+        let spacing = page_spacing_ms(3, 79, 600_000);
+        assert!(spacing / 3 * 79 <= 300_000, "{spacing}");
+        // A 4 s test epoch with one page: at most 2 s.
+        assert!(page_spacing_ms(1, 1, 4_000) <= 2_000);
+        assert_eq!(page_spacing_ms(0, 0, 4_000), 2_000);
     }
 }

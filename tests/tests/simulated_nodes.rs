@@ -133,14 +133,8 @@ fn a_full_availability_page_of_first_time_mints_fits_the_gas_it_is_sent_with() {
         .map(|_| PrivateKeySigner::random())
         .collect();
     license_in_bulk(&chain, &nodes, &oracle).unwrap();
-    let rpc = chain.devchain().rpc();
     chain
-        .block_on(
-            rpc.raw_request::<_, serde_json::Value>("evm_increaseTime".into(), (EPOCH_SECONDS,)),
-        )
-        .unwrap();
-    chain
-        .block_on(rpc.raw_request::<_, String>("evm_mine".into(), Vec::<u64>::new()))
+        .block_on(chain.devchain().advance_time(EPOCH_SECONDS))
         .unwrap();
     let epoch = chain.current_epoch().unwrap() - 1;
     let rows: Vec<(Address, u8)> = nodes.iter().map(|n| (n.address(), 255)).collect();
@@ -160,7 +154,10 @@ fn a_full_availability_page_of_first_time_mints_fits_the_gas_it_is_sent_with() {
     );
     let block = chain
         .block_on(async {
-            rpc.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            chain
+                .devchain()
+                .rpc()
+                .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
                 .await
         })
         .unwrap()

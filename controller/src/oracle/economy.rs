@@ -282,10 +282,16 @@ impl Oracle {
         }
         let rows: Vec<(Address, u8)> = median_table(&from_oracles).into_iter().collect();
         let table = Arc::new(AvailabilityTable::new(epoch, rows.iter().copied()));
-        if let Err(e) = self.state.record_availability_table(epoch, &rows) {
-            tracing::warn!(epoch, error = %e, "cannot keep the availability table voted for");
+        {
+            // Kept once per table: a vote tried again after a timeout holds the same one.
+            let mut pages = self.availability_pages.lock().await;
+            if pages.get(&epoch).map(|t| t.root()) != Some(table.root()) {
+                if let Err(e) = self.state.record_availability_table(epoch, &rows) {
+                    tracing::warn!(epoch, error = %e, "cannot keep the availability table voted for");
+                }
+                pages.insert(epoch, table);
+            }
         }
-        self.availability_pages.lock().await.insert(epoch, table);
         match within(self.suite.availability_agreed(epoch)).await {
             Ok(false) => {}
             Ok(true) => {
@@ -355,18 +361,6 @@ impl Oracle {
     /// before `latest` (the last finished epoch) is forgotten.
     async fn record_availability_page(&self, latest: u64, oracles: &[Address], now: u64) {
         use std::sync::atomic::Ordering;
-        let last = self.availability_page_ms.load(Ordering::Relaxed);
-        let pages = self
-            .availability_pages
-            .lock()
-            .await
-            .values()
-            .map(|t| t.pages() as u64)
-            .sum::<u64>();
-        let spacing = page_spacing_ms(oracles.len() as u64, pages, self.clock.length_s() * 1000);
-        if self.availability_paused(now) || now.saturating_sub(last) < spacing {
-            return;
-        }
         let tables: Vec<Arc<AvailabilityTable>> = {
             let mut pages = self.availability_pages.lock().await;
             let stale: Vec<u64> = pages
@@ -379,6 +373,12 @@ impl Oracle {
             }
             pages.values().cloned().collect()
         };
+        let pages: u64 = tables.iter().map(|t| t.pages() as u64).sum();
+        let spacing = page_spacing_ms(oracles.len() as u64, pages, self.clock.length_s() * 1000);
+        let last = self.availability_page_ms.load(Ordering::Relaxed);
+        if self.availability_paused(now) || now.saturating_sub(last) < spacing {
+            return;
+        }
         let share = oracles.iter().position(|o| *o == self.me).unwrap_or(0);
         for table in tables {
             let epoch = table.epoch();

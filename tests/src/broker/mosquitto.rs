@@ -77,6 +77,30 @@ impl Mosquitto {
         let _ = client.disconnect();
         accepted
     }
+
+    /// Asks mosquitto to reload its files (SIGHUP) until `url`'s login is let in. The signal is
+    /// sent again on every try: mosquitto 2.0 clears its reload flag after a reload, so a signal
+    /// landing during one (another admit's, or a slow one on a busy machine) is lost.
+    fn reload_until_it_takes(&self, url: &str) -> Result<(), BrokerError> {
+        let taken = crate::wait::until(READY_TIMEOUT, || {
+            if let Some(pid) = self.served.pid()
+                && signal_process(pid, Signal::Hup).is_err()
+            {
+                return false;
+            }
+            self.logs_in(url)
+        });
+        if taken {
+            return Ok(());
+        }
+        let user = url::Url::parse(url)
+            .map(|u| u.username().to_owned())
+            .unwrap_or_default();
+        Err(BrokerError::Command(format!(
+            "mosquitto did not take {user}'s new password within {READY_TIMEOUT:?}; its log ends:\n{}",
+            self.served.log_tail(20)
+        )))
+    }
 }
 
 /// Empty password, oracles and ACL files.
@@ -155,19 +179,11 @@ impl Broker for Mosquitto {
                     .map_err(|source| BrokerError::Setup { path, source })?;
             }
         }
-        if let Some(pid) = self.served.pid() {
-            signal_process(pid, Signal::Hup).map_err(|e| BrokerError::Command(e.to_string()))?;
-        }
         let url = self
             .url()
             .replacen("://", &format!("://{user}:{password}@"), 1);
-        if crate::wait::until(READY_TIMEOUT, || self.logs_in(&url)) {
-            Ok(url)
-        } else {
-            Err(BrokerError::Command(format!(
-                "mosquitto did not take {user}'s new password"
-            )))
-        }
+        self.reload_until_it_takes(&url)?;
+        Ok(url)
     }
 
     fn admit_nodes(&self, nodes: &[Address]) -> Result<Vec<String>, BrokerError> {
@@ -213,9 +229,6 @@ impl Broker for Mosquitto {
                 path: passwd,
                 source,
             })?;
-        if let Some(pid) = self.served.pid() {
-            signal_process(pid, Signal::Hup).map_err(|e| BrokerError::Command(e.to_string()))?;
-        }
         let urls: Vec<String> = logins
             .iter()
             .map(|(user, password)| {
@@ -224,13 +237,10 @@ impl Broker for Mosquitto {
             })
             .collect();
         let last_url = urls.last().cloned().unwrap_or_default();
-        if crate::wait::until(READY_TIMEOUT, || self.logs_in(&last_url)) {
-            Ok(urls)
-        } else {
-            Err(BrokerError::Command(format!(
-                "mosquitto did not take the batch's passwords (last: {last:#x})"
-            )))
-        }
+        self.reload_until_it_takes(&last_url).map_err(|e| {
+            BrokerError::Command(format!("the batch's last login ({last:#x}): {e}"))
+        })?;
+        Ok(urls)
     }
 
     fn ca_file(&self) -> Option<PathBuf> {

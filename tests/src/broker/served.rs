@@ -65,6 +65,14 @@ impl Served {
         self.child.as_ref().map(ChildGuard::id)
     }
 
+    /// The last `lines` of the broker's log, for an error that needs them.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.child
+            .as_ref()
+            .map(|child| child.log_tail(lines))
+            .unwrap_or_default()
+    }
+
     /// The port.
     pub fn port(&self) -> u16 {
         self.port

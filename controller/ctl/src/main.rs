@@ -86,6 +86,9 @@ enum Command {
         kind: Kind,
         /// Show only this resource.
         name: Option<String>,
+        /// List only resources whose labels match (`app=web,tier!=db,canary,!legacy`).
+        #[arg(short = 'l', long, conflicts_with = "name")]
+        selector: Option<String>,
         #[command(flatten)]
         namespace: NamespaceArgs,
         /// List across every namespace the key owns.
@@ -932,6 +935,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Get {
             kind,
             name,
+            selector,
             namespace,
             all_namespaces,
             output,
@@ -948,6 +952,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 &client,
                 *kind,
                 name.as_deref(),
+                selector.as_deref(),
                 &scope,
                 format,
                 &mut out,

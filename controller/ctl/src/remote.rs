@@ -307,7 +307,22 @@ impl Client {
         kind: Kind,
         namespace: Option<&str>,
     ) -> Result<Vec<StoredObject>, RemoteError> {
-        let query: Vec<(&str, &str)> = namespace.map(|ns| ("namespace", ns)).into_iter().collect();
+        self.list_selected(kind, namespace, None).await
+    }
+
+    /// The same, only the objects whose labels `selector` selects (`kubectl get -l` syntax,
+    /// checked by the server).
+    pub async fn list_selected(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<Vec<StoredObject>, RemoteError> {
+        let query: Vec<(&str, &str)> = namespace
+            .map(|ns| ("namespace", ns))
+            .into_iter()
+            .chain(selector.map(|s| ("labelSelector", s)))
+            .collect();
         let url = self.url(&["v1", kinds::plural(kind)], &query)?;
         let response = self.send(Method::GET, url, Vec::new()).await?;
         decode::<ListResponse>(response).map(|r| r.items)
@@ -428,11 +443,16 @@ pub async fn get(
     client: &Client,
     kind: Kind,
     name: Option<&str>,
+    selector: Option<&str>,
     scope: &Scope,
     format: OutputFormat,
     out: &mut dyn Write,
 ) -> Result<bool, RemoteError> {
     let now = k8s_openapi::jiff::Timestamp::now();
+    if name.is_some() && selector.is_some() {
+        writeln!(out, "error: a name cannot be given with a label selector")?;
+        return Ok(false);
+    }
     let objects = match (name, scope) {
         (Some(name), Scope::Namespace(namespace)) => {
             let key = ObjectKey::new(kind, namespace.clone(), name);
@@ -445,10 +465,13 @@ pub async fn get(
             )?;
             return Ok(false);
         }
-        (None, Scope::Namespace(namespace)) => {
-            report_refusal(client.list(kind, Some(namespace)).await, out)?
+        (None, Scope::Namespace(namespace)) => report_refusal(
+            client.list_selected(kind, Some(namespace), selector).await,
+            out,
+        )?,
+        (None, Scope::All) => {
+            report_refusal(client.list_selected(kind, None, selector).await, out)?
         }
-        (None, Scope::All) => report_refusal(client.list(kind, None).await, out)?,
     };
     let Some(objects) = objects else {
         return Ok(false);

@@ -16,6 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use alloy_primitives::Address;
 use r1_crds::api::object::{Desired, ObjectKey, StoredObject, timestamp_now};
 use r1_crds::api::outcome::{Action, Applied, DeleteAction, Deleted, Rejection, count};
+use r1_crds::api::selector::LabelSelector;
 use r1_crds::field::FieldError;
 use r1_crds::manifest::{Kind, Manifest, parse_documents};
 use r1_crds::pricing::Catalogue;
@@ -312,13 +313,14 @@ pub fn get(
 }
 
 /// Objects of `kind` (every kind when `None`) in `namespace`, or in every namespace `signer`
-/// owns when `namespace` is `None`. A namespace the signer does not own lists as empty, exactly
-/// as one nobody owns.
+/// owns when `namespace` is `None`, whose labels `selector` selects. A namespace the signer
+/// does not own lists as empty, exactly as one nobody owns.
 pub fn list(
     store: &ResourceStore,
     signer: Address,
     kind: Option<Kind>,
     namespace: Option<&str>,
+    selector: &LabelSelector,
 ) -> Result<Vec<StoredObject>, ApplyError> {
     let namespaces: Vec<String> = match namespace {
         Some(namespace) if store.namespace_owner(namespace)? == Some(signer) => {
@@ -339,7 +341,12 @@ pub fn list(
     let mut objects = Vec::new();
     for kind in kinds {
         for namespace in &namespaces {
-            objects.extend(store.list(kind, Some(namespace))?);
+            objects.extend(
+                store
+                    .list(kind, Some(namespace))?
+                    .into_iter()
+                    .filter(|object| selector.matches(&object.metadata.labels)),
+            );
         }
     }
     Ok(objects)

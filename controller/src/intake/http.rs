@@ -47,6 +47,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use r1_crds::api::kinds;
 use r1_crds::api::object::ObjectKey;
+use r1_crds::api::selector::LabelSelector;
 use r1_crds::api::wire::{
     ApiInfo, ApplyResponse, ErrorBody, Health, ListResponse, NO_CHAIN, OracleKey, OracleKeys,
 };
@@ -530,10 +531,12 @@ async fn attest_handler(
     }
 }
 
-/// `?namespace=` of a list.
+/// `?namespace=` and `?labelSelector=` of a list.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ListQuery {
     namespace: Option<String>,
+    label_selector: Option<String>,
 }
 
 async fn list_handler(
@@ -545,9 +548,16 @@ async fn list_handler(
     let Some(kind) = kinds::parse(&kind) else {
         return unknown_kind(&kind);
     };
+    let selector = match query.label_selector.as_deref().map(LabelSelector::parse) {
+        None => LabelSelector::default(),
+        Some(Ok(selector)) => selector,
+        Some(Err(e)) => return refusal(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+    };
     let store = state.store().clone();
+    let namespace = query.namespace;
     let result =
-        blocking(move || apply::list(&store, signer, Some(kind), query.namespace.as_deref())).await;
+        blocking(move || apply::list(&store, signer, Some(kind), namespace.as_deref(), &selector))
+            .await;
     match result {
         Ok(items) => axum::Json(ListResponse { items }).into_response(),
         Err(response) => response,

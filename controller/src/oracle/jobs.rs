@@ -178,8 +178,15 @@ impl Oracle {
 
     /// What the visit of the job stored as `object` depends on this pass, digested: the
     /// object as written, its chain job, its replicas' reports and their nodes' liveness,
-    /// its tunnel as written, the broker link, whether the chain was read, the epoch. A
-    /// settled job whose inputs are unchanged need not be visited ([`crate::oracle::quiet`]).
+    /// its tunnel as written, the broker link, the epoch. A settled job whose inputs are
+    /// unchanged need not be visited ([`crate::oracle::quiet`]).
+    ///
+    /// Whether this pass's chain read succeeded is left out: a settled job has nothing to vote
+    /// or close, so a visit on the last snapshot finds it settled as before, only marking its
+    /// status `ChainUnreachable`, which its revisit does once the outage outlasts a quiet span.
+    /// With it in, every timed-out read (as at an epoch's end, under the allocation and the
+    /// pages) sent every job through a visit on each pass the reads failed and two status
+    /// writes (unreachable, then back).
     pub(crate) fn job_inputs(&self, object: &StoredObject, pass: &Pass) -> Inputs {
         let key = object.key();
         let project_hash =
@@ -206,7 +213,6 @@ impl Oracle {
             chain_job.map(|job| pass.report_digests.of(job.id)),
             tunnel_version,
             pass.link,
-            pass.chain_fresh,
             pass.chain.as_ref().map(|c| c.epoch),
         ))
     }

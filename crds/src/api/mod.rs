@@ -10,12 +10,14 @@
 //! * [`object`]: where an object lives ([`object::ObjectKey`]) and its stored form.
 //! * [`spec`]: a resource's spec typed by its kind, as stored and compared.
 //! * [`outcome`]: what an apply or delete did, and why a set was refused.
+//! * [`selector`]: label selectors a list is filtered by (`r1ctl get -l`).
 //! * [`wire`]: the JSON bodies of the API and its error codes; [`sessions`]: those of its logs
 //!   and exec routes.
 
 pub mod kinds;
 pub mod object;
 pub mod outcome;
+pub mod selector;
 pub mod sessions;
 pub mod spec;
 pub mod wire;

@@ -1,55 +1,35 @@
-//! Label and field selectors, in the subset the fake API server understands: equality-based
-//! label requirements (`k=v`, `k==v`, `k!=v`, `k`, `!k`) and field requirements on
-//! `metadata.name` and `metadata.namespace`. Set-based label requirements (`in`, `notin`) and
-//! other fields are refused with 400.
+//! Label and field selectors, in the subset the fake API server understands: the label
+//! selectors r1's own API serves ([`LabelSelector`]: `k=v`, `k==v`, `k!=v`, `k`, `!k`) and field
+//! requirements on `metadata.name` and `metadata.namespace`. Set-based label requirements
+//! (`in`, `notin`) and other fields are refused with 400.
 
+use std::collections::BTreeMap;
+
+use r1_crds::api::selector::LabelSelector;
 use serde_json::Value;
 
 use super::error::ApiError;
 
-/// What a requirement looks at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
-    /// A label.
-    Label(String),
-    /// A metadata field (`name` or `namespace`).
-    Field(&'static str),
-}
-
-/// What a requirement asks of its target.
+/// What a field requirement asks of its field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Test {
     Equals(String),
     NotEquals(String),
-    Exists,
-    Absent,
 }
 
 /// Every requirement of a request's `labelSelector` and `fieldSelector`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selector {
-    requirements: Vec<(Target, Test)>,
+    labels: LabelSelector,
+    fields: Vec<(&'static str, Test)>,
 }
 
 impl Selector {
     /// Parses the request's selectors (either may be missing or empty).
     pub fn parse(labels: Option<&str>, fields: Option<&str>) -> Result<Self, ApiError> {
+        let labels = LabelSelector::parse(labels.unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(format!("unsupported label selector: {e}")))?;
         let mut requirements = Vec::new();
-        for term in terms(labels) {
-            if term.contains('(') || term.contains(' ') {
-                return Err(ApiError::bad_request(format!(
-                    "unsupported label selector {term:?}: only equality-based requirements are served"
-                )));
-            }
-            let requirement = match split(term) {
-                Some((key, test)) => (Target::Label(key.to_owned()), test),
-                None => match term.strip_prefix('!') {
-                    Some(key) => (Target::Label(key.to_owned()), Test::Absent),
-                    None => (Target::Label(term.to_owned()), Test::Exists),
-                },
-            };
-            requirements.push(requirement);
-        }
         for term in terms(fields) {
             let Some((key, test)) = split(term) else {
                 return Err(ApiError::bad_request(format!(
@@ -65,29 +45,32 @@ impl Selector {
                     )));
                 }
             };
-            requirements.push((Target::Field(field), test));
+            requirements.push((field, test));
         }
-        Ok(Self { requirements })
+        Ok(Self {
+            labels,
+            fields: requirements,
+        })
     }
 
     /// Whether `object` meets every requirement.
     pub fn matches(&self, object: &Value) -> bool {
         let metadata = object.get("metadata");
-        self.requirements.iter().all(|(target, test)| {
-            let value = match target {
-                Target::Label(key) => metadata
-                    .and_then(|m| m.get("labels"))
-                    .and_then(|l| l.get(key)),
-                Target::Field(field) => metadata.and_then(|m| m.get(*field)),
-            }
-            .and_then(Value::as_str);
-            match test {
-                Test::Equals(want) => value == Some(want.as_str()),
-                Test::NotEquals(want) => value != Some(want.as_str()),
-                Test::Exists => value.is_some(),
-                Test::Absent => value.is_none(),
-            }
-        })
+        let labels: BTreeMap<String, String> = metadata
+            .and_then(|m| m.get("labels"))
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect();
+        self.labels.matches(&labels)
+            && self.fields.iter().all(|(field, test)| {
+                let value = metadata.and_then(|m| m.get(*field)).and_then(Value::as_str);
+                match test {
+                    Test::Equals(want) => value == Some(want.as_str()),
+                    Test::NotEquals(want) => value != Some(want.as_str()),
+                }
+            })
     }
 }
 

@@ -218,11 +218,21 @@ fn namespaces_belong_to_their_first_applier() {
         assert!(!theirs.to_string().contains("0x"), "{theirs}");
     }
     assert!(
-        list(&f.store, stranger(), Some(Kind::Job), Some("default"))
+        list(
+            &f.store,
+            stranger(),
+            Some(Kind::Job),
+            Some("default"),
+            &LabelSelector::default()
+        )
+        .unwrap()
+        .is_empty()
+    );
+    assert!(
+        list(&f.store, stranger(), None, None, &LabelSelector::default())
             .unwrap()
             .is_empty()
     );
-    assert!(list(&f.store, stranger(), None, None).unwrap().is_empty());
     assert!(
         !f.store
             .get(&job_key())
@@ -235,16 +245,40 @@ fn namespaces_belong_to_their_first_applier() {
     // The stranger has namespaces of its own.
     let theirs = other_escrow.replace("name: other\n", "name: other\n  namespace: theirs\n");
     f.apply(stranger(), &theirs).unwrap();
-    assert_eq!(list(&f.store, stranger(), None, None).unwrap().len(), 1);
-    assert_eq!(list(&f.store, csp(), None, None).unwrap().len(), 4);
     assert_eq!(
-        list(&f.store, csp(), Some(Kind::Job), None).unwrap().len(),
+        list(&f.store, stranger(), None, None, &LabelSelector::default())
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        list(&f.store, csp(), None, None, &LabelSelector::default())
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(
+        list(
+            &f.store,
+            csp(),
+            Some(Kind::Job),
+            None,
+            &LabelSelector::default()
+        )
+        .unwrap()
+        .len(),
         1
     );
     assert!(
-        list(&f.store, csp(), None, Some("nobody"))
-            .unwrap()
-            .is_empty()
+        list(
+            &f.store,
+            csp(),
+            None,
+            Some("nobody"),
+            &LabelSelector::default()
+        )
+        .unwrap()
+        .is_empty()
     );
     assert!(matches!(
         get(

@@ -7,6 +7,7 @@ use r1_protocol::Identity;
 use reqwest::Method;
 
 const ESCROW: &str = include_str!("../../../../crds/examples/escrow.yaml");
+const PROJECT: &str = include_str!("../../../../crds/examples/project.yaml");
 
 struct Server {
     _dir: tempfile::TempDir,
@@ -182,6 +183,50 @@ async fn apply_get_list_delete_over_http() {
     );
     let (status, body) = refused(csp.apply(ESCROW).await);
     assert_eq!((status, body.error.as_str()), (409, "conflict"));
+}
+
+#[tokio::test]
+async fn a_list_holds_only_what_its_label_selector_selects() {
+    let server = start().await;
+    let csp = Client::new(&server.url, hardhat(1)).unwrap();
+    let labelled = |name: &str, tier: &str| {
+        PROJECT.replace(
+            "  name: hello\n",
+            &format!("  name: {name}\n  labels:\n    tier: {tier}\n"),
+        )
+    };
+    let set = [
+        labelled("web", "front"),
+        labelled("db", "back"),
+        PROJECT.into(),
+    ];
+    csp.apply(&set.join("\n---\n")).await.unwrap();
+    let names = |selector: Option<&'static str>| {
+        let csp = &csp;
+        async move {
+            csp.list_selected(Kind::Project, Some("default"), selector)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.metadata.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names(None).await, ["db", "hello", "web"]);
+    assert_eq!(names(Some("tier=front")).await, ["web"]);
+    assert_eq!(names(Some("tier!=front")).await, ["db", "hello"]);
+    assert_eq!(names(Some("tier")).await, ["db", "web"]);
+    assert_eq!(names(Some("!tier")).await, ["hello"]);
+    assert_eq!(
+        names(Some("tier=front,tier=back")).await,
+        Vec::<String>::new()
+    );
+    let (status, body) = refused(
+        csp.list_selected(Kind::Project, None, Some("tier in (front)"))
+            .await,
+    );
+    assert_eq!((status, body.error.as_str()), (400, "invalid"));
+    assert!(body.reason.contains("set-based"), "{}", body.reason);
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use r1_contracts::epoch::EpochClock;
 use r1_contracts::{Deployment, Suite};
+use r1_crds::api::object::ObjectKey;
 use r1_crds::api::wire::{ApiInfo, ErrorBody};
 use r1_crds::manifest::Kind;
 use r1_crds::pricing::Catalogue;
@@ -89,6 +90,11 @@ pub enum StartError {
 fn fail(what: &str) -> impl FnOnce(String) -> StartError + '_ {
     move |e| StartError::Start(format!("{what}: {e}"))
 }
+
+/// Each stored job's on-chain id as this pass's visit found it (linked jobs only): what the
+/// service tables and tunnels link the nodes' reports through, without decoding every job's
+/// status again.
+pub(crate) type ChainIds = HashMap<ObjectKey, u64>;
 
 /// What one pass knows, shared by every job of the pass.
 #[derive(Debug)]
@@ -1176,6 +1182,7 @@ impl Oracle {
         let mut phases: BTreeMap<String, i64> = BTreeMap::new();
         let mut linked: BTreeSet<u64> = BTreeSet::new();
         let mut job_refs = Vec::new();
+        let mut chain_ids = ChainIds::with_capacity(jobs.len());
         let mut wrote = false;
         let mut present = HashSet::with_capacity(jobs.len());
         for object in &jobs {
@@ -1189,6 +1196,9 @@ impl Oracle {
                     outcome
                 }
             };
+            if let Some(id) = outcome.chain_job {
+                chain_ids.insert(key.clone(), id);
+            }
             present.insert(key);
             wrote |= outcome.wrote;
             *phases.entry(format!("{:?}", outcome.phase)).or_default() += 1;
@@ -1214,8 +1224,9 @@ impl Oracle {
         } else {
             jobs
         };
-        self.tunnel_statuses(&stored_jobs).await;
-        self.send_service_tables(&stored_jobs, now).await;
+        self.tunnel_statuses(&stored_jobs, &chain_ids).await;
+        self.send_service_tables(&stored_jobs, &chain_ids, now)
+            .await;
         phase.done("tables");
         self.metrics.jobs.clear();
         for (phase, count) in phases {

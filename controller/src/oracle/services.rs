@@ -1,36 +1,40 @@
 //! Sends each project's service table (see [`crate::decide::service_table`]) to the nodes that
 //! run its replicas, every pass it is due: the jobs of each project in the store, linked to
-//! the nodes' reports through each job's on-chain id.
+//! the nodes' reports through each job's on-chain id (as the pass's job visits found it, so no
+//! job's status is decoded again).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_primitives::Address;
 
 use r1_crds::api::object::{ObjectKey, StoredObject};
-use r1_crds::job::{DeeployJobStatus, Protocol};
+use r1_crds::job::Protocol;
 use r1_crds::manifest::Kind;
 use r1_protocol::services::{ServicePort, ServiceTable};
 
 use crate::decide::service_table::{JobFacts, project_jobs, recipients};
 
-use crate::oracle::runtime::Oracle;
+use crate::oracle::runtime::{ChainIds, Oracle};
 
 /// A job of a project as the store holds it: name, chain id, named TCP ports.
 type StoredJob = (String, Option<u64>, Vec<ServicePort>);
 
 impl Oracle {
     /// Sends the service table of every project of the stored `jobs` where it is due at
-    /// `now_ms`.
-    pub(crate) async fn send_service_tables(&self, jobs: &[StoredObject], now_ms: u64) {
+    /// `now_ms`, each job linked to its on-chain id by `chain_ids` (the pass's job outcomes).
+    pub(crate) async fn send_service_tables(
+        &self,
+        jobs: &[StoredObject],
+        chain_ids: &ChainIds,
+        now_ms: u64,
+    ) {
         let mut projects: BTreeMap<(String, String), Vec<StoredJob>> = BTreeMap::new();
         for object in jobs {
             let Some(spec) = object.spec.job() else {
                 continue;
             };
-            let status: Option<DeeployJobStatus> = object.status_as().ok().flatten();
-            let chain_job = status
-                .and_then(|s| s.chain_job_id)
-                .and_then(|id| id.parse().ok());
+            let key = object.key();
+            let chain_job = chain_ids.get(&key).copied();
             let ports = spec
                 .ports
                 .iter()
@@ -42,7 +46,6 @@ impl Oracle {
                     })
                 })
                 .collect();
-            let key = object.key();
             projects
                 .entry((key.namespace.clone(), spec.project_ref.name.clone()))
                 .or_default()

@@ -1,19 +1,18 @@
 //! Each `Tunnel`'s status, every pass: the jobs of its namespace whose `tunnelRef` names it,
-//! the reports of their replicas (linked through each job's on-chain id), folded by
-//! [`tunnel_status`] and written when it changed.
+//! the reports of their replicas (linked through each job's on-chain id, as the pass found
+//! it), folded by [`tunnel_status`] and written when it changed.
 
 use r1_crds::TunnelStatus;
 use r1_crds::api::object::{StoredObject, timestamp_now};
-use r1_crds::job::DeeployJobStatus;
 use r1_crds::manifest::Kind;
 
 use crate::decide::tunnel_status::{TunnelUser, tunnel_status};
 
-use crate::oracle::runtime::Oracle;
+use crate::oracle::runtime::{ChainIds, Oracle};
 
 impl Oracle {
-    /// Writes the status of every stored tunnel, from the stored `jobs`.
-    pub(crate) async fn tunnel_statuses(&self, jobs: &[StoredObject]) {
+    /// Writes the status of every stored tunnel, from the stored `jobs` and their `chain_ids`.
+    pub(crate) async fn tunnel_statuses(&self, jobs: &[StoredObject], chain_ids: &ChainIds) {
         let tunnels = self.store.list(Kind::Tunnel, None).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot list tunnels");
             Vec::new()
@@ -35,11 +34,9 @@ impl Oracle {
                         .is_some_and(|t| t.name == key.name)
                 })
                 .map(|job| {
-                    let status: Option<DeeployJobStatus> = job.status_as().ok().flatten();
-                    let chain_job = status
-                        .and_then(|s| s.chain_job_id)
-                        .and_then(|id| id.parse().ok());
-                    (job.key().name, chain_job)
+                    let key = job.key();
+                    let chain_job = chain_ids.get(&key).copied();
+                    (key.name, chain_job)
                 })
                 .collect();
             let users: Vec<TunnelUser<'_>> = users

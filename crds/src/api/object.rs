@@ -248,7 +248,7 @@ impl StoredObject {
         if self.status.is_null() {
             return Ok(None);
         }
-        serde_json::from_value(self.status.clone()).map(Some)
+        T::deserialize(&self.status).map(Some)
     }
 }
 

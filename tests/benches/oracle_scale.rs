@@ -287,7 +287,7 @@ fn running_everywhere(name: &str, views: &[BTreeMap<String, (String, u64)>]) -> 
 /// Waits until the steady window and the burst can run between two epoch ends: the last
 /// finished epoch's availability is recorded (its 79 pages at 10,000 nodes keep the chain node
 /// busy for minutes) and [`QUIET_STRETCH`] is left before the next end. Production epochs
-/// last a day, so a burst rarely meets an epoch's end; the bench's 600 s epochs would make it
+/// last a day, so a burst rarely meets an epoch's end; the bench's epochs of 10–15 minutes would make it
 /// meet one every other run. Gives up after two epochs (and says so).
 fn wait_for_a_quiet_stretch(network: &Network) {
     let chain = network.chain();
@@ -326,6 +326,17 @@ fn wait_for_a_quiet_stretch(network: &Network) {
     }
 }
 
+/// The bench's epoch for a fleet of `nodes`: long enough that the last epoch's availability
+/// (the allocation, waiting up to a fifth of the epoch, then a page of 128 nodes every 4 s)
+/// is recorded with [`QUIET_STRETCH`] and a minute to spare; 600 s at least, in whole 5 minutes.
+/// At 10,000 nodes, 79 pages: 900 s (600 s left only 180 s after the pages, so the steady
+/// window and the burst always met an epoch's end).
+fn epoch_seconds(nodes: usize) -> u64 {
+    let pages = nodes.div_ceil(128) as u64;
+    let needed = (pages * 4 + QUIET_STRETCH.as_secs() + 60) * 5 / 4;
+    needed.div_ceil(300).max(2) * 300
+}
+
 fn r1ctl_ok(network: &Network, args: &[&str]) {
     let output = network.r1ctl(args).expect("r1ctl");
     assert!(
@@ -345,7 +356,7 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
         nodes: 0,
         heartbeat_seconds: HEARTBEAT_SECONDS,
         loop_period_ms: 2_000,
-        epoch_seconds: 600,
+        epoch_seconds: epoch_seconds(nodes),
         broker,
         // One CSP owns every job here; the default quota (500 objects) is for strangers.
         object_quota: Some(load + jobs + (load + jobs).div_ceil(JOBS_PER_PROJECT) + 10),

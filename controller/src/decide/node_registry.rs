@@ -120,6 +120,10 @@ pub struct NodeRecord {
     pub suspected_ms: Option<u64>,
     /// When this oracle probed it, if no heartbeat came since.
     pub probed_ms: Option<u64>,
+    /// The nonce of the status report each workload's entry came from, while no later
+    /// heartbeat superseded it: status reports are read before heartbeats, so a heartbeat
+    /// sealed before a report may be taken after it and must not undo it.
+    pub status_nonces: BTreeMap<WorkloadId, u64>,
 }
 
 /// Why a node message was refused.
@@ -247,6 +251,15 @@ impl Registry {
                  it will be seen Suspect between beats and paid for fewer heartbeats"
             );
         }
+        let mut verified = verified;
+        if let Some(record) = self.nodes.get_mut(&node) {
+            keep_newer_reports(
+                &mut verified.message.workloads,
+                &record.heartbeat.workloads,
+                &mut record.status_nonces,
+                verified.nonce,
+            );
+        }
         let listed = jobs_of(&verified.message);
         let was_listed = self.nodes.get(&node).map(|r| jobs_of(&r.heartbeat));
         match self.nodes.get_mut(&node) {
@@ -274,6 +287,7 @@ impl Registry {
                         public_key: verified.public_key,
                         suspected_ms: None,
                         probed_ms: None,
+                        status_nonces: BTreeMap::new(),
                     },
                 );
             }
@@ -438,19 +452,23 @@ impl Registry {
         let verified = self.statuses.admit(verified, now_ms)?;
         if let Some(record) = self.nodes.get_mut(&verified.sender) {
             let report = verified.message.workload;
+            let id = report.id;
             let workloads = &mut record.heartbeat.workloads;
             let count = workloads.len();
-            match workloads.iter_mut().find(|w| w.id == report.id) {
+            match workloads.iter_mut().find(|w| w.id == id) {
                 Some(existing) => *existing = report,
                 None if count >= MAX_WORKLOADS_PER_NODE => {
                     return Err(Refusal::TooManyWorkloads(count + 1));
                 }
                 None => {
-                    let job = report.id.job;
                     workloads.push(report);
-                    self.by_job.entry(job).or_default().insert(verified.sender);
+                    self.by_job
+                        .entry(id.job)
+                        .or_default()
+                        .insert(verified.sender);
                 }
             }
+            record.status_nonces.insert(id, verified.nonce);
         }
         Ok(verified.sender)
     }
@@ -664,6 +682,28 @@ pub fn authenticate<M: Message>(bytes: &[u8], now_ms: u64) -> Result<Verified<M>
 }
 
 /// The jobs a heartbeat lists workloads of.
+/// Keeps, in the `incoming` workloads of a heartbeat sealed with `nonce`, the `held` reports
+/// that status reports sealed after it set (by `status_nonces`): for those workloads the
+/// heartbeat is older news. The status nonces it supersedes are forgotten.
+fn keep_newer_reports(
+    incoming: &mut Vec<WorkloadReport>,
+    held: &[WorkloadReport],
+    status_nonces: &mut BTreeMap<WorkloadId, u64>,
+    nonce: u64,
+) {
+    status_nonces.retain(|_, status_nonce| *status_nonce > nonce);
+    for id in status_nonces.keys() {
+        let Some(newer) = held.iter().find(|w| w.id == *id) else {
+            continue;
+        };
+        if let Some(older) = incoming.iter_mut().find(|w| w.id == *id) {
+            *older = newer.clone();
+        } else if incoming.len() < MAX_WORKLOADS_PER_NODE {
+            incoming.push(newer.clone());
+        }
+    }
+}
+
 fn jobs_of(heartbeat: &Heartbeat) -> BTreeSet<u64> {
     heartbeat.workloads.iter().map(|w| w.id.job).collect()
 }
@@ -674,7 +714,7 @@ mod tests {
     use crate::decide::liveness::PROBE_PATIENCE_MS;
     use r1_protocol::Identity;
     use r1_protocol::envelope::Sealer;
-    use r1_protocol::messages::NodeResources;
+    use r1_protocol::messages::{NodeResources, WorkloadState};
 
     const S: u64 = 1000;
     /// A plausible wall clock, so heartbeats sealed "now" are fresh.
@@ -931,6 +971,73 @@ mod tests {
     }
 
     #[test]
+    fn a_heartbeat_sealed_before_a_status_report_but_taken_after_it_does_not_undo_it() {
+        let node = Sealer::new(Identity::generate());
+        let mut registry = Registry::default();
+        let beat_of = |jobs: &[(u64, WorkloadState)], at: u64| {
+            let message = Heartbeat {
+                workloads: jobs
+                    .iter()
+                    .map(|(job, state)| WorkloadReport {
+                        state: state.clone(),
+                        ..workload(*job)
+                    })
+                    .collect(),
+                ..heartbeat()
+            };
+            node.seal(&message, at).expect("seal").to_bytes()
+        };
+        let take = |registry: &mut Registry, bytes: &[u8], at: u64| {
+            registry
+                .on_heartbeat(node.address(), bytes, at, &config())
+                .expect("heartbeat");
+        };
+        let state_of = |registry: &Registry, job: u64| {
+            registry
+                .reports_of(job)
+                .first()
+                .map(|(_, report)| report.state.clone())
+        };
+        let starting = WorkloadState::Starting;
+        let running = WorkloadState::Running;
+        take(&mut registry, &beat_of(&[(1, starting.clone())], T0), T0);
+
+        // Sealed in this order: a heartbeat, then two status reports (job 1 now running, job
+        // 2 new); taken in the other, as the status lane is read first.
+        let late_beat = beat_of(&[(1, starting.clone())], T0 + S);
+        let status = |job: u64| JobStatusReport {
+            workload: WorkloadReport {
+                state: running.clone(),
+                ..workload(job)
+            },
+            message: String::new(),
+        };
+        for job in [1, 2] {
+            let bytes = node.seal(&status(job), T0 + S).expect("seal").to_bytes();
+            registry
+                .on_status(node.address(), &bytes, T0 + S)
+                .expect("status");
+        }
+        take(&mut registry, &late_beat, T0 + S);
+        assert_eq!(state_of(&registry, 1), Some(running.clone()));
+        assert_eq!(state_of(&registry, 2), Some(running.clone()));
+
+        // A heartbeat sealed after the reports is the node's word again: job 2 is gone.
+        take(
+            &mut registry,
+            &beat_of(&[(1, starting.clone())], T0 + 2 * S),
+            T0 + 2 * S,
+        );
+        assert_eq!(state_of(&registry, 1), Some(starting));
+        assert_eq!(state_of(&registry, 2), None);
+        let record = registry.get(&node.address()).expect("record");
+        assert!(
+            record.status_nonces.is_empty(),
+            "superseded nonces forgotten"
+        );
+    }
+
+    #[test]
     fn an_unlicensed_node_reports_nothing_and_is_heard_rarely() {
         let stranger = Sealer::new(Identity::generate());
         let mut registry = Registry::default();
@@ -1066,6 +1173,7 @@ mod tests {
                     public_key: [2; r1_protocol::sealed::PUBLIC_KEY_LEN],
                     suspected_ms: None,
                     probed_ms: None,
+                    status_nonces: BTreeMap::new(),
                 },
             );
         }

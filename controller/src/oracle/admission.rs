@@ -65,7 +65,11 @@ const MAX_BUCKETS: usize = 20_000;
 /// Where an admitted message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
-    /// Heartbeats and status reports of nodes with a licence.
+    /// Status reports (and wills) of nodes with a licence: one per state change, read before
+    /// any heartbeat, so a replica's start is not queued behind seconds of a fleet's heartbeats
+    /// (or dropped with them) when the oracle falls behind.
+    LicensedStatus,
+    /// Heartbeats of nodes with a licence.
     LicensedNodes,
     /// Heartbeats and status reports of every other node.
     OtherNodes,
@@ -146,9 +150,8 @@ impl Admission {
             }
             Channel::Observations => Lane::Observations,
             Channel::Requests => Lane::Requests,
-            Channel::Heartbeat | Channel::Status if self.known.licensed.contains(&sender) => {
-                Lane::LicensedNodes
-            }
+            Channel::Status if self.known.licensed.contains(&sender) => Lane::LicensedStatus,
+            Channel::Heartbeat if self.known.licensed.contains(&sender) => Lane::LicensedNodes,
             Channel::Heartbeat | Channel::Status => Lane::OtherNodes,
             Channel::Sessions if self.known.licensed.contains(&sender) => Lane::Sessions,
             Channel::Sessions => return Err(Dropped::NotLicensed),
@@ -234,6 +237,14 @@ mod tests {
         );
         assert_eq!(
             admission.admit(Channel::Heartbeat, addr(3), 0),
+            Ok(Lane::OtherNodes)
+        );
+        assert_eq!(
+            admission.admit(Channel::Status, addr(2), 0),
+            Ok(Lane::LicensedStatus)
+        );
+        assert_eq!(
+            admission.admit(Channel::Status, addr(3), 0),
             Ok(Lane::OtherNodes)
         );
     }

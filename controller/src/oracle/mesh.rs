@@ -20,9 +20,9 @@ use url::Url;
 use crate::decide::liveness::BrokerLink;
 use crate::oracle::admission::{Admission, Known, Lane};
 
-/// Messages each lane holds before it drops: licensed nodes, other nodes, observations,
-/// requests, session output.
-const LANE_CAPACITY: [usize; 5] = [8192, 512, 1024, 8192, 2048];
+/// Messages each lane holds before it drops: licensed nodes' status reports, their
+/// heartbeats, other nodes, observations, requests, session output.
+const LANE_CAPACITY: [usize; 6] = [2048, 8192, 512, 1024, 8192, 2048];
 
 /// Longest wait between reconnection attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
@@ -96,7 +96,9 @@ pub struct Inbound {
 /// The lanes messages arrive on (see [`Lane`]).
 #[derive(Debug)]
 pub struct Inbox {
-    /// Heartbeats and status reports of licensed nodes.
+    /// Status reports of licensed nodes.
+    pub licensed_status: mpsc::Receiver<Inbound>,
+    /// Heartbeats of licensed nodes.
     pub licensed_nodes: mpsc::Receiver<Inbound>,
     /// Heartbeats and status reports of every other node.
     pub other_nodes: mpsc::Receiver<Inbound>,
@@ -140,9 +142,18 @@ impl Mesh {
             })?;
         let (client, mut events) = AsyncClient::new(options, 256);
         let (link_tx, link_rx) = watch::channel(BrokerLink::Disconnected);
-        let [licensed, others, observations, requests, sessions] = LANE_CAPACITY.map(mpsc::channel);
-        let lanes = [licensed.0, others.0, observations.0, requests.0, sessions.0];
+        let [status, licensed, others, observations, requests, sessions] =
+            LANE_CAPACITY.map(mpsc::channel);
+        let lanes = [
+            status.0,
+            licensed.0,
+            others.0,
+            observations.0,
+            requests.0,
+            sessions.0,
+        ];
         let inbox = Inbox {
+            licensed_status: status.1,
             licensed_nodes: licensed.1,
             other_nodes: others.1,
             observations: observations.1,
@@ -206,11 +217,12 @@ impl Mesh {
                             received_ms: now,
                         };
                         let queue = &lanes[match lane {
-                            Lane::LicensedNodes => 0,
-                            Lane::OtherNodes => 1,
-                            Lane::Observations => 2,
-                            Lane::Requests => 3,
-                            Lane::Sessions => 4,
+                            Lane::LicensedStatus => 0,
+                            Lane::LicensedNodes => 1,
+                            Lane::OtherNodes => 2,
+                            Lane::Observations => 3,
+                            Lane::Requests => 4,
+                            Lane::Sessions => 5,
                         }];
                         match queue.try_send(inbound) {
                             Ok(()) => {}

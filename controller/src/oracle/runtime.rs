@@ -440,11 +440,11 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
             }
         });
     }
-    tokio::spawn(
-        oracle
-            .clone()
-            .receive_nodes(inbox.licensed_nodes, inbox.other_nodes),
-    );
+    tokio::spawn(oracle.clone().receive_nodes(
+        inbox.licensed_status,
+        inbox.licensed_nodes,
+        inbox.other_nodes,
+    ));
     tokio::spawn(oracle.clone().receive_observations(inbox.observations));
     tokio::spawn(oracle.clone().receive_requests(inbox.requests));
     tokio::spawn(sessions.receive(inbox.sessions));
@@ -689,12 +689,14 @@ impl Oracle {
     /// Handles node heartbeats and status reports, licensed nodes first.
     async fn receive_nodes(
         self: Arc<Self>,
+        mut status: tokio::sync::mpsc::Receiver<Inbound>,
         mut licensed: tokio::sync::mpsc::Receiver<Inbound>,
         mut others: tokio::sync::mpsc::Receiver<Inbound>,
     ) {
         loop {
             let message = tokio::select! {
                 biased;
+                Some(message) = status.recv() => message,
                 Some(message) = licensed.recv() => message,
                 Some(message) = others.recv() => message,
                 else => return,

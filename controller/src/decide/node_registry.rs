@@ -681,7 +681,6 @@ pub fn authenticate<M: Message>(bytes: &[u8], now_ms: u64) -> Result<Verified<M>
     )?)
 }
 
-/// The jobs a heartbeat lists workloads of.
 /// Keeps, in the `incoming` workloads of a heartbeat sealed with `nonce`, the `held` reports
 /// that status reports sealed after it set (by `status_nonces`): for those workloads the
 /// heartbeat is older news. The status nonces it supersedes are forgotten.
@@ -704,6 +703,7 @@ fn keep_newer_reports(
     }
 }
 
+/// The jobs a heartbeat lists workloads of.
 fn jobs_of(heartbeat: &Heartbeat) -> BTreeSet<u64> {
     heartbeat.workloads.iter().map(|w| w.id.job).collect()
 }

@@ -686,7 +686,8 @@ impl Oracle {
         }
     }
 
-    /// Handles node heartbeats and status reports, licensed nodes first.
+    /// Handles node heartbeats and status reports: licensed nodes' status reports first, then
+    /// their heartbeats, then other nodes' messages.
     async fn receive_nodes(
         self: Arc<Self>,
         mut status: tokio::sync::mpsc::Receiver<Inbound>,

@@ -238,7 +238,7 @@ impl Registry {
         if count > MAX_WORKLOADS_PER_NODE {
             return Err(Refusal::TooManyWorkloads(count));
         }
-        let verified = self.heartbeats.admit(verified, now_ms)?;
+        let mut verified = self.heartbeats.admit(verified, now_ms)?;
         let node = verified.sender;
         let announced = verified.message.interval_ms;
         let previous = self.nodes.get(&node).map(|r| r.heartbeat.interval_ms);
@@ -251,7 +251,6 @@ impl Registry {
                  it will be seen Suspect between beats and paid for fewer heartbeats"
             );
         }
-        let mut verified = verified;
         if let Some(record) = self.nodes.get_mut(&node) {
             keep_newer_reports(
                 &mut verified.message.workloads,

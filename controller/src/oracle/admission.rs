@@ -231,22 +231,18 @@ mod tests {
             admission.admit(Channel::Commands, addr(1), 0),
             Err(Dropped::WrongChannel)
         );
-        assert_eq!(
-            admission.admit(Channel::Heartbeat, addr(2), 0),
-            Ok(Lane::LicensedNodes)
-        );
-        assert_eq!(
-            admission.admit(Channel::Heartbeat, addr(3), 0),
-            Ok(Lane::OtherNodes)
-        );
-        assert_eq!(
-            admission.admit(Channel::Status, addr(2), 0),
-            Ok(Lane::LicensedStatus)
-        );
-        assert_eq!(
-            admission.admit(Channel::Status, addr(3), 0),
-            Ok(Lane::OtherNodes)
-        );
+        for (channel, sender, lane) in [
+            (Channel::Heartbeat, 2, Lane::LicensedNodes),
+            (Channel::Heartbeat, 3, Lane::OtherNodes),
+            (Channel::Status, 2, Lane::LicensedStatus),
+            (Channel::Status, 3, Lane::OtherNodes),
+        ] {
+            assert_eq!(
+                admission.admit(channel, addr(sender), 0),
+                Ok(lane),
+                "{channel:?} from {sender}"
+            );
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@ impl Selector {
     pub fn parse(labels: Option<&str>, fields: Option<&str>) -> Result<Self, ApiError> {
         let labels = LabelSelector::parse(labels.unwrap_or_default())
             .map_err(|e| ApiError::bad_request(format!("unsupported label selector: {e}")))?;
-        let mut requirements = Vec::new();
+        let mut field_requirements = Vec::new();
         for term in terms(fields) {
             let Some((key, test)) = split(term) else {
                 return Err(ApiError::bad_request(format!(
@@ -45,11 +45,11 @@ impl Selector {
                     )));
                 }
             };
-            requirements.push((field, test));
+            field_requirements.push((field, test));
         }
         Ok(Self {
             labels,
-            fields: requirements,
+            fields: field_requirements,
         })
     }
 

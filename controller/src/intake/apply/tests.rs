@@ -20,6 +20,16 @@ fn all() -> String {
     [ESCROW, PROJECT, TUNNEL, JOB].join("\n---\n")
 }
 
+/// What `signer` lists of `kind` in `namespace`, with no label selector.
+fn listed(
+    store: &ResourceStore,
+    signer: Address,
+    kind: Option<Kind>,
+    namespace: Option<&str>,
+) -> Vec<StoredObject> {
+    list(store, signer, kind, namespace, &LabelSelector::default()).unwrap()
+}
+
 fn job_key() -> ObjectKey {
     ObjectKey::new(Kind::Job, "default", "hello-web")
 }
@@ -217,22 +227,8 @@ fn namespaces_belong_to_their_first_applier() {
         assert!(matches!(absent, ApplyError::NotFound(_)), "{absent:?}");
         assert!(!theirs.to_string().contains("0x"), "{theirs}");
     }
-    assert!(
-        list(
-            &f.store,
-            stranger(),
-            Some(Kind::Job),
-            Some("default"),
-            &LabelSelector::default()
-        )
-        .unwrap()
-        .is_empty()
-    );
-    assert!(
-        list(&f.store, stranger(), None, None, &LabelSelector::default())
-            .unwrap()
-            .is_empty()
-    );
+    assert!(listed(&f.store, stranger(), Some(Kind::Job), Some("default")).is_empty());
+    assert!(listed(&f.store, stranger(), None, None).is_empty());
     assert!(
         !f.store
             .get(&job_key())
@@ -245,41 +241,10 @@ fn namespaces_belong_to_their_first_applier() {
     // The stranger has namespaces of its own.
     let theirs = other_escrow.replace("name: other\n", "name: other\n  namespace: theirs\n");
     f.apply(stranger(), &theirs).unwrap();
-    assert_eq!(
-        list(&f.store, stranger(), None, None, &LabelSelector::default())
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        list(&f.store, csp(), None, None, &LabelSelector::default())
-            .unwrap()
-            .len(),
-        4
-    );
-    assert_eq!(
-        list(
-            &f.store,
-            csp(),
-            Some(Kind::Job),
-            None,
-            &LabelSelector::default()
-        )
-        .unwrap()
-        .len(),
-        1
-    );
-    assert!(
-        list(
-            &f.store,
-            csp(),
-            None,
-            Some("nobody"),
-            &LabelSelector::default()
-        )
-        .unwrap()
-        .is_empty()
-    );
+    assert_eq!(listed(&f.store, stranger(), None, None).len(), 1);
+    assert_eq!(listed(&f.store, csp(), None, None).len(), 4);
+    assert_eq!(listed(&f.store, csp(), Some(Kind::Job), None).len(), 1);
+    assert!(listed(&f.store, csp(), None, Some("nobody")).is_empty());
     assert!(matches!(
         get(
             &f.store,

@@ -212,6 +212,8 @@ pub struct ContainerStatus {
 pub struct Containerd {
     pub(super) client: std::sync::Arc<Client>,
     namespace: String,
+    /// The lease every request is made under, if any ([`super::lease`]).
+    pub(super) lease: Option<String>,
 }
 
 impl Containerd {
@@ -226,9 +228,18 @@ impl Containerd {
         let containerd = Self {
             client: std::sync::Arc::new(client),
             namespace: namespace.to_owned(),
+            lease: None,
         };
         containerd.version().await?;
         Ok(containerd)
+    }
+
+    /// This connection making its requests under `lease` ([`super::lease`]), or under none.
+    pub(super) fn under_lease(&self, lease: Option<String>) -> Self {
+        Self {
+            lease,
+            ..self.clone()
+        }
     }
 
     /// The containerd namespace the agent works in.
@@ -240,6 +251,9 @@ impl Containerd {
         let mut request = Request::new(message);
         if let Ok(value) = self.namespace.parse() {
             request.metadata_mut().insert("containerd-namespace", value);
+        }
+        if let Some(value) = self.lease.as_ref().and_then(|lease| lease.parse().ok()) {
+            request.metadata_mut().insert(super::lease::HEADER, value);
         }
         request
     }

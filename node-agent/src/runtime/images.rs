@@ -283,8 +283,17 @@ impl Containerd {
 
     /// Stores a verified image under `parts.name`: its layers, config and manifest with the
     /// labels containerd's garbage collector follows, the layers unpacked, and the image record
-    /// last, so an image that fails half-way has no name and nothing runs it.
+    /// last, so an image that fails half-way has no name and nothing runs it. All of it is
+    /// written under a lease, so containerd's garbage collector leaves the parts alone until
+    /// the image record holds them.
     pub async fn store_image(&self, parts: ImageParts<'_>) -> Result<(), RuntimeError> {
+        let leased = self.begin_lease().await?;
+        let stored = leased.store_leased(parts).await;
+        leased.end_lease().await;
+        stored
+    }
+
+    async fn store_leased(&self, parts: ImageParts<'_>) -> Result<(), RuntimeError> {
         let image_error = |source| RuntimeError::Image {
             reference: parts.name.to_owned(),
             source,
@@ -456,7 +465,8 @@ impl Containerd {
         }
     }
 
-    async fn snapshot_exists(&self, key: &str) -> Result<bool, RuntimeError> {
+    /// Whether snapshot `key` exists (an unpacked layer is named by its chain id).
+    pub async fn snapshot_exists(&self, key: &str) -> Result<bool, RuntimeError> {
         match self
             .client
             .snapshots()

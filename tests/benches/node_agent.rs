@@ -3,7 +3,8 @@
 //! * container create → running latency through the agent's containerd path (snapshot,
 //!   container, task), p50/p99 over `R1_BENCH_STARTS` starts (default 50), sandboxed as a node
 //!   does by default (user namespace with the image shifted into its ids, scratch disk) and
-//!   without those, beside a plain `ctr run -d` of the same image measured in the same run;
+//!   without those, beside a plain `ctr run -d` of the same image measured in the same run,
+//!   and `runc create` + `runc start` of a busybox bundle without containerd (the floor);
 //! * the CPU cost of one heartbeat (build, sign, encode) with 20 workloads, and what that is
 //!   as a share of one core at the default 10 s interval.
 //!
@@ -11,6 +12,7 @@
 //! for containerd.
 
 use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use r1_e2e::containerd::PrivateContainerd;
@@ -147,6 +149,50 @@ fn ctr_path(containerd: &PrivateContainerd, reference: &str, starts: usize) -> V
     samples
 }
 
+/// `runc create` and `runc start` of a bundle holding only busybox, with no containerd and no
+/// shim: the floor every containerd path stands on.
+fn runc_path(dir: &std::path::Path, starts: usize) -> Vec<Duration> {
+    let bundle = dir.join("runc-bundle");
+    let state = dir.join("runc-state");
+    std::fs::create_dir_all(bundle.join("rootfs/bin")).expect("bundle");
+    std::fs::copy(canned::BUSYBOX, bundle.join("rootfs/bin/busybox")).expect("busybox");
+    let runc = |args: &[&str]| {
+        Command::new("runc")
+            .arg("--root")
+            .arg(&state)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("runc")
+    };
+    let bundle_arg = bundle.display().to_string();
+    assert!(
+        runc(&["spec", "--bundle", &bundle_arg]).success(),
+        "runc spec"
+    );
+    let config_path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).expect("config")).expect("json");
+    config["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "1000"]);
+    config["process"]["terminal"] = false.into();
+    std::fs::write(&config_path, config.to_string()).expect("config");
+    let mut samples = Vec::with_capacity(starts);
+    for i in 0..starts {
+        let id = format!("bench-runc-{i}");
+        let started = Instant::now();
+        assert!(
+            runc(&["create", "--bundle", &bundle_arg, &id]).success(),
+            "runc create"
+        );
+        assert!(runc(&["start", &id]).success(), "runc start");
+        samples.push(started.elapsed());
+        runc(&["delete", "--force", &id]);
+    }
+    samples
+}
+
 fn heartbeat_cost(reference: &str, data_dir: &std::path::Path) {
     let desired = (0..20u32)
         .map(|replica| {
@@ -251,9 +297,11 @@ fn main() {
     let sandboxed = agent_path(&containerd, &archive, reference, starts, dir.path(), true);
     let plain = agent_path(&containerd, &archive, reference, starts, dir.path(), false);
     let ctr = ctr_path(&containerd, reference, starts);
+    let runc = runc_path(dir.path(), starts);
     println!("container create → running, same image and containerd, {starts} starts each:");
     summary("r1-node, sandboxed (default)", sandboxed);
     summary("r1-node, no userns/scratch", plain);
     summary("ctr run -d (baseline)", ctr);
+    summary("runc create + start alone", runc);
     heartbeat_cost(reference, dir.path());
 }

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use r1_e2e::network::{BrokerKind, Network, NetworkSettings};
 use r1_e2e::procfs;
@@ -80,6 +80,42 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// A job's conditions in the order a new job meets them: where the burst's time goes.
+const STEPS: [&str; 4] = ["Funded", "Scheduled", "Validated", "Running"];
+
+/// For each oracle, the seconds from each burst job's apply returning (`applied`, wall clock) to
+/// each of [`STEPS`] turning `True`, p50 and p99 over the jobs (whole seconds, both times cut to
+/// the second: the status keeps no finer time).
+fn print_steps(lister: &Lister, applied: &BTreeMap<String, SystemTime>) {
+    for oracle in 0..lister.apis.len() {
+        let steps = lister.steps_on(oracle, "burst");
+        let line: Vec<String> = STEPS
+            .iter()
+            .map(|step| {
+                let mut since: Vec<f64> = applied
+                    .iter()
+                    .filter_map(|(name, at)| {
+                        let turned = *steps.get(name)?.get(*step)?;
+                        let at = at.duration_since(UNIX_EPOCH).ok()?.as_secs() as f64;
+                        Some((turned - at).max(0.0))
+                    })
+                    .collect();
+                since.sort_by(f64::total_cmp);
+                let rank = |p: f64| since[((since.len() as f64 - 1.0) * p).round() as usize];
+                if since.is_empty() {
+                    format!("{step} —")
+                } else {
+                    format!("{step} {:.0} / {:.0} s", rank(0.5), rank(0.99))
+                }
+            })
+            .collect();
+        println!(
+            "    oracle {oracle}: apply returned → condition True, p50 / p99: {}",
+            line.join(", ")
+        );
+    }
 }
 
 /// The phases of a pass the oracle times (`r1_oracle_loop_seconds{name="pass_<phase>"}`);
@@ -265,6 +301,37 @@ impl Lister {
                 let phase = item["status"]["phase"].as_str().unwrap_or("").to_owned();
                 let ready = item["status"]["readyReplicas"].as_u64().unwrap_or(0);
                 Some((name, (phase, ready)))
+            })
+            .collect()
+    }
+
+    /// When each condition of [`STEPS`] last turned `True` on oracle `oracle`, in seconds since
+    /// the Unix epoch (the status keeps whole seconds), for each job labelled `r1-bench=<part>`.
+    fn steps_on(&self, oracle: usize, part: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
+        let selector = format!("{BENCH_LABEL}={part}");
+        let output = Command::new(&self.r1ctl)
+            .env("R1_SERVER", &self.apis[oracle])
+            .env("R1_KEY", &self.key)
+            .args(["get", "djob", "-l", &selector, "-o", "json"])
+            .output()
+            .expect("r1ctl get");
+        let value: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        let items = value["items"].as_array().cloned().unwrap_or_default();
+        items
+            .iter()
+            .filter_map(|item| {
+                let name = item["metadata"]["name"].as_str()?.to_owned();
+                let conditions = item["status"]["conditions"].as_array()?;
+                let times = conditions
+                    .iter()
+                    .filter(|c| c["status"] == "True")
+                    .filter_map(|c| {
+                        let at: k8s_openapi::jiff::Timestamp =
+                            c["lastTransitionTime"].as_str()?.parse().ok()?;
+                        Some((c["type"].as_str()?.to_owned(), at.as_second() as f64))
+                    })
+                    .collect();
+                Some((name, times))
             })
             .collect()
     }
@@ -494,6 +561,7 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
     let burst = Instant::now();
     let applied: Mutex<BTreeMap<String, Instant>> = Mutex::new(BTreeMap::new());
     let mut ran: BTreeMap<String, Duration> = BTreeMap::new();
+    let mut applied_wall: BTreeMap<String, SystemTime> = BTreeMap::new();
     let mut applying = None;
     // Jobs applied early run while later ones are applied: one thread applies, another lists
     // the oracles' burst jobs over and over, so a job's figure is late by at most one round of
@@ -533,6 +601,7 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
             let path = network.scratch_dir().join(format!("{name}.yaml"));
             std::fs::write(&path, job_numbered(&name, load + index, "burst")).expect("manifest");
             r1ctl_ok(&network, &["apply", "-f", &path.display().to_string()]);
+            applied_wall.insert(name.clone(), SystemTime::now());
             applied
                 .lock()
                 .expect("applied")
@@ -562,6 +631,7 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
         latencies.last().map_or(f64::NAN, |d| ms(*d)),
         oracles
     );
+    print_steps(&lister, &applied_wall);
     report("burst", &before, &after);
     assert!(done, "not every job of the burst ran");
 

@@ -482,15 +482,22 @@ impl Oracle {
                 tracing::warn!(object = %key, error = %e, "cannot write status");
             }
         }
-        let jobs = self.store.list(Kind::Job, None).unwrap_or_default();
+        let mut jobs_in: HashMap<(String, String), usize> = HashMap::new();
+        for job in self.store.list(Kind::Job, None).unwrap_or_default() {
+            if let Some(spec) = job.spec.job() {
+                let project = (
+                    job.metadata.namespace.clone(),
+                    spec.project_ref.name.clone(),
+                );
+                *jobs_in.entry(project).or_default() += 1;
+            }
+        }
         for object in self.store.list(Kind::Project, None).unwrap_or_default() {
             let key = object.key();
-            let count = jobs
-                .iter()
-                .filter(|j| j.metadata.namespace == key.namespace)
-                .filter_map(|j| j.spec.job())
-                .filter(|spec| spec.project_ref.name == key.name)
-                .count();
+            let count = jobs_in
+                .get(&(key.namespace.clone(), key.name.clone()))
+                .copied()
+                .unwrap_or(0);
             let previous: DeeployProjectStatus =
                 object.status_as().ok().flatten().unwrap_or_default();
             let status = DeeployProjectStatus {

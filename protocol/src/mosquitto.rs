@@ -24,6 +24,12 @@ use crate::broker_tls::TlsFiles;
 use crate::mqtt::{MAX_CONNECTIONS, MAX_PACKET_BYTES};
 use crate::topics::{Channel, Topics};
 
+/// Messages mosquitto queues for one client beyond those in flight: two heartbeat intervals
+/// of a fleet of [`MAX_CONNECTIONS`] nodes.
+const MAX_QUEUED_MESSAGES: usize = 2 * MAX_CONNECTIONS;
+/// Bytes mosquitto queues for one client at most, whatever the count.
+const MAX_QUEUED_BYTES: usize = 64 << 20;
+
 /// Where and how mosquitto serves one r1 network.
 #[derive(Debug, Clone)]
 pub struct MosquittoSettings<'a> {
@@ -51,6 +57,11 @@ pub fn config(settings: &MosquittoSettings<'_>) -> String {
     let _ = writeln!(text, "retain_available false");
     let _ = writeln!(text, "allow_zero_length_clientid false");
     let _ = writeln!(text, "persistence false");
+    // An oracle that falls behind (a busy process) finds the fleet's messages queued for it:
+    // mosquitto's default of 1,000 a client is one second of heartbeats at 10,000 nodes, past
+    // which it drops them silently. Bytes bound the queue of any client that stops reading.
+    let _ = writeln!(text, "max_queued_messages {MAX_QUEUED_MESSAGES}");
+    let _ = writeln!(text, "max_queued_bytes {MAX_QUEUED_BYTES}");
     let _ = writeln!(
         text,
         "listener {} {}",
@@ -133,6 +144,8 @@ mod tests {
             "acl_file /etc/mosquitto/r1.acl",
             "max_packet_size 4194309",
             "retain_available false",
+            "max_queued_messages 20000",
+            "max_queued_bytes 67108864",
             "listener 8883 0.0.0.0",
             "certfile /etc/r1/broker.crt",
             "keyfile /etc/r1/broker.key",

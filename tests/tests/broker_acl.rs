@@ -1,6 +1,7 @@
 //! Both test brokers — the embedded rumqttd behind its gate and mosquitto with r1's generated
 //! configuration — refuse anonymous and forged logins, keep nodes to their own topics, give a
-//! session's output to the one oracle it is addressed to, keep nothing retained, refuse oversized packets, carry the legitimate node ↔ oracle exchange, and
+//! session's output to the one oracle it is addressed to, keep nothing retained, refuse oversized packets, carry the legitimate node ↔ oracle exchange, hold
+//! what an oracle that fell behind has not read yet, and
 //! serve `mqtts` to clients trusting the test CA (and nothing to plain clients on that port).
 
 use std::sync::mpsc;
@@ -399,6 +400,79 @@ fn the_rumqttd_gate_authenticates_and_enforces_the_acl() {
 fn mosquitto_with_the_generated_config_authenticates_and_enforces_the_acl() {
     let broker = Mosquitto::start().expect("mosquitto");
     enforces_everything(&broker, false);
+}
+
+/// Node messages published while the subscribing oracle reads nothing (a busy process).
+const WHILE_BEHIND: usize = 3_000;
+
+/// An oracle that stops reading for a while gets every node message published meanwhile once
+/// it reads again: the broker holds seconds of a fleet's messages for it (mosquitto's default
+/// holds 1,000 per client and silently drops the rest: at 10,000 nodes, one second of
+/// heartbeats).
+fn a_subscriber_that_falls_behind_loses_nothing(broker: &dyn Broker) {
+    let topics = topics();
+    let identity = Identity::generate();
+    let url = broker
+        .admit(identity.address(), Role::Oracle)
+        .expect("admit");
+    let (options, _login) = client_options(
+        &url.parse().expect("url"),
+        broker.ca_file().as_deref(),
+        "behind",
+        &identity,
+    )
+    .expect("options");
+    let (client, mut oracle) = Client::new(options, 16);
+    client
+        .subscribe(topics.all(Channel::Heartbeat), QoS::AtLeastOnce)
+        .expect("subscribe");
+    loop {
+        match oracle.recv_timeout(ARRIVES) {
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            other => panic!("the oracle was not subscribed: {other:?}"),
+        }
+    }
+    let nodes: Vec<Peer> = (0..3).map(|_| Peer::join(broker, Role::Node)).collect();
+    for (n, node) in nodes.iter().enumerate() {
+        let topic = topics.topic(Channel::Heartbeat, &node.address);
+        for i in (n..WHILE_BEHIND).step_by(nodes.len()) {
+            node.publish(&topic, false, format!("{i:01024}").into_bytes());
+        }
+    }
+    for (n, node) in nodes.iter().enumerate() {
+        for _ in (n..WHILE_BEHIND).step_by(nodes.len()) {
+            let acked = node.wait(ARRIVES, |e| {
+                matches!(e, Some(Event::Incoming(Packet::PubAck(_))))
+            });
+            assert!(acked.is_some(), "the broker did not take every message");
+        }
+    }
+    let mut heard = 0;
+    let deadline = Instant::now() + ARRIVES;
+    while heard < WHILE_BEHIND
+        && let Some(left) = deadline.checked_duration_since(Instant::now())
+    {
+        match oracle.recv_timeout(left) {
+            Ok(Ok(Event::Incoming(Packet::Publish(_)))) => heard += 1,
+            Ok(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    assert_eq!(
+        heard, WHILE_BEHIND,
+        "messages published while the oracle read nothing were lost"
+    );
+}
+
+#[test]
+fn the_rumqttd_gate_holds_what_a_slow_oracle_has_not_read() {
+    a_subscriber_that_falls_behind_loses_nothing(&Rumqttd::start().expect("rumqttd"));
+}
+
+#[test]
+fn mosquitto_holds_what_a_slow_oracle_has_not_read() {
+    a_subscriber_that_falls_behind_loses_nothing(&Mosquitto::start().expect("mosquitto"));
 }
 
 /// Over `mqtts` with the test CA a node and an oracle talk; a plain client on that port is

@@ -278,9 +278,9 @@ impl Lister {
         }
     }
 
-    /// Every job's (phase, ready replicas) as oracle `oracle` lists them, of the jobs labelled
-    /// `r1-bench=<part>`.
-    fn jobs_on(&self, oracle: usize, part: &str) -> BTreeMap<String, (String, u64)> {
+    /// The jobs labelled `r1-bench=<part>` as oracle `oracle` lists them (`r1ctl get -o json`);
+    /// none when the listing fails.
+    fn listed(&self, oracle: usize, part: &str) -> Vec<Value> {
         let selector = format!("{BENCH_LABEL}={part}");
         let output = Command::new(&self.r1ctl)
             .env("R1_SERVER", &self.apis[oracle])
@@ -289,12 +289,17 @@ impl Lister {
             .output()
             .expect("r1ctl get");
         let value: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-        let items = value["items"]
+        value["items"]
             .as_array()
             .or_else(|| value.as_array())
             .cloned()
-            .unwrap_or_default();
-        items
+            .unwrap_or_default()
+    }
+
+    /// Every job's (phase, ready replicas) as oracle `oracle` lists them, of the jobs labelled
+    /// `r1-bench=<part>`.
+    fn jobs_on(&self, oracle: usize, part: &str) -> BTreeMap<String, (String, u64)> {
+        self.listed(oracle, part)
             .iter()
             .filter_map(|item| {
                 let name = item["metadata"]["name"].as_str()?.to_owned();
@@ -308,16 +313,7 @@ impl Lister {
     /// When each condition of [`STEPS`] last turned `True` on oracle `oracle`, in seconds since
     /// the Unix epoch (the status keeps whole seconds), for each job labelled `r1-bench=<part>`.
     fn steps_on(&self, oracle: usize, part: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
-        let selector = format!("{BENCH_LABEL}={part}");
-        let output = Command::new(&self.r1ctl)
-            .env("R1_SERVER", &self.apis[oracle])
-            .env("R1_KEY", &self.key)
-            .args(["get", "djob", "-l", &selector, "-o", "json"])
-            .output()
-            .expect("r1ctl get");
-        let value: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-        let items = value["items"].as_array().cloned().unwrap_or_default();
-        items
+        self.listed(oracle, part)
             .iter()
             .filter_map(|item| {
                 let name = item["metadata"]["name"].as_str()?.to_owned();

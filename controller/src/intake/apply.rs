@@ -12,6 +12,7 @@
 //! apply there is refused without naming the owner, so nobody learns who owns what.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use alloy_primitives::Address;
 use r1_crds::api::object::{Desired, ObjectKey, StoredObject, timestamp_now};
@@ -345,7 +346,8 @@ pub fn list(
                 store
                     .list(kind, Some(namespace))?
                     .into_iter()
-                    .filter(|object| selector.matches(&object.metadata.labels)),
+                    .filter(|object| selector.matches(&object.metadata.labels))
+                    .map(Arc::unwrap_or_clone),
             );
         }
     }

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use alloy_primitives::{Address, keccak256};
 use r1_crds::api::object::{ObjectKey, StoredObject};
@@ -118,16 +118,19 @@ impl ResourceStore {
         let raw = object_key(key);
         match self.db.get(&raw)? {
             None => Ok(None),
-            Some(bytes) => self.decoded.decode(&raw, &bytes).map(Some),
+            Some(bytes) => Ok(Some(Arc::unwrap_or_clone(
+                self.decoded.decode(&raw, &bytes)?,
+            ))),
         }
     }
 
-    /// Objects of `kind`, in one namespace or all, ordered by namespace and name.
+    /// Objects of `kind`, in one namespace or all, ordered by namespace and name: shared with
+    /// the store's decodings, so a listing copies no object (change one by cloning it).
     pub fn list(
         &self,
         kind: Kind,
         namespace: Option<&str>,
-    ) -> Result<Vec<StoredObject>, StoreError> {
+    ) -> Result<Vec<Arc<StoredObject>>, StoreError> {
         let prefix = match namespace {
             Some(ns) => format!("{OBJECT_PREFIX}{}/{ns}/", kind.as_str()),
             None => format!("{OBJECT_PREFIX}{}/", kind.as_str()),
@@ -139,7 +142,7 @@ impl ResourceStore {
     }
 
     /// Objects of every kind in one namespace or all, in [`Kind::ALL`] order.
-    pub fn list_all(&self, namespace: Option<&str>) -> Result<Vec<StoredObject>, StoreError> {
+    pub fn list_all(&self, namespace: Option<&str>) -> Result<Vec<Arc<StoredObject>>, StoreError> {
         let mut all = Vec::new();
         for kind in Kind::ALL {
             all.extend(self.list(kind, namespace)?);

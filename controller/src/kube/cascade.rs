@@ -10,6 +10,7 @@
 //! when a reference is missing and the project's uid is known (it is in the cluster).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
@@ -25,7 +26,7 @@ use crate::kube::resource::{FIELD_MANAGER, api_resource};
 pub fn owning_projects(
     kind: Kind,
     object: &DynamicObject,
-    jobs: &[StoredObject],
+    jobs: &[Arc<StoredObject>],
 ) -> BTreeSet<String> {
     match kind {
         Kind::Job => object
@@ -214,7 +215,8 @@ mod tests {
             stored_job("shop", "e", "plain", None),
             stored_job("elsewhere", "f", "far", Some("web")),
             leaving,
-        ];
+        ]
+        .map(Arc::new);
         assert_eq!(
             owning_projects(Kind::Tunnel, &tunnel, &jobs),
             BTreeSet::from(["hello".to_owned(), "shop".to_owned()])

@@ -520,7 +520,7 @@ impl Oracle {
     /// escrow resource only names the CSP's escrow contract), so that is all their deletion
     /// waits for. The jobs are read only when something waits.
     pub(crate) fn finalize_unused(&self) {
-        let deleting: Vec<StoredObject> = [Kind::Project, Kind::Escrow, Kind::Tunnel]
+        let deleting: Vec<Arc<StoredObject>> = [Kind::Project, Kind::Escrow, Kind::Tunnel]
             .into_iter()
             .flat_map(|kind| self.store.list(kind, None).unwrap_or_default())
             .filter(|object| object.metadata.deletion_requested)

@@ -1135,7 +1135,7 @@ impl Oracle {
                     NodeLiveness::Unknown => "unknown",
                 };
                 *by_state.entry(state).or_default() += 1;
-                if !registry.reports_count(node) {
+                if !record.reports_count() {
                     continue;
                 }
                 for w in &record.heartbeat.workloads {
@@ -1215,6 +1215,9 @@ impl Oracle {
             }
         }
         self.quiet_jobs.retain(&present);
+        // The jobs' votes go to the voter now, not after the tables and closures: a new job is
+        // validated that much sooner. What the closures vote follows at the pass's end.
+        self.queue_votes(&pass);
         phase.done("jobs");
         self.publish_cstore_rules(&job_refs, now).await;
         // Read again when the passes above wrote a job (a status with a chain id, a deletion

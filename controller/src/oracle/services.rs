@@ -4,6 +4,7 @@
 //! job's status is decoded again).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use alloy_primitives::Address;
 
@@ -24,7 +25,7 @@ impl Oracle {
     /// `now_ms`, each job linked to its on-chain id by `chain_ids` (the pass's job outcomes).
     pub(crate) async fn send_service_tables(
         &self,
-        jobs: &[StoredObject],
+        jobs: &[Arc<StoredObject>],
         chain_ids: &ChainIds,
         now_ms: u64,
     ) {

@@ -5,6 +5,7 @@
 use r1_crds::TunnelStatus;
 use r1_crds::api::object::{StoredObject, timestamp_now};
 use r1_crds::manifest::Kind;
+use std::sync::Arc;
 
 use crate::decide::tunnel_status::{TunnelUser, tunnel_status};
 
@@ -12,7 +13,7 @@ use crate::oracle::runtime::{ChainIds, Oracle};
 
 impl Oracle {
     /// Writes the status of every stored tunnel, from the stored `jobs` and their `chain_ids`.
-    pub(crate) async fn tunnel_statuses(&self, jobs: &[StoredObject], chain_ids: &ChainIds) {
+    pub(crate) async fn tunnel_statuses(&self, jobs: &[Arc<StoredObject>], chain_ids: &ChainIds) {
         let tunnels = self.store.list(Kind::Tunnel, None).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot list tunnels");
             Vec::new()

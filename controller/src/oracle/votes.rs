@@ -1,8 +1,9 @@
 //! Node-set votes: a pass's job reconciles decide them ([`Ballots::cast`]), the pass hands
-//! them over at its end ([`Oracle::queue_votes`]), and the voter ([`Oracle::vote_forever`])
-//! casts them in as few `submitNodeUpdates` transactions as the gas budget allows while the
-//! next passes run: a pass never waits for a receipt. A batch the chain refuses as a whole
-//! falls back to one vote per job, so one stale vote cannot hold the others back.
+//! them over once its jobs are done and again at its end ([`Oracle::queue_votes`]), and the
+//! voter ([`Oracle::vote_forever`]) casts them in as few `submitNodeUpdates` transactions as
+//! the gas budget allows while the next passes run: a pass never waits for a receipt. A batch
+//! the chain refuses as a whole falls back to one vote per job, so one stale vote cannot hold
+//! the others back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -91,11 +92,11 @@ struct Prepared {
 }
 
 impl Oracle {
-    /// Hands the votes `pass` decided to the voter, which casts each once per consensus round
-    /// and epoch. A vote is recorded once the chain has answered it (counted, skipped as moot,
-    /// or refused with the manager's own error): a vote lost to a timeout, a dropped or
-    /// out-of-gas transaction or a crash is sent again on a later pass, and since the chain
-    /// counts one vote per oracle and round, a retry never counts twice.
+    /// Hands the votes `pass` decided since it last did to the voter, which casts each once per
+    /// consensus round and epoch. A vote is recorded once the chain has answered it (counted,
+    /// skipped as moot, or refused with the manager's own error): a vote lost to a timeout, a
+    /// dropped or out-of-gas transaction or a crash is sent again on a later pass, and since the
+    /// chain counts one vote per oracle and round, a retry never counts twice.
     pub(crate) fn queue_votes(&self, pass: &Pass) {
         let decided = pass.ballots.take();
         if let Some(chain) = &pass.chain

@@ -61,7 +61,11 @@ fn put_get_list_and_versions() {
         None
     );
     // "shop" must not match "shop2".
-    let names = |v: Vec<StoredObject>| v.into_iter().map(|o| o.metadata.name).collect::<Vec<_>>();
+    let names = |v: Vec<Arc<StoredObject>>| {
+        v.into_iter()
+            .map(|o| o.metadata.name.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         names(store.list(Kind::Escrow, Some("shop")).unwrap()),
         ["a"]
@@ -267,12 +271,16 @@ fn listings_decode_an_object_again_only_when_it_was_written() {
     assert_eq!(store.list(Kind::Escrow, None).unwrap().len(), 2);
     assert_eq!(store.decoded.held(), 2);
     let listed = store.list(Kind::Escrow, None).unwrap();
-    assert_eq!(listed[0], a, "a held decoding is the object");
+    assert_eq!(*listed[0], a, "a held decoding is the object");
+    assert!(
+        Arc::ptr_eq(&listed[0], &store.list(Kind::Escrow, None).unwrap()[0]),
+        "listings share a held decoding, they do not copy it"
+    );
     let updated = store
         .update_status(&a.key(), None, &json!({"phase": "Ready"}))
         .unwrap();
     let listed = store.list(Kind::Escrow, None).unwrap();
-    assert_eq!(listed[0], updated, "a written object is decoded again");
+    assert_eq!(*listed[0], updated, "a written object is decoded again");
     assert_eq!(store.get(&a.key()).unwrap(), Some(updated));
     let mut tx = store.begin();
     tx.remove(&a.key());

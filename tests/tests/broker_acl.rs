@@ -422,6 +422,7 @@ fn a_subscriber_that_falls_behind_loses_nothing(broker: &dyn Broker) {
         &identity,
     )
     .expect("options");
+    // Not a `Peer`: its thread reads every event as it comes, and this oracle must read none.
     let (client, mut oracle) = Client::new(options, 16);
     client
         .subscribe(topics.all(Channel::Heartbeat), QoS::AtLeastOnce)

@@ -1,7 +1,10 @@
 //! Sending a contract call as a transaction and waiting for its successful receipt.
 
+use std::time::Duration;
+
 use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::eips::BlockId;
+use alloy::primitives::B256;
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionReceipt;
 
@@ -13,6 +16,28 @@ use crate::error::{Error, Result};
 /// would be refused ("nonce too low"). Waiting for the receipt happens outside it.
 static SENDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The pause after the first look for a receipt finds none; each further pause doubles.
+const FIRST_RECEIPT_PAUSE: Duration = Duration::from_millis(10);
+
+/// The longest pause between two looks for a receipt: a chain with 2 s blocks answers within a
+/// quarter of a block of mining the transaction.
+const LONGEST_RECEIPT_PAUSE: Duration = Duration::from_millis(500);
+
+/// Waits for `tx`'s receipt, asking for it at once (a chain that mines on arrival has it) and
+/// then ever less often. Not alloy's `get_receipt`: that one learns of new blocks by polling
+/// every 250 ms on a local node and every 7 s on a remote one, so each vote or funding waited
+/// for the next poll. Waits until mined: callers bound it.
+async fn mined<P: Provider>(provider: &P, tx: B256) -> Result<TransactionReceipt> {
+    let mut pause = FIRST_RECEIPT_PAUSE;
+    loop {
+        if let Some(receipt) = provider.get_transaction_receipt(tx).await? {
+            return Ok(receipt);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(LONGEST_RECEIPT_PAUSE);
+    }
+}
+
 /// Sends `call`, waits for it to be mined and fails unless it succeeded. A call that would
 /// revert fails during gas estimation with the contract's revert data ([`Error::Contract`]);
 /// one that passed its estimate and reverted when mined (the chain moved in between: an epoch
@@ -21,11 +46,11 @@ static SENDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 pub async fn confirm<P: Provider, D: CallDecoder>(
     call: CallBuilder<P, D>,
 ) -> Result<TransactionReceipt> {
-    let pending = {
+    let tx = {
         let _turn = SENDING.lock().await;
-        call.send().await?
+        *call.send().await?.tx_hash()
     };
-    let receipt = pending.get_receipt().await?;
+    let receipt = mined(&call.provider, tx).await?;
     if receipt.status() {
         return Ok(receipt);
     }

@@ -68,6 +68,12 @@ pub const NODE_RECONNECT_ALLOWANCE_MS: u64 = 10_000;
 /// The link as the liveness rules see it for a node last heard at `last_ms`: when that was
 /// before the connection started (or never), its silence is watched only from
 /// [`NODE_RECONNECT_ALLOWANCE_MS`] after the start.
+/// The liveness of a node this oracle never heard from (or forgot): Lost once it has watched
+/// long enough, else Unknown.
+fn unheard(link: BrokerLink, now_ms: u64, config: &LivenessConfig) -> NodeLiveness {
+    liveness(None, watched(link, None), now_ms, config)
+}
+
 fn watched(link: BrokerLink, last_ms: Option<u64>) -> BrokerLink {
     match link {
         BrokerLink::Connected { since_ms } if last_ms.is_none_or(|last| last < since_ms) => {
@@ -131,6 +137,15 @@ impl NodeRecord {
     /// holds the record already: a pass walks 10,000 of them.
     pub fn reports_count(&self) -> bool {
         self.standing.is_none_or(|s| s.licensed && !s.idle)
+    }
+
+    /// This node's liveness as an oracle whose broker link is `link` sees it now, by the
+    /// node's own pace when it announced a faster one ([`LivenessConfig::for_node`]).
+    pub fn liveness(&self, link: BrokerLink, now_ms: u64, config: &LivenessConfig) -> NodeLiveness {
+        let config = config.for_node(self.heartbeat.interval_ms);
+        let link = watched(link, Some(self.last_ms));
+        let judged = liveness(Some(self.last_ms), link, now_ms, &config);
+        after_probe(judged, Some(self.last_ms), self.probed_ms, link, now_ms)
     }
 }
 
@@ -574,57 +589,49 @@ impl Registry {
         now_ms: u64,
         config: &LivenessConfig,
     ) -> NodeLiveness {
-        let record = self.nodes.get(node);
-        let last_ms = record.map(|r| r.last_ms);
-        let config = record.map_or(*config, |r| config.for_node(r.heartbeat.interval_ms));
-        let link = watched(link, last_ms);
-        let judged = liveness(last_ms, link, now_ms, &config);
-        after_probe(
-            judged,
-            last_ms,
-            record.and_then(|r| r.probed_ms),
-            link,
-            now_ms,
-        )
+        match self.nodes.get(node) {
+            Some(record) => record.liveness(link, now_ms, config),
+            None => unheard(link, now_ms, config),
+        }
     }
 
-    /// Every node's liveness, as this oracle, whose broker link is `link`, sees it now.
-    pub fn liveness_view(
+    /// What a pass reads from every node record, in one walk with no lookups (three walks
+    /// and their lookups were a third of a pass at 10,000 nodes): each node's liveness as this
+    /// oracle, whose broker link is `link`, sees it now; every node that may take work
+    /// (licensed and heard from) with its liveness and free resources; and `visit` called with
+    /// each node, its record and its liveness, in address order.
+    pub fn survey(
         &self,
         link: BrokerLink,
         now_ms: u64,
         config: &LivenessConfig,
-    ) -> LivenessView {
-        LivenessView {
-            nodes: self
-                .nodes
-                .keys()
-                .map(|node| (*node, self.liveness(node, link, now_ms, config)))
-                .collect(),
-            unheard: liveness(None, watched(link, None), now_ms, config),
+        mut visit: impl FnMut(&Address, &NodeRecord, NodeLiveness),
+    ) -> (LivenessView, Candidates) {
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        let mut candidates = Vec::with_capacity(self.nodes.len());
+        for (node, record) in &self.nodes {
+            let node_liveness = record.liveness(link, now_ms, config);
+            visit(node, record, node_liveness);
+            nodes.push((*node, node_liveness));
+            let Some(standing) = record.standing else {
+                continue;
+            };
+            let resources = &record.heartbeat.resources;
+            candidates.push(Candidate {
+                node: *node,
+                operator: standing.operator,
+                licensed: standing.licensed && !standing.idle,
+                liveness: node_liveness,
+                labels: record.heartbeat.labels.clone(),
+                free: resources.free,
+                gpu_model: resources.gpu_model.clone(),
+            });
         }
-    }
-
-    /// Every node that may take work: licensed and heard from, with its liveness (from the
-    /// pass's `liveness`) and free resources.
-    pub fn candidates(&self, liveness: &LivenessView) -> Candidates {
-        self.nodes
-            .iter()
-            .filter_map(|(node, record)| {
-                let standing = record.standing?;
-                let resources = &record.heartbeat.resources;
-                Some(Candidate {
-                    node: *node,
-                    operator: standing.operator,
-                    licensed: standing.licensed && !standing.idle,
-                    liveness: liveness.of(node),
-                    labels: record.heartbeat.labels.clone(),
-                    free: resources.free,
-                    gpu_model: resources.gpu_model.clone(),
-                })
-            })
-            .collect::<Vec<_>>()
-            .into()
+        let view = LivenessView {
+            nodes: nodes.into_iter().collect(),
+            unheard: unheard(link, now_ms, config),
+        };
+        (view, candidates.into())
     }
 
     /// Every replica of `job` that no longer runs but whose logs a node whose reports count
@@ -829,7 +836,8 @@ mod tests {
                 "{} ms after the reconnection",
                 now - (T0 + 120 * S)
             );
-            let candidates = registry.candidates(&registry.liveness_view(back, now, &config()));
+            let (view, candidates) = registry.survey(back, now, &config(), |_, _, _| {});
+            assert_eq!(view.of(&node.address()), NodeLiveness::Unknown);
             assert_eq!(
                 candidates.iter().next().map(|c| c.liveness),
                 Some(NodeLiveness::Unknown)
@@ -877,7 +885,8 @@ mod tests {
         );
         assert_eq!(
             registry
-                .candidates(&registry.liveness_view(fresh, T0 + 3 * S, &config()))
+                .survey(fresh, T0 + 3 * S, &config(), |_, _, _| {})
+                .1
                 .iter()
                 .next()
                 .map(|c| c.liveness),

@@ -1122,37 +1122,35 @@ impl Oracle {
             let mut registry = self.registry.lock().await;
             registry.expire(now);
             self.probe_suspects(&mut registry, now);
-            let liveness = registry.liveness_view(link, now, &self.liveness);
-            let mut by_state: BTreeMap<&'static str, i64> = BTreeMap::new();
+            let states = ["alive", "suspect", "lost", "unknown"];
+            let mut by_state = [0_i64; 4];
             let mut reports: BTreeMap<u64, Vec<(u32, Address)>> = BTreeMap::new();
             let mut report_digests = ReportDigests::default();
-            for (node, record) in registry.nodes() {
-                let node_liveness = liveness.of(node);
-                let state = match node_liveness {
-                    NodeLiveness::Alive => "alive",
-                    NodeLiveness::Suspect => "suspect",
-                    NodeLiveness::Lost => "lost",
-                    NodeLiveness::Unknown => "unknown",
-                };
-                *by_state.entry(state).or_default() += 1;
-                if !record.reports_count() {
-                    continue;
-                }
-                for w in &record.heartbeat.workloads {
-                    reports
-                        .entry(w.id.job)
-                        .or_default()
-                        .push((w.id.replica, *node));
-                    report_digests.add(w.id.job, node, w, node_liveness);
-                }
-            }
-            for state in ["alive", "suspect", "lost", "unknown"] {
+            let (liveness, candidates) =
+                registry.survey(link, now, &self.liveness, |node, record, node_liveness| {
+                    by_state[match node_liveness {
+                        NodeLiveness::Alive => 0,
+                        NodeLiveness::Suspect => 1,
+                        NodeLiveness::Lost => 2,
+                        NodeLiveness::Unknown => 3,
+                    }] += 1;
+                    if !record.reports_count() {
+                        return;
+                    }
+                    for w in &record.heartbeat.workloads {
+                        reports
+                            .entry(w.id.job)
+                            .or_default()
+                            .push((w.id.replica, *node));
+                        report_digests.add(w.id.job, node, w, node_liveness);
+                    }
+                });
+            for (state, count) in states.into_iter().zip(by_state) {
                 self.metrics
                     .nodes
                     .get_or_create(&crate::oracle::metrics::Name { name: state.into() })
-                    .set(by_state.get(state).copied().unwrap_or(0));
+                    .set(count);
             }
-            let candidates = registry.candidates(&liveness);
             (
                 liveness,
                 candidates,

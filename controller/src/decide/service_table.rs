@@ -80,13 +80,64 @@ pub fn recipients(jobs: &[ProjectJob]) -> BTreeSet<Address> {
         .collect()
 }
 
-/// What was last sent of each project, to decide when to send again.
+/// A project's table as last sent: its jobs, the nodes it went to, when, and a digest of the
+/// inputs it was made from (the caller's: its jobs, their reports, the project's policy).
+#[derive(Debug)]
+struct Sent {
+    jobs: Vec<ProjectJob>,
+    nodes: BTreeSet<Address>,
+    at_ms: u64,
+    inputs: u64,
+}
+
+impl Sent {
+    /// Whether it is due again at `now_ms`: a resend, or a recipient (re)started since.
+    fn due_again(&self, now_ms: u64, started_ms: impl Fn(&Address) -> Option<u64>) -> bool {
+        now_ms.saturating_sub(self.at_ms) >= RESEND_MS
+            || self
+                .nodes
+                .iter()
+                .any(|n| started_ms(n).is_some_and(|s| s > self.at_ms))
+    }
+}
+
+/// What was last sent of each project, to decide when to send again, and from which inputs,
+/// so that a project whose inputs did not change is not made again (a thousand jobs' tables
+/// made every pass were a third of a pass).
 #[derive(Debug, Default)]
 pub struct TableSchedule {
-    last: BTreeMap<String, (Vec<ProjectJob>, BTreeSet<Address>, u64)>,
+    last: BTreeMap<String, Sent>,
+}
+
+/// Whether a project's table, made from inputs it was last sent from, goes out again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Not now.
+    NotDue,
+    /// Now: these jobs, to these nodes (what was sent last).
+    Resend(Vec<ProjectJob>, BTreeSet<Address>),
 }
 
 impl TableSchedule {
+    /// When `project`'s table was last sent from the same `inputs` (its table is then the one
+    /// sent): whether it goes out again at `now_ms`. `None` when the inputs changed (or it
+    /// was never sent) and the table must be made again; `started_ms` tells when a node's
+    /// agent last started, as its heartbeats say.
+    pub fn settled(
+        &self,
+        project: &str,
+        inputs: u64,
+        now_ms: u64,
+        started_ms: impl Fn(&Address) -> Option<u64>,
+    ) -> Option<Settled> {
+        let sent = self.last.get(project).filter(|s| s.inputs == inputs)?;
+        Some(if sent.due_again(now_ms, started_ms) {
+            Settled::Resend(sent.jobs.clone(), sent.nodes.clone())
+        } else {
+            Settled::NotDue
+        })
+    }
+
     /// Whether `project`'s table with `jobs` going to `nodes` is due at `now_ms`;
     /// `started_ms` tells when a node's agent last started, as its heartbeats say.
     pub fn due(
@@ -98,25 +149,38 @@ impl TableSchedule {
         started_ms: impl Fn(&Address) -> Option<u64>,
     ) -> bool {
         match self.last.get(project) {
-            Some((last, to, at)) => {
-                last != jobs
-                    || to != nodes
-                    || now_ms.saturating_sub(*at) >= RESEND_MS
-                    || nodes.iter().any(|n| started_ms(n).is_some_and(|s| s > *at))
+            Some(sent) => {
+                sent.jobs != jobs || sent.nodes != *nodes || sent.due_again(now_ms, started_ms)
             }
             None => !nodes.is_empty(),
         }
     }
 
-    /// Records that `project`'s table went out at `now_ms`.
+    /// Records that `project`'s table, made from `inputs`, went out at `now_ms`.
     pub fn sent(
         &mut self,
         project: &str,
         jobs: Vec<ProjectJob>,
         nodes: BTreeSet<Address>,
         now_ms: u64,
+        inputs: u64,
     ) {
-        self.last.insert(project.to_owned(), (jobs, nodes, now_ms));
+        self.last.insert(
+            project.to_owned(),
+            Sent {
+                jobs,
+                nodes,
+                at_ms: now_ms,
+                inputs,
+            },
+        );
+    }
+
+    /// Records that `project`'s table made from `inputs` is the one last sent (it was not due).
+    pub fn same_table(&mut self, project: &str, inputs: u64) {
+        if let Some(sent) = self.last.get_mut(project) {
+            sent.inputs = inputs;
+        }
     }
 
     /// Forgets the projects not in `live`.
@@ -209,7 +273,7 @@ mod tests {
             !schedule.due("p", &jobs, &BTreeSet::new(), 0, never),
             "nobody to send it to"
         );
-        schedule.sent("p", jobs.clone(), nodes.clone(), 0);
+        schedule.sent("p", jobs.clone(), nodes.clone(), 0, 11);
         assert!(!schedule.due("p", &jobs, &nodes, RESEND_MS - 1, never));
         assert!(schedule.due("p", &jobs, &nodes, RESEND_MS, never));
         let more = BTreeSet::from([Address::repeat_byte(1), Address::repeat_byte(2)]);
@@ -228,5 +292,41 @@ mod tests {
         );
         schedule.retain(&BTreeSet::new());
         assert!(schedule.last.is_empty());
+    }
+
+    #[test]
+    fn a_table_from_the_inputs_it_was_sent_from_is_not_made_again_yet_goes_out_when_due() {
+        let mut schedule = TableSchedule::default();
+        let nodes = BTreeSet::from([Address::repeat_byte(1)]);
+        let jobs = project_jobs(
+            &[JobFacts {
+                name: "web".into(),
+                chain_job: Some(8),
+                ports: vec![],
+                reports: vec![],
+            }],
+            None,
+        );
+        assert_eq!(schedule.settled("p", 11, 0, never), None, "never sent");
+        schedule.sent("p", jobs.clone(), nodes.clone(), 0, 11);
+        assert_eq!(schedule.settled("p", 12, 1, never), None, "inputs changed");
+        assert_eq!(schedule.settled("p", 11, 1, never), Some(Settled::NotDue));
+        assert_eq!(
+            schedule.settled("p", 11, RESEND_MS, never),
+            Some(Settled::Resend(jobs.clone(), nodes.clone())),
+            "resent as it was"
+        );
+        assert_eq!(
+            schedule.settled("p", 11, 6, |_: &Address| Some(5)),
+            Some(Settled::Resend(jobs.clone(), nodes.clone())),
+            "an agent that restarted since lost it"
+        );
+        schedule.same_table("p", 12);
+        assert_eq!(
+            schedule.settled("p", 12, 1, never),
+            Some(Settled::NotDue),
+            "new inputs that made the same table"
+        );
+        assert_eq!(schedule.settled("p", 11, 1, never), None);
     }
 }

@@ -1229,7 +1229,7 @@ impl Oracle {
             jobs
         };
         self.tunnel_statuses(&stored_jobs, &chain_ids).await;
-        self.send_service_tables(&stored_jobs, &chain_ids, now)
+        self.send_service_tables(&stored_jobs, &chain_ids, &pass.report_digests, now)
             .await;
         phase.done("tables");
         self.metrics.jobs.clear();

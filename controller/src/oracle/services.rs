@@ -3,33 +3,45 @@
 //! the nodes' reports through each job's on-chain id (as the pass's job visits found it, so no
 //! job's status is decoded again).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use alloy_primitives::Address;
 
-use r1_crds::api::object::{ObjectKey, StoredObject};
+use r1_crds::api::object::StoredObject;
 use r1_crds::job::Protocol;
 use r1_crds::manifest::Kind;
 use r1_protocol::services::{ServicePort, ServiceTable};
 
-use crate::decide::service_table::{JobFacts, project_jobs, recipients};
+use crate::decide::service_table::{JobFacts, Settled, project_jobs, recipients};
 
+use crate::oracle::quiet::{ReportDigests, digest};
 use crate::oracle::runtime::{ChainIds, Oracle};
 
 /// A job of a project as the store holds it: name, chain id, named TCP ports.
 type StoredJob = (String, Option<u64>, Vec<ServicePort>);
 
+/// A project's jobs and the digest of what its table is made from.
+#[derive(Default)]
+struct Members {
+    jobs: Vec<StoredJob>,
+    inputs: u64,
+}
+
 impl Oracle {
     /// Sends the service table of every project of the stored `jobs` where it is due at
     /// `now_ms`, each job linked to its on-chain id by `chain_ids` (the pass's job outcomes).
+    /// A project whose jobs, their reports (`digests`, the pass's) and policy are those its
+    /// last table was made from is not made again: only a resend or a recipient's restart
+    /// sends that table again.
     pub(crate) async fn send_service_tables(
         &self,
         jobs: &[Arc<StoredObject>],
         chain_ids: &ChainIds,
+        digests: &ReportDigests,
         now_ms: u64,
     ) {
-        let mut projects: BTreeMap<(String, String), Vec<StoredJob>> = BTreeMap::new();
+        let mut projects: BTreeMap<(String, String), Members> = BTreeMap::new();
         for object in jobs {
             let Some(spec) = object.spec.job() else {
                 continue;
@@ -47,20 +59,60 @@ impl Oracle {
                     })
                 })
                 .collect();
-            projects
+            let members = projects
                 .entry((key.namespace.clone(), spec.project_ref.name.clone()))
-                .or_default()
-                .push((key.name, chain_job, ports));
+                .or_default();
+            let job_inputs = digest(&(
+                &object.metadata.uid,
+                object.metadata.generation,
+                chain_job,
+                chain_job.map(|id| digests.of(id)),
+            ));
+            members.inputs = digest(&(members.inputs, job_inputs));
+            members.jobs.push((key.name, chain_job, ports));
         }
+        let policies: HashMap<(String, String), Arc<StoredObject>> = self
+            .store
+            .list(Kind::Project, None)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot list projects");
+                Vec::new()
+            })
+            .into_iter()
+            .map(|p| ((p.metadata.namespace.clone(), p.metadata.name.clone()), p))
+            .collect();
         // Tables are worked out under the registry's lock, then signed and sent without it:
         // heartbeats wait on that lock, and a project of many jobs means many messages.
-        let mut tables = Vec::with_capacity(projects.len());
-        // When each recipient's agent last started: a restarted agent has lost its tables.
-        let mut started: BTreeMap<Address, u64> = BTreeMap::new();
+        let mut schedule = self.service_tables.lock().await;
+        let mut outgoing = Vec::new();
+        let mut live = BTreeSet::new();
         {
             let registry = self.registry.lock().await;
+            // When a recipient's agent last started: a restarted agent has lost its tables.
+            let started = |node: &Address| {
+                registry.get(node).map(|record| {
+                    let uptime_ms = record.heartbeat.uptime_s.saturating_mul(1_000);
+                    record.last_ms.saturating_sub(uptime_ms)
+                })
+            };
             for ((namespace, project), members) in projects {
+                let name = format!("{namespace}/{project}");
+                live.insert(name.clone());
+                let stored = policies.get(&(namespace, project.clone()));
+                let inputs = digest(&(
+                    members.inputs,
+                    stored.map(|p| (&p.metadata.uid, p.metadata.generation)),
+                ));
+                match schedule.settled(&name, inputs, now_ms, started) {
+                    Some(Settled::NotDue) => continue,
+                    Some(Settled::Resend(table, nodes)) => {
+                        outgoing.push((name, project, table, nodes, inputs));
+                        continue;
+                    }
+                    None => {}
+                }
                 let facts: Vec<JobFacts<'_>> = members
+                    .jobs
                     .into_iter()
                     .map(|(job, chain_job, ports)| JobFacts {
                         name: job,
@@ -71,36 +123,19 @@ impl Oracle {
                             .unwrap_or_default(),
                     })
                     .collect();
-                let key = ObjectKey::new(Kind::Project, namespace.clone(), project.clone());
-                let policy = match self.store.get(&key) {
-                    Ok(Some(stored)) => {
-                        stored.spec.project().and_then(|p| p.network_policy.clone())
-                    }
-                    Ok(None) => None,
-                    Err(e) => {
-                        tracing::warn!(project = %key, error = %e, "cannot read the project");
-                        continue;
-                    }
-                };
-                let table = project_jobs(&facts, policy.as_ref());
+                let policy = stored
+                    .and_then(|p| p.spec.project())
+                    .and_then(|p| p.network_policy.as_ref());
+                let table = project_jobs(&facts, policy);
                 let nodes = recipients(&table);
-                for node in &nodes {
-                    if let Some(record) = registry.get(node) {
-                        let uptime_ms = record.heartbeat.uptime_s.saturating_mul(1_000);
-                        started.insert(*node, record.last_ms.saturating_sub(uptime_ms));
-                    }
+                if schedule.due(&name, &table, &nodes, now_ms, started) {
+                    outgoing.push((name, project, table, nodes, inputs));
+                } else {
+                    schedule.same_table(&name, inputs);
                 }
-                tables.push((namespace, project, table, nodes));
             }
         }
-        let mut schedule = self.service_tables.lock().await;
-        let mut live = BTreeSet::new();
-        for (namespace, project, table, nodes) in tables {
-            let name = format!("{namespace}/{project}");
-            live.insert(name.clone());
-            if !schedule.due(&name, &table, &nodes, now_ms, |n| started.get(n).copied()) {
-                continue;
-            }
+        for (name, project, table, nodes, inputs) in outgoing {
             for node in &nodes {
                 let message = ServiceTable {
                     target: *node,
@@ -111,7 +146,7 @@ impl Oracle {
                 };
                 self.send(*node, &message);
             }
-            schedule.sent(&name, table, nodes, now_ms);
+            schedule.sent(&name, table, nodes, now_ms, inputs);
         }
         schedule.retain(&live);
     }

@@ -71,16 +71,19 @@ impl Oracle {
             members.inputs = digest(&(members.inputs, job_inputs));
             members.jobs.push((key.name, chain_job, ports));
         }
-        let policies: HashMap<(String, String), Arc<StoredObject>> = self
-            .store
-            .list(Kind::Project, None)
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "cannot list projects");
-                Vec::new()
-            })
-            .into_iter()
-            .map(|p| ((p.metadata.namespace.clone(), p.metadata.name.clone()), p))
-            .collect();
+        // Without the projects no policy is known, and a table made without its policy would
+        // let every job call every other: none is sent this pass.
+        let policies: HashMap<(String, String), Arc<StoredObject>> =
+            match self.store.list(Kind::Project, None) {
+                Ok(projects) => projects
+                    .into_iter()
+                    .map(|p| ((p.metadata.namespace.clone(), p.metadata.name.clone()), p))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list projects; no service table this pass");
+                    return;
+                }
+            };
         // Tables are worked out under the registry's lock, then signed and sent without it:
         // heartbeats wait on that lock, and a project of many jobs means many messages.
         let mut schedule = self.service_tables.lock().await;

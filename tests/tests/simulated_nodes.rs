@@ -88,7 +88,15 @@ fn simulated_nodes_are_licensed_in_bulk_run_what_oracles_order_and_are_replaced_
     let refused = until(Duration::from_secs(10), || {
         fleet.counters().commands_refused.load(Ordering::Relaxed) >= 1
     });
-    assert!(refused, "the stranger's deploy was not refused");
+    let counters = fleet.counters();
+    assert!(
+        refused,
+        "the stranger's deploy was not refused (the fleet: {} sessions opened, {} commands \
+         obeyed, {} refused)",
+        counters.connections.load(Ordering::Relaxed),
+        counters.commands_obeyed.load(Ordering::Relaxed),
+        counters.commands_refused.load(Ordering::Relaxed),
+    );
     assert!(
         fleet.running().is_empty(),
         "a stranger's deploy ran: {:?}",

@@ -80,7 +80,9 @@ impl Broker for Rumqttd {
             std::fs::OpenOptions::new()
                 .append(true)
                 .open(&path)
-                .and_then(|mut file| writeln!(file, "{client:#x}"))
+                // One write of the whole line: the broker reads the file at every CONNECT, and a
+                // line written in pieces could be read half-written.
+                .and_then(|mut file| file.write_all(format!("{client:#x}\n").as_bytes()))
                 .map_err(|source| BrokerError::Setup { path, source })?;
         }
         Ok(self.url())

@@ -56,14 +56,22 @@ impl Gate {
         }
     }
 
-    /// The role of `client` now.
+    /// The role of `client` now. With an oracles file, from the file as read for this client:
+    /// the shared set it also refreshes may be replaced meanwhile by another CONNECT's reading.
     pub fn role(&self, client: &Address) -> Role {
         if let Some(path) = &self.oracles_file {
             match std::fs::read_to_string(path) {
-                Ok(text) => self.oracles.set(
-                    text.lines()
-                        .filter_map(|line| line.trim().parse::<Address>().ok()),
-                ),
+                Ok(text) => {
+                    let listed: Vec<Address> = text
+                        .lines()
+                        .filter_map(|line| line.trim().parse::<Address>().ok())
+                        .collect();
+                    let listed_here = listed.contains(client);
+                    self.oracles.set(listed);
+                    if listed_here {
+                        return Role::Oracle;
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(path = %path.display(), %error, "cannot read the oracles file")
                 }

@@ -161,17 +161,38 @@ impl ChainSnapshot {
         head: Option<u64>,
         previous: Option<&ChainSnapshot>,
     ) -> Result<Self, ChainError> {
-        let (mut oracles, allocated_until, pending_burn) = tokio::try_join!(
-            within(suite.oracles()),
-            within(suite.allocated_until_epoch()),
-            within(suite.pending_burn()),
+        // The manager's figures and the jobs are read side by side: neither waits for the
+        // other's round trips to a busy chain node.
+        let ((mut oracles, allocated_until, pending_burn), mut snapshot) = tokio::try_join!(
+            async {
+                tokio::try_join!(
+                    within(suite.oracles()),
+                    within(suite.allocated_until_epoch()),
+                    within(suite.pending_burn()),
+                )
+            },
+            Self::read_jobs(suite, epoch, owners, book, now_ms, head, previous),
         )?;
         oracles.sort();
+        snapshot.oracles = oracles;
+        snapshot.allocated_until = allocated_until;
+        snapshot.pending_burn = pending_burn;
+        Ok(snapshot)
+    }
+
+    /// The snapshot's escrows and open jobs, as [`ChainSnapshot::read`] says, without the
+    /// manager's figures.
+    async fn read_jobs(
+        suite: &Suite,
+        epoch: u64,
+        owners: &BTreeSet<Address>,
+        book: &mut EscrowBook,
+        now_ms: u64,
+        head: Option<u64>,
+        previous: Option<&ChainSnapshot>,
+    ) -> Result<Self, ChainError> {
         let mut snapshot = Self {
             epoch,
-            oracles,
-            allocated_until,
-            pending_burn,
             ..Self::default()
         };
         book.retain(|owner| owners.contains(owner));

@@ -39,7 +39,7 @@ pub struct Metrics {
     pub votes_batched: Counter,
     /// Gas those transactions used.
     pub vote_gas: Counter,
-    /// Passes asked for ahead of the loop period, by cause ("node", "chain").
+    /// Passes asked for ahead of the loop period, by cause ("node", "chain", "vote").
     pub wakes: Family<Name, Counter>,
     /// Jobs by phase.
     pub jobs: Family<Name, Gauge>,

@@ -231,7 +231,11 @@ impl Oracle {
             BallotOutcome::Counted(counted) => {
                 let accepted = matches!(counted, VoteOutcome::Accepted(_));
                 tracing::info!(job, kind, nodes = ?nodes, accepted, "voted the node set");
-                if !accepted {
+                // An accepted set is read back by the next pass at once (the job's status says
+                // Validated then), not when the chain watch next looks.
+                if accepted {
+                    self.wake_pass("vote");
+                } else {
                     self.pass_due_at(now_ms().saturating_add(VOTE_READBACK_MS));
                 }
                 self.metrics

@@ -23,11 +23,10 @@
 //! client in the broker's process beside rumqttd's own (mosquitto holds one).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use r1_crds::manifest::Kind;
 use r1_e2e::network::{BrokerKind, Network, NetworkSettings};
 use r1_e2e::procfs;
 use r1_e2e::simnodes::licences::license_in_bulk;
@@ -89,8 +88,7 @@ const STEPS: [&str; 4] = ["Funded", "Scheduled", "Validated", "Running"];
 /// each of [`STEPS`] turning `True`, p50 and p99 over the jobs (whole seconds, both times cut to
 /// the second: the status keeps no finer time).
 fn print_steps(lister: &Lister, applied: &BTreeMap<String, SystemTime>) {
-    for oracle in 0..lister.apis.len() {
-        let steps = lister.steps_on(oracle, "burst");
+    for (oracle, steps) in lister.steps("burst").into_iter().enumerate() {
         let line: Vec<String> = STEPS
             .iter()
             .map(|step| {
@@ -262,80 +260,97 @@ impl Drop for RaiseOnDrop<'_> {
 }
 
 /// What listing the oracles' jobs takes, apart from the network, so a thread beside the one
-/// holding the network can list them.
+/// holding the network can list them: an API client per oracle, in this process (spawning an
+/// `r1ctl get` per oracle made each round of listings late by a few hundred milliseconds more
+/// on a busy machine, and took CPU from the oracles it measures).
 struct Lister {
-    r1ctl: PathBuf,
-    key: PathBuf,
-    apis: Vec<String>,
+    runtime: tokio::runtime::Runtime,
+    clients: Vec<r1_ctl::remote::Client>,
 }
 
 impl Lister {
     fn of(network: &Network) -> Self {
         Self {
-            r1ctl: r1_e2e::bin_path("r1ctl").expect("r1ctl"),
-            key: network.csp_key_file(),
-            apis: network.oracles().iter().map(|o| o.api_url()).collect(),
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("lister runtime"),
+            clients: network
+                .oracles()
+                .iter()
+                .map(|o| {
+                    r1_ctl::remote::Client::new(&o.api_url(), network.csp().clone())
+                        .expect("API client")
+                })
+                .collect(),
         }
     }
 
-    /// The jobs labelled `r1-bench=<part>` as oracle `oracle` lists them (`r1ctl get -o json`);
-    /// none when the listing fails.
-    fn listed(&self, oracle: usize, part: &str) -> Vec<Value> {
+    /// The jobs labelled `r1-bench=<part>` as each oracle lists them, asked of all at once;
+    /// none from an oracle whose listing fails.
+    fn listed_everywhere(&self, part: &str) -> Vec<Vec<Value>> {
         let selector = format!("{BENCH_LABEL}={part}");
-        let output = Command::new(&self.r1ctl)
-            .env("R1_SERVER", &self.apis[oracle])
-            .env("R1_KEY", &self.key)
-            .args(["get", "djob", "-l", &selector, "-o", "json"])
-            .output()
-            .expect("r1ctl get");
-        let value: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-        value["items"]
-            .as_array()
-            .or_else(|| value.as_array())
-            .cloned()
-            .unwrap_or_default()
+        self.runtime
+            .block_on(futures_util::future::join_all(self.clients.iter().map(
+                |client| async {
+                    client
+                        .list_selected(Kind::Job, None, Some(&selector))
+                        .await
+                        .map(|objects| {
+                            objects
+                                .iter()
+                                .filter_map(|o| serde_json::to_value(o).ok())
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                },
+            )))
     }
 
-    /// Every job's (phase, ready replicas) as oracle `oracle` lists them, of the jobs labelled
-    /// `r1-bench=<part>`.
-    fn jobs_on(&self, oracle: usize, part: &str) -> BTreeMap<String, (String, u64)> {
-        self.listed(oracle, part)
-            .iter()
-            .filter_map(|item| {
-                let name = item["metadata"]["name"].as_str()?.to_owned();
-                let phase = item["status"]["phase"].as_str().unwrap_or("").to_owned();
-                let ready = item["status"]["readyReplicas"].as_u64().unwrap_or(0);
-                Some((name, (phase, ready)))
-            })
-            .collect()
-    }
-
-    /// When each condition of [`STEPS`] last turned `True` on oracle `oracle`, in seconds since
+    /// When each condition of [`STEPS`] last turned `True` on each oracle, in seconds since
     /// the Unix epoch (the status keeps whole seconds), for each job labelled `r1-bench=<part>`.
-    fn steps_on(&self, oracle: usize, part: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
-        self.listed(oracle, part)
+    fn steps(&self, part: &str) -> Vec<BTreeMap<String, BTreeMap<String, f64>>> {
+        self.listed_everywhere(part)
             .iter()
-            .filter_map(|item| {
-                let name = item["metadata"]["name"].as_str()?.to_owned();
-                let conditions = item["status"]["conditions"].as_array()?;
-                let times = conditions
+            .map(|items| {
+                items
                     .iter()
-                    .filter(|c| c["status"] == "True")
-                    .filter_map(|c| {
-                        let at: k8s_openapi::jiff::Timestamp =
-                            c["lastTransitionTime"].as_str()?.parse().ok()?;
-                        Some((c["type"].as_str()?.to_owned(), at.as_second() as f64))
+                    .filter_map(|item| {
+                        let name = item["metadata"]["name"].as_str()?.to_owned();
+                        let conditions = item["status"]["conditions"].as_array()?;
+                        let times = conditions
+                            .iter()
+                            .filter(|c| c["status"] == "True")
+                            .filter_map(|c| {
+                                let at: k8s_openapi::jiff::Timestamp =
+                                    c["lastTransitionTime"].as_str()?.parse().ok()?;
+                                Some((c["type"].as_str()?.to_owned(), at.as_second() as f64))
+                            })
+                            .collect();
+                        Some((name, times))
                     })
-                    .collect();
-                Some((name, times))
+                    .collect()
             })
             .collect()
     }
 
-    /// Every oracle's listing of the jobs labelled `r1-bench=<part>`.
+    /// Every oracle's listing of the jobs labelled `r1-bench=<part>`: each job's (phase,
+    /// ready replicas).
     fn views(&self, part: &str) -> Vec<BTreeMap<String, (String, u64)>> {
-        (0..self.apis.len())
-            .map(|o| self.jobs_on(o, part))
+        self.listed_everywhere(part)
+            .iter()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| {
+                        let name = item["metadata"]["name"].as_str()?.to_owned();
+                        let phase = item["status"]["phase"].as_str().unwrap_or("").to_owned();
+                        let ready = item["status"]["readyReplicas"].as_u64().unwrap_or(0);
+                        Some((name, (phase, ready)))
+                    })
+                    .collect()
+            })
             .collect()
     }
 }
@@ -563,13 +578,16 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
     // the oracles' burst jobs over and over, so a job's figure is late by at most one round of
     // listings and a pause, never by the applies after it.
     let stopped = AtomicBool::new(false);
+    let rounds: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
     let done = std::thread::scope(|scope| {
         let watcher = scope.spawn(|| {
             let mut ran = BTreeMap::new();
             let mut deadline = None;
             loop {
                 let applied = applied.lock().expect("applied").clone();
+                let listing = Instant::now();
                 let views = lister.views("burst");
+                rounds.lock().expect("rounds").push(listing.elapsed());
                 for (name, at) in &applied {
                     if !ran.contains_key(name) && running_everywhere(name, &views) {
                         ran.insert(name.clone(), at.elapsed());
@@ -612,10 +630,13 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
     let after = readings(&network);
     let mut latencies: Vec<Duration> = ran.values().copied().collect();
     latencies.sort();
+    let mut rounds = rounds.into_inner().expect("rounds");
+    rounds.sort();
     println!(
         "  burst: {jobs} jobs applied in {:.1} s; {} Running 2/2 on every oracle; apply → Running \
          p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (each figure is late by up to one round of \
-         {} oracle listings of the burst's jobs and a {WATCH_PAUSE:?} pause, beside the applies)",
+         listings of the burst's jobs on the {oracles} oracles at once, p50 {:.0} ms, max {:.0} ms, \
+         and a {WATCH_PAUSE:?} pause, beside the applies)",
         applying.as_secs_f64(),
         ran.len(),
         latencies
@@ -625,7 +646,10 @@ fn run(broker: BrokerKind, nodes: usize, load: usize, jobs: usize) {
             .first()
             .map_or(f64::NAN, |_| ms(percentile(&latencies, 0.99))),
         latencies.last().map_or(f64::NAN, |d| ms(*d)),
-        oracles
+        rounds
+            .first()
+            .map_or(f64::NAN, |_| ms(percentile(&rounds, 0.5))),
+        rounds.last().map_or(f64::NAN, |d| ms(*d)),
     );
     print_steps(&lister, &applied_wall);
     report("burst", &before, &after);

@@ -32,9 +32,14 @@ pub const ESCROW_LOOKUPS_PER_PASS: usize = 16;
 /// How long "this owner has no escrow" is believed before asking again.
 pub const NO_ESCROW_RECHECK_MS: u64 = 60_000;
 
-/// How long the open jobs are followed through their events before every one is read again:
-/// a guard against a log an RPC endpoint dropped, a reorganised block or an escrow upgrade.
-pub const JOBS_FULL_READ_MS: u64 = 60_000;
+/// How often every open job is read again beside the passes ([`WholeRead`]): a guard against a
+/// log an RPC endpoint dropped, a reorganised block or an escrow upgrade. Read within a pass,
+/// 1,100 jobs held that pass for a second or more each minute, and the jobs waiting on it.
+pub const JOBS_GUARD_READ_MS: u64 = 60_000;
+
+/// How long a pass follows the open jobs through their events without a whole read before it
+/// reads them whole itself (when the guard's reads fail or lag).
+pub const JOBS_FULL_READ_MS: u64 = 3 * JOBS_GUARD_READ_MS;
 
 /// Most blocks whose job events are read to bring a snapshot up to date; a snapshot further
 /// behind is read again whole.
@@ -110,6 +115,91 @@ fn chain_job(escrow: Address, job: &CspEscrow::Job) -> ChainJob {
         price_per_epoch: small(job.pricePerEpoch),
         balance: small(job.balance),
         active_nodes: job.activeNodes.iter().copied().collect(),
+    }
+}
+
+/// Every open job of `escrows`, by id.
+async fn open_jobs(
+    suite: &Suite,
+    escrows: BTreeSet<Address>,
+) -> Result<BTreeMap<u64, ChainJob>, ChainError> {
+    let reads: Vec<(Address, Result<Vec<CspEscrow::Job>, ChainError>)> =
+        futures_util::stream::iter(escrows)
+            .map(|escrow| async move { (escrow, within(suite.escrow_open_jobs(escrow)).await) })
+            .buffer_unordered(CONCURRENT_CALLS)
+            .collect()
+            .await;
+    let mut jobs = BTreeMap::new();
+    for (escrow, read) in reads {
+        for job in read? {
+            let job = chain_job(escrow, &job);
+            jobs.insert(job.id, job);
+        }
+    }
+    Ok(jobs)
+}
+
+/// Every open job of some escrows, read whole beside the passes every [`JOBS_GUARD_READ_MS`];
+/// the next pass follows the jobs' events on from it instead of reading them whole itself.
+#[derive(Debug, Clone)]
+pub struct WholeRead {
+    /// The chain's head before the read began: every change the read may have missed is in
+    /// an event of a later block, which the pass reads.
+    head: u64,
+    /// When the read began (unix ms).
+    read_ms: u64,
+    /// The escrows read.
+    escrows: BTreeSet<Address>,
+    /// Their open jobs.
+    jobs: BTreeMap<u64, ChainJob>,
+    /// The manager's closable jobs not among them.
+    closable_elsewhere: BTreeSet<u64>,
+}
+
+impl WholeRead {
+    /// Reads every open job of `escrows` and the manager's closable jobs, at `now_ms`.
+    pub async fn read(
+        suite: &Suite,
+        escrows: BTreeSet<Address>,
+        now_ms: u64,
+    ) -> Result<Self, ChainError> {
+        let head = within(suite.head()).await?;
+        let jobs = open_jobs(suite, escrows.clone()).await?;
+        let closable_elsewhere = within(suite.closable_job_ids())
+            .await?
+            .into_iter()
+            .filter(|id| !jobs.contains_key(id))
+            .collect();
+        Ok(Self {
+            head,
+            read_ms: now_ms,
+            escrows,
+            jobs,
+            closable_elsewhere,
+        })
+    }
+
+    /// Whether this read began after `snapshot`'s jobs were last read whole.
+    pub fn newer_than(&self, snapshot: &ChainSnapshot) -> bool {
+        self.read_ms > snapshot.jobs_read_ms
+    }
+
+    /// A snapshot of this read's jobs as of its head, for [`ChainSnapshot::read`] to follow on
+    /// from; `escrows` are the CSPs' escrows as the last snapshot knew them (those this read
+    /// did not cover are read whole by the pass).
+    pub fn base(&self, escrows: &BTreeMap<Address, Address>) -> ChainSnapshot {
+        ChainSnapshot {
+            escrows: escrows
+                .iter()
+                .filter(|(_, escrow)| self.escrows.contains(*escrow))
+                .map(|(owner, escrow)| (*owner, *escrow))
+                .collect(),
+            jobs: self.jobs.clone(),
+            closable_elsewhere: self.closable_elsewhere.clone(),
+            head: Some(self.head),
+            jobs_read_ms: self.read_ms,
+            ..ChainSnapshot::default()
+        }
     }
 }
 
@@ -236,18 +326,7 @@ impl ChainSnapshot {
                 whole = false;
             }
         }
-        let reads: Vec<(Address, Result<Vec<CspEscrow::Job>, ChainError>)> =
-            futures_util::stream::iter(unread)
-                .map(|escrow| async move { (escrow, within(suite.escrow_open_jobs(escrow)).await) })
-                .buffer_unordered(CONCURRENT_CALLS)
-                .collect()
-                .await;
-        for (escrow, jobs) in reads {
-            for job in jobs? {
-                let job = chain_job(escrow, &job);
-                snapshot.jobs.insert(job.id, job);
-            }
-        }
+        snapshot.jobs.extend(open_jobs(suite, unread).await?);
         for job in snapshot.jobs.values() {
             snapshot
                 .by_project
@@ -372,6 +451,54 @@ mod tests {
             ..snapshot
         };
         assert_eq!(unknown.follows_to(Some(105), 2_000), None);
+    }
+
+    #[test]
+    fn a_pass_follows_on_from_the_guards_whole_read() {
+        let escrow = Address::with_last_byte(9);
+        let job = ChainJob {
+            id: 4,
+            escrow,
+            project_hash: B256::ZERO,
+            nodes_requested: 2,
+            last_execution_epoch: 10,
+            next_epoch_to_settle: 1,
+            price_per_epoch: 1,
+            balance: 10,
+            active_nodes: BTreeSet::new(),
+        };
+        let read = WholeRead {
+            head: 200,
+            read_ms: 5_000,
+            escrows: BTreeSet::from([escrow]),
+            jobs: BTreeMap::from([(4, job)]),
+            closable_elsewhere: BTreeSet::from([2]),
+        };
+        let last = ChainSnapshot {
+            escrows: BTreeMap::from([(owner(1), escrow), (owner(2), Address::with_last_byte(8))]),
+            head: Some(150),
+            jobs_read_ms: 1_000,
+            ..ChainSnapshot::default()
+        };
+        assert!(read.newer_than(&last));
+        let base = read.base(&last.escrows);
+        assert_eq!(
+            base.escrows,
+            BTreeMap::from([(owner(1), escrow)]),
+            "an escrow the guard did not read is read whole by the pass"
+        );
+        assert_eq!(base.jobs.keys().copied().collect::<Vec<_>>(), [4]);
+        assert_eq!(base.closable_elsewhere, BTreeSet::from([2]));
+        assert_eq!(
+            base.follows_to(Some(210), 6_000),
+            Some((201, 210)),
+            "the events after the read's head, which it may have missed"
+        );
+        let fresher = ChainSnapshot {
+            jobs_read_ms: 5_000,
+            ..last
+        };
+        assert!(!read.newer_than(&fresher));
     }
 
     #[test]

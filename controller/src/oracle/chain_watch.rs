@@ -2,13 +2,15 @@
 //! or redeemed in an escrow the oracle reads, a node set accepted — instead of at the next loop
 //! tick: a CSP's `r1ctl apply` returns once its job is funded, and the job should run then.
 //! One `eth_blockNumber` a [`CHAIN_WATCH_PERIOD`], and a log query only when blocks came.
+//! Beside it, the guard reads every open job whole each [`JOBS_GUARD_READ_MS`] for the next
+//! pass to follow on from, so that no pass waits for a thousand jobs' reads.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use alloy_primitives::Address;
 
-use crate::oracle::chain::within;
+use crate::oracle::chain::{JOBS_GUARD_READ_MS, WholeRead, within};
 use crate::oracle::runtime::Oracle;
 
 /// How often the chain's head is looked at.
@@ -55,6 +57,29 @@ impl Oracle {
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, "cannot read the chain's new blocks"),
+            }
+        }
+    }
+
+    /// Reads every open job of the watched escrows whole each [`JOBS_GUARD_READ_MS`], for as
+    /// long as the oracle runs, and leaves the read for the next pass.
+    pub(crate) async fn guard_jobs(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(JOBS_GUARD_READ_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let escrows = self.watched_escrows.get().into_iter().collect();
+            match WholeRead::read(&self.suite, escrows, r1_protocol::now_ms()).await {
+                Ok(read) => {
+                    *self
+                        .whole_read
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(read);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the open jobs whole; a pass will")
+                }
             }
         }
     }

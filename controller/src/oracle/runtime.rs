@@ -47,7 +47,7 @@ use crate::kube::signed::{Network, SignedWrites, Writes};
 use crate::oracle::admission::Known;
 use crate::oracle::answers::{Answers, Recheck};
 use crate::oracle::broker;
-use crate::oracle::chain::{ChainSnapshot, EscrowBook, escrow_book, within};
+use crate::oracle::chain::{ChainSnapshot, EscrowBook, WholeRead, escrow_book, within};
 use crate::oracle::chain_watch::WatchedEscrows;
 use crate::oracle::cstore_rules::RulesPublisher;
 use crate::oracle::mesh::{DropCounter, Inbound, Mesh};
@@ -148,6 +148,8 @@ pub struct Oracle {
     pub(crate) closable_since: Mutex<BTreeMap<u64, u64>>,
     /// The last chain snapshot read, and what it was read for.
     last_chain: Mutex<Option<(ChainSnapshot, SnapshotKey)>>,
+    /// The open jobs the guard last read whole, until a pass follows on from them.
+    pub(crate) whole_read: std::sync::Mutex<Option<WholeRead>>,
     /// The last block whose standing changes (links, unlinks, blacklist, suspensions) were read.
     standing_block: Mutex<Option<u64>>,
     /// When this oracle last tried to burn the queued fees (unix ms), to pace retries.
@@ -352,6 +354,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
         availability_pages: Mutex::new(voted_availability),
         closable_since: Mutex::new(BTreeMap::new()),
         last_chain: Mutex::new(None),
+        whole_read: std::sync::Mutex::new(None),
         standing_block: Mutex::new(None),
         burn_tried_ms: std::sync::atomic::AtomicU64::new(0),
         availability_failed_ms: std::sync::atomic::AtomicU64::new(0),
@@ -450,6 +453,7 @@ pub async fn run(config: OracleConfig, identity: Identity) -> Result<(), StartEr
     tokio::spawn(sessions.receive(inbox.sessions));
     tokio::spawn(oracle.clone().resync());
     tokio::spawn(oracle.clone().watch_chain());
+    tokio::spawn(oracle.clone().guard_jobs());
     tokio::spawn(oracle.clone().vote_forever());
     tokio::spawn(oracle.clone().money_forever());
     let passes = tokio::spawn(oracle.clone().reconcile_forever());
@@ -998,6 +1002,14 @@ impl Oracle {
         }
         let mut book = self.escrow_book.lock().await;
         let previous = last.as_ref().map(|(snapshot, _)| snapshot);
+        let guarded = self
+            .whole_read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .filter(|whole| previous.is_none_or(|p| whole.newer_than(p)))
+            .map(|whole| whole.base(previous.map_or(&BTreeMap::new(), |p| &p.escrows)));
+        let previous = guarded.as_ref().or(previous);
         match ChainSnapshot::read(
             &self.suite,
             key.epoch,

@@ -53,7 +53,7 @@ pub struct ServiceRecord {
 pub const STANDING_LOOKBACK_BLOCKS: u64 = 10_000;
 
 /// Jobs read per `getJobs` call: a page stays well within a node's gas cap for calls.
-const JOBS_PER_CALL: usize = 100;
+pub const JOBS_PER_CALL: usize = 100;
 
 /// Whether `e` is the empty revert of a contract without the function called (an older
 /// implementation behind a proxy), rather than a failure of the call itself.
@@ -320,9 +320,15 @@ impl Suite {
 
     /// Every job of `escrow` not yet closed, by ascending id.
     pub async fn escrow_open_jobs(&self, escrow: Address) -> Result<Vec<CspEscrow::Job>> {
+        let ids = self.escrow_open_job_ids(escrow).await?;
+        self.escrow_jobs(escrow, &ids).await
+    }
+
+    /// The ids of every job of `escrow` not yet closed, ascending.
+    pub async fn escrow_open_job_ids(&self, escrow: Address) -> Result<Vec<U256>> {
         let mut ids = self.escrow(escrow).getOpenJobIds().call().await?;
         ids.sort();
-        self.escrow_jobs(escrow, &ids).await
+        Ok(ids)
     }
 
     /// The jobs `ids` of `escrow` as it holds them now, closed or not, in the order of `ids`.

@@ -37,6 +37,11 @@ pub const NO_ESCROW_RECHECK_MS: u64 = 60_000;
 /// 1,100 jobs held that pass for a second or more each minute, and the jobs waiting on it.
 pub const JOBS_GUARD_READ_MS: u64 = 60_000;
 
+/// The guard's pause before each page of jobs it reads: the chain node answers the passes'
+/// and the votes' calls in between (three oracles' guard reads of 1,100 jobs at once had held
+/// every call for seconds).
+pub const GUARD_PAGE_PAUSE: Duration = Duration::from_millis(100);
+
 /// How long a pass follows the open jobs through their events without a whole read before it
 /// reads them whole itself (when the guard's reads fail or lag).
 pub const JOBS_FULL_READ_MS: u64 = 3 * JOBS_GUARD_READ_MS;
@@ -157,14 +162,25 @@ pub struct WholeRead {
 }
 
 impl WholeRead {
-    /// Reads every open job of `escrows` and the manager's closable jobs, at `now_ms`.
+    /// Reads every open job of `escrows` and the manager's closable jobs, at `now_ms`, a page
+    /// of jobs at a time with [`GUARD_PAGE_PAUSE`] between pages.
     pub async fn read(
         suite: &Suite,
         escrows: BTreeSet<Address>,
         now_ms: u64,
     ) -> Result<Self, ChainError> {
         let head = within(suite.head()).await?;
-        let jobs = open_jobs(suite, escrows.clone()).await?;
+        let mut jobs = BTreeMap::new();
+        for escrow in &escrows {
+            let ids = within(suite.escrow_open_job_ids(*escrow)).await?;
+            for page in ids.chunks(r1_contracts::oracle_view::JOBS_PER_CALL) {
+                tokio::time::sleep(GUARD_PAGE_PAUSE).await;
+                for job in within(suite.escrow_jobs(*escrow, page)).await? {
+                    let job = chain_job(*escrow, &job);
+                    jobs.insert(job.id, job);
+                }
+            }
+        }
         let closable_elsewhere = within(suite.closable_job_ids())
             .await?
             .into_iter()

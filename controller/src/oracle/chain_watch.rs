@@ -62,11 +62,17 @@ impl Oracle {
     }
 
     /// Reads every open job of the watched escrows whole each [`JOBS_GUARD_READ_MS`], for as
-    /// long as the oracle runs, and leaves the read for the next pass.
+    /// long as the oracle runs, and leaves the read for the next pass. Each oracle starts at
+    /// its own offset into the period (from its address), so that oracles started together
+    /// do not read at the same moments.
     pub(crate) async fn guard_jobs(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(JOBS_GUARD_READ_MS));
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.me[..8]);
+        let offset = u64::from_be_bytes(first) % JOBS_GUARD_READ_MS;
+        let period = Duration::from_millis(JOBS_GUARD_READ_MS);
+        let start = tokio::time::Instant::now() + period + Duration::from_millis(offset);
+        let mut tick = tokio::time::interval_at(start, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
         loop {
             tick.tick().await;
             let escrows = self.watched_escrows.get().into_iter().collect();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use alloy_primitives::Address;
 
 use r1_crds::api::object::StoredObject;
-use r1_crds::job::Protocol;
+use r1_crds::job::{DeeployJobSpec, Protocol};
 use r1_crds::manifest::Kind;
 use r1_protocol::services::{ServicePort, ServiceTable};
 
@@ -18,14 +18,25 @@ use crate::decide::service_table::{JobFacts, Settled, project_jobs, recipients};
 use crate::oracle::quiet::{ReportDigests, digest};
 use crate::oracle::runtime::{ChainIds, Oracle};
 
-/// A job of a project as the store holds it: name, chain id, named TCP ports.
-type StoredJob = (String, Option<u64>, Vec<ServicePort>);
-
-/// A project's jobs and the digest of what its table is made from.
+/// A project's jobs (each with its chain id) and the digest of what its table is made from.
 #[derive(Default)]
-struct Members {
-    jobs: Vec<StoredJob>,
+struct Members<'a> {
+    jobs: Vec<(&'a StoredObject, Option<u64>)>,
     inputs: u64,
+}
+
+/// The named TCP ports `spec` serves.
+fn tcp_ports(spec: &DeeployJobSpec) -> Vec<ServicePort> {
+    spec.ports
+        .iter()
+        .filter(|p| p.protocol == Protocol::Tcp)
+        .filter_map(|p| {
+            Some(ServicePort {
+                name: p.name.clone()?,
+                port: u16::try_from(p.container_port).ok()?,
+            })
+        })
+        .collect()
 }
 
 impl Oracle {
@@ -41,24 +52,13 @@ impl Oracle {
         digests: &ReportDigests,
         now_ms: u64,
     ) {
-        let mut projects: BTreeMap<(String, String), Members> = BTreeMap::new();
+        let mut projects: BTreeMap<(String, String), Members<'_>> = BTreeMap::new();
         for object in jobs {
             let Some(spec) = object.spec.job() else {
                 continue;
             };
             let key = object.key();
             let chain_job = chain_ids.get(&key).copied();
-            let ports = spec
-                .ports
-                .iter()
-                .filter(|p| p.protocol == Protocol::Tcp)
-                .filter_map(|p| {
-                    Some(ServicePort {
-                        name: p.name.clone()?,
-                        port: u16::try_from(p.container_port).ok()?,
-                    })
-                })
-                .collect();
             let members = projects
                 .entry((key.namespace.clone(), spec.project_ref.name.clone()))
                 .or_default();
@@ -69,7 +69,7 @@ impl Oracle {
                 chain_job.map(|id| digests.of(id)),
             ));
             members.inputs = digest(&(members.inputs, job_inputs));
-            members.jobs.push((key.name, chain_job, ports));
+            members.jobs.push((object, chain_job));
         }
         // Without the projects no policy is known, and a table made without its policy would
         // let every job call every other: none is sent this pass.
@@ -117,10 +117,10 @@ impl Oracle {
                 let facts: Vec<JobFacts<'_>> = members
                     .jobs
                     .into_iter()
-                    .map(|(job, chain_job, ports)| JobFacts {
-                        name: job,
+                    .map(|(object, chain_job)| JobFacts {
+                        name: object.metadata.name.clone(),
                         chain_job,
-                        ports,
+                        ports: object.spec.job().map(tcp_ports).unwrap_or_default(),
                         reports: chain_job
                             .map(|id| registry.reports_of(id))
                             .unwrap_or_default(),

@@ -144,6 +144,20 @@ async fn open_jobs(
     Ok(jobs)
 }
 
+/// The jobs the manager's scan of every open job finds closable (`getClosableJobIds`, O(open
+/// jobs) on the chain), but for those of `jobs`, whose closability is judged from their
+/// settlement.
+async fn closable_elsewhere(
+    suite: &Suite,
+    jobs: &BTreeMap<u64, ChainJob>,
+) -> Result<BTreeSet<u64>, ChainError> {
+    Ok(within(suite.closable_job_ids())
+        .await?
+        .into_iter()
+        .filter(|id| !jobs.contains_key(id))
+        .collect())
+}
+
 /// Every open job of some escrows, read whole beside the passes every [`JOBS_GUARD_READ_MS`];
 /// the next pass follows the jobs' events on from it instead of reading them whole itself.
 #[derive(Debug, Clone)]
@@ -181,11 +195,7 @@ impl WholeRead {
                 }
             }
         }
-        let closable_elsewhere = within(suite.closable_job_ids())
-            .await?
-            .into_iter()
-            .filter(|id| !jobs.contains_key(id))
-            .collect();
+        let closable_elsewhere = closable_elsewhere(suite, &jobs).await?;
         Ok(Self {
             head,
             read_ms: now_ms,
@@ -350,11 +360,7 @@ impl ChainSnapshot {
                 .or_insert(job.id);
         }
         if whole {
-            let closable = within(suite.closable_job_ids()).await?;
-            snapshot.closable_elsewhere = closable
-                .into_iter()
-                .filter(|id| !snapshot.jobs.contains_key(id))
-                .collect();
+            snapshot.closable_elsewhere = closable_elsewhere(suite, &snapshot.jobs).await?;
         }
         let ledgers: Vec<JobLedger> = snapshot.jobs.values().map(JobLedger::from).collect();
         snapshot.first_closable = first_closable(&ledgers, epoch)

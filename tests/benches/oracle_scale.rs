@@ -308,9 +308,13 @@ impl Lister {
             )))
     }
 
-    /// When each condition of [`STEPS`] last turned `True` on each oracle, in seconds since
-    /// the Unix epoch (the status keeps whole seconds), for each job labelled `r1-bench=<part>`.
-    fn steps(&self, part: &str) -> Vec<BTreeMap<String, BTreeMap<String, f64>>> {
+    /// For each oracle, `read` of each job labelled `r1-bench=<part>` it lists, by name (a job
+    /// `read` finds nothing in is left out).
+    fn per_job<T>(
+        &self,
+        part: &str,
+        read: impl Fn(&Value) -> Option<T>,
+    ) -> Vec<BTreeMap<String, T>> {
         self.listed_everywhere(part)
             .iter()
             .map(|items| {
@@ -318,40 +322,40 @@ impl Lister {
                     .iter()
                     .filter_map(|item| {
                         let name = item["metadata"]["name"].as_str()?.to_owned();
-                        let conditions = item["status"]["conditions"].as_array()?;
-                        let times = conditions
-                            .iter()
-                            .filter(|c| c["status"] == "True")
-                            .filter_map(|c| {
-                                let at: k8s_openapi::jiff::Timestamp =
-                                    c["lastTransitionTime"].as_str()?.parse().ok()?;
-                                Some((c["type"].as_str()?.to_owned(), at.as_second() as f64))
-                            })
-                            .collect();
-                        Some((name, times))
+                        Some((name, read(item)?))
                     })
                     .collect()
             })
             .collect()
     }
 
+    /// When each condition of [`STEPS`] last turned `True` on each oracle, in seconds since
+    /// the Unix epoch (the status keeps whole seconds), for each job labelled `r1-bench=<part>`.
+    fn steps(&self, part: &str) -> Vec<BTreeMap<String, BTreeMap<String, f64>>> {
+        self.per_job(part, |item| {
+            let conditions = item["status"]["conditions"].as_array()?;
+            Some(
+                conditions
+                    .iter()
+                    .filter(|c| c["status"] == "True")
+                    .filter_map(|c| {
+                        let at: k8s_openapi::jiff::Timestamp =
+                            c["lastTransitionTime"].as_str()?.parse().ok()?;
+                        Some((c["type"].as_str()?.to_owned(), at.as_second() as f64))
+                    })
+                    .collect(),
+            )
+        })
+    }
+
     /// Every oracle's listing of the jobs labelled `r1-bench=<part>`: each job's (phase,
     /// ready replicas).
     fn views(&self, part: &str) -> Vec<BTreeMap<String, (String, u64)>> {
-        self.listed_everywhere(part)
-            .iter()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|item| {
-                        let name = item["metadata"]["name"].as_str()?.to_owned();
-                        let phase = item["status"]["phase"].as_str().unwrap_or("").to_owned();
-                        let ready = item["status"]["readyReplicas"].as_u64().unwrap_or(0);
-                        Some((name, (phase, ready)))
-                    })
-                    .collect()
-            })
-            .collect()
+        self.per_job(part, |item| {
+            let phase = item["status"]["phase"].as_str().unwrap_or("").to_owned();
+            let ready = item["status"]["readyReplicas"].as_u64().unwrap_or(0);
+            Some((phase, ready))
+        })
     }
 }
 

@@ -51,16 +51,26 @@ impl Ballots {
     }
 }
 
+/// A vote a pass decided on one job, as the voter gets it.
+#[derive(Debug)]
+struct Decided {
+    nodes: Vec<Address>,
+    kind: &'static str,
+    /// The escrow holding the job, when the pass's snapshot held it: the voter reads the job
+    /// there with its neighbours in one call instead of asking the manager where it is.
+    escrow: Option<Address>,
+}
+
 /// The votes passes decided and the voter has not taken yet: the newest decision per job, and
 /// the epoch of the pass that made the latest.
 #[derive(Debug, Default)]
 pub(crate) struct VoteQueue {
-    pending: Mutex<(BTreeMap<u64, (Vec<Address>, &'static str)>, u64)>,
+    pending: Mutex<(BTreeMap<u64, Decided>, u64)>,
     wake: tokio::sync::Notify,
 }
 
 impl VoteQueue {
-    fn put(&self, decided: BTreeMap<u64, (Vec<Address>, &'static str)>, epoch: u64) {
+    fn put(&self, decided: BTreeMap<u64, Decided>, epoch: u64) {
         let mut pending = self
             .pending
             .lock()
@@ -71,7 +81,7 @@ impl VoteQueue {
         self.wake.notify_one();
     }
 
-    fn take(&self) -> (BTreeMap<u64, (Vec<Address>, &'static str)>, u64) {
+    fn take(&self) -> (BTreeMap<u64, Decided>, u64) {
         std::mem::take(
             &mut *self
                 .pending
@@ -81,8 +91,12 @@ impl VoteQueue {
     }
 }
 
-/// Chain reads a voter has in flight at once (each vote reads its job's round and state).
+/// Chain reads a voter has in flight at once (each vote reads its job's round, and the jobs'
+/// states are read by escrow).
 const CONCURRENT_READS: usize = 16;
+
+/// The jobs' states as the voter read them, by id (an error says why one could not be read).
+type JobStates = BTreeMap<u64, Result<r1_contracts::bindings::CspEscrow::Job, String>>;
 
 /// A vote about to be sent: its ballot, its metrics label and the key it is recorded under.
 struct Prepared {
@@ -102,6 +116,20 @@ impl Oracle {
         if let Some(chain) = &pass.chain
             && !decided.is_empty()
         {
+            let decided = decided
+                .into_iter()
+                .map(|(job, (nodes, kind))| {
+                    let escrow = chain.jobs.get(&job).map(|held| held.escrow);
+                    (
+                        job,
+                        Decided {
+                            nodes,
+                            kind,
+                            escrow,
+                        },
+                    )
+                })
+                .collect();
             self.votes.put(decided, chain.epoch);
         }
     }
@@ -121,15 +149,17 @@ impl Oracle {
         }
     }
 
-    async fn cast_votes(&self, decided: BTreeMap<u64, (Vec<Address>, &'static str)>, epoch: u64) {
+    async fn cast_votes(&self, decided: BTreeMap<u64, Decided>, epoch: u64) {
         let jobs: Vec<u64> = decided.keys().copied().collect();
-        let readings: Vec<_> = futures_util::stream::iter(jobs)
-            .map(|job| self.read_for_vote(job))
-            .buffered(CONCURRENT_READS)
-            .collect()
-            .await;
+        let (rounds, mut states): (Vec<_>, _) = tokio::join!(
+            futures_util::stream::iter(jobs)
+                .map(|job| within(self.suite.job_round(job)))
+                .buffered(CONCURRENT_READS)
+                .collect(),
+            self.read_jobs_for_vote(&decided),
+        );
         let mut prepared = Vec::new();
-        for ((job, (nodes, kind)), (round, fresh)) in decided.into_iter().zip(readings) {
+        for ((job, Decided { nodes, kind, .. }), round) in decided.into_iter().zip(rounds) {
             let round = match round {
                 Ok(round) => round,
                 Err(e) => {
@@ -143,6 +173,9 @@ impl Oracle {
             }
             // The pass's snapshot may predate an acceptance by the other oracles: a vote for
             // the set the chain already holds would open and decide a second round for it.
+            let fresh = states
+                .remove(&job)
+                .unwrap_or_else(|| Err("the escrow's answer lacked the job".to_owned()));
             let active: Option<BTreeSet<Address>> = match fresh {
                 Ok(fresh) => Some(fresh.activeNodes.iter().copied().collect()),
                 Err(e) => {
@@ -174,18 +207,47 @@ impl Oracle {
         }
     }
 
-    /// What a vote on `job` is checked against: its consensus round and its state now.
-    async fn read_for_vote(
-        &self,
-        job: u64,
-    ) -> (
-        Result<u64, crate::oracle::chain::ChainError>,
-        Result<r1_contracts::bindings::CspEscrow::Job, crate::oracle::chain::ChainError>,
-    ) {
-        (
-            within(self.suite.job_round(job)).await,
-            within(self.suite.job(job)).await,
-        )
+    /// The jobs' states now, which each vote is checked against: those whose escrow the pass
+    /// knew in one call per escrow (and page), the others one by one through the manager.
+    async fn read_jobs_for_vote(&self, decided: &BTreeMap<u64, Decided>) -> JobStates {
+        let mut by_escrow: BTreeMap<Address, Vec<alloy_primitives::U256>> = BTreeMap::new();
+        let mut unplaced = Vec::new();
+        for (&job, vote) in decided {
+            match vote.escrow {
+                Some(escrow) => by_escrow
+                    .entry(escrow)
+                    .or_default()
+                    .push(alloy_primitives::U256::from(job)),
+                None => unplaced.push(job),
+            }
+        }
+        let held = futures_util::stream::iter(by_escrow)
+            .map(|(escrow, ids)| async move {
+                let read = within(self.suite.escrow_jobs(escrow, &ids)).await;
+                (ids, read)
+            })
+            .buffer_unordered(CONCURRENT_READS)
+            .collect::<Vec<_>>();
+        let elsewhere = futures_util::stream::iter(unplaced)
+            .map(|job| async move { (job, within(self.suite.job(job)).await) })
+            .buffer_unordered(CONCURRENT_READS)
+            .collect::<Vec<_>>();
+        let (held, elsewhere) = tokio::join!(held, elsewhere);
+        let mut states: JobStates = elsewhere
+            .into_iter()
+            .map(|(job, read)| (job, read.map_err(|e| e.to_string())))
+            .collect();
+        for (ids, read) in held {
+            let ids = ids.iter().map(|id| id.saturating_to::<u64>());
+            match read {
+                Ok(jobs) => states.extend(ids.zip(jobs.into_iter().map(Ok))),
+                Err(e) => {
+                    let reason = e.to_string();
+                    states.extend(ids.map(|id| (id, Err(reason.clone()))));
+                }
+            }
+        }
+        states
     }
 
     /// Sends one batch; on a refusal of the whole batch, each of its votes alone.

@@ -4,13 +4,13 @@
 //! (exchange availability tables, vote on the median's root, record the agreed table page by
 //! page), and escrow and project status.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use alloy_primitives::Address;
 use r1_contracts::bindings::PoAIManager::PoAIManagerErrors;
-use r1_contracts::{AvailabilityTable, PagesRecorded};
+use r1_contracts::{AvailabilityTable, EscrowTotals, PagesRecorded};
 use r1_crds::api::object::{StoredObject, timestamp_now};
 use r1_crds::common::{Condition, ConditionStatus};
 use r1_crds::escrow::{EscrowPhase, EscrowStatus};
@@ -53,6 +53,41 @@ fn page_spacing_ms(oracles: u64, pages: u64, epoch_ms: u64) -> u64 {
     network * oracles.max(1)
 }
 
+/// How old an escrow's totals in its status may grow before they are read again while its
+/// jobs stand still (a deposit or a withdrawal changes no job). The money task runs for every
+/// pass (several a second in a burst), and each read is eight calls on the chain node every
+/// vote and apply also waits for.
+const ESCROW_TOTALS_REFRESH_MS: u64 = 5_000;
+
+/// What the snapshot shows of one escrow's open jobs: how many, and the USDC they hold. A job
+/// created, extended, settled or closed changes it, and the escrow's totals with it.
+type EscrowJobs = (usize, u64);
+
+/// One escrow's totals as the money task read them: when (unix ms), its jobs then, the figures.
+#[derive(Debug)]
+struct TotalsRead {
+    at: u64,
+    jobs: EscrowJobs,
+    totals: EscrowTotals,
+}
+
+/// Each escrow's totals as the money task last read them. A failed read keeps the last
+/// figures, which are read again on the next pass.
+#[derive(Debug, Default)]
+struct EscrowTotalsRead {
+    read: HashMap<Address, TotalsRead>,
+}
+
+impl EscrowTotalsRead {
+    /// Whether `escrow`'s totals are to be read at `now`, its open jobs being `jobs`: never
+    /// read, its jobs changed since, or read long enough ago.
+    fn due(&self, escrow: Address, jobs: EscrowJobs, now: u64) -> bool {
+        self.read.get(&escrow).is_none_or(|last| {
+            last.jobs != jobs || now.saturating_sub(last.at) >= ESCROW_TOTALS_REFRESH_MS
+        })
+    }
+}
+
 /// A backoff range scaled to the epoch: at most half an epoch, so short development epochs
 /// still close and allocate within the epoch.
 fn scaled(range: (u64, u64), epoch_ms: u64) -> (u64, u64) {
@@ -92,13 +127,14 @@ impl Oracle {
     /// receipts and reads, so they run beside the passes, never inside one.
     pub(crate) async fn money_forever(self: Arc<Self>) {
         let mut inbox = self.money.subscribe();
+        let mut totals = EscrowTotalsRead::default();
         while inbox.changed().await.is_ok() {
             let Some(chain) = inbox.borrow_and_update().clone() else {
                 continue;
             };
             let started = Instant::now();
             self.move_money(&chain, now_ms()).await;
-            self.resource_statuses(&chain).await;
+            self.resource_statuses(&chain, &mut totals).await;
             self.metrics.pass("money", started.elapsed().as_secs_f64());
         }
     }
@@ -422,9 +458,11 @@ impl Oracle {
         }
     }
 
-    /// Escrow and project statuses from the chain snapshot.
-    async fn resource_statuses(&self, chain: &ChainSnapshot) {
-        let mut totals_of = HashMap::new();
+    /// Escrow and project statuses from the chain snapshot, with each escrow's totals as
+    /// `totals` last read them (read again once [`ESCROW_TOTALS_REFRESH_MS`] old).
+    async fn resource_statuses(&self, chain: &ChainSnapshot, totals: &mut EscrowTotalsRead) {
+        let now = now_ms();
+        let mut shown = HashSet::new();
         for object in self.store.list(Kind::Escrow, None).unwrap_or_default() {
             let key = object.key();
             let previous: EscrowStatus = object.status_as().ok().flatten().unwrap_or_default();
@@ -436,11 +474,32 @@ impl Oracle {
                 Some(&escrow) => {
                     status.phase = Some(EscrowPhase::Ready);
                     status.address = Some(escrow.to_checksum(None));
-                    if !totals_of.contains_key(&escrow) {
-                        let totals = within(self.suite.escrow_totals(escrow)).await.ok();
-                        totals_of.insert(escrow, totals);
+                    let (count, locked) = chain
+                        .jobs
+                        .values()
+                        .filter(|j| j.escrow == escrow)
+                        .fold((0, 0u64), |(n, sum), j| {
+                            (n + 1, sum.saturating_add(j.balance))
+                        });
+                    if shown.insert(escrow) && totals.due(escrow, (count, locked), now) {
+                        match within(self.suite.escrow_totals(escrow)).await {
+                            Ok(read) => {
+                                let jobs = (count, locked);
+                                totals.read.insert(
+                                    escrow,
+                                    TotalsRead {
+                                        at: now,
+                                        jobs,
+                                        totals: read,
+                                    },
+                                );
+                            }
+                            Err(e) => {
+                                tracing::debug!(escrow = %escrow, error = %e, "cannot read the escrow's totals; showing the last ones");
+                            }
+                        }
                     }
-                    if let Some(Some(totals)) = totals_of.get(&escrow) {
+                    if let Some(TotalsRead { totals, .. }) = totals.read.get(&escrow) {
                         let usdc = |v: alloy_primitives::U256| {
                             Usdc(u64::try_from(v).unwrap_or(u64::MAX)).to_string()
                         };
@@ -449,12 +508,6 @@ impl Oracle {
                         status.burned = Some(usdc(totals.burned));
                         status.refunded = Some(usdc(totals.refunded));
                     }
-                    let locked: u64 = chain
-                        .jobs
-                        .values()
-                        .filter(|j| j.escrow == escrow)
-                        .map(|j| j.balance)
-                        .sum();
                     status.locked = Some(Usdc(locked).to_string());
                     status.conditions = vec![ready_condition(
                         &previous,
@@ -482,6 +535,7 @@ impl Oracle {
                 tracing::warn!(object = %key, error = %e, "cannot write status");
             }
         }
+        totals.read.retain(|escrow, _| shown.contains(escrow));
         let mut jobs_in: HashMap<(String, String), usize> = HashMap::new();
         for job in self.store.list(Kind::Job, None).unwrap_or_default() {
             if let Some(spec) = job.spec.job() {
@@ -590,5 +644,30 @@ mod tests {
         // A 4 s test epoch with one page: at most 2 s.
         assert!(page_spacing_ms(1, 1, 4_000) <= 2_000);
         assert_eq!(page_spacing_ms(0, 0, 4_000), 2_000);
+    }
+
+    #[test]
+    fn an_escrows_totals_are_read_when_never_read_its_jobs_changed_or_old_enough() {
+        let (one, other) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let jobs = (2, 500);
+        let mut totals = EscrowTotalsRead::default();
+        assert!(totals.due(one, jobs, 10_000));
+        let at = 10_000;
+        let read = TotalsRead {
+            at,
+            jobs,
+            totals: EscrowTotals::default(),
+        };
+        totals.read.insert(one, read);
+        assert!(!totals.due(one, jobs, at));
+        assert!(!totals.due(one, jobs, at + ESCROW_TOTALS_REFRESH_MS - 1));
+        assert!(totals.due(one, jobs, at + ESCROW_TOTALS_REFRESH_MS));
+        assert!(totals.due(other, jobs, at));
+        // A job created, settled or closed: read again at once.
+        assert!(totals.due(one, (3, 600), at + 1));
+        assert!(totals.due(one, (2, 400), at + 1));
+        assert!(totals.due(one, (1, 500), at + 1));
+        // A wall clock that stepped back is taken as no time having passed.
+        assert!(!totals.due(one, jobs, at - 1_000));
     }
 }

@@ -7,7 +7,17 @@ use std::time::{Duration, Instant};
 pub const POLL: Duration = Duration::from_millis(20);
 
 /// Polls `condition` until it returns true (→ `true`) or `timeout` passes (→ `false`).
-pub fn until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+pub fn until(timeout: Duration, condition: impl FnMut() -> bool) -> bool {
+    until_every(timeout, POLL, condition)
+}
+
+/// [`until`], polling every `interval`: for conditions that ask an API whose rate limit a
+/// 20 ms poll would exhaust (then every later ask is refused until the polling stops).
+pub fn until_every(
+    timeout: Duration,
+    interval: Duration,
+    mut condition: impl FnMut() -> bool,
+) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if condition() {
@@ -16,7 +26,7 @@ pub fn until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(POLL);
+        std::thread::sleep(interval);
     }
 }
 

@@ -15,7 +15,7 @@ use r1_crds::usdc::Usdc;
 use r1_e2e::job_story::{self, JobStory, node_pay};
 use r1_e2e::network::{Network, NetworkSettings};
 use r1_e2e::scenario::{self, ScenarioError, chain_job, read_chain};
-use r1_e2e::wait::until;
+use r1_e2e::wait::{until, until_every};
 
 /// The devnet's epoch length, where the issue was seen.
 const EPOCH_SECONDS: u64 = 10;
@@ -166,7 +166,9 @@ fn a_job_deleted_mid_epoch_pays_its_nodes_every_second_they_served() -> Result<(
         usdc(totals.refunded),
     ];
     let mut status = String::new();
-    let shown = until(Duration::from_secs(20), || {
+    // Once a second: each `r1ctl status` makes several signed calls, and the API allows a
+    // signer 10 a second.
+    let shown = until_every(Duration::from_secs(20), Duration::from_secs(1), || {
         status = network
             .r1ctl(&["status"])
             .map(|o| scenario::printed(&o))

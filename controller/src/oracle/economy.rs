@@ -459,7 +459,8 @@ impl Oracle {
     }
 
     /// Escrow and project statuses from the chain snapshot, with each escrow's totals as
-    /// `totals` last read them (read again once [`ESCROW_TOTALS_REFRESH_MS`] old).
+    /// `totals` last read them (read again when its open jobs change, or once
+    /// [`ESCROW_TOTALS_REFRESH_MS`] old).
     async fn resource_statuses(&self, chain: &ChainSnapshot, totals: &mut EscrowTotalsRead) {
         let now = now_ms();
         let mut shown = HashSet::new();

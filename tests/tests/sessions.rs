@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use r1_e2e::network::{HTTPD_IMAGE, Network, NetworkSettings};
 use r1_e2e::scenario::{EXAMPLES, network_logs, printed, wait_running};
-use r1_e2e::wait::until;
+use r1_e2e::wait::{until, until_every};
 use r1_protocol::Identity;
 
 /// What the replica prints when it starts.
@@ -63,7 +63,7 @@ fn the_owner_reads_logs_and_runs_commands_and_nobody_else_does() {
 
     // Logs: what the replica wrote, from its node, through the oracle.
     let mut logs = None;
-    let read = until(Duration::from_secs(30), || {
+    let read = until_every(Duration::from_secs(30), Duration::from_millis(250), || {
         let output = network.r1ctl(&["logs", "djob/talker"]).expect("r1ctl logs");
         let found = output.status.success()
             && String::from_utf8_lossy(&output.stdout).contains(&format!("[replica 0] {GREETING}"));
@@ -235,9 +235,8 @@ fn the_owner_reads_logs_and_runs_commands_and_nobody_else_does() {
         .expect("r1ctl apply");
     assert!(applied.status.success(), "{}", printed(&applied));
     let mut previous = None;
-    let kept = until(Duration::from_secs(90), || {
-        // Slowly: the API limits each key to 10 requests a second.
-        std::thread::sleep(Duration::from_secs(1));
+    // Slowly: the API limits each key to 10 requests a second.
+    let kept = until_every(Duration::from_secs(90), Duration::from_secs(1), || {
         let now = network.r1ctl(&["logs", "djob/talker"]).expect("r1ctl logs");
         if !String::from_utf8_lossy(&now.stdout).contains("[replica 0] second-generation") {
             return false;

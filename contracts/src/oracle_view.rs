@@ -420,16 +420,7 @@ impl Suite {
             contract.totalRefunded(),
             contract.totalClaimed(),
         );
-        let (
-            balance_usdc,
-            deposited,
-            free_balance,
-            withdrawn,
-            credited_to_nodes,
-            burned,
-            refunded,
-            claimed,
-        ) = tokio::try_join!(
+        let read = tokio::try_join!(
             views.0.call(),
             views.1.call(),
             views.2.call(),
@@ -440,14 +431,14 @@ impl Suite {
             views.7.call(),
         )?;
         Ok(EscrowTotals {
-            balance_usdc,
-            deposited,
-            free_balance,
-            withdrawn,
-            credited_to_nodes,
-            burned,
-            refunded,
-            claimed,
+            balance_usdc: read.0,
+            deposited: read.1,
+            free_balance: read.2,
+            withdrawn: read.3,
+            credited_to_nodes: read.4,
+            burned: read.5,
+            refunded: read.6,
+            claimed: read.7,
         })
     }
 }

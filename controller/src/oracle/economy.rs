@@ -475,25 +475,20 @@ impl Oracle {
                 Some(&escrow) => {
                     status.phase = Some(EscrowPhase::Ready);
                     status.address = Some(escrow.to_checksum(None));
-                    let (count, locked) = chain
+                    let jobs: EscrowJobs = chain
                         .jobs
                         .values()
                         .filter(|j| j.escrow == escrow)
-                        .fold((0, 0u64), |(n, sum), j| {
-                            (n + 1, sum.saturating_add(j.balance))
-                        });
-                    if shown.insert(escrow) && totals.due(escrow, (count, locked), now) {
+                        .fold((0, 0), |(n, sum), j| (n + 1, sum.saturating_add(j.balance)));
+                    if shown.insert(escrow) && totals.due(escrow, jobs, now) {
                         match within(self.suite.escrow_totals(escrow)).await {
                             Ok(read) => {
-                                let jobs = (count, locked);
-                                totals.read.insert(
-                                    escrow,
-                                    TotalsRead {
-                                        at: now,
-                                        jobs,
-                                        totals: read,
-                                    },
-                                );
+                                let read = TotalsRead {
+                                    at: now,
+                                    jobs,
+                                    totals: read,
+                                };
+                                totals.read.insert(escrow, read);
                             }
                             Err(e) => {
                                 tracing::debug!(escrow = %escrow, error = %e, "cannot read the escrow's totals; showing the last ones");
@@ -509,7 +504,7 @@ impl Oracle {
                         status.burned = Some(usdc(totals.burned));
                         status.refunded = Some(usdc(totals.refunded));
                     }
-                    status.locked = Some(Usdc(locked).to_string());
+                    status.locked = Some(Usdc(jobs.1).to_string());
                     status.conditions = vec![ready_condition(
                         &previous,
                         true,
